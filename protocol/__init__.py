@@ -1,0 +1,114 @@
+"""hashhub's protocol: formats, canonical encoding, keys and signatures, the Merkle log,
+checkpoints, state digests, acks, and the trust rules every verifier applies.
+
+Pure and synchronous: no network, no asyncio, no database. ``hub`` and ``node``
+are the edges that fetch and store bytes; this package decides what they may
+accept. ``keyfile`` is the one module that touches the file system (key files).
+PROTOCOL.md is the normative description of everything here.
+"""
+
+from protocol.ack import Ack, AppliedVersion, Counts, sign_ack, verify_ack
+from protocol.canonical import canonicalize, parse_canonical
+from protocol.checkpoint import Checkpoint, NoteSignature, SignedCheckpoint, cosign, sign_note
+from protocol.delta import GENESIS_PREV, BodyRef, DeltaBody, DeltaHeader
+from protocol.errors import (
+    BodyRuleError,
+    ConsistencyError,
+    EquivocationError,
+    ExpiredError,
+    FreezeError,
+    HashhubError,
+    InvalidListIdError,
+    KeyFileError,
+    LimitError,
+    MalformedError,
+    ProofError,
+    ProtocolError,
+    RollbackError,
+    SignatureError,
+    StateMismatchError,
+    UnknownListError,
+    WrongTypeError,
+)
+from protocol.keys import PublicKey, SignatureSidecar, SigningKey, keyid_of, sign_bytes
+from protocol.layout import (
+    Limits,
+    body_path,
+    checkpoint_path,
+    header_path,
+    root_path,
+    sig_path,
+    snapshot_path,
+)
+from protocol.lists import HASH_TYPES, HashType, validate_list_id
+from protocol.merkle import CompactRange
+from protocol.publisher import ListHead, Publication, Publisher, root_files
+from protocol.root import ListSpec, Policy, Role, Root
+from protocol.state import ListState, StateDigest
+from protocol.trust import ListTrust, ListUpdate, TrustedHub, VerifiedCheckpoint
+
+__all__ = [
+    "GENESIS_PREV",
+    "HASH_TYPES",
+    "Ack",
+    "AppliedVersion",
+    "BodyRef",
+    "BodyRuleError",
+    "Checkpoint",
+    "CompactRange",
+    "ConsistencyError",
+    "Counts",
+    "DeltaBody",
+    "DeltaHeader",
+    "EquivocationError",
+    "ExpiredError",
+    "FreezeError",
+    "HashType",
+    "HashhubError",
+    "InvalidListIdError",
+    "KeyFileError",
+    "LimitError",
+    "Limits",
+    "ListHead",
+    "ListSpec",
+    "ListState",
+    "ListTrust",
+    "ListUpdate",
+    "MalformedError",
+    "NoteSignature",
+    "Policy",
+    "ProofError",
+    "ProtocolError",
+    "PublicKey",
+    "Publication",
+    "Publisher",
+    "Role",
+    "RollbackError",
+    "Root",
+    "SignatureError",
+    "SignatureSidecar",
+    "SignedCheckpoint",
+    "SigningKey",
+    "StateDigest",
+    "StateMismatchError",
+    "TrustedHub",
+    "UnknownListError",
+    "VerifiedCheckpoint",
+    "WrongTypeError",
+    "body_path",
+    "canonicalize",
+    "checkpoint_path",
+    "cosign",
+    "header_path",
+    "keyid_of",
+    "parse_canonical",
+    "root_files",
+    "root_path",
+    "sig_path",
+    "sign_ack",
+    "sign_bytes",
+    "sign_note",
+    "snapshot_path",
+    "validate_list_id",
+    "verify_ack",
+]

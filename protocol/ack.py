@@ -1,0 +1,250 @@
+"""Acknowledgements: a node's signed receipt for the list version it applied.
+
+A ``hashhub.ack.v1`` document says: node N, for list L, with sequence number
+``seq``, holds exactly version V (checkpoint root, state digest), co-signs that
+checkpoint as a witness, and reports cumulative outcome counters.
+
+Why each part:
+
+- ``seq`` strictly increases per node, so a replayed ack is refused and a retried
+  one is idempotent (same ``seq``, same bytes).
+- ``applied.state`` lets the hub see that the node holds the published list, not
+  an approximation of it.
+- ``cosignature`` is a ``cosignature/v1`` line by the node's key over the
+  checkpoint it applied. Two nodes co-signing different roots for one size prove
+  a split view; the hub cannot forge or drop that evidence without breaking a
+  node's signature.
+- ``counts`` are cumulative (never deltas), so a lost ack loses nothing: the next
+  carries the totals. A counter that goes down means the node reset it.
+
+The ack's bytes are canonical JSON, signed by the node's enrolled key with the
+same sidecar format as every other signed document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from protocol._fields import (
+    Fields,
+    b64decode,
+    b64encode,
+    expect_type,
+    format_time,
+    merge_extra,
+    require_aware,
+)
+from protocol.canonical import canonicalize, parse_canonical
+from protocol.checkpoint import Checkpoint, NoteSignature, cosign, verify_cosignature
+from protocol.errors import ConsistencyError, MalformedError, SignatureError
+from protocol.keys import PublicKey, SignatureSidecar, SigningKey, sign_bytes, verify_threshold
+from protocol.lists import LIST_ID_PATTERN, validate_list_id
+from protocol.merkle import HASH_SIZE
+from protocol.state import StateDigest
+
+__all__ = [
+    "ACK_TYPE",
+    "COUNTER_NAMES",
+    "NODE_ID_PATTERN",
+    "Ack",
+    "AppliedVersion",
+    "Counts",
+    "sign_ack",
+    "verify_ack",
+]
+
+ACK_TYPE = "hashhub.ack.v1"
+NODE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+COUNTER_NAMES = ("checked", "matched", "actioned", "blocked", "false_positive")
+HASH_COUNTER_NAMES = ("matched", "actioned", "blocked", "false_positive")
+MAX_HASH_ENTRIES = 10_000
+_HASH_HEX = re.compile(r"(?:[0-9a-f]{16}){1,4}")
+
+
+@dataclass(frozen=True)
+class AppliedVersion:
+    """The version a node holds: its tree size, checkpoint root and state digest."""
+
+    version: int
+    checkpoint_root: bytes
+    state: StateDigest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "checkpoint_root": b64encode(self.checkpoint_root),
+            "state": self.state.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any) -> AppliedVersion:
+        f = Fields(value, "ack: applied")
+        return cls(
+            version=f.integer("version", minimum=1),
+            checkpoint_root=b64decode(
+                f.text("checkpoint_root", max_len=64),
+                "ack: applied.checkpoint_root",
+                length=HASH_SIZE,
+            ),
+            state=StateDigest.from_dict(f.mapping("state"), "ack: applied.state"),
+        )
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Cumulative outcome counters for one list, and for the hashes that changed since last ack."""
+
+    checked: int = 0
+    matched: int = 0
+    actioned: int = 0
+    blocked: int = 0
+    false_positive: int = 0
+    hashes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in COUNTER_NAMES:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise MalformedError(f"ack: counter {name} must be an integer ≥ 0")
+        if len(self.hashes) > MAX_HASH_ENTRIES:
+            raise MalformedError(f"ack: more than {MAX_HASH_ENTRIES} per-hash entries")
+        for key, counters in self.hashes.items():
+            if not _HASH_HEX.fullmatch(key):
+                raise MalformedError(f"ack: per-hash key {key[:70]!r} is not a lowercase hex hash")
+            if set(counters) - set(HASH_COUNTER_NAMES):
+                raise MalformedError(f"ack: unknown per-hash counter in {sorted(counters)}")
+            for name, value in counters.items():
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise MalformedError(f"ack: per-hash counter {name} must be an integer ≥ 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in COUNTER_NAMES}
+        out["hashes"] = {k: dict(v) for k, v in self.hashes.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Counts:
+        f = Fields(value, "ack: counts")
+        values = {name: f.integer(name) for name in COUNTER_NAMES}
+        hashes = f.mapping("hashes")
+        for key, item in hashes.items():
+            if not isinstance(item, dict):
+                raise MalformedError(f"ack: counts.hashes[{key[:16]}] must be an object")
+        return cls(**values, hashes=hashes)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One node's signed receipt for one list."""
+
+    node: str
+    list_id: str
+    seq: int
+    sent: datetime
+    applied: AppliedVersion
+    cosignature: NoteSignature
+    counts: Counts
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not NODE_ID_PATTERN.fullmatch(self.node):
+            raise MalformedError(f"ack: invalid node id {self.node[:70]!r}")
+        validate_list_id(self.list_id)
+        if self.seq < 1:
+            raise MalformedError("ack: seq must be ≥ 1")
+        require_aware(self.sent, "ack: sent")
+
+    def to_dict(self) -> dict[str, Any]:
+        return merge_extra(
+            {
+                "_type": ACK_TYPE,
+                "node": self.node,
+                "list": self.list_id,
+                "seq": self.seq,
+                "sent": format_time(self.sent),
+                "applied": self.applied.to_dict(),
+                "cosignature": self.cosignature.line().rstrip("\n"),
+                "counts": self.counts.to_dict(),
+            },
+            self.extra,
+        )
+
+    def to_bytes(self) -> bytes:
+        return canonicalize(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Ack:
+        f = Fields(parse_canonical(data), "ack")
+        expect_type(f, ACK_TYPE)
+        return cls(
+            node=f.text("node", pattern=NODE_ID_PATTERN, max_len=64),
+            list_id=f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
+            seq=f.integer("seq", minimum=1),
+            sent=f.time("sent"),
+            applied=AppliedVersion.from_dict(f.mapping("applied")),
+            cosignature=NoteSignature.from_line(f.text("cosignature", max_len=512)),
+            counts=Counts.from_dict(f.mapping("counts")),
+            extra={k: v for k, v in f.rest().items() if k != "_type"},
+        )
+
+    def checkpoint(self, origin: str) -> Checkpoint:
+        """The tree head this ack's co-signature covers."""
+        return Checkpoint(origin, self.applied.version, self.applied.checkpoint_root)
+
+
+def sign_ack(
+    *,
+    key: SigningKey,
+    node: str,
+    list_id: str,
+    seq: int,
+    sent: datetime,
+    origin: str,
+    applied: AppliedVersion,
+    counts: Counts,
+) -> tuple[bytes, bytes]:
+    """Build, co-sign and sign an ack. Returns ``(ack bytes, sidecar bytes)``."""
+    checkpoint = Checkpoint(origin, applied.version, applied.checkpoint_root)
+    ack = Ack(node, list_id, seq, sent, applied, cosign(checkpoint, key, node, sent), counts)
+    data = ack.to_bytes()
+    return data, sign_bytes(data, [key]).to_bytes()
+
+
+def verify_ack(data: bytes, sig: bytes, *, node_key: PublicKey, origin_prefix: str) -> Ack:
+    """Verify an ack's signature and co-signature by the node's enrolled key.
+
+    Args:
+        data: the ack bytes exactly as received.
+        sig: the sidecar bytes.
+        node_key: the key the node was enrolled with.
+        origin_prefix: the hub name; the co-signed origin must be ``<prefix>/lists/<list>``.
+
+    Raises:
+        SignatureError: the ack or its co-signature is not by ``node_key``.
+        MalformedError / WrongTypeError: the bytes are not a canonical ack.
+        ConsistencyError: the co-signature is under another name than the node id.
+    """
+    verify_threshold(
+        data,
+        SignatureSidecar.from_bytes(sig),
+        keys={node_key.keyid: node_key},
+        keyids=[node_key.keyid],
+        threshold=1,
+        what="ack",
+    )
+    ack = Ack.from_bytes(data)
+    if ack.cosignature.name != ack.node:
+        raise ConsistencyError(
+            f"ack: co-signature name {ack.cosignature.name!r} is not the node id"
+        )
+    try:
+        verify_cosignature(
+            ack.checkpoint(f"{origin_prefix}/lists/{ack.list_id}"), ack.cosignature, node_key
+        )
+    except SignatureError as e:
+        raise SignatureError(f"ack from {ack.node} seq {ack.seq}: {e}") from e
+    return ack

@@ -1,0 +1,209 @@
+"""Canonical JSON (RFC 8785, JCS) and the strict decoder every signed document goes through.
+
+Why both directions live here: a signature covers exact bytes, so a verifier must
+reject any document whose bytes are not the canonical form of what they parse to.
+Otherwise two different byte strings (whitespace, key order, ``1.0`` for ``1``,
+escaped characters) would carry one valid signature, and a mirror could serve
+variants that hash differently but verify the same.
+
+``canonicalize`` implements all of RFC 8785, floats included, so it can be checked
+against the published test vectors. Protocol documents never contain floats:
+``parse_canonical`` refuses them, along with NaN/Infinity, duplicate keys,
+integers outside the interoperable range ±(2**53 - 1), lone surrogates, and any
+input that is not byte-for-byte its own canonical form.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from protocol.errors import MalformedError
+
+__all__ = ["MAX_SAFE_INTEGER", "canonicalize", "parse_canonical"]
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _encode_string(value: str) -> str:
+    out = ['"']
+    for ch in value:
+        esc = _ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ch < " ":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _encode_number(value: float) -> str:
+    """ECMAScript ``Number.prototype.toString`` for a finite double (RFC 8785 §3.2.2.3)."""
+    if not math.isfinite(value):
+        raise MalformedError(f"JSON cannot represent the number {value!r}")
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    # repr() gives the shortest digit string that round-trips, as ECMAScript requires.
+    dec = Decimal(repr(abs(value))).normalize()
+    _, digit_tuple, exp = dec.as_tuple()
+    assert isinstance(exp, int)
+    digits = "".join(str(d) for d in digit_tuple)
+    k = len(digits)
+    n = exp + k  # value = 0.digits × 10**n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+        text = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + text
+
+
+def _encode(value: Any, allow_float: bool, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        if not allow_float and abs(value) > MAX_SAFE_INTEGER:
+            raise MalformedError(f"integer {value} is outside ±(2**53 - 1)")
+        out.append(str(value))
+    elif isinstance(value, float):
+        if not allow_float:
+            raise MalformedError("floating-point numbers are not allowed in hashhub documents")
+        out.append(_encode_number(value))
+    elif isinstance(value, str):
+        out.append(_encode_string(value))
+    elif isinstance(value, Mapping):
+        keys = list(value.keys())
+        for key in keys:
+            if not isinstance(key, str):
+                raise MalformedError(f"object key {key!r} is not a string")
+        # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
+        keys.sort(key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        out.append("{")
+        for i, key in enumerate(keys):
+            if i:
+                out.append(",")
+            out.append(_encode_string(key))
+            out.append(":")
+            _encode(value[key], allow_float, out)
+        out.append("}")
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, allow_float, out)
+        out.append("]")
+    else:
+        raise MalformedError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def canonicalize(value: Any, *, allow_float: bool = False) -> bytes:
+    """Encode ``value`` as RFC 8785 canonical JSON bytes.
+
+    Args:
+        value: JSON-compatible data (dict, list, str, int, bool, None; float only
+            when ``allow_float``).
+        allow_float: accept floats and large integers as full JCS does. Off by
+            default because hashhub documents are integer-only.
+
+    Raises:
+        MalformedError: the value cannot be represented (lone surrogate, NaN,
+            float when not allowed, non-string key).
+    """
+    out: list[str] = []
+    _encode(value, allow_float, out)
+    try:
+        return "".join(out).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise MalformedError("string contains a lone surrogate") from e
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, val in pairs:
+        if key in result:
+            raise MalformedError(f"duplicate key {key!r}")
+        result[key] = val
+    return result
+
+
+def _reject_float(text: str) -> Any:
+    raise MalformedError(f"floating-point number {text} is not allowed")
+
+
+def _reject_constant(text: str) -> Any:
+    raise MalformedError(f"{text} is not allowed")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > 16:
+        raise MalformedError(f"integer {text[:20]} is outside ±(2**53 - 1)")
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise MalformedError(f"integer {text} is outside ±(2**53 - 1)")
+    return value
+
+
+def parse_canonical(data: bytes) -> Any:
+    """Parse bytes that must be canonical JSON, strictly.
+
+    Checks, in order: UTF-8 without BOM; JSON syntax; no duplicate keys, floats,
+    NaN/Infinity or unsafe integers; and that ``canonicalize`` of the result is
+    exactly ``data``.
+
+    Raises:
+        MalformedError: naming the first rule broken.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedError(f"expected bytes, got {type(data).__name__}")
+    raw = bytes(data)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise MalformedError("byte order mark before JSON")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MalformedError(f"not UTF-8 at byte {e.start}") from e
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_float=_reject_float,
+            parse_int=_parse_int,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as e:
+        raise MalformedError(f"invalid JSON: {e.msg} at offset {e.pos}") from e
+    except RecursionError as e:
+        raise MalformedError("JSON nested too deeply") from e
+    try:
+        canonical = canonicalize(value)
+    except RecursionError as e:
+        raise MalformedError("JSON nested too deeply") from e
+    if canonical != raw:
+        raise MalformedError("document is not in canonical form (RFC 8785)")
+    return value

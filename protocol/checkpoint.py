@@ -1,0 +1,234 @@
+"""Checkpoints: C2SP signed notes over a list's Merkle tree head.
+
+``lists/<id>/checkpoint`` is a `signed note <https://c2sp.org/signed-note>`_ whose
+text is a `tlog checkpoint <https://c2sp.org/tlog-checkpoint>`_::
+
+    <hub name>/lists/<id>          origin
+    <size>                         tree size = the list's latest version
+    <base64 root hash>             RFC 9162 root over the headers' leaf hashes
+
+    — <origin> <base64(key id ‖ Ed25519 signature)>                       checkpoint role
+    — <hub name>/timestamp <base64(key id ‖ u64 time ‖ Ed25519 signature)>  timestamp role
+
+The first kind of line is a plain Ed25519 note signature (key id =
+SHA-256(name ‖ "\\n" ‖ 0x01 ‖ key)[:4]); the second a
+`cosignature/v1 <https://c2sp.org/tlog-cosignature>`_ (0x04, signed message
+``cosignature/v1\\ntime <t>\\n`` ‖ note text). The co-signature's time is what makes
+a checkpoint fresh: the hub re-issues it on a schedule, so a replayed old
+checkpoint (a freeze) is detectable even when the list has not changed. Nodes
+co-sign the checkpoints they apply in the same format, which makes every node a
+witness.
+
+Parsing is strict (no CR, no blank line in the text, canonical decimal size,
+canonical base64, at most ``MAX_SIGNATURE_LINES`` lines); signature lines for
+unknown keys are ignored, as the signed-note spec requires.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from protocol._fields import b64decode, b64encode
+from protocol.errors import MalformedError, SignatureError
+from protocol.keys import PublicKey, SigningKey
+from protocol.merkle import HASH_SIZE
+
+__all__ = [
+    "ALG_COSIGNATURE_V1",
+    "ALG_ED25519",
+    "MAX_SIGNATURE_LINES",
+    "Checkpoint",
+    "NoteSignature",
+    "SignedCheckpoint",
+    "cosign",
+    "note_key_id",
+    "sign_note",
+    "verify_cosignature",
+    "verify_note_signature",
+]
+
+ALG_ED25519 = 0x01
+ALG_COSIGNATURE_V1 = 0x04
+MAX_SIGNATURE_LINES = 64
+_EM_DASH = "\u2014"
+_NAME = re.compile(r"[^\s+]+")
+_SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
+_SIG_LINE = re.compile(r"\u2014 ([^\s+]+) ([A-Za-z0-9+/=]+)")
+
+
+def note_key_id(name: str, alg: int, key: PublicKey) -> bytes:
+    """The 4-byte key id of a note verifier: SHA-256(name ‖ "\\n" ‖ alg ‖ key)[:4]."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + key.raw).digest()[:4]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The note text: origin, tree size, root hash, and optional extension lines."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (
+            not self.origin
+            or any(c in self.origin for c in "\n\r")
+            or not self.origin.isprintable()
+        ):
+            raise MalformedError("checkpoint: origin must be one printable line")
+        if not 0 <= self.size < 2**63:
+            raise MalformedError(f"checkpoint: size {self.size} out of range")
+        if len(self.root_hash) != HASH_SIZE:
+            raise MalformedError("checkpoint: root hash must be 32 bytes")
+        for ext in self.extensions:
+            if not ext or not ext.isprintable():
+                raise MalformedError("checkpoint: extension lines must be non-empty and printable")
+
+    def body(self) -> bytes:
+        """The exact note text that every signature line covers (ends in a newline)."""
+        lines = [self.origin, str(self.size), b64encode(self.root_hash), *self.extensions]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_body(cls, text: str) -> Checkpoint:
+        if not text.endswith("\n"):
+            raise MalformedError("checkpoint: text must end in a newline")
+        lines = text[:-1].split("\n")
+        if len(lines) < 3:
+            raise MalformedError("checkpoint: needs origin, size and root hash lines")
+        origin, size, root = lines[0], lines[1], lines[2]
+        if not _SIZE.fullmatch(size):
+            raise MalformedError(f"checkpoint: size {size[:24]!r} is not a canonical decimal")
+        return cls(
+            origin,
+            int(size),
+            b64decode(root, "checkpoint: root hash", length=HASH_SIZE),
+            tuple(lines[3:]),
+        )
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line: ``— <name> base64(key id ‖ signature bytes)``."""
+
+    name: str
+    key_id: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise MalformedError(f"note signature: invalid key name {self.name[:64]!r}")
+        if len(self.key_id) != 4:
+            raise MalformedError("note signature: key id must be 4 bytes")
+
+    def line(self) -> str:
+        return f"{_EM_DASH} {self.name} {b64encode(self.key_id + self.signature)}\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> NoteSignature:
+        match = _SIG_LINE.fullmatch(line)
+        if not match:
+            raise MalformedError(f"note: malformed signature line {line[:80]!r}")
+        try:
+            blob = base64.b64decode(match.group(2), validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise MalformedError("note: signature line is not base64") from e
+        if len(blob) < 5:
+            raise MalformedError("note: signature line too short")
+        return cls(match.group(1), blob[:4], blob[4:])
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint and its signature lines, as one file."""
+
+    checkpoint: Checkpoint
+    signatures: tuple[NoteSignature, ...]
+
+    def to_bytes(self) -> bytes:
+        return self.checkpoint.body() + b"\n" + "".join(s.line() for s in self.signatures).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedCheckpoint:
+        """Parse a checkpoint file strictly. Signatures are not checked here."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MalformedError("checkpoint: not UTF-8") from e
+        if "\r" in text or "\x00" in text:
+            raise MalformedError("checkpoint: carriage return or NUL in note")
+        split = text.find("\n\n")
+        if split < 0:
+            raise MalformedError("checkpoint: no blank line between text and signatures")
+        body, sig_block = text[: split + 1], text[split + 2 :]
+        if not sig_block.endswith("\n"):
+            raise MalformedError("checkpoint: signature block must end in a newline")
+        lines = sig_block[:-1].split("\n")
+        if len(lines) > MAX_SIGNATURE_LINES:
+            raise MalformedError(f"checkpoint: more than {MAX_SIGNATURE_LINES} signature lines")
+        signatures = tuple(NoteSignature.from_line(line) for line in lines)
+        note = cls(Checkpoint.from_body(body), signatures)
+        if note.to_bytes() != data:
+            raise MalformedError("checkpoint: not in canonical form")
+        return note
+
+
+def sign_note(checkpoint: Checkpoint, key: SigningKey, name: str) -> NoteSignature:
+    """An Ed25519 note signature line (algorithm 0x01) over the checkpoint text."""
+    return NoteSignature(
+        name, note_key_id(name, ALG_ED25519, key.public), key.sign(checkpoint.body())
+    )
+
+
+def _cosigned_message(checkpoint: Checkpoint, timestamp: int) -> bytes:
+    return f"cosignature/v1\ntime {timestamp}\n".encode() + checkpoint.body()
+
+
+def cosign(checkpoint: Checkpoint, key: SigningKey, name: str, moment: datetime) -> NoteSignature:
+    """A ``cosignature/v1`` line: a statement that this was the newest head at ``moment``."""
+    if moment.tzinfo is None:
+        raise MalformedError("cosign: naive datetime")
+    timestamp = int(moment.timestamp())
+    if not 0 <= timestamp < 2**63:
+        raise MalformedError("cosign: timestamp out of range")
+    signature = key.sign(_cosigned_message(checkpoint, timestamp))
+    return NoteSignature(
+        name,
+        note_key_id(name, ALG_COSIGNATURE_V1, key.public),
+        struct.pack(">Q", timestamp) + signature,
+    )
+
+
+def verify_note_signature(checkpoint: Checkpoint, sig: NoteSignature, key: PublicKey) -> bool:
+    """True if ``sig`` is a valid 0x01 note signature by ``key`` under ``sig.name``."""
+    if sig.key_id != note_key_id(sig.name, ALG_ED25519, key):
+        return False
+    return key.verify(sig.signature, checkpoint.body())
+
+
+def verify_cosignature(checkpoint: Checkpoint, sig: NoteSignature, key: PublicKey) -> datetime:
+    """Verify a ``cosignature/v1`` line by ``key`` and return the time it states.
+
+    Raises:
+        SignatureError: wrong key id, wrong length, or an invalid signature.
+    """
+    if sig.key_id != note_key_id(sig.name, ALG_COSIGNATURE_V1, key):
+        raise SignatureError(f"cosignature by {sig.name}: key id does not match the key")
+    if len(sig.signature) != 8 + 64:
+        raise SignatureError(f"cosignature by {sig.name}: expected 72 bytes after the key id")
+    (timestamp,) = struct.unpack(">Q", sig.signature[:8])
+    if timestamp >= 2**63:
+        raise SignatureError(f"cosignature by {sig.name}: timestamp out of range")
+    if not key.verify(sig.signature[8:], _cosigned_message(checkpoint, timestamp)):
+        raise SignatureError(f"cosignature by {sig.name}: invalid signature")
+    try:
+        return datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError) as e:
+        raise SignatureError(f"cosignature by {sig.name}: timestamp out of range") from e

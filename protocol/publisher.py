@@ -1,0 +1,172 @@
+"""The publisher: from a list's changes to the exact files of its next version.
+
+Pure: it returns ``{path: bytes}`` in publication order (body → header →
+signature → snapshot → checkpoint), and the hub writes them in that order, so a
+reader never sees a reference to a file that is not there yet. Tests, the demo
+and the vector generator use it directly; the hub persists what it produces.
+
+The publisher signs only what the rules let each role sign: the delta role signs
+headers, the checkpoint role the note, the timestamp role the co-signature, the
+root role roots. It never signs two different roots for one tree size: a
+re-issued checkpoint (``checkpoint``) repeats the deterministic Ed25519 line
+over the same text and only the co-signature's time changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from protocol._fields import require_aware
+from protocol.checkpoint import Checkpoint, SignedCheckpoint, cosign, sign_note
+from protocol.delta import GENESIS_PREV, DeltaBody, DeltaHeader
+from protocol.errors import MalformedError, SignatureError
+from protocol.keys import SigningKey, sign_bytes
+from protocol.layout import (
+    body_path,
+    checkpoint_path,
+    header_path,
+    root_path,
+    sig_path,
+    snapshot_path,
+)
+from protocol.merkle import CompactRange
+from protocol.root import ROLE_NAMES, Root
+from protocol.state import ListState
+
+__all__ = ["ListHead", "Publication", "Publisher", "root_files"]
+
+
+@dataclass
+class ListHead:
+    """The publisher's view of a list after its last published version."""
+
+    list_id: str
+    state: ListState
+    version: int = 0
+    compact: CompactRange = field(default_factory=CompactRange)
+    last_leaf: str = GENESIS_PREV
+    last_created: datetime | None = None
+
+    @classmethod
+    def empty(cls, root: Root, list_id: str) -> ListHead:
+        return cls(list_id, ListState(root.list_spec(list_id).hash_length))
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One published version: its header, its files in publication order, and the new head."""
+
+    header: DeltaHeader
+    files: dict[str, bytes]
+    head: ListHead
+
+
+def root_files(root: Root, keys: Iterable[SigningKey]) -> dict[str, bytes]:
+    """``root/<N>.json`` and its sidecar, signed by ``keys`` (for a rotation: old and new)."""
+    data, sig = root.sign(keys)
+    path = root_path(root.version)
+    return {path: data, sig_path(path): sig}
+
+
+class Publisher:
+    """Signs versions of lists under one root version.
+
+    Args:
+        root: the newest root; its roles decide which keys must sign.
+        signers: private keys by role name. Each role needs at least its threshold
+            of keys that the root lists for it; ``root`` keys are optional here.
+    """
+
+    def __init__(self, root: Root, signers: Mapping[str, Sequence[SigningKey]]) -> None:
+        self.root = root
+        self._signers: dict[str, list[SigningKey]] = {}
+        for role in ROLE_NAMES:
+            keys = list(signers.get(role, ()))
+            allowed = set(root.roles[role].keyids)
+            stray = [k.keyid[:16] for k in keys if k.keyid not in allowed]
+            if stray:
+                raise SignatureError(
+                    f"key(s) {stray} are not in the {role} role of root v{root.version}"
+                )
+            if role != "root" and len(keys) < root.roles[role].threshold:
+                raise SignatureError(
+                    f"{role} role needs {root.roles[role].threshold} key(s), {len(keys)} given"
+                )
+            self._signers[role] = keys
+
+    def checkpoint(self, list_id: str, size: int, root_hash: bytes, now: datetime) -> bytes:
+        """A checkpoint note: the checkpoint role's lines and fresh timestamp co-signatures."""
+        origin = self.root.origin(list_id)
+        cp = Checkpoint(origin, size, root_hash)
+        lines = [sign_note(cp, key, origin) for key in self._signers["checkpoint"]]
+        moment = require_aware(now, "checkpoint time")
+        lines += [
+            cosign(cp, key, self.root.timestamp_name, moment) for key in self._signers["timestamp"]
+        ]
+        return SignedCheckpoint(cp, tuple(lines)).to_bytes()
+
+    def refresh(self, head: ListHead, now: datetime) -> bytes:
+        """Re-issue the current checkpoint of ``head`` with a new co-signature time."""
+        return self.checkpoint(head.list_id, head.version, head.compact.root(), now)
+
+    def publish(
+        self,
+        head: ListHead,
+        *,
+        removes: Iterable[bytes] = (),
+        adds: Iterable[bytes] = (),
+        now: datetime,
+    ) -> Publication:
+        """Make version ``head.version + 1`` from ``removes`` and ``adds``.
+
+        Every removal must be in the list and every addition absent (the hub
+        normalises staged changes before calling this).
+
+        Raises:
+            StateMismatchError: a removal absent or an addition present.
+            MalformedError: a hash of the wrong width.
+        """
+        spec = self.root.list_spec(head.list_id)
+        now = require_aware(now, "publish time")
+        created = max(now, head.last_created) if head.last_created else now
+        body = DeltaBody.build(spec.hash_type, list(removes), list(adds))
+        if head.state.width != spec.hash_length:
+            raise MalformedError("list head width differs from the root's declaration")
+        new_state = head.state.apply(body.removes, body.adds)
+        body_bytes = body.to_bytes()
+        header = DeltaHeader(
+            list_id=head.list_id,
+            version=head.version + 1,
+            prev=head.last_leaf,
+            root_version=self.root.version,
+            created=created,
+            body=body.ref(),
+            base_state=head.state.digest(),
+            result_state=new_state.digest(),
+        )
+        header_bytes = header.to_bytes()
+        header_sig = sign_bytes(header_bytes, self._signers["delta"]).to_bytes()
+        compact = head.compact.copy()
+        compact.append(header.leaf_hash)
+        new_head = ListHead(
+            list_id=head.list_id,
+            state=new_state,
+            version=header.version,
+            compact=compact,
+            last_leaf=header.leaf_hash.hex(),
+            last_created=created,
+        )
+        hpath = header_path(head.list_id, header.version)
+        files = {
+            body_path(head.list_id, header.body.sha256): body_bytes,
+            hpath: header_bytes,
+            sig_path(hpath): header_sig,
+        }
+        if header.version % spec.snapshot_every == 0:
+            files[snapshot_path(head.list_id, header.version)] = new_state.to_bytes()
+        files[checkpoint_path(head.list_id)] = self.checkpoint(
+            head.list_id, header.version, compact.root(), now
+        )
+        return Publication(header, files, new_head)

@@ -1,0 +1,353 @@
+"""Root metadata: the keys, roles, lists, mirrors and policy everything is checked against.
+
+After TUF. ``root/<N>.json`` is signed by the ``root`` role. A verifier that trusts
+root N accepts N+1 only if it has a threshold of valid signatures from N's root
+role *and* from N+1's own root role, so a rotation must be approved by the old
+keys and proven usable with the new ones. Besides that:
+
+- the hub ``name`` (the prefix of every checkpoint origin) never changes;
+- a list declared in both versions keeps its hash type and length, so no version
+  can reinterpret existing hashes;
+- the version is exactly N+1 (no skipping, no replay);
+- every role names keys that exist, with 1 ≤ threshold ≤ number of keys.
+
+Expiry is not checked by ``verify_successor`` on purpose: an expired intermediate
+root must still be walkable on the way to a fresh one (TUF's rule); only the
+newest trusted root must be unexpired, which the trust rules check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from protocol._fields import Fields, expect_type, format_time, merge_extra, require_aware
+from protocol.canonical import canonicalize, parse_canonical
+from protocol.errors import (
+    ConsistencyError,
+    MalformedError,
+    RollbackError,
+    SignatureError,
+    UnknownListError,
+)
+from protocol.keys import PublicKey, SignatureSidecar, SigningKey, sign_bytes, verify_threshold
+from protocol.lists import hash_type, validate_list_id
+
+__all__ = [
+    "ROLE_NAMES",
+    "ROOT_TYPE",
+    "ListSpec",
+    "Policy",
+    "Role",
+    "Root",
+]
+
+ROOT_TYPE = "hashhub.root.v1"
+ROLE_NAMES = ("root", "delta", "checkpoint", "timestamp")
+_HUB_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,127}")
+_MAX_KEYS = 64
+_MAX_LISTS = 1024
+
+
+@dataclass(frozen=True)
+class Role:
+    """Which keys may sign for a role, and how many of them must."""
+
+    keyids: tuple[str, ...]
+    threshold: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keyids": sorted(self.keyids), "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """A list as the root declares it.
+
+    Attributes:
+        list_id: the list's id (checked).
+        hash_type: ``pdq``, ``phash``, ``md5`` or ``sha256``.
+        max_distance: the Hamming distance that still counts as a match (0 for exact types).
+        label: a collection name shared by sibling lists, e.g. ``take-it-down``.
+        snapshot_every: the hub writes a snapshot every this many versions.
+    """
+
+    list_id: str
+    hash_type: str
+    max_distance: int
+    label: str = ""
+    snapshot_every: int = 100
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_list_id(self.list_id)
+        kind = hash_type(self.hash_type)
+        if not kind.perceptual and self.max_distance != 0:
+            raise MalformedError(
+                f"list {self.list_id}: exact type {self.hash_type} needs max_distance 0"
+            )
+        if not 0 <= self.max_distance <= kind.length * 8:
+            raise MalformedError(
+                f"list {self.list_id}: max_distance {self.max_distance} out of range"
+            )
+        if self.snapshot_every < 1:
+            raise MalformedError(f"list {self.list_id}: snapshot_every must be ≥ 1")
+
+    @property
+    def hash_length(self) -> int:
+        return hash_type(self.hash_type).length
+
+    def to_dict(self) -> dict[str, Any]:
+        return merge_extra(
+            {
+                "hash_type": self.hash_type,
+                "hash_length": self.hash_length,
+                "max_distance": self.max_distance,
+                "label": self.label,
+                "snapshot_every": self.snapshot_every,
+            },
+            self.extra,
+        )
+
+    @classmethod
+    def from_dict(cls, list_id: str, value: Any) -> ListSpec:
+        where = f"root: lists.{list_id}"
+        validate_list_id(list_id)
+        f = Fields(value, where)
+        kind = hash_type(f.text("hash_type", max_len=16))
+        length = f.integer("hash_length", minimum=1)
+        if length != kind.length:
+            raise MalformedError(
+                f"{where}: hash_length {length} is not {kind.length} for {kind.name}"
+            )
+        spec = cls(
+            list_id=list_id,
+            hash_type=kind.name,
+            max_distance=f.integer("max_distance"),
+            label=f.text("label", max_len=128),
+            snapshot_every=f.integer("snapshot_every", minimum=1),
+            extra=f.rest(),
+        )
+        return spec
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits the hub asks every node to apply; all durations in seconds.
+
+    Attributes:
+        max_checkpoint_age: a checkpoint whose timestamp co-signature is older than
+            this is stale (freeze attack or a hub that stopped publishing).
+        max_clock_skew: how far in the future a timestamp may be and still count.
+        min_poll_interval: nodes poll no more often than this.
+        max_body_bytes: the largest body a header may declare.
+    """
+
+    max_checkpoint_age: int = 86_400
+    max_clock_skew: int = 300
+    min_poll_interval: int = 60
+    max_body_bytes: int = 64 * 1024 * 1024
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return merge_extra(
+            {
+                "max_checkpoint_age": self.max_checkpoint_age,
+                "max_clock_skew": self.max_clock_skew,
+                "min_poll_interval": self.min_poll_interval,
+                "max_body_bytes": self.max_body_bytes,
+            },
+            self.extra,
+        )
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Policy:
+        f = Fields(value, "root: policy")
+        return cls(
+            max_checkpoint_age=f.integer("max_checkpoint_age", minimum=1),
+            max_clock_skew=f.integer("max_clock_skew"),
+            min_poll_interval=f.integer("min_poll_interval", minimum=1),
+            max_body_bytes=f.integer("max_body_bytes", minimum=1),
+            extra=f.rest(),
+        )
+
+
+@dataclass(frozen=True)
+class Root:
+    """One version of the root of trust."""
+
+    version: int
+    name: str
+    expires: datetime
+    keys: Mapping[str, PublicKey]
+    roles: Mapping[str, Role]
+    lists: Mapping[str, ListSpec] = field(default_factory=dict)
+    mirrors: tuple[str, ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.version < 1:
+            raise MalformedError(f"root: version must be ≥ 1, got {self.version}")
+        if not _HUB_NAME.fullmatch(self.name):
+            raise MalformedError(f"root: hub name {self.name!r} must match {_HUB_NAME.pattern}")
+        require_aware(self.expires, "root: expires")
+        for keyid, key in self.keys.items():
+            if key.keyid != keyid:
+                raise MalformedError(f"root: key id {keyid[:16]}… is not the SHA-256 of its key")
+        if set(self.roles) != set(ROLE_NAMES):
+            raise MalformedError(f"root: roles must be exactly {list(ROLE_NAMES)}")
+        for name, role in self.roles.items():
+            if not role.keyids:
+                raise MalformedError(f"root: role {name} has no keys")
+            if len(set(role.keyids)) != len(role.keyids):
+                raise MalformedError(f"root: role {name} lists a key twice")
+            missing = [k for k in role.keyids if k not in self.keys]
+            if missing:
+                raise MalformedError(f"root: role {name} names unknown key {missing[0][:16]}…")
+            if not 1 <= role.threshold <= len(role.keyids):
+                raise MalformedError(
+                    f"root: role {name} threshold {role.threshold} not in 1..{len(role.keyids)}"
+                )
+        for list_id, spec in self.lists.items():
+            if spec.list_id != list_id:
+                raise MalformedError(f"root: list {list_id} declared under another id")
+
+    # -- encoding ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return merge_extra(
+            {
+                "_type": ROOT_TYPE,
+                "version": self.version,
+                "name": self.name,
+                "expires": format_time(self.expires),
+                "keys": {k: v.to_dict() for k, v in self.keys.items()},
+                "roles": {k: v.to_dict() for k, v in self.roles.items()},
+                "lists": {k: v.to_dict() for k, v in self.lists.items()},
+                "mirrors": list(self.mirrors),
+                "policy": self.policy.to_dict(),
+            },
+            self.extra,
+        )
+
+    def to_bytes(self) -> bytes:
+        return canonicalize(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Root:
+        """Parse root bytes strictly (call only after the signatures have been checked)."""
+        f = Fields(parse_canonical(data), "root")
+        expect_type(f, ROOT_TYPE)
+        keys_raw = f.mapping("keys")
+        if len(keys_raw) > _MAX_KEYS:
+            raise MalformedError(f"root: more than {_MAX_KEYS} keys")
+        keys = {k: PublicKey.from_dict(v, f"root: keys.{k[:16]}") for k, v in keys_raw.items()}
+        roles = {}
+        for name, value in f.mapping("roles").items():
+            rf = Fields(value, f"root: roles.{name}")
+            ids = rf.array("keyids", max_items=_MAX_KEYS)
+            if not all(isinstance(i, str) for i in ids):
+                raise MalformedError(f"root: roles.{name}.keyids must be strings")
+            roles[name] = Role(tuple(ids), rf.integer("threshold", minimum=1))
+        lists_raw = f.mapping("lists")
+        if len(lists_raw) > _MAX_LISTS:
+            raise MalformedError(f"root: more than {_MAX_LISTS} lists")
+        lists = {k: ListSpec.from_dict(k, v) for k, v in lists_raw.items()}
+        mirrors = f.array("mirrors", max_items=64)
+        if not all(isinstance(m, str) and m.startswith(("https://", "http://")) for m in mirrors):
+            raise MalformedError("root: mirrors must be http(s) URLs")
+        return cls(
+            version=f.integer("version", minimum=1),
+            name=f.text("name", max_len=128),
+            expires=f.time("expires"),
+            keys=keys,
+            roles=roles,
+            lists=lists,
+            mirrors=tuple(mirrors),
+            policy=Policy.from_dict(f.mapping("policy")),
+            extra={k: v for k, v in f.rest().items() if k != "_type"},
+        )
+
+    # -- questions verifiers ask ------------------------------------------------------
+
+    def list_spec(self, list_id: str) -> ListSpec:
+        validate_list_id(list_id)
+        try:
+            return self.lists[list_id]
+        except KeyError as e:
+            raise UnknownListError(f"root v{self.version} does not declare list {list_id!r}") from e
+
+    def origin(self, list_id: str) -> str:
+        """The checkpoint origin line of a list: ``<hub name>/lists/<id>``."""
+        return f"{self.name}/lists/{validate_list_id(list_id)}"
+
+    @property
+    def timestamp_name(self) -> str:
+        """The note key name the timestamp role co-signs checkpoints under."""
+        return f"{self.name}/timestamp"
+
+    def role_keys(self, role: str) -> list[PublicKey]:
+        return [self.keys[k] for k in self.roles[role].keyids]
+
+    def verify_role(
+        self, role: str, data: bytes, sidecar: SignatureSidecar, what: str
+    ) -> frozenset[str]:
+        """Check that this root's ``role`` reached its threshold over ``data``."""
+        r = self.roles[role]
+        return verify_threshold(
+            data,
+            sidecar,
+            keys=self.keys,
+            keyids=r.keyids,
+            threshold=r.threshold,
+            what=f"{what} ({role} role of root v{self.version})",
+        )
+
+    def verify_successor(self, data: bytes, sig: bytes) -> Root:
+        """Verify root bytes claimed to be version ``self.version + 1``.
+
+        Raises:
+            SignatureError: either threshold (old root role, new root role) not met.
+            RollbackError: the version is not exactly one more.
+            ConsistencyError: hub name changed or a list changed type.
+            MalformedError: the bytes do not parse.
+        """
+        sidecar = SignatureSidecar.from_bytes(sig)
+        what = f"root v{self.version + 1}"
+        self.verify_role("root", data, sidecar, what)
+        new = Root.from_bytes(data)
+        if new.version != self.version + 1:
+            raise RollbackError(f"expected root v{self.version + 1}, got v{new.version}")
+        new.verify_role("root", data, sidecar, what)
+        if new.name != self.name:
+            raise ConsistencyError(
+                f"root v{new.version} renames the hub {self.name!r} → {new.name!r}"
+            )
+        for list_id, spec in new.lists.items():
+            old = self.lists.get(list_id)
+            if old is not None and old.hash_type != spec.hash_type:
+                raise ConsistencyError(
+                    f"root v{new.version} changes list {list_id} "
+                    f"from {old.hash_type} to {spec.hash_type}"
+                )
+        return new
+
+    @classmethod
+    def verify_pinned(cls, data: bytes, sig: bytes, *, sha256: str | None = None) -> Root:
+        """Accept a first root: self-signed to its own threshold, and matching a pin if given."""
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
+            raise SignatureError("pinned root: SHA-256 does not match the pin")
+        sidecar = SignatureSidecar.from_bytes(sig)
+        root = cls.from_bytes(data)
+        root.verify_role("root", data, sidecar, f"root v{root.version}")
+        return root
+
+    def sign(self, keys: Iterable[SigningKey]) -> tuple[bytes, bytes]:
+        """Return ``(root bytes, sidecar bytes)`` signed with ``keys``."""
+        data = self.to_bytes()
+        return data, sign_bytes(data, keys).to_bytes()
