@@ -1,0 +1,46 @@
+# hashhub — two commands: `make demo` and `make test`. Everything else is set up here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck pytest bench vectors system-deps clean
+
+# The virtual environment, rebuilt when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[node,dev]'
+	touch $(STAMP)
+
+# Programs the tests call that Python cannot install: openssl (the auditor's
+# by-hand checks are tested with it). Installed from the system packages if absent.
+system-deps:
+	@command -v openssl >/dev/null 2>&1 || { \
+	  echo "installing openssl"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openssl >/dev/null; }
+
+demo: $(STAMP) system-deps
+	$(BIN)/python scripts/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) system-deps
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/protocol_bench.py
+
+vectors: $(STAMP)
+	$(BIN)/python scripts/make_vectors.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis
