@@ -134,6 +134,18 @@ class Fields:
             raise MalformedError(f"{self.where}: field {key!r} has more than {max_items} items")
         return value
 
+    def closed(self) -> None:
+        """Refuse fields this version does not define, in objects whose shape v1 fixes.
+
+        Top-level documents, list declarations and the policy keep unknown fields
+        (``rest``) for forward compatibility; small fixed records (a state digest, a
+        body reference, a key, a role, a signature entry) are closed, so a field a
+        verifier cannot interpret never hides inside one.
+        """
+        unknown = sorted(k for k in self._value if k not in self._read)
+        if unknown:
+            raise MalformedError(f"{self.where}: unknown field(s) {unknown[:5]}")
+
     def rest(self) -> dict[str, Any]:
         """The fields not read: unknown to this version, kept so that nothing is dropped."""
         return {k: v for k, v in self._value.items() if k not in self._read}

@@ -83,7 +83,7 @@ class AppliedVersion:
     @classmethod
     def from_dict(cls, value: Any) -> AppliedVersion:
         f = Fields(value, "ack: applied")
-        return cls(
+        applied = cls(
             version=f.integer("version", minimum=1),
             checkpoint_root=b64decode(
                 f.text("checkpoint_root", max_len=64),
@@ -92,6 +92,8 @@ class AppliedVersion:
             ),
             state=StateDigest.from_dict(f.mapping("state"), "ack: applied.state"),
         )
+        f.closed()
+        return applied
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Counts:
         for key, item in hashes.items():
             if not isinstance(item, dict):
                 raise MalformedError(f"ack: counts.hashes[{key[:16]}] must be an object")
+        f.closed()
         return cls(**values, hashes=hashes)
 
 

@@ -72,12 +72,14 @@ class BodyRef:
     @classmethod
     def from_dict(cls, value: Any) -> BodyRef:
         f = Fields(value, "delta header: body")
-        return cls(
+        ref = cls(
             sha256=f.hex64("sha256"),
             length=f.integer("length", minimum=1),
             adds=f.integer("adds"),
             removes=f.integer("removes"),
         )
+        f.closed()
+        return ref
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class PublicKey:
             raw = bytes.fromhex(public)
         except ValueError as e:
             raise MalformedError(f"{where}: public key is not hex") from e
+        fields.closed()
         return cls(raw)
 
     def to_pem(self) -> bytes:
@@ -198,7 +199,9 @@ class SignatureSidecar:
             entry = Fields(item, f"signature sidecar: signatures[{i}]")
             keyid = entry.hex64("keyid")
             sig = b64decode(entry.text("sig", max_len=128), f"signatures[{i}].sig", length=64)
+            entry.closed()
             sigs.append(Signature(keyid, sig))
+        fields.closed()
         return cls(tuple(sigs))
 
 

@@ -254,6 +254,7 @@ class Root:
             if not all(isinstance(i, str) for i in ids):
                 raise MalformedError(f"root: roles.{name}.keyids must be strings")
             roles[name] = Role(tuple(ids), rf.integer("threshold", minimum=1))
+            rf.closed()
         lists_raw = f.mapping("lists")
         if len(lists_raw) > _MAX_LISTS:
             raise MalformedError(f"root: more than {_MAX_LISTS} lists")

@@ -38,7 +38,9 @@ class StateDigest:
     @classmethod
     def from_dict(cls, value: Any, where: str) -> StateDigest:
         f = Fields(value, where)
-        return cls(count=f.integer("count"), sha256=f.hex64("sha256"))
+        digest = cls(count=f.integer("count"), sha256=f.hex64("sha256"))
+        f.closed()
+        return digest
 
     @classmethod
     def of_bytes(cls, data: bytes, width: int) -> StateDigest:
