@@ -62,7 +62,7 @@ NODE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 COUNTER_NAMES = ("checked", "matched", "actioned", "blocked", "false_positive")
 HASH_COUNTER_NAMES = ("matched", "actioned", "blocked", "false_positive")
 MAX_HASH_ENTRIES = 10_000
-_HASH_HEX = re.compile(r"(?:[0-9a-f]{16}){1,4}")
+_HASH_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}|[0-9a-f]{64}")  # phash, md5, pdq/sha256
 
 
 @dataclass(frozen=True)

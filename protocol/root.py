@@ -60,6 +60,11 @@ class Role:
     keyids: tuple[str, ...]
     threshold: int
 
+    def __post_init__(self) -> None:
+        # Key order carries no meaning and is sorted on the wire; sorting here too
+        # makes a root equal to its own round trip.
+        object.__setattr__(self, "keyids", tuple(sorted(self.keyids)))
+
     def to_dict(self) -> dict[str, Any]:
         return {"keyids": sorted(self.keyids), "threshold": self.threshold}
 
