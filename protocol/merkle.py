@@ -63,7 +63,7 @@ EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
-_MAX_SIZE = 2**64 - 1  # tree sizes are uint64 on the wire (RFC 9162 §4)
+_MAX_SIZE = 2**64 - 1  # RFC 9162 tree heads carry tree sizes as uint64
 
 
 # --------------------------------------------------------------------------------------
