@@ -154,7 +154,7 @@ class Ack:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not NODE_ID_PATTERN.fullmatch(self.node):
+        if not NODE_ID_PATTERN.fullmatch(self.node) or ".." in self.node:
             raise MalformedError(f"ack: invalid node id {self.node[:70]!r}")
         validate_list_id(self.list_id)
         if self.seq < 1:

@@ -142,6 +142,8 @@ class NoteSignature:
             raise MalformedError("note: signature line is not base64") from e
         if len(blob) < 5:
             raise MalformedError("note: signature line too short")
+        if base64.b64encode(blob).decode("ascii") != match.group(2):
+            raise MalformedError("note: signature line is not canonical base64")
         return cls(match.group(1), blob[:4], blob[4:])
 
 

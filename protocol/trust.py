@@ -421,20 +421,24 @@ class ListUpdate:
         skew = timedelta(seconds=self._hub.root.policy.max_clock_skew)
         if header.created > self._hub.now + skew:
             raise FreezeError(f"{where}: created {format_time(header.created)}, in the future")
-        if header.body.length > self._hub.root.policy.max_body_bytes:
+        # A header is judged by the policy of the root it names: a later root that
+        # lowers the cap must not make already-published history unverifiable.
+        body_cap = self._hub.root_at(header.root_version).policy.max_body_bytes
+        if header.body.length > body_cap:
             raise LimitError(
-                f"{where}: body of {header.body.length} bytes exceeds the policy cap "
-                f"of {self._hub.root.policy.max_body_bytes}"
+                f"{where}: body of {header.body.length} bytes exceeds the policy cap of {body_cap}"
             )
+        compact = self._compact.copy()
+        compact.append(header.leaf_hash)
+        if header.version == self.target and compact.root() != self.checkpoint.root_hash:
+            raise ConsistencyError(
+                f"list {self.spec.list_id}: headers 1..{self.target} do not reproduce the "
+                "checkpoint's root hash (inflated checkpoint or rewritten history)"
+            )
+        # Only now, with every check passed, does the update change.
         self.headers.append(header)
-        self._compact.append(header.leaf_hash)
-        if header.version == self.target:
-            if self._compact.root() != self.checkpoint.root_hash:
-                raise ConsistencyError(
-                    f"list {self.spec.list_id}: headers 1..{self.target} do not reproduce the "
-                    "checkpoint's root hash (inflated checkpoint or rewritten history)"
-                )
-            self._log_verified = True
+        self._compact = compact
+        self._log_verified = header.version == self.target
         return header
 
     @property

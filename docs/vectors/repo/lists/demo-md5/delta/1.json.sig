@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"536de3d5dc868503270abe1f5be601f1cc87b76ea9b3c8540ccb98992691b78f","sig":"VzgBdKqdZHDk3oTwm1tCcbDmknrfjzBgUqjA4pbm6qDa6yz/LKqWTMMoaIdufDiHv+gOhDcEYv5Dv8KtPev3BQ=="}]}

@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"536de3d5dc868503270abe1f5be601f1cc87b76ea9b3c8540ccb98992691b78f","sig":"es7cTBvorwNp0sJD4t56K/DgAgQX04PAjcUO912rCwnz3DbBST7X5woOrYnJ9mmNpHukaIZKQbifUbd5k3YgDQ=="}]}

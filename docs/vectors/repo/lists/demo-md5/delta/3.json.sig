@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"c5f19f88fce9eda1dc37ef9de478285e8a788a2f3b1dc78a1be11c81be584ace","sig":"wi3zdDk7L9yKul7HC23EBg4mFbZHYtCMa2NI3FzCpYLQ7YDggaGp2o2B7hbi1e5uaQ0zFxgL5svEoO/e69AFAQ=="}]}

@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"536de3d5dc868503270abe1f5be601f1cc87b76ea9b3c8540ccb98992691b78f","sig":"c5Eob2zQb/vtanZE7I6YzmSuLdIPWhZXN7Eyah5n48Xj0Ej8BBq4c64Aw+/LN31LVs/tFAFoVwO3Nk/PTBldCw=="}]}

@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"536de3d5dc868503270abe1f5be601f1cc87b76ea9b3c8540ccb98992691b78f","sig":"4SUx6rw1rolmmCS9227KiigFzG5uHNCeVOKQjxBYdMLFEPm93JAYSiyjemvvZS4ni53GGFBe5eI7qKWz9hUjAw=="}]}

@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"c5f19f88fce9eda1dc37ef9de478285e8a788a2f3b1dc78a1be11c81be584ace","sig":"5AlKg5Jq2LchPZFlvd6E5HC8Oy3a5mH/tyrzZuyb8alYR9XWsiAKBGxHfGzhHtOvsQ8ccQoXf0qtiVes887/Dg=="}]}

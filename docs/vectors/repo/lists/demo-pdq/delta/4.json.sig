@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"c5f19f88fce9eda1dc37ef9de478285e8a788a2f3b1dc78a1be11c81be584ace","sig":"u9H/DxEmtITZb+sjPrG2nnWUFOV+pA0dluWVUTExBBm/ceZNqkIpd+ZLBfVnb01nKGZICLY7z9jtf/jXX8inBw=="}]}

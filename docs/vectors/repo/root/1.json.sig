@@ -1,0 +1,1 @@
+{"signatures":[{"keyid":"153604cc2d9b97d747b4659dde2b41ad95961e2047e424cf75480fad2903af97","sig":"+oKUpWpCQT0JwnXrxgS8mihkkWZkx6q3gfSB6HPpzv+vK59Pufo4X1FGPYNopcw9/xNmp2S9CLzT5hasJH/RCA=="},{"keyid":"4c90b6ea8cbc4c47a8a050f0c3e409e72cf571bae3a2f019559301008b15d2d4","sig":"vSEk6G9/PoD3/nYvq6luVCR2ES2PUShH7G1s7sMR34ka24Nly+3Z2CcrRHR6PYaKT9Z4Hm//AuPsA1SvO4PnBQ=="}]}

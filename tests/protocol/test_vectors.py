@@ -1,0 +1,641 @@
+"""The committed vectors in ``docs/vectors/`` against the code, and every case they hold.
+
+Two things are checked. First, that ``scripts/make_vectors.py`` still produces the
+committed files byte for byte: a difference means the wire format changed, and
+the vectors (and PROTOCOL.md's worked example) must be regenerated on purpose.
+Second, that the files stand on their own: the tests read them from disk as
+another implementation would, verify ``repo/`` from the pinned root, recompute
+every value case, and run every negative case expecting exactly the named error
+class, with nothing trusted changed by the rejection.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rfc8785
+
+from protocol import (
+    Checkpoint,
+    DeltaBody,
+    DeltaHeader,
+    ListState,
+    ListTrust,
+    ListUpdate,
+    ProtocolError,
+    PublicKey,
+    SigningKey,
+    StateDigest,
+    TrustedHub,
+    body_path,
+    canonicalize,
+    checkpoint_path,
+    cosign,
+    errors,
+    header_path,
+    parse_canonical,
+    sign_ack,
+    sign_note,
+    snapshot_path,
+    validate_list_id,
+    verify_ack,
+)
+from protocol.ack import AppliedVersion, Counts
+from protocol.checkpoint import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    SignedCheckpoint,
+    note_key_id,
+    verify_cosignature,
+    verify_note_signature,
+)
+from protocol.merkle import leaf_hash, root_from_leaf_hashes
+from scripts import make_vectors
+
+PROJECT = Path(__file__).resolve().parents[2]
+VECTORS = PROJECT / "docs" / "vectors"
+CASES = VECTORS / "cases"
+
+
+# --------------------------------------------------------------------------------------
+# Reading the vectors from disk
+# --------------------------------------------------------------------------------------
+
+
+def load(rel: str) -> bytes:
+    """A vector file by its path relative to docs/vectors."""
+    return (VECTORS / rel).read_bytes()
+
+
+def repo_file(path: str) -> bytes:
+    return load(f"repo/{path}")
+
+
+def repo_has(path: str) -> bool:
+    return (VECTORS / "repo" / path).is_file()
+
+
+def case(name: str) -> dict[str, Any]:
+    value = json.loads((CASES / f"{name}.json").read_text("utf-8"))
+    assert isinstance(value, dict)
+    return value
+
+
+def case_names(prefix: str = "", check: str | None = None) -> list[str]:
+    names = sorted(p.stem for p in CASES.glob("*.json"))
+    return [
+        n for n in names if n.startswith(prefix) and (check is None or case(n)["check"] == check)
+    ]
+
+
+def when(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def seed_key(label: str) -> SigningKey:
+    """A test key from the published seed in keys/SEEDS.txt (not from the generator)."""
+    for line in load("keys/SEEDS.txt").decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == label:
+            return SigningKey.from_seed(bytes.fromhex(parts[1]))
+    raise AssertionError(f"no seed for {label} in keys/SEEDS.txt")
+
+
+def trusted_hub(roots: list[str], now: datetime) -> TrustedHub:
+    """Pin the first root file, accept each next one as its successor."""
+    hub = TrustedHub(load(roots[0]), load(roots[0] + ".sig"), now=now)
+    for path in roots[1:]:
+        hub.update_root(load(path), load(path + ".sig"))
+    return hub
+
+
+def add_headers(upd: ListUpdate, list_id: str, upto: int) -> None:
+    for v in range(upd.next_version, upto + 1):
+        path = header_path(list_id, v)
+        upd.add_header(repo_file(path), repo_file(path + ".sig"))
+
+
+def sync(
+    hub: TrustedHub,
+    list_id: str,
+    checkpoint: bytes,
+    trust: ListTrust | None = None,
+    state: ListState | None = None,
+) -> tuple[ListState, ListTrust]:
+    """One full update of one list from repo/, the way a node does it."""
+    upd = hub.begin_update(trust or ListTrust(list_id), checkpoint)
+    add_headers(upd, list_id, upd.target)
+    for header in upd.bodies_needed():
+        upd.add_body(header.version, repo_file(body_path(list_id, header.body.sha256)))
+    base = state if state is not None else ListState(upd.spec.hash_length)
+    return upd.apply(base, check_every_version=True)
+
+
+def digest(value: dict[str, Any]) -> StateDigest:
+    return StateDigest(value["count"], value["sha256"])
+
+
+# --------------------------------------------------------------------------------------
+# The vectors are what the code produces
+# --------------------------------------------------------------------------------------
+
+
+def test_generator_reproduces_every_committed_vector_byte_for_byte() -> None:
+    built = make_vectors.build_vectors()
+    on_disk = {p.relative_to(VECTORS).as_posix() for p in VECTORS.rglob("*") if p.is_file()}
+    problems = [f"missing on disk: {rel}" for rel in sorted(set(built) - on_disk)]
+    problems += [f"not generated:   {rel}" for rel in sorted(on_disk - set(built))]
+    problems += [
+        f"differs:         {rel}" for rel in sorted(set(built) & on_disk) if load(rel) != built[rel]
+    ]
+    assert not problems, (
+        "docs/vectors drifted from the code; if the wire change is intended, run "
+        "`python scripts/make_vectors.py` and add an upgrade note:\n" + "\n".join(problems)
+    )
+
+
+def test_generator_is_deterministic() -> None:
+    assert make_vectors.build_vectors() == make_vectors.build_vectors()
+
+
+def test_check_mode_lists_an_altered_vector_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "vectors"
+    shutil.copytree(VECTORS, copy)
+    assert make_vectors.main(["--check", str(copy)]) == 0
+    target = copy / "repo" / "lists" / "demo-md5" / "delta" / "2.json"
+    target.write_bytes(target.read_bytes().replace(b'"version":2', b'"version":9'))
+    (copy / "cases" / "stray.json").write_text("{}\n")
+    capsys.readouterr()
+    assert make_vectors.main(["--check", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "differs: repo/lists/demo-md5/delta/2.json" in err
+    assert "cases/stray.json" in err
+
+
+def test_every_case_names_a_known_check_and_exactly_one_outcome() -> None:
+    names = case_names()
+    assert len(names) >= 40
+    for name in names:
+        value = case(name)
+        assert value["check"] in make_vectors.CHECKS, name
+        assert ("expected" in value) != ("error" in value), name
+        if "error" in value:
+            assert name.startswith("neg-"), name
+            assert issubclass(getattr(errors, value["error"]), ProtocolError), name
+        for ref in _file_refs(value.get("files", {})):
+            assert (VECTORS / ref).is_file(), f"{name}: {ref} does not exist"
+
+
+def _file_refs(files: dict[str, Any]) -> list[str]:
+    refs: list[str] = []
+    for value in files.values():
+        refs.extend(value if isinstance(value, list) else [value])
+    return refs
+
+
+# --------------------------------------------------------------------------------------
+# The repository verifies from its pinned root
+# --------------------------------------------------------------------------------------
+
+
+def test_repo_walks_to_root_2_and_every_list_reaches_the_expected_state() -> None:
+    spec = case("repo-sync")
+    now = when(spec["input"]["now"])
+    hub = TrustedHub(repo_file("root/1.json"), repo_file("root/1.json.sig"), now=now)
+    version = 2
+    while repo_has(f"root/{version}.json"):  # a node walks N+1, N+2, … until not found
+        hub.update_root(repo_file(f"root/{version}.json"), repo_file(f"root/{version}.json.sig"))
+        version += 1
+    assert hub.root.version == spec["expected"]["root_version"]
+    expected = spec["expected"]["lists"]
+    assert sorted(hub.root.lists) == sorted(expected)
+    for list_id, want in expected.items():
+        state, trust = sync(hub, list_id, repo_file(checkpoint_path(list_id)))
+        assert trust.version == want["version"]
+        assert trust.state == digest(want["state"]) == state.digest()
+        assert base64.b64encode(trust.compact.root()).decode() == want["checkpoint_root_b64"]
+        assert trust.root_version == want["root_version"]
+
+
+def test_repo_snapshot_bootstrap_reaches_the_same_state_as_a_full_replay() -> None:
+    spec = case("repo-snapshot-bootstrap")
+    inp = spec["input"]
+    list_id, snap_v = inp["list"], inp["snapshot_version"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    upd = hub.begin_update(ListTrust(list_id), repo_file(checkpoint_path(list_id)))
+    add_headers(upd, list_id, upd.target)
+    base = upd.add_snapshot(snap_v, repo_file(snapshot_path(list_id, snap_v)))
+    assert [h.version for h in upd.bodies_needed()] == list(range(snap_v + 1, upd.target + 1))
+    for header in upd.bodies_needed():
+        upd.add_body(header.version, repo_file(body_path(list_id, header.body.sha256)))
+    state, trust = upd.apply(base)
+    assert trust.version == spec["expected"]["version"]
+    assert state.digest() == trust.state == digest(spec["expected"]["state"])
+
+
+def test_repo_incremental_update_crosses_the_delta_key_rotation() -> None:
+    spec = case("repo-incremental")
+    inp, want = spec["input"], spec["expected"]
+    list_id = inp["list"]
+    first = inp["first"]
+    hub1 = trusted_hub(first["roots"], when(first["now"]))
+    state1, trust1 = sync(hub1, list_id, first["checkpoint_text"].encode())
+    assert (trust1.version, trust1.state) == (
+        want["first"]["version"],
+        digest(want["first"]["state"]),
+    )
+    assert trust1.root_version == 1
+    second = inp["second"]
+    hub2 = trusted_hub(second["roots"], when(second["now"]))
+    state2, trust2 = sync(hub2, list_id, load(second["checkpoint"]), trust1, state1)
+    assert (trust2.version, trust2.state) == (
+        want["second"]["version"],
+        digest(want["second"]["state"]),
+    )
+    assert trust2.root_version == 2
+    assert state2.digest() == trust2.state
+
+
+def test_openssl_verifies_the_delta_signature_on_a_published_header(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is required for this test (CI installs it); put it on PATH")
+    header = VECTORS / "repo" / header_path("demo-md5", 1)
+    sidecar = json.loads(repo_file(header_path("demo-md5", 1) + ".sig"))
+    sig = tmp_path / "1.sig.bin"
+    sig.write_bytes(base64.b64decode(sidecar["signatures"][0]["sig"]))
+    result = subprocess.run(
+        [
+            openssl,
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(VECTORS / "keys" / "delta.pem"),
+            "-rawin",
+            "-in",
+            str(header),
+            "-sigfile",
+            str(sig),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"Signature Verified Successfully" in result.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Value cases, recomputed from their inputs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", case_names(check="canonicalize"))
+def test_canonical_json_case(name: str) -> None:
+    spec = case(name)
+    value = json.loads(spec["input"]["text"])
+    expected = spec["expected"]["canonical_text"].encode()
+    assert canonicalize(value) == expected
+    assert rfc8785.dumps(value) == expected  # an independent RFC 8785 implementation
+    assert bytes.fromhex(spec["expected"]["canonical_hex"]) == expected
+    assert parse_canonical(expected) == value
+    if "files" in spec:
+        assert load(spec["files"]["canonical"]) == expected
+
+
+def test_keyid_case() -> None:
+    spec = case("keyid")
+    raw = bytes.fromhex(spec["input"]["public_hex"])
+    assert hashlib.sha256(raw).hexdigest() == spec["expected"]["keyid"]
+    key = PublicKey.from_pem(load(spec["files"]["pem"]))
+    assert key.raw == raw
+    assert key.keyid == spec["expected"]["keyid"]
+    assert key.to_spki_der().hex() == spec["expected"]["spki_der_hex"]
+
+
+def test_note_key_id_case() -> None:
+    spec = case("note-key-ids")
+    name, key = spec["input"]["name"], PublicKey(bytes.fromhex(spec["input"]["public_hex"]))
+    want = spec["expected"]
+    for alg, field in ((ALG_ED25519, "ed25519"), (ALG_COSIGNATURE_V1, "cosignature_v1")):
+        preimage = bytes.fromhex(want[f"{field}_preimage_hex"])
+        assert preimage == name.encode() + b"\n" + bytes([alg]) + key.raw
+        assert hashlib.sha256(preimage).digest()[:4].hex() == want[field]
+        assert note_key_id(name, alg, key).hex() == want[field]
+
+
+def test_note_signature_case() -> None:
+    spec = case("note-signature")
+    inp, want = spec["input"], spec["expected"]
+    key = seed_key(inp["seed_label"])
+    assert key.public.raw.hex() == inp["public_hex"]
+    cp = Checkpoint.from_body(inp["checkpoint_text"])
+    line = sign_note(cp, key, inp["name"])
+    assert line.line() == want["line"]
+    assert (line.key_id.hex(), line.signature.hex()) == (want["key_id_hex"], want["signature_hex"])
+    assert verify_note_signature(cp, line, key.public)
+    assert want["line"].encode() in load(spec["files"]["checkpoint"])
+
+
+def test_cosignature_case() -> None:
+    spec = case("cosignature")
+    inp, want = spec["input"], spec["expected"]
+    key = seed_key(inp["seed_label"])
+    cp = Checkpoint.from_body(inp["checkpoint_text"])
+    moment = datetime.fromtimestamp(inp["time"], UTC)
+    line = cosign(cp, key, inp["name"], moment)
+    assert line.line() == want["line"]
+    message = want["signed_message_text"].encode()
+    assert message == f"cosignature/v1\ntime {inp['time']}\n".encode() + cp.body()
+    assert line.signature[:8] == inp["time"].to_bytes(8, "big")
+    assert line.signature[:8].hex() == want["time_be64_hex"]
+    assert line.signature[8:].hex() == want["ed25519_signature_hex"]
+    assert key.public.verify(bytes.fromhex(want["ed25519_signature_hex"]), message)
+    assert verify_cosignature(cp, line, key.public) == moment
+    assert want["line"].encode() in load(spec["files"]["checkpoint"])
+
+
+def test_leaf_hash_case() -> None:
+    spec = case("leaf-hash")
+    header = load(spec["files"]["header"])
+    expected = hashlib.sha256(b"\x00" + header).digest()
+    assert leaf_hash(header) == expected
+    assert expected.hex() == spec["expected"]["leaf_hash_hex"]
+    assert base64.b64encode(expected).decode() == spec["expected"]["leaf_hash_b64"]
+    assert DeltaHeader.from_bytes(load(spec["files"]["next"])).prev == expected.hex()
+
+
+def test_merkle_root_case() -> None:
+    spec = case("merkle-root")
+    leaves = [leaf_hash(load(path)) for path in spec["files"]["headers"]]
+    assert [h.hex() for h in leaves] == spec["expected"]["leaf_hashes_hex"]
+    roots = [root_from_leaf_hashes(leaves[:k]).hex() for k in range(len(leaves) + 1)]
+    assert roots == spec["expected"]["roots_hex"]
+    note = SignedCheckpoint.from_bytes(load(spec["files"]["checkpoint"]))
+    assert note.checkpoint.size == len(leaves)
+    assert base64.b64encode(note.checkpoint.root_hash).decode() == spec["expected"]["root_b64"]
+
+
+@pytest.mark.parametrize("name", case_names(check="state_digest"))
+def test_state_digest_case(name: str) -> None:
+    spec = case(name)
+    hashes = [bytes.fromhex(h) for h in spec["input"]["hashes_hex"]]
+    width = 16 if spec["input"]["hash_type"] == "md5" else 32
+    state = ListState.from_hashes(width, hashes)
+    snapshot = b"".join(sorted(hashes))
+    assert state.to_bytes() == snapshot
+    assert snapshot.hex() == spec["expected"]["snapshot_hex"]
+    assert hashlib.sha256(snapshot).hexdigest() == spec["expected"]["sha256"]
+    assert state.digest() == digest(spec["expected"])
+
+
+def test_body_case() -> None:
+    spec = case("body")
+    inp, want = spec["input"], spec["expected"]
+    body = DeltaBody.build(
+        inp["hash_type"],
+        [bytes.fromhex(h) for h in inp["removes_hex"]],
+        [bytes.fromhex(h) for h in inp["adds_hex"]],
+    )
+    data = body.to_bytes()
+    assert data == want["text"].encode() == load(spec["files"]["body"])
+    assert hashlib.sha256(data).hexdigest() == want["sha256"]
+    assert spec["files"]["body"].endswith(f"/{want['sha256']}.txt")
+    assert len(data) == want["length"]
+    ref = DeltaHeader.from_bytes(load(spec["files"]["header"])).body
+    assert ref.to_dict() == {k: want[k] for k in ("sha256", "length", "adds", "removes")}
+    assert DeltaBody.from_bytes(data, inp["hash_type"]) == body
+
+
+def test_snapshot_case() -> None:
+    spec = case("snapshot")
+    data = load(spec["files"]["snapshot"])
+    header = DeltaHeader.from_bytes(load(spec["files"]["header"]))
+    want = spec["expected"]
+    assert hashlib.sha256(data).hexdigest() == want["sha256"] == header.result_state.sha256
+    assert len(data) == want["length"] == header.result_state.count * 32
+    assert want["count"] == header.result_state.count
+
+
+def test_ack_case() -> None:
+    spec = case("ack")
+    inp, want = spec["input"], spec["expected"]
+    key = seed_key(inp["seed_label"])
+    assert key.public.raw.hex() == inp["node_public_hex"]
+    applied = inp["applied"]
+    counts = dict(inp["counts"])
+    data, sig = sign_ack(
+        key=key,
+        node=inp["node"],
+        list_id=inp["list"],
+        seq=inp["seq"],
+        sent=when(inp["sent"]),
+        origin=inp["origin"],
+        applied=AppliedVersion(
+            applied["version"],
+            base64.b64decode(applied["checkpoint_root"]),
+            digest(applied["state"]),
+        ),
+        counts=Counts(**counts),
+    )
+    assert data == want["ack_text"].encode()
+    assert sig == want["sig_text"].encode()
+    ack = verify_ack(data, sig, node_key=key.public, origin_prefix=inp["hub_name"])
+    assert ack.cosignature.line().rstrip("\n") == want["cosignature_line"]
+    assert inp["origin"] == f"{inp['hub_name']}/lists/{inp['list']}"
+
+
+# --------------------------------------------------------------------------------------
+# Negative cases: exactly the named error, and nothing trusted changes
+# --------------------------------------------------------------------------------------
+
+Runner = Callable[[dict[str, Any], type[ProtocolError]], None]
+
+
+def _raises(error: type[ProtocolError], action: Callable[[], object]) -> None:
+    with pytest.raises(error) as info:
+        action()
+    assert type(info.value) is error, f"{type(info.value).__name__}: {info.value}"
+
+
+def _neg_add_header(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    upd = hub.begin_update(ListTrust(inp["list"]), load(spec["files"]["checkpoint"]))
+    add_headers(upd, inp["list"], inp["version"] - 1)
+    before = list(upd.headers)
+    _raises(error, lambda: upd.add_header(inp["header_text"].encode(), inp["sig_text"].encode()))
+    assert upd.headers == before
+    assert upd.next_version == inp["version"]
+    assert not upd.log_verified
+
+
+def _neg_update_root(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    before = list(hub.root_files())
+    _raises(error, lambda: hub.update_root(inp["root_text"].encode(), inp["sig_text"].encode()))
+    assert list(hub.root_files()) == before
+
+
+def _neg_begin_update(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    list_id = inp["list"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    trust = ListTrust(list_id)
+    if inp["after_sync"]:
+        _, trust = sync(hub, list_id, repo_file(checkpoint_path(list_id)))
+    record = trust.to_dict()
+    _raises(error, lambda: hub.begin_update(trust, inp["checkpoint_text"].encode()))
+    assert trust.to_dict() == record
+    assert hub.root.version == len(inp["roots"])
+
+
+def _neg_sync_list(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    list_id = inp["list"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    upd = hub.begin_update(ListTrust(list_id), inp["checkpoint_text"].encode())
+    _raises(error, lambda: add_headers(upd, list_id, upd.target))
+    assert not upd.log_verified
+    with pytest.raises(errors.ConsistencyError):
+        upd.finish(ListState(upd.spec.hash_length).digest())
+
+
+def _verified_update(spec: dict[str, Any]) -> ListUpdate:
+    inp = spec["input"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    upd = hub.begin_update(ListTrust(inp["list"]), load(spec["files"]["checkpoint"]))
+    add_headers(upd, inp["list"], upd.target)
+    assert upd.log_verified
+    return upd
+
+
+def _neg_add_body(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    upd = _verified_update(spec)
+    inp = spec["input"]
+    _raises(error, lambda: upd.add_body(inp["version"], inp["body_text"].encode()))
+    assert inp["version"] not in upd.bodies
+
+
+def _neg_add_snapshot(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    upd = _verified_update(spec)
+    inp = spec["input"]
+    _raises(error, lambda: upd.add_snapshot(inp["version"], bytes.fromhex(inp["snapshot_hex"])))
+    assert upd.snapshot_version is None
+    assert upd.base_version == 0
+
+
+def _neg_check_base(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    upd = _verified_update(spec)
+    inp = spec["input"]
+    for header in upd.bodies_needed():
+        upd.add_body(header.version, repo_file(body_path(inp["list"], header.body.sha256)))
+    local = ListState.from_hashes(
+        upd.spec.hash_length, [bytes.fromhex(h) for h in inp["local_hashes_hex"]]
+    )
+    record = upd.trust.to_dict()
+    _raises(error, lambda: upd.apply(local))
+    assert upd.trust.to_dict() == record
+
+
+def _neg_parse_body(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    _raises(error, lambda: DeltaBody.from_bytes(inp["body_text"].encode(), inp["hash_type"]))
+
+
+def _neg_parse_canonical(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    for text in spec["input"]["texts"]:
+        _raises(error, partial(parse_canonical, text.encode()))
+
+
+def _neg_list_id(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    for list_id in spec["input"]["list_ids"]:
+        _raises(error, partial(validate_list_id, list_id))
+
+
+def _neg_verify_ack(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    key = PublicKey(bytes.fromhex(inp["node_public_hex"]))
+    _raises(
+        error,
+        lambda: verify_ack(
+            inp["ack_text"].encode(),
+            inp["sig_text"].encode(),
+            node_key=key,
+            origin_prefix=inp["hub_name"],
+        ),
+    )
+
+
+NEGATIVE_RUNNERS: dict[str, Runner] = {
+    "add_header": _neg_add_header,
+    "update_root": _neg_update_root,
+    "begin_update": _neg_begin_update,
+    "sync_list": _neg_sync_list,
+    "add_body": _neg_add_body,
+    "add_snapshot": _neg_add_snapshot,
+    "check_base": _neg_check_base,
+    "parse_body": _neg_parse_body,
+    "parse_canonical": _neg_parse_canonical,
+    "list_id": _neg_list_id,
+    "verify_ack": _neg_verify_ack,
+}
+
+
+@pytest.mark.parametrize("name", case_names(prefix="neg-"))
+def test_negative_case_raises_its_named_error(name: str) -> None:
+    spec = case(name)
+    runner = NEGATIVE_RUNNERS[spec["check"]]
+    runner(spec, getattr(errors, spec["error"]))
+
+
+def test_negative_cases_cover_every_threat_class() -> None:
+    named = {case(n)["error"] for n in case_names(prefix="neg-")}
+    assert named >= {
+        "SignatureError",
+        "MalformedError",
+        "WrongTypeError",
+        "BodyRuleError",
+        "InvalidListIdError",
+        "RollbackError",
+        "FreezeError",
+        "ExpiredError",
+        "EquivocationError",
+        "ConsistencyError",
+        "StateMismatchError",
+        "UnknownListError",
+    }
+
+
+# --------------------------------------------------------------------------------------
+# PROTOCOL.md's worked example quotes these files
+# --------------------------------------------------------------------------------------
+
+
+def test_protocol_md_worked_example_quotes_the_committed_vectors() -> None:
+    spec = (PROJECT / "PROTOCOL.md").read_text("utf-8")
+    quoted = [
+        repo_file(header_path("demo-md5", 1)).decode(),
+        repo_file(header_path("demo-md5", 1) + ".sig").decode(),
+        repo_file(checkpoint_path("demo-md5")).decode(),
+        case("leaf-hash")["expected"]["leaf_hash_hex"],
+        case("cosignature")["expected"]["signed_message_text"],
+    ]
+    header = DeltaHeader.from_bytes(repo_file(header_path("demo-md5", 1)))
+    quoted.append(repo_file(body_path("demo-md5", header.body.sha256)).decode())
+    quoted.append(header.result_state.sha256)
+    missing = [text[:60] for text in quoted if text not in spec]
+    assert not missing, f"PROTOCOL.md does not quote the current vectors: {missing}"
