@@ -79,6 +79,10 @@ class ListSpec:
         max_distance: the Hamming distance that still counts as a match (0 for exact types).
         label: a collection name shared by sibling lists, e.g. ``take-it-down``.
         snapshot_every: the hub writes a snapshot every this many versions.
+        first_version: versions from this one on must be signed under this root
+            version or a later one. A root that rotates the delta role sets it to
+            the list's next version, so a key the rotation removed can never sign
+            another version (ADR 0004). Never decreases from one root to the next.
     """
 
     list_id: str
@@ -86,10 +90,13 @@ class ListSpec:
     max_distance: int
     label: str = ""
     snapshot_every: int = 100
+    first_version: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_list_id(self.list_id)
+        if self.first_version < 1:
+            raise MalformedError(f"list {self.list_id}: first_version must be ≥ 1")
         kind = hash_type(self.hash_type)
         if not kind.perceptual and self.max_distance != 0:
             raise MalformedError(
@@ -114,6 +121,7 @@ class ListSpec:
                 "max_distance": self.max_distance,
                 "label": self.label,
                 "snapshot_every": self.snapshot_every,
+                "first_version": self.first_version,
             },
             self.extra,
         )
@@ -135,6 +143,7 @@ class ListSpec:
             max_distance=f.integer("max_distance"),
             label=f.text("label", max_len=128),
             snapshot_every=f.integer("snapshot_every", minimum=1),
+            first_version=f.integer("first_version", minimum=1),
             extra=f.rest(),
         )
         return spec
@@ -340,6 +349,11 @@ class Root:
                 raise ConsistencyError(
                     f"root v{new.version} changes list {list_id} "
                     f"from {old.hash_type} to {spec.hash_type}"
+                )
+            if old is not None and spec.first_version < old.first_version:
+                raise RollbackError(
+                    f"root v{new.version} lowers first_version of list {list_id} "
+                    f"from {old.first_version} to {spec.first_version}"
                 )
         return new
 

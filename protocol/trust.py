@@ -374,6 +374,18 @@ class ListUpdate:
             f"of any trusted root ≥ v{floor}: " + "; ".join(errors[:2])
         )
 
+    def _check_not_superseded(self, header: DeltaHeader, where: str) -> None:
+        """A later trusted root may require this version to be signed under it (ADR 0004)."""
+        for version, root in sorted(self._hub._roots.items()):
+            if version <= header.root_version:
+                continue
+            spec = root.lists.get(header.list_id)
+            if spec is not None and header.version >= spec.first_version:
+                raise SignatureError(
+                    f"{where}: signed under root v{header.root_version}, but root v{version} "
+                    f"requires versions ≥ {spec.first_version} to be signed under it or later"
+                )
+
     def add_header(self, data: bytes, sig: bytes) -> DeltaHeader:
         """Verify the next header (version ``next_version``) and append its leaf to the log.
 
@@ -409,6 +421,7 @@ class ListUpdate:
         if header.version != expected:
             raise ConsistencyError(f"{where}: carries version {header.version}")
         self._hub.root_at(header.root_version).list_spec(header.list_id)
+        self._check_not_superseded(header, where)
         prev_leaf = previous.leaf_hash.hex() if previous else self.trust.last_leaf
         if header.prev != prev_leaf:
             raise ConsistencyError(f"{where}: prev does not match the leaf hash of v{expected - 1}")

@@ -173,10 +173,10 @@ class _Repo:
     timeline: list[str] = field(default_factory=list)
 
 
-def _lists() -> dict[str, ListSpec]:
+def _lists(first_version: int) -> dict[str, ListSpec]:
     return {
-        PDQ: ListSpec(PDQ, "pdq", 31, label="demo", snapshot_every=2),
-        MD5: ListSpec(MD5, "md5", 0, label="demo", snapshot_every=2),
+        PDQ: ListSpec(PDQ, "pdq", 31, label="demo", snapshot_every=2, first_version=first_version),
+        MD5: ListSpec(MD5, "md5", 0, label="demo", snapshot_every=2, first_version=first_version),
     }
 
 
@@ -195,7 +195,8 @@ def _root(version: int, keys: Mapping[str, SigningKey], labels: dict[str, list[s
         expires=T0 + timedelta(days=180 if version == 1 else 365),
         keys={keys[label].keyid: keys[label].public for label in used},
         roles=roles,
-        lists=_lists(),
+        # Both lists stand at v2 when root v2 rotates the delta key: v3 on must use it.
+        lists=_lists(1 if version == 1 else 3),
         mirrors=MIRRORS,
         policy=Policy(),
     )

@@ -109,6 +109,7 @@ def test_root_document_fields() -> None:
         "max_distance": 31,
         "label": "tid",
         "snapshot_every": 50,
+        "first_version": 1,
     }
 
 
