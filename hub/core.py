@@ -1,0 +1,1022 @@
+"""The hub's operations, synchronous, over one database connection.
+
+Everything an operator or a node can ask of the hub is a method here; the CLI
+calls them directly and the HTTP app sends them to the database thread
+(``store.DatabaseOwner``). Signing is done by ``protocol.Publisher`` and
+``protocol.root_files``; this module decides *what* to publish and stores the
+result atomically.
+
+Publishing one version of a list is one SQLite transaction: the body, header,
+signature, snapshot and checkpoint rows, the list's new head, the entries it
+adds and removes, the staged rows it consumes and the action-log line. A crash
+at any point leaves the previous version or the new one, never half
+(``fault_hook`` lets tests crash it between each pair of steps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from hub.config import CONFIG_NAME, HubConfig
+from hub.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+)
+from hub.intake import Intake
+from hub.store import open_database
+from protocol import (
+    GENESIS_PREV,
+    HASH_TYPES,
+    ListHead,
+    ListSpec,
+    ListState,
+    Policy,
+    ProtocolError,
+    PublicKey,
+    Publisher,
+    Role,
+    Root,
+    SigningKey,
+    root_files,
+)
+from protocol._fields import format_time, parse_time
+from protocol.ack import NODE_ID_PATTERN, verify_ack
+from protocol.keyfile import load_private_key, write_private_key
+from protocol.lists import validate_list_id
+from protocol.merkle import CompactRange
+from protocol.root import ROLE_NAMES
+
+__all__ = ["OPERATOR_ROLES", "AckReceipt", "Hub", "Principal", "utcnow"]
+
+OPERATOR_ROLES = ("admin", "publisher", "viewer", "auditor")
+"""admin: everything; publisher: stage and publish; viewer: read status; auditor: read acks."""
+
+IMMUTABLE = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _hash_token(token: str) -> str:
+    """Tokens are 256-bit random strings, so one SHA-256 is a sufficient one-way store."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a bearer token belongs to."""
+
+    kind: str  # "operator" or "node"
+    role: str  # operator role, or "node"
+    subject: str  # operator name or node id
+    lists: frozenset[str] = frozenset()
+
+    def require(self, *roles: str) -> None:
+        if self.kind != "operator" or (self.role != "admin" and self.role not in roles):
+            raise Forbidden(
+                f"this needs an operator token with role {' or '.join(roles) or 'admin'}"
+            )
+
+
+@dataclass(frozen=True)
+class AckReceipt:
+    node: str
+    list_id: str
+    seq: int
+    duplicate: bool = False
+    evidence_id: int | None = None
+
+
+@dataclass
+class _Cached:
+    version: int
+    state: ListState
+
+
+@dataclass
+class Hub:
+    """One hub: its home directory, configuration and database."""
+
+    home: Path
+    config: HubConfig
+    db: sqlite_utils.Database
+    now: Callable[[], datetime] = utcnow
+    fault_hook: Callable[[str], None] | None = None
+    _states: dict[str, _Cached] = field(default_factory=dict)
+
+    # -- opening --------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Path, *, now: Callable[[], datetime] = utcnow) -> Hub:
+        config = HubConfig.load(home)
+        return cls(home, config, open_database(home / config.database), now)
+
+    @classmethod
+    def init(
+        cls,
+        home: Path,
+        name: str,
+        *,
+        root_keys: int = 3,
+        root_threshold: int = 2,
+        now: Callable[[], datetime] = utcnow,
+        **settings: Any,
+    ) -> Hub:
+        """Create a hub: config, keys for every role, database, root v1."""
+        if (home / CONFIG_NAME).exists():
+            raise Conflict(f"{home} already holds a hub")
+        if not 1 <= root_threshold <= root_keys:
+            raise InvalidRequest("root threshold must be between 1 and the number of root keys")
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "keys").mkdir(mode=0o700, exist_ok=True)
+        config = HubConfig(name=name, **settings)
+        try:
+            Root(1, name, now() + timedelta(days=1), {}, {})
+        except ProtocolError as e:
+            if "hub name" in str(e):
+                raise InvalidRequest(str(e)) from e
+        (home / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
+        hub = cls(home, config, open_database(home / config.database), now)
+        counts = {"root": root_keys, "delta": 1, "checkpoint": 1, "timestamp": 1}
+        with hub.db.atomic():
+            keys = {role: [hub._new_key(role) for _ in range(n)] for role, n in counts.items()}
+            root = Root(
+                version=1,
+                name=name,
+                expires=now() + timedelta(days=config.root_expiry_days),
+                keys={k.keyid: k.public for ks in keys.values() for k in ks},
+                roles={
+                    role: Role(tuple(k.keyid for k in ks), root_threshold if role == "root" else 1)
+                    for role, ks in keys.items()
+                },
+                policy=hub._policy(),
+            )
+            hub._store_root(root, root_files(root, keys["root"]))
+            hub._log("init", "hub", {"name": name, "root_keys": root_keys})
+        return hub
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- keys and roots -------------------------------------------------------------
+
+    def _policy(self) -> Policy:
+        return Policy(
+            max_checkpoint_age=self.config.max_checkpoint_age,
+            min_poll_interval=self.config.min_poll_interval,
+        )
+
+    def _new_key(self, role: str) -> SigningKey:
+        key = SigningKey.generate()
+        rel = Path("keys") / f"{role}-{key.keyid[:16]}.key"
+        write_private_key(self.home / rel, key)
+        self.db.table("keys").insert(
+            {
+                "keyid": key.keyid,
+                "role": role,
+                "public": key.public.raw.hex(),
+                "path": str(rel),
+                "created": format_time(self.now()),
+            }
+        )
+        return key
+
+    def signers(self, role: str, root: Root | None = None) -> list[SigningKey]:
+        """The private keys on this machine for ``role`` in ``root`` (default: the newest)."""
+        root = root or self.root()
+        out = []
+        for keyid in root.roles[role].keyids:
+            row = self._one("SELECT path FROM keys WHERE keyid = ?", [keyid])
+            path = self.home / row["path"] if row else None
+            if path is not None and path.exists():
+                out.append(load_private_key(path))
+        return out
+
+    def root(self) -> Root:
+        row = self._one("SELECT bytes FROM roots ORDER BY version DESC LIMIT 1", [])
+        if row is None:
+            raise NotFound("this hub has no root yet")
+        return Root.from_bytes(row["bytes"])
+
+    def root_sha256(self, version: int = 1) -> str:
+        row = self._one("SELECT sha256 FROM roots WHERE version = ?", [version])
+        if row is None:
+            raise NotFound(f"no root v{version}")
+        return str(row["sha256"])
+
+    def _store_root(self, root: Root, files: dict[str, bytes]) -> None:
+        path = f"root/{root.version}.json"
+        data, sig = files[path], files[path + ".sig"]
+        self.db.table("roots").insert(
+            {
+                "version": root.version,
+                "bytes": data,
+                "sig": sig,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "created": format_time(self.now()),
+            }
+        )
+        self._put_file(path, data)
+        self._put_file(path + ".sig", sig)
+
+    def _next_root(self, **changes: Any) -> Root:
+        """Root N+1 with ``changes``; every list's next version must be signed under it."""
+        old = self.root()
+        lists = changes.pop("lists", dict(old.lists))
+        heads = {r["id"]: r["version"] for r in self.db.query("SELECT id, version FROM lists")}
+        lists = {
+            lid: replace(spec, first_version=max(spec.first_version, heads.get(lid, 0) + 1))
+            for lid, spec in lists.items()
+        }
+        return replace(
+            old,
+            version=old.version + 1,
+            expires=self.now() + timedelta(days=self.config.root_expiry_days),
+            lists=lists,
+            policy=self._policy(),
+            **changes,
+        )
+
+    def _publish_root(self, new: Root, extra_signers: Sequence[SigningKey] = ()) -> Root:
+        """Sign root N+1 with the old root keys and the new ones, check it, store it."""
+        old = self.root()
+        signers = {k.keyid: k for k in [*self.signers("root", old), *extra_signers]}
+        signers.update({k.keyid: k for k in self.signers("root", new)})
+        for label, root in (("current", old), ("new", new)):
+            have = sum(1 for k in root.roles["root"].keyids if k in signers)
+            if have < root.roles["root"].threshold:
+                raise Forbidden(
+                    f"the {label} root role needs {root.roles['root'].threshold} keys; "
+                    f"{have} are on this machine"
+                )
+        files = root_files(new, signers.values())
+        path = f"root/{new.version}.json"
+        try:
+            old.verify_successor(files[path], files[path + ".sig"])
+        except ProtocolError as e:
+            raise Unprocessable(f"root v{new.version} would not verify: {e}") from e
+        self._store_root(new, files)
+        return new
+
+    def rotate_key(self, role: str, who: str = "operator") -> Root:
+        """Replace every key of ``role`` with one new key, in a new root version.
+
+        A rotated ``delta`` role retires the old key for every later version
+        (``first_version``); rotated ``checkpoint``/``timestamp`` keys re-sign every
+        checkpoint at once, so nodes that accept the new root accept the checkpoints.
+        """
+        if role not in ROLE_NAMES:
+            raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLE_NAMES)}")
+        old = self.root()
+        with self.db.atomic():
+            count = len(old.roles[role].keyids) if role == "root" else 1
+            new_keys = [self._new_key(role) for _ in range(count)]
+            keys = {k: v for k, v in old.keys.items() if k not in old.roles[role].keyids}
+            keys.update({k.keyid: k.public for k in new_keys})
+            roles = dict(old.roles)
+            roles[role] = Role(tuple(k.keyid for k in new_keys), old.roles[role].threshold)
+            new = self._publish_root(self._next_root(keys=keys, roles=roles), new_keys)
+            for keyid in old.roles[role].keyids:
+                self.db.execute(
+                    "UPDATE keys SET retired = ? WHERE keyid = ?", [format_time(self.now()), keyid]
+                )
+            self._refresh_all(new)
+            self._log("key.rotate", who, {"role": role, "root_version": new.version})
+        return new
+
+    def keys(self) -> list[dict[str, Any]]:
+        root = self.root()
+        out = []
+        for row in self.db.query("SELECT * FROM keys ORDER BY created, keyid"):
+            roles = [r for r, role in root.roles.items() if row["keyid"] in role.keyids]
+            out.append(
+                {
+                    "keyid": row["keyid"],
+                    "role": row["role"],
+                    "in_root": bool(roles),
+                    "created": row["created"],
+                    "retired": row["retired"],
+                    "private_key_present": (self.home / row["path"]).exists(),
+                    "expires": format_time(root.expires) if roles else None,
+                }
+            )
+        return out
+
+    # -- lists ----------------------------------------------------------------------
+
+    def create_list(
+        self,
+        list_id: str,
+        hash_type: str,
+        *,
+        max_distance: int | None = None,
+        label: str = "",
+        snapshot_every: int | None = None,
+        public: bool = False,
+        who: str = "operator",
+    ) -> Root:
+        """Declare a new list in a new root version."""
+        try:
+            validate_list_id(list_id)
+            kind = HASH_TYPES.get(hash_type)
+            if kind is None:
+                raise InvalidRequest(
+                    f"unknown hash type {hash_type!r}; one of {sorted(HASH_TYPES)}"
+                )
+            spec = ListSpec(
+                list_id,
+                hash_type,
+                kind.default_max_distance if max_distance is None else max_distance,
+                label=label,
+                snapshot_every=snapshot_every or self.config.snapshot_every,
+            )
+        except ProtocolError as e:
+            raise InvalidRequest(str(e)) from e
+        old = self.root()
+        if list_id in old.lists:
+            raise Conflict(f"list {list_id} already exists")
+        with self.db.atomic():
+            new = self._publish_root(self._next_root(lists={**old.lists, list_id: spec}))
+            self.db.table("lists").insert(
+                {
+                    "id": list_id,
+                    "hash_type": hash_type,
+                    "public": int(public),
+                    "version": 0,
+                    "compact": "[]",
+                    "last_leaf": GENESIS_PREV,
+                    "created": format_time(self.now()),
+                }
+            )
+            self._log("list.create", who, {"list": list_id, "type": hash_type, "root": new.version})
+        return new
+
+    def spec(self, list_id: str) -> ListSpec:
+        try:
+            validate_list_id(list_id)
+        except ProtocolError as e:
+            raise InvalidRequest(str(e)) from e
+        spec = self.root().lists.get(list_id)
+        if spec is None:
+            raise NotFound(f"no list {list_id!r}")
+        return spec
+
+    def list_row(self, list_id: str) -> dict[str, Any]:
+        self.spec(list_id)
+        row = self._one("SELECT * FROM lists WHERE id = ?", [list_id])
+        if row is None:
+            raise NotFound(f"no list {list_id!r}")
+        return row
+
+    def state(self, list_id: str) -> ListState:
+        """The list's current state, from the cache or rebuilt from the entries."""
+        row = self.list_row(list_id)
+        cached = self._states.get(list_id)
+        if cached is not None and cached.version == row["version"]:
+            return cached.state
+        width = HASH_TYPES[row["hash_type"]].length
+        data = b"".join(
+            r[0]
+            for r in self.db.execute(
+                "SELECT hash FROM entries WHERE list_id = ? AND removed_version IS NULL "
+                "ORDER BY hash",
+                [list_id],
+            ).fetchall()
+        )
+        state = ListState(width, data)
+        self._states[list_id] = _Cached(row["version"], state)
+        return state
+
+    def head(self, list_id: str) -> ListHead:
+        row = self.list_row(list_id)
+        hashes = [bytes.fromhex(h) for h in json.loads(row["compact"])]
+        return ListHead(
+            list_id=list_id,
+            state=self.state(list_id),
+            version=row["version"],
+            compact=CompactRange(row["version"], hashes),
+            last_leaf=row["last_leaf"],
+            last_created=parse_time(row["last_created"], "list") if row["last_created"] else None,
+        )
+
+    # -- staging --------------------------------------------------------------------
+
+    def stage(
+        self,
+        list_id: str,
+        *,
+        adds: Iterable[Intake] = (),
+        removes: Iterable[bytes] = (),
+        who: str = "operator",
+    ) -> int:
+        """Stage changes for the next publish; returns how many rows were staged."""
+        spec = self.spec(list_id)
+        width = HASH_TYPES[spec.hash_type].length
+        created = format_time(self.now())
+        rows: list[dict[str, Any]] = [
+            {
+                "list_id": list_id,
+                "op": "add",
+                "hash": item.hash,
+                "quality": item.quality,
+                "source": item.source,
+                "category": item.category,
+                "submission_id": item.submission_id,
+                "who": who,
+                "created": created,
+            }
+            for item in adds
+        ]
+        rows += [
+            {"list_id": list_id, "op": "remove", "hash": h, "who": who, "created": created}
+            for h in removes
+        ]
+        for row in rows:
+            value = row["hash"]
+            if not isinstance(value, bytes) or len(value) != width:
+                raise InvalidRequest(f"a {spec.hash_type} hash is {width} bytes")
+        if not rows:
+            return 0
+        with self.db.atomic():
+            self.db.table("staged").insert_all(rows, batch_size=10_000)
+            self._log("stage", who, {"list": list_id, "rows": len(rows)})
+        return len(rows)
+
+    def staged_count(self, list_id: str) -> int:
+        row = self._one("SELECT count(*) AS n FROM staged WHERE list_id = ?", [list_id])
+        return int(row["n"]) if row else 0
+
+    # -- publishing -----------------------------------------------------------------
+
+    def _fault(self, step: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(step)
+
+    def _put_file(self, path: str, data: bytes, *, immutable: bool = True) -> None:
+        existing = self._one("SELECT bytes, immutable FROM files WHERE path = ?", [path])
+        if existing is not None:
+            if existing["immutable"]:
+                if existing["bytes"] != data:
+                    raise Conflict(f"{path} is published and immutable; refusing other bytes")
+                return
+            self.db.execute(
+                "UPDATE files SET bytes = ?, sha256 = ?, created = ? WHERE path = ?",
+                [data, hashlib.sha256(data).hexdigest(), format_time(self.now()), path],
+            )
+            return
+        self.db.table("files").insert(
+            {
+                "path": path,
+                "bytes": data,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "immutable": int(immutable),
+                "created": format_time(self.now()),
+            }
+        )
+
+    def publish(
+        self, list_ids: Sequence[str] | None = None, who: str = "operator"
+    ) -> list[dict[str, Any]]:
+        """Publish the staged changes of each list (all lists with staged rows by default)."""
+        if list_ids is None:
+            list_ids = [r["list_id"] for r in self.db.query("SELECT DISTINCT list_id FROM staged")]
+        results = []
+        for list_id in sorted(set(list_ids)):
+            result = self._publish_one(list_id, who)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _publish_one(self, list_id: str, who: str) -> dict[str, Any] | None:
+        root = self.root()
+        spec = self.spec(list_id)
+        staged = list(
+            self.db.query("SELECT * FROM staged WHERE list_id = ? ORDER BY id", [list_id])
+        )
+        if not staged:
+            return None
+        head = self.head(list_id)
+        # The last staged operation on a hash wins; only real changes are published.
+        final: dict[bytes, dict[str, Any]] = {}
+        for row in staged:
+            final[row["hash"]] = row
+        adds = [h for h, r in final.items() if r["op"] == "add" and h not in head.state]
+        removes = [h for h, r in final.items() if r["op"] == "remove" and h in head.state]
+        max_id = staged[-1]["id"]
+        now = self.now()
+        with self.db.atomic():
+            if not adds and not removes:
+                self.db.execute(
+                    "DELETE FROM staged WHERE list_id = ? AND id <= ?", [list_id, max_id]
+                )
+                return None
+            publisher = Publisher(
+                root, {r: self.signers(r, root) for r in ROLE_NAMES if r != "root"}
+            )
+            publication = publisher.publish(head, removes=removes, adds=adds, now=now)
+            header = publication.header
+            for step, (path, data) in enumerate(publication.files.items()):
+                self._fault(f"file {step}: {path}")
+                self._put_file(path, data, immutable=not path.endswith("/checkpoint"))
+            self._fault("head")
+            new = publication.head
+            self.db.execute(
+                "UPDATE lists SET version = ?, compact = ?, last_leaf = ?, last_created = ? "
+                "WHERE id = ?",
+                [
+                    new.version,
+                    json.dumps([h.hex() for h in new.compact.hashes]),
+                    new.last_leaf,
+                    format_time(new.last_created) if new.last_created else None,
+                    list_id,
+                ],
+            )
+            self.db.table("log_roots").insert(
+                {
+                    "list_id": list_id,
+                    "size": new.version,
+                    "root": new.compact.root(),
+                    "result_count": header.result_state.count,
+                    "result_sha256": header.result_state.sha256,
+                }
+            )
+            self._fault("entries")
+            self.db.conn.executemany(
+                "UPDATE entries SET removed_version = ? "
+                "WHERE list_id = ? AND hash = ? AND removed_version IS NULL",
+                [(new.version, list_id, h) for h in removes],
+            )
+            self.db.table("entries").insert_all(
+                (
+                    {
+                        "list_id": list_id,
+                        "hash": h,
+                        "added_version": new.version,
+                        "quality": final[h]["quality"],
+                        "source": final[h]["source"],
+                        "category": final[h]["category"],
+                        "submission_id": final[h]["submission_id"],
+                        "who": final[h]["who"],
+                        "created": final[h]["created"],
+                    }
+                    for h in adds
+                ),
+                batch_size=10_000,
+            )
+            self._fault("staged")
+            self.db.execute("DELETE FROM staged WHERE list_id = ? AND id <= ?", [list_id, max_id])
+            self._log(
+                "publish",
+                who,
+                {
+                    "list": list_id,
+                    "version": new.version,
+                    "adds": len(adds),
+                    "removes": len(removes),
+                },
+            )
+            self._fault("commit")
+        self._states[list_id] = _Cached(new.version, new.state)
+        return {
+            "list": list_id,
+            "version": new.version,
+            "adds": len(adds),
+            "removes": len(removes),
+            "count": header.result_state.count,
+            "state_sha256": header.result_state.sha256,
+            "snapshot": any("/snapshot/" in p for p in publication.files),
+            "hash_type": spec.hash_type,
+        }
+
+    def refresh_checkpoints(self, who: str = "scheduler") -> int:
+        """Re-issue every published checkpoint with a fresh timestamp co-signature."""
+        with self.db.atomic():
+            n = self._refresh_all(self.root())
+            if n:
+                self._log("checkpoint.refresh", who, {"lists": n})
+        return n
+
+    def _refresh_all(self, root: Root) -> int:
+        publisher = Publisher(root, {r: self.signers(r, root) for r in ROLE_NAMES if r != "root"})
+        n = 0
+        for row in self.db.query("SELECT id, version FROM lists WHERE version > 0"):
+            head = self.head(row["id"])
+            self._put_file(
+                f"lists/{row['id']}/checkpoint",
+                publisher.refresh(head, self.now()),
+                immutable=False,
+            )
+            n += 1
+        return n
+
+    # -- published files --------------------------------------------------------------
+
+    def file(self, path: str) -> tuple[bytes, bool] | None:
+        """The published file at ``path`` and whether it is immutable, or None."""
+        row = self._one("SELECT bytes, immutable FROM files WHERE path = ?", [path])
+        return (bytes(row["bytes"]), bool(row["immutable"])) if row else None
+
+    def list_is_public(self, list_id: str) -> bool:
+        row = self._one("SELECT public FROM lists WHERE id = ?", [list_id])
+        return bool(row and row["public"])
+
+    def export(self, target: Path) -> int:
+        """Write the published tree under ``target`` in publication order; never rewrite."""
+        n = 0
+        rows = self.db.query(
+            "SELECT path, bytes, immutable FROM files ORDER BY immutable DESC, rowid"
+        )
+        for row in rows:
+            path = target / row["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if row["immutable"] and path.exists():
+                if path.read_bytes() != row["bytes"]:
+                    raise Conflict(f"{path} exists with other bytes; refusing to overwrite")
+                continue
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(row["bytes"])
+            tmp.replace(path)
+            n += 1
+        return n
+
+    # -- nodes and tokens -------------------------------------------------------------
+
+    def enrol_node(
+        self, node_id: str, public_key: PublicKey, lists: Sequence[str], who: str = "operator"
+    ) -> str:
+        """Enrol a platform's node; returns its bearer token (shown once, stored hashed)."""
+        if not NODE_ID_PATTERN.fullmatch(node_id) or ".." in node_id:
+            raise InvalidRequest(f"invalid node id {node_id!r}: [a-z0-9][a-z0-9._-]{{0,63}}")
+        for list_id in lists:
+            self.spec(list_id)
+        if self._one("SELECT id FROM nodes WHERE id = ?", [node_id]):
+            raise Conflict(f"node {node_id} is already enrolled")
+        token = "hhn_" + secrets.token_urlsafe(32)
+        with self.db.atomic():
+            self.db.table("nodes").insert(
+                {
+                    "id": node_id,
+                    "public_key": public_key.raw.hex(),
+                    "lists": json.dumps(sorted(set(lists))),
+                    "created": format_time(self.now()),
+                }
+            )
+            self._insert_token(token, "node", "node", node_id)
+            self._log("node.enrol", who, {"node": node_id, "lists": sorted(set(lists))})
+        return token
+
+    def revoke_node(self, node_id: str, who: str = "operator") -> None:
+        if not self._one("SELECT id FROM nodes WHERE id = ? AND revoked IS NULL", [node_id]):
+            raise NotFound(f"no enrolled node {node_id!r}")
+        stamp = format_time(self.now())
+        with self.db.atomic():
+            self.db.execute("UPDATE nodes SET revoked = ? WHERE id = ?", [stamp, node_id])
+            self.db.execute(
+                "UPDATE tokens SET revoked = ? WHERE kind = 'node' AND subject = ?",
+                [stamp, node_id],
+            )
+            self._log("node.revoke", who, {"node": node_id})
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r["id"],
+                "keyid": PublicKey(bytes.fromhex(r["public_key"])).keyid,
+                "lists": json.loads(r["lists"]),
+                "created": r["created"],
+                "revoked": r["revoked"],
+                "last_seq": r["last_seq"],
+            }
+            for r in self.db.query("SELECT * FROM nodes ORDER BY id")
+        ]
+
+    def create_operator_token(self, role: str, subject: str, who: str = "operator") -> str:
+        if role not in OPERATOR_ROLES:
+            raise InvalidRequest(f"unknown operator role {role!r}; one of {OPERATOR_ROLES}")
+        token = "hho_" + secrets.token_urlsafe(32)
+        with self.db.atomic():
+            self._insert_token(token, "operator", role, subject)
+            self._log("token.create", who, {"role": role, "subject": subject})
+        return token
+
+    def _insert_token(self, token: str, kind: str, role: str, subject: str) -> None:
+        self.db.table("tokens").insert(
+            {
+                "hash": _hash_token(token),
+                "kind": kind,
+                "role": role,
+                "subject": subject,
+                "created": format_time(self.now()),
+            }
+        )
+
+    def authenticate(self, token: str) -> Principal:
+        """Resolve a bearer token; unknown or revoked tokens are ``Unauthorized``."""
+        digest = _hash_token(token)
+        row = self._one("SELECT * FROM tokens WHERE hash = ? AND revoked IS NULL", [digest])
+        # The lookup is by a one-way hash, so timing reveals nothing about stored tokens;
+        # compare again in constant time anyway, as defence in depth.
+        if row is None or not hmac.compare_digest(row["hash"], digest):
+            raise Unauthorized("unknown or revoked token")
+        if row["kind"] == "node":
+            node = self._one("SELECT lists, revoked FROM nodes WHERE id = ?", [row["subject"]])
+            if node is None or node["revoked"]:
+                raise Unauthorized("node is revoked")
+            return Principal("node", "node", row["subject"], frozenset(json.loads(node["lists"])))
+        return Principal("operator", row["role"], row["subject"])
+
+    def may_read_list(self, principal: Principal | None, list_id: str) -> bool:
+        if self.list_is_public(list_id):
+            return True
+        if principal is None:
+            return False
+        if principal.kind == "operator":
+            return True
+        return list_id in principal.lists
+
+    # -- acks -------------------------------------------------------------------------
+
+    def receive_ack(self, principal: Principal, data: bytes, sig: bytes) -> AckReceipt:
+        """Verify and store a node's signed ack (DESIGN §3.7).
+
+        Order: the signature and co-signature by the enrolled key; the ack names the
+        authenticated node and a list it was granted; ``seq`` strictly increases
+        (the same ``seq`` with the same bytes is an idempotent retry); the applied
+        version exists and its root and state match what the hub published —
+        otherwise the ack is stored as evidence of a split view and refused.
+        """
+        if principal.kind != "node":
+            raise Forbidden("acks are sent with a node token")
+        node = self._one("SELECT * FROM nodes WHERE id = ?", [principal.subject])
+        if node is None or node["revoked"]:
+            raise Unauthorized("node is not enrolled")
+        key = PublicKey(bytes.fromhex(node["public_key"]))
+        root = self.root()
+        try:
+            ack = verify_ack(data, sig, node_key=key, origin_prefix=root.name)
+        except ProtocolError as e:
+            raise Unprocessable(f"ack refused: {e}") from e
+        if ack.node != principal.subject:
+            raise Forbidden(f"ack names node {ack.node!r}, token is for {principal.subject!r}")
+        if ack.list_id not in principal.lists:
+            raise Forbidden(f"node {ack.node} is not granted list {ack.list_id}")
+        previous = self._one(
+            "SELECT bytes FROM acks WHERE node = ? AND seq = ?", [ack.node, ack.seq]
+        )
+        if previous is not None:
+            if bytes(previous["bytes"]) == data:
+                return AckReceipt(ack.node, ack.list_id, ack.seq, duplicate=True)
+            raise Conflict(f"seq {ack.seq} was already used by node {ack.node} with other bytes")
+        if ack.seq <= node["last_seq"]:
+            raise Conflict(
+                f"seq {ack.seq} is not above node {ack.node}'s last seq {node['last_seq']}"
+            )
+        log = self._one(
+            "SELECT root, result_count, result_sha256 FROM log_roots "
+            "WHERE list_id = ? AND size = ?",
+            [ack.list_id, ack.applied.version],
+        )
+        if log is None:
+            raise Unprocessable(
+                f"list {ack.list_id} has no published version {ack.applied.version}"
+            )
+        mismatch = []
+        if bytes(log["root"]) != ack.applied.checkpoint_root:
+            mismatch.append("checkpoint root")
+        if (log["result_count"], log["result_sha256"]) != (
+            ack.applied.state.count,
+            ack.applied.state.sha256,
+        ):
+            mismatch.append("state")
+        if mismatch:
+            with self.db.atomic():
+                evidence = (
+                    self.db.table("evidence")
+                    .insert(
+                        {
+                            "kind": "split_view"
+                            if "checkpoint root" in mismatch
+                            else "state_mismatch",
+                            "node": ack.node,
+                            "list_id": ack.list_id,
+                            "detail": json.dumps(
+                                {
+                                    "version": ack.applied.version,
+                                    "mismatch": mismatch,
+                                    "published_root": bytes(log["root"]).hex(),
+                                    "cosigned_root": ack.applied.checkpoint_root.hex(),
+                                }
+                            ),
+                            "bytes": data,
+                            "sig": sig,
+                            "created": format_time(self.now()),
+                        }
+                    )
+                    .last_pk
+                )
+                self._log(
+                    "evidence", "hub", {"node": ack.node, "list": ack.list_id, "id": evidence}
+                )
+            raise Unprocessable(
+                f"ack from {ack.node} co-signs a {' and '.join(mismatch)} the hub never published "
+                f"for {ack.list_id} v{ack.applied.version}; kept as evidence #{evidence}"
+            )
+        with self.db.atomic():
+            self.db.table("acks").insert(
+                {
+                    "node": ack.node,
+                    "list_id": ack.list_id,
+                    "seq": ack.seq,
+                    "bytes": data,
+                    "sig": sig,
+                    "received": format_time(self.now()),
+                    "sent": format_time(ack.sent),
+                    "version": ack.applied.version,
+                    "checkpoint_root": ack.applied.checkpoint_root,
+                    "state_count": ack.applied.state.count,
+                    "state_sha256": ack.applied.state.sha256,
+                    "counts": json.dumps(ack.counts.to_dict(), sort_keys=True),
+                }
+            )
+            self.db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [ack.seq, ack.node])
+            totals = ack.counts.to_dict()
+            per_hash = totals.pop("hashes")
+            for name, value in totals.items():
+                self._count(ack.node, ack.list_id, "", name, value)
+            for hex_hash, counters in per_hash.items():
+                for name, value in counters.items():
+                    self._count(ack.node, ack.list_id, hex_hash, name, value)
+        return AckReceipt(ack.node, ack.list_id, ack.seq)
+
+    def _count(self, node: str, list_id: str, hex_hash: str, name: str, value: int) -> None:
+        """Store a cumulative counter; a value below the last one is a reset (as Prometheus)."""
+        row = self._one(
+            "SELECT last, offset FROM counters "
+            "WHERE node = ? AND list_id = ? AND hash = ? AND name = ?",
+            [node, list_id, hex_hash, name],
+        )
+        if row is None:
+            self.db.table("counters").insert(
+                {"node": node, "list_id": list_id, "hash": hex_hash, "name": name, "last": value}
+            )
+            return
+        offset = row["offset"] + (row["last"] if value < row["last"] else 0)
+        self.db.execute(
+            "UPDATE counters SET last = ?, offset = ? "
+            "WHERE node = ? AND list_id = ? AND hash = ? AND name = ?",
+            [value, offset, node, list_id, hex_hash, name],
+        )
+
+    # -- status -----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What the operator sees: lists, nodes per list with lag and counts, flagged hashes."""
+        root = self.root()
+        out: dict[str, Any] = {
+            "hub": root.name,
+            "root_version": root.version,
+            "root_expires": format_time(root.expires),
+            "lists": [],
+        }
+        nodes = {n["id"]: n for n in self.nodes()}
+        for row in self.db.query("SELECT * FROM lists ORDER BY id"):
+            list_id = row["id"]
+            spec = root.lists[list_id]
+            count_row = self._one(
+                "SELECT count(*) AS n FROM entries WHERE list_id = ? AND removed_version IS NULL",
+                [list_id],
+            )
+            entry: dict[str, Any] = {
+                "id": list_id,
+                "hash_type": spec.hash_type,
+                "label": spec.label,
+                "public": bool(row["public"]),
+                "version": row["version"],
+                "count": count_row["n"] if count_row else 0,
+                "staged": self.staged_count(list_id),
+                "nodes": [],
+                "totals": dict.fromkeys(
+                    ("checked", "matched", "actioned", "blocked", "false_positive"), 0
+                ),
+                "flagged": [],
+            }
+            for node_id, node in nodes.items():
+                if list_id not in node["lists"]:
+                    continue
+                last = self._one(
+                    "SELECT version, received, seq FROM acks WHERE node = ? AND list_id = ? "
+                    "ORDER BY seq DESC LIMIT 1",
+                    [node_id, list_id],
+                )
+                counts = self._totals(node_id, list_id)
+                for name, value in counts.items():
+                    entry["totals"][name] = entry["totals"].get(name, 0) + value
+                entry["nodes"].append(
+                    {
+                        "node": node_id,
+                        "revoked": node["revoked"],
+                        "applied_version": last["version"] if last else None,
+                        "lag": row["version"] - last["version"] if last else row["version"],
+                        "last_ack": last["received"] if last else None,
+                        "counts": counts,
+                    }
+                )
+            entry["flagged"] = self.flagged_hashes(list_id)
+            out["lists"].append(entry)
+        return out
+
+    def _totals(self, node: str, list_id: str, hex_hash: str = "") -> dict[str, int]:
+        return {
+            r["name"]: r["last"] + r["offset"]
+            for r in self.db.query(
+                "SELECT name, last, offset FROM counters "
+                "WHERE node = ? AND list_id = ? AND hash = ?",
+                [node, list_id, hex_hash],
+            )
+        }
+
+    def hash_counts(self, list_id: str) -> dict[str, dict[str, int]]:
+        """Per-hash cumulative counts for a list, summed over nodes."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.db.query(
+            "SELECT hash, name, sum(last + offset) AS total FROM counters "
+            "WHERE list_id = ? AND hash != '' GROUP BY hash, name",
+            [list_id],
+        ):
+            out.setdefault(r["hash"], {})[r["name"]] = r["total"]
+        return out
+
+    def flagged_hashes(self, list_id: str) -> list[dict[str, Any]]:
+        """Hashes whose false-positive share or match count stands far out of line.
+
+        Flagged when reviewers rejected at least 3 matches and at least a fifth of
+        them (a bad hash), or when a hash matched at least 50 times and more than
+        20 times the list's median per-hash matches (a collision-prone hash).
+        """
+        counts = self.hash_counts(list_id)
+        matched = sorted(c.get("matched", 0) for c in counts.values())
+        median = matched[len(matched) // 2] if matched else 0
+        flagged: list[dict[str, Any]] = []
+        for hex_hash, c in counts.items():
+            m, fp = c.get("matched", 0), c.get("false_positive", 0)
+            reasons = []
+            if fp >= 3 and fp * 5 >= max(m, 1):
+                reasons.append("false positives")
+            if m >= 50 and m > 20 * max(median, 1):
+                reasons.append("matches far above the list's median")
+            if reasons:
+                flagged.append({"hash": hex_hash, "counts": c, "reasons": reasons})
+        flagged.sort(
+            key=lambda f: (-f["counts"].get("false_positive", 0), -f["counts"].get("matched", 0))
+        )
+        return flagged
+
+    def actions(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [
+            {**r, "detail": json.loads(r["detail"])}
+            for r in self.db.query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", [limit])
+        ]
+
+    def evidence(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "node": r["node"],
+                "list": r["list_id"],
+                "detail": json.loads(r["detail"]),
+                "created": r["created"],
+            }
+            for r in self.db.query("SELECT * FROM evidence ORDER BY id")
+        ]
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        rows = list(self.db.query(sql, params))
+        return rows[0] if rows else None
+
+    def _log(self, action: str, who: str, detail: dict[str, Any]) -> None:
+        self.db.table("actions").insert(
+            {
+                "at": format_time(self.now()),
+                "who": who,
+                "action": action,
+                "detail": json.dumps(detail, sort_keys=True),
+            }
+        )

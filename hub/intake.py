@@ -1,0 +1,149 @@
+"""Reading hashes in: single values from the CLI or API, and bulk import files.
+
+An import is all or nothing: the whole file is parsed and checked before
+anything is staged, and the first bad line fails it with its line number. Three
+formats are accepted, told apart by their first non-blank line:
+
+- NDJSON: one JSON object per line, ``{"hash": …, "quality": …, "category": …,
+  "source": …, "submission_id": …}`` (only ``hash`` required);
+- CSV with a header row that has a ``hash`` column (same optional columns);
+- plain lines: one hex hash per line; ``#`` starts a comment.
+
+PDQ hashes with a quality below 50 are refused (too little image structure to
+match reliably, as in ThreatExchange's PDQ guidance); a PDQ hash without a
+quality is accepted as the submitter's responsibility.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hub.errors import IntakeError
+from protocol.lists import hash_type
+
+__all__ = ["MIN_PDQ_QUALITY", "Intake", "parse_hash", "parse_import"]
+
+MIN_PDQ_QUALITY = 50
+MAX_IMPORT_LINES = 5_000_000
+_TEXT = re.compile(r"[^\x00-\x1f\x7f]{0,256}")
+_OPTIONAL = ("quality", "category", "source", "submission_id")
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One hash to stage, with its provenance."""
+
+    hash: bytes
+    quality: int | None = None
+    category: str | None = None
+    source: str | None = None
+    submission_id: str | None = None
+
+
+def parse_hash(text: str, type_name: str) -> bytes:
+    """Parse one hex hash of a list's type; case-insensitive, exact width."""
+    kind = hash_type(type_name)
+    value = text.strip().lower()
+    if len(value) != 2 * kind.length or not re.fullmatch(r"[0-9a-f]+", value):
+        raise IntakeError(
+            f"{text.strip()[:80]!r} is not a {kind.name} hash ({2 * kind.length} hex digits)"
+        )
+    return bytes.fromhex(value)
+
+
+def _text_field(value: object, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _TEXT.fullmatch(value):
+        raise IntakeError(f"{name} must be text of at most 256 printable characters")
+    return value
+
+
+def _quality(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise IntakeError("quality must be an integer from 0 to 100")
+    return value
+
+
+def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
+    """Build one checked ``Intake`` from a hash and optional provenance fields."""
+    raw = fields.get("hash")
+    if not isinstance(raw, str):
+        raise IntakeError("missing 'hash'")
+    quality = _quality(fields.get("quality"))
+    if type_name == "pdq" and quality is not None and quality < MIN_PDQ_QUALITY:
+        raise IntakeError(f"PDQ quality {quality} is below {MIN_PDQ_QUALITY}")
+    return Intake(
+        hash=parse_hash(raw, type_name),
+        quality=quality,
+        category=_text_field(fields.get("category"), "category"),
+        source=_text_field(fields.get("source"), "source"),
+        submission_id=_text_field(fields.get("submission_id"), "submission_id"),
+    )
+
+
+def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
+    lines = text.splitlines()
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.startswith("{"):
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise IntakeError(f"invalid JSON: {e.msg}", line=number) from e
+            if not isinstance(value, dict):
+                raise IntakeError("expected a JSON object", line=number)
+            unknown = set(value) - {"hash", *_OPTIONAL}
+            if unknown:
+                raise IntakeError(f"unknown field(s) {sorted(unknown)}", line=number)
+            yield number, value
+    elif "," in first and "hash" in [c.strip().lower() for c in first.split(",")]:
+        reader = csv.reader(io.StringIO(text))
+        header = [c.strip().lower() for c in next(reader)]
+        unknown = set(header) - {"hash", *_OPTIONAL}
+        if unknown:
+            raise IntakeError(f"unknown column(s) {sorted(unknown)}", line=1)
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise IntakeError(f"{len(row)} columns, header has {len(header)}", line=number)
+            yield number, {k: v.strip() for k, v in zip(header, row, strict=True)}
+    else:
+        for number, line in enumerate(lines, start=1):
+            value = line.split("#", 1)[0].strip()
+            if value:
+                yield number, {"hash": value}
+
+
+def parse_import(data: bytes, type_name: str) -> list[Intake]:
+    """Parse a whole import file, or raise ``IntakeError`` naming the first bad line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise IntakeError("the file is not UTF-8") from e
+    out: list[Intake] = []
+    for number, fields in _rows(text):
+        if len(out) >= MAX_IMPORT_LINES:
+            raise IntakeError(f"more than {MAX_IMPORT_LINES} hashes in one import", line=number)
+        try:
+            out.append(make_intake(type_name, fields))
+        except IntakeError as e:
+            if e.line is not None:
+                raise
+            raise IntakeError(str(e), line=number) from e
+    if not out:
+        raise IntakeError("the file holds no hashes")
+    return out

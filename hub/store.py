@@ -1,0 +1,215 @@
+"""The hub's SQLite database: schema, migrations, and the one thread that owns it.
+
+sqlite3 connections belong to the thread that opened them, and SQLite allows one
+writer at a time, so (as datasette does) one thread owns the connection and every
+database call from the async server is sent to it as a small synchronous
+function. The CLI, which has no event loop, opens its own connection in its own
+thread; WAL mode lets a running server keep reading while it writes.
+
+What is stored, and why it is stored that way:
+
+- ``files``: every published file as its exact bytes. The published tree is
+  served from here and exported from here, so what the hub serves is by
+  construction what it signed. Immutable files are inserted once, never updated
+  (a trigger refuses it); only ``lists/<id>/checkpoint`` is replaced.
+- ``entries``: every hash ever added to a list, with provenance (source,
+  category, submission id, who, when) and the versions that added and removed it.
+- ``staged``: changes waiting for the next publish.
+- ``keys``: public halves only. Private keys stay in files (mode 0600).
+- ``nodes``, ``tokens``: enrolled platforms and hashed bearer tokens.
+- ``acks``: each ack's exact bytes and signature, plus what was read from it.
+- ``actions``: an append-only log of operator actions (triggers refuse edits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+__all__ = ["DatabaseOwner", "migrations", "open_database"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+migrations = Migrations("hashhub.hub")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE roots (
+            version INTEGER PRIMARY KEY,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE lists (
+            id TEXT PRIMARY KEY,
+            hash_type TEXT NOT NULL,
+            public INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL DEFAULT 0,
+            compact TEXT NOT NULL DEFAULT '[]',
+            last_leaf TEXT NOT NULL,
+            last_created TEXT,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE log_roots (
+            list_id TEXT NOT NULL REFERENCES lists(id),
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            result_count INTEGER NOT NULL,
+            result_sha256 TEXT NOT NULL,
+            PRIMARY KEY (list_id, size)
+        );
+        CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL REFERENCES lists(id),
+            hash BLOB NOT NULL,
+            added_version INTEGER NOT NULL,
+            removed_version INTEGER,
+            quality INTEGER,
+            source TEXT,
+            category TEXT,
+            submission_id TEXT,
+            who TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX entries_current ON entries(list_id, hash)
+            WHERE removed_version IS NULL;
+        CREATE TABLE staged (
+            id INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL REFERENCES lists(id),
+            op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
+            hash BLOB NOT NULL,
+            quality INTEGER,
+            source TEXT,
+            category TEXT,
+            submission_id TEXT,
+            who TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX staged_list ON staged(list_id, id);
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            bytes BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            immutable INTEGER NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE TRIGGER files_immutable BEFORE UPDATE ON files
+            WHEN OLD.immutable = 1
+            BEGIN SELECT RAISE(ABORT, 'published files are immutable'); END;
+        CREATE TRIGGER files_no_delete BEFORE DELETE ON files
+            BEGIN SELECT RAISE(ABORT, 'published files are never deleted'); END;
+        CREATE TABLE keys (
+            keyid TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            public TEXT NOT NULL,
+            path TEXT NOT NULL,
+            created TEXT NOT NULL,
+            retired TEXT
+        );
+        CREATE TABLE nodes (
+            id TEXT PRIMARY KEY,
+            public_key TEXT NOT NULL,
+            lists TEXT NOT NULL,
+            created TEXT NOT NULL,
+            revoked TEXT,
+            last_seq INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('operator', 'node')),
+            role TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created TEXT NOT NULL,
+            revoked TEXT
+        );
+        CREATE TABLE acks (
+            id INTEGER PRIMARY KEY,
+            node TEXT NOT NULL REFERENCES nodes(id),
+            list_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            received TEXT NOT NULL,
+            sent TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            checkpoint_root BLOB NOT NULL,
+            state_count INTEGER NOT NULL,
+            state_sha256 TEXT NOT NULL,
+            counts TEXT NOT NULL,
+            UNIQUE (node, seq)
+        );
+        CREATE TABLE counters (
+            node TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            hash TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            last INTEGER NOT NULL,
+            offset INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (node, list_id, hash, name)
+        );
+        CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            node TEXT,
+            list_id TEXT,
+            detail TEXT NOT NULL,
+            bytes BLOB,
+            sig BLOB,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            who TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE TRIGGER actions_append_only_update BEFORE UPDATE ON actions
+            BEGIN SELECT RAISE(ABORT, 'the action log is append-only'); END;
+        CREATE TRIGGER actions_append_only_delete BEFORE DELETE ON actions
+            BEGIN SELECT RAISE(ABORT, 'the action log is append-only'); END;
+        """
+    )
+
+
+def open_database(path: Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the hub database in WAL mode and migrate it."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    migrations.apply(db)
+    return db
+
+
+class DatabaseOwner(Generic[T]):
+    """Runs every database call on one dedicated thread.
+
+    ``factory`` is called on that thread to build the object that owns the
+    connection (normally a ``Hub``); ``call`` then runs ``fn(owned)`` there.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hashhub-db")
+        self._owned = self._executor.submit(factory).result()
+
+    async def call(self, fn: Callable[[T], R]) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, self._owned)
+
+    def close(self, closer: Callable[[T], None]) -> None:
+        self._executor.submit(closer, self._owned).result()
+        self._executor.shutdown(wait=True)
