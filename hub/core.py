@@ -452,8 +452,13 @@ class Hub:
                 raise InvalidRequest(f"a {spec.hash_type} hash is {width} bytes")
         if not rows:
             return 0
+        columns = ("list_id", "op", "hash", "quality", "source", "category", "submission_id")
         with self.db.atomic():
-            self.db.table("staged").insert_all(rows, batch_size=10_000)
+            self.db.conn.executemany(
+                "INSERT INTO staged (list_id, op, hash, quality, source, category, "
+                "submission_id, who, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((*(row.get(c) for c in columns), who, created) for row in rows),
+            )
             self._log("stage", who, {"list": list_id, "rows": len(rows)})
         return len(rows)
 
@@ -515,8 +520,10 @@ class Hub:
         final: dict[bytes, dict[str, Any]] = {}
         for row in staged:
             final[row["hash"]] = row
-        adds = [h for h, r in final.items() if r["op"] == "add" and h not in head.state]
-        removes = [h for h, r in final.items() if r["op"] == "remove" and h in head.state]
+        candidates = list(final)
+        present = dict(zip(candidates, head.state.contains_many(candidates), strict=True))
+        adds = [h for h in candidates if final[h]["op"] == "add" and not present[h]]
+        removes = [h for h in candidates if final[h]["op"] == "remove" and present[h]]
         max_id = staged[-1]["id"]
         now = self.now()
         with self.db.atomic():
@@ -561,22 +568,23 @@ class Hub:
                 "WHERE list_id = ? AND hash = ? AND removed_version IS NULL",
                 [(new.version, list_id, h) for h in removes],
             )
-            self.db.table("entries").insert_all(
+            self.db.conn.executemany(
+                "INSERT INTO entries (list_id, hash, added_version, quality, source, category, "
+                "submission_id, who, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    {
-                        "list_id": list_id,
-                        "hash": h,
-                        "added_version": new.version,
-                        "quality": final[h]["quality"],
-                        "source": final[h]["source"],
-                        "category": final[h]["category"],
-                        "submission_id": final[h]["submission_id"],
-                        "who": final[h]["who"],
-                        "created": final[h]["created"],
-                    }
-                    for h in adds
+                    (
+                        list_id,
+                        h,
+                        new.version,
+                        final[h]["quality"],
+                        final[h]["source"],
+                        final[h]["category"],
+                        final[h]["submission_id"],
+                        final[h]["who"],
+                        final[h]["created"],
+                    )
+                    for h in sorted(adds)  # index order: appends, not random B-tree inserts
                 ),
-                batch_size=10_000,
             )
             self._fault("staged")
             self.db.execute("DELETE FROM staged WHERE list_id = ? AND id <= ?", [list_id, max_id])
@@ -992,7 +1000,8 @@ class Hub:
             for r in self.db.query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", [limit])
         ]
 
-    def evidence(self) -> list[dict[str, Any]]:
+    def evidence(self, *, include_bytes: bool = False) -> list[dict[str, Any]]:
+        """Evidence rows; with ``include_bytes``, each one's exact ack bytes and signature."""
         return [
             {
                 "id": r["id"],
@@ -1001,8 +1010,33 @@ class Hub:
                 "list": r["list_id"],
                 "detail": json.loads(r["detail"]),
                 "created": r["created"],
+                **({"bytes": r["bytes"], "sig": r["sig"]} if include_bytes else {}),
             }
             for r in self.db.query("SELECT * FROM evidence ORDER BY id")
+        ]
+
+    def acks(
+        self, *, node: str | None = None, list_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Stored acks, newest first, with their exact bytes and signature sidecar."""
+        rows = self.db.query(
+            "SELECT * FROM acks WHERE (:node IS NULL OR node = :node) "
+            "AND (:list IS NULL OR list_id = :list) ORDER BY id DESC LIMIT :limit",
+            {"node": node, "list": list_id, "limit": limit},
+        )
+        return [
+            {
+                "id": r["id"],
+                "node": r["node"],
+                "list": r["list_id"],
+                "seq": r["seq"],
+                "version": r["version"],
+                "sent": r["sent"],
+                "received": r["received"],
+                "bytes": bytes(r["bytes"]),
+                "sig": bytes(r["sig"]),
+            }
+            for r in rows
         ]
 
     # -- helpers ----------------------------------------------------------------------

@@ -126,6 +126,28 @@ class ListState:
     def digest(self) -> StateDigest:
         return StateDigest.of_bytes(self._data, self._width)
 
+    def _index(self, lookups: int) -> Sequence[bytes]:
+        """Something to binary-search: a real list when enough lookups pay for building it.
+
+        Bisecting the buffer view costs ~20 Python-level item reads per lookup; a list
+        of ``bytes`` costs one pass to build (about 0.1 µs a record) and then C-speed
+        comparisons. Past roughly one lookup per 30 records the list wins.
+        """
+        if lookups * 30 > self.count:
+            w, data = self._width, self._data
+            return [data[i : i + w] for i in range(0, len(data), w)]
+        return _Records(self._data, self._width)
+
+    def contains_many(self, hashes: Sequence[bytes]) -> list[bool]:
+        """Membership of each of ``hashes``, in order (one index for all lookups)."""
+        records = self._index(len(hashes))
+        n = len(records)
+        out = []
+        for h in hashes:
+            i = bisect.bisect_left(records, h)
+            out.append(i < n and records[i] == h)
+        return out
+
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, bytes) or len(item) != self._width:
             return False
@@ -161,7 +183,7 @@ class ListState:
             StateMismatchError: a removal is absent or an addition present.
         """
         w = self._width
-        records = _Records(self._data, w)
+        records = self._index(len(removes) + len(adds))
         n = len(records)
         # (position, 0 = insert before position | 1 = drop record at position, hash)
         events: list[tuple[int, int, bytes]] = []
