@@ -1,0 +1,34 @@
+"""Errors of the node, by who is at fault.
+
+    NodeError (hashhub's HashhubError)
+    ├── NodeConfigError   the local configuration or home directory is unusable (operator)
+    ├── FetchError        a download failed: network, HTTP status, deadline, or cap
+    │   └── NotPublishedError  the server answered 404: the file does not exist (yet)
+    └── (protocol.ProtocolError, re-raised as is: the published data is at fault)
+
+A sync that fails with ``FetchError`` is retried with back-off; one that fails with a
+``ProtocolError`` is recorded as evidence and also retried, since a mirror or the
+hub may serve good data later. Neither changes what the node enforces.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import HashhubError
+
+__all__ = ["FetchError", "NodeConfigError", "NodeError", "NotPublishedError"]
+
+
+class NodeError(HashhubError):
+    """Root of the node's own errors."""
+
+
+class NodeConfigError(NodeError):
+    """The node's home directory or configuration cannot be used."""
+
+
+class FetchError(NodeError):
+    """A download failed (transport, status, deadline or cap)."""
+
+
+class NotPublishedError(FetchError):
+    """The server says the file does not exist."""

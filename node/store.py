@@ -1,0 +1,294 @@
+"""The node's SQLite store: trust state, list states, evidence, events and outboxes.
+
+One file, WAL mode, ``synchronous=FULL`` (a trust record that survives a crash
+only half-written is worse than none). What it keeps:
+
+- ``roots``: every verified root's bytes and signature, so each run re-verifies
+  the chain from the pinned root instead of trusting a cached parse.
+- ``lists``: per subscribed list, the ``ListTrust`` record (JSON) and the list's
+  state as one blob in snapshot form (sorted hashes): the digest is one SHA-256
+  pass and ``verify`` can recompute it at any time. State and trust change
+  together in one transaction, or not at all.
+- ``evidence``: every rejected update: which list, the error class and message,
+  and the bytes that caused it where there are some (both notes of an
+  equivocation).
+- ``match_events`` and ``counters``: what matched, what the platform did about it,
+  and cumulative counters for acks.
+- ``ack_outbox`` and ``webhook_outbox``: durable queues, removed from only when
+  the other side confirms.
+- ``content``: the platform's registry of hashes of content it hosts, for
+  retroactive takedowns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from protocol import ListState, ListTrust, StateDigest
+from protocol._fields import format_time
+from protocol.lists import hash_type
+
+__all__ = ["NodeStore", "StoredList", "migrations"]
+
+migrations = Migrations("hashhub.node")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE roots (
+            version INTEGER PRIMARY KEY,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL
+        );
+        CREATE TABLE lists (
+            id TEXT PRIMARY KEY,
+            hash_type TEXT NOT NULL,
+            trust TEXT NOT NULL,
+            state BLOB NOT NULL,
+            count INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            applied TEXT,
+            last_attempt TEXT,
+            last_success TEXT,
+            last_error TEXT
+        );
+        CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            bytes BLOB,
+            other BLOB,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE match_events (
+            id TEXT PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            query BLOB NOT NULL,
+            distance INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('upload', 'registry')),
+            content_id TEXT,
+            created TEXT NOT NULL,
+            outcome TEXT,
+            outcome_at TEXT
+        );
+        CREATE INDEX match_events_open ON match_events(outcome, created);
+        CREATE TABLE counters (
+            list_id TEXT NOT NULL,
+            hash TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            changed INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (list_id, hash, name)
+        );
+        CREATE TABLE ack_outbox (
+            seq INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT
+        );
+        CREATE TABLE acks_confirmed (
+            seq INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            confirmed TEXT NOT NULL
+        );
+        CREATE TABLE webhook_outbox (
+            id INTEGER PRIMARY KEY,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            body BLOB NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            delivered TEXT,
+            last_error TEXT
+        );
+        CREATE TABLE content (
+            content_id TEXT NOT NULL,
+            hash_type TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            registered TEXT NOT NULL,
+            PRIMARY KEY (hash_type, hash, content_id)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@dataclass(frozen=True)
+class StoredList:
+    """One subscribed list as stored: its trust record and state."""
+
+    list_id: str
+    hash_type: str
+    trust: ListTrust
+    state: ListState
+
+
+class NodeStore:
+    """Typed access to the node's database. One instance per thread."""
+
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = list(self.db.query(sql, params))
+        return rows[0] if rows else None
+
+    # -- roots ---------------------------------------------------------------------
+
+    def roots(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (bytes(r["bytes"]), bytes(r["sig"]))
+            for r in self.db.query("SELECT bytes, sig FROM roots ORDER BY version")
+        ]
+
+    def _save_roots(self, roots: Iterable[tuple[int, bytes, bytes]]) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO roots (version, bytes, sig) VALUES (?, ?, ?)", list(roots)
+        )
+
+    def save_roots(self, roots: Iterable[tuple[int, bytes, bytes]]) -> None:
+        with self.db.atomic():
+            self._save_roots(roots)
+
+    # -- lists ---------------------------------------------------------------------
+
+    def stored_list(self, list_id: str, type_name: str) -> StoredList:
+        """The list as stored, or an empty one (version 0) if never applied."""
+        row = self._one("SELECT * FROM lists WHERE id = ?", [list_id])
+        width = hash_type(type_name).length
+        if row is None:
+            return StoredList(list_id, type_name, ListTrust(list_id), ListState(width))
+        return StoredList(
+            list_id,
+            row["hash_type"],
+            ListTrust.from_dict(json.loads(row["trust"])),
+            ListState(width, bytes(row["state"])),
+        )
+
+    def list_ids(self) -> list[str]:
+        return [r["id"] for r in self.db.query("SELECT id FROM lists ORDER BY id")]
+
+    def commit_update(
+        self,
+        list_id: str,
+        type_name: str,
+        state: ListState | None,
+        trust: ListTrust,
+        roots: Iterable[tuple[int, bytes, bytes]],
+        now: datetime,
+    ) -> None:
+        """Store a verified update: new roots, trust record and (if changed) state, atomically.
+
+        ``state`` None keeps the stored state (a checkpoint that only refreshed the time).
+        """
+        stamp = format_time(now)
+        with self.db.atomic():
+            self._save_roots(roots)
+            if state is None:
+                updated = self.db.execute(
+                    "UPDATE lists SET trust = ?, last_attempt = ?, last_success = ?, "
+                    "last_error = NULL WHERE id = ?",
+                    [json.dumps(trust.to_dict()), stamp, stamp, list_id],
+                ).rowcount
+                if updated == 1:
+                    return
+                state = ListState(hash_type(type_name).length)
+            digest = state.digest()
+            if digest != trust.state:
+                raise ValueError("refusing to store a state whose digest is not the trusted one")
+            self.db.execute(
+                "INSERT INTO lists (id, hash_type, trust, state, count, sha256, applied, "
+                "last_attempt, last_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET trust = excluded.trust, state = excluded.state, "
+                "count = excluded.count, sha256 = excluded.sha256, applied = excluded.applied, "
+                "last_attempt = excluded.last_attempt, last_success = excluded.last_success, "
+                "last_error = NULL",
+                [
+                    list_id,
+                    type_name,
+                    json.dumps(trust.to_dict()),
+                    state.to_bytes(),
+                    digest.count,
+                    digest.sha256,
+                    stamp,
+                    stamp,
+                    stamp,
+                ],
+            )
+
+    def record_failure(
+        self,
+        list_id: str,
+        now: datetime,
+        error: Exception,
+        *,
+        evidence: bool,
+        data: bytes | None = None,
+        other: bytes | None = None,
+    ) -> None:
+        """Note a failed attempt; keep evidence for protocol rejections."""
+        stamp = format_time(now)
+        message = f"{type(error).__name__}: {error}"
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE lists SET last_attempt = ?, last_error = ? WHERE id = ?",
+                [stamp, message, list_id],
+            )
+            if evidence:
+                self.db.table("evidence").insert(
+                    {
+                        "list_id": list_id,
+                        "kind": type(error).__name__,
+                        "message": str(error),
+                        "bytes": data,
+                        "other": other,
+                        "created": stamp,
+                    }
+                )
+
+    def evidence(self) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.items() if k not in ("bytes", "other")}
+            | {"has_bytes": r["bytes"] is not None}
+            for r in self.db.query("SELECT * FROM evidence ORDER BY id")
+        ]
+
+    def list_rows(self) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.items() if k != "state"}
+            for r in self.db.query("SELECT * FROM lists ORDER BY id")
+        ]
+
+    def verify(self) -> list[tuple[str, bool, StateDigest, StateDigest]]:
+        """Recompute every stored state's digest against its trust record."""
+        out = []
+        for row in self.db.query("SELECT id, hash_type, trust, state FROM lists ORDER BY id"):
+            trust = ListTrust.from_dict(json.loads(row["trust"]))
+            actual = StateDigest.of_bytes(bytes(row["state"]), hash_type(row["hash_type"]).length)
+            out.append((row["id"], actual == trust.state, actual, trust.state))
+        return out

@@ -1,0 +1,292 @@
+"""The node's update: DESIGN §4, driven through ``protocol``'s trust rules.
+
+This module fetches bytes and stores results; every accept/reject decision is a
+call into ``protocol.TrustedHub`` / ``ListUpdate``. One run (``Syncer.sync``):
+
+1. fix ``now`` once (the injected clock);
+2. re-verify the stored root chain from the pinned root, then walk
+   ``root/<N+1>.json`` until the server says it does not exist (capped);
+3. per subscribed list: fetch the checkpoint from the hub (mirrors as fallback),
+   verify it against the trusted record (rollback, freeze, equivocation);
+4. fetch headers trusted+1 … size, each verified and chained, until the Merkle
+   root reproduces the checkpoint's;
+5. when the node has no state or is more than ``snapshot_lag`` versions behind,
+   fetch the newest snapshot at or below the target and start from it;
+6. fetch bodies by hash (mirrors first), verified by length and SHA-256;
+7. apply in memory through the trust rules, then store state, trust record and
+   roots in one SQLite transaction. Any failure before the commit leaves the
+   store exactly as it was; a protocol rejection is kept as evidence.
+
+Every download is capped (``protocol.Limits`` and the sizes the signed headers
+promise) and has a deadline; nothing is read past the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiohttp
+
+from node.errors import FetchError, NotPublishedError
+from node.store import NodeStore
+from protocol import (
+    EquivocationError,
+    LimitError,
+    Limits,
+    ListState,
+    ProtocolError,
+    TrustedHub,
+    body_path,
+    checkpoint_path,
+    header_path,
+    root_path,
+    sig_path,
+    snapshot_path,
+)
+
+__all__ = ["Fetcher", "ListOutcome", "Syncer"]
+
+_CHUNK = 64 * 1024
+
+
+class Fetcher:
+    """Downloads published files with caps and deadlines, from mirrors and the hub.
+
+    Immutable files are tried on each mirror first, then on the hub; the
+    checkpoint (the one mutable file) on the hub first, mirrors as fallback.
+    Mirrors are not trusted for anything: what they serve is verified like the
+    hub's. Only requests to the hub carry the node's token.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        hub_url: str,
+        *,
+        mirrors: Sequence[str] = (),
+        token: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.session = session
+        self.hub_url = hub_url.rstrip("/")
+        self.mirrors = [m.rstrip("/") for m in mirrors]
+        self.token = token
+        self.limits = limits or Limits()
+        self.requested: list[str] = []
+
+    async def fetch(self, path: str, cap: int, *, immutable: bool = True) -> bytes:
+        """Return the bytes at ``path`` from the first source that has them.
+
+        Raises:
+            NotPublishedError: every source answered 404.
+            LimitError: a source sent more than ``cap`` bytes (tried no further:
+                the next source gets its chance only for transport failures).
+            FetchError: every source failed otherwise.
+        """
+        sources = [*self.mirrors, self.hub_url] if immutable else [self.hub_url, *self.mirrors]
+        missing = 0
+        last: Exception | None = None
+        for base in sources:
+            try:
+                return await self._get(base, path, cap)
+            except NotPublishedError as e:
+                missing += 1
+                last = e
+            except (FetchError, LimitError) as e:
+                last = e
+        if missing == len(sources):
+            raise NotPublishedError(f"{path}: not published")
+        assert last is not None
+        raise last
+
+    async def _get(self, base: str, path: str, cap: int) -> bytes:
+        url = f"{base}/{path}"
+        self.requested.append(url)
+        headers = {}
+        if base == self.hub_url and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            async with asyncio.timeout(self.limits.fetch_timeout):
+                async with self.session.get(url, headers=headers, allow_redirects=False) as resp:
+                    if resp.status == 404:
+                        raise NotPublishedError(f"{url}: 404")
+                    if resp.status != 200:
+                        raise FetchError(f"{url}: HTTP {resp.status}")
+                    if resp.content_length is not None and resp.content_length > cap:
+                        raise LimitError(f"{url}: {resp.content_length} bytes, cap {cap}")
+                    parts: list[bytes] = []
+                    total = 0
+                    while chunk := await resp.content.read(_CHUNK):
+                        total += len(chunk)
+                        if total > cap:
+                            raise LimitError(f"{url}: more than the cap of {cap} bytes")
+                        parts.append(chunk)
+                    return b"".join(parts)
+        except TimeoutError as e:
+            raise FetchError(
+                f"{url}: no complete answer within {self.limits.fetch_timeout} s"
+            ) from e
+        except aiohttp.ClientError as e:
+            raise FetchError(f"{url}: {e.__class__.__name__}: {e}") from e
+
+
+@dataclass
+class ListOutcome:
+    """What one update of one list did."""
+
+    list_id: str
+    status: str  # "updated", "current", "rejected", "failed"
+    from_version: int
+    to_version: int
+    error: str = ""
+    added: list[bytes] = field(default_factory=list)
+    removed: list[bytes] = field(default_factory=list)
+    rebuilt: bool = False
+    state: ListState | None = None
+
+
+class Syncer:
+    """One node's sync runs against one hub."""
+
+    def __init__(
+        self,
+        store: NodeStore,
+        fetcher: Fetcher,
+        lists: Sequence[str],
+        *,
+        pinned_root_sha256: str,
+        snapshot_lag: int = 1000,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.lists = list(lists)
+        self.pinned_root_sha256 = pinned_root_sha256
+        self.snapshot_lag = snapshot_lag
+
+    async def open_hub(self, now: datetime) -> TrustedHub:
+        """Re-verify the stored chain from the pinned root, then walk to the newest root."""
+        limits = self.fetcher.limits
+        stored = self.store.roots()
+        if stored:
+            (first, first_sig), *rest = stored
+        else:
+            first = await self.fetcher.fetch(root_path(1), limits.root_bytes)
+            first_sig = await self.fetcher.fetch(sig_path(root_path(1)), limits.sig_bytes)
+            rest = []
+        hub = TrustedHub(
+            first, first_sig, now=now, pinned_sha256=self.pinned_root_sha256, limits=limits
+        )
+        for data, sig in rest:
+            hub.update_root(data, sig)
+        for _ in range(limits.max_root_walk):
+            path = root_path(hub.root.version + 1)
+            try:
+                data = await self.fetcher.fetch(path, limits.root_bytes)
+                sig = await self.fetcher.fetch(sig_path(path), limits.sig_bytes)
+            except NotPublishedError:
+                break
+            hub.update_root(data, sig)
+        return hub
+
+    async def sync(self, now: datetime) -> list[ListOutcome]:
+        """Update every subscribed list; each list is all or nothing on its own."""
+        try:
+            hub = await self.open_hub(now)
+        except (ProtocolError, FetchError) as e:
+            evidence = isinstance(e, ProtocolError)
+            for list_id in self.lists:
+                self.store.record_failure(list_id, now, e, evidence=evidence)
+            status = "rejected" if evidence else "failed"
+            return [
+                ListOutcome(lid, status, 0, 0, f"{type(e).__name__}: {e}") for lid in self.lists
+            ]
+        self.store.save_roots(hub.root_files())
+        return [await self.sync_list(hub, list_id, now) for list_id in self.lists]
+
+    async def sync_list(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
+        limits = self.fetcher.limits
+        try:
+            spec = hub.root.list_spec(list_id)
+        except ProtocolError as e:
+            self.store.record_failure(list_id, now, e, evidence=True)
+            return ListOutcome(list_id, "rejected", 0, 0, f"{type(e).__name__}: {e}")
+        stored = self.store.stored_list(list_id, spec.hash_type)
+        start = stored.trust.version
+        checkpoint = b""
+        try:
+            checkpoint = await self.fetcher.fetch(
+                checkpoint_path(list_id), limits.checkpoint_bytes, immutable=False
+            )
+            update = hub.begin_update(stored.trust, checkpoint)
+            if update.is_current:
+                trust = update.finish(stored.trust.state)
+                self.store.commit_update(
+                    list_id, spec.hash_type, None, trust, hub.root_files(), now
+                )
+                return ListOutcome(list_id, "current", start, start)
+            for version in range(start + 1, update.target + 1):
+                hp = header_path(list_id, version)
+                data = await self.fetcher.fetch(hp, limits.header_bytes)
+                sig = await self.fetcher.fetch(sig_path(hp), limits.sig_bytes)
+                update.add_header(data, sig)
+            base = stored.state
+            rebuilt = False
+            if start == 0 or update.target - start > self.snapshot_lag:
+                every = spec.snapshot_every
+                candidate = (update.target // every) * every
+                if candidate > start:
+                    expected = update.header(candidate).result_state.count * spec.hash_length
+                    try:
+                        snap = await self.fetcher.fetch(snapshot_path(list_id, candidate), expected)
+                    except NotPublishedError:
+                        snap = None
+                    if snap is not None:
+                        base = update.add_snapshot(candidate, snap)
+                        rebuilt = True
+            for header in update.bodies_needed():
+                data = await self.fetcher.fetch(
+                    body_path(list_id, header.body.sha256), header.body.length
+                )
+                update.add_body(header.version, data)
+            new_state, trust = update.apply(base)
+            self.store.commit_update(
+                list_id, spec.hash_type, new_state, trust, hub.root_files(), now
+            )
+        except EquivocationError as e:
+            self.store.record_failure(
+                list_id, now, e, evidence=True, data=e.presented, other=e.trusted
+            )
+            return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
+        except ProtocolError as e:
+            self.store.record_failure(list_id, now, e, evidence=True, data=checkpoint or None)
+            return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
+        except FetchError as e:
+            self.store.record_failure(list_id, now, e, evidence=False)
+            return ListOutcome(list_id, "failed", start, start, f"{type(e).__name__}: {e}")
+        outcome = ListOutcome(
+            list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state
+        )
+        if rebuilt:
+            old = set(stored.state)
+            new = set(new_state)
+            outcome.added = sorted(new - old)
+            outcome.removed = sorted(old - new)
+        else:
+            added: set[bytes] = set()
+            removed: set[bytes] = set()
+            for _, body in update.ordered_bodies():
+                for h in body.removes:
+                    if h in added:
+                        added.discard(h)
+                    else:
+                        removed.add(h)
+                for h in body.adds:
+                    if h in removed:
+                        removed.discard(h)
+                    else:
+                        added.add(h)
+            outcome.added, outcome.removed = sorted(added), sorted(removed)
+        return outcome
