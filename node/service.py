@@ -1,0 +1,681 @@
+"""The node: keys, store, per-list match indexes, match events, acks and webhooks.
+
+``Node`` is synchronous and owns one ``NodeStore`` connection; the daemon uses it
+from its event-loop thread only (every call is milliseconds, except applying a
+large update, which runs between polls). The network parts — sync, sending acks,
+delivering webhooks — are ``async`` functions here that read what to send from
+the store, send it, and write the result back.
+
+Counters are cumulative per list (``checked``, ``matched``, ``actioned``,
+``blocked``, ``false_positive``) and per listed hash; an ack carries the totals,
+so a lost ack loses nothing. Acks and webhook calls wait in durable outboxes
+until the other side confirms; a retry sends the very same bytes (same ``seq``,
+same idempotency key).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
+from node.errors import NodeConfigError, NodeError
+from node.imaging import ImageLimits, dihedral_pdq, file_digests, hash_image
+from node.matcher import ListIndex
+from node.store import NodeStore
+from node.sync import Fetcher, ListOutcome, Syncer
+from protocol import Root, SigningKey
+from protocol._fields import format_time, parse_time
+from protocol.ack import COUNTER_NAMES, NODE_ID_PATTERN, AppliedVersion, Counts, sign_ack
+from protocol.keyfile import load_private_key, write_private_key, write_public_key
+from protocol.lists import HASH_TYPES, validate_list_id
+
+__all__ = [
+    "OUTCOMES",
+    "MatchResult",
+    "Node",
+    "deliver_webhooks",
+    "flush_acks",
+    "run_sync",
+    "utcnow",
+]
+
+OUTCOMES = ("actioned", "blocked", "false_positive", "kept")
+"""What a platform did about a match. ``kept`` (reviewed, left up) counts toward no counter."""
+
+_OUTCOME_COUNTER = {
+    "actioned": "actioned",
+    "blocked": "blocked",
+    "false_positive": "false_positive",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """One listed hash that a query matched."""
+
+    match_id: str
+    list_id: str
+    hash_type: str
+    hash: bytes
+    query: bytes
+    distance: int
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "match_id": self.match_id,
+            "list": self.list_id,
+            "hash_type": self.hash_type,
+            "hash": self.hash.hex(),
+            "query": self.query.hex(),
+            "distance": self.distance,
+            "version": self.version,
+        }
+
+
+class Node:
+    """One participating platform's node (see the module docstring)."""
+
+    def __init__(self, home: Path, config: NodeConfig, *, now: Any = utcnow) -> None:
+        self.home = home
+        self.config = config
+        self.now = now
+        self.store = NodeStore(home / config.database)
+        self.key = load_private_key(home / "node.key")
+        self.token = read_secret(home / "hub-token")
+        self.api_token = read_secret(home / "api-token")
+        self.webhook_secret = read_secret(home / "webhook-secret")
+        self.indexes: dict[str, ListIndex] = {}
+        self.versions: dict[str, int] = {}
+        self.image_limits = ImageLimits(max_bytes=config.max_upload_bytes)
+        self.load_indexes()
+
+    # -- setup ---------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        home: Path,
+        *,
+        node_id: str,
+        hub_url: str,
+        lists: Sequence[str],
+        pinned_root_sha256: str,
+        token: str,
+        mirrors: Sequence[str] = (),
+        webhook_url: str = "",
+        now: Any = utcnow,
+        **settings: Any,
+    ) -> Node:
+        """Create a node home: configuration, a new Ed25519 key, and the secret files."""
+        if (home / CONFIG_NAME).exists():
+            raise NodeConfigError(f"{home} already holds a node")
+        if not NODE_ID_PATTERN.fullmatch(node_id) or ".." in node_id:
+            raise NodeConfigError(f"invalid node id {node_id!r}")
+        for list_id in lists:
+            try:
+                validate_list_id(list_id)
+            except Exception as e:
+                raise NodeConfigError(str(e)) from e
+        if not lists:
+            raise NodeConfigError("subscribe to at least one list")
+        pin = pinned_root_sha256.strip().lower()
+        if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+            raise NodeConfigError("the pinned root SHA-256 must be 64 hex digits")
+        for url in (hub_url, *mirrors, *([webhook_url] if webhook_url else [])):
+            if not url.startswith(("http://", "https://")):
+                raise NodeConfigError(f"{url!r} is not an http(s) URL")
+        config = NodeConfig(
+            node_id=node_id,
+            hub_url=hub_url.rstrip("/"),
+            lists=tuple(lists),
+            pinned_root_sha256=pin,
+            mirrors=tuple(m.rstrip("/") for m in mirrors),
+            webhook_url=webhook_url,
+            **settings,
+        )
+        home.mkdir(parents=True, exist_ok=True)
+        key = SigningKey.generate()
+        write_private_key(home / "node.key", key)
+        write_public_key(home / "node.pub.pem", key.public)
+        write_secret(home / "hub-token", token)
+        write_secret(home / "api-token", "hhl_" + secrets.token_urlsafe(32))
+        write_secret(home / "webhook-secret", secrets.token_urlsafe(32))
+        (home / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
+        return cls(home, config, now=now)
+
+    @classmethod
+    def open(cls, home: Path, *, now: Any = utcnow) -> Node:
+        return cls(home, NodeConfig.load(home), now=now)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def newest_root(self) -> Root | None:
+        roots = self.store.roots()
+        return Root.from_bytes(roots[-1][0]) if roots else None
+
+    def load_indexes(self) -> None:
+        """Build one match index per applied list from its stored (verified) state."""
+        root = self.newest_root()
+        if root is None:
+            return
+        for list_id in self.config.lists:
+            spec = root.lists.get(list_id)
+            if spec is None:
+                continue
+            stored = self.store.stored_list(list_id, spec.hash_type)
+            self.indexes[list_id] = ListIndex.from_snapshot(
+                spec.hash_type, spec.max_distance, stored.state.to_bytes()
+            )
+            self.versions[list_id] = stored.trust.version
+
+    # -- after a sync ----------------------------------------------------------------
+
+    def absorb(self, outcomes: Iterable[ListOutcome]) -> int:
+        """Follow applied updates: indexes, retroactive matches, acks. Returns new webhooks."""
+        root = self.newest_root()
+        assert root is not None
+        webhooks = 0
+        updated = []
+        for outcome in outcomes:
+            if outcome.status != "updated":
+                continue
+            spec = root.list_spec(outcome.list_id)
+            index = self.indexes.get(outcome.list_id)
+            if index is None or outcome.rebuilt or outcome.state is None:
+                data = outcome.state.to_bytes() if outcome.state is not None else b""
+                self.indexes[outcome.list_id] = ListIndex.from_snapshot(
+                    spec.hash_type, spec.max_distance, data
+                )
+            else:
+                index.apply(outcome.removed, outcome.added)
+            self.versions[outcome.list_id] = outcome.to_version
+            webhooks += self._retroactive(
+                outcome.list_id, spec.hash_type, spec.max_distance, outcome
+            )
+            updated.append(outcome.list_id)
+        if updated:
+            self.enqueue_acks(updated)
+        return webhooks
+
+    def _retroactive(
+        self, list_id: str, type_name: str, max_distance: int, outcome: ListOutcome
+    ) -> int:
+        """Search the content registry for newly listed hashes; queue one webhook per hit."""
+        if not outcome.added:
+            return 0
+        registered = list(
+            self.store.db.query(
+                "SELECT content_id, hash FROM content WHERE hash_type = ?", [type_name]
+            )
+        )
+        if not registered:
+            return 0
+        added = ListIndex.from_snapshot(type_name, max_distance, b"".join(sorted(outcome.added)))
+        results = added.match([bytes(r["hash"]) for r in registered])
+        queued = 0
+        for row, matches in zip(registered, results, strict=True):
+            for m in matches:
+                event = self._event(
+                    list_id, m.hash, bytes(row["hash"]), m.distance, "registry", row["content_id"]
+                )
+                key = f"{list_id}:{outcome.to_version}:{m.hash.hex()}:{row['content_id']}"
+                body = {
+                    "type": "hashhub.retroactive_match.v1",
+                    "node": self.config.node_id,
+                    "match_id": event,
+                    "content_id": row["content_id"],
+                    "list": list_id,
+                    "hash_type": type_name,
+                    "hash": m.hash.hex(),
+                    "content_hash": bytes(row["hash"]).hex(),
+                    "distance": m.distance,
+                    "version": outcome.to_version,
+                }
+                queued += self._queue_webhook(key, body)
+        return queued
+
+    # -- matching --------------------------------------------------------------------
+
+    def _event(
+        self,
+        list_id: str,
+        listed: bytes,
+        query: bytes,
+        distance: int,
+        source: str,
+        content_id: str | None = None,
+    ) -> str:
+        match_id = str(uuid.uuid4())
+        self.store.db.table("match_events").insert(
+            {
+                "id": match_id,
+                "list_id": list_id,
+                "hash": listed,
+                "query": query,
+                "distance": distance,
+                "version": self.versions.get(list_id, 0),
+                "source": source,
+                "content_id": content_id,
+                "created": format_time(self.now()),
+            }
+        )
+        self._bump(list_id, "", "matched")
+        self._bump(list_id, listed.hex(), "matched")
+        return match_id
+
+    def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
+        self.store.db.execute(
+            "INSERT INTO counters (list_id, hash, name, value, changed) VALUES (?, ?, ?, ?, 1) "
+            "ON CONFLICT(list_id, hash, name) DO UPDATE SET value = value + ?, changed = 1",
+            [list_id, hex_hash, name, by, by],
+        )
+
+    def match_hashes(self, queries: Mapping[str, Sequence[bytes]]) -> list[MatchResult]:
+        """Match hashes (by type) against every subscribed list of that type.
+
+        Every query counts as ``checked`` once per list it was checked against; every
+        listed hash it matched is a match event and counts as ``matched``.
+        """
+        results: list[MatchResult] = []
+        with self.store.db.atomic():
+            for list_id, index in sorted(self.indexes.items()):
+                type_name = index.hash_type.name
+                hashes = list(queries.get(type_name, ()))
+                if not hashes:
+                    continue
+                self._bump(list_id, "", "checked", len(hashes))
+                for query, matches in zip(hashes, index.match(hashes), strict=True):
+                    for m in matches:
+                        match_id = self._event(list_id, m.hash, query, m.distance, "upload")
+                        results.append(
+                            MatchResult(
+                                match_id,
+                                list_id,
+                                type_name,
+                                m.hash,
+                                query,
+                                m.distance,
+                                self.versions.get(list_id, 0),
+                            )
+                        )
+        return results
+
+    def image_queries(self, data: bytes, *, dihedral: bool | None = None) -> dict[str, list[bytes]]:
+        """The hashes an uploaded file is matched by (images: PDQ, pHash, MD5, SHA-256)."""
+        hashes = hash_image(data, self.image_limits)
+        queries = {t: [h] for t, h in hashes.by_type().items()}
+        if dihedral if dihedral is not None else self.config.dihedral:
+            queries["pdq"] = list(dict.fromkeys(dihedral_pdq(data, self.image_limits)))
+        return queries
+
+    @staticmethod
+    def file_queries(data: bytes) -> dict[str, list[bytes]]:
+        digests = file_digests(data)
+        return {"md5": [digests.md5], "sha256": [digests.sha256]}
+
+    def record_outcome(self, match_id: str, outcome: str) -> dict[str, Any]:
+        """Record what the platform did about a match; once per match."""
+        if outcome not in OUTCOMES:
+            raise NodeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        rows = list(self.store.db.query("SELECT * FROM match_events WHERE id = ?", [match_id]))
+        if not rows:
+            raise KeyError(match_id)
+        event = rows[0]
+        if event["outcome"] is not None:
+            if event["outcome"] == outcome:
+                return {"match_id": match_id, "outcome": outcome, "duplicate": True}
+            raise ValueError(f"match {match_id} already has outcome {event['outcome']}")
+        with self.store.db.atomic():
+            self.store.db.execute(
+                "UPDATE match_events SET outcome = ?, outcome_at = ? WHERE id = ?",
+                [outcome, format_time(self.now()), match_id],
+            )
+            counter = _OUTCOME_COUNTER.get(outcome)
+            if counter is not None:
+                self._bump(event["list_id"], "", counter)
+                self._bump(event["list_id"], bytes(event["hash"]).hex(), counter)
+        return {"match_id": match_id, "outcome": outcome, "duplicate": False}
+
+    def register_content(self, content_id: str, queries: Mapping[str, Sequence[bytes]]) -> int:
+        """Register hashes of content the platform hosts, for retroactive matching."""
+        if not content_id or len(content_id) > 256 or not content_id.isprintable():
+            raise NodeError("content id must be 1-256 printable characters")
+        rows = []
+        for type_name, hashes in queries.items():
+            width = HASH_TYPES[type_name].length
+            for h in hashes:
+                if len(h) != width:
+                    raise NodeError(f"a {type_name} hash is {width} bytes")
+                rows.append((content_id, type_name, h, format_time(self.now())))
+        with self.store.db.atomic():
+            self.store.db.conn.executemany(
+                "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    # -- acks ------------------------------------------------------------------------
+
+    def _counts(self, list_id: str) -> Counts:
+        totals = dict.fromkeys(COUNTER_NAMES, 0)
+        per_hash: dict[str, dict[str, int]] = {}
+        for row in self.store.db.query(
+            "SELECT hash, name, value, changed FROM counters WHERE list_id = ?", [list_id]
+        ):
+            if row["hash"] == "":
+                totals[row["name"]] = row["value"]
+            elif row["changed"] and row["name"] != "checked":
+                per_hash.setdefault(row["hash"], {})[row["name"]] = row["value"]
+        return Counts(**totals, hashes=per_hash)
+
+    def enqueue_acks(self, list_ids: Iterable[str] | None = None) -> list[int]:
+        """Sign one ack per applied list with the current totals and queue it."""
+        root = self.newest_root()
+        if root is None:
+            return []
+        queued = []
+        for list_id in sorted(set(list_ids or self.config.lists)):
+            spec = root.lists.get(list_id)
+            if spec is None:
+                continue
+            stored = self.store.stored_list(list_id, spec.hash_type)
+            trust = stored.trust
+            if trust.version == 0:
+                continue
+            with self.store.db.atomic():
+                seq = 1 + max(
+                    next(
+                        iter(self.store.db.execute("SELECT coalesce(max(seq), 0) FROM ack_outbox"))
+                    )[0],
+                    next(
+                        iter(
+                            self.store.db.execute(
+                                "SELECT coalesce(max(seq), 0) FROM acks_confirmed"
+                            )
+                        )
+                    )[0],
+                )
+                data, sig = sign_ack(
+                    key=self.key,
+                    node=self.config.node_id,
+                    list_id=list_id,
+                    seq=seq,
+                    sent=self.now(),
+                    origin=root.origin(list_id),
+                    applied=AppliedVersion(trust.version, trust.compact.root(), trust.state),
+                    counts=self._counts(list_id),
+                )
+                self.store.db.table("ack_outbox").insert(
+                    {
+                        "seq": seq,
+                        "list_id": list_id,
+                        "bytes": data,
+                        "sig": sig,
+                        "created": format_time(self.now()),
+                        "next_attempt": format_time(self.now()),
+                    }
+                )
+                self.store.db.execute(
+                    "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash != ''", [list_id]
+                )
+            queued.append(seq)
+        return queued
+
+    def due(self, table: str) -> list[dict[str, Any]]:
+        if table not in ("ack_outbox", "webhook_outbox"):
+            raise ValueError(table)
+        order = "seq" if table == "ack_outbox" else "id"
+        extra = "" if table == "ack_outbox" else "delivered IS NULL AND "
+        return list(
+            self.store.db.query(
+                f"SELECT * FROM {table} WHERE {extra}next_attempt <= ? ORDER BY {order}",  # noqa: S608
+                [format_time(self.now())],
+            )
+        )
+
+    def _backoff(self, attempts: int) -> str:
+        delay = min(self.config.max_backoff, 2 ** min(attempts, 20))
+        return format_time(self.now() + timedelta(seconds=delay))
+
+    def ack_sent(self, seq: int, ok: bool, error: str = "") -> None:
+        with self.store.db.atomic():
+            row = next(
+                iter(self.store.db.query("SELECT * FROM ack_outbox WHERE seq = ?", [seq])), None
+            )
+            if row is None:
+                return
+            if ok:
+                version = json.loads(bytes(row["bytes"]))["applied"]["version"]
+                self.store.db.table("acks_confirmed").insert(
+                    {
+                        "seq": seq,
+                        "list_id": row["list_id"],
+                        "version": version,
+                        "confirmed": format_time(self.now()),
+                    },
+                    replace=True,
+                )
+                self.store.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
+            else:
+                attempts = row["attempts"] + 1
+                self.store.db.execute(
+                    "UPDATE ack_outbox SET attempts = ?, next_attempt = ?, last_error = ? "
+                    "WHERE seq = ?",
+                    [attempts, self._backoff(attempts), error[:500], seq],
+                )
+
+    # -- webhooks --------------------------------------------------------------------
+
+    def _queue_webhook(self, key: str, body: dict[str, Any]) -> int:
+        if not self.config.webhook_url:
+            return 0
+        cursor = self.store.db.execute(
+            "INSERT OR IGNORE INTO webhook_outbox (idempotency_key, body, created, next_attempt) "
+            "VALUES (?, ?, ?, ?)",
+            [
+                key,
+                json.dumps(body, sort_keys=True).encode(),
+                format_time(self.now()),
+                format_time(self.now()),
+            ],
+        )
+        return int(cursor.rowcount)
+
+    def webhook_signature(self, body: bytes) -> str:
+        """``sha256=<hex HMAC-SHA256 of the body with the shared webhook secret>``."""
+        mac = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        return f"sha256={mac}"
+
+    def webhook_sent(self, row_id: int, ok: bool, error: str = "") -> None:
+        with self.store.db.atomic():
+            if ok:
+                self.store.db.execute(
+                    "UPDATE webhook_outbox SET delivered = ?, last_error = NULL WHERE id = ?",
+                    [format_time(self.now()), row_id],
+                )
+                return
+            row = next(
+                iter(
+                    self.store.db.query(
+                        "SELECT attempts FROM webhook_outbox WHERE id = ?", [row_id]
+                    )
+                )
+            )
+            attempts = row["attempts"] + 1
+            self.store.db.execute(
+                "UPDATE webhook_outbox SET attempts = ?, next_attempt = ?, last_error = ? "
+                "WHERE id = ?",
+                [attempts, self._backoff(attempts), error[:500], row_id],
+            )
+
+    # -- status ----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        root = self.newest_root()
+        now = self.now()
+        lists = []
+        rows = {r["id"]: r for r in self.store.list_rows()}
+        for list_id in self.config.lists:
+            row = rows.get(list_id)
+            trust = json.loads(row["trust"]) if row else None
+            last_success = row["last_success"] if row else None
+            max_age = root.policy.max_checkpoint_age if root else 0
+            checkpoint_time = trust.get("checkpoint_time") if trust else None
+            stale = checkpoint_time is None or now - parse_time(
+                checkpoint_time, "status"
+            ) > timedelta(seconds=max_age)
+            lists.append(
+                {
+                    "list": list_id,
+                    "version": trust["version"] if trust else 0,
+                    "count": row["count"] if row else 0,
+                    "state_sha256": row["sha256"] if row else None,
+                    "last_success": last_success,
+                    "last_attempt": row["last_attempt"] if row else None,
+                    "last_error": row["last_error"] if row else None,
+                    "checkpoint_time": checkpoint_time,
+                    "stale": stale,
+                    "counts": self._counts(list_id).to_dict() | {"hashes": None},
+                }
+            )
+        pending = next(iter(self.store.db.query("SELECT count(*) AS n FROM ack_outbox")))["n"]
+        hooks = next(
+            iter(
+                self.store.db.query(
+                    "SELECT count(*) AS n FROM webhook_outbox WHERE delivered IS NULL"
+                )
+            )
+        )["n"]
+        open_matches = next(
+            iter(
+                self.store.db.query("SELECT count(*) AS n FROM match_events WHERE outcome IS NULL")
+            )
+        )["n"]
+        return {
+            "node": self.config.node_id,
+            "hub": self.config.hub_url,
+            "root_version": root.version if root else None,
+            "lists": lists,
+            "stale": any(entry["stale"] for entry in lists),
+            "acks_pending": pending,
+            "webhooks_pending": hooks,
+            "matches_awaiting_outcome": open_matches,
+            "evidence": len(self.store.evidence()),
+        }
+
+    def recent_matches(self, limit: int = 50, *, open_only: bool = False) -> list[dict[str, Any]]:
+        where = "WHERE outcome IS NULL " if open_only else ""
+        return [
+            {
+                "match_id": r["id"],
+                "list": r["list_id"],
+                "hash": bytes(r["hash"]).hex(),
+                "query": bytes(r["query"]).hex(),
+                "distance": r["distance"],
+                "version": r["version"],
+                "source": r["source"],
+                "content_id": r["content_id"],
+                "created": r["created"],
+                "outcome": r["outcome"],
+            }
+            for r in self.store.db.query(
+                f"SELECT * FROM match_events {where}ORDER BY created DESC LIMIT ?",  # noqa: S608
+                [limit],
+            )
+        ]
+
+
+# -- the network parts -----------------------------------------------------------------
+
+
+async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutcome]:
+    """One update of every subscribed list (DESIGN §4), then indexes, registry, acks."""
+    fetcher = Fetcher(session, node.config.hub_url, mirrors=node.config.mirrors, token=node.token)
+    syncer = Syncer(
+        node.store,
+        fetcher,
+        node.config.lists,
+        pinned_root_sha256=node.config.pinned_root_sha256,
+        snapshot_lag=node.config.snapshot_lag,
+    )
+    outcomes = await syncer.sync(node.now())
+    node.absorb(outcomes)
+    return outcomes
+
+
+async def flush_acks(node: Node, session: aiohttp.ClientSession) -> tuple[int, int]:
+    """Send every due ack in ``seq`` order; returns (confirmed, failed)."""
+    confirmed = failed = 0
+    for row in node.due("ack_outbox"):
+        sidecar = base64.b64encode(bytes(row["sig"])).decode()
+        try:
+            async with session.post(
+                f"{node.config.hub_url}/v1/acks",
+                data=bytes(row["bytes"]),
+                headers={
+                    "Authorization": f"Bearer {node.token}",
+                    "Hashhub-Signature": sidecar,
+                    "Content-Type": "application/json",
+                },
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as resp:
+                text = await resp.text()
+                ok = resp.status == 200
+                node.ack_sent(row["seq"], ok, "" if ok else f"HTTP {resp.status}: {text[:300]}")
+        except (aiohttp.ClientError, TimeoutError) as e:
+            ok = False
+            node.ack_sent(row["seq"], False, f"{type(e).__name__}: {e}")
+        if ok:
+            confirmed += 1
+        else:
+            failed += 1
+            break  # keep seq order: later acks wait for this one
+    return confirmed, failed
+
+
+async def deliver_webhooks(node: Node, session: aiohttp.ClientSession) -> tuple[int, int]:
+    """Deliver every due webhook (at least once); returns (delivered, failed)."""
+    delivered = failed = 0
+    for row in node.due("webhook_outbox"):
+        body = bytes(row["body"])
+        try:
+            async with session.post(
+                node.config.webhook_url,
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": row["idempotency_key"],
+                    "Hashhub-Webhook-Signature": node.webhook_signature(body),
+                },
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as resp:
+                await resp.read()
+                ok = 200 <= resp.status < 300
+                node.webhook_sent(row["id"], ok, "" if ok else f"HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as e:
+            ok = False
+            node.webhook_sent(row["id"], False, f"{type(e).__name__}: {e}")
+        if ok:
+            delivered += 1
+        else:
+            failed += 1
+    return delivered, failed
