@@ -1,5 +1,6 @@
-"""The hub: the clearinghouse service (storage, publishing, HTTP API, CLI).
+"""The hub: the clearinghouse service.
 
-Built on ``protocol``. Not implemented yet; the package exists so the layout of
-the distribution is fixed from the start.
+Storage (``store``), the operations (``core``), bulk intake (``intake``), the
+HTTP service (``app``, ``scheduler``) and the ``hashhub`` command (``cli``).
+Signing and every verification rule come from ``protocol``.
 """

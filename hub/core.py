@@ -975,8 +975,10 @@ class Hub:
         Flagged when reviewers rejected at least 3 matches and at least a fifth of
         them (a bad hash), or when a hash matched at least 50 times and more than
         20 times the list's median per-hash matches (a collision-prone hash).
+        Only hashes still in the list are flagged: a retracted one needs no review.
         """
         counts = self.hash_counts(list_id)
+        listed = self.state(list_id)
         matched = sorted(c.get("matched", 0) for c in counts.values())
         median = matched[len(matched) // 2] if matched else 0
         flagged: list[dict[str, Any]] = []
@@ -987,7 +989,7 @@ class Hub:
                 reasons.append("false positives")
             if m >= 50 and m > 20 * max(median, 1):
                 reasons.append("matches far above the list's median")
-            if reasons:
+            if reasons and bytes.fromhex(hex_hash) in listed:
                 flagged.append({"hash": hex_hash, "counts": c, "reasons": reasons})
         flagged.sort(
             key=lambda f: (-f["counts"].get("false_positive", 0), -f["counts"].get("matched", 0))
