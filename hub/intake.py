@@ -2,7 +2,7 @@
 
 An import is all or nothing: the whole file is parsed and checked before
 anything is staged, and the first bad line fails it with its line number. Three
-formats are accepted, told apart by their first non-blank line:
+formats are accepted, told apart by their first line with content (comments aside):
 
 - NDJSON: one JSON object per line, ``{"hash": …, "quality": …, "category": …,
   "source": …, "submission_id": …}`` (only ``hash`` required);
@@ -77,8 +77,10 @@ def _quality(value: object) -> int | None:
 def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
     """Build one checked ``Intake`` from a hash and optional provenance fields."""
     raw = fields.get("hash")
-    if not isinstance(raw, str):
+    if raw is None:
         raise IntakeError("missing 'hash'")
+    if not isinstance(raw, str):
+        raise IntakeError("'hash' must be a string of hex digits")
     quality = _quality(fields.get("quality"))
     if type_name == "pdq" and quality is not None and quality < MIN_PDQ_QUALITY:
         raise IntakeError(f"PDQ quality {quality} is below {MIN_PDQ_QUALITY}")
@@ -92,8 +94,9 @@ def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
 
 
 def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
-    lines = text.splitlines()
-    first = next((line.strip() for line in lines if line.strip()), "")
+    lines = text.split("\n")  # not splitlines(): U+2028 and friends may sit inside JSON strings
+    # The first line with content once a '#' comment is cut off decides the format.
+    first = next((c for c in (line.split("#", 1)[0].strip() for line in lines) if c), "")
     if first.startswith("{"):
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -108,12 +111,21 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
             if unknown:
                 raise IntakeError(f"unknown field(s) {sorted(unknown)}", line=number)
             yield number, value
-    elif "," in first and "hash" in [c.strip().lower() for c in first.split(",")]:
+    elif "," in first or first.lower() == "hash":
         reader = csv.reader(io.StringIO(text))
-        header = [c.strip().lower() for c in next(reader)]
+        header: list[str] = []
+        for cells in reader:  # the first non-blank row is the header
+            header = [c.strip().lower() for c in cells]
+            if any(header):
+                break
         unknown = set(header) - {"hash", *_OPTIONAL}
         if unknown:
-            raise IntakeError(f"unknown column(s) {sorted(unknown)}", line=1)
+            raise IntakeError(f"unknown column(s) {sorted(unknown)}", line=reader.line_num)
+        if "hash" not in header or len(set(header)) != len(header):
+            raise IntakeError(
+                "the CSV header must name a 'hash' column, and each column once",
+                line=reader.line_num,
+            )
         for row in reader:
             number = reader.line_num
             if not any(cell.strip() for cell in row):
@@ -133,7 +145,8 @@ def parse_import(data: bytes, type_name: str) -> list[Intake]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise IntakeError("the file is not UTF-8") from e
+        line = data[: e.start].count(b"\n") + 1
+        raise IntakeError("not UTF-8 text", line=line) from e
     out: list[Intake] = []
     for number, fields in _rows(text):
         if len(out) >= MAX_IMPORT_LINES:

@@ -1,0 +1,785 @@
+"""``hashhub``: the operator's command line, a thin layer over ``hub.core.Hub``.
+
+Every command parses its arguments, opens the hub in ``--home`` (or
+``HASHHUB_HOME``), calls one ``Hub`` method and prints the result; the rules live
+in ``hub.core``. A mistake by the operator (an unknown list, a malformed hash, a
+key file others can read, a second ``init``) is a ``click.ClickException``: one
+line on standard error and exit status 1, never a traceback. Usage errors
+(a missing argument, an unknown option) exit with 2, as in every click program.
+
+Secrets are printed once and stored only as hashes: the admin token from
+``init``, node tokens from ``node enrol``, operator tokens from ``token create``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hub.config import CONFIG_NAME, HubConfig
+from hub.core import OPERATOR_ROLES, Hub
+from hub.errors import IntakeError
+from hub.intake import make_intake, parse_hash, parse_import
+from protocol import HASH_TYPES, HashhubError
+from protocol.keyfile import load_public_key
+from protocol.root import ROLE_NAMES
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(HubConfig)}
+_TYPES = "|".join(sorted(HASH_TYPES))
+
+
+# -- plumbing ---------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn the hub's, the protocol's and the file system's errors into one-line messages."""
+    try:
+        yield
+    except HashhubError as e:  # HubError, ProtocolError, KeyFileError
+        raise click.ClickException(_one_line(str(e))) from e
+    except sqlite3.Error as e:
+        raise click.ClickException(f"database: {_one_line(str(e))}") from e
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+
+
+@contextmanager
+def _open(home: Path) -> Iterator[Hub]:
+    with _reported():
+        hub = Hub.open(home)
+        try:
+            yield hub
+        finally:
+            hub.close()
+
+
+def _who() -> str:
+    """Who the action log names for a command run from this shell."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def home_option(command: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="HASHHUB_HOME",
+        show_envvar=True,
+        required=True,
+        help="The hub's home directory (made by 'hashhub init').",
+    )(command)
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Left-aligned columns, two spaces apart; None shows as '-'."""
+    cells = [list(headers)] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
+
+
+def _yes(flag: object) -> str:
+    return "yes" if flag else "no"
+
+
+# -- the command group ------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hashhub", prog_name="hashhub")
+def main() -> None:
+    """Run a hashhub clearinghouse: lists, publishing, nodes, keys.
+
+    Every command but 'init' works on the hub in --home DIR (or $HASHHUB_HOME).
+    """
+
+
+@main.command()
+@click.argument(
+    "home",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="HASHHUB_HOME",
+)
+@click.option(
+    "--name",
+    required=True,
+    help="The hub's name, prefix of every checkpoint origin (e.g. hashes.example.org). "
+    "Fixed for the hub's life.",
+)
+@click.option("--root-keys", type=click.IntRange(1, 32), default=3, show_default=True)
+@click.option(
+    "--root-threshold",
+    type=click.IntRange(1, 32),
+    default=2,
+    show_default=True,
+    help="How many root keys must sign each new root version.",
+)
+@click.option("--host", default=_DEFAULTS["host"], show_default=True, help="Default for serve.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=_DEFAULTS["port"],
+    show_default=True,
+    help="Default for serve.",
+)
+@click.option(
+    "--publish-interval",
+    type=click.IntRange(min=0),
+    default=_DEFAULTS["publish_interval"],
+    show_default=True,
+    help="Seconds between scheduled publishes while serving (0: only on demand).",
+)
+@click.option(
+    "--timestamp-interval",
+    type=click.IntRange(min=0),
+    default=_DEFAULTS["timestamp_interval"],
+    show_default=True,
+    help="Seconds between re-issued checkpoint co-signatures while serving (0: off).",
+)
+@click.option(
+    "--snapshot-every",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS["snapshot_every"],
+    show_default=True,
+    help="Default snapshot interval (in versions) for new lists.",
+)
+def init(
+    home: Path,
+    name: str,
+    root_keys: int,
+    root_threshold: int,
+    host: str,
+    port: int,
+    publish_interval: int,
+    timestamp_interval: int,
+    snapshot_every: int,
+) -> None:
+    """Create a hub in DIR.
+
+    Writes the configuration, a key for every role (root: several, with a
+    threshold), signs root v1 and prints its SHA-256 and an admin token.
+    """
+    with _reported():
+        hub = Hub.init(
+            home,
+            name,
+            root_keys=root_keys,
+            root_threshold=root_threshold,
+            host=host,
+            port=port,
+            publish_interval=publish_interval,
+            timestamp_interval=timestamp_interval,
+            snapshot_every=snapshot_every,
+        )
+        try:
+            token = hub.create_operator_token("admin", "admin", who=_who())
+            sha = hub.root_sha256(1)
+            per_role: dict[str, int] = {}
+            keys = hub.keys()
+            for key in keys:
+                per_role[key["role"]] = per_role.get(key["role"], 0) + 1
+            database = home / hub.config.database
+        finally:
+            hub.close()
+    click.echo(f"Created hub {name!r} in {home}")
+    click.echo(f"  configuration  {home / CONFIG_NAME}")
+    click.echo(f"  database       {database}")
+    click.echo(f"  private keys   {home / 'keys'}  (each file mode 0600; never in the database)")
+    click.echo(
+        f"                 root: {per_role.get('root', 0)} keys, threshold {root_threshold}"
+        " (sign new root versions only; keep them offline)"
+    )
+    online = ", ".join(f"{r} {per_role.get(r, 0)}" for r in ROLE_NAMES if r != "root")
+    click.echo(f"                 online: {online} (used by publish and serve)")
+    click.echo("Root v1 SHA-256 (every node pins this at enrolment):")
+    click.echo(f"  {sha}")
+    click.echo("Admin token (shown once, stored only as a hash):")
+    click.echo(f"  {token}")
+
+
+# -- lists ------------------------------------------------------------------------------
+
+
+@main.group(name="list")
+def list_group() -> None:
+    """Create and inspect lists."""
+
+
+@list_group.command(name="create")
+@click.argument("list_id", metavar="ID")
+@click.option("--type", "hash_type", required=True, help=f"Hash type: {_TYPES}.")
+@click.option(
+    "--max-distance",
+    type=int,
+    default=None,
+    help="Hamming distance that counts as a match (pdq default 31, phash 8; exact types 0).",
+)
+@click.option("--label", default="", help="A collection label shared by related lists.")
+@click.option("--snapshot-every", type=int, default=None, help="Write a snapshot every N versions.")
+@click.option("--public", is_flag=True, help="Anyone may read it (otherwise: granted nodes).")
+@home_option
+def list_create(
+    list_id: str,
+    hash_type: str,
+    max_distance: int | None,
+    label: str,
+    snapshot_every: int | None,
+    public: bool,
+    home: Path,
+) -> None:
+    """Declare list ID in a new root version."""
+    with _open(home) as hub:
+        root = hub.create_list(
+            list_id,
+            hash_type,
+            max_distance=max_distance,
+            label=label,
+            snapshot_every=snapshot_every,
+            public=public,
+            who=_who(),
+        )
+    spec = root.lists[list_id]
+    click.echo(
+        f"Created list {list_id}: {spec.hash_type}, max distance {spec.max_distance}, "
+        f"snapshot every {spec.snapshot_every} versions, "
+        f"{'public' if public else 'readable by granted nodes'}; declared in root v{root.version}."
+    )
+
+
+@list_group.command(name="show")
+@click.argument("list_id", metavar="[ID]", required=False)
+@json_option
+@home_option
+def list_show(list_id: str | None, as_json: bool, home: Path) -> None:
+    """Show one list, or a summary of all."""
+    with _open(home) as hub:
+        if list_id is None:
+            lists = hub.status()["lists"]
+            summary = [
+                {k: entry[k] for k in ("id", "hash_type", "label", "public", "version", "count")}
+                | {"staged": entry["staged"]}
+                for entry in lists
+            ]
+            if as_json:
+                _echo_json(summary)
+            elif not summary:
+                click.echo("No lists yet; create one with 'hashhub list create'.")
+            else:
+                click.echo(
+                    _table(
+                        ["LIST", "TYPE", "VERSION", "COUNT", "STAGED", "PUBLIC", "LABEL"],
+                        (
+                            [
+                                s["id"],
+                                s["hash_type"],
+                                s["version"],
+                                s["count"],
+                                s["staged"],
+                                _yes(s["public"]),
+                                s["label"],
+                            ]
+                            for s in summary
+                        ),
+                    )
+                )
+            return
+        spec = hub.spec(list_id)
+        row = hub.list_row(list_id)
+        detail = {
+            "id": list_id,
+            "hash_type": spec.hash_type,
+            "max_distance": spec.max_distance,
+            "label": spec.label,
+            "public": bool(row["public"]),
+            "version": row["version"],
+            "count": hub.state(list_id).count,
+            "staged": hub.staged_count(list_id),
+            "snapshot_every": spec.snapshot_every,
+            "first_version": spec.first_version,
+            "created": row["created"],
+        }
+    if as_json:
+        _echo_json(detail)
+        return
+    width = max(len(k) for k in detail)
+    for key, value in detail.items():
+        shown = _yes(value) if isinstance(value, bool) else value
+        click.echo(f"{key.replace('_', ' '):<{width}}  {shown}")
+
+
+# -- staging and publishing -------------------------------------------------------------
+
+
+@main.command()
+@click.argument("list_id", metavar="ID")
+@click.argument("hashes", metavar="HASH...", nargs=-1, required=True)
+@click.option("--source", help="Where the hashes came from.")
+@click.option("--category", help="Category, in your own vocabulary.")
+@click.option("--quality", type=int, help="Quality score 0-100 (PDQ below 50 is refused).")
+@click.option("--submission-id", help="Your reference for the submission.")
+@home_option
+def add(
+    list_id: str,
+    hashes: tuple[str, ...],
+    source: str | None,
+    category: str | None,
+    quality: int | None,
+    submission_id: str | None,
+    home: Path,
+) -> None:
+    """Stage hex hashes as additions to list ID."""
+    with _open(home) as hub:
+        hash_type = hub.spec(list_id).hash_type
+        items = [
+            make_intake(
+                hash_type,
+                {
+                    "hash": text,
+                    "quality": quality,
+                    "source": source,
+                    "category": category,
+                    "submission_id": submission_id,
+                },
+            )
+            for text in hashes
+        ]
+        n = hub.stage(list_id, adds=items, who=_who())
+    click.echo(f"Staged {n} addition(s) to {list_id}; 'hashhub publish' releases them.")
+
+
+@main.command()
+@click.argument("list_id", metavar="ID")
+@click.argument("hashes", metavar="HASH...", nargs=-1, required=True)
+@home_option
+def remove(list_id: str, hashes: tuple[str, ...], home: Path) -> None:
+    """Stage hex hashes as removals from list ID.
+
+    A removal retracts a hash from every node at the next publish.
+    """
+    with _open(home) as hub:
+        hash_type = hub.spec(list_id).hash_type
+        values = [parse_hash(text, hash_type) for text in hashes]
+        n = hub.stage(list_id, removes=values, who=_who())
+        state = hub.state(list_id)
+        absent = sum(1 for value in values if value not in state)
+    click.echo(f"Staged {n} removal(s) from {list_id}; 'hashhub publish' releases them.")
+    if absent:
+        click.echo(
+            f"Note: {absent} of them are not in the published list; "
+            "a removal of an absent hash is dropped at publish."
+        )
+
+
+@main.command(name="import")
+@click.argument("list_id", metavar="ID")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@home_option
+def import_(list_id: str, path: str, home: Path) -> None:
+    """Stage every hash in FILE; all or nothing.
+
+    FILE holds plain lines (one hex hash each, '#' comments), CSV with a header
+    row naming a 'hash' column, or NDJSON objects with a 'hash' field; CSV and
+    NDJSON may add quality, category, source and submission_id. '-' reads stdin.
+    """
+    with _open(home) as hub:
+        hash_type = hub.spec(list_id).hash_type
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        try:
+            items = parse_import(data, hash_type)
+        except IntakeError as e:
+            raise click.ClickException(f"{path}: {e}; nothing was staged") from e
+        n = hub.stage(list_id, adds=items, who=_who())
+    click.echo(f"Staged {n} addition(s) to {list_id} from {path}; 'hashhub publish' releases them.")
+
+
+@main.command()
+@click.argument("list_ids", metavar="[ID]...", nargs=-1)
+@home_option
+def publish(list_ids: tuple[str, ...], home: Path) -> None:
+    """Publish staged changes as new versions.
+
+    Publishes each list ID given, or every list with staged changes.
+    """
+    with _open(home) as hub:
+        results = hub.publish(list(list_ids) or None, who=_who())
+    done = {r["list"] for r in results}
+    for r in results:
+        snapshot = ", snapshot written" if r["snapshot"] else ""
+        click.echo(
+            f"{r['list']}: v{r['version']}  +{r['adds']} -{r['removes']}  "
+            f"{r['count']} hashes{snapshot}"
+        )
+    for list_id in sorted(set(list_ids) - done):
+        click.echo(f"{list_id}: nothing to publish")
+    if not results and not list_ids:
+        click.echo("Nothing staged; no new version.")
+
+
+@main.command()
+@home_option
+def refresh(home: Path) -> None:
+    """Re-issue every checkpoint's co-signature."""
+    with _open(home) as hub:
+        n = hub.refresh_checkpoints(who=_who())
+    click.echo(f"Re-issued the checkpoint of {n} list(s).")
+
+
+@main.command()
+@json_option
+@home_option
+def status(as_json: bool, home: Path) -> None:
+    """Lists, nodes, counts and flagged hashes.
+
+    Per list: version, size, staged changes. Per node: applied version, lag,
+    last ack and cumulative counts. Hashes flagged for review.
+    """
+    with _open(home) as hub:
+        report = hub.status()
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(
+        f"hub {report['hub']}  root v{report['root_version']} (expires {report['root_expires']})"
+    )
+    if not report["lists"]:
+        click.echo("No lists yet.")
+        return
+    click.echo("")
+    click.echo(
+        _table(
+            ["LIST", "TYPE", "VERSION", "COUNT", "STAGED", "NODES", "MATCHED", "FALSE POS."],
+            (
+                [
+                    e["id"],
+                    e["hash_type"],
+                    e["version"],
+                    e["count"],
+                    e["staged"],
+                    len(e["nodes"]),
+                    e["totals"].get("matched", 0),
+                    e["totals"].get("false_positive", 0),
+                ]
+                for e in report["lists"]
+            ),
+        )
+    )
+    counters = ("checked", "matched", "actioned", "blocked", "false_positive")
+    for entry in report["lists"]:
+        if entry["nodes"]:
+            click.echo(f"\n{entry['id']}: nodes")
+            rows = (
+                [
+                    n["node"] + (" (revoked)" if n["revoked"] else ""),
+                    n["applied_version"],
+                    n["lag"],
+                    n["last_ack"],
+                    *(n["counts"].get(c, 0) for c in counters),
+                ]
+                for n in entry["nodes"]
+            )
+            headers = ["NODE", "APPLIED", "LAG", "LAST ACK", "CHECKED", "MATCHED"]
+            headers += ["ACTIONED", "BLOCKED", "FALSE POS."]
+            click.echo(_table(headers, rows))
+        if entry["flagged"]:
+            click.echo(f"\n{entry['id']}: flagged for review (retract with 'hashhub remove')")
+            click.echo(
+                _table(
+                    ["HASH", "MATCHED", "FALSE POS.", "WHY"],
+                    (
+                        [
+                            f["hash"],
+                            f["counts"].get("matched", 0),
+                            f["counts"].get("false_positive", 0),
+                            "; ".join(f["reasons"]),
+                        ]
+                        for f in entry["flagged"]
+                    ),
+                )
+            )
+
+
+# -- nodes and tokens -------------------------------------------------------------------
+
+
+@main.group()
+def node() -> None:
+    """Enrol, revoke and list platforms' nodes."""
+
+
+@node.command(name="enrol")
+@click.argument("node_id", metavar="NODE_ID")
+@click.option(
+    "--public-key",
+    "public_key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The node's Ed25519 public key (PEM), as the node generated it.",
+)
+@click.option("--lists", required=True, help="Comma-separated list ids the node may read.")
+@home_option
+def node_enrol(node_id: str, public_key: Path, lists: str, home: Path) -> None:
+    """Enrol NODE_ID; prints its bearer token once."""
+    granted = [item.strip() for item in lists.split(",") if item.strip()]
+    if not granted:
+        raise click.ClickException("--lists names no list")
+    with _open(home) as hub:
+        key = load_public_key(public_key)
+        token = hub.enrol_node(node_id, key, granted, who=_who())
+        sha = hub.root_sha256(1)
+    click.echo(f"Enrolled node {node_id} for {', '.join(sorted(set(granted)))} (key {key.keyid}).")
+    click.echo("Send the platform, over a channel you trust:")
+    click.echo("  hub URL          where this hub is served (hashhub serve, or your proxy)")
+    click.echo(f"  root v1 SHA-256  {sha}")
+    click.echo(f"  node token       {token}")
+    click.echo("The token is shown only this once; the hub stores its hash.")
+
+
+@node.command(name="revoke")
+@click.argument("node_id", metavar="NODE_ID")
+@home_option
+def node_revoke(node_id: str, home: Path) -> None:
+    """Revoke NODE_ID's token and refuse its acks."""
+    with _open(home) as hub:
+        hub.revoke_node(node_id, who=_who())
+    click.echo(f"Revoked node {node_id}.")
+
+
+@node.command(name="list")
+@json_option
+@home_option
+def node_list(as_json: bool, home: Path) -> None:
+    """List enrolled nodes."""
+    with _open(home) as hub:
+        nodes = hub.nodes()
+    if as_json:
+        _echo_json(nodes)
+    elif not nodes:
+        click.echo("No nodes enrolled.")
+    else:
+        click.echo(
+            _table(
+                ["NODE", "KEY", "LISTS", "ENROLLED", "REVOKED", "LAST SEQ"],
+                (
+                    [
+                        n["id"],
+                        n["keyid"][:16],
+                        ",".join(n["lists"]),
+                        n["created"],
+                        n["revoked"],
+                        n["last_seq"],
+                    ]
+                    for n in nodes
+                ),
+            )
+        )
+
+
+@main.group()
+def token() -> None:
+    """Operator tokens for the HTTP API."""
+
+
+@token.command(name="create")
+@click.option("--role", required=True, help=f"One of {', '.join(OPERATOR_ROLES)}.")
+@click.option("--name", required=True, help="Who the token is for (shown in the action log).")
+@home_option
+def token_create(role: str, name: str, home: Path) -> None:
+    """Create an operator token; prints it once."""
+    with _open(home) as hub:
+        value = hub.create_operator_token(role, name, who=_who())
+    click.echo(f"Token for {name} (role {role}), shown only this once:")
+    click.echo(f"  {value}")
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+@main.group()
+def key() -> None:
+    """Rotate and list the hub's signing keys."""
+
+
+@key.command(name="rotate")
+@click.argument("role", metavar="ROLE")
+@home_option
+def key_rotate(role: str, home: Path) -> None:
+    """Replace ROLE's keys in a new root version.
+
+    ROLE is root, delta, checkpoint or timestamp.
+    """
+    with _open(home) as hub:
+        root = hub.rotate_key(role, who=_who())
+    keyids = ", ".join(k[:16] for k in root.roles[role].keyids)
+    click.echo(f"Rotated the {role} role in root v{root.version}; new key(s): {keyids}.")
+    if role == "delta":
+        firsts = ", ".join(f"{s.list_id} v{s.first_version}" for s in root.lists.values())
+        click.echo(
+            "Nodes now refuse headers signed by the old delta key from these versions on: "
+            + (firsts or "(no lists yet)")
+        )
+    elif role == "root":
+        click.echo(
+            f"Root v{root.version} is signed by the old and the new root keys; move the new "
+            "root key files offline and destroy the old ones."
+        )
+    else:
+        click.echo("Every checkpoint was re-issued under the new key.")
+
+
+@key.command(name="list")
+@json_option
+@home_option
+def key_list(as_json: bool, home: Path) -> None:
+    """List every key and whether root uses it."""
+    with _open(home) as hub:
+        keys = hub.keys()
+    if as_json:
+        _echo_json(keys)
+        return
+    click.echo(
+        _table(
+            ["KEY", "ROLE", "IN ROOT", "CREATED", "RETIRED", "PRIVATE KEY"],
+            (
+                [
+                    k["keyid"][:16],
+                    k["role"],
+                    _yes(k["in_root"]),
+                    k["created"],
+                    k["retired"],
+                    "here" if k["private_key_present"] else "not on this machine",
+                ]
+                for k in keys
+            ),
+        )
+    )
+
+
+# -- export, serve, logs ----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("target", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@home_option
+def export(target: Path, home: Path) -> None:
+    """Write the published tree into DIR.
+
+    Plain files for any static server or CDN; files already there with the same
+    bytes are kept, and a published file with other bytes is never overwritten.
+    """
+    with _open(home) as hub:
+        n = hub.export(target)
+    click.echo(f"Wrote {n} file(s) to {target}; identical files already there were kept.")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default: host in hub.toml).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port to bind (default: port in hub.toml).",
+)
+@home_option
+def serve(host: str | None, port: int | None, home: Path) -> None:
+    """Serve the hub over HTTP.
+
+    Also publishes staged changes and re-issues checkpoints on the schedule in
+    hub.toml.
+    """
+    with _reported():
+        config = HubConfig.load(home)
+    try:
+        from hub.app import run  # the HTTP stack is loaded only when serving
+    except ModuleNotFoundError as e:
+        if e.name not in ("hub.app", "aiohttp"):
+            raise
+        raise click.ClickException(f"the HTTP server is not available: {e}") from e
+    with _reported():
+        run(home, host or config.host, port or config.port)
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+@home_option
+def log(limit: int, as_json: bool, home: Path) -> None:
+    """The operator action log, newest first."""
+    with _open(home) as hub:
+        actions = hub.actions(limit)
+    if as_json:
+        _echo_json(actions)
+        return
+    click.echo(
+        _table(
+            ["#", "AT", "WHO", "ACTION", "DETAIL"],
+            (
+                [a["id"], a["at"], a["who"], a["action"], json.dumps(a["detail"], sort_keys=True)]
+                for a in actions
+            ),
+        )
+    )
+
+
+@main.command()
+@json_option
+@home_option
+def evidence(as_json: bool, home: Path) -> None:
+    """Split-view evidence from nodes' acks.
+
+    Acks that co-signed a checkpoint or state the hub never published.
+    """
+    with _open(home) as hub:
+        rows = hub.evidence()
+    if as_json:
+        _echo_json(rows)
+    elif not rows:
+        click.echo("No evidence recorded.")
+    else:
+        click.echo(
+            _table(
+                ["#", "CREATED", "KIND", "NODE", "LIST", "DETAIL"],
+                (
+                    [
+                        r["id"],
+                        r["created"],
+                        r["kind"],
+                        r["node"],
+                        r["list"],
+                        json.dumps(r["detail"], sort_keys=True),
+                    ]
+                    for r in rows
+                ),
+            )
+        )
