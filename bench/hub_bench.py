@@ -225,7 +225,7 @@ def bench_server(home: Path, seconds: float, clients: int) -> list[Row]:
     plan_file = home / "ack-plan.json"
     plan_file.write_text(json.dumps(plan))
     proc = subprocess.Popen(
-        [str(cli), "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(cli), "serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

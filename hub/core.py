@@ -15,11 +15,12 @@ at any point leaves the previous version or the new one, never half
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,6 +119,7 @@ class Hub:
     now: Callable[[], datetime] = utcnow
     fault_hook: Callable[[str], None] | None = None
     _states: dict[str, _Cached] = field(default_factory=dict)
+    _root_cache: tuple[str, Root] | None = None
 
     # -- opening --------------------------------------------------------------------
 
@@ -208,10 +210,17 @@ class Hub:
         return out
 
     def root(self) -> Root:
-        row = self._one("SELECT bytes FROM roots ORDER BY version DESC LIMIT 1", [])
+        """The newest root version (parsed once per version; roots never change)."""
+        row = self._one("SELECT version, sha256 FROM roots ORDER BY version DESC LIMIT 1", [])
         if row is None:
             raise NotFound("this hub has no root yet")
-        return Root.from_bytes(row["bytes"])
+        cached = self._root_cache
+        if cached is None or cached[0] != row["sha256"]:
+            data = self._one("SELECT bytes FROM roots WHERE version = ?", [row["version"]])
+            assert data is not None
+            cached = (row["sha256"], Root.from_bytes(data["bytes"]))
+            self._root_cache = cached
+        return cached[1]
 
     def root_sha256(self, version: int = 1) -> str:
         row = self._one("SELECT sha256 FROM roots WHERE version = ?", [version])
@@ -844,50 +853,66 @@ class Hub:
                 f"ack from {ack.node} co-signs a {' and '.join(mismatch)} the hub never published "
                 f"for {ack.list_id} v{ack.applied.version}; kept as evidence #{evidence}"
             )
-        with self.db.atomic():
-            self.db.table("acks").insert(
-                {
-                    "node": ack.node,
-                    "list_id": ack.list_id,
-                    "seq": ack.seq,
-                    "bytes": data,
-                    "sig": sig,
-                    "received": format_time(self.now()),
-                    "sent": format_time(ack.sent),
-                    "version": ack.applied.version,
-                    "checkpoint_root": ack.applied.checkpoint_root,
-                    "state_count": ack.applied.state.count,
-                    "state_sha256": ack.applied.state.sha256,
-                    "counts": json.dumps(ack.counts.to_dict(), sort_keys=True),
-                }
+        with self._relaxed_sync(), self.db.atomic():
+            self.db.execute(
+                "INSERT INTO acks (node, list_id, seq, bytes, sig, received, sent, version, "
+                "checkpoint_root, state_count, state_sha256, counts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    ack.node,
+                    ack.list_id,
+                    ack.seq,
+                    data,
+                    sig,
+                    format_time(self.now()),
+                    format_time(ack.sent),
+                    ack.applied.version,
+                    ack.applied.checkpoint_root,
+                    ack.applied.state.count,
+                    ack.applied.state.sha256,
+                    json.dumps(ack.counts.to_dict(), sort_keys=True),
+                ],
             )
             self.db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [ack.seq, ack.node])
             totals = ack.counts.to_dict()
             per_hash = totals.pop("hashes")
-            for name, value in totals.items():
-                self._count(ack.node, ack.list_id, "", name, value)
-            for hex_hash, counters in per_hash.items():
-                for name, value in counters.items():
-                    self._count(ack.node, ack.list_id, hex_hash, name, value)
+            rows = [(ack.node, ack.list_id, "", name, value) for name, value in totals.items()]
+            rows += [
+                (ack.node, ack.list_id, hex_hash, name, value)
+                for hex_hash, counters in per_hash.items()
+                for name, value in counters.items()
+            ]
+            self._count(rows)
         return AckReceipt(ack.node, ack.list_id, ack.seq)
 
-    def _count(self, node: str, list_id: str, hex_hash: str, name: str, value: int) -> None:
-        """Store a cumulative counter; a value below the last one is a reset (as Prometheus)."""
-        row = self._one(
-            "SELECT last, offset FROM counters "
-            "WHERE node = ? AND list_id = ? AND hash = ? AND name = ?",
-            [node, list_id, hex_hash, name],
-        )
-        if row is None:
-            self.db.table("counters").insert(
-                {"node": node, "list_id": list_id, "hash": hex_hash, "name": name, "last": value}
-            )
-            return
-        offset = row["offset"] + (row["last"] if value < row["last"] else 0)
-        self.db.execute(
-            "UPDATE counters SET last = ?, offset = ? "
-            "WHERE node = ? AND list_id = ? AND hash = ? AND name = ?",
-            [value, offset, node, list_id, hex_hash, name],
+    @contextlib.contextmanager
+    def _relaxed_sync(self) -> Iterator[None]:
+        """Commit without waiting for the disk (SQLite ``synchronous=NORMAL`` in WAL mode).
+
+        Only for storing acks: after a power cut the last confirmed acks may be lost,
+        but the database stays consistent and the next ack from each node carries its
+        cumulative totals again (ADR 0010). Everything that publishes, enrols or
+        changes keys keeps ``synchronous=FULL``: a version served and then lost could
+        be re-published differently, which nodes would rightly call equivocation.
+        """
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
+    def _count(self, rows: Sequence[tuple[str, str, str, str, int]]) -> None:
+        """Store cumulative counters ``(node, list, hash or '', name, value)``.
+
+        A value below the last one is a reset, handled as Prometheus does: the last
+        value moves into ``offset``, so ``last + offset`` never goes down.
+        """
+        self.db.conn.executemany(
+            "INSERT INTO counters (node, list_id, hash, name, last) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (node, list_id, hash, name) DO UPDATE SET "
+            "offset = offset + CASE WHEN excluded.last < last THEN last ELSE 0 END, "
+            "last = excluded.last",
+            rows,
         )
 
     # -- status -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ input that is not byte-for-byte its own canonical form.
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -25,31 +26,18 @@ from protocol.errors import MalformedError
 
 __all__ = ["MAX_SAFE_INTEGER", "canonicalize", "parse_canonical"]
 
+_c_encode_basestring = json.encoder.encode_basestring
+
 MAX_SAFE_INTEGER = 2**53 - 1
 
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-}
-
-
 def _encode_string(value: str) -> str:
-    out = ['"']
-    for ch in value:
-        esc = _ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    """RFC 8785 §3.2.2.2: escape ``"``, ``\\`` and C0 controls, everything else literal.
+
+    The standard library's C encoder for ``ensure_ascii=False`` does exactly this
+    (short forms for \\b \\f \\n \\r \\t, lowercase ``\\u00xx`` for the other
+    controls), and the RFC 8785 vectors and an independent implementation check it.
+    """
+    return _c_encode_basestring(value)
 
 
 def _encode_number(value: float) -> str:
