@@ -36,8 +36,15 @@ pytest: $(STAMP) system-deps
 
 test: lint typecheck pytest
 
+# Benchmarks (not tests): faiss-cpu as the matcher's peer, wrk as a second load generator.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[node,dev,bench]'
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/protocol_bench.py
+	$(BIN)/python bench/hub_bench.py
+	$(BIN)/python bench/node_bench.py
 
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py
