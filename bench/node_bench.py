@@ -1,0 +1,489 @@
+"""Node benchmarks: PDQ matching against a naive scan and faiss, and image hashing.
+
+Side by side in one run, each row next to its aim (issue: the node):
+
+1. **PDQ queries per second** against lists of 100k and 1M random PDQ hashes, at
+   the usual threshold of 31 bits, single-threaded, on the same queries:
+
+   - ``ListIndex.match`` with the queries in one batch (the node's own matcher:
+     blocked scan, two-word bound, exact distances for the survivors), and one
+     query per call (the latency an upload sees);
+   - a naive numpy full scan: ``bitwise_count(rows ^ q).sum(axis=1) <= 31`` per
+     query, over an ``(n, 4)`` array;
+   - faiss ``IndexBinaryFlat.range_search`` (radius 32: faiss counts distances
+     strictly below it), with ``omp_set_num_threads(1)``, if faiss is installed.
+
+   Half the queries are random, half are listed hashes with 0-40 bits flipped, so
+   there are matches to find; every method's matches are checked to be the same
+   set. The list is random bytes: real PDQ hashes have exactly 128 one-bits, which
+   random ones do not, but the scan touches every hash whatever its bits, and
+   unrelated real hashes differ in about half their bits just as random ones do.
+   Aim: ≥ 700 queries/s at 1M for the batch.
+
+2. **Images hashed per second** for a 12-megapixel JPEG photo (Meta's bridge test
+   photo upscaled to 4000 × 3000 and saved at quality 90; synthetic noise over
+   a gradient if the test data is not beside the project), one image at a time:
+   ``hash_image`` (``draft()`` + shrink to 512 px, then PDQ, pHash, MD5 and
+   SHA-256), and each of those steps alone; the same without ``draft()`` (full
+   decode, then the shrink); and PDQ on the full-size decode with no shrink at
+   all. Aim: ≥ 40 images/s with ``draft()`` on one core.
+
+More sections (sync, bootstrap) plug in as functions returning ``Row``s; see
+``SECTIONS``. Timings are wall-clock (``time.perf_counter``), the best of
+``--repeats`` runs after a ``gc.collect()``.
+
+Run: ``python bench/node_bench.py [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL
+from numpy.typing import NDArray
+from PIL import Image
+
+from node.imaging import (
+    PDQ_MAX_SIDE,
+    decode_image,
+    file_digests,
+    hash_image,
+    pdq_of_image,
+    phash_of_image,
+)
+from node.matcher import ListIndex, Match, words_from_bytes
+
+__all__ = ["HASH_AIM_PER_S", "MATCH_AIM_QPS", "SECTIONS", "Config", "Row", "machine", "main"]
+
+WIDTH = 32
+THRESHOLD = 31
+MATCH_AIM_QPS = 700.0
+MATCH_AIM_SIZE = 1_000_000
+HASH_AIM_PER_S = 40.0
+DEFAULT_SIZES = (100_000, 1_000_000)
+TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "pdq"
+PHOTO = TESTDATA / "bridge-mods" / "aaa-orig.jpg"
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one run measures (from the command line)."""
+
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    queries: int = 256
+    naive_queries: int = 32
+    images: int = 40
+    megapixels: float = 12.0
+    repeats: int = 3
+    faiss: bool = True
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class Row:
+    """One printed figure.
+
+    Attributes:
+        section: ``match`` or ``hash`` (later: ``sync``, ``bootstrap``).
+        case: what was timed.
+        size: hashes in the list (match) or pixels in the image (hash).
+        count: queries or images per timed run.
+        seconds: the best time over ``repeats`` runs.
+        repeats: how many runs.
+        unit: what ``rate`` counts per second (``q/s``, ``img/s``, ``s``).
+        note: the aim and whether it was met, or a remark.
+    """
+
+    section: str
+    case: str
+    size: int
+    count: int
+    seconds: float
+    repeats: int
+    unit: str
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.count and self.seconds else 0.0
+
+    @property
+    def ms_each(self) -> float:
+        return 1000 * self.seconds / self.count if self.count else 0.0
+
+
+# -- machine and timing -----------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _faiss() -> Any:
+    try:
+        import faiss  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    return faiss
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    faiss = _faiss()
+    return {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "faiss": faiss.__version__ if faiss is not None else None,
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    """The shortest of ``repeats`` wall-clock runs of ``run`` (its result is dropped)."""
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def label(n: int) -> str:
+    """``1000000`` → ``1M``, ``100000`` → ``100k``, ``12000000`` → ``12M``."""
+    for unit, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= unit and (n * 100) % unit == 0:
+            return f"{n / unit:g}{suffix}"
+    return str(n)
+
+
+# -- 1. matching ------------------------------------------------------------------------
+
+
+def random_list(n: int, rng: np.random.Generator) -> bytes:
+    """``n`` random 32-byte hashes, sorted and unique: a snapshot."""
+    raw = rng.integers(0, 256, size=(n, WIDTH), dtype=np.uint8)
+    return np.unique(raw.view(f"V{WIDTH}").ravel()).tobytes()
+
+
+def make_queries(data: bytes, count: int, rng: np.random.Generator) -> list[bytes]:
+    """Half random hashes, half listed ones with 0-40 random bits flipped."""
+    n = len(data) // WIDTH
+    queries = [rng.integers(0, 256, WIDTH, dtype=np.uint8).tobytes() for _ in range(count // 2)]
+    for i in rng.integers(0, n, count - len(queries)):
+        value = int.from_bytes(data[int(i) * WIDTH : int(i) * WIDTH + WIDTH], "big")
+        for bit in rng.choice(256, size=int(rng.integers(0, 41)), replace=False):
+            value ^= 1 << int(bit)
+        queries.append(value.to_bytes(WIDTH, "big"))
+    return queries
+
+
+def as_pairs(results: Sequence[Sequence[Match]]) -> set[tuple[int, bytes, int]]:
+    return {(i, m.hash, m.distance) for i, ms in enumerate(results) for m in ms}
+
+
+def naive_scan(rows: NDArray[np.uint64], queries: NDArray[np.uint64]) -> list[list[Match]]:
+    """The obvious numpy version: a full ``(n, 4)`` XOR and popcount per query."""
+    out = []
+    for q in queries:
+        dist = np.bitwise_count(rows ^ q).sum(axis=1)
+        hits = np.flatnonzero(dist <= THRESHOLD)
+        out.append([Match(rows[i].astype(">u8").tobytes(), int(dist[i])) for i in hits])
+    return out
+
+
+def faiss_scan(index: Any, queries: NDArray[np.uint8], data: bytes) -> list[list[Match]]:
+    lims, dist, ids = index.range_search(queries, THRESHOLD + 1)
+    out = []
+    for i in range(len(queries)):
+        lo, hi = int(lims[i]), int(lims[i + 1])
+        out.append(
+            [
+                Match(data[int(j) * WIDTH : int(j) * WIDTH + WIDTH], int(d))
+                for j, d in zip(ids[lo:hi], dist[lo:hi], strict=True)
+            ]
+        )
+    return out
+
+
+def match_rows(n: int, config: Config) -> list[Row]:
+    """Queries per second on ``n`` random PDQ hashes: ours, naive numpy, faiss."""
+    rng = np.random.default_rng(config.seed)
+    data = random_list(n, rng)
+    n = len(data) // WIDTH
+    queries = make_queries(data, config.queries, rng)
+    reps = config.repeats
+    rows: list[Row] = []
+
+    build = best_of(reps, lambda: ListIndex.from_snapshot("pdq", THRESHOLD, data))
+    index = ListIndex.from_snapshot("pdq", THRESHOLD, data)
+    rows.append(Row("match", "ListIndex.from_snapshot", n, 1, build, reps, "s", "one-off"))
+
+    expected = as_pairs(index.match(queries))
+    batch = best_of(reps, lambda: index.match(queries))
+    aim = ""
+    if n >= MATCH_AIM_SIZE:
+        met = "met" if len(queries) / batch >= MATCH_AIM_QPS else "NOT met"
+        aim = f"aim ≥ {MATCH_AIM_QPS:g} q/s: {met}"
+    rows.append(Row("match", "ListIndex.match, batch", n, len(queries), batch, reps, "q/s", aim))
+
+    singles = queries[: max(1, len(queries) // 4)]
+    one = best_of(reps, lambda: [index.match([q]) for q in singles])
+    rows.append(
+        Row("match", "ListIndex.match, one per call", n, len(singles), one, reps, "q/s", "latency")
+    )
+
+    table = np.frombuffer(data, dtype=">u8").reshape(n, WIDTH // 8).astype(np.uint64)
+    naive_q = words_from_bytes(queries[: config.naive_queries], WIDTH).T.copy()
+    naive_expected = {p for p in expected if p[0] < config.naive_queries}
+    if as_pairs(naive_scan(table, naive_q)) != naive_expected:
+        raise AssertionError("the naive scan and ListIndex disagree")
+    naive = best_of(reps, lambda: naive_scan(table, naive_q))
+    rows.append(
+        Row("match", "naive numpy full scan", n, len(naive_q), naive, reps, "q/s", "same queries")
+    )
+
+    faiss = _faiss() if config.faiss else None
+    if faiss is None:
+        why = "faiss not installed" if config.faiss else "faiss skipped (--no-faiss)"
+        rows.append(Row("match", "faiss IndexBinaryFlat", n, 0, 0.0, 0, "q/s", why))
+        return rows
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexBinaryFlat(WIDTH * 8)
+    flat.add(np.frombuffer(data, dtype=np.uint8).reshape(n, WIDTH))
+    fq = np.frombuffer(b"".join(queries), dtype=np.uint8).reshape(len(queries), WIDTH)
+    if as_pairs(faiss_scan(flat, fq, data)) != expected:
+        raise AssertionError("faiss and ListIndex disagree")
+    seconds = best_of(reps, lambda: flat.range_search(fq, THRESHOLD + 1))
+    rows.append(
+        Row(
+            "match",
+            "faiss IndexBinaryFlat.range_search",
+            n,
+            len(queries),
+            seconds,
+            reps,
+            "q/s",
+            f"faiss {faiss.__version__}, 1 thread",
+        )
+    )
+    return rows
+
+
+def match_section(config: Config) -> list[Row]:
+    rows: list[Row] = []
+    for n in config.sizes:
+        rows += match_rows(n, config)
+    return rows
+
+
+# -- 2. image hashing -------------------------------------------------------------------
+
+
+def photo(megapixels: float) -> tuple[bytes, str]:
+    """A JPEG of about ``megapixels`` and what it was made from."""
+    width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    height = round(width * 3 / 4)
+    if PHOTO.is_file():
+        image = Image.open(PHOTO).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+        source = "bridge photo upscaled"
+    else:
+        rng = np.random.default_rng(0)
+        gradient = np.linspace(0, 200, width, dtype=np.float32)[None, :, None]
+        noise = rng.normal(0, 20, size=(height, width, 3)).astype(np.float32)
+        pixels = np.clip(gradient + noise + 25, 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels, "RGB")
+        source = "synthetic noise + gradient"
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90)
+    return buf.getvalue(), f"{source}, {width} × {height}"
+
+
+def hash_without_draft(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """``hash_image`` without ``draft()``: full decode, then the same shrink and hashes."""
+    image = decode_image(data, max_side=None)
+    image.thumbnail((PDQ_MAX_SIDE, PDQ_MAX_SIDE), Image.Resampling.BICUBIC)
+    pdq, _quality = pdq_of_image(image)
+    return pdq, phash_of_image(image), file_digests(data).sha256
+
+
+def pdq_full_size(data: bytes) -> bytes:
+    """PDQ computed on the full-size decode: no ``draft()``, no shrink."""
+    return pdq_of_image(decode_image(data, max_side=None))[0]
+
+
+def times(count: int, run: Callable[[], object]) -> Callable[[], None]:
+    """``run`` called ``count`` times in a row, as one thing to time."""
+
+    def repeated() -> None:
+        for _ in range(count):
+            run()
+
+    return repeated
+
+
+def hash_section(config: Config) -> list[Row]:
+    data, source = photo(config.megapixels)
+    with Image.open(io.BytesIO(data)) as probe:
+        pixels = probe.size[0] * probe.size[1]
+    count = config.images
+    slow = max(1, count // 8)
+    reps = config.repeats
+    hash_image(data)  # warm-up: first calls import and initialise decoders
+    fast = best_of(reps, times(count, lambda: hash_image(data)))
+    met = "met" if count / fast >= HASH_AIM_PER_S else "NOT met"
+    rows = [
+        Row(
+            "hash",
+            "hash_image: draft() + shrink, all 4 hashes",
+            pixels,
+            count,
+            fast,
+            reps,
+            "img/s",
+            f"aim ≥ {HASH_AIM_PER_S:g}/s: {met}; {source}",
+        )
+    ]
+    shrunk = decode_image(data)
+    parts: list[tuple[str, Callable[[], object]]] = [
+        ("  of which decode_image (draft + shrink)", lambda: decode_image(data)),
+        ("  of which PDQ of the shrunk picture", lambda: pdq_of_image(shrunk)),
+        ("  of which pHash of the shrunk picture", lambda: phash_of_image(shrunk)),
+        ("  of which MD5 + SHA-256 of the bytes", lambda: file_digests(data)),
+    ]
+    for case, run in parts:
+        seconds = best_of(reps, times(count, run))
+        rows.append(Row("hash", case, pixels, count, seconds, reps, "img/s"))
+    no_draft = best_of(reps, times(slow, lambda: hash_without_draft(data)))
+    rows.append(
+        Row("hash", "full decode + shrink, all 4 hashes", pixels, slow, no_draft, reps, "img/s")
+    )
+    full = best_of(reps, times(slow, lambda: pdq_full_size(data)))
+    rows.append(Row("hash", "full decode, PDQ at full size", pixels, slow, full, reps, "img/s"))
+    return rows
+
+
+SECTIONS: dict[str, Callable[[Config], list[Row]]] = {
+    "match": match_section,
+    "hash": hash_section,
+}
+"""Every section, in the order they run. A new one is a function of ``Config``."""
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[Row], info: dict[str, Any]) -> str:
+    head = (
+        f"machine: {info['platform']} | {info['cpu']} | {info['cpu_count']} CPUs | "
+        f"{info['python']} | numpy {info['numpy']} | Pillow {info['pillow']} | "
+        f"faiss {info['faiss'] or 'not installed'} | load {info['load_1min']}"
+    )
+    lines = [
+        head,
+        "",
+        f"{'section':8} {'case':44} {'size':>6} {'count':>6} {'per second':>11} "
+        f"{'ms each':>9} {'best of':>7}  note",
+        "-" * 112,
+    ]
+    previous = None
+    for row in rows:
+        if previous is not None and (row.section, row.size) != previous:
+            lines.append("")
+        previous = (row.section, row.size)
+        if row.repeats == 0:
+            rate, each = "-", "-"
+        elif row.unit == "s":
+            rate, each = "-", f"{1000 * row.seconds:9.1f}"
+        else:
+            rate, each = f"{row.rate:,.1f}", f"{row.ms_each:9.3f}"
+        size = f"{row.size / 1e6:.1f}MP" if row.unit == "img/s" else label(row.size)
+        lines.append(
+            f"{row.section:8} {row.case:44} {size:>6} {row.count:>6} {rate:>11} "
+            f"{each:>9} {row.repeats:>7}  {row.note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Config, list[str], bool]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="100k hashes, fewer queries/images")
+    parser.add_argument("--sizes", help="list sizes, comma-separated (default 100000,1000000)")
+    parser.add_argument("--queries", type=int, help="queries per timed batch (default 256)")
+    parser.add_argument("--naive-queries", type=int, help="queries for the naive scan (32)")
+    parser.add_argument("--images", type=int, help="images per timed run with draft() (40)")
+    parser.add_argument("--megapixels", type=float, help="photo size (default 12)")
+    parser.add_argument("--repeats", type=int, help="runs per figure, best kept (default 3)")
+    parser.add_argument("--no-faiss", action="store_true", help="skip faiss even if installed")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"which of {', '.join(SECTIONS)}"
+    )
+    parser.add_argument("--json", action="store_true", help="rows as JSON")
+    args = parser.parse_args(argv)
+    base = (
+        Config(sizes=(100_000,), queries=64, naive_queries=8, images=10, repeats=2)
+        if args.quick
+        else Config()
+    )
+    overrides: dict[str, Any] = {}
+    if args.sizes:
+        overrides["sizes"] = tuple(int(s) for s in args.sizes.split(","))
+    for name in ("queries", "naive_queries", "images", "megapixels", "repeats"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.no_faiss:
+        overrides["faiss"] = False
+    config = Config(**(asdict(base) | overrides))
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}")
+    return config, sections, args.json
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, sections, as_json = parse_args(argv)
+    info = machine()
+    rows: list[Row] = []
+    for name in sections:
+        rows += SECTIONS[name](config)
+    if as_json:
+        doc = {
+            "machine": info,
+            "config": asdict(config),
+            "aims": {
+                "match_q_per_s_min_at_1M": MATCH_AIM_QPS,
+                "hash_images_per_s_min": HASH_AIM_PER_S,
+            },
+            "rows": [asdict(row) | {"rate": row.rate} for row in rows],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_table(rows, info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
