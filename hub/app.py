@@ -63,7 +63,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from hub.config import HubConfig
-from hub.core import OPERATOR_ROLES, Hub, Principal, utcnow
+from hub.core import OPERATOR_ROLES, AckReceipt, Hub, Principal, utcnow
 from hub.errors import (
     Conflict,
     Forbidden,
@@ -716,13 +716,26 @@ async def post_ack(request: web.Request) -> web.StreamResponse:
         token = _bearer(request)
         if token is None:
             raise Unauthorized("acks are sent with the node's bearer token")
-        principal = await app[HUB].call(lambda hub: hub.authenticate(token))
-        if principal.kind != "node":
-            raise Forbidden("acks are sent with a node token, not an operator token")
-        _require_json(request)
-        data = await _read_body(request, app[CONFIG].max_ack_bytes)
-        sig = _signature(request)
-        receipt = await app[HUB].call(lambda hub: hub.receive_ack(principal, data, sig))
+        # The body is read (capped) before the token is checked so that one trip to the
+        # database thread does both; a bad body is still reported after a bad token.
+        body_error: Exception | None = None
+        data = sig = b""
+        try:
+            _require_json(request)
+            data = await _read_body(request, app[CONFIG].max_ack_bytes)
+            sig = _signature(request)
+        except (HubError, web.HTTPException) as e:
+            body_error = e
+
+        def authenticate_and_receive(hub: Hub) -> AckReceipt:
+            principal = hub.authenticate(token)
+            if principal.kind != "node":
+                raise Forbidden("acks are sent with a node token, not an operator token")
+            if body_error is not None:
+                raise body_error
+            return hub.receive_ack(principal, data, sig)
+
+        receipt = await app[HUB].call(authenticate_and_receive)
     except HubError as e:
         app[METRICS].acks_refused.labels(e.code).inc()
         raise
