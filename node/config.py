@@ -35,9 +35,10 @@ class NodeConfig:
         database: the SQLite file, relative to the home directory.
         api_host, api_port: where ``hashhub-node run`` serves the match API.
         webhook_url: where retroactive matches are delivered ("" disables).
+        poll_interval: seconds between polls (the root's ``min_poll_interval`` if larger).
         poll_jitter: up to this many seconds added to each poll interval.
         max_backoff: cap in seconds on the back-off after failures.
-        ack_interval: seconds between scheduled acks (besides one after each apply).
+        ack_interval: seconds between scheduled acks (besides one after each apply; 0: none).
         snapshot_lag: resynchronise from a snapshot when this many versions behind.
         max_upload_bytes: cap on an image sent to the match API.
         dihedral: also query the 8 rotations/flips of PDQ hashes of images.
@@ -52,6 +53,7 @@ class NodeConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 8471
     webhook_url: str = ""
+    poll_interval: int = 300
     poll_jitter: int = 30
     max_backoff: int = 3600
     ack_interval: int = 3600

@@ -37,7 +37,14 @@ from node.store import NodeStore
 from node.sync import Fetcher, ListOutcome, Syncer
 from protocol import Root, SigningKey
 from protocol._fields import format_time, parse_time
-from protocol.ack import COUNTER_NAMES, NODE_ID_PATTERN, AppliedVersion, Counts, sign_ack
+from protocol.ack import (
+    COUNTER_NAMES,
+    MAX_HASH_ENTRIES,
+    NODE_ID_PATTERN,
+    AppliedVersion,
+    Counts,
+    sign_ack,
+)
 from protocol.keyfile import load_private_key, write_private_key, write_public_key
 from protocol.lists import HASH_TYPES, validate_list_id
 
@@ -98,7 +105,8 @@ class Node:
         self.now = now
         self.store = NodeStore(home / config.database)
         self.key = load_private_key(home / "node.key")
-        self.token = read_secret(home / "hub-token")
+        token_file = home / "hub-token"
+        self.token = read_secret(token_file) if token_file.exists() else ""
         self.api_token = read_secret(home / "api-token")
         self.webhook_secret = read_secret(home / "webhook-secret")
         self.indexes: dict[str, ListIndex] = {}
@@ -117,7 +125,7 @@ class Node:
         hub_url: str,
         lists: Sequence[str],
         pinned_root_sha256: str,
-        token: str,
+        token: str = "",
         mirrors: Sequence[str] = (),
         webhook_url: str = "",
         now: Any = utcnow,
@@ -154,7 +162,8 @@ class Node:
         key = SigningKey.generate()
         write_private_key(home / "node.key", key)
         write_public_key(home / "node.pub.pem", key.public)
-        write_secret(home / "hub-token", token)
+        if token:  # else later, once the hub operator has enrolled the node's key
+            write_secret(home / "hub-token", token)
         write_secret(home / "api-token", "hhl_" + secrets.token_urlsafe(32))
         write_secret(home / "webhook-secret", secrets.token_urlsafe(32))
         (home / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
@@ -191,7 +200,8 @@ class Node:
     def absorb(self, outcomes: Iterable[ListOutcome]) -> int:
         """Follow applied updates: indexes, retroactive matches, acks. Returns new webhooks."""
         root = self.newest_root()
-        assert root is not None
+        if root is None:  # not even root v1 verified yet: the first update failed
+            return 0
         webhooks = 0
         updated = []
         for outcome in outcomes:
@@ -288,12 +298,25 @@ class Node:
             [list_id, hex_hash, name, by, by],
         )
 
-    def match_hashes(self, queries: Mapping[str, Sequence[bytes]]) -> list[MatchResult]:
+    def match_hashes(
+        self,
+        queries: Mapping[str, Sequence[bytes]],
+        *,
+        content_id: str | None = None,
+        one_item: bool = False,
+    ) -> list[MatchResult]:
         """Match hashes (by type) against every subscribed list of that type.
 
         Every query counts as ``checked`` once per list it was checked against; every
-        listed hash it matched is a match event and counts as ``matched``.
+        listed hash it matched is a match event and counts as ``matched``. With a
+        ``content_id`` the events are of registered content (source ``registry``),
+        else of an upload.
+
+        With ``one_item`` the hashes of each type describe one piece of content (an
+        image's eight dihedral PDQ hashes): it counts as checked once per list, and
+        each listed hash it matches is one event at its least distance.
         """
+        source = "upload" if content_id is None else "registry"
         results: list[MatchResult] = []
         with self.store.db.atomic():
             for list_id, index in sorted(self.indexes.items()):
@@ -301,10 +324,17 @@ class Node:
                 hashes = list(queries.get(type_name, ()))
                 if not hashes:
                     continue
-                self._bump(list_id, "", "checked", len(hashes))
-                for query, matches in zip(hashes, index.match(hashes), strict=True):
+                if one_item:
+                    self._bump(list_id, "", "checked")
+                    pairs = [(hashes[0], index.match_any(hashes))]
+                else:
+                    self._bump(list_id, "", "checked", len(hashes))
+                    pairs = list(zip(hashes, index.match(hashes), strict=True))
+                for query, matches in pairs:
                     for m in matches:
-                        match_id = self._event(list_id, m.hash, query, m.distance, "upload")
+                        match_id = self._event(
+                            list_id, m.hash, query, m.distance, source, content_id
+                        )
                         results.append(
                             MatchResult(
                                 match_id,
@@ -385,22 +415,30 @@ class Node:
                 totals[row["name"]] = row["value"]
             elif row["changed"] and row["name"] != "checked":
                 per_hash.setdefault(row["hash"], {})[row["name"]] = row["value"]
+        if len(per_hash) > MAX_HASH_ENTRIES:  # an ack holds so many; the rest go in the next
+            per_hash = {h: per_hash[h] for h in sorted(per_hash)[:MAX_HASH_ENTRIES]}
         return Counts(**totals, hashes=per_hash)
 
     def enqueue_acks(self, list_ids: Iterable[str] | None = None) -> list[int]:
-        """Sign one ack per applied list with the current totals and queue it."""
+        """Sign one ack per applied list with the current totals and queue it.
+
+        An ack carries at most ``MAX_HASH_ENTRIES`` changed per-hash counters; when
+        more hashes changed, further acks (same totals) carry the rest.
+        """
         root = self.newest_root()
         if root is None:
             return []
         queued = []
+        pending = []
         for list_id in sorted(set(list_ids or self.config.lists)):
             spec = root.lists.get(list_id)
             if spec is None:
                 continue
-            stored = self.store.stored_list(list_id, spec.hash_type)
-            trust = stored.trust
-            if trust.version == 0:
-                continue
+            trust = self.store.stored_list(list_id, spec.hash_type).trust
+            if trust.version > 0:
+                pending.append((list_id, trust))
+        while pending:
+            list_id, trust = pending.pop(0)
             with self.store.db.atomic():
                 seq = 1 + max(
                     next(
@@ -422,7 +460,7 @@ class Node:
                     sent=self.now(),
                     origin=root.origin(list_id),
                     applied=AppliedVersion(trust.version, trust.compact.root(), trust.state),
-                    counts=self._counts(list_id),
+                    counts=(counts := self._counts(list_id)),
                 )
                 self.store.db.table("ack_outbox").insert(
                     {
@@ -434,20 +472,32 @@ class Node:
                         "next_attempt": format_time(self.now()),
                     }
                 )
-                self.store.db.execute(
-                    "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash != ''", [list_id]
+                self.store.db.conn.executemany(
+                    "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash = ?",
+                    [(list_id, h) for h in counts.hashes],
                 )
             queued.append(seq)
+            if len(counts.hashes) == MAX_HASH_ENTRIES:
+                pending.insert(0, (list_id, trust))
         return queued
 
     def due(self, table: str) -> list[dict[str, Any]]:
-        if table not in ("ack_outbox", "webhook_outbox"):
+        """What to send now: webhooks whose back-off has passed; acks in ``seq`` order.
+
+        Acks go strictly in order, since the hub refuses a ``seq`` below one it has:
+        while the oldest waits out its back-off, none is due (the rest follow it).
+        """
+        if table == "ack_outbox":
+            rows = list(self.store.db.query("SELECT * FROM ack_outbox ORDER BY seq"))
+            if rows and rows[0]["next_attempt"] > format_time(self.now()):
+                return []
+            return rows
+        if table != "webhook_outbox":
             raise ValueError(table)
-        order = "seq" if table == "ack_outbox" else "id"
-        extra = "" if table == "ack_outbox" else "delivered IS NULL AND "
         return list(
             self.store.db.query(
-                f"SELECT * FROM {table} WHERE {extra}next_attempt <= ? ORDER BY {order}",  # noqa: S608
+                "SELECT * FROM webhook_outbox WHERE delivered IS NULL AND next_attempt <= ? "
+                "ORDER BY id",
                 [format_time(self.now())],
             )
         )

@@ -23,6 +23,7 @@ only half-written is worse than none). What it keeps:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,9 @@ class NodeStore:
     """Typed access to the node's database. One instance per thread."""
 
     def __init__(self, path: Path) -> None:
+        if not path.exists():
+            # The registry says what content the platform hosts: owner-only, like the keys.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,567 @@
+"""``hashhub-node``: the participant's command line, a thin layer over ``node.service``.
+
+Every command works on the node in ``--home DIR`` (or ``HASHHUB_NODE_HOME``),
+calls the ``Node`` and prints the result; the rules live in ``node`` and
+``protocol``. A mistake (not a node home, a malformed hash, a secret file others
+can read, a second ``init``) is a ``click.ClickException``: one line on standard
+error and exit status 1, never a traceback. Usage errors (a missing argument, an
+unknown option) exit with 2, as in every click program.
+
+``sync`` says by its exit status what happened: 0 every list updated or current,
+3 an update was rejected (the published data broke a protocol rule; evidence is
+kept and the last good list stays enforced), 4 an update failed (network, HTTP
+status, deadline). ``verify`` and ``acks flush`` exit 1 and 4 when something is
+wrong.
+
+Enrolment needs the node's public key first, so ``init`` works without a hub
+token; ``token set`` stores the one the hub operator sends back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import click
+
+from node.config import NodeConfig, write_secret
+from node.imaging import ImageRejected
+from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
+from node.sync import ListOutcome
+from protocol import HASH_TYPES, HashhubError, Root
+
+__all__ = ["EXIT_FAILED", "EXIT_REJECTED", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_REJECTED = 3
+"""``sync``: an update was rejected by a protocol rule (evidence kept)."""
+EXIT_FAILED = 4
+"""``sync``, ``acks flush``: a download or a delivery failed (network, status, deadline)."""
+
+_TYPES = "|".join(sorted(HASH_TYPES))
+
+
+# -- plumbing ---------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn the node's, the protocol's and the file system's errors into one-line messages."""
+    try:
+        yield
+    except HashhubError as e:  # NodeError, ProtocolError, KeyFileError
+        raise click.ClickException(_one_line(str(e))) from e
+    except sqlite3.Error as e:
+        raise click.ClickException(f"database: {_one_line(str(e))}") from e
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+
+
+@contextmanager
+def _open(home: Path) -> Iterator[Node]:
+    with _reported():
+        node = Node.open(home)
+        try:
+            yield node
+        finally:
+            node.close()
+
+
+def home_option(command: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="HASHHUB_NODE_HOME",
+        show_envvar=True,
+        required=True,
+        help="The node's home directory (made by 'hashhub-node init').",
+    )(command)
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns, two spaces apart; None shows as '-'."""
+    cells = [list(headers)] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
+
+
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(headers={"User-Agent": "hashhub-node"})
+
+
+def _match_line(label: str, m: MatchResult) -> str:
+    return (
+        f"{label}: MATCH {m.list_id} v{m.version}  {m.hash_type} distance {m.distance}  "
+        f"listed {m.hash.hex()}  match id {m.match_id}"
+    )
+
+
+# -- the command group ------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hashhub", prog_name="hashhub-node")
+def main() -> None:
+    """Run a hashhub node: follow a hub's signed hash lists and match content against them.
+
+    Every command works on the node in --home DIR (or $HASHHUB_NODE_HOME).
+    """
+
+
+@main.command()
+@click.option("--hub", "hub_url", required=True, help="The hub's base URL.")
+@click.option("--node-id", required=True, help="The id the hub operator enrols this node under.")
+@click.option("--lists", required=True, help="Comma-separated ids of the lists to follow.")
+@click.option("--pin", help="SHA-256 of the hub's root v1, as the hub operator gave it.")
+@click.option(
+    "--pinned-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The hub's root v1 file (root/1.json) obtained out of band; pins its SHA-256.",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    help="A mirror of the published tree, tried first for immutable files (repeatable).",
+)
+@click.option("--webhook", default="", help="URL that receives retroactive matches.")
+@click.option("--token", help="The hub token, if the node is already enrolled.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding the hub token.",
+)
+@home_option
+def init(
+    hub_url: str,
+    node_id: str,
+    lists: str,
+    pin: str | None,
+    pinned_root: Path | None,
+    mirrors: tuple[str, ...],
+    webhook: str,
+    token: str | None,
+    token_file: Path | None,
+    home: Path,
+) -> None:
+    """Create a node in --home: configuration, a new Ed25519 key and secret files."""
+    if (pin is None) == (pinned_root is None):
+        raise click.ClickException("give exactly one of --pin SHA256 and --pinned-root FILE")
+    if token is not None and token_file is not None:
+        raise click.ClickException("give at most one of --token and --token-file")
+    subscribed = [item.strip() for item in lists.split(",") if item.strip()]
+    with _reported():
+        if pinned_root is not None:
+            data = pinned_root.read_bytes()
+            root = Root.from_bytes(data)
+            if root.version != 1:
+                raise click.ClickException(
+                    f"{pinned_root} is root version {root.version}; pin version 1"
+                )
+            pin = hashlib.sha256(data).hexdigest()
+        if token_file is not None:
+            token = token_file.read_text(encoding="utf-8").strip()
+        if token is not None:
+            _check_token(token)
+        assert pin is not None
+        node = Node.init(
+            home,
+            node_id=node_id,
+            hub_url=hub_url,
+            lists=subscribed,
+            pinned_root_sha256=pin,
+            token=token or "",
+            mirrors=mirrors,
+            webhook_url=webhook,
+        )
+        keyid = node.key.keyid
+        config = node.config
+        node.close()
+    click.echo(f"Initialised node {config.node_id} in {home}")
+    click.echo(f"  hub              {config.hub_url}")
+    click.echo(f"  lists            {', '.join(config.lists)}")
+    click.echo(f"  pinned root v1   {config.pinned_root_sha256}")
+    click.echo(f"  public key       {home / 'node.pub.pem'} (key id {keyid})")
+    click.echo(f"  API token        {home / 'api-token'}")
+    click.echo(f"  webhook secret   {home / 'webhook-secret'}")
+    if token:
+        click.echo("Hub token stored. Next: hashhub-node sync")
+    else:
+        click.echo("Next: send node.pub.pem to the hub operator, who runs")
+        click.echo(
+            f"  hashhub node enrol {config.node_id} --public-key node.pub.pem "
+            f"--lists {','.join(config.lists)}"
+        )
+        click.echo("then store the token they send back:")
+        click.echo("  hashhub-node token set TOKEN")
+
+
+def _check_token(token: str) -> None:
+    if not token or len(token) > 256 or not all(0x21 <= ord(c) <= 0x7E for c in token):
+        raise click.ClickException("a hub token is 1-256 printable characters without spaces")
+
+
+@main.group()
+def token() -> None:
+    """The hub token the operator issued at enrolment."""
+
+
+@token.command(name="set")
+@click.argument("value", metavar="TOKEN")
+@home_option
+def token_set(value: str, home: Path) -> None:
+    """Store the hub token (TOKEN, or - to read it from standard input)."""
+    if value == "-":
+        value = sys.stdin.readline()
+    value = value.strip()
+    _check_token(value)
+    with _reported():
+        NodeConfig.load(home)
+        write_secret(home / "hub-token", value)
+    click.echo(f"Stored the hub token in {home / 'hub-token'} (mode 0600).")
+
+
+def _outcome_line(o: ListOutcome) -> str:
+    if o.status == "updated":
+        how = " from a snapshot" if o.rebuilt else ""
+        change = f"+{len(o.added)} -{len(o.removed)}"
+        return f"{o.list_id}: updated v{o.from_version} -> v{o.to_version}{how} ({change})"
+    if o.status == "current":
+        return f"{o.list_id}: current at v{o.to_version}"
+    if o.status == "rejected":
+        return f"{o.list_id}: REJECTED, still enforcing v{o.from_version}: {o.error}"
+    return f"{o.list_id}: failed, still enforcing v{o.from_version}: {o.error}"
+
+
+async def _sync(node: Node) -> tuple[list[ListOutcome], tuple[int, int], tuple[int, int]]:
+    async with _session() as session:
+        outcomes = await run_sync(node, session)
+        acks = await flush_acks(node, session)
+        hooks = (0, 0)
+        if node.config.webhook_url:
+            hooks = await deliver_webhooks(node, session)
+    return outcomes, acks, hooks
+
+
+@main.command()
+@home_option
+def sync(home: Path) -> None:
+    """Update every list once (then send acks and webhooks).
+
+    Exit status: 0 updated or current, 3 rejected, 4 failed.
+    """
+    with _open(home) as node:
+        if not node.token:
+            raise click.ClickException(
+                "no hub token yet: once the hub operator has enrolled node.pub.pem, "
+                "run 'hashhub-node token set TOKEN'"
+            )
+        with _reported():
+            outcomes, (confirmed, ack_failed), (delivered, hook_failed) = asyncio.run(_sync(node))
+    for o in outcomes:
+        click.echo(_outcome_line(o))
+    click.echo(f"acks: {confirmed} confirmed, {ack_failed} failed")
+    if delivered or hook_failed:
+        click.echo(f"webhooks: {delivered} delivered, {hook_failed} failed")
+    statuses = {o.status for o in outcomes}
+    if "rejected" in statuses:
+        sys.exit(EXIT_REJECTED)
+    if "failed" in statuses:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default: api_host in node.toml).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port to bind (default: api_port in node.toml).",
+)
+@home_option
+def run(host: str | None, port: int | None, home: Path) -> None:
+    """Run the node: sync on a schedule and serve the match API."""
+    from node.app import run as run_app
+
+    with _reported():
+        NodeConfig.load(home)
+        run_app(home, host, port)
+
+
+@main.command()
+@json_option
+@home_option
+def status(as_json: bool, home: Path) -> None:
+    """Lists, versions, freshness, outboxes and counters."""
+    with _open(home) as node:
+        info = node.status()
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"node {info['node']}  hub {info['hub']}  root v{info['root_version'] or '-'}")
+    rows = []
+    for entry in info["lists"]:
+        counts = entry["counts"]
+        rows.append(
+            [
+                entry["list"],
+                entry["version"],
+                entry["count"],
+                entry["checkpoint_time"],
+                entry["last_success"],
+                "STALE" if entry["stale"] else "fresh",
+                counts["checked"],
+                counts["matched"],
+                counts["actioned"],
+                counts["blocked"],
+                counts["false_positive"],
+            ]
+        )
+    click.echo(
+        _table(
+            [
+                "LIST",
+                "VERSION",
+                "HASHES",
+                "CHECKPOINT",
+                "LAST SUCCESS",
+                "FRESHNESS",
+                "CHECKED",
+                "MATCHED",
+                "ACTIONED",
+                "BLOCKED",
+                "FALSE POS",
+            ],
+            rows,
+        )
+    )
+    for entry in info["lists"]:
+        if entry["last_error"]:
+            click.echo(f"{entry['list']}: last error: {entry['last_error']}")
+        if entry["stale"]:
+            click.echo(
+                f"{entry['list']}: STALE: no verified checkpoint within the root's maximum "
+                f"age; still enforcing v{entry['version']}"
+            )
+    click.echo(
+        f"acks pending {info['acks_pending']}, webhooks pending {info['webhooks_pending']}, "
+        f"matches awaiting an outcome {info['matches_awaiting_outcome']}, "
+        f"evidence {info['evidence']}"
+    )
+
+
+def _hash_argument(text: str, type_name: str | None) -> tuple[str, bytes]:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise click.ClickException(f"{text}: no such file, and not a hex hash") from None
+    if type_name is None:
+        candidates = [n for n, kind in HASH_TYPES.items() if 2 * kind.length == len(text)]
+        if not candidates:
+            raise click.ClickException(
+                f"{text}: {len(text)} hex digits is no hash type's width "
+                f"({', '.join(f'{n} {2 * k.length}' for n, k in sorted(HASH_TYPES.items()))})"
+            )
+        if len(candidates) > 1:
+            raise click.ClickException(
+                f"{text}: {len(text)} hex digits could be {' or '.join(sorted(candidates))}; "
+                "say which with --type"
+            )
+        type_name = candidates[0]
+    width = HASH_TYPES[type_name].length
+    if len(value) != width:
+        raise click.ClickException(f"{text}: a {type_name} hash is {2 * width} hex digits")
+    return type_name, value
+
+
+def _file_queries(node: Node, path: Path, dihedral: bool | None) -> dict[str, list[bytes]]:
+    """An image's hashes, or a file's digests when it is no picture the node can read."""
+    data = path.read_bytes()
+    try:
+        return node.image_queries(data, dihedral=dihedral)
+    except ImageRejected as e:
+        if e.reason == "unsupported":
+            return node.file_queries(data)
+        raise
+
+
+@main.command()
+@click.argument("items", metavar="FILE|HASH...", nargs=-1, required=True)
+@click.option(
+    "--type", "type_name", type=click.Choice(sorted(HASH_TYPES)), help="The type of HASH."
+)
+@click.option(
+    "--dihedral/--no-dihedral",
+    default=None,
+    help="Also query the 8 rotations and flips of images (default: dihedral in node.toml).",
+)
+@json_option
+@home_option
+def match(
+    items: tuple[str, ...], type_name: str | None, dihedral: bool | None, as_json: bool, home: Path
+) -> None:
+    """Match files (images, or any file by MD5/SHA-256) or hex hashes; prints the matches."""
+    with _open(home) as node:
+        queries: list[tuple[str, dict[str, list[bytes]]]] = []
+        for item in items:
+            path = Path(item)
+            if path.is_file():
+                with _reported():
+                    queries.append((item, _file_queries(node, path, dihedral)))
+            else:
+                hash_type, value = _hash_argument(item, type_name)
+                queries.append((item, {hash_type: [value]}))
+        with _reported():
+            answers = [(label, node.match_hashes(q, one_item=True)) for label, q in queries]
+    if as_json:
+        _echo_json({label: [m.to_dict() for m in found] for label, found in answers})
+        return
+    for label, found in answers:
+        if not found:
+            click.echo(f"{label}: no match")
+        for m in found:
+            click.echo(_match_line(label, m))
+
+
+@main.command()
+@click.argument(
+    "directory",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "--dihedral/--no-dihedral",
+    default=None,
+    help="Also query the 8 rotations and flips of images (default: dihedral in node.toml).",
+)
+@json_option
+@home_option
+def scan(directory: Path, dihedral: bool | None, as_json: bool, home: Path) -> None:
+    """Hash every file under DIR, register it as content (id: its path under DIR), report matches.
+
+    Registered content is matched again whenever a later update lists one of its
+    hashes (a retroactive match, delivered to the webhook).
+    """
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    found: list[tuple[str, MatchResult]] = []
+    registered = images = skipped = 0
+    with _open(home) as node:
+        limit = node.config.max_upload_bytes
+        with click.progressbar(files, label="hashing", file=sys.stderr) as bar:
+            for path in bar:
+                content_id = path.relative_to(directory).as_posix()
+                with _reported():
+                    if path.stat().st_size > limit:
+                        skipped += 1
+                        continue
+                    try:
+                        queries = _file_queries(node, path, dihedral)
+                    except ImageRejected:
+                        queries = node.file_queries(path.read_bytes())
+                    images += "pdq" in queries
+                    registered += node.register_content(content_id, queries)
+                    for m in node.match_hashes(queries, content_id=content_id, one_item=True):
+                        found.append((content_id, m))
+    if as_json:
+        _echo_json(
+            {
+                "files": len(files),
+                "images": images,
+                "skipped": skipped,
+                "registered_hashes": registered,
+                "matches": [{"content_id": c} | m.to_dict() for c, m in found],
+            }
+        )
+        return
+    click.echo(
+        f"Scanned {len(files)} file(s) ({images} picture(s)); registered {registered} hash(es)"
+        + (f"; skipped {skipped} over {limit} bytes" if skipped else "")
+    )
+    for content_id, m in found:
+        click.echo(_match_line(content_id, m))
+    click.echo(f"{len(found)} match(es)")
+
+
+@main.command()
+@home_option
+def verify(home: Path) -> None:
+    """Recompute every stored list's digest against its trust record (exit 1 on a mismatch)."""
+    with _open(home) as node:
+        with _reported():
+            results = node.store.verify()
+        stored = {list_id for list_id, *_ in results}
+        missing = [list_id for list_id in node.config.lists if list_id not in stored]
+    bad = 0
+    for list_id, ok, actual, trusted in results:
+        if ok:
+            click.echo(f"{list_id}: ok ({actual.count} hashes, sha256 {actual.sha256})")
+        else:
+            bad += 1
+            click.echo(
+                f"{list_id}: MISMATCH: the stored state has {actual.count} hashes, "
+                f"sha256 {actual.sha256}; the trust record says {trusted.count}, "
+                f"{trusted.sha256}"
+            )
+    for list_id in missing:
+        click.echo(f"{list_id}: not applied yet")
+    if bad:
+        raise click.ClickException(
+            f"{bad} list(s) differ from their trust record: the local store is corrupt; "
+            "restore it or start a new home and sync from the snapshot"
+        )
+
+
+@main.group()
+def acks() -> None:
+    """The outbox of signed acks to the hub."""
+
+
+@acks.command(name="flush")
+@click.option(
+    "--sign", is_flag=True, help="First sign a fresh ack per list with the current counters."
+)
+@home_option
+def acks_flush(sign: bool, home: Path) -> None:
+    """Send every due ack now (exit 4 if one could not be delivered)."""
+
+    async def flush(node: Node) -> tuple[int, int]:
+        async with _session() as session:
+            return await flush_acks(node, session)
+
+    with _open(home) as node:
+        if not node.token:
+            raise click.ClickException("no hub token yet: run 'hashhub-node token set TOKEN'")
+        with _reported():
+            signed = node.enqueue_acks() if sign else []
+            confirmed, failed = asyncio.run(flush(node))
+            pending = node.status()["acks_pending"]
+    if signed:
+        click.echo(f"signed {len(signed)} ack(s) (seq {', '.join(map(str, signed))})")
+    click.echo(f"acks: {confirmed} confirmed, {failed} failed, {pending} pending")
+    if failed:
+        sys.exit(EXIT_FAILED)

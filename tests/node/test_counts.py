@@ -1,0 +1,55 @@
+"""How matches are counted: one image is one check, whatever its dihedral variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.matcher import ListIndex
+from node.service import Node
+
+LIST = "tid-pdq"
+
+
+def _node(tmp_path: Path, listed: list[bytes]) -> Node:
+    node = Node.init(
+        tmp_path / "node",
+        node_id="node-a",
+        hub_url="http://127.0.0.1:9",
+        lists=[LIST],
+        pinned_root_sha256="0" * 64,
+    )
+    node.indexes[LIST] = ListIndex.from_snapshot("pdq", 31, b"".join(sorted(listed)))
+    node.versions[LIST] = 1
+    return node
+
+
+def _totals(node: Node) -> dict[str, int]:
+    return {
+        r["name"]: r["value"]
+        for r in node.store.db.query("SELECT name, value FROM counters WHERE hash = ''")
+    }
+
+
+def test_variants_of_one_image_count_as_one_check_and_one_event_per_listed_hash(
+    tmp_path: Path,
+) -> None:
+    listed = bytes(32)
+    node = _node(tmp_path, [listed])
+    near = bytes(31) + b"\x03"  # distance 2
+    exact = bytes(32)
+    results = node.match_hashes({"pdq": [near, exact, bytes(31) + b"\xff"]}, one_item=True)
+    assert [(r.hash, r.distance) for r in results] == [(listed, 0)]
+    assert _totals(node) == {"checked": 1, "matched": 1}
+
+
+def test_independent_hashes_count_one_check_each(tmp_path: Path) -> None:
+    listed = bytes(32)
+    node = _node(tmp_path, [listed])
+    results = node.match_hashes({"pdq": [bytes(32), bytes(31) + b"\x03", b"\xff" * 32]})
+    assert sorted(r.distance for r in results) == [0, 2]
+    assert _totals(node) == {"checked": 3, "matched": 2}
+
+
+def test_node_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    node = _node(tmp_path, [])
+    assert (node.home / node.config.database).stat().st_mode & 0o077 == 0
