@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench vectors system-deps clean
+.PHONY: demo demo-protocol demo-serve test lint typecheck pytest bench vectors system-deps clean
 
 # The virtual environment, rebuilt when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -21,8 +21,17 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openssl >/dev/null; }
 
-demo: $(STAMP) system-deps
+# A hub and a node on loopback: a list, a match, a counted takedown, a webhook.
+demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The same, left running until Ctrl-C.
+demo-serve: $(STAMP)
+	$(BIN)/python scripts/demo.py --serve
+
+# The signed files by hand: keys, three versions, verification, openssl.
+demo-protocol: $(STAMP) system-deps
+	$(BIN)/python scripts/protocol_walkthrough.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
