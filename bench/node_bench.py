@@ -28,11 +28,19 @@ Side by side in one run, each row next to its aim (issue: the node):
    decode, then the shrink); and PDQ on the full-size decode with no shrink at
    all. Aim: ≥ 40 images/s with ``draft()`` on one core.
 
-More sections (sync, bootstrap) plug in as functions returning ``Row``s; see
-``SECTIONS``. Timings are wall-clock (``time.perf_counter``), the best of
-``--repeats`` runs after a ``gc.collect()``.
+3. **Sync** (only with ``--sync``: it builds a hub of the largest list size
+   first, about 40 s at 1M): a node bootstraps a list of random PDQ hashes from
+   its snapshot through the real hub app on loopback, ``run_sync`` end to end
+   (root walk, checkpoint, header, snapshot download and check, SQLite commit,
+   match index, ack); the same node restarting (``Node.open`` builds the index
+   from the store); then a delta of 10k additions, ``run_sync`` end to end.
+   Aim: bootstrap of 1M hashes in under 10 s. See ``sync_section``.
 
-Run: ``python bench/node_bench.py [--quick] [--json]``.
+More sections plug in as functions returning ``Row``s; see ``SECTIONS`` (run by
+default) and ``OPTIONAL_SECTIONS`` (run when asked for). Timings are wall-clock
+(``time.perf_counter``), the best of ``--repeats`` runs after a ``gc.collect()``.
+
+Run: ``python bench/node_bench.py [--quick] [--json] [--sync]``.
 """
 
 from __future__ import annotations
@@ -441,6 +449,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, list[str], bool]:
         "--sections", default=",".join(SECTIONS), help=f"which of {', '.join(SECTIONS)}"
     )
     parser.add_argument("--json", action="store_true", help="rows as JSON")
+    parser.add_argument("--sync", action="store_true", help="also the sync rows (hub + node)")
     args = parser.parse_args(argv)
     base = (
         Config(sizes=(100_000,), queries=64, naive_queries=8, images=10, repeats=2)
@@ -457,7 +466,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, list[str], bool]:
         overrides["faiss"] = False
     config = Config(**(asdict(base) | overrides))
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(sections) - set(SECTIONS)
+    if args.sync and "sync" not in sections:
+        sections.append("sync")
+    unknown = set(sections) - set(SECTIONS) - set(OPTIONAL_SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     return config, sections, args.json
@@ -468,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     rows: list[Row] = []
     for name in sections:
-        rows += SECTIONS[name](config)
+        rows += (SECTIONS | OPTIONAL_SECTIONS)[name](config)
     if as_json:
         doc = {
             "machine": info,
@@ -476,6 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "aims": {
                 "match_q_per_s_min_at_1M": MATCH_AIM_QPS,
                 "hash_images_per_s_min": HASH_AIM_PER_S,
+                "sync_bootstrap_s_max_at_1M": SYNC_AIM_S,
             },
             "rows": [asdict(row) | {"rate": row.rate} for row in rows],
         }
@@ -483,6 +495,155 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(format_table(rows, info))
     return 0
+
+
+# -- 3. sync (only with --sync) -------------------------------------------------------
+
+SYNC_LIST = "bench-pdq"
+SYNC_AIM_S = 10.0
+SYNC_DELTA = 10_000
+
+
+def _sync_hub(home: Path, data: bytes) -> None:
+    """A hub in ``home`` with one PDQ list of ``data``'s hashes at version 1, with its snapshot."""
+    from hub.core import Hub
+    from hub.intake import Intake
+
+    hub = Hub.init(
+        home, "bench.hub", root_keys=1, root_threshold=1, publish_interval=0, timestamp_interval=0
+    )
+    try:
+        hub.create_list(SYNC_LIST, "pdq", snapshot_every=1)
+        hub.stage(SYNC_LIST, adds=[Intake(data[i : i + WIDTH]) for i in range(0, len(data), WIDTH)])
+        hub.publish([SYNC_LIST])
+    finally:
+        hub.close()
+
+
+async def _sync_rows(work: Path, n: int, delta: int, config: Config) -> list[Row]:
+    import shutil
+
+    import aiohttp
+    from aiohttp import web
+
+    from hub.app import ACCESS_CACHE, FILE_CACHE, create_app
+    from hub.core import Hub
+    from hub.intake import Intake
+    from node.config import write_secret
+    from node.service import Node, run_sync
+    from protocol.keyfile import load_public_key
+
+    rng = np.random.default_rng(config.seed + 1)
+    reps = config.repeats
+    app = create_app(work / "hub", schedule=False)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    def fresh(src: Path, name: str) -> Node:
+        dest = work / name
+        shutil.copytree(src, dest)
+        return Node.open(dest)
+
+    async def timed_sync(node: Node, expect: tuple[str, int, int]) -> float:
+        async with aiohttp.ClientSession() as session:
+            gc.collect()
+            start = time.perf_counter()
+            (outcome,) = await run_sync(node, session)
+            seconds = time.perf_counter() - start
+        got = (outcome.status, outcome.from_version, outcome.to_version)
+        if got != expect:
+            raise AssertionError(f"sync bench: {got} ({outcome.error}), expected {expect}")
+        return seconds
+
+    try:
+        hub = Hub.open(work / "hub")
+        try:
+            template = Node.init(
+                work / "template",
+                node_id="bench-node",
+                hub_url=url,
+                lists=[SYNC_LIST],
+                pinned_root_sha256=hub.root_sha256(1),
+                token="pending",
+            )
+            template.close()
+            token = hub.enrol_node(
+                "bench-node", load_public_key(work / "template" / "node.pub.pem"), [SYNC_LIST]
+            )
+            write_secret(work / "template" / "hub-token", token)
+        finally:
+            hub.close()
+
+        bootstrap = float("inf")
+        for r in range(reps):
+            node = fresh(work / "template", f"boot-{r}")
+            bootstrap = min(bootstrap, await timed_sync(node, ("updated", 0, 1)))
+            node.close()
+        restart = best_of(reps, lambda: Node.open(work / "boot-0").close())
+
+        adds = random_list(delta, rng)
+        hub = Hub.open(work / "hub")
+        try:
+            hub.stage(
+                SYNC_LIST, adds=[Intake(adds[i : i + WIDTH]) for i in range(0, len(adds), WIDTH)]
+            )
+            hub.publish([SYNC_LIST])
+        finally:
+            hub.close()
+        app[FILE_CACHE].invalidate()
+        app[ACCESS_CACHE].invalidate()
+        apply = float("inf")
+        for r in range(reps):
+            node = fresh(work / "boot-0", f"delta-{r}")
+            apply = min(apply, await timed_sync(node, ("updated", 1, 2)))
+            node.close()
+    finally:
+        await runner.cleanup()
+
+    met = "met" if bootstrap < SYNC_AIM_S else "NOT met"
+    aim = f"aim < {SYNC_AIM_S:g} s: {met}" if n >= MATCH_AIM_SIZE else "one-off"
+    return [
+        Row(
+            "sync", "bootstrap from snapshot: run_sync end to end", n, 1, bootstrap, reps, "s", aim
+        ),
+        Row("sync", "restart: Node.open (index from the store)", n, 1, restart, reps, "s"),
+        Row(
+            "sync",
+            f"delta +{label(delta)}: run_sync end to end",
+            n,
+            delta,
+            apply,
+            reps,
+            "s",
+            "header, body, apply, commit, index, ack",
+        ),
+    ]
+
+
+def sync_section(config: Config) -> list[Row]:
+    """Bootstrap a node from a snapshot of the largest list size, then apply a delta to it.
+
+    Through the real hub app on loopback (in this process: its serving is in the
+    time) and the node's own ``run_sync`` (fetch, verify, SQLite commit, index,
+    ack). Each repeat starts from a copy of the same node home.
+    """
+    import asyncio
+    import tempfile
+
+    data = random_list(max(config.sizes), np.random.default_rng(config.seed))
+    n = len(data) // WIDTH
+    delta = min(SYNC_DELTA, max(1, n // 10))
+    with tempfile.TemporaryDirectory(prefix="hashhub-sync-bench-") as tmp:
+        work = Path(tmp)
+        _sync_hub(work / "hub", data)
+        del data
+        return asyncio.run(_sync_rows(work, n, delta, config))
+
+
+OPTIONAL_SECTIONS: dict[str, Callable[[Config], list[Row]]] = {"sync": sync_section}
+"""Sections run only when named (``--sync``, or ``--sections sync``)."""
 
 
 if __name__ == "__main__":

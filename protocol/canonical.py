@@ -30,6 +30,7 @@ _c_encode_basestring = json.encoder.encode_basestring
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
+
 def _encode_string(value: str) -> str:
     """RFC 8785 §3.2.2.2: escape ``"``, ``\\`` and C0 controls, everything else literal.
 
