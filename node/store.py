@@ -275,6 +275,22 @@ class NodeStore:
                     }
                 )
 
+    def add_evidence(
+        self, list_id: str, kind: str, message: str, now: datetime, data: bytes | None = None
+    ) -> None:
+        """Keep evidence that does not come with a failed update (e.g. a bad mirror)."""
+        with self.db.atomic():
+            self.db.table("evidence").insert(
+                {
+                    "list_id": list_id,
+                    "kind": kind,
+                    "message": message,
+                    "bytes": data,
+                    "other": None,
+                    "created": format_time(now),
+                }
+            )
+
     def evidence(self) -> list[dict[str, Any]]:
         return [
             {k: v for k, v in r.items() if k not in ("bytes", "other")}

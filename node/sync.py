@@ -26,6 +26,7 @@ promise) and has a deadline; nothing is read past the cap.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,10 +36,12 @@ import aiohttp
 from node.errors import FetchError, NotPublishedError
 from node.store import NodeStore
 from protocol import (
+    ConsistencyError,
     EquivocationError,
     LimitError,
     Limits,
     ListState,
+    ListUpdate,
     ProtocolError,
     TrustedHub,
     body_path,
@@ -78,22 +81,48 @@ class Fetcher:
         self.token = token
         self.limits = limits or Limits()
         self.requested: list[str] = []
+        self.rejected: list[str] = []
+        """URLs whose bytes failed verification (kept for evidence)."""
 
-    async def fetch(self, path: str, cap: int, *, immutable: bool = True) -> bytes:
+    async def fetch(
+        self,
+        path: str,
+        cap: int,
+        *,
+        immutable: bool = True,
+        sha256: str | None = None,
+        hub_only: bool = False,
+    ) -> bytes:
         """Return the bytes at ``path`` from the first source that has them.
+
+        With ``sha256`` (bodies and snapshots, whose digests the signed headers give)
+        a source whose bytes hash otherwise is passed over like a failed one, so one
+        bad mirror cannot hold a node back while the hub serves the right bytes.
+        ``hub_only`` skips the mirrors (a retry after a mirror's bytes were rejected).
 
         Raises:
             NotPublishedError: every source answered 404.
             LimitError: the last source tried sent more than ``cap`` bytes (an answer
                 over its cap counts as that source's failure: the next one is tried).
+            ConsistencyError: every source that answered sent bytes of another SHA-256.
             FetchError: every source failed otherwise.
         """
-        sources = [*self.mirrors, self.hub_url] if immutable else [self.hub_url, *self.mirrors]
+        if hub_only:
+            sources = [self.hub_url]
+        elif immutable:
+            sources = [*self.mirrors, self.hub_url]
+        else:
+            sources = [self.hub_url, *self.mirrors]
         missing = 0
         last: Exception | None = None
         for base in sources:
             try:
-                return await self._get(base, path, cap)
+                data = await self._get(base, path, cap)
+                if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+                    self.rejected.append(f"{base}/{path}")
+                    last = ConsistencyError(f"{base}/{path}: SHA-256 is not the signed one")
+                    continue
+                return data
             except NotPublishedError as e:
                 missing += 1
                 last = e
@@ -193,7 +222,16 @@ class Syncer:
                 sig = await self.fetcher.fetch(sig_path(path), limits.sig_bytes)
             except NotPublishedError:
                 break
-            hub.update_root(data, sig)
+            try:
+                hub.update_root(data, sig)
+            except ProtocolError:
+                if not self.fetcher.mirrors:
+                    raise
+                # A mirror's copy failed; the hub's own copy gets its chance.
+                self.fetcher.rejected.append(path)
+                data = await self.fetcher.fetch(path, limits.root_bytes, hub_only=True)
+                sig = await self.fetcher.fetch(sig_path(path), limits.sig_bytes, hub_only=True)
+                hub.update_root(data, sig)
         return hub
 
     async def sync(self, now: datetime) -> list[ListOutcome]:
@@ -209,7 +247,38 @@ class Syncer:
                 ListOutcome(lid, status, 0, 0, f"{type(e).__name__}: {e}") for lid in self.lists
             ]
         self.store.save_roots(hub.root_files())
-        return [await self.sync_list(hub, list_id, now) for list_id in self.lists]
+        outcomes = [await self.sync_list(hub, list_id, now) for list_id in self.lists]
+        if self.fetcher.rejected:
+            # Bytes a source served that failed verification, though another source's
+            # passed: the update went ahead, and the bad source is on record.
+            self.store.add_evidence(
+                ",".join(self.lists),
+                "RejectedSource",
+                "bytes that failed verification: " + " ".join(self.fetcher.rejected[:50]),
+                now,
+            )
+            self.fetcher.rejected.clear()
+        return outcomes
+
+    async def _add_header(self, update: ListUpdate, list_id: str, version: int) -> None:
+        """Fetch and verify one header; if a mirror's copy is rejected, ask the hub itself.
+
+        A rejected header leaves ``update`` unchanged (the trust rules promise it), so
+        the hub's copy can be tried in its place.
+        """
+        limits = self.fetcher.limits
+        hp = header_path(list_id, version)
+        data = await self.fetcher.fetch(hp, limits.header_bytes)
+        sig = await self.fetcher.fetch(sig_path(hp), limits.sig_bytes)
+        try:
+            update.add_header(data, sig)
+        except ProtocolError:
+            if not self.fetcher.mirrors:
+                raise
+            self.fetcher.rejected.append(hp)
+            data = await self.fetcher.fetch(hp, limits.header_bytes, hub_only=True)
+            sig = await self.fetcher.fetch(sig_path(hp), limits.sig_bytes, hub_only=True)
+            update.add_header(data, sig)
 
     async def sync_list(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
         limits = self.fetcher.limits
@@ -222,9 +291,15 @@ class Syncer:
         start = stored.trust.version
         checkpoint = b""
         try:
-            checkpoint = await self.fetcher.fetch(
-                checkpoint_path(list_id), limits.checkpoint_bytes, immutable=False
-            )
+            try:
+                checkpoint = await self.fetcher.fetch(
+                    checkpoint_path(list_id), limits.checkpoint_bytes, immutable=False
+                )
+            except NotPublishedError:
+                if start > 0:
+                    raise
+                # Declared but never published: nothing to apply, nothing wrong.
+                return ListOutcome(list_id, "current", 0, 0)
             update = hub.begin_update(stored.trust, checkpoint)
             if update.is_current:
                 trust = update.finish(stored.trust.state)
@@ -233,10 +308,7 @@ class Syncer:
                 )
                 return ListOutcome(list_id, "current", start, start)
             for version in range(start + 1, update.target + 1):
-                hp = header_path(list_id, version)
-                data = await self.fetcher.fetch(hp, limits.header_bytes)
-                sig = await self.fetcher.fetch(sig_path(hp), limits.sig_bytes)
-                update.add_header(data, sig)
+                await self._add_header(update, list_id, version)
             base = stored.state
             rebuilt = False
             # A stored state that no longer hashes to its trusted digest (a bad disk, an
@@ -248,7 +320,11 @@ class Syncer:
                 if candidate > start:
                     expected = update.header(candidate).result_state.count * spec.hash_length
                     try:
-                        snap = await self.fetcher.fetch(snapshot_path(list_id, candidate), expected)
+                        snap = await self.fetcher.fetch(
+                            snapshot_path(list_id, candidate),
+                            expected,
+                            sha256=update.header(candidate).result_state.sha256,
+                        )
                     except NotPublishedError:
                         snap = None
                     if snap is not None:
@@ -256,7 +332,9 @@ class Syncer:
                         rebuilt = True
             for header in update.bodies_needed():
                 data = await self.fetcher.fetch(
-                    body_path(list_id, header.body.sha256), header.body.length
+                    body_path(list_id, header.body.sha256),
+                    header.body.length,
+                    sha256=header.body.sha256,
                 )
                 update.add_body(header.version, data)
             new_state, trust = update.apply(base)

@@ -266,7 +266,7 @@ def forge_signature(sidecar: bytes) -> bytes:
     ],
     ids=["body-flipped", "header-edited", "header-flipped", "signature-forged", "snapshot"],
 )
-async def test_a_malicious_mirror_is_rejected_and_changes_nothing(
+async def test_a_malicious_mirrors_bytes_are_passed_over_for_the_hubs_verified_copy(
     tmp_path: Path,
     hub: HubApp,
     servers: Servers,
@@ -274,6 +274,8 @@ async def test_a_malicious_mirror_is_rejected_and_changes_nothing(
     tamper: Callable[[bytes], bytes],
     kind: str,
 ) -> None:
+    """A mirror is trusted for nothing: its bad bytes fail verification (``kind``), the
+    hub's copy is verified in their place, and the bad source is kept as evidence."""
     mirror = await servers.serving(hub.home)
     node = make_node(tmp_path / "mirrored", hub, [LIST], mirrors=[mirror.url])
     bootstrap = "snapshot" in target  # only a bootstrapping node fetches the snapshot
@@ -281,24 +283,19 @@ async def test_a_malicious_mirror_is_rejected_and_changes_nothing(
         assert statuses((await sync_once(node))[0]) == {LIST: ("updated", 0, 1)}
     hub.publish(LIST, adds=[md5("x")], removes=[md5(1)])
     mirror.on(target, Tamper(tamper))
-    before = StoreImage.of(node)
 
-    outcomes, _ = await sync_once(node)
+    outcomes, fetcher = await sync_once(node)
 
-    (outcome,) = outcomes
-    assert outcome.status == "rejected", outcome
-    assert outcome.error.startswith(kind), outcome.error
-    before.unchanged(node, new_evidence=1)
-    evidence = evidence_rows(node)[-1]
-    assert (evidence["list_id"], evidence["kind"]) == (LIST, kind)
-    if not bootstrap:  # a list never applied has no row to note the error on
-        assert node.status()["lists"][0]["last_error"].startswith(kind)
-    assert not node.match_hashes({"md5": [md5("x")]})
-
-    mirror.behave()
-    outcomes, _ = await sync_once(node)
     assert statuses(outcomes) == {LIST: ("updated", 0 if bootstrap else 1, 2)}
     assert node.match_hashes({"md5": [md5("x")]})
+    assert node.store.verify()[0][1]
+    evidence = evidence_rows(node)[-1]
+    assert evidence["kind"] == "RejectedSource"
+    named = target.removesuffix(r"\.sig$").removesuffix("$")  # a bad sig names its header
+    assert re.search(named, evidence["message"]), evidence["message"]
+    # The hub was asked for exactly what the mirror got wrong.
+    assert any(url.startswith(hub.url) and re.search(target, url) for url in fetcher.requested)
+    assert kind in {"ConsistencyError", "SignatureError"}
     node.close()
 
 
@@ -318,7 +315,7 @@ async def test_oversized_answer_from_a_mirror_gives_way_to_the_hub(
     node.close()
 
 
-async def test_tampered_root_rejects_every_list_and_stores_no_root(
+async def test_a_mirrors_tampered_root_is_passed_over_for_the_hubs_root(
     tmp_path: Path, hub: HubApp, servers: Servers
 ) -> None:
     mirror = await servers.serving(hub.home)
@@ -327,6 +324,25 @@ async def test_tampered_root_rejects_every_list_and_stores_no_root(
     hub.create_list("other-md5", "md5")  # root v3
     hub.publish(LIST, adds=[md5("x")])
     mirror.on(r"/root/3\.json$", Tamper(lambda b: b.replace(b"other-md5", b"other-md6")))
+
+    outcomes, _ = await sync_once(node)
+
+    assert statuses(outcomes) == {LIST: ("updated", 1, 2)}
+    assert StoreImage.of(node).roots == (1, 2, 3)
+    assert evidence_rows(node)[-1]["kind"] == "RejectedSource"
+    assert "root/3.json" in evidence_rows(node)[-1]["message"]
+    node.close()
+
+
+async def test_a_tampered_root_from_the_hub_itself_rejects_every_list_and_stores_no_root(
+    tmp_path: Path, hub: HubApp, servers: Servers
+) -> None:
+    proxy = await servers.serving(hub.home)
+    node = make_node(tmp_path / "proxied", hub, [LIST], hub_url=proxy.url)
+    await sync_once(node)
+    hub.create_list("other-md5", "md5")  # root v3
+    hub.publish(LIST, adds=[md5("x")])
+    proxy.on(r"/root/3\.json$", Tamper(lambda b: b.replace(b"other-md5", b"other-md6")))
     before = StoreImage.of(node)
 
     outcomes, _ = await sync_once(node)
@@ -335,7 +351,7 @@ async def test_tampered_root_rejects_every_list_and_stores_no_root(
     assert outcomes[0].error.startswith("SignatureError")
     before.unchanged(node, new_evidence=1)
     assert before.roots == (1, 2)
-    mirror.behave()
+    proxy.behave()
     assert statuses((await sync_once(node))[0]) == {LIST: ("updated", 1, 2)}
     assert StoreImage.of(node).roots == (1, 2, 3)
     node.close()
@@ -617,3 +633,17 @@ def test_sync_bench_rows_run_end_to_end_at_a_small_size(capsys: pytest.CaptureFi
     }
     assert all(row["section"] == "sync" and row["size"] == 2000 for row in rows.values())
     assert all(row["seconds"] > 0 for row in rows.values())
+
+
+async def test_a_list_declared_but_never_published_is_current_at_version_zero(
+    tmp_path: Path, hub: HubApp
+) -> None:
+    hub.create_list("fresh-md5", "md5")
+    node = make_node(tmp_path / "node", hub, [LIST, "fresh-md5"])
+
+    outcomes, _ = await sync_once(node)
+
+    assert statuses(outcomes)["fresh-md5"] == ("current", 0, 0)
+    assert statuses(outcomes)[LIST][0] == "updated"
+    assert evidence_rows(node) == []
+    node.close()
