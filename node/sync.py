@@ -239,6 +239,7 @@ class Syncer:
         try:
             hub = await self.open_hub(now)
         except (ProtocolError, FetchError) as e:
+            self.fetcher.rejected.clear()
             evidence = isinstance(e, ProtocolError)
             for list_id in self.lists:
                 self.store.record_failure(list_id, now, e, evidence=evidence)
@@ -290,6 +291,7 @@ class Syncer:
         stored = self.store.stored_list(list_id, spec.hash_type)
         start = stored.trust.version
         checkpoint = b""
+        rejected_mark = len(self.fetcher.rejected)
         try:
             try:
                 checkpoint = await self.fetcher.fetch(
@@ -342,14 +344,17 @@ class Syncer:
                 list_id, spec.hash_type, new_state, trust, hub.root_files(), now
             )
         except EquivocationError as e:
+            del self.fetcher.rejected[rejected_mark:]  # this failure's evidence covers them
             self.store.record_failure(
                 list_id, now, e, evidence=True, data=e.presented, other=e.trusted
             )
             return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
         except ProtocolError as e:
+            del self.fetcher.rejected[rejected_mark:]
             self.store.record_failure(list_id, now, e, evidence=True, data=checkpoint or None)
             return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
         except FetchError as e:
+            del self.fetcher.rejected[rejected_mark:]
             self.store.record_failure(list_id, now, e, evidence=False)
             return ListOutcome(list_id, "failed", start, start, f"{type(e).__name__}: {e}")
         outcome = ListOutcome(
