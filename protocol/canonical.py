@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -158,6 +159,30 @@ def _parse_int(text: str) -> int:
     return value
 
 
+_BEYOND_E000 = re.compile(rb"[\xee-\xff]")
+"""UTF-8 lead bytes of U+E000 and above: where code-point and UTF-16 key orders part."""
+
+
+def _reencode(value: Any, raw: bytes) -> bytes:
+    """The canonical bytes of an already strictly parsed value.
+
+    The parse hooks have refused floats, NaN and unsafe integers, and JSON object keys
+    are always strings, so the standard library's C encoder with sorted keys writes
+    exactly RFC 8785 — unless a key could hold a character at or above U+E000, where
+    Python's code-point order and JCS's UTF-16 order differ. Such input (detected from
+    its UTF-8 bytes) takes the full encoder.
+    """
+    if _BEYOND_E000.search(raw):
+        return canonicalize(value)
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise MalformedError("string contains a lone surrogate") from e
+
+
 def parse_canonical(data: bytes) -> Any:
     """Parse bytes that must be canonical JSON, strictly.
 
@@ -190,7 +215,7 @@ def parse_canonical(data: bytes) -> Any:
     except RecursionError as e:
         raise MalformedError("JSON nested too deeply") from e
     try:
-        canonical = canonicalize(value)
+        canonical = _reencode(value, raw)
     except RecursionError as e:
         raise MalformedError("JSON nested too deeply") from e
     if canonical != raw:
