@@ -45,6 +45,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -727,15 +729,7 @@ async def post_ack(request: web.Request) -> web.StreamResponse:
         except (HubError, web.HTTPException) as e:
             body_error = e
 
-        def authenticate_and_receive(hub: Hub) -> AckReceipt:
-            principal = hub.authenticate(token)
-            if principal.kind != "node":
-                raise Forbidden("acks are sent with a node token, not an operator token")
-            if body_error is not None:
-                raise body_error
-            return hub.receive_ack(principal, data, sig)
-
-        receipt = await app[HUB].call(authenticate_and_receive)
+        receipt = await app[ACKS].submit(token, data, sig, body_error)
     except HubError as e:
         app[METRICS].acks_refused.labels(e.code).inc()
         raise
@@ -1064,6 +1058,74 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 # -- the app ----------------------------------------------------------------------------
 
 
+class AckBatcher:
+    """Sends acks to the database thread in batches: one trip and one commit for many.
+
+    Each ack is still verified and stored on its own (``Hub.receive_acks``); a node
+    gets exactly the answer it would get alone. Under no load a batch is one ack, so
+    nothing waits for company.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, owner: DatabaseOwner[Hub]) -> None:
+        self._owner = owner
+        self._queue: asyncio.Queue[
+            tuple[str, bytes, bytes, Exception | None, asyncio.Future[AckReceipt]]
+        ] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hashhub-ack-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def submit(
+        self, token: str, data: bytes, sig: bytes, request_error: Exception | None
+    ) -> AckReceipt:
+        future: asyncio.Future[AckReceipt] = asyncio.get_running_loop().create_future()
+        await self._queue.put((token, data, sig, request_error, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            items = [(token, data, sig, err) for token, data, sig, err, _ in batch]
+            try:
+                results = await self._owner.call(functools.partial(Hub.receive_acks, items=items))
+            except Exception as e:  # a bug: every ack of the batch gets the 500
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
+ACKS = web.AppKey("acks", AckBatcher)
+
+
+async def _ack_context(app: web.Application) -> AsyncIterator[None]:
+    batcher = AckBatcher(app[HUB])
+    app[ACKS] = batcher
+    batcher.start()
+    try:
+        yield
+    finally:
+        await batcher.stop()
+
+
 def _database_context(
     home: Path, now: Callable[[], datetime]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -1131,6 +1193,7 @@ def create_app(
     app[ACCESS_CACHE] = AccessCache()
     app[_OPENAPI] = importlib.resources.files("hub").joinpath("openapi.yaml").read_bytes()
     app.cleanup_ctx.append(_database_context(home, now or utcnow))
+    app.cleanup_ctx.append(_ack_context)
     if schedule:
         app.cleanup_ctx.append(_scheduler_context)
     app.on_response_prepare.append(_security_headers)

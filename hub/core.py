@@ -32,6 +32,7 @@ from hub.config import CONFIG_NAME, HubConfig
 from hub.errors import (
     Conflict,
     Forbidden,
+    HubError,
     InvalidRequest,
     NotFound,
     Unauthorized,
@@ -120,6 +121,7 @@ class Hub:
     fault_hook: Callable[[str], None] | None = None
     _states: dict[str, _Cached] = field(default_factory=dict)
     _root_cache: tuple[str, Root] | None = None
+    _relaxed_depth: int = 0
 
     # -- opening --------------------------------------------------------------------
 
@@ -895,11 +897,41 @@ class Hub:
         changes keys keeps ``synchronous=FULL``: a version served and then lost could
         be re-published differently, which nodes would rightly call equivocation.
         """
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        if self._relaxed_depth == 0 and not self.db.conn.in_transaction:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        self._relaxed_depth += 1
         try:
             yield
         finally:
-            self.db.execute("PRAGMA synchronous=FULL")
+            self._relaxed_depth -= 1
+            if self._relaxed_depth == 0 and not self.db.conn.in_transaction:
+                self.db.execute("PRAGMA synchronous=FULL")
+
+    def receive_acks(
+        self, items: Sequence[tuple[str, bytes, bytes, Exception | None]]
+    ) -> list[AckReceipt | Exception]:
+        """Authenticate and receive a batch of acks in one transaction.
+
+        Each item is ``(bearer token, ack bytes, signature sidecar, request error)``;
+        a request error (a bad body found before the token could be checked) is
+        reported only after the token passed, so the order of answers is the same as
+        for one ack. Each ack is all or nothing on its own (a savepoint); the batch
+        commits once, which is what lets a busy hub keep up with many nodes.
+        """
+        out: list[AckReceipt | Exception] = []
+        with self._relaxed_sync(), self.db.atomic():
+            for token, data, sig, request_error in items:
+                try:
+                    principal = self.authenticate(token)
+                    if principal.kind != "node":
+                        raise Forbidden("acks are sent with a node token, not an operator token")
+                    if request_error is not None:
+                        out.append(request_error)
+                        continue
+                    out.append(self.receive_ack(principal, data, sig))
+                except HubError as e:
+                    out.append(e)
+        return out
 
     def _count(self, rows: Sequence[tuple[str, str, str, str, int]]) -> None:
         """Store cumulative counters ``(node, list, hash or '', name, value)``.
