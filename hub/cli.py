@@ -623,6 +623,31 @@ def token_create(role: str, name: str, home: Path) -> None:
     click.echo(f"  {value}")
 
 
+@token.command(name="revoke")
+@click.argument("name")
+@home_option
+def token_revoke(name: str, home: Path) -> None:
+    """Revoke every operator token held by NAME (takes effect at once)."""
+    with _open(home) as hub:
+        count = hub.revoke_operator_tokens(name, who=_who())
+    click.echo(f"Revoked {count} token(s) of {name}.")
+
+
+@token.command(name="list")
+@json_option
+@home_option
+def token_list(as_json: bool, home: Path) -> None:
+    """Operator tokens by holder and role; the tokens themselves are never stored."""
+    with _open(home) as hub:
+        rows = hub.operator_tokens()
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        state = f"revoked {row['revoked']}" if row["revoked"] else "live"
+        click.echo(f"{row['name']:20} {row['role']:10} {row['created']}  {state}")
+
+
 # -- keys -------------------------------------------------------------------------------
 
 

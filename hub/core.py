@@ -733,6 +733,34 @@ class Hub:
             self._log("token.create", who, {"role": role, "subject": subject})
         return token
 
+    def operator_tokens(self) -> list[dict[str, Any]]:
+        """Operator tokens by holder and role (never the tokens themselves)."""
+        return [
+            {
+                "name": r["subject"],
+                "role": r["role"],
+                "created": r["created"],
+                "revoked": r["revoked"],
+                "fingerprint": r["hash"][:12],
+            }
+            for r in self.db.query(
+                "SELECT * FROM tokens WHERE kind = 'operator' ORDER BY created, subject"
+            )
+        ]
+
+    def revoke_operator_tokens(self, name: str, who: str = "operator") -> int:
+        """Revoke every live operator token held by ``name``; returns how many."""
+        with self.db.atomic():
+            count = self.db.execute(
+                "UPDATE tokens SET revoked = ? "
+                "WHERE kind = 'operator' AND subject = ? AND revoked IS NULL",
+                [format_time(self.now()), name],
+            ).rowcount
+            if count == 0:
+                raise NotFound(f"no live operator token for {name!r}")
+            self._log("token.revoke", who, {"name": name, "tokens": count})
+        return int(count)
+
     def _insert_token(self, token: str, kind: str, role: str, subject: str) -> None:
         self.db.table("tokens").insert(
             {
