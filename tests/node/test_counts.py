@@ -53,3 +53,34 @@ def test_independent_hashes_count_one_check_each(tmp_path: Path) -> None:
 def test_node_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     node = _node(tmp_path, [])
     assert (node.home / node.config.database).stat().st_mode & 0o077 == 0
+
+
+def test_a_state_damaged_on_disk_is_reported_when_the_node_opens(tmp_path: Path) -> None:
+    from protocol import ListState, ListTrust, StateDigest
+    from protocol.root import ListSpec, Role, Root
+
+    node = _node(tmp_path, [])
+    key = node.key
+    root = Root(
+        1,
+        "hub.example.org",
+        node.now() + __import__("datetime").timedelta(days=1),
+        {key.keyid: key.public},
+        {r: Role((key.keyid,), 1) for r in ("root", "delta", "checkpoint", "timestamp")},
+        {LIST: ListSpec(LIST, "pdq", 31)},
+    )
+    data, sig = root.sign([key])
+    node.store.save_roots([(1, data, sig)])
+    state = ListState.from_hashes(32, [bytes(32), b"\x01" * 32])
+    trust = ListTrust(LIST, state=state.digest())
+    node.store.commit_update(LIST, "pdq", state, trust, [], node.now())
+    node.store.db.execute("UPDATE lists SET state = ? WHERE id = ?", [b"\x02" * 64, LIST])
+    node.close()
+
+    reopened = Node.open(tmp_path / "node")
+
+    assert reopened.status()["damaged"] == [LIST]
+    kinds = [e["kind"] for e in reopened.store.evidence()]
+    assert kinds == ["LocalCorruption"]
+    assert StateDigest.of_bytes(b"\x02" * 64, 32) != trust.state
+    reopened.close()
