@@ -68,6 +68,10 @@ _OUTCOME_COUNTER = {
 }
 
 
+ACK_REFUSALS = frozenset({400, 403, 409, 413, 422})
+"""Hub answers after which the same ack bytes can never be accepted (see ``ack_refused``)."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -549,6 +553,29 @@ class Node:
                     [attempts, self._backoff(attempts), error[:500], seq],
                 )
 
+    def ack_refused(self, seq: int, error: str) -> None:
+        """The hub will never accept these bytes: keep them as evidence, free the queue.
+
+        A split-view refusal (422) is the most important evidence a node can hold; a
+        replayed ``seq`` (409) or a malformed ack (400) would block every later ack if
+        it stayed at the head of the queue. The counters are cumulative, so the next
+        ack carries everything this one did.
+        """
+        with self.store.db.atomic():
+            row = next(
+                iter(self.store.db.query("SELECT * FROM ack_outbox WHERE seq = ?", [seq])), None
+            )
+            if row is None:
+                return
+            self.store.add_evidence(
+                row["list_id"],
+                "AckRefused",
+                f"seq {seq}: {error[:500]}",
+                self.now(),
+                bytes(row["bytes"]),
+            )
+            self.store.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
+
     # -- webhooks --------------------------------------------------------------------
 
     def _queue_webhook(self, key: str, body: dict[str, Any]) -> int:
@@ -707,6 +734,10 @@ async def flush_acks(node: Node, session: aiohttp.ClientSession) -> tuple[int, i
             ) as resp:
                 text = await resp.text()
                 ok = resp.status == 200
+                if resp.status in ACK_REFUSALS:
+                    node.ack_refused(row["seq"], f"HTTP {resp.status}: {text[:300]}")
+                    failed += 1
+                    continue
                 node.ack_sent(row["seq"], ok, "" if ok else f"HTTP {resp.status}: {text[:300]}")
         except (aiohttp.ClientError, TimeoutError) as e:
             ok = False

@@ -29,6 +29,7 @@ from tests.node.fixtures_sync import (
     NODE_ID,
     Clock,
     HubApp,
+    evidence_rows,
     fork_hub,
     make_node,
     md5,
@@ -299,9 +300,15 @@ async def test_node_shown_another_history_is_caught_by_its_ack(
 
         assert await flush(node) == (0, 1)
 
-        (row,) = outbox(node)
-        assert row["last_error"].startswith("HTTP 422")
-        assert "split" in row["last_error"] or "never published" in row["last_error"]
+        # The refused ack leaves the queue (it would block every later one) and the
+        # node keeps it, bytes and all, as evidence of the split view it was shown.
+        assert outbox(node) == []
+        (kept,) = [e for e in evidence_rows(node) if e["kind"] == "AckRefused"]
+        assert kept["message"].startswith("seq 1: HTTP 422")
+        assert "split" in kept["message"] or "never published" in kept["message"]
+        ack_bytes = node.store.db.execute(
+            "SELECT bytes FROM evidence WHERE id = ?", [kept["id"]]
+        ).fetchone()[0]
         with hub.opened() as opened:
             (evidence,) = opened.evidence(include_bytes=True)
         assert (evidence["kind"], evidence["node"], evidence["list"]) == (
@@ -309,7 +316,7 @@ async def test_node_shown_another_history_is_caught_by_its_ack(
             NODE_ID,
             LIST,
         )
-        assert evidence["bytes"] == bytes(row["bytes"])
+        assert evidence["bytes"] == bytes(ack_bytes)
         assert hub.acks(NODE_ID) == []
     finally:
         await split.close()
@@ -337,3 +344,25 @@ async def test_more_changed_hashes_than_one_ack_holds_go_in_further_acks(
     assert hub_totals(hub)["matched"] == len(bulk)
     assert node.enqueue_acks() == [4]
     assert read_ack(node, outbox(node)[-1]).counts.hashes == {}
+
+
+async def test_an_ack_the_hub_refuses_for_good_is_kept_and_does_not_block_later_acks(
+    hub: HubApp, node: Node
+) -> None:
+    await sync_once(node)  # seq 1
+    assert await flush(node) == (1, 0)
+    # Bytes the hub can never accept (an altered copy of seq 1 with a broken sidecar):
+    # the hub answers 400 however often it is asked.
+    first = hub.acks(NODE_ID)[0]
+    node.store.db.execute(
+        "INSERT INTO ack_outbox (seq, list_id, bytes, sig, created, next_attempt) "
+        "VALUES (2, ?, ?, ?, '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z')",
+        [LIST, bytes(first["bytes"]).replace(b'"checked":', b'"checked": '), b"{}"],
+    )
+    node.enqueue_acks()  # seq 3, behind the bad one
+
+    assert await flush(node) == (1, 1)
+
+    assert outbox(node) == []
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 3]
+    assert [e["kind"] for e in evidence_rows(node)] == ["AckRefused"]
