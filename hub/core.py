@@ -60,7 +60,7 @@ from protocol.ack import NODE_ID_PATTERN, verify_ack
 from protocol.keyfile import load_private_key, write_private_key
 from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
-from protocol.root import ROLE_NAMES
+from protocol.root import ROLE_NAMES, validate_hub_name
 
 __all__ = ["OPERATOR_ROLES", "AckReceipt", "Hub", "Principal", "utcnow"]
 
@@ -150,10 +150,9 @@ class Hub:
         (home / "keys").mkdir(mode=0o700, exist_ok=True)
         config = HubConfig(name=name, **settings)
         try:
-            Root(1, name, now() + timedelta(days=1), {}, {})
+            validate_hub_name(name)
         except ProtocolError as e:
-            if "hub name" in str(e):
-                raise InvalidRequest(str(e)) from e
+            raise InvalidRequest(str(e)) from e
         (home / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
         hub = cls(home, config, open_database(home / config.database), now)
         counts = {"root": root_keys, "delta": 1, "checkpoint": 1, "timestamp": 1}

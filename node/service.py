@@ -35,7 +35,7 @@ from node.imaging import ImageLimits, dihedral_pdq, file_digests, hash_image
 from node.matcher import ListIndex
 from node.store import NodeStore
 from node.sync import Fetcher, ListOutcome, Syncer
-from protocol import ListState, Root, SigningKey
+from protocol import ListState, ProtocolError, Root, SigningKey
 from protocol._fields import format_time, parse_time
 from protocol.ack import (
     COUNTER_NAMES,
@@ -144,7 +144,7 @@ class Node:
         for list_id in lists:
             try:
                 validate_list_id(list_id)
-            except Exception as e:
+            except ProtocolError as e:
                 raise NodeConfigError(str(e)) from e
         if not lists:
             raise NodeConfigError("subscribe to at least one list")

@@ -44,11 +44,21 @@ __all__ = [
     "Policy",
     "Role",
     "Root",
+    "validate_hub_name",
 ]
 
 ROOT_TYPE = "hashhub.root.v1"
 ROLE_NAMES = ("root", "delta", "checkpoint", "timestamp")
 _HUB_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,127}")
+
+
+def validate_hub_name(name: str) -> str:
+    """Return ``name`` if it can prefix checkpoint origins, else raise ``MalformedError``."""
+    if not isinstance(name, str) or not _HUB_NAME.fullmatch(name):
+        raise MalformedError(f"root: hub name {name!r} must match {_HUB_NAME.pattern}")
+    return name
+
+
 _MAX_KEYS = 64
 _MAX_LISTS = 1024
 
@@ -207,8 +217,7 @@ class Root:
     def __post_init__(self) -> None:
         if self.version < 1:
             raise MalformedError(f"root: version must be ≥ 1, got {self.version}")
-        if not _HUB_NAME.fullmatch(self.name):
-            raise MalformedError(f"root: hub name {self.name!r} must match {_HUB_NAME.pattern}")
+        validate_hub_name(self.name)
         require_aware(self.expires, "root: expires")
         for keyid, key in self.keys.items():
             if key.keyid != keyid:
