@@ -11,41 +11,51 @@ finds any hash.
 lookup: a binary search per query on the first word, then a comparison of the rest.
 
 **Perceptual types** (pdq, phash) match every listed hash within the list's
-``max_distance`` bits, by brute force: XOR and ``numpy.bitwise_count`` over the
-whole index. DESIGN §6 sizes lists at up to a few hundred thousand hashes, where a
-full scan takes about a millisecond; multi-index hashing (16 × 16-bit slots, exact
-for distance ≤ 31) is the plan beyond that and is not built yet. The scan runs over
-blocks of ``block_rows`` hashes so that everything it touches stays in the CPU
-cache, and it checks a batch of queries against one block before moving on. For
-types of two words or more it first computes a cheap bound on the first two words
-only: ``popcount((a0 ^ q0) | (a1 ^ q1))`` is at most ``d(a0, q0) + d(a1, q1)``,
-which is at most the full distance, so a hash whose bound exceeds the threshold
-cannot match. For unrelated 256-bit hashes the bound averages 48 bits (every bit is
-set with probability 3/4), so at the usual threshold of 31 almost nothing passes,
-and the few that do get their exact distance. The result is exact: the bound only
-skips work. (The bound says nothing at thresholds of 64 and above, where the scan
-computes every distance in full.)
+``max_distance`` bits. Two strategies give the same, exact answer:
+
+- *Multi-index hashing* (``_MultiIndex``) for lists of ``MULTI_INDEX_MIN`` hashes or
+  more whose threshold keeps it exact with few probes: the hash is cut into 16-bit
+  slots (16 for PDQ, 4 for pHash); a hash within ``d`` bits of the query agrees with
+  it to within ``d // slots`` bits in at least one slot (pigeonhole), so probing the
+  buckets that near in every slot finds all of them. PDQ at the usual 31 bits needs
+  17 buckets per slot and checks about 4,200 candidates per query at 1M hashes
+  instead of 1M. The main array is then stored row by row, so that checking a
+  candidate touches one cache line.
+- *A blocked full scan* (``_scan``) otherwise: XOR and ``numpy.bitwise_count`` over
+  blocks of ``block_rows`` hashes that stay in the CPU cache, a batch of queries per
+  block. For types of two words or more it first computes a cheap bound on the first
+  two words: ``popcount((a0 ^ q0) | (a1 ^ q1))`` is at most the full distance, so a
+  hash whose bound exceeds the threshold cannot match; for unrelated 256-bit hashes
+  the bound averages 48 bits, so at 31 almost nothing passes to the exact check.
 
 **Updates** follow each applied delta without a rebuild: removals set a tombstone
-in a mask over the main array, additions go to a small sorted segment that the
-scan and lookups read as well. When tombstones and additions together pass an
-eighth of the main array (and number at least ``compact_min``, 4096 by default),
-both are merged into a new main array in one linear pass. An index updated by ``apply`` answers
-exactly as one rebuilt from the resulting snapshot (a property test checks it).
-``apply`` never edits an array in place: it builds the new arrays and swaps them in
-with one assignment, so a ``match`` running in another thread sees either the state
-before or the state after, never a mixture.
+in a mask over the main array, additions go to a small sorted segment that every
+query scans in full. When tombstones and additions together pass a fraction of the
+main array (an eighth, or a sixty-fourth with a multi-index, whose queries are
+cheaper than the scan of the additions) and number at least ``compact_min``, both
+are folded into a new main array with a new multi-index. With ``background=True``
+(the node's setting) that rebuild runs on a thread: ``apply`` returns at once, and
+changes applied while it runs are replayed onto its result before it is swapped in.
+An index updated by ``apply`` answers exactly as one rebuilt from the resulting
+snapshot (a property test checks it). Nothing is edited in place: each change
+builds new arrays and swaps them in with one assignment, so a ``match`` running in
+another thread sees either the state before or the state after, never a mixture,
+and never waits.
 
 **Memory**: 8 bytes per word per hash, so 32 bytes per PDQ or SHA-256 hash, 16 per
-MD5 and 8 per pHash (320 MB for 10 million PDQ hashes), plus one byte per hash for
-the tombstone mask once a removal has happened. Building from a snapshot needs the
-snapshot bytes once more while it runs.
+MD5 and 8 per pHash, plus one byte per hash for the tombstone mask once a removal
+has happened. A multi-index adds 4 bytes per slot per hash (64 per PDQ hash, 16 per
+pHash) and 512 KiB of bucket bounds per slot: 96 bytes per PDQ hash in all, about
+100 MB at 1M and 970 MB at 10M. A rebuild needs the new arrays while the old ones
+still serve queries.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,6 +67,7 @@ from protocol.lists import HashType, hash_type
 __all__ = [
     "COMPACT_MIN",
     "DEFAULT_BLOCK_ROWS",
+    "MULTI_INDEX_MIN",
     "HashWidthError",
     "ListIndex",
     "Match",
@@ -72,6 +83,21 @@ COMPACT_MIN = 4096
 """Fewest pending changes (tombstones + additions) that make a compaction worth it."""
 COMPACT_FRACTION = 8
 """Compact when pending changes exceed 1/``COMPACT_FRACTION`` of the main array."""
+
+MULTI_INDEX_MIN = 32768
+"""Fewest hashes in the main array before a perceptual list gets a multi-index.
+
+Below it a full scan costs well under a millisecond per batch and the multi-index
+would only add build time and memory."""
+SLOT_BITS = 16
+"""Width of one multi-index slot: 2**16 buckets, about 15 hashes each at 1M."""
+PROBE_BATCH = 16
+"""Queries probed together: their candidate pairs (about 4,000 each at 1M) stay in cache."""
+MULTI_INDEX_COMPACT_FRACTION = 64
+"""With a multi-index, fold pending changes in sooner: the additions are scanned in
+full on every query, so they should stay a small fraction of the main array."""
+
+log = logging.getLogger(__name__)
 
 Words = NDArray[np.uint64]
 """Hashes as words: shape ``(words_per_hash, count)``, native ``uint64``."""
@@ -197,6 +223,114 @@ def _locate(words: Words, keys: Words) -> NDArray[np.intp]:
     return located
 
 
+def _row_popcount(diff: Words) -> NDArray[np.uint32]:
+    """Bits set in each row of ``diff`` (shape ``(k, words)``), as ``uint32``.
+
+    ``bitwise_count`` gives one byte per word; a sum across a short axis is slow in
+    numpy, so the bytes are added as lanes of one wider integer instead.
+    """
+    counts = np.ascontiguousarray(np.bitwise_count(diff))  # (k, words) uint8, each <= 64
+    width = counts.shape[1]
+    if width == 1:
+        return counts[:, 0].astype(np.uint32)
+    if width == 2:
+        pair = counts.view(np.uint16)[:, 0].astype(np.uint32)
+        return (pair & 0xFF) + (pair >> 8)
+    # Four words (256 bits): a row's four counts are the four bytes of one uint32.
+    lanes = counts.view(np.uint32)[:, 0]
+    halves = (lanes & 0x00FF00FF) + ((lanes >> 8) & 0x00FF00FF)  # two sums, each <= 128
+    total: NDArray[np.uint32] = (halves & 0xFFFF) + (halves >> 16)  # <= 256
+    return total
+
+
+def _probe_masks(radius: int) -> NDArray[np.uint16]:
+    """Every 16-bit mask with at most ``radius`` bits set (0 first)."""
+    masks = [0]
+    if radius >= 1:
+        masks += [1 << b for b in range(SLOT_BITS)]
+    if radius >= 2:
+        masks += [(1 << a) | (1 << b) for a in range(SLOT_BITS) for b in range(a)]
+    return np.array(masks, dtype=np.uint16)
+
+
+def _slot_values(words: Words) -> NDArray[np.uint16]:
+    """The 16-bit slots of each hash, shape ``(slots, count)``: word 0's top 16 bits first."""
+    per_word = WORD_BYTES * 8 // SLOT_BITS
+    out = np.empty((words.shape[0] * per_word, words.shape[1]), dtype=np.uint16)
+    for w in range(words.shape[0]):
+        for j in range(per_word):
+            shift = np.uint64(WORD_BYTES * 8 - SLOT_BITS * (j + 1))
+            out[w * per_word + j] = (words[w] >> shift) & np.uint64(0xFFFF)
+    return out
+
+
+@dataclass(frozen=True)
+class _MultiIndex:
+    """Multi-index hashing (Norouzi, Punjani and Fleet, 2012) over one main array.
+
+    A hash of ``16 × m`` bits is cut into ``m`` slots of 16 bits. If two hashes are
+    within ``d`` bits, at least one slot differs by at most ``d // m`` bits (were every
+    slot ``d // m + 1`` apart or more, the total would exceed ``d``). So probing, in
+    each slot, every bucket within ``radius = d // m`` bits of the query's slot value
+    finds every hash within ``d``: the index is exact, not approximate. For PDQ
+    (``m`` = 16) at ``d`` = 31 the radius is 1: 17 buckets per slot, 272 in all,
+    about 4,200 candidates per query at 1M uniform hashes instead of 1M.
+
+    Per slot the row numbers of the main array are stored sorted by slot value
+    (``order``, ``uint32``) with bucket boundaries (``bounds``): a bucket is one
+    contiguous run, and all probes of a batch are gathered with a few numpy calls.
+    Memory: 4 bytes per slot per hash (64 bytes per PDQ hash) plus 256 KiB of
+    boundaries per slot.
+    """
+
+    order: NDArray[np.uint32]  # (slots * count,): slot s occupies [s*count, (s+1)*count)
+    bounds: NDArray[np.int64]  # (slots, 65537): global start of each bucket, then the end
+    radius: int
+
+    @classmethod
+    def build(cls, words: Words, radius: int) -> _MultiIndex:
+        slots = _slot_values(words)
+        n = words.shape[1]
+        order = np.empty(slots.shape[0] * n, dtype=np.uint32)
+        bounds = np.empty((slots.shape[0], (1 << SLOT_BITS) + 1), dtype=np.int64)
+        for s, values in enumerate(slots):
+            # A stable sort of 16-bit keys is a radix sort in numpy: linear time.
+            order[s * n : (s + 1) * n] = np.argsort(values, kind="stable")
+            bounds[s, 0] = s * n
+            np.cumsum(np.bincount(values, minlength=1 << SLOT_BITS), out=bounds[s, 1:])
+            bounds[s, 1:] += s * n
+        return cls(order, bounds, radius)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.order.nbytes + self.bounds.nbytes)
+
+    def candidates(self, queries: Words) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """``(query, row)`` pairs to check: a superset of every pair within the radius.
+
+        A row can appear several times for one query (once per slot it is near in).
+        """
+        masks = _probe_masks(self.radius)
+        q_slots = _slot_values(queries)  # (slots, q)
+        slots, nq = q_slots.shape
+        probes = (q_slots[:, :, None] ^ masks[None, None, :]).astype(np.intp)
+        slot_of = np.broadcast_to(np.arange(slots)[:, None, None], probes.shape)
+        starts = self.bounds[slot_of, probes].ravel()
+        lengths = self.bounds[slot_of, probes + 1].ravel() - starts
+        query_of = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).ravel()
+        total = int(lengths.sum())
+        if total == 0:
+            empty = np.empty(0, dtype=np.intp)
+            return empty, empty
+        # The concatenation of the ranges [start, start + length): one arange, shifted
+        # at each range's beginning by the gap to its start.
+        ends = np.cumsum(lengths)
+        shift = np.repeat(starts - (ends - lengths), lengths)
+        at = np.arange(total, dtype=np.int64) + shift
+        rows = self.order[at].astype(np.intp)
+        return np.repeat(query_of, lengths), rows
+
+
 @dataclass(frozen=True)
 class _Segments:
     """One consistent state of an index: swapped in whole by ``apply``."""
@@ -205,6 +339,7 @@ class _Segments:
     alive: NDArray[np.bool_] | None  # None: no tombstones
     dead: int
     adds: Words
+    multi: _MultiIndex | None = field(default=None, compare=False)  # over ``main``
 
     @property
     def count(self) -> int:
@@ -222,11 +357,17 @@ class ListIndex:
     """
 
     __slots__ = (
+        "_background",
         "_block_rows",
         "_compact_min",
         "_kind",
+        "_lock",
         "_max_distance",
+        "_multi_min",
+        "_multi_radius",
+        "_rebuilder",
         "_segments",
+        "_since_rebuild",
         "_width_words",
     )
 
@@ -237,20 +378,28 @@ class ListIndex:
         segments: _Segments,
         block_rows: int = DEFAULT_BLOCK_ROWS,
         compact_min: int = COMPACT_MIN,
+        multi_index_min: int = MULTI_INDEX_MIN,
+        background: bool = False,
     ) -> None:
         """Use ``from_snapshot`` or ``empty``."""
         if not 0 <= max_distance <= kind.length * 8:
             raise ValueError(f"max_distance {max_distance} out of range for {kind.name}")
         if not kind.perceptual and max_distance != 0:
             raise ValueError(f"exact type {kind.name} needs max_distance 0")
-        if block_rows < 1 or compact_min < 1:
-            raise ValueError("block_rows and compact_min must be positive")
+        if block_rows < 1 or compact_min < 1 or multi_index_min < 1:
+            raise ValueError("block_rows, compact_min and multi_index_min must be positive")
         self._kind = kind
         self._max_distance = max_distance
         self._width_words = kind.length // WORD_BYTES
-        self._segments = segments
         self._block_rows = block_rows
         self._compact_min = compact_min
+        self._multi_min = multi_index_min
+        self._multi_radius = _multi_radius(kind, max_distance)
+        self._background = background
+        self._lock = threading.Lock()
+        self._rebuilder: threading.Thread | None = None
+        self._since_rebuild: list[tuple[Words, Words]] = []
+        self._segments = self._indexed(segments)
 
     @classmethod
     def from_snapshot(
@@ -261,6 +410,8 @@ class ListIndex:
         *,
         block_rows: int = DEFAULT_BLOCK_ROWS,
         compact_min: int = COMPACT_MIN,
+        multi_index_min: int = MULTI_INDEX_MIN,
+        background: bool = False,
     ) -> ListIndex:
         """Build the index from a list's snapshot bytes (``ListState.to_bytes()``).
 
@@ -271,6 +422,10 @@ class ListIndex:
             data: the hashes, sorted ascending and concatenated.
             block_rows: hashes per scan block (a tuning knob; results do not depend on it).
             compact_min: fewest pending changes that may trigger a compaction (likewise).
+            multi_index_min: fewest hashes for which a perceptual list gets a
+                multi-index (likewise).
+            background: fold pending changes in on a background thread, so that
+                ``apply`` returns at once and queries never wait for a rebuild.
 
         Raises:
             MalformedError: an unknown hash type, a length that is not a multiple of the
@@ -286,7 +441,9 @@ class ListIndex:
             raise MalformedError("snapshot hashes are not strictly ascending")
         empty = np.empty((words.shape[0], 0), dtype=np.uint64)
         segments = _Segments(words, None, 0, empty)
-        return cls(kind, max_distance, segments, block_rows, compact_min)
+        return cls(
+            kind, max_distance, segments, block_rows, compact_min, multi_index_min, background
+        )
 
     @classmethod
     def empty(
@@ -301,6 +458,25 @@ class ListIndex:
         return cls.from_snapshot(
             hash_type_name, max_distance, b"", block_rows=block_rows, compact_min=compact_min
         )
+
+    def _indexed(self, seg: _Segments) -> _Segments:
+        """``seg`` with a multi-index over its main array, if the list wants one."""
+        if (
+            seg.multi is None
+            and self._multi_radius is not None
+            and seg.main.shape[1] >= self._multi_min
+        ):
+            multi = _MultiIndex.build(seg.main, self._multi_radius)
+            # Probing gathers whole hashes at random rows: store them row by row and
+            # keep ``main`` as the (words, count) view of that, not a second copy.
+            main = np.ascontiguousarray(seg.main.T).T
+            return _Segments(main, seg.alive, seg.dead, seg.adds, multi)
+        return seg
+
+    @property
+    def multi_indexed(self) -> bool:
+        """True when queries probe a multi-index instead of scanning the main array."""
+        return self._segments.multi is not None
 
     @property
     def hash_type(self) -> HashType:
@@ -320,7 +496,8 @@ class ListIndex:
         """Bytes held by the index's arrays."""
         seg = self._segments
         alive = 0 if seg.alive is None else seg.alive.nbytes
-        return int(seg.main.nbytes + seg.adds.nbytes + alive)
+        multi = 0 if seg.multi is None else seg.multi.nbytes
+        return int(seg.main.nbytes + seg.adds.nbytes + alive + multi)
 
     def to_bytes(self) -> bytes:
         """The hashes as snapshot bytes: sorted ascending, concatenated."""
@@ -370,8 +547,11 @@ class ListIndex:
         if self._max_distance == 0:
             return self._match_exact(seg, queries)
         found: list[list[tuple[int, bytes]]] = [[] for _ in range(queries.shape[1])]
-        for words, alive in ((seg.main, seg.alive), (seg.adds, None)):
-            self._scan(words, alive, queries, found)
+        if seg.multi is not None:
+            self._probe(seg, queries, found)
+        else:
+            self._scan(seg.main, seg.alive, queries, found)
+        self._scan(seg.adds, None, queries, found)
         return [_sorted(Match(h, d) for d, h in per_query) for per_query in found]
 
     def _present(self, seg: _Segments, keys: Words) -> NDArray[np.bool_]:
@@ -384,6 +564,33 @@ class ListIndex:
     def _match_exact(self, seg: _Segments, queries: Words) -> list[list[Match]]:
         hit = self._present(seg, queries)
         return [[Match(_hash_at(queries, i), 0)] if hit[i] else [] for i in range(queries.shape[1])]
+
+    def _probe(self, seg: _Segments, queries: Words, found: list[list[tuple[int, bytes]]]) -> None:
+        """Append ``(distance, hash)`` for every main-array hash within the threshold."""
+        assert seg.multi is not None
+        limit = self._max_distance
+        rows_major = seg.main.T  # (count, words): one cache line per candidate hash
+        n = rows_major.shape[0]
+        queries_major = np.ascontiguousarray(queries.T)
+        for q0 in range(0, queries.shape[1], PROBE_BATCH):
+            chunk = queries[:, q0 : q0 + PROBE_BATCH]
+            qi, at = seg.multi.candidates(chunk)
+            if at.size == 0:
+                continue
+            diff = np.take(rows_major, at, axis=0)
+            diff ^= np.take(queries_major[q0 : q0 + PROBE_BATCH], qi, axis=0)
+            dist = _row_popcount(diff)
+            keep = dist <= limit
+            if seg.alive is not None:
+                keep &= seg.alive[at]
+            if not keep.any():
+                continue
+            # A near hash is found through several slots: report each pair once.
+            pairs, first = np.unique(qi[keep] * n + at[keep], return_index=True)
+            qk, rk = np.divmod(pairs, n)
+            dk = dist[keep][first]
+            for i, a, d in zip(qk.tolist(), rk.tolist(), dk.tolist(), strict=True):
+                found[q0 + i].append((d, rows_major[a].astype(">u8").tobytes()))
 
     def _scan(
         self,
@@ -478,7 +685,81 @@ class ListIndex:
         add = add[:, _lex_order(add)]
         if _has_adjacent_equal(rem) or _has_adjacent_equal(add):
             raise StateMismatchError("a hash is listed twice in one update")
+        with self._lock:
+            new = self._updated(self._segments, rem, add)
+            self._segments = new
+            if self._rebuilder is not None:
+                # A rebuild is under way from an earlier state: it replays this change.
+                self._since_rebuild.append((rem, add))
+            elif self._due(new):
+                if self._background:
+                    self._start_rebuild(new)
+                else:
+                    self._segments = self._rebuilt(new)
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild to finish; False if it is still running."""
+        rebuilder = self._rebuilder
+        if rebuilder is not None:
+            rebuilder.join(timeout)
+            return not rebuilder.is_alive()
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Tombstones plus additions not yet folded into the main array."""
         seg = self._segments
+        return seg.dead + int(seg.adds.shape[1])
+
+    def _due(self, seg: _Segments) -> bool:
+        pending = seg.dead + int(seg.adds.shape[1])
+        fraction = COMPACT_FRACTION if seg.multi is None else MULTI_INDEX_COMPACT_FRACTION
+        return pending >= self._compact_min and pending * fraction > seg.main.shape[1]
+
+    def _rebuilt(self, seg: _Segments) -> _Segments:
+        """One main array holding everything in ``seg``, with a fresh multi-index."""
+        merged = _merge(seg)
+        empty = np.empty((merged.shape[0], 0), dtype=np.uint64)
+        return self._indexed(_Segments(merged, None, 0, empty))
+
+    def _start_rebuild(self, base: _Segments) -> None:
+        """Rebuild from ``base`` on a thread; queries meanwhile use the current state."""
+        self._since_rebuild = []
+        thread = threading.Thread(
+            target=self._rebuild, args=(base,), name=f"rebuild-{self._kind.name}", daemon=True
+        )
+        self._rebuilder = thread
+        thread.start()
+
+    def _rebuild(self, base: _Segments) -> None:
+        try:
+            fresh = self._rebuilt(base)
+        except Exception:  # the unmerged state stays correct; only slower
+            log.exception("rebuilding a %s index failed; it keeps its pending changes", self)
+            with self._lock:
+                self._rebuilder = None
+                self._since_rebuild = []
+            return
+        with self._lock:
+            # Changes applied while the rebuild ran were checked against the state of
+            # their time, which holds the same hashes as ``fresh`` plus earlier changes:
+            # replaying them in order cannot fail.
+            try:
+                for rem, add in self._since_rebuild:
+                    fresh = self._updated(fresh, rem, add)
+            except StateMismatchError:  # cannot happen; if it did, keep what is known good
+                log.exception("replaying changes onto a rebuilt %s index failed", self)
+                self._since_rebuild = []
+                self._rebuilder = None
+                return
+            self._segments = fresh
+            self._since_rebuild = []
+            self._rebuilder = None
+            if self._due(fresh):
+                self._start_rebuild(fresh)
+
+    def _updated(self, seg: _Segments, rem: Words, add: Words) -> _Segments:
+        """``seg`` with sorted ``rem`` removed and sorted ``add`` added (checked first)."""
         in_main = _locate(seg.main, rem)
         if seg.alive is not None:
             dead_hit = in_main >= 0
@@ -506,12 +787,7 @@ class ListIndex:
         if from_adds.size:
             kept = np.delete(kept, from_adds, axis=1)
         merged_adds = _insert_sorted(kept, add)
-        new = _Segments(seg.main, alive, dead, merged_adds)
-        pending = new.dead + new.adds.shape[1]
-        if pending >= self._compact_min and pending * COMPACT_FRACTION > new.main.shape[1]:
-            merged = _merge(new)
-            new = _Segments(merged, None, 0, np.empty((merged.shape[0], 0), dtype=np.uint64))
-        self._segments = new
+        return _Segments(seg.main, alive, dead, merged_adds, seg.multi)
 
 
 def _insert_sorted(words: Words, keys: Words) -> Words:
@@ -526,6 +802,19 @@ def _insert_sorted(words: Words, keys: Words) -> Words:
 
 def _merge(seg: _Segments) -> Words:
     return _insert_sorted(np.ascontiguousarray(seg.main_alive()), seg.adds)
+
+
+def _multi_radius(kind: HashType, max_distance: int) -> int | None:
+    """The per-slot probe radius that keeps a multi-index exact, or None for a full scan.
+
+    With ``m`` slots the radius is ``max_distance // m``. Radius 0 or 1 keeps the
+    probes few (1 or 17 buckets per slot); at 2 (137 per slot, PDQ beyond 47 bits) the
+    candidates approach a large share of the list and a full scan is as fast.
+    """
+    if not kind.perceptual or max_distance == 0 or (kind.length * 8) % SLOT_BITS:
+        return None
+    radius = max_distance // (kind.length * 8 // SLOT_BITS)
+    return radius if radius <= 1 else None
 
 
 def _sorted(matches: Iterable[Match]) -> list[Match]:

@@ -212,7 +212,9 @@ class Node:
             if list_id in self.damaged:
                 # Enforce what is left, in order, until the next update repairs it.
                 data = ListState.from_hashes(stored.state.width, stored.state).to_bytes()
-            self.indexes[list_id] = ListIndex.from_snapshot(spec.hash_type, spec.max_distance, data)
+            self.indexes[list_id] = ListIndex.from_snapshot(
+                spec.hash_type, spec.max_distance, data, background=True
+            )
             self.versions[list_id] = stored.trust.version
 
     # -- after a sync ----------------------------------------------------------------
@@ -232,7 +234,7 @@ class Node:
             if index is None or outcome.rebuilt or outcome.state is None:
                 data = outcome.state.to_bytes() if outcome.state is not None else b""
                 self.indexes[outcome.list_id] = ListIndex.from_snapshot(
-                    spec.hash_type, spec.max_distance, data
+                    spec.hash_type, spec.max_distance, data, background=True
                 )
             else:
                 index.apply(outcome.removed, outcome.added)

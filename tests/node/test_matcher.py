@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.imaging import dihedral_pdq, hash_image
-from node.matcher import HashWidthError, ListIndex, Match, words_from_bytes
+from node.matcher import MULTI_INDEX_MIN, HashWidthError, ListIndex, Match, words_from_bytes
 from protocol.errors import MalformedError, StateMismatchError
 from protocol.state import ListState
 
@@ -131,6 +131,15 @@ def test_matches_equal_a_naive_scan_on_the_reference_tool_set(limit: int, block_
     index = ListIndex.from_snapshot("pdq", limit, snapshot(haystack), block_rows=block_rows)
     got = index.match(needles)
     assert got == naive_matches(limit)
+
+
+@pytest.mark.parametrize("limit", [1, 10, 15, 16, 30, 31])
+def test_multi_index_matches_equal_a_naive_scan_on_the_reference_tool_set(limit: int) -> None:
+    needles = read_hex_lines("needles.txt")
+    haystack = read_hex_lines("haystack.txt")
+    index = ListIndex.from_snapshot("pdq", limit, snapshot(haystack), multi_index_min=1)
+    assert index.multi_indexed
+    assert index.match(needles) == naive_matches(limit)
 
 
 def test_reference_tool_set_has_matches_at_31_bits() -> None:
@@ -248,6 +257,50 @@ def test_memory_is_32_bytes_per_pdq_hash() -> None:
     assert index.memory_bytes() == 32 * 5000
 
 
+@pytest.mark.parametrize(
+    ("name", "limit", "indexed"),
+    [
+        ("pdq", 31, True),  # 16 slots, radius 1: exact
+        ("pdq", 15, True),  # radius 0
+        ("pdq", 32, False),  # radius 2: a full scan is as fast
+        ("phash", 7, True),  # 4 slots, radius 1
+        ("phash", 8, False),
+        ("md5", 0, False),  # exact types are looked up, never scanned
+        ("sha256", 0, False),
+    ],
+)
+def test_multi_index_only_where_it_is_exact_and_worth_it(
+    name: str, limit: int, indexed: bool
+) -> None:
+    rng = random.Random(4)
+    width = WIDTHS.get(name, 32)
+    data = snapshot([rng.randbytes(width) for _ in range(100)])
+    assert ListIndex.from_snapshot(name, limit, data, multi_index_min=1).multi_indexed is indexed
+    assert not ListIndex.from_snapshot(name, limit, data, multi_index_min=101).multi_indexed
+
+
+def test_multi_index_memory_is_96_bytes_per_pdq_hash_plus_bucket_bounds() -> None:
+    rng = random.Random(1)
+    index = ListIndex.from_snapshot(
+        "pdq", 31, snapshot([rng.randbytes(32) for _ in range(5000)]), multi_index_min=1
+    )
+    bounds = 16 * (2**16 + 1) * 8
+    assert index.memory_bytes() == (32 + 16 * 4) * 5000 + bounds
+
+
+def test_multi_index_finds_a_hash_differing_in_every_slot() -> None:
+    """31 bits spread so that 15 slots differ by 2 and one by 1: only one probe hits."""
+    rng = random.Random(5)
+    listed = rng.randbytes(32)
+    bits = [s * 16 + b for s in range(15) for b in (0, 7)] + [15 * 16 + 3]
+    query = flip_bits(listed, bits)
+    others = [rng.randbytes(32) for _ in range(2000)]
+    index = ListIndex.from_snapshot("pdq", 31, snapshot([listed, *others]), multi_index_min=1)
+    assert index.match([query]) == [[Match(listed, 31)]]
+    one_more = flip_bits(query, [15 * 16 + 9])  # that slot now differs by 2 as well
+    assert index.match([one_more]) == [[]]
+
+
 def test_snapshot_round_trips_through_the_index() -> None:
     rng = random.Random(2)
     data = snapshot([rng.randbytes(32) for _ in range(3000)])
@@ -324,7 +377,8 @@ def test_many_changes_compact_into_one_array_with_the_same_answers() -> None:
 # Hashes drawn near a few centers, so that queries (the centers) match many of them.
 CENTERS = [random.Random(i).randbytes(32) for i in range(4)]
 WIDTHS = {"pdq": 32, "phash": 8, "md5": 16}
-LIMITS = {"pdq": 40, "phash": 10, "md5": 0}
+LIMITS = {"pdq": [31, 40], "phash": [7, 10], "md5": [0]}
+"""Thresholds per type: the first is exact with a multi-index, the second is not."""
 
 
 def near_center(name: str) -> st.SearchStrategy[bytes]:
@@ -358,7 +412,7 @@ def histories(
 @given(data=st.data())
 def test_incremental_updates_answer_exactly_as_a_rebuild(name: str, data: st.DataObject) -> None:
     base, deltas = data.draw(histories(name))
-    limit = LIMITS[name]
+    limit = data.draw(st.sampled_from(LIMITS[name]))
     width = WIDTHS[name]
     compact_min = data.draw(st.sampled_from([1, 5, 4096]))
     index = ListIndex.from_snapshot(
@@ -367,13 +421,16 @@ def test_incremental_updates_answer_exactly_as_a_rebuild(name: str, data: st.Dat
         b"".join(base),
         block_rows=data.draw(st.sampled_from([3, 64])),
         compact_min=compact_min,
+        multi_index_min=data.draw(st.sampled_from([1, 8, MULTI_INDEX_MIN])),
     )
     state = ListState(width, b"".join(base))
     queries = [c[:width] for c in CENTERS] + [flip_bits(CENTERS[0][:width], [0, 9])]
     for removes, adds in deltas:
         index.apply(removes, adds)
         state = state.apply(removes, adds)
-        rebuilt = ListIndex.from_snapshot(name, limit, state.to_bytes())
+        rebuilt = ListIndex.from_snapshot(
+            name, limit, state.to_bytes(), multi_index_min=MULTI_INDEX_MIN
+        )
         assert index.to_bytes() == state.to_bytes()
         assert len(index) == len(state)
         assert index.match(queries) == rebuilt.match(queries)
@@ -386,3 +443,66 @@ def test_words_are_big_endian_uint64() -> None:
     assert words.shape == (2, 1)
     assert int(words[0, 0]) == int.from_bytes(bytes(range(8)), "big")
     assert int(words[1, 0]) == int.from_bytes(bytes(range(8, 16)), "big")
+
+
+# -- background rebuilds -------------------------------------------------------------------
+
+
+def test_background_rebuild_folds_changes_in_and_replays_those_made_meanwhile() -> None:
+    rng = random.Random(6)
+    base = sorted(rng.randbytes(32) for _ in range(3000))
+    index = ListIndex.from_snapshot(
+        "pdq", 31, b"".join(base), multi_index_min=1, compact_min=10, background=True
+    )
+    state = ListState(32, b"".join(base))
+    applied = 0
+    for step in range(6):
+        adds = [rng.randbytes(32) for _ in range(200)]
+        removes = base[100 + step * 10 : 110 + step * 10]
+        index.apply(removes, adds)  # the first starts a rebuild; the rest are replayed
+        applied += len(adds) + len(removes)
+        state = state.apply(removes, sorted(adds))
+        # Visible at once, whether or not a rebuild is running.
+        assert index.match(adds[:3] + removes[:3]) == [[Match(a, 0)] for a in adds[:3]] + [[]] * 3
+    assert index.wait_for_rebuild(timeout=60)
+    assert index.multi_indexed
+    assert index.pending < applied  # at least one rebuild folded changes into the main array
+    assert index.to_bytes() == state.to_bytes()
+    rebuilt = ListIndex.from_snapshot("pdq", 31, state.to_bytes())
+    queries = [flip_bits(h, [1, 40, 200]) for h in base[:200:7]] + CENTERS
+    assert index.match(queries) == rebuilt.match(queries)
+
+
+def test_queries_keep_answering_while_deltas_apply_and_rebuilds_run() -> None:
+    import threading
+
+    rng = random.Random(7)
+    stable = sorted(rng.randbytes(32) for _ in range(2000))
+    index = ListIndex.from_snapshot(
+        "pdq", 31, b"".join(stable), multi_index_min=1, compact_min=50, background=True
+    )
+    probes = [flip_bits(h, [3, 100]) for h in stable[::50]]
+    expected = [[Match(h, 2)] for h in stable[::50]]
+    wrong: list[object] = []
+    done = threading.Event()
+
+    def query_loop() -> None:
+        while not done.is_set():
+            got = index.match(probes)
+            if got != expected:
+                wrong.append(got)
+
+    worker = threading.Thread(target=query_loop)
+    worker.start()
+    try:
+        churn: list[bytes] = []
+        for _ in range(30):
+            adds = [rng.randbytes(32) for _ in range(100)]
+            index.apply(churn[:50], adds)
+            churn = churn[50:] + adds
+    finally:
+        done.set()
+        worker.join(timeout=60)
+    assert index.wait_for_rebuild(timeout=60)
+    assert not wrong
+    assert len(index) == 2000 + len(churn)
