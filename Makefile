@@ -13,13 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[node,dev]'
 	touch $(STAMP)
 
-# Programs the tests call that Python cannot install: openssl (the auditor's
-# by-hand checks are tested with it). Installed from the system packages if absent.
+# Programs the tests call that Python cannot install: openssl and jq (the auditor's
+# by-hand checks are tested with them). Installed from the system packages if absent.
 system-deps:
-	@command -v openssl >/dev/null 2>&1 || { \
-	  echo "installing openssl"; \
+	@missing=""; \
+	for tool in openssl jq; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openssl >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # A hub and a node on loopback: a list, a match, a counted takedown, a webhook.
 demo: $(STAMP)
