@@ -74,6 +74,7 @@ from hub.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    SeqConflict,
     Unauthorized,
     Unprocessable,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "CONFIG",
     "FILE_CACHE",
     "HUB",
+    "LAST_SEQ_HEADER",
     "METRICS",
     "SCHEDULER",
     "SIGNATURE_HEADER",
@@ -117,6 +119,8 @@ log = logging.getLogger("hashhub.http")
 
 SIGNATURE_HEADER = "Hashhub-Signature"
 """Header carrying an ack's signature sidecar, base64-encoded."""
+LAST_SEQ_HEADER = "Hashhub-Last-Seq"
+"""On a 409 ``seq_conflict``: the node's last accepted ``seq``, so it can re-sign above it."""
 IMMUTABLE_MAX_AGE = 31_536_000
 CHECKPOINT_MAX_AGE = 5
 MEMORY_TTL = 1.0
@@ -362,6 +366,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             headers[hdrs.WWW_AUTHENTICATE] = _REALM + (
                 ', error="invalid_token"' if token_sent else ""
             )
+        if isinstance(e, SeqConflict):
+            headers[LAST_SEQ_HEADER] = str(e.last_seq)
         return error_response(e.status, e.code, str(e), headers)
     except web.HTTPException as e:
         if e.status < 400:

@@ -35,6 +35,7 @@ from hub.errors import (
     HubError,
     InvalidRequest,
     NotFound,
+    SeqConflict,
     Unauthorized,
     Unprocessable,
 )
@@ -827,10 +828,15 @@ class Hub:
         if previous is not None:
             if bytes(previous["bytes"]) == data:
                 return AckReceipt(ack.node, ack.list_id, ack.seq, duplicate=True)
-            raise Conflict(f"seq {ack.seq} was already used by node {ack.node} with other bytes")
+            raise SeqConflict(
+                f"seq {ack.seq} was already used by node {ack.node} with other bytes; "
+                f"its last seq is {node['last_seq']}",
+                last_seq=node["last_seq"],
+            )
         if ack.seq <= node["last_seq"]:
-            raise Conflict(
-                f"seq {ack.seq} is not above node {ack.node}'s last seq {node['last_seq']}"
+            raise SeqConflict(
+                f"seq {ack.seq} is not above node {ack.node}'s last seq {node['last_seq']}",
+                last_seq=node["last_seq"],
             )
         log = self._one(
             "SELECT root, result_count, result_sha256 FROM log_roots "

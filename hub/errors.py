@@ -6,7 +6,8 @@
     ├── Unauthorized        401  no token, or a token the hub does not know
     ├── Forbidden           403  a valid token without the right role or list grant
     ├── NotFound            404  no such list, node, file or key
-    ├── Conflict            409  a replayed ``seq``, an existing id, a second root for one size
+    ├── Conflict            409  an existing id, a second root for one size
+    │   └── SeqConflict     409  a replayed ``seq`` (header ``Hashhub-Last-Seq``)
     ├── PayloadTooLarge     413  a request body over its cap
     └── Unprocessable       422  well-formed but refused by a rule (bad signature, unknown list)
 
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "PayloadTooLarge",
+    "SeqConflict",
     "Unauthorized",
     "Unprocessable",
 ]
@@ -67,6 +69,21 @@ class NotFound(HubError):
 class Conflict(HubError):
     status = 409
     code = "conflict"
+
+
+class SeqConflict(Conflict):
+    """An ack whose ``seq`` the node already used: the answer carries the last one.
+
+    A node that lost its database starts again at 1; told the hub's last ``seq``
+    (header ``Hashhub-Last-Seq``), it re-signs its queued acks above it instead of
+    being refused until its counter passes the old one.
+    """
+
+    code = "seq_conflict"
+
+    def __init__(self, message: str, *, last_seq: int) -> None:
+        super().__init__(message)
+        self.last_seq = last_seq
 
 
 class PayloadTooLarge(HubError):

@@ -41,6 +41,7 @@ from protocol.ack import (
     COUNTER_NAMES,
     MAX_HASH_ENTRIES,
     NODE_ID_PATTERN,
+    Ack,
     AppliedVersion,
     Counts,
     sign_ack,
@@ -69,6 +70,10 @@ _OUTCOME_COUNTER = {
 
 
 ACK_REFUSALS = frozenset({400, 403, 409, 413, 422})
+LAST_SEQ_HEADER = "Hashhub-Last-Seq"
+"""On a 409 ``seq_conflict`` the hub names the node's last accepted ``seq`` here."""
+MAX_SEQ_JUMP = 1 << 32
+"""A hub's claimed last ``seq`` beyond the node's own by more than this is not believed."""
 """Hub answers after which the same ack bytes can never be accepted (see ``ack_refused``)."""
 
 
@@ -578,6 +583,54 @@ class Node:
             )
             self.store.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
 
+    def renumber_acks(self, last_seq: int) -> list[int]:
+        """Re-sign every queued ack above the hub's ``last_seq``, keeping their order.
+
+        A node that lost its database counts ``seq`` from 1 again, and the hub, which
+        has the old node's acks, refuses each with 409 ``seq_conflict`` and its last
+        ``seq``. The queued acks say nothing that depends on ``seq`` (their counters
+        are cumulative), so they are signed again as ``last_seq + 1``, ``+ 2``, … and
+        the old bytes are kept as evidence. Returns the new numbers.
+        """
+        root = self.newest_root()
+        if root is None:
+            return []
+        renumbered = []
+        with self.store.db.atomic():
+            rows = list(self.store.db.query("SELECT * FROM ack_outbox ORDER BY seq"))
+            self.store.db.execute("DELETE FROM ack_outbox")
+            for seq, row in enumerate(rows, start=last_seq + 1):
+                old = Ack.from_bytes(bytes(row["bytes"]))
+                data, sig = sign_ack(
+                    key=self.key,
+                    node=old.node,
+                    list_id=old.list_id,
+                    seq=seq,
+                    sent=self.now(),
+                    origin=root.origin(old.list_id),
+                    applied=old.applied,
+                    counts=old.counts,
+                )
+                self.store.db.table("ack_outbox").insert(
+                    {
+                        "seq": seq,
+                        "list_id": old.list_id,
+                        "bytes": data,
+                        "sig": sig,
+                        "created": row["created"],
+                        "next_attempt": format_time(self.now()),
+                    }
+                )
+                self.store.add_evidence(
+                    old.list_id,
+                    "AckRenumbered",
+                    f"seq {old.seq} re-signed as {seq}: the hub's last seq is {last_seq}",
+                    self.now(),
+                    bytes(row["bytes"]),
+                )
+                renumbered.append(seq)
+        return renumbered
+
     # -- webhooks --------------------------------------------------------------------
 
     def _queue_webhook(self, key: str, body: dict[str, Any]) -> int:
@@ -718,8 +771,15 @@ async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutco
     return outcomes
 
 
-async def flush_acks(node: Node, session: aiohttp.ClientSession) -> tuple[int, int]:
-    """Send every due ack in ``seq`` order; returns (confirmed, failed)."""
+async def flush_acks(
+    node: Node, session: aiohttp.ClientSession, *, renumber: bool = True
+) -> tuple[int, int]:
+    """Send every due ack in ``seq`` order; returns (confirmed, failed).
+
+    A 409 ``seq_conflict`` naming a last ``seq`` at or above the refused one means the
+    hub holds acks this node no longer remembers: the queue is re-signed above that
+    ``seq`` (``Node.renumber_acks``) and sent again, once per call.
+    """
     confirmed = failed = 0
     for row in node.due("ack_outbox"):
         sidecar = base64.b64encode(bytes(row["sig"])).decode()
@@ -736,6 +796,11 @@ async def flush_acks(node: Node, session: aiohttp.ClientSession) -> tuple[int, i
             ) as resp:
                 text = await resp.text()
                 ok = resp.status == 200
+                last_seq = _last_seq(resp, row["seq"]) if resp.status == 409 else None
+                if last_seq is not None and renumber:
+                    node.renumber_acks(last_seq)
+                    more_confirmed, more_failed = await flush_acks(node, session, renumber=False)
+                    return confirmed + more_confirmed, failed + more_failed
                 if resp.status in ACK_REFUSALS:
                     node.ack_refused(row["seq"], f"HTTP {resp.status}: {text[:300]}")
                     failed += 1
@@ -750,6 +815,17 @@ async def flush_acks(node: Node, session: aiohttp.ClientSession) -> tuple[int, i
             failed += 1
             break  # keep seq order: later acks wait for this one
     return confirmed, failed
+
+
+def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:
+    """The hub's last ``seq`` from a 409 answer, if it is one to re-sign above."""
+    raw = resp.headers.get(LAST_SEQ_HEADER, "")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    last = int(raw)
+    if not refused <= last <= refused + MAX_SEQ_JUMP:
+        return None
+    return last
 
 
 async def deliver_webhooks(node: Node, session: aiohttp.ClientSession) -> tuple[int, int]:

@@ -10,6 +10,7 @@ counters reset never makes the totals go down.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -365,4 +366,71 @@ async def test_an_ack_the_hub_refuses_for_good_is_kept_and_does_not_block_later_
 
     assert outbox(node) == []
     assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 3]
+    assert [e["kind"] for e in evidence_rows(node)] == ["AckRefused"]
+
+
+async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_seq(
+    hub: HubApp, node: Node
+) -> None:
+    await sync_once(node)
+    match_and_decide(node, {md5(0): "actioned", md5(1): "blocked"})
+    node.enqueue_acks()
+    assert await flush(node) == (2, 0)
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+    before = hub_totals(hub)
+    assert before["actioned"] == 1
+
+    # The platform loses the node's database (keys, token and config survive) and
+    # starts again: its seq counts from 1, which the hub already holds.
+    home = node.home
+    node.close()
+    for leftover in home.glob("node.db*"):
+        leftover.unlink()
+    hub.clock.advance(60)
+    fresh = Node.open(home, now=hub.clock)
+    try:
+        await sync_once(fresh)
+        match_and_decide(fresh, {md5(2): "actioned"})
+        fresh.enqueue_acks()
+        assert [row["seq"] for row in outbox(fresh)] == [1, 2]
+
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{hub.url}/v1/acks",
+                data=bytes(outbox(fresh)[0]["bytes"]),
+                headers={
+                    "Authorization": f"Bearer {fresh.token}",
+                    "Hashhub-Signature": base64.b64encode(bytes(outbox(fresh)[0]["sig"])).decode(),
+                    "Content-Type": "application/json",
+                },
+            ) as resp:
+                assert resp.status == 409
+                assert resp.headers["Hashhub-Last-Seq"] == "2"
+                assert (await resp.json())["error"]["code"] == "seq_conflict"
+
+        assert await flush(fresh) == (2, 0)
+
+        assert outbox(fresh) == []
+        assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2, 3, 4]
+        assert [e["kind"] for e in evidence_rows(fresh)] == ["AckRenumbered"] * 2
+        # The fresh counters restarted at zero: the hub's totals only grow.
+        after = hub_totals(hub)
+        assert after["actioned"] == 2
+        assert after["blocked"] == before["blocked"]
+    finally:
+        fresh.close()
+
+
+async def test_a_hub_claiming_an_absurd_last_seq_is_not_believed(hub: HubApp, node: Node) -> None:
+    """A 409 whose last seq lies beyond any plausible jump is a refusal, not a renumbering."""
+    await sync_once(node)
+    assert await flush(node) == (1, 0)
+    with hub.opened() as opened:
+        opened.db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [2**40, NODE_ID])
+    match_and_decide(node, {md5(0): "actioned"})
+    node.enqueue_acks()  # seq 2
+
+    assert await flush(node) == (0, 1)
+
+    assert outbox(node) == []
     assert [e["kind"] for e in evidence_rows(node)] == ["AckRefused"]
