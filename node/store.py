@@ -34,7 +34,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol import ListState, ListTrust, StateDigest
+from protocol import ListState, ListTrust, ProtocolError, StateDigest
 from protocol._fields import format_time
 from protocol.lists import hash_type
 
@@ -132,6 +132,27 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_state_changes(db: sqlite_utils.Database) -> None:
+    """Net changes applied since the state blob was last written (see ``commit_update``)."""
+    db.executescript(
+        """
+        CREATE TABLE state_changes (
+            list_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            removes BLOB NOT NULL,
+            adds BLOB NOT NULL,
+            PRIMARY KEY (list_id, seq)
+        );
+        """
+    )
+
+
+STATE_LOG_FRACTION = 16
+"""Changes are logged beside the state blob until they reach 1/16 of its size; then
+the blob is written whole again and the log cleared."""
+
+
 @dataclass(frozen=True)
 class StoredList:
     """One subscribed list as stored: its trust record and state."""
@@ -191,8 +212,49 @@ class NodeStore:
             list_id,
             row["hash_type"],
             ListTrust.from_dict(json.loads(row["trust"])),
-            ListState(width, bytes(row["state"])),
+            self._state(list_id, width, bytes(row["state"])),
         )
+
+    def _state(self, list_id: str, width: int, blob: bytes) -> ListState:
+        """The stored blob with the logged changes replayed in order.
+
+        A change that does not apply (a damaged log) leaves the blob's state as it
+        is: its digest then differs from the trust record, and the list is treated
+        as damaged and repaired from a snapshot, as a damaged blob is.
+        """
+        state = ListState(width, blob)
+        changes = self.db.query(
+            "SELECT removes, adds FROM state_changes WHERE list_id = ? ORDER BY seq", [list_id]
+        )
+        try:
+            for change in changes:
+                state = state.apply(
+                    _split(bytes(change["removes"]), width), _split(bytes(change["adds"]), width)
+                )
+        except ProtocolError:
+            return ListState(width, blob)
+        return state
+
+    def _log_changes(
+        self, list_id: str, state: ListState, changes: tuple[Sequence[bytes], Sequence[bytes]]
+    ) -> bool:
+        """Append ``changes`` to the list's log if it stays small; False to write the blob."""
+        removes, adds = changes
+        size = (len(removes) + len(adds)) * state.width
+        logged = self._one(
+            "SELECT count(*) AS n, coalesce(sum(length(removes) + length(adds)), 0) AS bytes, "
+            "coalesce(max(seq), 0) AS last FROM state_changes WHERE list_id = ?",
+            [list_id],
+        )
+        if logged is None or self._one("SELECT 1 FROM lists WHERE id = ?", [list_id]) is None:
+            return False
+        if (logged["bytes"] + size) * STATE_LOG_FRACTION > len(state) * state.width:
+            return False
+        self.db.execute(
+            "INSERT INTO state_changes (list_id, seq, removes, adds) VALUES (?, ?, ?, ?)",
+            [list_id, logged["last"] + 1, b"".join(sorted(removes)), b"".join(sorted(adds))],
+        )
+        return True
 
     def list_ids(self) -> list[str]:
         return [r["id"] for r in self.db.query("SELECT id FROM lists ORDER BY id")]
@@ -205,10 +267,17 @@ class NodeStore:
         trust: ListTrust,
         roots: Iterable[tuple[int, bytes, bytes]],
         now: datetime,
+        changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
     ) -> None:
         """Store a verified update: new roots, trust record and (if changed) state, atomically.
 
         ``state`` None keeps the stored state (a checkpoint that only refreshed the time).
+        ``changes`` (removed, added) are the net changes from the stored state to
+        ``state``: while the logged changes stay under ``1/STATE_LOG_FRACTION`` of the
+        state they are appended to ``state_changes`` instead of writing the whole
+        blob again (10k changes to a 1M-hash list: 320 KB instead of 32 MB under
+        ``synchronous=FULL``). Either way the trust record and the state it names
+        change in one transaction.
         """
         stamp = format_time(now)
         with self.db.atomic():
@@ -225,6 +294,22 @@ class NodeStore:
             digest = state.digest()
             if digest != trust.state:
                 raise ValueError("refusing to store a state whose digest is not the trusted one")
+            if changes is not None and self._log_changes(list_id, state, changes):
+                self.db.execute(
+                    "UPDATE lists SET trust = ?, count = ?, sha256 = ?, applied = ?, "
+                    "last_attempt = ?, last_success = ?, last_error = NULL WHERE id = ?",
+                    [
+                        json.dumps(trust.to_dict()),
+                        digest.count,
+                        digest.sha256,
+                        stamp,
+                        stamp,
+                        stamp,
+                        list_id,
+                    ],
+                )
+                return
+            self.db.execute("DELETE FROM state_changes WHERE list_id = ?", [list_id])
             self.db.execute(
                 "INSERT INTO lists (id, hash_type, trust, state, count, sha256, applied, "
                 "last_attempt, last_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -309,6 +394,11 @@ class NodeStore:
         out = []
         for row in self.db.query("SELECT id, hash_type, trust, state FROM lists ORDER BY id"):
             trust = ListTrust.from_dict(json.loads(row["trust"]))
-            actual = StateDigest.of_bytes(bytes(row["state"]), hash_type(row["hash_type"]).length)
+            width = hash_type(row["hash_type"]).length
+            actual = self._state(row["id"], width, bytes(row["state"])).digest()
             out.append((row["id"], actual == trust.state, actual, trust.state))
         return out
+
+
+def _split(data: bytes, width: int) -> list[bytes]:
+    return [data[i : i + width] for i in range(0, len(data), width)]

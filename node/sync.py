@@ -340,8 +340,9 @@ class Syncer:
                 )
                 update.add_body(header.version, data)
             new_state, trust = update.apply(base)
+            changes = None if rebuilt else net_changes(update)
             self.store.commit_update(
-                list_id, spec.hash_type, new_state, trust, hub.root_files(), now
+                list_id, spec.hash_type, new_state, trust, hub.root_files(), now, changes
             )
         except EquivocationError as e:
             del self.fetcher.rejected[rejected_mark:]  # this failure's evidence covers them
@@ -367,19 +368,27 @@ class Syncer:
             new = set(new_state) if old else set()
             outcome.added = [h for h in new_state if h not in old]
             outcome.removed = [h for h in stored.state if h not in new]
-        else:
-            added: set[bytes] = set()
-            removed: set[bytes] = set()
-            for _, body in update.ordered_bodies():
-                for h in body.removes:
-                    if h in added:
-                        added.discard(h)
-                    else:
-                        removed.add(h)
-                for h in body.adds:
-                    if h in removed:
-                        removed.discard(h)
-                    else:
-                        added.add(h)
-            outcome.added, outcome.removed = sorted(added), sorted(removed)
+        elif changes is not None:
+            outcome.removed, outcome.added = changes
         return outcome
+
+
+def net_changes(update: ListUpdate) -> tuple[list[bytes], list[bytes]]:
+    """(removed, added) from the base state to the result, over all applied bodies.
+
+    A hash added by one version and removed by a later one is in neither.
+    """
+    added: set[bytes] = set()
+    removed: set[bytes] = set()
+    for _, body in update.ordered_bodies():
+        for h in body.removes:
+            if h in added:
+                added.discard(h)
+            else:
+                removed.add(h)
+        for h in body.adds:
+            if h in removed:
+                removed.discard(h)
+            else:
+                added.add(h)
+    return sorted(removed), sorted(added)

@@ -250,14 +250,16 @@ class StoreImage:
 
     ``lists`` holds every row of the ``lists`` table with the state blob itself,
     except ``last_attempt`` and ``last_error`` (a failed attempt is noted there
-    on purpose). ``roots`` are the stored root versions; ``evidence`` counts
-    evidence rows; ``versions`` are the versions the in-memory indexes follow.
+    on purpose), and ``changes`` every row of the logged state changes. ``roots``
+    are the stored root versions; ``evidence`` counts evidence rows; ``versions``
+    are the versions the in-memory indexes follow.
     """
 
     lists: tuple[tuple[tuple[str, Any], ...], ...]
     roots: tuple[int, ...]
     evidence: int
     versions: tuple[tuple[str, int], ...]
+    changes: tuple[tuple[Any, ...], ...] = ()
 
     @classmethod
     def of(cls, node: Node) -> StoreImage:
@@ -268,12 +270,16 @@ class StoreImage:
         )
         roots = tuple(r["version"] for r in db.query("SELECT version FROM roots ORDER BY version"))
         evidence = next(iter(db.query("SELECT count(*) AS n FROM evidence")))["n"]
-        return cls(rows, roots, evidence, tuple(sorted(node.versions.items())))
+        changes = tuple(
+            tuple(r.values()) for r in db.query("SELECT * FROM state_changes ORDER BY list_id, seq")
+        )
+        return cls(rows, roots, evidence, tuple(sorted(node.versions.items())), changes)
 
     def unchanged(self, node: Node, *, new_evidence: int = 0) -> None:
         """Assert the store still enforces and trusts exactly this, with ``new_evidence`` rows."""
         now = StoreImage.of(node)
         assert now.lists == self.lists, "the lists table changed"
+        assert now.changes == self.changes, "the logged state changes changed"
         assert now.versions == self.versions, "the in-memory indexes moved"
         assert now.evidence == self.evidence + new_evidence, (now.evidence, self.evidence)
         assert all(ok for _, ok, _, _ in node.store.verify()), node.store.verify()
@@ -292,8 +298,9 @@ def evidence_rows(node: Node) -> list[dict[str, Any]]:
 
 
 def state_of(node: Node, list_id: str) -> bytes:
-    row = next(iter(node.store.db.query("SELECT state FROM lists WHERE id = ?", [list_id])))
-    return bytes(row["state"])
+    """The list's stored state: the blob with any logged changes replayed."""
+    row = next(iter(node.store.db.query("SELECT hash_type FROM lists WHERE id = ?", [list_id])))
+    return node.store.stored_list(list_id, row["hash_type"]).state.to_bytes()
 
 
 def raw_db(node: Node) -> sqlite3.Connection:
