@@ -1,0 +1,536 @@
+"""Audit the acks a hub stored: signatures, split views, and the takedown totals it reports.
+
+Every ack is a node's signed receipt (PROTOCOL.md §10): the version, checkpoint
+root and state it holds, a ``cosignature/v1`` line over that checkpoint, and its
+cumulative outcome counters. With the nodes' public keys — obtained from the
+platforms, not from the hub — an auditor can check three things the hub cannot
+fake:
+
+1. **Signatures.** Every ack the hub stored (``GET /v1/admin/acks``) and every
+   ack it kept as evidence (``GET /v1/admin/evidence``) verifies by
+   ``protocol.verify_ack`` under its node's key, and the hub's row says what the
+   signed bytes say.
+2. **Split views.** Nodes are witnesses: two verified acks co-signing different
+   roots for one tree size of one list prove that the hub showed two histories;
+   so does a pair of sizes with no valid RFC 9162 consistency proof between the
+   co-signed roots (the proof is built from the published log, verified first
+   with ``audit.verify``), and a co-signed root the published log does not have.
+3. **Totals.** The takedown totals are recomputed from the signed acks —
+   cumulative counters, each node's acks in ``seq`` order, a counter that goes
+   down taken as a reset whose last value is kept (as Prometheus, and the hub,
+   do) — and compared with what the hub reports (``/v1/admin/status`` per node
+   and per list, ``/v1/admin/lists/<id>/counts`` per hash).
+
+What cannot be checked is said so (``Unverifiable`` / ``Unreadable`` findings):
+a node without a public key, a route this token may not read, more acks than
+the hub will list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.source import FetchError, HttpSource
+from audit.verify import INCOMPLETE_RULES, Finding, TreeReport
+from protocol import Ack, ProtocolError, PublicKey, verify_ack
+from protocol._fields import b64encode
+from protocol.ack import COUNTER_NAMES
+from protocol.errors import ProofError
+from protocol.merkle import CompactRange, consistency_proof, verify_consistency
+
+__all__ = ["ACKS_PAGE", "AcksReport", "StoredAck", "audit_acks", "recompute_totals"]
+
+ACKS_PAGE = 1000
+"""The most acks ``GET /v1/admin/acks`` answers at once (the hub's ``limit`` cap)."""
+_API_CAP = 256 * 1024 * 1024
+_SECTION_ACK = "PROTOCOL.md §10"
+_SECTION_SPLIT = "PROTOCOL.md §10, §9.1"
+_SECTION_TOTALS = "PROTOCOL.md §10 (cumulative counters), ADR 0010"
+
+
+@dataclass
+class StoredAck:
+    """One ack as the hub serves it: its row, its exact bytes and sidecar, and what they say."""
+
+    origin: str  # "acks" (accepted and counted) or "evidence" (refused, kept)
+    row_id: int
+    node: str
+    list_id: str
+    seq: int | None
+    version: int | None
+    data: bytes
+    sig: bytes
+    ack: Ack | None = None
+
+    @property
+    def label(self) -> str:
+        where = "ack" if self.origin == "acks" else "evidence"
+        return f"{where} #{self.row_id} ({self.node}, {self.list_id}, seq {self.seq})"
+
+
+@dataclass
+class AcksReport:
+    """What the acks audit found."""
+
+    hub: str
+    acks: int = 0
+    evidence: int = 0
+    verified: int = 0
+    nodes: list[str] = field(default_factory=list)
+    cosigned: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)
+    totals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.rule not in INCOMPLETE_RULES for f in self.findings)
+
+    @property
+    def incomplete(self) -> bool:
+        return any(f.rule in INCOMPLETE_RULES for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hub": self.hub,
+            "ok": not self.failed and not self.incomplete,
+            "acks": self.acks,
+            "evidence_acks": self.evidence,
+            "verified": self.verified,
+            "nodes": self.nodes,
+            "cosigned": {
+                list_id: {
+                    str(size): {root: sorted(nodes) for root, nodes in roots.items()}
+                    for size, roots in sorted(sizes.items())
+                }
+                for list_id, sizes in sorted(self.cosigned.items())
+            },
+            "totals": self.totals,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def _finding(report: AcksReport, what: str, rule: str, section: str, message: str) -> None:
+    report.findings.append(Finding(what, rule, section, message))
+
+
+def _api(hub: HttpSource, path: str, report: AcksReport, needs: str) -> Any | None:
+    """GET an operator route as JSON; a refusal is an ``Unreadable`` finding, not a crash."""
+    try:
+        answer = hub.request(path, _API_CAP, missing_ok=False)
+    except FetchError as e:
+        _finding(report, path, "Unreadable", needs, str(e))
+        return None
+    assert answer is not None
+    try:
+        return json.loads(answer[1])
+    except ValueError as e:
+        _finding(report, path, "Unreadable", needs, f"the hub's answer is not JSON: {e}")
+        return None
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is missing")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"{what} is not base64") from e
+
+
+def _rows(payload: Any, key: str) -> list[dict[str, Any]]:
+    rows = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"the hub's answer has no '{key}' list")
+    return rows
+
+
+def _fetch_acks(hub: HttpSource, list_ids: Iterable[str], report: AcksReport) -> list[StoredAck]:
+    """Every stored ack, list by list (and node by node where a list has a full page)."""
+    needs = "GET /v1/admin/acks (auditor role)"
+    rows: dict[int, dict[str, Any]] = {}
+    for list_id in list_ids:
+        payload = _api(hub, f"v1/admin/acks?list={list_id}&limit={ACKS_PAGE}", report, needs)
+        if payload is None:
+            return []
+        page = _rows(payload, "acks")
+        rows.update({int(r["id"]): r for r in page})
+        if len(page) < ACKS_PAGE:
+            continue
+        for node in sorted({str(r["node"]) for r in page}):
+            query = f"v1/admin/acks?list={list_id}&node={node}&limit={ACKS_PAGE}"
+            payload = _api(hub, query, report, needs)
+            if payload is None:
+                return []
+            node_page = _rows(payload, "acks")
+            rows.update({int(r["id"]): r for r in node_page})
+            if len(node_page) >= ACKS_PAGE:
+                _finding(
+                    report,
+                    f"list {list_id}, node {node}",
+                    "Unreadable",
+                    needs,
+                    f"the hub lists at most {ACKS_PAGE} acks and has no way to page further: "
+                    "older acks were not checked and the totals cannot be recomputed",
+                )
+    out = []
+    for row_id, r in sorted(rows.items()):
+        out.append(
+            StoredAck(
+                "acks",
+                row_id,
+                str(r["node"]),
+                str(r["list"]),
+                r.get("seq"),
+                r.get("version"),
+                _b64(r.get("bytes"), f"ack #{row_id} bytes"),
+                _b64(r.get("sig"), f"ack #{row_id} sig"),
+            )
+        )
+    return out
+
+
+def _fetch_evidence(hub: HttpSource, report: AcksReport) -> list[StoredAck]:
+    """Acks the hub refused because they co-sign what it says it never published."""
+    payload = _api(hub, "v1/admin/evidence", report, "GET /v1/admin/evidence (auditor role)")
+    if payload is None:
+        return []
+    out = []
+    for r in _rows(payload, "evidence"):
+        if r.get("bytes") is None or r.get("sig") is None:
+            continue
+        row_id = int(r["id"])
+        out.append(
+            StoredAck(
+                "evidence",
+                row_id,
+                str(r.get("node")),
+                str(r.get("list")),
+                None,
+                None,
+                _b64(r["bytes"], f"evidence #{row_id} bytes"),
+                _b64(r["sig"], f"evidence #{row_id} sig"),
+            )
+        )
+    return out
+
+
+def _check_enrolled_keys(
+    hub: HttpSource, node_keys: Mapping[str, PublicKey], report: AcksReport
+) -> None:
+    """If this token may list nodes, the hub's enrolled key ids must be the ones given."""
+    try:
+        answer = hub.request("v1/admin/nodes", _API_CAP, missing_ok=False)
+    except FetchError:
+        # Listing nodes needs the viewer role; the keys given out of band still decide.
+        return
+    assert answer is not None
+    try:
+        nodes = {str(n["id"]): n for n in _rows(json.loads(answer[1]), "nodes")}
+    except (ValueError, KeyError, TypeError):
+        return
+    for node_id, key in sorted(node_keys.items()):
+        enrolled = nodes.get(node_id)
+        if enrolled is not None and enrolled.get("keyid") != key.keyid:
+            _finding(
+                report,
+                f"node {node_id}",
+                "SignatureError",
+                _SECTION_ACK,
+                f"the hub enrolled key {str(enrolled.get('keyid'))[:16]}…, "
+                f"not the given key {key.keyid[:16]}…",
+            )
+
+
+def _verify(stored: StoredAck, key: PublicKey, hub_name: str, report: AcksReport) -> None:
+    try:
+        ack = verify_ack(stored.data, stored.sig, node_key=key, origin_prefix=hub_name)
+    except ProtocolError as e:
+        _finding(report, stored.label, type(e).__name__, _SECTION_ACK, str(e))
+        return
+    said = {"node": ack.node, "list": ack.list_id}
+    row = {"node": stored.node, "list": stored.list_id}
+    if stored.origin == "acks":
+        said.update(seq=str(ack.seq), version=str(ack.applied.version))
+        row.update(seq=str(stored.seq), version=str(stored.version))
+    differ = [f"{k} {row[k]} (signed: {said[k]})" for k in said if row[k] != said[k]]
+    if differ:
+        _finding(
+            report,
+            stored.label,
+            "ConsistencyError",
+            _SECTION_ACK,
+            "the hub's row does not say what the signed ack says: " + ", ".join(differ),
+        )
+        return
+    stored.ack = ack
+
+
+def _published_roots(leaves: list[bytes]) -> dict[int, bytes]:
+    compact = CompactRange()
+    roots = {}
+    for leaf in leaves:
+        compact.append(leaf)
+        roots[compact.size] = compact.root()
+    return roots
+
+
+def _split_views(verified: list[StoredAck], tree: TreeReport, report: AcksReport) -> None:
+    """Compare what every node co-signed, with each other and with the published log."""
+    cosigned: dict[str, dict[int, dict[bytes, set[str]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(set))
+    )
+    for stored in verified:
+        assert stored.ack is not None
+        applied = stored.ack.applied
+        cosigned[stored.ack.list_id][applied.version][applied.checkpoint_root].add(stored.node)
+    for list_id, sizes in sorted(cosigned.items()):
+        report.cosigned[list_id] = {
+            size: {b64encode(root): sorted(nodes) for root, nodes in roots.items()}
+            for size, roots in sizes.items()
+        }
+        where = f"list {list_id}"
+        for size, roots in sorted(sizes.items()):
+            if len(roots) > 1:
+                sides = "; ".join(
+                    f"{', '.join(sorted(nodes))} co-signed {b64encode(root)}"
+                    for root, nodes in sorted(roots.items())
+                )
+                _finding(
+                    report,
+                    where,
+                    "SplitView",
+                    _SECTION_SPLIT,
+                    f"two roots for tree size {size}: {sides}",
+                )
+        listed = tree.list_report(list_id)
+        if listed is None or listed.status != "verified":
+            _finding(
+                report,
+                where,
+                "Unverifiable",
+                _SECTION_SPLIT,
+                "the published log of this list did not verify, so co-signed roots "
+                "cannot be compared with it",
+            )
+            continue
+        published = _published_roots(listed.leaves)
+        heads = sorted((size, root) for size, roots in sizes.items() for root in roots)
+        for size, root in heads:
+            nodes = ", ".join(sorted(sizes[size][root]))
+            if size not in published:
+                _finding(
+                    report,
+                    where,
+                    "SplitView",
+                    _SECTION_SPLIT,
+                    f"{nodes} co-signed size {size}, beyond the published log of {listed.size}",
+                )
+            elif published[size] != root:
+                _finding(
+                    report,
+                    where,
+                    "SplitView",
+                    _SECTION_SPLIT,
+                    f"{nodes} co-signed root {b64encode(root)} for size {size}; "
+                    f"the published log's root there is {b64encode(published[size])}",
+                )
+        # Consecutive co-signed heads must be linked by a consistency proof of the log.
+        for (old_size, old_root), (new_size, new_root) in itertools.pairwise(heads):
+            if old_size == new_size or new_size not in published:
+                continue
+            try:
+                verify_consistency(
+                    old_size,
+                    new_size,
+                    old_root,
+                    new_root,
+                    consistency_proof(listed.leaves[:new_size], old_size),
+                )
+            except ProofError as e:
+                old_nodes = ", ".join(sorted(sizes[old_size][old_root]))
+                new_nodes = ", ".join(sorted(sizes[new_size][new_root]))
+                _finding(
+                    report,
+                    where,
+                    "SplitView",
+                    _SECTION_SPLIT,
+                    f"no consistency proof from {old_nodes} (size {old_size}) "
+                    f"to {new_nodes} (size {new_size}): {e}",
+                )
+
+
+def recompute_totals(acks: Iterable[Ack]) -> dict[tuple[str, str], dict[str, dict[str, int]]]:
+    """Cumulative totals per (node, list) from signed acks, with counter resets handled.
+
+    Returns ``{(node, list): {"": {counter: total}, "<hex hash>": {counter: total}}}``.
+    Each node's acks are taken in ``seq`` order; a value below the previous one is a
+    reset: the previous value is kept in an offset, so ``last + offset`` never goes
+    down (ADR 0010, as Prometheus counts).
+    """
+    last: dict[tuple[str, str, str, str], tuple[int, int]] = {}
+    for ack in sorted(acks, key=lambda a: (a.node, a.seq)):
+        counts = ack.counts.to_dict()
+        per_hash = counts.pop("hashes")
+        values = [("", name, value) for name, value in counts.items()]
+        values += [(h, n, v) for h, counters in per_hash.items() for n, v in counters.items()]
+        for hex_hash, name, value in values:
+            key = (ack.node, ack.list_id, hex_hash, name)
+            previous, offset = last.get(key, (0, 0))
+            if key in last and value < previous:
+                offset += previous
+            last[key] = (value, offset)
+    out: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+    for (node, list_id, hex_hash, name), (value, offset) in last.items():
+        out.setdefault((node, list_id), {}).setdefault(hex_hash, {})[name] = value + offset
+    return out
+
+
+def _compare(
+    report: AcksReport, where: str, name: str, signed: int, reported: int, whose: str
+) -> None:
+    if signed != reported:
+        _finding(
+            report,
+            where,
+            "TotalsMismatch",
+            _SECTION_TOTALS,
+            f"{name}: the signed acks{whose} add up to {signed}, the hub reports {reported}",
+        )
+
+
+def _check_totals(
+    hub: HttpSource,
+    accepted: list[Ack],
+    list_ids: list[str],
+    report: AcksReport,
+    unverifiable: set[tuple[str, str]],
+) -> None:
+    """Compare the totals of the signed acks with the hub's, node by node, list, hash.
+
+    ``unverifiable`` holds the (node, list) pairs with acks that could not be checked
+    (no key for the node): their share is unknown, so the node's totals, and the
+    list's sums over nodes, are not compared (the report is incomplete instead).
+    """
+    totals = recompute_totals(accepted)
+    needs = "GET /v1/admin/status and /v1/admin/lists/<id>/counts (viewer role)"
+    status = _api(hub, "v1/admin/status", report, needs)
+    if status is None:
+        return
+    try:
+        hub_lists = {str(e["id"]): e for e in status["lists"]}
+    except (KeyError, TypeError):
+        _finding(report, "v1/admin/status", "Unreadable", needs, "no 'lists' in the answer")
+        return
+    for list_id in list_ids:
+        where = f"list {list_id}"
+        entry = hub_lists.get(list_id, {})
+        per_node = {str(n["node"]): n.get("counts") or {} for n in entry.get("nodes", [])}
+        mine = {node: t for (node, lid), t in totals.items() if lid == list_id}
+        list_sum = dict.fromkeys(COUNTER_NAMES, 0)
+        unknown = {node for node, lid in unverifiable if lid == list_id}
+        for node in sorted(set(mine) | set(per_node)):
+            if node in unknown:
+                continue
+            signed = mine.get(node, {}).get("", {})
+            for name in COUNTER_NAMES:
+                list_sum[name] += signed.get(name, 0)
+                _compare(
+                    report,
+                    where,
+                    name,
+                    signed.get(name, 0),
+                    int(per_node.get(node, {}).get(name, 0)),
+                    f" of {node}",
+                )
+        report.totals[list_id] = {
+            "list": list_sum,
+            "nodes": {node: mine[node].get("", {}) for node in sorted(mine)},
+        }
+        if unknown:
+            continue
+        reported_totals = entry.get("totals") or {}
+        for name in COUNTER_NAMES:
+            _compare(report, where, name, list_sum[name], int(reported_totals.get(name, 0)), "")
+        hashes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for node_totals in mine.values():
+            for hex_hash, counters in node_totals.items():
+                if hex_hash:
+                    for name, value in counters.items():
+                        hashes[hex_hash][name] += value
+        counts = _api(hub, f"v1/admin/lists/{list_id}/counts", report, needs)
+        if counts is None:
+            continue
+        reported_hashes = counts.get("hashes") if isinstance(counts, dict) else None
+        if not isinstance(reported_hashes, dict):
+            _finding(report, where, "Unreadable", needs, "no 'hashes' in the counts answer")
+            continue
+        for hex_hash in sorted(set(hashes) | set(reported_hashes)):
+            mine_hash = hashes.get(hex_hash, {})
+            theirs = reported_hashes.get(hex_hash) or {}
+            for name in sorted(set(mine_hash) | set(theirs)):
+                _compare(
+                    report,
+                    where,
+                    f"hash {hex_hash} {name}",
+                    mine_hash.get(name, 0),
+                    int(theirs.get(name, 0)),
+                    "",
+                )
+        report.totals[list_id]["hashes"] = {h: dict(c) for h, c in sorted(hashes.items())}
+
+
+def audit_acks(
+    hub: HttpSource,
+    tree: TreeReport,
+    node_keys: Mapping[str, PublicKey],
+    *,
+    viewer: HttpSource | None = None,
+) -> AcksReport:
+    """Audit the hub's stored acks against the published tree ``tree`` (already verified).
+
+    Args:
+        hub: the hub, with a token of the ``auditor`` role (acks and evidence).
+        tree: ``verify_tree`` of the same hub: the published log co-signed roots are
+            compared with.
+        node_keys: each node's public key, as the platform gave it.
+        viewer: the hub with a token that may read ``/v1/admin/status``, the per-hash
+            counts and the node list (``viewer`` role); default ``hub``.
+    """
+    viewer = viewer or hub
+    report = AcksReport(hub.name)
+    list_ids = [r.list_id for r in tree.lists]
+    try:
+        stored = _fetch_acks(hub, list_ids, report)
+        evidence = _fetch_evidence(hub, report)
+    except (ValueError, KeyError, TypeError) as e:
+        _finding(report, "v1/admin/acks", "Unreadable", _SECTION_ACK, f"unexpected answer: {e}")
+        return report
+    report.acks, report.evidence = len(stored), len(evidence)
+    report.nodes = sorted({s.node for s in (*stored, *evidence)})
+    _check_enrolled_keys(viewer, node_keys, report)
+    for item in (*stored, *evidence):
+        key = node_keys.get(item.node)
+        if key is None:
+            _finding(
+                report,
+                item.label,
+                "Unverifiable",
+                _SECTION_ACK,
+                f"no public key for node {item.node} (give --node-key {item.node}=FILE)",
+            )
+            continue
+        _verify(item, key, tree.hub_name, report)
+    verified = [s for s in (*stored, *evidence) if s.ack is not None]
+    report.verified = len(verified)
+    _split_views(verified, tree, report)
+    accepted = [s.ack for s in stored if s.ack is not None]
+    unverifiable = {(s.node, s.list_id) for s in stored if s.node not in node_keys}
+    _check_totals(viewer, accepted, list_ids, report, unverifiable)
+    return report

@@ -1,0 +1,410 @@
+"""``hashhub-audit``: check a hub from public keys alone.
+
+Usage::
+
+    hashhub-audit verify SOURCE (--root FILE | --root-sha256 HEX) [--witness FILE]
+                         [--list ID ...] [--token T] [--at TIME] [--timeout S] [--json]
+    hashhub-audit acks HUB_URL (--root FILE | --root-sha256 HEX) --token T
+                       [--viewer-token T] [--node-key NODE=FILE ...]
+                       [--at TIME] [--timeout S] [--json]
+    hashhub-audit diff SOURCE LIST V1 V2 (--root FILE | --root-sha256 HEX)
+                       [--token T] [--at TIME] [--timeout S] [--json]
+
+``SOURCE`` is a hub's base URL, a mirror's, or a folder holding a copy of the
+published tree (what ``hashhub export`` writes). Root v1 is the trust anchor and
+comes out of band: ``--root FILE`` (its sidecar ``FILE.sig`` is used when
+present, else the source's) or ``--root-sha256 HEX`` (the SHA-256 a hub operator
+gives every participant at init and enrolment).
+
+``verify`` runs every rule of PROTOCOL.md §13 over the whole history: the root
+chain, every checkpoint, header, body and due snapshot, a replay of every list
+from empty, and the checkpoints of earlier runs kept in a witness file (default
+``$XDG_STATE_HOME/hashhub/audit-witness.json``; a tree that shrank or forked since
+is a failure). ``acks`` needs an operator token with the ``auditor`` role (acks
+and evidence), one with the ``viewer`` role for the totals the hub reports
+(``--viewer-token``; the auditor role may not read them), and the nodes' public
+keys, obtained from the platforms, as the hub lists only key ids
+(``--node-key platform-a=platform-a.pub.pem``). It verifies every stored ack,
+reports split views, and recomputes the takedown totals from the signed acks.
+``diff`` lists the hashes added and removed between two versions of a list, with
+the key ids that signed each change. Private lists are read with
+``--token`` (or ``HASHHUB_AUDIT_TOKEN``).
+
+Exit status: 0 everything checked held; 3 a check failed (each failure names the
+file, the rule and its PROTOCOL.md section); 4 something could not be checked (a
+file or route that could not be read, an ack without a node key) and nothing
+failed. A mistake in the command line is one line on standard error and exit 1
+(2 for click's usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from audit.acks import AcksReport, audit_acks
+from audit.diff import ListDiff, diff_versions
+from audit.source import DEFAULT_DEADLINE, FolderSource, HttpSource, SourceError, open_source
+from audit.verify import Finding, ListReport, Pin, TreeReport, verify_tree
+from audit.witness import Witness, WitnessError, default_witness_path
+from protocol import KeyFileError, ProtocolError, PublicKey
+from protocol._fields import parse_time
+from protocol.keyfile import load_public_key
+
+__all__ = ["EXIT_FAILED", "EXIT_INCOMPLETE", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILED = 3
+"""A check failed: the published data, an ack or a total broke a rule."""
+EXIT_INCOMPLETE = 4
+"""Nothing failed, but something could not be checked."""
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """The user's mistakes as one-line messages (exit 1)."""
+    try:
+        yield
+    except (SourceError, WitnessError, KeyFileError) as e:
+        raise click.ClickException(_one_line(str(e))) from e
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+
+
+def _pin(root_file: Path | None, root_sha256: str | None) -> Pin:
+    if root_file is None and root_sha256 is None:
+        raise click.ClickException(
+            "give the trust anchor: --root FILE (root v1) or --root-sha256 HEX"
+        )
+    if root_sha256 is not None and not _HEX64.fullmatch(root_sha256):
+        raise click.ClickException("--root-sha256 is the 64 hex digits of root v1's SHA-256")
+    data = sig = None
+    if root_file is not None:
+        with _reported():
+            data = root_file.read_bytes()
+            sidecar = root_file.with_name(root_file.name + ".sig")
+            sig = sidecar.read_bytes() if sidecar.is_file() else None
+    return Pin(data, sig, root_sha256.lower() if root_sha256 else None)
+
+
+def _at(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return parse_time(text, "--at")
+    except ProtocolError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _source(text: str, token: str | None, timeout: float) -> FolderSource | HttpSource:
+    with _reported():
+        return open_source(text, token=token, deadline=timeout)
+
+
+def trust_options(command: F) -> F:
+    """Options every command shares: the pin, a token, the reference time, JSON output."""
+    for option in reversed(
+        [
+            click.option(
+                "--root",
+                "root_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Root v1 as obtained from the hub operator (FILE.sig next to it is used).",
+            ),
+            click.option(
+                "--root-sha256",
+                "root_sha256",
+                metavar="HEX",
+                envvar="HASHHUB_AUDIT_ROOT_SHA256",
+                show_envvar=True,
+                help="SHA-256 of root v1, as the hub operator publishes it.",
+            ),
+            click.option(
+                "--token",
+                metavar="TOKEN",
+                envvar="HASHHUB_AUDIT_TOKEN",
+                show_envvar=True,
+                help="Bearer token for private lists and the operator routes.",
+            ),
+            click.option(
+                "--at",
+                "at",
+                metavar="YYYY-MM-DDTHH:MM:SSZ",
+                help="Judge freshness and expiry as of this time (default: now).",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.1, max=3600),
+                default=DEFAULT_DEADLINE,
+                show_default=True,
+                help="Seconds allowed for each download over HTTP, start to end.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _exit_code(failed: bool, incomplete: bool) -> int:
+    return EXIT_FAILED if failed else EXIT_INCOMPLETE if incomplete else 0
+
+
+def _verdict(failed: bool, incomplete: bool, findings: Sequence[Finding]) -> str:
+    if failed:
+        n = sum(1 for f in findings if not f.incomplete)
+        return f"result: FAILED ({n} failed check{'s' if n != 1 else ''})"
+    if incomplete:
+        return "result: INCOMPLETE (nothing failed, but not everything could be checked)"
+    return "result: OK"
+
+
+def _list_lines(r: ListReport) -> list[str]:
+    if r.status == "unpublished":
+        return [f"list {r.list_id} ({r.hash_type}): declared, not published yet"]
+    if r.status == "verified":
+        assert r.state is not None
+        snaps = ", ".join(f"v{v}" for v in r.snapshots) or "none due"
+        return [
+            f"list {r.list_id} ({r.hash_type}): verified - {r.size} version(s), "
+            f"{r.state.count} hash{'' if r.state.count == 1 else 'es'} "
+            f"(state {r.state.sha256[:16]}…), "
+            f"checkpoint co-signed {r.checkpoint_time}, snapshots {snaps}",
+            *([f"  witness: {r.witness}"] if r.witness else []),
+        ]
+    return [f"list {r.list_id} ({r.hash_type or '?'}): {r.status.upper()}"] + [
+        f"  {f.line()}" for f in r.findings
+    ]
+
+
+def _tree_lines(report: TreeReport) -> list[str]:
+    lines = [f"source {report.source}"]
+    if report.hub_name:
+        roots = report.roots
+        lines.append(
+            f"hub {report.hub_name}: root v{roots[0]}..v{roots[-1]} verified from the pin "
+            f"(root v1 sha256 {report.pinned_sha256[:16]}…), newest expires {report.root_expires}"
+        )
+    lines += [f"  {f.line()}" for f in report.findings]
+    for r in report.lists:
+        lines += _list_lines(r)
+    return lines
+
+
+def _emit(as_json: bool, value: dict[str, Any], lines: Sequence[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(lines))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hashhub", prog_name="hashhub-audit")
+def main() -> None:
+    """Verify a hashhub hub's published history and its nodes' acks from public keys alone."""
+
+
+@main.command()
+@click.argument("source")
+@trust_options
+@click.option(
+    "--witness",
+    "witness_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="HASHHUB_AUDIT_WITNESS",
+    show_envvar=True,
+    help="Checkpoints seen on earlier runs (default: in the user's state directory).",
+)
+@click.option(
+    "--list", "list_ids", multiple=True, metavar="ID", help="Only this list (repeatable)."
+)
+def verify(
+    source: str,
+    root_file: Path | None,
+    root_sha256: str | None,
+    token: str | None,
+    at: str | None,
+    timeout: float,
+    as_json: bool,
+    witness_file: Path | None,
+    list_ids: tuple[str, ...],
+) -> None:
+    """Verify every signature, the whole history and every list state of SOURCE."""
+    pin = _pin(root_file, root_sha256)
+    now = _at(at)
+    tree = _source(source, token, timeout)
+    with _reported():
+        witness = Witness.load(witness_file or default_witness_path())
+    report = verify_tree(tree, pin=pin, now=now, witness=witness, lists=list_ids or None)
+    with _reported():
+        witness.save()
+    findings = report.all_findings()
+    _emit(
+        as_json,
+        report.to_dict(),
+        [*_tree_lines(report), _verdict(report.failed, report.incomplete, findings)],
+    )
+    sys.exit(_exit_code(report.failed, report.incomplete))
+
+
+def _node_keys(values: Sequence[str]) -> dict[str, PublicKey]:
+    keys: dict[str, PublicKey] = {}
+    for value in values:
+        node, sep, where = value.partition("=")
+        if not sep or not node or not where:
+            raise click.ClickException(f"--node-key {value!r}: expected NODE=FILE")
+        if _HEX64.fullmatch(where):
+            try:
+                keys[node] = PublicKey(bytes.fromhex(where))
+            except ProtocolError as e:
+                raise click.ClickException(f"--node-key {node}: {e}") from e
+            continue
+        with _reported():
+            keys[node] = load_public_key(Path(where))
+    return keys
+
+
+def _acks_lines(tree: TreeReport, report: AcksReport) -> list[str]:
+    lines = _tree_lines(tree)
+    lines.append(
+        f"acks: {report.acks} stored, {report.evidence} kept as evidence, "
+        f"{report.verified} verified, from node(s) {', '.join(report.nodes) or 'none'}"
+    )
+    for list_id, sizes in sorted(report.cosigned.items()):
+        for size, roots in sorted(sizes.items()):
+            for root, nodes in sorted(roots.items()):
+                lines.append(f"  {list_id} size {size} root {root}: {', '.join(nodes)}")
+    for list_id, totals in sorted(report.totals.items()):
+        summary = ", ".join(f"{k} {v}" for k, v in totals["list"].items())
+        lines.append(f"totals {list_id} (recomputed from signed acks): {summary}")
+    lines += [f"  {f.line()}" for f in report.findings]
+    return lines
+
+
+@main.command()
+@click.argument("source")
+@trust_options
+@click.option(
+    "--node-key",
+    "node_key_values",
+    multiple=True,
+    metavar="NODE=FILE",
+    help="A node's public key (PEM file, or 64 hex digits), from the platform (repeatable).",
+)
+@click.option(
+    "--viewer-token",
+    metavar="TOKEN",
+    envvar="HASHHUB_AUDIT_VIEWER_TOKEN",
+    show_envvar=True,
+    help="A viewer-role token for the hub's totals and node list (default: --token).",
+)
+def acks(
+    source: str,
+    root_file: Path | None,
+    root_sha256: str | None,
+    token: str | None,
+    at: str | None,
+    timeout: float,
+    as_json: bool,
+    node_key_values: tuple[str, ...],
+    viewer_token: str | None,
+) -> None:
+    """Verify the hub's stored acks, look for split views, recompute the takedown totals."""
+    pin = _pin(root_file, root_sha256)
+    now = _at(at)
+    if not token:
+        raise click.ClickException("acks needs an operator token with the auditor role (--token)")
+    hub = _source(source, token, timeout)
+    if not isinstance(hub, HttpSource):
+        raise click.ClickException("acks reads the hub's operator API: give the hub's URL")
+    node_keys = _node_keys(node_key_values)
+    tree = verify_tree(hub, pin=pin, now=now)
+    viewer = HttpSource(hub.base_url, viewer_token, timeout) if viewer_token else None
+    report = (
+        audit_acks(hub, tree, node_keys, viewer=viewer) if tree.hub_name else AcksReport(hub.name)
+    )
+    failed = tree.failed or report.failed
+    incomplete = tree.incomplete or report.incomplete
+    findings = [*tree.all_findings(), *report.findings]
+    _emit(
+        as_json,
+        {"tree": tree.to_dict(), "acks": report.to_dict(), "ok": not failed and not incomplete},
+        [*_acks_lines(tree, report), _verdict(failed, incomplete, findings)],
+    )
+    sys.exit(_exit_code(failed, incomplete))
+
+
+def _diff_lines(diff: ListDiff) -> list[str]:
+    lines = [f"list {diff.list_id}: v{diff.old} -> v{diff.new}"]
+    for v in diff.versions:
+        lines.append(
+            f"  v{v.version} created {v.created:%Y-%m-%dT%H:%M:%SZ} under root v{v.root_version}: "
+            f"+{v.adds} -{v.removes}, signed by {', '.join(v.signed_by)}"
+        )
+    lines.append(f"added ({len(diff.added)}):")
+    lines += [f"  +{c.hash}  v{c.version}  signed by {', '.join(c.signed_by)}" for c in diff.added]
+    lines.append(f"removed ({len(diff.removed)}):")
+    lines += [
+        f"  -{c.hash}  v{c.version}  signed by {', '.join(c.signed_by)}" for c in diff.removed
+    ]
+    return lines
+
+
+@main.command()
+@click.argument("source")
+@click.argument("list_id", metavar="LIST")
+@click.argument("old", metavar="V1", type=click.IntRange(min=0))
+@click.argument("new", metavar="V2", type=click.IntRange(min=1))
+@trust_options
+def diff(
+    source: str,
+    list_id: str,
+    old: int,
+    new: int,
+    root_file: Path | None,
+    root_sha256: str | None,
+    token: str | None,
+    at: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """The hashes added and removed in LIST between versions V1 and V2 (V1 may be 0)."""
+    pin = _pin(root_file, root_sha256)
+    now = _at(at)
+    if old >= new:
+        raise click.ClickException(f"V1 ({old}) must be below V2 ({new})")
+    tree = _source(source, token, timeout)
+    report = verify_tree(tree, pin=pin, now=now, lists=[list_id], keep={old, new})
+    listed = report.list_report(list_id)
+    if listed is not None and listed.status == "unpublished":
+        raise click.ClickException(f"list {list_id} has no published version yet")
+    if report.failed or report.incomplete or listed is None or listed.status != "verified":
+        _emit(
+            as_json,
+            report.to_dict(),
+            [
+                *_tree_lines(report),
+                _verdict(report.failed, report.incomplete, report.all_findings()),
+            ],
+        )
+        sys.exit(_exit_code(report.failed, report.incomplete) or EXIT_FAILED)
+    if new > listed.size:
+        raise click.ClickException(f"list {list_id} has {listed.size} version(s), not {new}")
+    result = diff_versions(listed, old, new)
+    _emit(as_json, result.to_dict(), _diff_lines(result))

@@ -1,0 +1,539 @@
+"""Verify a whole copy of a hub's published tree with ``protocol``'s rules, and say where it fails.
+
+A node runs the trust rules incrementally; the auditor runs the same rules over
+the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
+
+1. the root chain: the pinned root (by file or SHA-256), then ``root/<N+1>.json``
+   until one is missing, each by ``TrustedHub.update_root``; the newest must not
+   have expired;
+2. per list the newest root declares: the checkpoint (both signature roles,
+   origin, freshness) by ``TrustedHub.begin_update`` from an empty record, so the
+   whole log is checked from version 1;
+3. every header 1 … size by ``ListUpdate.add_header`` (signature by the delta role
+   of the root it names, ``prev``, ``base_state``, root floor, times, caps), the
+   Merkle root reproduced after the last one;
+4. every body by ``ListUpdate.add_body`` (length, SHA-256, body rules, counts);
+5. a replay from the empty state through every body, comparing the digest after
+   each version with that header's ``result_state`` (§13.7), ended by
+   ``ListUpdate.finish``;
+6. every snapshot that is due (each multiple of the list's ``snapshot_every``) or
+   present, by ``ListUpdate.add_snapshot``, and equal to the replayed state;
+7. against the witness file of earlier runs: ``begin_update`` from the witnessed
+   record (rollback, equivocation), and an RFC 9162 consistency proof from the
+   witnessed tree to this one, built from the verified log.
+
+Each check that fails becomes a ``Finding`` naming the file, the rule (the
+``protocol`` error class) and the PROTOCOL.md section, and ends that list's
+verification: what follows a broken link proves nothing. Other lists go on.
+This module decides nothing by itself; the rules are ``protocol``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from audit.source import FetchError, FolderSource, Source
+from audit.witness import Witness
+from protocol import (
+    DeltaBody,
+    DeltaHeader,
+    Limits,
+    ListState,
+    ListTrust,
+    ListUpdate,
+    ProtocolError,
+    SignatureSidecar,
+    StateDigest,
+    TrustedHub,
+    body_path,
+    checkpoint_path,
+    header_path,
+    root_path,
+    sig_path,
+    snapshot_path,
+)
+from protocol._fields import b64encode, format_time
+from protocol.errors import ConsistencyError
+from protocol.merkle import consistency_proof, verify_consistency
+
+__all__ = [
+    "INCOMPLETE_RULES",
+    "Finding",
+    "ListReport",
+    "Pin",
+    "TreeReport",
+    "VersionInfo",
+    "verify_tree",
+]
+
+INCOMPLETE_RULES = frozenset({"FetchError", "Unverifiable", "Unreadable"})
+"""Findings that mean "could not be checked" rather than "checked and wrong"."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failed check: which file, which rule, where the rule is written, what happened."""
+
+    file: str
+    rule: str
+    section: str
+    message: str
+    location: str = ""
+
+    @property
+    def incomplete(self) -> bool:
+        return self.rule in INCOMPLETE_RULES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "location": self.location or self.file,
+            "rule": self.rule,
+            "section": self.section,
+            "message": self.message,
+        }
+
+    def line(self) -> str:
+        return f"{self.location or self.file}: {self.rule} ({self.section}): {self.message}"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """How the auditor pins root v1: its exact bytes (and sidecar), its SHA-256, or both."""
+
+    root_bytes: bytes | None = None
+    root_sig: bytes | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One verified version: what it changed and which delta keys signed it."""
+
+    version: int
+    created: datetime
+    root_version: int
+    signed_by: tuple[str, ...]
+    adds: int
+    removes: int
+    result: StateDigest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "created": format_time(self.created),
+            "root_version": self.root_version,
+            "signed_by": list(self.signed_by),
+            "adds": self.adds,
+            "removes": self.removes,
+            "result_state": self.result.to_dict(),
+        }
+
+
+@dataclass
+class ListReport:
+    """What the audit found for one list."""
+
+    list_id: str
+    hash_type: str = ""
+    status: str = "failed"  # "verified", "failed", "incomplete", "unpublished"
+    size: int = 0
+    root_hash: str = ""
+    checkpoint_time: str = ""
+    state: StateDigest | None = None
+    snapshots: list[int] = field(default_factory=list)
+    versions: list[VersionInfo] = field(default_factory=list)
+    witness: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    # Kept for the other commands; not part of the report itself.
+    leaves: list[bytes] = field(default_factory=list, repr=False)
+    states: dict[int, ListState] = field(default_factory=dict, repr=False)
+    bodies: dict[int, DeltaBody] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "list": self.list_id,
+            "hash_type": self.hash_type,
+            "status": self.status,
+            "size": self.size,
+            "root_hash": self.root_hash,
+            "checkpoint_time": self.checkpoint_time,
+            "state": self.state.to_dict() if self.state else None,
+            "snapshots_checked": self.snapshots,
+            "versions": [v.to_dict() for v in self.versions],
+            "witness": self.witness,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass
+class TreeReport:
+    """What the audit found for a whole published tree."""
+
+    source: str
+    at: datetime
+    pinned_sha256: str = ""
+    hub_name: str = ""
+    roots: list[int] = field(default_factory=list)
+    root_expires: str = ""
+    lists: list[ListReport] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    witness_file: str = ""
+
+    def all_findings(self) -> list[Finding]:
+        return [*self.findings, *(f for lst in self.lists for f in lst.findings)]
+
+    @property
+    def failed(self) -> bool:
+        return any(not f.incomplete for f in self.all_findings())
+
+    @property
+    def incomplete(self) -> bool:
+        return any(f.incomplete for f in self.all_findings())
+
+    def list_report(self, list_id: str) -> ListReport | None:
+        return next((r for r in self.lists if r.list_id == list_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "at": format_time(self.at),
+            "ok": not self.failed and not self.incomplete,
+            "hub": self.hub_name,
+            "pinned_root_sha256": self.pinned_sha256,
+            "roots": self.roots,
+            "root_expires": self.root_expires,
+            "witness_file": self.witness_file,
+            "findings": [f.to_dict() for f in self.findings],
+            "lists": [r.to_dict() for r in self.lists],
+        }
+
+
+class _CheckFailedError(Exception):
+    """A check failed and was recorded; the rest of this part of the audit is skipped."""
+
+
+class _Run:
+    """One audit run over one source: the fetches, with every failure made a finding."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def finding(
+        self, findings: list[Finding], path: str, rule: str, section: str, msg: str
+    ) -> None:
+        findings.append(Finding(path, rule, section, msg, self.source.locate(path)))
+
+    @contextmanager
+    def step(self, findings: list[Finding], path: str, section: str) -> Iterator[None]:
+        """Run one rule; a ``ProtocolError`` or unreadable file becomes a finding on ``path``."""
+        try:
+            yield
+        except ProtocolError as e:
+            self.finding(findings, path, type(e).__name__, section, str(e))
+            raise _CheckFailedError from e
+        except FetchError as e:
+            self.finding(findings, path, "FetchError", "PROTOCOL.md §11", str(e))
+            raise _CheckFailedError from e
+
+    def need(self, findings: list[Finding], path: str, cap: int, section: str) -> bytes:
+        """The file at ``path``; a missing one is a finding (a dangling reference, §12)."""
+        data: bytes | None = None
+        with self.step(findings, path, section):
+            data = self.source.get(path, cap)
+        if data is None:
+            self.finding(
+                findings,
+                path,
+                "MissingFile",
+                "PROTOCOL.md §12",
+                "not published, though the signed history refers to it",
+            )
+            raise _CheckFailedError
+        return data
+
+
+def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> TrustedHub:
+    """Pin root v1 and walk the chain to the newest root (§13.1)."""
+    section = "PROTOCOL.md §13.1"
+    caps = Limits()
+    first = root_path(1)
+    if pin.root_bytes is None:
+        root_bytes = run.need(report.findings, first, caps.root_bytes, section)
+    else:
+        root_bytes = pin.root_bytes
+        with run.step(report.findings, first, section):
+            served = run.source.get(first, caps.root_bytes)
+        if served is not None and served != root_bytes:
+            run.finding(
+                report.findings,
+                first,
+                "SignatureError",
+                section,
+                "this copy's root v1 is not the pinned root (another trust anchor is served)",
+            )
+            raise _CheckFailedError
+    root_sig = pin.root_sig
+    if root_sig is None:
+        root_sig = run.need(report.findings, sig_path(first), caps.sig_bytes, section)
+    report.pinned_sha256 = hashlib.sha256(root_bytes).hexdigest()
+    with run.step(report.findings, first, section):
+        hub = TrustedHub(root_bytes, root_sig, now=now, pinned_sha256=pin.sha256, limits=caps)
+    limits = hub.limits
+    while True:
+        path = root_path(hub.root.version + 1)
+        with run.step(report.findings, path, section):
+            data = run.source.get(path, limits.root_bytes)
+        if data is None:
+            break
+        sig = run.need(report.findings, sig_path(path), limits.sig_bytes, section)
+        with run.step(report.findings, path, section):
+            hub.update_root(data, sig)
+    report.hub_name = hub.root.name
+    report.roots = [version for version, _, _ in hub.root_files()]
+    report.root_expires = format_time(hub.root.expires)
+    with run.step(report.findings, root_path(hub.root.version), section):
+        hub.check_root_fresh()
+    return hub
+
+
+def _signers(hub: TrustedHub, header: DeltaHeader, sig: bytes) -> tuple[str, ...]:
+    """The delta keys of the root the header names whose signatures verified (§13.4 step 6)."""
+    valid = hub.root_at(header.root_version).verify_role(
+        "delta", header.to_bytes(), SignatureSidecar.from_bytes(sig), f"header v{header.version}"
+    )
+    return tuple(sorted(valid))
+
+
+def _snapshot_versions(
+    run: _Run, hub: TrustedHub, list_id: str, headers: list[DeltaHeader]
+) -> tuple[list[int], set[int]]:
+    """Snapshots to check: every version a snapshot is due at (§12 step 4), plus any present."""
+    due = set()
+    for header in headers:
+        spec = hub.root_at(header.root_version).lists.get(list_id)
+        if spec is not None and header.version % spec.snapshot_every == 0:
+            due.add(header.version)
+    present: set[int] = set()
+    if isinstance(run.source, FolderSource):
+        present = set(run.source.snapshot_versions(f"lists/{list_id}"))
+    return sorted(due | present), due
+
+
+def _verify_list(
+    run: _Run,
+    hub: TrustedHub,
+    report: ListReport,
+    *,
+    witnessed: ListTrust | None,
+    keep: Collection[int],
+) -> ListTrust | None:
+    """Verify one list from version 1 into ``report``; returns its record if it all held.
+
+    Raises:
+        _CheckFailedError: a check failed; the finding is in ``report``.
+    """
+    list_id = report.list_id
+    spec = hub.root.list_spec(list_id)
+    report.hash_type = spec.hash_type
+    findings = report.findings
+    limits = hub.limits
+    cp_path = checkpoint_path(list_id)
+    with run.step(findings, cp_path, "PROTOCOL.md §11"):
+        checkpoint = run.source.get(cp_path, limits.checkpoint_bytes)
+    if checkpoint is None:
+        if witnessed is not None and witnessed.version > 0:
+            run.finding(
+                findings,
+                cp_path,
+                "RollbackError",
+                "PROTOCOL.md §13.3",
+                f"gone, though an earlier run verified size {witnessed.version}",
+            )
+            raise _CheckFailedError
+        report.status = "unpublished"
+        return None
+
+    with run.step(findings, cp_path, "PROTOCOL.md §13.2–13.3"):
+        update: ListUpdate = hub.begin_update(ListTrust(list_id), checkpoint)
+    report.size = update.target
+    report.root_hash = b64encode(update.checkpoint.root_hash)
+    report.checkpoint_time = format_time(update.checkpoint.timestamp)
+
+    if witnessed is not None:
+        # The witnessed record judges the new checkpoint: a smaller tree, an older
+        # co-signature, or another root for the same size (the protocol's own rules).
+        with run.step(findings, cp_path, "PROTOCOL.md §13.3 (against the witness file)"):
+            hub.begin_update(witnessed, checkpoint)
+
+    headers: list[DeltaHeader] = []
+    for version in range(1, update.target + 1):
+        path = header_path(list_id, version)
+        data = run.need(findings, path, limits.header_bytes, "PROTOCOL.md §13.4")
+        sig = run.need(findings, sig_path(path), limits.sig_bytes, "PROTOCOL.md §13.4")
+        # The header named in the finding: after the last one, a Merkle root that does
+        # not come out as the checkpoint's is the checkpoint's fault as much as theirs.
+        with run.step(findings, path, "PROTOCOL.md §13.4"):
+            header = update.add_header(data, sig)
+            signed_by = _signers(hub, header, sig)
+        headers.append(header)
+        report.leaves.append(header.leaf_hash)
+        report.versions.append(
+            VersionInfo(
+                header.version,
+                header.created,
+                header.root_version,
+                signed_by,
+                header.body.adds,
+                header.body.removes,
+                header.result_state,
+            )
+        )
+
+    for header in update.bodies_needed():
+        path = body_path(list_id, header.body.sha256)
+        data = run.need(findings, path, header.body.length, "PROTOCOL.md §13.6")
+        with run.step(findings, path, "PROTOCOL.md §13.6"):
+            report.bodies[header.version] = update.add_body(header.version, data)
+
+    # Replay from empty, checking the digest after every version (§13.7 step 3).
+    state = ListState(spec.hash_length)
+    digests: dict[int, StateDigest] = {}
+    with run.step(findings, cp_path, "PROTOCOL.md §13.7"):
+        update.check_base(state.digest())
+    if 0 in keep:
+        report.states[0] = state
+    for header, body in update.ordered_bodies():
+        path = body_path(list_id, header.body.sha256)
+        with run.step(findings, path, "PROTOCOL.md §13.7"):
+            state = state.apply(body.removes, body.adds)
+            digest = state.digest()
+            if digest != header.result_state:
+                raise ConsistencyError(
+                    f"replaying v{header.version} gives {digest.count}/{digest.sha256[:16]}, "
+                    f"header v{header.version} signs "
+                    f"{header.result_state.count}/{header.result_state.sha256[:16]}"
+                )
+        digests[header.version] = digest
+        if header.version in keep:
+            report.states[header.version] = state
+    with run.step(findings, cp_path, "PROTOCOL.md §13.7"):
+        trust = update.finish(state.digest())
+    report.state = trust.state
+
+    candidates, due = _snapshot_versions(run, hub, list_id, headers)
+    width = spec.hash_length
+    for version in candidates:
+        path = snapshot_path(list_id, version)
+        with run.step(findings, path, "PROTOCOL.md §13.5"):
+            expected = update.header(version).result_state.count * width
+            snapshot_bytes = run.source.get(path, expected)
+        if snapshot_bytes is None:
+            if version in due:
+                run.finding(
+                    findings,
+                    path,
+                    "MissingFile",
+                    "PROTOCOL.md §12",
+                    f"a snapshot is due at every multiple of snapshot_every; v{version} has none",
+                )
+                raise _CheckFailedError
+            continue
+        with run.step(findings, path, "PROTOCOL.md §13.5"):
+            snapshot = update.add_snapshot(version, snapshot_bytes)
+            if snapshot.digest() != digests[version]:
+                raise ConsistencyError(f"snapshot v{version} is not the replayed state")
+        report.snapshots.append(version)
+
+    if witnessed is None:
+        report.witness = "first run: recorded"
+    elif witnessed.version == 0 or witnessed.version == update.target:
+        report.witness = f"same tree as at size {witnessed.version}, seen before"
+    else:
+        # A larger tree must extend the witnessed one: the consistency proof is built
+        # from the log just verified, and must rebuild both signed roots.
+        with run.step(findings, cp_path, "PROTOCOL.md §9.1 (against the witness file)"):
+            verify_consistency(
+                witnessed.version,
+                update.target,
+                witnessed.compact.root(),
+                update.checkpoint.root_hash,
+                consistency_proof(report.leaves, witnessed.version),
+            )
+        report.witness = f"extends size {witnessed.version} seen before (consistency proof holds)"
+    report.status = "verified"
+    return trust
+
+
+def verify_tree(
+    source: Source,
+    *,
+    pin: Pin,
+    now: datetime,
+    witness: Witness | None = None,
+    lists: Collection[str] | None = None,
+    keep: Collection[int] = (),
+) -> TreeReport:
+    """Audit every list of the tree in ``source`` (or only ``lists``) as of ``now``.
+
+    Args:
+        source: the copy to read (folder, hub, mirror).
+        pin: root v1 as the auditor obtained it out of band.
+        now: the reference time for every check of this run.
+        witness: earlier runs' records; checked against, then advanced for every
+            list that verified without a finding (the caller saves it).
+        lists: only these list ids (default: every list the newest root declares).
+        keep: versions whose replayed states the report keeps (for ``diff``).
+    """
+    report = TreeReport(source.name, now)
+    if witness is not None:
+        report.witness_file = str(witness.path)
+    run = _Run(source)
+    try:
+        hub = _open_roots(run, report, pin, now)
+    except _CheckFailedError:
+        return report
+    wanted = sorted(hub.root.lists) if lists is None else sorted(lists)
+    for list_id in wanted:
+        if list_id not in hub.root.lists:
+            report.lists.append(
+                ListReport(
+                    list_id,
+                    findings=[
+                        Finding(
+                            checkpoint_path(list_id) if _safe(list_id) else list_id,
+                            "UnknownListError",
+                            "PROTOCOL.md §13.2",
+                            f"root v{hub.root.version} does not declare list {list_id!r}",
+                        )
+                    ],
+                )
+            )
+            continue
+        witnessed = witness.trust(report.pinned_sha256, list_id) if witness else None
+        list_report = ListReport(list_id)
+        report.lists.append(list_report)
+        try:
+            trust = _verify_list(run, hub, list_report, witnessed=witnessed, keep=keep)
+        except _CheckFailedError:
+            incomplete = all(f.incomplete for f in list_report.findings)
+            list_report.status = "incomplete" if incomplete else "failed"
+            continue
+        if witness is None:
+            list_report.witness = ""
+        elif trust is not None:
+            witness.record(report.pinned_sha256, hub.root.name, trust, now)
+    return report
+
+
+def _safe(list_id: str) -> bool:
+    try:
+        checkpoint_path(list_id)
+    except ProtocolError:
+        return False
+    return True
