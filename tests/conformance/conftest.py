@@ -1,0 +1,30 @@
+"""Fixtures of the hostile-repository suite: a simulator hub and a node enrolled at it.
+
+- ``sim``: a ``SimulatorHub`` (a real hub with ``LIST`` and ``OTHER`` at version 1,
+  behind a front that forwards faithfully until a test bends it), closed afterwards.
+- ``node``: a node made with ``hashhub-node init`` and ``token set``, subscribed to
+  both lists, not yet synced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.simulator import NodeUnderTest, SimulatorHub
+
+
+@pytest.fixture
+async def sim(tmp_path: Path) -> AsyncIterator[SimulatorHub]:
+    hub = await SimulatorHub.start(tmp_path / "hub")
+    try:
+        yield hub
+    finally:
+        await hub.close()
+
+
+@pytest.fixture
+async def node(tmp_path: Path, sim: SimulatorHub) -> NodeUnderTest:
+    return await NodeUnderTest.enrol(tmp_path / "node", sim)
