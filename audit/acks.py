@@ -2,9 +2,9 @@
 
 Every ack is a node's signed receipt (PROTOCOL.md §10): the version, checkpoint
 root and state it holds, a ``cosignature/v1`` line over that checkpoint, and its
-cumulative outcome counters. With the nodes' public keys — obtained from the
-platforms, not from the hub — an auditor can check three things the hub cannot
-fake:
+cumulative outcome counters. With the nodes' public keys — best obtained from
+the platforms, not from the hub — an auditor can check three things the hub
+cannot fake:
 
 1. **Signatures.** Every ack the hub stored (``GET /v1/admin/acks``) and every
    ack it kept as evidence (``GET /v1/admin/evidence``) verifies by
@@ -22,8 +22,10 @@ fake:
    and per list, ``/v1/admin/lists/<id>/counts`` per hash).
 
 What cannot be checked is said so (``Unverifiable`` / ``Unreadable`` findings):
-a node without a public key, a route this token may not read, more acks than
-the hub will list.
+a node without a public key, or a route this token may not read. A node whose
+key the platform did not give is checked with the key the hub says it enrolled,
+and the report says so: only a key obtained out of band rules out a hub that
+forges a node's acks.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class AcksReport:
     evidence: int = 0
     verified: int = 0
     nodes: list[str] = field(default_factory=list)
+    keys_from_hub: list[str] = field(default_factory=list)
     cosigned: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)
     totals: dict[str, dict[str, Any]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
@@ -104,6 +107,7 @@ class AcksReport:
             "evidence_acks": self.evidence,
             "verified": self.verified,
             "nodes": self.nodes,
+            "keys_from_hub": self.keys_from_hub,
             "cosigned": {
                 list_id: {
                     str(size): {root: sorted(nodes) for root, nodes in roots.items()}
@@ -152,33 +156,22 @@ def _rows(payload: Any, key: str) -> list[dict[str, Any]]:
 
 
 def _fetch_acks(hub: HttpSource, list_ids: Iterable[str], report: AcksReport) -> list[StoredAck]:
-    """Every stored ack, list by list (and node by node where a list has a full page)."""
+    """Every stored ack, list by list, page by page (``before`` the last id seen)."""
     needs = "GET /v1/admin/acks (auditor role)"
     rows: dict[int, dict[str, Any]] = {}
     for list_id in list_ids:
-        payload = _api(hub, f"v1/admin/acks?list={list_id}&limit={ACKS_PAGE}", report, needs)
-        if payload is None:
-            return []
-        page = _rows(payload, "acks")
-        rows.update({int(r["id"]): r for r in page})
-        if len(page) < ACKS_PAGE:
-            continue
-        for node in sorted({str(r["node"]) for r in page}):
-            query = f"v1/admin/acks?list={list_id}&node={node}&limit={ACKS_PAGE}"
+        before = ""
+        while True:
+            query = f"v1/admin/acks?list={list_id}&limit={ACKS_PAGE}{before}"
             payload = _api(hub, query, report, needs)
             if payload is None:
                 return []
-            node_page = _rows(payload, "acks")
-            rows.update({int(r["id"]): r for r in node_page})
-            if len(node_page) >= ACKS_PAGE:
-                _finding(
-                    report,
-                    f"list {list_id}, node {node}",
-                    "Unreadable",
-                    needs,
-                    f"the hub lists at most {ACKS_PAGE} acks and has no way to page further: "
-                    "older acks were not checked and the totals cannot be recomputed",
-                )
+            page = _rows(payload, "acks")
+            fresh = {int(r["id"]): r for r in page if int(r["id"]) not in rows}
+            rows.update(fresh)
+            if len(page) < ACKS_PAGE or not fresh:
+                break
+            before = f"&before={min(fresh)}"
     out = []
     for row_id, r in sorted(rows.items()):
         out.append(
@@ -221,20 +214,26 @@ def _fetch_evidence(hub: HttpSource, report: AcksReport) -> list[StoredAck]:
     return out
 
 
-def _check_enrolled_keys(
+def _enrolled_keys(
     hub: HttpSource, node_keys: Mapping[str, PublicKey], report: AcksReport
-) -> None:
-    """If this token may list nodes, the hub's enrolled key ids must be the ones given."""
+) -> dict[str, PublicKey]:
+    """The key to check each node's acks with: the platform's, else the hub's record.
+
+    A key given out of band (``--node-key``) decides, and the hub's enrolled key id
+    must be the same; for a node without one, the public key the hub says it
+    enrolled is used and the report names the node in ``keys_from_hub`` (a hub
+    that lies about a key could forge that node's acks; ask the platform for it).
+    """
+    keys = dict(node_keys)
     try:
         answer = hub.request("v1/admin/nodes", _API_CAP, missing_ok=False)
     except FetchError:
-        # Listing nodes needs the viewer role; the keys given out of band still decide.
-        return
+        return keys  # this token may not list nodes: the keys given out of band decide
     assert answer is not None
     try:
         nodes = {str(n["id"]): n for n in _rows(json.loads(answer[1]), "nodes")}
     except (ValueError, KeyError, TypeError):
-        return
+        return keys
     for node_id, key in sorted(node_keys.items()):
         enrolled = nodes.get(node_id)
         if enrolled is not None and enrolled.get("keyid") != key.keyid:
@@ -246,6 +245,18 @@ def _check_enrolled_keys(
                 f"the hub enrolled key {str(enrolled.get('keyid'))[:16]}…, "
                 f"not the given key {key.keyid[:16]}…",
             )
+    for node_id, enrolled in sorted(nodes.items()):
+        if node_id in keys or not isinstance(enrolled.get("public_key"), str):
+            continue
+        try:
+            key = PublicKey(bytes.fromhex(enrolled["public_key"]))
+        except (ValueError, ProtocolError):
+            continue
+        if key.keyid != enrolled.get("keyid"):
+            continue
+        keys[node_id] = key
+        report.keys_from_hub.append(node_id)
+    return keys
 
 
 def _verify(stored: StoredAck, key: PublicKey, hub_name: str, report: AcksReport) -> None:
@@ -499,9 +510,10 @@ def audit_acks(
         hub: the hub, with a token of the ``auditor`` role (acks and evidence).
         tree: ``verify_tree`` of the same hub: the published log co-signed roots are
             compared with.
-        node_keys: each node's public key, as the platform gave it.
+        node_keys: each node's public key, as the platform gave it; a node without
+            one is checked with the key the hub enrolled (named in ``keys_from_hub``).
         viewer: the hub with a token that may read ``/v1/admin/status``, the per-hash
-            counts and the node list (``viewer`` role); default ``hub``.
+            counts and the node list (``viewer`` or ``auditor`` role); default ``hub``.
     """
     viewer = viewer or hub
     report = AcksReport(hub.name)
@@ -514,7 +526,7 @@ def audit_acks(
         return report
     report.acks, report.evidence = len(stored), len(evidence)
     report.nodes = sorted({s.node for s in (*stored, *evidence)})
-    _check_enrolled_keys(viewer, node_keys, report)
+    node_keys = _enrolled_keys(viewer, node_keys, report)
     for item in (*stored, *evidence):
         key = node_keys.get(item.node)
         if key is None:

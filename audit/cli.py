@@ -20,12 +20,13 @@ gives every participant at init and enrolment).
 chain, every checkpoint, header, body and due snapshot, a replay of every list
 from empty, and the checkpoints of earlier runs kept in a witness file (default
 ``$XDG_STATE_HOME/hashhub/audit-witness.json``; a tree that shrank or forked since
-is a failure). ``acks`` needs an operator token with the ``auditor`` role (acks
-and evidence), one with the ``viewer`` role for the totals the hub reports
-(``--viewer-token``; the auditor role may not read them), and the nodes' public
-keys, obtained from the platforms, as the hub lists only key ids
-(``--node-key platform-a=platform-a.pub.pem``). It verifies every stored ack,
-reports split views, and recomputes the takedown totals from the signed acks.
+is a failure). ``acks`` needs an operator token with the ``auditor`` role (acks,
+evidence, the totals the hub reports and its node list), and is strongest with
+the nodes' public keys obtained from the platforms
+(``--node-key platform-a=platform-a.pub.pem``): a node without one is checked
+with the key the hub says it enrolled, and the report names it. It verifies
+every stored ack, reports split views, and recomputes the takedown totals from
+the signed acks.
 ``diff`` lists the hashes added and removed between two versions of a list, with
 the key ids that signed each change. Private lists are read with
 ``--token`` (or ``HASHHUB_AUDIT_TOKEN``).
@@ -286,6 +287,11 @@ def _acks_lines(tree: TreeReport, report: AcksReport) -> list[str]:
         f"acks: {report.acks} stored, {report.evidence} kept as evidence, "
         f"{report.verified} verified, from node(s) {', '.join(report.nodes) or 'none'}"
     )
+    if report.keys_from_hub:
+        lines.append(
+            "  checked with the keys the hub enrolled (none given out of band): "
+            + ", ".join(report.keys_from_hub)
+        )
     for list_id, sizes in sorted(report.cosigned.items()):
         for size, roots in sorted(sizes.items()):
             for root, nodes in sorted(roots.items()):
@@ -312,7 +318,7 @@ def _acks_lines(tree: TreeReport, report: AcksReport) -> list[str]:
     metavar="TOKEN",
     envvar="HASHHUB_AUDIT_VIEWER_TOKEN",
     show_envvar=True,
-    help="A viewer-role token for the hub's totals and node list (default: --token).",
+    help="Another token for the hub's totals and node list (default: --token).",
 )
 def acks(
     source: str,

@@ -1009,8 +1009,12 @@ async def admin_acks(request: web.Request, principal: Principal) -> web.StreamRe
     node = _optional_query(request, "node", _node_id)
     list_id = _optional_query(request, "list", _list_id)
     limit = _query_limit(request)
+    raw_before = request.query.get("before")
+    if raw_before is not None and not re.fullmatch(r"[1-9][0-9]{0,17}", raw_before):
+        raise InvalidRequest("before must be a positive integer (an ack id)")
+    before = None if raw_before is None else int(raw_before)
     rows = await request.app[HUB].call(
-        lambda hub: hub.acks(node=node, list_id=list_id, limit=limit)
+        lambda hub: hub.acks(node=node, list_id=list_id, limit=limit, before=before)
     )
     for row in rows:
         row["bytes"], row["sig"] = _b64(row["bytes"]), _b64(row["sig"])
@@ -1018,17 +1022,17 @@ async def admin_acks(request: web.Request, principal: Principal) -> web.StreamRe
 
 
 ADMIN_ROUTES: tuple[AdminRoute, ...] = (
-    AdminRoute("GET", "/v1/admin/status", ("viewer",), admin_status),
-    AdminRoute("GET", "/v1/admin/lists", ("viewer",), admin_lists),
+    AdminRoute("GET", "/v1/admin/status", ("viewer", "auditor"), admin_status),
+    AdminRoute("GET", "/v1/admin/lists", ("viewer", "auditor"), admin_lists),
     AdminRoute("POST", "/v1/admin/lists", (), admin_create_list),
-    AdminRoute("GET", "/v1/admin/lists/{list_id}/counts", ("viewer",), admin_counts),
+    AdminRoute("GET", "/v1/admin/lists/{list_id}/counts", ("viewer", "auditor"), admin_counts),
     AdminRoute("POST", "/v1/admin/lists/{list_id}/stage", ("publisher",), admin_stage),
     AdminRoute("POST", "/v1/admin/lists/{list_id}/import", ("publisher",), admin_import),
     AdminRoute("POST", "/v1/admin/publish", ("publisher",), admin_publish),
-    AdminRoute("GET", "/v1/admin/nodes", ("viewer",), admin_nodes),
+    AdminRoute("GET", "/v1/admin/nodes", ("viewer", "auditor"), admin_nodes),
     AdminRoute("POST", "/v1/admin/nodes", (), admin_enrol),
     AdminRoute("DELETE", "/v1/admin/nodes/{node_id}", (), admin_revoke),
-    AdminRoute("GET", "/v1/admin/keys", ("viewer",), admin_keys),
+    AdminRoute("GET", "/v1/admin/keys", ("viewer", "auditor"), admin_keys),
     AdminRoute("POST", "/v1/admin/keys/{role}/rotate", (), admin_rotate),
     AdminRoute("POST", "/v1/admin/tokens", (), admin_create_token),
     AdminRoute("GET", "/v1/admin/actions", ("viewer", "auditor"), admin_actions),

@@ -57,7 +57,7 @@ from protocol import (
     root_files,
 )
 from protocol._fields import format_time, parse_time
-from protocol.ack import NODE_ID_PATTERN, verify_ack
+from protocol.ack import NODE_ID_PATTERN, Ack, verify_ack
 from protocol.keyfile import load_private_key, write_private_key
 from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
@@ -716,6 +716,7 @@ class Hub:
             {
                 "id": r["id"],
                 "keyid": PublicKey(bytes.fromhex(r["public_key"])).keyid,
+                "public_key": r["public_key"],
                 "lists": json.loads(r["lists"]),
                 "created": r["created"],
                 "revoked": r["revoked"],
@@ -844,8 +845,21 @@ class Hub:
             [ack.list_id, ack.applied.version],
         )
         if log is None:
+            # A node co-signing a version this hub never published was shown another
+            # log (or a longer fork of this one): the ack is evidence of that.
+            evidence = self._ack_evidence(
+                "unpublished_version",
+                ack,
+                {
+                    "version": ack.applied.version,
+                    "cosigned_root": ack.applied.checkpoint_root.hex(),
+                },
+                data,
+                sig,
+            )
             raise Unprocessable(
-                f"list {ack.list_id} has no published version {ack.applied.version}"
+                f"list {ack.list_id} has no published version {ack.applied.version}; "
+                f"the ack is kept as evidence #{evidence}"
             )
         mismatch = []
         if bytes(log["root"]) != ack.applied.checkpoint_root:
@@ -856,34 +870,18 @@ class Hub:
         ):
             mismatch.append("state")
         if mismatch:
-            with self.db.atomic():
-                evidence = (
-                    self.db.table("evidence")
-                    .insert(
-                        {
-                            "kind": "split_view"
-                            if "checkpoint root" in mismatch
-                            else "state_mismatch",
-                            "node": ack.node,
-                            "list_id": ack.list_id,
-                            "detail": json.dumps(
-                                {
-                                    "version": ack.applied.version,
-                                    "mismatch": mismatch,
-                                    "published_root": bytes(log["root"]).hex(),
-                                    "cosigned_root": ack.applied.checkpoint_root.hex(),
-                                }
-                            ),
-                            "bytes": data,
-                            "sig": sig,
-                            "created": format_time(self.now()),
-                        }
-                    )
-                    .last_pk
-                )
-                self._log(
-                    "evidence", "hub", {"node": ack.node, "list": ack.list_id, "id": evidence}
-                )
+            evidence = self._ack_evidence(
+                "split_view" if "checkpoint root" in mismatch else "state_mismatch",
+                ack,
+                {
+                    "version": ack.applied.version,
+                    "mismatch": mismatch,
+                    "published_root": bytes(log["root"]).hex(),
+                    "cosigned_root": ack.applied.checkpoint_root.hex(),
+                },
+                data,
+                sig,
+            )
             raise Unprocessable(
                 f"ack from {ack.node} co-signs a {' and '.join(mismatch)} the hub never published "
                 f"for {ack.list_id} v{ack.applied.version}; kept as evidence #{evidence}"
@@ -1108,13 +1106,23 @@ class Hub:
         ]
 
     def acks(
-        self, *, node: str | None = None, list_id: str | None = None, limit: int = 100
+        self,
+        *,
+        node: str | None = None,
+        list_id: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored acks, newest first, with their exact bytes and signature sidecar."""
+        """Stored acks, newest first, with their exact bytes and signature sidecar.
+
+        ``before`` pages back: only acks whose ``id`` is below it (the last ``id`` of
+        the previous page), so an auditor can read every ack however many there are.
+        """
         rows = self.db.query(
             "SELECT * FROM acks WHERE (:node IS NULL OR node = :node) "
-            "AND (:list IS NULL OR list_id = :list) ORDER BY id DESC LIMIT :limit",
-            {"node": node, "list": list_id, "limit": limit},
+            "AND (:list IS NULL OR list_id = :list) AND (:before IS NULL OR id < :before) "
+            "ORDER BY id DESC LIMIT :limit",
+            {"node": node, "list": list_id, "limit": limit, "before": before},
         )
         return [
             {
@@ -1132,6 +1140,30 @@ class Hub:
         ]
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _ack_evidence(
+        self, kind: str, ack: Ack, detail: dict[str, Any], data: bytes, sig: bytes
+    ) -> int:
+        """Keep a refused ack's exact bytes and sidecar as evidence; returns its id."""
+        with self.db.atomic():
+            evidence = (
+                self.db.table("evidence")
+                .insert(
+                    {
+                        "kind": kind,
+                        "node": ack.node,
+                        "list_id": ack.list_id,
+                        "detail": json.dumps(detail),
+                        "bytes": data,
+                        "sig": sig,
+                        "created": format_time(self.now()),
+                    }
+                )
+                .last_pk
+            )
+            self._log("evidence", "hub", {"node": ack.node, "list": ack.list_id, "id": evidence})
+        assert isinstance(evidence, int)
+        return evidence
 
     def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         rows = list(self.db.query(sql, params))

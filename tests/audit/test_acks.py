@@ -181,10 +181,22 @@ async def test_totals_the_hub_inflated_are_caught(
     assert all(f["file"] == f"list {LIST}" for f in mismatches)
 
 
-async def test_the_auditor_role_alone_cannot_read_the_hubs_totals(
+async def test_the_auditor_role_alone_reads_the_hubs_totals(
     client: Client, hub_home: Path, role_tokens: dict[str, str], nodes: Nodes
 ) -> None:
     out = await run_acks(client, hub_home, role_tokens, *nodes.args(), viewer=False)
+    assert out.code == 0, out.stdout
+    assert findings(out) == []
+    assert out.json()["acks"]["verified"] == 4
+    assert out.json()["acks"]["totals"][LIST]["list"] == EXPECTED
+
+
+async def test_a_token_that_may_not_read_the_totals_leaves_the_audit_incomplete(
+    client: Client, hub_home: Path, role_tokens: dict[str, str], nodes: Nodes
+) -> None:
+    out = await run_acks(
+        client, hub_home, role_tokens, *nodes.args(), "--viewer-token", role_tokens["publisher"]
+    )
     assert out.code == EXIT_INCOMPLETE, out.stdout
     (finding,) = findings(out)
     assert (finding["file"], finding["rule"]) == ("v1/admin/status", "Unreadable")
@@ -192,14 +204,54 @@ async def test_the_auditor_role_alone_cannot_read_the_hubs_totals(
     assert out.json()["acks"]["verified"] == 4, "the signatures were still all checked"
 
 
-async def test_acks_of_a_node_without_a_key_are_unverifiable(
+async def test_a_node_without_a_key_given_is_checked_with_the_key_the_hub_enrolled(
     client: Client, hub_home: Path, role_tokens: dict[str, str], nodes: Nodes
 ) -> None:
     out = await run_acks(client, hub_home, role_tokens, "--node-key", f"platform-a={nodes.pem_a}")
+    assert out.code == 0, out.stdout
+    assert out.json()["acks"]["keys_from_hub"] == [OTHER_NODE]
+    assert out.json()["acks"]["verified"] == 4
+
+
+async def test_a_hub_that_swaps_a_nodes_enrolled_key_is_caught_by_its_acks(
+    client: Client, hub_home: Path, role_tokens: dict[str, str], nodes: Nodes
+) -> None:
+    """Without the platform's key the hub's record is used, and a swapped one fails."""
+    stranger = SigningKey.generate()
+    with db(hub_home) as conn:
+        conn.execute(
+            "UPDATE nodes SET public_key = ? WHERE id = ?", [stranger.public.raw.hex(), OTHER_NODE]
+        )
+    out = await run_acks(client, hub_home, role_tokens, "--node-key", f"platform-a={nodes.pem_a}")
+    assert out.code == EXIT_FAILED, out.stdout
+    signature = [f for f in findings(out) if f["rule"] == "SignatureError"]
+    assert [f["file"] for f in signature] == [f"ack #4 ({OTHER_NODE}, {LIST}, seq 1)"]
+    # Given out of band, the platform's own key exposes the swap itself.
+    out = await run_acks(client, hub_home, role_tokens, *nodes.args())
+    assert out.code == EXIT_FAILED, out.stdout
+    assert any(
+        f["file"] == f"node {OTHER_NODE}" and "the hub enrolled key" in f["message"]
+        for f in findings(out)
+    )
+
+
+async def test_acks_of_a_node_without_any_key_are_unverifiable(
+    client: Client, hub_home: Path, role_tokens: dict[str, str], nodes: Nodes
+) -> None:
+    """A token that may not list nodes, and no key given: that node's acks are unchecked."""
+    out = await run_acks(
+        client,
+        hub_home,
+        role_tokens,
+        "--node-key",
+        f"platform-a={nodes.pem_a}",
+        "--viewer-token",
+        role_tokens["publisher"],
+    )
     assert out.code == EXIT_INCOMPLETE, out.stdout
-    (finding,) = findings(out)
-    assert finding["rule"] == "Unverifiable"
-    assert f"--node-key {OTHER_NODE}=FILE" in finding["message"]
+    rules = {f["rule"] for f in findings(out)}
+    assert "Unverifiable" in rules
+    assert any(f"--node-key {OTHER_NODE}=FILE" in f["message"] for f in findings(out))
 
 
 async def test_acks_needs_the_hubs_url_and_a_token(

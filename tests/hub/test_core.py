@@ -433,10 +433,21 @@ def test_a_cosignature_of_a_root_never_published_is_kept_as_evidence(
     assert hub.nodes()[0]["last_seq"] == 0
 
 
-def test_an_ack_of_a_version_never_published_is_unprocessable(hub: Hub, platform: Platform) -> None:
-    with pytest.raises(Unprocessable, match="no published version 9"):
+def test_an_ack_of_a_version_never_published_is_unprocessable_and_kept_as_evidence(
+    hub: Hub, platform: Platform
+) -> None:
+    """A node co-signing a size this hub never reached was shown a longer (forked) log."""
+    with pytest.raises(Unprocessable, match=r"no published version 9.*evidence #1"):
         platform.send(1, version=9)
     assert count_rows(hub, "acks") == 0
+    [evidence] = hub.evidence(include_bytes=True)
+    assert (evidence["kind"], evidence["node"], evidence["list"]) == (
+        "unpublished_version",
+        "platform-a",
+        LIST,
+    )
+    assert evidence["detail"]["version"] == 9
+    assert hub.nodes()[0]["last_seq"] == 0
 
 
 # -- counters and flags -----------------------------------------------------------------------

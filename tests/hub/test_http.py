@@ -397,7 +397,9 @@ def test_the_route_table_gives_each_operator_role_its_rights() -> None:
     assert rights["POST /v1/admin/lists/{list_id}/stage"] == {"publisher"}
     assert rights["GET /v1/admin/acks"] == {"auditor"}
     assert rights["GET /v1/admin/evidence"] == {"auditor"}
-    assert rights["GET /v1/admin/status"] == {"viewer"}
+    # An auditor recomputes the totals the hub reports and checks the enrolled keys.
+    for read in ("status", "lists", "lists/{list_id}/counts", "nodes", "keys"):
+        assert rights[f"GET /v1/admin/{read}"] == {"viewer", "auditor"}
     assert rights["POST /v1/admin/tokens"] == set()
     assert rights["POST /v1/admin/nodes"] == set()
 
@@ -977,6 +979,35 @@ async def test_an_auditor_reads_each_ack_with_its_exact_bytes(
         "/v1/admin/acks", params={"node": "../x"}, headers=bearer(role_tokens["auditor"])
     )
     assert hostile.status == 400
+
+
+async def test_an_auditor_pages_back_through_every_ack(
+    client: Client,
+    follower: Follower,
+    node_key: SigningKey,
+    node_token: str,
+    role_tokens: dict[str, str],
+) -> None:
+    sent = []
+    for seq in range(1, 6):
+        data, sig = await follower.ack(node_key, LIST, seq)
+        await post_ack(client, data, sig, node_token)
+        sent.append(data)
+    auditor = bearer(role_tokens["auditor"])
+    seen: list[bytes] = []
+    params = {"limit": "2"}
+    while True:
+        page = (await (await client.get("/v1/admin/acks", params=params, headers=auditor)).json())[
+            "acks"
+        ]
+        seen += [base64.b64decode(a["bytes"]) for a in page]
+        if len(page) < 2:
+            break
+        params = {"limit": "2", "before": str(page[-1]["id"])}
+    assert seen == sent[::-1]
+    for bad in ("0", "-1", "x", "1" * 30):
+        response = await client.get("/v1/admin/acks", params={"before": bad}, headers=auditor)
+        assert_error(response.status, await response.json(), 400)
 
 
 async def test_acks_and_publishes_are_counted_in_metrics(

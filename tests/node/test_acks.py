@@ -394,8 +394,9 @@ async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_
         fresh.enqueue_acks()
         assert [row["seq"] for row in outbox(fresh)] == [1, 2]
 
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
                 f"{hub.url}/v1/acks",
                 data=bytes(outbox(fresh)[0]["bytes"]),
                 headers={
@@ -403,10 +404,11 @@ async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_
                     "Hashhub-Signature": base64.b64encode(bytes(outbox(fresh)[0]["sig"])).decode(),
                     "Content-Type": "application/json",
                 },
-            ) as resp:
-                assert resp.status == 409
-                assert resp.headers["Hashhub-Last-Seq"] == "2"
-                assert (await resp.json())["error"]["code"] == "seq_conflict"
+            ) as resp,
+        ):
+            assert resp.status == 409
+            assert resp.headers["Hashhub-Last-Seq"] == "2"
+            assert (await resp.json())["error"]["code"] == "seq_conflict"
 
         assert await flush(fresh) == (2, 0)
 
