@@ -42,6 +42,8 @@ class NodeConfig:
         snapshot_lag: resynchronise from a snapshot when this many versions behind.
         max_upload_bytes: cap on an image sent to the match API.
         dihedral: also query the 8 rotations/flips of PDQ hashes of images.
+        fetch_timeout: seconds allowed for one download, start to end (a source that
+            drips bytes is cut off here and the next source tried).
     """
 
     node_id: str
@@ -60,6 +62,14 @@ class NodeConfig:
     snapshot_lag: int = 1000
     max_upload_bytes: int = 20 * 1024 * 1024
     dihedral: bool = False
+    fetch_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        timeout = self.fetch_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"fetch_timeout must be a number of seconds, not {timeout!r}")
+        if not 0 < timeout <= 3600:
+            raise TypeError(f"fetch_timeout must be from 0 to 3600 seconds, not {timeout}")
 
     def to_toml(self) -> str:
         lines = ["# hashhub node configuration (see docs/participant-guide.md)"]

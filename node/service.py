@@ -35,7 +35,7 @@ from node.imaging import ImageLimits, dihedral_pdq, file_digests, hash_image
 from node.matcher import ListIndex
 from node.store import NodeStore
 from node.sync import Fetcher, ListOutcome, Syncer
-from protocol import ListState, ProtocolError, Root, SigningKey
+from protocol import Limits, ListState, ProtocolError, Root, SigningKey
 from protocol._fields import format_time, parse_time
 from protocol.ack import (
     COUNTER_NAMES,
@@ -758,7 +758,13 @@ class Node:
 
 async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutcome]:
     """One update of every subscribed list (DESIGN §4), then indexes, registry, acks."""
-    fetcher = Fetcher(session, node.config.hub_url, mirrors=node.config.mirrors, token=node.token)
+    fetcher = Fetcher(
+        session,
+        node.config.hub_url,
+        mirrors=node.config.mirrors,
+        token=node.token,
+        limits=Limits(fetch_timeout=node.config.fetch_timeout),
+    )
     syncer = Syncer(
         node.store,
         fetcher,

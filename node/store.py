@@ -256,6 +256,11 @@ class NodeStore:
         )
         return True
 
+    def applied_version(self, list_id: str) -> int:
+        """The version of ``list_id`` the node enforces (0 if none was ever applied)."""
+        row = self._one("SELECT trust FROM lists WHERE id = ?", [list_id])
+        return 0 if row is None else ListTrust.from_dict(json.loads(row["trust"])).version
+
     def list_ids(self) -> list[str]:
         return [r["id"] for r in self.db.query("SELECT id FROM lists ORDER BY id")]
 

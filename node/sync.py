@@ -126,7 +126,12 @@ class Fetcher:
             except NotPublishedError as e:
                 missing += 1
                 last = e
-            except (FetchError, LimitError) as e:
+            except LimitError as e:
+                # More than the cap (for bodies and snapshots the signed length) is a
+                # source breaking the protocol, not a network fault: on record.
+                self.rejected.append(f"{base}/{path} (over {cap} bytes)")
+                last = e
+            except FetchError as e:
                 last = e
         if missing == len(sources):
             raise NotPublishedError(f"{path}: not published")
@@ -244,9 +249,12 @@ class Syncer:
             for list_id in self.lists:
                 self.store.record_failure(list_id, now, e, evidence=evidence)
             status = "rejected" if evidence else "failed"
-            return [
-                ListOutcome(lid, status, 0, 0, f"{type(e).__name__}: {e}") for lid in self.lists
-            ]
+            error = f"{type(e).__name__}: {e}"
+            outcomes = []
+            for lid in self.lists:
+                enforced = self.store.applied_version(lid)  # still enforced, unchanged
+                outcomes.append(ListOutcome(lid, status, enforced, enforced, error))
+            return outcomes
         self.store.save_roots(hub.root_files())
         outcomes = [await self.sync_list(hub, list_id, now) for list_id in self.lists]
         if self.fetcher.rejected:
@@ -287,7 +295,8 @@ class Syncer:
             spec = hub.root.list_spec(list_id)
         except ProtocolError as e:
             self.store.record_failure(list_id, now, e, evidence=True)
-            return ListOutcome(list_id, "rejected", 0, 0, f"{type(e).__name__}: {e}")
+            enforced = self.store.applied_version(list_id)
+            return ListOutcome(list_id, "rejected", enforced, enforced, f"{type(e).__name__}: {e}")
         stored = self.store.stored_list(list_id, spec.hash_type)
         start = stored.trust.version
         checkpoint = b""

@@ -49,6 +49,7 @@ from click.testing import CliRunner
 
 from hub.core import Hub, utcnow
 from node.cli import main as node_cli
+from node.config import CONFIG_NAME, NodeConfig
 from node.service import Node
 from node.sync import ListOutcome
 from protocol import (
@@ -405,6 +406,11 @@ class NodeUnderTest:
         result = await asyncio.to_thread(_invoke, ["token", "set", token, "--home", str(home)])
         assert result.exit_code == 0, result.output
         return cls(home, sim)
+
+    def configure(self, **settings: Any) -> None:
+        """Change settings in ``node.toml``, as the platform's operator would."""
+        config = replace(NodeConfig.load(self.home), **settings)
+        (self.home / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
 
     async def sync(self) -> SyncRun:
         """``hashhub-node sync`` on a worker thread (the servers answer on this loop)."""

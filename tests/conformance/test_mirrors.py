@@ -68,12 +68,6 @@ async def test_a_malicious_mirror_is_passed_over_for_the_hubs_verified_copy(
         assert f"{mirror.url}/{path}" in evidence["message"], "the evidence names the mirror"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node.sync.Fetcher.fetch treats a mirror's answer over a signed length (LimitError) "
-    "like a transport failure: the hub's copy is used but the mirror is not put on record "
-    "(only SHA-256 mismatches reach Fetcher.rejected and the RejectedSource evidence)",
-)
 async def test_a_mirror_sending_more_than_the_signed_body_length_is_on_record(
     tmp_path: Path, sim: SimulatorHub
 ) -> None:

@@ -75,11 +75,6 @@ async def test_a_root_rotation_that_lacks_the_old_or_the_new_threshold_is_reject
     assert node.enforces(*FIRST) == [True] * len(FIRST)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node.sync.Syncer.sync reports from_version 0 for every list when the root walk "
-    "fails, so 'hashhub-node sync' prints 'still enforcing v0' while v1 is enforced",
-)
 async def test_a_rejected_root_reports_the_version_still_enforced(
     sim: SimulatorHub, node: NodeUnderTest
 ) -> None:

@@ -407,6 +407,24 @@ def test_a_secret_file_others_can_read_is_a_mistake(offline_home: Path) -> None:
     mistake(invoke_now("status", "--home", str(offline_home)), "too open", "chmod 600")
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('fetch_timeout = "fast"', "fetch_timeout must be a number"),
+        ("fetch_timeout = 0", "from 0 to 3600"),
+        ("fetch_timeout = 86400", "from 0 to 3600"),
+        ("fetch_timeout = true", "fetch_timeout must be a number"),
+        ("fetch_deadline = 5", "unknown setting"),
+        ("fetch_timeout = ", "node.toml"),
+    ],
+)
+def test_a_bad_setting_in_node_toml_is_a_mistake(offline_home: Path, line: str, says: str) -> None:
+    toml = offline_home / "node.toml"
+    kept = [ln for ln in toml.read_text().splitlines() if not ln.startswith("fetch_timeout")]
+    toml.write_text("\n".join([*kept, line]) + "\n")
+    mistake(invoke_now("status", "--home", str(offline_home)), says)
+
+
 def test_usage_errors_exit_2_without_a_traceback(offline_home: Path) -> None:
     result = invoke_now("scan", "--home", str(offline_home), "/nonexistent-dir")
     assert result.exit_code == 2
