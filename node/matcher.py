@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -698,11 +699,13 @@ class ListIndex:
                     self._segments = self._rebuilt(new)
 
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
-        """Wait for a background rebuild to finish; False if it is still running."""
-        rebuilder = self._rebuilder
-        if rebuilder is not None:
-            rebuilder.join(timeout)
-            return not rebuilder.is_alive()
+        """Wait until no background rebuild runs (one may chain another); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (rebuilder := self._rebuilder) is not None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            rebuilder.join(left)
+            if rebuilder.is_alive():
+                return False
         return True
 
     @property
@@ -728,8 +731,10 @@ class ListIndex:
         thread = threading.Thread(
             target=self._rebuild, args=(base,), name=f"rebuild-{self._kind.name}", daemon=True
         )
-        self._rebuilder = thread
+        # Called with the lock held, which the thread needs before it can finish: it
+        # is started before it is published, so no one ever joins an unstarted thread.
         thread.start()
+        self._rebuilder = thread
 
     def _rebuild(self, base: _Segments) -> None:
         try:
