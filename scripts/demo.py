@@ -30,6 +30,7 @@ import io
 import json
 import shutil
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,9 @@ async def main(out: Path, serve: bool) -> int:
         hub = Hub.open(out / "hub")
         for entry in hub.status()["lists"]:
             for n in entry["nodes"]:
+                if n["applied_version"] is None:
+                    print(f"   hub sees {n['node']} on {entry['id']}: nothing published yet")
+                    continue
                 print(
                     f"   hub sees {n['node']} on {entry['id']} v{n['applied_version']}"
                     f" (lag {n['lag']}): {n['counts']}"
@@ -240,6 +244,26 @@ async def main(out: Path, serve: bool) -> int:
             )
         await flush_acks(node, session)
         node.close()
+
+        say("6. An auditor checks the hub from public keys alone")
+        hub = Hub.open(out / "hub")
+        auditor_token = hub.create_operator_token("auditor", "demo-auditor", who="demo")
+        hub.close()
+        audit = Path(sys.executable).with_name("hashhub-audit")
+        common = ["--root-sha256", pin, "--token", auditor_token]
+        witness = ["--witness", str(out / "audit-witness.json")]
+        node_key = ["--node-key", f"platform-demo={out / 'node' / 'node.pub.pem'}"]
+        for args in (["verify", hub_url, *common, *witness], ["acks", hub_url, *common, *node_key]):
+            print(f"   $ hashhub-audit {args[0]} {hub_url} …")
+            process = await asyncio.create_subprocess_exec(
+                str(audit), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
+            output, _ = await process.communicate()
+            for line in output.decode().splitlines():
+                print(f"     {line}")
+            if process.returncode != 0:
+                print(f"   hashhub-audit {args[0]} exited {process.returncode} — this is a bug")
+                return 1
         if serve:
             print(f"\nServing: hub {hub_url}, node {api} (token in {out}/node/api-token).")
             print("Ctrl-C stops.")

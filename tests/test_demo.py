@@ -1,4 +1,4 @@
-"""``make demo`` keeps working: a hub and a node together, a match, a takedown, a webhook."""
+"""``make demo`` keeps working: a hub and a node, a match, a takedown, a webhook, an audit."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ async def test_demo_shows_a_match_a_counted_takedown_and_a_retroactive_webhook(
     assert "'actioned': 1" in printed
     assert "platform received: content post-4711" in printed
     assert "HMAC valid: True" in printed
+    # The auditor's two commands ran against the live hub and found nothing wrong.
+    assert printed.count("     result: OK") == 2
+    assert "3 verified, from node(s) platform-demo" in printed
 
 
 def test_protocol_walkthrough_verifies_and_catches_a_flipped_byte(
