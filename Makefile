@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Programs the tests call that Python cannot install: openssl and jq (the auditor's
-# by-hand checks are tested with them). Installed from the system packages if absent.
+# by-hand checks are tested with them) and chromium (the web pages are tested in a
+# real browser, driven by Playwright; no browser is downloaded). Installed from the
+# system packages if absent.
 system-deps:
 	@missing=""; \
-	for tool in openssl jq; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	for tool in openssl jq chromium; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
