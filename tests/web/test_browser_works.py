@@ -19,7 +19,9 @@ async def test_chromium_renders_a_loopback_page_and_logs_its_post(
         )
 
     async def posted(request: web.Request) -> web.Response:
-        return web.Response(text=f"got {(await request.post())['q']}", content_type="text/html")
+        value = (await request.post())["q"]
+        assert isinstance(value, str)
+        return web.Response(text=f"got {value}", content_type="text/html")
 
     app = web.Application()
     app.router.add_get("/", form)
