@@ -4,7 +4,9 @@
 pattern): routes in one place below, typed ``web.AppKey``s, one cleanup context per
 resource (the database thread, the scheduler). ``run(home)`` serves it with
 ``web.run_app``, which shuts down cleanly on SIGTERM. ``hub/openapi.yaml`` documents
-every route; a test keeps the two in step.
+every API route; a test keeps the two in step. The HTML pages for people (public
+submission, case lookup, the operators' dashboard) are added by ``hub.web.setup``
+and documented in ``hub/web/pages.py``.
 
 The published tree (DESIGN §3.8) is served from ``Hub.file`` exactly as it was
 signed. Every path segment is checked before it is used — list ids by
@@ -110,8 +112,10 @@ __all__ = [
     "AdminRoute",
     "HubMetrics",
     "PublishedCache",
+    "after_publish",
     "create_app",
     "error_response",
+    "read_body",
     "run",
 ]
 
@@ -433,7 +437,7 @@ def _sha256(value: str) -> str:
     return value
 
 
-async def _read_body(request: web.Request, cap: int) -> bytes:
+async def read_body(request: web.Request, cap: int) -> bytes:
     """The request body, refusing (413) anything over ``cap`` bytes without reading it all."""
     declared = request.content_length
     if declared is not None and declared > cap:
@@ -460,7 +464,7 @@ async def _json_object(request: web.Request, cap: int, *, optional: bool = False
     if optional and not request.body_exists:
         return {}
     _require_json(request)
-    data = await _read_body(request, cap)
+    data = await read_body(request, cap)
     if optional and not data.strip():
         return {}
     try:
@@ -550,7 +554,8 @@ async def _refresh_gauges(app: web.Application) -> None:
         app[METRICS].list_version.labels(list_id).set(version)
 
 
-def _after_publish(app: web.Application, results: list[dict[str, Any]], trigger: str) -> None:
+def after_publish(app: web.Application, results: list[dict[str, Any]], trigger: str) -> None:
+    """After a publish made through this app (API or dashboard): clear caches, count it."""
     _changed(app)
     metrics = app[METRICS]
     for result in results:
@@ -730,7 +735,7 @@ async def post_ack(request: web.Request) -> web.StreamResponse:
         data = sig = b""
         try:
             _require_json(request)
-            data = await _read_body(request, app[CONFIG].max_ack_bytes)
+            data = await read_body(request, app[CONFIG].max_ack_bytes)
             sig = _signature(request)
         except (HubError, web.HTTPException) as e:
             body_error = e
@@ -883,7 +888,7 @@ async def admin_stage(request: web.Request, principal: Principal) -> web.StreamR
 async def admin_import(request: web.Request, principal: Principal) -> web.StreamResponse:
     list_id = _list_id(request.match_info["list_id"])
     type_name = await _hash_type(request, list_id)
-    data = await _read_body(request, ADMIN_BODY_BYTES)
+    data = await read_body(request, ADMIN_BODY_BYTES)
     loop = asyncio.get_running_loop()
     adds = await loop.run_in_executor(None, parse_import, data, type_name)
     n = await request.app[HUB].call(
@@ -903,7 +908,7 @@ async def admin_publish(request: web.Request, principal: Principal) -> web.Strea
         return hub.publish(list_ids, who=principal.subject)
 
     results = await request.app[HUB].call(publish)
-    _after_publish(request.app, results, "api")
+    after_publish(request.app, results, "api")
     return web.json_response({"published": results})
 
 
@@ -1163,7 +1168,7 @@ async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
         app[HUB],
         publish_interval=config.publish_interval,
         timestamp_interval=config.timestamp_interval,
-        on_published=lambda results: _after_publish(app, results, "scheduler"),
+        on_published=lambda results: after_publish(app, results, "scheduler"),
         on_refreshed=refreshed,
         on_failed=lambda job: metrics.job_failures.labels(job).inc(),
     )
@@ -1217,6 +1222,12 @@ def create_app(
     app.router.add_get("/readyz", readyz, allow_head=False)
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry), allow_head=False)
     app.router.add_get("/openapi.yaml", openapi, allow_head=False)
+
+    # The HTML pages import this module's keys and functions, so they are imported here,
+    # once this module is complete.
+    from hub import web as pages
+
+    pages.setup(app)
     return app
 
 

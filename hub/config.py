@@ -35,6 +35,10 @@ class HubConfig:
         min_poll_interval: policy: seconds between a node's polls, at least.
         snapshot_every: default for new lists.
         max_ack_bytes: cap on an ack request body.
+        web_session_seconds: how long an operator's dashboard login lasts.
+        web_rate_burst: public page posts (submit, case lookup, login) one client
+            address may make at once before it must wait.
+        web_rate_per_hour: how fast that allowance refills, per hour.
     """
 
     name: str
@@ -48,6 +52,9 @@ class HubConfig:
     min_poll_interval: int = 60
     snapshot_every: int = 100
     max_ack_bytes: int = 1024 * 1024
+    web_session_seconds: int = 8 * 3600
+    web_rate_burst: int = 10
+    web_rate_per_hour: int = 60
 
     def to_toml(self) -> str:
         lines = ["# hashhub hub configuration (see docs/operator-guide.md)"]

@@ -39,7 +39,7 @@ from hub.errors import (
     Unauthorized,
     Unprocessable,
 )
-from hub.intake import Intake
+from hub.intake import MIN_PDQ_QUALITY, Intake
 from hub.store import open_database
 from protocol import (
     GENESIS_PREV,
@@ -63,10 +63,23 @@ from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
 from protocol.root import ROLE_NAMES, validate_hub_name
 
-__all__ = ["OPERATOR_ROLES", "AckReceipt", "Hub", "Principal", "utcnow"]
+__all__ = [
+    "CASE_STATUSES",
+    "OPERATOR_ROLES",
+    "SUBMISSION_TYPES",
+    "AckReceipt",
+    "Hub",
+    "Principal",
+    "WebSession",
+    "utcnow",
+]
 
 OPERATOR_ROLES = ("admin", "publisher", "viewer", "auditor")
 """admin: everything; publisher: stage and publish; viewer: read status; auditor: read acks."""
+
+SUBMISSION_TYPES = {"pdq": "image", "md5": "video"}
+"""What the public submission page takes: PDQ of an image, MD5 of a video file."""
+CASE_STATUSES = ("received", "accepted", "rejected")
 
 IMMUTABLE = 1
 
@@ -94,6 +107,15 @@ class Principal:
             raise Forbidden(
                 f"this needs an operator token with role {' or '.join(roles) or 'admin'}"
             )
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """An operator's dashboard login: who, the form token every POST must carry, until when."""
+
+    principal: Principal
+    csrf: str
+    expires: datetime
 
 
 @dataclass(frozen=True)
@@ -1138,6 +1160,279 @@ class Hub:
             }
             for r in rows
         ]
+
+    # -- public submissions (cases) ---------------------------------------------------
+
+    def submit_case(self, hash_type: str, value: bytes, quality: int | None) -> str:
+        """Store one public submission and return its case number.
+
+        Only what the submission page sends is kept: the hash, its type (``pdq`` for
+        an image, ``md5`` for a video file) and, for PDQ, the quality the browser
+        computed. The case number is 128 random bits (32 hex digits): it is the
+        only key to the case, so it cannot be guessed or counted through.
+
+        Raises:
+            InvalidRequest: an unknown type, a hash of the wrong width, a PDQ hash
+                without a quality or below ``MIN_PDQ_QUALITY`` (the intake rule).
+        """
+        kind = HASH_TYPES.get(hash_type)
+        if hash_type not in SUBMISSION_TYPES or kind is None:
+            raise InvalidRequest(f"a submission is one of {', '.join(SUBMISSION_TYPES)}")
+        if len(value) != kind.length:
+            raise InvalidRequest(f"a {hash_type} hash is {kind.length} bytes")
+        if hash_type == "pdq":
+            if quality is None or not 0 <= quality <= 100:
+                raise InvalidRequest("a PDQ submission carries its quality, 0 to 100")
+            if quality < MIN_PDQ_QUALITY:
+                raise InvalidRequest(
+                    f"PDQ quality {quality} is below {MIN_PDQ_QUALITY}: the picture has too "
+                    "little detail for its hash to match reliably"
+                )
+        elif quality is not None:
+            raise InvalidRequest(f"a {hash_type} submission has no quality")
+        case_number = secrets.token_hex(16)
+        self.db.table("submissions").insert(
+            {
+                "case_number": case_number,
+                "hash_type": hash_type,
+                "hash": value,
+                "quality": quality,
+                "status": "received",
+                "received": self.now().date().isoformat(),
+            }
+        )
+        return case_number
+
+    def case(self, case_number: str) -> dict[str, Any]:
+        """One case as the person who submitted it may see it.
+
+        ``published_version`` is the list version that first carried the hash, once
+        an accepted case's hash is in a published list (looked up by hash, so a hash
+        that was already listed, or published from another case, counts too);
+        ``removed_version`` is set if it was taken out again.
+
+        Raises:
+            NotFound: no case has that number.
+        """
+        row = self._one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
+        if row is None:
+            raise NotFound("no case has that number")
+        out: dict[str, Any] = {
+            "case": row["case_number"],
+            "hash_type": row["hash_type"],
+            "hash": bytes(row["hash"]).hex(),
+            "quality": row["quality"],
+            "status": row["status"],
+            "received": row["received"],
+            "reviewed": row["reviewed"],
+            "list": row["list_id"],
+            "published_version": None,
+            "removed_version": None,
+        }
+        if row["status"] == "accepted" and row["list_id"] is not None:
+            entry = self._one(
+                "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
+                "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
+                [row["list_id"], row["hash"]],
+            )
+            if entry is not None:
+                out["published_version"] = entry["added_version"]
+                out["removed_version"] = entry["removed_version"]
+        return out
+
+    def cases(self, status: str = "received", limit: int = 100) -> list[dict[str, Any]]:
+        """Cases with ``status``, oldest first: the operators' review queue by default."""
+        if status not in CASE_STATUSES:
+            raise InvalidRequest(f"a case status is one of {', '.join(CASE_STATUSES)}")
+        return [
+            {
+                "case": r["case_number"],
+                "hash_type": r["hash_type"],
+                "hash": bytes(r["hash"]).hex(),
+                "quality": r["quality"],
+                "status": r["status"],
+                "received": r["received"],
+                "reviewed": r["reviewed"],
+                "reviewer": r["reviewer"],
+                "list": r["list_id"],
+            }
+            for r in self.db.query(
+                "SELECT * FROM submissions WHERE status = ? ORDER BY rowid LIMIT ?",
+                [status, limit],
+            )
+        ]
+
+    def review_case(
+        self, case_number: str, *, accept: bool, list_id: str | None = None, who: str = "operator"
+    ) -> dict[str, Any]:
+        """Accept a case into ``list_id``'s staged changes, or reject it; logged either way.
+
+        An accepted hash is staged like any other addition, with provenance source
+        ``submission`` and the case number as its submission id, and goes out with
+        the list's next publish. A case is reviewed once.
+
+        Raises:
+            NotFound: no such case, or no such list.
+            Conflict: the case was already reviewed.
+            InvalidRequest: no list named for an accept, or a list of another hash type.
+        """
+        with self.db.atomic():
+            row = self._one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
+            if row is None:
+                raise NotFound("no case has that number")
+            if row["status"] != "received":
+                raise Conflict(f"case {case_number} was already {row['status']}")
+            if accept:
+                if list_id is None:
+                    raise InvalidRequest("accepting a case needs the list to stage it in")
+                spec = self.spec(list_id)
+                if spec.hash_type != row["hash_type"]:
+                    raise InvalidRequest(
+                        f"case {case_number} is a {row['hash_type']} hash; "
+                        f"list {list_id} holds {spec.hash_type} hashes"
+                    )
+                self.stage(
+                    list_id,
+                    adds=[
+                        Intake(
+                            bytes(row["hash"]),
+                            quality=row["quality"],
+                            source="submission",
+                            submission_id=case_number,
+                        )
+                    ],
+                    who=who,
+                )
+            status = "accepted" if accept else "rejected"
+            self.db.execute(
+                "UPDATE submissions SET status = ?, reviewed = ?, reviewer = ?, list_id = ? "
+                "WHERE case_number = ?",
+                [status, format_time(self.now()), who, list_id if accept else None, case_number],
+            )
+            detail = {"case": case_number, **({"list": list_id} if accept else {})}
+            self._log(f"case.{'accept' if accept else 'reject'}", who, detail)
+        return self.case(case_number)
+
+    # -- dashboard sessions -------------------------------------------------------------
+
+    def open_web_session(self, token: str) -> tuple[str, WebSession]:
+        """Log an operator in to the dashboard with their token: a new session.
+
+        Returns the session id (for the operator's cookie only: the database keeps
+        its SHA-256) and the session. Sessions last ``web_session_seconds`` and end
+        with the token that opened them.
+
+        Raises:
+            Unauthorized: an unknown or revoked token.
+            Forbidden: a node's token.
+        """
+        principal = self.authenticate(token)
+        if principal.kind != "operator":
+            raise Forbidden("the dashboard is for operators; this is a node's token")
+        session_id = secrets.token_urlsafe(32)
+        now = self.now()
+        session = WebSession(
+            principal,
+            csrf=secrets.token_urlsafe(32),
+            expires=now + timedelta(seconds=self.config.web_session_seconds),
+        )
+        with self.db.atomic():
+            self.db.execute("DELETE FROM web_sessions WHERE expires <= ?", [format_time(now)])
+            self.db.table("web_sessions").insert(
+                {
+                    "id_sha256": _hash_token(session_id),
+                    "token_hash": _hash_token(token),
+                    "csrf": session.csrf,
+                    "created": format_time(now),
+                    "expires": format_time(session.expires),
+                }
+            )
+            self._log("web.login", principal.subject, {"role": principal.role})
+        return session_id, session
+
+    def web_session(self, session_id: str) -> WebSession:
+        """The live session with this id, with its token's current role.
+
+        Raises:
+            Unauthorized: no such session, an expired one, or its token was revoked.
+        """
+        row = self._one(
+            "SELECT s.csrf, s.expires, t.role, t.subject FROM web_sessions AS s "
+            "JOIN tokens AS t ON t.hash = s.token_hash "
+            "WHERE s.id_sha256 = ? AND t.kind = 'operator' AND t.revoked IS NULL "
+            "AND s.expires > ?",
+            [_hash_token(session_id), format_time(self.now())],
+        )
+        if row is None:
+            raise Unauthorized("not logged in, or the session has ended")
+        return WebSession(
+            Principal("operator", row["role"], row["subject"]),
+            csrf=row["csrf"],
+            expires=parse_time(row["expires"], "session"),
+        )
+
+    def close_web_session(self, session_id: str) -> None:
+        """Log out: the session is deleted (an unknown id is a no-op)."""
+        session = self._one(
+            "SELECT t.subject FROM web_sessions AS s JOIN tokens AS t ON t.hash = s.token_hash "
+            "WHERE s.id_sha256 = ?",
+            [_hash_token(session_id)],
+        )
+        if session is None:
+            return
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM web_sessions WHERE id_sha256 = ?", [_hash_token(session_id)]
+            )
+            self._log("web.logout", session["subject"], {})
+
+    # -- what the dashboard shows ------------------------------------------------------
+
+    def staged_changes(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Staged rows waiting for the next publish, oldest first, with their provenance."""
+        return [
+            {
+                "list": r["list_id"],
+                "op": r["op"],
+                "hash": bytes(r["hash"]).hex(),
+                "source": r["source"],
+                "submission_id": r["submission_id"],
+                "who": r["who"],
+                "created": r["created"],
+            }
+            for r in self.db.query("SELECT * FROM staged ORDER BY id LIMIT ?", [limit])
+        ]
+
+    def count_history(
+        self, list_id: str, names: Sequence[str] = ("actioned", "blocked"), limit: int = 5000
+    ) -> list[tuple[str, int]]:
+        """A list's counters ``names`` summed over nodes, after each of its last ``limit`` acks.
+
+        Derived from the stored acks (each carries cumulative totals): one point
+        ``(received, total)`` per ack. A node's counter that goes down was reset and
+        is carried on from its last value, as ``_count`` and Prometheus do.
+        """
+        rows = list(
+            self.db.query(
+                "SELECT node, received, counts FROM acks WHERE list_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                [list_id, limit],
+            )
+        )
+        latest: dict[tuple[str, str], int] = {}
+        offsets: dict[tuple[str, str], int] = {}
+        points: list[tuple[str, int]] = []
+        for row in reversed(rows):
+            counts = json.loads(row["counts"])
+            for name in names:
+                key = (row["node"], name)
+                value = counts.get(name, 0)
+                if isinstance(value, int) and value >= 0:
+                    if value < latest.get(key, 0):
+                        offsets[key] = offsets.get(key, 0) + latest[key]
+                    latest[key] = value
+            points.append((row["received"], sum(latest.values()) + sum(offsets.values())))
+        return points
 
     # -- helpers ----------------------------------------------------------------------
 

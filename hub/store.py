@@ -19,6 +19,12 @@ What is stored, and why it is stored that way:
 - ``nodes``, ``tokens``: enrolled platforms and hashed bearer tokens.
 - ``acks``: each ack's exact bytes and signature, plus what was read from it.
 - ``actions``: an append-only log of operator actions (triggers refuse edits).
+- ``submissions``: public submissions (cases): the hash, its type, the PDQ quality,
+  the review. No name, address or other personal data, and the day received
+  rather than the second, so a case cannot be lined up with an access log by time.
+- ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
+  (the id itself is only in the operator's cookie), tied to the token that opened
+  them: revoking the token ends its sessions.
 """
 
 from __future__ import annotations
@@ -180,6 +186,34 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'the action log is append-only'); END;
         CREATE TRIGGER actions_append_only_delete BEFORE DELETE ON actions
             BEGIN SELECT RAISE(ABORT, 'the action log is append-only'); END;
+        """
+    )
+
+
+@migrations()
+def m002_submissions_and_web_sessions(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE submissions (
+            case_number TEXT PRIMARY KEY,
+            hash_type TEXT NOT NULL CHECK (hash_type IN ('pdq', 'md5')),
+            hash BLOB NOT NULL,
+            quality INTEGER,
+            status TEXT NOT NULL DEFAULT 'received'
+                CHECK (status IN ('received', 'accepted', 'rejected')),
+            received TEXT NOT NULL,
+            reviewed TEXT,
+            reviewer TEXT,
+            list_id TEXT REFERENCES lists(id)
+        );
+        CREATE INDEX submissions_status ON submissions(status);
+        CREATE TABLE web_sessions (
+            id_sha256 TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL REFERENCES tokens(hash),
+            csrf TEXT NOT NULL,
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL
+        );
         """
     )
 

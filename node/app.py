@@ -8,8 +8,9 @@ resource — the ``Node`` (its SQLite store and match indexes), an aiohttp
 ``node/openapi.yaml`` documents every route; a test keeps the two in step.
 
 **The API is the platform's, on its own network.** Every route but ``/healthz``
-needs ``Authorization: Bearer <token>`` with the token in the home's ``api-token``
-file (compared in constant time); the default address is 127.0.0.1.
+and the status page needs ``Authorization: Bearer <token>`` with the token in the
+home's ``api-token`` file (compared in constant time); the default address is
+127.0.0.1.
 
 - ``POST /v1/match``: an upload's bytes (an image type: PDQ, pHash, MD5, SHA-256
   of the picture; ``video/*``, ``audio/*``, ``application/octet-stream``: MD5 and
@@ -19,6 +20,9 @@ file (compared in constant time); the default address is 127.0.0.1.
 - ``POST /v1/content``: register content the platform hosts (hashes or the file),
   answered with what it matches now; later deltas that list it raise a webhook.
 - ``GET /v1/status``, ``GET /v1/matches``, ``/metrics``, ``/openapi.yaml``.
+- ``/status/``: the status page for people (``node.web``), with a login of its own:
+  the API token typed once into a form, then a cookie session and a CSRF token on
+  every POST. Its errors are HTML pages; the session cookie opens no API route.
 
 **Hardening.** A body over ``max_upload_bytes`` is refused with 413 before it is
 read in full; a content type the node cannot hash is 415; a picture that is a
@@ -91,6 +95,7 @@ from node.service import (
     utcnow,
 )
 from node.sync import ListOutcome
+from node.web import PAGE_PREFIX, is_page_request, status_pages
 from protocol.lists import HASH_TYPES
 
 __all__ = [
@@ -575,8 +580,12 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every route but ``/healthz`` needs the local API token."""
-    if request.match_info.handler is not healthz:
+    """Every route but ``/healthz`` needs the local API token.
+
+    The status pages check the same token once, at their own login form, and then
+    a session cookie of their own (``node.web``); that cookie opens no API route.
+    """
+    if request.match_info.handler is not healthz and not is_page_request(request):
         header = request.headers.get(hdrs.AUTHORIZATION)
         if header is None:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <the api-token file>")
@@ -890,6 +899,7 @@ def create_app(
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/metrics", _metrics_handler(app[METRICS].registry), allow_head=False)
     app.router.add_get("/openapi.yaml", openapi, allow_head=False)
+    app.add_subapp(PAGE_PREFIX, status_pages(NODE, SCHEDULER))
     return app
 
 

@@ -11,6 +11,7 @@ import yaml
 from aiohttp import web
 
 from hub.app import create_app
+from hub.web import PAGE_ROUTE_PREFIX
 from tests.hub.conftest import Client
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -33,10 +34,16 @@ def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def served_operations(app: web.Application) -> set[tuple[str, str]]:
+    """The JSON routes the app serves.
+
+    The HTML pages (``hub.web``, every route named ``page:…``) are left out: they are
+    pages for people, not an API, and answer HTML; ``hub/web/pages.py`` documents them.
+    """
     return {
         (route.resource.canonical, route.method)
         for route in app.router.routes()
         if route.resource is not None
+        and not (route.resource.name or "").startswith(PAGE_ROUTE_PREFIX)
     }
 
 

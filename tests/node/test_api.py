@@ -26,6 +26,7 @@ from PIL import Image
 from node.app import NODE, SESSION, create_app
 from node.config import read_secret
 from node.service import run_sync
+from node.web import PAGE_PREFIX
 from tests.node.conftest import (
     BRIDGE_MODS,
     DIHEDRAL,
@@ -335,6 +336,9 @@ def test_every_route_is_documented_and_every_documented_route_is_served(
         for route in app.router.routes()
         if route.resource is not None
     }
+    pages = {(path, method) for path, method in served if path.startswith(PAGE_PREFIX + "/")}
+    assert ("/status/", "GET") in pages, "the status page is served"
+    served -= pages  # HTML pages for people (node.web), not part of the JSON API
     doc = document()
     documented = {
         (path, method.upper())

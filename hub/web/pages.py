@@ -1,0 +1,527 @@
+"""The hub's HTML pages: public submission and case lookup, operator login and dashboard.
+
+Public pages (no login):
+
+- ``GET /submit``: choose a picture or a video; the page hashes it in the browser
+  (``static/hashing/pdq.js`` for pictures, ``static/hashing/md5.js`` for videos)
+  and the form carries only ``type``, ``hash`` and, for PDQ, ``quality``. The file
+  input has no ``name`` and sits outside the form, so a browser never sends the
+  file, with or without the script. ``POST /submit`` takes only a
+  ``application/x-www-form-urlencoded`` body of at most ``FORM_BYTES`` (a
+  multipart body, the only kind that carries a file, is refused with 415) and
+  answers the case number.
+- ``GET /case`` and ``POST /case``: look a case up by its number. The number goes
+  in the body, never in the URL, so it is not written to access logs or history.
+
+Operator pages: ``GET /login`` / ``POST /login`` (the operator's token, once, for a
+session cookie), ``POST /logout``, ``GET /dashboard``, ``POST /dashboard/publish``,
+``POST /dashboard/cases/{case}/review``. Roles follow the operator API: reading the
+dashboard needs ``viewer``, ``auditor`` or ``publisher`` (a publisher must see what
+it publishes); publishing and reviewing cases need ``publisher``; ``admin`` may do
+everything.
+
+Sessions are server-side: the cookie holds a random id, the database its SHA-256
+(``Hub.open_web_session``). The cookie is ``HttpOnly``, ``SameSite=Strict`` and
+``Secure`` when the page was served over https. Every POST form carries the
+session's CSRF token; the login form, before any session exists, carries a random
+value that must equal a cookie set with the form (double submit), so no other
+site can log a browser in. POSTs whose ``Origin`` names another host are refused
+as well. A page that needs a login redirects to ``/login``; a wrong role or CSRF
+token is a 403 page.
+
+Errors on these routes are HTML pages with the same status the JSON API would
+answer (``page_errors``); the JSON API keeps its one error shape. Every page is
+served with a Content-Security-Policy that allows no inline script or style,
+``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer`` and
+``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import urllib.parse
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import hdrs, web
+
+from hub.app import CONFIG, HUB, Handler, after_publish, read_body
+from hub.core import SUBMISSION_TYPES, Hub, Principal, WebSession
+from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
+from hub.intake import MIN_PDQ_QUALITY, parse_hash
+from hub.web.chart import line_chart
+from hub.web.limits import RateLimiter
+
+__all__ = [
+    "FORM_BYTES",
+    "LIMITER",
+    "LOGIN_COOKIE",
+    "PAGE_ROUTE_PREFIX",
+    "READ_ROLES",
+    "SESSION_COOKIE",
+    "WRITE_ROLES",
+    "dashboard_view",
+    "group_case",
+    "page_errors",
+    "setup",
+]
+
+log = logging.getLogger("hashhub.http")
+
+PAGE_ROUTE_PREFIX = "page:"
+"""Every HTML route's name starts with this (the OpenAPI document covers the rest)."""
+READ_ROLES = ("viewer", "auditor", "publisher")
+WRITE_ROLES = ("publisher",)
+SESSION_COOKIE = "hashhub_session"
+LOGIN_COOKIE = "hashhub_login"
+FORM_BYTES = 8 * 1024
+"""Cap on a page form's body: hashes and a token are a few hundred bytes."""
+MAX_FORM_FIELDS = 8
+
+LIMITER = web.AppKey("web_limiter", RateLimiter)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+_CASE = re.compile(r"[0-9a-f]{32}")
+_QUALITY = re.compile(r"[0-9]{1,3}")
+_NOTICES = {
+    "published": "Published.",
+    "nothing": "Nothing was staged: no new version.",
+    "accepted": "Case accepted: its hash is staged for the list's next version.",
+    "rejected": "Case rejected.",
+}
+_TITLES = {
+    400: "The request was not understood",
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Already done",
+    413: "Too much data",
+    415: "Wrong kind of data",
+    422: "Refused",
+    429: "Too many requests",
+}
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_STATIC = Path(__file__).resolve().parent / "static"
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def group_case(case_number: str) -> str:
+    """A case number shown in groups of four (``1a2b-3c4d-…``): easier to read and copy."""
+    return "-".join(case_number[i : i + 4] for i in range(0, len(case_number), 4))
+
+
+def _case_number(text: str) -> str:
+    """A case number as typed: any case, with or without dashes and spaces."""
+    value = re.sub(r"[\s-]", "", text).lower()
+    if not _CASE.fullmatch(value):
+        raise InvalidRequest("a case number is 32 letters and digits (0-9, a-f)")
+    return value
+
+
+def _redirect(location: str) -> web.Response:
+    """A 303 to a page of this site (after a POST, the browser GETs it)."""
+    return web.Response(status=303, headers={hdrs.LOCATION: location})
+
+
+def _is_page(request: web.Request) -> bool:
+    name = request.match_info.route.name
+    return name is not None and name.startswith(PAGE_ROUTE_PREFIX)
+
+
+def _render(
+    request: web.Request, template: str, context: Mapping[str, Any], status: int = 200
+) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, dict(context), status=status)
+
+
+async def _form(request: web.Request, allowed: set[str]) -> dict[str, str]:
+    """A small urlencoded form: each field at most once, no field outside ``allowed``."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise web.HTTPUnsupportedMediaType(
+            text="this form is sent as application/x-www-form-urlencoded; files are never taken"
+        )
+    data = await read_body(request, FORM_BYTES)
+    try:
+        pairs = urllib.parse.parse_qsl(
+            data.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=bool(data),
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InvalidRequest("the form could not be read") from e
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed:
+            raise InvalidRequest(f"unexpected form field {name[:40]!r}")
+        if name in fields:
+            raise InvalidRequest(f"the form field {name!r} was sent twice")
+        fields[name] = value
+    return fields
+
+
+def _same_origin(request: web.Request) -> None:
+    """Refuse a POST another site's page made (``Origin`` of another host)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None and urllib.parse.urlsplit(origin).netloc != request.host:
+        raise Forbidden("this form was sent from another site")
+
+
+def _rate_limit(request: web.Request) -> None:
+    wait = request.app[LIMITER].take(request.remote or "unknown")
+    if wait:
+        raise web.HTTPTooManyRequests(
+            text=f"Too many requests from your address. Please try again in {wait} seconds.",
+            headers={hdrs.RETRY_AFTER: str(wait)},
+        )
+
+
+async def _session(request: web.Request) -> WebSession:
+    """The operator's live session; without one, a redirect to the login page."""
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    if not session_id or len(session_id) > 128:
+        raise web.HTTPSeeOther("/login")
+    try:
+        return await request.app[HUB].call(lambda hub: hub.web_session(session_id))
+    except Unauthorized:
+        raise web.HTTPSeeOther("/login") from None
+
+
+def _check_csrf(session: WebSession | str, sent: str | None) -> None:
+    expected = session if isinstance(session, str) else session.csrf
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Forbidden("the form's security token is missing or wrong; reload the page")
+
+
+async def _operator_post(
+    request: web.Request, allowed: set[str], roles: tuple[str, ...] | None
+) -> tuple[WebSession, dict[str, str]]:
+    """Session, then CSRF token, then role: what every operator POST checks, in that order.
+
+    ``roles`` None: any operator (logging out).
+    """
+    _same_origin(request)
+    session = await _session(request)
+    form = await _form(request, allowed | {"csrf"})
+    _check_csrf(session, form.get("csrf"))
+    if roles is not None:
+        session.principal.require(*roles)
+    return session, form
+
+
+# -- errors and headers -----------------------------------------------------------------
+
+
+@web.middleware
+async def page_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors of the HTML routes as HTML pages; every other route's errors pass on (JSON)."""
+    if not _is_page(request):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except HubError as e:
+        return _error_page(request, e.status, str(e))
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        default = f"{e.status}: {e.reason}"
+        message = e.text if e.text and e.text != default else e.reason
+        response = _error_page(request, e.status, message)
+        for key in (hdrs.RETRY_AFTER, hdrs.ALLOW):
+            if key in e.headers:
+                response.headers[key] = e.headers[key]
+        return response
+    except Exception:
+        log.exception("unhandled error answering %s %s", request.method, request.path)
+        return _error_page(request, 500, "Something went wrong on our side. Please try later.")
+
+
+def _error_page(request: web.Request, status: int, message: str) -> web.Response:
+    title = _TITLES.get(status, "Something went wrong")
+    return _render(
+        request, "error.html", {"status": status, "title": title, "message": message}, status
+    )
+
+
+async def _page_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if not _is_page(request):
+        return
+    for key, value in _PAGE_HEADERS.items():
+        response.headers.setdefault(key, value)
+    if request.match_info.route.name == PAGE_ROUTE_PREFIX + "static":
+        response.headers[hdrs.CACHE_CONTROL] = "no-cache"
+    else:
+        response.headers[hdrs.CACHE_CONTROL] = "no-store"
+
+
+# -- public pages -----------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    return _redirect("/submit")
+
+
+async def submit_form(request: web.Request) -> web.StreamResponse:
+    return _render(request, "submit.html", {"min_quality": MIN_PDQ_QUALITY})
+
+
+def _quality(type_name: str, text: str) -> int | None:
+    if type_name != "pdq":
+        if text:
+            raise InvalidRequest(f"a {type_name} hash has no quality")
+        return None
+    if not _QUALITY.fullmatch(text) or int(text) > 100:
+        raise InvalidRequest("the picture's quality is a whole number from 0 to 100")
+    return int(text)
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    _same_origin(request)
+    _rate_limit(request)
+    form = await _form(request, {"type", "hash", "quality"})
+    type_name = form.get("type", "")
+    if type_name not in SUBMISSION_TYPES:
+        raise InvalidRequest("choose a picture (PDQ hash) or a video (MD5 hash)")
+    value = parse_hash(form.get("hash", ""), type_name)
+    quality = _quality(type_name, form.get("quality", ""))
+    case_number = await request.app[HUB].call(
+        lambda hub: hub.submit_case(type_name, value, quality)
+    )
+    return _render(
+        request,
+        "submitted.html",
+        {"case": group_case(case_number), "media": SUBMISSION_TYPES[type_name]},
+    )
+
+
+async def case_form(request: web.Request) -> web.StreamResponse:
+    return _render(request, "case.html", {"found": None})
+
+
+async def case_lookup(request: web.Request) -> web.StreamResponse:
+    _same_origin(request)
+    _rate_limit(request)
+    form = await _form(request, {"case"})
+    case_number = _case_number(form.get("case", ""))
+    found = await request.app[HUB].call(lambda hub: hub.case(case_number))
+    found["grouped"] = group_case(case_number)
+    return _render(request, "case.html", {"found": found})
+
+
+# -- login ------------------------------------------------------------------------------
+
+
+def _login_page(request: web.Request, error: str | None = None, status: int = 200) -> web.Response:
+    nonce = secrets.token_urlsafe(32)
+    response = _render(request, "login.html", {"nonce": nonce, "error": error}, status)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/login",
+        max_age=3600,
+    )
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    return _login_page(request)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    _same_origin(request)
+    _rate_limit(request)
+    form = await _form(request, {"token", "csrf"})
+    _check_csrf(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf"))
+    token = form.get("token", "").strip()
+    if not token or len(token) > 256:
+        return _login_page(request, "Enter your operator token.", 401)
+    try:
+        session_id, _ = await request.app[HUB].call(lambda hub: hub.open_web_session(token))
+    except (Unauthorized, Forbidden):
+        return _login_page(request, "That token is unknown, revoked or not an operator's.", 401)
+    response = _redirect("/dashboard")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+        max_age=request.app[CONFIG].web_session_seconds,
+    )
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    await _operator_post(request, set(), None)
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    await request.app[HUB].call(lambda hub: hub.close_web_session(session_id))
+    response = _redirect("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- the dashboard ----------------------------------------------------------------------
+
+
+def _age_seconds(stamp: str | None, now: datetime) -> float | None:
+    if stamp is None:
+        return None
+    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+
+
+def dashboard_view(hub: Hub) -> dict[str, Any]:
+    """Everything the dashboard shows, read in one trip to the database thread.
+
+    A node is *stale* on a list when its last ack for the list is older than the
+    root policy's ``max_checkpoint_age`` (or it never acked): a node that follows
+    the hub acks every version it applies and re-acks its counts on a schedule, so
+    silence for longer than a checkpoint stays valid means it is not enforcing the
+    current list, or cannot say so.
+    """
+    now = hub.now()
+    stale_after = hub.config.max_checkpoint_age
+    status = hub.status()
+    nodes = []
+    for entry in status["lists"]:
+        for node in entry["nodes"]:
+            age = _age_seconds(node["last_ack"], now)
+            nodes.append(
+                {
+                    **node,
+                    "list": entry["id"],
+                    "stale": not node["revoked"] and (age is None or age > stale_after),
+                }
+            )
+    per_hash = {}
+    for entry in status["lists"]:
+        flagged = {f["hash"]: f["reasons"] for f in entry["flagged"]}
+        rows = [
+            {"hash": h, "counts": c, "reasons": flagged.get(h, [])}
+            for h, c in hub.hash_counts(entry["id"]).items()
+        ]
+        rows.sort(key=lambda r: (not r["reasons"], -r["counts"].get("matched", 0), r["hash"]))
+        per_hash[entry["id"]] = rows[:25]
+    history = {entry["id"]: hub.count_history(entry["id"]) for entry in status["lists"]}
+    return {
+        "status": status,
+        "nodes": nodes,
+        "stale_after": stale_after,
+        "staged": hub.staged_changes(100),
+        "chart": line_chart(history),
+        "per_hash": per_hash,
+        "keys": hub.keys(),
+        "actions": hub.actions(50),
+        "queue": hub.cases("received", 100),
+    }
+
+
+def _may(principal: Principal, roles: tuple[str, ...]) -> bool:
+    return principal.role == "admin" or principal.role in roles
+
+
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    session.principal.require(*READ_ROLES)
+    view = await request.app[HUB].call(dashboard_view)
+    notice = _NOTICES.get(request.query.get("notice", ""))
+    return _render(
+        request,
+        "dashboard.html",
+        {
+            **view,
+            "session": session,
+            "can_write": _may(session.principal, WRITE_ROLES),
+            "notice": notice,
+            "group_case": group_case,
+        },
+    )
+
+
+async def publish(request: web.Request) -> web.StreamResponse:
+    session, form = await _operator_post(request, {"list"}, WRITE_ROLES)
+    wanted = form.get("list", "")
+    who = session.principal.subject
+
+    def run(hub: Hub) -> list[dict[str, Any]]:
+        if wanted:
+            hub.spec(wanted)
+        return hub.publish([wanted] if wanted else None, who=who)
+
+    results = await request.app[HUB].call(run)
+    after_publish(request.app, results, "dashboard")
+    return _redirect(f"/dashboard?notice={'published' if results else 'nothing'}")
+
+
+async def review(request: web.Request) -> web.StreamResponse:
+    session, form = await _operator_post(request, {"decision", "list"}, WRITE_ROLES)
+    try:
+        case_number = _case_number(request.match_info["case"])
+    except InvalidRequest:
+        raise NotFound("no case has that number") from None
+    decision = form.get("decision", "")
+    if decision not in ("accept", "reject"):
+        raise InvalidRequest("the decision is accept or reject")
+    list_id = form.get("list") or None
+    who = session.principal.subject
+    await request.app[HUB].call(
+        lambda hub: hub.review_case(
+            case_number, accept=decision == "accept", list_id=list_id, who=who
+        )
+    )
+    return _redirect(f"/dashboard?notice={decision}ed")
+
+
+# -- setup ------------------------------------------------------------------------------
+
+
+def setup(app: web.Application) -> None:
+    """Add the pages, their templates, static files, error pages and headers to ``app``."""
+    config = app[CONFIG]
+    app[LIMITER] = RateLimiter(burst=config.web_rate_burst, per_hour=config.web_rate_per_hour)
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["grouped"] = group_case
+    app.middlewares.append(page_errors)
+    app.on_response_prepare.append(_page_headers)
+    p = PAGE_ROUTE_PREFIX
+    router = app.router
+    router.add_get("/", home, name=p + "home", allow_head=False)
+    router.add_get("/submit", submit_form, name=p + "submit", allow_head=False)
+    router.add_post("/submit", submit, name=p + "submit")
+    router.add_get("/case", case_form, name=p + "case", allow_head=False)
+    router.add_post("/case", case_lookup, name=p + "case")
+    router.add_get("/login", login_form, name=p + "login", allow_head=False)
+    router.add_post("/login", login, name=p + "login")
+    router.add_post("/logout", logout, name=p + "logout")
+    router.add_get("/dashboard", dashboard, name=p + "dashboard", allow_head=False)
+    router.add_post("/dashboard/publish", publish, name=p + "publish")
+    router.add_post("/dashboard/cases/{case}/review", review, name=p + "review")
+    router.add_static("/static/", _STATIC, name=p + "static", append_version=False)
