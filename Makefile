@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-protocol demo-serve test lint typecheck pytest bench vectors system-deps clean
+.PHONY: demo demo-once demo-protocol test lint typecheck pytest bench vectors system-deps clean
 
 # The virtual environment, rebuilt when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -26,13 +26,14 @@ system-deps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# A hub and a node on loopback: a list, a match, a counted takedown, a webhook.
+# The story on loopback: a hub, an untrusted mirror, two platforms' nodes, a
+# submission, a publish, a webhook, a blocked upload, acks and an audit; then the
+# dashboard stays up until Ctrl-C. `make demo-once` stops at the end instead.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# The same, left running until Ctrl-C.
-demo-serve: $(STAMP)
-	$(BIN)/python scripts/demo.py --serve
+demo-once: $(STAMP)
+	$(BIN)/python scripts/demo.py --no-serve
 
 # The signed files by hand: keys, three versions, verification, openssl.
 demo-protocol: $(STAMP) system-deps
@@ -50,15 +51,17 @@ pytest: $(STAMP) system-deps
 
 test: lint typecheck pytest
 
-# Benchmarks (not tests): faiss-cpu as the matcher's peer, wrk as a second load generator.
+# Benchmarks (not tests): the matcher's peers (faiss-cpu, threatexchange: the `bench`
+# extra) and wrk as a second load generator, then every bench in bench/, one at a time;
+# bench/report.py rewrites docs/benchmarks.md from their figures. The full run takes
+# a while (the matcher at 10M hashes) and needs about 8 GB of free memory. Options
+# for bench/report.py go in BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[node,dev,bench]'
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python bench/protocol_bench.py
-	$(BIN)/python bench/hub_bench.py
-	$(BIN)/python bench/node_bench.py
+	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py
