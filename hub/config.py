@@ -1,22 +1,49 @@
-"""The hub's configuration: one TOML file in the hub's home directory.
+"""The hub's configuration: one TOML file in the hub's home directory, and the environment.
 
 Written once by ``hashhub init`` with every setting spelled out, read with the
 standard library's ``tomllib``. Unknown keys are an error, so a typo never
 silently leaves a default in force.
+
+Each setting but ``name`` can also be set by the environment variable
+``HASHHUB_<SETTING>`` (``HASHHUB_PORT``, ``HASHHUB_PUBLISH_INTERVAL``), so a
+container takes its settings from its environment and keeps ``hub.toml`` as
+``init`` wrote it. A variable wins over the file, the file over the default; the
+value is parsed with the setting's type, and a bad one is an error naming the
+variable. ``name`` has no variable: it is written into root v1 at ``init`` and
+the hub signs under the root's name, so a variable could only disagree with it.
+Variables are read on every load and never written back to ``hub.toml``.
+Private keys are never settings (see ``docs/configuration.md``).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from hub.errors import InvalidRequest
 
-__all__ = ["CONFIG_NAME", "HubConfig"]
+__all__ = ["CONFIG_NAME", "ENV_PREFIX", "INIT_ONLY", "HubConfig", "env_variable"]
 
 CONFIG_NAME = "hub.toml"
+
+ENV_PREFIX = "HASHHUB_"
+"""Prefix of the variable that overrides a setting: ``HASHHUB_`` + the name in capitals."""
+
+INIT_ONLY = frozenset({"name"})
+"""Settings fixed at ``init`` that no variable overrides."""
+
+_INT = re.compile(r"-?[0-9]+")
+_KIND: dict[Any, str] = {int: "an integer", str: "a string"}
+
+
+def env_variable(setting: str) -> str:
+    """The environment variable that overrides ``setting`` (``port``: ``HASHHUB_PORT``)."""
+    return ENV_PREFIX + setting.upper()
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,17 @@ class HubConfig:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def load(cls, home: Path) -> HubConfig:
+    def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> HubConfig:
+        """Read ``hub.toml`` in ``home``, then apply the ``HASHHUB_*`` variables over it.
+
+        Args:
+            home: the hub's home directory.
+            environ: the variables to apply (default: this process's environment).
+
+        Raises:
+            InvalidRequest: no ``hub.toml``, a malformed or unknown setting in it, or
+                a variable whose value is not of its setting's type.
+        """
         path = home / CONFIG_NAME
         try:
             raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -78,8 +115,34 @@ class HubConfig:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise InvalidRequest(f"{path}: unknown setting(s) {unknown}")
+        types = get_type_hints(cls)
         for key, value in raw.items():
-            expected = str if key in ("name", "database", "host") else int
+            expected = types[key]
             if not isinstance(value, expected) or isinstance(value, bool):
-                raise InvalidRequest(f"{path}: {key} must be {expected.__name__}")
-        return cls(**raw)
+                raise InvalidRequest(f"{path}: {key} must be {_KIND[expected]}")
+        missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.name not in raw)
+        if missing:
+            raise InvalidRequest(f"{path}: missing setting(s) {missing}")
+        config = cls(**raw)
+        overrides = _from_environment(os.environ if environ is None else environ, types)
+        return replace(config, **overrides) if overrides else config
+
+
+def _from_environment(environ: Mapping[str, str], types: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the ``HASHHUB_*`` variables in ``environ`` give, parsed by type."""
+    overrides: dict[str, Any] = {}
+    for f in fields(HubConfig):
+        variable = env_variable(f.name)
+        if f.name in INIT_ONLY or variable not in environ:
+            continue
+        text = environ[variable]
+        kind = types[f.name]
+        if kind is int:
+            if not _INT.fullmatch(text.strip()):
+                raise InvalidRequest(f"{variable}: {f.name} must be an integer, not {text!r}")
+            overrides[f.name] = int(text)
+        elif kind is str:
+            overrides[f.name] = text
+        else:  # a new setting of another type needs its parser here first
+            raise NotImplementedError(f"{variable}: no parser for {kind!r}")
+    return overrides

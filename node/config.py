@@ -1,25 +1,64 @@
-"""The node's configuration: ``node.toml`` in its home directory, plus secret files.
+"""The node's configuration: ``node.toml`` in its home directory, the environment, secret files.
 
 Secrets (the node's private key, its hub token, the match-API token, the webhook
 secret) live in separate files of mode 0600 next to the configuration, never in
 it, so the configuration can be shown, diffed and backed up freely.
+
+Each setting but the two fixed at enrolment can also be set by the environment
+variable ``HASHHUB_NODE_<SETTING>`` (``HASHHUB_NODE_API_PORT``,
+``HASHHUB_NODE_MIRRORS``), so a container takes its settings from its
+environment. A variable wins over the file, the file over the default. Values
+are parsed with the setting's type (lists comma-separated, booleans
+``true``/``false``/``1``/``0``); a bad one is an error naming the variable.
+``node_id`` and ``pinned_root_sha256`` have no variable: the hub enrolled this
+node's key under that id, and the pin is the trust anchor every sync re-checks
+the hub's roots against, so it stays in the file ``init`` wrote, where a change
+to it can be seen, and a variable pointing the node at another hub and a fresh
+database cannot bring a root the operator never pinned. Variables are read on
+every load and never written back to ``node.toml``; a secret is never a setting,
+so no variable holds one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from node.errors import NodeConfigError
 
-__all__ = ["CONFIG_NAME", "NodeConfig", "read_secret", "write_secret"]
+__all__ = [
+    "CONFIG_NAME",
+    "ENV_PREFIX",
+    "INIT_ONLY",
+    "NodeConfig",
+    "env_variable",
+    "read_secret",
+    "write_secret",
+]
 
 CONFIG_NAME = "node.toml"
+
+ENV_PREFIX = "HASHHUB_NODE_"
+"""Prefix of the variable that overrides a setting: ``HASHHUB_NODE_`` + the name in capitals."""
+
+INIT_ONLY = frozenset({"node_id", "pinned_root_sha256"})
+"""Settings fixed at ``init`` that no variable overrides."""
+
+_INT = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def env_variable(setting: str) -> str:
+    """The variable that overrides ``setting`` (``api_port``: ``HASHHUB_NODE_API_PORT``)."""
+    return ENV_PREFIX + setting.upper()
 
 
 @dataclass(frozen=True)
@@ -87,7 +126,17 @@ class NodeConfig:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def load(cls, home: Path) -> NodeConfig:
+    def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
+        """Read ``node.toml`` in ``home``, then apply the ``HASHHUB_NODE_*`` variables over it.
+
+        Args:
+            home: the node's home directory.
+            environ: the variables to apply (default: this process's environment).
+
+        Raises:
+            NodeConfigError: no ``node.toml``, a malformed, missing or unknown setting
+                in it, or a variable whose value is not a valid value of its setting.
+        """
         path = home / CONFIG_NAME
         try:
             raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -99,15 +148,80 @@ class NodeConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise NodeConfigError(f"{path}: unknown setting(s) {unknown}")
-        for key in ("lists", "mirrors"):
-            if key in raw:
-                if not isinstance(raw[key], list) or not all(isinstance(v, str) for v in raw[key]):
+        missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.name not in raw)
+        if missing:
+            raise NodeConfigError(f"{path}: missing setting(s) {missing}")
+        types = get_type_hints(cls)
+        for key, value in raw.items():
+            if types[key] == tuple[str, ...]:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise NodeConfigError(f"{path}: {key} must be a list of strings")
-                raw[key] = tuple(raw[key])
+                raw[key] = tuple(value)
+            elif not _is_a(value, types[key]):
+                raise NodeConfigError(f"{path}: {key} must be {_KIND[types[key]]}")
         try:
-            return cls(**raw)
+            config = cls(**raw)
         except TypeError as e:
             raise NodeConfigError(f"{path}: {e}") from e
+        for variable, setting, value in _from_environment(
+            os.environ if environ is None else environ, types
+        ):
+            try:  # one at a time, so a value the constructor refuses names its variable
+                config = replace(config, **{setting: value})
+            except TypeError as e:
+                raise NodeConfigError(f"{variable}: {e}") from e
+        return config
+
+
+_KIND: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    tuple[str, ...]: "a list of strings",
+}
+
+
+def _is_a(value: object, kind: Any) -> bool:
+    """Whether a TOML value is of a setting's type (a boolean is no number here)."""
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _from_environment(
+    environ: Mapping[str, str], types: Mapping[str, Any]
+) -> list[tuple[str, str, Any]]:
+    """``(variable, setting, value)`` for each ``HASHHUB_NODE_*`` variable set, parsed by type."""
+    found: list[tuple[str, str, Any]] = []
+    for f in fields(NodeConfig):
+        variable = env_variable(f.name)
+        if f.name in INIT_ONLY or variable not in environ:
+            continue
+        text = environ[variable]
+        kind = types[f.name]
+        value: Any
+        if kind is int and _INT.fullmatch(text.strip()):
+            value = int(text)
+        elif kind is float and _NUMBER.fullmatch(text.strip()):
+            value = float(text)
+        elif kind is bool and text.strip().lower() in _BOOLEANS:
+            value = _BOOLEANS[text.strip().lower()]
+        elif kind is str:
+            value = text
+        elif kind == tuple[str, ...]:
+            items = [item.strip() for item in text.split(",")] if text.strip() else []
+            if "" in items:
+                raise NodeConfigError(f"{variable}: {f.name} has an empty item in {text!r}")
+            value = tuple(items)
+        elif kind in _KIND:
+            raise NodeConfigError(f"{variable}: {f.name} must be {_KIND[kind]}, not {text!r}")
+        else:  # a new setting of another type needs its parser here first
+            raise NotImplementedError(f"{variable}: no parser for {kind!r}")
+        found.append((variable, f.name, value))
+    return found
 
 
 def write_secret(path: Path, value: str) -> None:
