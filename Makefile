@@ -14,16 +14,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Programs the tests call that Python cannot install: openssl and jq (the auditor's
-# by-hand checks are tested with them) and chromium (the web pages are tested in a
-# real browser, driven by Playwright; no browser is downloaded). Installed from the
-# system packages if absent.
+# by-hand checks are tested with them), chromium (the web pages are tested in a
+# real browser, driven by Playwright; no browser is downloaded), nginx (a real mirror
+# in tests/deploy) and docker-compose (`docker-compose config` checks
+# docker/compose.yaml; no container engine is needed, so the engine it recommends is
+# not installed). nginx's binary is /usr/sbin/nginx, not on every user's PATH.
+# Installed from the system packages if absent.
 system-deps:
-	@missing=""; \
+	@missing=""; bare=""; \
 	for tool in openssl jq chromium; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing"; \
+	command -v docker-compose >/dev/null 2>&1 || bare="$$bare docker-compose"; \
+	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || bare="$$bare nginx"; \
+	if [ -n "$$missing$$bare" ]; then \
+	  echo "installing$$missing$$bare"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq \
+	  && { [ -z "$$missing" ] || $$SUDO apt-get install -y -qq $$missing >/dev/null; } \
+	  && { [ -z "$$bare" ] || $$SUDO apt-get install -y -qq --no-install-recommends $$bare >/dev/null; }; \
 	fi
 
 # The story on loopback: a hub, an untrusted mirror, two platforms' nodes, a
@@ -54,8 +61,9 @@ test: lint typecheck pytest
 # Benchmarks (not tests): the matcher's peers (faiss-cpu, threatexchange: the `bench`
 # extra) and wrk as a second load generator, then every bench in bench/, one at a time;
 # bench/report.py rewrites docs/benchmarks.md from their figures. The full run takes
-# a while (the matcher at 10M hashes) and needs about 8 GB of free memory. Options
-# for bench/report.py go in BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick.
+# a while (about 20 minutes; the matcher at 10M hashes) and needs about 10 GB of free
+# memory (threatexchange's index at 10M). Options for bench/report.py go in
+# BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[node,dev,bench]'
 	@command -v wrk >/dev/null 2>&1 || { \

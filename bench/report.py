@@ -1,0 +1,741 @@
+"""Run every benchmark and rewrite ``docs/benchmarks.md`` from their figures.
+
+``make bench`` runs this. Each bench runs as a subprocess with ``--json`` (protocol,
+hub, node with its sync rows, matcher), one after the other so that none competes
+with another for the two cores; then the page is written from templates: the prose
+that says what each bench measures and why, and tables filled with this run's
+figures, each row with its aim and whether it was met. The machine (CPU model,
+cores, memory), the versions (Python, numpy, faiss, threatexchange, Pillow,
+OpenSSL), the date, the load average and each bench's duration head the page.
+
+The node bench's own match rows are not run: the matcher bench measures the same
+index at more sizes, on two kinds of list and against more peers.
+
+Run: ``python bench/report.py [--quick] [--only matcher,node] [--json-dir DIR]
+[--from-json DIR] [--out docs/benchmarks.md]``. ``--from-json`` re-renders the page
+from the JSON a previous run saved with ``--json-dir``, without measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BENCHES", "machine", "main", "render"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+
+BENCHES: dict[str, tuple[list[str], list[str]]] = {
+    "protocol": (["protocol_bench.py", "--json"], ["--quick"]),
+    "hub": (["hub_bench.py", "--json"], ["--quick"]),
+    "node": (["node_bench.py", "--json", "--sections", "hash,sync"], ["--quick"]),
+    "matcher": (["matcher_bench.py", "--json"], ["--quick"]),
+}
+"""Each bench: its script and arguments, and what ``--quick`` adds."""
+
+
+# -- the machine ---------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, Any]:
+    """The machine and the versions the figures depend on."""
+    return {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "numpy": _version("numpy"),
+        "faiss": _version("faiss-cpu"),
+        "threatexchange": _version("threatexchange"),
+        "pillow": _version("pillow"),
+        "openssl": ssl.OPENSSL_VERSION,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def run_bench(name: str, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run one bench with ``--json``; its document, with its duration and load average."""
+    args, quick_args = BENCHES[name]
+    cmd = [sys.executable, str(BENCH_DIR / args[0]), *args[1:], *(quick_args if quick else [])]
+    log(f"running {name}: {' '.join(cmd[2:])}")
+    load = round(os.getloadavg()[0], 2)
+    start = time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    seconds = time.monotonic() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} bench failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    doc: dict[str, Any] = json.loads(out.stdout)
+    shown = [f"bench/{args[0]}", *cmd[2:]]  # relative: the page names no machine path
+    doc["_run"] = {"seconds": seconds, "load_1min": load, "command": " ".join(shown)}
+    log(f"{name}: {seconds:.0f} s")
+    return doc
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def label(n: int) -> str:
+    """``1000000`` → ``1M``, ``100000`` → ``100k``."""
+    for unit, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= unit and (n * 100) % unit == 0:
+            return f"{n / unit:g}{suffix}"
+    return str(n)
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    """A Markdown table; ``align`` is one letter per column (``l`` or ``r``)."""
+    align = align or "l" * len(head)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def met(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "**NOT met**")
+
+
+def num(value: float, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _note_met(note: str) -> bool | None:
+    if "NOT met" in note:
+        return False
+    if ": met" in note:
+        return True
+    return None
+
+
+# -- the sections -----------------------------------------------------------------------------
+
+HEAD = """# Benchmarks
+
+This page is written by `bench/report.py` (`make bench`) from the figures of one
+run; do not edit it by hand, edit the templates in `bench/report.py`. Each table
+row carries its aim and whether this run met it. Timings are wall-clock; the
+matcher's are medians of several runs, the other benches report the best of
+several runs (the column says how many). The load average is the 1-minute figure
+when each bench started: this machine has {cores} cores, and any other work on it
+slows the figures down.
+"""
+
+PROTOCOL_PROSE = """## Protocol: the state digest and one verify+apply
+
+`bench/protocol_bench.py` measures the two costs the protocol promises to keep
+small.
+
+**1. The state digest against SHA-256 itself.** A list's state digest is SHA-256
+over its hashes sorted ascending and concatenated (see [PROTOCOL.md](../PROTOCOL.md)).
+`ListState` keeps exactly those bytes in one buffer
+([ADR 0005](adr/0005-state-as-sorted-bytes.md)), so computing the digest should
+cost no more than `hashlib.sha256` over the same bytes, which is the limit. The
+bench builds a state of N random PDQ-width (32-byte) hashes and times
+`ListState.digest()`, `StateDigest.of_bytes` and `hashlib.sha256(...).hexdigest()`
+over the same sorted buffer, in turn within each repeat so that any change in
+machine speed affects all three. The `% hashlib` column is hashlib's time divided
+by ours. **Aim: ≥ 80 %.** Figures slightly above 100 % are noise, not a speed-up:
+the digest is one `hashlib.sha256` call over the state's buffer.
+
+It also times two one-off costs, for information: `ListState.from_hashes` (an
+unsorted iterable of `bytes`: the publisher's way in, one Python object per hash)
+and `ListState.from_snapshot` (the strict ascending check a node runs once, when
+it bootstraps from a snapshot). At 10M they run once.
+
+**2. Verify+apply of one delta, the way a node does it.** A `Publisher` publishes
+version 1 (1M random hashes, with its snapshot), version 2 (10k random additions)
+and version 3 (10k removals of present hashes + 10k new additions). A verifier that
+bootstrapped to version 1 from the snapshot then runs, timed end to end:
+`TrustedHub.begin_update(trust, checkpoint)` (both checkpoint signature thresholds,
+freshness, rollback), `add_header` (delta-role signature, chain, Merkle root against
+the checkpoint), `add_body` (length, SHA-256, strict parse) and `ListUpdate.apply`
+(base digest check, `ListState.apply`, result digest against the signed
+`result_state`). The same steps are then timed one by one, so the phases add up to
+about the total. `ListState.apply` takes most of it: a binary search over the state
+buffer per changed hash, then one join. **Aim: under 0.5 s for 10k changes on a
+1M-hash state.**
+
+MB means 10⁶ bytes. Random hashes come from `os.urandom`; only the reference buffer
+for the hashlib rows is sorted with numpy, and the bench checks that
+`ListState.from_hashes` yields the same bytes and that `digest()` equals hashlib's.
+"""
+
+MATCHER_PROSE = """## Matcher: PDQ at 100k, 1M and 10M hashes, against the peers
+
+`bench/matcher_bench.py` measures the node's matcher (`node/matcher.py`, exact
+multi-index hashing: [ADR 0012](adr/0012-exact-multi-index-matching.md)) next to
+the indexes the peers use, on the same lists and queries, each method in a
+subprocess of its own.
+
+**The lists.** *Uniform*: random 256-bit hashes. *Clustered*: families of
+near-duplicates, as real lists hold (the same picture re-encoded, cropped,
+captioned): a tenth of the hashes are random family centres, and every other hash
+is a centre picked at random with 1 to 30 bits flipped (the count uniform, the
+positions drawn with replacement), so families average 10 hashes and many members
+of one family lie within 31 bits of each other. A clustered list puts more hashes
+in some multi-index buckets; the answer stays exact, only the work per query
+grows.
+
+**The queries.** 256 per run, at the usual PDQ threshold of 31 bits: even ones are
+listed hashes with 0-31 distinct random bits flipped (so there are matches to find,
+in a clustered list often several per query), odd ones are random.
+
+**The methods.**
+- *ours: ListIndex (multi-index)*: the node's index as the node builds it, 16 slots
+  of 16 bits probed within 1 bit, which by the pigeonhole rule finds every hash
+  within 31 bits; candidates get their exact distance from one cache line each.
+- *ours: ListIndex, full scan*: the same index with the multi-index off (as lists
+  under 32,768 hashes run): blocks of 16,384 packed hashes, 32 queries per block, a
+  two-word bound that never exceeds the true distance. It is the exact reference for
+  the recall column.
+- *numpy full scan*: `bitwise_count(rows ^ q).sum(axis=1) <= 31` per query over an
+  `(n, 4)` array (fewer queries at 1M and 10M; the `q` column says how many).
+- *faiss IndexBinaryFlat*: `range_search` with radius 32 (faiss counts distances
+  strictly below it), one thread.
+- *faiss IndexBinaryMultiHash(256,16,16)*: 16 hash tables of 16 bits, `nflip = 1`
+  (31 // 16), `range_search` radius 32, one thread: what python-threatexchange's
+  `PDQMultiHashIndex` builds, and so what Meta's HMA matches with (HMA builds its
+  PDQ index through `PdqSignal.get_index_cls()`, that package's `PDQIndex`).
+- *threatexchange PDQIndex*: python-threatexchange's own PDQ index (the
+  `threatexchange` package, {te_version}), built with `PDQIndex.build` from `(hex,
+  id)` entries and asked one hash per `query` call, as HMA's matcher asks it. It
+  wraps the faiss index above in `IndexBinaryIDMap2` plus a Python id map.
+
+The two multi-hash rows use the same faiss configuration, yet their queries/s can
+differ by several times: faiss's multi-hash search collects each query's candidates
+(about 4,200 at 1M, 42,000 at 10M) in a fresh `std::unordered_set`, one heap
+allocation per candidate, and its speed moves with the state of the process: in a
+separate test at 1M one index answered the same 256 queries at 783 and, later in
+the same process, 173 q/s. Batching is not the cause (one query per `range_search`
+call and 64 per call ran alike at 10M, about 17 q/s). The threatexchange row is the
+one that shows what HMA gets.
+
+**The columns.** *q/s*: queries per second, the median of {repeats} timed runs
+after one untimed run. *× ours*: ours' queries/s divided by the method's. *recall*:
+the share of the reference's (query, hash, distance) triples the method returned;
+*extra*: triples it returned that the reference does not have. *build*: seconds to
+build the index from the sorted snapshot (median of {repeats} builds; one at 10M).
+*peak MB*: how far the process's peak resident set rose above its resident set
+with the input loaded (the snapshot bytes, and hex strings for threatexchange): the
+kernel's peak counter (`VmHWM`, what `getrusage(RUSAGE_SELF).ru_maxrss` reports,
+minus the parent's peak that `ru_maxrss` keeps across `exec`) is reset through
+`/proc/self/clear_refs` just before the build. It includes the build's
+temporaries, and faiss's C++ allocations, which `tracemalloc` would not see.
+
+**Aims (one core):** at 1M, ≥ 2,500 queries/s with recall 1.0; at 10M, ≥ 200
+queries/s with the node's resident memory ≤ 1.5 GB.
+"""
+
+INCREMENTAL_PROSE = """### Following a delta under query load
+
+A 1M uniform list in `ListIndex(background=True)` (the node's setting), with a
+thread sending one query per call without pause, as uploads would. After a
+{phase:g} s warm phase a first delta of {adds:,} additions is applied: it goes to
+the side segment that every query scans. {phase:g} s later a second delta of
+{adds:,} pushes the pending changes past 1/64 of the list, which starts the
+background rebuild (new main array and multi-index on a thread, changes meanwhile
+replayed, one assignment to swap it in). *Visible* is the time from the start of
+`apply` until a `match` of added hashes (first, middle, last) returns them. The
+latency table splits the queries by when they started. **Aims: additions visible
+in < 1 s; no query gap**: no query waits on an apply or the rebuild; judged as the
+longest query while either runs staying under {gap_ms:.0f} ms (a query that waited
+would take about as long as the rebuild). Queries in the other thread share the
+interpreter lock with the rebuild's Python steps, so they slow down while it
+runs; they do not stop.
+"""
+
+NODE_RSS_PROSE = """### The node's resident memory at 10M
+
+A subprocess reads the 10M-hash snapshot (320 MB), builds the index as the node does
+(`ListIndex.from_snapshot` with the bytes and `background=True`), drops the bytes,
+answers one batch, and reports its peak resident set (`VmHWM`: the interpreter,
+numpy, the snapshot bytes held during the build and the build's temporaries) and its
+resident set once the build is over (`VmRSS`). The index keeps 32 bytes per hash of
+hashes, 64 of multi-index row numbers and 8 MB of bucket bounds. **Aim: ≤ 1.5 GB.**
+"""
+
+NODE_PROSE = """## Node: image hashing and sync
+
+`bench/node_bench.py` measures what a node does for every upload besides matching
+(hash a picture) and how it follows a list (sync).
+
+**Images hashed per second** for one 12-megapixel JPEG, made in the bench by
+upscaling Meta's bridge test photo to 4000 × 3000 and saving it at quality 90:
+- `hash_image`: `draft()` (the JPEG decoder works at 1/8 scale), EXIF orientation,
+  then PDQ, pHash, MD5 and SHA-256; the "of which" rows time each step alone.
+- Floor: the least the JPEG decoder can do for this file, a 1/8-scale decode of the
+  luma channel alone with no shrink and no colour conversion. Baseline JPEG cannot
+  skip the entropy decoding of any coefficient, so no hasher built on this decoder
+  (libjpeg-turbo, in Pillow) can decode faster.
+- Full decode + shrink: the same hashes without `draft()`; PDQ at full size: the
+  12-megapixel decode handed to PDQ with no shrink at all.
+
+**Aim: ≥ 40 images/s with `draft()` on one core.** The floor plus the other three
+hashes bound what is reachable: if the floor and the PDQ, pHash and digest rows add
+up to more than 25 ms, 40 images/s needs a faster JPEG entropy decoder than this one,
+or dropping MD5 (kept because hash lists in the field still carry MD5). Decoding
+luma only (`draft("L")`) was tried and put the PDQ of Meta's low-quality reference
+images up to 38 bits from their expected hashes, so it is not used.
+
+**Sync** (DESIGN §4): a hub (`Hub.init`, in a temporary directory) with one PDQ list
+of 1M random hashes published as version 1 with its snapshot, served by the real
+hub app on 127.0.0.1 in the same process and event loop as the node, so serving is
+inside these figures. Each timed run starts from a fresh copy of an enrolled node
+home.
+- *Bootstrap from snapshot*: `node.service.run_sync` end to end on an empty node:
+  root walk, checkpoint, header and signature, the 32 MB snapshot over HTTP, its
+  SHA-256 and strict order check against the signed `result_state`, the SQLite
+  commit of state and trust record (`synchronous=FULL`), then `Node.absorb`: the
+  match index (multi-index included), the content registry searched, one ack
+  signed and queued. **Aim: under 10 s for 1M hashes.**
+- *Restart*: `Node.open` on the bootstrapped home: the index rebuilt from the
+  stored state, what a restarted daemon does before it serves.
+- *Delta +10k*: version 2 with 10k random additions, `run_sync` end to end:
+  checkpoint, header, the gzipped body, `ListUpdate.apply` (base digest, 10k
+  insertions, result digest), the SQLite commit of the 10k changed hashes beside the
+  state ([ADR 0013](adr/0013-node-logs-small-state-changes.md)), the index
+  following the delta (side segment), the registry search and the ack.
+"""
+
+HUB_PROSE = """## Hub: reads, acks and a large publish
+
+`bench/hub_bench.py` starts a real `hashhub serve` process on loopback and loads it
+from a separate process, so the server has a core of its own and the load generator
+the other.
+- **Checkpoint GETs**, 100 concurrent clients, for 15 s: a pool of aiohttp clients,
+  and Debian's `wrk` as an independent second generator (`make bench` installs it).
+  Aim ≥ 2,000/s.
+- **Acks**, 100 enrolled nodes with their own keys and tokens, each posting its own
+  signed acks with increasing `seq` for 15 s (signed before the clock starts). Every
+  ack is verified (Ed25519 signature and co-signature, `seq`, the published root and
+  state) and stored with its counters; acks that arrive together go to the database
+  thread as one batch with one commit. Aim ≥ 500/s.
+- **Publishing 100k additions onto a 1M-hash list**: `Hub.publish` end to end
+  (normalise the staged rows, sign, store body, header, checkpoint and entries in one
+  transaction). Aim < 5 s. Staging is timed apart, and so is the first publish of
+  1M, a one-off dominated by inserting 1M provenance rows.
+"""
+
+REPRODUCE = """## Reproduce
+
+```sh
+make bench                                   # installs the bench extras and wrk, runs this report
+make bench BENCH_ARGS=--quick                # every bench at its small sizes (a few minutes)
+.venv/bin/python bench/report.py --only matcher --json-dir out/   # one bench; keep its JSON
+.venv/bin/python bench/report.py --from-json out/                 # the page again, no measuring
+```
+
+Each bench also runs alone and prints a table (`--json` for JSON):
+
+- `bench/protocol_bench.py`: `--sizes 1000000,10000000` (digest and build rows),
+  `--apply-base 1000000` (hashes in the state a delta is applied to),
+  `--apply-changes 10000`, `--repeats 3`, `--quick` (sizes 100k and 1M). The full
+  run needs about 3.5 GB of free memory, most of it for the 10M `from_hashes` row
+  (one Python object per hash).
+- `bench/matcher_bench.py`: `--sizes 100000,1000000,10000000`, `--distributions
+  uniform,clustered`, `--methods ours,ours-scan,numpy,faiss-flat,faiss-multihash,threatexchange`,
+  `--queries 256`, `--repeats 3`, `--incremental-base 1000000` (0 skips it),
+  `--incremental-adds 10000`, `--incremental-phase-s 1`, `--node-rss-size 10000000`
+  (0 skips it), `--quick` (100k only, a 3k delta on 100k, no 10M memory run).
+- `bench/node_bench.py`: `--sections match,hash` and `--sync` (the page runs `hash`
+  and `sync`; `match` is the node's earlier matcher table, which the matcher bench
+  supersedes), `--sizes`, `--queries`, `--images 40`, `--megapixels 12`,
+  `--repeats 3`, `--quick`.
+- `bench/hub_bench.py`: `--clients 100`, `--quick` (100k/10k hashes, 5 s load phases).
+
+Peer packages (faiss-cpu, threatexchange) are bench-only dependencies, the `bench`
+extra, which `make bench` installs; without them their rows say so. Figures depend on
+the CPU (SHA-256 instructions for the digest, vector popcount for the scans) and on
+the load: compare the ratios and the aims, not the absolute seconds. The smoke tests
+(`tests/bench/`, `tests/protocol/test_bench_smoke.py`,
+`tests/node/test_node_bench_smoke.py`) run each bench at tiny sizes to keep it
+working; they make no claim about speed.
+"""
+
+
+def render_machine(info: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
+    memory = info.get("memory_bytes")
+    rows = [
+        ["date", info["date"]],
+        ["CPU", f"{info['cpu']}, {info['cores']} cores"],
+        ["memory", f"{memory / 2**30:.1f} GiB" if memory else "-"],
+        ["OS", info["platform"]],
+        ["Python", info["python"]],
+        ["numpy", info["numpy"]],
+        ["faiss-cpu", info["faiss"]],
+        ["threatexchange", info["threatexchange"]],
+        ["Pillow", info["pillow"]],
+        ["OpenSSL", info["openssl"]],
+    ]
+    for name, run in runs.items():
+        rows.append(
+            [
+                f"{name} bench",
+                f"{run['seconds']:.0f} s, load {run['load_1min']} at start: `{run['command']}`",
+            ]
+        )
+    total = sum(run["seconds"] for run in runs.values())
+    rows.append(["all benches", f"{total / 60:.1f} min"])
+    return "## Machine and versions\n\n" + table(["", ""], rows)
+
+
+def render_protocol(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    rows = []
+    aims: list[list[str]] = []
+    for r in doc["rows"]:
+        mbps = r.get("mb_per_s")
+        pct = r.get("pct_of_hashlib")
+        rows.append(
+            [
+                r["section"],
+                r["case"].strip(),
+                label(r["hashes"]),
+                f"{r['seconds']:.4f}",
+                num(mbps, 0) if mbps is not None else "-",
+                f"{pct:.1f}" if pct is not None else "-",
+                str(r["repeats"]),
+                r["note"],
+            ]
+        )
+        ok = _note_met(r["note"])
+        if ok is not None:
+            measured = (
+                f"{pct:.1f} % of hashlib ({r['seconds']:.4f} s)"
+                if pct is not None
+                else f"{r['seconds']:.4f} s"
+            )
+            aim = "≥ 80 % of hashlib" if pct is not None else "< 0.5 s"
+            aims.append(
+                [f"protocol: {r['case'].strip()}, {label(r['hashes'])}", measured, aim, met(ok)]
+            )
+    body = table(
+        ["section", "case", "hashes", "seconds", "MB/s", "% hashlib", "best of", "aim / note"],
+        rows,
+        "lllrrrrl",
+    )
+    return PROTOCOL_PROSE + "\n### Figures\n\n" + body + "\n", aims
+
+
+def render_matcher(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    config = doc["config"]
+    methods = doc["methods"]
+    parts = [
+        MATCHER_PROSE.format(
+            te_version=doc["machine"].get("threatexchange") or "not installed",
+            repeats=config["repeats"],
+        )
+    ]
+    aims: list[list[str]] = []
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in doc["rows"]:
+        groups.setdefault((r["distribution"], r["size"]), []).append(r)
+    kinds = ("uniform", "clustered")
+    for (distribution, size), rows in sorted(
+        groups.items(), key=lambda kv: (kv[0][1], kinds.index(kv[0][0]) if kv[0][0] in kinds else 9)
+    ):
+        ours = next((r["qps"] for r in rows if r["method"] == "ours" and r["qps"]), 0.0)
+        lines = []
+        for r in rows:
+            ratio = f"{ours / r['qps']:.1f}" if ours and r["qps"] else "-"
+            recall = "-" if r["recall"] is None else f"{r['recall']:.4f}"
+            peak = f"{r['peak_bytes'] / 1e6:,.0f}" if r["runs"] else "-"
+            lines.append(
+                [
+                    methods[r["method"]],
+                    str(r["queries"]) if r["runs"] else "-",
+                    num(r["qps"]) if r["runs"] else "-",
+                    ratio,
+                    recall,
+                    str(r["extra"]) if r["runs"] else "-",
+                    f"{r['build_s']:.2f}" if r["runs"] else "-",
+                    peak,
+                    "; ".join(p for p in (r["aim"], r["note"]) if p),
+                ]
+            )
+            ok = _note_met(r["aim"])
+            if ok is not None:
+                aims.append(
+                    [
+                        f"matcher: ours, {distribution} {label(size)}",
+                        f"{r['qps']:,.1f} q/s, recall {recall}",
+                        r["aim"].split(":")[0].removeprefix("aim "),
+                        met(ok),
+                    ]
+                )
+        hashes = rows[0].get("hashes") or size
+        parts.append(
+            f"### {distribution.capitalize()}, {label(size)} hashes ({hashes:,})\n\n"
+            + table(
+                ["method", "q", "q/s", "× ours", "recall", "extra", "build s", "peak MB", "note"],
+                lines,
+                "lrrrrrrrl",
+            )
+            + "\n"
+        )
+    inc = doc.get("incremental")
+    if inc:
+        gap_s = doc["aims"]["query_gap_s_max"]
+        parts.append(
+            INCREMENTAL_PROSE.format(
+                phase=config["incremental_phase_s"], adds=inc["adds"], gap_ms=gap_s * 1000
+            )
+        )
+        delta_rows = [
+            [
+                f"delta {k + 1}: +{inc['adds']:,} on {label(inc['base'])}",
+                f"{a['apply_s'] * 1000:.1f}",
+                f"{a['visible_s'] * 1000:.1f}",
+                f"{a['pending']:,.0f}",
+            ]
+            for k, a in enumerate(inc["applies"])
+        ]
+        parts.append(
+            table(["delta", "apply ms", "visible ms", "pending after"], delta_rows, "lrrr")
+        )
+        done = "completed: no pending changes after it" if inc["rebuilt"] else "NOT completed"
+        parts.append(f"\nThe background rebuild took {inc['rebuild_s']:.2f} s ({done}).\n")
+        phase_rows = [
+            [
+                p["phase"],
+                f"{p['seconds']:.2f}",
+                f"{p['queries']:,}",
+                f"{p['p50_s'] * 1000:.3f}",
+                f"{p['p99_s'] * 1000:.3f}",
+                f"{p['max_s'] * 1000:.3f}",
+            ]
+            for p in inc["phases"]
+        ]
+        parts.append(
+            table(
+                ["phase", "seconds", "queries", "p50 ms", "p99 ms", "max ms"], phase_rows, "lrrrrr"
+            )
+            + "\n"
+        )
+        visible = max(a["visible_s"] for a in inc["applies"])
+        during = max(
+            (
+                p["max_s"]
+                for p in inc["phases"]
+                if p["phase"] in ("apply + side segment", "rebuild")
+            ),
+            default=0.0,
+        )
+        aims.append(
+            [
+                f"matcher: +{inc['adds']:,} visible on {label(inc['base'])}",
+                f"{visible * 1000:.1f} ms",
+                "< 1 s",
+                met(visible < doc["aims"]["delta_visible_s_max"]),
+            ]
+        )
+        aims.append(
+            [
+                "matcher: no query gap (longest query during apply + rebuild)",
+                f"{during * 1000:.1f} ms (rebuild {inc['rebuild_s']:.2f} s)",
+                f"< {gap_s * 1000:.0f} ms",
+                met(during < gap_s and inc["rebuilt"]),
+            ]
+        )
+    node = doc.get("node_rss")
+    if node:
+        limit = doc["aims"]["node_rss_max_bytes_at_10M"]
+        parts.append(NODE_RSS_PROSE)
+        parts.append(
+            table(
+                ["hashes", "build s", "index MB", "peak RSS MB", "RSS after build MB", "aim"],
+                [
+                    [
+                        f"{node['size']:,}",
+                        f"{node['build_s']:.1f}",
+                        f"{node['index_bytes'] / 1e6:,.0f}",
+                        f"{node['max_rss'] / 1e6:,.0f}",
+                        f"{node['rss_after'] / 1e6:,.0f}",
+                        f"≤ {limit / 1e9:g} GB (peak): {met(node['max_rss'] <= limit)}",
+                    ]
+                ],
+                "rrrrrl",
+            )
+            + "\n"
+        )
+        aims.append(
+            [
+                f"matcher: node peak resident memory, {label(node['size'])}",
+                f"{node['max_rss'] / 1e9:.2f} GB (after build {node['rss_after'] / 1e9:.2f} GB)",
+                "≤ 1.5 GB",
+                met(node["max_rss"] <= limit),
+            ]
+        )
+    return "\n".join(parts), aims
+
+
+def render_node(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    rows = []
+    aims: list[list[str]] = []
+    for r in doc["rows"]:
+        seconds, count = r["seconds"], r["count"]
+        if r["unit"] == "s":
+            rate, each = "-", f"{1000 * seconds:,.1f}"
+        else:
+            rate = num(count / seconds) if seconds else "-"
+            each = f"{1000 * seconds / count:.3f}" if count else "-"
+        size = f"{r['size'] / 1e6:.1f} MP" if r["unit"] == "img/s" else label(r["size"])
+        rows.append(
+            [
+                r["section"],
+                r["case"].strip(),
+                size,
+                str(count),
+                rate,
+                each,
+                str(r["repeats"]),
+                r["note"],
+            ]
+        )
+        ok = _note_met(r["note"])
+        if ok is not None:
+            measured = f"{1000 * seconds:,.0f} ms" if r["unit"] == "s" else f"{rate} {r['unit']}"
+            aim = r["note"].split(":")[0].removeprefix("aim ")
+            aims.append([f"node: {r['case'].strip()}, {size}", measured, aim, met(ok)])
+    body = table(
+        ["section", "case", "size", "count", "per second", "ms each", "best of", "aim / note"],
+        rows,
+        "lllrrrrl",
+    )
+    return NODE_PROSE + "\n### Figures\n\n" + body + "\n", aims
+
+
+def render_hub(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    rows = []
+    aims: list[list[str]] = []
+    for r in doc["rows"]:
+        rows.append([r["case"], num(r["value"], 2), r["unit"], r["aim"], met(r["met"]), r["note"]])
+        if r["met"] is not None:
+            aims.append(
+                [f"hub: {r['case']}", f"{num(r['value'], 2)} {r['unit']}", r["aim"], met(r["met"])]
+            )
+    body = table(["case", "value", "unit", "aim", "met", "note"], rows, "lrllll")
+    return HUB_PROSE + "\n### Figures\n\n" + body + "\n", aims
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[list[str]]]]] = {
+    "protocol": render_protocol,
+    "matcher": render_matcher,
+    "node": render_node,
+    "hub": render_hub,
+}
+
+
+def render(info: dict[str, Any], docs: dict[str, dict[str, Any]]) -> str:
+    """The whole page from the machine description and each bench's JSON document."""
+    sections = []
+    aims: list[list[str]] = []
+    for name in ("protocol", "matcher", "node", "hub"):
+        if name in docs:
+            text, rows = RENDERERS[name](docs[name])
+            sections.append(text)
+            aims += rows
+    runs = {name: doc["_run"] for name, doc in docs.items() if "_run" in doc}
+    summary = "## Against the aims\n\n" + table(["what", "measured", "aim", ""], aims)
+    return "\n".join(
+        [
+            HEAD.format(cores=info["cores"]),
+            render_machine(info, runs) + "\n",
+            summary + "\n",
+            *sections,
+            REPRODUCE,
+        ]
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="every bench at its small sizes")
+    parser.add_argument("--only", help=f"some of {','.join(BENCHES)} (default all)")
+    parser.add_argument("--out", type=Path, default=DOC, help="the page to write")
+    parser.add_argument("--json-dir", type=Path, help="also keep each bench's JSON here")
+    parser.add_argument("--from-json", type=Path, help="render from JSON saved by --json-dir")
+    args = parser.parse_args(argv)
+    names = [s.strip() for s in (args.only or ",".join(BENCHES)).split(",") if s.strip()]
+    if set(names) - set(BENCHES):
+        parser.error(f"benches are {', '.join(BENCHES)}")
+    args.names = names
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    docs: dict[str, dict[str, Any]] = {}
+    if args.from_json:
+        info = json.loads((args.from_json / "machine.json").read_text())
+        for name in args.names:
+            path = args.from_json / f"{name}.json"
+            if path.exists():
+                docs[name] = json.loads(path.read_text())
+    else:
+        info = machine()
+        for name in args.names:
+            docs[name] = run_bench(name, args.quick, log)
+            if args.json_dir:
+                args.json_dir.mkdir(parents=True, exist_ok=True)
+                (args.json_dir / f"{name}.json").write_text(json.dumps(docs[name], indent=2))
+        if args.json_dir:
+            (args.json_dir / "machine.json").write_text(json.dumps(info, indent=2))
+    args.out.write_text(render(info, docs))
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
