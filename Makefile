@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[node,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[node,dev,tx]'
 	touch $(STAMP)
 
 # Programs the tests call that Python cannot install: openssl and jq (the auditor's
@@ -65,7 +65,7 @@ test: lint typecheck pytest
 # memory (threatexchange's index at 10M). Options for bench/report.py go in
 # BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[node,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[node,dev,tx,bench]'
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }

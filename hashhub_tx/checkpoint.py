@@ -1,0 +1,215 @@
+"""The fetch checkpoint: everything the bridge trusts, handed to python-threatexchange to keep.
+
+A pytx exchange keeps no state of its own: the CLI pickles the checkpoint, HMA stores
+it as JSON. So the checkpoint carries what a hashhub node keeps in its SQLite store,
+in plain JSON types:
+
+- ``roots``: every trusted root version, bytes and signature sidecar (base64), so each
+  fetch re-verifies the chain from the pinned root rather than trusting a parse;
+- ``lists``: per followed list, its ``ListTrust`` record (version, compact range of the
+  log, last leaf, state digest, last accepted checkpoint note and its time) and the
+  list's state (its hashes, sorted, base64). The state is what lets the next update
+  check every body against its base and every result against the signed digest, and
+  compute exact tombstones when a snapshot replaces it. It costs 4/3 of the raw hash
+  bytes (about 43 MB of base64 for a million PDQ hashes), less than pytx keeps for the
+  same hashes as records.
+
+A checkpoint comes back from storage the bridge does not control, so it is verified
+before use (``open_checkpoint``), without the network: the pin must be this
+collaboration's, the roots must chain from it, every state must hash to its trust
+record's digest, and every trusted version and compact range must be the ones a
+checkpoint note signed by the hub vouches for. A forged checkpoint therefore stops the
+bridge with ``CheckpointError``; what it cannot catch here (a forged ``last_leaf``, or a
+state and digest forged together) breaks the chain of the next signed header and is
+rejected there. Either way nothing is yielded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from threatexchange.exchanges.fetch_state import FetchCheckpointBase
+
+from hashhub_tx.errors import CheckpointError
+from node.store import StoredList
+from protocol import (
+    HASH_TYPES,
+    Limits,
+    ListState,
+    ListTrust,
+    ProtocolError,
+    SignedCheckpoint,
+    TrustedHub,
+)
+from protocol._fields import b64decode, b64encode
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "HashhubCheckpoint",
+    "ListCheckpoint",
+    "SignedRoot",
+    "make_checkpoint",
+    "open_checkpoint",
+]
+
+CHECKPOINT_FORMAT = 1
+"""Bumped on any change of meaning; a checkpoint of another format is refused."""
+
+
+@dataclass
+class SignedRoot:
+    """One trusted root version: its bytes and signature sidecar, base64."""
+
+    data: str
+    sig: str
+
+
+@dataclass
+class ListCheckpoint:
+    """One followed list: hash type, trust record (JSON text) and state (base64)."""
+
+    hash_type: str
+    trust: str
+    state: str
+
+
+@dataclass
+class HashhubCheckpoint(FetchCheckpointBase):
+    """What the bridge trusts after a fetch; resumes exactly (see the module docstring)."""
+
+    pinned_root_sha256: str = ""
+    roots: list[SignedRoot] = field(default_factory=list)
+    lists: dict[str, ListCheckpoint] = field(default_factory=dict)
+    progress: int | None = None
+    """Unix time of the newest checkpoint co-signature trusted so far, of any list."""
+    format: int = CHECKPOINT_FORMAT
+
+    def get_progress_timestamp(self) -> int | None:
+        """``progress``: never goes back, which the pytx CLI asserts between fetches.
+
+        Each list's co-signature time only moves forward (an older one is a rollback),
+        and ``make_checkpoint`` keeps the previous value as a floor, so a list that is
+        no longer followed cannot take the time back either.
+        """
+        return self.progress
+
+
+def _trust_text(trust: ListTrust) -> str:
+    return json.dumps(trust.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def make_checkpoint(
+    pinned_root_sha256: str,
+    roots: Iterable[tuple[bytes, bytes]],
+    lists: Mapping[str, StoredList],
+    *,
+    progress: int | None = None,
+) -> HashhubCheckpoint:
+    """The checkpoint for trusted ``roots`` (oldest first) and ``lists``.
+
+    ``progress`` is the previous checkpoint's: the new one is never below it.
+    """
+    times = [
+        int(s.trust.checkpoint_time.timestamp()) for s in lists.values() if s.trust.checkpoint_time
+    ]
+    if progress is not None:
+        times.append(progress)
+    return HashhubCheckpoint(
+        pinned_root_sha256=pinned_root_sha256,
+        roots=[SignedRoot(b64encode(data), b64encode(sig)) for data, sig in roots],
+        lists={
+            list_id: ListCheckpoint(
+                stored.hash_type, _trust_text(stored.trust), b64encode(stored.state.to_bytes())
+            )
+            for list_id, stored in sorted(lists.items())
+        },
+        progress=max(times) if times else None,
+    )
+
+
+def open_checkpoint(
+    checkpoint: HashhubCheckpoint,
+    pinned_root_sha256: str,
+    *,
+    now: datetime,
+    limits: Limits | None = None,
+) -> tuple[list[tuple[bytes, bytes]], dict[str, StoredList]]:
+    """Verify a stored checkpoint offline; return its roots and lists.
+
+    Raises:
+        CheckpointError: another format or pin, a root chain that does not verify from
+            the pin, a state that does not hash to its digest, or a trusted version
+            and compact range that no signed checkpoint note vouches for.
+    """
+    if checkpoint.format != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint format {checkpoint.format} is not {CHECKPOINT_FORMAT}")
+    if checkpoint.pinned_root_sha256 != pinned_root_sha256:
+        raise CheckpointError(
+            "the checkpoint was made under another pinned root: clear the fetched state"
+        )
+    if not checkpoint.roots:
+        raise CheckpointError("the checkpoint holds no root")
+    try:
+        roots = [
+            (b64decode(r.data, "checkpoint root"), b64decode(r.sig, "checkpoint root sig"))
+            for r in checkpoint.roots
+        ]
+        (first, first_sig), *rest = roots
+        hub = TrustedHub(first, first_sig, now=now, pinned_sha256=pinned_root_sha256, limits=limits)
+        for data, sig in rest:
+            hub.update_root(data, sig)
+    except ProtocolError as e:
+        raise CheckpointError(f"the checkpoint's roots do not verify: {e}") from e
+    # One verifier per trusted root: a note is checked under the root it was accepted by.
+    verifiers = [TrustedHub(data, sig, now=now, limits=limits) for data, sig in reversed(roots)]
+    lists = {}
+    for list_id, entry in checkpoint.lists.items():
+        lists[list_id] = _open_list(list_id, entry, verifiers)
+    return roots, lists
+
+
+def _open_list(list_id: str, entry: ListCheckpoint, verifiers: list[TrustedHub]) -> StoredList:
+    where = f"checkpoint list {list_id!r}"
+    kind = HASH_TYPES.get(entry.hash_type)
+    if kind is None:
+        raise CheckpointError(f"{where}: unknown hash type {entry.hash_type!r}")
+    try:
+        trust = ListTrust.from_dict(json.loads(entry.trust))
+        state = ListState.from_snapshot(kind.length, b64decode(entry.state, where))
+    except (ValueError, ProtocolError) as e:
+        raise CheckpointError(f"{where}: {e}") from e
+    if trust.list_id != list_id:
+        raise CheckpointError(f"{where}: holds the trust record of {trust.list_id!r}")
+    if state.digest() != trust.state:
+        raise CheckpointError(f"{where}: the state does not hash to its trusted digest")
+    if trust.version or trust.checkpoint:
+        _check_note(list_id, trust, verifiers)
+    return StoredList(list_id, entry.hash_type, trust, state)
+
+
+def _check_note(list_id: str, trust: ListTrust, verifiers: list[TrustedHub]) -> None:
+    """The trusted version and compact range must be those of a note the hub signed."""
+    where = f"checkpoint list {list_id!r}"
+    try:
+        note = SignedCheckpoint.from_bytes(trust.checkpoint).checkpoint
+    except ProtocolError as e:
+        raise CheckpointError(f"{where}: the stored checkpoint note does not parse: {e}") from e
+    if note.size != trust.version or note.root_hash != trust.compact.root():
+        raise CheckpointError(
+            f"{where}: version {trust.version} and its log are not the ones the stored "
+            f"checkpoint note signs (size {note.size})"
+        )
+    errors = []
+    for verifier in verifiers:
+        try:
+            verifier.verify_checkpoint(list_id, trust.checkpoint)
+        except ProtocolError as e:
+            errors.append(f"root v{verifier.root.version}: {e}")
+            continue
+        return
+    raise CheckpointError(
+        f"{where}: the stored checkpoint note is signed by no trusted root: " + "; ".join(errors)
+    )

@@ -1,0 +1,45 @@
+"""Errors of the threatexchange bridge, by who is at fault.
+
+    BridgeError (hashhub's HashhubError)
+    ├── BridgeConfigError   the collaboration config cannot be used (the operator)
+    ├── CheckpointError     the stored checkpoint does not verify: damaged or forged
+    │                       (whoever can write the pytx/HMA store); clear it and refetch
+    ├── UpdateRejectedError the hub or a mirror served data that failed verification
+    │                       (the published data is at fault; nothing was yielded)
+    └── UpdateFailedError   a download failed (network, status, deadline, cap)
+
+Every one of them is raised before ``fetch_iter`` yields anything, so python-threatexchange
+stores no record and its checkpoint does not move.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import HashhubError
+
+__all__ = [
+    "BridgeConfigError",
+    "BridgeError",
+    "CheckpointError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
+]
+
+
+class BridgeError(HashhubError):
+    """Root of the bridge's own errors."""
+
+
+class BridgeConfigError(BridgeError):
+    """The collaboration config names something unusable (URL, pin, list, hash type)."""
+
+
+class CheckpointError(BridgeError):
+    """The checkpoint handed back by python-threatexchange does not verify."""
+
+
+class UpdateRejectedError(BridgeError):
+    """Published data failed the protocol's trust rules: nothing applied, evidence logged."""
+
+
+class UpdateFailedError(BridgeError):
+    """A download failed; the next fetch tries again from the same checkpoint."""

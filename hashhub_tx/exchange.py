@@ -1,0 +1,306 @@
+"""``HashhubSignalExchangeAPI``: python-threatexchange's ``SignalExchangeAPI`` for a hashhub hub.
+
+``fetch_iter`` runs the node's own update (``node.sync.Syncer`` with ``Fetcher``: the
+same caps, deadlines, mirror rules and ``protocol`` trust rules as ``hashhub-node``)
+against an in-memory store that starts from the verified checkpoint. Only when every
+followed list has verified — roots chained from the pin, checkpoint fresh and not
+rolled back, every header signed and chained, the Merkle root reproduced, every
+snapshot and body matching the SHA-256 its signed header names, every resulting
+state matching its signed digest — does it yield anything. A failure raises before
+the first yield: pytx stores no record and keeps its old checkpoint.
+
+What it yields: one ``FetchDelta`` per list that changed (and one first for lists no
+longer followed), each with the checkpoint that is exact after it, so a consumer that
+stops between deltas still resumes exactly. Keys are ``(signal type name, hex)``:
+
+    ============  =====================  ===========================
+    hashhub type  pytx signal type       signal string
+    ============  =====================  ===========================
+    pdq           ``PdqSignal``          64 lowercase hex digits
+    md5           ``VideoMD5Signal``     32 lowercase hex digits
+    sha256        ``VideoSHA256Signal``  64 lowercase hex digits
+    ============  =====================  ===========================
+
+(phash lists have no pytx signal type and are not followed.) A value names every
+followed list holding the hash (``HashhubSignalMetadata.lists``); a hash no followed
+list holds any more gets a tombstone (``None``), so a hash in two lists survives its
+removal from one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing as t
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+from threatexchange.exchanges.fetch_state import (
+    FetchDelta,
+    FetchedSignalMetadata,
+    SignalOpinion,
+    SignalOpinionCategory,
+)
+from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSimpleUpdates
+from threatexchange.signal_type.md5 import VideoMD5Signal
+from threatexchange.signal_type.pdq.signal import PdqSignal
+from threatexchange.signal_type.sha256 import VideoSHA256Signal
+from threatexchange.signal_type.signal_base import SignalType
+
+from hashhub_tx._store import CheckpointStore
+from hashhub_tx.checkpoint import HashhubCheckpoint, make_checkpoint, open_checkpoint
+from hashhub_tx.config import API_NAME, HashhubCollabConfig
+from hashhub_tx.errors import BridgeConfigError, UpdateFailedError, UpdateRejectedError
+from node.errors import FetchError
+from node.store import NodeStore, StoredList
+from node.sync import Fetcher, ListOutcome, Syncer
+from protocol import Limits, ProtocolError, Root
+
+__all__ = [
+    "SIGNAL_TYPES",
+    "HashhubDelta",
+    "HashhubSignalExchangeAPI",
+    "HashhubSignalMetadata",
+]
+
+log = logging.getLogger(__name__)
+
+SIGNAL_TYPES: Mapping[str, type[SignalType]] = {
+    "pdq": PdqSignal,
+    "md5": VideoMD5Signal,
+    "sha256": VideoSHA256Signal,
+}
+"""hashhub hash type → the python-threatexchange signal type its hashes become."""
+
+
+@dataclass
+class HashhubSignalMetadata(FetchedSignalMetadata):
+    """A published hash: the followed lists that hold it.
+
+    A hub publishes hashes its operators reviewed, so each list counts as a positive
+    opinion, tagged with the list id.
+    """
+
+    lists: list[str] = field(default_factory=list)
+
+    def get_as_opinions(self) -> t.Sequence[SignalOpinion]:
+        return [SignalOpinion(False, SignalOpinionCategory.POSITIVE_CLASS, set(self.lists))]
+
+
+RecordKey = tuple[str, str]
+HashhubDelta = FetchDelta[RecordKey, HashhubSignalMetadata, HashhubCheckpoint]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class HashhubSignalExchangeAPI(
+    SignalExchangeAPIWithSimpleUpdates[
+        HashhubCollabConfig, HashhubCheckpoint, HashhubSignalMetadata
+    ]
+):
+    """Follows lists of one hashhub hub, verified end to end (see the module docstring).
+
+    Args:
+        collab: the collaboration config (checked here: a bad one never fetches).
+        now: the clock; fixed once per fetch, as the node does.
+        limits: caps and deadlines on every download.
+        snapshot_lag: versions behind beyond which a snapshot is fetched instead of
+            every body (the node's setting of the same name).
+    """
+
+    def __init__(
+        self,
+        collab: HashhubCollabConfig,
+        *,
+        now: Callable[[], datetime] = _utcnow,
+        limits: Limits | None = None,
+        snapshot_lag: int = 1000,
+    ) -> None:
+        collab.check()
+        self.collab = collab
+        self.now = now
+        self.limits = limits or Limits()
+        self.snapshot_lag = snapshot_lag
+
+    @classmethod
+    def get_name(cls) -> str:
+        return API_NAME
+
+    @staticmethod
+    def get_config_cls() -> type[HashhubCollabConfig]:
+        return HashhubCollabConfig
+
+    @staticmethod
+    def get_checkpoint_cls() -> type[HashhubCheckpoint]:
+        return HashhubCheckpoint
+
+    @staticmethod
+    def get_record_cls() -> type[HashhubSignalMetadata]:
+        return HashhubSignalMetadata
+
+    @classmethod
+    def for_collab(cls, collab: HashhubCollabConfig) -> HashhubSignalExchangeAPI:
+        return cls(collab)
+
+    def fetch_iter(
+        self,
+        supported_signal_types: Sequence[type[SignalType]],
+        checkpoint: HashhubCheckpoint | None,
+    ) -> Iterator[HashhubDelta]:
+        """Verify every followed list, then yield their changes (see the module docstring).
+
+        Blocking: it runs its own event loop, so call it from a thread without one
+        (as the pytx CLI and HMA do).
+
+        Raises:
+            CheckpointError: ``checkpoint`` does not verify (clear the fetched state).
+            BridgeConfigError: a configured list is not declared by the hub, or has a
+                hash type python-threatexchange cannot match here.
+            UpdateRejectedError: published data failed verification.
+            UpdateFailedError: a download failed.
+        """
+        deltas = asyncio.run(self._update(supported_signal_types, checkpoint))
+        yield from deltas
+
+    # -- the update -------------------------------------------------------------------
+
+    async def _update(
+        self,
+        supported: Sequence[type[SignalType]],
+        checkpoint: HashhubCheckpoint | None,
+    ) -> list[HashhubDelta]:
+        now = self.now()
+        pin = self.collab.pinned_root_sha256
+        roots: list[tuple[bytes, bytes]] = []
+        trusted: dict[str, StoredList] = {}
+        if checkpoint is not None:
+            roots, trusted = open_checkpoint(checkpoint, pin, now=now, limits=self.limits)
+        store = CheckpointStore(roots, trusted)
+        async with aiohttp.ClientSession() as session:
+            fetcher = Fetcher(
+                session,
+                self.collab.hub_url,
+                mirrors=self.collab.mirrors,
+                token=self.collab.token,
+                limits=self.limits,
+            )
+            # Syncer is typed for the node's SQLite store; CheckpointStore offers the
+            # same methods, kept in memory (see hashhub_tx._store).
+            syncer = Syncer(
+                t.cast(NodeStore, store),
+                fetcher,
+                [],
+                pinned_root_sha256=pin,
+                snapshot_lag=self.snapshot_lag,
+            )
+            try:
+                hub = await syncer.open_hub(now)
+            except ProtocolError as e:
+                raise UpdateRejectedError(f"{self.collab.name}: root: {e}") from e
+            except FetchError as e:
+                raise UpdateFailedError(f"{self.collab.name}: root: {e}") from e
+            store.save_roots(hub.root_files())
+            followed = self._followed(hub.root, supported)
+            outcomes = [await syncer.sync_list(hub, list_id, now) for list_id in followed]
+        for source in fetcher.rejected:
+            log.warning(
+                "%s: a source served bytes that failed verification: %s", self.collab.name, source
+            )
+        if store.failures:
+            for failure in store.failures:
+                log.error("%s: %s", self.collab.name, failure)
+            message = f"{self.collab.name}: " + "; ".join(str(f) for f in store.failures)
+            if any(f.evidence for f in store.failures):
+                raise UpdateRejectedError(message)
+            raise UpdateFailedError(message)
+        progress = checkpoint.progress if checkpoint is not None else None
+        return self._deltas(store, trusted, followed, outcomes, progress)
+
+    def _followed(self, root: Root, supported: Sequence[type[SignalType]]) -> list[str]:
+        """The lists to follow: the configured ones (checked), or every matchable one."""
+        names = {s.get_name() for s in supported}
+
+        def matchable(hash_type: str) -> bool:
+            signal = SIGNAL_TYPES.get(hash_type)
+            return signal is not None and signal.get_name() in names
+
+        if not self.collab.list_ids:
+            return sorted(
+                list_id for list_id, spec in root.lists.items() if matchable(spec.hash_type)
+            )
+        for list_id in self.collab.list_ids:
+            spec = root.lists.get(list_id)
+            if spec is None:
+                raise BridgeConfigError(
+                    f"{self.collab.name}: root v{root.version} declares no list {list_id!r}"
+                )
+            if not matchable(spec.hash_type):
+                raise BridgeConfigError(
+                    f"{self.collab.name}: list {list_id} holds {spec.hash_type} hashes, "
+                    "which this threatexchange set-up cannot match"
+                )
+        return list(self.collab.list_ids)
+
+    def _deltas(
+        self,
+        store: CheckpointStore,
+        trusted: Mapping[str, StoredList],
+        followed: Sequence[str],
+        outcomes: Sequence[ListOutcome],
+        progress: int | None,
+    ) -> list[HashhubDelta]:
+        """One delta per change, each carrying the checkpoint that is exact after it."""
+        current = dict(trusted)
+        deltas: list[HashhubDelta] = []
+
+        def checkpoint() -> HashhubCheckpoint:
+            return make_checkpoint(
+                self.collab.pinned_root_sha256, store.roots(), current, progress=progress
+            )
+
+        dropped = [list_id for list_id in current if list_id not in followed]
+        if dropped:
+            touched: dict[str, set[bytes]] = {}
+            for list_id in dropped:
+                gone = current.pop(list_id)
+                touched.setdefault(gone.hash_type, set()).update(gone.state)
+            updates = _records(touched, current)
+            deltas.append(FetchDelta(updates, checkpoint()))
+        for outcome in outcomes:
+            new = store.committed.get(outcome.list_id)
+            if new is None:
+                continue  # declared but never published: nothing to trust yet
+            current[outcome.list_id] = new
+            changed = {new.hash_type: {*outcome.added, *outcome.removed}}
+            updates = _records(changed, current)
+            deltas.append(FetchDelta(updates, checkpoint()))
+        if not deltas:
+            deltas.append(FetchDelta({}, checkpoint()))
+        return deltas
+
+
+def _records(
+    touched: Mapping[str, set[bytes]], lists: Mapping[str, StoredList]
+) -> dict[RecordKey, HashhubSignalMetadata | None]:
+    """The record of every touched hash: the lists now holding it, or a tombstone."""
+    updates: dict[RecordKey, HashhubSignalMetadata | None] = {}
+    for hash_type, hashes in touched.items():
+        if not hashes:
+            continue
+        ordered = sorted(hashes)
+        holders: list[list[str]] = [[] for _ in ordered]
+        for list_id in sorted(lists):
+            stored = lists[list_id]
+            if stored.hash_type != hash_type:
+                continue
+            for i, held in enumerate(stored.state.contains_many(ordered)):
+                if held:
+                    holders[i].append(list_id)
+        name = SIGNAL_TYPES[hash_type].get_name()
+        for value, names in zip(ordered, holders, strict=True):
+            updates[(name, value.hex())] = HashhubSignalMetadata(names) if names else None
+    return updates
