@@ -1,0 +1,220 @@
+"""A real nginx on loopback serving a ``hashhub export`` tree with the shipped mirror config.
+
+``NginxMirror.start(tree, workdir)`` runs Debian's nginx in the foreground (``daemon
+off``) with everything it writes — pid file, error log, access log, temp paths — in
+``workdir``, on a free port of 127.0.0.1. The server block is ``docker/nginx/mirror.conf``
+itself, the file the compose stack mounts, with only its ``listen`` port and ``root``
+replaced, so the tests exercise the configuration that ships. The access log records
+method, URI and status of every request, which is how a test proves what the mirror
+served (``served``).
+
+``export_tree`` runs the ``hashhub export`` command, as the compose stack's export
+service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["MIRROR_CONF", "NginxMirror", "Request", "export_tree", "nginx_binary"]
+
+REPO = Path(__file__).resolve().parents[2]
+MIRROR_CONF = REPO / "docker" / "nginx" / "mirror.conf"
+HASHHUB = Path(sys.executable).with_name("hashhub")
+START_DEADLINE = 10.0
+DEBIAN_NGINX = "/usr/sbin/nginx"
+
+
+def nginx_binary() -> str:
+    """The nginx program; a failure (not a skip) when it is missing."""
+    found = shutil.which("nginx")
+    if found is None and os.access(DEBIAN_NGINX, os.X_OK):
+        found = DEBIAN_NGINX  # in /usr/sbin, not on every user's PATH
+    if found is None:
+        pytest.fail("nginx is not installed: `make system-deps` installs it")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_block(tree: Path, port: int) -> str:
+    """``mirror.conf`` listening on 127.0.0.1:``port`` with ``tree`` as its root."""
+    text = MIRROR_CONF.read_text(encoding="utf-8")
+    text, listens = re.subn(r"(?m)^(\s*)listen\s+8080;", rf"\g<1>listen 127.0.0.1:{port};", text)
+    text, roots = re.subn(
+        r"(?m)^(\s*)root\s+/srv/hashhub-mirror;", lambda m: f"{m[1]}root {tree};", text
+    )
+    assert (listens, roots) == (1, 1), "mirror.conf no longer has one 'listen 8080' and one root"
+    return text
+
+
+def main_config(workdir: Path) -> str:
+    """The main context around the server block: every path nginx writes is in ``workdir``.
+
+    The master process of an nginx started by root hands requests to workers running
+    as ``nobody``, which could not read a test's private temp directory: as root the
+    workers run as root too. As another user there is no ``user`` directive at all.
+    """
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"    {name}_temp_path {workdir / name};"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""{user}daemon off;
+worker_processes 1;
+pid {workdir / "nginx.pid"};
+error_log {workdir / "error.log"} notice;
+events {{
+    worker_connections 64;
+}}
+http {{
+    log_format mirror '$request_method $request_uri $status $body_bytes_sent';
+    access_log {workdir / "access.log"} mirror;
+{temp}
+    include {workdir / "mirror.conf"};
+}}
+"""
+
+
+async def _nginx_answers(port: int) -> bool:
+    """Whether nginx (not some other program that has the port) answers HTTP there."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    try:
+        writer.write(b"HEAD / HTTP/1.0\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(4096), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return b"\r\nServer: nginx\r\n" in answer
+
+
+@dataclass(frozen=True)
+class Request:
+    """One line of the mirror's access log."""
+
+    method: str
+    path: str
+    status: int
+    size: int
+
+
+@dataclass
+class NginxMirror:
+    """A running nginx serving ``tree`` at ``url`` (see the module docstring)."""
+
+    tree: Path
+    workdir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    async def start(cls, tree: Path, workdir: Path) -> NginxMirror:
+        """Start nginx on a free port; another try on another port if that one was taken."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            mirror = await cls._launch(tree, workdir, free_port())
+            if mirror is not None:
+                return mirror
+        pytest.fail("nginx found no free port in three tries")
+
+    @classmethod
+    async def _launch(cls, tree: Path, workdir: Path, port: int) -> NginxMirror | None:
+        (workdir / "mirror.conf").write_text(server_block(tree, port), encoding="utf-8")
+        (workdir / "nginx.conf").write_text(main_config(workdir), encoding="utf-8")
+        error_log = workdir / "error.log"
+        process = subprocess.Popen(
+            [
+                nginx_binary(),
+                "-p",
+                str(workdir),
+                "-e",
+                str(error_log),
+                "-c",
+                str(workdir / "nginx.conf"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        mirror = cls(tree, workdir, port, process)
+        deadline = time.monotonic() + START_DEADLINE
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                log = error_log.read_text() if error_log.exists() else ""
+                mirror.stop()
+                if "Address already in use" in stderr + log:
+                    return None
+                pytest.fail(f"nginx exited with {process.returncode}: {stderr}{log}")
+            if await _nginx_answers(port):
+                return mirror
+            if time.monotonic() > deadline:
+                mirror.stop()
+                pytest.fail(f"nginx did not answer on port {port} within {START_DEADLINE} s")
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGTERM to the master, which stops its worker)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def served(self) -> list[Request]:
+        """Every request nginx has logged so far, oldest first."""
+        path = self.workdir / "access.log"
+        if not path.exists():
+            return []
+        requests = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            method, uri, status, size = line.split(" ")
+            requests.append(Request(method, uri.lstrip("/"), int(status), int(size)))
+        return requests
+
+
+async def export_tree(hub_home: Path, tree: Path) -> str:
+    """Run ``hashhub export TREE --home HUB_HOME``; returns what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        str(HASHHUB),
+        "export",
+        str(tree),
+        "--home",
+        str(hub_home),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return output.decode()
