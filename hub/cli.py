@@ -716,15 +716,21 @@ def key_list(as_json: bool, home: Path) -> None:
 
 @main.command()
 @click.argument("target", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--public-only",
+    is_flag=True,
+    help="Leave out the files of lists that are not public (for a mirror anyone can reach).",
+)
 @home_option
-def export(target: Path, home: Path) -> None:
+def export(target: Path, public_only: bool, home: Path) -> None:
     """Write the published tree into DIR.
 
     Plain files for any static server or CDN; files already there with the same
     bytes are kept, and a published file with other bytes is never overwritten.
+    A mirror serves without tokens: use --public-only for one outside your network.
     """
     with _open(home) as hub:
-        n = hub.export(target)
+        n = hub.export(target, public_only=public_only)
     click.echo(f"Wrote {n} file(s) to {target}; identical files already there were kept.")
 
 

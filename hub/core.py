@@ -676,13 +676,26 @@ class Hub:
         row = self._one("SELECT public FROM lists WHERE id = ?", [list_id])
         return bool(row and row["public"])
 
-    def export(self, target: Path) -> int:
-        """Write the published tree under ``target`` in publication order; never rewrite."""
+    def export(self, target: Path, *, public_only: bool = False) -> int:
+        """Write the published tree under ``target`` in publication order; never rewrite.
+
+        ``public_only`` leaves out the files of lists that are not public: a mirror
+        serves without tokens, so one reachable from outside must not hold them.
+        The root files are always written (every list's nodes need them).
+        """
+        private = (
+            {r["id"] for r in self.db.query("SELECT id FROM lists WHERE public = 0")}
+            if public_only
+            else set()
+        )
         n = 0
         rows = self.db.query(
             "SELECT path, bytes, immutable FROM files ORDER BY immutable DESC, rowid"
         )
         for row in rows:
+            parts = row["path"].split("/")
+            if parts[0] == "lists" and len(parts) > 1 and parts[1] in private:
+                continue
             path = target / row["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             if row["immutable"] and path.exists():

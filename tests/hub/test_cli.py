@@ -450,6 +450,25 @@ def test_export_refuses_to_overwrite_a_changed_file(operator: Operator, tmp_path
     assert "exists with other bytes; refusing to overwrite" in result.stderr
 
 
+def test_export_public_only_leaves_out_private_lists(operator: Operator, tmp_path: Path) -> None:
+    operator.ok("list", "create", "open-md5", "--type", "md5", "--public")
+    operator.ok("add", "tid-md5", md5(1))
+    operator.ok("add", "open-md5", md5(2))
+    operator.ok("publish")
+    everything, mirror = tmp_path / "everything", tmp_path / "mirror"
+    operator.ok("export", str(everything))
+    operator.ok("export", "--public-only", str(mirror))
+    assert sorted(p.name for p in (everything / "lists").iterdir()) == ["open-md5", "tid-md5"]
+    assert sorted(p.name for p in (mirror / "lists").iterdir()) == ["open-md5"]
+    assert sorted(p.name for p in (mirror / "root").iterdir()) == sorted(
+        p.name for p in (everything / "root").iterdir()
+    )
+    for path in (mirror / "lists" / "open-md5").rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(mirror)
+            assert path.read_bytes() == (everything / rel).read_bytes()
+
+
 @pytest.mark.parametrize(
     "args",
     [["add"], ["list", "create", "x"], ["frobnicate"], ["status", "--bogus"], ["status"]],
