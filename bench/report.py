@@ -105,6 +105,7 @@ def run_bench(name: str, quick: bool, log: Callable[[str], None]) -> dict[str, A
     cmd = [sys.executable, str(BENCH_DIR / args[0]), *args[1:], *(quick_args if quick else [])]
     log(f"running {name}: {' '.join(cmd[2:])}")
     load = round(os.getloadavg()[0], 2)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     start = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     seconds = time.monotonic() - start
@@ -112,7 +113,12 @@ def run_bench(name: str, quick: bool, log: Callable[[str], None]) -> dict[str, A
         raise RuntimeError(f"{name} bench failed ({out.returncode}):\n{out.stderr[-3000:]}")
     doc: dict[str, Any] = json.loads(out.stdout)
     shown = [f"bench/{args[0]}", *cmd[2:]]  # relative: the page names no machine path
-    doc["_run"] = {"seconds": seconds, "load_1min": load, "command": " ".join(shown)}
+    doc["_run"] = {
+        "seconds": seconds,
+        "load_1min": load,
+        "command": " ".join(shown),
+        "started": started,
+    }
     log(f"{name}: {seconds:.0f} s")
     return doc
 
@@ -160,7 +166,9 @@ def _note_met(note: str) -> bool | None:
 HEAD = """# Benchmarks
 
 This page is written by `bench/report.py` (`make bench`) from the figures of one
-run; do not edit it by hand, edit the templates in `bench/report.py`. Each table
+run of each bench (one bench can be run again with `--only` and the page rendered
+from the saved figures: each bench's row below says when it ran); do not edit it
+by hand, edit the templates in `bench/report.py`. Each table
 row carries its aim and whether this run met it. Timings are wall-clock; the
 matcher's are medians of several runs, the other benches report the best of
 several runs (the column says how many). The load average is the 1-minute figure
@@ -419,7 +427,8 @@ def render_machine(info: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str
         rows.append(
             [
                 f"{name} bench",
-                f"{run['seconds']:.0f} s, load {run['load_1min']} at start: `{run['command']}`",
+                (f"started {run['started']}, " if run.get("started") else "")
+                + f"{run['seconds']:.0f} s, load {run['load_1min']} at start: `{run['command']}`",
             ]
         )
     total = sum(run["seconds"] for run in runs.values())
