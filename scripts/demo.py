@@ -429,7 +429,7 @@ async def main(out: Path, serve: bool) -> int:
                 "\nEverything is still running:\n"
                 f"   operator dashboard  {hub_url}/dashboard  (log in with {operator_token})\n"
                 f"   submission page     {hub_url}/submit\n"
-                f"   {PHOTOS} node       {photos.api}/status/  "
+                f"   node status page    {photos.api}/status/  "
                 f"(log in with {photos.api_token})\n"
                 "Ctrl-C stops.",
                 flush=True,
