@@ -144,5 +144,5 @@ def _from_environment(environ: Mapping[str, str], types: Mapping[str, Any]) -> d
         elif kind is str:
             overrides[f.name] = text
         else:  # a new setting of another type needs its parser here first
-            raise NotImplementedError(f"{variable}: no parser for {kind!r}")
+            raise TypeError(f"{variable}: the loader has no parser for {kind!r}")
     return overrides

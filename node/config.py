@@ -219,7 +219,7 @@ def _from_environment(
         elif kind in _KIND:
             raise NodeConfigError(f"{variable}: {f.name} must be {_KIND[kind]}, not {text!r}")
         else:  # a new setting of another type needs its parser here first
-            raise NotImplementedError(f"{variable}: no parser for {kind!r}")
+            raise TypeError(f"{variable}: the loader has no parser for {kind!r}")
         found.append((variable, f.name, value))
     return found
 
