@@ -1,0 +1,485 @@
+"""Faults from outside the code: the hub down, a full disk, a locked database, a clock that jumps.
+
+Each fault ends the same way: a clear error (an outcome ``failed`` or ``rejected``,
+an exit status, a one-line message or a JSON error; never a traceback), the node
+still enforcing its last good list, nothing lost, and a recovery once the fault
+is gone. The parts are real: the hub's HTTP app on loopback, real nodes and their
+SQLite files, the ``hashhub-node`` and ``hashhub`` commands; the faults are real
+too (a closed port, SQLite's own ``SQLITE_FULL`` from ``PRAGMA max_page_count``, a
+process whose writes the kernel refuses past ``RLIMIT_FSIZE``,
+another process holding ``BEGIN EXCLUSIVE``, a clock set elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner, Result
+
+from hub.cli import main as hub_main
+from hub.intake import Intake
+from node.app import NODE
+from node.app import create_app as create_node_app
+from node.cli import EXIT_FAILED
+from node.cli import main as node_main
+from node.config import read_secret
+from node.service import Node, flush_acks
+from protocol import HashhubError
+from protocol._fields import parse_time
+from tests.node.fixtures_sync import (
+    NODE_ID,
+    Clock,
+    HubApp,
+    StoreImage,
+    make_node,
+    md5,
+    statuses,
+    sync_once,
+)
+
+LIST = "tid-md5"
+MAX_CHECKPOINT_AGE = 86_400
+"""The hub's default policy: a checkpoint co-signed longer ago than this is stale."""
+
+HOLD_SECONDS = 1.5
+"""How long another process keeps a database locked."""
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[HubApp]:
+    app = HubApp.init(tmp_path / "hub", Clock())
+    app.create_list(LIST, "md5")
+    app.publish(LIST, adds=[md5(i) for i in range(5)])
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+@pytest.fixture
+def node(tmp_path: Path, hub: HubApp) -> Iterator[Node]:
+    made = make_node(tmp_path / "node", hub, [LIST])
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+async def invoke(command: Any, *args: str) -> Result:
+    """Run a command line on a worker thread, so the hub on this loop can answer it."""
+    return await asyncio.to_thread(CliRunner().invoke, command, list(args))
+
+
+def no_traceback(result: Result) -> None:
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+
+
+def enforced(node: Node, label: object) -> int | None:
+    """The version under which ``node`` matches md5(label), or None (the match is recorded)."""
+    found = node.match_hashes({"md5": [md5(label)]})
+    return found[0].version if found else None
+
+
+@contextmanager
+def fresh(node: Node) -> Iterator[Node]:
+    """The node as a new process would open it (its indexes built from the store)."""
+    opened = Node.open(node.home, now=node.now)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def outbox_seqs(node: Node) -> list[int]:
+    return [r["seq"] for r in node.store.db.query("SELECT seq FROM ack_outbox ORDER BY seq")]
+
+
+def checkpoint_time_of(node: Node) -> str:
+    return str(StoreImage.of(node).trust(LIST)["checkpoint_time"])
+
+
+# -- the hub down for a while ---------------------------------------------------------------
+
+
+async def test_hub_down_sync_fails_cleanly_acks_wait_and_arrive_once_when_it_is_back(
+    hub: HubApp, node: Node
+) -> None:
+    home = str(node.home)
+    first = await invoke(node_main, "sync", "--home", home)
+    assert first.exit_code == 0, first.output
+    assert "updated v0 -> v1" in first.stdout
+    assert "acks: 1 confirmed, 0 failed" in first.stdout
+    hub.publish(LIST, adds=[md5("v2")])
+    with fresh(node) as running:
+        assert enforced(running, 1) == 1  # a match, so the next ack carries counters
+        running.enqueue_acks()
+    await hub.stop()
+    before = StoreImage.of(node)
+
+    down = await invoke(node_main, "sync", "--home", home)
+
+    assert down.exit_code == EXIT_FAILED, down.output
+    no_traceback(down)
+    assert f"{LIST}: failed, still enforcing v1: FetchError" in down.stdout, down.stdout
+    assert "acks: 0 confirmed, 1 failed" in down.stdout
+    assert StoreImage.of(node).lists == before.lists, "the stored lists are untouched"
+    assert outbox_seqs(node) == [2], "the ack waits in the outbox"
+    (row,) = node.store.db.query("SELECT last_error FROM lists WHERE id = ?", [LIST])
+    assert "FetchError" in row["last_error"], row
+    with fresh(node) as running:
+        assert enforced(running, 1) == 1, "the last good list is still enforced"
+        assert enforced(running, "v2") is None
+
+    await hub.start()  # a new app on the same home and port
+    await asyncio.sleep(3)  # the failed ack's back-off (2 s on the system clock) runs out
+    back = await invoke(node_main, "sync", "--home", home)
+
+    assert back.exit_code == 0, back.output
+    assert "updated v1 -> v2" in back.stdout
+    assert "acks: 2 confirmed, 0 failed" in back.stdout, "the waiting ack and the new one"
+    with fresh(node) as running:
+        assert enforced(running, "v2") == 2
+    assert outbox_seqs(node) == []
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2, 3], "every ack, exactly once"
+    again = await invoke(node_main, "sync", "--home", home)
+    assert again.exit_code == 0, again.output
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2, 3], "no ack sent twice"
+
+
+# -- the node's disk full --------------------------------------------------------------------
+
+
+def fill_disk(conn: sqlite3.Connection) -> None:
+    """Let the database grow no more: SQLite answers SQLITE_FULL for any new page."""
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def free_disk(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+async def test_a_full_disk_fails_the_update_changes_nothing_and_the_next_sync_completes(
+    hub: HubApp, node: Node
+) -> None:
+    await sync_once(node)
+    big = [md5(f"big-{i}") for i in range(20_000)]
+    hub.publish(LIST, adds=big)
+    fill_disk(node.store.db.conn)
+    before = StoreImage.of(node)
+
+    # The update's commit does not fit: the error leaves ``run_sync`` as it is (the
+    # node's command line turns it into one line, see the next test); no outcome.
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        await sync_once(node)
+
+    before.unchanged(node)
+    assert enforced(node, 1) == 1
+    assert enforced(node, "big-7") is None
+
+    free_disk(node.store.db.conn)
+    outcomes, _ = await sync_once(node)
+
+    assert statuses(outcomes) == {LIST: ("updated", 1, 2)}
+    assert enforced(node, "big-7") == 2
+    assert all(ok for _, ok, _, _ in node.store.verify())
+
+
+FILE_SIZE_LIMITED = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+async def run_with_file_size_limit(limit: int, *args: str) -> tuple[int, str, str]:
+    """Run a command in a process that can grow no file beyond ``limit`` bytes.
+
+    The kernel refuses the write (``RLIMIT_FSIZE``), as a full disk would; it is the one
+    way to run out of room in another process (``PRAGMA max_page_count`` only holds
+    on the connection that sets it) without a small file system of its own.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        FILE_SIZE_LIMITED,
+        str(limit),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_full_disk_ends_the_sync_command_with_one_clear_line_then_it_works(
+    hub: HubApp, node: Node
+) -> None:
+    await sync_once(node)
+    hub.publish(LIST, adds=[md5(f"big-{i}") for i in range(20_000)])
+    before = StoreImage.of(node)
+    room = max(f.stat().st_size for f in node.home.iterdir() if f.is_file()) + 64 * 1024
+    command = str(Path(sys.executable).parent / "hashhub-node")
+
+    code, out, err = await run_with_file_size_limit(room, command, "sync", "--home", str(node.home))
+
+    assert code == 1, (out, err)
+    assert "Traceback" not in err
+    # EFBIG reaches SQLite as an I/O error (ENOSPC would read "database or disk is full").
+    assert err.strip() == "Error: database: disk I/O error", err
+    before.unchanged(node)
+    with fresh(node) as running:
+        assert enforced(running, 1) == 1, "the last good list is still enforced"
+
+    code, out, err = await run_with_file_size_limit(
+        1 << 40, command, "sync", "--home", str(node.home)
+    )
+
+    assert code == 0, (out, err)
+    assert "updated v1 -> v2" in out
+    with fresh(node) as running:
+        assert enforced(running, "big-7") == 2
+
+
+def match_rows(node: Node) -> tuple[int, list[tuple[Any, ...]]]:
+    (events,) = node.store.db.query("SELECT count(*) AS n FROM match_events")
+    counters = [tuple(r.values()) for r in node.store.db.query("SELECT * FROM counters")]
+    return events["n"], sorted(counters)
+
+
+async def test_a_full_disk_answers_a_match_with_a_json_5xx_and_writes_nothing_half(
+    hub: HubApp, node: Node
+) -> None:
+    await sync_once(node)
+    server = TestServer(create_node_app(node.home, now=hub.clock, schedule=False))
+    headers = {"Authorization": f"Bearer {read_secret(node.home / 'api-token')}"}
+    async with TestClient(server) as api:
+        served: Node = server.app[NODE]
+        fill_disk(served.store.db.conn)
+        query = {"hashes": [{"type": "md5", "hash": md5(1).hex()}]}
+        for _ in range(2_000):
+            written = match_rows(served)
+            response = await api.post("/v1/match", json=query, headers=headers)
+            if response.status != 200:
+                break
+        else:
+            pytest.fail("the database never filled up")
+
+        assert 500 <= response.status < 600, await response.text()
+        assert response.content_type == "application/json"
+        body = await response.json()
+        assert set(body) == {"error"}, body
+        assert set(body["error"]) >= {"code", "message"}, body
+        assert "Traceback" not in await response.text()
+        assert match_rows(served) == written, "no match event or counter half-written"
+
+        free_disk(served.store.db.conn)
+        response = await api.post("/v1/match", json=query, headers=headers)
+        assert response.status == 200, await response.text()
+        events, _ = match_rows(served)
+        assert events == written[0] + 1
+
+
+# -- a database locked by another process ----------------------------------------------------
+
+
+async def hold_lock(database: Path) -> asyncio.subprocess.Process:
+    """Another process holding ``BEGIN EXCLUSIVE`` on ``database`` for ``HOLD_SECONDS``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LOCKER,
+        str(database),
+        str(HOLD_SECONDS),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert await process.stdout.readline() == b"locked\n"
+    return process
+
+
+async def test_a_node_database_locked_by_another_process_makes_sync_wait_then_succeed(
+    hub: HubApp, node: Node
+) -> None:
+    await sync_once(node)
+    hub.publish(LIST, adds=[md5("v2")])
+    locker = await hold_lock(node.home / node.config.database)
+
+    started = time.monotonic()
+    result = await invoke(node_main, "sync", "--home", str(node.home))
+    waited = time.monotonic() - started
+
+    assert await locker.wait() == 0
+    assert result.exit_code == 0, result.output
+    no_traceback(result)
+    assert "updated v1 -> v2" in result.stdout
+    assert "acks: 2 confirmed, 0 failed" in result.stdout
+    assert waited >= HOLD_SECONDS - 0.3, "it waited for the lock (busy timeout), not failed"
+    with fresh(node) as running:
+        assert enforced(running, "v2") == 2
+        assert enforced(running, 1) == 2
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+
+
+async def test_a_hub_database_locked_by_another_process_fails_publish_clearly_then_it_works(
+    tmp_path: Path,
+) -> None:
+    """``hashhub publish`` does not wait out the lock: its transaction reads, then writes.
+
+    A deferred transaction that must turn into a write while another connection holds
+    the write lock gets SQLITE_BUSY at once (the busy timeout does not apply), so the
+    command ends with one clear line and exit status 1; nothing is published, nothing
+    staged is lost, and the same command publishes once the lock is gone.
+    """
+    hub = HubApp.init(tmp_path / "hub", Clock())
+    hub.create_list(LIST, "md5")
+    with hub.opened() as opened:
+        opened.stage(LIST, adds=[Intake(md5(i)) for i in range(3)])
+    locker = await hold_lock(hub.home / "hub.db")
+
+    locked = await invoke(hub_main, "publish", "--home", str(hub.home))
+    still_held = locker.returncode is None
+
+    assert still_held, "the command ended while the other process still held the lock"
+    assert locked.exit_code == 1, locked.output
+    no_traceback(locked)
+    assert locked.stderr.strip() == "Error: database: database is locked", locked.stderr
+    assert await locker.wait() == 0
+    assert hub.status(LIST)["version"] == 0, "nothing was published"
+
+    retried = await invoke(hub_main, "publish", "--home", str(hub.home))
+
+    assert retried.exit_code == 0, retried.output
+    assert f"{LIST}: v1  +3 -0" in retried.stdout, "every staged hash, none lost"
+    assert hub.status(LIST)["version"] == 1
+
+
+# -- a clock that jumps ----------------------------------------------------------------------
+
+
+async def test_a_node_clock_jumping_forward_and_back_refuses_then_recovers(
+    hub: HubApp, node: Node
+) -> None:
+    own = Clock(hub.clock())
+    node.now = own
+    await sync_once(node)
+    hub.publish(LIST, adds=[md5("v2")])
+
+    own.advance(MAX_CHECKPOINT_AGE + 60)  # forward: every checkpoint looks stale
+    assert node.status()["stale"], "the stale alarm is up"
+    before = StoreImage.of(node)
+    outcomes, _ = await sync_once(node)
+    assert statuses(outcomes) == {LIST: ("rejected", 1, 1)}
+    assert "FreezeError" in (outcomes[0].error or "")
+    before.unchanged(node, new_evidence=1)
+    assert enforced(node, 1) == 1, "the last good list is still enforced"
+
+    own.t = hub.clock() - timedelta(hours=1)  # back, behind the trusted checkpoint
+    outcomes, _ = await sync_once(node)
+    assert statuses(outcomes) == {LIST: ("rejected", 1, 1)}, "a checkpoint from the future"
+    assert "in the future" in (outcomes[0].error or ""), outcomes
+    assert enforced(node, 1) == 1
+
+    own.t = hub.clock()  # the node's clock is right again: the update applies
+    outcomes, _ = await sync_once(node)
+    assert statuses(outcomes) == {LIST: ("updated", 1, 2)}
+    assert not node.status()["stale"]
+
+    hub.clock.advance(MAX_CHECKPOINT_AGE + 60)  # the hub stops publishing for a day…
+    own.t = hub.clock()
+    assert node.status()["stale"]
+    hub.refresh()  # …and re-signs
+    outcomes, _ = await sync_once(node)
+    assert statuses(outcomes) == {LIST: ("current", 2, 2)}
+    assert not node.status()["stale"], "the node recovers once the hub re-signs"
+    assert enforced(node, "v2") == 2
+
+
+async def publish_after_the_hub_clock_went_back(hub: HubApp, node: Node) -> tuple[bool, Clock]:
+    """Publish v2 an hour before v1 by the hub's clock.
+
+    Returns whether the hub refused to, and the node's own clock (still right).
+    """
+    own = Clock(hub.clock())
+    node.now = own
+    await sync_once(node)
+    trusted = parse_time(checkpoint_time_of(node), "checkpoint_time")
+    hub.clock.t = trusted - timedelta(hours=1)
+    try:
+        hub.publish(LIST, adds=[md5("v2")])
+    except (HashhubError, ValueError):
+        assert hub.status(LIST)["version"] == 1, "a refused publish publishes nothing"
+        return True, own
+    return False, own
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the hub co-signs a checkpoint with its clock as it is, even when that is before the "
+        "time of its previous checkpoint: after its clock goes back, its next publish (and "
+        "every refresh) is refused by every node as a RollbackError ('co-signed ... before "
+        "the trusted one') until the clock passes the old time again; the delta header's "
+        "'created' is clamped (max(now, last_created)) but the checkpoint time is not, and "
+        "the hub neither refuses to publish nor warns"
+    ),
+)
+async def test_the_hub_clock_going_back_never_publishes_a_checkpoint_nodes_must_refuse(
+    hub: HubApp, node: Node
+) -> None:
+    refused, _ = await publish_after_the_hub_clock_went_back(hub, node)
+    if not refused:
+        outcomes, _ = await sync_once(node)
+        assert statuses(outcomes) == {LIST: ("updated", 1, 2)}, outcomes
+
+
+async def test_after_the_hub_clock_went_back_nodes_recover_once_it_is_right_and_re_signs(
+    hub: HubApp, node: Node
+) -> None:
+    published_then = hub.clock()
+    _, own = await publish_after_the_hub_clock_went_back(hub, node)
+    outcomes, _ = await sync_once(node)
+    assert outcomes[0].status in ("updated", "rejected"), outcomes
+    if outcomes[0].status == "rejected":  # a clear error, the evidence kept
+        assert "RollbackError" in (outcomes[0].error or ""), outcomes
+    assert enforced(node, 1) is not None, "a list is enforced all along"
+
+    hub.clock.t = published_then + timedelta(seconds=5)  # the hub's clock is put right
+    own.t = hub.clock()
+    hub.refresh()
+    outcomes, _ = await sync_once(node)
+
+    assert outcomes[0].status in ("updated", "current"), outcomes
+    assert outcomes[0].to_version == 2
+    assert enforced(node, "v2") == 2
+    assert not node.status()["stale"]
+    async with aiohttp.ClientSession() as session:
+        assert (await flush_acks(node, session))[1] == 0
