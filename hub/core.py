@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,7 @@ from protocol import (
 )
 from protocol._fields import format_time, parse_time
 from protocol.ack import NODE_ID_PATTERN, Ack, verify_ack
+from protocol.checkpoint import SignedCheckpoint
 from protocol.keyfile import load_private_key, write_private_key
 from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
@@ -73,6 +75,8 @@ __all__ = [
     "WebSession",
     "utcnow",
 ]
+
+log = logging.getLogger("hashhub.hub")
 
 OPERATOR_ROLES = ("admin", "publisher", "viewer", "auditor")
 """admin: everything; publisher: stage and publish; viewer: read status; auditor: read acks."""
@@ -558,7 +562,7 @@ class Hub:
         adds = [h for h in candidates if final[h]["op"] == "add" and not present[h]]
         removes = [h for h in candidates if final[h]["op"] == "remove" and present[h]]
         max_id = staged[-1]["id"]
-        now = self.now()
+        now = self._signing_time(list_id, root)
         with self.db.atomic():
             if not adds and not removes:
                 self.db.execute(
@@ -659,11 +663,46 @@ class Hub:
             head = self.head(row["id"])
             self._put_file(
                 f"lists/{row['id']}/checkpoint",
-                publisher.refresh(head, self.now()),
+                publisher.refresh(head, self._signing_time(row["id"], root)),
                 immutable=False,
             )
             n += 1
         return n
+
+    def _signing_time(self, list_id: str, root: Root) -> datetime:
+        """The time to co-sign ``list_id``'s next checkpoint: now, never before the last.
+
+        Nodes refuse a checkpoint co-signed before the one they trust (a rollback of
+        time). If this machine's clock went back, signing with it would stall every
+        node until the clock passed the old time again; the last co-signature's time
+        is used instead, and the jump is logged.
+        """
+        now = self.now()
+        found = self.file(f"lists/{list_id}/checkpoint")
+        if found is None:
+            return now
+        try:
+            note = SignedCheckpoint.from_bytes(found[0])
+        except ProtocolError:
+            return now
+        times = [
+            int.from_bytes(sig.signature[:8], "big")
+            for sig in note.signatures
+            if sig.name == root.timestamp_name and len(sig.signature) >= 8
+        ]
+        if not times:
+            return now
+        last = datetime.fromtimestamp(max(times), UTC)
+        if last > now:
+            log.warning(
+                "the clock reads %s, before %s's last co-signature at %s: signing at %s",
+                format_time(now),
+                list_id,
+                format_time(last),
+                format_time(last),
+            )
+            return last
+        return now
 
     # -- published files --------------------------------------------------------------
 
