@@ -59,7 +59,7 @@ from protocol import (
 )
 from protocol._fields import format_time, parse_time
 from protocol.ack import NODE_ID_PATTERN, Ack, verify_ack
-from protocol.checkpoint import SignedCheckpoint
+from protocol.checkpoint import SignedCheckpoint, cosignature_time
 from protocol.keyfile import load_private_key, write_private_key
 from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
@@ -683,16 +683,14 @@ class Hub:
             return now
         try:
             note = SignedCheckpoint.from_bytes(found[0])
+            times = [
+                cosignature_time(sig) for sig in note.signatures if sig.name == root.timestamp_name
+            ]
         except ProtocolError:
             return now
-        times = [
-            int.from_bytes(sig.signature[:8], "big")
-            for sig in note.signatures
-            if sig.name == root.timestamp_name and len(sig.signature) >= 8
-        ]
         if not times:
             return now
-        last = datetime.fromtimestamp(max(times), UTC)
+        last = max(times)
         if last > now:
             log.warning(
                 "the clock reads %s, before %s's last co-signature at %s: signing at %s",

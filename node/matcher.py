@@ -287,6 +287,7 @@ class _MultiIndex:
     order: NDArray[np.uint32]  # (slots * count,): slot s occupies [s*count, (s+1)*count)
     bounds: NDArray[np.int64]  # (slots, 65537): global start of each bucket, then the end
     radius: int
+    masks: NDArray[np.uint16]  # every 16-bit mask within ``radius`` bits, probed per slot
 
     @classmethod
     def build(cls, rows: Words, radius: int) -> _MultiIndex:
@@ -312,7 +313,7 @@ class _MultiIndex:
             bounds[s, 0] = s * n
             np.cumsum(np.bincount(values, minlength=1 << SLOT_BITS), out=bounds[s, 1:])
             bounds[s, 1:] += s * n
-        return cls(order, bounds, radius)
+        return cls(order, bounds, radius, _probe_masks(radius))
 
     @property
     def nbytes(self) -> int:
@@ -323,7 +324,7 @@ class _MultiIndex:
 
         A row can appear several times for one query (once per slot it is near in).
         """
-        masks = _probe_masks(self.radius)
+        masks = self.masks
         q_slots = _slot_values(queries)  # (slots, q)
         slots, nq = q_slots.shape
         probes = (q_slots[:, :, None] ^ masks[None, None, :]).astype(np.intp)

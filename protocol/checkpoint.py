@@ -47,6 +47,7 @@ __all__ = [
     "NoteSignature",
     "SignedCheckpoint",
     "cosign",
+    "cosignature_time",
     "note_key_id",
     "sign_note",
     "verify_cosignature",
@@ -223,13 +224,27 @@ def verify_cosignature(checkpoint: Checkpoint, sig: NoteSignature, key: PublicKe
     """
     if sig.key_id != note_key_id(sig.name, ALG_COSIGNATURE_V1, key):
         raise SignatureError(f"cosignature by {sig.name}: key id does not match the key")
+    moment = cosignature_time(sig)
+    timestamp = int(moment.timestamp())
+    if not key.verify(sig.signature[8:], _cosigned_message(checkpoint, timestamp)):
+        raise SignatureError(f"cosignature by {sig.name}: invalid signature")
+    return moment
+
+
+def cosignature_time(sig: NoteSignature) -> datetime:
+    """The time a ``cosignature/v1`` line states, without checking its signature.
+
+    For a signer reading back its own line (the hub never co-signs before it);
+    anyone else uses ``verify_cosignature``.
+
+    Raises:
+        SignatureError: not 72 bytes after the key id, or a time out of range.
+    """
     if len(sig.signature) != 8 + 64:
         raise SignatureError(f"cosignature by {sig.name}: expected 72 bytes after the key id")
     (timestamp,) = struct.unpack(">Q", sig.signature[:8])
     if timestamp >= 2**63:
         raise SignatureError(f"cosignature by {sig.name}: timestamp out of range")
-    if not key.verify(sig.signature[8:], _cosigned_message(checkpoint, timestamp)):
-        raise SignatureError(f"cosignature by {sig.name}: invalid signature")
     try:
         return datetime.fromtimestamp(timestamp, UTC)
     except (OverflowError, OSError, ValueError) as e:
