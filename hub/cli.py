@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hub import store as hub_store
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import IntakeError
@@ -56,10 +57,21 @@ def _reported() -> Iterator[None]:
     except HashhubError as e:  # HubError, ProtocolError, KeyFileError
         raise click.ClickException(_one_line(str(e))) from e
     except sqlite3.Error as e:
-        raise click.ClickException(f"database: {_one_line(str(e))}") from e
+        raise click.ClickException(f"database: {_one_line(str(e))}{_locked_hint(e)}") from e
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+
+
+def _locked_hint(error: sqlite3.Error) -> str:
+    """What a lock held past the busy timeout means (each transaction waits that long)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(code, int) or code & 0xFF != sqlite3.SQLITE_BUSY:
+        return ""
+    return (
+        f" (another process held its write lock for over {hub_store.BUSY_TIMEOUT:g} s); "
+        "run the command again"
+    )
 
 
 @contextmanager

@@ -25,13 +25,18 @@ What is stored, and why it is stored that way:
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
+
+Every ``db.atomic()`` transaction begins with ``BEGIN IMMEDIATE`` (``HubDatabase``):
+it waits up to ``BUSY_TIMEOUT`` for another process's write lock instead of failing
+at once (ADR 0016).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -39,12 +44,15 @@ from typing import Generic, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
-__all__ = ["DatabaseOwner", "migrations", "open_database"]
+__all__ = ["BUSY_TIMEOUT", "DatabaseOwner", "HubDatabase", "migrations", "open_database"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 migrations = Migrations("hashhub.hub")
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a transaction waits for another connection's write lock before giving up."""
 
 
 @migrations()
@@ -218,10 +226,43 @@ def m002_submissions_and_web_sessions(db: sqlite_utils.Database) -> None:
     )
 
 
-def open_database(path: Path) -> sqlite_utils.Database:
+class HubDatabase(sqlite_utils.Database):
+    """A ``sqlite_utils.Database`` whose transactions take the write lock first.
+
+    sqlite-utils begins ``atomic()`` with a plain (deferred) ``BEGIN``: the write lock
+    is asked for only at the first write. In WAL mode a transaction that has already
+    read and then finds the write lock held by another connection gets SQLITE_BUSY at
+    once, without the busy timeout (its snapshot would be out of date by the time the
+    lock is free), so ``hashhub publish`` failed whenever another process was writing.
+    ``BEGIN IMMEDIATE`` asks for the lock before the first read, where the busy
+    timeout applies: the transaction waits its turn, then reads what the other writer
+    committed. Every ``atomic()`` of the hub writes, so none is slowed for nothing.
+    Nested blocks are savepoints, as in sqlite-utils.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
+        if self.conn.in_transaction:
+            with super().atomic() as db:
+                yield db
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()  # a no-op if the error already ended the transaction
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+
+def open_database(path: Path) -> HubDatabase:
     """Open (creating if needed) the hub database in WAL mode and migrate it."""
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-    db = sqlite_utils.Database(conn)
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT)
+    db = HubDatabase(conn)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")

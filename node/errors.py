@@ -4,18 +4,27 @@
     ├── NodeConfigError   the local configuration or home directory is unusable (operator)
     ├── FetchError        a download failed: network, HTTP status, deadline, or cap
     │   └── NotPublishedError  the server answered 404: the file does not exist (yet)
+    ├── StorageError      the node's own disk refused a write (full, or an I/O error)
     └── (protocol.ProtocolError, re-raised as is: the published data is at fault)
 
 A sync that fails with ``FetchError`` is retried with back-off; one that fails with a
 ``ProtocolError`` is recorded as evidence and also retried, since a mirror or the
-hub may serve good data later. Neither changes what the node enforces.
+hub may serve good data later. Neither changes what the node enforces; nor does a
+``StorageError``, whose transaction SQLite rolled back: the update is ``failed`` and
+retried, the API answers 507, and both work again once the disk has room.
 """
 
 from __future__ import annotations
 
 from protocol.errors import HashhubError
 
-__all__ = ["FetchError", "NodeConfigError", "NodeError", "NotPublishedError"]
+__all__ = [
+    "FetchError",
+    "NodeConfigError",
+    "NodeError",
+    "NotPublishedError",
+    "StorageError",
+]
 
 
 class NodeError(HashhubError):
@@ -32,3 +41,7 @@ class FetchError(NodeError):
 
 class NotPublishedError(FetchError):
     """The server says the file does not exist."""
+
+
+class StorageError(NodeError):
+    """The node's disk refused a write: full, or an I/O error. Nothing was changed."""

@@ -17,7 +17,10 @@ call into ``protocol.TrustedHub`` / ``ListUpdate``. One run (``Syncer.sync``):
 6. fetch bodies by hash (mirrors first), verified by length and SHA-256;
 7. apply in memory through the trust rules, then store state, trust record and
    roots in one SQLite transaction. Any failure before the commit leaves the
-   store exactly as it was; a protocol rejection is kept as evidence.
+   store exactly as it was; a protocol rejection is kept as evidence. A commit
+   the disk refuses (full, or an I/O error: ``node.store.storage_error``) is
+   rolled back by SQLite and ends as ``failed`` too, with a ``StorageError``;
+   the next run, once there is room, applies the update.
 
 Every download is capped (``protocol.Limits`` and the sizes the signed headers
 promise) and has a deadline; nothing is read past the cap.
@@ -26,15 +29,18 @@ promise) and has a deadline; nothing is read past the cap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ParamSpec
 
 import aiohttp
 
-from node.errors import FetchError, NotPublishedError
-from node.store import NodeStore
+from node.errors import FetchError, NotPublishedError, StorageError
+from node.store import NodeStore, storage_error
 from protocol import (
     ConsistencyError,
     EquivocationError,
@@ -53,6 +59,8 @@ from protocol import (
 )
 
 __all__ = ["Fetcher", "ListOutcome", "Syncer"]
+
+P = ParamSpec("P")
 
 _CHUNK = 64 * 1024
 
@@ -243,11 +251,12 @@ class Syncer:
         """Update every subscribed list; each list is all or nothing on its own."""
         try:
             hub = await self.open_hub(now)
-        except (ProtocolError, FetchError) as e:
+            self._store_writes(self.store.save_roots, hub.root_files())
+        except (ProtocolError, FetchError, StorageError) as e:
             self.fetcher.rejected.clear()
             evidence = isinstance(e, ProtocolError)
             for list_id in self.lists:
-                self.store.record_failure(list_id, now, e, evidence=evidence)
+                self._record_failure(list_id, now, e, evidence=evidence)
             status = "rejected" if evidence else "failed"
             error = f"{type(e).__name__}: {e}"
             outcomes = []
@@ -255,19 +264,58 @@ class Syncer:
                 enforced = self.store.applied_version(lid)  # still enforced, unchanged
                 outcomes.append(ListOutcome(lid, status, enforced, enforced, error))
             return outcomes
-        self.store.save_roots(hub.root_files())
         outcomes = [await self.sync_list(hub, list_id, now) for list_id in self.lists]
         if self.fetcher.rejected:
             # Bytes a source served that failed verification, though another source's
-            # passed: the update went ahead, and the bad source is on record.
-            self.store.add_evidence(
-                ",".join(self.lists),
-                "RejectedSource",
-                "bytes that failed verification: " + " ".join(self.fetcher.rejected[:50]),
-                now,
-            )
+            # passed: the update went ahead, and the bad source is on record (unless
+            # the disk is full: the outcomes, already committed, matter more).
+            with contextlib.suppress(StorageError):
+                self._store_writes(
+                    self.store.add_evidence,
+                    ",".join(self.lists),
+                    "RejectedSource",
+                    "bytes that failed verification: " + " ".join(self.fetcher.rejected[:50]),
+                    now,
+                )
             self.fetcher.rejected.clear()
         return outcomes
+
+    @staticmethod
+    def _store_writes(write: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
+        """Run a write of the store; the disk refusing it raises ``StorageError``."""
+        try:
+            write(*args, **kwargs)
+        except sqlite3.Error as e:
+            fault = storage_error(e)
+            if fault is None:
+                raise
+            raise fault from e
+
+    def _record_failure(
+        self,
+        list_id: str,
+        now: datetime,
+        error: Exception,
+        *,
+        evidence: bool,
+        data: bytes | None = None,
+        other: bytes | None = None,
+    ) -> None:
+        """Note a failed attempt in the store, if the disk lets it.
+
+        With the disk full, noting the failure may fail too; the outcome still says
+        what happened, and the stored lists are the last good ones either way.
+        """
+        with contextlib.suppress(StorageError):
+            self._store_writes(
+                self.store.record_failure,
+                list_id,
+                now,
+                error,
+                evidence=evidence,
+                data=data,
+                other=other,
+            )
 
     async def _add_header(self, update: ListUpdate, list_id: str, version: int) -> None:
         """Fetch and verify one header; if a mirror's copy is rejected, ask the hub itself.
@@ -294,7 +342,7 @@ class Syncer:
         try:
             spec = hub.root.list_spec(list_id)
         except ProtocolError as e:
-            self.store.record_failure(list_id, now, e, evidence=True)
+            self._record_failure(list_id, now, e, evidence=True)
             enforced = self.store.applied_version(list_id)
             return ListOutcome(list_id, "rejected", enforced, enforced, f"{type(e).__name__}: {e}")
         stored = self.store.stored_list(list_id, spec.hash_type)
@@ -314,8 +362,14 @@ class Syncer:
             update = hub.begin_update(stored.trust, checkpoint)
             if update.is_current:
                 trust = update.finish(stored.trust.state)
-                self.store.commit_update(
-                    list_id, spec.hash_type, None, trust, hub.root_files(), now
+                self._store_writes(
+                    self.store.commit_update,
+                    list_id,
+                    spec.hash_type,
+                    None,
+                    trust,
+                    hub.root_files(),
+                    now,
                 )
                 return ListOutcome(list_id, "current", start, start)
             for version in range(start + 1, update.target + 1):
@@ -350,22 +404,29 @@ class Syncer:
                 update.add_body(header.version, data)
             new_state, trust = update.apply(base)
             changes = None if rebuilt else net_changes(update)
-            self.store.commit_update(
-                list_id, spec.hash_type, new_state, trust, hub.root_files(), now, changes
+            self._store_writes(
+                self.store.commit_update,
+                list_id,
+                spec.hash_type,
+                new_state,
+                trust,
+                hub.root_files(),
+                now,
+                changes,
             )
         except EquivocationError as e:
             del self.fetcher.rejected[rejected_mark:]  # this failure's evidence covers them
-            self.store.record_failure(
-                list_id, now, e, evidence=True, data=e.presented, other=e.trusted
-            )
+            self._record_failure(list_id, now, e, evidence=True, data=e.presented, other=e.trusted)
             return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
         except ProtocolError as e:
             del self.fetcher.rejected[rejected_mark:]
-            self.store.record_failure(list_id, now, e, evidence=True, data=checkpoint or None)
+            self._record_failure(list_id, now, e, evidence=True, data=checkpoint or None)
             return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
-        except FetchError as e:
+        except (FetchError, StorageError) as e:
+            # The network, or the node's own disk: nothing wrong with the published
+            # data, so no evidence; the update is tried again on the next run.
             del self.fetcher.rejected[rejected_mark:]
-            self.store.record_failure(list_id, now, e, evidence=False)
+            self._record_failure(list_id, now, e, evidence=False)
             return ListOutcome(list_id, "failed", start, start, f"{type(e).__name__}: {e}")
         outcome = ListOutcome(
             list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state

@@ -8,6 +8,10 @@ SQLite files, the ``hashhub-node`` and ``hashhub`` commands; the faults are real
 too (a closed port, SQLite's own ``SQLITE_FULL`` from ``PRAGMA max_page_count``, a
 process whose writes the kernel refuses past ``RLIMIT_FSIZE``,
 another process holding ``BEGIN EXCLUSIVE``, a clock set elsewhere).
+
+The disk-full and locked-database answers are ADR 0016's: an update the disk refuses
+is ``failed`` (exit 4), an API request 507; a transaction begins ``IMMEDIATE`` and so
+waits for another process's write lock, up to the busy timeout.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
 
+from hub import store as hub_store
 from hub.cli import main as hub_main
 from hub.intake import Intake
+from node import store as node_store
 from node.app import NODE
 from node.app import create_app as create_node_app
 from node.cli import EXIT_FAILED
@@ -193,14 +199,15 @@ async def test_a_full_disk_fails_the_update_changes_nothing_and_the_next_sync_co
     fill_disk(node.store.db.conn)
     before = StoreImage.of(node)
 
-    # The update's commit does not fit: the error leaves ``run_sync`` as it is (the
-    # node's command line turns it into one line, see the next test); no outcome.
-    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
-        await sync_once(node)
+    outcomes, _ = await sync_once(node)  # the update's commit does not fit
 
+    assert statuses(outcomes) == {LIST: ("failed", 1, 1)}, outcomes
+    assert outcomes[0].error == "StorageError: disk full: database or disk is full"
     before.unchanged(node)
     assert enforced(node, 1) == 1
     assert enforced(node, "big-7") is None
+    (row,) = node.store.db.query("SELECT last_error FROM lists WHERE id = ?", [LIST])
+    assert row["last_error"] == outcomes[0].error, "the failure is noted (it fits in place)"
 
     free_disk(node.store.db.conn)
     outcomes, _ = await sync_once(node)
@@ -240,6 +247,7 @@ async def run_with_file_size_limit(limit: int, *args: str) -> tuple[int, str, st
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.slow  # two runs of the command, each its own process
 async def test_a_full_disk_ends_the_sync_command_with_one_clear_line_then_it_works(
     hub: HubApp, node: Node
 ) -> None:
@@ -251,10 +259,13 @@ async def test_a_full_disk_ends_the_sync_command_with_one_clear_line_then_it_wor
 
     code, out, err = await run_with_file_size_limit(room, command, "sync", "--home", str(node.home))
 
-    assert code == 1, (out, err)
+    assert code == EXIT_FAILED, (out, err)
     assert "Traceback" not in err
+    assert err == "", err
     # EFBIG reaches SQLite as an I/O error (ENOSPC would read "database or disk is full").
-    assert err.strip() == "Error: database: disk I/O error", err
+    assert out.splitlines()[0] == (
+        f"{LIST}: failed, still enforcing v1: StorageError: disk full or failing: disk I/O error"
+    ), out
     before.unchanged(node)
     with fresh(node) as running:
         assert enforced(running, 1) == 1, "the last good list is still enforced"
@@ -275,37 +286,102 @@ def match_rows(node: Node) -> tuple[int, list[tuple[Any, ...]]]:
     return events["n"], sorted(counters)
 
 
-async def test_a_full_disk_answers_a_match_with_a_json_5xx_and_writes_nothing_half(
-    hub: HubApp, node: Node
-) -> None:
+def content_rows(node: Node) -> int:
+    (row,) = node.store.db.query("SELECT count(*) AS n FROM content")
+    return int(row["n"])
+
+
+async def insufficient_storage(response: aiohttp.ClientResponse) -> None:
+    """The full-disk answer: 507 in the one JSON error shape, a message that says so."""
+    assert response.status == 507, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert body["error"]["status"] == 507
+    assert body["error"]["code"] == "insufficient_storage"
+    message = body["error"]["message"]
+    assert "disk full: database or disk is full" in message, message
+    assert "nothing was recorded" in message, message
+    assert "Traceback" not in message
+
+
+@pytest.fixture
+async def node_api(hub: HubApp, node: Node) -> AsyncIterator[tuple[TestClient[Any, Any], Node]]:
+    """The node's real API app on loopback (after one sync), and the ``Node`` it serves."""
     await sync_once(node)
     server = TestServer(create_node_app(node.home, now=hub.clock, schedule=False))
-    headers = {"Authorization": f"Bearer {read_secret(node.home / 'api-token')}"}
     async with TestClient(server) as api:
-        served: Node = server.app[NODE]
-        fill_disk(served.store.db.conn)
-        query = {"hashes": [{"type": "md5", "hash": md5(1).hex()}]}
-        for _ in range(2_000):
-            written = match_rows(served)
-            response = await api.post("/v1/match", json=query, headers=headers)
-            if response.status != 200:
-                break
-        else:
-            pytest.fail("the database never filled up")
+        api.session.headers["Authorization"] = f"Bearer {read_secret(node.home / 'api-token')}"
+        yield api, server.app[NODE]
 
-        assert 500 <= response.status < 600, await response.text()
-        assert response.content_type == "application/json"
-        body = await response.json()
-        assert set(body) == {"error"}, body
-        assert set(body["error"]) >= {"code", "message"}, body
-        assert "Traceback" not in await response.text()
-        assert match_rows(served) == written, "no match event or counter half-written"
 
-        free_disk(served.store.db.conn)
-        response = await api.post("/v1/match", json=query, headers=headers)
-        assert response.status == 200, await response.text()
-        events, _ = match_rows(served)
-        assert events == written[0] + 1
+async def test_a_full_disk_answers_a_match_with_507_and_writes_nothing_half(
+    node_api: tuple[TestClient[Any, Any], Node],
+) -> None:
+    api, served = node_api
+    fill_disk(served.store.db.conn)
+    query = {"hashes": [{"type": "md5", "hash": md5(1).hex()}]}
+    for _ in range(2_000):
+        written = match_rows(served)
+        response = await api.post("/v1/match", json=query)
+        if response.status != 200:
+            break
+    else:
+        pytest.fail("the database never filled up")
+
+    await insufficient_storage(response)
+    assert match_rows(served) == written, "no match event or counter half-written"
+
+    free_disk(served.store.db.conn)
+    response = await api.post("/v1/match", json=query)
+    assert response.status == 200, await response.text()
+    events, _ = match_rows(served)
+    assert events == written[0] + 1
+
+
+async def test_a_full_disk_answers_content_and_outcomes_with_507_and_stores_nothing_half(
+    node_api: tuple[TestClient[Any, Any], Node],
+) -> None:
+    """A registration is stored with its match events or not at all; so is an outcome."""
+    api, served = node_api
+    many = {"hashes": [{"type": "md5", "hash": md5(1).hex()}] * 256}
+    response = await api.post("/v1/match", json=many)
+    assert response.status == 200, await response.text()
+    match_ids = [m["match_id"] for m in (await response.json())["matches"]]
+    assert len(match_ids) == 256
+    fill_disk(served.store.db.conn)
+    for n in range(2_000):
+        written = match_rows(served), content_rows(served)
+        content = {"content_id": f"post-{n}", "hashes": [{"type": "md5", "hash": md5(1).hex()}]}
+        response = await api.post("/v1/content", json=content)
+        if response.status != 201:
+            break
+    else:
+        pytest.fail("the database never filled up")
+
+    await insufficient_storage(response)
+    assert (match_rows(served), content_rows(served)) == written, "nothing of it stored"
+
+    # Each outcome makes its match event longer: the pages left fill up within 256.
+    for match_id in match_ids:
+        before = match_rows(served)
+        response = await api.post(f"/v1/matches/{match_id}/outcome", json={"outcome": "blocked"})
+        if response.status != 200:
+            break
+    else:
+        pytest.fail("every outcome fitted")
+
+    await insufficient_storage(response)
+    assert match_rows(served) == before, "neither the outcome nor its counters stored"
+    (event,) = served.store.db.query("SELECT outcome FROM match_events WHERE id = ?", [match_id])
+    assert event["outcome"] is None
+
+    free_disk(served.store.db.conn)
+    response = await api.post(f"/v1/matches/{match_id}/outcome", json={"outcome": "blocked"})
+    assert response.status == 200, await response.text()
+    assert (await response.json())["duplicate"] is False
+    response = await api.post("/v1/content", json=content)
+    assert response.status == 201, await response.text()
+    assert content_rows(served) == written[1] + 1
 
 
 # -- a database locked by another process ----------------------------------------------------
@@ -349,29 +425,110 @@ async def test_a_node_database_locked_by_another_process_makes_sync_wait_then_su
     assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
 
 
-async def test_a_hub_database_locked_by_another_process_fails_publish_clearly_then_it_works(
-    tmp_path: Path,
+async def test_a_node_database_locked_by_another_process_makes_signing_an_ack_wait(
+    hub: HubApp, node: Node
 ) -> None:
-    """``hashhub publish`` does not wait out the lock: its transaction reads, then writes.
+    """Queuing an ack reads the last ``seq``, then writes: it waits for the lock too."""
+    await sync_once(node)
+    async with aiohttp.ClientSession() as session:
+        await flush_acks(node, session)
+    locker = await hold_lock(node.home / node.config.database)
 
-    A deferred transaction that must turn into a write while another connection holds
-    the write lock gets SQLITE_BUSY at once (the busy timeout does not apply), so the
-    command ends with one clear line and exit status 1; nothing is published, nothing
-    staged is lost, and the same command publishes once the lock is gone.
-    """
-    hub = HubApp.init(tmp_path / "hub", Clock())
-    hub.create_list(LIST, "md5")
-    with hub.opened() as opened:
-        opened.stage(LIST, adds=[Intake(md5(i)) for i in range(3)])
-    locker = await hold_lock(hub.home / "hub.db")
+    started = time.monotonic()
+    result = await invoke(node_main, "acks", "flush", "--sign", "--home", str(node.home))
+    waited = time.monotonic() - started
 
-    locked = await invoke(hub_main, "publish", "--home", str(hub.home))
+    assert await locker.wait() == 0
+    assert result.exit_code == 0, result.output
+    no_traceback(result)
+    assert "signed 1 ack(s) (seq 2)" in result.stdout, result.stdout
+    assert "acks: 1 confirmed, 0 failed, 0 pending" in result.stdout
+    assert waited >= HOLD_SECONDS - 0.3, "it waited for the lock (busy timeout), not failed"
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+
+
+async def test_a_node_database_locked_past_the_busy_timeout_fails_clearly_then_it_works(
+    hub: HubApp, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the busy timeout (shortened from 30 s) a command gives up: one line, exit 1."""
+    await sync_once(node)
+    async with aiohttp.ClientSession() as session:
+        await flush_acks(node, session)
+    monkeypatch.setattr(node_store, "BUSY_TIMEOUT", 0.3)
+    locker = await hold_lock(node.home / node.config.database)
+
+    locked = await invoke(node_main, "acks", "flush", "--sign", "--home", str(node.home))
     still_held = locker.returncode is None
 
     assert still_held, "the command ended while the other process still held the lock"
     assert locked.exit_code == 1, locked.output
     no_traceback(locked)
-    assert locked.stderr.strip() == "Error: database: database is locked", locked.stderr
+    assert locked.stderr.strip() == (
+        "Error: database: database is locked (another process held its write lock for over "
+        "0.3 s); run the command again"
+    ), locked.stderr
+    assert await locker.wait() == 0
+    assert outbox_seqs(node) == [], "no ack was queued"
+
+    retried = await invoke(node_main, "acks", "flush", "--sign", "--home", str(node.home))
+
+    assert retried.exit_code == 0, retried.output
+    assert "signed 1 ack(s) (seq 2)" in retried.stdout, retried.stdout
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+
+
+def staged_hub(tmp_path: Path) -> HubApp:
+    """A hub with three hashes staged for its first publish."""
+    hub = HubApp.init(tmp_path / "hub", Clock())
+    hub.create_list(LIST, "md5")
+    with hub.opened() as opened:
+        opened.stage(LIST, adds=[Intake(md5(i)) for i in range(3)])
+    return hub
+
+
+async def test_a_hub_database_locked_by_another_process_makes_publish_wait_then_succeed(
+    tmp_path: Path,
+) -> None:
+    """``hashhub publish`` reads, then writes: it takes the write lock first, and waits."""
+    hub = staged_hub(tmp_path)
+    locker = await hold_lock(hub.home / "hub.db")
+
+    started = time.monotonic()
+    published = await invoke(hub_main, "publish", "--home", str(hub.home))
+    waited = time.monotonic() - started
+
+    assert await locker.wait() == 0
+    assert published.exit_code == 0, published.output
+    no_traceback(published)
+    assert f"{LIST}: v1  +3 -0" in published.stdout, "every staged hash, none lost"
+    assert waited >= HOLD_SECONDS - 0.3, "it waited for the lock (busy timeout), not failed"
+    assert hub.status(LIST)["version"] == 1
+
+
+async def test_a_hub_database_locked_past_the_busy_timeout_fails_publish_clearly_then_it_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the busy timeout the command gives up: one clear line, exit 1, nothing lost.
+
+    The timeout (30 s in production) is shortened so that the lock outlasts it.
+    """
+    hub = staged_hub(tmp_path)
+    monkeypatch.setattr(hub_store, "BUSY_TIMEOUT", 0.3)
+    locker = await hold_lock(hub.home / "hub.db")
+
+    started = time.monotonic()
+    locked = await invoke(hub_main, "publish", "--home", str(hub.home))
+    waited = time.monotonic() - started
+    still_held = locker.returncode is None
+
+    assert still_held, "the command ended while the other process still held the lock"
+    assert locked.exit_code == 1, locked.output
+    no_traceback(locked)
+    assert locked.stderr.strip() == (
+        "Error: database: database is locked (another process held its write lock for over "
+        "0.3 s); run the command again"
+    ), locked.stderr
+    assert waited >= 0.3, "it waited for the busy timeout"
     assert await locker.wait() == 0
     assert hub.status(LIST)["version"] == 0, "nothing was published"
 
