@@ -81,6 +81,7 @@ from hub.errors import (
     Unprocessable,
 )
 from hub.intake import Intake, make_intake, parse_hash, parse_import
+from hub.limits import LIMITS, ClientAccessLogger, HubLimits, limits_middleware
 from hub.scheduler import HubScheduler
 from hub.store import DatabaseOwner
 from protocol import (
@@ -469,7 +470,9 @@ async def _json_object(request: web.Request, cap: int, *, optional: bool = False
         return {}
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # ValueError: besides UnicodeDecodeError and JSONDecodeError, an integer of more
+    # digits than int() reads (4300), which would otherwise answer 500.
+    except (ValueError, RecursionError) as e:
         raise InvalidRequest(f"the body is not JSON: {e}") from e
     if not isinstance(value, dict):
         raise InvalidRequest("the body must be a JSON object")
@@ -510,12 +513,26 @@ class _Fields:
         return value
 
     def strings(self, name: str, *, required: bool = True) -> list[str]:
-        value = self.value.get(name)
-        if value is None and not required:
+        """A list of strings; an optional one may be left out, but a ``null`` is refused."""
+        if name not in self.value and not required:
             return []
+        value = self.value.get(name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidRequest(f"{name!r} must be a list of strings")
         return value
+
+
+def _known_query(request: web.Request, *names: str) -> None:
+    """Refuse a query parameter the route does not take.
+
+    A misspelt parameter (``?limt=5``, ``?nod=…``) ignored silently would answer a
+    question the operator did not ask; it is a 400 naming the parameter instead.
+    """
+    unknown = sorted(set(request.query) - set(names))
+    if unknown:
+        raise InvalidRequest(
+            f"unknown query parameter {unknown[0][:64]!r}; this route takes {', '.join(names)}"
+        )
 
 
 def _query_limit(request: web.Request) -> int:
@@ -900,6 +917,10 @@ async def admin_import(request: web.Request, principal: Principal) -> web.Stream
 async def admin_publish(request: web.Request, principal: Principal) -> web.StreamResponse:
     body = _Fields(await _json_object(request, 64 * 1024, optional=True), {"lists"})
     wanted = body.strings("lists", required=False)
+    if "lists" in body.value and not wanted:
+        # An empty selection is not "everything": a client whose filter came out
+        # empty must not publish every list.
+        raise InvalidRequest("'lists' names no list; leave it out to publish every list")
     list_ids = [_list_id(v) for v in wanted] or None
 
     def publish(hub: Hub) -> list[dict[str, Any]]:
@@ -993,6 +1014,7 @@ async def admin_create_token(request: web.Request, principal: Principal) -> web.
 
 
 async def admin_actions(request: web.Request, principal: Principal) -> web.StreamResponse:
+    _known_query(request, "limit")
     limit = _query_limit(request)
     return web.json_response(
         {"actions": await request.app[HUB].call(lambda hub: hub.actions(limit))}
@@ -1011,6 +1033,7 @@ async def admin_evidence(request: web.Request, principal: Principal) -> web.Stre
 
 
 async def admin_acks(request: web.Request, principal: Principal) -> web.StreamResponse:
+    _known_query(request, "node", "list", "limit", "before")
     node = _optional_query(request, "node", _node_id)
     list_id = _optional_query(request, "list", _list_id)
     limit = _query_limit(request)
@@ -1199,10 +1222,11 @@ def create_app(
     """
     config = HubConfig.load(home)
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware],
+        middlewares=[metrics_middleware, error_middleware, limits_middleware],
         client_max_size=config.max_ack_bytes,
     )
     app[CONFIG] = config
+    app[LIMITS] = HubLimits.from_config(config, HUB)
     app[METRICS] = HubMetrics()
     app[FILE_CACHE] = PublishedCache()
     app[ACCESS_CACHE] = AccessCache()
@@ -1245,5 +1269,6 @@ def run(home: Path, host: str | None = None, port: int | None = None) -> None:
         create_app(home),
         host=host or config.host,
         port=config.port if port is None else port,
+        access_log_class=ClientAccessLogger,
         access_log_format=ACCESS_LOG_FORMAT,
     )

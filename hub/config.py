@@ -66,6 +66,14 @@ class HubConfig:
         web_rate_burst: public page posts (submit, case lookup, login) one client
             address may make at once before it must wait.
         web_rate_per_hour: how fast that allowance refills, per hour.
+        rate_burst, rate_per_hour: every request without a bearer token, per client
+            address: how many at once, and how many an hour after that (0: no limit).
+        credential_rate_burst, credential_rate_per_hour: every request with a valid
+            bearer token, per node or operator, whatever its address (0: no limit).
+        auth_failure_burst, auth_failure_per_hour: wrong, unknown or revoked tokens,
+            per client address; past them every unproven token is refused (0: no limit).
+        trusted_proxies: comma-separated addresses or CIDR blocks of reverse proxies
+            whose ``X-Forwarded-For`` names the client ("": believe nobody).
     """
 
     name: str
@@ -82,6 +90,13 @@ class HubConfig:
     web_session_seconds: int = 8 * 3600
     web_rate_burst: int = 10
     web_rate_per_hour: int = 60
+    rate_burst: int = 600
+    rate_per_hour: int = 36_000
+    credential_rate_burst: int = 600
+    credential_rate_per_hour: int = 36_000
+    auth_failure_burst: int = 10
+    auth_failure_per_hour: int = 600
+    trusted_proxies: str = ""
 
     def to_toml(self) -> str:
         lines = ["# hashhub hub configuration (see docs/operator-guide.md)"]
@@ -109,7 +124,7 @@ class HubConfig:
             raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise InvalidRequest(f"{path}: not a hub home (run 'hashhub init' first)") from e
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise InvalidRequest(f"{path}: {e}") from e
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))

@@ -38,6 +38,11 @@ or a bug, answered 500 without internals)::
 
     {"error": {"status": 415, "code": "unsupported_media_type", "message": "…"}}
 
+A write the node's disk refuses (full, or an I/O error: ``node.store.storage_error``)
+is 507 ``insufficient_storage``: SQLite rolled the transaction back, so no match
+event, counter or registration of that request is stored (and no match is answered
+that was not recorded); the same request succeeds once there is room (ADR 0016).
+
 A 401 carries ``WWW-Authenticate: Bearer realm="hashhub-node"``.
 
 **The schedule** (``NodeScheduler``, APScheduler 3.11's ``AsyncIOScheduler``):
@@ -70,6 +75,7 @@ import importlib.resources
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +91,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from node.config import NodeConfig
 from node.errors import NodeError
 from node.imaging import ImageRejected
+from node.limits import LIMITS, ClientAccessLogger, NodeLimits, limits_middleware
 from node.service import (
     OUTCOMES,
     MatchResult,
@@ -94,6 +101,7 @@ from node.service import (
     run_sync,
     utcnow,
 )
+from node.store import storage_error
 from node.sync import ListOutcome
 from node.web import PAGE_PREFIX, is_page_request, status_pages
 from protocol.lists import HASH_TYPES
@@ -202,7 +210,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if key.lower() not in _DROPPED_HEADERS:
                 response.headers.add(key, value)
         return response
-    except Exception:
+    except Exception as e:
+        fault = storage_error(e) if isinstance(e, sqlite3.Error) else None
+        if fault is not None:
+            log.error("%s %s: %s; nothing recorded", request.method, request.path, fault)
+            return error_response(
+                507,
+                "insufficient_storage",
+                f"the node could not store this request ({fault}); nothing was recorded: "
+                "retry once its operator has freed disk space",
+            )
         log.exception("unhandled error answering %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; the node's log has the details")
 
@@ -628,7 +645,9 @@ async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any
     data = await _read_body(request, JSON_BODY_BYTES)
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # ValueError: besides UnicodeDecodeError and JSONDecodeError, an integer of more
+    # digits than int() reads (4300), which would otherwise answer 500.
+    except (ValueError, RecursionError) as e:
         raise _invalid(f"the body is not JSON: {e}") from e
     if not isinstance(value, dict):
         raise _invalid("the body must be a JSON object")
@@ -656,6 +675,20 @@ def _hash_queries(value: object) -> dict[str, list[bytes]]:
             raise _invalid(f"hashes[{i}]: a {kind.name} hash is {2 * kind.length} hex digits")
         queries.setdefault(kind.name, []).append(bytes.fromhex(text))
     return queries
+
+
+def _known_query(request: web.Request, *names: str) -> None:
+    """Refuse a query parameter the route does not take.
+
+    A misspelt parameter ignored silently changes the answer without a word: with
+    ``?dihedal=1`` the rotations of a picture would not be checked. It is a 400
+    naming the parameter instead.
+    """
+    unknown = sorted(set(request.query) - set(names))
+    if unknown:
+        raise _invalid(
+            f"unknown query parameter {unknown[0][:64]!r}; this route takes {', '.join(names)}"
+        )
 
 
 def _flag(request: web.Request, name: str) -> bool | None:
@@ -728,6 +761,7 @@ def _count_matches(app: web.Application, results: list[MatchResult], source: str
 async def post_match(request: web.Request) -> web.StreamResponse:
     """Match an upload (its bytes) or hashes (JSON) against every subscribed list."""
     node = request.app[NODE]
+    _known_query(request, "dihedral")
     if request.content_type == "application/json":
         body = await _json_object(request, {"hashes"})
         kind, queries = "hashes", _hash_queries(body.get("hashes"))
@@ -762,6 +796,7 @@ async def post_outcome(request: web.Request) -> web.StreamResponse:
 async def post_content(request: web.Request) -> web.StreamResponse:
     """Register content the platform hosts; answer with what it matches now."""
     node = request.app[NODE]
+    _known_query(request, "content_id", "dihedral")
     if request.content_type == "application/json":
         if "content_id" in request.query:
             raise _invalid("give the content id in the JSON body, not in the query")
@@ -771,11 +806,13 @@ async def post_content(request: web.Request) -> web.StreamResponse:
     else:
         content_id = _check_content_id(request.query.get("content_id"))
         kind, queries = await _upload_queries(request)
-    try:
-        registered = node.register_content(content_id, queries)
-    except NodeError as e:
-        raise _invalid(str(e)) from e
-    results = node.match_hashes(queries, content_id=content_id, one_item=kind != "hashes")
+    # One transaction: a registration is stored with its matches or not at all.
+    with node.store.db.atomic():
+        try:
+            registered = node.register_content(content_id, queries)
+        except NodeError as e:
+            raise _invalid(str(e)) from e
+        results = node.match_hashes(queries, content_id=content_id, one_item=kind != "hashes")
     request.app[METRICS].checked.labels(kind).inc()
     _count_matches(request.app, results, "registry")
     return web.json_response(
@@ -800,6 +837,7 @@ async def get_status(request: web.Request) -> web.StreamResponse:
 
 async def get_matches(request: web.Request) -> web.StreamResponse:
     """Recent match events, newest first (``?open=1``: those without an outcome)."""
+    _known_query(request, "open", "limit")
     open_only = bool(_flag(request, "open"))
     raw = request.query.get("limit", "50")
     if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
@@ -845,7 +883,8 @@ def _node_context(
 
 
 async def _session_context(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession() as session:
+    tls = app[CONFIG].ssl_context(app[NODE].home)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as session:
         app[SESSION] = session
         yield
 
@@ -879,10 +918,11 @@ def create_app(
     """
     config = NodeConfig.load(home)
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, error_middleware, limits_middleware, auth_middleware],
         client_max_size=config.max_upload_bytes,
     )
     app[CONFIG] = config
+    app[LIMITS] = NodeLimits.from_config(config, NODE)
     app[METRICS] = NodeMetrics()
     app[_OPENAPI] = importlib.resources.files("node").joinpath("openapi.yaml").read_bytes()
     app.cleanup_ctx.append(_node_context(home, now or utcnow))
@@ -917,5 +957,6 @@ def run(home: Path, host: str | None = None, port: int | None = None) -> None:
         create_app(home),
         host=host or config.api_host,
         port=config.api_port if port is None else port,
+        access_log_class=ClientAccessLogger,
         access_log_format=ACCESS_LOG_FORMAT,
     )

@@ -10,8 +10,8 @@ unknown option) exit with 2, as in every click program.
 ``sync`` says by its exit status what happened: 0 every list updated or current,
 3 an update was rejected (the published data broke a protocol rule; evidence is
 kept and the last good list stays enforced), 4 an update failed (network, HTTP
-status, deadline). ``verify`` and ``acks flush`` exit 1 and 4 when something is
-wrong.
+status, deadline, or the node's disk full: nothing applied, tried again next run).
+``verify`` and ``acks flush`` exit 1 and 4 when something is wrong.
 
 Enrolment needs the node's public key first, so ``init`` works without a hub
 token; ``token set`` stores the one the hub operator sends back.
@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import aiohttp
 import click
 
+from node import store as node_store
 from node.config import NodeConfig, write_secret
 from node.imaging import ImageRejected
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
@@ -45,7 +46,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_REJECTED = 3
 """``sync``: an update was rejected by a protocol rule (evidence kept)."""
 EXIT_FAILED = 4
-"""``sync``, ``acks flush``: a download or a delivery failed (network, status, deadline)."""
+"""``sync``, ``acks flush``: a download or a delivery failed (network, status, deadline),
+or the node's disk refused the update (full, or an I/O error)."""
 
 _TYPES = "|".join(sorted(HASH_TYPES))
 
@@ -65,10 +67,21 @@ def _reported() -> Iterator[None]:
     except HashhubError as e:  # NodeError, ProtocolError, KeyFileError
         raise click.ClickException(_one_line(str(e))) from e
     except sqlite3.Error as e:
-        raise click.ClickException(f"database: {_one_line(str(e))}") from e
+        raise click.ClickException(f"database: {_one_line(str(e))}{_locked_hint(e)}") from e
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+
+
+def _locked_hint(error: sqlite3.Error) -> str:
+    """What a lock held past the busy timeout means (each transaction waits that long)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(code, int) or code & 0xFF != sqlite3.SQLITE_BUSY:
+        return ""
+    return (
+        f" (another process held its write lock for over {node_store.BUSY_TIMEOUT:g} s); "
+        "run the command again"
+    )
 
 
 @contextmanager
@@ -110,8 +123,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     )
 
 
-def _session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(headers={"User-Agent": "hashhub-node"})
+def _session(node: Node) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        headers={"User-Agent": "hashhub-node"},
+        connector=aiohttp.TCPConnector(ssl=node.config.ssl_context(node.home)),
+    )
 
 
 def _match_line(label: str, m: MatchResult) -> str:
@@ -259,7 +275,7 @@ def _outcome_line(o: ListOutcome) -> str:
 
 
 async def _sync(node: Node) -> tuple[list[ListOutcome], tuple[int, int], tuple[int, int]]:
-    async with _session() as session:
+    async with _session(node) as session:
         outcomes = await run_sync(node, session)
         acks = await flush_acks(node, session)
         hooks = (0, 0)
@@ -550,7 +566,7 @@ def acks_flush(sign: bool, home: Path) -> None:
     """Send every due ack now (exit 4 if one could not be delivered)."""
 
     async def flush(node: Node) -> tuple[int, int]:
-        async with _session() as session:
+        async with _session(node) as session:
             return await flush_acks(node, session)
 
     with _open(home) as node:

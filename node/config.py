@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -83,6 +84,17 @@ class NodeConfig:
         dihedral: also query the 8 rotations/flips of PDQ hashes of images.
         fetch_timeout: seconds allowed for one download, start to end (a source that
             drips bytes is cut off here and the next source tried).
+        ca_file: a PEM file of the certificate authorities trusted for the hub's,
+            the mirrors' and the webhook's https (relative to the home directory;
+            "": the system's). Pins a private CA without trusting it system-wide.
+        rate_burst, rate_per_hour: API requests without a token, per client address
+            (how many at once, how many an hour after that; 0: no limit).
+        credential_rate_burst, credential_rate_per_hour: requests with the API token,
+            from whatever address (0: no limit).
+        auth_failure_burst, auth_failure_per_hour: wrong API tokens per client address;
+            past them every wrong token is refused unchecked (0: no limit).
+        trusted_proxies: addresses or CIDR blocks of reverse proxies whose
+            ``X-Forwarded-For`` names the client (empty: believe nobody).
     """
 
     node_id: str
@@ -102,6 +114,14 @@ class NodeConfig:
     max_upload_bytes: int = 20 * 1024 * 1024
     dihedral: bool = False
     fetch_timeout: float = 30.0
+    ca_file: str = ""
+    rate_burst: int = 600
+    rate_per_hour: int = 36_000
+    credential_rate_burst: int = 6_000
+    credential_rate_per_hour: int = 360_000
+    auth_failure_burst: int = 10
+    auth_failure_per_hour: int = 600
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         timeout = self.fetch_timeout
@@ -109,6 +129,24 @@ class NodeConfig:
             raise TypeError(f"fetch_timeout must be a number of seconds, not {timeout!r}")
         if not 0 < timeout <= 3600:
             raise TypeError(f"fetch_timeout must be from 0 to 3600 seconds, not {timeout}")
+
+    def ssl_context(self, home: Path) -> ssl.SSLContext | bool:
+        """How the node checks the hub's, the mirrors' and the webhook's certificates.
+
+        ``True`` (the system's authorities) unless ``ca_file`` names a PEM bundle;
+        then only the authorities in it are trusted, so a hub behind a private CA
+        is reached without adding that CA to the whole machine.
+
+        Raises:
+            NodeConfigError: ``ca_file`` is missing or holds no certificate.
+        """
+        if not self.ca_file:
+            return True
+        path = home / self.ca_file
+        try:
+            return ssl.create_default_context(cafile=str(path))
+        except (OSError, ssl.SSLError) as e:
+            raise NodeConfigError(f"ca_file {path}: not a PEM file of certificates ({e})") from e
 
     def to_toml(self) -> str:
         lines = ["# hashhub node configuration (see docs/participant-guide.md)"]
@@ -142,7 +180,7 @@ class NodeConfig:
             raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise NodeConfigError(f"{path}: not a node home (run 'hashhub-node init')") from e
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise NodeConfigError(f"{path}: {e}") from e
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)

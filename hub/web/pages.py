@@ -56,6 +56,7 @@ from hub.app import CONFIG, HUB, Handler, after_publish, read_body
 from hub.core import SUBMISSION_TYPES, Hub, Principal, WebSession
 from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
 from hub.intake import MIN_PDQ_QUALITY, parse_hash
+from hub.limits import client_address
 from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
 
@@ -187,7 +188,7 @@ def _same_origin(request: web.Request) -> None:
 
 
 def _rate_limit(request: web.Request) -> None:
-    wait = request.app[LIMITER].take(request.remote or "unknown")
+    wait = request.app[LIMITER].take(client_address(request))
     if wait:
         raise web.HTTPTooManyRequests(
             text=f"Too many requests from your address. Please try again in {wait} seconds.",

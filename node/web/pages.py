@@ -40,6 +40,7 @@ import jinja2
 from aiohttp import hdrs, web
 
 from node.errors import NodeError
+from node.limits import client_address
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
 from protocol._fields import parse_time
@@ -333,7 +334,7 @@ class StatusPages:
         return render(request, "login.html", {"node_id": node.config.node_id, "error": None})
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        client = request.remote or "unknown"
+        client = client_address(request)
         wait = self.throttle.retry_after(client)
         if wait:
             raise PageError(

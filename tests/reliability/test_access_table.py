@@ -331,7 +331,10 @@ async def _open_session(client: Client, token: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def hub_world(tmp_path: Path) -> AsyncIterator[HubWorld]:
+async def hub_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HubWorld]:
+    # Three columns send wrong tokens from 127.0.0.1 to every route: the per-address limit
+    # on failed authentication (tests/reliability/test_rate_limits.py) is not this table's.
+    monkeypatch.setenv("HASHHUB_AUTH_FAILURE_BURST", "0")
     home = tmp_path / "hub"
     init_hub(home)
     node_key = SigningKey.generate()
@@ -539,7 +542,8 @@ class NodeWorld:
 
 
 @pytest.fixture
-async def node_world(tmp_path: Path) -> AsyncIterator[NodeWorld]:
+async def node_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NodeWorld]:
+    monkeypatch.setenv("HASHHUB_NODE_AUTH_FAILURE_BURST", "0")  # as in ``hub_world``
     hub = await start_hub(tmp_path / "hub")
     try:
         client = await start_node_site(tmp_path / "node", hub, synced=False)

@@ -1,0 +1,163 @@
+"""Rate limits on every route of the node's API, and the client address behind a proxy (ADR 15).
+
+The same policy as the hub's (``hub.limits``; the two edges keep their own HTTP
+plumbing, ADR 11, and share the pure rules in ``protocol.ratelimit``). One
+middleware, inside the error middleware and before the token check, sorts each
+request into one of three token buckets:
+
+- **without a bearer token**, per client address (``rate_burst``,
+  ``rate_per_hour``): ``/healthz``, the status pages, and the 401s of requests
+  that forgot the token.
+- **with the API token**, one bucket for that credential, whatever address it
+  comes from (``credential_rate_*``): the participant's own systems matching
+  images, however many hosts they run on.
+- **with a wrong or malformed token**, per client address and strict
+  (``auth_failure_*``, ten a minute by default): past it every wrong token from
+  that address is answered 429 before it is compared, while the right token
+  still works. A wrong token also spends from the address's anonymous bucket.
+
+The client address is ``request.remote`` unless the peer is one of
+``trusted_proxies`` (``protocol.ratelimit.TrustedProxies``); it is stored on the
+request under ``CLIENT`` for the status page's login throttle and the access log
+(``ClientAccessLogger``). A setting of 0 turns its limit off.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from aiohttp.web_log import AccessLogger
+
+from node.config import NodeConfig
+from node.errors import NodeConfigError
+from node.service import Node
+from protocol.ratelimit import RateLimiter, TrustedProxies
+
+__all__ = [
+    "CLIENT",
+    "LIMITS",
+    "ClientAccessLogger",
+    "NodeLimits",
+    "client_address",
+    "limits_middleware",
+]
+
+CLIENT = web.RequestKey("client_address", str)
+"""The client's address, as the trusted proxies say (set on every request)."""
+
+API_CREDENTIAL = "api-token"
+"""The one credential the node's API knows: the key of its bucket."""
+
+
+@dataclass
+class NodeLimits:
+    """The node's buckets and what they need; ``clock`` is injectable for tests."""
+
+    anonymous: RateLimiter | None
+    credential: RateLimiter | None
+    failures: RateLimiter | None
+    proxies: TrustedProxies
+    node: web.AppKey[Node]
+
+    @classmethod
+    def from_config(
+        cls,
+        config: NodeConfig,
+        node: web.AppKey[Node],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> NodeLimits:
+        """The limits ``config`` sets (a 0 turns one off).
+
+        Raises:
+            NodeConfigError: ``trusted_proxies`` holds something that is not an
+                address or a CIDR block.
+        """
+        try:
+            proxies = TrustedProxies(config.trusted_proxies)
+        except ValueError as e:
+            raise NodeConfigError(f"trusted_proxies: {e}") from e
+        return cls(
+            anonymous=RateLimiter.optional(config.rate_burst, config.rate_per_hour, clock=clock),
+            credential=RateLimiter.optional(
+                config.credential_rate_burst, config.credential_rate_per_hour, clock=clock
+            ),
+            failures=RateLimiter.optional(
+                config.auth_failure_burst, config.auth_failure_per_hour, clock=clock
+            ),
+            proxies=proxies,
+            node=node,
+        )
+
+
+LIMITS = web.AppKey("limits", NodeLimits)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: set by the middleware, else resolved here."""
+    if CLIENT in request:
+        return request[CLIENT]
+    limits = request.config_dict.get(LIMITS)
+    proxies = limits.proxies if limits is not None else TrustedProxies()
+    return proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
+
+
+def _too_many(wait: int, message: str) -> web.HTTPTooManyRequests:
+    return web.HTTPTooManyRequests(
+        text=f"{message}; try again in {wait} s", headers={hdrs.RETRY_AFTER: str(wait)}
+    )
+
+
+def _is_the_api_token(header: str, expected: str) -> bool:
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    return (
+        scheme.lower() == "bearer"
+        and bool(token)
+        and hmac.compare_digest(token.encode(), expected.encode())
+    )
+
+
+@web.middleware
+async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the client, spend from its bucket or the API token's, or answer 429."""
+    limits = request.config_dict[LIMITS]
+    client = limits.proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
+    request[CLIENT] = client
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    valid = header is not None and _is_the_api_token(
+        header, request.config_dict[limits.node].api_token
+    )
+    if header is not None and not valid and limits.failures is not None:
+        wait = limits.failures.take(client)
+        if wait:
+            raise _too_many(wait, "too many wrong tokens from your address")
+    if valid:
+        bucket, key, what = limits.credential, API_CREDENTIAL, "this credential"
+    else:
+        bucket, key, what = limits.anonymous, client, "your address"
+    if bucket is not None:
+        wait = bucket.take(key)
+        if wait:
+            raise _too_many(wait, f"too many requests from {what}")
+    return await handler(request)
+
+
+class ClientAccessLogger(AccessLogger):
+    """aiohttp's access log, with ``%a`` the client's address as the middleware resolved it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        client = request.get(CLIENT) if request is not None else None
+        if client is None or client == request.remote:
+            super().log(request, response, time)
+            return
+        values = [
+            client if key == "remote_address" else method(request, response, time)
+            for key, method in self._methods
+        ]
+        self.logger.info(self._log_format % tuple(values))
