@@ -9,6 +9,10 @@ formats are accepted, told apart by their first line with content (comments asid
 - CSV with a header row that has a ``hash`` column (same optional columns);
 - plain lines: one hex hash per line; ``#`` starts a comment.
 
+An NDJSON line that gives a field twice, uses ``NaN`` or ``Infinity``, or holds a
+number or nesting too large to read is a bad line like any other, as is a CSV
+field over the reader's size cap: ambiguous input is refused, never guessed at.
+
 PDQ hashes with a quality below 50 are refused (too little image structure to
 match reliably, as in ThreatExchange's PDQ guidance); a PDQ hash without a
 quality is accepted as the submitter's responsibility.
@@ -20,7 +24,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hub.errors import IntakeError
@@ -30,7 +34,9 @@ __all__ = ["MIN_PDQ_QUALITY", "Intake", "parse_hash", "parse_import"]
 
 MIN_PDQ_QUALITY = 50
 MAX_IMPORT_LINES = 5_000_000
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{0,256}")
+_TEXT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{0,256}")
+"""Printable text; no lone surrogates either (JSON's ``"\\ud800"``), which no database can store."""
+_QUALITY_TEXT = re.compile(r"[0-9]{1,3}")
 _OPTIONAL = ("quality", "category", "source", "submission_id")
 
 
@@ -67,7 +73,8 @@ def _text_field(value: object, name: str) -> str | None:
 def _quality(value: object) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _QUALITY_TEXT.fullmatch(value.strip()):
+        # Not str.isdigit(): it also takes "²" and other digits int() refuses.
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
         raise IntakeError("quality must be an integer from 0 to 100")
@@ -93,6 +100,43 @@ def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
     )
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise IntakeError("a field is given twice")
+    return dict(pairs)
+
+
+def _no_constant(text: str) -> object:
+    raise IntakeError(f"{text} is not a value here")
+
+
+def _json_line(line: str, number: int) -> object:
+    """One NDJSON line, strictly: no duplicate fields, no NaN, no runaway numbers or nesting."""
+    try:
+        return json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except IntakeError as e:
+        raise IntakeError(str(e), line=number) from e
+    except json.JSONDecodeError as e:
+        raise IntakeError(f"invalid JSON: {e.msg}", line=number) from e
+    except ValueError as e:  # an integer of thousands of digits
+        raise IntakeError("a number too long to read", line=number) from e
+    except RecursionError as e:
+        raise IntakeError("JSON nested too deeply", line=number) from e
+
+
+def _csv_rows(reader: Iterator[list[str]], where: Callable[[], int]) -> Iterator[list[str]]:
+    """The reader's rows, its own errors (a field over the size cap, a NUL) as ``IntakeError``."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise IntakeError(f"unreadable CSV: {e}", line=where()) from e
+        yield row
+
+
 def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
     lines = text.split("\n")  # not splitlines(): U+2028 and friends may sit inside JSON strings
     # The first line with content once a '#' comment is cut off decides the format.
@@ -101,10 +145,7 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise IntakeError(f"invalid JSON: {e.msg}", line=number) from e
+            value = _json_line(line, number)
             if not isinstance(value, dict):
                 raise IntakeError("expected a JSON object", line=number)
             unknown = set(value) - {"hash", *_OPTIONAL}
@@ -113,8 +154,9 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
             yield number, value
     elif "," in first or first.lower() == "hash":
         reader = csv.reader(io.StringIO(text))
+        rows = _csv_rows(reader, lambda: reader.line_num)
         header: list[str] = []
-        for cells in reader:  # the first non-blank row is the header
+        for cells in rows:  # the first non-blank row is the header
             header = [c.strip().lower() for c in cells]
             if any(header):
                 break
@@ -126,7 +168,7 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, object]]]:
                 "the CSV header must name a 'hash' column, and each column once",
                 line=reader.line_num,
             )
-        for row in reader:
+        for row in rows:
             number = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue

@@ -18,14 +18,17 @@ from typing import Any
 from protocol.errors import MalformedError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
+_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
+"""ASCII digits only: ``\\d`` would take other scripts' digits too (two texts for one time)."""
 
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC, second precision: the only time format in hashhub documents."""
     if moment.tzinfo is None:
         raise MalformedError("naive datetime: hashhub times are always UTC-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)
+    # Not strftime: its %Y writes year 26 as "26", which parse_time rightly refuses.
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def parse_time(text: str, where: str) -> datetime:

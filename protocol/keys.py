@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -114,7 +114,7 @@ class PublicKey:
     def from_pem(cls, data: bytes) -> PublicKey:
         try:
             key = serialization.load_pem_public_key(data)
-        except ValueError as e:
+        except (ValueError, UnsupportedAlgorithm) as e:  # a damaged key names an unknown OID
             raise MalformedError("not a PEM public key") from e
         if not isinstance(key, Ed25519PublicKey):
             raise MalformedError("PEM public key is not Ed25519")
@@ -159,7 +159,7 @@ class SigningKey:
     def from_pem(cls, data: bytes) -> SigningKey:
         try:
             key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
             raise MalformedError("not an unencrypted PEM private key") from e
         if not isinstance(key, Ed25519PrivateKey):
             raise MalformedError("PEM private key is not Ed25519")
