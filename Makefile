@@ -61,9 +61,9 @@ test: lint typecheck pytest
 # Benchmarks (not tests): the matcher's peers (faiss-cpu, threatexchange: the `bench`
 # extra) and wrk as a second load generator, then every bench in bench/, one at a time;
 # bench/report.py rewrites docs/benchmarks.md from their figures. The full run takes
-# a while (about 20 minutes; the matcher at 10M hashes) and needs about 10 GB of free
-# memory (threatexchange's index at 10M). Options for bench/report.py go in
-# BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick.
+# a while (about 31 minutes: the matcher at 10M hashes, a 10-minute soak of the hub
+# under 500 nodes) and needs about 10 GB of free memory (threatexchange's index at 10M).
+# Options for bench/report.py go in BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[node,dev,tx,bench]'
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -44,6 +44,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "hub": (["hub_bench.py", "--json"], ["--quick"]),
     "node": (["node_bench.py", "--json", "--sections", "hash,sync"], ["--quick"]),
     "matcher": (["matcher_bench.py", "--json"], ["--quick"]),
+    "load": (["load_bench.py", "--json"], ["--quick"]),
 }
 """Each bench: its script and arguments, and what ``--quick`` adds."""
 
@@ -372,6 +373,34 @@ the other.
   1M, a one-off dominated by inserting 1M provenance rows.
 """
 
+LOAD_PROSE = """## Load and soak: {nodes} nodes against one hub for {minutes:g} minutes
+
+`bench/load_bench.py` starts a real `hashhub serve` process on loopback and runs
+{nodes} simulated nodes against it from a second process, each enrolled through the
+operator API with its own Ed25519 key and token and each with its own aiohttp
+session. Nodes start at random times within the first {spread:g} s; each walks the
+root once, then polls its lists' checkpoints (every node
+one private list, every other node a second one) with conditional GETs every
+{poll} s (the root's `min_poll_interval`) plus up to {jitter:g} s of jitter. When a
+checkpoint moves it verifies it through the protocol's trust rules, fetches and
+verifies every missing header, signature and body, applies them in memory
+(digest checked against the signed `result_state`) and posts a signed ack with
+cumulative counters derived from its index and the version, and per-hash counters
+for one added hash. Some acks are re-sent on purpose with their `seq` (the one just
+confirmed, and an older one with lower counters), as retries are. Meanwhile an
+operator stages {adds} additions and {removes} removals and publishes one list every
+{publish:g} s through the operator API.
+
+Afterwards the hub's SQLite file is read: every ack the hub confirmed must be
+stored exactly once, byte for byte, and nothing else; the totals the operator API
+reports per list and per hash must equal the sums of what the nodes sent; and no
+request may have failed (an unexpected status, a connection error or a timeout).
+The same driver runs for 60 s in `tests/reliability/test_load.py`. Latencies are
+measured in the clients' process, which shares the two cores with the hub, so they
+include the clients' own waits (their event loop's lag is given beside them). The
+hub's resident memory (RSS) is sampled every {every:g} s.
+"""
+
 REPRODUCE = """## Reproduce
 
 ```sh
@@ -398,6 +427,8 @@ Each bench also runs alone and prints a table (`--json` for JSON):
   supersedes), `--sizes`, `--queries`, `--images 40`, `--megapixels 12`,
   `--repeats 3`, `--quick`.
 - `bench/hub_bench.py`: `--clients 100`, `--quick` (100k/10k hashes, 5 s load phases).
+- `bench/load_bench.py`: `--nodes 500`, `--seconds 600` (the soak), `--poll-interval 1`,
+  `--publish-every 3`, `--quick` (60 s).
 
 Peer packages (faiss-cpu, threatexchange) are bench-only dependencies, the `bench`
 extra, which `make bench` installs; without them their rows say so. Figures depend on
@@ -674,11 +705,131 @@ def render_hub(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
     return HUB_PROSE + "\n### Figures\n\n" + body + "\n", aims
 
 
+def render_load(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    config = doc["config"]
+    parts = [
+        LOAD_PROSE.format(
+            nodes=config["nodes"],
+            minutes=round(doc["seconds"] / 60, 1),
+            poll=config["poll_interval"],
+            jitter=config["poll_jitter"],
+            adds=config["adds_per_publish"],
+            removes=config["removes_per_publish"],
+            publish=config["publish_every"],
+            every=config["rss_every"],
+            spread=config["start_spread"],
+        )
+    ]
+    kinds = [
+        [
+            k["kind"],
+            f"{k['count']:,}",
+            num(k["p50_ms"]),
+            num(k["p99_ms"]),
+            num(k["max_ms"]),
+            num(k["served_p50_ms"]),
+            num(k["served_p99_ms"]),
+            num(k["served_max_ms"]),
+        ]
+        for k in doc["kinds"]
+    ]
+    head = ["request", "count", "p50 ms", "p99 ms", "max ms", "hub p50", "hub p99", "hub max"]
+    parts.append(
+        "### Latency by kind of request\n\n"
+        + table(head, kinds, "lrrrrrrr")
+        + "\n\nThe first three figures are measured by the clients, from sending a request "
+        "to having read its answer; the *hub* columns are the hub's own time for the same "
+        "requests (from reading each to answering it, from its access log). *root*: the "
+        "root walk at start; *delta*: a header or its signature; *enrol*, *stage*, "
+        "*publish*: the operator's requests.\n"
+    )
+    problems = doc["ack_problems"]
+    lag = doc["loop_lag_ms"]
+    node_p99 = max(
+        (k["p99_ms"] for k in doc["kinds"] if k["kind"] in ("checkpoint", "delta", "body", "ack")),
+        default=float("nan"),
+    )
+    totals_equal = all(
+        doc["totals_hub"].get(list_id) == expected
+        for list_id, expected in doc["totals_expected"].items()
+    )
+    hashes_equal = all(doc["hash_totals_match"].values())
+    hashes = sum(doc["hashes_counted"].values())
+    checks = [
+        ["failed requests", str(doc["errors"]), "0", met(doc["errors"] == 0)],
+        [
+            "acks confirmed / stored",
+            f"{doc['acks_confirmed']:,} / {doc['acks_stored']:,}",
+            "equal",
+            met(doc["acks_confirmed"] == doc["acks_stored"]),
+        ],
+        ["acks lost", str(len(problems["lost"])), "0", met(not problems["lost"])],
+        [
+            "acks stored twice, unconfirmed or altered",
+            str(len(problems["doubled"]) + len(problems["unconfirmed"]) + len(problems["altered"])),
+            "0",
+            met(not (problems["doubled"] or problems["unconfirmed"] or problems["altered"])),
+        ],
+        [
+            "re-sent acks answered duplicate",
+            f"{doc['resends_duplicate']:,} of {doc['resends']:,}",
+            "all",
+            met(doc["resends_duplicate"] == doc["resends"]),
+        ],
+        [
+            "hub totals per list = sum sent",
+            "equal" if totals_equal else "differ",
+            "equal",
+            met(totals_equal),
+        ],
+        [
+            "hub totals per hash = sum sent",
+            f"{'equal' if hashes_equal else 'differ'} ({hashes:,} hashes)",
+            "equal",
+            met(hashes_equal),
+        ],
+        ["p99 of node requests (worst kind)", f"{node_p99:,.1f} ms", "< 5 s", met(node_p99 < 5000)],
+    ]
+    parts.append("### Checks\n\n" + table(["what", "measured", "aim", ""], checks) + "\n")
+    growth = doc["rss_growth"]
+    parts.append(
+        f"{doc['requests']:,} node requests in {doc['seconds']:.0f} s: "
+        f"{doc['requests_per_s']:,.0f} requests/s ({doc['not_modified']:,} checkpoint polls "
+        f"answered 304); {doc['updates']:,} updates applied; versions published "
+        + ", ".join(f"{k} {v}" for k, v in doc["versions"].items())
+        + f". The hub used {doc['hub_cpu_percent']:.0f} % of a core, the clients' process "
+        f"{doc['client_cpu_percent']:.0f} %; the clients' event loop woke late by "
+        f"{lag['p50']:.1f} ms (p50), {lag['p99']:.1f} ms (p99), {lag['max']:.1f} ms (max).\n"
+    )
+    windows = doc["windows"]
+    shown = [w for i, w in enumerate(windows) if (i + 1) % 6 == 0 or i == len(windows) - 1]
+    rows = [
+        [f"{w['t']:.0f}", num(w["rss_mb"]), num(w["requests_per_s"], 0), num(w["p99_ms"])]
+        for w in shown
+    ]
+    parts.append(
+        "### Hub memory over the run\n\n"
+        f"Before the load the hub's RSS was {growth['before_mb']:.1f} MB; at 1 minute "
+        f"{growth['at_1min_mb']:.1f} MB, at the end {growth['end_mb']:.1f} MB: "
+        f"{growth['growth_after_1min_mb']:+.1f} MB after the first minute, a slope of "
+        f"{growth['slope_mb_per_min']:+.2f} MB/min (least squares over the samples from "
+        f"{growth['slope_from_s']:.0f} s on). Every sixth sample and the last:\n\n"
+        + table(["t s", "hub RSS MB", "requests/s", "p99 ms"], rows, "rrrr")
+        + "\n"
+    )
+    aims = [
+        [f"load: {c[0]}, {config['nodes']} nodes, {doc['seconds'] / 60:.1f} min", c[1], c[2], c[3]]
+        for c in checks
+    ]
+    return "\n".join(parts), aims
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[list[str]]]]] = {
     "protocol": render_protocol,
     "matcher": render_matcher,
     "node": render_node,
     "hub": render_hub,
+    "load": render_load,
 }
 
 
@@ -686,7 +837,7 @@ def render(info: dict[str, Any], docs: dict[str, dict[str, Any]]) -> str:
     """The whole page from the machine description and each bench's JSON document."""
     sections = []
     aims: list[list[str]] = []
-    for name in ("protocol", "matcher", "node", "hub"):
+    for name in ("protocol", "matcher", "node", "hub", "load"):
         if name in docs:
             text, rows = RENDERERS[name](docs[name])
             sections.append(text)
