@@ -545,6 +545,17 @@ class Hub:
         return results
 
     def _publish_one(self, list_id: str, who: str) -> dict[str, Any] | None:
+        """Publish ``list_id``'s staged changes as one version, in one transaction.
+
+        What it builds on (root, head, staged rows) is read inside the transaction,
+        which takes the write lock first (``HubDatabase``): a publish that waited for
+        another process's publish builds on that one's version, not on what it read
+        before waiting.
+        """
+        with self.db.atomic():
+            return self._publish_locked(list_id, who)
+
+    def _publish_locked(self, list_id: str, who: str) -> dict[str, Any] | None:
         root = self.root()
         spec = self.spec(list_id)
         staged = list(

@@ -539,6 +539,54 @@ async def test_a_hub_database_locked_past_the_busy_timeout_fails_publish_clearly
     assert hub.status(LIST)["version"] == 1
 
 
+PUBLISHER = """
+import sys, time
+from pathlib import Path
+from hub.core import Hub
+hub = Hub.open(Path(sys.argv[1]))
+def hold(step):
+    if step == "head":  # inside the transaction, its files written, its head not yet
+        print("inside", flush=True)
+        time.sleep(float(sys.argv[2]))
+hub.fault_hook = hold
+print(" ".join(f"v{r['version']}" for r in hub.publish(who="other")), flush=True)
+hub.close()
+"""
+
+
+async def test_two_publishes_at_once_from_two_processes_publish_each_change_once(
+    tmp_path: Path,
+) -> None:
+    """A publish that waited for another process's publish builds on its version.
+
+    What a publish builds on (head, staged rows) is read inside its transaction,
+    after the write lock: read before it, the second publish would build version 1
+    again on version 0 and be refused by the first one's files.
+    """
+    hub = staged_hub(tmp_path)
+    other = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PUBLISHER,
+        str(hub.home),
+        str(HOLD_SECONDS),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert other.stdout is not None
+    assert await other.stdout.readline() == b"inside\n"
+
+    second = await invoke(hub_main, "publish", "--home", str(hub.home))
+
+    assert await other.stdout.readline() == b"v1\n", "the other process published v1"
+    assert await other.wait() == 0
+    assert second.exit_code == 0, second.output
+    no_traceback(second)
+    assert "+3" not in second.stdout, "the staged hashes were published once, not twice"
+    assert hub.status(LIST)["version"] == 1
+    with hub.opened() as opened:
+        assert opened.db.table("staged").count == 0
+
+
 # -- a clock that jumps ----------------------------------------------------------------------
 
 
