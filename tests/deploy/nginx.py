@@ -29,7 +29,14 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["MIRROR_CONF", "NginxMirror", "Request", "export_tree", "nginx_binary"]
+__all__ = [
+    "MIRROR_CONF",
+    "NginxMirror",
+    "Request",
+    "export_tree",
+    "launch_nginx",
+    "nginx_binary",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 MIRROR_CONF = REPO / "docker" / "nginx" / "mirror.conf"
@@ -121,6 +128,25 @@ class Request:
     size: int
 
 
+def launch_nginx(workdir: Path, *, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """Start nginx on ``workdir/nginx.conf`` (``main_config``), logging to ``workdir``."""
+    (workdir / "nginx.conf").write_text(main_config(workdir), encoding="utf-8")
+    return subprocess.Popen(
+        [
+            nginx_binary(),
+            "-p",
+            str(workdir),
+            "-e",
+            str(workdir / "error.log"),
+            "-c",
+            str(workdir / "nginx.conf"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+
+
 @dataclass
 class NginxMirror:
     """A running nginx serving ``tree`` at ``url`` (see the module docstring)."""
@@ -147,22 +173,8 @@ class NginxMirror:
     @classmethod
     async def _launch(cls, tree: Path, workdir: Path, port: int) -> NginxMirror | None:
         (workdir / "mirror.conf").write_text(server_block(tree, port), encoding="utf-8")
-        (workdir / "nginx.conf").write_text(main_config(workdir), encoding="utf-8")
+        process = launch_nginx(workdir, stderr=subprocess.PIPE)
         error_log = workdir / "error.log"
-        process = subprocess.Popen(
-            [
-                nginx_binary(),
-                "-p",
-                str(workdir),
-                "-e",
-                str(error_log),
-                "-c",
-                str(workdir / "nginx.conf"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
         mirror = cls(tree, workdir, port, process)
         deadline = time.monotonic() + START_DEADLINE
         while True:

@@ -45,7 +45,7 @@ from node.app import create_app as create_node_app
 from node.service import run_sync
 from node.sync import ListOutcome
 from protocol.ratelimit import TrustedProxies
-from tests.deploy.nginx import _nginx_answers, free_port, main_config, nginx_binary
+from tests.deploy.nginx import _nginx_answers, free_port, launch_nginx
 from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_hub, init_node_home, opened_hub
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operator-guide.md"
@@ -190,22 +190,7 @@ def start_proxy(workdir: Path, hub_port: int, certs: Certificates) -> Proxy:
     (workdir / "mirror.conf").write_text(
         proxy_config(hub_port, https_port, http_port, certs), encoding="utf-8"
     )
-    (workdir / "nginx.conf").write_text(main_config(workdir), encoding="utf-8")
-    error_log = workdir / "error.log"
-    process = subprocess.Popen(
-        [
-            nginx_binary(),
-            "-p",
-            str(workdir),
-            "-e",
-            str(error_log),
-            "-c",
-            str(workdir / "nginx.conf"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = launch_nginx(workdir)
     return Proxy(https_port, http_port, process)
 
 
