@@ -81,7 +81,13 @@ from hub.errors import (
     Unprocessable,
 )
 from hub.intake import Intake, make_intake, parse_hash, parse_import
-from hub.limits import LIMITS, ClientAccessLogger, HubLimits, limits_middleware
+from hub.limits import (
+    LIMITS,
+    MAX_TOKEN_LENGTH,
+    ClientAccessLogger,
+    HubLimits,
+    limits_middleware,
+)
 from hub.scheduler import HubScheduler
 from hub.store import DatabaseOwner
 from protocol import (
@@ -136,7 +142,6 @@ ACCESS_CACHE_ENTRIES = 10_000
 ADMIN_BODY_BYTES = 64 * 1024 * 1024
 """Cap on a stage or import request body; bigger imports go through the CLI."""
 MAX_SIGNATURE_HEADER = 4096
-MAX_TOKEN_LENGTH = 256
 MAX_VERSION = 2**53 - 1
 MAX_LIMIT = 1000
 READY_TIMEOUT = 5.0

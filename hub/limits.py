@@ -53,6 +53,7 @@ __all__ = [
     "CLIENT",
     "CREDENTIAL_TTL",
     "LIMITS",
+    "MAX_TOKEN_LENGTH",
     "ClientAccessLogger",
     "HubLimits",
     "client_address",
@@ -63,7 +64,8 @@ CREDENTIAL_TTL = 60.0
 """Seconds a token's credential (or its being wrong) is remembered for bucketing."""
 
 _MAX_REMEMBERED = 50_000
-_MAX_TOKEN = 256  # hub.app.MAX_TOKEN_LENGTH (this module is imported by hub.app)
+MAX_TOKEN_LENGTH = 256
+"""A longer bearer token is wrong without a lookup (here and in ``hub.app``)."""
 
 CLIENT = web.RequestKey("client_address", str)
 """The client's address, as the trusted proxies say (set on every request)."""
@@ -169,7 +171,7 @@ async def _credential(request: web.Request, limits: HubLimits, token: str) -> st
         if wait:
             raise _too_many(wait, "too many wrong tokens from your address")
     credential: str | None
-    if not token or len(token) > _MAX_TOKEN:  # the handler refuses these unlooked-up too
+    if not token or len(token) > MAX_TOKEN_LENGTH:  # the handler refuses these unlooked-up too
         credential = None
     else:
         try:

@@ -70,7 +70,6 @@ finish (APScheduler's own ``shutdown`` would cancel it mid-update), then shuts d
 from __future__ import annotations
 
 import asyncio
-import hmac
 import importlib.resources
 import json
 import logging
@@ -91,7 +90,14 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from node.config import NodeConfig
 from node.errors import NodeError
 from node.imaging import ImageRejected
-from node.limits import LIMITS, ClientAccessLogger, NodeLimits, limits_middleware
+from node.limits import (
+    LIMITS,
+    ClientAccessLogger,
+    NodeLimits,
+    bearer_token,
+    is_the_api_token,
+    limits_middleware,
+)
 from node.service import (
     OUTCOMES,
     MatchResult,
@@ -137,7 +143,6 @@ MAX_QUERY_HASHES = 256
 MAX_LIMIT = 1000
 OUTBOX_INTERVAL = 5
 STALE_CHECK_INTERVAL = 60
-MAX_TOKEN_LENGTH = 256
 
 _MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = re.compile(r"[0-9a-fA-F]*")
@@ -606,15 +611,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         header = request.headers.get(hdrs.AUTHORIZATION)
         if header is None:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <the api-token file>")
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
-        expected = request.app[NODE].api_token
-        if (
-            scheme.lower() != "bearer"
-            or not token
-            or len(token) > MAX_TOKEN_LENGTH
-            or not hmac.compare_digest(token.encode(), expected.encode())
-        ):
+        if not is_the_api_token(bearer_token(header), request.app[NODE].api_token):
             raise ApiError(401, "unauthorized", "wrong API token")
     return await handler(request)
 

@@ -41,14 +41,20 @@ from protocol.ratelimit import RateLimiter, TrustedProxies
 __all__ = [
     "CLIENT",
     "LIMITS",
+    "MAX_TOKEN_LENGTH",
     "ClientAccessLogger",
     "NodeLimits",
+    "bearer_token",
     "client_address",
+    "is_the_api_token",
     "limits_middleware",
 ]
 
 CLIENT = web.RequestKey("client_address", str)
 """The client's address, as the trusted proxies say (set on every request)."""
+
+MAX_TOKEN_LENGTH = 256
+"""A longer token is wrong without comparing it."""
 
 API_CREDENTIAL = "api-token"
 """The one credential the node's API knows: the key of its bucket."""
@@ -113,12 +119,21 @@ def _too_many(wait: int, message: str) -> web.HTTPTooManyRequests:
     )
 
 
-def _is_the_api_token(header: str, expected: str) -> bool:
+def bearer_token(header: str) -> str:
+    """The token of an ``Authorization: Bearer …`` header; "" for any other header."""
     scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def is_the_api_token(token: str, expected: str) -> bool:
+    """Whether ``token`` is the node's API token: compared in constant time, never empty.
+
+    The one check of the API token: the API, its rate limits and the status page's
+    login form all ask it.
+    """
     return (
-        scheme.lower() == "bearer"
-        and bool(token)
+        bool(token)
+        and len(token) <= MAX_TOKEN_LENGTH
         and hmac.compare_digest(token.encode(), expected.encode())
     )
 
@@ -130,8 +145,8 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     client = limits.proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
     request[CLIENT] = client
     header = request.headers.get(hdrs.AUTHORIZATION)
-    valid = header is not None and _is_the_api_token(
-        header, request.config_dict[limits.node].api_token
+    valid = header is not None and is_the_api_token(
+        bearer_token(header), request.config_dict[limits.node].api_token
     )
     if header is not None and not valid and limits.failures is not None:
         wait = limits.failures.take(client)

@@ -25,7 +25,6 @@ good for these pages only: the JSON API still wants its bearer token.
 
 from __future__ import annotations
 
-import hmac
 import importlib.resources
 import logging
 import re
@@ -40,7 +39,7 @@ import jinja2
 from aiohttp import hdrs, web
 
 from node.errors import NodeError
-from node.limits import client_address
+from node.limits import client_address, is_the_api_token
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
 from protocol._fields import parse_time
@@ -66,7 +65,6 @@ CONTENT_SECURITY_POLICY = (
 )
 """No script, no frame, no foreign style, forms only to the node itself."""
 FORM_BYTES = 8 * 1024
-MAX_TOKEN_LENGTH = 256
 OPEN_MATCH_ROWS = 50
 """The newest this many match events without an outcome are listed."""
 
@@ -346,11 +344,7 @@ class StatusPages:
         form = await read_form(request, frozenset({"token"}))
         token = form.get("token", "").strip()
         node = request.config_dict[self.node_key]
-        if (
-            not token
-            or len(token) > MAX_TOKEN_LENGTH
-            or not hmac.compare_digest(token.encode(), node.api_token.encode())
-        ):
+        if not is_the_api_token(token, node.api_token):
             self.throttle.failed(client)
             log.warning("status page: wrong API token from %s", client)
             return render(

@@ -664,14 +664,28 @@ def _names(node: ast.AST) -> str:
     [
         ("hub/core.py", "authenticate"),
         ("hub/web/pages.py", "_check_csrf"),
-        ("node/app.py", "auth_middleware"),
-        ("node/web/pages.py", "login"),
+        ("node/limits.py", "is_the_api_token"),
         ("node/web/sessions.py", "csrf_matches"),
     ],
 )
 def test_credential_checks_compare_in_constant_time(module: str, function: str) -> None:
     found = _function(SOURCE / module, function)
     assert "hmac.compare_digest" in _calls(found)
+
+
+@pytest.mark.parametrize(
+    ("module", "function"),
+    [
+        ("node/app.py", "auth_middleware"),
+        ("node/limits.py", "limits_middleware"),
+        ("node/web/pages.py", "login"),
+    ],
+)
+def test_the_node_api_token_is_checked_by_its_one_constant_time_check(
+    module: str, function: str
+) -> None:
+    """Every place that checks the node's API token asks ``is_the_api_token`` (above)."""
+    assert "is_the_api_token" in _calls(_function(SOURCE / module, function))
 
 
 def test_hub_tokens_and_sessions_are_looked_up_by_their_sha256() -> None:
