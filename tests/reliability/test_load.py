@@ -102,15 +102,27 @@ def test_latencies_stay_within_a_generous_bound(load: LoadResult) -> None:
             assert row["p99_ms"] < P99_BOUND_S * 1000, row
 
 
-def test_requests_arrive_at_the_rate_the_polling_implies(load: LoadResult) -> None:
-    """Every node keeps polling to the end: no client stalls and leaves the hub idle."""
-    config = load.config
-    polls_per_s = NODES * 1.5 / (config.poll_interval + config.poll_jitter / 2)
-    assert load.requests_per_s > polls_per_s / 10, (load.requests_per_s, polls_per_s)
+def test_every_node_keeps_polling_to_the_end(load: LoadResult) -> None:
+    """No client stalls and leaves the hub idle: requests arrive in every window of the run.
+
+    Judged against the rate this run itself achieved, not a figure fixed in advance:
+    the clients share this process and two cores with the hub, and on a machine
+    busy with other work they poll slower, which is no defect of the hub. The rate
+    the polling interval implies is a benchmark figure (``bench/load_bench.py``).
+    """
     assert load.hub_cpu_percent > 0
-    assert load.windows, "the rate is sampled through the run"
-    last = load.windows[-1]
-    assert last["requests_per_s"] > 0, load.windows
+    assert len(load.windows) >= 2, "the rate is sampled through the run"
+    # The windows that began while the load ran (the sampler's last one, after the
+    # nodes stopped, has nothing in it).
+    starts = [0.0] + [w["t"] for w in load.windows[:-1]]
+    rates = [
+        w["requests_per_s"]
+        for start, w in zip(starts, load.windows, strict=True)
+        if start < load.config.seconds
+    ]
+    assert len(rates) >= 2, load.windows
+    assert all(rate > 0 for rate in rates), rates
+    assert rates[-1] > load.requests_per_s / 10, (rates, load.requests_per_s)
 
 
 def test_the_hub_memory_is_sampled_through_the_run_and_does_not_balloon(load: LoadResult) -> None:
