@@ -22,7 +22,12 @@ cannot fake:
    and per list, ``/v1/admin/lists/<id>/counts`` per hash).
 
 What cannot be checked is said so (``Unverifiable`` / ``Unreadable`` findings):
-a node without a public key, or a route this token may not read. A node whose
+a node without a public key, a route this token may not read, an answer larger
+than the auditor's cap, or evidence the hub says it dropped past its per-node
+cap. The hub's counters are bounded (ADR 0010): growth it withheld as an
+implausible jump is reported per node (``withheld``), and what the signed acks
+add up to is compared with what the hub counted plus what it withheld, both
+clamped to 2^53 - 1. A node whose
 key the platform did not give is checked with the key the hub says it enrolled,
 and the report says so: only a key obtained out of band rules out a hub that
 forges a node's acks.
@@ -44,6 +49,7 @@ from audit.verify import INCOMPLETE_RULES, Finding, TreeReport
 from protocol import Ack, ProtocolError, PublicKey, verify_ack
 from protocol._fields import b64encode
 from protocol.ack import COUNTER_NAMES
+from protocol.canonical import MAX_SAFE_INTEGER
 from protocol.errors import ProofError
 from protocol.merkle import CompactRange, consistency_proof, verify_consistency
 
@@ -52,6 +58,9 @@ __all__ = ["ACKS_PAGE", "AcksReport", "StoredAck", "audit_acks", "recompute_tota
 ACKS_PAGE = 1000
 """The most acks ``GET /v1/admin/acks`` answers at once (the hub's ``limit`` cap)."""
 _API_CAP = 256 * 1024 * 1024
+"""The largest answer read from the operator API; a larger one is an ``Unreadable`` finding."""
+_MAX_PAGES = 100_000
+"""Pages followed per route at most (a hub whose ``next`` never ends cannot stall the audit)."""
 _SECTION_ACK = "PROTOCOL.md §10"
 _SECTION_SPLIT = "PROTOCOL.md §10, §9.1"
 _SECTION_TOTALS = "PROTOCOL.md §10 (cumulative counters), ADR 0010"
@@ -125,10 +134,14 @@ def _finding(report: AcksReport, what: str, rule: str, section: str, message: st
 
 
 def _api(hub: HttpSource, path: str, report: AcksReport, needs: str) -> Any | None:
-    """GET an operator route as JSON; a refusal is an ``Unreadable`` finding, not a crash."""
+    """GET an operator route as JSON; a refusal is an ``Unreadable`` finding, not a crash.
+
+    So is an answer over ``_API_CAP`` (``LimitError``): the hub's routes page, so
+    one that does not is not read whole into memory.
+    """
     try:
         answer = hub.request(path, _API_CAP, missing_ok=False)
-    except FetchError as e:
+    except (FetchError, ProtocolError) as e:
         _finding(report, path, "Unreadable", needs, str(e))
         return None
     assert answer is not None
@@ -155,23 +168,56 @@ def _rows(payload: Any, key: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _next_page(payload: Any, page: list[dict[str, Any]], fresh: Mapping[int, Any]) -> str | None:
+    """The ``before`` of the next page, or None when this one was the last.
+
+    The hub says so in ``next`` (a page may end early at its byte budget); a hub
+    without ``next`` pages by ``limit`` alone. A page with nothing new ends it.
+    """
+    if not fresh:
+        return None
+    if isinstance(payload, dict) and "next" in payload:
+        after = payload["next"]
+        if after is None:
+            return None
+        if not isinstance(after, int) or isinstance(after, bool) or after not in fresh:
+            raise ValueError(f"the hub's 'next' {str(after)[:20]!r} is not an id of its page")
+        return f"&before={after}"
+    return f"&before={min(fresh)}" if len(page) >= ACKS_PAGE else None
+
+
+def _paged_rows(
+    hub: HttpSource, base: str, key: str, report: AcksReport, needs: str
+) -> tuple[dict[int, dict[str, Any]], list[Any]] | None:
+    """Every row of a paged route (``base`` has its query), and each page's answer."""
+    rows: dict[int, dict[str, Any]] = {}
+    payloads: list[Any] = []
+    before = ""
+    for _ in range(_MAX_PAGES):
+        joiner = "&" if "?" in base else "?"
+        payload = _api(hub, f"{base}{joiner}limit={ACKS_PAGE}{before}", report, needs)
+        if payload is None:
+            return None
+        payloads.append(payload)
+        page = _rows(payload, key)
+        fresh = {int(r["id"]): r for r in page if int(r["id"]) not in rows}
+        rows.update(fresh)
+        following = _next_page(payload, page, fresh)
+        if following is None:
+            break
+        before = following
+    return rows, payloads
+
+
 def _fetch_acks(hub: HttpSource, list_ids: Iterable[str], report: AcksReport) -> list[StoredAck]:
-    """Every stored ack, list by list, page by page (``before`` the last id seen)."""
+    """Every stored ack, list by list, page by page (``before`` the hub's ``next``)."""
     needs = "GET /v1/admin/acks (auditor role)"
     rows: dict[int, dict[str, Any]] = {}
     for list_id in list_ids:
-        before = ""
-        while True:
-            query = f"v1/admin/acks?list={list_id}&limit={ACKS_PAGE}{before}"
-            payload = _api(hub, query, report, needs)
-            if payload is None:
-                return []
-            page = _rows(payload, "acks")
-            fresh = {int(r["id"]): r for r in page if int(r["id"]) not in rows}
-            rows.update(fresh)
-            if len(page) < ACKS_PAGE or not fresh:
-                break
-            before = f"&before={min(fresh)}"
+        got = _paged_rows(hub, f"v1/admin/acks?list={list_id}", "acks", report, needs)
+        if got is None:
+            return []
+        rows.update(got[0])
     out = []
     for row_id, r in sorted(rows.items()):
         out.append(
@@ -190,12 +236,29 @@ def _fetch_acks(hub: HttpSource, list_ids: Iterable[str], report: AcksReport) ->
 
 
 def _fetch_evidence(hub: HttpSource, report: AcksReport) -> list[StoredAck]:
-    """Acks the hub refused because they co-sign what it says it never published."""
-    payload = _api(hub, "v1/admin/evidence", report, "GET /v1/admin/evidence (auditor role)")
-    if payload is None:
+    """Acks the hub refused because they co-sign what it says it never published.
+
+    Read page by page like the acks. Evidence the hub says it dropped past its
+    per-node cap (``dropped``) could not be checked: an ``Unverifiable`` finding.
+    """
+    needs = "GET /v1/admin/evidence (auditor role)"
+    got = _paged_rows(hub, "v1/admin/evidence", "evidence", report, needs)
+    if got is None:
         return []
+    rows, payloads = got
+    dropped = payloads[0].get("dropped") if isinstance(payloads[0], dict) else None
+    for node, info in sorted((dropped or {}).items()):
+        count = info.get("dropped") if isinstance(info, dict) else info
+        _finding(
+            report,
+            f"node {node}",
+            "Unverifiable",
+            _SECTION_ACK,
+            f"the hub kept no more evidence from {node} past its cap of "
+            f"{payloads[0].get('cap')} items and dropped {count}",
+        )
     out = []
-    for r in _rows(payload, "evidence"):
+    for _, r in sorted(rows.items()):
         if r.get("bytes") is None or r.get("sig") is None:
             continue
         row_id = int(r["id"])
@@ -403,6 +466,11 @@ def recompute_totals(acks: Iterable[Ack]) -> dict[tuple[str, str], dict[str, dic
     return out
 
 
+def _clamp(value: int) -> int:
+    """A total as the hub keeps it: at most 2^53 - 1 (ADR 0010)."""
+    return min(MAX_SAFE_INTEGER, value)
+
+
 def _compare(
     report: AcksReport, where: str, name: str, signed: int, reported: int, whose: str
 ) -> None:
@@ -443,6 +511,7 @@ def _check_totals(
         where = f"list {list_id}"
         entry = hub_lists.get(list_id, {})
         per_node = {str(n["node"]): n.get("counts") or {} for n in entry.get("nodes", [])}
+        withheld = {str(n["node"]): n.get("withheld") or {} for n in entry.get("nodes", [])}
         mine = {node: t for (node, lid), t in totals.items() if lid == list_id}
         list_sum = dict.fromkeys(COUNTER_NAMES, 0)
         unknown = {node for node, lid in unverifiable if lid == list_id}
@@ -451,19 +520,29 @@ def _check_totals(
                 continue
             signed = mine.get(node, {}).get("", {})
             for name in COUNTER_NAMES:
-                list_sum[name] += signed.get(name, 0)
+                held = int(withheld.get(node, {}).get(name, 0))
+                reported = int(per_node.get(node, {}).get(name, 0))
+                # What the hub counted of this node: the signed total less what it withheld;
+                # past the clamp that difference is unknown and the node check below says so.
+                counted = signed.get(name, 0) - held
+                if max(held, signed.get(name, 0)) >= MAX_SAFE_INTEGER:
+                    counted = reported
+                list_sum[name] = _clamp(list_sum[name] + counted)
                 _compare(
                     report,
                     where,
                     name,
-                    signed.get(name, 0),
-                    int(per_node.get(node, {}).get(name, 0)),
+                    _clamp(signed.get(name, 0)),
+                    _clamp(int(per_node.get(node, {}).get(name, 0)) + held),
                     f" of {node}",
                 )
         report.totals[list_id] = {
             "list": list_sum,
             "nodes": {node: mine[node].get("", {}) for node in sorted(mine)},
         }
+        held_back = {node: dict(w) for node, w in sorted(withheld.items()) if w}
+        if held_back:
+            report.totals[list_id]["withheld"] = held_back
         if unknown:
             continue
         reported_totals = entry.get("totals") or {}
@@ -474,7 +553,7 @@ def _check_totals(
             for hex_hash, counters in node_totals.items():
                 if hex_hash:
                     for name, value in counters.items():
-                        hashes[hex_hash][name] += value
+                        hashes[hex_hash][name] = _clamp(hashes[hex_hash][name] + _clamp(value))
         counts = _api(hub, f"v1/admin/lists/{list_id}/counts", report, needs)
         if counts is None:
             continue
@@ -482,18 +561,27 @@ def _check_totals(
         if not isinstance(reported_hashes, dict):
             _finding(report, where, "Unreadable", needs, "no 'hashes' in the counts answer")
             continue
+        hash_withheld = counts.get("withheld") or {}
+        if not isinstance(hash_withheld, dict):
+            _finding(report, where, "Unreadable", needs, "'withheld' in the counts answer")
+            continue
         for hex_hash in sorted(set(hashes) | set(reported_hashes)):
             mine_hash = hashes.get(hex_hash, {})
             theirs = reported_hashes.get(hex_hash) or {}
+            held_hash = hash_withheld.get(hex_hash) or {}
             for name in sorted(set(mine_hash) | set(theirs)):
                 _compare(
                     report,
                     where,
                     f"hash {hex_hash} {name}",
                     mine_hash.get(name, 0),
-                    int(theirs.get(name, 0)),
+                    _clamp(int(theirs.get(name, 0)) + int(held_hash.get(name, 0))),
                     "",
                 )
+        if hash_withheld:
+            report.totals[list_id]["withheld_hashes"] = {
+                h: dict(c) for h, c in sorted(hash_withheld.items())
+            }
         report.totals[list_id]["hashes"] = {h: dict(c) for h, c in sorted(hashes.items())}
 
 

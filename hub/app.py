@@ -51,7 +51,6 @@ import contextlib
 import functools
 import hashlib
 import importlib.resources
-import json
 import logging
 import re
 import time
@@ -67,7 +66,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from hub.config import HubConfig
-from hub.core import OPERATOR_ROLES, AckReceipt, Hub, Principal, utcnow
+from hub.core import ACK_PAGE_BYTES, OPERATOR_ROLES, AckReceipt, Hub, Principal, utcnow
 from hub.errors import (
     Conflict,
     Forbidden,
@@ -81,9 +80,9 @@ from hub.errors import (
     Unprocessable,
 )
 from hub.intake import Intake, make_intake, parse_hash, parse_import
+from hub.jsonbody import parse_json_body
 from hub.limits import (
     LIMITS,
-    MAX_TOKEN_LENGTH,
     ClientAccessLogger,
     HubLimits,
     limits_middleware,
@@ -103,6 +102,7 @@ from protocol import (
     validate_list_id,
 )
 from protocol.ack import NODE_ID_PATTERN
+from protocol.authshape import MalformedCredentialError, bearer_token
 from protocol.root import ROLE_NAMES
 
 __all__ = [
@@ -148,7 +148,6 @@ READY_TIMEOUT = 5.0
 
 _VERSION = re.compile(r"[1-9][0-9]{0,15}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_TOKEN = re.compile(r"[\x21-\x7e]+")
 _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _REALM = 'Bearer realm="hashhub"'
@@ -411,17 +410,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def _bearer(request: web.Request) -> str | None:
-    """The bearer token of the request, None without one; a malformed header is a 401."""
-    header = request.headers.get(hdrs.AUTHORIZATION)
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
-        raise Unauthorized("unknown or revoked token")
-    return token
+    """The bearer token of the request, None without one; a malformed header is a 401.
+
+    The shape is checked by ``protocol.authshape`` before anything encodes the
+    token (the limits middleware has already answered a malformed one).
+    """
+    try:
+        return bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+    except MalformedCredentialError as e:
+        raise Unauthorized(str(e)) from None
 
 
 def _list_id(value: str) -> str:
@@ -474,7 +471,7 @@ async def _json_object(request: web.Request, cap: int, *, optional: bool = False
     if optional and not data.strip():
         return {}
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = await parse_json_body(data)  # a large body: off the event loop, in pieces
     # ValueError: besides UnicodeDecodeError and JSONDecodeError, an integer of more
     # digits than int() reads (4300), which would otherwise answer 500.
     except (ValueError, RecursionError) as e:
@@ -946,6 +943,7 @@ async def admin_counts(request: web.Request, principal: Principal) -> web.Stream
         return {
             "list": list_id,
             "hashes": hub.hash_counts(list_id),
+            "withheld": hub.hash_withheld(list_id),
             "flagged": hub.flagged_hashes(list_id),
         }
 
@@ -1030,11 +1028,44 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
-async def admin_evidence(request: web.Request, principal: Principal) -> web.StreamResponse:
-    rows = await request.app[HUB].call(lambda hub: hub.evidence(include_bytes=True))
+def _query_before(request: web.Request, what: str) -> int | None:
+    raw_before = request.query.get("before")
+    if raw_before is not None and not re.fullmatch(r"[1-9][0-9]{0,17}", raw_before):
+        raise InvalidRequest(f"before must be a positive integer (an {what} id)")
+    return None if raw_before is None else int(raw_before)
+
+
+def _page(key: str, rows: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """One page, newest first: ``next`` is the ``before`` of the next page (null: no more).
+
+    A page ends at ``limit`` rows or, past its first row, at ``ACK_PAGE_BYTES`` of
+    ack bytes, whichever comes first, so ``next`` is how a reader knows to go on.
+    """
     for row in rows:
         row["bytes"], row["sig"] = _b64(row["bytes"]), _b64(row["sig"])
-    return web.json_response({"evidence": rows})
+    return {key: rows, "next": rows[-1]["id"] if rows and more else None}
+
+
+async def admin_evidence(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """Evidence kept from nodes, newest first, paged like ``/v1/admin/acks``; the cap."""
+    _known_query(request, "node", "limit", "before")
+    node = _optional_query(request, "node", _node_id)
+    limit = _query_limit(request)
+    before = _query_before(request, "evidence")
+
+    def page(hub: Hub) -> dict[str, Any]:
+        rows = hub.evidence(
+            include_bytes=True, node=node, limit=limit, before=before, max_bytes=ACK_PAGE_BYTES
+        )
+        more = bool(rows) and hub.older_rows("evidence", rows[-1]["id"], node=node)
+        dropped = hub.evidence_dropped()
+        return {
+            **_page("evidence", rows, more),
+            "cap": hub.config.max_evidence_per_node,
+            "dropped": {n: d for n, d in dropped.items() if node is None or n == node},
+        }
+
+    return web.json_response(await request.app[HUB].call(page))
 
 
 async def admin_acks(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -1042,16 +1073,16 @@ async def admin_acks(request: web.Request, principal: Principal) -> web.StreamRe
     node = _optional_query(request, "node", _node_id)
     list_id = _optional_query(request, "list", _list_id)
     limit = _query_limit(request)
-    raw_before = request.query.get("before")
-    if raw_before is not None and not re.fullmatch(r"[1-9][0-9]{0,17}", raw_before):
-        raise InvalidRequest("before must be a positive integer (an ack id)")
-    before = None if raw_before is None else int(raw_before)
-    rows = await request.app[HUB].call(
-        lambda hub: hub.acks(node=node, list_id=list_id, limit=limit, before=before)
-    )
-    for row in rows:
-        row["bytes"], row["sig"] = _b64(row["bytes"]), _b64(row["sig"])
-    return web.json_response({"acks": rows})
+    before = _query_before(request, "ack")
+
+    def page(hub: Hub) -> dict[str, Any]:
+        rows = hub.acks(
+            node=node, list_id=list_id, limit=limit, before=before, max_bytes=ACK_PAGE_BYTES
+        )
+        more = bool(rows) and hub.older_rows("acks", rows[-1]["id"], node=node, list_id=list_id)
+        return _page("acks", rows, more)
+
+    return web.json_response(await request.app[HUB].call(page))
 
 
 ADMIN_ROUTES: tuple[AdminRoute, ...] = (

@@ -524,22 +524,41 @@ def status(as_json: bool, home: Path) -> None:
             headers = ["NODE", "APPLIED", "LAG", "LAST ACK", "CHECKED", "MATCHED"]
             headers += ["ACTIONED", "BLOCKED", "FALSE POS."]
             click.echo(_table(headers, rows))
+            for n in entry["nodes"]:
+                if n.get("withheld"):
+                    held = ", ".join(f"{k} {v}" for k, v in sorted(n["withheld"].items()))
+                    click.echo(
+                        f"{n['node']}: withheld as implausible jumps (not counted): {held} "
+                        "(see 'hashhub evidence')"
+                    )
         if entry["flagged"]:
             click.echo(f"\n{entry['id']}: flagged for review (retract with 'hashhub remove')")
             click.echo(
                 _table(
-                    ["HASH", "MATCHED", "FALSE POS.", "WHY"],
+                    ["HASH", "MATCHED", "FALSE POS.", "WHY", "REPORTED BY"],
                     (
                         [
                             f["hash"],
                             f["counts"].get("matched", 0),
                             f["counts"].get("false_positive", 0),
                             "; ".join(f["reasons"]),
+                            _reported_by(f),
                         ]
                         for f in entry["flagged"]
                     ),
                 )
             )
+
+
+def _reported_by(flagged: dict[str, object]) -> str:
+    """How many nodes reported a flagged hash's false positives and matches."""
+    nodes = flagged.get("nodes")
+    if not isinstance(nodes, dict):
+        return ""
+    return (
+        f"{nodes.get('false_positive', 0)} node(s) false pos., "
+        f"{nodes.get('matched', 0)} node(s) matched"
+    )
 
 
 # -- nodes and tokens -------------------------------------------------------------------
@@ -799,15 +818,20 @@ def log(limit: int, as_json: bool, home: Path) -> None:
 @json_option
 @home_option
 def evidence(as_json: bool, home: Path) -> None:
-    """Split-view evidence from nodes' acks.
+    """Split-view evidence from nodes' acks, and counter jumps the hub withheld.
 
-    Acks that co-signed a checkpoint or state the hub never published.
+    Acks that co-signed a checkpoint or state the hub never published (each kept
+    once, however often it was sent), and acks whose counters grew past
+    ``max_counter_growth`` in a window. Past ``max_evidence_per_node`` items a
+    node's further evidence is only counted: those counts are listed after.
     """
     with _open(home) as hub:
         rows = hub.evidence()
+        dropped = hub.evidence_dropped()
+        cap = hub.config.max_evidence_per_node
     if as_json:
         _echo_json(rows)
-    elif not rows:
+    elif not rows and not dropped:
         click.echo("No evidence recorded.")
     else:
         click.echo(
@@ -826,3 +850,8 @@ def evidence(as_json: bool, home: Path) -> None:
                 ),
             )
         )
+        for node, info in dropped.items():
+            click.echo(
+                f"{node}: at the cap of {cap} evidence items; {info['dropped']} more not kept "
+                f"(first {info['first']}, last {info['last']})"
+            )

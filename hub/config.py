@@ -62,10 +62,23 @@ class HubConfig:
         min_poll_interval: policy: seconds between a node's polls, at least.
         snapshot_every: default for new lists.
         max_ack_bytes: cap on an ack request body.
+        max_evidence_per_node: distinct evidence items kept per node (refused acks
+            by content hash, withheld counter jumps); past it the hub counts what it
+            dropped instead (``evidence_dropped``).
+        counter_window_seconds: the interval over which a node's counter growth is capped.
+        max_counter_growth: how much one node's counter (checked, matched, …, of the
+            list or of one hash) may grow in one window; a larger jump is withheld
+            (not counted) and kept as evidence.
+        flag_min_nodes: how many nodes a hash's false positives (or its outlying
+            matches) must come from before it is flagged for review: the rule must
+            hold without the ``flag_min_nodes - 1`` nodes that contributed most.
         web_session_seconds: how long an operator's dashboard login lasts.
-        web_rate_burst: public page posts (submit, case lookup, login) one client
-            address may make at once before it must wait.
-        web_rate_per_hour: how fast that allowance refills, per hour.
+        secure_cookies: ``auto``: the pages' cookies are ``Secure`` when the page
+            was served over https, as the connection or a trusted proxy's
+            ``X-Forwarded-Proto`` says; ``always``: always ``Secure``.
+        web_rate_burst: posts of each public page form (submit, case lookup, login:
+            a bucket each) one client address may make at once before it must wait.
+        web_rate_per_hour: how fast each of those allowances refills, per hour.
         rate_burst, rate_per_hour: every request without a bearer token, per client
             address: how many at once, and how many an hour after that (0: no limit).
         credential_rate_burst, credential_rate_per_hour: every request with a valid
@@ -87,7 +100,12 @@ class HubConfig:
     min_poll_interval: int = 60
     snapshot_every: int = 100
     max_ack_bytes: int = 1024 * 1024
+    max_evidence_per_node: int = 100
+    counter_window_seconds: int = 3600
+    max_counter_growth: int = 1_000_000_000
+    flag_min_nodes: int = 2
     web_session_seconds: int = 8 * 3600
+    secure_cookies: str = "auto"
     web_rate_burst: int = 10
     web_rate_per_hour: int = 60
     rate_burst: int = 600

@@ -21,7 +21,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +41,7 @@ from hub.errors import (
     Unprocessable,
 )
 from hub.intake import MIN_PDQ_QUALITY, Intake
-from hub.store import open_database
+from hub.store import MAX_TOTAL, open_database
 from protocol import (
     GENESIS_PREV,
     HASH_TYPES,
@@ -58,8 +58,9 @@ from protocol import (
     root_files,
 )
 from protocol._fields import format_time, parse_time
-from protocol.ack import NODE_ID_PATTERN, Ack, verify_ack
+from protocol.ack import COUNTER_NAMES, NODE_ID_PATTERN, Ack, verify_ack
 from protocol.checkpoint import SignedCheckpoint, cosignature_time
+from protocol.hashes import degenerate_reason
 from protocol.keyfile import load_private_key, write_private_key
 from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
@@ -86,6 +87,16 @@ SUBMISSION_TYPES = {"pdq": "image", "md5": "video"}
 CASE_STATUSES = ("received", "accepted", "rejected")
 
 IMMUTABLE = 1
+
+
+def _without_top(shares: Sequence[Mapping[str, int]], name: str, drop: int) -> dict[str, int]:
+    """The sums of ``matched`` and ``false_positive`` without the ``drop`` nodes largest in
+    ``name`` (both of their counters taken out), clamped like every total."""
+    kept = sorted(shares, key=lambda share: share.get(name, 0), reverse=True)[max(0, drop) :]
+    return {
+        counter: min(MAX_TOTAL, sum(share.get(counter, 0) for share in kept))
+        for counter in ("matched", "false_positive")
+    }
 
 
 def utcnow() -> datetime:
@@ -129,6 +140,16 @@ class AckReceipt:
     seq: int
     duplicate: bool = False
     evidence_id: int | None = None
+    withheld: Mapping[str, int] = field(default_factory=dict)
+    """Counter jumps this ack made that were not counted (name: amount), ADR 0010."""
+
+
+ACK_PAGE_BYTES = 8 * 1024 * 1024
+"""Ack or evidence bytes one page of ``/v1/admin/acks`` or ``/v1/admin/evidence`` holds,
+at most (a page has at least one row): 1 MiB acks page by eight, not by a thousand."""
+
+_KEY_CHUNK = 500
+"""Per-hash keys looked up in the entries table per query (well under SQLite's cap)."""
 
 
 @dataclass
@@ -461,7 +482,16 @@ class Hub:
         removes: Iterable[bytes] = (),
         who: str = "operator",
     ) -> int:
-        """Stage changes for the next publish; returns how many rows were staged."""
+        """Stage changes for the next publish; returns how many rows were staged.
+
+        Every addition must be a hash of the list's width that is not degenerate
+        (``protocol.hashes.degenerate_reason``), however it came in: intake, a
+        reviewed case, a script. Removals are checked for width only.
+
+        Raises:
+            InvalidRequest: a hash of the wrong width or a degenerate addition;
+                nothing is staged.
+        """
         spec = self.spec(list_id)
         width = HASH_TYPES[spec.hash_type].length
         created = format_time(self.now())
@@ -487,6 +517,10 @@ class Hub:
             value = row["hash"]
             if not isinstance(value, bytes) or len(value) != width:
                 raise InvalidRequest(f"a {spec.hash_type} hash is {width} bytes")
+            # Additions only: a degenerate entry listed before the rule can still be removed.
+            reason = degenerate_reason(spec.hash_type, value) if row["op"] == "add" else None
+            if reason is not None:
+                raise InvalidRequest(reason)
         if not rows:
             return 0
         columns = ("list_id", "op", "hash", "quality", "source", "category", "submission_id")
@@ -942,7 +976,7 @@ class Hub:
             )
             raise Unprocessable(
                 f"list {ack.list_id} has no published version {ack.applied.version}; "
-                f"the ack is kept as evidence #{evidence}"
+                f"the ack is {self._evidence_note(evidence, ack.node)}"
             )
         mismatch = []
         if bytes(log["root"]) != ack.applied.checkpoint_root:
@@ -967,9 +1001,12 @@ class Hub:
             )
             raise Unprocessable(
                 f"ack from {ack.node} co-signs a {' and '.join(mismatch)} the hub never published "
-                f"for {ack.list_id} v{ack.applied.version}; kept as evidence #{evidence}"
+                f"for {ack.list_id} v{ack.applied.version}; "
+                f"{self._evidence_note(evidence, ack.node)}"
             )
+        self._check_hash_keys(ack)
         with self._relaxed_sync(), self.db.atomic():
+            received = format_time(self.now())
             self.db.execute(
                 "INSERT INTO acks (node, list_id, seq, bytes, sig, received, sent, version, "
                 "checkpoint_root, state_count, state_sha256, counts) "
@@ -980,7 +1017,7 @@ class Hub:
                     ack.seq,
                     data,
                     sig,
-                    format_time(self.now()),
+                    received,
                     format_time(ack.sent),
                     ack.applied.version,
                     ack.applied.checkpoint_root,
@@ -989,17 +1026,83 @@ class Hub:
                     json.dumps(ack.counts.to_dict(), sort_keys=True),
                 ],
             )
+            ack_id = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
             self.db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [ack.seq, ack.node])
             totals = ack.counts.to_dict()
             per_hash = totals.pop("hashes")
-            rows = [(ack.node, ack.list_id, "", name, value) for name, value in totals.items()]
+            rows = [("", name, value) for name, value in totals.items()]
             rows += [
-                (ack.node, ack.list_id, hex_hash, name, value)
+                (hex_hash, name, value)
                 for hex_hash, counters in per_hash.items()
                 for name, value in counters.items()
             ]
-            self._count(rows)
-        return AckReceipt(ack.node, ack.list_id, ack.seq)
+            held_back = self._count(ack.node, ack.list_id, rows)
+            withheld = held_back.pop("", {})
+            self._count_point(ack.list_id, received)
+            evidence_id = None
+            if withheld or held_back:
+                detail: dict[str, Any] = {
+                    "ack": ack_id,
+                    "seq": ack.seq,
+                    "withheld": withheld,
+                    "max_counter_growth": self.config.max_counter_growth,
+                    "counter_window_seconds": self.config.counter_window_seconds,
+                }
+                if held_back:
+                    detail["withheld_hashes"] = held_back
+                evidence_id = self._store_evidence(
+                    "withheld_counts",
+                    ack.node,
+                    ack.list_id,
+                    detail,
+                    digest=hashlib.sha256(data).hexdigest(),
+                )
+        return AckReceipt(
+            ack.node, ack.list_id, ack.seq, evidence_id=evidence_id, withheld=withheld
+        )
+
+    def _check_hash_keys(self, ack: Ack) -> None:
+        """Refuse per-hash counters for anything but hashes of the list (PROTOCOL.md §10).
+
+        A per-hash key must be a hash of the list's width that the list held at the
+        acked version or before it (a hash retracted since still collects the false
+        positives that got it retracted). Looked up in ``entries`` by (list, hash).
+
+        Raises:
+            Unprocessable: a key of another width, or one the list never held.
+        """
+        keys = sorted(ack.counts.hashes)
+        if not keys:
+            return
+        spec = self.spec(ack.list_id)
+        width = HASH_TYPES[spec.hash_type].length
+        wrong = [k for k in keys if len(k) != 2 * width]
+        if wrong:
+            raise Unprocessable(
+                f"ack refused: per-hash key {wrong[0]} is not a {spec.hash_type} hash "
+                f"({2 * width} hex digits) of list {ack.list_id}; "
+                f"{len(wrong)} of {len(keys)} keys are of another width"
+            )
+        version = ack.applied.version
+        held: set[bytes] = set()
+        for start in range(0, len(keys), _KEY_CHUNK):
+            chunk = [bytes.fromhex(k) for k in keys[start : start + _KEY_CHUNK]]
+            marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are parameters
+            held.update(
+                bytes(r[0])
+                for r in self.db.execute(
+                    "SELECT DISTINCT hash FROM entries WHERE list_id = ? "  # noqa: S608
+                    f"AND added_version <= ? AND hash IN ({marks})",
+                    [ack.list_id, version, *chunk],
+                ).fetchall()
+            )
+        missing = [k for k in keys if bytes.fromhex(k) not in held]
+        if missing:
+            raise Unprocessable(
+                f"ack refused: per-hash key {missing[0]} is not a hash list {ack.list_id} "
+                f"held at or before version {version} ({len(missing)} of {len(keys)} keys "
+                "are not); per-hash counters are for listed hashes only"
+            )
 
     @contextlib.contextmanager
     def _relaxed_sync(self) -> Iterator[None]:
@@ -1047,24 +1150,106 @@ class Hub:
                     out.append(e)
         return out
 
-    def _count(self, rows: Sequence[tuple[str, str, str, str, int]]) -> None:
-        """Store cumulative counters ``(node, list, hash or '', name, value)``.
+    def _count(
+        self, node: str, list_id: str, rows: Sequence[tuple[str, str, int]]
+    ) -> dict[str, dict[str, int]]:
+        """Take one ack's cumulative counters ``(hash or '', name, value)`` into the ledger.
 
-        A value below the last one is a reset, handled as Prometheus does: the last
-        value moves into ``offset``, so ``last + offset`` never goes down.
+        Each counter's growth since the node's last value is what this ack adds: the
+        difference, or the whole value after a reset (a value below the last one, as
+        Prometheus does). Everything is bounded (ADR 0010):
+
+        - totals, and their sums over nodes in ``counter_totals``, are clamped to
+          ``MAX_TOTAL`` (2^53 - 1), so SQLite's 64-bit arithmetic never overflows;
+        - each of one node's counters, of the list (hash '') or of one hash, may grow
+          by ``max_counter_growth`` per ``counter_window_seconds``: a larger growth
+          is withheld, not counted, and returned to be kept as evidence.
+
+        Returns the withheld growth of this ack, ``{hash or '': {name: amount}}``
+        (empty when none).
         """
+        keys = sorted({hex_hash for hex_hash, _, _ in rows})
+        existing: dict[tuple[str, str], tuple[int, int, int, int, int]] = {}
+        for r in self.db.execute(
+            "SELECT hash, name, last, total, withheld, window_start, window_growth "
+            "FROM counters WHERE node = ? AND list_id = ? "
+            "AND hash IN (SELECT value FROM json_each(?))",
+            [node, list_id, json.dumps(keys)],
+        ).fetchall():
+            existing[(r[0], r[1])] = (r[2], r[3], r[4], r[5], r[6])
+        now = int(self.now().timestamp())
+        window = max(1, self.config.counter_window_seconds)
+        cap = max(0, self.config.max_counter_growth)
+        updates = []
+        aggregates = []
+        withheld: dict[str, dict[str, int]] = {}
+        for hex_hash, name, value in rows:
+            last, total, held, window_start, growth = existing.get(
+                (hex_hash, name), (0, 0, 0, 0, 0)
+            )
+            step = value - last if value >= last else value
+            counted = step
+            if step > 0:
+                if now - window_start >= window:
+                    window_start, growth = now, 0
+                if growth + step > cap:
+                    counted = 0
+                    held = min(MAX_TOTAL, held + step)
+                    withheld.setdefault(hex_hash, {})[name] = step
+                else:
+                    growth += step
+            new_total = min(MAX_TOTAL, total + counted)
+            updates.append(
+                (node, list_id, hex_hash, name, value, new_total, held, window_start, growth)
+            )
+            if new_total > total or (hex_hash, name) not in existing:
+                # A counter reported as 0 has a row too: the counts answer names it.
+                reported = 1 if total == 0 and new_total > 0 else 0
+                aggregates.append((list_id, hex_hash, name, new_total - total, reported, MAX_TOTAL))
         self.db.conn.executemany(
-            "INSERT INTO counters (node, list_id, hash, name, last) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (node, list_id, hash, name) DO UPDATE SET "
-            "offset = offset + CASE WHEN excluded.last < last THEN last ELSE 0 END, "
-            "last = excluded.last",
-            rows,
+            "INSERT INTO counters (node, list_id, hash, name, last, total, withheld, "
+            "window_start, window_growth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (node, list_id, hash, name) DO UPDATE SET last = excluded.last, "
+            "total = excluded.total, withheld = excluded.withheld, "
+            "window_start = excluded.window_start, window_growth = excluded.window_growth",
+            updates,
         )
+        self.db.conn.executemany(
+            "INSERT INTO counter_totals (list_id, hash, name, total, nodes) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (list_id, hash, name) DO UPDATE SET "
+            "total = min(?, total + excluded.total), nodes = nodes + excluded.nodes",
+            aggregates,
+        )
+        return withheld
+
+    def _count_point(self, list_id: str, received: str) -> None:
+        """Keep the list's totals after this ack: one point of the dashboard's chart."""
+        totals = self._list_totals(list_id)
+        self.db.execute(
+            "INSERT INTO count_points (list_id, received, checked, matched, actioned, blocked, "
+            "false_positive) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [list_id, received, *(totals[name] for name in COUNTER_NAMES)],
+        )
+
+    def _list_totals(self, list_id: str) -> dict[str, int]:
+        totals = dict.fromkeys(COUNTER_NAMES, 0)
+        for r in self.db.query(
+            "SELECT name, total FROM counter_totals WHERE list_id = ? AND hash = ''", [list_id]
+        ):
+            if r["name"] in totals:
+                totals[r["name"]] = r["total"]
+        return totals
 
     # -- status -----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """What the operator sees: lists, nodes per list with lag and counts, flagged hashes."""
+        """What the operator sees: lists, nodes per list with lag and counts, flagged hashes.
+
+        Read from maintained tables (``counter_totals``, each node's list counters):
+        the work does not grow with the number of acks or per-hash rows, and every
+        number is bounded (ADR 0010), so no node can make it fail. Per node,
+        ``withheld`` is the growth not counted as an implausible jump.
+        """
         root = self.root()
         out: dict[str, Any] = {
             "hub": root.name,
@@ -1089,9 +1274,7 @@ class Hub:
                 "count": count_row["n"] if count_row else 0,
                 "staged": self.staged_count(list_id),
                 "nodes": [],
-                "totals": dict.fromkeys(
-                    ("checked", "matched", "actioned", "blocked", "false_positive"), 0
-                ),
+                "totals": self._list_totals(list_id),
                 "flagged": [],
             }
             for node_id, node in nodes.items():
@@ -1102,9 +1285,7 @@ class Hub:
                     "ORDER BY seq DESC LIMIT 1",
                     [node_id, list_id],
                 )
-                counts = self._totals(node_id, list_id)
-                for name, value in counts.items():
-                    entry["totals"][name] = entry["totals"].get(name, 0) + value
+                counts, withheld = self._totals(node_id, list_id)
                 entry["nodes"].append(
                     {
                         "node": node_id,
@@ -1113,32 +1294,58 @@ class Hub:
                         "lag": row["version"] - last["version"] if last else row["version"],
                         "last_ack": last["received"] if last else None,
                         "counts": counts,
+                        "withheld": withheld,
                     }
                 )
             entry["flagged"] = self.flagged_hashes(list_id)
             out["lists"].append(entry)
         return out
 
-    def _totals(self, node: str, list_id: str, hex_hash: str = "") -> dict[str, int]:
-        return {
-            r["name"]: r["last"] + r["offset"]
-            for r in self.db.query(
-                "SELECT name, last, offset FROM counters "
-                "WHERE node = ? AND list_id = ? AND hash = ?",
-                [node, list_id, hex_hash],
-            )
-        }
+    def _totals(
+        self, node: str, list_id: str, hex_hash: str = ""
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """A node's counted totals and withheld growth (only counters it withheld)."""
+        counts: dict[str, int] = {}
+        withheld: dict[str, int] = {}
+        for r in self.db.query(
+            "SELECT name, total, withheld FROM counters "
+            "WHERE node = ? AND list_id = ? AND hash = ?",
+            [node, list_id, hex_hash],
+        ):
+            counts[r["name"]] = r["total"]
+            if r["withheld"]:
+                withheld[r["name"]] = r["withheld"]
+        return counts, withheld
 
     def hash_counts(self, list_id: str) -> dict[str, dict[str, int]]:
-        """Per-hash cumulative counts for a list, summed over nodes."""
+        """Per-hash cumulative counts for a list, summed over nodes (maintained, bounded)."""
         out: dict[str, dict[str, int]] = {}
-        for r in self.db.query(
-            "SELECT hash, name, sum(last + offset) AS total FROM counters "
-            "WHERE list_id = ? AND hash != '' GROUP BY hash, name",
-            [list_id],
-        ):
-            out.setdefault(r["hash"], {})[r["name"]] = r["total"]
+        for hex_hash, name, total, _ in self._hash_rows(list_id):
+            out.setdefault(hex_hash, {})[name] = total
         return out
+
+    def hash_withheld(self, list_id: str) -> dict[str, dict[str, int]]:
+        """Per-hash growth withheld as implausible jumps, summed over nodes (clamped)."""
+        out: dict[str, dict[str, int]] = {}
+        for hex_hash, name, held in self.db.execute(
+            "SELECT hash, name, withheld FROM counters "
+            "WHERE list_id = ? AND withheld > 0 AND hash != '' ORDER BY hash, name",
+            [list_id],
+        ).fetchall():
+            counters = out.setdefault(hex_hash, {})
+            counters[name] = min(MAX_TOTAL, counters.get(name, 0) + held)
+        return out
+
+    def _hash_rows(self, list_id: str) -> list[tuple[str, str, int, int]]:
+        """``(hash, counter, total over nodes, nodes that reported it)`` of a list."""
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self.db.execute(
+                "SELECT hash, name, total, nodes FROM counter_totals "
+                "WHERE list_id = ? AND hash != '' ORDER BY hash, name",
+                [list_id],
+            ).fetchall()
+        ]
 
     def flagged_hashes(self, list_id: str) -> list[dict[str, Any]]:
         """Hashes whose false-positive share or match count stands far out of line.
@@ -1146,26 +1353,61 @@ class Hub:
         Flagged when reviewers rejected at least 3 matches and at least a fifth of
         them (a bad hash), or when a hash matched at least 50 times and more than
         20 times the list's median per-hash matches (a collision-prone hash).
+        Either rule must still hold without the ``flag_min_nodes - 1`` nodes that
+        contributed most to it (their counts taken out), so no group of fewer
+        nodes, however large its numbers, can get a listed hash flagged; ``nodes``
+        says how many nodes reported its matches and its false positives.
         Only hashes still in the list are flagged: a retracted one needs no review.
         """
-        counts = self.hash_counts(list_id)
+        counts: dict[str, dict[str, int]] = {}
+        reporters: dict[str, dict[str, int]] = {}
+        for hex_hash, name, total, reporting in self._hash_rows(list_id):
+            counts.setdefault(hex_hash, {})[name] = total
+            reporters.setdefault(hex_hash, {})[name] = reporting
         listed = self.state(list_id)
+        enough = max(1, self.config.flag_min_nodes)
         matched = sorted(c.get("matched", 0) for c in counts.values())
         median = matched[len(matched) // 2] if matched else 0
         flagged: list[dict[str, Any]] = []
         for hex_hash, c in counts.items():
             m, fp = c.get("matched", 0), c.get("false_positive", 0)
+            nodes = {
+                "matched": reporters[hex_hash].get("matched", 0),
+                "false_positive": reporters[hex_hash].get("false_positive", 0),
+            }
+            bad = fp >= 3 and fp * 5 >= max(m, 1) and nodes["false_positive"] >= enough
+            outlying = m >= 50 and m > 20 * max(median, 1) and nodes["matched"] >= enough
+            if not (bad or outlying) or bytes.fromhex(hex_hash) not in listed:
+                continue
+            shares = self._node_shares(list_id, hex_hash)
             reasons = []
-            if fp >= 3 and fp * 5 >= max(m, 1):
-                reasons.append("false positives")
-            if m >= 50 and m > 20 * max(median, 1):
-                reasons.append("matches far above the list's median")
-            if reasons and bytes.fromhex(hex_hash) in listed:
-                flagged.append({"hash": hex_hash, "counts": c, "reasons": reasons})
+            if bad:
+                rest = _without_top(shares, "false_positive", enough - 1)
+                if rest["false_positive"] >= 3 and rest["false_positive"] * 5 >= max(
+                    rest["matched"], 1
+                ):
+                    reasons.append("false positives")
+            if outlying:
+                rest = _without_top(shares, "matched", enough - 1)
+                if rest["matched"] >= 50 and rest["matched"] > 20 * max(median, 1):
+                    reasons.append("matches far above the list's median")
+            if reasons:
+                flagged.append({"hash": hex_hash, "counts": c, "reasons": reasons, "nodes": nodes})
         flagged.sort(
             key=lambda f: (-f["counts"].get("false_positive", 0), -f["counts"].get("matched", 0))
         )
         return flagged
+
+    def _node_shares(self, list_id: str, hex_hash: str) -> list[dict[str, int]]:
+        """Each node's counted ``matched`` and ``false_positive`` for one hash."""
+        shares: dict[str, dict[str, int]] = {}
+        for node, name, total in self.db.execute(
+            "SELECT node, name, total FROM counters WHERE list_id = ? AND hash = ? "
+            "AND name IN ('matched', 'false_positive')",
+            [list_id, hex_hash],
+        ).fetchall():
+            shares.setdefault(node, {"matched": 0, "false_positive": 0})[name] = total
+        return list(shares.values())
 
     def actions(self, limit: int = 100) -> list[dict[str, Any]]:
         return [
@@ -1173,8 +1415,37 @@ class Hub:
             for r in self.db.query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", [limit])
         ]
 
-    def evidence(self, *, include_bytes: bool = False) -> list[dict[str, Any]]:
-        """Evidence rows; with ``include_bytes``, each one's exact ack bytes and signature."""
+    def evidence(
+        self,
+        *,
+        include_bytes: bool = False,
+        node: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Evidence rows; with ``include_bytes``, each one's exact ack bytes and signature.
+
+        Without ``limit``, every row oldest first (the CLI); with it, a page newest
+        first like ``acks``: rows whose ``id`` is below ``before``, at most ``limit``
+        of them and, past the first, at most ``max_bytes`` of kept ack bytes.
+        """
+        rows: Iterable[dict[str, Any]]
+        if limit is None:
+            rows = self.db.query(
+                "SELECT id, kind, node, list_id, detail, created, sha256, "
+                "CASE WHEN :bytes THEN bytes END AS bytes, CASE WHEN :bytes THEN sig END AS sig "
+                "FROM evidence WHERE (:node IS NULL OR node = :node) ORDER BY id",
+                {"node": node, "bytes": include_bytes},
+            )
+        else:
+            rows = self._page(
+                "SELECT id, kind, node, list_id, detail, created, sha256, bytes, sig "
+                "FROM evidence WHERE (:node IS NULL OR node = :node) "
+                "AND (:before IS NULL OR id < :before) ORDER BY id DESC LIMIT :limit",
+                {"node": node, "before": before, "limit": limit},
+                max_bytes,
+            )
         return [
             {
                 "id": r["id"],
@@ -1183,10 +1454,56 @@ class Hub:
                 "list": r["list_id"],
                 "detail": json.loads(r["detail"]),
                 "created": r["created"],
-                **({"bytes": r["bytes"], "sig": r["sig"]} if include_bytes else {}),
+                "sha256": r["sha256"],
+                **(
+                    {
+                        "bytes": None if r["bytes"] is None else bytes(r["bytes"]),
+                        "sig": None if r["sig"] is None else bytes(r["sig"]),
+                    }
+                    if include_bytes
+                    else {}
+                ),
             }
-            for r in self.db.query("SELECT * FROM evidence ORDER BY id")
+            for r in rows
         ]
+
+    def evidence_dropped(self) -> dict[str, dict[str, Any]]:
+        """Per node, the distinct evidence items not kept past ``max_evidence_per_node``."""
+        return {
+            r["node"]: {"dropped": r["dropped"], "first": r["first"], "last": r["last"]}
+            for r in self.db.query("SELECT * FROM evidence_dropped ORDER BY node")
+        }
+
+    def _page(
+        self, sql: str, params: dict[str, Any], max_bytes: int | None
+    ) -> list[dict[str, Any]]:
+        """The rows of ``sql`` (newest first) up to ``max_bytes`` of ``bytes``, at least one.
+
+        Rows are read one at a time, so a page of big acks stops at the budget
+        without reading (or holding) the rest.
+        """
+        out: list[dict[str, Any]] = []
+        size = 0
+        for r in self.db.query(sql, params):
+            size += len(r["bytes"] or b"") + len(r["sig"] or b"")
+            if out and max_bytes is not None and size > max_bytes:
+                break
+            out.append(r)
+        return out
+
+    def older_rows(
+        self, table: str, below: int, *, node: str | None = None, list_id: str | None = None
+    ) -> bool:
+        """Whether ``acks`` or ``evidence`` has a row (of ``node``, ``list_id``) below ``below``."""
+        if table not in ("acks", "evidence"):
+            raise ValueError(table)
+        where = "" if list_id is None else "AND list_id = :list "
+        row = self.db.execute(
+            f"SELECT 1 FROM {table} WHERE id < :below "  # noqa: S608 (fixed names only)
+            f"AND (:node IS NULL OR node = :node) {where}LIMIT 1",
+            {"below": below, "node": node, "list": list_id},
+        ).fetchone()
+        return row is not None
 
     def acks(
         self,
@@ -1195,17 +1512,22 @@ class Hub:
         list_id: str | None = None,
         limit: int = 100,
         before: int | None = None,
+        max_bytes: int | None = None,
     ) -> list[dict[str, Any]]:
         """Stored acks, newest first, with their exact bytes and signature sidecar.
 
         ``before`` pages back: only acks whose ``id`` is below it (the last ``id`` of
         the previous page), so an auditor can read every ack however many there are.
+        ``max_bytes`` ends a page early (after its first ack) once the acks' bytes
+        pass it, so a page of 1 MiB acks stays a few MiB.
         """
-        rows = self.db.query(
-            "SELECT * FROM acks WHERE (:node IS NULL OR node = :node) "
+        rows = self._page(
+            "SELECT id, node, list_id, seq, version, sent, received, bytes, sig FROM acks "
+            "WHERE (:node IS NULL OR node = :node) "
             "AND (:list IS NULL OR list_id = :list) AND (:before IS NULL OR id < :before) "
             "ORDER BY id DESC LIMIT :limit",
             {"node": node, "list": list_id, "limit": limit, "before": before},
+            max_bytes,
         )
         return [
             {
@@ -1232,15 +1554,25 @@ class Hub:
         computed. The case number is 128 random bits (32 hex digits): it is the
         only key to the case, so it cannot be guessed or counted through.
 
+        The quality is the browser's claim and cannot be checked here: a claim below
+        ``MIN_PDQ_QUALITY`` is refused and the claim is kept for the reviewer, but no
+        claim lets a degenerate hash in (``protocol.hashes.degenerate_reason`` is
+        applied to every submission, whatever quality it carries).
+
         Raises:
-            InvalidRequest: an unknown type, a hash of the wrong width, a PDQ hash
-                without a quality or below ``MIN_PDQ_QUALITY`` (the intake rule).
+            InvalidRequest: an unknown type, a hash of the wrong width, a degenerate
+                hash, a PDQ hash without a quality or below ``MIN_PDQ_QUALITY`` (the
+                intake rules).
         """
         kind = HASH_TYPES.get(hash_type)
         if hash_type not in SUBMISSION_TYPES or kind is None:
             raise InvalidRequest(f"a submission is one of {', '.join(SUBMISSION_TYPES)}")
         if len(value) != kind.length:
             raise InvalidRequest(f"a {hash_type} hash is {kind.length} bytes")
+        # Whatever quality the browser claims: the hub cannot check a claim, only the hash.
+        reason = degenerate_reason(hash_type, value)
+        if reason is not None:
+            raise InvalidRequest(reason)
         if hash_type == "pdq":
             if quality is None or not 0 <= quality <= 100:
                 raise InvalidRequest("a PDQ submission carries its quality, 0 to 100")
@@ -1469,57 +1801,105 @@ class Hub:
     ) -> list[tuple[str, int]]:
         """A list's counters ``names`` summed over nodes, after each of its last ``limit`` acks.
 
-        Derived from the stored acks (each carries cumulative totals): one point
-        ``(received, total)`` per ack. A node's counter that goes down was reset and
-        is carried on from its last value, as ``_count`` and Prometheus do.
+        Read from ``count_points``, which keeps the list's (bounded) totals as each
+        ack was counted: one point ``(received, total)`` per ack, without parsing
+        any stored ack.
         """
-        rows = list(
-            self.db.query(
-                "SELECT node, received, counts FROM acks WHERE list_id = ? "
-                "ORDER BY id DESC LIMIT ?",
-                [list_id, limit],
-            )
-        )
-        latest: dict[tuple[str, str], int] = {}
-        offsets: dict[tuple[str, str], int] = {}
-        points: list[tuple[str, int]] = []
-        for row in reversed(rows):
-            counts = json.loads(row["counts"])
-            for name in names:
-                key = (row["node"], name)
-                value = counts.get(name, 0)
-                if isinstance(value, int) and value >= 0:
-                    if value < latest.get(key, 0):
-                        offsets[key] = offsets.get(key, 0) + latest[key]
-                    latest[key] = value
-            points.append((row["received"], sum(latest.values()) + sum(offsets.values())))
-        return points
+        wanted = [n for n in COUNTER_NAMES if n in names]
+        rows = self.db.execute(
+            "SELECT received, checked, matched, actioned, blocked, false_positive "
+            "FROM count_points WHERE list_id = ? ORDER BY id DESC LIMIT ?",
+            [list_id, limit],
+        ).fetchall()
+        index = {name: i + 1 for i, name in enumerate(COUNTER_NAMES)}
+        return [(r[0], min(MAX_TOTAL, sum(r[index[n]] for n in wanted))) for r in reversed(rows)]
 
     # -- helpers ----------------------------------------------------------------------
 
     def _ack_evidence(
         self, kind: str, ack: Ack, detail: dict[str, Any], data: bytes, sig: bytes
-    ) -> int:
-        """Keep a refused ack's exact bytes and sidecar as evidence; returns its id."""
+    ) -> int | None:
+        """Keep a refused ack's exact bytes and sidecar as evidence (``_store_evidence``)."""
+        return self._store_evidence(
+            kind,
+            ack.node,
+            ack.list_id,
+            detail,
+            digest=hashlib.sha256(data).hexdigest(),
+            data=data,
+            sig=sig,
+        )
+
+    def _store_evidence(
+        self,
+        kind: str,
+        node: str,
+        list_id: str,
+        detail: dict[str, Any],
+        *,
+        digest: str,
+        data: bytes | None = None,
+        sig: bytes | None = None,
+    ) -> int | None:
+        """Keep one evidence item once, within the node's cap; returns its id, or None.
+
+        Identical evidence (same kind and node, same SHA-256 of the ack bytes) is
+        stored once: a replay answers with the first row's id and adds no row and no
+        log line. A node that already has ``max_evidence_per_node`` items gets no
+        more; what it sent past the cap is counted in ``evidence_dropped`` (the first
+        drop is logged), so the cap is on record and the hub's storage stays bounded.
+        """
         with self.db.atomic():
+            same = self._one(
+                "SELECT id FROM evidence WHERE node = ? AND sha256 = ? AND kind = ?",
+                [node, digest, kind],
+            )
+            if same is not None:
+                return int(same["id"])
+            held = self._one("SELECT count(*) AS n FROM evidence WHERE node = ?", [node])
+            now = format_time(self.now())
+            if held is not None and held["n"] >= self.config.max_evidence_per_node:
+                dropped = self._one("SELECT dropped FROM evidence_dropped WHERE node = ?", [node])
+                self.db.execute(
+                    "INSERT INTO evidence_dropped (node, dropped, first, last) "
+                    "VALUES (?, 1, ?, ?) ON CONFLICT (node) DO UPDATE SET "
+                    "dropped = dropped + 1, last = excluded.last",
+                    [node, now, now],
+                )
+                if dropped is None:
+                    self._log(
+                        "evidence.cap",
+                        "hub",
+                        {"node": node, "cap": self.config.max_evidence_per_node},
+                    )
+                return None
             evidence = (
                 self.db.table("evidence")
                 .insert(
                     {
                         "kind": kind,
-                        "node": ack.node,
-                        "list_id": ack.list_id,
+                        "node": node,
+                        "list_id": list_id,
                         "detail": json.dumps(detail),
                         "bytes": data,
                         "sig": sig,
-                        "created": format_time(self.now()),
+                        "created": now,
+                        "sha256": digest,
                     }
                 )
                 .last_pk
             )
-            self._log("evidence", "hub", {"node": ack.node, "list": ack.list_id, "id": evidence})
+            self._log("evidence", "hub", {"node": node, "list": list_id, "id": evidence})
         assert isinstance(evidence, int)
         return evidence
+
+    def _evidence_note(self, evidence: int | None, node: str) -> str:
+        if evidence is not None:
+            return f"kept as evidence #{evidence}"
+        return (
+            f"not kept: node {node} has reached the cap of "
+            f"{self.config.max_evidence_per_node} evidence items (the drop is counted)"
+        )
 
     def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         rows = list(self.db.query(sql, params))

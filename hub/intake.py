@@ -16,6 +16,14 @@ field over the reader's size cap: ambiguous input is refused, never guessed at.
 PDQ hashes with a quality below 50 are refused (too little image structure to
 match reliably, as in ThreatExchange's PDQ guidance); a PDQ hash without a
 quality is accepted as the submitter's responsibility.
+
+A hash that cannot have come from real content is refused whatever quality it
+claims (``protocol.hashes.degenerate_reason``): a PDQ with fewer than 64 or more
+than 192 of its 256 bits set (all zeros is what the hasher gives a picture too
+small to hash), a pHash with fewer than 16 or more than 48 of 64, and an MD5 or
+SHA-256 that is all zeros, all ones or the digest of an empty file.
+``parse_hash`` only reads a hash, so a removal of such a value still works;
+``make_intake`` (every addition) applies the rule, and ``Hub.stage`` again.
 """
 
 from __future__ import annotations
@@ -28,11 +36,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hub.errors import IntakeError
+from protocol.hashes import MIN_PDQ_QUALITY, degenerate_reason
 from protocol.lists import hash_type
 
 __all__ = ["MIN_PDQ_QUALITY", "Intake", "parse_hash", "parse_import"]
 
-MIN_PDQ_QUALITY = 50
 MAX_IMPORT_LINES = 5_000_000
 _TEXT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{0,256}")
 """Printable text; no lone surrogates either (JSON's ``"\\ud800"``), which no database can store."""
@@ -82,7 +90,12 @@ def _quality(value: object) -> int | None:
 
 
 def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
-    """Build one checked ``Intake`` from a hash and optional provenance fields."""
+    """Build one checked ``Intake`` from a hash and optional provenance fields.
+
+    Raises:
+        IntakeError: a malformed field, a PDQ quality below ``MIN_PDQ_QUALITY``, or a
+            degenerate hash (``protocol.hashes.degenerate_reason``), whatever its quality.
+    """
     raw = fields.get("hash")
     if raw is None:
         raise IntakeError("missing 'hash'")
@@ -91,8 +104,12 @@ def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
     quality = _quality(fields.get("quality"))
     if type_name == "pdq" and quality is not None and quality < MIN_PDQ_QUALITY:
         raise IntakeError(f"PDQ quality {quality} is below {MIN_PDQ_QUALITY}")
+    value = parse_hash(raw, type_name)
+    reason = degenerate_reason(type_name, value)
+    if reason is not None:
+        raise IntakeError(reason)
     return Intake(
-        hash=parse_hash(raw, type_name),
+        hash=value,
         quality=quality,
         category=_text_field(fields.get("category"), "category"),
         source=_text_field(fields.get("source"), "source"),

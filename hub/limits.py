@@ -1,26 +1,37 @@
 """Rate limits on every route of the hub, and the client address behind a proxy (ADR 15).
 
 One middleware, ``limits_middleware``, sits inside the error middleware (so a
-429 has the one JSON error shape, with ``Retry-After``) and sorts each request
-into one of three token buckets (``protocol.ratelimit.RateLimiter``):
+429 has the one JSON error shape, with ``Retry-After``). It first checks the
+shape of the ``Authorization`` header (``protocol.authshape.bearer_token``):
+a header that cannot hold any token the hub issued (another scheme, bytes that
+are not visible ASCII, too long) is answered 401 on every route, before
+anything hashes or encodes it, and counts as a wrong token. Then it sorts each
+request into one of three token buckets (``protocol.ratelimit.RateLimiter``):
 
-- **without a bearer token**, per client address (``rate_burst``,
+- **without a valid bearer token**, per client address (``rate_burst``,
   ``rate_per_hour``): the published tree read anonymously, health, metrics, the
-  OpenAPI document, the pages. The defaults are generous; a CDN or mirror in
-  front of the tree is the way to serve more (DESIGN §3.8).
+  OpenAPI document, the pages — and every request whose token is wrong. The
+  defaults are generous; a CDN or mirror in front of the tree is the way to
+  serve more (DESIGN §3.8).
 - **with a valid bearer token**, per credential — the node id or the operator —
   whatever address it comes from (``credential_rate_*``), so that many nodes
   behind one NAT are not limited together. Which credential a token is, is
-  looked up once (``Hub.authenticate``, on the database thread) and remembered
-  for ``CREDENTIAL_TTL`` seconds; the handler still makes every access decision
-  itself, so a token revoked meanwhile is refused all the same.
-- **with a wrong, unknown, revoked or malformed token**, per client address and
-  strict (``auth_failure_*``: ten a minute by default). While an address has
-  none left, every token from it that is not already known to be valid is
-  answered 429 before it is looked up, so guessing costs the hub nothing; the
-  nodes sharing that address keep working on their own buckets. Such a request
-  also spends from its address's anonymous bucket, so that sending made-up
-  tokens to a public list is never a way around the anonymous limit.
+  looked up by its SHA-256 (``Hub.authenticate``, one indexed read on the
+  database thread) and remembered for ``CREDENTIAL_TTL`` seconds; a token not
+  remembered is looked up again, **always**: a valid token is never refused
+  because others sent wrong ones from its address. The handler still makes
+  every access decision itself, so a token revoked meanwhile is refused all the
+  same.
+- **wrong tokens**, per client address and strict (``auth_failure_*``: ten a
+  minute by default). A wrong token counts only where it was refused: a request
+  the handler answers 401 because its token is unknown, revoked or malformed.
+  A wrong token on a route that needs none (a public list, a root, health) is
+  read as anonymous and counts nothing, since that answer says nothing about
+  the token. Once an address has no wrong tokens left, each further refusal is
+  a 429 instead of a 401, so a guesser learns nothing more than that it must
+  wait; guessing stays bounded by the address's anonymous bucket, which every
+  wrong-token request spends from, and costs at most one indexed lookup (a
+  token found wrong is remembered as wrong for ``CREDENTIAL_TTL`` seconds).
 
 The client address is ``request.remote`` unless the peer is one of
 ``trusted_proxies``, whose ``X-Forwarded-For`` is then believed
@@ -46,7 +57,14 @@ from aiohttp.web_log import AccessLogger
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.errors import InvalidRequest, Unauthorized
+from hub.privacy import is_public_page
 from hub.store import DatabaseOwner
+from protocol.authshape import (
+    MAX_TOKEN_LENGTH,
+    MalformedCredentialError,
+    NotBearerError,
+    bearer_token,
+)
 from protocol.ratelimit import RateLimiter, TrustedProxies
 
 __all__ = [
@@ -64,8 +82,6 @@ CREDENTIAL_TTL = 60.0
 """Seconds a token's credential (or its being wrong) is remembered for bucketing."""
 
 _MAX_REMEMBERED = 50_000
-MAX_TOKEN_LENGTH = 256
-"""A longer bearer token is wrong without a lookup (here and in ``hub.app``)."""
 
 CLIENT = web.RequestKey("client_address", str)
 """The client's address, as the trusted proxies say (set on every request)."""
@@ -151,58 +167,70 @@ def _too_many(wait: int, message: str) -> web.HTTPTooManyRequests:
     )
 
 
-def _bearer_token(request: web.Request) -> str | None:
-    """The bearer token as sent, or "" for an Authorization header that holds none."""
-    header = request.headers.get(hdrs.AUTHORIZATION)
-    if header is None:
+@dataclass(frozen=True)
+class _Sent:
+    """What the ``Authorization`` header of a request holds, its shape checked."""
+
+    token: str | None  # None: no bearer token (no header, another scheme, a malformed one)
+    malformed: MalformedCredentialError | None = None
+    other_scheme: bool = False
+
+    @classmethod
+    def of(cls, request: web.Request) -> _Sent:
+        try:
+            return cls(bearer_token(request.headers.get(hdrs.AUTHORIZATION)))
+        except NotBearerError:
+            return cls(None, other_scheme=True)
+        except MalformedCredentialError as e:
+            return cls(None, e)
+
+    @property
+    def digest(self) -> str:
+        assert self.token is not None  # shaped: visible ASCII, so it encodes
+        return hashlib.sha256(self.token.encode("ascii")).hexdigest()
+
+
+async def _credential(request: web.Request, limits: HubLimits, sent: _Sent) -> str | None:
+    """Which node or operator the token is (None: wrong), remembered for a while.
+
+    Never refused before the lookup: what proves a valid token is its hash in the
+    database, not the history of its address.
+    """
+    if sent.token is None:
         return None
-    scheme, _, token = header.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-async def _credential(request: web.Request, limits: HubLimits, token: str) -> str | None:
-    """Which node or operator ``token`` is (None: wrong), remembered for a while."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    token, digest = sent.token, sent.digest
     found = limits.known(digest)
     if found is not None:
         return found.credential
-    if limits.failures is not None:
-        wait = limits.failures.retry_after(client_address(request))
-        if wait:
-            raise _too_many(wait, "too many wrong tokens from your address")
     credential: str | None
-    if not token or len(token) > MAX_TOKEN_LENGTH:  # the handler refuses these unlooked-up too
+    try:
+        principal = await request.config_dict[limits.database].call(
+            lambda hub: hub.authenticate(token)
+        )
+        credential = f"{principal.kind}:{principal.subject}"
+    except Unauthorized:
         credential = None
-    else:
-        try:
-            principal = await request.config_dict[limits.database].call(
-                lambda hub: hub.authenticate(token)
-            )
-            credential = f"{principal.kind}:{principal.subject}"
-        except Unauthorized:
-            credential = None
     limits.remember(digest, credential)
     return credential
 
 
-def _failed(request: web.Request, limits: HubLimits) -> None:
-    """Count a wrong token against the client's address; 429 once none is left."""
+def _refused(request: web.Request, limits: HubLimits, refusal: Exception) -> Exception:
+    """Count a refused credential against the client's address: the 401, or a 429 past it."""
     if limits.failures is not None:
         wait = limits.failures.take(client_address(request))
         if wait:
-            raise _too_many(wait, "too many wrong tokens from your address")
+            return _too_many(wait, "too many wrong tokens from your address")
+    return refusal
 
 
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the client, spend from its bucket or its credential's, or answer 429."""
+    """Check the credential's shape, spend from its bucket or the client's, or answer 429."""
     limits = request.config_dict[LIMITS]
     client = limits.proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
     request[CLIENT] = client
-    token = _bearer_token(request)
-    credential = None if token is None else await _credential(request, limits, token)
-    if token is not None and credential is None:
-        _failed(request, limits)
+    sent = _Sent.of(request)
+    credential = await _credential(request, limits, sent)
     if credential is not None:
         bucket, key, what = limits.credential, credential, "this credential"
     else:
@@ -211,13 +239,16 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         wait = bucket.take(key)
         if wait:
             raise _too_many(wait, f"too many requests from {what}")
+    if sent.malformed is not None:
+        raise _refused(request, limits, Unauthorized(str(sent.malformed)))
     try:
         return await handler(request)
-    except (Unauthorized, web.HTTPUnauthorized):
-        if token is not None and credential is not None:  # revoked since it was remembered
-            limits.remember(hashlib.sha256(token.encode()).hexdigest(), None)
-            _failed(request, limits)
-        raise
+    except (Unauthorized, web.HTTPUnauthorized) as e:
+        if sent.token is None and not sent.other_scheme:
+            raise  # no credential sent: nothing was guessed
+        if credential is not None:  # revoked since it was remembered
+            limits.remember(sent.digest, None)
+        raise _refused(request, limits, e) from None
 
 
 class ClientAccessLogger(AccessLogger):
@@ -225,9 +256,15 @@ class ClientAccessLogger(AccessLogger):
 
     Behind a trusted proxy, ``request.remote`` is the proxy; the log should name
     the client, as the limits do.
+
+    A request for one of the public pages (``hub.privacy.is_public_page``: the
+    submission and case pages and their static files) is not written at all:
+    their visitors leave no address and no time of their visit in any log.
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request is not None and is_public_page(request.path):
+            return
         client = request.get(CLIENT) if request is not None else None
         if client is None or client == request.remote:
             super().log(request, response, time)

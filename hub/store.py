@@ -18,6 +18,13 @@ What is stored, and why it is stored that way:
 - ``keys``: public halves only. Private keys stay in files (mode 0600).
 - ``nodes``, ``tokens``: enrolled platforms and hashed bearer tokens.
 - ``acks``: each ack's exact bytes and signature, plus what was read from it.
+- ``counters``: each node's cumulative counters as it last reported them, and the
+  part counted (``total``, bounded) or withheld as an implausible jump;
+  ``counter_totals`` keeps their sums over nodes and ``count_points`` the list's
+  totals after each ack, so no view re-adds or re-parses what is stored (m003).
+- ``evidence``: refused acks (split views) and withheld counter jumps, once per
+  content hash, at most ``max_evidence_per_node`` per node; ``evidence_dropped``
+  counts what came past that cap.
 - ``actions``: an append-only log of operator actions (triggers refuse edits).
 - ``submissions``: public submissions (cases): the hash, its type, the PDQ quality,
   the review. No name, address or other personal data, and the day received
@@ -35,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import sqlite3
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +53,14 @@ from typing import Generic, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
-__all__ = ["BUSY_TIMEOUT", "DatabaseOwner", "HubDatabase", "migrations", "open_database"]
+__all__ = [
+    "BUSY_TIMEOUT",
+    "MAX_TOTAL",
+    "DatabaseOwner",
+    "HubDatabase",
+    "migrations",
+    "open_database",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -223,6 +239,152 @@ def m002_submissions_and_web_sessions(db: sqlite_utils.Database) -> None:
             expires TEXT NOT NULL
         );
         """
+    )
+
+
+MAX_TOTAL = 2**53 - 1
+"""The largest counter total the hub keeps: the JSON-safe integer (an ack's own bound).
+
+Every stored total and every sum over nodes is clamped here (``min(MAX_TOTAL, …)``),
+so no node can make SQLite's 64-bit arithmetic overflow (ADR 0010)."""
+
+
+@migrations()
+def m003_ack_ledger(db: sqlite_utils.Database) -> None:
+    """Bounded counters with maintained aggregates, deduplicated and capped evidence.
+
+    - ``counters`` is rebuilt: ``total`` (counted, clamped to ``MAX_TOTAL``) replaces
+      ``offset``; ``withheld`` keeps what was refused as an implausible jump;
+      ``window_start``/``window_growth`` cap one node's growth per interval. An old
+      row's ``last + offset`` is carried into ``total``, clamped (a database already
+      pushed past 2^63 by reset cycles is repaired here, without hand edits).
+    - ``counter_totals``: per (list, hash or '', counter) the sum over nodes
+      (clamped) and how many nodes reported it; status, counts and the dashboard read
+      it instead of re-adding every row.
+    - ``count_points``: a list's totals after each ack, for the dashboard's chart
+      (no view parses stored acks).
+    - ``evidence.sha256``: identical evidence is stored once per node;
+      ``evidence_dropped``: what a node sent past its evidence cap, on record.
+    - ``entries_hash``: per-hash counter keys are looked up by (list, hash);
+      ``counters_hash``, ``counters_withheld``: one hash's counters of every node,
+      and the counters with growth withheld.
+    """
+    conn = db.conn
+    old = conn.execute("SELECT node, list_id, hash, name, last, offset FROM counters").fetchall()
+    conn.execute("DROP TABLE counters")
+    conn.execute(
+        """
+        CREATE TABLE counters (
+            node TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            hash TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            last INTEGER NOT NULL,
+            total INTEGER NOT NULL DEFAULT 0,
+            withheld INTEGER NOT NULL DEFAULT 0,
+            window_start INTEGER NOT NULL DEFAULT 0,
+            window_growth INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (node, list_id, hash, name)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE counter_totals (
+            list_id TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            name TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            nodes INTEGER NOT NULL,
+            PRIMARY KEY (list_id, hash, name)
+        )
+        """
+    )
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    rows = []
+    for node, list_id, hex_hash, name, last, offset in old:
+        total = min(MAX_TOTAL, max(0, int(last)) + max(0, int(offset)))
+        last = min(MAX_TOTAL, max(0, int(last)))
+        rows.append((node, list_id, hex_hash, name, last, total))
+        entry = sums.setdefault((list_id, hex_hash, name), [0, 0])
+        entry[0] = min(MAX_TOTAL, entry[0] + total)
+        entry[1] += 1 if total > 0 else 0
+    conn.executemany(
+        "INSERT INTO counters (node, list_id, hash, name, last, total) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    # One hash's counters of every node (flagging weighs each node's share), and the
+    # few counters with growth withheld (the counts answer names them).
+    conn.execute("CREATE INDEX counters_hash ON counters(list_id, hash)")
+    conn.execute("CREATE INDEX counters_withheld ON counters(list_id) WHERE withheld > 0")
+    conn.executemany(
+        "INSERT INTO counter_totals (list_id, hash, name, total, nodes) VALUES (?, ?, ?, ?, ?)",
+        [(*key, total, nodes) for key, (total, nodes) in sums.items()],
+    )
+    conn.execute(
+        """
+        CREATE TABLE count_points (
+            id INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            received TEXT NOT NULL,
+            checked INTEGER NOT NULL,
+            matched INTEGER NOT NULL,
+            actioned INTEGER NOT NULL,
+            blocked INTEGER NOT NULL,
+            false_positive INTEGER NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX count_points_list ON count_points(list_id, id)")
+    _backfill_count_points(conn)
+    conn.execute("ALTER TABLE evidence ADD COLUMN sha256 TEXT")
+    for row_id, data in conn.execute(
+        "SELECT id, bytes FROM evidence WHERE bytes IS NOT NULL"
+    ).fetchall():
+        conn.execute(
+            "UPDATE evidence SET sha256 = ? WHERE id = ?",
+            [hashlib.sha256(bytes(data)).hexdigest(), row_id],
+        )
+    conn.execute("CREATE INDEX evidence_node ON evidence(node, sha256)")
+    conn.execute(
+        """
+        CREATE TABLE evidence_dropped (
+            node TEXT PRIMARY KEY,
+            dropped INTEGER NOT NULL,
+            first TEXT NOT NULL,
+            last TEXT NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX entries_hash ON entries(list_id, hash)")
+
+
+def _backfill_count_points(conn: sqlite3.Connection) -> None:
+    """One chart point per stored ack, as the dashboard computed it before m003."""
+    names = ("checked", "matched", "actioned", "blocked", "false_positive")
+    latest: dict[tuple[str, str, str], int] = {}
+    offsets: dict[tuple[str, str, str], int] = {}
+    points = []
+    for node, list_id, received, counts in conn.execute(
+        "SELECT node, list_id, received, counts FROM acks ORDER BY id"
+    ):
+        parsed = json.loads(counts)
+        for name in names:
+            key = (list_id, node, name)
+            value = parsed.get(name, 0)
+            if isinstance(value, int) and value >= 0:
+                if value < latest.get(key, 0):
+                    offsets[key] = offsets.get(key, 0) + latest[key]
+                latest[key] = value
+        sums = dict.fromkeys(names, 0)
+        for key, value in latest.items():
+            if key[0] == list_id:
+                sums[key[2]] += value + offsets.get(key, 0)
+        points.append((list_id, received, *(min(MAX_TOTAL, sums[n]) for n in names)))
+    conn.executemany(
+        "INSERT INTO count_points (list_id, received, checked, matched, actioned, blocked, "
+        "false_positive) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        points,
     )
 
 

@@ -92,7 +92,9 @@ from node.errors import NodeError
 from node.imaging import ImageRejected
 from node.limits import (
     LIMITS,
+    REALM,
     ClientAccessLogger,
+    MalformedCredentialError,
     NodeLimits,
     bearer_token,
     is_the_api_token,
@@ -131,7 +133,6 @@ __all__ = [
 
 log = logging.getLogger("hashhub.node")
 
-REALM = 'Bearer realm="hashhub-node"'
 IMAGE_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"}
 )
@@ -611,7 +612,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         header = request.headers.get(hdrs.AUTHORIZATION)
         if header is None:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <the api-token file>")
-        if not is_the_api_token(bearer_token(header), request.app[NODE].api_token):
+        try:
+            token = bearer_token(header)
+        except MalformedCredentialError as e:
+            raise ApiError(401, "unauthorized", str(e)) from None
+        if token is None or not is_the_api_token(token, request.app[NODE].api_token):
             raise ApiError(401, "unauthorized", "wrong API token")
     return await handler(request)
 
@@ -936,7 +941,7 @@ def create_app(
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/metrics", _metrics_handler(app[METRICS].registry), allow_head=False)
     app.router.add_get("/openapi.yaml", openapi, allow_head=False)
-    app.add_subapp(PAGE_PREFIX, status_pages(NODE, SCHEDULER))
+    app.add_subapp(PAGE_PREFIX, status_pages(NODE, SCHEDULER, secure_cookies=config.secure_cookies))
     return app
 
 

@@ -87,6 +87,9 @@ class NodeConfig:
         ca_file: a PEM file of the certificate authorities trusted for the hub's,
             the mirrors' and the webhook's https (relative to the home directory;
             "": the system's). Pins a private CA without trusting it system-wide.
+        secure_cookies: ``auto``: the status page's session cookie is ``Secure`` when
+            the page was served over https, as the connection or a trusted proxy's
+            ``X-Forwarded-Proto`` says; ``always``: always ``Secure``.
         rate_burst, rate_per_hour: API requests without a token, per client address
             (how many at once, how many an hour after that; 0: no limit).
         credential_rate_burst, credential_rate_per_hour: requests with the API token,
@@ -115,6 +118,7 @@ class NodeConfig:
     dihedral: bool = False
     fetch_timeout: float = 30.0
     ca_file: str = ""
+    secure_cookies: str = "auto"
     rate_burst: int = 600
     rate_per_hour: int = 36_000
     credential_rate_burst: int = 6_000

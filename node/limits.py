@@ -16,6 +16,12 @@ request into one of three token buckets:
   that address is answered 429 before it is compared, while the right token
   still works. A wrong token also spends from the address's anonymous bucket.
 
+The ``Authorization`` header's shape is checked first, by
+``protocol.authshape.bearer_token`` (the hub's rule too): a header that cannot
+hold any token (another scheme, bytes that are not visible ASCII, too long) is
+answered 401 on every route and counts as a wrong token, before anything
+encodes or compares it.
+
 The client address is ``request.remote`` unless the peer is one of
 ``trusted_proxies`` (``protocol.ratelimit.TrustedProxies``); it is stored on the
 request under ``CLIENT`` for the status page's login throttle and the access log
@@ -36,13 +42,22 @@ from aiohttp.web_log import AccessLogger
 from node.config import NodeConfig
 from node.errors import NodeConfigError
 from node.service import Node
+from protocol.authshape import (
+    MAX_TOKEN_LENGTH,
+    MalformedCredentialError,
+    NotBearerError,
+    bearer_token,
+    is_credential_shaped,
+)
 from protocol.ratelimit import RateLimiter, TrustedProxies
 
 __all__ = [
     "CLIENT",
     "LIMITS",
     "MAX_TOKEN_LENGTH",
+    "REALM",
     "ClientAccessLogger",
+    "MalformedCredentialError",
     "NodeLimits",
     "bearer_token",
     "client_address",
@@ -53,8 +68,8 @@ __all__ = [
 CLIENT = web.RequestKey("client_address", str)
 """The client's address, as the trusted proxies say (set on every request)."""
 
-MAX_TOKEN_LENGTH = 256
-"""A longer token is wrong without comparing it."""
+REALM = 'Bearer realm="hashhub-node"'
+"""The challenge of every 401 of the node's API."""
 
 API_CREDENTIAL = "api-token"
 """The one credential the node's API knows: the key of its bucket."""
@@ -119,22 +134,14 @@ def _too_many(wait: int, message: str) -> web.HTTPTooManyRequests:
     )
 
 
-def bearer_token(header: str) -> str:
-    """The token of an ``Authorization: Bearer …`` header; "" for any other header."""
-    scheme, _, token = header.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
 def is_the_api_token(token: str, expected: str) -> bool:
     """Whether ``token`` is the node's API token: compared in constant time, never empty.
 
     The one check of the API token: the API, its rate limits and the status page's
     login form all ask it.
     """
-    return (
-        bool(token)
-        and len(token) <= MAX_TOKEN_LENGTH
-        and hmac.compare_digest(token.encode(), expected.encode())
+    return is_credential_shaped(token) and hmac.compare_digest(
+        token.encode("ascii"), expected.encode()
     )
 
 
@@ -145,8 +152,15 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     client = limits.proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
     request[CLIENT] = client
     header = request.headers.get(hdrs.AUTHORIZATION)
-    valid = header is not None and is_the_api_token(
-        bearer_token(header), request.config_dict[limits.node].api_token
+    malformed: MalformedCredentialError | None = None
+    try:
+        token = bearer_token(header)
+    except NotBearerError:
+        token = None  # no bearer token: the route decides (healthz ignores it)
+    except MalformedCredentialError as e:
+        token, malformed = None, e
+    valid = token is not None and is_the_api_token(
+        token, request.config_dict[limits.node].api_token
     )
     if header is not None and not valid and limits.failures is not None:
         wait = limits.failures.take(client)
@@ -160,6 +174,10 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         wait = bucket.take(key)
         if wait:
             raise _too_many(wait, f"too many requests from {what}")
+    if malformed is not None:
+        raise web.HTTPUnauthorized(
+            text=str(malformed), headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="invalid_token"'}
+        )
     return await handler(request)
 
 

@@ -168,7 +168,7 @@ class Node:
             webhook_url=webhook_url,
             **settings,
         )
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as the keys
         key = SigningKey.generate()
         write_private_key(home / "node.key", key)
         write_public_key(home / "node.pub.pem", key.public)

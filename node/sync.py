@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +160,7 @@ class Fetcher:
                     if resp.status == 404:
                         raise NotPublishedError(f"{url}: 404")
                     if resp.status != 200:
-                        raise FetchError(f"{url}: HTTP {resp.status}")
+                        raise FetchError(f"{url}: {await _refusal(resp)}")
                     # Content-Length counts encoded bytes: a gzipped body may be longer
                     # than its cap when it is tiny. Decoded bytes are counted below.
                     encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
@@ -178,6 +180,30 @@ class Fetcher:
             ) from e
         except aiohttp.ClientError as e:
             raise FetchError(f"{url}: {e.__class__.__name__}: {e}") from e
+
+
+_REFUSAL_BYTES = 4096
+"""How much of an error answer is read for its message."""
+_REFUSAL_CHARS = 200
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+async def _refusal(resp: aiohttp.ClientResponse) -> str:
+    """``HTTP <status>``, and the message of the answer's JSON error shape if it has one.
+
+    So that an operator reads the hub's own reason (``401 unauthorized: node is
+    revoked``) rather than a bare status. The answer may come from a mirror or
+    anyone on the path: only a small prefix is read, and only its visible ASCII is
+    kept, cut short.
+    """
+    status = f"HTTP {resp.status}"
+    try:
+        error = json.loads(await resp.content.read(_REFUSAL_BYTES))["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        return status
+    said = _UNPRINTABLE.sub(" ", f"{code}: {message}").strip()[:_REFUSAL_CHARS]
+    return f"{status} {said}" if said else status
 
 
 @dataclass

@@ -11,17 +11,29 @@ test can drive them with its own clock:
   clients that have waited long enough anyway) are dropped first, then the
   least recently used, so a flood of keys cannot grow it without bound; a
   dropped key starts again with a full bucket, which is lenient, never wrong.
+  Keys are never kept as given: each is an HMAC-SHA-256 under a random key the
+  limiter draws when it is made (in memory only, never written), so the table
+  holds no client address, and nothing in it can be turned back into one
+  without that key. A bucket that has filled up again is no different from no
+  bucket at all: every ``SWEEP_SECONDS`` (checked on each request, so an idle
+  limiter sweeps at its next request) the full buckets are dropped, and the
+  limiter forgets a client once it no longer has to wait.
 - ``TrustedProxies``: which peer addresses are believed when they say, in
   ``X-Forwarded-For``, whom they forward for. The client is the right-most
   address in the chain that is not a trusted proxy; a peer that is not trusted
   is the client, whatever it sends. The default, no proxy, believes nobody, so
-  a forged header changes nothing.
+  a forged header changes nothing. ``https`` applies the same trust to
+  ``X-Forwarded-Proto``: whether a request behind a proxy came over https (for
+  the ``Secure`` flag of the pages' cookies).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import math
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -30,6 +42,9 @@ from dataclasses import dataclass
 __all__ = ["RateLimiter", "TrustedProxies"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SWEEP_SECONDS = 60.0
+"""How often (at the next request after this long) the limiter drops its full buckets."""
 
 
 @dataclass
@@ -55,7 +70,9 @@ class RateLimiter:
         self.rate = per_hour / 3600.0
         self.max_clients = max_clients
         self.clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._secret = secrets.token_bytes(32)
+        self._buckets: OrderedDict[bytes, _Bucket] = OrderedDict()
+        self._swept = clock()
 
     @classmethod
     def optional(
@@ -66,9 +83,14 @@ class RateLimiter:
             return None
         return cls(burst=burst, per_hour=per_hour, clock=clock)
 
+    def _key(self, client: str) -> bytes:
+        """What the table keeps for ``client``: an HMAC under this limiter's own key."""
+        data = client.encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, data, hashlib.sha256).digest()[:16]
+
     def take(self, client: str) -> int:
         """Spend one token of ``client``'s bucket: 0 if allowed, else seconds to wait."""
-        bucket = self._refill(client, self.clock())
+        bucket = self._refill(self._key(client), self.clock())
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0
@@ -80,7 +102,7 @@ class RateLimiter:
         Spends nothing: a failure limit asks this before it lets an attempt in, and
         ``take``s only when the attempt has failed.
         """
-        bucket = self._buckets.get(client)
+        bucket = self._buckets.get(self._key(client))
         if bucket is None:
             return 0
         tokens = min(
@@ -89,7 +111,9 @@ class RateLimiter:
         )
         return 0 if tokens >= 1.0 else self._wait(_Bucket(tokens, 0.0))
 
-    def _refill(self, client: str, now: float) -> _Bucket:
+    def _refill(self, client: bytes, now: float) -> _Bucket:
+        if now - self._swept >= SWEEP_SECONDS:
+            self._forget_refilled(now)
         bucket = self._buckets.get(client)
         if bucket is None:
             self._make_room(now)
@@ -104,9 +128,9 @@ class RateLimiter:
     def _wait(self, bucket: _Bucket) -> int:
         return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
 
-    def _make_room(self, now: float) -> None:
-        if len(self._buckets) < self.max_clients:
-            return
+    def _forget_refilled(self, now: float) -> None:
+        """Drop every bucket that is full again: it means no more than no bucket."""
+        self._swept = now
         refilled = [
             key
             for key, b in self._buckets.items()
@@ -114,6 +138,11 @@ class RateLimiter:
         ]
         for key in refilled:
             del self._buckets[key]
+
+    def _make_room(self, now: float) -> None:
+        if len(self._buckets) < self.max_clients:
+            return
+        self._forget_refilled(now)
         while len(self._buckets) >= self.max_clients:
             self._buckets.popitem(last=False)
 
@@ -174,3 +203,18 @@ class TrustedProxies:
             if not self.trusts(hop):
                 return hop
         return current
+
+    def https(self, peer: str | None, secure: bool, forwarded_proto: Iterable[str]) -> bool:
+        """Whether the client reached us over https.
+
+        ``secure``: the connection itself is TLS. Else, when ``peer`` is a trusted
+        proxy, its ``X-Forwarded-Proto`` (``forwarded_proto``, the header values in
+        the order received) says so: the right-most value, the one the nearest proxy
+        set, must be ``https``. What a peer that is not trusted says is not believed.
+        """
+        if secure:
+            return True
+        if peer is None or not self.networks or not self.trusts(peer):
+            return False
+        values = [item.strip().lower() for value in forwarded_proto for item in value.split(",")]
+        return bool(values) and values[-1] == "https"

@@ -10,8 +10,23 @@ Public pages (no login):
   ``application/x-www-form-urlencoded`` body of at most ``FORM_BYTES`` (a
   multipart body, the only kind that carries a file, is refused with 415) and
   answers the case number.
+  The ``quality`` is the browser's claim and the hub cannot check it: a claim
+  below ``MIN_PDQ_QUALITY`` is refused (an honest page never sends one) and the
+  claim is kept with the case for the reviewer to weigh, nothing more. It lets
+  nothing past a rule: a degenerate hash (``protocol.hashes``: a PDQ with fewer
+  than 64 or more than 192 bits set, such as all zeros; an all-zero or all-ones
+  MD5; the MD5 of an empty file) is a 400 page naming the rule, whatever quality
+  comes with it (``Hub.submit_case``).
 - ``GET /case`` and ``POST /case``: look a case up by its number. The number goes
   in the body, never in the URL, so it is not written to access logs or history.
+
+What the public pages keep (``hub.privacy``): the case row only (hash, type, PDQ
+quality, status, the day it arrived). No request to ``/``, ``/submit``, ``/case``
+or ``/static/`` is written to the access log, and no log line names a case
+number or a hash. Each public form (submit, case lookup, login) has a bucket of
+its own per client address (``web_rate_burst``, ``web_rate_per_hour``; a crowd
+filling the submit bucket from a shared address does not keep an operator out of
+``/login``), and the buckets hold an HMAC of the address, never the address.
 
 Operator pages: ``GET /login`` / ``POST /login`` (the operator's token, once, for a
 session cookie), ``POST /logout``, ``GET /dashboard``, ``POST /dashboard/publish``,
@@ -22,8 +37,11 @@ everything.
 
 Sessions are server-side: the cookie holds a random id, the database its SHA-256
 (``Hub.open_web_session``). The cookie is ``HttpOnly``, ``SameSite=Strict`` and
-``Secure`` when the page was served over https. Every POST form carries the
-session's CSRF token; the login form, before any session exists, carries a random
+``Secure`` when the page was served over https: over the connection itself, or
+as a trusted proxy (``trusted_proxies``) says in ``X-Forwarded-Proto``; with
+``secure_cookies = "always"`` it is ``Secure`` whatever the request says. Every
+POST form carries the session's CSRF token; the login form, before any session
+exists, carries a random
 value that must equal a cookie set with the form (double submit), so no other
 site can log a browser in. POSTs whose ``Origin`` names another host are refused
 as well. A page that needs a login redirects to ``/login``; a wrong role or CSRF
@@ -32,8 +50,12 @@ token is a 403 page.
 Errors on these routes are HTML pages with the same status the JSON API would
 answer (``page_errors``); the JSON API keeps its one error shape. Every page is
 served with a Content-Security-Policy that allows no inline script or style,
-``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer`` and
-``Cache-Control: no-store``.
+``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin`` and
+``Cache-Control: no-store`` (the static files too: they are small, and a person's
+browser then keeps no copy of the submission page's scripts). ``same-origin``,
+not ``no-referrer``: under ``no-referrer`` a browser sends ``Origin: null`` with
+the site's own form posts (the Fetch standard), which the cross-site check
+refuses; ``same-origin`` still sends no referrer to any other site.
 """
 
 from __future__ import annotations
@@ -42,6 +64,7 @@ import hmac
 import logging
 import re
 import secrets
+import traceback
 import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
@@ -56,9 +79,11 @@ from hub.app import CONFIG, HUB, Handler, after_publish, read_body
 from hub.core import SUBMISSION_TYPES, Hub, Principal, WebSession
 from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
 from hub.intake import MIN_PDQ_QUALITY, parse_hash
-from hub.limits import client_address
+from hub.limits import LIMITS, client_address
+from hub.privacy import is_public_page
 from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
+from protocol.authshape import session_id as shaped_session_id
 
 __all__ = [
     "FORM_BYTES",
@@ -85,6 +110,8 @@ LOGIN_COOKIE = "hashhub_login"
 FORM_BYTES = 8 * 1024
 """Cap on a page form's body: hashes and a token are a few hundred bytes."""
 MAX_FORM_FIELDS = 8
+SECURE_COOKIES = ("auto", "always")
+"""The values of the ``secure_cookies`` setting."""
 
 LIMITER = web.AppKey("web_limiter", RateLimiter)
 
@@ -187,8 +214,9 @@ def _same_origin(request: web.Request) -> None:
         raise Forbidden("this form was sent from another site")
 
 
-def _rate_limit(request: web.Request) -> None:
-    wait = request.app[LIMITER].take(client_address(request))
+def _rate_limit(request: web.Request, form: str) -> None:
+    """Spend from the client address's bucket of ``form`` (each form has its own)."""
+    wait = request.app[LIMITER].take(f"{form} {client_address(request)}")
     if wait:
         raise web.HTTPTooManyRequests(
             text=f"Too many requests from your address. Please try again in {wait} seconds.",
@@ -196,10 +224,19 @@ def _rate_limit(request: web.Request) -> None:
         )
 
 
+def _secure(request: web.Request) -> bool:
+    """Whether a cookie set on this answer is ``Secure`` (see the module docstring)."""
+    if request.app[CONFIG].secure_cookies == "always":
+        return True
+    return request.config_dict[LIMITS].proxies.https(
+        request.remote, request.secure, request.headers.getall(hdrs.X_FORWARDED_PROTO, [])
+    )
+
+
 async def _session(request: web.Request) -> WebSession:
     """The operator's live session; without one, a redirect to the login page."""
-    session_id = request.cookies.get(SESSION_COOKIE, "")
-    if not session_id or len(session_id) > 128:
+    session_id = shaped_session_id(request.cookies.get(SESSION_COOKIE))
+    if session_id is None:  # absent, or of a shape the hub never issued
         raise web.HTTPSeeOther("/login")
     try:
         return await request.app[HUB].call(lambda hub: hub.web_session(session_id))
@@ -209,7 +246,8 @@ async def _session(request: web.Request) -> WebSession:
 
 def _check_csrf(session: WebSession | str, sent: str | None) -> None:
     expected = session if isinstance(session, str) else session.csrf
-    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+    shaped = shaped_session_id(sent)  # the shape of a value the hub issued
+    if shaped is None or not hmac.compare_digest(shaped.encode("ascii"), expected.encode()):
         raise Forbidden("the form's security token is missing or wrong; reload the page")
 
 
@@ -251,9 +289,36 @@ async def page_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             if key in e.headers:
                 response.headers[key] = e.headers[key]
         return response
-    except Exception:
-        log.exception("unhandled error answering %s %s", request.method, request.path)
+    except Exception as e:
+        if is_public_page(request.path):
+            _log_public_bug(request, e)
+        else:
+            log.exception("unhandled error answering %s %s", request.method, request.path)
         return _error_page(request, 500, "Something went wrong on our side. Please try later.")
+
+
+def _log_public_bug(request: web.Request, error: BaseException) -> None:
+    """A bug on a public page, logged without anything the person sent (``hub.privacy``).
+
+    The traceback's frames (file, line, function, source line) and each exception's
+    type, never an exception's message or arguments, which could hold the hash or
+    the case number of the request.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    parts = [
+        f"{type(item).__qualname__}:\n{''.join(traceback.format_tb(item.__traceback__))}"
+        for item in reversed(chain)
+    ]
+    log.error(
+        "unhandled error answering %s %s (message left out: a public page)\n%s",
+        request.method,
+        request.path,
+        "".join(parts).rstrip(),
+    )
 
 
 def _error_page(request: web.Request, status: int, message: str) -> web.Response:
@@ -268,10 +333,7 @@ async def _page_headers(request: web.Request, response: web.StreamResponse) -> N
         return
     for key, value in _PAGE_HEADERS.items():
         response.headers.setdefault(key, value)
-    if request.match_info.route.name == PAGE_ROUTE_PREFIX + "static":
-        response.headers[hdrs.CACHE_CONTROL] = "no-cache"
-    else:
-        response.headers[hdrs.CACHE_CONTROL] = "no-store"
+    response.headers[hdrs.CACHE_CONTROL] = "no-store"  # static files too (module docstring)
 
 
 # -- public pages -----------------------------------------------------------------------
@@ -297,7 +359,7 @@ def _quality(type_name: str, text: str) -> int | None:
 
 async def submit(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
-    _rate_limit(request)
+    _rate_limit(request, "submit")
     form = await _form(request, {"type", "hash", "quality"})
     type_name = form.get("type", "")
     if type_name not in SUBMISSION_TYPES:
@@ -320,7 +382,7 @@ async def case_form(request: web.Request) -> web.StreamResponse:
 
 async def case_lookup(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
-    _rate_limit(request)
+    _rate_limit(request, "case")
     form = await _form(request, {"case"})
     case_number = _case_number(form.get("case", ""))
     found = await request.app[HUB].call(lambda hub: hub.case(case_number))
@@ -339,7 +401,7 @@ def _login_page(request: web.Request, error: str | None = None, status: int = 20
         nonce,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_secure(request),
         path="/login",
         max_age=3600,
     )
@@ -352,7 +414,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
-    _rate_limit(request)
+    _rate_limit(request, "login")
     form = await _form(request, {"token", "csrf"})
     _check_csrf(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf"))
     token = form.get("token", "").strip()
@@ -368,7 +430,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         session_id,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_secure(request),
         path="/",
         max_age=request.app[CONFIG].web_session_seconds,
     )
@@ -419,8 +481,14 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
             )
     per_hash = {}
     for entry in status["lists"]:
-        flagged = {f["hash"]: f["reasons"] for f in entry["flagged"]}
-        rows = [
+        # Each reason says how many nodes reported it (flagging needs flag_min_nodes).
+        flagged = {
+            f["hash"]: [
+                f"{reason} ({_reporters(f, reason)} nodes reported)" for reason in f["reasons"]
+            ]
+            for f in entry["flagged"]
+        }
+        rows: list[dict[str, Any]] = [
             {"hash": h, "counts": c, "reasons": flagged.get(h, [])}
             for h, c in hub.hash_counts(entry["id"]).items()
         ]
@@ -438,6 +506,12 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
         "actions": hub.actions(50),
         "queue": hub.cases("received", 100),
     }
+
+
+def _reporters(flagged: dict[str, Any], reason: str) -> int:
+    """How many nodes reported the counter behind a flag reason (``Hub.flagged_hashes``)."""
+    counter = "false_positive" if reason == "false positives" else "matched"
+    return int(flagged.get("nodes", {}).get(counter, 0))
 
 
 def _may(principal: Principal, roles: tuple[str, ...]) -> bool:
@@ -502,6 +576,10 @@ async def review(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     """Add the pages, their templates, static files, error pages and headers to ``app``."""
     config = app[CONFIG]
+    if config.secure_cookies not in SECURE_COOKIES:
+        raise InvalidRequest(
+            f"secure_cookies is {' or '.join(SECURE_COOKIES)}, not {config.secure_cookies!r}"
+        )
     app[LIMITER] = RateLimiter(burst=config.web_rate_burst, per_hour=config.web_rate_per_hour)
     env = aiohttp_jinja2.setup(
         app,

@@ -17,10 +17,16 @@ its own:
 - ``POST /status/logout``; ``GET /status/static/node.css``.
 
 Every POST needs the session cookie *and* the session's CSRF token in the form
-(403 otherwise); the cookie is HttpOnly and SameSite=Strict. The pages are plain
-forms with no JavaScript at all, and every answer carries a CSP that allows none,
-``X-Frame-Options: DENY`` and ``Cache-Control: no-store``. The session cookie is
-good for these pages only: the JSON API still wants its bearer token.
+(403 otherwise); the cookie is HttpOnly and SameSite=Strict, and ``Secure`` when
+the page was served over https: over the connection itself, or as a trusted
+proxy (``trusted_proxies``) says in ``X-Forwarded-Proto``; with
+``secure_cookies = "always"`` it is ``Secure`` whatever the request says. The
+pages are plain forms with no JavaScript at all, and every answer, the
+stylesheet included, carries a CSP that allows none, ``X-Frame-Options: DENY``,
+``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``. (These pages
+check no ``Origin``, so ``no-referrer``, under which a browser posts the page's
+own forms with ``Origin: null``, costs nothing here.) The session cookie is good
+for these pages only: the JSON API still wants its bearer token.
 """
 
 from __future__ import annotations
@@ -38,8 +44,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import hdrs, web
 
-from node.errors import NodeError
-from node.limits import client_address, is_the_api_token
+from node.errors import NodeConfigError, NodeError
+from node.limits import LIMITS, client_address, is_the_api_token
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
 from protocol._fields import parse_time
@@ -65,6 +71,8 @@ CONTENT_SECURITY_POLICY = (
 )
 """No script, no frame, no foreign style, forms only to the node itself."""
 FORM_BYTES = 8 * 1024
+SECURE_COOKIES = ("auto", "always")
+"""The values of the ``secure_cookies`` setting."""
 OPEN_MATCH_ROWS = 50
 """The newest this many match events without an outcome are listed."""
 
@@ -293,13 +301,23 @@ class StatusPages:
         *,
         sessions: SessionStore | None = None,
         throttle: LoginThrottle | None = None,
+        secure_cookies: str = "auto",
     ) -> None:
         self.node_key = node_key
         self.scheduler_key = scheduler_key
+        self.always_secure = secure_cookies == "always"
         self.sessions = sessions or SessionStore()
         self.throttle = throttle or LoginThrottle()
         self.stylesheet = (
             importlib.resources.files("node.web").joinpath("static", "node.css").read_bytes()
+        )
+
+    def _secure(self, request: web.Request) -> bool:
+        """Whether the session cookie set on this answer is ``Secure``."""
+        if self.always_secure:
+            return True
+        return request.config_dict[LIMITS].proxies.https(
+            request.remote, request.secure, request.headers.getall(hdrs.X_FORWARDED_PROTO, [])
         )
 
     def _session(self, request: web.Request) -> PageSession | None:
@@ -366,7 +384,7 @@ class StatusPages:
             path=PAGE_PREFIX,
             httponly=True,
             samesite="Strict",
-            secure=request.secure,
+            secure=self._secure(request),
         )
         return response
 
@@ -434,6 +452,7 @@ def status_pages(
     *,
     sessions: SessionStore | None = None,
     throttle: LoginThrottle | None = None,
+    secure_cookies: str = "auto",
 ) -> web.Application:
     """The status pages as a sub-application to mount at ``PAGE_PREFIX``.
 
@@ -442,8 +461,22 @@ def status_pages(
         scheduler_key: where it keeps the ``NodeScheduler``, if it runs one.
         sessions: the login sessions (default: in memory, the default limits).
         throttle: the throttle on wrong tokens (default: ten a minute per address).
+        secure_cookies: the setting: ``auto`` or ``always``.
+
+    Raises:
+        NodeConfigError: ``secure_cookies`` is neither.
     """
-    pages = StatusPages(node_key, scheduler_key, sessions=sessions, throttle=throttle)
+    if secure_cookies not in SECURE_COOKIES:
+        raise NodeConfigError(
+            f"secure_cookies is {' or '.join(SECURE_COOKIES)}, not {secure_cookies!r}"
+        )
+    pages = StatusPages(
+        node_key,
+        scheduler_key,
+        sessions=sessions,
+        throttle=throttle,
+        secure_cookies=secure_cookies,
+    )
     app = web.Application(middlewares=[page_errors])
     app[_IS_PAGES] = True
     aiohttp_jinja2.setup(

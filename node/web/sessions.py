@@ -26,6 +26,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protocol.authshape import MAX_SESSION_ID_LENGTH
+from protocol.authshape import session_id as shaped_session_id
+
 __all__ = ["LoginThrottle", "PageSession", "SessionStore"]
 
 SESSION_IDLE = 60 * 60
@@ -33,7 +36,7 @@ SESSION_IDLE = 60 * 60
 SESSION_LIFETIME = 12 * 60 * 60
 """Seconds after the login after which a session ends, however busy."""
 MAX_SESSIONS = 64
-MAX_COOKIE_LENGTH = 128
+MAX_COOKIE_LENGTH = MAX_SESSION_ID_LENGTH
 
 Clock = Callable[[], float]
 
@@ -53,9 +56,10 @@ class PageSession:
 
     def csrf_matches(self, sent: str | None) -> bool:
         """Whether a form's CSRF token is this session's (compared in constant time)."""
-        if not sent or len(sent) > MAX_COOKIE_LENGTH:
+        shaped = shaped_session_id(sent)  # the shape of a value this node issued
+        if shaped is None:
             return False
-        return hmac.compare_digest(sent.encode(), self.csrf.encode())
+        return hmac.compare_digest(shaped.encode("ascii"), self.csrf.encode())
 
     def take_notices(self) -> list[str]:
         taken, self.notices = self.notices, []
@@ -99,11 +103,16 @@ class SessionStore:
             self._sessions.popitem(last=False)
         return session_id, session
 
-    def get(self, session_id: str | None) -> PageSession | None:
-        """The live session of a cookie value, or ``None``; a request keeps it alive."""
-        if not session_id or len(session_id) > MAX_COOKIE_LENGTH:
+    def get(self, cookie: str | None) -> PageSession | None:
+        """The live session of a cookie value, or ``None``; a request keeps it alive.
+
+        A value of the wrong shape (``protocol.authshape.session_id``: not visible
+        ASCII, too long) is no session, before anything encodes it.
+        """
+        shaped = shaped_session_id(cookie)
+        if shaped is None:
             return None
-        key = _digest(session_id)
+        key = _digest(shaped)
         session = self._sessions.get(key)
         if session is None:
             return None
@@ -114,10 +123,11 @@ class SessionStore:
         session.seen = now
         return session
 
-    def close(self, session_id: str | None) -> None:
+    def close(self, cookie: str | None) -> None:
         """End a session (logout, or a new login from the same browser)."""
-        if session_id and len(session_id) <= MAX_COOKIE_LENGTH:
-            self._sessions.pop(_digest(session_id), None)
+        shaped = shaped_session_id(cookie)
+        if shaped is not None:
+            self._sessions.pop(_digest(shaped), None)
 
 
 class LoginThrottle:

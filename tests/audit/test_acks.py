@@ -167,10 +167,16 @@ async def test_totals_the_hub_inflated_are_caught(
     conn = db(hub_home)
     try:
         changed = conn.execute(
-            "UPDATE counters SET last = last + 5 "
+            "UPDATE counters SET total = total + 5 "
             "WHERE node = 'platform-a' AND list_id = ? AND hash = ? AND name = ?",
             [LIST, hash_, name],
         ).rowcount
+        # The sums over nodes the hub reports are kept in counter_totals (ADR 0010).
+        conn.execute(
+            "UPDATE counter_totals SET total = total + 5 "
+            "WHERE list_id = ? AND hash = ? AND name = ?",
+            [LIST, hash_, name],
+        )
         assert changed == 1
     finally:
         conn.close()

@@ -40,6 +40,7 @@ from hub.app import ACCESS_LOG_FORMAT, ADMIN_BODY_BYTES
 from hub.app import create_app as create_hub_app
 from hub.config import HubConfig
 from hub.limits import LIMITS, ClientAccessLogger
+from hub.web.pages import LOGIN_COOKIE, SESSION_COOKIE
 from node.app import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.service import run_sync
@@ -47,6 +48,7 @@ from node.sync import ListOutcome
 from protocol.ratelimit import TrustedProxies
 from tests.deploy.nginx import _nginx_answers, free_port, launch_nginx
 from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_hub, init_node_home, opened_hub
+from tests.web.hub_support import form_token
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operator-guide.md"
 CLIENT = "127.0.0.2"
@@ -364,3 +366,62 @@ async def test_a_node_without_the_ca_refuses_the_proxy(world: World) -> None:
     outcomes = await _sync_through_proxy(home)
     assert outcomes
     assert all(o.status == "failed" and "certificate" in o.error for o in outcomes), outcomes
+
+
+def _set_cookie(response: aiohttp.ClientResponse, name: str) -> str:
+    """The raw ``Set-Cookie`` header that sets ``name``, as the browser receives it."""
+    found = [h for h in response.headers.getall("Set-Cookie", []) if h.startswith(f"{name}=")]
+    assert len(found) == 1, response.headers.getall("Set-Cookie", [])
+    return found[0]
+
+
+def _attributes(header: str) -> set[str]:
+    return {part.strip().split("=", 1)[0].lower() for part in header.split(";")[1:]}
+
+
+async def test_login_through_the_guides_proxy_sets_a_secure_cookie(world: World) -> None:
+    """Issue 14, D6: over https through the guide's block, the session cookie is Secure.
+
+    The hub speaks plain HTTP to nginx; it knows the browser used https only from
+    the ``X-Forwarded-Proto`` the guide's block sets, believed because nginx's
+    address is in ``trusted_proxies``.
+    """
+    url = world.proxy.https_url
+    async with world.session() as session:
+        async with session.get(f"{url}/login") as page:
+            assert page.status == 200
+            assert "secure" in _attributes(_set_cookie(page, LOGIN_COOKIE))
+            nonce = form_token(await page.text())
+        async with session.post(
+            f"{url}/login",
+            data={"token": world.hub.admin_token, "csrf": nonce},
+            allow_redirects=False,
+        ) as answer:
+            assert answer.status == 303, await answer.text()
+            assert answer.headers["Location"] == "/dashboard"
+            header = _set_cookie(answer, SESSION_COOKIE)
+        assert {"secure", "httponly", "samesite", "path", "max-age"} <= _attributes(header)
+        assert "SameSite=Strict" in header
+        # The browser sends it back over https, and it opens the dashboard.
+        async with session.get(f"{url}/dashboard", allow_redirects=False) as dashboard:
+            assert dashboard.status == 200
+            assert "Log out" in await dashboard.text()
+
+
+async def test_the_guides_proxy_logs_no_visit_to_the_public_pages(world: World) -> None:
+    """Issue 14, D7: the guide's block keeps the public pages out of nginx's access log."""
+    url = world.proxy.https_url
+    access_log = world.tmp / "nginx" / "access.log"
+    before = len(access_log.read_text(encoding="utf-8").splitlines())  # the start-up probe
+    async with world.session() as session:
+        for path in ("/", "/submit", "/case", "/static/submit.js", "/static/hashing/pdq.js"):
+            async with session.get(f"{url}{path}") as response:
+                assert response.status == 200, path
+        async with session.post(f"{url}/case", data={"case": "0" * 32}) as response:
+            assert response.status == 404
+            assert "no case has that number" in await response.text()
+        async with session.get(f"{url}/healthz") as response:
+            assert response.status == 200
+    log = access_log.read_text(encoding="utf-8").splitlines()[before:]
+    # method, URI, status and size: the one route that is not a public page.
+    assert [line.rsplit(" ", 1)[0] for line in log] == ["GET /healthz 200"], log

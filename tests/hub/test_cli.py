@@ -188,7 +188,10 @@ def test_list_show_summarises_every_list_and_details_one(operator: Operator) -> 
     assert (detail["max_distance"], detail["snapshot_every"]) == (31, 2)
 
 
-def test_status_shows_node_lag_counts_and_flagged_hashes(operator: Operator) -> None:
+def test_status_shows_node_lag_counts_and_flagged_hashes(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HASHHUB_FLAG_MIN_NODES", "1")  # one node's reports may flag here
     operator.ok("add", "tid-md5", *(md5(i) for i in range(4)))
     operator.ok("publish")
     key = SigningKey.generate()
@@ -399,6 +402,56 @@ def test_a_user_mistake_is_one_clear_line_and_exit_status_1(
     hub = operator.open()
     try:
         assert hub.db.table("actions").count == actions
+        assert hub.db.table("staged").count == 0
+    finally:
+        hub.close()
+
+
+DEGENERATE_ADDS = [
+    pytest.param(
+        ["add", "tid-pdq", pdq(1), "0" * 64, "--quality", "100"],
+        "PDQ hash has 0 of 256 bits set; a hash from the reference hasher has about 128",
+        id="pdq-all-zero-quality-100",
+    ),
+    pytest.param(["add", "tid-pdq", "F" * 64], "PDQ hash has 256 of 256 bits set", id="pdq-ones"),
+    pytest.param(["add", "tid-md5", md5(1), "0" * 32], "MD5 hash is all zeros", id="md5-zero"),
+    pytest.param(
+        ["add", "tid-md5", hashlib.md5(b"", usedforsecurity=False).hexdigest()],
+        "is the digest of an empty file",
+        id="md5-empty-file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), DEGENERATE_ADDS)
+def test_add_refuses_a_degenerate_hash_with_one_line_and_stages_nothing(
+    operator: Operator, args: list[str], message: str
+) -> None:
+    result = operator.run(*args)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert result.stderr.rstrip().endswith("refused as degenerate")
+    hub = operator.open()
+    try:
+        assert hub.db.table("staged").count == 0
+    finally:
+        hub.close()
+
+
+def test_import_refuses_a_file_with_one_degenerate_hash_naming_its_line(
+    operator: Operator, tmp_path: Path
+) -> None:
+    batch = tmp_path / "batch.txt"
+    batch.write_text(f"{pdq(1)}\n# the next one is a blank picture's\n{'0' * 64}\n{pdq(2)}\n")
+    result = operator.run("import", "tid-pdq", str(batch))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: {batch}: line 3: PDQ hash has 0 of 256 bits set")
+    assert result.stderr.rstrip().endswith("refused as degenerate; nothing was staged")
+    hub = operator.open()
+    try:
         assert hub.db.table("staged").count == 0
     finally:
         hub.close()

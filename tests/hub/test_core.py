@@ -478,11 +478,15 @@ def test_hashes_with_many_false_positives_or_outlying_matches_are_flagged(
     bad, collider, borderline = md5("bad").hex(), md5("collider").hex(), md5("border").hex()
     hashes = {
         **normal,
-        bad: {"matched": 5, "false_positive": 3},
+        bad: {"matched": 3, "false_positive": 3},
         collider: {"matched": 60},
         borderline: {"matched": 9, "false_positive": 2},
     }
-    platform.send(1, counts=Counts(matched=76, false_positive=5, hashes=hashes))
+    platform.send(1, counts=Counts(matched=77, false_positive=5, hashes=hashes))
+    # Flagging needs flag_min_nodes (2) nodes: the rule must hold without the one that
+    # contributed most, so a second node sees as much on its own.
+    second = {bad: {"matched": 3, "false_positive": 3}, collider: {"matched": 60}}
+    Platform(hub, "platform-b").send(1, counts=Counts(matched=63, false_positive=3, hashes=second))
     flagged = {f["hash"]: f["reasons"] for f in hub.flagged_hashes(LIST)}
     assert flagged == {
         bad: ["false positives"],

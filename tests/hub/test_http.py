@@ -510,6 +510,74 @@ async def test_a_low_quality_pdq_hash_is_refused(
     assert count_rows(hub_home, "staged") == 0
 
 
+PDQ_GOOD = hashlib.sha256(b"a picture").hexdigest()  # random bits: about half set, as in a PDQ
+DEGENERATE_STAGE = [
+    pytest.param(
+        "pdq",
+        {"hash": "0" * 64, "quality": 100},
+        "adds[1]: PDQ hash has 0 of 256 bits set; a hash from the reference hasher has about 128",
+        id="pdq-all-zero-quality-100",
+    ),
+    pytest.param(
+        "pdq", {"hash": "F" * 64}, "adds[1]: PDQ hash has 256 of 256 bits set", id="pdq-all-one"
+    ),
+    pytest.param("md5", {"hash": "0" * 32}, "adds[1]: MD5 hash is all zeros", id="md5-zero"),
+    pytest.param(
+        "md5",
+        {"hash": hashlib.md5(b"", usedforsecurity=False).hexdigest()},
+        "is the digest of an empty file",
+        id="md5-empty-file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("hash_type", "item", "message"), DEGENERATE_STAGE)
+async def test_the_stage_route_refuses_a_degenerate_hash_whatever_its_quality(
+    client: Client,
+    hub_home: Path,
+    admin_token: str,
+    hash_type: str,
+    item: dict[str, Any],
+    message: str,
+) -> None:
+    created = await client.post(
+        "/v1/admin/lists", json={"id": "deg", "hash_type": hash_type}, headers=bearer(admin_token)
+    )
+    assert created.status == 201
+    good = PDQ_GOOD if hash_type == "pdq" else md5("good").hex()
+    response = await client.post(
+        "/v1/admin/lists/deg/stage",
+        json={"adds": [{"hash": good, "quality": 90 if hash_type == "pdq" else None}, item]},
+        headers=bearer(admin_token),
+    )
+    body = await json_of(response)
+    assert_error(response.status, body, 400)
+    assert body["error"]["code"] == "invalid_request"
+    assert message in body["error"]["message"]
+    assert body["error"]["message"].endswith("refused as degenerate")
+    assert count_rows(hub_home, "staged") == 0
+
+
+async def test_the_import_route_refuses_a_file_with_one_degenerate_hash_and_stages_nothing(
+    client: Client, hub_home: Path, admin_token: str
+) -> None:
+    created = await client.post(
+        "/v1/admin/lists", json={"id": "deg", "hash_type": "pdq"}, headers=bearer(admin_token)
+    )
+    assert created.status == 201
+    other = hashlib.sha256(b"another picture").hexdigest()
+    data = f"hash,quality\n{PDQ_GOOD},90\n{'0' * 64},100\n{other},80\n"
+    response = await client.post(
+        "/v1/admin/lists/deg/import", data=data.encode(), headers=bearer(admin_token)
+    )
+    body = await json_of(response)
+    assert_error(response.status, body, 400)
+    assert body["error"]["code"] == "invalid_import"
+    assert body["error"]["message"].startswith("line 3: PDQ hash has 0 of 256 bits set")
+    assert body["error"]["message"].endswith("refused as degenerate")
+    assert count_rows(hub_home, "staged") == 0
+
+
 async def test_staging_into_an_unknown_list_is_404(client: Client, admin_token: str) -> None:
     response = await client.post(
         "/v1/admin/lists/no-such/stage",
@@ -581,7 +649,7 @@ async def test_status_and_counts_are_served(client: Client, role_tokens: dict[st
     status = await (await client.get("/v1/admin/status", headers=viewer)).json()
     assert {entry["id"] for entry in status["lists"]} == {LIST, OTHER_LIST, PUBLIC_LIST}
     counts = await client.get(f"/v1/admin/lists/{LIST}/counts", headers=viewer)
-    assert (await counts.json()) == {"list": LIST, "hashes": {}, "flagged": []}
+    assert (await counts.json()) == {"list": LIST, "hashes": {}, "withheld": {}, "flagged": []}
     missing = await client.get("/v1/admin/lists/no-such/counts", headers=viewer)
     assert missing.status == 404
 

@@ -17,12 +17,15 @@ from click.testing import CliRunner
 from hub import intake
 from hub.cli import main
 from hub.core import Hub
-from hub.errors import IntakeError
-from hub.intake import Intake, parse_hash, parse_import
+from hub.errors import IntakeError, InvalidRequest
+from hub.intake import Intake, make_intake, parse_hash, parse_import
+from node.imaging import hash_image
+from tests.protocol.test_hashes import PDQ_DATA, reference_pdq_hashes
 
 MD5_A = hashlib.md5(b"a", usedforsecurity=False).hexdigest()
 MD5_B = hashlib.md5(b"b", usedforsecurity=False).hexdigest()
-PDQ = hashlib.sha256(b"an image").hexdigest()  # any 64 hex digits is a well-formed PDQ hash
+PDQ = hashlib.sha256(b"an image").hexdigest()  # random bits: about 128 of 256 set, as in a PDQ
+MD5_EMPTY = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 
 
 @pytest.fixture
@@ -135,6 +138,22 @@ BAD = [
     pytest.param("md5", '{"quality": 60}\n', 1, "missing 'hash'", id="ndjson-no-hash"),
     pytest.param("md5", f"hash,category\n{MD5_A},a\x07b\n", 2, "printable", id="control-char"),
     pytest.param("md5", f"hash,source\n{MD5_A},{'s' * 257}\n", 2, "256", id="long-text"),
+    pytest.param(
+        "pdq", f"{PDQ}\n{'0' * 64}\n", 2, "PDQ hash has 0 of 256 bits set", id="pdq-all-zero"
+    ),
+    pytest.param(
+        "pdq",
+        f"hash,quality\n{PDQ},90\n{'F' * 64},100\n",
+        3,
+        "PDQ hash has 256 of 256 bits set",
+        id="pdq-all-one-quality-100",
+    ),
+    pytest.param(
+        "pdq", f'{{"hash":"{"01" * 32}","quality":100}}\n', 1, "32 of 256 bits", id="pdq-32-bits"
+    ),
+    pytest.param("md5", f"{MD5_A}\n{'0' * 32}\n", 2, "MD5 hash is all zeros", id="md5-zero"),
+    pytest.param("md5", f"{MD5_A}\n{'f' * 32}\n", 2, "MD5 hash is all ones", id="md5-ones"),
+    pytest.param("md5", f"{MD5_A}\n{MD5_EMPTY}\n", 2, "digest of an empty file", id="md5-empty"),
 ]
 
 
@@ -193,3 +212,55 @@ def test_the_import_command_names_the_file_and_line_and_stages_nothing(
     assert f"Error: {bad}: line 3: PDQ quality 49 is below 50" in result.output
     assert "Traceback" not in result.output
     assert hub.staged_count("tid-pdq") == 0
+
+
+# -- degenerate hashes: refused wherever they come in ------------------------------------------
+
+
+def test_every_reference_pdq_hash_is_taken_in_one_import(hub: Hub) -> None:
+    """Meta's reference PDQ hashes (1,480 of them): not one is refused as degenerate."""
+    hashes = reference_pdq_hashes()
+    data = "".join(f"{h.hex()}\n" for h in hashes).encode()
+    assert [item.hash for item in parse_import(data, "pdq")] == list(hashes)
+    assert import_into(hub, "tid-pdq", data) == len(hashes)
+
+
+def test_what_the_node_hasher_makes_of_each_reference_picture_is_taken_in() -> None:
+    """Every reference picture the node's PDQ hasher finds good enough is accepted."""
+    pictures = sorted(p for p in PDQ_DATA.rglob("*") if p.suffix in {".jpg", ".png"})
+    assert len(pictures) == 30
+    hashed = [hash_image(p.read_bytes()) for p in pictures]
+    good = [h for h in hashed if h.pdq_quality >= 50]
+    assert len(good) == 27  # small.jpg, q0003.jpg and q0004.jpg are below 50
+    for h in good:
+        make_intake("pdq", {"hash": h.pdq.hex(), "quality": h.pdq_quality})
+    for h in hashed:
+        make_intake("phash", {"hash": h.phash.hex()})
+
+
+def test_a_sha256_placeholder_or_empty_file_digest_is_refused_naming_its_line() -> None:
+    good = hashlib.sha256(b"a video").hexdigest()
+    for bad, message in (
+        ("0" * 64, "SHA-256 hash is all zeros"),
+        (hashlib.sha256(b"").hexdigest(), "digest of an empty file"),
+    ):
+        with pytest.raises(IntakeError, match=message) as caught:
+            parse_import(f"{good}\n{bad}\n".encode(), "sha256")
+        assert caught.value.line == 2
+
+
+def test_staging_a_degenerate_hash_directly_is_refused_and_stages_nothing(hub: Hub) -> None:
+    """``Hub.stage`` applies the rule too: a case, a script or a bridge cannot go around intake."""
+    good = Intake(bytes.fromhex(PDQ), quality=90)
+    with pytest.raises(InvalidRequest, match="PDQ hash has 0 of 256 bits set") as caught:
+        hub.stage("tid-pdq", adds=[good, Intake(bytes(32), quality=100)])
+    assert str(caught.value).endswith("refused as degenerate")
+    with pytest.raises(InvalidRequest, match="digest of an empty file"):
+        hub.stage("tid-md5", adds=[Intake(bytes.fromhex(MD5_EMPTY))])
+    assert hub.staged_count("tid-pdq") == 0
+    assert hub.staged_count("tid-md5") == 0
+
+
+def test_a_degenerate_hash_can_still_be_removed(hub: Hub) -> None:
+    """Removals are not judged: an entry listed before the rule can always be retracted."""
+    assert hub.stage("tid-pdq", removes=[parse_hash("0" * 64, "pdq")]) == 1

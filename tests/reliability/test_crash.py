@@ -409,7 +409,7 @@ def check_counters(hub: Hub, acks: Sequence[SignedAck], stored: set[tuple[str, i
         actual = {
             r["name"]: r["total"]
             for r in hub.db.query(
-                "SELECT name, last + offset AS total FROM counters "
+                "SELECT name, total FROM counters "
                 "WHERE node = ? AND list_id = ? AND hash = '' AND name IN "
                 "('checked', 'matched', 'actioned')",
                 [node_id, LIST],

@@ -14,6 +14,7 @@ route without a row fails here until someone decides how it is limited.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -244,7 +245,11 @@ async def test_two_nodes_behind_one_address_have_a_bucket_each(hub_world: HubWor
 
 
 async def test_wrong_tokens_are_limited_per_address(hub_world: HubWorld) -> None:
-    """The defaults: ten wrong tokens, then 429 every six seconds (ten a minute)."""
+    """The defaults: ten refused tokens, then 429 every six seconds (ten a minute).
+
+    Only a token a route refused counts; a valid token is never refused for the
+    wrong ones sent from its address, seen before or not (ADR 15).
+    """
     world = hub_world
     known = world.nodes[0]
     assert (
@@ -252,24 +257,27 @@ async def test_wrong_tokens_are_limited_per_address(hub_world: HubWorld) -> None
     ).status == 200
     wrong_tokens = ["hho_" + secrets.token_urlsafe(32) for _ in range(10)]
     statuses = []
-    for token in wrong_tokens[:5]:  # made-up tokens on a public list count too
+    for token in wrong_tokens[:5]:  # a public list answers them all the same: no failure
         response = await world.client.get(f"/lists/{PUBLIC_LIST}/checkpoint", headers=bearer(token))
         statuses.append(response.status)
-    for token in wrong_tokens[5:9]:
+    for token in wrong_tokens:
         statuses.append((await world.client.get("/v1/admin/status", headers=bearer(token))).status)
-    statuses.append(
-        (await world.client.post("/v1/acks", headers={"Authorization": "Basic x"})).status
-    )
-    assert statuses == [200] * 5 + [401] * 4 + [401]  # the malformed header is the 10th
+    assert statuses == [200] * 5 + [401] * 10
     wait = await assert_too_many(
-        await world.client.get("/v1/admin/status", headers=bearer(wrong_tokens[9]))
+        await world.client.post("/v1/acks", headers={"Authorization": "Basic x"})
     )
     assert wait == 6
-    # A valid token first seen now is refused unchecked as well (ADR 15); one already
-    # known keeps working, and so does a request without a token.
-    await assert_too_many(await world.client.get("/v1/admin/status", headers=bearer(world.admin)))
+    wait = await assert_too_many(
+        await world.client.get("/v1/admin/status", headers=bearer(wrong_tokens[0]))
+    )
+    # A valid token first seen now is looked up and works; so does one already known,
+    # a wrong one on a public list, and a request without a token.
+    assert (await world.client.get("/v1/admin/status", headers=bearer(world.admin))).status == 200
     assert (
         await world.client.get(f"/lists/{LIST}/checkpoint", headers=bearer(known))
+    ).status == 200
+    assert (
+        await world.client.get(f"/lists/{PUBLIC_LIST}/checkpoint", headers=bearer(wrong_tokens[1]))
     ).status == 200
     assert (await world.client.get("/healthz")).status == 200
     world.clock.advance(wait)
@@ -279,8 +287,10 @@ async def test_wrong_tokens_are_limited_per_address(hub_world: HubWorld) -> None
     await assert_too_many(
         await world.client.get("/v1/admin/status", headers=bearer(wrong_tokens[0]))
     )
-    world.clock.advance(wait)
-    assert (await world.client.get("/v1/admin/status", headers=bearer(world.admin))).status == 200
+    # A private list refuses a wrong token as the operator API does.
+    await assert_too_many(
+        await world.client.get(f"/lists/{LIST}/checkpoint", headers=bearer(wrong_tokens[2]))
+    )
 
 
 async def test_a_revoked_token_counts_as_wrong_at_once(hub_world: HubWorld) -> None:
@@ -294,6 +304,78 @@ async def test_a_revoked_token_counts_as_wrong_at_once(hub_world: HubWorld) -> N
     assert revoked.status == 200, await revoked.text()
     assert (await world.client.get(path, headers=bearer(token))).status == 401
     await assert_too_many(await world.client.get(path, headers=bearer(token)))
+
+
+async def raw_request(client: Client, head: bytes, body: bytes = b"") -> tuple[int, bytes, bytes]:
+    """Send bytes no HTTP client library would: ``head`` is the request line and headers.
+
+    Returns the status, the response's header block and its body.
+    """
+    server = client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(head + b"Host: hub.test\r\nConnection: close\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    headers, _, content = answer.partition(b"\r\n\r\n")
+    return int(headers.split(b" ", 2)[1]), headers, content
+
+
+def assert_no_error_logged(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+NOT_UTF8 = b"Authorization: Bearer \xff\xfe\r\n"
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/v1/admin/status", f"/lists/{PUBLIC_LIST}/checkpoint", "/dashboard"]
+)
+async def test_a_token_that_is_not_utf8_is_a_counted_401(
+    hub_world: HubWorld, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """As the review sent it: never a 500, never a traceback; the eleventh is a 429."""
+    caplog.set_level(logging.DEBUG)
+    head = b"GET " + path.encode() + b" HTTP/1.1\r\n" + NOT_UTF8
+    for _ in range(10):
+        status, headers, body = await raw_request(hub_world.client, head)
+        assert status == 401, body
+        assert b"Content-Type: application/json" in headers
+        error = json.loads(body)["error"]
+        assert error["code"] == "unauthorized"
+        assert "visible ASCII" in error["message"]
+    status, headers, body = await raw_request(hub_world.client, head)
+    assert status == 429, body
+    assert json.loads(body)["error"]["code"] == "too_many_requests"
+    assert b"Retry-After: 6" in headers
+    assert_no_error_logged(caplog)
+
+
+async def test_a_session_cookie_that_is_not_utf8_is_no_session(
+    hub_world: HubWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    status, headers, _ = await raw_request(
+        hub_world.client, b"GET /dashboard HTTP/1.1\r\nCookie: hashhub_session=\xff\r\n"
+    )
+    assert status == 303
+    assert b"Location: /login" in headers
+    # The login form's double-submit cookie and field, neither of them ASCII.
+    form = b"token=hho_x&csrf=%C3%A9"
+    status, _, body = await raw_request(
+        hub_world.client,
+        b"POST /login HTTP/1.1\r\nCookie: hashhub_login=\xc3\xa9\r\n"
+        b"Origin: http://hub.test\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+        form,
+    )
+    assert status == 403, body
+    assert b"security token is missing or wrong" in body
+    assert_no_error_logged(caplog)
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(hub_world: HubWorld) -> None:
@@ -440,6 +522,38 @@ async def test_wrong_node_api_tokens_are_limited_per_address(node_world: NodeWor
     assert (await world.client.get("/v1/status", headers=bearer(world.token))).status == 200
     world.clock.advance(wait)
     assert (await world.client.get("/v1/status", headers=bearer("wrong-11"))).status == 401
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/status"])
+async def test_node_counts_a_token_that_is_not_utf8_as_a_401(
+    node_world: NodeWorld, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    head = b"GET " + path.encode() + b" HTTP/1.1\r\n" + NOT_UTF8
+    for _ in range(10):
+        status, headers, body = await raw_request(node_world.client, head)
+        assert status == 401, body
+        assert b"Content-Type: application/json" in headers
+        assert "visible ASCII" in json.loads(body)["error"]["message"]
+    status, _, body = await raw_request(node_world.client, head)
+    assert status == 429, body
+    # The right token still works from that address.
+    response = await node_world.client.get("/v1/status", headers=bearer(node_world.token))
+    assert response.status == 200
+    assert "lists" in await response.json()
+    assert_no_error_logged(caplog)
+
+
+async def test_node_page_cookie_that_is_not_utf8_is_no_session(
+    node_world: NodeWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    status, headers, body = await raw_request(
+        node_world.client, b"GET /status/ HTTP/1.1\r\nCookie: hashhub_node_session=\xff\r\n"
+    )
+    assert status in {200, 303}, body
+    assert b"/status/login" in headers + body  # the login form, or a way to it
+    assert_no_error_logged(caplog)
 
 
 async def test_node_believes_forwarded_for_only_from_a_trusted_proxy(

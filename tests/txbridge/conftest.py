@@ -65,7 +65,7 @@ async def hub(tmp_path: Path) -> AsyncIterator[HubApp]:
     app.create_list(PHASH_LIST, "phash")
     app.publish(PDQ_LIST, adds=[pdq_of(ORIGINAL), *map(pdq_of, unrelated_photos())])
     app.publish(MD5_LIST, adds=FIRST_MD5)
-    app.publish(PHASH_LIST, adds=[bytes(8)])
+    app.publish(PHASH_LIST, adds=[hash_image(ORIGINAL.read_bytes()).phash])
     await app.start()
     try:
         yield app

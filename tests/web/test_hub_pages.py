@@ -190,6 +190,39 @@ async def test_a_bad_submission_is_a_400_page_and_nothing_is_stored(
     assert rows(home, "submissions") == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"type": "pdq", "hash": "0" * 64, "quality": "100"},
+            "PDQ hash has 0 of 256 bits set; a hash from the reference hasher has about 128",
+        ),
+        ({"type": "pdq", "hash": "f" * 64, "quality": "100"}, "PDQ hash has 256 of 256 bits set"),
+        ({"type": "pdq", "hash": "01" * 32, "quality": "100"}, "PDQ hash has 32 of 256 bits set"),
+        ({"type": "pdq", "hash": "0" * 64, "quality": "10"}, "PDQ hash has 0 of 256 bits set"),
+        ({"type": "md5", "hash": "0" * 32}, "MD5 hash is all zeros"),
+        ({"type": "md5", "hash": "d41d8cd98f00b204e9800998ecf8427e"}, "digest of an empty file"),
+    ],
+    ids=[
+        "pdq-zero-q100",
+        "pdq-ones-q100",
+        "pdq-32-bits-q100",
+        "pdq-zero-q10",
+        "md5-zero",
+        "md5-empty",
+    ],
+)
+async def test_a_degenerate_hash_is_refused_whatever_quality_the_browser_claims(
+    client: Client, home: Path, fields: dict[str, str], expected: str
+) -> None:
+    """The quality is the browser's claim; the hub checks the hash itself whatever it says."""
+    status, page = await submit(client, **fields)
+    assert_html_error(status, page, 400)
+    assert expected in page
+    assert "refused as degenerate" in page
+    assert rows(home, "submissions") == []
+
+
 async def test_a_field_sent_twice_is_refused(client: Client, home: Path) -> None:
     body = f"type=md5&hash={MD5_HEX}&hash={'1' * 32}"
     response = await client.post(
@@ -251,7 +284,7 @@ async def test_submissions_past_the_burst_are_429_with_retry_after(tmp_path: Pat
         assert_html_error(response.status, await response.text(), 429)
         assert 1 <= int(response.headers["Retry-After"]) <= 60
         lookup = await client.post("/case", data={"case": "0" * 32})
-        assert lookup.status == 429  # one allowance for every public form
+        assert lookup.status == 404  # case lookup has an allowance of its own
     assert len(rows(home, "submissions")) == 2
 
 
@@ -577,6 +610,30 @@ async def test_a_bad_review_is_an_error_page_and_changes_nothing(
     assert rows(home, "submissions")[0]["status"] == "received"
 
 
+async def test_a_degenerate_case_from_before_the_rule_cannot_be_accepted_but_can_be_rejected(
+    client: Client, home: Path
+) -> None:
+    number = "ab" * 16
+    conn = sqlite3.connect(home / "hub.db")
+    with conn:  # a case stored by a hub from before the rule
+        conn.execute(
+            "INSERT INTO submissions (case_number, hash_type, hash, quality, status, received) "
+            "VALUES (?, 'pdq', ?, 100, 'received', '2030-01-01')",
+            [number, bytes(32)],
+        )
+    conn.close()
+    session = await OperatorSession.login(client, operator_token(home, "publisher"))
+    path = f"/dashboard/cases/{number}/review"
+    response = await session.post(path, decision="accept", list=PDQ_LIST)
+    page = await response.text()
+    assert_html_error(response.status, page, 400)
+    assert "PDQ hash has 0 of 256 bits set" in page
+    assert rows(home, "staged") == []
+    assert rows(home, "submissions")[0]["status"] == "received"
+    assert (await session.post(path, decision="reject")).status == 303
+    assert rows(home, "submissions")[0]["status"] == "rejected"
+
+
 async def test_a_case_is_reviewed_once(client: Client, home: Path) -> None:
     shown = case_number((await submit(client, type="md5", hash=MD5_HEX))[1])
     session = await OperatorSession.login(client, operator_token(home, "publisher"))
@@ -685,15 +742,28 @@ async def test_per_hash_counts_show_the_flagged_hash_first(client: Client, home:
         hub.stage(MD5_LIST, adds=[Intake(bytes.fromhex(busy))])
         hub.publish([MD5_LIST])
         token = hub.enrol_node("platform-a", key.public, [MD5_LIST])
+        key_b = SigningKey.generate()
+        token_b = hub.enrol_node("platform-b", key_b.public, [MD5_LIST])
         pinned = hub.root_sha256(1)
     finally:
         hub.close()
-    follower = Follower(client, pinned, token)
-    await follower.update(MD5_LIST)
-    per_hash = {busy: {"matched": 40}, bad: {"matched": 4, "false_positive": 3}}
-    data, sig = await follower.ack(key, MD5_LIST, 1, counts=Counts(matched=44, hashes=per_hash))
-    response = await client.post("/v1/acks", data=data, headers=ack_headers(token, sig))
-    assert response.status == 200, await response.text()
+    # A hash is flagged on reports from flag_min_nodes (2) nodes, each enough on its own.
+    reports = [
+        (
+            "platform-a",
+            key,
+            token,
+            {busy: {"matched": 40}, bad: {"matched": 3, "false_positive": 3}},
+        ),
+        ("platform-b", key_b, token_b, {bad: {"matched": 3, "false_positive": 3}}),
+    ]
+    for node_id, node_key, node_token, per_hash in reports:
+        follower = Follower(client, pinned, node_token)
+        await follower.update(MD5_LIST)
+        counts = Counts(matched=sum(c["matched"] for c in per_hash.values()), hashes=per_hash)
+        data, sig = await follower.ack(node_key, MD5_LIST, 1, node=node_id, counts=counts)
+        response = await client.post("/v1/acks", data=data, headers=ack_headers(node_token, sig))
+        assert response.status == 200, await response.text()
 
     await OperatorSession.login(client, operator_token(home, "viewer"))
     page = await (await client.get("/dashboard")).text()
