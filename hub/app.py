@@ -39,7 +39,9 @@ are logged by aiohttp's access log (method, path, status, size, time): bearer
 tokens travel only in the ``Authorization`` header and key material only in
 bodies, and neither is ever logged. (A request aiohttp's HTTP parser refuses
 before any route sees it — a header line over 8 KiB, a malformed request line —
-gets aiohttp's own plain 400.)
+gets aiohttp's own plain-text 400, without this shape or ``nosniff``: the only
+hook is a private class of aiohttp's server, and ``docs/security.md`` says why
+that is left so.)
 """
 
 from __future__ import annotations
