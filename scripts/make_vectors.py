@@ -28,7 +28,7 @@ import hashlib
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -370,8 +370,16 @@ def _header_dict(repo: _Repo, list_id: str, version: int, **changes: Any) -> dic
 # --------------------------------------------------------------------------------------
 
 
-def _case(description: str, check: str, **rest: Any) -> dict[str, Any]:
-    return {"description": description, "check": check, **rest}
+def _case(
+    description: str, check: str, *, rules: Sequence[str] = (), **rest: Any
+) -> dict[str, Any]:
+    """One case file. ``rules`` are the PROTOCOL.md rules it proves, as ``"13.4.9"``
+    (§13.4, step 9) or ``"10"`` (a whole section); a test checks that every numbered
+    rule of §13 is cited by at least one case."""
+    case = {"description": description, "check": check, **rest}
+    if rules:
+        case["rules"] = list(rules)
+    return case
 
 
 def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
