@@ -177,8 +177,6 @@ def _verdict(failed: bool, incomplete: bool, findings: Sequence[Finding]) -> str
 
 
 def _list_lines(r: ListReport) -> list[str]:
-    if r.status == "unpublished":
-        return [f"list {r.list_id} ({r.hash_type}): declared, not published yet"]
     if r.status == "verified":
         assert r.state is not None
         snaps = ", ".join(f"v{v}" for v in r.snapshots) or "none due"
@@ -398,8 +396,6 @@ def diff(
     tree = _source(source, token, timeout)
     report = verify_tree(tree, pin=pin, now=now, lists=[list_id], keep={old, new})
     listed = report.list_report(list_id)
-    if listed is not None and listed.status == "unpublished":
-        raise click.ClickException(f"list {list_id} has no published version yet")
     if report.failed or report.incomplete or listed is None or listed.status != "verified":
         _emit(
             as_json,

@@ -2,7 +2,11 @@
 
 The published tree is plain files (``protocol.layout``), so one small interface
 covers every copy of it: ``get(path, cap)`` returns the bytes at a tree path, or
-``None`` when that copy does not have the file. Nothing here trusts what it reads;
+``None`` when that copy does not have the file (a folder without it, an HTTP
+404). This module does not judge an absence: ``audit.verify`` does, and a file the
+signed data promises that a copy lacks fails the audit (``MissingFileError``,
+PROTOCOL.md §11.1), while anything that could not be read at all is a
+``FetchError`` (incomplete, not failed). Nothing here trusts what it reads;
 every byte goes through ``protocol``'s rules afterwards. What this module does
 enforce is the reader's side of PROTOCOL.md §11: nothing is read past the cap
 (``LimitError``), and every HTTP download has a deadline.
@@ -111,6 +115,17 @@ class FolderSource:
             for entry in folder.iterdir():
                 stem, dot, ext = entry.name.partition(".")
                 if dot and ext == "bin" and stem.isdigit() and not stem.startswith("0"):
+                    out.append(int(stem))
+        return sorted(out)
+
+    def root_versions(self) -> list[int]:
+        """Versions of the roots present in ``root/`` (``<N>.json``), so a gap can be seen."""
+        folder = self.root / "root"
+        out = []
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                stem, dot, ext = entry.name.partition(".")
+                if dot and ext == "json" and stem.isdigit() and not stem.startswith("0"):
                     out.append(int(stem))
         return sorted(out)
 

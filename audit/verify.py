@@ -5,10 +5,12 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
 
 1. the root chain: the pinned root (by file or SHA-256), then ``root/<N+1>.json``
    until one is missing, each by ``TrustedHub.update_root``; the newest must not
-   have expired;
-2. per list the newest root declares: the checkpoint (both signature roles,
-   origin, freshness) by ``TrustedHub.begin_update`` from an empty record, so the
-   whole log is checked from version 1;
+   have expired; in a folder, a root file above the first missing one is a gap
+   (``MissingFileError`` naming the missing file);
+2. per list the newest root declares: the checkpoint, which every declared list
+   has (size 0 before its first version; a missing one is ``MissingFileError``,
+   §11.1), by ``TrustedHub.begin_update`` from an empty record (both signature
+   roles, origin, freshness), so the whole log is checked from version 1;
 3. every header 1 … size by ``ListUpdate.add_header`` (signature by the delta role
    of the root it names, ``prev``, ``base_state``, root floor, times, caps), the
    Merkle root reproduced after the last one;
@@ -16,8 +18,10 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
 5. a replay from the empty state through every body, comparing the digest after
    each version with that header's ``result_state`` (§13.7), ended by
    ``ListUpdate.finish``;
-6. every snapshot that is due (each multiple of the list's ``snapshot_every``) or
-   present, by ``ListUpdate.add_snapshot``, and equal to the replayed state;
+6. every snapshot that is due (``ListUpdate.snapshots_due``: by the
+   ``snapshot_every`` of the root each header names, §8) or present, by
+   ``ListUpdate.add_snapshot``, and equal to the replayed state; a due one that
+   is missing is ``MissingFileError``;
 7. against the witness file of earlier runs: ``begin_update`` from the witnessed
    record (rollback, equivocation), and an RFC 9162 consistency proof from the
    witnessed tree to this one, built from the verified log.
@@ -35,7 +39,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from audit.source import FetchError, FolderSource, Source
 from audit.witness import Witness
@@ -58,7 +62,7 @@ from protocol import (
     snapshot_path,
 )
 from protocol._fields import b64encode, format_time
-from protocol.errors import ConsistencyError
+from protocol.errors import ConsistencyError, MissingFileError
 from protocol.merkle import consistency_proof, verify_consistency
 
 __all__ = [
@@ -141,7 +145,7 @@ class ListReport:
 
     list_id: str
     hash_type: str = ""
-    status: str = "failed"  # "verified", "failed", "incomplete", "unpublished"
+    status: str = "failed"  # "verified", "failed", "incomplete"
     size: int = 0
     root_hash: str = ""
     checkpoint_time: str = ""
@@ -241,21 +245,28 @@ class _Run:
             self.finding(findings, path, "FetchError", "PROTOCOL.md §11", str(e))
             raise _CheckFailedError from e
 
-    def need(self, findings: list[Finding], path: str, cap: int, section: str) -> bytes:
-        """The file at ``path``; a missing one is a finding (a dangling reference, §12)."""
+    def need(
+        self,
+        findings: list[Finding],
+        path: str,
+        cap: int,
+        section: str,
+        promise: str = "the signed history refers to it",
+    ) -> bytes:
+        """The file at ``path``; a missing one fails (``MissingFileError``, §11.1)."""
         data: bytes | None = None
         with self.step(findings, path, section):
             data = self.source.get(path, cap)
         if data is None:
-            self.finding(
-                findings,
-                path,
-                "MissingFile",
-                "PROTOCOL.md §12",
-                "not published, though the signed history refers to it",
-            )
-            raise _CheckFailedError
+            self.missing(findings, path, promise)
+        assert data is not None
         return data
+
+    def missing(self, findings: list[Finding], path: str, promise: str) -> NoReturn:
+        """Fail on a file that signed data promises and this copy lacks (§11.1)."""
+        with self.step(findings, path, "PROTOCOL.md §11.1"):
+            raise MissingFileError(path, promise)
+        raise AssertionError("unreachable: step() re-raises")
 
 
 def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> TrustedHub:
@@ -294,6 +305,22 @@ def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> Trust
         sig = run.need(report.findings, sig_path(path), limits.sig_bytes, section)
         with run.step(report.findings, path, section):
             hub.update_root(data, sig)
+    if isinstance(run.source, FolderSource):
+        # A walk stops at the first root not found (§13.1 item 2), so a gap hides every
+        # root after it; a folder can be listed, and a root beyond the gap is a finding.
+        newest = hub.root.version
+        beyond = [v for v in run.source.root_versions() if v > newest + 1]
+        if beyond:
+            missing = root_path(newest + 1)
+            run.finding(
+                report.findings,
+                missing,
+                "MissingFileError",
+                section,
+                f"not published, though {len(beyond)} later root file(s) are "
+                f"(root/{beyond[0]}.json … root/{beyond[-1]}.json): the root chain has a "
+                f"gap, and the walk ends at v{newest}",
+            )
     report.hub_name = hub.root.name
     report.roots = [version for version, _, _ in hub.root_files()]
     report.root_expires = format_time(hub.root.expires)
@@ -310,15 +337,10 @@ def _signers(hub: TrustedHub, header: DeltaHeader, sig: bytes) -> tuple[str, ...
     return tuple(sorted(valid))
 
 
-def _snapshot_versions(
-    run: _Run, hub: TrustedHub, list_id: str, headers: list[DeltaHeader]
-) -> tuple[list[int], set[int]]:
-    """Snapshots to check: every version a snapshot is due at (§12 step 4), plus any present."""
-    due = set()
-    for header in headers:
-        spec = hub.root_at(header.root_version).lists.get(list_id)
-        if spec is not None and header.version % spec.snapshot_every == 0:
-            due.add(header.version)
+def _snapshot_versions(run: _Run, list_id: str, update: ListUpdate) -> tuple[list[int], set[int]]:
+    """Snapshots to check: every version one is due at (by its header's root, §8), plus any
+    present (a folder can be listed; a snapshot nobody owed must still be right)."""
+    due = set(update.snapshots_due())
     present: set[int] = set()
     if isinstance(run.source, FolderSource):
         present = set(run.source.snapshot_versions(f"lists/{list_id}"))
@@ -332,7 +354,7 @@ def _verify_list(
     *,
     witnessed: ListTrust | None,
     keep: Collection[int],
-) -> ListTrust | None:
+) -> ListTrust:
     """Verify one list from version 1 into ``report``; returns its record if it all held.
 
     Raises:
@@ -347,17 +369,12 @@ def _verify_list(
     with run.step(findings, cp_path, "PROTOCOL.md §11"):
         checkpoint = run.source.get(cp_path, limits.checkpoint_bytes)
     if checkpoint is None:
-        if witnessed is not None and witnessed.version > 0:
-            run.finding(
-                findings,
-                cp_path,
-                "RollbackError",
-                "PROTOCOL.md §13.3",
-                f"gone, though an earlier run verified size {witnessed.version}",
-            )
-            raise _CheckFailedError
-        report.status = "unpublished"
-        return None
+        # Every declared list has a checkpoint, size 0 before its first version (§11.1):
+        # a copy without one hides the list, whatever else of it the copy still holds.
+        promise = f"root v{hub.root.version} declares list {list_id}"
+        if witnessed is not None:
+            promise += f", and an earlier run verified its size {witnessed.version}"
+        run.missing(findings, cp_path, promise)
 
     with run.step(findings, cp_path, "PROTOCOL.md §13.2–13.3"):
         update: ListUpdate = hub.begin_update(ListTrust(list_id), checkpoint)
@@ -371,7 +388,6 @@ def _verify_list(
         with run.step(findings, cp_path, "PROTOCOL.md §13.3 (against the witness file)"):
             hub.begin_update(witnessed, checkpoint)
 
-    headers: list[DeltaHeader] = []
     for version in range(1, update.target + 1):
         path = header_path(list_id, version)
         data = run.need(findings, path, limits.header_bytes, "PROTOCOL.md §13.4")
@@ -381,7 +397,6 @@ def _verify_list(
         with run.step(findings, path, "PROTOCOL.md §13.4"):
             header = update.add_header(data, sig)
             signed_by = _signers(hub, header, sig)
-        headers.append(header)
         report.leaves.append(header.leaf_hash)
         report.versions.append(
             VersionInfo(
@@ -426,7 +441,7 @@ def _verify_list(
         trust = update.finish(state.digest())
     report.state = trust.state
 
-    candidates, due = _snapshot_versions(run, hub, list_id, headers)
+    candidates, due = _snapshot_versions(run, list_id, update)
     width = spec.hash_length
     for version in candidates:
         path = snapshot_path(list_id, version)
@@ -435,14 +450,14 @@ def _verify_list(
             snapshot_bytes = run.source.get(path, expected)
         if snapshot_bytes is None:
             if version in due:
-                run.finding(
+                named = update.header(version).root_version
+                every = hub.root_at(named).list_spec(list_id).snapshot_every
+                run.missing(
                     findings,
                     path,
-                    "MissingFile",
-                    "PROTOCOL.md §12",
-                    f"a snapshot is due at every multiple of snapshot_every; v{version} has none",
+                    f"a snapshot is due at v{version}: header v{version} names root "
+                    f"v{named}, whose snapshot_every for the list is {every}",
                 )
-                raise _CheckFailedError
             continue
         with run.step(findings, path, "PROTOCOL.md §13.5"):
             snapshot = update.add_snapshot(version, snapshot_bytes)
@@ -452,8 +467,10 @@ def _verify_list(
 
     if witnessed is None:
         report.witness = "first run: recorded"
-    elif witnessed.version == 0 or witnessed.version == update.target:
+    elif witnessed.version == update.target:
         report.witness = f"same tree as at size {witnessed.version}, seen before"
+    elif witnessed.version == 0:
+        report.witness = "extends the empty tree seen before"
     else:
         # A larger tree must extend the witnessed one: the consistency proof is built
         # from the log just verified, and must rebuild both signed roots.
@@ -526,7 +543,7 @@ def verify_tree(
             continue
         if witness is None:
             list_report.witness = ""
-        elif trust is not None:
+        else:
             witness.record(report.pinned_sha256, hub.root.name, trust, now)
     return report
 

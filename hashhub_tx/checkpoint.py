@@ -164,7 +164,10 @@ def open_checkpoint(
     except ProtocolError as e:
         raise CheckpointError(f"the checkpoint's roots do not verify: {e}") from e
     # One verifier per trusted root: a note is checked under the root it was accepted by.
-    verifiers = [TrustedHub(data, sig, now=now, limits=limits) for data, sig in reversed(roots)]
+    verifiers = [
+        TrustedHub(data, sig, now=now, pinned_version=None, limits=limits)
+        for data, sig in reversed(roots)
+    ]
     lists = {}
     for list_id, entry in checkpoint.lists.items():
         lists[list_id] = _open_list(list_id, entry, verifiers)

@@ -150,7 +150,14 @@ def main() -> None:
     help="The hub's name, prefix of every checkpoint origin (e.g. hashes.example.org). "
     "Fixed for the hub's life.",
 )
-@click.option("--root-keys", type=click.IntRange(1, 32), default=3, show_default=True)
+@click.option(
+    "--root-keys",
+    type=click.IntRange(1, 32),
+    default=3,
+    show_default=True,
+    help="How many root keys to make (at most 32: a root holds at most 64 keys, and "
+    "rotating the root role puts the old and the new keys in one signature sidecar).",
+)
 @click.option(
     "--root-threshold",
     type=click.IntRange(1, 32),

@@ -45,6 +45,7 @@ from hub.store import MAX_TOTAL, open_database
 from protocol import (
     GENESIS_PREV,
     HASH_TYPES,
+    Limits,
     ListHead,
     ListSpec,
     ListState,
@@ -293,7 +294,16 @@ class Hub:
         self._put_file(path + ".sig", sig)
 
     def _next_root(self, **changes: Any) -> Root:
-        """Root N+1 with ``changes``; every list's next version must be signed under it."""
+        """Root N+1 with ``changes``, each list's ``first_version`` set to its next version.
+
+        Only a root that changes the delta role needs it (PROTOCOL.md §5.3): there it
+        retires the removed keys from the next version on. In any other root it binds
+        nothing, and setting it anyway keeps older verifiers working, which judged
+        every header by every later root's ``first_version`` (before the rule was limited
+        to delta rotations): a copied value would make them refuse the versions
+        published since. It is never above the next version, so no published version
+        is ever retired.
+        """
         old = self.root()
         lists = changes.pop("lists", dict(old.lists))
         heads = {r["id"]: r["version"] for r in self.db.query("SELECT id, version FROM lists")}
@@ -310,10 +320,19 @@ class Hub:
             **changes,
         )
 
-    def _publish_root(self, new: Root, extra_signers: Sequence[SigningKey] = ()) -> Root:
-        """Sign root N+1 with the old root keys and the new ones, check it, store it."""
+    def _publish_root(self, new: Root) -> Root:
+        """Sign root N+1 with the old root role's keys and the new one's, check it, store it.
+
+        No other key signs a root (PROTOCOL.md §12 item 6): the sidecar holds at most the
+        two root roles, which the 128-signature cap of a sidecar always fits.
+        """
         old = self.root()
-        signers = {k.keyid: k for k in [*self.signers("root", old), *extra_signers]}
+        if new.version > 1 + Limits().max_root_walk:
+            raise Conflict(
+                f"root v{new.version} would be more than {Limits().max_root_walk} roots after "
+                "v1, and no verifier pinned at v1 could walk to it (PROTOCOL.md §11)"
+            )
+        signers = {k.keyid: k for k in self.signers("root", old)}
         signers.update({k.keyid: k for k in self.signers("root", new)})
         for label, root in (("current", old), ("new", new)):
             have = sum(1 for k in root.roles["root"].keyids if k in signers)
@@ -334,9 +353,11 @@ class Hub:
     def rotate_key(self, role: str, who: str = "operator") -> Root:
         """Replace every key of ``role`` with one new key, in a new root version.
 
-        A rotated ``delta`` role retires the old key for every later version
-        (``first_version``); rotated ``checkpoint``/``timestamp`` keys re-sign every
-        checkpoint at once, so nodes that accept the new root accept the checkpoints.
+        A rotated ``delta`` role retires the old key from each list's next version on
+        (``first_version``, PROTOCOL.md §12 item 7): nothing needs publishing for that,
+        and every published version still verifies under the root it names. Every
+        checkpoint is re-signed at once (with rotated ``checkpoint``/``timestamp`` keys
+        if those rotated), so nodes that accept the new root accept the checkpoints.
         """
         if role not in ROLE_NAMES:
             raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLE_NAMES)}")
@@ -348,7 +369,7 @@ class Hub:
             keys.update({k.keyid: k.public for k in new_keys})
             roles = dict(old.roles)
             roles[role] = Role(tuple(k.keyid for k in new_keys), old.roles[role].threshold)
-            new = self._publish_root(self._next_root(keys=keys, roles=roles), new_keys)
+            new = self._publish_root(self._next_root(keys=keys, roles=roles))
             for keyid in old.roles[role].keyids:
                 self.db.execute(
                     "UPDATE keys SET retired = ? WHERE keyid = ?", [format_time(self.now()), keyid]
@@ -421,6 +442,10 @@ class Hub:
                     "created": format_time(self.now()),
                 }
             )
+            # A declared list has a checkpoint from the start (PROTOCOL.md §11.1): size 0,
+            # the empty tree. Without it, a copy that drops a list's checkpoint would look
+            # like a list with nothing published yet, and hide the list from an auditor.
+            self._refresh_one(list_id, self._publisher(new))
             self._log("list.create", who, {"list": list_id, "type": hash_type, "root": new.version})
         return new
 
@@ -701,18 +726,30 @@ class Hub:
                 self._log("checkpoint.refresh", who, {"lists": n})
         return n
 
+    def _publisher(self, root: Root) -> Publisher:
+        return Publisher(root, {r: self.signers(r, root) for r in ROLE_NAMES if r != "root"})
+
     def _refresh_all(self, root: Root) -> int:
-        publisher = Publisher(root, {r: self.signers(r, root) for r in ROLE_NAMES if r != "root"})
+        """Re-issue the checkpoint of every list ``root`` declares, those of size 0 too.
+
+        A list declared before hubs published size-0 checkpoints gets its first one
+        here, at the first refresh after an upgrade (PROTOCOL.md §11.1).
+        """
+        publisher = self._publisher(root)
         n = 0
-        for row in self.db.query("SELECT id, version FROM lists WHERE version > 0"):
-            head = self.head(row["id"])
-            self._put_file(
-                f"lists/{row['id']}/checkpoint",
-                publisher.refresh(head, self._signing_time(row["id"], root)),
-                immutable=False,
-            )
-            n += 1
+        for row in self.db.query("SELECT id FROM lists ORDER BY id"):
+            if row["id"] in root.lists:
+                self._refresh_one(row["id"], publisher)
+                n += 1
         return n
+
+    def _refresh_one(self, list_id: str, publisher: Publisher) -> None:
+        """Sign ``list_id``'s current checkpoint afresh (its head; size 0 before v1)."""
+        self._put_file(
+            f"lists/{list_id}/checkpoint",
+            publisher.refresh(self.head(list_id), self._signing_time(list_id, publisher.root)),
+            immutable=False,
+        )
 
     def _signing_time(self, list_id: str, root: Root) -> datetime:
         """The time to co-sign ``list_id``'s next checkpoint: now, never before the last.
@@ -935,7 +972,9 @@ class Hub:
         try:
             ack = verify_ack(data, sig, node_key=key, origin_prefix=root.name)
         except ProtocolError as e:
-            raise Unprocessable(f"ack refused: {e}") from e
+            # The error class is the spec's name for the rule broken (PROTOCOL.md §10.4),
+            # so a node's operator can find it without the hub's log.
+            raise Unprocessable(f"ack refused ({type(e).__name__}): {e}") from e
         if ack.node != principal.subject:
             raise Forbidden(f"ack names node {ack.node!r}, token is for {principal.subject!r}")
         if ack.list_id not in principal.lists:
@@ -1062,7 +1101,7 @@ class Hub:
         )
 
     def _check_hash_keys(self, ack: Ack) -> None:
-        """Refuse per-hash counters for anything but hashes of the list (PROTOCOL.md §10).
+        """Refuse per-hash counters for anything but hashes of the list (PROTOCOL.md §10.5).
 
         A per-hash key must be a hash of the list's width that the list held at the
         acked version or before it (a hash retracted since still collects the false

@@ -50,6 +50,7 @@ from protocol import (
     Limits,
     ListState,
     ListUpdate,
+    MissingFileError,
     ProtocolError,
     TrustedHub,
     body_path,
@@ -147,6 +148,34 @@ class Fetcher:
             raise NotPublishedError(f"{path}: not published")
         assert last is not None
         raise last
+
+    async def fetch_promised(
+        self,
+        path: str,
+        cap: int,
+        promise: str,
+        *,
+        immutable: bool = True,
+        sha256: str | None = None,
+        hub_only: bool = False,
+    ) -> bytes:
+        """``fetch`` a file that signed data promises exists (PROTOCOL.md §11.1).
+
+        Every source tried first, as ``fetch`` does; only when every one of them
+        answered 404 is the file missing, and that is the publisher's fault (or a
+        withholding copy's), not "nothing to do": ``MissingFileError``, which a sync
+        records as evidence. ``promise`` says which signed data refers to the file.
+
+        Raises:
+            MissingFileError: every source answered 404.
+            (and whatever else ``fetch`` raises)
+        """
+        try:
+            return await self.fetch(
+                path, cap, immutable=immutable, sha256=sha256, hub_only=hub_only
+            )
+        except NotPublishedError as e:
+            raise MissingFileError(path, promise) from e
 
     async def _get(self, base: str, path: str, cap: int) -> bytes:
         url = f"{base}/{path}"
@@ -351,16 +380,18 @@ class Syncer:
         """
         limits = self.fetcher.limits
         hp = header_path(list_id, version)
-        data = await self.fetcher.fetch(hp, limits.header_bytes)
-        sig = await self.fetcher.fetch(sig_path(hp), limits.sig_bytes)
+        promise = f"the checkpoint of list {list_id} has size {update.target}"
+        fetch = self.fetcher.fetch_promised
+        data = await fetch(hp, limits.header_bytes, promise)
+        sig = await fetch(sig_path(hp), limits.sig_bytes, f"{hp} is published")
         try:
             update.add_header(data, sig)
         except ProtocolError:
             if not self.fetcher.mirrors:
                 raise
             self.fetcher.rejected.append(hp)
-            data = await self.fetcher.fetch(hp, limits.header_bytes, hub_only=True)
-            sig = await self.fetcher.fetch(sig_path(hp), limits.sig_bytes, hub_only=True)
+            data = await fetch(hp, limits.header_bytes, promise, hub_only=True)
+            sig = await fetch(sig_path(hp), limits.sig_bytes, f"{hp} is published", hub_only=True)
             update.add_header(data, sig)
 
     async def sync_list(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
@@ -376,15 +407,14 @@ class Syncer:
         checkpoint = b""
         rejected_mark = len(self.fetcher.rejected)
         try:
-            try:
-                checkpoint = await self.fetcher.fetch(
-                    checkpoint_path(list_id), limits.checkpoint_bytes, immutable=False
-                )
-            except NotPublishedError:
-                if start > 0:
-                    raise
-                # Declared but never published: nothing to apply, nothing wrong.
-                return ListOutcome(list_id, "current", 0, 0)
+            # A declared list has a checkpoint from its creation (size 0 before its
+            # first version): one that no source has is withheld, not "nothing yet".
+            checkpoint = await self.fetcher.fetch_promised(
+                checkpoint_path(list_id),
+                limits.checkpoint_bytes,
+                f"root v{hub.root.version} declares list {list_id}",
+                immutable=False,
+            )
             update = hub.begin_update(stored.trust, checkpoint)
             if update.is_current:
                 trust = update.finish(stored.trust.state)
@@ -406,9 +436,10 @@ class Syncer:
             # edit by hand) is no base for a delta: resynchronise from a snapshot.
             damaged = start > 0 and base.digest() != stored.trust.state
             if start == 0 or damaged or update.target - start > self.snapshot_lag:
-                every = spec.snapshot_every
-                candidate = (update.target // every) * every
-                if candidate > start:
+                # The newest snapshot due (by the root each header names, §8) after start.
+                due = update.snapshots_due()
+                if due:
+                    candidate = due[-1]
                     expected = update.header(candidate).result_state.count * spec.hash_length
                     try:
                         snap = await self.fetcher.fetch(
@@ -417,14 +448,17 @@ class Syncer:
                             sha256=update.header(candidate).result_state.sha256,
                         )
                     except NotPublishedError:
+                        # Due but missing: not needed here, the bodies from the base
+                        # do (§11.1); the auditor reports it.
                         snap = None
                     if snap is not None:
                         base = update.add_snapshot(candidate, snap)
                         rebuilt = True
             for header in update.bodies_needed():
-                data = await self.fetcher.fetch(
+                data = await self.fetcher.fetch_promised(
                     body_path(list_id, header.body.sha256),
                     header.body.length,
+                    f"header v{header.version} names it",
                     sha256=header.body.sha256,
                 )
                 update.add_body(header.version, data)

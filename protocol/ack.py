@@ -24,6 +24,7 @@ same sidecar format as every other signed document.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +43,7 @@ from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, cosign, verify_cosignature
 from protocol.errors import ConsistencyError, MalformedError, SignatureError
 from protocol.keys import PublicKey, SignatureSidecar, SigningKey, sign_bytes, verify_threshold
-from protocol.lists import LIST_ID_PATTERN, validate_list_id
+from protocol.lists import validate_list_id
 from protocol.merkle import HASH_SIZE
 from protocol.state import StateDigest
 
@@ -63,6 +64,11 @@ COUNTER_NAMES = ("checked", "matched", "actioned", "blocked", "false_positive")
 HASH_COUNTER_NAMES = ("matched", "actioned", "blocked", "false_positive")
 MAX_HASH_ENTRIES = 10_000
 _HASH_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}|[0-9a-f]{64}")  # phash, md5, pdq/sha256
+"""A per-hash key at parse: any width of PROTOCOL.md §6.1. The list's own width is the
+hub's rule (§10.5): the ack does not carry the list's hash type, and an auditor must be
+able to parse an ack without the root that declares the list."""
+COSIGNATURE_BYTES = 4 + 8 + 64
+"""A ``cosignature/v1`` line carries the note key id, the big-endian time, the signature."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,10 @@ class Counts:
             raise MalformedError(f"ack: more than {MAX_HASH_ENTRIES} per-hash entries")
         for key, counters in self.hashes.items():
             if not _HASH_HEX.fullmatch(key):
-                raise MalformedError(f"ack: per-hash key {key[:70]!r} is not a lowercase hex hash")
+                raise MalformedError(
+                    f"ack: per-hash key {key[:70]!r} is not a lowercase hex hash "
+                    "of 16, 32 or 64 digits"
+                )
             if set(counters) - set(HASH_COUNTER_NAMES):
                 raise MalformedError(f"ack: unknown per-hash counter in {sorted(counters)}")
             for name, value in counters.items():
@@ -160,6 +169,17 @@ class Ack:
         if self.seq < 1:
             raise MalformedError("ack: seq must be ≥ 1")
         require_aware(self.sent, "ack: sent")
+        # The field is a cosignature/v1 line by definition (§10.3), so its length and
+        # time range are the document's shape, checked at parse like any other field;
+        # only the key id and the signature need the node's key.
+        blob = self.cosignature.key_id + self.cosignature.signature
+        if len(blob) != COSIGNATURE_BYTES:
+            raise MalformedError(
+                f"ack: cosignature carries {len(blob)} bytes, not {COSIGNATURE_BYTES} "
+                "(4-byte key id, 8-byte time, 64-byte signature)"
+            )
+        if self.cosignature.signature[0] & 0x80:
+            raise MalformedError("ack: cosignature time is not below 2^63")
 
     def to_dict(self) -> dict[str, Any]:
         return merge_extra(
@@ -185,7 +205,9 @@ class Ack:
         expect_type(f, ACK_TYPE)
         return cls(
             node=f.text("node", pattern=NODE_ID_PATTERN, max_len=64),
-            list_id=f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
+            # Any string that is not a list id is InvalidListIdError (§10.2 rule 4), so
+            # the id's own rule bounds it, not a text length.
+            list_id=f.text("list", max_len=sys.maxsize),
             seq=f.integer("seq", minimum=1),
             sent=f.time("sent"),
             applied=AppliedVersion.from_dict(f.mapping("applied")),
@@ -226,9 +248,14 @@ def verify_ack(data: bytes, sig: bytes, *, node_key: PublicKey, origin_prefix: s
         node_key: the key the node was enrolled with.
         origin_prefix: the hub name; the co-signed origin must be ``<prefix>/lists/<list>``.
 
+    The order is PROTOCOL.md §10.4: the sidecar before any parsing, so an unsigned
+    document is never read; the co-signature's name before its signature, so a line
+    under another name is reported as what it is rather than as a bad signature.
+
     Raises:
         SignatureError: the ack or its co-signature is not by ``node_key``.
-        MalformedError / WrongTypeError: the bytes are not a canonical ack.
+        MalformedError / WrongTypeError / InvalidListIdError: the bytes are not a
+            canonical ack (§10.2).
         ConsistencyError: the co-signature is under another name than the node id.
     """
     verify_threshold(

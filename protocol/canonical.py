@@ -25,11 +25,31 @@ from typing import Any
 
 from protocol.errors import MalformedError
 
-__all__ = ["MAX_SAFE_INTEGER", "canonicalize", "parse_canonical"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonicalize", "parse_canonical"]
 
 _c_encode_basestring = json.encoder.encode_basestring
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects a document may have (``[]`` is depth 1).
+
+A fixed number, not whatever the parser's stack allows: with Python's recursion
+limit the verdict would depend on how deep in the call stack the parse runs."""
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _check_depth(raw: bytes) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH``, counting brackets outside strings."""
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub(b'""', raw)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MalformedError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        else:
+            depth -= 1
 
 
 def _encode_string(value: str) -> str:
@@ -186,9 +206,9 @@ def _reencode(value: Any, raw: bytes) -> bytes:
 def parse_canonical(data: bytes) -> Any:
     """Parse bytes that must be canonical JSON, strictly.
 
-    Checks, in order: UTF-8 without BOM; JSON syntax; no duplicate keys, floats,
-    NaN/Infinity or unsafe integers; and that ``canonicalize`` of the result is
-    exactly ``data``.
+    Checks, in order: UTF-8 without BOM; nesting at most ``MAX_DEPTH``; JSON
+    syntax; no duplicate keys, floats, NaN/Infinity or unsafe integers; and that
+    ``canonicalize`` of the result is exactly ``data``.
 
     Raises:
         MalformedError: naming the first rule broken.
@@ -202,6 +222,7 @@ def parse_canonical(data: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise MalformedError(f"not UTF-8 at byte {e.start}") from e
+    _check_depth(raw)
     try:
         value = json.loads(
             text,

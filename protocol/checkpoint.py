@@ -19,9 +19,14 @@ checkpoint (a freeze) is detectable even when the list has not changed. Nodes
 co-sign the checkpoints they apply in the same format, which makes every node a
 witness.
 
-Parsing is strict (no CR, no blank line in the text, canonical decimal size,
-canonical base64, at most ``MAX_SIGNATURE_LINES`` lines); signature lines for
-unknown keys are ignored, as the signed-note spec requires.
+Parsing follows the signed-note rules and is stricter only where a second byte
+string could carry the same meaning: no control character but LF anywhere, the text
+ends at the *last* blank line, canonical decimal size and canonical base64, at most
+``MAX_SIGNATURE_LINES`` signature lines, and every signature line well formed (as
+golang.org/x/mod/sumdb/note does, a malformed line rejects the note even when no
+verifier knows its key). Which lines count is decided by the verifier
+(``protocol.trust``): well-formed lines of unknown keys are ignored, and a line of a
+known key that does not verify rejects the whole note.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import binascii
 import hashlib
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -50,6 +56,7 @@ __all__ = [
     "cosignature_time",
     "note_key_id",
     "sign_note",
+    "valid_key_name",
     "verify_cosignature",
     "verify_note_signature",
 ]
@@ -58,9 +65,32 @@ ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
 MAX_SIGNATURE_LINES = 64
 _EM_DASH = "\u2014"
-_NAME = re.compile(r"[^\s+]+")
 _SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
-_SIG_LINE = re.compile(r"\u2014 ([^\s+]+) ([A-Za-z0-9+/=]+)")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+"""Every code point below U+0020 except LF: none may appear anywhere in a note."""
+_SPACES = frozenset("\t\n\v\f\r \x85\xa0")
+"""The non-``Z*`` code points Go's ``unicode.IsSpace`` counts as spaces."""
+
+
+def valid_key_name(name: str) -> bool:
+    """A signed-note key name: non-empty, no ``+``, no Unicode space.
+
+    "Space" is Go's ``unicode.IsSpace`` (the reference implementation of signed notes):
+    TAB, LF, VT, FF, CR, SPACE, U+0085, U+00A0 and general categories Zs, Zl, Zp.
+    """
+    return bool(name) and not any(
+        c == "+" or c in _SPACES or unicodedata.category(c) in ("Zs", "Zl", "Zp") for c in name
+    )
+
+
+def _check_line_chars(line: str, what: str) -> None:
+    if not line:
+        raise MalformedError(f"checkpoint: {what} must not be empty")
+    bad = _CONTROL.search(line)
+    if bad:
+        raise MalformedError(f"checkpoint: control character U+{ord(bad.group()):04X} in {what}")
+    if "\n" in line:
+        raise MalformedError(f"checkpoint: {what} must be one line")
 
 
 def note_key_id(name: str, alg: int, key: PublicKey) -> bytes:
@@ -78,19 +108,16 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if (
-            not self.origin
-            or any(c in self.origin for c in "\n\r")
-            or not self.origin.isprintable()
-        ):
-            raise MalformedError("checkpoint: origin must be one printable line")
+        # C2SP tlog-checkpoint: the origin and any extension line are non-empty lines;
+        # signed-note: no control character but LF. Nothing more is asked of them, so
+        # the verdict never depends on a Unicode database's idea of "printable".
+        _check_line_chars(self.origin, "origin")
         if not 0 <= self.size < 2**63:
             raise MalformedError(f"checkpoint: size {self.size} out of range")
         if len(self.root_hash) != HASH_SIZE:
             raise MalformedError("checkpoint: root hash must be 32 bytes")
         for ext in self.extensions:
-            if not ext or not ext.isprintable():
-                raise MalformedError("checkpoint: extension lines must be non-empty and printable")
+            _check_line_chars(ext, "extension line")
 
     def body(self) -> bytes:
         """The exact note text that every signature line covers (ends in a newline)."""
@@ -104,6 +131,8 @@ class Checkpoint:
         lines = text[:-1].split("\n")
         if len(lines) < 3:
             raise MalformedError("checkpoint: needs origin, size and root hash lines")
+        if "" in lines:
+            raise MalformedError("checkpoint: empty line in the note text")
         origin, size, root = lines[0], lines[1], lines[2]
         if not _SIZE.fullmatch(size):
             raise MalformedError(f"checkpoint: size {size[:24]!r} is not a canonical decimal")
@@ -124,7 +153,7 @@ class NoteSignature:
     signature: bytes
 
     def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name):
+        if not valid_key_name(self.name) or _CONTROL.search(self.name):
             raise MalformedError(f"note signature: invalid key name {self.name[:64]!r}")
         if len(self.key_id) != 4:
             raise MalformedError("note signature: key id must be 4 bytes")
@@ -134,18 +163,27 @@ class NoteSignature:
 
     @classmethod
     def from_line(cls, line: str) -> NoteSignature:
-        match = _SIG_LINE.fullmatch(line)
-        if not match:
+        """Parse one line (without its LF): em dash, space, key name, space, base64.
+
+        The name ends at the first space (a name holds none); the rest must be
+        canonical standard base64 of at least five bytes (a key id and a signature).
+        """
+        if not line.startswith(_EM_DASH + " "):
             raise MalformedError(f"note: malformed signature line {line[:80]!r}")
+        name, _, blob_text = line[2:].partition(" ")
+        if not valid_key_name(name):
+            raise MalformedError(f"note: invalid key name in signature line {line[:80]!r}")
+        if not blob_text.isascii():
+            raise MalformedError("note: signature line is not base64")
         try:
-            blob = base64.b64decode(match.group(2), validate=True)
+            blob = base64.b64decode(blob_text, validate=True)
         except (binascii.Error, ValueError) as e:
             raise MalformedError("note: signature line is not base64") from e
         if len(blob) < 5:
             raise MalformedError("note: signature line too short")
-        if base64.b64encode(blob).decode("ascii") != match.group(2):
+        if base64.b64encode(blob).decode("ascii") != blob_text:
             raise MalformedError("note: signature line is not canonical base64")
-        return cls(match.group(1), blob[:4], blob[4:])
+        return cls(name, blob[:4], blob[4:])
 
 
 @dataclass(frozen=True)
@@ -165,12 +203,17 @@ class SignedCheckpoint:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise MalformedError("checkpoint: not UTF-8") from e
-        if "\r" in text or "\x00" in text:
-            raise MalformedError("checkpoint: carriage return or NUL in note")
-        split = text.find("\n\n")
+        bad = _CONTROL.search(text)
+        if bad:
+            raise MalformedError(f"checkpoint: control character U+{ord(bad.group()):04X} in note")
+        # The text ends at the *last* blank line (signed-note): a blank line earlier
+        # belongs to the text, where the checkpoint format then refuses it.
+        split = text.rfind("\n\n")
         if split < 0:
             raise MalformedError("checkpoint: no blank line between text and signatures")
         body, sig_block = text[: split + 1], text[split + 2 :]
+        if not sig_block:
+            raise MalformedError("checkpoint: no signature line after the last blank line")
         if not sig_block.endswith("\n"):
             raise MalformedError("checkpoint: signature block must end in a newline")
         lines = sig_block[:-1].split("\n")

@@ -15,7 +15,8 @@
     │   ├── ConsistencyError   links that do not hold: Merkle root, ``prev``, digests
     │   │   └── ProofError         an inclusion or consistency proof that does not verify
     │   ├── StateMismatchError the local state is not the base a delta expects (resync)
-    │   └── UnknownListError   a list the trusted root does not declare
+    │   ├── UnknownListError   a list the trusted root does not declare
+    │   └── MissingFileError   a file signed data refers to is found at no source
     └── KeyFileError           a local key file is missing, malformed or readable by others
 
 Every verification failure is a ``ProtocolError``: a node that catches it keeps its
@@ -36,6 +37,7 @@ __all__ = [
     "KeyFileError",
     "LimitError",
     "MalformedError",
+    "MissingFileError",
     "ProofError",
     "ProtocolError",
     "RollbackError",
@@ -113,6 +115,19 @@ class StateMismatchError(ProtocolError):
 
 class UnknownListError(ProtocolError):
     """A list the trusted root does not declare."""
+
+
+class MissingFileError(ProtocolError):
+    """A file that signed data says exists is found at no source (PROTOCOL.md §11.1).
+
+    The checkpoint of a declared list, a header up to the checkpoint's size, the body a
+    header names, a snapshot due by its header's root: their absence is the publisher's
+    (or a withholding mirror's) fault, never "nothing to do". ``path`` is the tree path.
+    """
+
+    def __init__(self, path: str, reason: str = "") -> None:
+        super().__init__(f"{path}: found at no source" + (f", though {reason}" if reason else ""))
+        self.path = path
 
 
 class KeyFileError(HashhubError):

@@ -47,8 +47,10 @@ __all__ = [
 ]
 
 KEYTYPE_ED25519 = "ed25519"
-MAX_SIGNATURES = 32
-"""More entries than this in one sidecar is refused: no role needs more, and it bounds work."""
+MAX_SIGNATURES = 128
+"""More entries than this in one sidecar is refused. It is twice the largest role (64 keys,
+PROTOCOL.md §5.2) because a root's sidecar carries the old and the new root role at once
+(§12 item 6): a smaller cap would make a large root role impossible to rotate."""
 
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 

@@ -70,7 +70,8 @@ class Limits:
         root_bytes: one root version (64 KiB).
         checkpoint_bytes: one checkpoint note (16 KiB).
         header_bytes: one delta header (8 KiB).
-        sig_bytes: one signature sidecar (8 KiB; 32 signatures fit in under 5).
+        sig_bytes: one signature sidecar (32 KiB: the 128 signatures a sidecar may hold
+            take under 22.3 KiB, so a root rotation of two full root roles fits).
         max_root_walk: root versions walked in one update before giving up.
         fetch_timeout: seconds allowed for one download, start to end.
     """
@@ -78,7 +79,7 @@ class Limits:
     root_bytes: int = 64 * 1024
     checkpoint_bytes: int = 16 * 1024
     header_bytes: int = 8 * 1024
-    sig_bytes: int = 8 * 1024
+    sig_bytes: int = 32 * 1024
     max_root_walk: int = 256
     fetch_timeout: float = 30.0
 

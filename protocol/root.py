@@ -89,10 +89,12 @@ class ListSpec:
         max_distance: the Hamming distance that still counts as a match (0 for exact types).
         label: a collection name shared by sibling lists, e.g. ``take-it-down``.
         snapshot_every: the hub writes a snapshot every this many versions.
-        first_version: versions from this one on must be signed under this root
-            version or a later one. A root that rotates the delta role sets it to
-            the list's next version, so a key the rotation removed can never sign
-            another version (ADR 0004). Never decreases from one root to the next.
+        first_version: in a root that changes the delta role, versions from this one
+            on must be signed under this root version or a later one, so a key the
+            rotation removed can never sign another version (ADR 0004). Such a root
+            sets it to the list's next version. In other roots it binds nothing (a
+            hub may copy or raise it, never above the next version). Never decreases
+            from one root to the next.
     """
 
     list_id: str
@@ -352,28 +354,62 @@ class Root:
             raise ConsistencyError(
                 f"root v{new.version} renames the hub {self.name!r} → {new.name!r}"
             )
-        for list_id, spec in new.lists.items():
-            old = self.lists.get(list_id)
-            if old is not None and old.hash_type != spec.hash_type:
+        # Two passes, in the order of PROTOCOL.md §13.1 steps 2.7 and 2.8, so a root that
+        # breaks both rules fails the same way in every verifier, whatever the list order.
+        both = [(spec, self.lists[lid]) for lid, spec in new.lists.items() if lid in self.lists]
+        for spec, old in both:
+            if old.hash_type != spec.hash_type:
                 raise ConsistencyError(
-                    f"root v{new.version} changes list {list_id} "
+                    f"root v{new.version} changes list {spec.list_id} "
                     f"from {old.hash_type} to {spec.hash_type}"
                 )
-            if old is not None and spec.first_version < old.first_version:
+        for spec, old in both:
+            if spec.first_version < old.first_version:
                 raise RollbackError(
-                    f"root v{new.version} lowers first_version of list {list_id} "
-                    f"from {old.first_version} to {spec.first_version}"
+                    f"root v{new.version} lowers first_version of list {spec.list_id} "
+                    f"from {old.first_version} to {spec.first_version}: versions already "
+                    "retired from an older delta key would be signable by it again"
                 )
         return new
 
+    def rotates_delta(self, previous: Root) -> bool:
+        """True if this root's ``delta`` role (key ids or threshold) differs from ``previous``'s.
+
+        Only such a root retires delta keys, so only its ``first_version`` binds
+        (PROTOCOL.md §13.4 step 9). Judging every root by it instead would let a root that
+        changes nothing but policy void every header already published under an older root.
+        """
+        return self.roles["delta"] != previous.roles["delta"]
+
     @classmethod
-    def verify_pinned(cls, data: bytes, sig: bytes, *, sha256: str | None = None) -> Root:
-        """Accept a first root: self-signed to its own threshold, and matching a pin if given."""
+    def verify_pinned(
+        cls, data: bytes, sig: bytes, *, sha256: str | None = None, version: int | None = 1
+    ) -> Root:
+        """Accept a first root: matching a pin if given, self-signed to its own threshold,
+        and carrying the version of the file it was read from (PROTOCOL.md §13.1 item 1).
+
+        Args:
+            version: the N of the ``root/<N>.json`` the bytes were read from: 1 for a node's
+                or an auditor's pin. A root whose ``version`` differs would make the walk
+                continue past files it never read (``root/1.json`` saying 2 skips
+                ``root/2.json``). None only for a root already verified in a chain and
+                re-opened on its own, where no file name is at hand.
+
+        Raises:
+            SignatureError: the pin does not match, or the root role's threshold is not met.
+            MalformedError: the bytes do not parse.
+            RollbackError: the root's version is not ``version``.
+        """
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
             raise SignatureError("pinned root: SHA-256 does not match the pin")
         sidecar = SignatureSidecar.from_bytes(sig)
         root = cls.from_bytes(data)
         root.verify_role("root", data, sidecar, f"root v{root.version}")
+        if version is not None and root.version != version:
+            raise RollbackError(
+                f"pinned root: root/{version}.json carries version {root.version}; "
+                "a root's version must be the one its file name says"
+            )
         return root
 
     def sign(self, keys: Iterable[SigningKey]) -> tuple[bytes, bytes]:

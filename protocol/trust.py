@@ -27,7 +27,7 @@ a verifier (its headers never reproduce the root) but never becomes its state.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,12 +56,13 @@ from protocol.errors import (
     FreezeError,
     LimitError,
     MalformedError,
+    MissingFileError,
     RollbackError,
     SignatureError,
     StateMismatchError,
 )
 from protocol.keys import SignatureSidecar
-from protocol.layout import Limits
+from protocol.layout import Limits, root_path
 from protocol.lists import validate_list_id
 from protocol.merkle import CompactRange
 from protocol.root import ListSpec, Root
@@ -166,6 +167,10 @@ class TrustedHub:
         root_sig: its signature sidecar.
         now: the reference time for this whole run (fixed once: an injectable clock).
         pinned_sha256: if given, the pinned root's bytes must hash to it.
+        pinned_version: the N of the ``root/<N>.json`` the pinned root was read from (1 for
+            a node or an auditor); its ``version`` must be that (``RollbackError``), so the
+            walk goes on from the file the verifier actually read. None only to re-open a
+            root already verified in a chain, where no file name is at hand.
         limits: caps on every input.
     """
 
@@ -176,13 +181,16 @@ class TrustedHub:
         *,
         now: datetime,
         pinned_sha256: str | None = None,
+        pinned_version: int | None = 1,
         limits: Limits | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.now = require_aware(now, "trusted hub: now")
         self.limits.check("root", root_bytes, self.limits.root_bytes)
         self.limits.check("root signature", root_sig, self.limits.sig_bytes)
-        root = Root.verify_pinned(root_bytes, root_sig, sha256=pinned_sha256)
+        root = Root.verify_pinned(
+            root_bytes, root_sig, sha256=pinned_sha256, version=pinned_version
+        )
         self._roots: dict[int, Root] = {root.version: root}
         self._root_files: dict[int, tuple[bytes, bytes]] = {root.version: (root_bytes, root_sig)}
         self.first_version = root.version
@@ -205,11 +213,18 @@ class TrustedHub:
             yield version, data, sig
 
     def update_root(self, data: bytes, sig: bytes) -> Root:
-        """Accept root version N+1, or raise and keep trusting N."""
+        """Accept root version N+1, or raise and keep trusting N.
+
+        The walk limit counts the roots accepted after the pinned one (PROTOCOL.md §11):
+        with the default of 256, a verifier pinned at v1 trusts at most v1 … v257.
+        """
         self.limits.check("root", data, self.limits.root_bytes)
         self.limits.check("root signature", sig, self.limits.sig_bytes)
         if len(self._roots) - 1 >= self.limits.max_root_walk:
-            raise LimitError(f"more than {self.limits.max_root_walk} root versions in one walk")
+            raise LimitError(
+                f"more than {self.limits.max_root_walk} root versions after the pinned "
+                f"v{self.first_version} in one walk"
+            )
         new = self.root.verify_successor(data, sig)
         self._roots[new.version] = new
         self._root_files[new.version] = (data, sig)
@@ -222,7 +237,15 @@ class TrustedHub:
             raise ExpiredError(f"root v{root.version} expired at {format_time(root.expires)}")
 
     def verify_checkpoint(self, list_id: str, data: bytes) -> VerifiedCheckpoint:
-        """Check a checkpoint's origin and both signature thresholds under the newest root."""
+        """Check a checkpoint's origin and both signature thresholds under the newest root.
+
+        A line is *known* when its name and 4-byte key id are those of a key of the
+        ``checkpoint`` role (named by the origin, algorithm 0x01) or of the ``timestamp``
+        role (named ``<hub>/timestamp``, 0x04). Known lines must all verify: one that
+        does not rejects the note, as signed-note advises, since only a broken signer or
+        a forger writes it. Other lines are ignored. The checkpoint's time is the oldest
+        time of all timestamp lines, so it does not depend on the order of the lines.
+        """
         self.limits.check("checkpoint", data, self.limits.checkpoint_bytes)
         root = self.root
         origin = root.origin(list_id)
@@ -230,45 +253,50 @@ class TrustedHub:
         cp = note.checkpoint
         if cp.origin != origin:
             raise ConsistencyError(f"checkpoint origin {cp.origin!r} is not {origin!r}")
+        where = f"checkpoint {origin} size {cp.size}"
+        ts_name = root.timestamp_name
+        cp_role, ts_role = root.roles["checkpoint"], root.roles["timestamp"]
+        cp_ids = _note_key_ids(root, cp_role.keyids, origin, ALG_ED25519)
+        ts_ids = _note_key_ids(root, ts_role.keyids, ts_name, ALG_COSIGNATURE_V1)
         signed: set[str] = set()
-        role = root.roles["checkpoint"]
-        for line in note.signatures:
-            if line.name != origin:
-                continue
-            for keyid in role.keyids:
-                key = root.keys[keyid]
-                if (
-                    keyid not in signed
-                    and line.key_id == note_key_id(origin, ALG_ED25519, key)
-                    and verify_note_signature(cp, line, key)
-                ):
-                    signed.add(keyid)
-        if len(signed) < role.threshold:
-            raise SignatureError(
-                f"checkpoint {origin} size {cp.size}: {len(signed)} valid checkpoint-role "
-                f"signature(s), threshold is {role.threshold} (root v{root.version})"
-            )
         stamped: dict[str, datetime] = {}
-        role = root.roles["timestamp"]
-        name = root.timestamp_name
         for line in note.signatures:
-            if line.name != name:
-                continue
-            for keyid in role.keyids:
-                key = root.keys[keyid]
-                if keyid not in stamped and line.key_id == note_key_id(
-                    name, ALG_COSIGNATURE_V1, key
-                ):
+            if line.name == origin and line.key_id in cp_ids:
+                good = [
+                    k for k in cp_ids[line.key_id] if verify_note_signature(cp, line, root.keys[k])
+                ]
+                if not good:
+                    raise SignatureError(
+                        f"{where}: a line of checkpoint key {cp_ids[line.key_id][0][:16]}… "
+                        f"does not verify (root v{root.version})"
+                    )
+                signed.update(good)
+            elif line.name == ts_name and line.key_id in ts_ids:
+                times: dict[str, datetime] = {}
+                for keyid in ts_ids[line.key_id]:
                     try:
-                        stamped[keyid] = verify_cosignature(cp, line, key)
+                        times[keyid] = verify_cosignature(cp, line, root.keys[keyid])
                     except SignatureError:
                         continue
-        if len(stamped) < role.threshold:
+                if not times:
+                    raise SignatureError(
+                        f"{where}: a co-signature of timestamp key {ts_ids[line.key_id][0][:16]}… "
+                        f"does not verify (root v{root.version})"
+                    )
+                for keyid, moment in times.items():
+                    stamped[keyid] = min(moment, stamped.get(keyid, moment))
+        if len(signed) < cp_role.threshold:
             raise SignatureError(
-                f"checkpoint {origin} size {cp.size}: {len(stamped)} valid timestamp "
-                f"co-signature(s), threshold is {role.threshold} (root v{root.version})"
+                f"{where}: {len(signed)} valid checkpoint-role "
+                f"signature(s), threshold is {cp_role.threshold} (root v{root.version})"
             )
-        # The oldest of the valid co-signatures is the conservative freshness claim.
+        if len(stamped) < ts_role.threshold:
+            raise SignatureError(
+                f"{where}: {len(stamped)} valid timestamp "
+                f"co-signature(s), threshold is {ts_role.threshold} (root v{root.version})"
+            )
+        # The oldest valid co-signature is the conservative freshness claim: a checkpoint
+        # is only as fresh as its least fresh witness, whatever order the lines are in.
         return VerifiedCheckpoint(note, bytes(data), min(stamped.values()))
 
     def begin_update(self, trust: ListTrust, checkpoint: bytes) -> ListUpdate:
@@ -369,21 +397,34 @@ class ListUpdate:
                 errors.append(str(e))
                 continue
             return hub.root_at(version)
+        newest = hub.root.version
         raise SignatureError(
             f"list {self.spec.list_id} header v{self.next_version}: not signed by the delta role "
-            f"of any trusted root ≥ v{floor}: " + "; ".join(errors[:2])
+            f"of any trusted root ≥ v{floor} (the root walk ended at v{newest}; a header "
+            f"signed under a later root needs root/{newest + 1}.json): " + "; ".join(errors[:2])
         )
 
     def _check_not_superseded(self, header: DeltaHeader, where: str) -> None:
-        """A later trusted root may require this version to be signed under it (ADR 0004)."""
-        for version, root in sorted(self._hub._roots.items()):
+        """A later root that changed the delta role retires the keys it removed (§13.4 step 9).
+
+        Only roots whose ``delta`` role differs from their predecessor's count: they alone
+        retire keys, and their ``first_version`` is the list's next version when they were
+        made. A root that changes only policy, other roles or the lists retires nothing;
+        counting it would void headers already published under an older root (ADR 0004).
+        """
+        roots = self._hub._roots
+        for version in sorted(roots):
             if version <= header.root_version:
+                continue
+            root = roots[version]
+            if not root.rotates_delta(roots[version - 1]):
                 continue
             spec = root.lists.get(header.list_id)
             if spec is not None and header.version >= spec.first_version:
                 raise SignatureError(
                     f"{where}: signed under root v{header.root_version}, but root v{version} "
-                    f"requires versions ≥ {spec.first_version} to be signed under it or later"
+                    f"rotated the delta role and requires versions ≥ {spec.first_version} "
+                    "to be signed under it or later"
                 )
 
     def add_header(self, data: bytes, sig: bytes) -> DeltaHeader:
@@ -409,6 +450,15 @@ class ListUpdate:
         header = DeltaHeader.from_bytes(data)
         where = f"list {self.spec.list_id} header v{expected}"
         if header.root_version != signer.version:
+            newest = self._hub.root.version
+            if header.root_version > newest:
+                # Signed by a trusted delta key, so the claim is authentic: the hub made
+                # that root, and this verifier's walk stopped short of it (§13.1 item 2).
+                raise MissingFileError(
+                    root_path(newest + 1),
+                    f"{where} names root v{header.root_version} and the root walk "
+                    f"ended at v{newest}",
+                )
             named = self._hub._roots.get(header.root_version)
             if named is None or header.root_version < floor_version:
                 raise RollbackError(
@@ -483,6 +533,23 @@ class ListUpdate:
         state = ListState.from_snapshot(width, data)
         self.snapshot_version = version
         return state
+
+    def snapshot_due(self, version: int) -> bool:
+        """Whether a snapshot must exist at ``version`` (PROTOCOL.md §8).
+
+        Decided by the ``snapshot_every`` of the root header ``version`` names: the
+        hub followed that root's declaration when it published the version, so a
+        later root changing ``snapshot_every`` never makes a published snapshot
+        missing, nor a missing one excused.
+        """
+        header = self.header(version)
+        spec = self._hub.root_at(header.root_version).lists.get(header.list_id)
+        return spec is not None and version % spec.snapshot_every == 0
+
+    def snapshots_due(self) -> list[int]:
+        """The versions verified in this update at which a snapshot is due, ascending."""
+        self._require_log()
+        return [h.version for h in self.headers if self.snapshot_due(h.version)]
 
     @property
     def base_version(self) -> int:
@@ -595,3 +662,12 @@ class ListUpdate:
                     "differs from its result_state"
                 )
         return state, self.finish(state.digest())
+
+
+def _note_key_ids(root: Root, keyids: Iterable[str], name: str, alg: int) -> dict[bytes, list[str]]:
+    """The 4-byte note key ids of a role's keys under ``name``, each with the keys that
+    have it (two keys of one role colliding on 32 bits is unlikely but not impossible)."""
+    found: dict[bytes, list[str]] = {}
+    for keyid in keyids:
+        found.setdefault(note_key_id(name, alg, root.keys[keyid]), []).append(keyid)
+    return found

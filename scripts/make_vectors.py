@@ -29,7 +29,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -51,12 +51,14 @@ from protocol import (
     ExpiredError,
     FreezeError,
     InvalidListIdError,
+    LimitError,
     ListHead,
     ListSpec,
     ListState,
     ListTrust,
     ListUpdate,
     MalformedError,
+    MissingFileError,
     Policy,
     ProtocolError,
     Publisher,
@@ -84,9 +86,16 @@ from protocol import (
     validate_list_id,
     verify_ack,
 )
-from protocol.checkpoint import ALG_COSIGNATURE_V1, ALG_ED25519, note_key_id
+from protocol.canonical import MAX_DEPTH
+from protocol.checkpoint import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    MAX_SIGNATURE_LINES,
+    NoteSignature,
+    note_key_id,
+)
 from protocol.keys import Signature
-from protocol.merkle import EMPTY_ROOT, CompactRange
+from protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
 __all__ = ["VERIFY_AT", "build_vectors", "key_seed", "main"]
 
@@ -443,6 +452,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "C2SP note key id = first 4 bytes of SHA-256(name || 0x0A || algorithm || public key): "
         "0x01 for Ed25519 note signatures, 0x04 for cosignature/v1.",
         "note_key_id",
+        rules=["9.2"],
         input={"name": origin, "public_hex": cp_key.raw.hex()},
         expected={
             "ed25519_preimage_hex": (origin.encode() + b"\n\x01" + cp_key.raw).hex(),
@@ -462,6 +472,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "The checkpoint role's Ed25519 note signature (0x01) over the checkpoint text, "
         "named by the origin; the line is the second-last line of the list's checkpoint.",
         "note_signature",
+        rules=["9.2", "13.2.4"],
         input={
             "checkpoint_text": _text(cp.body()),
             "name": origin,
@@ -486,6 +497,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "signed message = 'cosignature/v1\\ntime <t>\\n' || checkpoint text; the line carries "
         "key id (4) || big-endian u64 time (8) || Ed25519 signature (64).",
         "cosignature",
+        rules=["9.2", "13.2.5"],
         input={
             "checkpoint_text": _text(cp.body()),
             "name": repo.root2.timestamp_name,
@@ -583,6 +595,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "A snapshot is the list's state bytes; its sha256sum and length / 32 equal the "
         "result_state of the header of the same version. It has no signature of its own.",
         "snapshot",
+        rules=["8"],
         files={
             "snapshot": f"repo/{snapshot_path(PDQ, 4)}",
             "header": f"repo/{header_path(PDQ, 4)}",
@@ -603,6 +616,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "the node key, and a cosignature/v1 line by the same key named by the node id over "
         "the checkpoint it applied (origin hashhub.example/lists/demo-md5).",
         "ack",
+        rules=["10.1", "10.3", "10.4", "10.6"],
         input={
             "node": NODE_ID,
             "list": MD5,
@@ -639,6 +653,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "exist), then for each list verify the checkpoint, headers 1..size, reproduce the "
         "Merkle root, fetch and apply every body from an empty state.",
         "sync_repo",
+        rules=["13.1.1", "13.1.2", "13.1.3", "13.1.4"],
         input={"now": _time(VERIFY_AT), "roots": ["repo/root/1.json", "repo/root/2.json"]},
         expected={"root_version": 2, "lists": synced},
     )
@@ -655,6 +670,7 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "Bootstrap demo-pdq from snapshot 2: verify headers 1..4 and the Merkle root, accept "
         "snapshot/2.bin by the result_state of header 2, then apply the bodies of v3 and v4.",
         "sync_from_snapshot",
+        rules=["13.5", "13.5.1", "13.5.2", "13.5.3", "13.7.1"],
         input={
             "now": _time(VERIFY_AT),
             "roots": ["repo/root/1.json", "repo/root/2.json"],
@@ -830,7 +846,12 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     root2 = files["root/2.json"]
 
     def root_case(
-        name: str, description: str, data: bytes, sig: bytes, error: type[ProtocolError]
+        name: str,
+        description: str,
+        data: bytes,
+        sig: bytes,
+        error: type[ProtocolError],
+        rules: Sequence[str] = (),
     ) -> None:
         def run() -> None:
             _hub(files, VERIFY_AT, versions=[1]).update_root(data, sig)
@@ -838,6 +859,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         cases[name] = _case(
             description,
             "update_root",
+            rules=rules,
             input={
                 "now": now,
                 "roots": ["repo/root/1.json"],
@@ -858,6 +880,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         root2,
         sidecar(["root-a", "root-d"]),
         SignatureError,
+        ["13.1.2.2", "12.6"],
     )
     root_case(
         "neg-root-new-threshold",
@@ -866,6 +889,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         root2,
         sidecar(["root-a", "root-c"]),
         SignatureError,
+        ["13.1.2.5", "12.6"],
     )
     root_case(
         "neg-root-duplicate-signature",
@@ -874,6 +898,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         root2,
         sidecar(["root-a", "root-a", "root-d"]),
         SignatureError,
+        ["13.1.2.2", "4.3"],
     )
     skipped = Root(**{**_root_fields(repo.root2), "version": 3})
     data3, sig3 = skipped.sign([keys[k] for k in ROOT2_SIGNERS])
@@ -884,6 +909,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         data3,
         sig3,
         RollbackError,
+        ["13.1.2.4"],
     )
     renamed = Root(**{**_root_fields(repo.root2), "name": "other.example"})
     data_r, sig_r = renamed.sign([keys[k] for k in ROOT2_SIGNERS])
@@ -894,6 +920,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         data_r,
         sig_r,
         ConsistencyError,
+        ["13.1.2.6"],
     )
 
     # -- checkpoints -------------------------------------------------------------------
@@ -909,6 +936,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         *,
         list_id: str = MD5,
         after_sync: bool = False,
+        rules: Sequence[str] = (),
     ) -> None:
         def run() -> None:
             h = _hub(files, moment)
@@ -920,6 +948,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         cases[name] = _case(
             description,
             "begin_update",
+            rules=rules,
             input={
                 "now": _time(moment),
                 "roots": roots12,
@@ -947,6 +976,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         _at(6) + timedelta(seconds=max_age + 1),
         repo_cp,
         FreezeError,
+        rules=["13.3.1"],
     )
     skew = repo.root2.policy.max_clock_skew
     begin_case(
@@ -956,6 +986,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         _at(6) - timedelta(seconds=skew + 1),
         repo_cp,
         FreezeError,
+        rules=["13.3.2"],
     )
     begin_case(
         "neg-checkpoint-rollback",
@@ -965,6 +996,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         repo.md5_v2_checkpoint,
         RollbackError,
         after_sync=True,
+        rules=["13.3.3"],
     )
     fork = pub2.checkpoint(MD5, 3, hashlib.sha256(b"another history").digest(), _at(6.05))
     begin_case(
@@ -975,6 +1007,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         fork,
         EquivocationError,
         after_sync=True,
+        rules=["13.3.5"],
     )
     unknown = pub2.checkpoint("demo-sha256", 1, hashlib.sha256(b"x").digest(), _at(6))
     begin_case(
@@ -984,6 +1017,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         unknown,
         UnknownListError,
         list_id="demo-sha256",
+        rules=["13.2.1"],
     )
 
     forged = pub2.checkpoint(MD5, 3, hashlib.sha256(b"forged").digest(), _at(6))
@@ -1016,6 +1050,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "The body of demo-md5 v2 with one hex digit changed (same length): its SHA-256 is not "
         "the one header v2 signs.",
         "add_body",
+        rules=["13.6.2"],
         input={
             "now": now,
             "roots": roots12,
@@ -1031,6 +1066,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     cases["neg-body-unordered"] = _case(
         "A body whose additions are not strictly ascending.",
         "parse_body",
+        rules=["7.2", "13.6.3"],
         input={"hash_type": "md5", "body_text": _text(unordered)},
         error=_expect(BodyRuleError, lambda: DeltaBody.from_bytes(unordered, "md5")),
     )
@@ -1046,6 +1082,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "Snapshot 2 of demo-pdq with its first two records swapped (same length): its "
         "SHA-256 is not the result_state of header 2.",
         "add_snapshot",
+        rules=["13.5.2"],
         input={
             "now": now,
             "roots": roots12,
@@ -1065,6 +1102,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "A verifier with no trusted version but a local demo-md5 state holding one hash "
         "applies the repository: its state is not the base of v1 (empty), so it must resync.",
         "check_base",
+        rules=["13.7.1"],
         input={
             "now": now,
             "roots": roots12,
@@ -1116,6 +1154,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     cases["neg-ack-wrong-key"] = _case(
         "The ack of node-1 with a sidecar signed by another node's key.",
         "verify_ack",
+        rules=["10.4.1"],
         input={
             "ack_text": _text(ack_data),
             "sig_text": _text(forged_sig),
@@ -1143,6 +1182,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     cases["neg-ack-cosignature-name"] = _case(
         "An ack signed by node-1 whose co-signature (also by node-1's key) is named node-2.",
         "verify_ack",
+        rules=["10.3", "10.4.3"],
         input={
             "ack_text": _text(misnamed),
             "sig_text": _text(misnamed_sig),
@@ -1155,6 +1195,1531 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
                 misnamed, misnamed_sig, node_key=keys[NODE_ID].public, origin_prefix=HUB_NAME
             ),
         ),
+    )
+    return cases
+
+
+def _header_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """Negative cases for the steps of PROTOCOL.md §13.4 that hold one header to the ones
+    before it and to its checkpoint: each header is re-signed by the delta key of the
+    root it names, so the step named is what refuses it, not a signature."""
+    keys, files = repo.keys, repo.files
+    cases: dict[str, dict[str, Any]] = {}
+    roots12 = ["repo/root/1.json", "repo/root/2.json"]
+    now = _time(VERIFY_AT)
+    signer = {1: keys["delta"], 2: keys["delta-2"]}
+
+    def case(
+        name: str,
+        description: str,
+        rules: Sequence[str],
+        list_id: str,
+        version: int,
+        header: dict[str, Any] | bytes,
+        error: type[ProtocolError],
+        key: SigningKey | None = None,
+    ) -> None:
+        data = header if isinstance(header, bytes) else canonicalize(header)
+        fields = header if isinstance(header, dict) else parse_canonical(header)
+        assert isinstance(fields, dict)
+        root_version = fields["root_version"]
+        sig = sign_bytes(data, [key or signer[root_version]]).to_bytes()
+
+        def run() -> None:
+            hub = _hub(files, VERIFY_AT)
+            upd = hub.begin_update(ListTrust(list_id), files[checkpoint_path(list_id)])
+            _headers(upd, files, list_id, version - 1)
+            upd.add_header(data, sig)
+
+        cases[name] = _case(
+            description,
+            "add_header",
+            rules=rules,
+            input={
+                "now": now,
+                "roots": roots12,
+                "list": list_id,
+                "version": version,
+                "header_text": _text(data),
+                "sig_text": _text(sig),
+            },
+            files={"checkpoint": f"repo/{checkpoint_path(list_id)}"},
+            error=_expect(error, run),
+        )
+
+    v1 = _header_dict(repo, MD5, 1)
+    padded = canonicalize({**v1, "x-padding": "p" * 8192})
+    case(
+        "neg-header-over-cap",
+        "Header v1 of demo-md5 grown past 8 KiB (an unknown member of 8,192 characters), "
+        "validly signed: the cap is checked before the signature or the parse.",
+        ["13.4.1", "11"],
+        MD5,
+        1,
+        padded,
+        LimitError,
+    )
+    v3 = _header_dict(repo, MD5, 3)
+    beyond = {
+        **v3,
+        "version": 4,
+        "prev": (leaf_hash(files[header_path(MD5, 3)])).hex(),
+        "base_state": v3["result_state"],
+        "body": {**v3["body"], "adds": 0, "removes": 0},
+        "result_state": v3["result_state"],
+    }
+    case(
+        "neg-header-beyond-checkpoint",
+        "A validly signed header v4 of demo-md5 presented after v1..v3, with the list's "
+        "checkpoint of size 3: a header past the checkpoint's size.",
+        ["13.4.2"],
+        MD5,
+        4,
+        beyond,
+        ConsistencyError,
+    )
+    case(
+        "neg-header-wrong-version",
+        "The exact, validly signed bytes of header v2 of demo-md5 presented as its first "
+        "header (version 1 expected).",
+        ["13.4.8"],
+        MD5,
+        1,
+        files[header_path(MD5, 2)],
+        ConsistencyError,
+    )
+    v2 = _header_dict(repo, MD5, 2)
+    case(
+        "neg-header-prev",
+        "Header v2 of demo-md5 whose prev is not the leaf hash of header v1 (one digit "
+        "changed), re-signed by the delta key.",
+        ["13.4.10"],
+        MD5,
+        2,
+        {**v2, "prev": v2["prev"][:-1] + ("0" if v2["prev"][-1] != "0" else "1")},
+        ConsistencyError,
+    )
+    base = dict(v2["base_state"])
+    base["sha256"] = base["sha256"][:-1] + ("0" if base["sha256"][-1] != "0" else "1")
+    case(
+        "neg-header-base-state",
+        "Header v2 of demo-md5 whose base_state digest is not header v1's result_state, "
+        "re-signed by the delta key.",
+        ["13.4.11"],
+        MD5,
+        2,
+        {**v2, "base_state": base},
+        ConsistencyError,
+    )
+    case(
+        "neg-header-created-backwards",
+        "Header v2 of demo-md5 created an hour before header v1, re-signed.",
+        ["13.4.12"],
+        MD5,
+        2,
+        {**v2, "created": _time(T0)},
+        RollbackError,
+    )
+    skew = repo.root2.policy.max_clock_skew
+    case(
+        "neg-header-created-future",
+        "Header v1 of demo-md5 created one second more than max_clock_skew after the "
+        "verifier's clock, re-signed.",
+        ["13.4.12"],
+        MD5,
+        1,
+        {**v1, "created": _time(VERIFY_AT + timedelta(seconds=skew + 1))},
+        FreezeError,
+    )
+    over = repo.root1.policy.max_body_bytes + 1
+    case(
+        "neg-header-body-over-cap",
+        f"Header v1 of demo-md5 declaring a body of {over} bytes, one more than "
+        "max_body_bytes of root v1 (the root it names), re-signed.",
+        ["13.4.13"],
+        MD5,
+        1,
+        {**v1, "body": {**v1["body"], "length": over}},
+        LimitError,
+    )
+    pdq4 = _header_dict(repo, PDQ, 4)
+    case(
+        "neg-header-names-older-root",
+        "Header v4 of demo-pdq naming root v1 although header v3 named root v2, signed by "
+        "root v2's delta key (delta-2, which root v1 does not hold either way): root_version "
+        "never decreases.",
+        ["13.4.6", "13.4.3"],
+        PDQ,
+        4,
+        {**pdq4, "root_version": 1},
+        RollbackError,
+        key=keys["delta-2"],
+    )
+    return cases
+
+
+def _hash_type_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """A body and a state digest for each hash type (the repository's lists are pdq and
+    md5), and bodies that break §7.2 for the widths the repository does not show."""
+    del repo  # these cases stand alone: no signed file is needed
+    cases: dict[str, dict[str, Any]] = {}
+    widths = {"pdq": 32, "phash": 8, "md5": 16, "sha256": 32}
+    for type_name, width in widths.items():
+        made = sorted(
+            hashlib.sha256(f"{type_name}-{i}".encode()).digest()[:width] for i in range(4)
+        )
+        removes, adds = made[:1], made[1:]
+        body = DeltaBody.build(type_name, removes, adds)
+        data = body.to_bytes()
+        state = ListState.from_hashes(width, adds)
+        cases[f"body-{type_name}"] = _case(
+            f"A body of a {type_name} list ({width}-byte hashes, {2 * width} hex digits a "
+            "line): one removal, three additions; the digest of a state holding the three "
+            "additions.",
+            "body_of_type",
+            rules=["7.2", "8", "13.6.3"],
+            input={
+                "hash_type": type_name,
+                "removes_hex": [h.hex() for h in removes],
+                "adds_hex": [h.hex() for h in adds],
+            },
+            expected={
+                "text": _text(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "length": len(data),
+                "state_of_adds": state.digest().to_dict(),
+            },
+        )
+        good = adds[0].hex()
+        bad_bodies = {
+            "short": f"hashhub.body.v1 {type_name}\n+{good[:-2]}\n",
+            "long": f"hashhub.body.v1 {type_name}\n+{good}00\n",
+            "upper": f"hashhub.body.v1 {type_name}\n+{good.upper()}\n",
+            "other-type": f"hashhub.body.v1 {'md5' if type_name != 'md5' else 'sha256'}\n",
+        }
+        texts = []
+        for text in bad_bodies.values():
+            _expect(BodyRuleError, partial(DeltaBody.from_bytes, text.encode(), type_name))
+            texts.append(text)
+        cases[f"neg-body-{type_name}-width"] = _case(
+            f"Bodies a {type_name} list refuses: a hash one byte short, one byte long, in "
+            "uppercase hex, and a format line naming another hash type.",
+            "parse_bodies",
+            rules=["7.2", "13.6.3"],
+            input={"hash_type": type_name, "body_texts": texts},
+            error="BodyRuleError",
+        )
+    return cases
+
+
+def _ack_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """PROTOCOL.md §10: each parse rule of an ack, the co-signature's shape, the order.
+
+    Every negative ack here is validly signed by node-1, so the rule it breaks is the
+    one named, not the sidecar. Documents are edited as parsed JSON and re-encoded;
+    what JCS cannot encode (an integer beyond 2^53 − 1, whitespace) is edited as bytes.
+    """
+    keys = repo.keys
+    node_key = keys[NODE_ID]
+    node_pub = node_key.public.raw.hex()
+    ack_data, ack_sig = _ack(repo)
+    cases: dict[str, dict[str, Any]] = {}
+
+    def document(**changes: Any) -> dict[str, Any]:
+        value = parse_canonical(ack_data)
+        assert isinstance(value, dict)
+        value.update(changes)
+        return value
+
+    def run(data: bytes, sig: bytes) -> Ack:
+        return verify_ack(data, sig, node_key=node_key.public, origin_prefix=HUB_NAME)
+
+    def neg(
+        name: str,
+        description: str,
+        data: bytes,
+        error: type[ProtocolError],
+        rules: Sequence[str],
+        sig: bytes | None = None,
+    ) -> None:
+        sig = sign_bytes(data, [node_key]).to_bytes() if sig is None else sig
+        cases[name] = _case(
+            description,
+            "verify_ack",
+            rules=rules,
+            input={
+                "ack_text": _text(data),
+                "sig_text": _text(sig),
+                "node_public_hex": node_pub,
+                "hub_name": HUB_NAME,
+            },
+            error=_expect(error, lambda: run(data, sig)),
+        )
+
+    def edited(**changes: Any) -> bytes:
+        return canonicalize(document(**changes))
+
+    def counts(**changes: Any) -> dict[str, Any]:
+        return {**document()["counts"], **changes}
+
+    def applied(**changes: Any) -> dict[str, Any]:
+        return {**document()["applied"], **changes}
+
+    key5 = md5_hash(5).hex()
+
+    # -- positive: what the parse rules let through --------------------------------------
+    future = edited(**{"x-future": {"note": "a member a later version adds", "n": 2}})
+    future_sig = sign_bytes(future, [node_key]).to_bytes()
+    kept = run(future, future_sig)
+    assert kept.to_bytes() == future
+    cases["ack-unknown-member"] = _case(
+        "An ack with an unknown top-level member x-future: signed, accepted, preserved "
+        "(re-encoding the parsed ack gives the same bytes).",
+        "accept_ack",
+        rules=["10.2.8", "3.3"],
+        input={
+            "ack_text": _text(future),
+            "sig_text": _text(future_sig),
+            "node_public_hex": node_pub,
+            "hub_name": HUB_NAME,
+        },
+        expected={"seq": kept.seq, "extra": dict(kept.extra)},
+    )
+    widths = {
+        "ab" * 8: {"false_positive": 1},
+        key5: {"matched": 1, "actioned": 1},
+        "cd" * 32: {"blocked": 2},
+        "ef" * 16: {},
+    }
+    wide = edited(counts=counts(hashes=widths))
+    wide_sig = sign_bytes(wide, [node_key]).to_bytes()
+    parsed = run(wide, wide_sig)
+    cases["ack-per-hash-widths"] = _case(
+        "Per-hash keys of 16, 32 and 64 hex digits (phash, md5, pdq/sha256) and an empty "
+        "per-hash object all parse: the parse rule takes every width of §6.1. That a "
+        "demo-md5 ack may only use 32-digit keys is the hub's rule (§10.5.4), not the "
+        "parser's.",
+        "accept_ack",
+        rules=["10.2.9", "10.5.4"],
+        input={
+            "ack_text": _text(wide),
+            "sig_text": _text(wide_sig),
+            "node_public_hex": node_pub,
+            "hub_name": HUB_NAME,
+        },
+        expected={
+            "seq": parsed.seq,
+            "extra": {},
+            "hashes": {k: dict(v) for k, v in parsed.counts.hashes.items()},
+        },
+    )
+
+    # -- §10.2: parse negatives ----------------------------------------------------------
+    spaced = json.dumps(document(), sort_keys=True, ensure_ascii=False).encode()
+    neg(
+        "neg-ack-non-canonical",
+        "The ack with JSON's default ', ' and ': ' separators: not RFC 8785, even signed.",
+        spaced,
+        MalformedError,
+        ["10.2.1", "3.1"],
+    )
+    for name, text in (("seq", '"seq":7'), ("counter", '"checked":1200')):
+        field_name = text.split(":")[0]
+        big = ack_data.replace(text.encode(), f"{field_name}:{2**53}".encode())
+        assert big != ack_data
+        neg(
+            f"neg-ack-{name}-too-large",
+            f"The ack with {field_name} = 2^53: beyond the integers a document may hold.",
+            big,
+            MalformedError,
+            ["10.2.1", "3.1"],
+        )
+    neg(
+        "neg-ack-type",
+        "An ack whose _type is hashhub.delta.v1.",
+        edited(_type="hashhub.delta.v1"),
+        WrongTypeError,
+        ["10.2.2", "10.4.2", "3.3"],
+    )
+    no_type = document()
+    del no_type["_type"]
+    neg(
+        "neg-ack-type-missing",
+        "An ack without _type.",
+        canonicalize(no_type),
+        MalformedError,
+        ["10.2.2"],
+    )
+    no_sent = document()
+    del no_sent["sent"]
+    neg(
+        "neg-ack-missing-member",
+        "An ack without its sent member.",
+        canonicalize(no_sent),
+        MalformedError,
+        ["10.2.3"],
+    )
+    neg(
+        "neg-ack-seq-boolean",
+        "An ack whose seq is true: a boolean is not an integer.",
+        edited(seq=True),
+        MalformedError,
+        ["10.2.3"],
+    )
+    neg(
+        "neg-ack-node-pattern",
+        "An ack whose node is Node-1 (upper case).",
+        edited(node="Node-1"),
+        MalformedError,
+        ["10.2.4"],
+    )
+    neg(
+        "neg-ack-list-id",
+        "An ack whose list is demo..md5: not a list id.",
+        edited(list="demo..md5"),
+        InvalidListIdError,
+        ["10.2.4", "6.2"],
+    )
+    for name, seq in (("zero", 0), ("negative", -1)):
+        neg(
+            f"neg-ack-seq-{name}",
+            f"An ack whose seq is {seq}.",
+            edited(seq=seq),
+            MalformedError,
+            ["10.2.5"],
+        )
+    neg(
+        "neg-ack-version-zero",
+        "An ack whose applied.version is 0.",
+        edited(applied=applied(version=0)),
+        MalformedError,
+        ["10.2.5"],
+    )
+    neg(
+        "neg-ack-counter-negative",
+        "An ack whose counts.checked is -1.",
+        edited(counts=counts(checked=-1)),
+        MalformedError,
+        ["10.2.5"],
+    )
+    neg(
+        "neg-ack-per-hash-counter-negative",
+        "An ack whose per-hash matched counter is -1.",
+        edited(counts=counts(hashes={key5: {"matched": -1}})),
+        MalformedError,
+        ["10.2.5"],
+    )
+    for name, sent in (
+        ("offset", "2026-01-01T06:11:00+00:00"),
+        ("fraction", "2026-01-01T06:11:00.5Z"),
+        ("lowercase-z", "2026-01-01T06:11:00z"),
+    ):
+        neg(
+            f"neg-ack-sent-{name}",
+            f"An ack whose sent is {sent}: not YYYY-MM-DDTHH:MM:SSZ.",
+            edited(sent=sent),
+            MalformedError,
+            ["10.2.6", "3.2"],
+        )
+    neg(
+        "neg-ack-checkpoint-root-length",
+        "An ack whose applied.checkpoint_root is base64 of 31 bytes.",
+        edited(applied=applied(checkpoint_root=_b64(bytes(31)))),
+        MalformedError,
+        ["10.2.7"],
+    )
+    state = document()["applied"]["state"]
+    for name, where, value in (
+        ("applied", "applied", applied(tree="x")),
+        ("state", "applied.state", applied(state={**state, "width": 16})),
+        ("counts", "counts", counts(reviewed=1)),
+    ):
+        neg(
+            f"neg-ack-unknown-{name}-member",
+            f"An ack with an unknown member in {where}: a closed record.",
+            edited(**{where.split(".")[0]: value}),
+            MalformedError,
+            ["10.2.8", "3.3"],
+        )
+    for name, counter in (("unknown", "seen"), ("checked", "checked")):
+        neg(
+            f"neg-ack-per-hash-{name}-counter",
+            f"An ack whose per-hash object holds {counter!r}: not a per-hash counter.",
+            edited(counts=counts(hashes={key5: {"matched": 1, counter: 1}})),
+            MalformedError,
+            ["10.2.8", "3.3"],
+        )
+    for name, key in (
+        ("width-48", "ab" * 24),
+        ("width-15", "ab" * 7 + "a"),
+        ("uppercase", key5.upper()),
+        ("not-hex", "zz" * 16),
+    ):
+        neg(
+            f"neg-ack-per-hash-key-{name}",
+            f"An ack with the per-hash key {key!r}: not 16, 32 or 64 lowercase hex digits.",
+            edited(counts=counts(hashes={key: {"matched": 1}})),
+            MalformedError,
+            ["10.2.9"],
+        )
+    neg(
+        "neg-ack-per-hash-not-object",
+        "An ack whose per-hash value is the integer 1, not an object.",
+        edited(counts=counts(hashes={key5: 1})),
+        MalformedError,
+        ["10.2.9"],
+    )
+
+    # -- §10.3: the co-signature's shape, key id and signature ---------------------------
+    good = Ack.from_bytes(ack_data)
+    line = good.cosignature
+    blob = line.key_id + line.signature
+    assert len(blob) == 76
+
+    def with_blob(raw: bytes) -> bytes:
+        return edited(cosignature=f"\u2014 {NODE_ID} {_b64(raw)}")
+
+    for name, raw in (("short", blob[:-1]), ("long", blob + b"\x00")):
+        neg(
+            f"neg-ack-cosignature-{name}",
+            f"An ack whose co-signature line carries {len(raw)} bytes, not 76.",
+            with_blob(raw),
+            MalformedError,
+            ["10.2.10", "10.3"],
+        )
+    neg(
+        "neg-ack-cosignature-time",
+        "An ack whose co-signature time has its top bit set (not below 2^63).",
+        with_blob(blob[:4] + bytes([0x80 | blob[4]]) + blob[5:]),
+        MalformedError,
+        ["10.2.10", "10.3"],
+    )
+    neg(
+        "neg-ack-cosignature-line",
+        "An ack whose cosignature has no em dash: not a signature line.",
+        edited(cosignature=f"- {NODE_ID} {_b64(blob)}"),
+        MalformedError,
+        ["10.2.10"],
+    )
+    # The note key id of the node key for algorithm 0x01, not 0x04: the Ed25519
+    # signature still verifies, so only the key id rule can refuse it.
+    wrong_id = note_key_id(NODE_ID, ALG_ED25519, node_key.public)
+    assert wrong_id != line.key_id
+    neg(
+        "neg-ack-cosignature-key-id",
+        "An ack whose co-signature carries the note key id for algorithm 0x01 instead of "
+        "0x04 (signature otherwise valid).",
+        with_blob(wrong_id + line.signature),
+        SignatureError,
+        ["10.3", "10.4.4"],
+    )
+    flipped = blob[:-1] + bytes([blob[-1] ^ 1])
+    neg(
+        "neg-ack-cosignature-signature",
+        "An ack whose co-signature's Ed25519 signature has one bit flipped.",
+        with_blob(flipped),
+        SignatureError,
+        ["10.3", "10.4.4"],
+    )
+    other_size = cosign(
+        Checkpoint(repo.root2.origin(MD5), good.applied.version - 1, good.applied.checkpoint_root),
+        node_key,
+        NODE_ID,
+        good.sent,
+    )
+    neg(
+        "neg-ack-cosignature-checkpoint",
+        "An ack whose co-signature covers size applied.version - 1 instead of the applied "
+        "checkpoint text.",
+        edited(cosignature=other_size.line().rstrip("\n")),
+        SignatureError,
+        ["10.3", "10.4.4"],
+    )
+
+    # -- §10.4: the sidecar comes first --------------------------------------------------
+    neg(
+        "neg-ack-sidecar-malformed",
+        "The ack with its sidecar re-encoded with a space after ':' (not canonical).",
+        ack_data,
+        MalformedError,
+        ["10.4.1", "4.2"],
+        sig=ack_sig.replace(b'"signatures":', b'"signatures": '),
+    )
+    neg(
+        "neg-ack-unsigned-before-parsed",
+        "The non-canonical ack of neg-ack-non-canonical, signed by node-2 instead: the "
+        "sidecar is checked first, so this is a SignatureError, not a MalformedError.",
+        spaced,
+        SignatureError,
+        ["10.4.1", "10.4.2", "4.2"],
+        sig=sign_bytes(spaced, [keys["node-2"]]).to_bytes(),
+    )
+    return cases
+
+
+def _root_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """Cases for the root chain (PROTOCOL.md §13.1) and for which root may sign a header
+    (§5.3, §13.4 steps 6 and 9). Roots v3 (and v4) that are not in ``repo/`` travel in
+    the case as text, after the repository's roots: ``next_roots``."""
+    keys, files = repo.keys, repo.files
+    cases: dict[str, dict[str, Any]] = {}
+    roots12 = ["repo/root/1.json", "repo/root/2.json"]
+    now = _time(VERIFY_AT)
+    root2_signers = [keys[k] for k in ROOT2_SIGNERS]
+
+    def successor(previous: Root, **changes: Any) -> Root:
+        return Root(**{**_root_fields(previous), "version": previous.version + 1, **changes})
+
+    def signed(root: Root, signers: Sequence[SigningKey]) -> dict[str, str]:
+        data, sig = root.sign(signers)
+        return {"root_text": _text(data), "sig_text": _text(sig)}
+
+    def hub_with(next_roots: Sequence[Mapping[str, str]], versions: Sequence[int]) -> TrustedHub:
+        hub = _hub(files, VERIFY_AT, versions=versions)
+        for r in next_roots:
+            hub.update_root(r["root_text"].encode(), r["sig_text"].encode())
+        return hub
+
+    # -- roots that rotate nothing leave published history valid -----------------------
+    policy_only = successor(
+        repo.root2,
+        policy=Policy(max_body_bytes=1024 * 1024),
+    )
+    assert policy_only.lists == repo.root2.lists  # first_version copied, not raised
+    policy_roots = [signed(policy_only, root2_signers)]
+    root_a_b_c = Role(
+        tuple(keys[k].keyid for k in ("root-a", "root-b", "root-c")), 2
+    )  # root-d out, root-c back
+    added = ListSpec("demo-sha256", "sha256", 0, label="demo", snapshot_every=2)
+    keys_and_list = successor(
+        repo.root2,
+        keys={**repo.root2.keys, keys["root-c"].keyid: keys["root-c"].public},
+        roles={**repo.root2.roles, "root": root_a_b_c},
+        lists={**repo.root2.lists, added.list_id: added},
+    )
+    keys_roots = [signed(keys_and_list, [keys[k] for k in ("root-a", "root-c", "root-d")])]
+    for name, description, next_roots, rules in (
+        (
+            "root-policy-only",
+            "Root v3 changes only policy (max_body_bytes 64 MiB → 1 MiB) and copies every "
+            "list's first_version (3) from root v2. It retires no delta key, so headers "
+            "v3 and later, which name root v2, still verify: step 9 looks only at roots "
+            "that change the delta role.",
+            policy_roots,
+            ["5.3", "13.4.9", "13.1.2"],
+        ),
+        (
+            "root-keys-and-list-added",
+            "Root v3 replaces root-d by root-c in the root role (signed by root-a, root-d of "
+            "v2's role and root-a, root-c of its own) and declares a new list demo-sha256, "
+            "copying first_version: no published header is retired.",
+            keys_roots,
+            ["5.3", "13.4.9", "13.1.2", "12.6"],
+        ),
+    ):
+        hub = hub_with(next_roots, [1, 2])
+        synced: dict[str, Any] = {}
+        for list_id in (PDQ, MD5):
+            state, trust = _sync(hub, files, list_id, files[checkpoint_path(list_id)])
+            assert state == repo.heads[list_id].state
+            synced[list_id] = {
+                "version": trust.version,
+                "state": trust.state.to_dict(),
+                "root_version": trust.root_version,
+            }
+        cases[name] = _case(
+            description,
+            "sync_after_roots",
+            rules=rules,
+            input={"now": now, "roots": roots12, "next_roots": next_roots},
+            expected={"root_version": hub.root.version, "lists": synced},
+        )
+
+    # -- a real delta rotation retires the removed key ------------------------------------
+    def retired(
+        name: str,
+        description: str,
+        header: dict[str, Any],
+        key: SigningKey,
+        roots: list[str],
+        next_roots: Sequence[Mapping[str, str]],
+        error: type[ProtocolError],
+        rules: Sequence[str],
+    ) -> None:
+        data = canonicalize(header)
+        sig = sign_bytes(data, [key]).to_bytes()
+        list_id, version = header["list"], header["version"]
+
+        def run() -> None:
+            hub = hub_with(next_roots, [int(r.split("/")[-1].split(".")[0]) for r in roots])
+            upd = hub.begin_update(ListTrust(list_id), files[checkpoint_path(list_id)])
+            _headers(upd, files, list_id, version - 1)
+            upd.add_header(data, sig)
+
+        cases[name] = _case(
+            description,
+            "add_header_after_roots",
+            rules=rules,
+            input={
+                "now": now,
+                "roots": roots,
+                "next_roots": list(next_roots),
+                "list": list_id,
+                "version": version,
+                "header_text": _text(data),
+                "sig_text": _text(sig),
+            },
+            files={"checkpoint": f"repo/{checkpoint_path(list_id)}"},
+            error=_expect(error, run),
+        )
+
+    md5_v3_old = _header_dict(repo, MD5, 3, root_version=1)
+    retired(
+        "neg-retired-delta-key",
+        "Header v3 of demo-md5 naming root v1 and signed by the delta key root v2 removed. "
+        "Header v2 named root v1, so root v1 is the floor and its delta role verifies the "
+        "bytes; but root v2 changed the delta role with first_version 3 ≤ 3.",
+        md5_v3_old,
+        keys["delta"],
+        roots12,
+        [],
+        SignatureError,
+        ["13.4.9", "5.3"],
+    )
+    retired(
+        "neg-retired-delta-key-after-policy-root",
+        "As neg-retired-delta-key, with the policy-only root v3 of root-policy-only also "
+        "trusted: a later root that rotates nothing does not lift the retirement.",
+        md5_v3_old,
+        keys["delta"],
+        roots12,
+        policy_roots,
+        SignatureError,
+        ["13.4.9"],
+    )
+    retired(
+        "neg-header-names-unwalked-root",
+        "A verifier whose root walk ended at v1 (root/2.json not found) is given header v3 "
+        "of demo-md5 naming root v2, signed by root v1's delta key: the signature is good, "
+        "so the hub did make root v2, and the file the verifier lacks is root/2.json.",
+        _header_dict(repo, MD5, 3, root_version=2),
+        keys["delta"],
+        ["repo/root/1.json"],
+        [],
+        MissingFileError,
+        ["13.4.6", "13.1.2"],
+    )
+
+    # -- the walk ---------------------------------------------------------------------
+    def root_case(
+        name: str,
+        description: str,
+        root: Root,
+        signers: Sequence[SigningKey],
+        error: type[ProtocolError],
+        rules: Sequence[str],
+    ) -> None:
+        data, sig = root.sign(signers)
+        cases[name] = _case(
+            description,
+            "update_root",
+            rules=rules,
+            input={"now": now, "roots": roots12, "root_text": _text(data), "sig_text": _text(sig)},
+            error=_expect(error, lambda: _hub(files, VERIFY_AT).update_root(data, sig)),
+        )
+
+    lowered = {**repo.root2.lists, MD5: replace(repo.root2.lists[MD5], first_version=2)}
+    root_case(
+        "neg-root-lowers-first-version",
+        "Root v3, validly signed by both root roles, lowers demo-md5's first_version from 3 "
+        "to 2: the retired delta key could sign v2 again.",
+        successor(repo.root2, lists=lowered),
+        root2_signers,
+        RollbackError,
+        ["13.1.2.8", "5.3"],
+    )
+    retyped = {**repo.root2.lists, MD5: ListSpec(MD5, "sha256", 0, label="demo", first_version=3)}
+    root_case(
+        "neg-root-changes-hash-type",
+        "Root v3, validly signed by both root roles, declares demo-md5 as a sha256 list.",
+        successor(repo.root2, lists=retyped),
+        root2_signers,
+        ConsistencyError,
+        ["13.1.2.7"],
+    )
+
+    # -- the pin ----------------------------------------------------------------------
+    claims_two = Root(**{**_root_fields(repo.root1), "version": 2})
+    data, sig = claims_two.sign([keys[k] for k in ROOT1_SIGNERS])
+    pin = hashlib.sha256(data).hexdigest()
+    cases["neg-pinned-root-version"] = _case(
+        "A root/1.json whose bytes match the pin and carry a threshold of their own root "
+        "role, but whose version is 2: the walk would go on at root/3.json and skip "
+        "root/2.json. The pinned root's version must be the one its file name says.",
+        "pin_root",
+        rules=["13.1.1"],
+        input={
+            "now": now,
+            "file": "root/1.json",
+            "root_text": _text(data),
+            "sig_text": _text(sig),
+            "pinned_sha256": pin,
+        },
+        error=_expect(
+            RollbackError,
+            lambda: TrustedHub(data, sig, now=VERIFY_AT, pinned_sha256=pin, pinned_version=1),
+        ),
+    )
+    return cases
+
+
+def _checkpoint_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """Cases for the checkpoint note (PROTOCOL.md §9.2), its verification (§13.2) and
+    freshness (§13.3), plus the field rules of §3.1–3.2 that only a vector can pin down
+    for another implementation: each note is signed by the real keys over its real
+    text, so the rule named is what decides, not a broken signature."""
+    keys, files = repo.keys, repo.files
+    cases: dict[str, dict[str, Any]] = {}
+    roots12 = ["repo/root/1.json", "repo/root/2.json"]
+    origin = repo.root2.origin(MD5)
+    ts_name = repo.root2.timestamp_name
+    head = repo.heads[MD5]
+    size, root_hash = head.version, head.compact.root()
+    repo_cp = files[checkpoint_path(MD5)]
+    max_age = repo.root2.policy.max_checkpoint_age
+    skew = repo.root2.policy.max_clock_skew
+
+    # A second pinned root v1 whose checkpoint and timestamp roles have two keys each
+    # and threshold 2. The extra keys' seeds follow the same public formula as keys/.
+    extra = {
+        label: SigningKey.from_seed(key_seed(label)) for label in ("checkpoint-2", "timestamp-2")
+    }
+    two = {**keys, **extra}
+    base = repo.root1
+    t2_root = Root(
+        **{
+            **_root_fields(base),
+            "keys": {
+                **{k.keyid: k.public for k in (keys["root-a"], keys["root-b"], keys["root-c"])},
+                **{k.keyid: k.public for k in (keys["delta"],)},
+                **{two[k].keyid: two[k].public for k in ("checkpoint", "checkpoint-2")},
+                **{two[k].keyid: two[k].public for k in ("timestamp", "timestamp-2")},
+            },
+            "roles": {
+                "root": Role(tuple(keys[k].keyid for k in ROOT1_ROLES["root"]), 2),
+                "delta": Role((keys["delta"].keyid,), 1),
+                "checkpoint": Role((two["checkpoint"].keyid, two["checkpoint-2"].keyid), 2),
+                "timestamp": Role((two["timestamp"].keyid, two["timestamp-2"].keyid), 2),
+            },
+        }
+    )
+    t2_text, t2_sig = t2_root.sign([keys[k] for k in ROOT1_SIGNERS])
+
+    def note(text: bytes, *lines: NoteSignature | str) -> bytes:
+        """A note over ``text`` (bytes, anything) with the given lines, in that order."""
+        out = [line if isinstance(line, str) else line.line() for line in lines]
+        return text + b"\n" + "".join(out).encode()
+
+    def cp_line(text: bytes, label: str = "checkpoint", name: str = origin) -> NoteSignature:
+        key = two[label]
+        return NoteSignature(name, note_key_id(name, ALG_ED25519, key.public), key.sign(text))
+
+    def ts_line(
+        text: bytes, moment: datetime, label: str = "timestamp", name: str = ts_name
+    ) -> NoteSignature:
+        key, stamp = two[label], int(moment.timestamp())
+        message = f"cosignature/v1\ntime {stamp}\n".encode() + text
+        return NoteSignature(
+            name,
+            note_key_id(name, ALG_COSIGNATURE_V1, key.public),
+            stamp.to_bytes(8, "big") + key.sign(message),
+        )
+
+    cp_text = Checkpoint(origin, size, root_hash).body()
+    at6 = _at(6)
+
+    def add(
+        name: str,
+        description: str,
+        rules: Sequence[str],
+        checkpoint: bytes,
+        *,
+        error: type[ProtocolError] | None = None,
+        now: datetime = VERIFY_AT,
+        pinned: bool = False,
+        after_sync: bool = False,
+    ) -> None:
+        inp: dict[str, Any] = {"now": _time(now), "list": MD5, "after_sync": after_sync}
+        if pinned:
+            inp.update(root_text=_text(t2_text), root_sig_text=_text(t2_sig))
+        else:
+            inp["roots"] = roots12
+        inp["checkpoint_text"] = _text(checkpoint)
+
+        def run() -> ListUpdate:
+            hub = TrustedHub(t2_text, t2_sig, now=now) if pinned else _hub(files, now)
+            trust = ListTrust(MD5)
+            if after_sync:
+                _, trust = _sync(hub, files, MD5, repo_cp)
+            return hub.begin_update(trust, checkpoint)
+
+        if error is not None:
+            assert name.startswith("neg-")
+            cases[name] = _case(
+                description, "verify_checkpoint", rules=rules, input=inp, error=_expect(error, run)
+            )
+            return
+        upd = run()
+        cases[name] = _case(
+            description,
+            "verify_checkpoint",
+            rules=rules,
+            input=inp,
+            expected={
+                "size": upd.checkpoint.size,
+                "root_hash_b64": _b64(upd.checkpoint.root_hash),
+                "time": _time(upd.checkpoint.timestamp),
+            },
+        )
+
+    both = (cp_line(cp_text), ts_line(cp_text, at6))
+
+    # -- §9.2 parsing ------------------------------------------------------------------
+    ext_text = cp_text + b"ext: an extension line\n"
+    add(
+        "checkpoint-extension-line",
+        "demo-md5's checkpoint text with one extension line after the root hash, signed by "
+        "the checkpoint and timestamp keys over the whole text: accepted, the line ignored.",
+        ["9.2", "13.2.2"],
+        note(ext_text, cp_line(ext_text), ts_line(ext_text, at6)),
+    )
+    tab_text = cp_text + b"ext:\tan extension line\n"
+    add(
+        "neg-checkpoint-control-character",
+        "An extension line holding a TAB (U+0009), validly signed: no code point below "
+        "U+0020 but LF may appear in a note.",
+        ["9.2", "13.2.2"],
+        note(tab_text, cp_line(tab_text), ts_line(tab_text, at6)),
+        error=MalformedError,
+    )
+    add(
+        "neg-checkpoint-carriage-return",
+        "demo-md5's checkpoint with its first LF written as CR LF.",
+        ["9.2", "13.2.2"],
+        repo_cp.replace(b"\n", b"\r\n", 1),
+        error=MalformedError,
+    )
+    add(
+        "neg-checkpoint-no-final-newline",
+        "demo-md5's checkpoint without the LF that ends its last signature line.",
+        ["9.2", "13.2.2"],
+        repo_cp[:-1],
+        error=MalformedError,
+    )
+    add(
+        "neg-checkpoint-extra-final-newline",
+        "demo-md5's checkpoint with one more LF at its end: that makes the last blank line "
+        "the final one, with no signature line after it.",
+        ["9.2", "13.2.2"],
+        repo_cp + b"\n",
+        error=MalformedError,
+    )
+    zero_text = cp_text.replace(f"\n{size}\n".encode(), f"\n0{size}\n".encode(), 1)
+    add(
+        "neg-checkpoint-size-leading-zero",
+        f"A checkpoint text with the tree size written 0{size}, validly signed by both keys.",
+        ["9.2", "13.2.2"],
+        note(zero_text, cp_line(zero_text), ts_line(zero_text, at6)),
+        error=MalformedError,
+    )
+    blank_text = cp_text + b"\next: after a blank line\n"
+    add(
+        "neg-checkpoint-blank-line-in-text",
+        "A note whose text holds a blank line, then an extension line, signed over all of it: "
+        "the text ends at the last blank line, so it holds an empty line, which a checkpoint "
+        "may not.",
+        ["9.2", "13.2.2"],
+        note(blank_text, cp_line(blank_text), ts_line(blank_text, at6)),
+        error=MalformedError,
+    )
+    witnesses = [
+        cp_line(cp_text, "node-2", f"w{i:02d}.witness.example") for i in range(MAX_SIGNATURE_LINES)
+    ]
+    add(
+        "checkpoint-64-lines",
+        "demo-md5's checkpoint with 62 well-formed lines of keys the verifier does not know "
+        "(64 lines in all): accepted, the unknown lines ignored.",
+        ["9.2", "13.2.7"],
+        note(cp_text, *both, *witnesses[: MAX_SIGNATURE_LINES - 2]),
+    )
+    add(
+        "neg-checkpoint-65-lines",
+        "The same with 63 unknown lines (65 in all): more than 64 signature lines.",
+        ["9.2", "13.2.2"],
+        note(cp_text, *both, *witnesses[: MAX_SIGNATURE_LINES - 1]),
+        error=MalformedError,
+    )
+    add(
+        "neg-checkpoint-malformed-unknown-line",
+        "demo-md5's checkpoint plus a line of an unknown key name whose base64 holds 3 bytes "
+        "(less than a key id and a signature): only well-formed lines can be unknown.",
+        ["9.2", "13.2.2"],
+        repo_cp + "\u2014 witness.example AAAA\n".encode(),
+        error=MalformedError,
+    )
+    long_names = [
+        cp_line(cp_text, "node-2", f"w{i:02d}." + "x" * 240 + ".example") for i in range(60)
+    ]
+    add(
+        "neg-checkpoint-over-cap",
+        "demo-md5's checkpoint plus 60 well-formed unknown lines with 250-character names "
+        "(62 lines, over 16 KiB): the cap comes before the parse.",
+        ["13.2.1", "11"],
+        note(cp_text, *both, *long_names),
+        error=LimitError,
+    )
+
+    # -- §13.2 signatures --------------------------------------------------------------
+    node_line = cosign(Checkpoint(origin, size, root_hash), keys[NODE_ID], NODE_ID, at6)
+    add(
+        "checkpoint-unknown-lines-ignored",
+        "demo-md5's checkpoint lines plus a node's co-signature (named node-1), a line named "
+        "by the origin under a key id no checkpoint key has, and a co-signature named "
+        "<hub>/timestamp by a key not in the timestamp role: all three ignored.",
+        ["9.2", "13.2.4", "13.2.5", "13.2.7"],
+        note(
+            cp_text,
+            both[0],
+            node_line,
+            cp_line(cp_text, "node-2"),
+            ts_line(cp_text, at6 - timedelta(days=3), "node-2"),
+            both[1],
+        ),
+    )
+    bad_cp = NoteSignature(origin, both[0].key_id, keys["checkpoint"].sign(b"another text\n"))
+    add(
+        "neg-checkpoint-bad-known-checkpoint-line",
+        "demo-md5's valid checkpoint and timestamp lines plus a second line with the "
+        "checkpoint key's name and key id whose signature is over another text: a line of a "
+        "known key that does not verify rejects the note, though the threshold is met.",
+        ["9.2", "13.2.4"],
+        note(cp_text, *both, bad_cp),
+        error=SignatureError,
+    )
+    other_text = Checkpoint(origin, size - 1, root_hash).body()
+    bad_ts = ts_line(other_text, at6)
+    add(
+        "neg-checkpoint-bad-known-timestamp-line",
+        "demo-md5's valid lines plus a timestamp-key co-signature (right name and key id) "
+        "over a different checkpoint text: it does not verify, so the note is rejected.",
+        ["9.2", "13.2.5"],
+        note(cp_text, *both, bad_ts),
+        error=SignatureError,
+    )
+    add(
+        "neg-checkpoint-timestamp-misnamed",
+        f"demo-md5's checkpoint line and a co-signature by the timestamp key named "
+        f"{HUB_NAME!r} instead of {ts_name!r}: under another name it is not a timestamp "
+        "line (it is ignored), so the timestamp role has no valid line.",
+        ["13.2.5", "13.2.7"],
+        note(cp_text, both[0], ts_line(cp_text, at6, name=HUB_NAME)),
+        error=SignatureError,
+    )
+    add(
+        "neg-checkpoint-origin",
+        "demo-pdq's checkpoint (validly signed) presented as demo-md5's: the origin is "
+        "not <hub>/lists/demo-md5.",
+        ["13.2.3"],
+        files[checkpoint_path(PDQ)],
+        error=ConsistencyError,
+    )
+
+    # -- thresholds above 1 --------------------------------------------------------------
+    two_cp = (cp_line(cp_text), cp_line(cp_text, "checkpoint-2"))
+    two_ts = (ts_line(cp_text, at6), ts_line(cp_text, at6 - timedelta(minutes=30), "timestamp-2"))
+    threshold_root = (
+        " under a pinned root v1 (in the case) whose checkpoint role is checkpoint and "
+        "checkpoint-2 and timestamp role timestamp and timestamp-2, each with threshold 2 "
+        "(seeds: SHA-256 of 'hashhub vector key: <label>', as in keys/)"
+    )
+    add(
+        "checkpoint-threshold-2",
+        "Two checkpoint lines and two co-signatures (timestamp-2's 30 minutes older)"
+        + threshold_root
+        + ": accepted, and the time is the older co-signature's.",
+        ["13.2.4", "13.2.5", "13.2.6"],
+        note(cp_text, *two_cp, *two_ts),
+        pinned=True,
+    )
+    add(
+        "neg-checkpoint-threshold-2-one-checkpoint-line",
+        "One checkpoint line and two co-signatures" + threshold_root + ".",
+        ["13.2.4"],
+        note(cp_text, two_cp[0], *two_ts),
+        error=SignatureError,
+        pinned=True,
+    )
+    add(
+        "neg-checkpoint-threshold-2-one-timestamp-line",
+        "Two checkpoint lines and one co-signature" + threshold_root + ".",
+        ["13.2.5"],
+        note(cp_text, *two_cp, two_ts[0]),
+        error=SignatureError,
+        pinned=True,
+    )
+    add(
+        "neg-checkpoint-threshold-2-one-key-twice",
+        "Two checkpoint lines and two co-signatures by the same timestamp key"
+        + threshold_root
+        + ": a key counts once.",
+        ["13.2.5"],
+        note(cp_text, *two_cp, two_ts[0], ts_line(cp_text, at6 - timedelta(minutes=1))),
+        error=SignatureError,
+        pinned=True,
+    )
+
+    # -- several co-signatures of one key: the oldest, in either order --------------------
+    newer = ts_line(cp_text, at6)
+    for gap, stale in ((timedelta(hours=12), False), (timedelta(days=1), True)):
+        older = ts_line(cp_text, at6 - gap)
+        for order, lines in (("older-first", (older, newer)), ("newer-first", (newer, older))):
+            what = "12 hours" if not stale else "a day"
+            description = (
+                f"demo-md5's checkpoint with two valid co-signatures by the timestamp key "
+                f"{what} apart, the {order.replace('-', ' ')}; the time is the older one"
+            )
+            if stale:
+                add(
+                    f"neg-checkpoint-two-timestamps-stale-{order}",
+                    description + ", more than max_checkpoint_age before the clock.",
+                    ["13.2.6", "13.3.1"],
+                    note(cp_text, both[0], *lines),
+                    error=FreezeError,
+                )
+            else:
+                add(
+                    f"checkpoint-two-timestamps-{order}",
+                    description + ".",
+                    ["13.2.6"],
+                    note(cp_text, both[0], *lines),
+                )
+
+    # -- §13.3 boundaries, refresh and time rollback ------------------------------------
+    add(
+        "checkpoint-at-max-age",
+        "demo-md5's checkpoint checked exactly max_checkpoint_age after its co-signature: "
+        "still fresh.",
+        ["13.3.1"],
+        repo_cp,
+        now=at6 + timedelta(seconds=max_age),
+    )
+    add(
+        "checkpoint-at-max-skew",
+        "demo-md5's checkpoint checked by a clock exactly max_clock_skew behind its "
+        "co-signature: accepted.",
+        ["13.3.2"],
+        repo_cp,
+        now=at6 - timedelta(seconds=skew),
+    )
+    add(
+        "checkpoint-same-time-again",
+        "After applying demo-md5 v3, the same checkpoint again: same size, same root, same "
+        "time (an equal time is no rollback; the same root is no equivocation).",
+        ["13.3.3", "13.3.4", "13.3.5"],
+        repo_cp,
+        after_sync=True,
+    )
+    later = at6 + timedelta(minutes=5)
+    add(
+        "checkpoint-refresh",
+        "After applying demo-md5 v3, a refresh: the same size and root co-signed 5 minutes "
+        "later. No header is needed; only the stored checkpoint and its time change.",
+        ["13.3.4"],
+        note(cp_text, both[0], ts_line(cp_text, later)),
+        after_sync=True,
+    )
+    add(
+        "neg-checkpoint-time-rollback",
+        "After applying demo-md5 v3 (co-signed at 06:00), the same size and root co-signed "
+        "30 minutes earlier: the time went back.",
+        ["13.3.4"],
+        note(cp_text, both[0], ts_line(cp_text, at6 - timedelta(minutes=30))),
+        error=RollbackError,
+        after_sync=True,
+    )
+
+    # -- §3.1–3.2: times and nesting depth ---------------------------------------------
+    v1 = parse_canonical(files[header_path(MD5, 1)])
+    assert isinstance(v1, dict)
+    for name, created, what in (
+        ("neg-time-leap-second", "2026-01-01T00:59:60Z", "a leap second (:60)"),
+        ("neg-time-year-0000", "0000-01-01T00:00:00Z", "year 0000"),
+    ):
+        data = canonicalize({**v1, "created": created})
+        sig = sign_bytes(data, [keys["delta"]]).to_bytes()
+
+        def run_header(data: bytes = data, sig: bytes = sig) -> None:
+            upd = _hub(files, VERIFY_AT).begin_update(ListTrust(MD5), repo_cp)
+            upd.add_header(data, sig)
+
+        cases[name] = _case(
+            f"Header v1 of demo-md5 with created {created!r}, {what}, validly re-signed by "
+            "the delta key: not a time hashhub accepts.",
+            "add_header",
+            rules=["3.2"],
+            input={
+                "now": _time(VERIFY_AT),
+                "roots": roots12,
+                "list": MD5,
+                "version": 1,
+                "header_text": _text(data),
+                "sig_text": _text(sig),
+            },
+            files={"checkpoint": f"repo/{checkpoint_path(MD5)}"},
+            error=_expect(MalformedError, run_header),
+        )
+    deep = [
+        "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+        '{"a":' * (MAX_DEPTH + 1) + "1" + "}" * (MAX_DEPTH + 1),
+    ]
+    for text in deep:
+        _expect(MalformedError, partial(parse_canonical, text.encode()))
+    cases["neg-json-too-deep"] = _case(
+        f"Arrays, then objects, nested {MAX_DEPTH + 1} deep: past the fixed limit of {MAX_DEPTH}.",
+        "parse_canonical",
+        rules=["3.1"],
+        input={"texts": deep},
+        error="MalformedError",
+    )
+    at_limit = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    cases["jcs-depth-64"] = _case(
+        f"Arrays nested {MAX_DEPTH} deep, the most a document may have: accepted.",
+        "canonicalize",
+        rules=["3.1"],
+        input={"text": at_limit},
+        expected={
+            "canonical_text": _text(canonicalize(parse_canonical(at_limit.encode()))),
+            "canonical_hex": at_limit.encode().hex(),
+        },
+    )
+    return cases
+
+
+INLINE_STAGES = ("checkpoint", "headers", "snapshot", "bodies", "apply")
+"""The stages of an ``inline_update`` case, in order (see CHECKS)."""
+
+
+def _inline_run(
+    files: Mapping[str, bytes], inp: Mapping[str, Any], upto: str = "apply"
+) -> tuple[ListState, ListTrust] | None:
+    """Run an ``inline_update`` case's stages up to and including ``upto``."""
+    versions = [int(path.rsplit("/", 1)[1].removesuffix(".json")) for path in inp["roots"]]
+    hub = _hub(files, datetime.fromisoformat(inp["now"]), versions)
+    upd = hub.begin_update(ListTrust(inp["list"]), inp["checkpoint_text"].encode())
+    state = ListState(upd.spec.hash_length)
+    stages = INLINE_STAGES[: INLINE_STAGES.index(upto) + 1]
+    if "headers" in stages:
+        for item in inp["headers"]:
+            upd.add_header(item["header_text"].encode(), item["sig_text"].encode())
+    snap = inp.get("snapshot")
+    if "snapshot" in stages and snap is not None:
+        state = upd.add_snapshot(snap["version"], bytes.fromhex(snap["snapshot_hex"]))
+    if "bodies" in stages:
+        for header in upd.bodies_needed():
+            upd.add_body(header.version, inp["bodies"][str(header.version)].encode())
+    return upd.apply(state) if "apply" in stages else None
+
+
+def _audit_list(files: Mapping[str, bytes], inp: Mapping[str, Any]) -> tuple[ListState, ListTrust]:
+    """A ``missing_file`` case (see CHECKS): every file §11.1 promises for one list."""
+
+    def get(path: str) -> bytes:
+        if path == inp["missing"] or path not in files:
+            raise MissingFileError(path, "the signed data refers to it")
+        return files[path]
+
+    list_id = inp["list"]
+    hub = _hub(files, datetime.fromisoformat(inp["now"]))
+    text = inp.get("checkpoint_text")
+    checkpoint = text.encode() if text is not None else get(checkpoint_path(list_id))
+    upd = hub.begin_update(ListTrust(list_id), checkpoint)
+    for version in range(1, upd.target + 1):
+        path = header_path(list_id, version)
+        upd.add_header(get(path), get(path + ".sig"))
+    for header in upd.bodies_needed():
+        upd.add_body(header.version, get(body_path(list_id, header.body.sha256)))
+    result = upd.apply(ListState(upd.spec.hash_length), check_every_version=True)
+    for version in upd.snapshots_due():
+        upd.add_snapshot(version, get(snapshot_path(list_id, version)))
+    return result
+
+
+def _missing_file_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """Missing files (§11.1), snapshots (§8, §13.5), bodies (§13.6) and apply (§13.7)."""
+    keys, files = repo.keys, repo.files
+    cases: dict[str, dict[str, Any]] = {}
+    roots12 = ["repo/root/1.json", "repo/root/2.json"]
+    now = _time(VERIFY_AT)
+    pub1 = Publisher(repo.root1, _online(keys, "delta"))
+    pub2 = Publisher(repo.root2, _online(keys, "delta-2"))
+
+    # -- files that signed data promises, absent -------------------------------------------
+    def missing_case(
+        name: str,
+        description: str,
+        list_id: str,
+        missing: str,
+        rules: Sequence[str],
+        checkpoint: bytes | None = None,
+    ) -> None:
+        inp: dict[str, Any] = {"now": now, "roots": roots12, "list": list_id, "missing": missing}
+        if checkpoint is not None:
+            inp["checkpoint_text"] = _text(checkpoint)
+        cases[name] = _case(
+            description,
+            "missing_file",
+            rules=rules,
+            input=inp,
+            error=_expect(MissingFileError, partial(_audit_list, files, inp)),
+        )
+        try:
+            _audit_list(files, inp)
+        except MissingFileError as e:
+            if e.path != missing:
+                raise AssertionError(f"{name}: {e.path} is missing, not {missing}") from e
+
+    ref_v2 = DeltaHeader.from_bytes(files[header_path(MD5, 2)]).body
+    missing_case(
+        "neg-missing-checkpoint",
+        "demo-md5's checkpoint is absent while its headers, bodies and snapshot remain: a "
+        "declared list always has a checkpoint (size 0 before its first version), so this "
+        "is a list hidden by the copy, not a list with nothing published.",
+        MD5,
+        checkpoint_path(MD5),
+        ["11.1.1"],
+    )
+    missing_case(
+        "neg-missing-header",
+        "Header v2 of demo-md5 is absent though the checkpoint has size 3.",
+        MD5,
+        header_path(MD5, 2),
+        ["11.1.2"],
+    )
+    missing_case(
+        "neg-missing-header-sidecar",
+        "The sidecar of header v2 of demo-md5 is absent (the header is there).",
+        MD5,
+        header_path(MD5, 2) + ".sig",
+        ["11.1.2"],
+    )
+    missing_case(
+        "neg-missing-body",
+        "The body header v2 of demo-md5 names is absent.",
+        MD5,
+        body_path(MD5, ref_v2.sha256),
+        ["11.1.3", "13.6"],
+    )
+    missing_case(
+        "neg-missing-snapshot",
+        "Snapshot 4 of demo-pdq is absent: header 4 names root v2, whose snapshot_every for "
+        "demo-pdq is 2, so it is due. An auditor checks every due snapshot; a node that "
+        "replays the bodies may go on without it.",
+        PDQ,
+        snapshot_path(PDQ, 4),
+        ["8", "11.1.4", "13.5"],
+    )
+    head = repo.heads[MD5]
+    ahead = pub2.checkpoint(MD5, head.version + 1, hashlib.sha256(b"ahead").digest(), _at(6))
+    missing_case(
+        "neg-fast-forward",
+        "A validly signed checkpoint of demo-md5 of size 4 while only headers 1..3 are "
+        "published: headers 1..3 verify, and the fast-forward shows up as header 4 missing.",
+        MD5,
+        header_path(MD5, head.version + 1),
+        ["11.1.2"],
+        checkpoint=ahead,
+    )
+
+    # -- another history of demo-md5, given inline -----------------------------------------
+    def inline_case(
+        name: str,
+        description: str,
+        versions: Sequence[tuple[bytes, dict[str, int], dict[str, Any]]],
+        rules: Sequence[str],
+        *,
+        snapshot: tuple[int, bytes] | None = None,
+        error: type[ProtocolError] | None = None,
+        fails_at: str = "",
+        checkpoint: bytes | None = None,
+    ) -> None:
+        """``versions``: (body bytes, overrides of the header's ``body``, result_state)."""
+        headers, bodies, compact = [], {}, CompactRange()
+        prev, base = "0" * 64, ListState(16).digest().to_dict()
+        for number, (body, ref, result) in enumerate(versions, start=1):
+            parsed = DeltaBody.from_bytes(body, "md5")
+            value = {
+                "_type": "hashhub.delta.v1",
+                "list": MD5,
+                "version": number,
+                "prev": prev,
+                "root_version": 1,
+                "created": _time(_at(number)),
+                "body": {**parsed.ref().to_dict(), **ref},
+                "base_state": base,
+                "result_state": result,
+            }
+            data = canonicalize(value)
+            sig = sign_bytes(data, [keys["delta"]]).to_bytes()
+            headers.append({"header_text": _text(data), "sig_text": _text(sig)})
+            bodies[str(number)] = _text(body)
+            compact.append(leaf_hash(data))
+            prev, base = leaf_hash(data).hex(), result
+        if checkpoint is None:
+            checkpoint = pub1.checkpoint(MD5, len(versions), compact.root(), _at(len(versions)))
+        inp: dict[str, Any] = {
+            "now": now,
+            "roots": roots12,
+            "list": MD5,
+            "checkpoint_text": _text(checkpoint),
+            "headers": headers,
+            "bodies": bodies,
+        }
+        if snapshot is not None:
+            inp["snapshot"] = {"version": snapshot[0], "snapshot_hex": snapshot[1].hex()}
+        if error is None:
+            result_pair = _inline_run(files, inp)
+            assert result_pair is not None
+            state, trust = result_pair
+            expected = {"version": trust.version, "state": state.digest().to_dict()}
+            cases[name] = _case(
+                description, "inline_update", rules=rules, input=inp, expected=expected
+            )
+            return
+        stage = INLINE_STAGES.index(fails_at)
+        _inline_run(files, inp, INLINE_STAGES[stage - 1])  # every stage before it passes
+        cases[name] = _case(
+            description,
+            "inline_update",
+            rules=rules,
+            input=inp,
+            fails_at=fails_at,
+            error=_expect(error, partial(_inline_run, files, inp, fails_at)),
+        )
+
+    def body(removes: Sequence[bytes] = (), adds: Sequence[bytes] = ()) -> bytes:
+        return DeltaBody.build("md5", list(removes), list(adds)).to_bytes()
+
+    def digest_of(*hashes: bytes) -> dict[str, Any]:
+        return ListState.from_hashes(16, list(hashes)).digest().to_dict()
+
+    a, b, c = sorted(md5_hash(n) for n in (21, 22, 23))
+    empty = digest_of()
+    inline_case(
+        "checkpoint-size-0",
+        "The checkpoint of a declared list with no versions, as the hub publishes it when the "
+        "root declaring the list appears: size 0, the empty tree's root (SHA-256 of nothing), "
+        "signed "
+        "by the checkpoint role and co-signed by the timestamp role. It verifies from "
+        "nothing, needs no header, and leaves the empty state.",
+        [],
+        ["11.1.1", "9.1", "13.2", "13.3"],
+        checkpoint=pub1.checkpoint(MD5, 0, EMPTY_ROOT, T0),
+    )
+    inline_case(
+        "snapshot-empty-state",
+        "Another history of demo-md5: v1 adds one hash, v2 removes it. A snapshot is due at "
+        "v2 (snapshot_every 2 in root v1, which header 2 names) and the state is empty, so "
+        "the snapshot is the empty file; it passes the length, SHA-256 and order checks.",
+        [(body(adds=[a]), {}, digest_of(a)), (body(removes=[a]), {}, empty)],
+        ["8", "13.5.1", "13.5.2", "13.5.3"],
+        snapshot=(2, b""),
+    )
+    inline_case(
+        "neg-snapshot-unordered",
+        "Header 2 signs the digest of two hashes in descending order, and the snapshot holds "
+        "exactly those bytes: length and SHA-256 match, the records are not ascending.",
+        [
+            (body(adds=[a, b]), {}, {"count": 2, "sha256": hashlib.sha256(b + a).hexdigest()}),
+            (body(), {}, {"count": 2, "sha256": hashlib.sha256(b + a).hexdigest()}),
+        ],
+        ["8", "13.5.3"],
+        snapshot=(2, b + a),
+        error=MalformedError,
+        fails_at="snapshot",
+    )
+    inline_case(
+        "neg-body-counts",
+        "Header 1 says its body adds 2 hashes (and signs a result of count 2); the body it "
+        "names, by SHA-256 and length, adds 3.",
+        [(body(adds=[a, b, c]), {"adds": 2}, digest_of(a, b))],
+        ["13.6.4"],
+        error=ConsistencyError,
+        fails_at="bodies",
+    )
+    inline_case(
+        "neg-removal-absent",
+        "Header 1 (base: the empty state) names a body that removes one hash and adds "
+        "another: the removal is not in the base state.",
+        [(body(removes=[a], adds=[b]), {}, empty)],
+        ["13.7.2"],
+        error=StateMismatchError,
+        fails_at="apply",
+    )
+    inline_case(
+        "neg-result-state",
+        "Header 1 signs a result_state of the right count but another SHA-256 than the "
+        "state its body leads to.",
+        [(body(adds=[a, b]), {}, digest_of(a, c))],
+        ["13.7.3"],
+        error=ConsistencyError,
+        fails_at="apply",
+    )
+
+    # -- caps of bodies and snapshots ------------------------------------------------------
+    good_body = files[body_path(MD5, ref_v2.sha256)]
+    longer = good_body + b"+" + md5_hash(99).hex().encode() + b"\n"
+
+    def run_long_body() -> None:
+        upd = _hub(files, VERIFY_AT).begin_update(ListTrust(MD5), files[checkpoint_path(MD5)])
+        _headers(upd, files, MD5, upd.target)
+        upd.add_body(2, longer)
+
+    cases["neg-body-length"] = _case(
+        "The body of demo-md5 v2 with one more line: longer than the body.length header 2 "
+        "signs (a reader stops at that length).",
+        "add_body",
+        rules=["11", "13.6.1"],
+        input={
+            "now": now,
+            "roots": roots12,
+            "list": MD5,
+            "version": 2,
+            "body_text": _text(longer),
+        },
+        files={"checkpoint": f"repo/{checkpoint_path(MD5)}"},
+        error=_expect(LimitError, run_long_body),
+    )
+    short = files[snapshot_path(PDQ, 2)][:-32]
+
+    def run_short_snapshot() -> None:
+        upd = _hub(files, VERIFY_AT).begin_update(ListTrust(PDQ), files[checkpoint_path(PDQ)])
+        _headers(upd, files, PDQ, upd.target)
+        upd.add_snapshot(2, short)
+
+    cases["neg-snapshot-length"] = _case(
+        "Snapshot 2 of demo-pdq without its last record: shorter than result_state.count × 32 "
+        "of header 2.",
+        "add_snapshot",
+        rules=["11", "13.5.1"],
+        input={
+            "now": now,
+            "roots": roots12,
+            "list": PDQ,
+            "version": 2,
+            "snapshot_hex": short.hex(),
+        },
+        files={"checkpoint": f"repo/{checkpoint_path(PDQ)}"},
+        error=_expect(LimitError, run_short_snapshot),
     )
     return cases
 
@@ -1200,13 +2765,28 @@ CHECKS = {
     "`input.snapshot_version` and apply only the later bodies.",
     "sync_incremental": "sync one list with `first` (its own clock, roots and checkpoint), "
     "keep the trust record and state, then update with `second`.",
+    "body_of_type": "the body file for `input` (removals, additions) of that hash type, its "
+    "SHA-256 and length, and the state digest of a list holding the additions.",
+    "parse_bodies": "each of `input.body_texts` is refused as a body of `input.hash_type`.",
     "add_header": "with the roots and clock given, start an update of `input.list` from "
     "nothing with `files.checkpoint`, add headers 1..`version`−1 from `repo/`, then the "
     "given header and sidecar: must fail.",
     "update_root": "trust `input.roots`, present the given root and sidecar as the next "
     "version: must fail.",
+    "sync_after_roots": "trust `input.roots`, then accept each of `input.next_roots` "
+    "(`root_text`, `sig_text`) as the next version; then verify and apply every list of "
+    "`repo/` from an empty state with its `repo/` checkpoint, as `sync_repo`.",
+    "add_header_after_roots": "as `add_header`, after also accepting each of "
+    "`input.next_roots` (`root_text`, `sig_text`) as the next root: must fail.",
+    "pin_root": "pin the given root and sidecar as `input.file` (so its version must be "
+    "that file's N), with the SHA-256 pin `pinned_sha256`: must fail.",
     "begin_update": "start an update with the given checkpoint (after first applying "
     "the list's `repo/` checkpoint if `after_sync`): must fail.",
+    "verify_checkpoint": "pin `input.roots[0]` and accept the other roots (or pin the "
+    "root in `input.root_text`/`root_sig_text`), apply the list's `repo/` checkpoint first "
+    "if `after_sync`, then start an update of `input.list` with `input.checkpoint_text` at "
+    "`input.now`: `expected` is the checkpoint's size, root hash and time T (§13.2 step 6), "
+    "or `error` the class it fails with.",
     "sync_list": "start an update with the given checkpoint and add every header "
     "from `repo/`: must fail.",
     "add_body": "verify every header against `files.checkpoint`, then add the given body "
@@ -1216,10 +2796,24 @@ CHECKS = {
     "check_base": "verify headers and bodies, then apply them to a local state holding "
     "`local_hashes_hex`: must fail.",
     "parse_body": "parse `input.body_text` as a body of `hash_type`: must fail.",
+    "missing_file": "verify `input.list` from `repo/` as an auditor does — the checkpoint "
+    "(`input.checkpoint_text` if given), headers 1..size and their sidecars, every body, "
+    "a replay from empty, then every due snapshot (§8) — as if the file `input.missing` "
+    "were found at no source: must fail, naming that file.",
+    "inline_update": "trust `input.roots` at `input.now`; stage `checkpoint`: start an "
+    "update of `input.list` from nothing with `checkpoint_text`; `headers`: add each of "
+    "`input.headers` in order; `snapshot`: if `input.snapshot` is given, add its bytes as "
+    "the snapshot of its `version` (the new base); `bodies`: add `input.bodies` (by "
+    "version) for every version after the base; `apply`: apply them to the base (the "
+    "snapshot's state, or the empty state). `expected` is the result; a negative case "
+    "fails at stage `fails_at` with `error`, every stage before it passing.",
     "parse_canonical": "each of `input.texts` must be refused by a strict canonical parser.",
     "list_id": "each of `input.list_ids` must be refused.",
     "verify_ack": "verify the ack and sidecar against the enrolled `node_public_hex` "
     "and hub name: must fail.",
+    "accept_ack": "verify the ack and sidecar against the enrolled `node_public_hex` "
+    "and hub name: must succeed; `expected` is what the parsed ack holds (`seq`, the "
+    "unknown top-level members it preserves as `extra`, its per-hash counters).",
 }
 
 
@@ -1338,7 +2932,16 @@ def build_vectors() -> dict[str, bytes]:
     repo = _build_repo(keys)
     out: dict[str, bytes] = {f"repo/{path}": data for path, data in repo.files.items()}
     out.update(_key_files(keys, repo))
-    cases = {**_positive_cases(repo), **_negative_cases(repo)}
+    cases = {
+        **_positive_cases(repo),
+        **_negative_cases(repo),
+        **_header_rule_cases(repo),
+        **_hash_type_cases(repo),
+        **_ack_rule_cases(repo),
+        **_root_rule_cases(repo),
+        **_checkpoint_rule_cases(repo),
+        **_missing_file_cases(repo),
+    }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)
     out["README.md"] = _readme(repo, cases)

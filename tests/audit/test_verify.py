@@ -219,7 +219,22 @@ def drop_a_version(tree: Path, home: Path) -> tuple[str, str]:
     path = header_path(LIST, 2)
     (tree / path).unlink()
     (tree / sig_path(path)).unlink()
-    return path, "MissingFile"
+    return path, "MissingFileError"
+
+
+def delete_the_checkpoint(tree: Path, home: Path) -> tuple[str, str]:
+    """A copy that hides a whole list: its deltas, bodies and snapshot are all still there."""
+    path = checkpoint_path(LIST)
+    (tree / path).unlink()
+    assert (tree / header_path(LIST, 2)).exists()
+    return path, "MissingFileError"
+
+
+def delete_a_due_snapshot(tree: Path, home: Path) -> tuple[str, str]:
+    """v2 is a multiple of the snapshot_every of the root header v2 names."""
+    path = snapshot_path(LIST, 2)
+    (tree / path).unlink()
+    return path, "MissingFileError"
 
 
 def rewrite_history_with_the_real_delta_key(tree: Path, home: Path) -> tuple[str, str]:
@@ -246,6 +261,8 @@ def flip_snapshot(tree: Path, home: Path) -> tuple[str, str]:
         flip_body,
         resign_with_a_stranger,
         drop_a_version,
+        delete_the_checkpoint,
+        delete_a_due_snapshot,
         rewrite_history_with_the_real_delta_key,
         flip_snapshot,
     ],
@@ -284,6 +301,44 @@ def small_hub(home: Path, *, now: Clock | None = None) -> Hub:
 def publish(hub: Hub, *labels: object) -> None:
     hub.stage(LIST, adds=[Intake(md5(label)) for label in labels])
     hub.publish([LIST])
+
+
+def test_a_list_with_no_versions_verifies_at_size_0_and_fails_without_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A declared list has a checkpoint from its creation (PROTOCOL.md §11.1); a copy
+    without it is not "nothing published yet" but a list hidden from the auditor."""
+    hub = small_hub(tmp_path / "hub")
+    tree = tmp_path / "tree"
+    try:
+        hub.export(tree)
+        pin = hub.root_sha256(1)
+    finally:
+        hub.close()
+    witness = tmp_path / "witness.json"
+    first = verify(tree, pin, witness)
+    assert first.code == 0, first.stdout
+    (listed,) = first.json()["lists"]
+    assert (listed["status"], listed["size"], listed["versions"]) == ("verified", 0, [])
+    assert witnessed_lists(witness, pin) == {LIST: 0}
+
+    (tree / checkpoint_path(LIST)).unlink()
+    out = verify(tree, pin, witness)
+
+    assert out.code == EXIT_FAILED, out.stdout
+    (finding,) = out.findings()
+    assert (finding["file"], finding["rule"], finding["section"]) == (
+        checkpoint_path(LIST),
+        "MissingFileError",
+        "PROTOCOL.md §11.1",
+    )
+    assert finding["message"] == (
+        f"{checkpoint_path(LIST)}: found at no source, though root v2 declares list {LIST}, "
+        "and an earlier run verified its size 0"
+    )
+    readable = audit("verify", tree, "--root-sha256", pin, "--witness", witness)
+    assert "not published yet" not in readable.stdout
+    assert readable.stdout.rstrip().endswith("result: FAILED (1 failed check)")
 
 
 def test_a_checkpoint_that_shrank_since_the_last_run_fails(tmp_path: Path) -> None:

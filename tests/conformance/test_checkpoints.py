@@ -76,7 +76,9 @@ async def test_an_inflated_checkpoint_signed_by_the_hubs_keys_never_becomes_the_
     sim: SimulatorHub, node: NodeUnderTest
 ) -> None:
     """The real checkpoint and timestamp keys sign size 4 while the log holds 2: the
-    node verifies header 2, finds no header 3, and applies nothing — not even v2."""
+    node verifies header 2, finds no header 3, and applies nothing — not even v2.
+    A fast-forward shows up as a missing header: a rejection naming it, with the
+    inflated note kept as evidence (PROTOCOL.md §11.1)."""
     assert (await node.sync()).exit_code == 0
     sim.publish(LIST, adds=[md5("real v2")])
     inflated = sim.checkpoint(LIST, 4, FAKE_ROOT, at=utcnow())
@@ -86,9 +88,14 @@ async def test_an_inflated_checkpoint_signed_by_the_hubs_keys_never_becomes_the_
 
     run = await node.sync()
 
-    assert run.exit_code == 4, run.output
-    assert run.line(LIST).startswith(f"{LIST}: failed, still enforcing v1: NotPublishedError")
-    assert node.dump().unchanged_since(before, new_evidence=0, current=[OTHER]) == []
+    assert run.exit_code == 3, run.output
+    assert run.line(LIST) == (
+        f"{LIST}: REJECTED, still enforcing v1: MissingFileError: {header_path(LIST, 3)}: "
+        f"found at no source, though the checkpoint of list {LIST} has size 4"
+    )
+    (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
+    assert evidence["kind"] == "MissingFileError"
+    assert bytes(evidence["bytes"]) == inflated, "the note that promised header 3 is kept"
     assert node.enforces(md5("real v2")) == [False]
     assert fetched(sim, "delta") == [
         f"/{header_path(LIST, 2)}",

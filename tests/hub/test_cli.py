@@ -226,10 +226,12 @@ def test_status_shows_node_lag_counts_and_flagged_hashes(
     assert re.search(rf"{bad}\s+5\s+4\s+false positives", out), out
 
 
-def test_refresh_reissues_every_published_checkpoint(operator: Operator) -> None:
+def test_refresh_reissues_every_declared_lists_checkpoint(operator: Operator) -> None:
+    """tid-md5 at v1 and tid-pdq with no versions: a declared list's checkpoint (size 0
+    before its first version) is re-issued like any other (PROTOCOL.md §11.1)."""
     operator.ok("add", "tid-md5", md5(1))
     operator.ok("publish")
-    assert operator.ok("refresh") == "Re-issued the checkpoint of 1 list(s).\n"
+    assert operator.ok("refresh") == "Re-issued the checkpoint of 2 list(s).\n"
 
 
 def test_token_create_prints_a_token_with_that_role(operator: Operator) -> None:
@@ -511,7 +513,12 @@ def test_export_public_only_leaves_out_private_lists(operator: Operator, tmp_pat
     everything, mirror = tmp_path / "everything", tmp_path / "mirror"
     operator.ok("export", str(everything))
     operator.ok("export", "--public-only", str(mirror))
-    assert sorted(p.name for p in (everything / "lists").iterdir()) == ["open-md5", "tid-md5"]
+    assert sorted(p.name for p in (everything / "lists").iterdir()) == [
+        "open-md5",
+        "tid-md5",
+        "tid-pdq",  # nothing published: its size-0 checkpoint only
+    ]
+    assert [p.name for p in (everything / "lists" / "tid-pdq").iterdir()] == ["checkpoint"]
     assert sorted(p.name for p in (mirror / "lists").iterdir()) == ["open-md5"]
     assert sorted(p.name for p in (mirror / "root").iterdir()) == sorted(
         p.name for p in (everything / "root").iterdir()

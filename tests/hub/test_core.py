@@ -28,10 +28,13 @@ from protocol import (
     SignatureError,
     SigningKey,
     StateDigest,
+    checkpoint_path,
     header_path,
     sign_ack,
     snapshot_path,
 )
+from protocol.checkpoint import SignedCheckpoint
+from protocol.merkle import EMPTY_ROOT
 from protocol.root import ROLE_NAMES
 from tests.hub.node_view import NodeView, from_hub
 
@@ -120,6 +123,41 @@ def test_a_new_node_replaying_from_version_one_reaches_the_same_state(
     for round_ in range(4):
         publish(hub, clock, adds=[md5(round_)], removes=[md5(round_ - 1)] if round_ else [])
     assert node_of(hub).update(LIST, now=clock()) == hub.state(LIST)
+
+
+def test_a_new_list_has_a_size_0_checkpoint_that_a_node_verifies(hub: Hub, clock: Clock) -> None:
+    """Declared, nothing published: the checkpoint is there, of the empty tree (§11.1)."""
+    found = hub.file(checkpoint_path(LIST))
+    assert found is not None, "a declared list has a checkpoint from its creation"
+    data, immutable = found
+    assert not immutable
+    note = SignedCheckpoint.from_bytes(data)
+    assert note.checkpoint.origin == f"hub.test/lists/{LIST}"
+    assert (note.checkpoint.size, note.checkpoint.root_hash) == (0, EMPTY_ROOT)
+    node = node_of(hub)
+    assert node.update(LIST, now=clock()) == ListState(16)
+    assert node.lists[LIST][1].version == 0
+    assert node.lists[LIST][1].checkpoint == data
+
+
+def test_a_hub_from_before_size_0_checkpoints_issues_them_at_the_next_refresh(
+    hub: Hub, clock: Clock
+) -> None:
+    """An upgraded hub whose empty list never had a checkpoint: the next refresh (the
+    scheduler's, or ``hashhub refresh``) signs one, like every other list's."""
+    path = checkpoint_path(LIST)
+    hub.db.execute("DROP TRIGGER files_no_delete")  # the state an older hub left behind
+    hub.db.execute("DELETE FROM files WHERE path = ?", [path])
+    assert hub.file(path) is None
+    clock.advance(3600)
+
+    assert hub.refresh_checkpoints() == 1
+
+    found = hub.file(path)
+    assert found is not None
+    note = SignedCheckpoint.from_bytes(found[0])
+    assert (note.checkpoint.size, note.checkpoint.root_hash) == (0, EMPTY_ROOT)
+    assert node_of(hub).update(LIST, now=clock()) == ListState(16)
 
 
 def test_snapshot_is_written_every_snapshot_every_versions(hub: Hub, clock: Clock) -> None:

@@ -25,6 +25,8 @@ import pytest
 from node.service import Node, run_sync
 from node.sync import ListOutcome
 from protocol import Limits, checkpoint_path, header_path, snapshot_path
+from protocol.checkpoint import SignedCheckpoint
+from protocol.merkle import EMPTY_ROOT
 from tests.node.fixtures_sync import (
     Clock,
     HubApp,
@@ -646,4 +648,92 @@ async def test_a_list_declared_but_never_published_is_current_at_version_zero(
     assert statuses(outcomes)["fresh-md5"] == ("current", 0, 0)
     assert statuses(outcomes)[LIST][0] == "updated"
     assert evidence_rows(node) == []
+    node.close()
+
+
+# -- missing files (PROTOCOL.md §11.1) ---------------------------------------------------------
+
+
+async def test_a_new_list_is_served_with_a_size_0_checkpoint_that_the_node_verifies(
+    tmp_path: Path, hub: HubApp
+) -> None:
+    """Every declared list has a checkpoint from its creation: size 0, the empty tree,
+    signed by the checkpoint role and co-signed by the timestamp role."""
+    hub.create_list("fresh-md5", "md5")
+    note = SignedCheckpoint.from_bytes(hub.file(checkpoint_path("fresh-md5")))
+    assert (note.checkpoint.size, note.checkpoint.root_hash) == (0, EMPTY_ROOT)
+    node = make_node(tmp_path / "node", hub, ["fresh-md5"])
+
+    outcomes, _ = await sync_once(node)
+
+    assert statuses(outcomes) == {"fresh-md5": ("current", 0, 0)}
+    trust = StoreImage.of(node).trust("fresh-md5")
+    assert trust["version"] == 0
+    assert trust["checkpoint"].encode() == hub.file(checkpoint_path("fresh-md5"))
+    assert trust["checkpoint_time"] is not None, "the size-0 checkpoint's co-signature counted"
+    hub.publish("fresh-md5", adds=[md5("first")])
+    assert statuses((await sync_once(node))[0]) == {"fresh-md5": ("updated", 0, 1)}
+    node.close()
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["new-node", "node-at-v1"])
+async def test_a_declared_lists_missing_checkpoint_is_rejected_not_taken_for_no_versions(
+    tmp_path: Path, hub: HubApp, servers: Servers, started: bool
+) -> None:
+    withholding = (await servers.serving(hub.home)).on(r"/checkpoint$", Status(404))
+    node = make_node(tmp_path / "node", hub, [LIST])
+    if started:
+        await sync_once(node)
+    before = StoreImage.of(node)
+
+    outcomes, _ = await sync_once(node, hub_url=withholding.url)
+
+    (outcome,) = outcomes
+    assert outcome.status == "rejected"
+    assert outcome.error == (
+        f"MissingFileError: {checkpoint_path(LIST)}: found at no source, "
+        f"though root v2 declares list {LIST}"
+    )
+    before.unchanged(node, new_evidence=1)
+    assert evidence_rows(node)[-1]["kind"] == "MissingFileError"
+    node.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "file"),
+    [
+        (r"/delta/2\.json$", header_path(LIST, 2)),
+        (r"/delta/2\.json\.sig$", header_path(LIST, 2) + ".sig"),
+        (r"/body/", ""),
+    ],
+    ids=["header", "header-sidecar", "body"],
+)
+async def test_a_file_the_signed_data_promises_missing_at_every_source_is_rejected(
+    tmp_path: Path, hub: HubApp, servers: Servers, target: str, file: str
+) -> None:
+    """The mirror is asked first, then the hub; only when both answer 404 is the file
+    missing: a rejection naming it, evidence kept, the last good list still enforced."""
+    node = make_node(tmp_path / "node", hub, [LIST])
+    await sync_once(node)
+    hub.publish(LIST, adds=[md5("x")])
+    mirror = (await servers.serving(hub.home)).on(target, Status(404))
+    withholding = (await servers.serving(hub.home)).on(target, Status(404))
+    before = StoreImage.of(node)
+
+    outcomes, fetcher = await sync_once(node, hub_url=withholding.url, mirrors=[mirror.url])
+
+    (outcome,) = outcomes
+    assert outcome.status == "rejected"
+    assert outcome.error.startswith("MissingFileError: lists/tid-md5/"), outcome.error
+    if file:
+        assert outcome.error.startswith(f"MissingFileError: {file}: found at no source")
+    else:
+        assert re.search(
+            r"/body/[0-9a-f]{64}\.txt: found at no source, though header v2 names it", outcome.error
+        ), outcome.error
+    missing = outcome.error.split(": ")[1]
+    assert fetcher.requested[-2:] == [f"{mirror.url}/{missing}", f"{withholding.url}/{missing}"]
+    before.unchanged(node, new_evidence=1)
+    assert evidence_rows(node)[-1]["kind"] == "MissingFileError"
+    assert statuses((await sync_once(node))[0]) == {LIST: ("updated", 1, 2)}, "served again"
     node.close()

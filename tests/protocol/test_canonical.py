@@ -127,8 +127,21 @@ def test_rejects_uppercase_hex_escape() -> None:
 def test_rejects_deep_nesting_as_malformed_not_recursion(opening: bytes) -> None:
     depth = 100_000
     closing = b"]" if opening == b"[" else b"}"
-    with pytest.raises(MalformedError, match="nested too deeply"):
+    with pytest.raises(MalformedError, match="nested deeper than 64"):
         parse_canonical(opening * depth + b"0" + closing * depth)
+
+
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'])
+def test_nesting_limit_is_exactly_64(opening: bytes) -> None:
+    closing = b"]" if opening == b"[" else b"}"
+    assert parse_canonical(opening * 64 + b"0" + closing * 64) is not None
+    with pytest.raises(MalformedError, match="nested deeper than 64 levels"):
+        parse_canonical(opening * 65 + b"0" + closing * 65)
+
+
+def test_brackets_inside_strings_do_not_count_towards_depth() -> None:
+    value = ["[{" * 100 + '\\"]', {"k[": "{"}]
+    assert parse_canonical(canonicalize(value)) == value
 
 
 @pytest.mark.parametrize("value", ["{}", None, 1, ["{}"]], ids=["str", "None", "int", "list"])

@@ -104,7 +104,7 @@ def _valid() -> bytes:
 
 def test_rejects_carriage_return() -> None:
     data = _valid().replace(b"\n", b"\r\n", 1)
-    with pytest.raises(MalformedError, match="carriage return"):
+    with pytest.raises(MalformedError, match="control character U\\+000D"):
         SignedCheckpoint.from_bytes(data)
 
 
@@ -390,3 +390,107 @@ def test_trusted_hub_rejects_checkpoint_without_timestamp_cosignature() -> None:
     hub = _hub([CP_KEY], 1)
     with pytest.raises(SignatureError, match="0 valid timestamp co-signature"):
         hub.verify_checkpoint("tid-md5", _signed(sign_note(CP, CP_KEY, ORIGIN)))
+
+
+# -- signed-note rules: control characters, the last blank line, malformed lines ---------
+
+
+@pytest.mark.parametrize("char", ["\t", "\x00", "\x01", "\x0b", "\x1b", "\x1f"])
+def test_rejects_every_control_character_but_lf(char: str) -> None:
+    data = _signed_text(CP.body() + f"ext{char}line\n".encode())
+    with pytest.raises(MalformedError, match=f"control character U\\+{ord(char):04X}"):
+        SignedCheckpoint.from_bytes(data)
+
+
+def test_accepts_del_and_non_ascii_in_an_extension_line() -> None:
+    # signed-note bans only code points below U+0020 (LF aside); nothing else is asked.
+    cp = Checkpoint(ORIGIN, 7, ROOT_HASH, ("\x7f\u00a0\u200b",))
+    note = SignedCheckpoint.from_bytes(_note(cp).to_bytes())
+    assert note.checkpoint.extensions == ("\x7f\u00a0\u200b",)
+
+
+def _signed_text(text: bytes) -> bytes:
+    """A note over an arbitrary text, with lines by the checkpoint and timestamp keys."""
+    key_id = note_key_id(ORIGIN, ALG_ED25519, CP_KEY.public)
+    line = NoteSignature(ORIGIN, key_id, CP_KEY.sign(text)).line()
+    return text + b"\n" + line.encode()
+
+
+def test_text_ends_at_the_last_blank_line() -> None:
+    # A blank line inside the text makes the text end later, not earlier: the checkpoint
+    # then has an empty line, which tlog-checkpoint forbids.
+    data = _signed_text(CP.body() + b"\next\n")
+    with pytest.raises(MalformedError, match="empty line in the note text"):
+        SignedCheckpoint.from_bytes(data)
+
+
+def test_an_extra_final_newline_is_a_blank_line_after_the_signatures() -> None:
+    with pytest.raises(MalformedError, match="no signature line after the last blank line"):
+        SignedCheckpoint.from_bytes(_valid() + b"\n")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "\u2014 witness.example/w1 not*base64",
+        "\u2014 witness.example/w1 AAAA",  # three bytes: no key id and signature
+        "\u2014 witness+example AAAAAAAA",
+        "\u2014 witness\u00a0example AAAAAAAA",
+        "\u2014 witness\u2003example AAAAAAAA",
+        "\u2014  AAAAAAAA",
+        "\u2014 witness.example/w1",
+    ],
+    ids=["not-base64", "short", "plus", "nbsp", "em-space", "empty-name", "no-signature"],
+)
+def test_a_malformed_line_rejects_the_note_even_from_an_unknown_key(line: str) -> None:
+    data = _valid() + (line + "\n").encode()
+    with pytest.raises(MalformedError, match="note: "):
+        SignedCheckpoint.from_bytes(data)
+
+
+# -- known keys, unknown keys and the time of several co-signatures ----------------------
+
+
+def test_a_bad_line_from_a_known_checkpoint_key_rejects_the_note() -> None:
+    hub = _hub([CP_KEY], 1)
+    good = sign_note(CP, CP_KEY, ORIGIN)
+    bad = NoteSignature(ORIGIN, good.key_id, CP_KEY.sign(b"something else"))
+    for lines in ((good, bad), (bad, good)):
+        data = _signed(*lines, cosign(CP, TS_KEY, STAMP_NAME, T0))
+        with pytest.raises(SignatureError, match=r"a line of checkpoint key .* does not verify"):
+            hub.verify_checkpoint("tid-md5", data)
+
+
+def test_a_bad_line_from_a_known_timestamp_key_rejects_the_note() -> None:
+    hub = _hub([CP_KEY], 1)
+    good = cosign(CP, TS_KEY, STAMP_NAME, T0)
+    short = NoteSignature(STAMP_NAME, good.key_id, good.signature[:-1])
+    wrong = NoteSignature(STAMP_NAME, good.key_id, good.signature[:8] + bytes(64))
+    for bad in (short, wrong):
+        data = _signed(sign_note(CP, CP_KEY, ORIGIN), good, bad)
+        with pytest.raises(SignatureError, match=r"co-signature of timestamp key .* does not"):
+            hub.verify_checkpoint("tid-md5", data)
+
+
+def test_a_line_sharing_only_the_name_or_only_the_key_id_is_ignored() -> None:
+    hub = _hub([CP_KEY], 1)
+    cp_line = sign_note(CP, CP_KEY, ORIGIN)
+    ts_line = cosign(CP, TS_KEY, STAMP_NAME, T0)
+    data = _signed(
+        cp_line,
+        ts_line,
+        NoteSignature(ORIGIN, b"\0\0\0\0", bytes(64)),  # the origin, no known key id
+        NoteSignature("witness.example", cp_line.key_id, bytes(64)),  # a known id, other name
+        NoteSignature("witness.example", ts_line.key_id, ts_line.signature),
+    )
+    assert hub.verify_checkpoint("tid-md5", data).timestamp == T0
+
+
+@pytest.mark.parametrize("newer_first", [False, True])
+def test_the_time_is_the_oldest_co_signature_whatever_the_line_order(newer_first: bool) -> None:
+    hub = _hub([CP_KEY], 1)
+    older = cosign(CP, TS_KEY, STAMP_NAME, T0 - timedelta(days=1))
+    newer = cosign(CP, TS_KEY, STAMP_NAME, T0)
+    stamps = (newer, older) if newer_first else (older, newer)
+    data = _signed(sign_note(CP, CP_KEY, ORIGIN), *stamps)
+    assert hub.verify_checkpoint("tid-md5", data).timestamp == T0 - timedelta(days=1)

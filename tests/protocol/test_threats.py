@@ -33,6 +33,7 @@ from protocol import (
     ListState,
     ListTrust,
     MalformedError,
+    MissingFileError,
     Policy,
     ProtocolError,
     RollbackError,
@@ -233,13 +234,20 @@ def test_rejects_header_replayed_as_the_next_version(sim: HubSimulator, synced: 
 def test_rejects_header_naming_a_root_version_newer_than_trusted(
     sim: HubSimulator, synced: Verifier
 ) -> None:
+    """Signed by the (unchanged) delta key, the header proves the hub claims root v9; the
+    walk ended at v1, so the verifier names the root file it could not find (§13.4 step 6)."""
     sim.publish_steps(1)
 
     def name_root_9(header: dict[str, Any]) -> None:
         header["root_version"] = 9
 
     sim.rewrite_json(_hp(4), name_root_9, keys=sim.keys["delta"])
-    assert_rejected(synced, sim.now, RollbackError)
+    info = assert_rejected(
+        synced, sim.now, MissingFileError, match=r"^root/2\.json: .*names root v9"
+    )
+    assert isinstance(info.value, MissingFileError)
+    assert info.value.path == "root/2.json"
+    assert "root walk ended at v1" in str(info.value)
 
 
 def test_rejects_header_naming_an_older_root_than_the_previous_header(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -419,6 +420,23 @@ def test_body_case() -> None:
     assert DeltaBody.from_bytes(data, inp["hash_type"]) == body
 
 
+@pytest.mark.parametrize("name", case_names(prefix="body-"))
+def test_body_of_each_hash_type(name: str) -> None:
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    removes = [bytes.fromhex(h) for h in inp["removes_hex"]]
+    adds = [bytes.fromhex(h) for h in inp["adds_hex"]]
+    data = DeltaBody.build(inp["hash_type"], removes, adds).to_bytes()
+    assert data == want["text"].encode()
+    assert (hashlib.sha256(data).hexdigest(), len(data)) == (want["sha256"], want["length"])
+    parsed = DeltaBody.from_bytes(data, inp["hash_type"])
+    assert (list(parsed.removes), list(parsed.adds)) == (removes, adds)
+    width = len(adds[0])
+    digest = ListState.from_hashes(width, adds).digest().to_dict()
+    assert digest == want["state_of_adds"]
+    assert want["state_of_adds"]["sha256"] == hashlib.sha256(b"".join(sorted(adds))).hexdigest()
+
+
 def test_snapshot_case() -> None:
     spec = case("snapshot")
     data = load(spec["files"]["snapshot"])
@@ -457,6 +475,38 @@ def test_ack_case() -> None:
     assert inp["origin"] == f"{inp['hub_name']}/lists/{inp['list']}"
 
 
+@pytest.mark.parametrize("name", case_names(check="accept_ack"))
+def test_accepted_ack_case(name: str) -> None:
+    """What §10.2 lets through: accepted, read as stated, re-encoded to the same bytes."""
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    data = inp["ack_text"].encode()
+    key = PublicKey(bytes.fromhex(inp["node_public_hex"]))
+    ack = verify_ack(data, inp["sig_text"].encode(), node_key=key, origin_prefix=inp["hub_name"])
+    assert ack.seq == want["seq"]
+    assert dict(ack.extra) == want["extra"]
+    if "hashes" in want:
+        assert {k: dict(v) for k, v in ack.counts.hashes.items()} == want["hashes"]
+    assert ack.to_bytes() == data
+
+
+def _numbered_rules(section: str) -> list[str]:
+    """The numbered rules of one PROTOCOL.md subsection, as ``"10.2.1"``, ``"10.2.2"``, …"""
+    spec = (PROJECT / "PROTOCOL.md").read_text("utf-8")
+    start = spec.index(f"\n### {section} ")
+    end = spec.index("\n#", start + 1)
+    numbers = re.findall(r"^([0-9]+)\. ", spec[start:end], flags=re.MULTILINE)
+    assert numbers, f"§{section} has no numbered rules"
+    return [f"{section}.{n}" for n in numbers]
+
+
+def test_every_ack_parse_and_verification_rule_has_a_negative_vector() -> None:
+    """§10.2 and §10.4 are what another verifier must refuse: each rule, a vector."""
+    cited = {rule for n in case_names(prefix="neg-") for rule in case(n).get("rules", [])}
+    missing = [r for r in _numbered_rules("10.2") + _numbered_rules("10.4") if r not in cited]
+    assert not missing, f"no negative vector cites {missing}"
+
+
 # --------------------------------------------------------------------------------------
 # Negative cases: exactly the named error, and nothing trusted changes
 # --------------------------------------------------------------------------------------
@@ -475,11 +525,11 @@ def _neg_add_header(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     hub = trusted_hub(inp["roots"], when(inp["now"]))
     upd = hub.begin_update(ListTrust(inp["list"]), load(spec["files"]["checkpoint"]))
     add_headers(upd, inp["list"], inp["version"] - 1)
-    before = list(upd.headers)
+    before, verified = list(upd.headers), upd.log_verified
     _raises(error, lambda: upd.add_header(inp["header_text"].encode(), inp["sig_text"].encode()))
     assert upd.headers == before
     assert upd.next_version == inp["version"]
-    assert not upd.log_verified
+    assert upd.log_verified == verified  # a refused header changes nothing
 
 
 def _neg_update_root(spec: dict[str, Any], error: type[ProtocolError]) -> None:
@@ -556,6 +606,12 @@ def _neg_parse_body(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     _raises(error, lambda: DeltaBody.from_bytes(inp["body_text"].encode(), inp["hash_type"]))
 
 
+def _neg_parse_bodies(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    for text in inp["body_texts"]:
+        _raises(error, partial(DeltaBody.from_bytes, text.encode(), inp["hash_type"]))
+
+
 def _neg_parse_canonical(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     for text in spec["input"]["texts"]:
         _raises(error, partial(parse_canonical, text.encode()))
@@ -580,8 +636,187 @@ def _neg_verify_ack(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     )
 
 
+def _hub_after_roots(inp: dict[str, Any]) -> TrustedHub:
+    """``input.roots`` from disk, then each of ``input.next_roots`` (root and sidecar text)."""
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    for root in inp["next_roots"]:
+        hub.update_root(root["root_text"].encode(), root["sig_text"].encode())
+    return hub
+
+
+def _neg_add_header_after_roots(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    hub = _hub_after_roots(inp)
+    upd = hub.begin_update(ListTrust(inp["list"]), load(spec["files"]["checkpoint"]))
+    add_headers(upd, inp["list"], inp["version"] - 1)
+    before = list(upd.headers)
+    _raises(error, lambda: upd.add_header(inp["header_text"].encode(), inp["sig_text"].encode()))
+    assert upd.headers == before
+    assert not upd.log_verified
+
+
+def _neg_pin_root(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    data, sig = inp["root_text"].encode(), inp["sig_text"].encode()
+    assert hashlib.sha256(data).hexdigest() == inp["pinned_sha256"]
+    version = int(inp["file"].removeprefix("root/").removesuffix(".json"))
+    _raises(
+        error,
+        lambda: TrustedHub(
+            data,
+            sig,
+            now=when(inp["now"]),
+            pinned_sha256=inp["pinned_sha256"],
+            pinned_version=version,
+        ),
+    )
+
+
+@pytest.mark.parametrize("name", case_names(check="sync_after_roots"))
+def test_roots_that_rotate_no_delta_key_leave_every_published_header_valid(name: str) -> None:
+    spec = case(name)
+    hub = _hub_after_roots(spec["input"])
+    want = spec["expected"]
+    assert hub.root.version == want["root_version"]
+    for list_id, expected in want["lists"].items():
+        state, trust = sync(hub, list_id, repo_file(checkpoint_path(list_id)))
+        assert (trust.version, trust.root_version) == (
+            expected["version"],
+            expected["root_version"],
+        )
+        assert state.digest() == trust.state == digest(expected["state"])
+
+
+def _checkpoint_update(spec: dict[str, Any]) -> tuple[TrustedHub, ListTrust, bytes]:
+    """The hub, the trust record and the note of a ``verify_checkpoint`` case, read from
+    the case alone: a pinned root in the case, or the repository's roots."""
+    inp = spec["input"]
+    now = when(inp["now"])
+    if "root_text" in inp:
+        hub = TrustedHub(inp["root_text"].encode(), inp["root_sig_text"].encode(), now=now)
+    else:
+        hub = trusted_hub(inp["roots"], now)
+    trust = ListTrust(inp["list"])
+    if inp["after_sync"]:
+        _, trust = sync(hub, inp["list"], repo_file(checkpoint_path(inp["list"])))
+    return hub, trust, inp["checkpoint_text"].encode()
+
+
+def _neg_verify_checkpoint(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    hub, trust, note = _checkpoint_update(spec)
+    record = trust.to_dict()
+    _raises(error, lambda: hub.begin_update(trust, note))
+    assert trust.to_dict() == record
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="verify_checkpoint") if not n.startswith("neg-")]
+)
+def test_verify_checkpoint_case(name: str) -> None:
+    spec = case(name)
+    hub, trust, note = _checkpoint_update(spec)
+    upd = hub.begin_update(trust, note)
+    expected = spec["expected"]
+    assert upd.checkpoint.size == expected["size"]
+    assert base64.b64encode(upd.checkpoint.root_hash).decode() == expected["root_hash_b64"]
+    assert upd.checkpoint.timestamp == when(expected["time"])
+    assert upd.checkpoint.raw == note
+
+
+def _inline_update(
+    spec: dict[str, Any],
+) -> tuple[list[tuple[str, Callable[[], None]]], dict[str, Any]]:
+    """The stages of an ``inline_update`` case in order, over one update (see README), and
+    what they hold: ``upd``, ``base`` and, once ``apply`` ran, ``result``."""
+    inp = spec["input"]
+    hub = trusted_hub(inp["roots"], when(inp["now"]))
+    held: dict[str, Any] = {}
+
+    def checkpoint() -> None:
+        held["upd"] = hub.begin_update(ListTrust(inp["list"]), inp["checkpoint_text"].encode())
+        held["base"] = ListState(held["upd"].spec.hash_length)
+
+    def headers() -> None:
+        for item in inp["headers"]:
+            held["upd"].add_header(item["header_text"].encode(), item["sig_text"].encode())
+
+    def snapshot() -> None:
+        if "snapshot" in inp:
+            snap = inp["snapshot"]
+            data = bytes.fromhex(snap["snapshot_hex"])
+            held["base"] = held["upd"].add_snapshot(snap["version"], data)
+
+    def bodies() -> None:
+        for header in held["upd"].bodies_needed():
+            held["upd"].add_body(header.version, inp["bodies"][str(header.version)].encode())
+
+    def apply() -> None:
+        held["result"] = held["upd"].apply(held["base"])
+
+    stages = [("checkpoint", checkpoint), ("headers", headers), ("snapshot", snapshot)]
+    stages += [("bodies", bodies), ("apply", apply)]
+    return stages, held
+
+
+@pytest.mark.parametrize("name", [n for n in case_names(check="inline_update") if "neg-" not in n])
+def test_inline_update_case(name: str) -> None:
+    spec = case(name)
+    stages, held = _inline_update(spec)
+    for _, step in stages:
+        step()
+    state, trust = held["result"]
+    assert trust.version == spec["expected"]["version"]
+    assert state.digest() == trust.state == digest(spec["expected"]["state"])
+
+
+def _neg_inline_update(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    """Every stage before ``fails_at`` passes; that one raises exactly ``error``."""
+    stages, held = _inline_update(spec)
+    for name, step in stages:
+        if name == spec["fails_at"]:
+            _raises(error, step)
+            assert "result" not in held, "nothing is applied"
+            return
+        step()
+    raise AssertionError(f"no stage {spec['fails_at']!r}")
+
+
+def _neg_missing_file(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    """An auditor's walk over every file §11.1 promises, with one of them found nowhere."""
+    inp = spec["input"]
+    list_id, missing = inp["list"], inp["missing"]
+
+    def get(path: str) -> bytes:
+        if path == missing or not repo_has(path):
+            raise errors.MissingFileError(path, "the signed data refers to it")
+        return repo_file(path)
+
+    def audit() -> None:
+        hub = trusted_hub(inp["roots"], when(inp["now"]))
+        text = inp.get("checkpoint_text")
+        checkpoint = text.encode() if text is not None else get(checkpoint_path(list_id))
+        upd = hub.begin_update(ListTrust(list_id), checkpoint)
+        for version in range(1, upd.target + 1):
+            path = header_path(list_id, version)
+            upd.add_header(get(path), get(path + ".sig"))
+        for header in upd.bodies_needed():
+            upd.add_body(header.version, get(body_path(list_id, header.body.sha256)))
+        upd.apply(ListState(upd.spec.hash_length), check_every_version=True)
+        for version in upd.snapshots_due():
+            upd.add_snapshot(version, get(snapshot_path(list_id, version)))
+
+    with pytest.raises(error) as info:
+        audit()
+    assert type(info.value) is error
+    assert isinstance(info.value, errors.MissingFileError)
+    assert info.value.path == missing, "the error names the file no source has"
+    assert str(info.value).startswith(f"{missing}: found at no source")
+
+
 NEGATIVE_RUNNERS: dict[str, Runner] = {
     "add_header": _neg_add_header,
+    "add_header_after_roots": _neg_add_header_after_roots,
+    "pin_root": _neg_pin_root,
     "update_root": _neg_update_root,
     "begin_update": _neg_begin_update,
     "sync_list": _neg_sync_list,
@@ -589,9 +824,13 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "add_snapshot": _neg_add_snapshot,
     "check_base": _neg_check_base,
     "parse_body": _neg_parse_body,
+    "parse_bodies": _neg_parse_bodies,
     "parse_canonical": _neg_parse_canonical,
     "list_id": _neg_list_id,
     "verify_ack": _neg_verify_ack,
+    "inline_update": _neg_inline_update,
+    "missing_file": _neg_missing_file,
+    "verify_checkpoint": _neg_verify_checkpoint,
 }
 
 
@@ -617,6 +856,8 @@ def test_negative_cases_cover_every_threat_class() -> None:
         "ConsistencyError",
         "StateMismatchError",
         "UnknownListError",
+        "MissingFileError",
+        "LimitError",
     }
 
 

@@ -44,6 +44,7 @@ from hypothesis import strategies as st
 
 from hub.app import SIGNATURE_HEADER, create_app
 from hub.intake import make_intake, parse_hash, parse_import
+from hub.limits import LIMITS
 from hub.web.limits import RateLimiter
 from hub.web.pages import LIMITER
 from protocol import (
@@ -120,8 +121,11 @@ async def world(tmp_path: Path) -> AsyncIterator[HubWorld]:
         node_token = hub.enrol_node(NODE_ID, NODE_KEY.public, [LIST])
         publisher = hub.create_operator_token("publisher", "fuzz-publisher")
     app = create_app(home, schedule=False)
-    # Every example comes from 127.0.0.1; the public form's per-address limit is its own test.
+    # Every example comes from 127.0.0.1; the public form's per-address limit, and the
+    # limit on refused tokens (a malformed Authorization header counts), are tests of
+    # their own (tests/reliability/test_rate_limits.py).
     app[LIMITER] = RateLimiter(burst=100_000, per_hour=100_000)
+    app[LIMITS].failures = None
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         follower = Follower(client, pinned(home), token=node_token)
         await follower.update(LIST)
