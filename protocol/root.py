@@ -27,6 +27,7 @@ from typing import Any
 
 from protocol._fields import Fields, expect_type, format_time, merge_extra, require_aware
 from protocol.canonical import canonicalize, parse_canonical
+from protocol.checkpoint import MAX_SIGNATURE_LINES
 from protocol.errors import (
     ConsistencyError,
     MalformedError,
@@ -238,6 +239,13 @@ class Root:
                 raise MalformedError(
                     f"root: role {name} threshold {role.threshold} not in 1..{len(role.keyids)}"
                 )
+        online = self.roles["checkpoint"].threshold + self.roles["timestamp"].threshold
+        if online > MAX_SIGNATURE_LINES:
+            # No checkpoint could carry enough lines (PROTOCOL.md §5.2, §9.2).
+            raise MalformedError(
+                f"root: the checkpoint and timestamp thresholds add up to {online}; "
+                f"a checkpoint note carries at most {MAX_SIGNATURE_LINES} signature lines"
+            )
         for list_id, spec in self.lists.items():
             if spec.list_id != list_id:
                 raise MalformedError(f"root: list {list_id} declared under another id")

@@ -52,6 +52,7 @@ from protocol import (
     FreezeError,
     InvalidListIdError,
     LimitError,
+    Limits,
     ListHead,
     ListSpec,
     ListState,
@@ -753,6 +754,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         data: bytes,
         sig: bytes,
         error: type[ProtocolError],
+        rules: Sequence[str] = (),
     ) -> None:
         def run() -> None:
             upd = hub().begin_update(ListTrust(list_id), files[checkpoint_path(list_id)])
@@ -762,6 +764,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         cases[name] = _case(
             description,
             "add_header",
+            rules=rules,
             input={
                 "now": now,
                 "roots": roots12,
@@ -788,6 +791,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         canonicalize(tampered),
         files[path1 + ".sig"],
         SignatureError,
+        rules=["13.4.4"],
     )
     loose = json.dumps(parse_canonical(files[path1]), sort_keys=True, indent=1).encode()
     header_case(
@@ -799,6 +803,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         loose,
         sign_bytes(loose, [keys["delta"]]).to_bytes(),
         MalformedError,
+        rules=["13.4.5", "3.1"],
     )
     header_case(
         "neg-wrong-role-header",
@@ -809,6 +814,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         files[path1],
         sign_bytes(files[path1], [keys["checkpoint"]]).to_bytes(),
         SignatureError,
+        rules=["13.4.4"],
     )
     ack_data, _ = _ack(repo)
     header_case(
@@ -820,6 +826,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         ack_data,
         sign_bytes(ack_data, [keys["delta"]]).to_bytes(),
         WrongTypeError,
+        rules=["13.4.5"],
     )
     header_case(
         "neg-mix-and-match",
@@ -829,6 +836,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         files[header_path(PDQ, 1)],
         files[header_path(PDQ, 1) + ".sig"],
         ConsistencyError,
+        rules=["13.4.7"],
     )
     old_key = canonicalize(_header_dict(repo, PDQ, 4, root_version=1))
     header_case(
@@ -873,6 +881,27 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         entries = [Signature(keys[k].keyid, keys[k].sign(data)) for k in labels]
         return SignatureSidecar(tuple(entries)).to_bytes()
 
+    cap = Limits().root_bytes
+    big = canonicalize({**parse_canonical(root2), "x-padding": "p" * cap})
+    root_case(
+        "neg-root-over-cap",
+        f"Root v2 grown past the {cap}-byte cap by an unknown member, signed by "
+        "root-a and root-b (both root roles): the cap is checked before anything else.",
+        big,
+        sidecar(["root-a", "root-b"], big),
+        LimitError,
+        ["13.1.2.1", "11"],
+    )
+    ack_bytes = _ack(repo)[0]
+    root_case(
+        "neg-root-wrong-type",
+        "An ack document signed by root-a and root-b, presented as root v2: the old root "
+        "role's threshold holds over the bytes, and the strict parse refuses its _type.",
+        ack_bytes,
+        sidecar(["root-a", "root-b"], ack_bytes),
+        WrongTypeError,
+        ["13.1.2.3"],
+    )
     root_case(
         "neg-root-old-threshold",
         "Root v2 signed by root-a and root-d only: the new root role is satisfied (2 of a, b, "
@@ -1031,6 +1060,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "roles, whose root hash the published headers do not reproduce (history rewrite or "
         "fast-forward): headers 1..3 verify one by one, then the Merkle root differs.",
         "sync_list",
+        rules=["13.4.14"],
         input={"now": now, "roots": roots12, "list": MD5, "checkpoint_text": _text(forged)},
         error=_expect(ConsistencyError, run_forged),
     )

@@ -162,6 +162,27 @@ def test_rejects_role_threshold_above_its_keys() -> None:
     _rejects(value, match="threshold 2 not in 1..1")
 
 
+def _online_roles(checkpoint: int, timestamp: int) -> dict[str, Any]:
+    """A root document whose checkpoint and timestamp roles share 40 keys, at these thresholds."""
+    value = document()
+    shared = [SigningKey.from_seed(bytes([100 + i]) * 32) for i in range(40)]
+    value["keys"].update({k.keyid: k.public.to_dict() for k in shared})
+    ids = sorted(k.keyid for k in shared)
+    value["roles"]["checkpoint"] = {"keyids": ids, "threshold": checkpoint}
+    value["roles"]["timestamp"] = {"keyids": ids, "threshold": timestamp}
+    return value
+
+
+def test_the_online_thresholds_may_fill_one_checkpoint_note() -> None:
+    root = Root.from_bytes(canonicalize(_online_roles(32, 32)))
+    assert root.roles["checkpoint"].threshold + root.roles["timestamp"].threshold == 64
+
+
+def test_rejects_online_thresholds_no_checkpoint_note_can_carry() -> None:
+    """65 lines would be needed; a note carries 64 (PROTOCOL.md §5.2, §9.2)."""
+    _rejects(_online_roles(33, 32), match="add up to 65; a checkpoint note carries at most 64")
+
+
 def test_rejects_role_naming_a_missing_key() -> None:
     value = document()
     value["roles"]["delta"]["keyids"] = [hashlib.sha256(b"no such key").hexdigest()]

@@ -880,3 +880,64 @@ def test_protocol_md_worked_example_quotes_the_committed_vectors() -> None:
     quoted.append(header.result_state.sha256)
     missing = [text[:60] for text in quoted if text not in spec]
     assert not missing, f"PROTOCOL.md does not quote the current vectors: {missing}"
+
+
+# -- every rule of §13 has a vector ---------------------------------------------------
+
+
+def _section_13_rules() -> dict[str, str]:
+    """Each numbered rule of PROTOCOL.md §13 as ``{"13.4.9": its first line}``.
+
+    Numbered list items under a ``### 13.x`` heading are rules (``1.`` at the margin,
+    ``   1.`` one level in, as ``13.1.2.4``); so are table rows whose first cell is a
+    rule number (``| 13.3.1 |``). A rule with numbered sub-rules is covered by them.
+    """
+    text = (PROJECT / "PROTOCOL.md").read_text(encoding="utf-8")
+    section = text[text.index("## 13. Verification rules") : text.index("## 14. Errors")]
+    rules: dict[str, str] = {}
+    sub = ""
+    outer = ""
+    for line in section.splitlines():
+        heading = re.match(r"### (13\.\d+) ", line)
+        if heading:
+            sub, outer = heading.group(1), ""
+            continue
+        if not sub:
+            continue
+        top = re.match(r"(\d+)\. (.*)", line)
+        nested = re.match(r"   (\d+)\. (.*)", line)
+        row = re.match(r"\| (13\.\d+\.\d+) \|(.*)", line)
+        if top:
+            outer = f"{sub}.{top.group(1)}"
+            rules[outer] = top.group(2)
+        elif nested and outer:
+            rules.pop(outer, None)  # covered by its sub-rules
+            rules[f"{outer}.{nested.group(1)}"] = nested.group(2)
+        elif row:
+            rules[row.group(1)] = row.group(2)
+    return rules
+
+
+NOT_A_VECTOR = {
+    "13.1.4": "which root later checks use: every vector that names its roots shows it",
+    "13.7.4": "commit in one transaction: a property of the verifier's storage, tested "
+    "in tests/node (a rejected update leaves the store as it was)",
+}
+"""Rules of §13 no vector can show, each with where it is proved instead."""
+
+
+def test_every_rule_of_section_13_is_cited_by_a_vector() -> None:
+    rules = _section_13_rules()
+    assert len(rules) >= 40, sorted(rules)
+    cited = {rule for name in case_names() for rule in case(name).get("rules", [])}
+    missing = sorted(set(rules) - cited - set(NOT_A_VECTOR))
+    assert not missing, "\n".join(f"{r}: {rules[r][:70]}" for r in missing)
+    assert set(NOT_A_VECTOR) <= set(rules), sorted(set(NOT_A_VECTOR) - set(rules))
+
+
+def test_every_rule_a_vector_cites_exists() -> None:
+    known = set(_section_13_rules())
+    for name in case_names():
+        for rule in case(name).get("rules", []):
+            if rule.startswith("13."):
+                assert rule in known or any(k.startswith(rule + ".") for k in known), (name, rule)
