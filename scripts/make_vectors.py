@@ -654,7 +654,18 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         "exist), then for each list verify the checkpoint, headers 1..size, reproduce the "
         "Merkle root, fetch and apply every body from an empty state.",
         "sync_repo",
-        rules=["13.1.1", "13.1.2", "13.1.3", "13.1.4"],
+        # A full verification passes every check of the root walk, the checkpoint, each
+        # header, each body and the apply: the positive side of each of those rules.
+        rules=[
+            "13.1.1",
+            *(f"13.1.2.{i}" for i in range(1, 9)),
+            "13.1.3",
+            "13.1.4",
+            *(f"13.2.{i}" for i in range(1, 8)),
+            *(f"13.4.{i}" for i in range(1, 15)),
+            *(f"13.6.{i}" for i in range(1, 5)),
+            *(f"13.7.{i}" for i in range(1, 5)),
+        ],
         input={"now": _time(VERIFY_AT), "roots": ["repo/root/1.json", "repo/root/2.json"]},
         expected={"root_version": 2, "lists": synced},
     )
@@ -996,6 +1007,7 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         expires,
         repo_cp,
         ExpiredError,
+        rules=["13.1.3"],
     )
     max_age = repo.root2.policy.max_checkpoint_age
     begin_case(

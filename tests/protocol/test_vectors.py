@@ -926,10 +926,17 @@ NOT_A_VECTOR = {
 """Rules of §13 no vector can show, each with where it is proved instead."""
 
 
-def test_every_rule_of_section_13_is_cited_by_a_vector() -> None:
+@pytest.mark.parametrize("side", ["negative", "positive"])
+def test_every_rule_of_section_13_has_a_negative_and_a_positive_vector(side: str) -> None:
+    """A rule is cited by a case that must fail on it, and by one that passes it."""
     rules = _section_13_rules()
     assert len(rules) >= 40, sorted(rules)
-    cited = {rule for name in case_names() for rule in case(name).get("rules", [])}
+    cited = {
+        rule
+        for name in case_names()
+        if ("error" in case(name)) == (side == "negative")
+        for rule in case(name).get("rules", [])
+    }
     missing = sorted(set(rules) - cited - set(NOT_A_VECTOR))
     assert not missing, "\n".join(f"{r}: {rules[r][:70]}" for r in missing)
     assert set(NOT_A_VECTOR) <= set(rules), sorted(set(NOT_A_VECTOR) - set(rules))
