@@ -2766,6 +2766,82 @@ def _missing_file_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     return cases
 
 
+_PARSERS: dict[str, Callable[[bytes], Any]] = {
+    "root": Root.from_bytes,
+    "header": DeltaHeader.from_bytes,
+    "sidecar": SignatureSidecar.from_bytes,
+}
+
+
+def _document_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """§3.3: where unknown members are kept (and written back byte for byte), and the
+    closed records and closed value sets where anything unknown is refused."""
+    files = repo.files
+    cases: dict[str, dict[str, Any]] = {}
+    root = parse_canonical(files["root/1.json"])
+    header = parse_canonical(files[header_path(MD5, 1)])
+    sidecar = parse_canonical(files[header_path(MD5, 1) + ".sig"])
+    assert isinstance(root, dict)
+    assert isinstance(header, dict)
+    assert isinstance(sidecar, dict)
+
+    def with_member(value: dict[str, Any], path: Sequence[str], member: str, x: Any) -> bytes:
+        copy = json.loads(json.dumps(value))
+        target = copy
+        for key in path:
+            target = target[key]
+        target[member] = x
+        return canonicalize(copy)
+
+    kept = {
+        "root-top": ("root", with_member(root, [], "x-operator-note", {"why": "kept"})),
+        "root-list": ("root", with_member(root, ["lists", MD5], "x-source", "ncii")),
+        "root-policy": ("root", with_member(root, ["policy"], "x-min-quality", 50)),
+        "header-top": ("header", with_member(header, [], "x-batch", [1, 2])),
+    }
+    for name, (kind, data) in kept.items():
+        assert _PARSERS[kind](data).to_bytes() == data
+        cases[f"document-unknown-member-{name}"] = _case(
+            f"A {kind} with an unknown member where §3.3 preserves them: it parses, and "
+            "re-encoding it gives the same bytes (the signature covers it).",
+            "parse_document",
+            rules=["3.3"],
+            input={"kind": kind, "text": _text(data)},
+            expected={"canonical_text": _text(data)},
+        )
+    entry = dict(sidecar["signatures"][0])
+    refused = {
+        "header-body": ("header", with_member(header, ["body"], "x", 1)),
+        "header-state": ("header", with_member(header, ["result_state"], "x", 1)),
+        "root-role": ("root", with_member(root, ["roles", "delta"], "x", 1)),
+        "root-key": ("root", with_member(root, ["keys", next(iter(root["keys"]))], "x", 1)),
+        "root-keytype": (
+            "root",
+            with_member(root, ["keys", next(iter(root["keys"]))], "keytype", "ed448"),
+        ),
+        "root-hash-type": ("root", with_member(root, ["lists", MD5], "hash_type", "sha1")),
+        "root-role-name": (
+            "root",
+            with_member(root, ["roles"], "mirror", root["roles"]["delta"]),
+        ),
+        "sidecar-entry": (
+            "sidecar",
+            canonicalize({**sidecar, "signatures": [{**entry, "x": 1}]}),
+        ),
+        "sidecar-top": ("sidecar", with_member(sidecar, [], "x", 1)),
+    }
+    for name, (kind, data) in refused.items():
+        cases[f"neg-document-closed-{name}"] = _case(
+            f"A {kind} with an unknown member in a closed record, or an unknown value in a "
+            f"closed set ({name}): refused when parsed, whatever signs it.",
+            "parse_document",
+            rules=["3.3"],
+            input={"kind": kind, "text": _text(data)},
+            error=_expect(MalformedError, partial(_PARSERS[kind], data)),
+        )
+    return cases
+
+
 def _root_fields(root: Root) -> dict[str, Any]:
     return {
         "version": root.version,
@@ -2809,6 +2885,8 @@ CHECKS = {
     "keep the trust record and state, then update with `second`.",
     "body_of_type": "the body file for `input` (removals, additions) of that hash type, its "
     "SHA-256 and length, and the state digest of a list holding the additions.",
+    "parse_document": "parse `input.text` as a `input.kind` (root, header or signature "
+    "sidecar): it re-encodes to `expected.canonical_text`, or it is refused.",
     "parse_bodies": "each of `input.body_texts` is refused as a body of `input.hash_type`.",
     "add_header": "with the roots and clock given, start an update of `input.list` from "
     "nothing with `files.checkpoint`, add headers 1..`version`−1 from `repo/`, then the "
@@ -2979,6 +3057,7 @@ def build_vectors() -> dict[str, bytes]:
         **_negative_cases(repo),
         **_header_rule_cases(repo),
         **_hash_type_cases(repo),
+        **_document_rule_cases(repo),
         **_ack_rule_cases(repo),
         **_root_rule_cases(repo),
         **_checkpoint_rule_cases(repo),

@@ -35,6 +35,8 @@ from protocol import (
     ListUpdate,
     ProtocolError,
     PublicKey,
+    Root,
+    SignatureSidecar,
     SigningKey,
     StateDigest,
     TrustedHub,
@@ -606,6 +608,26 @@ def _neg_parse_body(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     _raises(error, lambda: DeltaBody.from_bytes(inp["body_text"].encode(), inp["hash_type"]))
 
 
+_DOCUMENT_PARSERS: dict[str, Callable[[bytes], Any]] = {
+    "root": Root.from_bytes,
+    "header": DeltaHeader.from_bytes,
+    "sidecar": SignatureSidecar.from_bytes,
+}
+
+
+@pytest.mark.parametrize("name", case_names(prefix="document-"))
+def test_unknown_members_are_kept_where_the_spec_keeps_them(name: str) -> None:
+    spec = case(name)
+    data = spec["input"]["text"].encode()
+    parsed = _DOCUMENT_PARSERS[spec["input"]["kind"]](data)
+    assert parsed.to_bytes() == data == spec["expected"]["canonical_text"].encode()
+
+
+def _neg_parse_document(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    _raises(error, partial(_DOCUMENT_PARSERS[inp["kind"]], inp["text"].encode()))
+
+
 def _neg_parse_bodies(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     inp = spec["input"]
     for text in inp["body_texts"]:
@@ -825,6 +847,7 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "check_base": _neg_check_base,
     "parse_body": _neg_parse_body,
     "parse_bodies": _neg_parse_bodies,
+    "parse_document": _neg_parse_document,
     "parse_canonical": _neg_parse_canonical,
     "list_id": _neg_list_id,
     "verify_ack": _neg_verify_ack,
