@@ -93,6 +93,7 @@ from protocol.checkpoint import (
     ALG_ED25519,
     MAX_SIGNATURE_LINES,
     NoteSignature,
+    SignedCheckpoint,
     note_key_id,
 )
 from protocol.keys import Signature
@@ -2842,6 +2843,85 @@ def _document_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     return cases
 
 
+def _online_rotation_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """A root that rotates the checkpoint and timestamp keys only: published headers stay
+    valid (no delta key is retired), and the lists' checkpoints, re-issued under the new
+    online keys, verify from the repository's roots plus that root."""
+    keys, files = repo.keys, repo.files
+    cases: dict[str, dict[str, Any]] = {}
+    new = {
+        label: SigningKey.from_seed(key_seed(label)) for label in ("checkpoint-2", "timestamp-2")
+    }
+    root2 = repo.root2
+    online = {
+        **_root_fields(root2),
+        "version": 3,
+        "keys": {
+            **{
+                k: v
+                for k, v in root2.keys.items()
+                if k not in {keys["checkpoint"].keyid, keys["timestamp"].keyid}
+            },
+            new["checkpoint-2"].keyid: new["checkpoint-2"].public,
+            new["timestamp-2"].keyid: new["timestamp-2"].public,
+        },
+        "roles": {
+            **root2.roles,
+            "checkpoint": Role((new["checkpoint-2"].keyid,), 1),
+            "timestamp": Role((new["timestamp-2"].keyid,), 1),
+        },
+    }
+    root3 = Root(**online)
+    assert not root3.rotates_delta(root2)
+    data, sig = root3.sign([keys["root-a"], keys["root-b"]])  # root v2's role: a, b, d
+    next_roots = [{"root_text": _text(data), "sig_text": _text(sig)}]
+    moment = _at(6) + timedelta(minutes=5)
+    checkpoints: dict[str, str] = {}
+    hub = _hub(files, VERIFY_AT)
+    hub.update_root(data, sig)
+    synced: dict[str, Any] = {}
+    for list_id in (PDQ, MD5):
+        head = repo.heads[list_id]
+        cp = Checkpoint(root3.origin(list_id), head.version, head.compact.root())
+        note = SignedCheckpoint(
+            cp,
+            (
+                sign_note(cp, new["checkpoint-2"], root3.origin(list_id)),
+                cosign(cp, new["timestamp-2"], root3.timestamp_name, moment),
+            ),
+        ).to_bytes()
+        checkpoints[list_id] = _text(note)
+        state, trust = _sync(hub, files, list_id, note)
+        assert state == head.state
+        synced[list_id] = {
+            "version": trust.version,
+            "state": trust.state.to_dict(),
+            "root_version": trust.root_version,
+        }
+        # The old online keys' checkpoint no longer verifies under root v3.
+        _expect(
+            SignatureError,
+            partial(hub.begin_update, ListTrust(list_id), files[checkpoint_path(list_id)]),
+        )
+    cases["root-online-keys-rotated"] = _case(
+        "Root v3 replaces the checkpoint and timestamp keys (checkpoint-2, timestamp-2; seeds "
+        "from key_seed like every key here) and changes nothing else, signed by root-a and "
+        "root-b (both root roles). Every published header stays valid; each list's "
+        "checkpoint, re-issued at 06:05 under the new online keys, verifies, and the old "
+        "one is refused (SignatureError).",
+        "sync_after_roots",
+        rules=["5.3", "13.1.2", "13.2.4", "13.2.5", "13.4.9", "12.6"],
+        input={
+            "now": _time(VERIFY_AT),
+            "roots": ["repo/root/1.json", "repo/root/2.json"],
+            "next_roots": next_roots,
+            "checkpoint_texts": checkpoints,
+        },
+        expected={"root_version": 3, "lists": synced},
+    )
+    return cases
+
+
 def _root_fields(root: Root) -> dict[str, Any]:
     return {
         "version": root.version,
@@ -3058,6 +3138,7 @@ def build_vectors() -> dict[str, bytes]:
         **_header_rule_cases(repo),
         **_hash_type_cases(repo),
         **_document_rule_cases(repo),
+        **_online_rotation_cases(repo),
         **_ack_rule_cases(repo),
         **_root_rule_cases(repo),
         **_checkpoint_rule_cases(repo),
