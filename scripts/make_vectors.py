@@ -2922,6 +2922,87 @@ def _online_rotation_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     return cases
 
 
+def _all_hash_types_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """Lists of the two hash types ``repo/`` does not hold (phash, sha256), published end to
+    end: root v3 declares them, two versions each under the delta-2 key, checkpoints, and
+    a verifier syncs them from the repository's roots plus that root."""
+    keys = repo.keys
+    added = {
+        "demo-phash": ListSpec("demo-phash", "phash", 10, label="demo", snapshot_every=2),
+        "demo-sha256": ListSpec("demo-sha256", "sha256", 0, label="demo", snapshot_every=2),
+    }
+    root3 = Root(
+        **{
+            **_root_fields(repo.root2),
+            "version": 3,
+            "lists": {**repo.root2.lists, **added},
+        }
+    )
+    data, sig = root3.sign([keys["root-a"], keys["root-b"]])
+    next_roots = [{"root_text": _text(data), "sig_text": _text(sig)}]
+    publisher = Publisher(root3, _online(keys, "delta-2"))
+    hub = _hub(repo.files, VERIFY_AT)
+    hub.update_root(data, sig)
+    lists: dict[str, Any] = {}
+    expected: dict[str, Any] = {}
+    for list_id, spec in added.items():
+        made = [
+            hashlib.sha256(f"{list_id}-{i}".encode()).digest()[: spec.hash_length] for i in range(4)
+        ]
+        head = ListHead.empty(root3, list_id)
+        files: dict[str, bytes] = {}
+        for minutes, removes, adds in ((2, [], made[:3]), (4, [made[0]], [made[3]])):
+            p = publisher.publish(
+                head, removes=removes, adds=adds, now=_at(6) + timedelta(minutes=minutes)
+            )
+            head = p.head
+            files.update(p.files)
+        upd = hub.begin_update(ListTrust(list_id), files[checkpoint_path(list_id)])
+        headers = []
+        for v in (1, 2):
+            path = header_path(list_id, v)
+            upd.add_header(files[path], files[path + ".sig"])
+            headers.append(
+                {"header_text": _text(files[path]), "sig_text": _text(files[path + ".sig"])}
+            )
+        bodies = []
+        for h in upd.bodies_needed():
+            body = files[body_path(list_id, h.body.sha256)]
+            upd.add_body(h.version, body)
+            bodies.append(_text(body))
+        state, trust = upd.apply(ListState(spec.hash_length), check_every_version=True)
+        assert state == head.state
+        lists[list_id] = {
+            "checkpoint_text": _text(files[checkpoint_path(list_id)]),
+            "headers": headers,
+            "bodies": bodies,
+        }
+        expected[list_id] = {
+            "hash_type": spec.hash_type,
+            "version": trust.version,
+            "state": trust.state.to_dict(),
+            "snapshot_2_hex": files[snapshot_path(list_id, 2)].hex(),
+        }
+    return {
+        "repo-phash-and-sha256": _case(
+            "Root v3 (signed by root-a and root-b) declares demo-phash (pHash, 8-byte hashes, "
+            "max distance 10) and demo-sha256; each gets v1 (+3) and v2 (-1 +1, snapshot) "
+            "under delta-2 at 06:02 and 06:04. A verifier with the repository's roots, root "
+            "v3 and the clock of repo/ verifies each checkpoint, both headers and bodies, and "
+            "reaches the state given (its snapshot bytes are the state's).",
+            "sync_new_lists",
+            rules=["6.1", "7.2", "8", "13.2", "13.4", "13.6", "13.7"],
+            input={
+                "now": _time(VERIFY_AT),
+                "roots": ["repo/root/1.json", "repo/root/2.json"],
+                "next_roots": next_roots,
+                "lists": lists,
+            },
+            expected={"root_version": 3, "lists": expected},
+        )
+    }
+
+
 def _root_fields(root: Root) -> dict[str, Any]:
     return {
         "version": root.version,
@@ -2965,6 +3046,9 @@ CHECKS = {
     "keep the trust record and state, then update with `second`.",
     "body_of_type": "the body file for `input` (removals, additions) of that hash type, its "
     "SHA-256 and length, and the state digest of a list holding the additions.",
+    "sync_new_lists": "trust `input.roots` then `input.next_roots`; for each list of "
+    "`input.lists`, verify its checkpoint, headers and bodies from an empty state: "
+    "`expected.lists` (the state's bytes are `snapshot_2_hex`).",
     "parse_document": "parse `input.text` as a `input.kind` (root, header or signature "
     "sidecar): it re-encodes to `expected.canonical_text`, or it is refused.",
     "parse_bodies": "each of `input.body_texts` is refused as a body of `input.hash_type`.",
@@ -3139,6 +3223,7 @@ def build_vectors() -> dict[str, bytes]:
         **_hash_type_cases(repo),
         **_document_rule_cases(repo),
         **_online_rotation_cases(repo),
+        **_all_hash_types_cases(repo),
         **_ack_rule_cases(repo),
         **_root_rule_cases(repo),
         **_checkpoint_rule_cases(repo),

@@ -716,6 +716,30 @@ def test_roots_that_rotate_no_delta_key_leave_every_published_header_valid(name:
         assert state.digest() == trust.state == digest(expected["state"])
 
 
+@pytest.mark.parametrize("name", case_names(check="sync_new_lists"))
+def test_lists_of_every_hash_type_verify_end_to_end(name: str) -> None:
+    spec = case(name)
+    hub = _hub_after_roots(spec["input"])
+    assert hub.root.version == spec["expected"]["root_version"]
+    types = set()
+    for list_id, given in spec["input"]["lists"].items():
+        want = spec["expected"]["lists"][list_id]
+        width = hub.root.list_spec(list_id).hash_length
+        assert hub.root.list_spec(list_id).hash_type == want["hash_type"]
+        upd = hub.begin_update(ListTrust(list_id), given["checkpoint_text"].encode())
+        for h in given["headers"]:
+            upd.add_header(h["header_text"].encode(), h["sig_text"].encode())
+        bodies = {hashlib.sha256(b.encode()).hexdigest(): b.encode() for b in given["bodies"]}
+        for header in upd.bodies_needed():
+            upd.add_body(header.version, bodies[header.body.sha256])
+        state, trust = upd.apply(ListState(width), check_every_version=True)
+        assert trust.version == want["version"]
+        assert state.digest() == trust.state == digest(want["state"])
+        assert state.to_bytes().hex() == want["snapshot_2_hex"]
+        types.add(want["hash_type"])
+    assert types == {"phash", "sha256"}  # with repo/'s pdq and md5: every hash type
+
+
 def _checkpoint_update(spec: dict[str, Any]) -> tuple[TrustedHub, ListTrust, bytes]:
     """The hub, the trust record and the note of a ``verify_checkpoint`` case, read from
     the case alone: a pinned root in the case, or the repository's roots."""
