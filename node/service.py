@@ -529,11 +529,13 @@ class Node:
             )
         )
 
-    def _backoff(self, attempts: int) -> str:
-        delay = min(self.config.max_backoff, 2 ** min(attempts, 20))
+    def _backoff(self, attempts: int, at_least: int = 0) -> str:
+        """When to try again: doubling up to ``max_backoff``, and no sooner than ``at_least``
+        seconds (a hub's ``Retry-After``, PROTOCOL.md §10.6)."""
+        delay = max(min(self.config.max_backoff, 2 ** min(attempts, 20)), at_least)
         return format_time(self.now() + timedelta(seconds=delay))
 
-    def ack_sent(self, seq: int, ok: bool, error: str = "") -> None:
+    def ack_sent(self, seq: int, ok: bool, error: str = "", *, retry_after: int = 0) -> None:
         with self.store.db.atomic():
             row = next(
                 iter(self.store.db.query("SELECT * FROM ack_outbox WHERE seq = ?", [seq])), None
@@ -557,7 +559,7 @@ class Node:
                 self.store.db.execute(
                     "UPDATE ack_outbox SET attempts = ?, next_attempt = ?, last_error = ? "
                     "WHERE seq = ?",
-                    [attempts, self._backoff(attempts), error[:500], seq],
+                    [attempts, self._backoff(attempts, retry_after), error[:500], seq],
                 )
 
     def ack_refused(self, seq: int, error: str) -> None:
@@ -811,7 +813,12 @@ async def flush_acks(
                     node.ack_refused(row["seq"], f"HTTP {resp.status}: {text[:300]}")
                     failed += 1
                     continue
-                node.ack_sent(row["seq"], ok, "" if ok else f"HTTP {resp.status}: {text[:300]}")
+                node.ack_sent(
+                    row["seq"],
+                    ok,
+                    "" if ok else f"HTTP {resp.status}: {text[:300]}",
+                    retry_after=_retry_after(resp) if resp.status in (429, 503) else 0,
+                )
         except (aiohttp.ClientError, TimeoutError) as e:
             ok = False
             node.ack_sent(row["seq"], False, f"{type(e).__name__}: {e}")
@@ -821,6 +828,18 @@ async def flush_acks(
             failed += 1
             break  # keep seq order: later acks wait for this one
     return confirmed, failed
+
+
+MAX_RETRY_AFTER = 24 * 3600
+"""The longest ``Retry-After`` (seconds) believed: a hub cannot park the outbox for longer."""
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> int:
+    """A 429's or 503's ``Retry-After`` in seconds (0 if absent or not a small integer)."""
+    raw = resp.headers.get("Retry-After", "")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        return 0
+    return min(int(raw), MAX_RETRY_AFTER)
 
 
 def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:

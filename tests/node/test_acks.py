@@ -20,11 +20,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from hub.limits import LIMITS
 from node.service import Node, flush_acks
 from protocol import Ack, verify_ack
 from protocol._fields import parse_time
 from protocol.ack import MAX_HASH_ENTRIES
 from protocol.keyfile import load_public_key
+from protocol.ratelimit import RateLimiter
 from tests.node.fixtures_sync import (
     HUB_NAME,
     NODE_ID,
@@ -242,6 +244,27 @@ async def test_retry_after_a_lost_answer_reuses_seq_and_bytes_and_hub_says_dupli
     finally:
         node.close()
         await proxy.close()
+
+
+async def test_a_rate_limited_ack_waits_as_long_as_the_hubs_retry_after(
+    hub: HubApp, node: Node
+) -> None:
+    """The hub's 429 says when to come back (PROTOCOL.md §10.6); doubling would say 2 s."""
+    await sync_once(node)  # seq 1, queued
+    assert hub.app is not None
+    limiter = RateLimiter(burst=1, per_hour=36, clock=lambda: 0.0)  # one token per 100 s
+    limiter.take(f"node:{NODE_ID}")  # this node's allowance is spent
+    hub.app[LIMITS].credential = limiter
+    assert await flush(node) == (0, 1)
+    (row,) = outbox(node)
+    assert row["last_error"].startswith("HTTP 429")
+    assert parse_time(row["next_attempt"], "t") == hub.clock() + timedelta(seconds=100)
+    hub.clock.advance(99)
+    assert await flush(node) == (0, 0), "not before the hub said"
+    hub.app[LIMITS].credential = None
+    hub.clock.advance(1)
+    assert await flush(node) == (1, 0)
+    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1]
 
 
 async def test_hub_errors_keep_the_ack_in_the_outbox(tmp_path: Path, hub: HubApp) -> None:
