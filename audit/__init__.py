@@ -1,6 +1,6 @@
 """The auditor: verify a hub's published history and its nodes' acks from public keys alone.
 
-A thin layer over ``protocol``'s trust rules (DESIGN §1, §2): the node runs them
+A thin layer over ``protocol``'s trust rules (docs/design.md §1.3, §2.3): the node runs them
 one update at a time, the auditor over the whole history, and neither has a rule
 of its own.
 

@@ -46,10 +46,9 @@ from typing import Any
 
 from audit.source import FetchError, HttpSource
 from audit.verify import INCOMPLETE_RULES, Finding, TreeReport
-from protocol import Ack, ProtocolError, PublicKey, verify_ack
-from protocol._fields import b64encode
+from protocol import Ack, ProtocolError, PublicKey, b64encode, verify_ack
 from protocol.ack import COUNTER_NAMES
-from protocol.canonical import MAX_SAFE_INTEGER
+from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
 from protocol.errors import ProofError
 from protocol.merkle import CompactRange, consistency_proof, verify_consistency
 
@@ -444,31 +443,21 @@ def recompute_totals(acks: Iterable[Ack]) -> dict[tuple[str, str], dict[str, dic
     """Cumulative totals per (node, list) from signed acks, with counter resets handled.
 
     Returns ``{(node, list): {"": {counter: total}, "<hex hash>": {counter: total}}}``.
-    Each node's acks are taken in ``seq`` order; a value below the previous one is a
-    reset: the previous value is kept in an offset, so ``last + offset`` never goes
-    down (ADR 0010, as Prometheus counts).
+    Each node's acks are taken in ``seq`` order, as ``protocol.counter_rows``; each
+    counter adds its ``protocol.counter_growth`` (a value below the previous one is
+    a reset whose previous value stays counted), so a total never goes down
+    (ADR 0010, as Prometheus counts). The totals are exact, not clamped.
     """
     last: dict[tuple[str, str, str, str], tuple[int, int]] = {}
     for ack in sorted(acks, key=lambda a: (a.node, a.seq)):
-        counts = ack.counts.to_dict()
-        per_hash = counts.pop("hashes")
-        values = [("", name, value) for name, value in counts.items()]
-        values += [(h, n, v) for h, counters in per_hash.items() for n, v in counters.items()]
-        for hex_hash, name, value in values:
+        for hex_hash, name, value in counter_rows(ack.counts):
             key = (ack.node, ack.list_id, hex_hash, name)
-            previous, offset = last.get(key, (0, 0))
-            if key in last and value < previous:
-                offset += previous
-            last[key] = (value, offset)
+            previous, total = last.get(key, (0, 0))
+            last[key] = (value, total + counter_growth(previous, value))
     out: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
-    for (node, list_id, hex_hash, name), (value, offset) in last.items():
-        out.setdefault((node, list_id), {}).setdefault(hex_hash, {})[name] = value + offset
+    for (node, list_id, hex_hash, name), (_, total) in last.items():
+        out.setdefault((node, list_id), {}).setdefault(hex_hash, {})[name] = total
     return out
-
-
-def _clamp(value: int) -> int:
-    """A total as the hub keeps it: at most 2^53 - 1 (ADR 0010)."""
-    return min(MAX_SAFE_INTEGER, value)
 
 
 def _compare(
@@ -525,15 +514,15 @@ def _check_totals(
                 # What the hub counted of this node: the signed total less what it withheld;
                 # past the clamp that difference is unknown and the node check below says so.
                 counted = signed.get(name, 0) - held
-                if max(held, signed.get(name, 0)) >= MAX_SAFE_INTEGER:
+                if max(held, signed.get(name, 0)) >= MAX_TOTAL:
                     counted = reported
-                list_sum[name] = _clamp(list_sum[name] + counted)
+                list_sum[name] = clamp_total(list_sum[name] + counted)
                 _compare(
                     report,
                     where,
                     name,
-                    _clamp(signed.get(name, 0)),
-                    _clamp(int(per_node.get(node, {}).get(name, 0)) + held),
+                    clamp_total(signed.get(name, 0)),
+                    clamp_total(int(per_node.get(node, {}).get(name, 0)) + held),
                     f" of {node}",
                 )
         report.totals[list_id] = {
@@ -553,7 +542,9 @@ def _check_totals(
             for hex_hash, counters in node_totals.items():
                 if hex_hash:
                     for name, value in counters.items():
-                        hashes[hex_hash][name] = _clamp(hashes[hex_hash][name] + _clamp(value))
+                        hashes[hex_hash][name] = clamp_total(
+                            hashes[hex_hash][name] + clamp_total(value)
+                        )
         counts = _api(hub, f"v1/admin/lists/{list_id}/counts", report, needs)
         if counts is None:
             continue
@@ -575,7 +566,7 @@ def _check_totals(
                     where,
                     f"hash {hex_hash} {name}",
                     mine_hash.get(name, 0),
-                    _clamp(int(theirs.get(name, 0)) + int(held_hash.get(name, 0))),
+                    clamp_total(int(theirs.get(name, 0)) + int(held_hash.get(name, 0))),
                     "",
                 )
         if hash_withheld:

@@ -56,8 +56,7 @@ from audit.diff import ListDiff, diff_versions
 from audit.source import DEFAULT_DEADLINE, FolderSource, HttpSource, SourceError, open_source
 from audit.verify import Finding, ListReport, Pin, TreeReport, verify_tree
 from audit.witness import Witness, WitnessError, default_witness_path
-from protocol import KeyFileError, ProtocolError, PublicKey
-from protocol._fields import parse_time
+from protocol import KeyFileError, ProtocolError, PublicKey, parse_time
 from protocol.keyfile import load_public_key
 
 __all__ = ["EXIT_FAILED", "EXIT_INCOMPLETE", "main"]

@@ -54,14 +54,15 @@ from protocol import (
     SignatureSidecar,
     StateDigest,
     TrustedHub,
+    b64encode,
     body_path,
     checkpoint_path,
+    format_time,
     header_path,
     root_path,
     sig_path,
     snapshot_path,
 )
-from protocol._fields import b64encode, format_time
 from protocol.errors import ConsistencyError, MissingFileError
 from protocol.merkle import consistency_proof, verify_consistency
 

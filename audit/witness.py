@@ -27,8 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from protocol import ListTrust, ProtocolError
-from protocol._fields import format_time
+from protocol import ListTrust, ProtocolError, format_time
 
 __all__ = ["WITNESS_FORMAT", "Witness", "WitnessError", "default_witness_path"]
 

@@ -334,7 +334,7 @@ or dropping MD5 (kept because hash lists in the field still carry MD5). Decoding
 luma only (`draft("L")`) was tried and put the PDQ of Meta's low-quality reference
 images up to 38 bits from their expected hashes, so it is not used.
 
-**Sync** (DESIGN §4): a hub (`Hub.init`, in a temporary directory) with one PDQ list
+**Sync** (docs/design.md §4.2): a hub (`Hub.init`, in a temporary directory) with one PDQ list
 of 1M random hashes published as version 1 with its snapshot, served by the real
 hub app on 127.0.0.1 in the same process and event loop as the node, so serving is
 inside these figures. Each timed run starts from a fresh copy of an enrolled node

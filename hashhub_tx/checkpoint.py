@@ -43,8 +43,9 @@ from protocol import (
     ProtocolError,
     SignedCheckpoint,
     TrustedHub,
+    b64decode,
+    b64encode,
 )
-from protocol._fields import b64decode, b64encode
 
 __all__ = [
     "CHECKPOINT_FORMAT",

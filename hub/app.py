@@ -8,7 +8,7 @@ every API route; a test keeps the two in step. The HTML pages for people (public
 submission, case lookup, the operators' dashboard) are added by ``hub.web.setup``
 and documented in ``hub/web/pages.py``.
 
-The published tree (DESIGN §3.8) is served from ``Hub.file`` exactly as it was
+The published tree (PROTOCOL.md §11) is served from ``Hub.file`` exactly as it was
 signed. Every path segment is checked before it is used — list ids by
 ``validate_list_id``, versions as integers, body addresses as 64 lowercase hex
 digits — and the file path is then built by ``protocol.layout``, so ``..``, ``/``
@@ -744,7 +744,7 @@ def _signature(request: web.Request) -> bytes:
 
 
 async def post_ack(request: web.Request) -> web.StreamResponse:
-    """Receive a node's signed ack (DESIGN §3.7)."""
+    """Receive a node's signed ack (PROTOCOL.md §10.6)."""
     app = request.app
     try:
         token = _bearer(request)

@@ -41,7 +41,7 @@ from hub.errors import (
     Unprocessable,
 )
 from hub.intake import MIN_PDQ_QUALITY, Intake
-from hub.store import MAX_TOTAL, open_database
+from hub.store import open_database
 from protocol import (
     GENESIS_PREV,
     HASH_TYPES,
@@ -56,11 +56,13 @@ from protocol import (
     Role,
     Root,
     SigningKey,
+    format_time,
+    parse_time,
     root_files,
 )
-from protocol._fields import format_time, parse_time
 from protocol.ack import COUNTER_NAMES, NODE_ID_PATTERN, Ack, verify_ack
 from protocol.checkpoint import SignedCheckpoint, cosignature_time
+from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
 from protocol.hashes import degenerate_reason
 from protocol.keyfile import load_private_key, write_private_key
 from protocol.lists import validate_list_id
@@ -95,7 +97,7 @@ def _without_top(shares: Sequence[Mapping[str, int]], name: str, drop: int) -> d
     ``name`` (both of their counters taken out), clamped like every total."""
     kept = sorted(shares, key=lambda share: share.get(name, 0), reverse=True)[max(0, drop) :]
     return {
-        counter: min(MAX_TOTAL, sum(share.get(counter, 0) for share in kept))
+        counter: clamp_total(sum(share.get(counter, 0) for share in kept))
         for counter in ("matched", "false_positive")
     }
 
@@ -954,7 +956,7 @@ class Hub:
     # -- acks -------------------------------------------------------------------------
 
     def receive_ack(self, principal: Principal, data: bytes, sig: bytes) -> AckReceipt:
-        """Verify and store a node's signed ack (DESIGN §3.7).
+        """Verify and store a node's signed ack (PROTOCOL.md §10.5).
 
         Order: the signature and co-signature by the enrolled key; the ack names the
         authenticated node and a list it was granted; ``seq`` strictly increases
@@ -1067,15 +1069,7 @@ class Hub:
             )
             ack_id = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
             self.db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [ack.seq, ack.node])
-            totals = ack.counts.to_dict()
-            per_hash = totals.pop("hashes")
-            rows = [("", name, value) for name, value in totals.items()]
-            rows += [
-                (hex_hash, name, value)
-                for hex_hash, counters in per_hash.items()
-                for name, value in counters.items()
-            ]
-            held_back = self._count(ack.node, ack.list_id, rows)
+            held_back = self._count(ack.node, ack.list_id, counter_rows(ack.counts))
             withheld = held_back.pop("", {})
             self._count_point(ack.list_id, received)
             evidence_id = None
@@ -1194,12 +1188,13 @@ class Hub:
     ) -> dict[str, dict[str, int]]:
         """Take one ack's cumulative counters ``(hash or '', name, value)`` into the ledger.
 
-        Each counter's growth since the node's last value is what this ack adds: the
-        difference, or the whole value after a reset (a value below the last one, as
-        Prometheus does). Everything is bounded (ADR 0010):
+        Each counter's growth since the node's last value is what this ack adds
+        (``protocol.counter_growth``: the difference, or the whole value after a
+        reset). Everything is bounded (ADR 0010):
 
         - totals, and their sums over nodes in ``counter_totals``, are clamped to
-          ``MAX_TOTAL`` (2^53 - 1), so SQLite's 64-bit arithmetic never overflows;
+          ``MAX_TOTAL`` (``protocol.clamp_total``), so SQLite's 64-bit arithmetic
+          never overflows;
         - each of one node's counters, of the list (hash '') or of one hash, may grow
           by ``max_counter_growth`` per ``counter_window_seconds``: a larger growth
           is withheld, not counted, and returned to be kept as evidence.
@@ -1226,18 +1221,18 @@ class Hub:
             last, total, held, window_start, growth = existing.get(
                 (hex_hash, name), (0, 0, 0, 0, 0)
             )
-            step = value - last if value >= last else value
+            step = counter_growth(last, value)
             counted = step
             if step > 0:
                 if now - window_start >= window:
                     window_start, growth = now, 0
                 if growth + step > cap:
                     counted = 0
-                    held = min(MAX_TOTAL, held + step)
+                    held = clamp_total(held + step)
                     withheld.setdefault(hex_hash, {})[name] = step
                 else:
                     growth += step
-            new_total = min(MAX_TOTAL, total + counted)
+            new_total = clamp_total(total + counted)
             updates.append(
                 (node, list_id, hex_hash, name, value, new_total, held, window_start, growth)
             )
@@ -1372,7 +1367,7 @@ class Hub:
             [list_id],
         ).fetchall():
             counters = out.setdefault(hex_hash, {})
-            counters[name] = min(MAX_TOTAL, counters.get(name, 0) + held)
+            counters[name] = clamp_total(counters.get(name, 0) + held)
         return out
 
     def _hash_rows(self, list_id: str) -> list[tuple[str, str, int, int]]:
@@ -1851,7 +1846,7 @@ class Hub:
             [list_id, limit],
         ).fetchall()
         index = {name: i + 1 for i, name in enumerate(COUNTER_NAMES)}
-        return [(r[0], min(MAX_TOTAL, sum(r[index[n]] for n in wanted))) for r in reversed(rows)]
+        return [(r[0], clamp_total(sum(r[index[n]] for n in wanted))) for r in reversed(rows)]
 
     # -- helpers ----------------------------------------------------------------------
 

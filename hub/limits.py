@@ -12,7 +12,7 @@ request into one of three token buckets (``protocol.ratelimit.RateLimiter``):
   ``rate_per_hour``): the published tree read anonymously, health, metrics, the
   OpenAPI document, the pages — and every request whose token is wrong. The
   defaults are generous; a CDN or mirror in front of the tree is the way to
-  serve more (DESIGN §3.8).
+  serve more (docs/design.md §7).
 - **with a valid bearer token**, per credential — the node id or the operator —
   whatever address it comes from (``credential_rate_*``), so that many nodes
   behind one NAT are not limited together. Which credential a token is, is

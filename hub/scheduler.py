@@ -7,7 +7,7 @@ pre-release), started inside the HTTP app's event loop:
   changes (``Hub.publish``);
 - ``timestamp``: every ``timestamp_interval`` seconds, re-sign every checkpoint's
   timestamp co-signature (``Hub.refresh_checkpoints``), even when nothing changed,
-  so nodes can tell a live hub from a frozen one (DESIGN §3.6).
+  so nodes can tell a live hub from a frozen one (PROTOCOL.md §13.3).
 
 An interval of 0 leaves that job out. Each job runs with ``max_instances=1`` (a
 slow publish is never overlapped by the next), ``coalesce=True`` (runs missed

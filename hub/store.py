@@ -53,6 +53,8 @@ from typing import Generic, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from protocol.counters import MAX_TOTAL, clamp_total, counter_growth
+
 __all__ = [
     "BUSY_TIMEOUT",
     "MAX_TOTAL",
@@ -242,11 +244,10 @@ def m002_submissions_and_web_sessions(db: sqlite_utils.Database) -> None:
     )
 
 
-MAX_TOTAL = 2**53 - 1
-"""The largest counter total the hub keeps: the JSON-safe integer (an ack's own bound).
-
-Every stored total and every sum over nodes is clamped here (``min(MAX_TOTAL, …)``),
-so no node can make SQLite's 64-bit arithmetic overflow (ADR 0010)."""
+# ``MAX_TOTAL`` (from ``protocol.counters``) is the largest counter total the hub
+# keeps: the JSON-safe integer (an ack's own bound). Every stored total and every
+# sum over nodes is clamped to it, so no node can make SQLite's 64-bit arithmetic
+# overflow (ADR 0010).
 
 
 @migrations()
@@ -303,11 +304,11 @@ def m003_ack_ledger(db: sqlite_utils.Database) -> None:
     sums: dict[tuple[str, str, str], list[int]] = {}
     rows = []
     for node, list_id, hex_hash, name, last, offset in old:
-        total = min(MAX_TOTAL, max(0, int(last)) + max(0, int(offset)))
-        last = min(MAX_TOTAL, max(0, int(last)))
+        total = clamp_total(max(0, int(last)) + max(0, int(offset)))
+        last = clamp_total(max(0, int(last)))
         rows.append((node, list_id, hex_hash, name, last, total))
         entry = sums.setdefault((list_id, hex_hash, name), [0, 0])
-        entry[0] = min(MAX_TOTAL, entry[0] + total)
+        entry[0] = clamp_total(entry[0] + total)
         entry[1] += 1 if total > 0 else 0
     conn.executemany(
         "INSERT INTO counters (node, list_id, hash, name, last, total) VALUES (?, ?, ?, ?, ?, ?)",
@@ -363,7 +364,7 @@ def _backfill_count_points(conn: sqlite3.Connection) -> None:
     """One chart point per stored ack, as the dashboard computed it before m003."""
     names = ("checked", "matched", "actioned", "blocked", "false_positive")
     latest: dict[tuple[str, str, str], int] = {}
-    offsets: dict[tuple[str, str, str], int] = {}
+    totals: dict[tuple[str, str, str], int] = {}
     points = []
     for node, list_id, received, counts in conn.execute(
         "SELECT node, list_id, received, counts FROM acks ORDER BY id"
@@ -373,14 +374,13 @@ def _backfill_count_points(conn: sqlite3.Connection) -> None:
             key = (list_id, node, name)
             value = parsed.get(name, 0)
             if isinstance(value, int) and value >= 0:
-                if value < latest.get(key, 0):
-                    offsets[key] = offsets.get(key, 0) + latest[key]
+                totals[key] = totals.get(key, 0) + counter_growth(latest.get(key, 0), value)
                 latest[key] = value
         sums = dict.fromkeys(names, 0)
-        for key, value in latest.items():
+        for key, total in totals.items():
             if key[0] == list_id:
-                sums[key[2]] += value + offsets.get(key, 0)
-        points.append((list_id, received, *(min(MAX_TOTAL, sums[n]) for n in names)))
+                sums[key[2]] += total
+        points.append((list_id, received, *(clamp_total(sums[n]) for n in names)))
     conn.executemany(
         "INSERT INTO count_points (list_id, received, checked, matched, actioned, blocked, "
         "false_positive) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -47,7 +47,7 @@ A 401 carries ``WWW-Authenticate: Bearer realm="hashhub-node"``.
 
 **The schedule** (``NodeScheduler``, APScheduler 3.11's ``AsyncIOScheduler``):
 
-- ``sync``: one update (DESIGN §4) at start, then every ``max(policy
+- ``sync``: one update (docs/design.md §4.2) at start, then every ``max(policy
   min_poll_interval, poll_interval)`` seconds plus up to ``poll_jitter``; after a
   failed or rejected update the wait doubles per failure up to ``max_backoff`` (never
   below the policy minimum). Each update that applied something is followed by

@@ -35,8 +35,7 @@ from node.imaging import ImageLimits, dihedral_pdq, file_digests, hash_image
 from node.matcher import ListIndex
 from node.store import NodeStore
 from node.sync import Fetcher, ListOutcome, Syncer
-from protocol import Limits, ListState, ProtocolError, Root, SigningKey
-from protocol._fields import format_time, parse_time
+from protocol import Limits, ListState, ProtocolError, Root, SigningKey, format_time, parse_time
 from protocol.ack import (
     COUNTER_NAMES,
     MAX_HASH_ENTRIES,
@@ -759,7 +758,7 @@ class Node:
 
 
 async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutcome]:
-    """One update of every subscribed list (DESIGN §4), then indexes, registry, acks."""
+    """One update of every subscribed list (docs/design.md §4.2), then indexes, registry, acks."""
     fetcher = Fetcher(
         session,
         node.config.hub_url,

@@ -43,8 +43,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from node.errors import StorageError
-from protocol import ListState, ListTrust, ProtocolError, StateDigest
-from protocol._fields import format_time
+from protocol import ListState, ListTrust, ProtocolError, StateDigest, format_time
 from protocol.lists import hash_type
 
 __all__ = [

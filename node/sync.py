@@ -1,4 +1,4 @@
-"""The node's update: DESIGN §4, driven through ``protocol``'s trust rules.
+"""The node's update: docs/design.md §4.2, driven through ``protocol``'s trust rules.
 
 This module fetches bytes and stores results; every accept/reject decision is a
 call into ``protocol.TrustedHub`` / ``ListUpdate``. One run (``Syncer.sync``):

@@ -7,9 +7,11 @@ accept. ``keyfile`` is the one module that touches the file system (key files).
 PROTOCOL.md is the normative description of everything here.
 """
 
+from protocol._fields import b64decode, b64encode, format_time, parse_time
 from protocol.ack import Ack, AppliedVersion, Counts, sign_ack, verify_ack
 from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, SignedCheckpoint, cosign, sign_note
+from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
 from protocol.delta import GENESIS_PREV, BodyRef, DeltaBody, DeltaHeader
 from protocol.errors import (
     BodyRuleError,
@@ -51,6 +53,7 @@ from protocol.trust import ListTrust, ListUpdate, TrustedHub, VerifiedCheckpoint
 __all__ = [
     "GENESIS_PREV",
     "HASH_TYPES",
+    "MAX_TOTAL",
     "Ack",
     "AppliedVersion",
     "BodyRef",
@@ -97,13 +100,20 @@ __all__ = [
     "UnknownListError",
     "VerifiedCheckpoint",
     "WrongTypeError",
+    "b64decode",
+    "b64encode",
     "body_path",
     "canonicalize",
     "checkpoint_path",
+    "clamp_total",
     "cosign",
+    "counter_growth",
+    "counter_rows",
+    "format_time",
     "header_path",
     "keyid_of",
     "parse_canonical",
+    "parse_time",
     "root_files",
     "root_path",
     "sig_path",

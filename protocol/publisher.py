@@ -164,7 +164,7 @@ class Publisher:
             hpath: header_bytes,
             sig_path(hpath): header_sig,
         }
-        if header.version % spec.snapshot_every == 0:
+        if spec.snapshot_due(header.version):
             files[snapshot_path(head.list_id, header.version)] = new_state.to_bytes()
         files[checkpoint_path(head.list_id)] = self.checkpoint(
             head.list_id, header.version, compact.root(), now

@@ -126,6 +126,15 @@ class ListSpec:
     def hash_length(self) -> int:
         return hash_type(self.hash_type).length
 
+    def snapshot_due(self, version: int) -> bool:
+        """Whether a snapshot of the list is due at ``version`` under this declaration (§8).
+
+        The one rule: every ``snapshot_every``-th version. The hub writes it
+        (``Publisher``) and verifiers expect it (``ListUpdate.snapshot_due``) by the
+        spec of the root the version's header names.
+        """
+        return version % self.snapshot_every == 0
+
     def to_dict(self) -> dict[str, Any]:
         return merge_extra(
             {

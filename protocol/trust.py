@@ -544,7 +544,7 @@ class ListUpdate:
         """
         header = self.header(version)
         spec = self._hub.root_at(header.root_version).lists.get(header.list_id)
-        return spec is not None and version % spec.snapshot_every == 0
+        return spec is not None and spec.snapshot_due(version)
 
     def snapshots_due(self) -> list[int]:
         """The versions verified in this update at which a snapshot is due, ascending."""

@@ -48,7 +48,7 @@ from node.errors import NodeConfigError, NodeError
 from node.limits import LIMITS, client_address, is_the_api_token
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
-from protocol._fields import parse_time
+from protocol import parse_time
 
 if TYPE_CHECKING:
     from node.app import NodeScheduler

@@ -27,12 +27,12 @@ from protocol import (
     body_path,
     canonicalize,
     checkpoint_path,
+    format_time,
     header_path,
     sig_path,
     sign_bytes,
     snapshot_path,
 )
-from protocol._fields import format_time
 from tests.audit.support import (
     Outcome,
     audit,

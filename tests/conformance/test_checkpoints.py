@@ -1,4 +1,4 @@
-"""Forged, inflated, replayed and stale checkpoints (DESIGN §3.6, §4 steps 3-6, §7).
+"""Forged, inflated, replayed and stale checkpoints (docs/design.md §3.6, §4.2 steps 3-6, §6).
 
 A node never trusts a checkpoint it has not reproduced from headers it verified:
 a forged or inflated checkpoint can stall it but never becomes its state. A
@@ -215,7 +215,7 @@ async def test_a_checkpoint_co_signed_before_the_trusted_one_is_a_rollback_of_ti
     sim: SimulatorHub, node: NodeUnderTest
 ) -> None:
     """Same size, same root, still within the maximum age — but older than the note the
-    node already trusts: time never goes backwards (DESIGN §4 step 3)."""
+    node already trusts: time never goes backwards (docs/design.md §4.2 step 3)."""
     earlier = sim.file(CHECKPOINT)
     sim.origin.clock.advance(60)
     sim.origin.refresh()

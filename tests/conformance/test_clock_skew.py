@@ -1,4 +1,4 @@
-"""Clock skew both ways (DESIGN §4 steps 1 and 3, PROTOCOL.md §13.3).
+"""Clock skew both ways (docs/design.md §4.2 steps 1 and 3, PROTOCOL.md §13.3).
 
 The protocol compares only times the hub signed with the node's own clock, fixed
 once per run: a checkpoint co-signed more than ``max_checkpoint_age`` before the

@@ -1,4 +1,4 @@
-"""History rewrites and mix-and-match (DESIGN §3.6, §4 steps 4 and 6, §7).
+"""History rewrites and mix-and-match (docs/design.md §3.6, §4.2 steps 4 and 6, §6).
 
 The hub the node follows turns out to have rewritten a version the node already
 applied — the same keys, a different header N. Served at the size the node

@@ -1,4 +1,4 @@
-"""A malicious mirror followed by a good origin (DESIGN §7: "a malicious mirror").
+"""A malicious mirror followed by a good origin (docs/design.md §6: "a malicious mirror").
 
 Mirrors are trusted for nothing: signatures are end to end, so a mirror's bad
 bytes fail verification and the node asks the hub for the same file. The update

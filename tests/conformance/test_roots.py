@@ -1,4 +1,4 @@
-"""Root rotations that lack a threshold (DESIGN §3.2, §7 "root rotation mistakes").
+"""Root rotations that lack a threshold (docs/design.md §3.2, §6 "root rotation mistakes").
 
 Root N+1 is accepted only with a threshold of valid signatures from root N's root
 role *and* from its own. The hub here has root keys 2 of 3, as an operator would

@@ -1,4 +1,4 @@
-"""A split view (DESIGN §7): the hub shows two nodes two histories; the auditor catches it.
+"""A split view (docs/design.md §6): the hub shows two nodes two histories; the auditor catches it.
 
 The hub is real (``hub.app.create_app`` on loopback). Its split self is a fork of
 it: a copy of its home made after version 1 — same keys, same roots — that then

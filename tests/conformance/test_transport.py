@@ -1,4 +1,4 @@
-"""Endless data, slow retrieval, lying lengths and compression bombs (DESIGN §3.8, §7).
+"""Endless data, slow retrieval, lying lengths and compression bombs (docs/design.md §3.8, §6).
 
 Every download has a cap (the signed size where there is one) and a deadline, and
 nothing is read past either. Here the hub itself misbehaves, so there is no

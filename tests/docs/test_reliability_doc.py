@@ -5,11 +5,15 @@ names a test file, a bench or a test which was since renamed would report a
 figure nobody can reproduce, so every such reference is checked here: each
 ``tests/…`` or ``bench/…`` path exists (a glob must match at least one file),
 each ``path::test`` is a test function of that file, and each ``HASHHUB_…``
-variable the page tells the reader to set is read somewhere in the project.
+variable the page tells the reader to set is read from the environment
+(``os.environ.get``, ``os.environ[…]``, ``os.getenv``) by a file the same
+paragraph names: the test or bench whose run the setting changes. A mention in
+a comment or a docstring does not count.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -45,12 +49,57 @@ def test_every_test_the_page_names_exists(path: str, name: str) -> None:
     assert name in _test_functions(path), f"{path} has no test {name}"
 
 
+def _paragraphs_setting(variable: str) -> list[str]:
+    """The page's paragraphs (a table counts as one) that tell the reader to set ``variable``."""
+    return [p for p in re.split(r"\n\s*\n", TEXT) if f"{variable}=" in p]
+
+
+def _environment_reads(path: Path) -> set[str]:
+    """The variable names ``path`` reads from the environment, by its syntax tree."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        key: ast.expr | None = None
+        if isinstance(node, ast.Call) and node.args:
+            func = node.func
+            environ_get = (
+                isinstance(func, ast.Attribute)
+                and func.attr == "get"
+                and isinstance(func.value, ast.Attribute)
+                and func.value.attr == "environ"
+            )
+            getenv = isinstance(func, ast.Attribute) and func.attr == "getenv"
+            if environ_get or getenv:
+                key = node.args[0]
+        elif isinstance(node, ast.Subscript) and (
+            isinstance(node.value, ast.Attribute) and node.value.attr == "environ"
+        ):
+            key = node.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            names.add(key.value)
+    return names
+
+
+def test_environment_reads_are_found_and_mentions_are_not() -> None:
+    """The reader above sees ``os.environ.get``, not a name in a docstring or comment."""
+    assert "HASHHUB_FUZZ_EXAMPLES" in _environment_reads(
+        PROJECT / "tests/reliability/test_openapi_fuzz.py"
+    )
+    assert _environment_reads(Path(__file__)) == set(), "this file only mentions variables"
+
+
 @pytest.mark.parametrize("variable", VARIABLES)
 def test_every_variable_the_page_names_is_read(variable: str) -> None:
+    paragraphs = _paragraphs_setting(variable)
+    assert paragraphs, variable
+    named = sorted({path for p in paragraphs for path in _PATH.findall(p)})
+    assert named, f"docs/reliability.md sets {variable} without naming the file it changes"
     readers = [
-        p
-        for folder in ("tests", "bench", "hub", "node")
-        for p in (PROJECT / folder).rglob("*.py")
-        if variable in p.read_text(encoding="utf-8")
+        path
+        for path in named
+        for found in PROJECT.glob(path)
+        if variable in _environment_reads(found)
     ]
-    assert readers, f"docs/reliability.md tells the reader to set {variable}; nothing reads it"
+    assert readers, (
+        f"docs/reliability.md tells the reader to set {variable} for {', '.join(named)}; "
+        "none of them reads it from the environment"
+    )

@@ -58,6 +58,14 @@ async def json_of(response: Any) -> Any:
     return json.loads(await response.read())
 
 
+def published_bytes(home: Path, path: str) -> bytes:
+    """The exact bytes the hub stored, and signed, at ``path`` (``Hub.file``)."""
+    with opened(home) as hub:
+        found = hub.file(path)
+    assert found is not None, path
+    return found[0]
+
+
 # -- everything published verifies over HTTP -------------------------------------------------------
 
 
@@ -86,9 +94,11 @@ async def test_a_public_list_verifies_without_a_token(client: Client, hub_home: 
     assert len(state) == 3
 
 
-async def test_root_files_are_public_even_with_a_bad_token(client: Client) -> None:
-    response = await client.get("/root/1.json", headers=bearer("hho_not-a-token"))
-    assert response.status == 200
+async def test_root_files_are_public_even_with_a_bad_token(client: Client, hub_home: Path) -> None:
+    for path in ("root/1.json", "root/1.json.sig"):
+        response = await client.get(f"/{path}", headers=bearer("hho_not-a-token"))
+        assert response.status == 200
+        assert await response.read() == published_bytes(hub_home, path)
 
 
 async def test_an_update_after_a_publish_through_the_api_verifies(
@@ -125,9 +135,10 @@ async def test_immutable_files_are_cached_for_a_year(client: Client, node_token:
         assert response.headers["Cache-Control"] == f"public, {IMMUTABLE}"
 
 
-async def test_the_checkpoint_is_cached_for_seconds(client: Client) -> None:
+async def test_the_checkpoint_is_cached_for_seconds(client: Client, hub_home: Path) -> None:
     response = await client.get(f"/lists/{PUBLIC_LIST}/checkpoint")
     assert response.status == 200
+    assert await response.read() == published_bytes(hub_home, checkpoint_path(PUBLIC_LIST))
     assert response.headers["Cache-Control"] == "public, max-age=5"
     assert response.headers["Content-Type"].startswith("text/plain")
 
@@ -244,12 +255,14 @@ async def test_a_malformed_authorization_header_is_401(client: Client) -> None:
     assert "Bearer <token>" in body["error"]["message"]
 
 
-async def test_a_public_list_ignores_credentials(client: Client) -> None:
+async def test_a_public_list_ignores_credentials(client: Client, hub_home: Path) -> None:
+    published = published_bytes(hub_home, checkpoint_path(PUBLIC_LIST))
     for authorization in ("Basic dXNlcjpwYXNz", "Bearer hhn_unknown"):
         response = await client.get(
             f"/lists/{PUBLIC_LIST}/checkpoint", headers={"Authorization": authorization}
         )
         assert response.status == 200
+        assert await response.read() == published
 
 
 async def test_a_node_reading_a_list_it_was_not_granted_is_403(
@@ -261,11 +274,15 @@ async def test_a_node_reading_a_list_it_was_not_granted_is_403(
 
 
 async def test_a_granted_node_and_any_operator_may_read_a_private_list(
-    client: Client, node_token: str, role_tokens: dict[str, str]
+    client: Client, hub_home: Path, node_token: str, role_tokens: dict[str, str]
 ) -> None:
+    files = [checkpoint_path(LIST), f"lists/{LIST}/delta/1.json", f"lists/{LIST}/delta/1.json.sig"]
+    published = {path: published_bytes(hub_home, path) for path in files}
     for token in (node_token, *role_tokens.values()):
-        response = await client.get(f"/lists/{LIST}/checkpoint", headers=bearer(token))
-        assert response.status == 200
+        for path, data in published.items():
+            response = await client.get(f"/{path}", headers=bearer(token))
+            assert response.status == 200
+            assert await response.read() == data, path
 
 
 async def test_a_list_that_does_not_exist_is_401_without_a_token_and_404_with_one(

@@ -116,7 +116,7 @@ def hub(home: Path) -> Iterator[Hub]:
 
 
 def test_the_publish_names_every_step_in_publication_order(steps: list[str]) -> None:
-    """Files go out body → header → signature → snapshot → checkpoint (DESIGN §3.8)."""
+    """Files go out body → header → signature → snapshot → checkpoint (PROTOCOL.md §12)."""
     files = [s for s in steps if s.startswith("file ")]
     assert steps == [*files, "head", "entries", "staged", "commit"]
     patterns = [

@@ -1,4 +1,4 @@
-"""The node's signed acks (DESIGN §3.7, §4 step 9) against the real hub app.
+"""The node's signed acks (docs/design.md §4.4, §4.2 step 9) against the real hub app.
 
 An ack per list after each applied version, with cumulative counters and the
 per-hash counters that changed since the last ack; kept in a durable outbox
@@ -22,8 +22,7 @@ import pytest
 
 from hub.limits import LIMITS
 from node.service import Node, flush_acks
-from protocol import Ack, verify_ack
-from protocol._fields import parse_time
+from protocol import Ack, parse_time, verify_ack
 from protocol.ack import MAX_HASH_ENTRIES
 from protocol.keyfile import load_public_key
 from protocol.ratelimit import RateLimiter

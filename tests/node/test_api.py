@@ -313,8 +313,24 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(
         TestClient(TestServer(first, host="127.0.0.1")) as a,
         TestClient(TestServer(second, host="127.0.0.1")) as b,
     ):
-        assert (await a.get("/metrics", headers=bearer(node_home))).status == 200
-        assert (await b.get("/metrics", headers=bearer(other))).status == 200
+        headers_a, headers_b = bearer(node_home), bearer(other)
+        outcomes = await run_sync(first[NODE], first[SESSION])
+        assert [o.status for o in outcomes] == ["updated", "updated"], outcomes
+        await match_id_of_md5(a, headers_a, 1)
+        answer_a = await a.get("/metrics", headers=headers_a)
+        answer_b = await b.get("/metrics", headers=headers_b)
+        assert (answer_a.status, answer_b.status) == (200, 200)
+        body_a, body_b = await answer_a.text(), await answer_b.text()
+        matched = f'hashhub_node_matches_total{{list="{MD5_LIST}",source="upload"}} 1.0'
+        version = f'hashhub_node_list_version{{list="{MD5_LIST}"}} 1.0'
+        assert matched in body_a, body_a
+        assert version in body_a, body_a
+        # The second app neither synced nor matched: the first one's counters and
+        # gauges do not show in its body (one shared registry would show them there).
+        assert "hashhub_node_matches_total{" not in body_b, body_b
+        assert 'route="/v1/match"' not in body_b, body_b
+        assert f'hashhub_node_list_version{{list="{MD5_LIST}"}} 0.0' in body_b, body_b
+        assert "hashhub_node_acks_pending 0.0" in body_b, body_b
 
 
 # -- the OpenAPI document ------------------------------------------------------------------

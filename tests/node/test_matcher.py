@@ -22,6 +22,7 @@ from node.imaging import dihedral_pdq, hash_image
 from node.matcher import MULTI_INDEX_MIN, HashWidthError, ListIndex, Match, words_from_bytes
 from protocol.errors import MalformedError, StateMismatchError
 from protocol.state import ListState
+from tests.node.test_pdq_conformance import expected_rows
 
 PDQ = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pdq"
 BRIDGE = PDQ / "bridge-mods" / "aaa-orig.jpg"
@@ -39,6 +40,12 @@ def flip_bits(h: bytes, bits: list[int]) -> bytes:
     for bit in bits:
         value ^= 1 << bit
     return value.to_bytes(len(h), "big")
+
+
+@cache
+def reference_pdq() -> dict[str, bytes]:
+    """The reference hasher's PDQ of each test picture (``expected.csv``), by path under PDQ."""
+    return {row.file: row.expected for row in expected_rows()}
 
 
 def snapshot(hashes: list[bytes]) -> bytes:
@@ -66,7 +73,16 @@ def test_edited_bridge_photos_match_the_original_within_31_bits(path: Path) -> N
 
 
 def test_bridge_mods_folder_has_the_edits() -> None:
-    assert len(list((PDQ / "bridge-mods").glob("*.jpg"))) >= 12
+    """The pictures the test above matches are edits of the original: each another file,
+    and by the reference hasher (not ours) within the threshold of the original."""
+    paths = sorted((PDQ / "bridge-mods").glob("*.jpg"))
+    assert len(paths) >= 12
+    assert len({hashlib.sha256(p.read_bytes()).digest() for p in paths}) == len(paths)
+    reference = reference_pdq()
+    original = reference[BRIDGE.relative_to(PDQ).as_posix()]
+    for path in paths:
+        edit = reference[path.relative_to(PDQ).as_posix()]
+        assert distance(edit, original) <= PDQ_THRESHOLD, path.name
 
 
 ROTATIONS = sorted(p for p in DIH.glob("*.jpg") if "original" not in p.name)
@@ -88,7 +104,20 @@ def test_rotated_or_mirrored_copy_matches_a_dihedral_query(path: Path) -> None:
 
 
 def test_dih_folder_has_seven_transformed_copies() -> None:
+    """The seven copies are the original's seven other dihedral transforms, in
+    ``dihedral_pdq``'s order: by the reference hasher, copy k is near transform k and
+    too far from the original for a plain query to find it."""
     assert len(ROTATIONS) == 7
+    reference = reference_pdq()
+    original = DIH / "bridge-1-original.jpg"
+    transforms = dihedral_pdq(original.read_bytes())
+    plain = reference[original.relative_to(PDQ).as_posix()]
+    for k, path in enumerate(ROTATIONS, start=1):
+        copy = reference[path.relative_to(PDQ).as_posix()]
+        assert distance(copy, plain) > PDQ_THRESHOLD, path.name
+        nearest = min(range(8), key=lambda i: distance(copy, transforms[i]))
+        assert nearest == k, path.name
+        assert distance(copy, transforms[k]) <= PDQ_THRESHOLD, path.name
 
 
 @pytest.mark.parametrize("path", sorted(LABELME.glob("*.jpg")), ids=lambda p: p.name)
@@ -98,7 +127,17 @@ def test_unrelated_photo_does_not_match_the_bridge_plain_or_dihedral(path: Path)
 
 
 def test_labelme_folder_has_photos() -> None:
-    assert len(list(LABELME.glob("*.jpg"))) >= 5
+    """Unrelated photos: by the reference hasher, each is far from the bridge in every
+    orientation and from each other, so the test above cannot pass by accident."""
+    paths = sorted(LABELME.glob("*.jpg"))
+    assert len(paths) >= 5
+    reference = reference_pdq()
+    photos = [reference[p.relative_to(PDQ).as_posix()] for p in paths]
+    bridges = [reference[p.relative_to(PDQ).as_posix()] for p in DIH.glob("*.jpg")]
+    bridges.append(reference[BRIDGE.relative_to(PDQ).as_posix()])
+    for i, (path, photo) in enumerate(zip(paths, photos, strict=True)):
+        others = photos[:i] + photos[i + 1 :] + bridges
+        assert min(distance(photo, h) for h in others) > PDQ_THRESHOLD, path.name
 
 
 # -- the C++ tool's needle/haystack set, against a naive scan ----------------------------

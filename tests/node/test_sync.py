@@ -1,9 +1,9 @@
-"""The node's sync (DESIGN §4) against the real hub app, and against hostile servers.
+"""The node's sync (docs/design.md §4.2) against the real hub app, and against hostile servers.
 
 Every test runs the real hub app on loopback and a real node (real keys, real
 SQLite). Hostile sources are real aiohttp servers (``tests/node/hostile.py``)
 serving the hub's published tree and misbehaving where told. The rule that
-runs through all of it (DESIGN §7): a rejected or failed update leaves the
+runs through all of it (docs/design.md §6): a rejected or failed update leaves the
 store exactly as it was — same digest, same trust row, same state bytes,
 same indexes — and keeps evidence where there is some; ``StoreImage`` is the
 one picture compared before and after.

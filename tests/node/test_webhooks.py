@@ -1,4 +1,4 @@
-"""Retroactive takedowns (DESIGN §6): a delta that lists content the platform already hosts.
+"""Retroactive takedowns (docs/design.md §4.3): a delta lists content the platform already hosts.
 
 Content is registered with the node before the hub lists it; when a delta adds
 its hash, the node raises a match and queues one webhook in a durable outbox;

@@ -211,7 +211,22 @@ def _proof(data: dict[str, Any]) -> list[bytes]:
     ],
 )
 def test_vector_folder_is_not_empty(folder: str) -> None:
-    assert len(list((VECTORS / folder).rglob("*.json"))) > 0, f"no vectors in {VECTORS / folder}"
+    """Each folder holds vectors the tests below run: collected, and each a case of its
+    kind with the fields they read (an empty, renamed or reshaped folder fails here)."""
+    paths = sorted((VECTORS / folder).rglob("*.json"))
+    assert len(paths) > 0, f"no vectors in {VECTORS / folder}"
+    kind = folder.split("/")[0]
+    collected = INCLUSION_FILES if kind == "inclusion" else CONSISTENCY_FILES
+    integers = ("leafIdx", "treeSize") if kind == "inclusion" else ("size1", "size2")
+    hashes = ("leafHash", "root") if kind == "inclusion" else ("root1", "root2")
+    for path in paths:
+        assert path in collected, _rel(path)
+        v = _load(path)
+        assert set(v) == {"desc", "proof", "wantErr", *integers, *hashes}, _rel(path)
+        assert isinstance(v["wantErr"], bool), _rel(path)
+        assert all(type(v[name]) is int for name in integers), _rel(path)
+        assert all(isinstance(v[name], str) for name in hashes), _rel(path)
+        assert v["proof"] is None or all(isinstance(p, str) for p in v["proof"]), _rel(path)
 
 
 def test_all_196_inclusion_and_consistency_vectors_are_collected() -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from protocol import ConsistencyError, ListTrust, MissingFileError, snapshot_path
+from protocol import ConsistencyError, ListSpec, ListTrust, MissingFileError, snapshot_path
 from tests.protocol.simulator import LIST, T0, HubSimulator, Verifier
 
 
@@ -40,6 +40,14 @@ def test_a_snapshot_is_due_by_the_root_its_header_names_across_a_change_of_inter
     )
     for version in written:
         update.add_snapshot(version, sim.files[snapshot_path(LIST, version)])
+
+
+def test_the_rule_is_every_nth_version_of_the_declaration() -> None:
+    """``ListSpec.snapshot_due`` is the one rule: ``Publisher`` writes by it and
+    ``ListUpdate.snapshot_due`` checks by it (with the spec of the header's root)."""
+    spec = ListSpec(LIST, "md5", 0, snapshot_every=3)
+    assert [v for v in range(1, 10) if spec.snapshot_due(v)] == [3, 6, 9]
+    assert [v for v in range(1, 4) if replace(spec, snapshot_every=1).snapshot_due(v)] == [1, 2, 3]
 
 
 def test_snapshots_due_needs_the_whole_log_first() -> None:

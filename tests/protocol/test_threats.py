@@ -1,4 +1,4 @@
-"""One test per threat of DESIGN §7 that the protocol layer must defeat.
+"""One test per threat of docs/design.md §6 that the protocol layer must defeat.
 
 Each test makes the simulated hub (or a mirror in front of it) serve something
 hostile, runs a node's whole update, and asserts two things: the specific error

@@ -41,8 +41,7 @@ from node.cli import EXIT_FAILED
 from node.cli import main as node_main
 from node.config import read_secret
 from node.service import Node, flush_acks
-from protocol import HashhubError
-from protocol._fields import parse_time
+from protocol import HashhubError, parse_time
 from tests.node.fixtures_sync import (
     NODE_ID,
     Clock,

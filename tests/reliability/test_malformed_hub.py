@@ -20,7 +20,7 @@ compared with the dump taken before the first request. The routes:
   is a 4xx HTML page.
 
 A refused ack that is validly signed by the node and names a version the hub
-never published is kept as evidence on purpose (DESIGN §3.7): for that one case
+never published is kept as evidence on purpose (PROTOCOL.md §10.5): for that one case
 the comparison allows new ``evidence`` rows (holding exactly the bytes sent) and
 their ``actions`` entries, and nothing else.
 """

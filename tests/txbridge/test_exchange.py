@@ -32,8 +32,7 @@ from hashhub_tx import (
     UpdateFailedError,
     UpdateRejectedError,
 )
-from protocol import ListTrust, SigningKey
-from protocol._fields import b64decode, b64encode
+from protocol import ListTrust, SigningKey, b64decode, b64encode
 from tests.node.fixtures_sync import HubApp, md5
 from tests.node.hostile import HostileServer, Tamper, flip_byte
 from tests.txbridge.conftest import (
