@@ -1,8 +1,10 @@
 """The hub's HTTP service: the published tree, acks, the operator API, health and metrics.
 
 ``create_app(home)`` builds the aiohttp application (the aiohttp-demos factory
-pattern): routes in one place below, typed ``web.AppKey``s, one cleanup context per
-resource (the database thread, the scheduler). ``run(home)`` serves it with
+pattern): routes in one place below, typed ``web.AppKey``s (``hub/appkeys.py``), one
+cleanup context per resource (the database thread, the scheduler). What the routes
+and the pages share lives beside it: ``hub/http.py`` (``read_body``, ``after_publish``),
+``hub/caches.py`` and ``hub/metrics.py``. ``run(home)`` serves it with
 ``web.run_app``, which shuts down cleanly on SIGTERM. ``hub/openapi.yaml`` documents
 every API route; a test keeps the two in step. The HTML pages for people (public
 submission, case lookup, the operators' dashboard) are added by ``hub.web.setup``
@@ -55,8 +57,6 @@ import hashlib
 import importlib.resources
 import logging
 import re
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,9 +64,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import hdrs, web
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from hub.appkeys import ACCESS_CACHE, CONFIG, FILE_CACHE, HUB, METRICS, SCHEDULER
+from hub.caches import MEMORY_TTL, AccessCache, PublishedCache, _Published, _Verdict
 from hub.config import HubConfig
 from hub.core import ACK_PAGE_BYTES, OPERATOR_ROLES, AckReceipt, Hub, Principal, utcnow
 from hub.errors import (
@@ -81,6 +82,7 @@ from hub.errors import (
     Unauthorized,
     Unprocessable,
 )
+from hub.http import Handler, after_publish, invalidate_caches, read_body
 from hub.intake import Intake, make_intake, parse_hash, parse_import
 from hub.jsonbody import parse_json_body
 from hub.limits import (
@@ -89,6 +91,7 @@ from hub.limits import (
     HubLimits,
     limits_middleware,
 )
+from hub.metrics import HubMetrics
 from hub.scheduler import HubScheduler
 from hub.store import DatabaseOwner
 from protocol import (
@@ -114,11 +117,13 @@ __all__ = [
     "FILE_CACHE",
     "HUB",
     "LAST_SEQ_HEADER",
+    "MEMORY_TTL",
     "METRICS",
     "SCHEDULER",
     "SIGNATURE_HEADER",
     "AccessCache",
     "AdminRoute",
+    "Handler",
     "HubMetrics",
     "PublishedCache",
     "after_publish",
@@ -136,11 +141,6 @@ LAST_SEQ_HEADER = "Hashhub-Last-Seq"
 """On a 409 ``seq_conflict``: the node's last accepted ``seq``, so it can re-sign above it."""
 IMMUTABLE_MAX_AGE = 31_536_000
 CHECKPOINT_MAX_AGE = 5
-MEMORY_TTL = 1.0
-"""Seconds a checkpoint or a read-permission verdict is kept in memory."""
-FILE_CACHE_BYTES = 64 * 1024 * 1024
-FILE_CACHE_ITEM_BYTES = 8 * 1024 * 1024
-ACCESS_CACHE_ENTRIES = 10_000
 ADMIN_BODY_BYTES = 64 * 1024 * 1024
 """Cap on a stage or import request body; bigger imports go through the CLI."""
 MAX_SIGNATURE_HEADER = 4096
@@ -154,180 +154,8 @@ _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _REALM = 'Bearer realm="hashhub"'
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# -- app keys (the shared ones are in hub.appkeys) ------------------------------------
 
-
-# -- metrics ----------------------------------------------------------------------------
-
-
-class HubMetrics:
-    """The app's Prometheus metrics, in a registry of its own (one per app)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "hashhub_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.acks_accepted = Counter(
-            "hashhub_acks_accepted",
-            "Acks accepted (duplicate: an idempotent retry of a stored ack).",
-            ["duplicate"],
-            registry=self.registry,
-        )
-        self.acks_refused = Counter(
-            "hashhub_acks_refused",
-            "Acks refused, by error code.",
-            ["code"],
-            registry=self.registry,
-        )
-        self.publishes = Counter(
-            "hashhub_publishes",
-            "List versions published, by list and trigger (api or scheduler).",
-            ["list", "trigger"],
-            registry=self.registry,
-        )
-        self.checkpoint_refreshes = Counter(
-            "hashhub_checkpoint_refreshes",
-            "Checkpoints re-issued with a fresh timestamp co-signature.",
-            registry=self.registry,
-        )
-        self.job_failures = Counter(
-            "hashhub_scheduled_job_failures",
-            "Scheduled jobs that raised, by job.",
-            ["job"],
-            registry=self.registry,
-        )
-        self.list_version = Gauge(
-            "hashhub_list_version",
-            "The latest published version of each list.",
-            ["list"],
-            registry=self.registry,
-        )
-
-
-# -- in-memory caches -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Published:
-    data: bytes
-    sha256: str
-    immutable: bool
-
-
-class PublishedCache:
-    """Published files in memory: immutable ones in a bounded LRU, others for ``ttl`` s.
-
-    ``generation`` changes on every ``invalidate``; a file read from the database
-    is only stored if no invalidation happened while it was being read, so a reader
-    that raced a publish cannot put the old checkpoint back.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_bytes: int = FILE_CACHE_BYTES,
-        max_item_bytes: int = FILE_CACHE_ITEM_BYTES,
-        ttl: float = MEMORY_TTL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_bytes = max_bytes
-        self.max_item_bytes = max_item_bytes
-        self.ttl = ttl
-        self.clock = clock
-        self.generation = 0
-        self._immutable: OrderedDict[str, _Published] = OrderedDict()
-        self._immutable_bytes = 0
-        self._mutable: dict[str, tuple[float, _Published]] = {}
-
-    def get(self, path: str) -> _Published | None:
-        item = self._immutable.get(path)
-        if item is not None:
-            self._immutable.move_to_end(path)
-            return item
-        entry = self._mutable.get(path)
-        if entry is not None:
-            if entry[0] > self.clock():
-                return entry[1]
-            del self._mutable[path]
-        return None
-
-    def put(self, path: str, item: _Published, generation: int) -> None:
-        if generation != self.generation or len(item.data) > self.max_item_bytes:
-            return
-        if not item.immutable:
-            self._mutable[path] = (self.clock() + self.ttl, item)
-            return
-        if path in self._immutable:
-            return
-        self._immutable[path] = item
-        self._immutable_bytes += len(item.data)
-        while self._immutable_bytes > self.max_bytes:
-            _, old = self._immutable.popitem(last=False)
-            self._immutable_bytes -= len(old.data)
-
-    def invalidate(self) -> None:
-        """Forget every file that can change; immutable files stay."""
-        self.generation += 1
-        self._mutable.clear()
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    """A read-permission decision: allowed, or the error to raise (built anew each time)."""
-
-    error: type[HubError] | None = None
-    message: str = ""
-
-
-class AccessCache:
-    """Read-permission verdicts per (token digest, list) for ``ttl`` s; cleared on change."""
-
-    def __init__(
-        self,
-        *,
-        ttl: float = MEMORY_TTL,
-        max_entries: int = ACCESS_CACHE_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self.clock = clock
-        self.generation = 0
-        self._entries: dict[tuple[str, str], tuple[float, _Verdict]] = {}
-
-    def get(self, key: tuple[str, str]) -> _Verdict | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self.clock():
-            del self._entries[key]
-            return None
-        return entry[1]
-
-    def put(self, key: tuple[str, str], verdict: _Verdict, generation: int) -> None:
-        if generation != self.generation:
-            return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # a flood of random tokens cannot grow it without bound
-        self._entries[key] = (self.clock() + self.ttl, verdict)
-
-    def invalidate(self) -> None:
-        self.generation += 1
-        self._entries.clear()
-
-
-# -- app keys ---------------------------------------------------------------------------
-
-CONFIG = web.AppKey("config", HubConfig)
-HUB = web.AppKey("hub", DatabaseOwner[Hub])
-SCHEDULER = web.AppKey("scheduler", HubScheduler)
-METRICS = web.AppKey("metrics", HubMetrics)
-FILE_CACHE = web.AppKey("file_cache", PublishedCache)
-ACCESS_CACHE = web.AppKey("access_cache", AccessCache)
 _OPENAPI = web.AppKey("openapi", bytes)
 
 
@@ -442,21 +270,6 @@ def _sha256(value: str) -> str:
     return value
 
 
-async def read_body(request: web.Request, cap: int) -> bytes:
-    """The request body, refusing (413) anything over ``cap`` bytes without reading it all."""
-    declared = request.content_length
-    if declared is not None and declared > cap:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the cap is {cap}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > cap:
-            raise PayloadTooLarge(f"the body exceeds the cap of {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _require_json(request: web.Request) -> None:
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(
@@ -559,12 +372,6 @@ def _node_id(value: str) -> str:
     return value
 
 
-def _changed(app: web.Application) -> None:
-    """Something changed through this app: forget what may now be out of date."""
-    app[FILE_CACHE].invalidate()
-    app[ACCESS_CACHE].invalidate()
-
-
 def _list_versions(hub: Hub) -> dict[str, int]:
     return {list_id: int(hub.list_row(list_id)["version"]) for list_id in hub.root().lists}
 
@@ -573,15 +380,6 @@ async def _refresh_gauges(app: web.Application) -> None:
     versions = await app[HUB].call(_list_versions)
     for list_id, version in versions.items():
         app[METRICS].list_version.labels(list_id).set(version)
-
-
-def after_publish(app: web.Application, results: list[dict[str, Any]], trigger: str) -> None:
-    """After a publish made through this app (API or dashboard): clear caches, count it."""
-    _changed(app)
-    metrics = app[METRICS]
-    for result in results:
-        metrics.publishes.labels(result["list"], trigger).inc()
-        metrics.list_version.labels(result["list"]).set(result["version"])
 
 
 # -- the published tree -----------------------------------------------------------------
@@ -858,7 +656,7 @@ async def admin_create_list(request: web.Request, principal: Principal) -> web.S
             who=principal.subject,
         )
     )
-    _changed(request.app)
+    invalidate_caches(request.app)
     request.app[METRICS].list_version.labels(list_id).set(0)
     return web.json_response({"list": list_id, "root_version": root.version}, status=201)
 
@@ -977,7 +775,7 @@ async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamR
     token = await request.app[HUB].call(
         lambda hub: hub.enrol_node(node_id, key, lists, who=principal.subject)
     )
-    _changed(request.app)
+    invalidate_caches(request.app)
     return web.json_response(
         {"node": node_id, "keyid": key.keyid, "lists": sorted(set(lists)), "token": token},
         status=201,
@@ -987,7 +785,7 @@ async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamR
 async def admin_revoke(request: web.Request, principal: Principal) -> web.StreamResponse:
     node_id = _node_id(request.match_info["node_id"])
     await request.app[HUB].call(lambda hub: hub.revoke_node(node_id, who=principal.subject))
-    _changed(request.app)
+    invalidate_caches(request.app)
     return web.json_response({"node": node_id, "revoked": True})
 
 
@@ -1000,7 +798,7 @@ async def admin_rotate(request: web.Request, principal: Principal) -> web.Stream
     if role not in ROLE_NAMES:
         raise InvalidRequest(f"unknown role; roles are {', '.join(ROLE_NAMES)}")
     root = await request.app[HUB].call(lambda hub: hub.rotate_key(role, who=principal.subject))
-    _changed(request.app)
+    invalidate_caches(request.app)
     return web.json_response({"role": role, "root_version": root.version})
 
 
@@ -1222,7 +1020,7 @@ async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
 
     def refreshed(n: int) -> None:
-        _changed(app)
+        invalidate_caches(app)
         metrics.checkpoint_refreshes.inc(n)
 
     scheduler = HubScheduler(

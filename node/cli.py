@@ -481,7 +481,9 @@ def scan(directory: Path, dihedral: bool | None, as_json: bool, home: Path) -> N
     """Hash every file under DIR, register it as content (id: its path under DIR), report matches.
 
     Registered content is matched again whenever a later update lists one of its
-    hashes (a retroactive match, delivered to the webhook).
+    hashes (a retroactive match, delivered to the webhook). Each file is registered
+    and matched in one transaction, as ``POST /v1/content`` does: a file is stored
+    with its matches or not at all.
     """
     files = sorted(p for p in directory.rglob("*") if p.is_file())
     found: list[tuple[str, MatchResult]] = []
@@ -500,9 +502,9 @@ def scan(directory: Path, dihedral: bool | None, as_json: bool, home: Path) -> N
                     except ImageRejected:
                         queries = node.file_queries(path.read_bytes())
                     images += "pdq" in queries
-                    registered += node.register_content(content_id, queries)
-                    for m in node.match_hashes(queries, content_id=content_id, one_item=True):
-                        found.append((content_id, m))
+                    count, matches = node.register_and_match(content_id, queries, one_item=True)
+                    registered += count
+                    found.extend((content_id, m) for m in matches)
     if as_json:
         _echo_json(
             {

@@ -5,6 +5,10 @@
     ├── FetchError        a download failed: network, HTTP status, deadline, or cap
     │   └── NotPublishedError  the server answered 404: the file does not exist (yet)
     ├── StorageError      the node's own disk refused a write (full, or an I/O error)
+    ├── UnknownMatchError      no match event has this id (the API's 404)
+    ├── OutcomeConflictError   the match already has another outcome (the API's 409)
+    ├── InvalidOutcomeError    not one of the outcomes a platform can record
+    ├── InvalidContentError    a content id or registered hash that cannot be stored
     └── (protocol.ProtocolError, re-raised as is: the published data is at fault)
 
 A sync that fails with ``FetchError`` is retried with back-off; one that fails with a
@@ -20,10 +24,14 @@ from protocol.errors import HashhubError
 
 __all__ = [
     "FetchError",
+    "InvalidContentError",
+    "InvalidOutcomeError",
     "NodeConfigError",
     "NodeError",
     "NotPublishedError",
+    "OutcomeConflictError",
     "StorageError",
+    "UnknownMatchError",
 ]
 
 
@@ -45,3 +53,23 @@ class NotPublishedError(FetchError):
 
 class StorageError(NodeError):
     """The node's disk refused a write: full, or an I/O error. Nothing was changed."""
+
+
+class UnknownMatchError(NodeError):
+    """No match event has this id."""
+
+    def __init__(self, match_id: str) -> None:
+        super().__init__(f"no match {match_id}")
+        self.match_id = match_id
+
+
+class OutcomeConflictError(NodeError):
+    """The match already has a different outcome: an outcome is recorded once."""
+
+
+class InvalidOutcomeError(NodeError):
+    """Not one of the outcomes a platform can record about a match."""
+
+
+class InvalidContentError(NodeError):
+    """A content id or a registered hash the registry cannot hold (bad id, wrong width)."""

@@ -30,7 +30,13 @@ from typing import Any
 import aiohttp
 
 from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
-from node.errors import NodeConfigError, NodeError
+from node.errors import (
+    InvalidContentError,
+    InvalidOutcomeError,
+    NodeConfigError,
+    OutcomeConflictError,
+    UnknownMatchError,
+)
 from node.imaging import ImageLimits, dihedral_pdq, file_digests, hash_image
 from node.matcher import ListIndex
 from node.store import NodeStore
@@ -257,31 +263,27 @@ class Node:
         """Search the content registry for newly listed hashes; queue one webhook per hit."""
         if not outcome.added:
             return 0
-        registered = list(
-            self.store.db.query(
-                "SELECT content_id, hash FROM content WHERE hash_type = ?", [type_name]
-            )
-        )
+        registered = self.store.registered_content(type_name)
         if not registered:
             return 0
         added = ListIndex.from_snapshot(type_name, max_distance, b"".join(sorted(outcome.added)))
-        results = added.match([bytes(r["hash"]) for r in registered])
+        results = added.match([content_hash for _, content_hash in registered])
         queued = 0
-        for row, matches in zip(registered, results, strict=True):
+        for (content_id, content_hash), matches in zip(registered, results, strict=True):
             for m in matches:
                 event = self._event(
-                    list_id, m.hash, bytes(row["hash"]), m.distance, "registry", row["content_id"]
+                    list_id, m.hash, content_hash, m.distance, "registry", content_id
                 )
-                key = f"{list_id}:{outcome.to_version}:{m.hash.hex()}:{row['content_id']}"
+                key = f"{list_id}:{outcome.to_version}:{m.hash.hex()}:{content_id}"
                 body = {
                     "type": "hashhub.retroactive_match.v1",
                     "node": self.config.node_id,
                     "match_id": event,
-                    "content_id": row["content_id"],
+                    "content_id": content_id,
                     "list": list_id,
                     "hash_type": type_name,
                     "hash": m.hash.hex(),
-                    "content_hash": bytes(row["hash"]).hex(),
+                    "content_hash": content_hash.hex(),
                     "distance": m.distance,
                     "version": outcome.to_version,
                 }
@@ -300,29 +302,23 @@ class Node:
         content_id: str | None = None,
     ) -> str:
         match_id = str(uuid.uuid4())
-        self.store.db.table("match_events").insert(
-            {
-                "id": match_id,
-                "list_id": list_id,
-                "hash": listed,
-                "query": query,
-                "distance": distance,
-                "version": self.versions.get(list_id, 0),
-                "source": source,
-                "content_id": content_id,
-                "created": format_time(self.now()),
-            }
+        self.store.record_match(
+            match_id,
+            list_id,
+            listed,
+            query,
+            distance,
+            self.versions.get(list_id, 0),
+            source,
+            content_id,
+            self.now(),
         )
         self._bump(list_id, "", "matched")
         self._bump(list_id, listed.hex(), "matched")
         return match_id
 
     def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
-        self.store.db.execute(
-            "INSERT INTO counters (list_id, hash, name, value, changed) VALUES (?, ?, ?, ?, 1) "
-            "ON CONFLICT(list_id, hash, name) DO UPDATE SET value = value + ?, changed = 1",
-            [list_id, hex_hash, name, by, by],
-        )
+        self.store.bump_counter(list_id, hex_hash, name, by)
 
     def match_hashes(
         self,
@@ -344,7 +340,7 @@ class Node:
         """
         source = "upload" if content_id is None else "registry"
         results: list[MatchResult] = []
-        with self.store.db.atomic():
+        with self.store.atomic():
             for list_id, index in sorted(self.indexes.items()):
                 type_name = index.hash_type.name
                 hashes = list(queries.get(type_name, ()))
@@ -388,22 +384,22 @@ class Node:
         return {"md5": [digests.md5], "sha256": [digests.sha256]}
 
     def record_outcome(self, match_id: str, outcome: str) -> dict[str, Any]:
-        """Record what the platform did about a match; once per match."""
+        """Record what the platform did about a match; once per match.
+
+        Raises ``InvalidOutcomeError``, ``UnknownMatchError`` (no such match) or
+        ``OutcomeConflictError`` (the match already has another outcome).
+        """
         if outcome not in OUTCOMES:
-            raise NodeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
-        rows = list(self.store.db.query("SELECT * FROM match_events WHERE id = ?", [match_id]))
-        if not rows:
-            raise KeyError(match_id)
-        event = rows[0]
+            raise InvalidOutcomeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        event = self.store.match_event(match_id)
+        if event is None:
+            raise UnknownMatchError(match_id)
         if event["outcome"] is not None:
             if event["outcome"] == outcome:
                 return {"match_id": match_id, "outcome": outcome, "duplicate": True}
-            raise ValueError(f"match {match_id} already has outcome {event['outcome']}")
-        with self.store.db.atomic():
-            self.store.db.execute(
-                "UPDATE match_events SET outcome = ?, outcome_at = ? WHERE id = ?",
-                [outcome, format_time(self.now()), match_id],
-            )
+            raise OutcomeConflictError(f"match {match_id} already has outcome {event['outcome']}")
+        with self.store.atomic():
+            self.store.set_outcome(match_id, outcome, self.now())
             counter = _OUTCOME_COUNTER.get(outcome)
             if counter is not None:
                 self._bump(event["list_id"], "", counter)
@@ -413,30 +409,34 @@ class Node:
     def register_content(self, content_id: str, queries: Mapping[str, Sequence[bytes]]) -> int:
         """Register hashes of content the platform hosts, for retroactive matching."""
         if not content_id or len(content_id) > 256 or not content_id.isprintable():
-            raise NodeError("content id must be 1-256 printable characters")
+            raise InvalidContentError("content id must be 1-256 printable characters")
         rows = []
         for type_name, hashes in queries.items():
             width = HASH_TYPES[type_name].length
             for h in hashes:
                 if len(h) != width:
-                    raise NodeError(f"a {type_name} hash is {width} bytes")
-                rows.append((content_id, type_name, h, format_time(self.now())))
-        with self.store.db.atomic():
-            self.store.db.conn.executemany(
-                "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
-                "VALUES (?, ?, ?, ?)",
-                rows,
-            )
+                    raise InvalidContentError(f"a {type_name} hash is {width} bytes")
+                rows.append((type_name, h))
+        self.store.register_content(content_id, rows, self.now())
         return len(rows)
+
+    def register_and_match(
+        self, content_id: str, queries: Mapping[str, Sequence[bytes]], *, one_item: bool
+    ) -> tuple[int, list[MatchResult]]:
+        """Register content and match it in one transaction: stored with its matches or
+        not at all. Returns (hashes registered, matches). A bad content id or hash raises
+        ``InvalidContentError`` before anything is written."""
+        with self.store.atomic():
+            registered = self.register_content(content_id, queries)
+            results = self.match_hashes(queries, content_id=content_id, one_item=one_item)
+        return registered, results
 
     # -- acks ------------------------------------------------------------------------
 
     def _counts(self, list_id: str) -> Counts:
         totals = dict.fromkeys(COUNTER_NAMES, 0)
         per_hash: dict[str, dict[str, int]] = {}
-        for row in self.store.db.query(
-            "SELECT hash, name, value, changed FROM counters WHERE list_id = ?", [list_id]
-        ):
+        for row in self.store.counters(list_id):
             if row["hash"] == "":
                 totals[row["name"]] = row["value"]
             elif row["changed"] and row["name"] != "checked":
@@ -465,19 +465,8 @@ class Node:
                 pending.append((list_id, trust))
         while pending:
             list_id, trust = pending.pop(0)
-            with self.store.db.atomic():
-                seq = 1 + max(
-                    next(
-                        iter(self.store.db.execute("SELECT coalesce(max(seq), 0) FROM ack_outbox"))
-                    )[0],
-                    next(
-                        iter(
-                            self.store.db.execute(
-                                "SELECT coalesce(max(seq), 0) FROM acks_confirmed"
-                            )
-                        )
-                    )[0],
-                )
+            with self.store.atomic():
+                seq = self.store.next_ack_seq()
                 data, sig = sign_ack(
                     key=self.key,
                     node=self.config.node_id,
@@ -488,77 +477,41 @@ class Node:
                     applied=AppliedVersion(trust.version, trust.compact.root(), trust.state),
                     counts=(counts := self._counts(list_id)),
                 )
-                self.store.db.table("ack_outbox").insert(
-                    {
-                        "seq": seq,
-                        "list_id": list_id,
-                        "bytes": data,
-                        "sig": sig,
-                        "created": format_time(self.now()),
-                        "next_attempt": format_time(self.now()),
-                    }
-                )
-                self.store.db.conn.executemany(
-                    "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash = ?",
-                    [(list_id, h) for h in counts.hashes],
-                )
+                self.store.queue_ack(seq, list_id, data, sig, format_time(self.now()), self.now())
+                self.store.counters_sent(list_id, counts.hashes)
             queued.append(seq)
             if len(counts.hashes) == MAX_HASH_ENTRIES:
                 pending.insert(0, (list_id, trust))
         return queued
 
-    def due(self, table: str) -> list[dict[str, Any]]:
-        """What to send now: webhooks whose back-off has passed; acks in ``seq`` order.
+    def acks_due(self) -> list[dict[str, Any]]:
+        """The acks to send now, in ``seq`` order (none while the oldest waits out its
+        back-off: ``NodeStore.outbox_due``)."""
+        return self.store.outbox_due(self.now())
 
-        Acks go strictly in order, since the hub refuses a ``seq`` below one it has:
-        while the oldest waits out its back-off, none is due (the rest follow it).
-        """
-        if table == "ack_outbox":
-            rows = list(self.store.db.query("SELECT * FROM ack_outbox ORDER BY seq"))
-            if rows and rows[0]["next_attempt"] > format_time(self.now()):
-                return []
-            return rows
-        if table != "webhook_outbox":
-            raise ValueError(table)
-        return list(
-            self.store.db.query(
-                "SELECT * FROM webhook_outbox WHERE delivered IS NULL AND next_attempt <= ? "
-                "ORDER BY id",
-                [format_time(self.now())],
-            )
-        )
+    def webhooks_due(self) -> list[dict[str, Any]]:
+        """The webhook calls whose back-off has passed."""
+        return self.store.webhooks_due(self.now())
 
-    def _backoff(self, attempts: int, at_least: int = 0) -> str:
+    def _backoff(self, attempts: int, at_least: int = 0) -> datetime:
         """When to try again: doubling up to ``max_backoff``, and no sooner than ``at_least``
         seconds (a hub's ``Retry-After``, PROTOCOL.md §10.6)."""
         delay = max(min(self.config.max_backoff, 2 ** min(attempts, 20)), at_least)
-        return format_time(self.now() + timedelta(seconds=delay))
+        when: datetime = self.now() + timedelta(seconds=delay)
+        return when
 
     def ack_sent(self, seq: int, ok: bool, error: str = "", *, retry_after: int = 0) -> None:
-        with self.store.db.atomic():
-            row = next(
-                iter(self.store.db.query("SELECT * FROM ack_outbox WHERE seq = ?", [seq])), None
-            )
+        with self.store.atomic():
+            row = self.store.queued_ack(seq)
             if row is None:
                 return
             if ok:
                 version = json.loads(bytes(row["bytes"]))["applied"]["version"]
-                self.store.db.table("acks_confirmed").insert(
-                    {
-                        "seq": seq,
-                        "list_id": row["list_id"],
-                        "version": version,
-                        "confirmed": format_time(self.now()),
-                    },
-                    replace=True,
-                )
-                self.store.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
+                self.store.ack_confirmed(seq, row["list_id"], version, self.now())
             else:
                 attempts = row["attempts"] + 1
-                self.store.db.execute(
-                    "UPDATE ack_outbox SET attempts = ?, next_attempt = ?, last_error = ? "
-                    "WHERE seq = ?",
-                    [attempts, self._backoff(attempts, retry_after), error[:500], seq],
+                self.store.ack_retry_later(
+                    seq, attempts, self._backoff(attempts, retry_after), error[:500]
                 )
 
     def ack_refused(self, seq: int, error: str) -> None:
@@ -569,10 +522,8 @@ class Node:
         it stayed at the head of the queue. The counters are cumulative, so the next
         ack carries everything this one did.
         """
-        with self.store.db.atomic():
-            row = next(
-                iter(self.store.db.query("SELECT * FROM ack_outbox WHERE seq = ?", [seq])), None
-            )
+        with self.store.atomic():
+            row = self.store.queued_ack(seq)
             if row is None:
                 return
             self.store.add_evidence(
@@ -582,7 +533,7 @@ class Node:
                 self.now(),
                 bytes(row["bytes"]),
             )
-            self.store.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
+            self.store.drop_ack(seq)
 
     def renumber_acks(self, last_seq: int) -> list[int]:
         """Re-sign every queued ack above the hub's ``last_seq``, keeping their order.
@@ -597,9 +548,9 @@ class Node:
         if root is None:
             return []
         renumbered = []
-        with self.store.db.atomic():
-            rows = list(self.store.db.query("SELECT * FROM ack_outbox ORDER BY seq"))
-            self.store.db.execute("DELETE FROM ack_outbox")
+        with self.store.atomic():
+            rows = self.store.queued_acks()
+            self.store.drop_all_acks()
             for seq, row in enumerate(rows, start=last_seq + 1):
                 old = Ack.from_bytes(bytes(row["bytes"]))
                 data, sig = sign_ack(
@@ -612,16 +563,7 @@ class Node:
                     applied=old.applied,
                     counts=old.counts,
                 )
-                self.store.db.table("ack_outbox").insert(
-                    {
-                        "seq": seq,
-                        "list_id": old.list_id,
-                        "bytes": data,
-                        "sig": sig,
-                        "created": row["created"],
-                        "next_attempt": format_time(self.now()),
-                    }
-                )
+                self.store.queue_ack(seq, old.list_id, data, sig, row["created"], self.now())
                 self.store.add_evidence(
                     old.list_id,
                     "AckRenumbered",
@@ -637,17 +579,7 @@ class Node:
     def _queue_webhook(self, key: str, body: dict[str, Any]) -> int:
         if not self.config.webhook_url:
             return 0
-        cursor = self.store.db.execute(
-            "INSERT OR IGNORE INTO webhook_outbox (idempotency_key, body, created, next_attempt) "
-            "VALUES (?, ?, ?, ?)",
-            [
-                key,
-                json.dumps(body, sort_keys=True).encode(),
-                format_time(self.now()),
-                format_time(self.now()),
-            ],
-        )
-        return int(cursor.rowcount)
+        return self.store.queue_webhook(key, json.dumps(body, sort_keys=True).encode(), self.now())
 
     def webhook_signature(self, body: bytes) -> str:
         """``sha256=<hex HMAC-SHA256 of the body with the shared webhook secret>``."""
@@ -655,26 +587,12 @@ class Node:
         return f"sha256={mac}"
 
     def webhook_sent(self, row_id: int, ok: bool, error: str = "") -> None:
-        with self.store.db.atomic():
+        with self.store.atomic():
             if ok:
-                self.store.db.execute(
-                    "UPDATE webhook_outbox SET delivered = ?, last_error = NULL WHERE id = ?",
-                    [format_time(self.now()), row_id],
-                )
+                self.store.webhook_delivered(row_id, self.now())
                 return
-            row = next(
-                iter(
-                    self.store.db.query(
-                        "SELECT attempts FROM webhook_outbox WHERE id = ?", [row_id]
-                    )
-                )
-            )
-            attempts = row["attempts"] + 1
-            self.store.db.execute(
-                "UPDATE webhook_outbox SET attempts = ?, next_attempt = ?, last_error = ? "
-                "WHERE id = ?",
-                [attempts, self._backoff(attempts), error[:500], row_id],
-            )
+            attempts = self.store.webhook_attempts(row_id) + 1
+            self.store.webhook_retry_later(row_id, attempts, self._backoff(attempts), error[:500])
 
     # -- status ----------------------------------------------------------------------
 
@@ -706,19 +624,9 @@ class Node:
                     "counts": self._counts(list_id).to_dict() | {"hashes": None},
                 }
             )
-        pending = next(iter(self.store.db.query("SELECT count(*) AS n FROM ack_outbox")))["n"]
-        hooks = next(
-            iter(
-                self.store.db.query(
-                    "SELECT count(*) AS n FROM webhook_outbox WHERE delivered IS NULL"
-                )
-            )
-        )["n"]
-        open_matches = next(
-            iter(
-                self.store.db.query("SELECT count(*) AS n FROM match_events WHERE outcome IS NULL")
-            )
-        )["n"]
+        pending = self.store.acks_pending()
+        hooks = self.store.webhooks_pending()
+        open_matches = self.store.matches_awaiting_outcome()
         return {
             "node": self.config.node_id,
             "hub": self.config.hub_url,
@@ -733,7 +641,6 @@ class Node:
         }
 
     def recent_matches(self, limit: int = 50, *, open_only: bool = False) -> list[dict[str, Any]]:
-        where = "WHERE outcome IS NULL " if open_only else ""
         return [
             {
                 "match_id": r["id"],
@@ -747,10 +654,7 @@ class Node:
                 "created": r["created"],
                 "outcome": r["outcome"],
             }
-            for r in self.store.db.query(
-                f"SELECT * FROM match_events {where}ORDER BY created DESC LIMIT ?",  # noqa: S608
-                [limit],
-            )
+            for r in self.store.match_events(limit, open_only=open_only)
         ]
 
 
@@ -788,7 +692,7 @@ async def flush_acks(
     ``seq`` (``Node.renumber_acks``) and sent again, once per call.
     """
     confirmed = failed = 0
-    for row in node.due("ack_outbox"):
+    for row in node.acks_due():
         sidecar = base64.b64encode(bytes(row["sig"])).decode()
         try:
             async with session.post(
@@ -855,7 +759,7 @@ def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:
 async def deliver_webhooks(node: Node, session: aiohttp.ClientSession) -> tuple[int, int]:
     """Deliver every due webhook (at least once); returns (delivered, failed)."""
     delivered = failed = 0
-    for row in node.due("webhook_outbox"):
+    for row in node.webhooks_due():
         body = bytes(row["body"])
         try:
             async with session.post(

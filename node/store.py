@@ -471,6 +471,240 @@ class NodeStore:
             out.append((row["id"], actual == trust.state, actual, trust.state))
         return out
 
+    def list_versions(self) -> dict[str, int]:
+        """The applied version of every stored list (another process may have applied one)."""
+        return {
+            row["id"]: json.loads(row["trust"])["version"]
+            for row in self.db.query("SELECT id, trust FROM lists")
+        }
+
+    # -- transactions ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Generator[None, None, None]:
+        """One write transaction (``BEGIN IMMEDIATE``); nested blocks are savepoints.
+
+        The store's methods below that write take part in an enclosing block, so a
+        caller makes several of them one transaction by wrapping them in this.
+        """
+        with self.db.atomic():
+            yield
+
+    # -- content registry ------------------------------------------------------------
+
+    def register_content(
+        self, content_id: str, hashes: Iterable[tuple[str, bytes]], now: datetime
+    ) -> None:
+        """Register hashes (type, bytes) of content the platform hosts; known ones stay."""
+        stamp = format_time(now)
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
+                "VALUES (?, ?, ?, ?)",
+                [(content_id, type_name, h, stamp) for type_name, h in hashes],
+            )
+
+    def registered_content(self, type_name: str) -> list[tuple[str, bytes]]:
+        """Every registered (content id, hash) of one hash type."""
+        return [
+            (r["content_id"], bytes(r["hash"]))
+            for r in self.db.query(
+                "SELECT content_id, hash FROM content WHERE hash_type = ?", [type_name]
+            )
+        ]
+
+    # -- match events and counters ---------------------------------------------------
+
+    def record_match(
+        self,
+        match_id: str,
+        list_id: str,
+        listed: bytes,
+        query: bytes,
+        distance: int,
+        version: int,
+        source: str,
+        content_id: str | None,
+        now: datetime,
+    ) -> None:
+        """Store one match event (its counters are the caller's: ``bump_counter``)."""
+        self.db.table("match_events").insert(
+            {
+                "id": match_id,
+                "list_id": list_id,
+                "hash": listed,
+                "query": query,
+                "distance": distance,
+                "version": version,
+                "source": source,
+                "content_id": content_id,
+                "created": format_time(now),
+            }
+        )
+
+    def match_event(self, match_id: str) -> dict[str, Any] | None:
+        """One match event as stored, or None."""
+        return self._one("SELECT * FROM match_events WHERE id = ?", [match_id])
+
+    def match_events(self, limit: int, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """The newest match events first; with ``open_only`` those awaiting an outcome."""
+        where = "WHERE outcome IS NULL " if open_only else ""
+        return list(
+            self.db.query(
+                f"SELECT * FROM match_events {where}ORDER BY created DESC LIMIT ?",  # noqa: S608
+                [limit],
+            )
+        )
+
+    def set_outcome(self, match_id: str, outcome: str, now: datetime) -> None:
+        """Record what the platform did about a match."""
+        self.db.execute(
+            "UPDATE match_events SET outcome = ?, outcome_at = ? WHERE id = ?",
+            [outcome, format_time(now), match_id],
+        )
+
+    def bump_counter(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
+        """Add ``by`` to a cumulative counter (``hex_hash`` '' for the list's total)."""
+        self.db.execute(
+            "INSERT INTO counters (list_id, hash, name, value, changed) VALUES (?, ?, ?, ?, 1) "
+            "ON CONFLICT(list_id, hash, name) DO UPDATE SET value = value + ?, changed = 1",
+            [list_id, hex_hash, name, by, by],
+        )
+
+    def counters(self, list_id: str) -> list[dict[str, Any]]:
+        """The list's counters: rows of ``hash`` ('' for the totals), ``name``, ``value``
+        and ``changed``."""
+        return list(
+            self.db.query(
+                "SELECT hash, name, value, changed FROM counters WHERE list_id = ?", [list_id]
+            )
+        )
+
+    def counters_sent(self, list_id: str, hex_hashes: Iterable[str]) -> None:
+        """Per-hash counters an ack now carries: no longer changed since the last ack."""
+        self.db.conn.executemany(
+            "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash = ?",
+            [(list_id, h) for h in hex_hashes],
+        )
+
+    # -- ack outbox ------------------------------------------------------------------
+
+    def next_ack_seq(self) -> int:
+        """One above every ``seq`` queued or confirmed."""
+        row = self._one(
+            "SELECT max((SELECT coalesce(max(seq), 0) FROM ack_outbox), "
+            "(SELECT coalesce(max(seq), 0) FROM acks_confirmed)) AS last"
+        )
+        return 1 + (row["last"] if row else 0)
+
+    def queue_ack(
+        self, seq: int, list_id: str, data: bytes, sig: bytes, created: str, now: datetime
+    ) -> None:
+        """Queue signed ack bytes, due at once."""
+        self.db.table("ack_outbox").insert(
+            {
+                "seq": seq,
+                "list_id": list_id,
+                "bytes": data,
+                "sig": sig,
+                "created": created,
+                "next_attempt": format_time(now),
+            }
+        )
+
+    def queued_acks(self) -> list[dict[str, Any]]:
+        """Every queued ack in ``seq`` order."""
+        return list(self.db.query("SELECT * FROM ack_outbox ORDER BY seq"))
+
+    def queued_ack(self, seq: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM ack_outbox WHERE seq = ?", [seq])
+
+    def outbox_due(self, now: datetime) -> list[dict[str, Any]]:
+        """The acks to send now, in ``seq`` order.
+
+        Acks go strictly in order, since the hub refuses a ``seq`` below one it has:
+        while the oldest waits out its back-off, none is due (the rest follow it).
+        """
+        rows = self.queued_acks()
+        if rows and rows[0]["next_attempt"] > format_time(now):
+            return []
+        return rows
+
+    def ack_confirmed(self, seq: int, list_id: str, version: int, now: datetime) -> None:
+        """The hub accepted ack ``seq``: remember it as confirmed, free the queue."""
+        self.db.table("acks_confirmed").insert(
+            {"seq": seq, "list_id": list_id, "version": version, "confirmed": format_time(now)},
+            replace=True,
+        )
+        self.drop_ack(seq)
+
+    def ack_retry_later(self, seq: int, attempts: int, next_attempt: datetime, error: str) -> None:
+        self.db.execute(
+            "UPDATE ack_outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ?",
+            [attempts, format_time(next_attempt), error, seq],
+        )
+
+    def drop_ack(self, seq: int) -> None:
+        self.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
+
+    def drop_all_acks(self) -> None:
+        self.db.execute("DELETE FROM ack_outbox")
+
+    def acks_pending(self) -> int:
+        return self._count("SELECT count(*) AS n FROM ack_outbox")
+
+    # -- webhook outbox --------------------------------------------------------------
+
+    def queue_webhook(self, key: str, body: bytes, now: datetime) -> int:
+        """Queue a webhook call once per idempotency key; 1 if queued, 0 if already known."""
+        stamp = format_time(now)
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO webhook_outbox (idempotency_key, body, created, next_attempt) "
+            "VALUES (?, ?, ?, ?)",
+            [key, body, stamp, stamp],
+        )
+        return int(cursor.rowcount)
+
+    def webhooks_due(self, now: datetime) -> list[dict[str, Any]]:
+        """Undelivered webhook calls whose back-off has passed, oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM webhook_outbox WHERE delivered IS NULL AND next_attempt <= ? "
+                "ORDER BY id",
+                [format_time(now)],
+            )
+        )
+
+    def webhook_delivered(self, row_id: int, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE webhook_outbox SET delivered = ?, last_error = NULL WHERE id = ?",
+            [format_time(now), row_id],
+        )
+
+    def webhook_attempts(self, row_id: int) -> int:
+        row = self._one("SELECT attempts FROM webhook_outbox WHERE id = ?", [row_id])
+        if row is None:
+            raise LookupError(f"no queued webhook {row_id}")
+        return int(row["attempts"])
+
+    def webhook_retry_later(
+        self, row_id: int, attempts: int, next_attempt: datetime, error: str
+    ) -> None:
+        self.db.execute(
+            "UPDATE webhook_outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
+            [attempts, format_time(next_attempt), error, row_id],
+        )
+
+    def webhooks_pending(self) -> int:
+        return self._count("SELECT count(*) AS n FROM webhook_outbox WHERE delivered IS NULL")
+
+    def matches_awaiting_outcome(self) -> int:
+        return self._count("SELECT count(*) AS n FROM match_events WHERE outcome IS NULL")
+
+    def _count(self, sql: str) -> int:
+        row = self._one(sql)
+        return 0 if row is None else int(row["n"])
+
 
 def _split(data: bytes, width: int) -> list[bytes]:
     return [data[i : i + width] for i in range(0, len(data), width)]

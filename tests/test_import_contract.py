@@ -2,8 +2,8 @@
 
 ``protocol`` is the ground floor and imports nothing of ours; ``hub`` and ``node`` are
 two edges that never import each other; the auditor trusts neither edge's code; and
-no module of the project imports itself back through others (no cycles), except the
-known cycles below, which may only go away.
+no module of the project imports itself back through others (no cycles; ``KNOWN_CYCLES``
+is empty and may only stay so).
 
 Every import counts, wherever it is written: at the top, inside a function (a lazy
 import still ties the two modules together) and under ``if TYPE_CHECKING:``.
@@ -20,15 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # Issue 16 item 7 breaks these; until then the list may only shrink. ``hub.app``
-    # imports ``hub.web`` inside ``create_app`` and ``hub.web.pages`` imports the app keys
-    # and helpers from ``hub.app``.
-    frozenset({"hub.app", "hub.web", "hub.web.pages"}),
-    # ``node.app`` imports ``node.web``; ``node.web.pages`` names ``NodeScheduler``, which
-    # lives in ``node.app``, under ``if TYPE_CHECKING:``.
-    frozenset({"node.app", "node.web", "node.web.pages"}),
-]
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 
 def project_packages(repo: Path = REPO) -> list[str]:

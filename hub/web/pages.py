@@ -75,9 +75,10 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import hdrs, web
 
-from hub.app import CONFIG, HUB, Handler, after_publish, read_body
+from hub.appkeys import CONFIG, HUB
 from hub.core import SUBMISSION_TYPES, Hub, Principal, WebSession
 from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
+from hub.http import Handler, after_publish, read_body
 from hub.intake import MIN_PDQ_QUALITY, parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page

@@ -44,14 +44,14 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import hdrs, web
 
-from node.errors import NodeConfigError, NodeError
+from node.errors import NodeConfigError, NodeError, OutcomeConflictError, UnknownMatchError
 from node.limits import LIMITS, client_address, is_the_api_token
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
 from protocol import parse_time
 
 if TYPE_CHECKING:
-    from node.app import NodeScheduler
+    from node.scheduler import NodeScheduler
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -433,9 +433,9 @@ class StatusPages:
         node = request.config_dict[self.node_key]
         try:
             recorded = node.record_outcome(match_id, outcome)
-        except KeyError as e:
+        except UnknownMatchError as e:
             raise PageError(404, "No such match", f"There is no match {match_id}.") from e
-        except ValueError as e:  # the API's 409 conflict: an outcome is recorded once
+        except OutcomeConflictError as e:  # the API's 409 conflict: an outcome is recorded once
             raise PageError(409, "Outcome already recorded", f"{e}.") from e
         log.info("status page: match %s recorded as %s", match_id, outcome)
         label = outcome.replace("_", " ")

@@ -13,17 +13,8 @@ from typing import Any
 
 import pytest
 
-from hub.app import (
-    ADMIN_BODY_BYTES,
-    ADMIN_ROUTES,
-    MEMORY_TTL,
-    SIGNATURE_HEADER,
-    AccessCache,
-    AdminRoute,
-    PublishedCache,
-    _Published,
-    _Verdict,
-)
+from hub.app import ADMIN_BODY_BYTES, ADMIN_ROUTES, SIGNATURE_HEADER, AdminRoute
+from hub.caches import MEMORY_TTL, AccessCache, PublishedCache, _Published, _Verdict
 from hub.core import OPERATOR_ROLES
 from hub.intake import Intake
 from protocol import Counts, SigningKey, checkpoint_path, sign_bytes

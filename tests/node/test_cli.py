@@ -210,6 +210,33 @@ async def test_scan_registers_every_file_and_reports_its_matches(synced_home: Pa
     assert answer["files"] == answer["images"] > 0
 
 
+async def test_scan_registers_a_file_with_its_matches_or_not_at_all(
+    synced_home: Path, tmp_path: Path
+) -> None:
+    """A file is registered and matched in one transaction, as ``POST /v1/content``.
+
+    The database itself refuses every match event (a trigger), so the failure falls
+    between registering the file and storing its match: nothing stays registered.
+    """
+    conn = sqlite3.connect(synced_home / "node.db")
+    try:
+        conn.execute(
+            "CREATE TRIGGER refuse_matches BEFORE INSERT ON match_events "
+            "BEGIN SELECT RAISE(ABORT, 'match events refused'); END"
+        )
+        conn.commit()
+        files = tmp_path / "files"
+        files.mkdir()
+        (files / "listed.txt").write_bytes(b"2")  # its MD5 is on the MD5 list
+        result = await invoke("scan", "--home", str(synced_home), str(files))
+        assert result.exit_code == 1, result.output
+        assert "Error: database: match events refused" in result.stderr  # after the progress bar
+        assert conn.execute("SELECT count(*) FROM content").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM match_events").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
 async def test_verify_recomputes_digests_and_fails_on_a_corrupted_state(
     synced_home: Path,
 ) -> None:

@@ -1,0 +1,96 @@
+"""The node's Prometheus metrics: one registry per app, so two apps in one process
+never share a counter (``node.app.create_app`` makes one; ``NodeScheduler`` counts
+into it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["NodeMetrics"]
+
+
+class NodeMetrics:
+    """The node's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "hashhub_node_http_requests",
+            "API requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.syncs = Counter(
+            "hashhub_node_syncs",
+            "List updates, by list and outcome (updated, current, rejected, failed).",
+            ["list", "outcome"],
+            registry=r,
+        )
+        self.list_version = Gauge(
+            "hashhub_node_list_version", "The applied version of each list.", ["list"], registry=r
+        )
+        self.list_hashes = Gauge(
+            "hashhub_node_list_hashes", "Hashes in each applied list.", ["list"], registry=r
+        )
+        self.list_stale = Gauge(
+            "hashhub_node_list_stale",
+            "1 when a list's last verified checkpoint is older than the root's maximum age.",
+            ["list"],
+            registry=r,
+        )
+        self.stale = Gauge("hashhub_node_stale", "1 when any subscribed list is stale.", registry=r)
+        self.sync_failures = Gauge(
+            "hashhub_node_sync_consecutive_failures",
+            "Update runs in a row that failed or were rejected (0 after a success).",
+            registry=r,
+        )
+        self.checked = Counter(
+            "hashhub_node_checks",
+            "Uploads and hash queries checked through the API, by kind (image, file, hashes).",
+            ["kind"],
+            registry=r,
+        )
+        self.matches = Counter(
+            "hashhub_node_matches",
+            "Match events, by list and source (upload, registry).",
+            ["list", "source"],
+            registry=r,
+        )
+        self.acks_pending = Gauge(
+            "hashhub_node_acks_pending", "Acks waiting for the hub's confirmation.", registry=r
+        )
+        self.acks_sent = Counter(
+            "hashhub_node_acks_sent",
+            "Ack deliveries, by result (confirmed, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.webhooks_pending = Gauge(
+            "hashhub_node_webhooks_pending", "Webhook calls not yet delivered.", registry=r
+        )
+        self.webhooks_sent = Counter(
+            "hashhub_node_webhooks_sent",
+            "Webhook deliveries, by result (delivered, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.open_matches = Gauge(
+            "hashhub_node_matches_awaiting_outcome",
+            "Match events the platform has not reported an outcome for.",
+            registry=r,
+        )
+
+    def refresh(self, status: Mapping[str, Any]) -> None:
+        """Set the gauges from ``Node.status()``."""
+        for entry in status["lists"]:
+            self.list_version.labels(entry["list"]).set(entry["version"])
+            self.list_hashes.labels(entry["list"]).set(entry["count"])
+            self.list_stale.labels(entry["list"]).set(1 if entry["stale"] else 0)
+        self.stale.set(1 if status["stale"] else 0)
+        self.acks_pending.set(status["acks_pending"])
+        self.webhooks_pending.set(status["webhooks_pending"])
+        self.open_matches.set(status["matches_awaiting_outcome"])
