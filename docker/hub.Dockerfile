@@ -15,6 +15,7 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protocol ./protocol
+COPY edge ./edge
 COPY hub ./hub
 COPY node ./node
 COPY audit ./audit

@@ -19,6 +19,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protocol ./protocol
+COPY edge ./edge
 COPY hub ./hub
 COPY node ./node
 COPY audit ./audit

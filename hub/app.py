@@ -106,7 +106,7 @@ from protocol import (
     snapshot_path,
     validate_list_id,
 )
-from protocol.ack import NODE_ID_PATTERN
+from protocol.ack import ACK_LAST_SEQ_HEADER, ACK_SIGNATURE_HEADER, NODE_ID_PATTERN
 from protocol.authshape import MalformedCredentialError, bearer_token
 from protocol.root import ROLE_NAMES
 
@@ -135,10 +135,11 @@ __all__ = [
 
 log = logging.getLogger("hashhub.http")
 
-SIGNATURE_HEADER = "Hashhub-Signature"
-"""Header carrying an ack's signature sidecar, base64-encoded."""
-LAST_SEQ_HEADER = "Hashhub-Last-Seq"
-"""On a 409 ``seq_conflict``: the node's last accepted ``seq``, so it can re-sign above it."""
+SIGNATURE_HEADER = ACK_SIGNATURE_HEADER
+"""Header carrying an ack's signature sidecar (``protocol.ACK_SIGNATURE_HEADER``)."""
+LAST_SEQ_HEADER = ACK_LAST_SEQ_HEADER
+"""On a 409 ``seq_conflict``: the node's last accepted ``seq`` (``protocol.ACK_LAST_SEQ_HEADER``),
+so it can re-sign above it."""
 IMMUTABLE_MAX_AGE = 31_536_000
 CHECKPOINT_MAX_AGE = 5
 ADMIN_BODY_BYTES = 64 * 1024 * 1024

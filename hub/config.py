@@ -25,6 +25,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from edge import toml
 from hub.errors import InvalidRequest
 
 __all__ = ["CONFIG_NAME", "ENV_PREFIX", "INIT_ONLY", "HubConfig", "env_variable"]
@@ -117,13 +118,19 @@ class HubConfig:
     trusted_proxies: str = ""
 
     def to_toml(self) -> str:
-        lines = ["# hashhub hub configuration (see docs/operator-guide.md)"]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            lines.append(
-                f'{f.name} = "{value}"' if isinstance(value, str) else f"{f.name} = {value}"
+        """This configuration as ``hub.toml`` text that ``load`` reads back identically.
+
+        Raises:
+            InvalidRequest: a value TOML cannot hold (``edge.toml``), such as a
+                string with a lone surrogate.
+        """
+        settings = {f.name: getattr(self, f.name) for f in fields(self)}
+        try:
+            return toml.dumps(
+                settings, comment="hashhub hub configuration (see docs/operator-guide.md)"
             )
-        return "\n".join(lines) + "\n"
+        except toml.TomlWriteError as e:
+            raise InvalidRequest(f"{CONFIG_NAME}: {e}") from e
 
     @classmethod
     def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> HubConfig:

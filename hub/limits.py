@@ -6,7 +6,7 @@ shape of the ``Authorization`` header (``protocol.authshape.bearer_token``):
 a header that cannot hold any token the hub issued (another scheme, bytes that
 are not visible ASCII, too long) is answered 401 on every route, before
 anything hashes or encodes it, and counts as a wrong token. Then it sorts each
-request into one of three token buckets (``protocol.ratelimit.RateLimiter``):
+request into one of three token buckets (``edge.ratelimit.RateLimiter``):
 
 - **without a valid bearer token**, per client address (``rate_burst``,
   ``rate_per_hour``): the published tree read anonymously, health, metrics, the
@@ -35,7 +35,7 @@ request into one of three token buckets (``protocol.ratelimit.RateLimiter``):
 
 The client address is ``request.remote`` unless the peer is one of
 ``trusted_proxies``, whose ``X-Forwarded-For`` is then believed
-(``protocol.ratelimit.TrustedProxies``); it is stored on the request under
+(``edge.ratelimit.TrustedProxies``); it is stored on the request under
 ``CLIENT`` for everything that limits or logs by address (the pages' own
 limits, the access log through ``ClientAccessLogger``).
 
@@ -54,6 +54,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp.web_log import AccessLogger
 
+from edge.ratelimit import RateLimiter, TrustedProxies
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.errors import InvalidRequest, Unauthorized
@@ -65,7 +66,6 @@ from protocol.authshape import (
     NotBearerError,
     bearer_token,
 )
-from protocol.ratelimit import RateLimiter, TrustedProxies
 
 __all__ = [
     "CLIENT",

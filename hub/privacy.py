@@ -9,7 +9,7 @@ the day a case was created could tie a person to a report, so for these paths:
   ``is_public_page``), at any level;
 - the per-address limits keep only an HMAC of the address under a key drawn
   in memory when the limiter is made, and drop it once its bucket is full again
-  (``protocol.ratelimit.RateLimiter``);
+  (``edge.ratelimit.RateLimiter``);
 - no log line of the hub names a case number or a submitted hash: a bug on a
   public page is logged with its exceptions' types and stack frames but not their
   messages, which could hold either (``hub.web.pages.page_errors``);

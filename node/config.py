@@ -21,7 +21,6 @@ so no variable holds one.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import ssl
@@ -32,6 +31,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from edge import toml
 from node.errors import NodeConfigError
 
 __all__ = [
@@ -153,19 +153,19 @@ class NodeConfig:
             raise NodeConfigError(f"ca_file {path}: not a PEM file of certificates ({e})") from e
 
     def to_toml(self) -> str:
-        lines = ["# hashhub node configuration (see docs/participant-guide.md)"]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool):
-                lines.append(f"{f.name} = {'true' if value else 'false'}")
-            elif isinstance(value, str):
-                lines.append(f"{f.name} = {json.dumps(value)}")
-            elif isinstance(value, tuple):
-                items = ", ".join(json.dumps(v) for v in value)
-                lines.append(f"{f.name} = [{items}]")
-            else:
-                lines.append(f"{f.name} = {value}")
-        return "\n".join(lines) + "\n"
+        """This configuration as ``node.toml`` text that ``load`` reads back identically.
+
+        Raises:
+            NodeConfigError: a value TOML cannot hold (``edge.toml``), such as a
+                string with a lone surrogate.
+        """
+        settings = {f.name: getattr(self, f.name) for f in fields(self)}
+        try:
+            return toml.dumps(
+                settings, comment="hashhub node configuration (see docs/participant-guide.md)"
+            )
+        except toml.TomlWriteError as e:
+            raise NodeConfigError(f"{CONFIG_NAME}: {e}") from e
 
     @classmethod
     def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:

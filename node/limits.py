@@ -1,7 +1,7 @@
 """Rate limits on every route of the node's API, and the client address behind a proxy (ADR 15).
 
-The same policy as the hub's (``hub.limits``; the two edges keep their own HTTP
-plumbing, ADR 11, and share the pure rules in ``protocol.ratelimit``). One
+The same policy as the hub's (``hub.limits``; the two edges share the limiter
+and the proxy rules in ``edge.ratelimit``, ADR 17). One
 middleware, inside the error middleware and before the token check, sorts each
 request into one of three token buckets:
 
@@ -23,7 +23,7 @@ answered 401 on every route and counts as a wrong token, before anything
 encodes or compares it.
 
 The client address is ``request.remote`` unless the peer is one of
-``trusted_proxies`` (``protocol.ratelimit.TrustedProxies``); it is stored on the
+``trusted_proxies`` (``edge.ratelimit.TrustedProxies``); it is stored on the
 request under ``CLIENT`` for the status page's login throttle and the access log
 (``ClientAccessLogger``). A setting of 0 turns its limit off.
 """
@@ -39,6 +39,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp.web_log import AccessLogger
 
+from edge.ratelimit import RateLimiter, TrustedProxies
 from node.config import NodeConfig
 from node.errors import NodeConfigError
 from node.service import Node
@@ -49,7 +50,6 @@ from protocol.authshape import (
     bearer_token,
     is_credential_shaped,
 )
-from protocol.ratelimit import RateLimiter, TrustedProxies
 
 __all__ = [
     "CLIENT",

@@ -43,6 +43,9 @@ from node.store import NodeStore
 from node.sync import Fetcher, ListOutcome, Syncer
 from protocol import Limits, ListState, ProtocolError, Root, SigningKey, format_time, parse_time
 from protocol.ack import (
+    ACK_LAST_SEQ_HEADER,
+    ACK_REFUSALS,
+    ACK_SIGNATURE_HEADER,
     COUNTER_NAMES,
     MAX_HASH_ENTRIES,
     NODE_ID_PATTERN,
@@ -74,9 +77,6 @@ _OUTCOME_COUNTER = {
 }
 
 
-ACK_REFUSALS = frozenset({400, 403, 409, 413, 422})
-LAST_SEQ_HEADER = "Hashhub-Last-Seq"
-"""On a 409 ``seq_conflict`` the hub names the node's last accepted ``seq`` here."""
 MAX_SEQ_JUMP = 1 << 32
 """A hub's claimed last ``seq`` beyond the node's own by more than this is not believed."""
 """Hub answers after which the same ack bytes can never be accepted (see ``ack_refused``)."""
@@ -700,7 +700,7 @@ async def flush_acks(
                 data=bytes(row["bytes"]),
                 headers={
                     "Authorization": f"Bearer {node.token}",
-                    "Hashhub-Signature": sidecar,
+                    ACK_SIGNATURE_HEADER: sidecar,
                     "Content-Type": "application/json",
                 },
                 timeout=aiohttp.ClientTimeout(total=30),
@@ -747,7 +747,7 @@ def _retry_after(resp: aiohttp.ClientResponse) -> int:
 
 def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:
     """The hub's last ``seq`` from a 409 answer, if it is one to re-sign above."""
-    raw = resp.headers.get(LAST_SEQ_HEADER, "")
+    raw = resp.headers.get(ACK_LAST_SEQ_HEADER, "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         return None
     last = int(raw)

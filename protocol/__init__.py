@@ -8,7 +8,16 @@ PROTOCOL.md is the normative description of everything here.
 """
 
 from protocol._fields import b64decode, b64encode, format_time, parse_time
-from protocol.ack import Ack, AppliedVersion, Counts, sign_ack, verify_ack
+from protocol.ack import (
+    ACK_LAST_SEQ_HEADER,
+    ACK_REFUSALS,
+    ACK_SIGNATURE_HEADER,
+    Ack,
+    AppliedVersion,
+    Counts,
+    sign_ack,
+    verify_ack,
+)
 from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, SignedCheckpoint, cosign, sign_note
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
@@ -51,6 +60,9 @@ from protocol.state import ListState, StateDigest
 from protocol.trust import ListTrust, ListUpdate, TrustedHub, VerifiedCheckpoint
 
 __all__ = [
+    "ACK_LAST_SEQ_HEADER",
+    "ACK_REFUSALS",
+    "ACK_SIGNATURE_HEADER",
     "GENESIS_PREV",
     "HASH_TYPES",
     "MAX_TOTAL",

@@ -48,6 +48,9 @@ from protocol.merkle import HASH_SIZE
 from protocol.state import StateDigest
 
 __all__ = [
+    "ACK_LAST_SEQ_HEADER",
+    "ACK_REFUSALS",
+    "ACK_SIGNATURE_HEADER",
     "ACK_TYPE",
     "COUNTER_NAMES",
     "NODE_ID_PATTERN",
@@ -69,6 +72,16 @@ hub's rule (§10.5): the ack does not carry the list's hash type, and an auditor
 able to parse an ack without the root that declares the list."""
 COSIGNATURE_BYTES = 4 + 8 + 64
 """A ``cosignature/v1`` line carries the note key id, the big-endian time, the signature."""
+
+# How an ack travels over HTTP (PROTOCOL.md §10.6): facts of the protocol that the
+# hub (which answers) and the node (which sends) must spell alike.
+ACK_SIGNATURE_HEADER = "Hashhub-Signature"
+"""Header carrying an ack's signature sidecar, base64-encoded (§10.6)."""
+ACK_LAST_SEQ_HEADER = "Hashhub-Last-Seq"
+"""On a 409 ``seq_conflict``: the node's last accepted ``seq``, so it can re-sign above it."""
+ACK_REFUSALS = frozenset({400, 403, 409, 413, 422})
+"""The statuses after which a node never sends an ack's bytes again (§10.6): 400, 403,
+413 and 422, and a 409 it does not re-sign past (which it then treats as a 403)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The import contract between hashhub's packages, checked on the AST of every module.
 
-``protocol`` is the ground floor and imports nothing of ours; ``hub`` and ``node`` are
-two edges that never import each other; the auditor trusts neither edge's code; and
+``protocol`` is the ground floor and imports nothing of ours; ``edge``, the plumbing the
+roles share (ADR 17), stands on ``protocol`` alone and never on a role; ``hub`` and
+``node`` are two edges that never import each other; the auditor trusts neither edge's code; and
 no module of the project imports itself back through others (no cycles; ``KNOWN_CYCLES``
 is empty and may only stay so).
 
@@ -152,11 +153,23 @@ def test_the_graph_covers_the_project(graph: dict[str, set[str]]) -> None:
     assert "protocol.ack" in graph["hub.core"]
     assert "node.store" in graph["hashhub_tx.exchange"]
     assert "protocol" in graph["tests.protocol.test_public_surface"]
+    assert "edge.ratelimit" in graph["hub.limits"]
+    assert "edge.ratelimit" in graph["node.limits"]
 
 
 def test_protocol_imports_nothing_of_ours(graph: dict[str, set[str]]) -> None:
     ours = [p for p in project_packages() if p != "protocol"]
     assert _edges_between(graph, ["protocol"], ours) == []
+
+
+def test_edge_imports_only_protocol_of_ours(graph: dict[str, set[str]]) -> None:
+    """The shared plumbing stands under the roles: it never imports hub, node or audit."""
+    others = [p for p in project_packages() if p not in ("edge", "protocol")]
+    assert _edges_between(graph, ["edge"], others) == []
+
+
+def test_protocol_never_imports_edge(graph: dict[str, set[str]]) -> None:
+    assert _edges_between(graph, ["protocol"], ["edge"]) == []
 
 
 def test_hub_and_node_never_import_each_other(graph: dict[str, set[str]]) -> None:

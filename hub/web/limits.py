@@ -1,6 +1,6 @@
 """Rate limiting of the public pages' posts (submit, case lookup, login).
 
-The token bucket is ``protocol.ratelimit.RateLimiter``, the one the whole hub and
+The token bucket is ``edge.ratelimit.RateLimiter``, the one the whole hub and
 the node use (ADR 15); it is named here too because the pages' stricter
 per-address limit on their posts is set up in ``hub.web.pages``. The address is
 the client's as ``hub.limits.client_address`` resolves it, so behind a trusted
@@ -11,6 +11,6 @@ limiter keeps only as an HMAC).
 
 from __future__ import annotations
 
-from protocol.ratelimit import RateLimiter
+from edge.ratelimit import RateLimiter
 
 __all__ = ["RateLimiter"]

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edge.ratelimit import TrustedProxies
 from hub.app import ACCESS_LOG_FORMAT, ADMIN_BODY_BYTES
 from hub.app import create_app as create_hub_app
 from hub.config import HubConfig
@@ -45,7 +46,6 @@ from node.app import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.service import run_sync
 from node.sync import ListOutcome
-from protocol.ratelimit import TrustedProxies
 from tests.deploy.nginx import _nginx_answers, free_port, launch_nginx
 from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_hub, init_node_home, opened_hub
 from tests.web.hub_support import form_token

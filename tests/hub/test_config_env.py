@@ -16,8 +16,10 @@ import json
 import os
 import subprocess
 import time
+import tomllib
 import urllib.error
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,31 @@ def test_a_wrong_type_in_the_file_is_named_in_words(home: Path) -> None:
     (home / CONFIG_NAME).write_text('name = "hub.test"\nport = "8470"\n')
     with pytest.raises(InvalidRequest, match=r"hub\.toml: port must be an integer$"):
         HubConfig.load(home, {})
+
+
+HOSTILE_STRINGS = [
+    'say "hi"',
+    "C:\\hashhub\\hub.db",
+    "two\nlines",
+    "tab\there",
+    "bell\x07 del\x7f",
+    "naïve café 東京 🙂",
+    "trailing backslash\\",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_STRINGS)
+def test_to_toml_writes_any_string_so_that_it_reads_back(tmp_path: Path, text: str) -> None:
+    """``init`` writes ``hub.toml`` with ``to_toml``: every string escaped (edge.toml)."""
+    config = HubConfig(name=text, database=text, trusted_proxies=text, secure_cookies=text)
+    assert tomllib.loads(config.to_toml()) == asdict(config)
+    (tmp_path / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
+    assert HubConfig.load(tmp_path, {}) == config
+
+
+def test_to_toml_refuses_a_string_utf8_cannot_hold(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match=r"^hub\.toml: name: a lone surrogate"):
+        HubConfig(name="bad \udcff byte").to_toml()
 
 
 def test_a_bad_variable_is_one_line_and_exit_status_1(home: Path) -> None:

@@ -20,12 +20,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from edge.ratelimit import RateLimiter
 from hub.limits import LIMITS
 from node.service import Node, flush_acks
 from protocol import Ack, parse_time, verify_ack
 from protocol.ack import MAX_HASH_ENTRIES
 from protocol.keyfile import load_public_key
-from protocol.ratelimit import RateLimiter
 from tests.node.fixtures_sync import (
     HUB_NAME,
     NODE_ID,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tomllib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,48 @@ def test_a_file_without_a_required_setting_is_an_error_not_a_crash(home: Path) -
     rewrite(home, hub_url=None)
     with pytest.raises(NodeConfigError, match=r"missing setting\(s\) \['hub_url'\]"):
         NodeConfig.load(home, {"HASHHUB_NODE_HUB_URL": "http://127.0.0.1:9"})
+
+
+HOSTILE_STRINGS = [
+    'say "hi"',
+    "C:\\hashhub\\node.db",
+    "two\nlines",
+    "tab\there",
+    "bell\x07 del\x7f",
+    "naïve café 東京 🙂",
+    "trailing backslash\\",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_STRINGS)
+def test_to_toml_writes_any_string_so_that_it_reads_back(tmp_path: Path, text: str) -> None:
+    """``init`` writes ``node.toml`` with ``to_toml``: every string escaped (edge.toml)."""
+    config = NodeConfig(
+        node_id=text,
+        hub_url=text,
+        lists=(text, "ncii-md5"),
+        pinned_root_sha256=text,
+        mirrors=(text, text),
+        database=text,
+        webhook_url=text,
+        ca_file=text,
+        trusted_proxies=(text,),
+    )
+    written = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in asdict(config).items()
+    }
+    assert tomllib.loads(config.to_toml()) == written
+    (tmp_path / CONFIG_NAME).write_text(config.to_toml(), encoding="utf-8")
+    assert NodeConfig.load(tmp_path, {}) == config
+
+
+def test_to_toml_refuses_a_string_utf8_cannot_hold() -> None:
+    config = NodeConfig(
+        node_id="n", hub_url="https://hub.test", lists=("bad \udcff",), pinned_root_sha256="0"
+    )
+    with pytest.raises(NodeConfigError, match=r"^node\.toml: lists: a lone surrogate"):
+        config.to_toml()
 
 
 def test_a_bad_variable_is_one_line_and_exit_status_1(home: Path) -> None:

@@ -21,6 +21,7 @@ FORBIDDEN_IMPORTS = {
     "urllib",
     "requests",
     "apscheduler",
+    "edge",
     "hub",
     "node",
 }

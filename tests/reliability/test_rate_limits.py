@@ -26,6 +26,7 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from edge.ratelimit import RateLimiter, TrustedProxies
 from hub.app import ACCESS_LOG_FORMAT, CONFIG, HUB, create_app
 from hub.errors import InvalidRequest
 from hub.limits import LIMITS, ClientAccessLogger, HubLimits
@@ -37,7 +38,6 @@ from node.errors import NodeConfigError
 from node.limits import LIMITS as NODE_LIMITS
 from node.limits import NodeLimits
 from protocol import SigningKey
-from protocol.ratelimit import RateLimiter, TrustedProxies
 from tests.hub.conftest import LIST, PUBLIC_LIST, bearer, init_hub, opened
 from tests.reliability.test_access_table import _router_routes
 from tests.web.node_support import node_of, start_hub, start_node_site

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from edge.ratelimit import SWEEP_SECONDS, RateLimiter
 from hub.app import create_app
 from hub.web.pages import SESSION_COOKIE
-from protocol.ratelimit import SWEEP_SECONDS, RateLimiter
 from tests.web.hub_support import Client, OperatorSession, form_token, init_web_hub, operator_token
 
 MD5_HEX = "0123456789abcdef0123456789abcdef"

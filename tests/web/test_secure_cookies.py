@@ -21,13 +21,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from edge.ratelimit import TrustedProxies
 from hub.app import create_app as create_hub_app
 from hub.errors import InvalidRequest
 from hub.web.pages import LOGIN_COOKIE, SESSION_COOKIE
 from node.config import read_secret
 from node.errors import NodeConfigError
 from node.web.pages import SESSION_COOKIE as NODE_SESSION_COOKIE
-from protocol.ratelimit import TrustedProxies
 from tests.node.fixtures_sync import HubApp
 from tests.web.hub_support import Client, form_token, init_web_hub, operator_token
 from tests.web.node_support import node_of, start_hub, start_node_site

@@ -1,7 +1,8 @@
 """Rate limits and client addresses: the rules the hub and the node both apply (ADR 15).
 
-Two pure pieces, with no I/O, so that both edges apply the very same rules and a
-test can drive them with its own clock:
+Two small pieces, with no network or disk I/O, so that both edges apply the very
+same rules and a test can drive them with its own clock. They live in ``edge``,
+not ``protocol`` (ADR 17): the limiter reads a clock and draws a secret.
 
 - ``RateLimiter``: token buckets by key, in memory. A key (a client address, a
   credential) may spend ``burst`` tokens at once and regains ``per_hour`` an
