@@ -61,7 +61,6 @@ from hub.errors import InvalidRequest, Unauthorized
 from hub.privacy import is_public_page
 from hub.store import DatabaseOwner
 from protocol.authshape import (
-    MAX_TOKEN_LENGTH,
     MalformedCredentialError,
     NotBearerError,
     bearer_token,
@@ -71,7 +70,6 @@ __all__ = [
     "CLIENT",
     "CREDENTIAL_TTL",
     "LIMITS",
-    "MAX_TOKEN_LENGTH",
     "ClientAccessLogger",
     "HubLimits",
     "client_address",

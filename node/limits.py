@@ -44,7 +44,6 @@ from node.config import NodeConfig
 from node.errors import NodeConfigError
 from node.service import Node
 from protocol.authshape import (
-    MAX_TOKEN_LENGTH,
     MalformedCredentialError,
     NotBearerError,
     bearer_token,
@@ -54,7 +53,6 @@ from protocol.authshape import (
 __all__ = [
     "CLIENT",
     "LIMITS",
-    "MAX_TOKEN_LENGTH",
     "REALM",
     "ClientAccessLogger",
     "MalformedCredentialError",

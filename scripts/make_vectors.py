@@ -749,6 +749,44 @@ def _ack(repo: _Repo) -> tuple[bytes, bytes]:
     )
 
 
+def _header_case(
+    files: Mapping[str, bytes],
+    description: str,
+    list_id: str,
+    version: int,
+    data: bytes,
+    sig: bytes,
+    error: type[ProtocolError],
+    *,
+    rules: Sequence[str] = (),
+) -> dict[str, Any]:
+    """An ``add_header`` case: headers 1..version-1 of ``repo/``, then ``data`` with ``sig``,
+    which must fail with ``error`` (checked here, at the repository's clock)."""
+
+    def run() -> None:
+        upd = _hub(files, VERIFY_AT).begin_update(
+            ListTrust(list_id), files[checkpoint_path(list_id)]
+        )
+        _headers(upd, files, list_id, version - 1)
+        upd.add_header(data, sig)
+
+    return _case(
+        description,
+        "add_header",
+        rules=rules,
+        input={
+            "now": _time(VERIFY_AT),
+            "roots": ["repo/root/1.json", "repo/root/2.json"],
+            "list": list_id,
+            "version": version,
+            "header_text": _text(data),
+            "sig_text": _text(sig),
+        },
+        files={"checkpoint": f"repo/{checkpoint_path(list_id)}"},
+        error=_expect(error, run),
+    )
+
+
 def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     keys, files = repo.keys, repo.files
     cases: dict[str, dict[str, Any]] = {}
@@ -768,25 +806,8 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         error: type[ProtocolError],
         rules: Sequence[str] = (),
     ) -> None:
-        def run() -> None:
-            upd = hub().begin_update(ListTrust(list_id), files[checkpoint_path(list_id)])
-            _headers(upd, files, list_id, version - 1)
-            upd.add_header(data, sig)
-
-        cases[name] = _case(
-            description,
-            "add_header",
-            rules=rules,
-            input={
-                "now": now,
-                "roots": roots12,
-                "list": list_id,
-                "version": version,
-                "header_text": _text(data),
-                "sig_text": _text(sig),
-            },
-            files={"checkpoint": f"repo/{checkpoint_path(list_id)}"},
-            error=_expect(error, run),
+        cases[name] = _header_case(
+            files, description, list_id, version, data, sig, error, rules=rules
         )
 
     # -- headers -----------------------------------------------------------------------
@@ -1248,8 +1269,6 @@ def _header_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     root it names, so the step named is what refuses it, not a signature."""
     keys, files = repo.keys, repo.files
     cases: dict[str, dict[str, Any]] = {}
-    roots12 = ["repo/root/1.json", "repo/root/2.json"]
-    now = _time(VERIFY_AT)
     signer = {1: keys["delta"], 2: keys["delta-2"]}
 
     def case(
@@ -1267,27 +1286,8 @@ def _header_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         assert isinstance(fields, dict)
         root_version = fields["root_version"]
         sig = sign_bytes(data, [key or signer[root_version]]).to_bytes()
-
-        def run() -> None:
-            hub = _hub(files, VERIFY_AT)
-            upd = hub.begin_update(ListTrust(list_id), files[checkpoint_path(list_id)])
-            _headers(upd, files, list_id, version - 1)
-            upd.add_header(data, sig)
-
-        cases[name] = _case(
-            description,
-            "add_header",
-            rules=rules,
-            input={
-                "now": now,
-                "roots": roots12,
-                "list": list_id,
-                "version": version,
-                "header_text": _text(data),
-                "sig_text": _text(sig),
-            },
-            files={"checkpoint": f"repo/{checkpoint_path(list_id)}"},
-            error=_expect(error, run),
+        cases[name] = _header_case(
+            files, description, list_id, version, data, sig, error, rules=rules
         )
 
     v1 = _header_dict(repo, MD5, 1)

@@ -26,7 +26,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocol.authshape import MAX_SESSION_ID_LENGTH
 from protocol.authshape import session_id as shaped_session_id
 
 __all__ = ["LoginThrottle", "PageSession", "SessionStore"]
@@ -36,7 +35,6 @@ SESSION_IDLE = 60 * 60
 SESSION_LIFETIME = 12 * 60 * 60
 """Seconds after the login after which a session ends, however busy."""
 MAX_SESSIONS = 64
-MAX_COOKIE_LENGTH = MAX_SESSION_ID_LENGTH
 
 Clock = Callable[[], float]
 

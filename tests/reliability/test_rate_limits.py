@@ -333,6 +333,25 @@ def assert_no_error_logged(caplog: pytest.LogCaptureFixture) -> None:
 NOT_UTF8 = b"Authorization: Bearer \xff\xfe\r\n"
 
 
+async def assert_ten_401s_then_429(client: Client, path: str) -> bytes:
+    """``GET path`` with a token that is not UTF-8: ten 401s in the JSON shape, then a 429.
+
+    Returns the 429's header block.
+    """
+    head = b"GET " + path.encode() + b" HTTP/1.1\r\n" + NOT_UTF8
+    for _ in range(10):
+        status, headers, body = await raw_request(client, head)
+        assert status == 401, body
+        assert b"Content-Type: application/json" in headers
+        error = json.loads(body)["error"]
+        assert error["code"] == "unauthorized"
+        assert "visible ASCII" in error["message"]
+    status, headers, body = await raw_request(client, head)
+    assert status == 429, body
+    assert json.loads(body)["error"]["code"] == "too_many_requests"
+    return headers
+
+
 @pytest.mark.parametrize(
     "path", ["/healthz", "/v1/admin/status", f"/lists/{PUBLIC_LIST}/checkpoint", "/dashboard"]
 )
@@ -341,17 +360,7 @@ async def test_a_token_that_is_not_utf8_is_a_counted_401(
 ) -> None:
     """As the review sent it: never a 500, never a traceback; the eleventh is a 429."""
     caplog.set_level(logging.DEBUG)
-    head = b"GET " + path.encode() + b" HTTP/1.1\r\n" + NOT_UTF8
-    for _ in range(10):
-        status, headers, body = await raw_request(hub_world.client, head)
-        assert status == 401, body
-        assert b"Content-Type: application/json" in headers
-        error = json.loads(body)["error"]
-        assert error["code"] == "unauthorized"
-        assert "visible ASCII" in error["message"]
-    status, headers, body = await raw_request(hub_world.client, head)
-    assert status == 429, body
-    assert json.loads(body)["error"]["code"] == "too_many_requests"
+    headers = await assert_ten_401s_then_429(hub_world.client, path)
     assert b"Retry-After: 6" in headers
     assert_no_error_logged(caplog)
 
@@ -529,14 +538,7 @@ async def test_node_counts_a_token_that_is_not_utf8_as_a_401(
     node_world: NodeWorld, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    head = b"GET " + path.encode() + b" HTTP/1.1\r\n" + NOT_UTF8
-    for _ in range(10):
-        status, headers, body = await raw_request(node_world.client, head)
-        assert status == 401, body
-        assert b"Content-Type: application/json" in headers
-        assert "visible ASCII" in json.loads(body)["error"]["message"]
-    status, _, body = await raw_request(node_world.client, head)
-    assert status == 429, body
+    await assert_ten_401s_then_429(node_world.client, path)
     # The right token still works from that address.
     response = await node_world.client.get("/v1/status", headers=bearer(node_world.token))
     assert response.status == 200
