@@ -63,6 +63,8 @@ _MAX_PAGES = 100_000
 _SECTION_ACK = "PROTOCOL.md §10"
 _SECTION_SPLIT = "PROTOCOL.md §10, §9.1"
 _SECTION_TOTALS = "PROTOCOL.md §10 (cumulative counters), ADR 0010"
+_TOTALS_NEEDS = "GET /v1/admin/status and /v1/admin/lists/<id>/counts (viewer role)"
+"""What reading the hub's totals needs, named in a finding when the hub refuses it."""
 
 
 @dataclass
@@ -354,34 +356,24 @@ def _published_roots(leaves: list[bytes]) -> dict[int, bytes]:
     return roots
 
 
+CoSigned = dict[int, dict[bytes, set[str]]]
+"""One list's co-signed heads: tree size → checkpoint root → the nodes that co-signed it."""
+
+
 def _split_views(verified: list[StoredAck], tree: TreeReport, report: AcksReport) -> None:
-    """Compare what every node co-signed, with each other and with the published log."""
-    cosigned: dict[str, dict[int, dict[bytes, set[str]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(set))
-    )
-    for stored in verified:
-        assert stored.ack is not None
-        applied = stored.ack.applied
-        cosigned[stored.ack.list_id][applied.version][applied.checkpoint_root].add(stored.node)
-    for list_id, sizes in sorted(cosigned.items()):
+    """Compare what every node co-signed, with each other and with the published log.
+
+    Three checks per list, each a way a hub could show nodes different histories:
+    two roots for one size; a head the published log does not have; and two heads
+    with no consistency proof between them.
+    """
+    for list_id, sizes in sorted(_cosigned(verified).items()):
         report.cosigned[list_id] = {
             size: {b64encode(root): sorted(nodes) for root, nodes in roots.items()}
             for size, roots in sizes.items()
         }
         where = f"list {list_id}"
-        for size, roots in sorted(sizes.items()):
-            if len(roots) > 1:
-                sides = "; ".join(
-                    f"{', '.join(sorted(nodes))} co-signed {b64encode(root)}"
-                    for root, nodes in sorted(roots.items())
-                )
-                _finding(
-                    report,
-                    where,
-                    "SplitView",
-                    _SECTION_SPLIT,
-                    f"two roots for tree size {size}: {sides}",
-                )
+        _two_roots_for_one_size(report, where, sizes)
         listed = tree.list_report(list_id)
         if listed is None or listed.status != "verified":
             _finding(
@@ -395,48 +387,101 @@ def _split_views(verified: list[StoredAck], tree: TreeReport, report: AcksReport
             continue
         published = _published_roots(listed.leaves)
         heads = sorted((size, root) for size, roots in sizes.items() for root in roots)
-        for size, root in heads:
-            nodes = ", ".join(sorted(sizes[size][root]))
-            if size not in published:
-                _finding(
-                    report,
-                    where,
-                    "SplitView",
-                    _SECTION_SPLIT,
-                    f"{nodes} co-signed size {size}, beyond the published log of {listed.size}",
-                )
-            elif published[size] != root:
-                _finding(
-                    report,
-                    where,
-                    "SplitView",
-                    _SECTION_SPLIT,
-                    f"{nodes} co-signed root {b64encode(root)} for size {size}; "
-                    f"the published log's root there is {b64encode(published[size])}",
-                )
-        # Consecutive co-signed heads must be linked by a consistency proof of the log.
-        for (old_size, old_root), (new_size, new_root) in itertools.pairwise(heads):
-            if old_size == new_size or new_size not in published:
-                continue
-            try:
-                verify_consistency(
-                    old_size,
-                    new_size,
-                    old_root,
-                    new_root,
-                    consistency_proof(listed.leaves[:new_size], old_size),
-                )
-            except ProofError as e:
-                old_nodes = ", ".join(sorted(sizes[old_size][old_root]))
-                new_nodes = ", ".join(sorted(sizes[new_size][new_root]))
-                _finding(
-                    report,
-                    where,
-                    "SplitView",
-                    _SECTION_SPLIT,
-                    f"no consistency proof from {old_nodes} (size {old_size}) "
-                    f"to {new_nodes} (size {new_size}): {e}",
-                )
+        _heads_against_the_log(report, where, sizes, heads, published, listed.size)
+        _heads_linked(report, where, sizes, heads, published, listed.leaves)
+
+
+def _cosigned(verified: list[StoredAck]) -> dict[str, CoSigned]:
+    """Per list, who co-signed which checkpoint root at which size (verified acks only)."""
+    cosigned: dict[str, CoSigned] = defaultdict(lambda: defaultdict(lambda: defaultdict(set)))
+    for stored in verified:
+        assert stored.ack is not None
+        applied = stored.ack.applied
+        cosigned[stored.ack.list_id][applied.version][applied.checkpoint_root].add(stored.node)
+    return cosigned
+
+
+def _two_roots_for_one_size(report: AcksReport, where: str, sizes: CoSigned) -> None:
+    """Nodes that co-signed different roots for one size were shown different logs,
+    whatever the published copy says."""
+    for size, roots in sorted(sizes.items()):
+        if len(roots) > 1:
+            sides = "; ".join(
+                f"{', '.join(sorted(nodes))} co-signed {b64encode(root)}"
+                for root, nodes in sorted(roots.items())
+            )
+            _finding(
+                report,
+                where,
+                "SplitView",
+                _SECTION_SPLIT,
+                f"two roots for tree size {size}: {sides}",
+            )
+
+
+def _heads_against_the_log(
+    report: AcksReport,
+    where: str,
+    sizes: CoSigned,
+    heads: list[tuple[int, bytes]],
+    published: dict[int, bytes],
+    log_size: int,
+) -> None:
+    """Every co-signed head must be a head of the published log: a size beyond it or
+    another root at a size it has means a node saw a history nobody else can check."""
+    for size, root in heads:
+        nodes = ", ".join(sorted(sizes[size][root]))
+        if size not in published:
+            _finding(
+                report,
+                where,
+                "SplitView",
+                _SECTION_SPLIT,
+                f"{nodes} co-signed size {size}, beyond the published log of {log_size}",
+            )
+        elif published[size] != root:
+            _finding(
+                report,
+                where,
+                "SplitView",
+                _SECTION_SPLIT,
+                f"{nodes} co-signed root {b64encode(root)} for size {size}; "
+                f"the published log's root there is {b64encode(published[size])}",
+            )
+
+
+def _heads_linked(
+    report: AcksReport,
+    where: str,
+    sizes: CoSigned,
+    heads: list[tuple[int, bytes]],
+    published: dict[int, bytes],
+    leaves: list[bytes],
+) -> None:
+    """Consecutive co-signed heads must be linked by a consistency proof of the log,
+    so that every node's view is a prefix of the next one's."""
+    for (old_size, old_root), (new_size, new_root) in itertools.pairwise(heads):
+        if old_size == new_size or new_size not in published:
+            continue
+        try:
+            verify_consistency(
+                old_size,
+                new_size,
+                old_root,
+                new_root,
+                consistency_proof(leaves[:new_size], old_size),
+            )
+        except ProofError as e:
+            old_nodes = ", ".join(sorted(sizes[old_size][old_root]))
+            new_nodes = ", ".join(sorted(sizes[new_size][new_root]))
+            _finding(
+                report,
+                where,
+                "SplitView",
+                _SECTION_SPLIT,
+                f"no consistency proof from {old_nodes} (size {old_size}) "
+                f"to {new_nodes} (size {new_size}): {e}",
+            )
 
 
 def recompute_totals(acks: Iterable[Ack]) -> dict[tuple[str, str], dict[str, dict[str, int]]]:
@@ -473,6 +518,10 @@ def _compare(
         )
 
 
+NodeTotals = dict[str, dict[str, dict[str, int]]]
+"""Per node, the signed totals of one list: ``{"": {counter: n}, "<hex hash>": {...}}``."""
+
+
 def _check_totals(
     hub: HttpSource,
     accepted: list[Ack],
@@ -487,93 +536,132 @@ def _check_totals(
     list's sums over nodes, are not compared (the report is incomplete instead).
     """
     totals = recompute_totals(accepted)
-    needs = "GET /v1/admin/status and /v1/admin/lists/<id>/counts (viewer role)"
-    status = _api(hub, "v1/admin/status", report, needs)
+    status = _api(hub, "v1/admin/status", report, _TOTALS_NEEDS)
     if status is None:
         return
     try:
         hub_lists = {str(e["id"]): e for e in status["lists"]}
     except (KeyError, TypeError):
-        _finding(report, "v1/admin/status", "Unreadable", needs, "no 'lists' in the answer")
+        _finding(report, "v1/admin/status", "Unreadable", _TOTALS_NEEDS, "no 'lists' in the answer")
         return
     for list_id in list_ids:
-        where = f"list {list_id}"
-        entry = hub_lists.get(list_id, {})
-        per_node = {str(n["node"]): n.get("counts") or {} for n in entry.get("nodes", [])}
-        withheld = {str(n["node"]): n.get("withheld") or {} for n in entry.get("nodes", [])}
         mine = {node: t for (node, lid), t in totals.items() if lid == list_id}
-        list_sum = dict.fromkeys(COUNTER_NAMES, 0)
         unknown = {node for node, lid in unverifiable if lid == list_id}
-        for node in sorted(set(mine) | set(per_node)):
-            if node in unknown:
-                continue
-            signed = mine.get(node, {}).get("", {})
-            for name in COUNTER_NAMES:
-                held = int(withheld.get(node, {}).get(name, 0))
-                reported = int(per_node.get(node, {}).get(name, 0))
-                # What the hub counted of this node: the signed total less what it withheld;
-                # past the clamp that difference is unknown and the node check below says so.
-                counted = signed.get(name, 0) - held
-                if max(held, signed.get(name, 0)) >= MAX_TOTAL:
-                    counted = reported
-                list_sum[name] = clamp_total(list_sum[name] + counted)
-                _compare(
-                    report,
-                    where,
-                    name,
-                    clamp_total(signed.get(name, 0)),
-                    clamp_total(int(per_node.get(node, {}).get(name, 0)) + held),
-                    f" of {node}",
-                )
-        report.totals[list_id] = {
-            "list": list_sum,
-            "nodes": {node: mine[node].get("", {}) for node in sorted(mine)},
-        }
-        held_back = {node: dict(w) for node, w in sorted(withheld.items()) if w}
-        if held_back:
-            report.totals[list_id]["withheld"] = held_back
-        if unknown:
+        _check_list_totals(hub, report, list_id, hub_lists.get(list_id, {}), mine, unknown)
+
+
+def _check_list_totals(
+    hub: HttpSource,
+    report: AcksReport,
+    list_id: str,
+    entry: Mapping[str, Any],
+    mine: NodeTotals,
+    unknown: set[str],
+) -> None:
+    """One list: each node's totals, then (when every node's share is known) the
+    list's sums and the per-hash sums, against what the hub reports."""
+    where = f"list {list_id}"
+    per_node = {str(n["node"]): n.get("counts") or {} for n in entry.get("nodes", [])}
+    withheld = {str(n["node"]): n.get("withheld") or {} for n in entry.get("nodes", [])}
+    list_sum = _check_node_totals(report, where, mine, per_node, withheld, unknown)
+    report.totals[list_id] = {
+        "list": list_sum,
+        "nodes": {node: mine[node].get("", {}) for node in sorted(mine)},
+    }
+    held_back = {node: dict(w) for node, w in sorted(withheld.items()) if w}
+    if held_back:
+        report.totals[list_id]["withheld"] = held_back
+    if unknown:
+        return
+    reported_totals = entry.get("totals") or {}
+    for name in COUNTER_NAMES:
+        _compare(report, where, name, list_sum[name], int(reported_totals.get(name, 0)), "")
+    _check_hash_totals(hub, report, list_id, _hash_sums(mine))
+
+
+def _check_node_totals(
+    report: AcksReport,
+    where: str,
+    mine: NodeTotals,
+    per_node: Mapping[str, Mapping[str, Any]],
+    withheld: Mapping[str, Mapping[str, Any]],
+    unknown: set[str],
+) -> dict[str, int]:
+    """Each node's signed totals against the hub's count plus what it withheld;
+    returns the list's sums of what the hub counted, for the list-wide check."""
+    list_sum = dict.fromkeys(COUNTER_NAMES, 0)
+    for node in sorted(set(mine) | set(per_node)):
+        if node in unknown:
             continue
-        reported_totals = entry.get("totals") or {}
+        signed = mine.get(node, {}).get("", {})
         for name in COUNTER_NAMES:
-            _compare(report, where, name, list_sum[name], int(reported_totals.get(name, 0)), "")
-        hashes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for node_totals in mine.values():
-            for hex_hash, counters in node_totals.items():
-                if hex_hash:
-                    for name, value in counters.items():
-                        hashes[hex_hash][name] = clamp_total(
-                            hashes[hex_hash][name] + clamp_total(value)
-                        )
-        counts = _api(hub, f"v1/admin/lists/{list_id}/counts", report, needs)
-        if counts is None:
-            continue
-        reported_hashes = counts.get("hashes") if isinstance(counts, dict) else None
-        if not isinstance(reported_hashes, dict):
-            _finding(report, where, "Unreadable", needs, "no 'hashes' in the counts answer")
-            continue
-        hash_withheld = counts.get("withheld") or {}
-        if not isinstance(hash_withheld, dict):
-            _finding(report, where, "Unreadable", needs, "'withheld' in the counts answer")
-            continue
-        for hex_hash in sorted(set(hashes) | set(reported_hashes)):
-            mine_hash = hashes.get(hex_hash, {})
-            theirs = reported_hashes.get(hex_hash) or {}
-            held_hash = hash_withheld.get(hex_hash) or {}
-            for name in sorted(set(mine_hash) | set(theirs)):
-                _compare(
-                    report,
-                    where,
-                    f"hash {hex_hash} {name}",
-                    mine_hash.get(name, 0),
-                    clamp_total(int(theirs.get(name, 0)) + int(held_hash.get(name, 0))),
-                    "",
-                )
-        if hash_withheld:
-            report.totals[list_id]["withheld_hashes"] = {
-                h: dict(c) for h, c in sorted(hash_withheld.items())
-            }
-        report.totals[list_id]["hashes"] = {h: dict(c) for h, c in sorted(hashes.items())}
+            held = int(withheld.get(node, {}).get(name, 0))
+            reported = int(per_node.get(node, {}).get(name, 0))
+            # What the hub counted of this node: the signed total less what it withheld;
+            # past the clamp that difference is unknown and the node check below says so.
+            counted = signed.get(name, 0) - held
+            if max(held, signed.get(name, 0)) >= MAX_TOTAL:
+                counted = reported
+            list_sum[name] = clamp_total(list_sum[name] + counted)
+            _compare(
+                report,
+                where,
+                name,
+                clamp_total(signed.get(name, 0)),
+                clamp_total(int(per_node.get(node, {}).get(name, 0)) + held),
+                f" of {node}",
+            )
+    return list_sum
+
+
+def _hash_sums(mine: NodeTotals) -> dict[str, dict[str, int]]:
+    """Per listed hash, the signed totals summed over nodes (clamped as the hub does)."""
+    hashes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for node_totals in mine.values():
+        for hex_hash, counters in node_totals.items():
+            if hex_hash:
+                for name, value in counters.items():
+                    hashes[hex_hash][name] = clamp_total(
+                        hashes[hex_hash][name] + clamp_total(value)
+                    )
+    return hashes
+
+
+def _check_hash_totals(
+    hub: HttpSource, report: AcksReport, list_id: str, hashes: dict[str, dict[str, int]]
+) -> None:
+    """The per-hash sums against the hub's per-hash counts plus what it withheld: the
+    figures a retraction of a collision-prone hash is decided on."""
+    where = f"list {list_id}"
+    counts = _api(hub, f"v1/admin/lists/{list_id}/counts", report, _TOTALS_NEEDS)
+    if counts is None:
+        return
+    reported_hashes = counts.get("hashes") if isinstance(counts, dict) else None
+    if not isinstance(reported_hashes, dict):
+        _finding(report, where, "Unreadable", _TOTALS_NEEDS, "no 'hashes' in the counts answer")
+        return
+    hash_withheld = counts.get("withheld") or {}
+    if not isinstance(hash_withheld, dict):
+        _finding(report, where, "Unreadable", _TOTALS_NEEDS, "'withheld' in the counts answer")
+        return
+    for hex_hash in sorted(set(hashes) | set(reported_hashes)):
+        mine_hash = hashes.get(hex_hash, {})
+        theirs = reported_hashes.get(hex_hash) or {}
+        held_hash = hash_withheld.get(hex_hash) or {}
+        for name in sorted(set(mine_hash) | set(theirs)):
+            _compare(
+                report,
+                where,
+                f"hash {hex_hash} {name}",
+                mine_hash.get(name, 0),
+                clamp_total(int(theirs.get(name, 0)) + int(held_hash.get(name, 0))),
+                "",
+            )
+    if hash_withheld:
+        report.totals[list_id]["withheld_hashes"] = {
+            h: dict(c) for h, c in sorted(hash_withheld.items())
+        }
+    report.totals[list_id]["hashes"] = {h: dict(c) for h, c in sorted(hashes.items())}
 
 
 def audit_acks(

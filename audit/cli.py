@@ -43,9 +43,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +56,8 @@ from audit.diff import ListDiff, diff_versions
 from audit.source import DEFAULT_DEADLINE, FolderSource, HttpSource, SourceError, open_source
 from audit.verify import Finding, ListReport, Pin, TreeReport, verify_tree
 from audit.witness import Witness, WitnessError, default_witness_path
+from edge import cli as edge_cli
+from edge.clock import utcnow
 from protocol import KeyFileError, ProtocolError, PublicKey, parse_time
 from protocol.keyfile import load_public_key
 
@@ -71,20 +73,13 @@ EXIT_INCOMPLETE = 4
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+def _reported() -> AbstractContextManager[None]:
+    """The user's mistakes as one-line messages (exit 1).
 
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """The user's mistakes as one-line messages (exit 1)."""
-    try:
-        yield
-    except (SourceError, WitnessError, KeyFileError) as e:
-        raise click.ClickException(_one_line(str(e))) from e
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+    Only what reading a source, a witness or a key file raises: a rule the tree
+    breaks is a finding of the report, never a message.
+    """
+    return edge_cli.reported((SourceError, WitnessError, KeyFileError))
 
 
 def _pin(root_file: Path | None, root_sha256: str | None) -> Pin:
@@ -105,7 +100,7 @@ def _pin(root_file: Path | None, root_sha256: str | None) -> Pin:
 
 def _at(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(UTC).replace(microsecond=0)
+        return utcnow()
     try:
         return parse_time(text, "--at")
     except ProtocolError as e:
@@ -155,7 +150,7 @@ def trust_options(command: F) -> F:
                 show_default=True,
                 help="Seconds allowed for each download over HTTP, start to end.",
             ),
-            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+            edge_cli.json_option,
         ]
     ):
         command = option(command)

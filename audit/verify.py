@@ -273,6 +273,29 @@ class _Run:
 def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> TrustedHub:
     """Pin root v1 and walk the chain to the newest root (§13.1)."""
     section = "PROTOCOL.md §13.1"
+    root_bytes, root_sig = _pinned_root(run, report, pin)
+    report.pinned_sha256 = hashlib.sha256(root_bytes).hexdigest()
+    with run.step(report.findings, root_path(1), section):
+        hub = TrustedHub(root_bytes, root_sig, now=now, pinned_sha256=pin.sha256, limits=Limits())
+    _walk_roots(run, report, hub)
+    if isinstance(run.source, FolderSource):
+        _find_root_gap(run.source, run, report, hub.root.version)
+    report.hub_name = hub.root.name
+    report.roots = [version for version, _, _ in hub.root_files()]
+    report.root_expires = format_time(hub.root.expires)
+    with run.step(report.findings, root_path(hub.root.version), section):
+        hub.check_root_fresh()
+    return hub
+
+
+def _pinned_root(run: _Run, report: TreeReport, pin: Pin) -> tuple[bytes, bytes]:
+    """Root v1 and its signatures: the pinned bytes if the auditor has them, else this
+    copy's (then checked against the pinned SHA-256).
+
+    A copy that serves another root v1 than the pinned bytes offers another trust
+    anchor: that is a finding even before any signature is checked.
+    """
+    section = "PROTOCOL.md §13.1"
     caps = Limits()
     first = root_path(1)
     if pin.root_bytes is None:
@@ -293,9 +316,13 @@ def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> Trust
     root_sig = pin.root_sig
     if root_sig is None:
         root_sig = run.need(report.findings, sig_path(first), caps.sig_bytes, section)
-    report.pinned_sha256 = hashlib.sha256(root_bytes).hexdigest()
-    with run.step(report.findings, first, section):
-        hub = TrustedHub(root_bytes, root_sig, now=now, pinned_sha256=pin.sha256, limits=caps)
+    return root_bytes, root_sig
+
+
+def _walk_roots(run: _Run, report: TreeReport, hub: TrustedHub) -> None:
+    """Walk ``root/<N+1>.json`` until one is not published, each by ``update_root``
+    under the limits of the root before it."""
+    section = "PROTOCOL.md §13.1"
     limits = hub.limits
     while True:
         path = root_path(hub.root.version + 1)
@@ -306,28 +333,22 @@ def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> Trust
         sig = run.need(report.findings, sig_path(path), limits.sig_bytes, section)
         with run.step(report.findings, path, section):
             hub.update_root(data, sig)
-    if isinstance(run.source, FolderSource):
-        # A walk stops at the first root not found (§13.1 item 2), so a gap hides every
-        # root after it; a folder can be listed, and a root beyond the gap is a finding.
-        newest = hub.root.version
-        beyond = [v for v in run.source.root_versions() if v > newest + 1]
-        if beyond:
-            missing = root_path(newest + 1)
-            run.finding(
-                report.findings,
-                missing,
-                "MissingFileError",
-                section,
-                f"not published, though {len(beyond)} later root file(s) are "
-                f"(root/{beyond[0]}.json … root/{beyond[-1]}.json): the root chain has a "
-                f"gap, and the walk ends at v{newest}",
-            )
-    report.hub_name = hub.root.name
-    report.roots = [version for version, _, _ in hub.root_files()]
-    report.root_expires = format_time(hub.root.expires)
-    with run.step(report.findings, root_path(hub.root.version), section):
-        hub.check_root_fresh()
-    return hub
+
+
+def _find_root_gap(source: FolderSource, run: _Run, report: TreeReport, newest: int) -> None:
+    """A walk stops at the first root not found (§13.1 item 2), so a gap hides every
+    root after it; a folder can be listed, and a root beyond the gap is a finding."""
+    beyond = [v for v in source.root_versions() if v > newest + 1]
+    if beyond:
+        run.finding(
+            report.findings,
+            root_path(newest + 1),
+            "MissingFileError",
+            "PROTOCOL.md §13.1",
+            f"not published, though {len(beyond)} later root file(s) are "
+            f"(root/{beyond[0]}.json … root/{beyond[-1]}.json): the root chain has a "
+            f"gap, and the walk ends at v{newest}",
+        )
 
 
 def _signers(hub: TrustedHub, header: DeltaHeader, sig: bytes) -> tuple[str, ...]:
@@ -358,44 +379,78 @@ def _verify_list(
 ) -> ListTrust:
     """Verify one list from version 1 into ``report``; returns its record if it all held.
 
+    The phases run in the order of PROTOCOL.md §13, each on what the one before
+    verified; the first that fails ends the list (what follows a broken link proves
+    nothing).
+
     Raises:
         _CheckFailedError: a check failed; the finding is in ``report``.
     """
-    list_id = report.list_id
-    spec = hub.root.list_spec(list_id)
+    spec = hub.root.list_spec(report.list_id)
     report.hash_type = spec.hash_type
-    findings = report.findings
-    limits = hub.limits
+    checkpoint = _fetch_checkpoint(run, hub, report, witnessed)
+    update = _begin_list(run, hub, report, checkpoint, witnessed)
+    _check_headers(run, hub, report, update)
+    _check_bodies(run, report, update)
+    trust, digests = _replay(run, report, update, spec.hash_length, keep)
+    _check_snapshots(run, hub, report, update, digests, spec.hash_length)
+    _check_witness(run, report, update, witnessed)
+    report.status = "verified"
+    return trust
+
+
+def _fetch_checkpoint(
+    run: _Run, hub: TrustedHub, report: ListReport, witnessed: ListTrust | None
+) -> bytes:
+    """The list's checkpoint. Every declared list has one, size 0 before its first
+    version (§11.1): a copy without one hides the list, whatever else of it the copy
+    still holds."""
+    list_id = report.list_id
     cp_path = checkpoint_path(list_id)
-    with run.step(findings, cp_path, "PROTOCOL.md §11"):
-        checkpoint = run.source.get(cp_path, limits.checkpoint_bytes)
+    with run.step(report.findings, cp_path, "PROTOCOL.md §11"):
+        checkpoint = run.source.get(cp_path, hub.limits.checkpoint_bytes)
     if checkpoint is None:
-        # Every declared list has a checkpoint, size 0 before its first version (§11.1):
-        # a copy without one hides the list, whatever else of it the copy still holds.
         promise = f"root v{hub.root.version} declares list {list_id}"
         if witnessed is not None:
             promise += f", and an earlier run verified its size {witnessed.version}"
-        run.missing(findings, cp_path, promise)
+        run.missing(report.findings, cp_path, promise)
+    return checkpoint
 
-    with run.step(findings, cp_path, "PROTOCOL.md §13.2–13.3"):
-        update: ListUpdate = hub.begin_update(ListTrust(list_id), checkpoint)
+
+def _begin_list(
+    run: _Run,
+    hub: TrustedHub,
+    report: ListReport,
+    checkpoint: bytes,
+    witnessed: ListTrust | None,
+) -> ListUpdate:
+    """Verify the checkpoint from an empty record, so the whole log is checked from
+    version 1, then against the witnessed record: a smaller tree, an older
+    co-signature, or another root for the same size (the protocol's own rules)."""
+    cp_path = checkpoint_path(report.list_id)
+    with run.step(report.findings, cp_path, "PROTOCOL.md §13.2–13.3"):
+        update: ListUpdate = hub.begin_update(ListTrust(report.list_id), checkpoint)
     report.size = update.target
     report.root_hash = b64encode(update.checkpoint.root_hash)
     report.checkpoint_time = format_time(update.checkpoint.timestamp)
-
     if witnessed is not None:
-        # The witnessed record judges the new checkpoint: a smaller tree, an older
-        # co-signature, or another root for the same size (the protocol's own rules).
-        with run.step(findings, cp_path, "PROTOCOL.md §13.3 (against the witness file)"):
+        with run.step(report.findings, cp_path, "PROTOCOL.md §13.3 (against the witness file)"):
             hub.begin_update(witnessed, checkpoint)
+    return update
 
+
+def _check_headers(run: _Run, hub: TrustedHub, report: ListReport, update: ListUpdate) -> None:
+    """Every header 1 … size, verified and chained, and who signed each (for ``diff``).
+
+    The header is named in the finding: after the last one, a Merkle root that does
+    not come out as the checkpoint's is the checkpoint's fault as much as theirs.
+    """
+    limits = hub.limits
     for version in range(1, update.target + 1):
-        path = header_path(list_id, version)
-        data = run.need(findings, path, limits.header_bytes, "PROTOCOL.md §13.4")
-        sig = run.need(findings, sig_path(path), limits.sig_bytes, "PROTOCOL.md §13.4")
-        # The header named in the finding: after the last one, a Merkle root that does
-        # not come out as the checkpoint's is the checkpoint's fault as much as theirs.
-        with run.step(findings, path, "PROTOCOL.md §13.4"):
+        path = header_path(report.list_id, version)
+        data = run.need(report.findings, path, limits.header_bytes, "PROTOCOL.md §13.4")
+        sig = run.need(report.findings, sig_path(path), limits.sig_bytes, "PROTOCOL.md §13.4")
+        with run.step(report.findings, path, "PROTOCOL.md §13.4"):
             header = update.add_header(data, sig)
             signed_by = _signers(hub, header, sig)
         report.leaves.append(header.leaf_hash)
@@ -411,22 +466,35 @@ def _verify_list(
             )
         )
 
+
+def _check_bodies(run: _Run, report: ListReport, update: ListUpdate) -> None:
+    """Every body the headers name, by length, SHA-256 and the body rules (§13.6)."""
     for header in update.bodies_needed():
-        path = body_path(list_id, header.body.sha256)
-        data = run.need(findings, path, header.body.length, "PROTOCOL.md §13.6")
-        with run.step(findings, path, "PROTOCOL.md §13.6"):
+        path = body_path(report.list_id, header.body.sha256)
+        data = run.need(report.findings, path, header.body.length, "PROTOCOL.md §13.6")
+        with run.step(report.findings, path, "PROTOCOL.md §13.6"):
             report.bodies[header.version] = update.add_body(header.version, data)
 
-    # Replay from empty, checking the digest after every version (§13.7 step 3).
-    state = ListState(spec.hash_length)
+
+def _replay(
+    run: _Run, report: ListReport, update: ListUpdate, width: int, keep: Collection[int]
+) -> tuple[ListTrust, dict[int, StateDigest]]:
+    """Replay from empty, checking the digest after every version (§13.7 step 3).
+
+    Returns the record and the digest after each version, which the snapshots must
+    equal; keeps the states of the versions in ``keep``.
+    """
+    list_id = report.list_id
+    cp_path = checkpoint_path(list_id)
+    state = ListState(width)
     digests: dict[int, StateDigest] = {}
-    with run.step(findings, cp_path, "PROTOCOL.md §13.7"):
+    with run.step(report.findings, cp_path, "PROTOCOL.md §13.7"):
         update.check_base(state.digest())
     if 0 in keep:
         report.states[0] = state
     for header, body in update.ordered_bodies():
         path = body_path(list_id, header.body.sha256)
-        with run.step(findings, path, "PROTOCOL.md §13.7"):
+        with run.step(report.findings, path, "PROTOCOL.md §13.7"):
             state = state.apply(body.removes, body.adds)
             digest = state.digest()
             if digest != header.result_state:
@@ -438,15 +506,27 @@ def _verify_list(
         digests[header.version] = digest
         if header.version in keep:
             report.states[header.version] = state
-    with run.step(findings, cp_path, "PROTOCOL.md §13.7"):
+    with run.step(report.findings, cp_path, "PROTOCOL.md §13.7"):
         trust = update.finish(state.digest())
     report.state = trust.state
+    return trust, digests
 
+
+def _check_snapshots(
+    run: _Run,
+    hub: TrustedHub,
+    report: ListReport,
+    update: ListUpdate,
+    digests: dict[int, StateDigest],
+    width: int,
+) -> None:
+    """Every snapshot due or present: verified, and equal to the replayed state (§13.5).
+    A due one that is missing fails, naming the root that made it due (§8)."""
+    list_id = report.list_id
     candidates, due = _snapshot_versions(run, list_id, update)
-    width = spec.hash_length
     for version in candidates:
         path = snapshot_path(list_id, version)
-        with run.step(findings, path, "PROTOCOL.md §13.5"):
+        with run.step(report.findings, path, "PROTOCOL.md §13.5"):
             expected = update.header(version).result_state.count * width
             snapshot_bytes = run.source.get(path, expected)
         if snapshot_bytes is None:
@@ -454,18 +534,25 @@ def _verify_list(
                 named = update.header(version).root_version
                 every = hub.root_at(named).list_spec(list_id).snapshot_every
                 run.missing(
-                    findings,
+                    report.findings,
                     path,
                     f"a snapshot is due at v{version}: header v{version} names root "
                     f"v{named}, whose snapshot_every for the list is {every}",
                 )
             continue
-        with run.step(findings, path, "PROTOCOL.md §13.5"):
+        with run.step(report.findings, path, "PROTOCOL.md §13.5"):
             snapshot = update.add_snapshot(version, snapshot_bytes)
             if snapshot.digest() != digests[version]:
                 raise ConsistencyError(f"snapshot v{version} is not the replayed state")
         report.snapshots.append(version)
 
+
+def _check_witness(
+    run: _Run, report: ListReport, update: ListUpdate, witnessed: ListTrust | None
+) -> None:
+    """Compare with what earlier runs verified. A larger tree must extend the
+    witnessed one: the consistency proof is built from the log just verified, and
+    must rebuild both signed roots."""
     if witnessed is None:
         report.witness = "first run: recorded"
     elif witnessed.version == update.target:
@@ -473,9 +560,8 @@ def _verify_list(
     elif witnessed.version == 0:
         report.witness = "extends the empty tree seen before"
     else:
-        # A larger tree must extend the witnessed one: the consistency proof is built
-        # from the log just verified, and must rebuild both signed roots.
-        with run.step(findings, cp_path, "PROTOCOL.md §9.1 (against the witness file)"):
+        cp_path = checkpoint_path(report.list_id)
+        with run.step(report.findings, cp_path, "PROTOCOL.md §9.1 (against the witness file)"):
             verify_consistency(
                 witnessed.version,
                 update.target,
@@ -484,8 +570,6 @@ def _verify_list(
                 consistency_proof(report.leaves, witnessed.version),
             )
         report.witness = f"extends size {witnessed.version} seen before (consistency proof holds)"
-    report.status = "verified"
-    return trust
 
 
 def verify_tree(
@@ -519,34 +603,48 @@ def verify_tree(
     wanted = sorted(hub.root.lists) if lists is None else sorted(lists)
     for list_id in wanted:
         if list_id not in hub.root.lists:
-            report.lists.append(
-                ListReport(
-                    list_id,
-                    findings=[
-                        Finding(
-                            checkpoint_path(list_id) if _safe(list_id) else list_id,
-                            "UnknownListError",
-                            "PROTOCOL.md §13.2",
-                            f"root v{hub.root.version} does not declare list {list_id!r}",
-                        )
-                    ],
-                )
-            )
+            report.lists.append(_undeclared(hub, list_id))
             continue
-        witnessed = witness.trust(report.pinned_sha256, list_id) if witness else None
         list_report = ListReport(list_id)
         report.lists.append(list_report)
-        try:
-            trust = _verify_list(run, hub, list_report, witnessed=witnessed, keep=keep)
-        except _CheckFailedError:
-            incomplete = all(f.incomplete for f in list_report.findings)
-            list_report.status = "incomplete" if incomplete else "failed"
-            continue
-        if witness is None:
-            list_report.witness = ""
-        else:
-            witness.record(report.pinned_sha256, hub.root.name, trust, now)
+        _audit_list(run, hub, report, list_report, witness=witness, keep=keep)
     return report
+
+
+def _undeclared(hub: TrustedHub, list_id: str) -> ListReport:
+    """The report of a list asked for that the newest root does not declare."""
+    finding = Finding(
+        checkpoint_path(list_id) if _safe(list_id) else list_id,
+        "UnknownListError",
+        "PROTOCOL.md §13.2",
+        f"root v{hub.root.version} does not declare list {list_id!r}",
+    )
+    return ListReport(list_id, findings=[finding])
+
+
+def _audit_list(
+    run: _Run,
+    hub: TrustedHub,
+    report: TreeReport,
+    list_report: ListReport,
+    *,
+    witness: Witness | None,
+    keep: Collection[int],
+) -> None:
+    """Verify one declared list into ``list_report``; advance the witness only if it
+    all held, so a failed run never becomes the next run's reference."""
+    list_id = list_report.list_id
+    witnessed = witness.trust(report.pinned_sha256, list_id) if witness else None
+    try:
+        trust = _verify_list(run, hub, list_report, witnessed=witnessed, keep=keep)
+    except _CheckFailedError:
+        incomplete = all(f.incomplete for f in list_report.findings)
+        list_report.status = "incomplete" if incomplete else "failed"
+        return
+    if witness is None:
+        list_report.witness = ""
+    else:
+        witness.record(report.pinned_sha256, hub.root.name, trust, report.at)
 
 
 def _safe(list_id: str) -> bool:

@@ -12,7 +12,7 @@ Three figures, printed side by side with their aims (issue: the hub):
    is verified: Ed25519 signature, co-signature, seq, published root and state,
    then stored with counters). The acks are signed before the clock starts.
    Aim: ≥ 500/s.
-3. **Publishing 100k additions onto a 1M-hash list**: ``Hub.publish`` end to end
+3. **Publishing 100k additions onto a 1M-hash list**: ``Publishing.publish`` end to end
    (normalise staged rows, sign, store body, header, checkpoint, entries, one
    transaction). Aim: < 5 s. Staging the rows is timed separately.
 
@@ -73,19 +73,19 @@ def _hashes(count: int, salt: bytes) -> list[bytes]:
 def bench_publish(home: Path, base: int, extra: int) -> list[Row]:
     """Stage and publish ``base`` hashes, then time staging and publishing ``extra`` more."""
     hub = Hub.open(home)
-    hub.stage(LIST_ID, adds=[Intake(h) for h in _hashes(base, b"base")])
+    hub.lists.stage(LIST_ID, adds=[Intake(h) for h in _hashes(base, b"base")])
     t0 = time.perf_counter()
-    hub.publish([LIST_ID])
+    hub.publishing.publish([LIST_ID])
     first = time.perf_counter() - t0
     adds = [Intake(h) for h in _hashes(extra, b"extra")]
     t0 = time.perf_counter()
-    hub.stage(LIST_ID, adds=adds)
+    hub.lists.stage(LIST_ID, adds=adds)
     staged = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = hub.publish([LIST_ID])
+    result = hub.publishing.publish([LIST_ID])
     took = time.perf_counter() - t0
     hub.close()
-    if not result or result[0]["adds"] != extra:
+    if not result or result[0].adds != extra:
         raise RuntimeError(f"unexpected publish result {result}")
     label = f"{extra // 1000}k adds onto {base / 1e6:g}M"
     return [
@@ -174,16 +174,16 @@ def _run_load(*args: str) -> dict[str, Any]:
 def _ack_plan(home: Path, nodes: int, per_node: int) -> list[dict[str, Any]]:
     """Enrol ``nodes`` nodes and sign ``per_node`` acks each for the latest version."""
     hub = Hub.open(home)
-    root = hub.root()
-    checkpoint = SignedCheckpoint.from_bytes(hub.file(checkpoint_path(LIST_ID))[0])  # type: ignore[index]
+    root = hub.keys.root()
+    checkpoint = SignedCheckpoint.from_bytes(hub.files.get(checkpoint_path(LIST_ID))[0])  # type: ignore[index]
     size = checkpoint.checkpoint.size
-    header = DeltaHeader.from_bytes(hub.file(header_path(LIST_ID, size))[0])  # type: ignore[index]
+    header = DeltaHeader.from_bytes(hub.files.get(header_path(LIST_ID, size))[0])  # type: ignore[index]
     applied = AppliedVersion(size, checkpoint.checkpoint.root_hash, header.result_state)
     plan = []
     for n in range(nodes):
         key = SigningKey.generate()
         node_id = f"bench-node-{n:03d}"
-        token = hub.enrol_node(node_id, key.public, [LIST_ID])
+        token = hub.access.enrol_node(node_id, key.public, [LIST_ID])
         acks = []
         for seq in range(1, per_node + 1):
             data, sig = sign_ack(
@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             publish_interval=0,
             timestamp_interval=0,
         )
-        hub.create_list(LIST_ID, "md5", snapshot_every=1000, public=True)
+        hub.roots.create_list(LIST_ID, "md5", snapshot_every=1000, public=True)
         hub.close()
         rows = bench_publish(home, base, extra)
         rows += bench_server(home, seconds, args.clients)

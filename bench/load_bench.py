@@ -618,12 +618,12 @@ def init_hub(home: Path, config: LoadConfig) -> tuple[str, str, dict[str, list[b
     try:
         listed: dict[str, list[bytes]] = {}
         for list_id, (hash_type, width) in LISTS.items():
-            hub.create_list(list_id, hash_type, label="load")
+            hub.roots.create_list(list_id, hash_type, label="load")
             listed[list_id] = [rng.randbytes(width) for _ in range(config.initial_hashes)]
-            hub.stage(list_id, adds=[Intake(h) for h in listed[list_id]])
-        hub.publish()
-        token = hub.create_operator_token("admin", "load-operator")
-        return hub.root_sha256(1), token, listed
+            hub.lists.stage(list_id, adds=[Intake(h) for h in listed[list_id]])
+        hub.publishing.publish()
+        token = hub.access.create_operator_token("admin", "load-operator")
+        return hub.keys.root_sha256(1), token, listed
     finally:
         hub.close()
 

@@ -548,9 +548,11 @@ def _sync_hub(home: Path, data: bytes) -> None:
         home, "bench.hub", root_keys=1, root_threshold=1, publish_interval=0, timestamp_interval=0
     )
     try:
-        hub.create_list(SYNC_LIST, "pdq", snapshot_every=1)
-        hub.stage(SYNC_LIST, adds=[Intake(data[i : i + WIDTH]) for i in range(0, len(data), WIDTH)])
-        hub.publish([SYNC_LIST])
+        hub.roots.create_list(SYNC_LIST, "pdq", snapshot_every=1)
+        hub.lists.stage(
+            SYNC_LIST, adds=[Intake(data[i : i + WIDTH]) for i in range(0, len(data), WIDTH)]
+        )
+        hub.publishing.publish([SYNC_LIST])
     finally:
         hub.close()
 
@@ -600,11 +602,11 @@ async def _sync_rows(work: Path, n: int, delta: int, config: Config) -> list[Row
                 node_id="bench-node",
                 hub_url=url,
                 lists=[SYNC_LIST],
-                pinned_root_sha256=hub.root_sha256(1),
+                pinned_root_sha256=hub.keys.root_sha256(1),
                 token="pending",
             )
             template.close()
-            token = hub.enrol_node(
+            token = hub.access.enrol_node(
                 "bench-node", load_public_key(work / "template" / "node.pub.pem"), [SYNC_LIST]
             )
             write_secret(work / "template" / "hub-token", token)
@@ -621,10 +623,10 @@ async def _sync_rows(work: Path, n: int, delta: int, config: Config) -> list[Row
         adds = random_list(delta, rng)
         hub = Hub.open(work / "hub")
         try:
-            hub.stage(
+            hub.lists.stage(
                 SYNC_LIST, adds=[Intake(adds[i : i + WIDTH]) for i in range(0, len(adds), WIDTH)]
             )
-            hub.publish([SYNC_LIST])
+            hub.publishing.publish([SYNC_LIST])
         finally:
             hub.close()
         app[FILE_CACHE].invalidate()

@@ -367,7 +367,7 @@ the other.
   ack is verified (Ed25519 signature and co-signature, `seq`, the published root and
   state) and stored with its counters; acks that arrive together go to the database
   thread as one batch with one commit. Aim ≥ 500/s.
-- **Publishing 100k additions onto a 1M-hash list**: `Hub.publish` end to end
+- **Publishing 100k additions onto a 1M-hash list**: `Publishing.publish` end to end
   (normalise the staged rows, sign, store body, header, checkpoint and entries in one
   transaction). Aim < 5 s. Staging is timed apart, and so is the first publish of
   1M, a one-off dominated by inserting 1M provenance rows.

@@ -21,7 +21,9 @@ stops between deltas still resumes exactly. Keys are ``(signal type name, hex)``
     sha256        ``VideoSHA256Signal``  64 lowercase hex digits
     ============  =====================  ===========================
 
-(phash lists have no pytx signal type and are not followed.) A value names every
+The table is the registry's (``protocol.hashtypes``: each type's ``signal``, a
+``"module:Class"`` name this module imports when it is first asked for); phash
+lists have no pytx signal type and are not followed. A value names every
 followed list holding the hash (``HashhubSignalMetadata.lists``); a hash no followed
 list holds any more gets a tombstone (``None``), so a hash in two lists survives its
 removal from one.
@@ -30,6 +32,8 @@ removal from one.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import logging
 import typing as t
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,9 +48,6 @@ from threatexchange.exchanges.fetch_state import (
     SignalOpinionCategory,
 )
 from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSimpleUpdates
-from threatexchange.signal_type.md5 import VideoMD5Signal
-from threatexchange.signal_type.pdq.signal import PdqSignal
-from threatexchange.signal_type.sha256 import VideoSHA256Signal
 from threatexchange.signal_type.signal_base import SignalType
 
 from hashhub_tx._store import CheckpointStore
@@ -56,7 +57,7 @@ from hashhub_tx.errors import BridgeConfigError, UpdateFailedError, UpdateReject
 from node.errors import FetchError
 from node.store import NodeStore, StoredList
 from node.sync import Fetcher, ListOutcome, Syncer
-from protocol import Limits, ProtocolError, Root
+from protocol import HASH_TYPES, Limits, ProtocolError, Root
 
 __all__ = [
     "SIGNAL_TYPES",
@@ -67,11 +68,38 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SIGNAL_TYPES: Mapping[str, type[SignalType]] = {
-    "pdq": PdqSignal,
-    "md5": VideoMD5Signal,
-    "sha256": VideoSHA256Signal,
-}
+
+@functools.cache
+def _signal_class(path: str) -> type[SignalType]:
+    """Import the ``SignalType`` a hash type names as ``"module:Class"``."""
+    module, _, name = path.partition(":")
+    value = getattr(importlib.import_module(module), name)
+    if not (isinstance(value, type) and issubclass(value, SignalType)):
+        raise TypeError(f"{path} is not a python-threatexchange SignalType")
+    return value
+
+
+class _SignalTypes(Mapping[str, type[SignalType]]):
+    """hashhub hash type → pytx signal type, read from the registry at each use.
+
+    Not a dictionary built at import: a type registered afterwards (the registry is
+    one live dictionary) is followed too, and a type without a ``signal`` is absent.
+    """
+
+    def __getitem__(self, type_name: str) -> type[SignalType]:
+        kind = HASH_TYPES.get(type_name)
+        if kind is None or kind.signal is None:
+            raise KeyError(type_name)
+        return _signal_class(kind.signal)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([name for name, kind in HASH_TYPES.items() if kind.signal is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for kind in HASH_TYPES.values() if kind.signal is not None)
+
+
+SIGNAL_TYPES: Mapping[str, type[SignalType]] = _SignalTypes()
 """hashhub hash type → the python-threatexchange signal type its hashes become."""
 
 

@@ -10,13 +10,13 @@ every API route; a test keeps the two in step. The HTML pages for people (public
 submission, case lookup, the operators' dashboard) are added by ``hub.web.setup``
 and documented in ``hub/web/pages.py``.
 
-The published tree (PROTOCOL.md §11) is served from ``Hub.file`` exactly as it was
+The published tree (PROTOCOL.md §11) is served from ``PublishedFiles.get`` exactly as it was
 signed. Every path segment is checked before it is used — list ids by
 ``validate_list_id``, versions as integers, body addresses as 64 lowercase hex
 digits — and the file path is then built by ``protocol.layout``, so ``..``, ``/``
 or ``%2e`` never reach the database. Root files are public; a list's files are
 public when the list is, and otherwise need a bearer token that may read the list
-(``Hub.may_read_list``): 401 without one, 403 for a node not granted the list.
+(``Access.may_read_list``): 401 without one, 403 for a node not granted the list.
 
 Caching. Immutable files get ``max-age`` of a year and ``immutable``; a checkpoint
 gets a few seconds. ETags are the SHA-256 of the file's bytes; ``If-None-Match``
@@ -32,7 +32,7 @@ a second.
 
 Errors. Every error response, from a ``HubError``, an aiohttp ``HTTPException``
 (its headers such as ``WWW-Authenticate`` and ``Allow`` kept) or a bug, has one
-shape, made by ``error_response``::
+shape, made by ``error_response`` (``edge.http``, as the node's are)::
 
     {"error": {"status": 404, "code": "not_found", "message": "…"}}
 
@@ -66,21 +66,20 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from edge.http import code_for, error_response
+from edge.http import error_middleware as edge_error_middleware
 from hub.appkeys import ACCESS_CACHE, CONFIG, FILE_CACHE, HUB, METRICS, SCHEDULER
 from hub.caches import MEMORY_TTL, AccessCache, PublishedCache, _Published, _Verdict
 from hub.config import HubConfig
 from hub.core import ACK_PAGE_BYTES, OPERATOR_ROLES, AckReceipt, Hub, Principal, utcnow
 from hub.errors import (
-    Conflict,
+    HTTP_CODES,
     Forbidden,
     HubError,
     IntakeError,
     InvalidRequest,
     NotFound,
-    PayloadTooLarge,
-    SeqConflict,
     Unauthorized,
-    Unprocessable,
 )
 from hub.http import Handler, after_publish, invalidate_caches, read_body
 from hub.intake import Intake, make_intake, parse_hash, parse_import
@@ -93,6 +92,7 @@ from hub.limits import (
 )
 from hub.metrics import HubMetrics
 from hub.scheduler import HubScheduler
+from hub.services.publishing import PublishResult
 from hub.store import DatabaseOwner
 from protocol import (
     ProtocolError,
@@ -163,65 +163,12 @@ _OPENAPI = web.AppKey("openapi", bytes)
 # -- errors -----------------------------------------------------------------------------
 
 
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """The one JSON error shape of every error this service answers."""
-    response = web.json_response(
-        {"error": {"status": status, "code": code, "message": message}},
-        status=status,
-        headers=headers,
-    )
-    response.headers[hdrs.CACHE_CONTROL] = "no-store"
-    return response
-
-
-_HUB_ERRORS: tuple[type[HubError], ...] = (
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PayloadTooLarge,
-    Unprocessable,
-)
-_CODES = {error.status: error.code for error in _HUB_ERRORS}
-_DROPPED_HEADERS = {"content-type", "content-length", "content-encoding"}
-
-
 def _code_for(exc: web.HTTPException) -> str:
     """The same code a ``HubError`` of that status has; else the reason, snake_cased."""
-    code = _CODES.get(exc.status)
-    return code or re.sub(r"[^a-z0-9]+", "_", exc.reason.lower()).strip("_") or "error"
+    return code_for(exc, HTTP_CODES)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except HubError as e:
-        headers: dict[str, str] = {}
-        if e.status == 401:
-            token_sent = hdrs.AUTHORIZATION in request.headers
-            headers[hdrs.WWW_AUTHENTICATE] = _REALM + (
-                ', error="invalid_token"' if token_sent else ""
-            )
-        if isinstance(e, SeqConflict):
-            headers[LAST_SEQ_HEADER] = str(e.last_seq)
-        return error_response(e.status, e.code, str(e), headers)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        default = f"{e.status}: {e.reason}"
-        message = e.text if e.text and e.text != default else e.reason
-        response = error_response(e.status, _code_for(e), message)
-        for key, value in e.headers.items():  # Allow, WWW-Authenticate, …
-            if key.lower() not in _DROPPED_HEADERS:
-                response.headers.add(key, value)
-        return response
-    except Exception:
-        log.exception("unhandled error answering %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; the hub's log has the details")
+error_middleware = edge_error_middleware(realm=_REALM, codes=HTTP_CODES, log=log, service="hub")
 
 
 @web.middleware
@@ -374,7 +321,7 @@ def _node_id(value: str) -> str:
 
 
 def _list_versions(hub: Hub) -> dict[str, int]:
-    return {list_id: int(hub.list_row(list_id)["version"]) for list_id in hub.root().lists}
+    return {list_id: int(hub.lists.row(list_id)["version"]) for list_id in hub.keys.root().lists}
 
 
 async def _refresh_gauges(app: web.Application) -> None:
@@ -421,15 +368,15 @@ async def _check_read(request: web.Request, list_id: str) -> bool:
         generation = cache.generation
 
         def decide(hub: Hub) -> _Verdict:
-            if hub.list_is_public(list_id):
+            if hub.lists.is_public(list_id):
                 return _Verdict(None, "public")
             if token is None:
                 return _Verdict(Unauthorized, f"list {list_id} needs a bearer token")
             try:
-                principal = hub.authenticate(token)
+                principal = hub.access.authenticate(token)
             except Unauthorized as e:
                 return _Verdict(Unauthorized, str(e))
-            if not hub.may_read_list(principal, list_id):
+            if not hub.access.may_read_list(principal, list_id):
                 return _Verdict(Forbidden, f"this token may not read list {list_id}")
             return _Verdict(None, "granted")
 
@@ -442,7 +389,7 @@ async def _check_read(request: web.Request, list_id: str) -> bool:
 
 def _load_file(path: str) -> Callable[[Hub], _Published | None]:
     def load(hub: Hub) -> _Published | None:
-        found = hub.file(path)
+        found = hub.files.get(path)
         if found is None:
             return None
         data, immutable = found
@@ -599,7 +546,7 @@ def _admin_handler(route: AdminRoute) -> Handler:
         token = _bearer(request)
         if token is None:
             raise Unauthorized("the operator API needs an operator bearer token")
-        principal = await request.app[HUB].call(lambda hub: hub.authenticate(token))
+        principal = await request.app[HUB].call(lambda hub: hub.access.authenticate(token))
         principal.require(*route.roles)
         response = await route.handler(request, principal)
         response.headers[hdrs.CACHE_CONTROL] = "no-store"
@@ -609,30 +556,12 @@ def _admin_handler(route: AdminRoute) -> Handler:
 
 
 async def admin_status(request: web.Request, principal: Principal) -> web.StreamResponse:
-    return web.json_response(await request.app[HUB].call(lambda hub: hub.status()))
-
-
-def _lists(hub: Hub) -> list[dict[str, Any]]:
-    out = []
-    for list_id, spec in sorted(hub.root().lists.items()):
-        row = hub.list_row(list_id)
-        out.append(
-            {
-                "id": list_id,
-                "hash_type": spec.hash_type,
-                "max_distance": spec.max_distance,
-                "label": spec.label,
-                "snapshot_every": spec.snapshot_every,
-                "public": bool(row["public"]),
-                "version": row["version"],
-                "staged": hub.staged_count(list_id),
-            }
-        )
-    return out
+    return web.json_response(await request.app[HUB].call(lambda hub: hub.reports.status()))
 
 
 async def admin_lists(request: web.Request, principal: Principal) -> web.StreamResponse:
-    return web.json_response({"lists": await request.app[HUB].call(_lists)})
+    summaries = await request.app[HUB].call(lambda hub: hub.lists.summaries())
+    return web.json_response({"lists": [s.to_dict() for s in summaries]})
 
 
 async def admin_create_list(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -647,7 +576,7 @@ async def admin_create_list(request: web.Request, principal: Principal) -> web.S
     snapshot_every = body.integer("snapshot_every", minimum=1, maximum=1_000_000)
     public = body.boolean("public", default=False)
     root = await request.app[HUB].call(
-        lambda hub: hub.create_list(
+        lambda hub: hub.roots.create_list(
             list_id,
             hash_type,
             max_distance=max_distance,
@@ -663,7 +592,7 @@ async def admin_create_list(request: web.Request, principal: Principal) -> web.S
 
 
 async def _hash_type(request: web.Request, list_id: str) -> str:
-    return await request.app[HUB].call(lambda hub: hub.spec(list_id).hash_type)
+    return await request.app[HUB].call(lambda hub: hub.lists.spec(list_id).hash_type)
 
 
 def _stage_items(type_name: str, value: dict[str, Any]) -> tuple[list[Intake], list[bytes]]:
@@ -700,7 +629,7 @@ async def admin_stage(request: web.Request, principal: Principal) -> web.StreamR
     loop = asyncio.get_running_loop()
     adds, removes = await loop.run_in_executor(None, _stage_items, type_name, value)
     n = await request.app[HUB].call(
-        lambda hub: hub.stage(list_id, adds=adds, removes=removes, who=principal.subject)
+        lambda hub: hub.lists.stage(list_id, adds=adds, removes=removes, who=principal.subject)
     )
     return web.json_response({"list": list_id, "staged": n})
 
@@ -712,7 +641,7 @@ async def admin_import(request: web.Request, principal: Principal) -> web.Stream
     loop = asyncio.get_running_loop()
     adds = await loop.run_in_executor(None, parse_import, data, type_name)
     n = await request.app[HUB].call(
-        lambda hub: hub.stage(list_id, adds=adds, who=principal.subject)
+        lambda hub: hub.lists.stage(list_id, adds=adds, who=principal.subject)
     )
     return web.json_response({"list": list_id, "staged": n})
 
@@ -726,33 +655,39 @@ async def admin_publish(request: web.Request, principal: Principal) -> web.Strea
         raise InvalidRequest("'lists' names no list; leave it out to publish every list")
     list_ids = [_list_id(v) for v in wanted] or None
 
-    def publish(hub: Hub) -> list[dict[str, Any]]:
+    def publish(hub: Hub) -> list[PublishResult]:
         for list_id in list_ids or ():
-            hub.spec(list_id)  # every named list exists before any is published
-        return hub.publish(list_ids, who=principal.subject)
+            hub.lists.spec(list_id)  # every named list exists before any is published
+        return hub.publishing.publish(list_ids, who=principal.subject)
 
     results = await request.app[HUB].call(publish)
     after_publish(request.app, results, "api")
-    return web.json_response({"published": results})
+    return web.json_response({"published": [r.to_dict() for r in results]})
 
 
 async def admin_counts(request: web.Request, principal: Principal) -> web.StreamResponse:
     list_id = _list_id(request.match_info["list_id"])
 
     def counts(hub: Hub) -> dict[str, Any]:
-        hub.spec(list_id)
+        hub.lists.spec(list_id)
         return {
             "list": list_id,
-            "hashes": hub.hash_counts(list_id),
-            "withheld": hub.hash_withheld(list_id),
-            "flagged": hub.flagged_hashes(list_id),
+            "hashes": hub.ledger.hash_counts(list_id),
+            "withheld": hub.ledger.hash_withheld(list_id),
+            "flagged": hub.ledger.flagged_hashes(list_id),
         }
 
     return web.json_response(await request.app[HUB].call(counts))
 
 
 async def admin_nodes(request: web.Request, principal: Principal) -> web.StreamResponse:
-    return web.json_response({"nodes": await request.app[HUB].call(lambda hub: hub.nodes())})
+    return web.json_response(
+        {
+            "nodes": await request.app[HUB].call(
+                lambda hub: [n.to_dict() for n in hub.access.nodes()]
+            )
+        }
+    )
 
 
 def _public_key(text: str) -> PublicKey:
@@ -774,7 +709,7 @@ async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamR
     key = _public_key(body.text("public_key", max_len=4096))
     lists = [_list_id(v) for v in body.strings("lists")]
     token = await request.app[HUB].call(
-        lambda hub: hub.enrol_node(node_id, key, lists, who=principal.subject)
+        lambda hub: hub.access.enrol_node(node_id, key, lists, who=principal.subject)
     )
     invalidate_caches(request.app)
     return web.json_response(
@@ -785,20 +720,24 @@ async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamR
 
 async def admin_revoke(request: web.Request, principal: Principal) -> web.StreamResponse:
     node_id = _node_id(request.match_info["node_id"])
-    await request.app[HUB].call(lambda hub: hub.revoke_node(node_id, who=principal.subject))
+    await request.app[HUB].call(lambda hub: hub.access.revoke_node(node_id, who=principal.subject))
     invalidate_caches(request.app)
     return web.json_response({"node": node_id, "revoked": True})
 
 
 async def admin_keys(request: web.Request, principal: Principal) -> web.StreamResponse:
-    return web.json_response({"keys": await request.app[HUB].call(lambda hub: hub.keys())})
+    return web.json_response(
+        {"keys": await request.app[HUB].call(lambda hub: [k.to_dict() for k in hub.keys.records()])}
+    )
 
 
 async def admin_rotate(request: web.Request, principal: Principal) -> web.StreamResponse:
     role = request.match_info["role"]
     if role not in ROLE_NAMES:
         raise InvalidRequest(f"unknown role; roles are {', '.join(ROLE_NAMES)}")
-    root = await request.app[HUB].call(lambda hub: hub.rotate_key(role, who=principal.subject))
+    root = await request.app[HUB].call(
+        lambda hub: hub.roots.rotate_key(role, who=principal.subject)
+    )
     invalidate_caches(request.app)
     return web.json_response({"role": role, "root_version": root.version})
 
@@ -812,7 +751,7 @@ async def admin_create_token(request: web.Request, principal: Principal) -> web.
     if not _SUBJECT.fullmatch(subject):
         raise InvalidRequest("'subject' matches [A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
     token = await request.app[HUB].call(
-        lambda hub: hub.create_operator_token(role, subject, who=principal.subject)
+        lambda hub: hub.access.create_operator_token(role, subject, who=principal.subject)
     )
     return web.json_response({"role": role, "subject": subject, "token": token}, status=201)
 
@@ -821,7 +760,7 @@ async def admin_actions(request: web.Request, principal: Principal) -> web.Strea
     _known_query(request, "limit")
     limit = _query_limit(request)
     return web.json_response(
-        {"actions": await request.app[HUB].call(lambda hub: hub.actions(limit))}
+        {"actions": await request.app[HUB].call(lambda hub: hub.reports.actions(limit))}
     )
 
 
@@ -855,11 +794,11 @@ async def admin_evidence(request: web.Request, principal: Principal) -> web.Stre
     before = _query_before(request, "evidence")
 
     def page(hub: Hub) -> dict[str, Any]:
-        rows = hub.evidence(
+        rows = hub.evidence.items(
             include_bytes=True, node=node, limit=limit, before=before, max_bytes=ACK_PAGE_BYTES
         )
-        more = bool(rows) and hub.older_rows("evidence", rows[-1]["id"], node=node)
-        dropped = hub.evidence_dropped()
+        more = bool(rows) and hub.evidence.older_rows("evidence", rows[-1]["id"], node=node)
+        dropped = hub.evidence.dropped()
         return {
             **_page("evidence", rows, more),
             "cap": hub.config.max_evidence_per_node,
@@ -877,10 +816,12 @@ async def admin_acks(request: web.Request, principal: Principal) -> web.StreamRe
     before = _query_before(request, "ack")
 
     def page(hub: Hub) -> dict[str, Any]:
-        rows = hub.acks(
+        rows = hub.evidence.acks(
             node=node, list_id=list_id, limit=limit, before=before, max_bytes=ACK_PAGE_BYTES
         )
-        more = bool(rows) and hub.older_rows("acks", rows[-1]["id"], node=node, list_id=list_id)
+        more = bool(rows) and hub.evidence.older_rows(
+            "acks", rows[-1]["id"], node=node, list_id=list_id
+        )
         return _page("acks", rows, more)
 
     return web.json_response(await request.app[HUB].call(page))
@@ -918,7 +859,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 async def readyz(request: web.Request) -> web.StreamResponse:
     try:
         version = await asyncio.wait_for(
-            request.app[HUB].call(lambda hub: hub.root().version), READY_TIMEOUT
+            request.app[HUB].call(lambda hub: hub.keys.root().version), READY_TIMEOUT
         )
     except Exception as e:
         log.warning("not ready: %s", type(e).__name__)
@@ -933,10 +874,17 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 # -- the app ----------------------------------------------------------------------------
 
 
+def _receive_batch(
+    hub: Hub, items: list[tuple[str, bytes, bytes, Exception | None]]
+) -> list[AckReceipt | Exception]:
+    """One batch of acks on the database thread (``AckIntake.receive_batch``)."""
+    return hub.acks.receive_batch(items)
+
+
 class AckBatcher:
     """Sends acks to the database thread in batches: one trip and one commit for many.
 
-    Each ack is still verified and stored on its own (``Hub.receive_acks``); a node
+    Each ack is still verified and stored on its own (``AckIntake.receive_batch``); a node
     gets exactly the answer it would get alone. Under no load a batch is one ack, so
     nothing waits for company.
     """
@@ -973,7 +921,7 @@ class AckBatcher:
                 batch.append(self._queue.get_nowait())
             items = [(token, data, sig, err) for token, data, sig, err, _ in batch]
             try:
-                results = await self._owner.call(functools.partial(Hub.receive_acks, items=items))
+                results = await self._owner.call(functools.partial(_receive_batch, items=items))
             except Exception as e:  # a bug: every ack of the batch gets the 500
                 for *_, future in batch:
                     if not future.done():

@@ -15,73 +15,48 @@ from __future__ import annotations
 
 import getpass
 import json
-import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from edge import cli as edge_cli
 from hub import store as hub_store
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
-from protocol import HASH_TYPES, HashhubError
+from protocol import HASH_TYPES
 from protocol.keyfile import load_public_key
 from protocol.root import ROLE_NAMES
 
 __all__ = ["main"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(HubConfig)}
 _TYPES = "|".join(sorted(HASH_TYPES))
+# The help below is the registry's (protocol.hashtypes); RootChanges.create_list and the intake
+# check a type against the registry itself, so a type registered later is taken too.
+_DISTANCES = ", ".join(
+    f"{k.name} default {k.default_max_distance}" for k in HASH_TYPES.values() if k.perceptual
+)
+_FLOORS = ", ".join(
+    f"{k.label} below {k.min_quality}" for k in HASH_TYPES.values() if k.min_quality is not None
+)
 
 
 # -- plumbing ---------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
+def _reported() -> AbstractContextManager[None]:
     """Turn the hub's, the protocol's and the file system's errors into one-line messages."""
-    try:
-        yield
-    except HashhubError as e:  # HubError, ProtocolError, KeyFileError
-        raise click.ClickException(_one_line(str(e))) from e
-    except sqlite3.Error as e:
-        raise click.ClickException(f"database: {_one_line(str(e))}{_locked_hint(e)}") from e
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+    return edge_cli.reported(busy_timeout=hub_store.BUSY_TIMEOUT)
 
 
-def _locked_hint(error: sqlite3.Error) -> str:
-    """What a lock held past the busy timeout means (each transaction waits that long)."""
-    code = getattr(error, "sqlite_errorcode", None)
-    if not isinstance(code, int) or code & 0xFF != sqlite3.SQLITE_BUSY:
-        return ""
-    return (
-        f" (another process held its write lock for over {hub_store.BUSY_TIMEOUT:g} s); "
-        "run the command again"
-    )
-
-
-@contextmanager
-def _open(home: Path) -> Iterator[Hub]:
-    with _reported():
-        hub = Hub.open(home)
-        try:
-            yield hub
-        finally:
-            hub.close()
+def _open(home: Path) -> AbstractContextManager[Hub]:
+    return edge_cli.opened(lambda: Hub.open(home), busy_timeout=hub_store.BUSY_TIMEOUT)
 
 
 def _who() -> str:
@@ -92,33 +67,12 @@ def _who() -> str:
         return "cli"
 
 
-def home_option(command: F) -> F:
-    return click.option(
-        "--home",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="HASHHUB_HOME",
-        show_envvar=True,
-        required=True,
-        help="The hub's home directory (made by 'hashhub init').",
-    )(command)
-
-
-def json_option(command: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Left-aligned columns, two spaces apart; None shows as '-'."""
-    cells = [list(headers)] + [["-" if v is None else str(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
+home_option = edge_cli.home_option(
+    "HASHHUB_HOME", "The hub's home directory (made by 'hashhub init')."
+)
+json_option = edge_cli.json_option
+_echo_json = edge_cli.echo_json
+_table = edge_cli.table
 
 
 def _yes(flag: object) -> str:
@@ -223,12 +177,12 @@ def init(
             snapshot_every=snapshot_every,
         )
         try:
-            token = hub.create_operator_token("admin", "admin", who=_who())
-            sha = hub.root_sha256(1)
+            token = hub.access.create_operator_token("admin", "admin", who=_who())
+            sha = hub.keys.root_sha256(1)
             per_role: dict[str, int] = {}
-            keys = hub.keys()
+            keys = hub.keys.records()
             for key in keys:
-                per_role[key["role"]] = per_role.get(key["role"], 0) + 1
+                per_role[key.role] = per_role.get(key.role, 0) + 1
             database = home / hub.config.database
         finally:
             hub.close()
@@ -263,7 +217,7 @@ def list_group() -> None:
     "--max-distance",
     type=int,
     default=None,
-    help="Hamming distance that counts as a match (pdq default 31, phash 8; exact types 0).",
+    help=f"Hamming distance that counts as a match ({_DISTANCES}; exact types 0).",
 )
 @click.option("--label", default="", help="A collection label shared by related lists.")
 @click.option("--snapshot-every", type=int, default=None, help="Write a snapshot every N versions.")
@@ -280,7 +234,7 @@ def list_create(
 ) -> None:
     """Declare list ID in a new root version."""
     with _open(home) as hub:
-        root = hub.create_list(
+        root = hub.roots.create_list(
             list_id,
             hash_type,
             max_distance=max_distance,
@@ -304,51 +258,26 @@ def list_create(
 def list_show(list_id: str | None, as_json: bool, home: Path) -> None:
     """Show one list, or a summary of all."""
     with _open(home) as hub:
-        if list_id is None:
-            lists = hub.status()["lists"]
-            summary = [
-                {k: entry[k] for k in ("id", "hash_type", "label", "public", "version", "count")}
-                | {"staged": entry["staged"]}
-                for entry in lists
-            ]
-            if as_json:
-                _echo_json(summary)
-            elif not summary:
-                click.echo("No lists yet; create one with 'hashhub list create'.")
-            else:
-                click.echo(
-                    _table(
-                        ["LIST", "TYPE", "VERSION", "COUNT", "STAGED", "PUBLIC", "LABEL"],
-                        (
-                            [
-                                s["id"],
-                                s["hash_type"],
-                                s["version"],
-                                s["count"],
-                                s["staged"],
-                                _yes(s["public"]),
-                                s["label"],
-                            ]
-                            for s in summary
-                        ),
-                    )
+        if list_id is not None:
+            detail = hub.lists.summary(list_id).to_dict()
+        else:
+            summaries = hub.lists.summaries()
+    if list_id is None:
+        if as_json:
+            _echo_json([s.to_dict() for s in summaries])
+        elif not summaries:
+            click.echo("No lists yet; create one with 'hashhub list create'.")
+        else:
+            click.echo(
+                _table(
+                    ["LIST", "TYPE", "VERSION", "COUNT", "STAGED", "PUBLIC", "LABEL"],
+                    (
+                        [s.id, s.hash_type, s.version, s.count, s.staged, _yes(s.public), s.label]
+                        for s in summaries
+                    ),
                 )
-            return
-        spec = hub.spec(list_id)
-        row = hub.list_row(list_id)
-        detail = {
-            "id": list_id,
-            "hash_type": spec.hash_type,
-            "max_distance": spec.max_distance,
-            "label": spec.label,
-            "public": bool(row["public"]),
-            "version": row["version"],
-            "count": hub.state(list_id).count,
-            "staged": hub.staged_count(list_id),
-            "snapshot_every": spec.snapshot_every,
-            "first_version": spec.first_version,
-            "created": row["created"],
-        }
+            )
+        return
     if as_json:
         _echo_json(detail)
         return
@@ -366,7 +295,7 @@ def list_show(list_id: str | None, as_json: bool, home: Path) -> None:
 @click.argument("hashes", metavar="HASH...", nargs=-1, required=True)
 @click.option("--source", help="Where the hashes came from.")
 @click.option("--category", help="Category, in your own vocabulary.")
-@click.option("--quality", type=int, help="Quality score 0-100 (PDQ below 50 is refused).")
+@click.option("--quality", type=int, help=f"Quality score 0-100 ({_FLOORS} is refused).")
 @click.option("--submission-id", help="Your reference for the submission.")
 @home_option
 def add(
@@ -380,7 +309,7 @@ def add(
 ) -> None:
     """Stage hex hashes as additions to list ID."""
     with _open(home) as hub:
-        hash_type = hub.spec(list_id).hash_type
+        hash_type = hub.lists.spec(list_id).hash_type
         items = [
             make_intake(
                 hash_type,
@@ -394,7 +323,7 @@ def add(
             )
             for text in hashes
         ]
-        n = hub.stage(list_id, adds=items, who=_who())
+        n = hub.lists.stage(list_id, adds=items, who=_who())
     click.echo(f"Staged {n} addition(s) to {list_id}; 'hashhub publish' releases them.")
 
 
@@ -408,10 +337,10 @@ def remove(list_id: str, hashes: tuple[str, ...], home: Path) -> None:
     A removal retracts a hash from every node at the next publish.
     """
     with _open(home) as hub:
-        hash_type = hub.spec(list_id).hash_type
+        hash_type = hub.lists.spec(list_id).hash_type
         values = [parse_hash(text, hash_type) for text in hashes]
-        n = hub.stage(list_id, removes=values, who=_who())
-        state = hub.state(list_id)
+        n = hub.lists.stage(list_id, removes=values, who=_who())
+        state = hub.lists.state(list_id)
         absent = sum(1 for value in values if value not in state)
     click.echo(f"Staged {n} removal(s) from {list_id}; 'hashhub publish' releases them.")
     if absent:
@@ -433,13 +362,13 @@ def import_(list_id: str, path: str, home: Path) -> None:
     NDJSON may add quality, category, source and submission_id. '-' reads stdin.
     """
     with _open(home) as hub:
-        hash_type = hub.spec(list_id).hash_type
+        hash_type = hub.lists.spec(list_id).hash_type
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         try:
             items = parse_import(data, hash_type)
         except IntakeError as e:
             raise click.ClickException(f"{path}: {e}; nothing was staged") from e
-        n = hub.stage(list_id, adds=items, who=_who())
+        n = hub.lists.stage(list_id, adds=items, who=_who())
     click.echo(f"Staged {n} addition(s) to {list_id} from {path}; 'hashhub publish' releases them.")
 
 
@@ -452,14 +381,11 @@ def publish(list_ids: tuple[str, ...], home: Path) -> None:
     Publishes each list ID given, or every list with staged changes.
     """
     with _open(home) as hub:
-        results = hub.publish(list(list_ids) or None, who=_who())
-    done = {r["list"] for r in results}
+        results = hub.publishing.publish(list(list_ids) or None, who=_who())
+    done = {r.list for r in results}
     for r in results:
-        snapshot = ", snapshot written" if r["snapshot"] else ""
-        click.echo(
-            f"{r['list']}: v{r['version']}  +{r['adds']} -{r['removes']}  "
-            f"{r['count']} hashes{snapshot}"
-        )
+        snapshot = ", snapshot written" if r.snapshot else ""
+        click.echo(f"{r.list}: v{r.version}  +{r.adds} -{r.removes}  {r.count} hashes{snapshot}")
     for list_id in sorted(set(list_ids) - done):
         click.echo(f"{list_id}: nothing to publish")
     if not results and not list_ids:
@@ -471,7 +397,7 @@ def publish(list_ids: tuple[str, ...], home: Path) -> None:
 def refresh(home: Path) -> None:
     """Re-issue every checkpoint's co-signature."""
     with _open(home) as hub:
-        n = hub.refresh_checkpoints(who=_who())
+        n = hub.checkpoints.refresh(who=_who())
     click.echo(f"Re-issued the checkpoint of {n} list(s).")
 
 
@@ -485,7 +411,7 @@ def status(as_json: bool, home: Path) -> None:
     last ack and cumulative counts. Hashes flagged for review.
     """
     with _open(home) as hub:
-        report = hub.status()
+        report = hub.reports.status()
     if as_json:
         _echo_json(report)
         return
@@ -514,47 +440,59 @@ def status(as_json: bool, home: Path) -> None:
             ),
         )
     )
-    counters = ("checked", "matched", "actioned", "blocked", "false_positive")
     for entry in report["lists"]:
-        if entry["nodes"]:
-            click.echo(f"\n{entry['id']}: nodes")
-            rows = (
-                [
-                    n["node"] + (" (revoked)" if n["revoked"] else ""),
-                    n["applied_version"],
-                    n["lag"],
-                    n["last_ack"],
-                    *(n["counts"].get(c, 0) for c in counters),
-                ]
-                for n in entry["nodes"]
-            )
-            headers = ["NODE", "APPLIED", "LAG", "LAST ACK", "CHECKED", "MATCHED"]
-            headers += ["ACTIONED", "BLOCKED", "FALSE POS."]
-            click.echo(_table(headers, rows))
-            for n in entry["nodes"]:
-                if n.get("withheld"):
-                    held = ", ".join(f"{k} {v}" for k, v in sorted(n["withheld"].items()))
-                    click.echo(
-                        f"{n['node']}: withheld as implausible jumps (not counted): {held} "
-                        "(see 'hashhub evidence')"
-                    )
-        if entry["flagged"]:
-            click.echo(f"\n{entry['id']}: flagged for review (retract with 'hashhub remove')")
+        _echo_list_nodes(entry)
+        _echo_flagged(entry)
+
+
+def _echo_list_nodes(entry: dict[str, Any]) -> None:
+    """One list's nodes for ``status``: applied version, lag, counts, and withheld jumps."""
+    if not entry["nodes"]:
+        return
+    counters = ("checked", "matched", "actioned", "blocked", "false_positive")
+    click.echo(f"\n{entry['id']}: nodes")
+    rows = (
+        [
+            n["node"] + (" (revoked)" if n["revoked"] else ""),
+            n["applied_version"],
+            n["lag"],
+            n["last_ack"],
+            *(n["counts"].get(c, 0) for c in counters),
+        ]
+        for n in entry["nodes"]
+    )
+    headers = ["NODE", "APPLIED", "LAG", "LAST ACK", "CHECKED", "MATCHED"]
+    headers += ["ACTIONED", "BLOCKED", "FALSE POS."]
+    click.echo(_table(headers, rows))
+    for n in entry["nodes"]:
+        if n.get("withheld"):
+            held = ", ".join(f"{k} {v}" for k, v in sorted(n["withheld"].items()))
             click.echo(
-                _table(
-                    ["HASH", "MATCHED", "FALSE POS.", "WHY", "REPORTED BY"],
-                    (
-                        [
-                            f["hash"],
-                            f["counts"].get("matched", 0),
-                            f["counts"].get("false_positive", 0),
-                            "; ".join(f["reasons"]),
-                            _reported_by(f),
-                        ]
-                        for f in entry["flagged"]
-                    ),
-                )
+                f"{n['node']}: withheld as implausible jumps (not counted): {held} "
+                "(see 'hashhub evidence')"
             )
+
+
+def _echo_flagged(entry: dict[str, Any]) -> None:
+    """One list's flagged hashes for ``status``, with why and how many nodes reported them."""
+    if not entry["flagged"]:
+        return
+    click.echo(f"\n{entry['id']}: flagged for review (retract with 'hashhub remove')")
+    click.echo(
+        _table(
+            ["HASH", "MATCHED", "FALSE POS.", "WHY", "REPORTED BY"],
+            (
+                [
+                    f["hash"],
+                    f["counts"].get("matched", 0),
+                    f["counts"].get("false_positive", 0),
+                    "; ".join(f["reasons"]),
+                    _reported_by(f),
+                ]
+                for f in entry["flagged"]
+            ),
+        )
+    )
 
 
 def _reported_by(flagged: dict[str, object]) -> str:
@@ -594,8 +532,8 @@ def node_enrol(node_id: str, public_key: Path, lists: str, home: Path) -> None:
         raise click.ClickException("--lists names no list")
     with _open(home) as hub:
         key = load_public_key(public_key)
-        token = hub.enrol_node(node_id, key, granted, who=_who())
-        sha = hub.root_sha256(1)
+        token = hub.access.enrol_node(node_id, key, granted, who=_who())
+        sha = hub.keys.root_sha256(1)
     click.echo(f"Enrolled node {node_id} for {', '.join(sorted(set(granted)))} (key {key.keyid}).")
     click.echo("Send the platform, over a channel you trust:")
     click.echo("  hub URL          where this hub is served (hashhub serve, or your proxy)")
@@ -610,7 +548,7 @@ def node_enrol(node_id: str, public_key: Path, lists: str, home: Path) -> None:
 def node_revoke(node_id: str, home: Path) -> None:
     """Revoke NODE_ID's token and refuse its acks."""
     with _open(home) as hub:
-        hub.revoke_node(node_id, who=_who())
+        hub.access.revoke_node(node_id, who=_who())
     click.echo(f"Revoked node {node_id}.")
 
 
@@ -620,9 +558,9 @@ def node_revoke(node_id: str, home: Path) -> None:
 def node_list(as_json: bool, home: Path) -> None:
     """List enrolled nodes."""
     with _open(home) as hub:
-        nodes = hub.nodes()
+        nodes = hub.access.nodes()
     if as_json:
-        _echo_json(nodes)
+        _echo_json([n.to_dict() for n in nodes])
     elif not nodes:
         click.echo("No nodes enrolled.")
     else:
@@ -631,12 +569,12 @@ def node_list(as_json: bool, home: Path) -> None:
                 ["NODE", "KEY", "LISTS", "ENROLLED", "REVOKED", "LAST SEQ"],
                 (
                     [
-                        n["id"],
-                        n["keyid"][:16],
-                        ",".join(n["lists"]),
-                        n["created"],
-                        n["revoked"],
-                        n["last_seq"],
+                        n.id,
+                        n.keyid[:16],
+                        ",".join(n.lists),
+                        n.created,
+                        n.revoked,
+                        n.last_seq,
                     ]
                     for n in nodes
                 ),
@@ -656,7 +594,7 @@ def token() -> None:
 def token_create(role: str, name: str, home: Path) -> None:
     """Create an operator token; prints it once."""
     with _open(home) as hub:
-        value = hub.create_operator_token(role, name, who=_who())
+        value = hub.access.create_operator_token(role, name, who=_who())
     click.echo(f"Token for {name} (role {role}), shown only this once:")
     click.echo(f"  {value}")
 
@@ -667,7 +605,7 @@ def token_create(role: str, name: str, home: Path) -> None:
 def token_revoke(name: str, home: Path) -> None:
     """Revoke every operator token held by NAME (takes effect at once)."""
     with _open(home) as hub:
-        count = hub.revoke_operator_tokens(name, who=_who())
+        count = hub.access.revoke_operator_tokens(name, who=_who())
     click.echo(f"Revoked {count} token(s) of {name}.")
 
 
@@ -677,13 +615,13 @@ def token_revoke(name: str, home: Path) -> None:
 def token_list(as_json: bool, home: Path) -> None:
     """Operator tokens by holder and role; the tokens themselves are never stored."""
     with _open(home) as hub:
-        rows = hub.operator_tokens()
+        rows = hub.access.operator_tokens()
     if as_json:
-        _echo_json(rows)
+        _echo_json([row.to_dict() for row in rows])
         return
     for row in rows:
-        state = f"revoked {row['revoked']}" if row["revoked"] else "live"
-        click.echo(f"{row['name']:20} {row['role']:10} {row['created']}  {state}")
+        state = f"revoked {row.revoked}" if row.revoked else "live"
+        click.echo(f"{row.name:20} {row.role:10} {row.created}  {state}")
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -703,7 +641,7 @@ def key_rotate(role: str, home: Path) -> None:
     ROLE is root, delta, checkpoint or timestamp.
     """
     with _open(home) as hub:
-        root = hub.rotate_key(role, who=_who())
+        root = hub.roots.rotate_key(role, who=_who())
     keyids = ", ".join(k[:16] for k in root.roles[role].keyids)
     click.echo(f"Rotated the {role} role in root v{root.version}; new key(s): {keyids}.")
     if role == "delta":
@@ -727,21 +665,21 @@ def key_rotate(role: str, home: Path) -> None:
 def key_list(as_json: bool, home: Path) -> None:
     """List every key and whether root uses it."""
     with _open(home) as hub:
-        keys = hub.keys()
+        keys = hub.keys.records()
     if as_json:
-        _echo_json(keys)
+        _echo_json([k.to_dict() for k in keys])
         return
     click.echo(
         _table(
             ["KEY", "ROLE", "IN ROOT", "CREATED", "RETIRED", "PRIVATE KEY"],
             (
                 [
-                    k["keyid"][:16],
-                    k["role"],
-                    _yes(k["in_root"]),
-                    k["created"],
-                    k["retired"],
-                    "here" if k["private_key_present"] else "not on this machine",
+                    k.keyid[:16],
+                    k.role,
+                    _yes(k.in_root),
+                    k.created,
+                    k.retired,
+                    "here" if k.private_key_present else "not on this machine",
                 ]
                 for k in keys
             ),
@@ -768,7 +706,7 @@ def export(target: Path, public_only: bool, home: Path) -> None:
     A mirror serves without tokens: use --public-only for one outside your network.
     """
     with _open(home) as hub:
-        n = hub.export(target, public_only=public_only)
+        n = hub.files.export(target, public_only=public_only)
     click.echo(f"Wrote {n} file(s) to {target}; identical files already there were kept.")
 
 
@@ -806,7 +744,7 @@ def serve(host: str | None, port: int | None, home: Path) -> None:
 def log(limit: int, as_json: bool, home: Path) -> None:
     """The operator action log, newest first."""
     with _open(home) as hub:
-        actions = hub.actions(limit)
+        actions = hub.reports.actions(limit)
     if as_json:
         _echo_json(actions)
         return
@@ -833,8 +771,8 @@ def evidence(as_json: bool, home: Path) -> None:
     node's further evidence is only counted: those counts are listed after.
     """
     with _open(home) as hub:
-        rows = hub.evidence()
-        dropped = hub.evidence_dropped()
+        rows = hub.evidence.items()
+        dropped = hub.evidence.dropped()
         cap = hub.config.max_evidence_per_node
     if as_json:
         _echo_json(rows)

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -124,13 +123,12 @@ class HubConfig:
             InvalidRequest: a value TOML cannot hold (``edge.toml``), such as a
                 string with a lone surrogate.
         """
-        settings = {f.name: getattr(self, f.name) for f in fields(self)}
-        try:
-            return toml.dumps(
-                settings, comment="hashhub hub configuration (see docs/operator-guide.md)"
-            )
-        except toml.TomlWriteError as e:
-            raise InvalidRequest(f"{CONFIG_NAME}: {e}") from e
+        return toml.dumps_config(
+            self,
+            file=CONFIG_NAME,
+            comment="hashhub hub configuration (see docs/operator-guide.md)",
+            error=InvalidRequest,
+        )
 
     @classmethod
     def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -145,24 +143,18 @@ class HubConfig:
                 a variable whose value is not of its setting's type.
         """
         path = home / CONFIG_NAME
-        try:
-            raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise InvalidRequest(f"{path}: not a hub home (run 'hashhub init' first)") from e
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise InvalidRequest(f"{path}: {e}") from e
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise InvalidRequest(f"{path}: unknown setting(s) {unknown}")
+        raw = toml.read_settings(
+            path,
+            [f.name for f in fields(cls)],
+            error=InvalidRequest,
+            not_home="not a hub home (run 'hashhub init' first)",
+        )
         types = get_type_hints(cls)
         for key, value in raw.items():
             expected = types[key]
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise InvalidRequest(f"{path}: {key} must be {_KIND[expected]}")
-        missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.name not in raw)
-        if missing:
-            raise InvalidRequest(f"{path}: missing setting(s) {missing}")
+        toml.require_settings(cls, raw, path, InvalidRequest)
         config = cls(**raw)
         overrides = _from_environment(os.environ if environ is None else environ, types)
         return replace(config, **overrides) if overrides else config
@@ -171,18 +163,16 @@ class HubConfig:
 def _from_environment(environ: Mapping[str, str], types: Mapping[str, Any]) -> dict[str, Any]:
     """The settings the ``HASHHUB_*`` variables in ``environ`` give, parsed by type."""
     overrides: dict[str, Any] = {}
-    for f in fields(HubConfig):
-        variable = env_variable(f.name)
-        if f.name in INIT_ONLY or variable not in environ:
-            continue
-        text = environ[variable]
-        kind = types[f.name]
+    for setting, variable, text in toml.overriding_variables(
+        HubConfig, environ, env_variable, INIT_ONLY
+    ):
+        kind = types[setting]
         if kind is int:
             if not _INT.fullmatch(text.strip()):
-                raise InvalidRequest(f"{variable}: {f.name} must be an integer, not {text!r}")
-            overrides[f.name] = int(text)
+                raise InvalidRequest(f"{variable}: {setting} must be an integer, not {text!r}")
+            overrides[setting] = int(text)
         elif kind is str:
-            overrides[f.name] = text
+            overrides[setting] = text
         else:  # a new setting of another type needs its parser here first
             raise TypeError(f"{variable}: the loader has no parser for {kind!r}")
     return overrides

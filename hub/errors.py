@@ -1,6 +1,6 @@
 """Errors of the hub, each with the HTTP status and code it is reported with.
 
-    HubError (hashhub's HashhubError)
+    HubError (an edge.errors.ApiError, so a HashhubError)
     ├── InvalidRequest      400  the request or the input is malformed
     │   └── IntakeError     400  an import file has a bad line (carries the line number)
     ├── Unauthorized        401  no token, or a token the hub does not know
@@ -13,13 +13,21 @@
 
 The CLI turns every ``HubError`` into a one-line ``ClickException``; the HTTP app
 turns it into the one JSON error shape. Anything else is a bug and a 500.
+
+``HubError`` is an ``edge.errors.ApiError``, the one error with a status and a
+code that the hub and the node share (and the one ``edge.http.error_middleware``
+answers): a class here only names a status, so ``NotFound("no list x")`` needs no
+status or code spelt out where it is raised. ``HTTP_CODES`` gives the statuses
+aiohttp raises itself (a 405, a 404 for an unknown path) the same codes.
 """
 
 from __future__ import annotations
 
-from protocol.errors import HashhubError
+from edge.errors import ApiError
+from protocol.ack import ACK_LAST_SEQ_HEADER
 
 __all__ = [
+    "HTTP_CODES",
     "Conflict",
     "Forbidden",
     "HubError",
@@ -33,9 +41,14 @@ __all__ = [
 ]
 
 
-class HubError(HashhubError):
+class HubError(ApiError):
+    """Root of the hub's own errors; a subclass's ``status`` and ``code`` are its answer."""
+
     status = 500
     code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.status, self.code, message)
 
 
 class InvalidRequest(HubError):
@@ -85,6 +98,9 @@ class SeqConflict(Conflict):
         super().__init__(message)
         self.last_seq = last_seq
 
+    def headers(self) -> dict[str, str]:
+        return {ACK_LAST_SEQ_HEADER: str(self.last_seq)}
+
 
 class PayloadTooLarge(HubError):
     status = 413
@@ -94,3 +110,18 @@ class PayloadTooLarge(HubError):
 class Unprocessable(HubError):
     status = 422
     code = "unprocessable"
+
+
+HTTP_CODES: dict[int, str] = {
+    error.status: error.code
+    for error in (
+        InvalidRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Unprocessable,
+    )
+}
+"""The code of each status, for an aiohttp ``HTTPException`` of that status."""

@@ -13,9 +13,10 @@ An NDJSON line that gives a field twice, uses ``NaN`` or ``Infinity``, or holds 
 number or nesting too large to read is a bad line like any other, as is a CSV
 field over the reader's size cap: ambiguous input is refused, never guessed at.
 
-PDQ hashes with a quality below 50 are refused (too little image structure to
-match reliably, as in ThreatExchange's PDQ guidance); a PDQ hash without a
-quality is accepted as the submitter's responsibility.
+A hash whose claimed quality is below its type's floor (``HashType.min_quality``:
+50 for PDQ, too little image structure to match reliably, as in ThreatExchange's
+PDQ guidance; no floor for the other types) is refused; a hash without a quality
+is accepted as the submitter's responsibility.
 
 A hash that cannot have come from real content is refused whatever quality it
 claims (``protocol.hashes.degenerate_reason``): a PDQ with fewer than 64 or more
@@ -23,7 +24,7 @@ than 192 of its 256 bits set (all zeros is what the hasher gives a picture too
 small to hash), a pHash with fewer than 16 or more than 48 of 64, and an MD5 or
 SHA-256 that is all zeros, all ones or the digest of an empty file.
 ``parse_hash`` only reads a hash, so a removal of such a value still works;
-``make_intake`` (every addition) applies the rule, and ``Hub.stage`` again.
+``make_intake`` (every addition) applies the rule, and ``Lists.stage`` again.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
     """Build one checked ``Intake`` from a hash and optional provenance fields.
 
     Raises:
-        IntakeError: a malformed field, a PDQ quality below ``MIN_PDQ_QUALITY``, or a
-            degenerate hash (``protocol.hashes.degenerate_reason``), whatever its quality.
+        IntakeError: a malformed field, a quality below the type's ``min_quality``
+            (PDQ: ``MIN_PDQ_QUALITY``), or a degenerate hash
+            (``protocol.hashes.degenerate_reason``), whatever its quality.
     """
     raw = fields.get("hash")
     if raw is None:
@@ -102,8 +104,9 @@ def make_intake(type_name: str, fields: dict[str, object]) -> Intake:
     if not isinstance(raw, str):
         raise IntakeError("'hash' must be a string of hex digits")
     quality = _quality(fields.get("quality"))
-    if type_name == "pdq" and quality is not None and quality < MIN_PDQ_QUALITY:
-        raise IntakeError(f"PDQ quality {quality} is below {MIN_PDQ_QUALITY}")
+    kind = hash_type(type_name)
+    if kind.min_quality is not None and quality is not None and quality < kind.min_quality:
+        raise IntakeError(f"{kind.label} quality {quality} is below {kind.min_quality}")
     value = parse_hash(raw, type_name)
     reason = degenerate_reason(type_name, value)
     if reason is not None:

@@ -16,7 +16,7 @@ request into one of three token buckets (``edge.ratelimit.RateLimiter``):
 - **with a valid bearer token**, per credential — the node id or the operator —
   whatever address it comes from (``credential_rate_*``), so that many nodes
   behind one NAT are not limited together. Which credential a token is, is
-  looked up by its SHA-256 (``Hub.authenticate``, one indexed read on the
+  looked up by its SHA-256 (``Access.authenticate``, one indexed read on the
   database thread) and remembered for ``CREDENTIAL_TTL`` seconds; a token not
   remembered is looked up again, **always**: a valid token is never refused
   because others sent wrong ones from its address. The handler still makes
@@ -203,7 +203,7 @@ async def _credential(request: web.Request, limits: HubLimits, sent: _Sent) -> s
     credential: str | None
     try:
         principal = await request.config_dict[limits.database].call(
-            lambda hub: hub.authenticate(token)
+            lambda hub: hub.access.authenticate(token)
         )
         credential = f"{principal.kind}:{principal.subject}"
     except Unauthorized:

@@ -14,7 +14,7 @@ the day a case was created could tie a person to a report, so for these paths:
   public page is logged with its exceptions' types and stack frames but not their
   messages, which could hold either (``hub.web.pages.page_errors``);
 - a case row holds the hash, its type, the PDQ quality, the status and the *day*
-  it arrived (``Hub.submit_case``), nothing about the request.
+  it arrived (``Cases.submit``), nothing about the request.
 
 Counts of requests per route and status still go to ``/metrics``: they name no
 one. A reverse proxy in front keeps its own logs: the operator guide's nginx

@@ -4,9 +4,9 @@ Two interval jobs on APScheduler 3.11's ``AsyncIOScheduler`` (4.0 is still a
 pre-release), started inside the HTTP app's event loop:
 
 - ``publish``: every ``publish_interval`` seconds, publish every list with staged
-  changes (``Hub.publish``);
+  changes (``Publishing.publish``);
 - ``timestamp``: every ``timestamp_interval`` seconds, re-sign every checkpoint's
-  timestamp co-signature (``Hub.refresh_checkpoints``), even when nothing changed,
+  timestamp co-signature (``Checkpoints.refresh``), even when nothing changed,
   so nodes can tell a live hub from a frozen one (PROTOCOL.md §13.3).
 
 An interval of 0 leaves that job out. Each job runs with ``max_instances=1`` (a
@@ -16,25 +16,25 @@ run still runs) and a jitter of a tenth of its interval (at most 30 s) so hubs
 started together do not publish in lockstep.
 
 The work itself runs on the database thread (``DatabaseOwner``), where it is one
-SQLite transaction per list. Stopping pauses the scheduler, waits for a job that
-is already running to finish, and only then shuts the scheduler down: APScheduler's
-own ``shutdown`` would cancel the running coroutine, and although the database
-thread would still finish the transaction, whatever the job does afterwards
-(clearing the HTTP caches, counting the publish) would be lost.
+SQLite transaction per list. Stopping (``edge.scheduler.GuardedScheduler``, as the
+node's) pauses the scheduler, waits for a job that is already running to finish,
+and only then shuts the scheduler down: APScheduler's own ``shutdown`` would cancel
+the running coroutine, and although the database thread would still finish the
+transaction, whatever the job does afterwards (clearing the HTTP caches, counting
+the publish) would be lost.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC
-from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from edge.scheduler import FailedHook, GuardedScheduler, Job
 from hub.core import Hub
+from hub.services.publishing import PublishResult
 from hub.store import DatabaseOwner
 
 __all__ = ["HubScheduler", "jitter_for"]
@@ -43,9 +43,8 @@ log = logging.getLogger("hashhub.scheduler")
 
 MAX_JITTER_SECONDS = 30.0
 
-PublishedHook = Callable[[list[dict[str, Any]]], None]
+PublishedHook = Callable[[list[PublishResult]], None]
 RefreshedHook = Callable[[int], None]
-FailedHook = Callable[[str], None]
 
 
 def jitter_for(interval: int) -> float:
@@ -57,7 +56,7 @@ def _ignore(*_args: object) -> None:
     return None
 
 
-class HubScheduler:
+class HubScheduler(GuardedScheduler):
     """Runs the publish and timestamp jobs of one hub on the running event loop.
 
     Args:
@@ -86,24 +85,14 @@ class HubScheduler:
         self._intervals = {"publish": publish_interval, "timestamp": timestamp_interval}
         self._on_published = on_published
         self._on_refreshed = on_refreshed
-        self._on_failed = on_failed
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._running: set[asyncio.Task[Any]] = set()
-
-    @property
-    def running(self) -> bool:
-        return bool(self._scheduler.running)
-
-    def jobs(self) -> list[Any]:
-        """The scheduled APScheduler ``Job``s (to inspect their settings)."""
-        return sorted(self._scheduler.get_jobs(), key=lambda job: job.id)
+        super().__init__(log, on_failed)
 
     def job_ids(self) -> list[str]:
         return [job.id for job in self.jobs()]
 
     def start(self) -> None:
         """Add the jobs whose interval is not 0 and start; needs a running event loop."""
-        jobs: dict[str, Callable[[], Awaitable[object]]] = {
+        jobs: dict[str, Job] = {
             "publish": self.publish_staged,
             "timestamp": self.refresh_checkpoints,
         }
@@ -112,7 +101,7 @@ class HubScheduler:
             if interval == 0:
                 continue
             self._scheduler.add_job(
-                self._guarded,
+                self.guarded,
                 IntervalTrigger(seconds=interval, jitter=jitter_for(interval), timezone=UTC),
                 args=[name, job],
                 id=name,
@@ -128,49 +117,19 @@ class HubScheduler:
             self._intervals["timestamp"],
         )
 
-    async def stop(self) -> None:
-        """Pause, let a job that is running finish, then shut the scheduler down."""
-        if not self._scheduler.running:
-            return
-        self._scheduler.pause()
-        # A job the scheduler handed to its executor just now starts on the next turn.
-        await asyncio.sleep(0)
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-        self._scheduler.shutdown(wait=False)
-        # AsyncIOScheduler shuts down in a callback on the loop: let it run.
-        while self._scheduler.running:
-            await asyncio.sleep(0)
-        log.info("scheduler stopped")
-
-    async def _guarded(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-        try:
-            await job()
-        except Exception:
-            log.exception("scheduled %s job failed", name)
-            self._on_failed(name)
-        finally:
-            if task is not None:
-                self._running.discard(task)
-
-    async def publish_staged(self) -> list[dict[str, Any]]:
+    async def publish_staged(self) -> list[PublishResult]:
         """Publish every list with staged changes, as the scheduler."""
-        results = await self._owner.call(lambda hub: hub.publish(who="scheduler"))
+        results = await self._owner.call(lambda hub: hub.publishing.publish(who="scheduler"))
         if results:
             log.info(
                 "published %s",
-                ", ".join(
-                    f"{r['list']} v{r['version']} (+{r['adds']} -{r['removes']})" for r in results
-                ),
+                ", ".join(f"{r.list} v{r.version} (+{r.adds} -{r.removes})" for r in results),
             )
             self._on_published(results)
         return results
 
     async def refresh_checkpoints(self) -> int:
         """Re-issue every checkpoint's timestamp co-signature, as the scheduler."""
-        n = await self._owner.call(lambda hub: hub.refresh_checkpoints(who="scheduler"))
+        n = await self._owner.call(lambda hub: hub.checkpoints.refresh(who="scheduler"))
         self._on_refreshed(n)
         return n

@@ -29,23 +29,26 @@ What is stored, and why it is stored that way:
 - ``submissions``: public submissions (cases): the hash, its type, the PDQ quality,
   the review. No name, address or other personal data, and the day received
   rather than the second, so a case cannot be lined up with an access log by time.
+- ``hash_types``: the registry's hash types (``protocol.hashtypes``), rewritten on
+  open; a case of a type the public page does not take is refused by a trigger
+  (m004).
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
 
-Every ``db.atomic()`` transaction begins with ``BEGIN IMMEDIATE`` (``HubDatabase``):
-it waits up to ``BUSY_TIMEOUT`` for another process's write lock instead of failing
-at once (ADR 0016).
+Every ``db.atomic()`` transaction begins with ``BEGIN IMMEDIATE`` (``HubDatabase``,
+which is ``edge.database.ImmediateDatabase``, the node's too): it waits up to
+``BUSY_TIMEOUT`` for another process's write lock instead of failing at once
+(ADR 0016).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -53,7 +56,9 @@ from typing import Generic, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from edge.database import BUSY_TIMEOUT, ImmediateDatabase, connect
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth
+from protocol.lists import HASH_TYPES
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -62,15 +67,13 @@ __all__ = [
     "HubDatabase",
     "migrations",
     "open_database",
+    "sync_hash_types",
 ]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 migrations = Migrations("hashhub.hub")
-
-BUSY_TIMEOUT = 30.0
-"""Seconds a transaction waits for another connection's write lock before giving up."""
 
 
 @migrations()
@@ -388,47 +391,97 @@ def _backfill_count_points(conn: sqlite3.Connection) -> None:
     )
 
 
-class HubDatabase(sqlite_utils.Database):
-    """A ``sqlite_utils.Database`` whose transactions take the write lock first.
+@migrations()
+def m004_known_hash_types(db: sqlite_utils.Database) -> None:
+    """The hash types a case may have, as a table the hub keeps in step, not a CHECK.
 
-    sqlite-utils begins ``atomic()`` with a plain (deferred) ``BEGIN``: the write lock
-    is asked for only at the first write. In WAL mode a transaction that has already
-    read and then finds the write lock held by another connection gets SQLITE_BUSY at
-    once, without the busy timeout (its snapshot would be out of date by the time the
-    lock is free), so ``hashhub publish`` failed whenever another process was writing.
-    ``BEGIN IMMEDIATE`` asks for the lock before the first read, where the busy
-    timeout applies: the transaction waits its turn, then reads what the other writer
-    committed. Every ``atomic()`` of the hub writes, so none is slowed for nothing.
-    Nested blocks are savepoints, as in sqlite-utils.
+    m002 wrote ``CHECK (hash_type IN ('pdq', 'md5'))`` into ``submissions``, and
+    SQLite cannot change a CHECK without rebuilding the table: a hub whose registry
+    (``protocol.hashtypes``) gained a submittable type would go on refusing it.
+    ``hash_types`` holds every registered type (name, width, what the public page
+    takes it for), rewritten from the registry on every open
+    (``sync_hash_types``); two triggers refuse a case of a type it does not list
+    as submittable, as the CHECK did. ``submissions`` is rebuilt without the CHECK.
     """
+    conn = db.conn
+    conn.execute(
+        """
+        CREATE TABLE hash_types (
+            name TEXT PRIMARY KEY,
+            length INTEGER NOT NULL,
+            submitted_as TEXT
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE submissions_new (
+            case_number TEXT PRIMARY KEY,
+            hash_type TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            quality INTEGER,
+            status TEXT NOT NULL DEFAULT 'received'
+                CHECK (status IN ('received', 'accepted', 'rejected')),
+            received TEXT NOT NULL,
+            reviewed TEXT,
+            reviewer TEXT,
+            list_id TEXT REFERENCES lists(id)
+        )
+        """
+    )
+    conn.execute("INSERT INTO submissions_new SELECT * FROM submissions")
+    conn.execute("DROP TABLE submissions")
+    conn.execute("ALTER TABLE submissions_new RENAME TO submissions")
+    conn.execute("CREATE INDEX submissions_status ON submissions(status)")
+    refuse = """
+        WHEN NOT EXISTS (
+            SELECT 1 FROM hash_types WHERE name = NEW.hash_type AND submitted_as IS NOT NULL
+        )
+        BEGIN
+            SELECT RAISE(ABORT, 'submissions: not a hash type the public page takes');
+        END
+    """
+    conn.execute(
+        "CREATE TRIGGER submissions_insert_hash_type BEFORE INSERT ON submissions" + refuse
+    )
+    conn.execute(
+        "CREATE TRIGGER submissions_update_hash_type BEFORE UPDATE OF hash_type ON submissions"
+        + refuse
+    )
 
-    @contextlib.contextmanager
-    def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
-        if self.conn.in_transaction:
-            with super().atomic() as db:
-                yield db
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.rollback()  # a no-op if the error already ended the transaction
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
+
+def sync_hash_types(db: sqlite_utils.Database) -> None:
+    """Make ``hash_types`` the registry's types, writing only when they differ.
+
+    Run on every open, so a hub started by a version that knows another set of
+    types (one more, one fewer, one newly submittable) accepts exactly what that
+    version's registry says, with no migration per type.
+    """
+    wanted = sorted((kind.name, kind.length, kind.submitted_as) for kind in HASH_TYPES.values())
+    stored = sorted(
+        tuple(row) for row in db.execute("SELECT name, length, submitted_as FROM hash_types")
+    )
+    if stored == wanted:
+        return
+    with db.atomic():
+        db.execute("DELETE FROM hash_types")
+        db.conn.executemany(
+            "INSERT INTO hash_types (name, length, submitted_as) VALUES (?, ?, ?)", wanted
+        )
+
+
+HubDatabase = ImmediateDatabase
+"""The hub's database: ``edge.database.ImmediateDatabase``, shared with the node."""
 
 
 def open_database(path: Path) -> HubDatabase:
     """Open (creating if needed) the hub database in WAL mode and migrate it."""
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT)
-    db = HubDatabase(conn)
+    db = connect(path, timeout=BUSY_TIMEOUT)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
     migrations.apply(db)
+    sync_hash_types(db)
     return db
 
 

@@ -59,7 +59,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,10 +69,13 @@ from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from edge.errors import ApiError
+from edge.http import Handler, error_response, read_body
+from edge.http import error_middleware as edge_error_middleware
 from node.config import NodeConfig
 from node.errors import (
+    HTTP_CODES,
     InvalidContentError,
-    NodeError,
     OutcomeConflictError,
     UnknownMatchError,
 )
@@ -131,86 +134,30 @@ MAX_LIMIT = 1000
 _MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 # -- errors -----------------------------------------------------------------------------
-
-
-class ApiError(NodeError):
-    """A request the API refuses: its HTTP status, a machine-readable code, a message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def _invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
 
 
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """The one JSON error shape of every error this service answers."""
-    response = web.json_response(
-        {"error": {"status": status, "code": code, "message": message}},
-        status=status,
-        headers=headers,
+def _storage_fault(request: web.Request, error: Exception) -> web.Response | None:
+    """A write the node's disk refused: 507, since the same request succeeds once there is room."""
+    fault = storage_error(error) if isinstance(error, sqlite3.Error) else None
+    if fault is None:
+        return None
+    log.error("%s %s: %s; nothing recorded", request.method, request.path, fault)
+    return error_response(
+        507,
+        "insufficient_storage",
+        f"the node could not store this request ({fault}); nothing was recorded: "
+        "retry once its operator has freed disk space",
     )
-    response.headers[hdrs.CACHE_CONTROL] = "no-store"
-    return response
 
 
-_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    404: "not_found",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
-_DROPPED_HEADERS = {"content-type", "content-length", "content-encoding"}
-
-
-def _code_for(exc: web.HTTPException) -> str:
-    code = _CODES.get(exc.status)
-    return code or re.sub(r"[^a-z0-9]+", "_", exc.reason.lower()).strip("_") or "error"
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as e:
-        headers: dict[str, str] = {}
-        if e.status == 401:
-            sent = hdrs.AUTHORIZATION in request.headers
-            headers[hdrs.WWW_AUTHENTICATE] = REALM + (', error="invalid_token"' if sent else "")
-        return error_response(e.status, e.code, str(e), headers)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        default = f"{e.status}: {e.reason}"
-        message = e.text if e.text and e.text != default else e.reason
-        response = error_response(e.status, _code_for(e), message)
-        for key, value in e.headers.items():  # Allow, WWW-Authenticate, …
-            if key.lower() not in _DROPPED_HEADERS:
-                response.headers.add(key, value)
-        return response
-    except Exception as e:
-        fault = storage_error(e) if isinstance(e, sqlite3.Error) else None
-        if fault is not None:
-            log.error("%s %s: %s; nothing recorded", request.method, request.path, fault)
-            return error_response(
-                507,
-                "insufficient_storage",
-                f"the node could not store this request ({fault}); nothing was recorded: "
-                "retry once its operator has freed disk space",
-            )
-        log.exception("unhandled error answering %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; the node's log has the details")
+error_middleware = edge_error_middleware(
+    realm=REALM, codes=HTTP_CODES, log=log, service="node", fault=_storage_fault
+)
 
 
 # -- app keys ---------------------------------------------------------------------------
@@ -262,23 +209,8 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 # -- request reading --------------------------------------------------------------------
 
 
-async def _read_body(request: web.Request, cap: int) -> bytes:
-    """The request body, refusing (413) anything over ``cap`` bytes without reading it all."""
-    declared = request.content_length
-    if declared is not None and declared > cap:
-        raise ApiError(413, "payload_too_large", f"the body is {declared} bytes; the cap is {cap}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > cap:
-            raise ApiError(413, "payload_too_large", f"the body exceeds the cap of {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    data = await _read_body(request, JSON_BODY_BYTES)
+    data = await read_body(request, JSON_BODY_BYTES)
     try:
         value = json.loads(data.decode("utf-8"))
     # ValueError: besides UnicodeDecodeError and JSONDecodeError, an integer of more
@@ -369,13 +301,13 @@ async def _upload_queries(request: web.Request) -> tuple[str, dict[str, list[byt
             " video/*, audio/*, application/octet-stream, or application/json hashes",
         )
     dihedral = _flag(request, "dihedral")
-    data = await _read_body(request, request.app[CONFIG].max_upload_bytes)
+    data = await read_body(request, request.app[CONFIG].max_upload_bytes)
     if not data:
         raise _invalid("the body is empty")
     if kind == "file":
-        return kind, node.file_queries(data)
+        return kind, node.matching.file_queries(data)
     try:
-        queries = await asyncio.to_thread(node.image_queries, data, dihedral=dihedral)
+        queries = await asyncio.to_thread(node.matching.image_queries, data, dihedral=dihedral)
     except ImageRejected as e:
         status, code = _REJECTED[e.reason]
         raise ApiError(status, code, str(e)) from e
@@ -403,7 +335,7 @@ async def post_match(request: web.Request) -> web.StreamResponse:
         kind, queries = "hashes", _hash_queries(body.get("hashes"))
     else:
         kind, queries = await _upload_queries(request)
-    results = node.match_hashes(queries, one_item=kind != "hashes")
+    results = node.matching.match_hashes(queries, one_item=kind != "hashes")
     request.app[METRICS].checked.labels(kind).inc()
     _count_matches(request.app, results, "upload")
     return web.json_response(
@@ -421,7 +353,7 @@ async def post_outcome(request: web.Request) -> web.StreamResponse:
     if outcome not in OUTCOMES:
         raise _invalid(f"'outcome' must be one of {', '.join(OUTCOMES)}")
     try:
-        recorded = request.app[NODE].record_outcome(match_id, outcome)
+        recorded = request.app[NODE].matching.record_outcome(match_id, outcome)
     except UnknownMatchError as e:
         raise ApiError(404, "not_found", f"no match {match_id}") from e
     except OutcomeConflictError as e:
@@ -444,7 +376,7 @@ async def post_content(request: web.Request) -> web.StreamResponse:
         kind, queries = await _upload_queries(request)
     # One transaction: a registration is stored with its matches or not at all.
     try:
-        registered, results = node.register_and_match(
+        registered, results = node.registry.register_and_match(
             content_id, queries, one_item=kind != "hashes"
         )
     except InvalidContentError as e:
@@ -478,7 +410,7 @@ async def get_matches(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("limit", "50")
     if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    matches = request.app[NODE].recent_matches(int(raw), open_only=open_only)
+    matches = request.app[NODE].matching.recent_matches(int(raw), open_only=open_only)
     return web.json_response({"matches": matches})
 
 

@@ -21,27 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aiohttp
 import click
 
+from edge import cli as edge_cli
 from node import store as node_store
 from node.config import NodeConfig, write_secret
 from node.imaging import ImageRejected
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.sync import ListOutcome
-from protocol import HASH_TYPES, HashhubError, Root
+from protocol import HASH_TYPES, Root
 
 __all__ = ["EXIT_FAILED", "EXIT_REJECTED", "main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_REJECTED = 3
 """``sync``: an update was rejected by a protocol rule (evidence kept)."""
@@ -55,72 +50,21 @@ _TYPES = "|".join(sorted(HASH_TYPES))
 # -- plumbing ---------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
+def _reported() -> AbstractContextManager[None]:
     """Turn the node's, the protocol's and the file system's errors into one-line messages."""
-    try:
-        yield
-    except HashhubError as e:  # NodeError, ProtocolError, KeyFileError
-        raise click.ClickException(_one_line(str(e))) from e
-    except sqlite3.Error as e:
-        raise click.ClickException(f"database: {_one_line(str(e))}{_locked_hint(e)}") from e
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+    return edge_cli.reported(busy_timeout=node_store.BUSY_TIMEOUT)
 
 
-def _locked_hint(error: sqlite3.Error) -> str:
-    """What a lock held past the busy timeout means (each transaction waits that long)."""
-    code = getattr(error, "sqlite_errorcode", None)
-    if not isinstance(code, int) or code & 0xFF != sqlite3.SQLITE_BUSY:
-        return ""
-    return (
-        f" (another process held its write lock for over {node_store.BUSY_TIMEOUT:g} s); "
-        "run the command again"
-    )
+def _open(home: Path) -> AbstractContextManager[Node]:
+    return edge_cli.opened(lambda: Node.open(home), busy_timeout=node_store.BUSY_TIMEOUT)
 
 
-@contextmanager
-def _open(home: Path) -> Iterator[Node]:
-    with _reported():
-        node = Node.open(home)
-        try:
-            yield node
-        finally:
-            node.close()
-
-
-def home_option(command: F) -> F:
-    return click.option(
-        "--home",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="HASHHUB_NODE_HOME",
-        show_envvar=True,
-        required=True,
-        help="The node's home directory (made by 'hashhub-node init').",
-    )(command)
-
-
-def json_option(command: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns, two spaces apart; None shows as '-'."""
-    cells = [list(headers)] + [["-" if v is None else str(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
+home_option = edge_cli.home_option(
+    "HASHHUB_NODE_HOME", "The node's home directory (made by 'hashhub-node init')."
+)
+json_option = edge_cli.json_option
+_echo_json = edge_cli.echo_json
+_table = edge_cli.table
 
 
 def _session(node: Node) -> aiohttp.ClientSession:
@@ -419,10 +363,10 @@ def _file_queries(node: Node, path: Path, dihedral: bool | None) -> dict[str, li
     """An image's hashes, or a file's digests when it is no picture the node can read."""
     data = path.read_bytes()
     try:
-        return node.image_queries(data, dihedral=dihedral)
+        return node.matching.image_queries(data, dihedral=dihedral)
     except ImageRejected as e:
         if e.reason == "unsupported":
-            return node.file_queries(data)
+            return node.matching.file_queries(data)
         raise
 
 
@@ -453,7 +397,8 @@ def match(
                 hash_type, value = _hash_argument(item, type_name)
                 queries.append((item, {hash_type: [value]}))
         with _reported():
-            answers = [(label, node.match_hashes(q, one_item=True)) for label, q in queries]
+            match = node.matching.match_hashes
+            answers = [(label, match(q, one_item=True)) for label, q in queries]
     if as_json:
         _echo_json({label: [m.to_dict() for m in found] for label, found in answers})
         return
@@ -500,9 +445,11 @@ def scan(directory: Path, dihedral: bool | None, as_json: bool, home: Path) -> N
                     try:
                         queries = _file_queries(node, path, dihedral)
                     except ImageRejected:
-                        queries = node.file_queries(path.read_bytes())
-                    images += "pdq" in queries
-                    count, matches = node.register_and_match(content_id, queries, one_item=True)
+                        queries = node.matching.file_queries(path.read_bytes())
+                    images += any(HASH_TYPES[t].of_picture is not None for t in queries)
+                    count, matches = node.registry.register_and_match(
+                        content_id, queries, one_item=True
+                    )
                     registered += count
                     found.extend((content_id, m) for m in matches)
     if as_json:

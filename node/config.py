@@ -25,9 +25,8 @@ import os
 import re
 import ssl
 import stat
-import tomllib
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -159,13 +158,12 @@ class NodeConfig:
             NodeConfigError: a value TOML cannot hold (``edge.toml``), such as a
                 string with a lone surrogate.
         """
-        settings = {f.name: getattr(self, f.name) for f in fields(self)}
-        try:
-            return toml.dumps(
-                settings, comment="hashhub node configuration (see docs/participant-guide.md)"
-            )
-        except toml.TomlWriteError as e:
-            raise NodeConfigError(f"{CONFIG_NAME}: {e}") from e
+        return toml.dumps_config(
+            self,
+            file=CONFIG_NAME,
+            comment="hashhub node configuration (see docs/participant-guide.md)",
+            error=NodeConfigError,
+        )
 
     @classmethod
     def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
@@ -180,19 +178,13 @@ class NodeConfig:
                 in it, or a variable whose value is not a valid value of its setting.
         """
         path = home / CONFIG_NAME
-        try:
-            raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise NodeConfigError(f"{path}: not a node home (run 'hashhub-node init')") from e
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise NodeConfigError(f"{path}: {e}") from e
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise NodeConfigError(f"{path}: unknown setting(s) {unknown}")
-        missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.name not in raw)
-        if missing:
-            raise NodeConfigError(f"{path}: missing setting(s) {missing}")
+        raw = toml.read_settings(
+            path,
+            [f.name for f in fields(cls)],
+            error=NodeConfigError,
+            not_home="not a node home (run 'hashhub-node init')",
+        )
+        toml.require_settings(cls, raw, path, NodeConfigError)
         types = get_type_hints(cls)
         for key, value in raw.items():
             if types[key] == tuple[str, ...]:
@@ -238,12 +230,10 @@ def _from_environment(
 ) -> list[tuple[str, str, Any]]:
     """``(variable, setting, value)`` for each ``HASHHUB_NODE_*`` variable set, parsed by type."""
     found: list[tuple[str, str, Any]] = []
-    for f in fields(NodeConfig):
-        variable = env_variable(f.name)
-        if f.name in INIT_ONLY or variable not in environ:
-            continue
-        text = environ[variable]
-        kind = types[f.name]
+    for setting, variable, text in toml.overriding_variables(
+        NodeConfig, environ, env_variable, INIT_ONLY
+    ):
+        kind = types[setting]
         value: Any
         if kind is int and _INT.fullmatch(text.strip()):
             value = int(text)
@@ -256,13 +246,13 @@ def _from_environment(
         elif kind == tuple[str, ...]:
             items = [item.strip() for item in text.split(",")] if text.strip() else []
             if "" in items:
-                raise NodeConfigError(f"{variable}: {f.name} has an empty item in {text!r}")
+                raise NodeConfigError(f"{variable}: {setting} has an empty item in {text!r}")
             value = tuple(items)
         elif kind in _KIND:
-            raise NodeConfigError(f"{variable}: {f.name} must be {_KIND[kind]}, not {text!r}")
+            raise NodeConfigError(f"{variable}: {setting} must be {_KIND[kind]}, not {text!r}")
         else:  # a new setting of another type needs its parser here first
             raise TypeError(f"{variable}: the loader has no parser for {kind!r}")
-        found.append((variable, f.name, value))
+        found.append((variable, setting, value))
     return found
 
 

@@ -16,6 +16,10 @@ A sync that fails with ``FetchError`` is retried with back-off; one that fails w
 hub may serve good data later. Neither changes what the node enforces; nor does a
 ``StorageError``, whose transaction SQLite rolled back: the update is ``failed`` and
 retried, the API answers 507, and both work again once the disk has room.
+
+The match API refuses a request with ``edge.errors.ApiError`` (status, code,
+message: ``node.app`` re-exports it), the error the hub's are made of too;
+``HTTP_CODES`` gives the statuses aiohttp raises itself the same codes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 from protocol.errors import HashhubError
 
 __all__ = [
+    "HTTP_CODES",
     "FetchError",
     "InvalidContentError",
     "InvalidOutcomeError",
@@ -33,6 +38,17 @@ __all__ = [
     "StorageError",
     "UnknownMatchError",
 ]
+
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    404: "not_found",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+"""The code of each status the match API answers, for an aiohttp ``HTTPException``."""
 
 
 class NodeError(HashhubError):

@@ -1,5 +1,10 @@
 """Hashing uploads: PDQ and pHash of the picture, MD5 and SHA-256 of the bytes.
 
+Which hashes are taken, and how, is the registry's (``protocol.hashtypes``): every
+type with an ``of_picture`` is computed from the picture this module decodes, every
+type with an ``of_bytes`` from the bytes as uploaded. This module owns what comes
+before a hash function: the decoding, the limits and the hardening below.
+
 What is hashed is the picture **as a viewer shows it**: the EXIF ``Orientation`` tag
 is applied first (``ImageOps.exif_transpose``), so a photo stored sideways with a tag
 that says "rotate 90°" hashes like the upright photo, and so like an upright copy
@@ -39,19 +44,18 @@ MD5 and SHA-256 are of the bytes as uploaded, and ``file_digests`` works on any 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import imagehash
 import numpy as np
 import pdqhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from node.errors import NodeError
+from protocol.hashtypes import HASH_TYPES
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -65,6 +69,7 @@ __all__ = [
     "decode_image",
     "dihedral_pdq",
     "file_digests",
+    "file_hashes",
     "hash_image",
     "pdq_of_image",
     "phash_of_image",
@@ -135,32 +140,64 @@ class FileDigests:
 
 @dataclass(frozen=True)
 class ImageHashes:
-    """Every hash the node matches an image by.
+    """Every hash the node matches an image by: one per registered type it can compute.
 
     Attributes:
-        md5: MD5 of the uploaded bytes (16 bytes).
-        sha256: SHA-256 of the uploaded bytes (32 bytes).
-        pdq: the PDQ hash (32 bytes, the reference implementation's hex order).
-        pdq_quality: PDQ's own quality score, 0-100. Below about 50 the picture has
-            too little detail (flat or tiny) for its PDQ hash to be trusted.
-        phash: imagehash's 64-bit ``phash`` (8 bytes, same order as its hex string).
+        hashes: by hash type name, every type hashed from the picture
+            (``of_picture``: PDQ, pHash) or from its bytes (``of_bytes``: MD5,
+            SHA-256).
+        qualities: by hash type name, the hasher's own quality score (0–100) for
+            the types that have one. PDQ's: below about 50 the picture has too
+            little detail (flat or tiny) for its hash to be trusted.
+
+    ``pdq``, ``pdq_quality``, ``phash``, ``md5`` and ``sha256`` name the shipped
+    types' values, for callers that want one of them.
     """
 
-    md5: bytes
-    sha256: bytes
-    pdq: bytes
-    pdq_quality: int
-    phash: bytes
+    hashes: Mapping[str, bytes]
+    qualities: Mapping[str, int]
+
+    @property
+    def pdq(self) -> bytes:
+        """The PDQ hash (32 bytes, the reference implementation's hex order)."""
+        return self.hashes["pdq"]
+
+    @property
+    def pdq_quality(self) -> int:
+        """PDQ's quality score, 0-100."""
+        return self.qualities["pdq"]
+
+    @property
+    def phash(self) -> bytes:
+        """imagehash's 64-bit ``phash`` (8 bytes, same order as its hex string)."""
+        return self.hashes["phash"]
+
+    @property
+    def md5(self) -> bytes:
+        """MD5 of the uploaded bytes (16 bytes)."""
+        return self.hashes["md5"]
+
+    @property
+    def sha256(self) -> bytes:
+        """SHA-256 of the uploaded bytes (32 bytes)."""
+        return self.hashes["sha256"]
 
     def by_type(self) -> dict[str, bytes]:
         """The hashes keyed by hash type name (``pdq``, ``phash``, ``md5``, ``sha256``)."""
-        return {"pdq": self.pdq, "phash": self.phash, "md5": self.md5, "sha256": self.sha256}
+        return dict(self.hashes)
+
+
+def file_hashes(data: bytes) -> dict[str, bytes]:
+    """Every registered type computed from a file's raw bytes (MD5, SHA-256), by name."""
+    return {
+        name: kind.of_bytes(data) for name, kind in HASH_TYPES.items() if kind.of_bytes is not None
+    }
 
 
 def file_digests(data: bytes) -> FileDigests:
     """MD5 and SHA-256 of any file's bytes."""
-    md5 = hashlib.md5(data, usedforsecurity=False).digest()
-    return FileDigests(md5=md5, sha256=hashlib.sha256(data).digest())
+    hashes = file_hashes(data)
+    return FileDigests(md5=hashes["md5"], sha256=hashes["sha256"])
 
 
 def decode_image(
@@ -232,31 +269,42 @@ def _decoded(image: Image.Image, limits: ImageLimits, max_side: int | None) -> I
 
 def pdq_of_image(image: Image.Image) -> tuple[bytes, int]:
     """PDQ hash (32 bytes) and quality (0-100) of an RGB picture."""
-    bits, quality = pdqhash.compute(np.asarray(image, dtype=np.uint8))
-    return _pack_bits(bits), int(quality)
+    value, quality = _of_picture("pdq", image)
+    return value, 0 if quality is None else quality  # PDQ always scores its picture
 
 
 def phash_of_image(image: Image.Image) -> bytes:
     """imagehash's 64-bit ``phash`` as 8 bytes (the order of its hex string)."""
-    return _pack_bits(imagehash.phash(image).hash.flatten())
+    return _of_picture("phash", image)[0]
+
+
+def _of_picture(type_name: str, image: Image.Image) -> tuple[bytes, int | None]:
+    hasher = HASH_TYPES[type_name].of_picture
+    if hasher is None:
+        raise ValueError(f"{type_name} is not hashed from a picture")
+    return hasher(image)
 
 
 def hash_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ImageHashes:
-    """Every hash of an uploaded picture: PDQ (with quality), pHash, MD5, SHA-256.
+    """Every hash of an uploaded picture: each registered type's, from the picture
+    (PDQ with its quality, pHash) or from its bytes (MD5, SHA-256).
+
+    The picture is decoded once, by ``decode_image``'s rules, and handed to every
+    picture hasher.
 
     Raises:
         ImageRejected: the upload breaks a limit or is not a decodable picture.
     """
     image = decode_image(data, limits)
-    pdq, quality = pdq_of_image(image)
-    digests = file_digests(data)
-    return ImageHashes(
-        md5=digests.md5,
-        sha256=digests.sha256,
-        pdq=pdq,
-        pdq_quality=quality,
-        phash=phash_of_image(image),
-    )
+    hashes: dict[str, bytes] = {}
+    qualities: dict[str, int] = {}
+    for name, kind in HASH_TYPES.items():
+        if kind.of_picture is not None:
+            hashes[name], quality = kind.of_picture(image)
+            if quality is not None:
+                qualities[name] = quality
+    hashes.update(file_hashes(data))
+    return ImageHashes(hashes=hashes, qualities=qualities)
 
 
 def dihedral_pdq(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> list[bytes]:

@@ -16,14 +16,24 @@ class NodeMetrics:
     """The node's Prometheus metrics, in a registry of its own (one per app)."""
 
     def __init__(self) -> None:
+        """Register every metric, in groups (and in the order they are exposed)."""
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._api_metrics(self.registry)
+        self._list_metrics(self.registry)
+        self._match_metrics(self.registry)
+        self._outbox_metrics(self.registry)
+
+    def _api_metrics(self, r: CollectorRegistry) -> None:
+        """The local API's load, apart from what it found: a busy API is not a problem."""
         self.requests = Counter(
             "hashhub_node_http_requests",
             "API requests answered, by route template, method and status.",
             ["route", "method", "status"],
             registry=r,
         )
+
+    def _list_metrics(self, r: CollectorRegistry) -> None:
+        """Whether the lists are current: what an operator alerts on first."""
         self.syncs = Counter(
             "hashhub_node_syncs",
             "List updates, by list and outcome (updated, current, rejected, failed).",
@@ -48,6 +58,9 @@ class NodeMetrics:
             "Update runs in a row that failed or were rejected (0 after a success).",
             registry=r,
         )
+
+    def _match_metrics(self, r: CollectorRegistry) -> None:
+        """What the platform's checks found: the rate a list's effect is judged by."""
         self.checked = Counter(
             "hashhub_node_checks",
             "Uploads and hash queries checked through the API, by kind (image, file, hashes).",
@@ -60,6 +73,10 @@ class NodeMetrics:
             ["list", "source"],
             registry=r,
         )
+
+    def _outbox_metrics(self, r: CollectorRegistry) -> None:
+        """What waits for the other side: acks for the hub, webhooks and outcomes for
+        the platform. A growing backlog is a delivery problem, not a matching one."""
         self.acks_pending = Gauge(
             "hashhub_node_acks_pending", "Acks waiting for the hub's confirmation.", registry=r
         )

@@ -17,7 +17,8 @@
 
 Every job runs with ``max_instances=1``, ``coalesce=True`` and
 ``misfire_grace_time=None``. Stopping pauses the scheduler, lets a running job
-finish (APScheduler's own ``shutdown`` would cancel it mid-update), then shuts down.
+finish (APScheduler's own ``shutdown`` would cancel it mid-update), then shuts down
+(``edge.scheduler.GuardedScheduler``, as the hub's).
 ``node.app`` starts one per app (its cleanup context) and keeps it under
 ``node.app.SCHEDULER``; the status pages (``node.web``) read its ``snapshot()``.
 """
@@ -26,14 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from edge.scheduler import GuardedScheduler, Job
 from node.metrics import NodeMetrics
 from node.service import Node, deliver_webhooks, flush_acks, run_sync
 from node.sync import ListOutcome
@@ -58,7 +58,7 @@ def next_poll_delay(interval: int, failures: int, max_backoff: int) -> int:
     return max(interval, min(max_backoff, backoff))
 
 
-class NodeScheduler:
+class NodeScheduler(GuardedScheduler):
     """Runs the sync, outbox, ack and stale-alarm jobs of one node on the running loop.
 
     Args:
@@ -87,9 +87,8 @@ class NodeScheduler:
         self.last_run: datetime | None = None
         self.last_outcomes: list[ListOutcome] = []
         self.stale_lists: set[str] = set()
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._running: set[asyncio.Task[Any]] = set()
         self._outbox_lock = asyncio.Lock()
+        super().__init__(log)
 
     # -- settings ----------------------------------------------------------------------
 
@@ -102,14 +101,6 @@ class NodeScheduler:
     def _sync_trigger(self) -> IntervalTrigger:
         delay = next_poll_delay(self.poll_interval(), self.failures, self.node.config.max_backoff)
         return IntervalTrigger(seconds=delay, jitter=self.node.config.poll_jitter, timezone=UTC)
-
-    @property
-    def running(self) -> bool:
-        return bool(self._scheduler.running)
-
-    def jobs(self) -> list[Any]:
-        """The scheduled APScheduler ``Job``s, by id."""
-        return sorted(self._scheduler.get_jobs(), key=lambda job: job.id)
 
     def snapshot(self) -> dict[str, Any]:
         """The schedule's state, for ``/v1/status``."""
@@ -131,7 +122,7 @@ class NodeScheduler:
         """Add the jobs and start; needs a running event loop. The first update runs now."""
         config = self.node.config
         common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        jobs: list[tuple[str, IntervalTrigger, Callable[[], Awaitable[object]], bool]] = [
+        jobs: list[tuple[str, IntervalTrigger, Job, bool]] = [
             ("sync", self._sync_trigger(), self.sync, True),
             (
                 "outbox",
@@ -153,7 +144,7 @@ class NodeScheduler:
         for name, trigger, job, at_once in jobs:
             extra = {"next_run_time": datetime.now(UTC)} if at_once else {}
             self._scheduler.add_job(
-                self._guarded,
+                self.guarded,
                 trigger,
                 args=[name, job],
                 id=name,
@@ -168,31 +159,6 @@ class NodeScheduler:
             config.poll_jitter,
             config.ack_interval,
         )
-
-    async def stop(self) -> None:
-        """Pause, let a job that is running finish, then shut the scheduler down."""
-        if not self._scheduler.running:
-            return
-        self._scheduler.pause()
-        await asyncio.sleep(0)  # a job handed to the executor just now starts on this turn
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-        self._scheduler.shutdown(wait=False)
-        while self._scheduler.running:  # AsyncIOScheduler shuts down in a loop callback
-            await asyncio.sleep(0)
-        log.info("scheduler stopped")
-
-    async def _guarded(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-        try:
-            await job()
-        except Exception:
-            log.exception("scheduled %s job failed", name)
-        finally:
-            if task is not None:
-                self._running.discard(task)
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -264,10 +230,10 @@ class NodeScheduler:
         behind = [
             list_id
             for list_id in self.node.config.lists
-            if stored.get(list_id, 0) != self.node.versions.get(list_id, 0)
+            if stored.get(list_id, 0) != self.node.matching.versions.get(list_id, 0)
         ]
         if behind:
-            self.node.load_indexes()
+            self.node.matching.load_indexes()
             log.info("reloaded the indexes of %s from the store", ", ".join(behind))
         return behind
 

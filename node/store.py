@@ -20,11 +20,11 @@ only half-written is worse than none). What it keeps:
   retroactive takedowns.
 
 Two faults from outside (ADR 0016): every ``db.atomic()`` begins with ``BEGIN
-IMMEDIATE`` (``NodeDatabase``), so a transaction waits up to ``BUSY_TIMEOUT`` for
-another process's write lock instead of failing at once; and a write the disk
-refuses (SQLite's "database or disk is full" or "disk I/O error") is told apart from
-other database errors by ``storage_error``: the transaction is rolled back, the
-update ends ``failed``, and the API answers 507.
+IMMEDIATE`` (``edge.database.ImmediateDatabase``, the hub's too), so a transaction
+waits up to ``BUSY_TIMEOUT`` for another process's write lock instead of failing at
+once; and a write the disk refuses (SQLite's "database or disk is full" or "disk
+I/O error") is told apart from other database errors by ``storage_error``: the
+transaction is rolled back, the update ends ``failed``, and the API answers 507.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from edge.database import BUSY_TIMEOUT, connect
 from node.errors import StorageError
 from protocol import ListState, ListTrust, ProtocolError, StateDigest, format_time
 from protocol.lists import hash_type
 
 __all__ = [
     "BUSY_TIMEOUT",
-    "NodeDatabase",
     "NodeStore",
     "StoredList",
     "migrations",
@@ -163,40 +163,6 @@ def m002_state_changes(db: sqlite_utils.Database) -> None:
     )
 
 
-BUSY_TIMEOUT = 30.0
-"""Seconds a transaction waits for another connection's write lock before giving up."""
-
-
-class NodeDatabase(sqlite_utils.Database):
-    """A ``sqlite_utils.Database`` whose transactions take the write lock first.
-
-    sqlite-utils begins ``atomic()`` with a plain (deferred) ``BEGIN``. In WAL mode a
-    transaction that has read and then finds the write lock held by another process
-    (``hashhub-node sync`` beside the daemon) gets SQLITE_BUSY at once, the busy
-    timeout notwithstanding. ``BEGIN IMMEDIATE`` asks for the lock before the first
-    read, where the timeout applies. Every ``atomic()`` of the node writes. Nested
-    blocks are savepoints, as in sqlite-utils. (The hub's ``HubDatabase`` is the same.)
-    """
-
-    @contextlib.contextmanager
-    def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
-        if self.conn.in_transaction:
-            with super().atomic() as db:
-                yield db
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.rollback()  # a no-op if the error already ended the transaction
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
-
-
 def storage_error(error: sqlite3.Error) -> StorageError | None:
     """The node's disk refusing a write, as a ``StorageError``; None for any other error.
 
@@ -237,8 +203,7 @@ class NodeStore:
         if not path.exists():
             # The registry says what content the platform hosts: owner-only, like the keys.
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT)
-        self.db = NodeDatabase(conn)
+        self.db = connect(path, timeout=BUSY_TIMEOUT)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         migrations.apply(self.db)

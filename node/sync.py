@@ -42,13 +42,14 @@ from typing import ParamSpec
 import aiohttp
 
 from node.errors import FetchError, NotPublishedError, StorageError
-from node.store import NodeStore, storage_error
+from node.store import NodeStore, StoredList, storage_error
 from protocol import (
     ConsistencyError,
     EquivocationError,
     LimitError,
     Limits,
     ListState,
+    ListTrust,
     ListUpdate,
     MissingFileError,
     ProtocolError,
@@ -395,7 +396,11 @@ class Syncer:
             update.add_header(data, sig)
 
     async def sync_list(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
-        limits = self.fetcher.limits
+        """Update one list, all or nothing: the phases below, then one commit.
+
+        Every phase either feeds ``update`` (the trust rules) or raises; nothing is
+        written before the last phase, so any failure leaves the stored list as it was.
+        """
         try:
             spec = hub.root.list_spec(list_id)
         except ProtocolError as e:
@@ -407,100 +412,150 @@ class Syncer:
         checkpoint = b""
         rejected_mark = len(self.fetcher.rejected)
         try:
-            # A declared list has a checkpoint from its creation (size 0 before its
-            # first version): one that no source has is withheld, not "nothing yet".
-            checkpoint = await self.fetcher.fetch_promised(
-                checkpoint_path(list_id),
-                limits.checkpoint_bytes,
-                f"root v{hub.root.version} declares list {list_id}",
-                immutable=False,
-            )
+            checkpoint = await self._fetch_checkpoint(hub, list_id)
             update = hub.begin_update(stored.trust, checkpoint)
             if update.is_current:
                 trust = update.finish(stored.trust.state)
-                self._store_writes(
-                    self.store.commit_update,
-                    list_id,
-                    spec.hash_type,
-                    None,
-                    trust,
-                    hub.root_files(),
-                    now,
-                )
+                self._commit(hub, list_id, spec.hash_type, None, trust, now)
                 return ListOutcome(list_id, "current", start, start)
             for version in range(start + 1, update.target + 1):
                 await self._add_header(update, list_id, version)
-            base = stored.state
-            rebuilt = False
-            # A stored state that no longer hashes to its trusted digest (a bad disk, an
-            # edit by hand) is no base for a delta: resynchronise from a snapshot.
-            damaged = start > 0 and base.digest() != stored.trust.state
-            if start == 0 or damaged or update.target - start > self.snapshot_lag:
-                # The newest snapshot due (by the root each header names, §8) after start.
-                due = update.snapshots_due()
-                if due:
-                    candidate = due[-1]
-                    expected = update.header(candidate).result_state.count * spec.hash_length
-                    try:
-                        snap = await self.fetcher.fetch(
-                            snapshot_path(list_id, candidate),
-                            expected,
-                            sha256=update.header(candidate).result_state.sha256,
-                        )
-                    except NotPublishedError:
-                        # Due but missing: not needed here, the bodies from the base
-                        # do (§11.1); the auditor reports it.
-                        snap = None
-                    if snap is not None:
-                        base = update.add_snapshot(candidate, snap)
-                        rebuilt = True
-            for header in update.bodies_needed():
-                data = await self.fetcher.fetch_promised(
-                    body_path(list_id, header.body.sha256),
-                    header.body.length,
-                    f"header v{header.version} names it",
-                    sha256=header.body.sha256,
-                )
-                update.add_body(header.version, data)
+            base, rebuilt = await self._choose_base(update, list_id, spec.hash_length, stored)
+            await self._add_bodies(update, list_id)
             new_state, trust = update.apply(base)
             changes = None if rebuilt else net_changes(update)
-            self._store_writes(
-                self.store.commit_update,
-                list_id,
-                spec.hash_type,
-                new_state,
-                trust,
-                hub.root_files(),
-                now,
-                changes,
-            )
-        except EquivocationError as e:
-            del self.fetcher.rejected[rejected_mark:]  # this failure's evidence covers them
-            self._record_failure(list_id, now, e, evidence=True, data=e.presented, other=e.trusted)
-            return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
-        except ProtocolError as e:
-            del self.fetcher.rejected[rejected_mark:]
-            self._record_failure(list_id, now, e, evidence=True, data=checkpoint or None)
-            return ListOutcome(list_id, "rejected", start, start, f"{type(e).__name__}: {e}")
-        except (FetchError, StorageError) as e:
-            # The network, or the node's own disk: nothing wrong with the published
-            # data, so no evidence; the update is tried again on the next run.
-            del self.fetcher.rejected[rejected_mark:]
-            self._record_failure(list_id, now, e, evidence=False)
-            return ListOutcome(list_id, "failed", start, start, f"{type(e).__name__}: {e}")
-        outcome = ListOutcome(
-            list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state
+            self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes)
+        except (ProtocolError, FetchError, StorageError) as e:
+            del self.fetcher.rejected[rejected_mark:]  # this failure's record covers them
+            return self._refused(list_id, start, now, e, checkpoint)
+        return _updated(
+            ListOutcome(list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state),
+            stored.state,
+            changes,
         )
-        if rebuilt:
-            # States iterate in ascending order, so no sort is needed; a bootstrap (no
-            # old state) builds no set at all: 1M hashes in 0.3 s instead of 2.5 s.
-            old = set(stored.state)
-            new = set(new_state) if old else set()
-            outcome.added = [h for h in new_state if h not in old]
-            outcome.removed = [h for h in stored.state if h not in new]
-        elif changes is not None:
-            outcome.removed, outcome.added = changes
-        return outcome
+
+    async def _fetch_checkpoint(self, hub: TrustedHub, list_id: str) -> bytes:
+        """The list's checkpoint, hub first (it is the one mutable file).
+
+        A declared list has a checkpoint from its creation (size 0 before its first
+        version): one that no source has is withheld, not "nothing yet".
+        """
+        return await self.fetcher.fetch_promised(
+            checkpoint_path(list_id),
+            self.fetcher.limits.checkpoint_bytes,
+            f"root v{hub.root.version} declares list {list_id}",
+            immutable=False,
+        )
+
+    async def _choose_base(
+        self, update: ListUpdate, list_id: str, hash_length: int, stored: StoredList
+    ) -> tuple[ListState, bool]:
+        """The state the bodies apply to: the stored one, or a snapshot when that is
+        missing, damaged or too far behind. Returns (base, rebuilt from a snapshot).
+
+        A stored state that no longer hashes to its trusted digest (a bad disk, an edit
+        by hand) is no base for a delta: resynchronise from a snapshot.
+        """
+        start = stored.trust.version
+        damaged = start > 0 and stored.state.digest() != stored.trust.state
+        if not (start == 0 or damaged or update.target - start > self.snapshot_lag):
+            return stored.state, False
+        # The newest snapshot due (by the root each header names, §8) after start.
+        due = update.snapshots_due()
+        if not due:
+            return stored.state, False
+        candidate = due[-1]
+        result = update.header(candidate).result_state
+        try:
+            snap = await self.fetcher.fetch(
+                snapshot_path(list_id, candidate),
+                result.count * hash_length,
+                sha256=result.sha256,
+            )
+        except NotPublishedError:
+            # Due but missing: not needed here, the bodies from the base do (§11.1);
+            # the auditor reports it.
+            return stored.state, False
+        return update.add_snapshot(candidate, snap), True
+
+    async def _add_bodies(self, update: ListUpdate, list_id: str) -> None:
+        """Fetch every body the update still needs, by hash (mirrors first); each is
+        checked by length and SHA-256 before the trust rules parse it."""
+        for header in update.bodies_needed():
+            data = await self.fetcher.fetch_promised(
+                body_path(list_id, header.body.sha256),
+                header.body.length,
+                f"header v{header.version} names it",
+                sha256=header.body.sha256,
+            )
+            update.add_body(header.version, data)
+
+    def _commit(
+        self,
+        hub: TrustedHub,
+        list_id: str,
+        hash_type: str,
+        state: ListState | None,
+        trust: ListTrust,
+        now: datetime,
+        changes: tuple[list[bytes], list[bytes]] | None = None,
+    ) -> None:
+        """State, trust record and roots in one transaction: the only write of an update
+        (``state`` None keeps the stored state, for a list already current)."""
+        self._store_writes(
+            self.store.commit_update,
+            list_id,
+            hash_type,
+            state,
+            trust,
+            hub.root_files(),
+            now,
+            changes,
+        )
+
+    def _refused(
+        self, list_id: str, start: int, now: datetime, error: Exception, checkpoint: bytes
+    ) -> ListOutcome:
+        """Record why an update failed and say so; the stored list stays enforced.
+
+        A protocol rejection is evidence (an equivocation keeps both notes); the
+        network or the node's own disk is nothing wrong with the published data, so no
+        evidence, and the update is tried again on the next run.
+        """
+        if isinstance(error, EquivocationError):
+            self._record_failure(
+                list_id, now, error, evidence=True, data=error.presented, other=error.trusted
+            )
+            status = "rejected"
+        elif isinstance(error, ProtocolError):
+            self._record_failure(list_id, now, error, evidence=True, data=checkpoint or None)
+            status = "rejected"
+        else:
+            self._record_failure(list_id, now, error, evidence=False)
+            status = "failed"
+        return ListOutcome(list_id, status, start, start, f"{type(error).__name__}: {error}")
+
+
+def _updated(
+    outcome: ListOutcome,
+    old_state: ListState,
+    changes: tuple[list[bytes], list[bytes]] | None,
+) -> ListOutcome:
+    """Fill in the hashes an update added and removed, for the indexes and the registry.
+
+    From a snapshot they are the difference of the two states; states iterate in
+    ascending order, so no sort is needed, and a bootstrap (no old state) builds no
+    set at all: 1M hashes in 0.3 s instead of 2.5 s.
+    """
+    if outcome.rebuilt and outcome.state is not None:
+        new_state = outcome.state
+        old = set(old_state)
+        new = set(new_state) if old else set()
+        outcome.added = [h for h in new_state if h not in old]
+        outcome.removed = [h for h in old_state if h not in new]
+    elif changes is not None:
+        outcome.removed, outcome.added = changes
+    return outcome
 
 
 def net_changes(update: ListUpdate) -> tuple[list[bytes], list[bytes]]:

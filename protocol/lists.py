@@ -1,46 +1,25 @@
 """Hash types and list ids.
 
 A list holds one hash type, so every hash in it has one fixed length and a body
-line's width is known before it is read. List ids appear in URLs and file paths,
-so they are checked against ``[a-z0-9][a-z0-9._-]{0,63}`` (and may not contain
-``..``) before they are used to build either: ``..``, ``/`` and ``%2e`` never get in.
+line's width is known before it is read. The types themselves, one module each,
+are ``protocol.hashtypes``; ``HASH_TYPES`` and ``HashType`` are its registry and
+record, named here too because this is where the rest of the code imports them from.
+
+List ids appear in URLs and file paths, so they are checked against
+``[a-z0-9][a-z0-9._-]{0,63}`` (and may not contain ``..``) before they are used to
+build either: ``..``, ``/`` and ``%2e`` never get in.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from protocol.errors import InvalidListIdError, MalformedError
+from protocol.hashtypes import HASH_TYPES, HashType
 
 __all__ = ["HASH_TYPES", "LIST_ID_PATTERN", "HashType", "hash_type", "validate_list_id"]
 
 LIST_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-
-
-@dataclass(frozen=True)
-class HashType:
-    """What a list's entries are and how they match.
-
-    Attributes:
-        name: the wire name (``pdq``, ``phash``, ``md5``, ``sha256``).
-        length: bytes per hash.
-        perceptual: matched by Hamming distance rather than equality.
-        default_max_distance: the distance a list uses unless its declaration says otherwise.
-    """
-
-    name: str
-    length: int
-    perceptual: bool
-    default_max_distance: int
-
-
-HASH_TYPES: dict[str, HashType] = {
-    "pdq": HashType("pdq", 32, True, 31),
-    "phash": HashType("phash", 8, True, 8),
-    "md5": HashType("md5", 16, False, 0),
-    "sha256": HashType("sha256", 32, False, 0),
-}
 
 
 def hash_type(name: str) -> HashType:

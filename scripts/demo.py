@@ -167,11 +167,11 @@ def publish(hub_home: Path, mirror: Path, who: str) -> list[dict[str, Any]]:
     """Publish what is staged, then export the tree to the mirror (as a cron job would)."""
     hub = Hub.open(hub_home)
     try:
-        results = hub.publish(who=who)
-        hub.export(mirror)
+        results = hub.publishing.publish(who=who)
+        hub.files.export(mirror)
     finally:
         hub.close()
-    return results
+    return [r.to_dict() for r in results]
 
 
 async def join(platform: Platform, hub_url: str, mirror_url: str, pin: str, hub_home: Path) -> None:
@@ -189,7 +189,7 @@ async def join(platform: Platform, hub_url: str, mirror_url: str, pin: str, hub_
     )
     hub = Hub.open(hub_home)
     try:
-        token = hub.enrol_node(
+        token = hub.access.enrol_node(
             platform.name,
             load_public_key(platform.home / "node.pub.pem"),
             platform.lists,
@@ -255,22 +255,22 @@ async def main(out: Path, serve: bool) -> int:
         publish_interval=0,
         timestamp_interval=0,
     )
-    hub.create_list(PDQ_LIST, "pdq", label="NCII pictures")
-    hub.create_list(MD5_LIST, "md5", label="NCII videos")
+    hub.roots.create_list(PDQ_LIST, "pdq", label="NCII pictures")
+    hub.roots.create_list(MD5_LIST, "md5", label="NCII videos")
     seeds = [hash_image(jpeg(picture(seed))) for seed in range(1, 21)]
-    hub.stage(
+    hub.lists.stage(
         PDQ_LIST,
         adds=[Intake(h.pdq, quality=h.pdq_quality, source="demo seed") for h in seeds],
         who="demo",
     )
-    hub.stage(
+    hub.lists.stage(
         MD5_LIST,
         adds=[Intake(hashlib.md5(video(s), usedforsecurity=False).digest()) for s in range(5)],
         who="demo",
     )
-    pin = hub.root_sha256(1)
-    operator_token = hub.create_operator_token("publisher", "demo-operator", who="demo")
-    auditor_token = hub.create_operator_token("auditor", "demo-auditor", who="demo")
+    pin = hub.keys.root_sha256(1)
+    operator_token = hub.access.create_operator_token("publisher", "demo-operator", who="demo")
+    auditor_token = hub.access.create_operator_token("auditor", "demo-auditor", who="demo")
     hub.close()
     for r in publish(hub_home, mirror_dir, "demo"):
         tell(f"published {r['list']} version {r['version']}: {r['count']} hashes")
@@ -324,7 +324,7 @@ async def main(out: Path, serve: bool) -> int:
         say("4. An operator reviews the case and publishes")
         hub = Hub.open(hub_home)
         try:
-            hub.review_case(case, accept=True, list_id=PDQ_LIST, who="demo-operator")
+            hub.cases.review(case, accept=True, list_id=PDQ_LIST, who="demo-operator")
         finally:
             hub.close()
         tell(f"accepted into {PDQ_LIST} (on the dashboard's review queue)")
@@ -386,7 +386,7 @@ async def main(out: Path, serve: bool) -> int:
             tell(f"{platform.name}: {confirmed} signed ack(s) confirmed by the hub")
         hub = Hub.open(hub_home)
         try:
-            for entry in hub.status()["lists"]:
+            for entry in hub.reports.status()["lists"]:
                 if entry["id"] == PDQ_LIST:
                     totals = entry["totals"]
                     tell(
@@ -394,7 +394,7 @@ async def main(out: Path, serve: bool) -> int:
                         f"blocked {totals['blocked']}, matched {totals['matched']}"
                     )
                     ok &= totals["actioned"] >= 1 and totals["blocked"] >= 1
-            status = hub.case(case)
+            status = hub.cases.get(case)
         finally:
             hub.close()
         tell(

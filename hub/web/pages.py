@@ -4,7 +4,10 @@ Public pages (no login):
 
 - ``GET /submit``: choose a picture or a video; the page hashes it in the browser
   (``static/hashing/pdq.js`` for pictures, ``static/hashing/md5.js`` for videos)
-  and the form carries only ``type``, ``hash`` and, for PDQ, ``quality``. The file
+  and the form carries only ``type``, ``hash`` and, for PDQ, ``quality``. Which
+  types the page offers, for what, and which take a quality is the registry's
+  (``protocol.hashtypes``: ``submitted_as``, ``min_quality``); each offered type
+  brings its browser hasher, ``static/hashing/<type>.js``. The file
   input has no ``name`` and sits outside the form, so a browser never sends the
   file, with or without the script. ``POST /submit`` takes only a
   ``application/x-www-form-urlencoded`` body of at most ``FORM_BYTES`` (a
@@ -16,7 +19,7 @@ Public pages (no login):
   nothing past a rule: a degenerate hash (``protocol.hashes``: a PDQ with fewer
   than 64 or more than 192 bits set, such as all zeros; an all-zero or all-ones
   MD5; the MD5 of an empty file) is a 400 page naming the rule, whatever quality
-  comes with it (``Hub.submit_case``).
+  comes with it (``Cases.submit``).
 - ``GET /case`` and ``POST /case``: look a case up by its number. The number goes
   in the body, never in the URL, so it is not written to access logs or history.
 
@@ -76,15 +79,17 @@ import jinja2
 from aiohttp import hdrs, web
 
 from hub.appkeys import CONFIG, HUB
-from hub.core import SUBMISSION_TYPES, Hub, Principal, WebSession
+from hub.core import Hub, Principal, WebSession
 from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
 from hub.http import Handler, after_publish, read_body
-from hub.intake import MIN_PDQ_QUALITY, parse_hash
+from hub.intake import parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
+from hub.services.publishing import PublishResult
 from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
 from protocol.authshape import session_id as shaped_session_id
+from protocol.hashtypes import HASH_TYPES, submission_types
 
 __all__ = [
     "FORM_BYTES",
@@ -240,7 +245,7 @@ async def _session(request: web.Request) -> WebSession:
     if session_id is None:  # absent, or of a shape the hub never issued
         raise web.HTTPSeeOther("/login")
     try:
-        return await request.app[HUB].call(lambda hub: hub.web_session(session_id))
+        return await request.app[HUB].call(lambda hub: hub.sessions.get(session_id))
     except Unauthorized:
         raise web.HTTPSeeOther("/login") from None
 
@@ -344,12 +349,37 @@ async def home(request: web.Request) -> web.StreamResponse:
     return _redirect("/submit")
 
 
+_MEDIA = {
+    "image": {"choice": "picture (photo, screenshot)", "noun": "picture", "file": "picture"},
+    "video": {"choice": "video", "noun": "video", "file": "video file"},
+}
+"""What each ``submitted_as`` is called on the page: the choice, the thing, the file hashed."""
+
+
+def submission_choices() -> list[dict[str, Any]]:
+    """The page's choices, one per submittable type of the registry, pictures first."""
+    offered = sorted(submission_types().items(), key=lambda item: item[1] != "image")
+    return [
+        {
+            "type": name,
+            "media": media,
+            "choice": _MEDIA[media]["choice"],
+            "noun": _MEDIA[media]["noun"],
+            "preview": f"{HASH_TYPES[name].label} ({_MEDIA[media]['file']})",
+            "label": HASH_TYPES[name].label,
+            "min_quality": HASH_TYPES[name].min_quality,
+        }
+        for name, media in offered
+    ]
+
+
 async def submit_form(request: web.Request) -> web.StreamResponse:
-    return _render(request, "submit.html", {"min_quality": MIN_PDQ_QUALITY})
+    return _render(request, "submit.html", {"choices": submission_choices()})
 
 
 def _quality(type_name: str, text: str) -> int | None:
-    if type_name != "pdq":
+    """A type with a quality floor carries its quality (PDQ); any other carries none."""
+    if HASH_TYPES[type_name].min_quality is None:
         if text:
             raise InvalidRequest(f"a {type_name} hash has no quality")
         return None
@@ -363,17 +393,21 @@ async def submit(request: web.Request) -> web.StreamResponse:
     _rate_limit(request, "submit")
     form = await _form(request, {"type", "hash", "quality"})
     type_name = form.get("type", "")
-    if type_name not in SUBMISSION_TYPES:
-        raise InvalidRequest("choose a picture (PDQ hash) or a video (MD5 hash)")
+    offered = submission_types()
+    if type_name not in offered:
+        raise InvalidRequest(
+            "choose "
+            + " or ".join(f"a {c['noun']} ({c['label']} hash)" for c in submission_choices())
+        )
     value = parse_hash(form.get("hash", ""), type_name)
     quality = _quality(type_name, form.get("quality", ""))
     case_number = await request.app[HUB].call(
-        lambda hub: hub.submit_case(type_name, value, quality)
+        lambda hub: hub.cases.submit(type_name, value, quality)
     )
     return _render(
         request,
         "submitted.html",
-        {"case": group_case(case_number), "media": SUBMISSION_TYPES[type_name]},
+        {"case": group_case(case_number), "media": offered[type_name]},
     )
 
 
@@ -386,7 +420,7 @@ async def case_lookup(request: web.Request) -> web.StreamResponse:
     _rate_limit(request, "case")
     form = await _form(request, {"case"})
     case_number = _case_number(form.get("case", ""))
-    found = await request.app[HUB].call(lambda hub: hub.case(case_number))
+    found = await request.app[HUB].call(lambda hub: hub.cases.get(case_number))
     found["grouped"] = group_case(case_number)
     return _render(request, "case.html", {"found": found})
 
@@ -422,7 +456,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not token or len(token) > 256:
         return _login_page(request, "Enter your operator token.", 401)
     try:
-        session_id, _ = await request.app[HUB].call(lambda hub: hub.open_web_session(token))
+        session_id, _ = await request.app[HUB].call(lambda hub: hub.sessions.open(token))
     except (Unauthorized, Forbidden):
         return _login_page(request, "That token is unknown, revoked or not an operator's.", 401)
     response = _redirect("/dashboard")
@@ -442,7 +476,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     await _operator_post(request, set(), None)
     session_id = request.cookies.get(SESSION_COOKIE, "")
-    await request.app[HUB].call(lambda hub: hub.close_web_session(session_id))
+    await request.app[HUB].call(lambda hub: hub.sessions.close(session_id))
     response = _redirect("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -468,7 +502,7 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
     """
     now = hub.now()
     stale_after = hub.config.max_checkpoint_age
-    status = hub.status()
+    status = hub.reports.status()
     nodes = []
     for entry in status["lists"]:
         for node in entry["nodes"]:
@@ -491,26 +525,26 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
         }
         rows: list[dict[str, Any]] = [
             {"hash": h, "counts": c, "reasons": flagged.get(h, [])}
-            for h, c in hub.hash_counts(entry["id"]).items()
+            for h, c in hub.ledger.hash_counts(entry["id"]).items()
         ]
         rows.sort(key=lambda r: (not r["reasons"], -r["counts"].get("matched", 0), r["hash"]))
         per_hash[entry["id"]] = rows[:25]
-    history = {entry["id"]: hub.count_history(entry["id"]) for entry in status["lists"]}
+    history = {entry["id"]: hub.ledger.count_history(entry["id"]) for entry in status["lists"]}
     return {
         "status": status,
         "nodes": nodes,
         "stale_after": stale_after,
-        "staged": hub.staged_changes(100),
+        "staged": hub.lists.staged_changes(100),
         "chart": line_chart(history),
         "per_hash": per_hash,
-        "keys": hub.keys(),
-        "actions": hub.actions(50),
-        "queue": hub.cases("received", 100),
+        "keys": hub.keys.records(),
+        "actions": hub.reports.actions(50),
+        "queue": hub.cases.with_status("received", 100),
     }
 
 
 def _reporters(flagged: dict[str, Any], reason: str) -> int:
-    """How many nodes reported the counter behind a flag reason (``Hub.flagged_hashes``)."""
+    """How many nodes reported the counter behind a flag reason (``Ledger.flagged_hashes``)."""
     counter = "false_positive" if reason == "false positives" else "matched"
     return int(flagged.get("nodes", {}).get(counter, 0))
 
@@ -542,10 +576,10 @@ async def publish(request: web.Request) -> web.StreamResponse:
     wanted = form.get("list", "")
     who = session.principal.subject
 
-    def run(hub: Hub) -> list[dict[str, Any]]:
+    def run(hub: Hub) -> list[PublishResult]:
         if wanted:
-            hub.spec(wanted)
-        return hub.publish([wanted] if wanted else None, who=who)
+            hub.lists.spec(wanted)
+        return hub.publishing.publish([wanted] if wanted else None, who=who)
 
     results = await request.app[HUB].call(run)
     after_publish(request.app, results, "dashboard")
@@ -564,7 +598,7 @@ async def review(request: web.Request) -> web.StreamResponse:
     list_id = form.get("list") or None
     who = session.principal.subject
     await request.app[HUB].call(
-        lambda hub: hub.review_case(
+        lambda hub: hub.cases.review(
             case_number, accept=decision == "accept", list_id=list_id, who=who
         )
     )

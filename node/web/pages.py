@@ -12,7 +12,7 @@ its own:
   reason, and the cumulative counters; damaged lists; the ack and webhook
   outboxes; the schedule; recent match events that wait for an outcome.
 - ``POST /status/matches/{match_id}/outcome``: one of ``actioned``, ``blocked``,
-  ``false_positive``, ``kept``, recorded by ``Node.record_outcome`` exactly as
+  ``false_positive``, ``kept``, recorded by ``Matching.record_outcome`` exactly as
   ``POST /v1/matches/{match_id}/outcome`` records it (same 404, same conflict rule).
 - ``POST /status/logout``; ``GET /status/static/node.css``.
 
@@ -411,7 +411,7 @@ class StatusPages:
                 "status": status,
                 "lists": list_rows(node, status, node.now()),
                 "schedule": scheduler.snapshot() if scheduler is not None else None,
-                "matches": node.recent_matches(OPEN_MATCH_ROWS, open_only=True),
+                "matches": node.matching.recent_matches(OPEN_MATCH_ROWS, open_only=True),
                 "shown_matches": OPEN_MATCH_ROWS,
                 "outcomes": OUTCOMES,
                 "csrf": session.csrf,
@@ -432,7 +432,7 @@ class StatusPages:
             raise PageError(400, "Unknown outcome", f"An outcome is one of {', '.join(OUTCOMES)}.")
         node = request.config_dict[self.node_key]
         try:
-            recorded = node.record_outcome(match_id, outcome)
+            recorded = node.matching.record_outcome(match_id, outcome)
         except UnknownMatchError as e:
             raise PageError(404, "No such match", f"There is no match {match_id}.") from e
         except OutcomeConflictError as e:  # the API's 409 conflict: an outcome is recorded once

@@ -61,7 +61,7 @@ def export(home: Path, target: Path) -> Path:
     """Write the published tree of the hub in ``home`` under ``target``."""
     hub = Hub.open(home)
     try:
-        hub.export(target)
+        hub.files.export(target)
     finally:
         hub.close()
     return target
@@ -71,7 +71,7 @@ def pin_of(home: Path) -> str:
     """The SHA-256 of the hub's root v1, as its operator hands it to participants."""
     hub = Hub.open(home)
     try:
-        return hub.root_sha256(1)
+        return hub.keys.root_sha256(1)
     finally:
         hub.close()
 
@@ -84,7 +84,7 @@ def load_role_key(home: Path, role: str) -> SigningKey:
     """The hub's current private key of ``role`` (a test forging with the hub's own keys)."""
     hub = Hub.open(home)
     try:
-        (key,) = hub.signers(role)
+        (key,) = hub.keys.signers(role)
     finally:
         hub.close()
     return key

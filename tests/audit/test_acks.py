@@ -65,7 +65,7 @@ async def nodes(
     """platform-a (three acks, one after a reset) and platform-b (one ack), all accepted."""
     key_b = SigningKey.generate()
     with opened(hub_home) as hub:
-        token_b = hub.enrol_node(OTHER_NODE, key_b.public, [LIST])
+        token_b = hub.access.enrol_node(OTHER_NODE, key_b.public, [LIST])
     pin = pin_of(hub_home)
     follower_a = Follower(client, pin, token=node_token)
     await follower_a.update(LIST)

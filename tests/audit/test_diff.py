@@ -32,9 +32,9 @@ class Rotated:
 def rotated(hub_home: Path, tmp_path: Path) -> Rotated:
     retired = load_role_key(hub_home, "delta")
     with opened(hub_home) as hub:
-        hub.rotate_key("delta")
-        hub.stage(LIST, adds=[Intake(md5("new"))], removes=[md5("late"), md5(1)])
-        hub.publish([LIST])
+        hub.roots.rotate_key("delta")
+        hub.lists.stage(LIST, adds=[Intake(md5("new"))], removes=[md5("late"), md5(1)])
+        hub.publishing.publish([LIST])
     current = load_role_key(hub_home, "delta")
     assert retired.keyid != current.keyid
     return Rotated(export(hub_home, tmp_path / "tree"), retired, current)

@@ -22,17 +22,17 @@ from tests.node.fixtures_sync import Clock
 def test_an_export_missing_a_middle_root_fails_naming_the_file(tmp_path: Path) -> None:
     hub = Hub.init(tmp_path / "hub", HUB_NAME, root_keys=1, root_threshold=1, now=Clock())
     try:
-        hub.create_list(LIST, "md5")  # v2
-        hub.stage(LIST, adds=[Intake(md5("a"))])
-        hub.publish([LIST])
-        hub.rotate_key("checkpoint")  # v3
-        hub.rotate_key("delta")  # v4
-        hub.create_list("second-md5", "md5")  # v5
-        hub.stage(LIST, adds=[Intake(md5("b"))])
-        hub.publish([LIST])
+        hub.roots.create_list(LIST, "md5")  # v2
+        hub.lists.stage(LIST, adds=[Intake(md5("a"))])
+        hub.publishing.publish([LIST])
+        hub.roots.rotate_key("checkpoint")  # v3
+        hub.roots.rotate_key("delta")  # v4
+        hub.roots.create_list("second-md5", "md5")  # v5
+        hub.lists.stage(LIST, adds=[Intake(md5("b"))])
+        hub.publishing.publish([LIST])
         tree = tmp_path / "tree"
-        hub.export(tree)
-        pin = hub.root_sha256(1)
+        hub.files.export(tree)
+        pin = hub.keys.root_sha256(1)
     finally:
         hub.close()
     witness = tmp_path / "witness.json"

@@ -294,13 +294,13 @@ def test_a_tampered_export_fails_naming_the_file_and_the_rule(
 
 def small_hub(home: Path, *, now: Clock | None = None) -> Hub:
     hub = Hub.init(home, HUB_NAME, root_keys=1, root_threshold=1, now=now or Clock())
-    hub.create_list(LIST, "md5", snapshot_every=10)
+    hub.roots.create_list(LIST, "md5", snapshot_every=10)
     return hub
 
 
 def publish(hub: Hub, *labels: object) -> None:
-    hub.stage(LIST, adds=[Intake(md5(label)) for label in labels])
-    hub.publish([LIST])
+    hub.lists.stage(LIST, adds=[Intake(md5(label)) for label in labels])
+    hub.publishing.publish([LIST])
 
 
 def test_a_list_with_no_versions_verifies_at_size_0_and_fails_without_its_checkpoint(
@@ -311,8 +311,8 @@ def test_a_list_with_no_versions_verifies_at_size_0_and_fails_without_its_checkp
     hub = small_hub(tmp_path / "hub")
     tree = tmp_path / "tree"
     try:
-        hub.export(tree)
-        pin = hub.root_sha256(1)
+        hub.files.export(tree)
+        pin = hub.keys.root_sha256(1)
     finally:
         hub.close()
     witness = tmp_path / "witness.json"
@@ -345,10 +345,10 @@ def test_a_checkpoint_that_shrank_since_the_last_run_fails(tmp_path: Path) -> No
     hub = small_hub(tmp_path / "hub")
     try:
         publish(hub, "a")
-        hub.export(tmp_path / "at-v1")
+        hub.files.export(tmp_path / "at-v1")
         publish(hub, "b")
-        hub.export(tmp_path / "at-v2")
-        pin = hub.root_sha256(1)
+        hub.files.export(tmp_path / "at-v2")
+        pin = hub.keys.root_sha256(1)
     finally:
         hub.close()
     witness = tmp_path / "witness.json"
@@ -372,21 +372,21 @@ def test_a_history_forked_since_the_last_run_fails(
     hub = small_hub(tmp_path / "hub")
     try:
         publish(hub, "a")
-        pin = hub.root_sha256(1)
+        pin = hub.keys.root_sha256(1)
     finally:
         hub.close()
     shutil.copytree(tmp_path / "hub", tmp_path / "fork")
     hub = Hub.open(tmp_path / "hub", now=Clock())
     try:
         publish(hub, "b")
-        hub.export(tmp_path / "seen")
+        hub.files.export(tmp_path / "seen")
     finally:
         hub.close()
     fork = Hub.open(tmp_path / "fork", now=Clock())
     try:
         for n in range(fork_versions):
             publish(fork, f"other-{n}")
-        fork.export(tmp_path / "forked")
+        fork.files.export(tmp_path / "forked")
     finally:
         fork.close()
     witness = tmp_path / "witness.json"
@@ -409,8 +409,8 @@ def test_a_stale_checkpoint_timestamp_fails(tmp_path: Path) -> None:
     hub = small_hub(tmp_path / "hub", now=clock)
     try:
         publish(hub, "a")
-        hub.export(tmp_path / "tree")
-        pin = hub.root_sha256(1)
+        hub.files.export(tmp_path / "tree")
+        pin = hub.keys.root_sha256(1)
     finally:
         hub.close()
     out = verify(tmp_path / "tree", pin, tmp_path / "w.json")

@@ -252,16 +252,16 @@ class SimulatorHub:
     def state(self, list_id: str) -> bytes:
         """The real hub's current state of a list, as snapshot bytes."""
         with self.origin.opened() as hub:
-            return hub.state(list_id).to_bytes()
+            return hub.lists.state(list_id).to_bytes()
 
     def root(self) -> Root:
         with self.origin.opened() as hub:
-            return hub.root()
+            return hub.keys.root()
 
     def signers(self, role: str) -> list[SigningKey]:
         """The hub's private keys for ``role`` (what a thief of that role would hold)."""
         with self.origin.opened() as hub:
-            return hub.signers(role)
+            return hub.keys.signers(role)
 
     # -- forgeries ----------------------------------------------------------------------
 
@@ -297,8 +297,8 @@ class SimulatorHub:
         thief of the hub's online keys, without the delta key, would serve.
         """
         with self.origin.opened() as hub:
-            head = hub.head(list_id)
-            root = hub.root()
+            head = hub.lists.head(list_id)
+            root = hub.keys.root()
         body = DeltaBody.build(root.list_spec(list_id).hash_type, [], list(adds))
         created = self.origin.clock()
         header = DeltaHeader(
@@ -451,7 +451,7 @@ class NodeUnderTest:
     def enforces(self, *hashes: bytes) -> list[bool]:
         """For each hash: would the node flag it now (does its match index hold it)?"""
         with self.opened() as node:
-            return [bool(node.match_hashes({"md5": [h]})) for h in hashes]
+            return [bool(node.matching.match_hashes({"md5": [h]})) for h in hashes]
 
 
 # -- the store, before and after -----------------------------------------------------------

@@ -95,7 +95,7 @@ async def test_an_honest_root_rotation_is_walked_and_stored(
 ) -> None:
     assert (await node.sync()).exit_code == 0
     with sim.origin.opened() as hub:
-        rotated = hub.rotate_key("root")  # new keys, signed by the old and the new
+        rotated = hub.roots.rotate_key("root")  # new keys, signed by the old and the new
     assert rotated.version == NEXT
     sim.journal.clear()
 

@@ -86,9 +86,9 @@ async def test_a_split_view_is_caught_by_the_auditor_naming_both_nodes(
             node_b.close()
 
         with hub.opened() as opened:
-            evidence = opened.evidence()
-            auditor = opened.create_operator_token("auditor", "watchdog")
-            viewer = opened.create_operator_token("viewer", "watchdog")
+            evidence = opened.evidence.items()
+            auditor = opened.access.create_operator_token("auditor", "watchdog")
+            viewer = opened.access.create_operator_token("viewer", "watchdog")
         assert [(e["kind"], e["node"]) for e in evidence] == [("split_view", "platform-b")]
 
         args = [

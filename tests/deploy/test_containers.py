@@ -478,8 +478,8 @@ async def test_set_up_commands_make_a_hub_and_nodes_that_sync_through_nginx(
         await hub.stop()
     opened = Hub.open(hub_home)
     try:
-        enrolled = {n["id"]: n["lists"] for n in opened.nodes()}
-        versions = {e["id"]: (e["version"], e["count"]) for e in opened.status()["lists"]}
+        enrolled = {n.id: n.lists for n in opened.access.nodes()}
+        versions = {e["id"]: (e["version"], e["count"]) for e in opened.reports.status()["lists"]}
     finally:
         opened.close()
     assert {k: sorted(v) for k, v in enrolled.items()} == {n: sorted(LISTS) for n in NODE_IDS}

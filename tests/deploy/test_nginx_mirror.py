@@ -77,7 +77,7 @@ def header(hub: HubApp, version: int) -> DeltaHeader:
 
 def hub_state(hub: HubApp) -> bytes:
     with hub.opened() as opened:
-        return opened.state(LIST).to_bytes()
+        return opened.lists.state(LIST).to_bytes()
 
 
 async def test_immutable_files_come_from_nginx_and_checkpoints_from_the_hub(

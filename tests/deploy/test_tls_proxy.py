@@ -236,7 +236,7 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     init_hub(home)
     hub = opened_hub(home)
     try:
-        admin = hub.create_operator_token("admin", "tests")
+        admin = hub.access.create_operator_token("admin", "tests")
     finally:
         hub.close()
     # As the guide says: the hub believes X-Forwarded-For from its proxy, and nobody else.

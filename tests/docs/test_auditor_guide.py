@@ -144,31 +144,31 @@ def publish_repository(base: Path) -> Published:
         root_expiry_days=36_500,
     )
     try:
-        hub.create_list(LIST, "md5", label="ncii", snapshot_every=2)
+        hub.roots.create_list(LIST, "md5", label="ncii", snapshot_every=2)
         later(minutes=5)
-        hub.stage(LIST, adds=[Intake(_md5(f"file-{i}")) for i in range(5)])
-        hub.publish([LIST])
+        hub.lists.stage(LIST, adds=[Intake(_md5(f"file-{i}")) for i in range(5)])
+        hub.publishing.publish([LIST])
         later(hours=1)
-        hub.stage(
+        hub.lists.stage(
             LIST,
             adds=[Intake(_md5(f"file-{i}")) for i in range(5, 8)],
             removes=[_md5("file-0")],
         )
-        hub.publish([LIST])
+        hub.publishing.publish([LIST])
         later(hours=1)
-        hub.rotate_key("delta")
+        hub.roots.rotate_key("delta")
         later(minutes=10)
-        hub.stage(
+        hub.lists.stage(
             LIST, adds=[Intake(_md5("file-8")), Intake(_md5("file-9"))], removes=[_md5("file-3")]
         )
-        hub.publish([LIST])
+        hub.publishing.publish([LIST])
         later(hours=1)
-        hub.rotate_key("root")
+        hub.roots.rotate_key("root")
         later(hours=1)
-        hub.refresh_checkpoints()
+        hub.checkpoints.refresh()
         repo = base / "repo"
-        hub.export(repo)
-        return Published(repo, hub.root_sha256(1), base / "hub")
+        hub.files.export(repo)
+        return Published(repo, hub.keys.root_sha256(1), base / "hub")
     finally:
         hub.close()
 
@@ -457,8 +457,8 @@ def test_a_checkpoint_signed_with_stolen_online_keys_fails_at_the_merkle_root(
     shutil.copytree(published.repo, copy.repo)
     hub = Hub.open(published.home)
     try:
-        (checkpoint_key,) = hub.signers("checkpoint")
-        (timestamp_key,) = hub.signers("timestamp")
+        (checkpoint_key,) = hub.keys.signers("checkpoint")
+        (timestamp_key,) = hub.keys.signers("timestamp")
     finally:
         hub.close()
     path = copy.repo / f"lists/{LIST}/checkpoint"

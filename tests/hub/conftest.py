@@ -95,15 +95,15 @@ def init_hub(home: Path, *, publish_interval: int = 0, timestamp_interval: int =
         timestamp_interval=timestamp_interval,
     )
     try:
-        hub.create_list(LIST, "md5", label="tid", snapshot_every=2)
-        hub.create_list(OTHER_LIST, "md5", label="other")
-        hub.create_list(PUBLIC_LIST, "sha256", label="open", public=True)
-        hub.stage(LIST, adds=[Intake(md5(i)) for i in range(5)])
-        hub.stage(OTHER_LIST, adds=[Intake(md5("other"))])
-        hub.stage(PUBLIC_LIST, adds=[Intake(sha256(i)) for i in range(3)])
-        hub.publish()
-        hub.stage(LIST, adds=[Intake(md5("late"))], removes=[md5(0)])
-        hub.publish([LIST])
+        hub.roots.create_list(LIST, "md5", label="tid", snapshot_every=2)
+        hub.roots.create_list(OTHER_LIST, "md5", label="other")
+        hub.roots.create_list(PUBLIC_LIST, "sha256", label="open", public=True)
+        hub.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(5)])
+        hub.lists.stage(OTHER_LIST, adds=[Intake(md5("other"))])
+        hub.lists.stage(PUBLIC_LIST, adds=[Intake(sha256(i)) for i in range(3)])
+        hub.publishing.publish()
+        hub.lists.stage(LIST, adds=[Intake(md5("late"))], removes=[md5(0)])
+        hub.publishing.publish([LIST])
     finally:
         hub.close()
 
@@ -130,7 +130,9 @@ async def client(hub_app: web.Application) -> AsyncIterator[Client]:
 def role_tokens(hub_home: Path) -> dict[str, str]:
     """One operator token for each role, by role."""
     with opened(hub_home) as hub:
-        return {role: hub.create_operator_token(role, f"test-{role}") for role in OPERATOR_ROLES}
+        return {
+            role: hub.access.create_operator_token(role, f"test-{role}") for role in OPERATOR_ROLES
+        }
 
 
 @pytest.fixture
@@ -146,7 +148,7 @@ def node_key() -> SigningKey:
 @pytest.fixture
 def node_token(hub_home: Path, node_key: SigningKey) -> str:
     with opened(hub_home) as hub:
-        return hub.enrol_node(NODE_ID, node_key.public, [LIST])
+        return hub.access.enrol_node(NODE_ID, node_key.public, [LIST])
 
 
 # -- a node's view over HTTP -------------------------------------------------------------------
@@ -245,7 +247,7 @@ class Follower:
 
 def pinned(home: Path) -> str:
     with opened(home) as hub:
-        return hub.root_sha256(1)
+        return hub.keys.root_sha256(1)
 
 
 def ack_headers(token: str | None, sig: bytes | None) -> dict[str, str]:

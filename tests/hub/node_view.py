@@ -4,7 +4,7 @@ The hub tests check what the hub publishes the way a node checks it: pin root
 v1 (by its SHA-256), walk the root chain, verify the checkpoint, every header,
 the Merkle root, the snapshot or the bodies, and the final state digest. The
 bytes come from a ``fetch(path)`` function, so the same check runs against the
-hub's database (``Hub.file``) and against an exported folder.
+hub's database (``PublishedFiles.get``) and against an exported folder.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ Fetch = Callable[[str], bytes | None]
 
 def from_hub(hub: Hub) -> Fetch:
     def fetch(path: str) -> bytes | None:
-        found = hub.file(path)
+        found = hub.files.get(path)
         return found[0] if found else None
 
     return fetch

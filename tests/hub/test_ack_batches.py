@@ -34,7 +34,8 @@ async def test_concurrent_acks_of_many_nodes_are_each_answered_on_their_own(
     keys = [SigningKey.generate() for _ in range(NODES)]
     with opened(hub_home) as hub:
         tokens = [
-            hub.enrol_node(f"batch-node-{n}", key.public, [LIST]) for n, key in enumerate(keys)
+            hub.access.enrol_node(f"batch-node-{n}", key.public, [LIST])
+            for n, key in enumerate(keys)
         ]
     acks = [await follower.ack(key, LIST, 1, node=f"batch-node-{n}") for n, key in enumerate(keys)]
     stranger = SigningKey.generate()

@@ -96,7 +96,7 @@ async def unpublished_ack(
 
 def actions(home: Path, action: str) -> int:
     with opened(home) as hub:
-        return sum(1 for a in hub.actions(1000) if a["action"] == action)
+        return sum(1 for a in hub.reports.actions(1000) if a["action"] == action)
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ async def second(client: Client, hub_home: Path) -> tuple[Follower, SigningKey, 
     """Another node granted ``LIST``: its follower, key and token."""
     key = SigningKey.generate()
     with opened(hub_home) as hub:
-        token = hub.enrol_node(OTHER_NODE, key.public, [LIST])
+        token = hub.access.enrol_node(OTHER_NODE, key.public, [LIST])
     node = Follower(client, pinned(hub_home), token)
     await node.update(LIST)
     return node, key, token
@@ -204,8 +204,8 @@ async def test_admin_acks_of_1_mib_each_come_in_pages_of_a_few_mib(
     """Ten acks of about 940 KB (10,000 per-hash entries): no page holds all of them."""
     listed = [md5(f"listed-{i}") for i in range(10_000)]
     with opened(hub_home) as hub:
-        hub.stage(LIST, adds=[Intake(h) for h in listed])
-        hub.publish([LIST])
+        hub.lists.stage(LIST, adds=[Intake(h) for h in listed])
+        hub.publishing.publish([LIST])
     async with serving(hub_home) as client:
         follower = Follower(client, pinned(hub_home), node_token)
         await follower.update(LIST)
@@ -448,7 +448,7 @@ async def test_growth_within_the_window_cap_counts_and_past_it_is_withheld(
 def test_a_database_overflowed_before_the_fix_is_repaired_when_opened(hub_home: Path) -> None:
     """A hub poisoned by reset cycles (last + offset past 2^63) opens and answers status."""
     with opened(hub_home) as hub:
-        hub.enrol_node(NODE_ID, SigningKey.generate().public, [LIST])
+        hub.access.enrol_node(NODE_ID, SigningKey.generate().public, [LIST])
     conn = sqlite3.connect(hub_home / "hub.db", isolation_level=None)
     try:
         conn.executescript(
@@ -478,9 +478,9 @@ def test_a_database_overflowed_before_the_fix_is_repaired_when_opened(hub_home: 
     finally:
         conn.close()
     with opened(hub_home) as hub:
-        [entry] = [e for e in hub.status()["lists"] if e["id"] == LIST]
+        [entry] = [e for e in hub.reports.status()["lists"] if e["id"] == LIST]
         assert entry["totals"]["checked"] == MAX_TOTAL
-        assert hub.hash_counts(LIST)[md5(1).hex()]["matched"] == MAX_TOTAL
+        assert hub.ledger.hash_counts(LIST)[md5(1).hex()]["matched"] == MAX_TOTAL
 
 
 # -- flagging needs several nodes -------------------------------------------------------------

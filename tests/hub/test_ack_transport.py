@@ -181,13 +181,13 @@ def init(home: Path, **settings: Any) -> tuple[str, str]:
         **settings,
     )
     try:
-        hub.create_list(LIST, "md5", label="demo")
+        hub.roots.create_list(LIST, "md5", label="demo")
         for version in range(3):
-            hub.stage(LIST, adds=[Intake(md5((version, i))) for i in range(2)])
-            hub.publish([LIST])
+            hub.lists.stage(LIST, adds=[Intake(md5((version, i))) for i in range(2)])
+            hub.publishing.publish([LIST])
         node_public = PublicKey(bytes.fromhex(vector("ack")["input"]["node_public_hex"]))
-        token = hub.enrol_node(NODE, node_public, [LIST])
-        return token, hub.create_operator_token("admin", "test-admin")
+        token = hub.access.enrol_node(NODE, node_public, [LIST])
+        return token, hub.access.create_operator_token("admin", "test-admin")
     finally:
         hub.close()
 

@@ -107,13 +107,13 @@ def test_init_prints_the_pin_the_key_locations_and_an_admin_token(tmp_path: Path
     sha = pinned_sha256(out)
     hub = op.open()
     try:
-        published = hub.file("root/1.json")
+        published = hub.files.get("root/1.json")
         assert published is not None
         assert sha == hashlib.sha256(published[0]).hexdigest()
-        root = hub.root()
+        root = hub.keys.root()
         assert (len(root.roles["root"].keyids), root.roles["root"].threshold) == (5, 3)
         assert hub.config.port == 9000
-        principal = hub.authenticate(printed_token(out, "hho"))
+        principal = hub.access.authenticate(printed_token(out, "hho"))
         assert (principal.kind, principal.role) == ("operator", "admin")
     finally:
         hub.close()
@@ -159,7 +159,7 @@ def test_a_whole_operator_session_publishes_what_a_node_accepts(
     assert (listed["id"], listed["lists"]) == ("platform-a", ["tid-md5"])
     hub = op.open()
     try:
-        assert hub.authenticate(token).lists == frozenset({"tid-md5"})
+        assert hub.access.authenticate(token).lists == frozenset({"tid-md5"})
     finally:
         hub.close()
 
@@ -197,8 +197,8 @@ def test_status_shows_node_lag_counts_and_flagged_hashes(
     key = SigningKey.generate()
     hub = operator.open()
     try:
-        token = hub.enrol_node("platform-a", key.public, ["tid-md5"])
-        head = hub.head("tid-md5")
+        token = hub.access.enrol_node("platform-a", key.public, ["tid-md5"])
+        head = hub.lists.head("tid-md5")
         bad = md5(0)
         data, sig = sign_ack(
             key=key,
@@ -206,7 +206,7 @@ def test_status_shows_node_lag_counts_and_flagged_hashes(
             list_id="tid-md5",
             seq=1,
             sent=hub.now(),
-            origin=hub.root().origin("tid-md5"),
+            origin=hub.keys.root().origin("tid-md5"),
             applied=AppliedVersion(1, head.compact.root(), head.state.digest()),
             counts=Counts(
                 checked=100,
@@ -215,7 +215,7 @@ def test_status_shows_node_lag_counts_and_flagged_hashes(
                 hashes={bad: {"matched": 5, "false_positive": 4}},
             ),
         )
-        hub.receive_ack(hub.authenticate(token), data, sig)
+        hub.acks.receive(hub.access.authenticate(token), data, sig)
     finally:
         hub.close()
     operator.ok("add", "tid-md5", md5("new"))
@@ -238,7 +238,7 @@ def test_token_create_prints_a_token_with_that_role(operator: Operator) -> None:
     out = operator.ok("token", "create", "--role", "viewer", "--name", "dashboard")
     hub = operator.open()
     try:
-        principal = hub.authenticate(printed_token(out, "hho"))
+        principal = hub.access.authenticate(printed_token(out, "hho"))
     finally:
         hub.close()
     assert (principal.role, principal.subject) == ("viewer", "dashboard")
@@ -252,7 +252,7 @@ def test_node_revoke_stops_the_token(operator: Operator, node_pem: Path) -> None
     hub = operator.open()
     try:
         with pytest.raises(Exception, match="unknown or revoked"):
-            hub.authenticate(printed_token(out, "hhn"))
+            hub.access.authenticate(printed_token(out, "hhn"))
     finally:
         hub.close()
     assert re.search(
@@ -284,7 +284,7 @@ def test_a_delta_key_rotation_keeps_publishing_verifiable_from_root_v1(
     hub = op.open()
     try:
         node.fetch = from_hub(hub)
-        assert node.update("tid-md5", now=utcnow()) == hub.state("tid-md5")
+        assert node.update("tid-md5", now=utcnow()) == hub.lists.state("tid-md5")
     finally:
         hub.close()
     public = tmp_path / "public"
@@ -462,10 +462,10 @@ def test_import_refuses_a_file_with_one_degenerate_hash_naming_its_line(
 def test_a_signing_key_file_others_can_read_is_refused(operator: Operator) -> None:
     operator.ok("add", "tid-md5", md5(1))
     hub = operator.open()
-    keys = hub.keys()
-    delta = next(k for k in keys if k["role"] == "delta")
+    keys = hub.keys.records()
+    delta = next(k for k in keys if k.role == "delta")
     hub.close()
-    [path] = (operator.home / "keys").glob(f"delta-{delta['keyid'][:16]}.key")
+    [path] = (operator.home / "keys").glob(f"delta-{delta.keyid[:16]}.key")
     path.chmod(0o644)
     result = operator.run("publish")
     assert result.exit_code == 1
@@ -473,8 +473,8 @@ def test_a_signing_key_file_others_can_read_is_refused(operator: Operator) -> No
     assert "Traceback" not in result.output
     hub = operator.open()
     try:
-        assert hub.list_row("tid-md5")["version"] == 0
-        assert hub.staged_count("tid-md5") == 1
+        assert hub.lists.row("tid-md5")["version"] == 0
+        assert hub.lists.staged_count("tid-md5") == 1
     finally:
         hub.close()
 

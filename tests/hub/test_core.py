@@ -68,7 +68,7 @@ def clock() -> Clock:
 def hub(tmp_path: Path, clock: Clock) -> Iterator[Hub]:
     """A hub with one md5 list (snapshot every 3 versions) and nothing published."""
     hub = Hub.init(tmp_path / "hub", "hub.test", now=clock)
-    hub.create_list(LIST, "md5", label="tid", snapshot_every=3)
+    hub.roots.create_list(LIST, "md5", label="tid", snapshot_every=3)
     yield hub
     hub.close()
 
@@ -76,15 +76,15 @@ def hub(tmp_path: Path, clock: Clock) -> Iterator[Hub]:
 def publish(
     hub: Hub, clock: Clock, *, adds: Sequence[bytes] = (), removes: Sequence[bytes] = ()
 ) -> int:
-    hub.stage(LIST, adds=[Intake(h) for h in adds], removes=list(removes))
+    hub.lists.stage(LIST, adds=[Intake(h) for h in adds], removes=list(removes))
     clock.advance()
-    results = hub.publish([LIST])
+    results = hub.publishing.publish([LIST])
     assert len(results) == 1
-    return int(results[0]["version"])
+    return int(results[0].version)
 
 
 def node_of(hub: Hub) -> NodeView:
-    return NodeView(from_hub(hub), hub.root_sha256(1))
+    return NodeView(from_hub(hub), hub.keys.root_sha256(1))
 
 
 def count_rows(hub: Hub, table: str) -> int:
@@ -103,10 +103,10 @@ def test_every_published_version_verifies_for_an_incremental_node(hub: Hub, cloc
         publish(hub, clock, adds=adds, removes=removes)
         present = (present | set(adds)) - set(removes)
         if round_ == 3:  # a root change in the middle: a second list
-            hub.create_list("tid-sha256", "sha256")
+            hub.roots.create_list("tid-sha256", "sha256")
         state = node.update(LIST, now=clock())
         assert state == ListState.from_hashes(16, present)
-        assert state == hub.state(LIST)
+        assert state == hub.lists.state(LIST)
 
 
 def test_a_new_node_bootstraps_from_the_newest_snapshot(hub: Hub, clock: Clock) -> None:
@@ -114,7 +114,7 @@ def test_a_new_node_bootstraps_from_the_newest_snapshot(hub: Hub, clock: Clock) 
         publish(hub, clock, adds=[md5(f"{round_}-{i}") for i in range(3)])
     state, base = node_of(hub).bootstrap(LIST, now=clock())
     assert base == 6
-    assert state == hub.state(LIST)
+    assert state == hub.lists.state(LIST)
 
 
 def test_a_new_node_replaying_from_version_one_reaches_the_same_state(
@@ -122,12 +122,12 @@ def test_a_new_node_replaying_from_version_one_reaches_the_same_state(
 ) -> None:
     for round_ in range(4):
         publish(hub, clock, adds=[md5(round_)], removes=[md5(round_ - 1)] if round_ else [])
-    assert node_of(hub).update(LIST, now=clock()) == hub.state(LIST)
+    assert node_of(hub).update(LIST, now=clock()) == hub.lists.state(LIST)
 
 
 def test_a_new_list_has_a_size_0_checkpoint_that_a_node_verifies(hub: Hub, clock: Clock) -> None:
     """Declared, nothing published: the checkpoint is there, of the empty tree (§11.1)."""
-    found = hub.file(checkpoint_path(LIST))
+    found = hub.files.get(checkpoint_path(LIST))
     assert found is not None, "a declared list has a checkpoint from its creation"
     data, immutable = found
     assert not immutable
@@ -148,12 +148,12 @@ def test_a_hub_from_before_size_0_checkpoints_issues_them_at_the_next_refresh(
     path = checkpoint_path(LIST)
     hub.db.execute("DROP TRIGGER files_no_delete")  # the state an older hub left behind
     hub.db.execute("DELETE FROM files WHERE path = ?", [path])
-    assert hub.file(path) is None
+    assert hub.files.get(path) is None
     clock.advance(3600)
 
-    assert hub.refresh_checkpoints() == 1
+    assert hub.checkpoints.refresh() == 1
 
-    found = hub.file(path)
+    found = hub.files.get(path)
     assert found is not None
     note = SignedCheckpoint.from_bytes(found[0])
     assert (note.checkpoint.size, note.checkpoint.root_hash) == (0, EMPTY_ROOT)
@@ -163,10 +163,10 @@ def test_a_hub_from_before_size_0_checkpoints_issues_them_at_the_next_refresh(
 def test_snapshot_is_written_every_snapshot_every_versions(hub: Hub, clock: Clock) -> None:
     for round_ in range(7):
         publish(hub, clock, adds=[md5(round_)])
-    written = [v for v in range(1, 8) if hub.file(snapshot_path(LIST, v))]
+    written = [v for v in range(1, 8) if hub.files.get(snapshot_path(LIST, v))]
     assert written == [3, 6]
-    snapshot = hub.file(snapshot_path(LIST, 6))
-    header = hub.file(header_path(LIST, 6))
+    snapshot = hub.files.get(snapshot_path(LIST, 6))
+    header = hub.files.get(header_path(LIST, 6))
     assert snapshot is not None
     assert header is not None
     assert hashlib.sha256(snapshot[0]).hexdigest().encode() in header[0]
@@ -177,58 +177,58 @@ def test_snapshot_is_written_every_snapshot_every_versions(hub: Hub, clock: Cloc
 
 def test_last_staged_operation_on_a_hash_wins(hub: Hub, clock: Clock) -> None:
     a, b, c = md5("a"), md5("b"), md5("c")
-    hub.stage(LIST, adds=[Intake(a), Intake(b)])
-    hub.stage(LIST, removes=[a])
-    hub.stage(LIST, adds=[Intake(c)])
-    hub.stage(LIST, removes=[c])
-    hub.stage(LIST, adds=[Intake(c)])
-    [result] = hub.publish()
-    assert (result["adds"], result["removes"]) == (2, 0)
-    assert set(hub.state(LIST)) == {b, c}
+    hub.lists.stage(LIST, adds=[Intake(a), Intake(b)])
+    hub.lists.stage(LIST, removes=[a])
+    hub.lists.stage(LIST, adds=[Intake(c)])
+    hub.lists.stage(LIST, removes=[c])
+    hub.lists.stage(LIST, adds=[Intake(c)])
+    [result] = hub.publishing.publish()
+    assert (result.adds, result.removes) == (2, 0)
+    assert set(hub.lists.state(LIST)) == {b, c}
 
 
 def test_removes_of_absent_and_adds_of_present_hashes_are_dropped(hub: Hub, clock: Clock) -> None:
     a, b = md5("a"), md5("b")
     publish(hub, clock, adds=[a])
-    hub.stage(LIST, adds=[Intake(a), Intake(b)], removes=[md5("never added")])
-    [result] = hub.publish()
-    assert (result["version"], result["adds"], result["removes"]) == (2, 1, 0)
+    hub.lists.stage(LIST, adds=[Intake(a), Intake(b)], removes=[md5("never added")])
+    [result] = hub.publishing.publish()
+    assert (result.version, result.adds, result.removes) == (2, 1, 0)
 
 
 def test_a_publish_of_only_noops_makes_no_version(hub: Hub, clock: Clock) -> None:
     a = md5("a")
     publish(hub, clock, adds=[a])
     files, actions = count_rows(hub, "files"), count_rows(hub, "actions")
-    hub.stage(LIST, adds=[Intake(a)], removes=[md5("absent")])
-    assert hub.publish() == []
-    assert hub.list_row(LIST)["version"] == 1
+    hub.lists.stage(LIST, adds=[Intake(a)], removes=[md5("absent")])
+    assert hub.publishing.publish() == []
+    assert hub.lists.row(LIST)["version"] == 1
     assert count_rows(hub, "files") == files
-    assert hub.staged_count(LIST) == 0
-    assert [a["action"] for a in hub.actions(1)] == ["stage"]
+    assert hub.lists.staged_count(LIST) == 0
+    assert [a["action"] for a in hub.reports.actions(1)] == ["stage"]
     assert count_rows(hub, "actions") == actions + 1
 
 
 def test_staging_a_hash_of_the_wrong_width_is_refused(hub: Hub) -> None:
     with pytest.raises(InvalidRequest, match="16 bytes"):
-        hub.stage(LIST, adds=[Intake(b"\x00" * 32)])
-    assert hub.staged_count(LIST) == 0
+        hub.lists.stage(LIST, adds=[Intake(b"\x00" * 32)])
+    assert hub.lists.staged_count(LIST) == 0
 
 
 def test_staging_into_an_unknown_list_is_not_found(hub: Hub) -> None:
     with pytest.raises(NotFound):
-        hub.stage("no-such-list", adds=[Intake(md5("a"))])
+        hub.lists.stage("no-such-list", adds=[Intake(md5("a"))])
 
 
 def test_entries_keep_their_provenance_and_the_version_that_removed_them(
     hub: Hub, clock: Clock
 ) -> None:
     a = md5("a")
-    hub.stage(
+    hub.lists.stage(
         LIST,
         adds=[Intake(a, quality=90, category="A1", source="ncmec", submission_id="s-1")],
         who="alice",
     )
-    hub.publish()
+    hub.publishing.publish()
     publish(hub, clock, removes=[a])
     [row] = hub.db.query("SELECT * FROM entries WHERE hash = ?", [a])
     assert (row["source"], row["category"], row["submission_id"], row["quality"]) == (
@@ -245,24 +245,24 @@ def test_entries_keep_their_provenance_and_the_version_that_removed_them(
 
 def test_the_database_refuses_to_update_or_delete_a_published_file(hub: Hub, clock: Clock) -> None:
     publish(hub, clock, adds=[md5("a")])
-    before = hub.file("root/1.json")
+    before = hub.files.get("root/1.json")
     for path in ("root/1.json", header_path(LIST, 1)):
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):
             hub.db.execute("UPDATE files SET bytes = x'00' WHERE path = ?", [path])
     with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
         hub.db.execute("DELETE FROM files WHERE path = 'root/1.json'")
-    assert hub.file("root/1.json") == before
+    assert hub.files.get("root/1.json") == before
 
 
 def test_only_the_checkpoint_is_replaced_by_a_refresh(hub: Hub, clock: Clock) -> None:
     publish(hub, clock, adds=[md5("a")])
     before = {r["path"]: r["sha256"] for r in hub.db.query("SELECT path, sha256 FROM files")}
     clock.advance(3600)
-    assert hub.refresh_checkpoints() == 1
+    assert hub.checkpoints.refresh() == 1
     after = {r["path"]: r["sha256"] for r in hub.db.query("SELECT path, sha256 FROM files")}
     changed = {p for p in before if before[p] != after[p]}
     assert changed == {f"lists/{LIST}/checkpoint"}
-    assert node_of(hub).update(LIST, now=clock()) == hub.state(LIST)
+    assert node_of(hub).update(LIST, now=clock()) == hub.lists.state(LIST)
 
 
 def test_export_writes_the_tree_and_refuses_to_overwrite_a_differing_file(
@@ -270,13 +270,13 @@ def test_export_writes_the_tree_and_refuses_to_overwrite_a_differing_file(
 ) -> None:
     publish(hub, clock, adds=[md5("a")])
     target = tmp_path / "public"
-    written = hub.export(target)
+    written = hub.files.export(target)
     assert written == count_rows(hub, "files")
-    assert hub.export(target) == 1  # only the checkpoint is rewritten
+    assert hub.files.export(target) == 1  # only the checkpoint is rewritten
     tampered = target / header_path(LIST, 1)
     tampered.write_bytes(b"{}")
     with pytest.raises(Conflict, match="refusing to overwrite"):
-        hub.export(target)
+        hub.files.export(target)
     assert tampered.read_bytes() == b"{}"
 
 
@@ -290,8 +290,8 @@ class Platform:
         self.hub = hub
         self.key = SigningKey.generate()
         self.id = node_id
-        self.token = hub.enrol_node(node_id, self.key.public, list(lists))
-        self.principal = hub.authenticate(self.token)
+        self.token = hub.access.enrol_node(node_id, self.key.public, list(lists))
+        self.principal = hub.access.authenticate(self.token)
 
     def ack(
         self,
@@ -304,7 +304,7 @@ class Platform:
         version: int | None = None,
         sent: datetime | None = None,
     ) -> tuple[bytes, bytes]:
-        head = self.hub.head(list_id)
+        head = self.hub.lists.head(list_id)
         applied = AppliedVersion(
             version or head.version,
             checkpoint_root or head.compact.root(),
@@ -316,14 +316,14 @@ class Platform:
             list_id=list_id,
             seq=seq,
             sent=sent or self.hub.now(),
-            origin=self.hub.root().origin(list_id),
+            origin=self.hub.keys.root().origin(list_id),
             applied=applied,
             counts=counts or Counts(checked=1),
         )
 
     def send(self, seq: int, **kw: Any) -> AckReceipt:
         data, sig = self.ack(seq, **kw)
-        return self.hub.receive_ack(self.principal, data, sig)
+        return self.hub.acks.receive(self.principal, data, sig)
 
 
 @pytest.fixture
@@ -334,11 +334,11 @@ def platform(hub: Hub, clock: Clock) -> Platform:
 
 def test_a_valid_ack_is_stored_with_its_exact_bytes(hub: Hub, platform: Platform) -> None:
     data, sig = platform.ack(1, counts=Counts(checked=10, matched=2))
-    receipt = hub.receive_ack(platform.principal, data, sig)
+    receipt = hub.acks.receive(platform.principal, data, sig)
     assert (receipt.node, receipt.seq, receipt.duplicate) == ("platform-a", 1, False)
     [row] = hub.db.query("SELECT bytes, sig FROM acks")
     assert (row["bytes"], row["sig"]) == (data, sig)
-    [entry] = hub.status()["lists"]
+    [entry] = hub.reports.status()["lists"]
     assert entry["nodes"][0]["applied_version"] == 1
     assert entry["totals"]["matched"] == 2
 
@@ -349,7 +349,7 @@ def test_status_shows_the_lag_of_a_node_behind_the_head(
     platform.send(1)
     publish(hub, clock, adds=[md5("new")])
     publish(hub, clock, adds=[md5("newer")])
-    [node] = hub.status()["lists"][0]["nodes"]
+    [node] = hub.reports.status()["lists"][0]["nodes"]
     assert (node["applied_version"], node["lag"]) == (1, 2)
 
 
@@ -359,18 +359,18 @@ def test_ack_seq_must_strictly_increase(hub: Hub, platform: Platform) -> None:
     with pytest.raises(Conflict, match="not above"):
         platform.send(3)
     assert count_rows(hub, "acks") == 2
-    assert hub.nodes()[0]["last_seq"] == 5
+    assert hub.access.nodes()[0].last_seq == 5
 
 
 def test_the_same_seq_with_the_same_bytes_is_an_idempotent_retry(
     hub: Hub, platform: Platform
 ) -> None:
     data, sig = platform.ack(1, counts=Counts(checked=4))
-    hub.receive_ack(platform.principal, data, sig)
-    again = hub.receive_ack(platform.principal, data, sig)
+    hub.acks.receive(platform.principal, data, sig)
+    again = hub.acks.receive(platform.principal, data, sig)
     assert again.duplicate
     assert count_rows(hub, "acks") == 1
-    assert hub.status()["lists"][0]["totals"]["checked"] == 4
+    assert hub.reports.status()["lists"][0]["totals"]["checked"] == 4
 
 
 def test_the_same_seq_with_other_bytes_is_a_conflict(hub: Hub, platform: Platform) -> None:
@@ -378,33 +378,33 @@ def test_the_same_seq_with_other_bytes_is_a_conflict(hub: Hub, platform: Platfor
     with pytest.raises(Conflict, match="other bytes"):
         platform.send(1, counts=Counts(checked=5))
     assert count_rows(hub, "acks") == 1
-    assert hub.status()["lists"][0]["totals"]["checked"] == 4
+    assert hub.reports.status()["lists"][0]["totals"]["checked"] == 4
 
 
 def test_an_unknown_node_is_unauthorized(hub: Hub, platform: Platform) -> None:
     data, sig = platform.ack(1)
     ghost = Principal("node", "node", "ghost", frozenset({LIST}))
     with pytest.raises(Unauthorized):
-        hub.receive_ack(ghost, data, sig)
+        hub.acks.receive(ghost, data, sig)
     with pytest.raises(Unauthorized):
-        hub.authenticate("hhn_" + "x" * 43)
+        hub.access.authenticate("hhn_" + "x" * 43)
     assert count_rows(hub, "acks") == 0
 
 
 def test_a_revoked_node_is_unauthorized(hub: Hub, platform: Platform) -> None:
-    hub.revoke_node(platform.id)
+    hub.access.revoke_node(platform.id)
     with pytest.raises(Unauthorized):
-        hub.authenticate(platform.token)
+        hub.access.authenticate(platform.token)
     with pytest.raises(Unauthorized):
         platform.send(1)  # a principal resolved before the revocation
     assert count_rows(hub, "acks") == 0
 
 
 def test_an_ack_for_a_list_not_granted_is_forbidden(hub: Hub, clock: Clock) -> None:
-    hub.create_list("other", "md5")
+    hub.roots.create_list("other", "md5")
     publish(hub, clock, adds=[md5("a")])
-    hub.stage("other", adds=[Intake(md5("b"))])
-    hub.publish(["other"])
+    hub.lists.stage("other", adds=[Intake(md5("b"))])
+    hub.publishing.publish(["other"])
     platform = Platform(hub)
     with pytest.raises(Forbidden, match="not granted"):
         platform.send(1, list_id="other")
@@ -412,10 +412,10 @@ def test_an_ack_for_a_list_not_granted_is_forbidden(hub: Hub, clock: Clock) -> N
 
 
 def test_an_operator_token_cannot_send_acks(hub: Hub, platform: Platform) -> None:
-    operator = hub.authenticate(hub.create_operator_token("admin", "alice"))
+    operator = hub.access.authenticate(hub.access.create_operator_token("admin", "alice"))
     data, sig = platform.ack(1)
     with pytest.raises(Forbidden):
-        hub.receive_ack(operator, data, sig)
+        hub.acks.receive(operator, data, sig)
     assert count_rows(hub, "acks") == 0
 
 
@@ -430,14 +430,16 @@ def test_an_ack_naming_another_node_than_its_token_is_forbidden(
         list_id=LIST,
         seq=1,
         sent=hub.now(),
-        origin=hub.root().origin(LIST),
-        applied=AppliedVersion(1, hub.head(LIST).compact.root(), hub.state(LIST).digest()),
+        origin=hub.keys.root().origin(LIST),
+        applied=AppliedVersion(
+            1, hub.lists.head(LIST).compact.root(), hub.lists.state(LIST).digest()
+        ),
         counts=Counts(),
     )
     with pytest.raises(Forbidden, match="names node"):
-        hub.receive_ack(other.principal, *other_key_ack)
+        hub.acks.receive(other.principal, *other_key_ack)
     with pytest.raises(Unprocessable):  # platform-a's ack is not signed by platform-b's key
-        hub.receive_ack(other.principal, data, sig)
+        hub.acks.receive(other.principal, data, sig)
     assert count_rows(hub, "acks") == 0
 
 
@@ -446,7 +448,7 @@ def test_an_ack_with_a_bad_signature_is_unprocessable(hub: Hub, platform: Platfo
         platform.send(1, key=SigningKey.generate())
     data, sig = platform.ack(1)
     with pytest.raises(Unprocessable):
-        hub.receive_ack(platform.principal, data.replace(b'"checked":1', b'"checked":9'), sig)
+        hub.acks.receive(platform.principal, data.replace(b'"checked":1', b'"checked":9'), sig)
     assert count_rows(hub, "acks") == 0
     assert count_rows(hub, "evidence") == 0
 
@@ -457,9 +459,9 @@ def test_a_cosignature_of_a_root_never_published_is_kept_as_evidence(
     forged_root = hashlib.sha256(b"a history the hub never published").digest()
     data, sig = platform.ack(1, checkpoint_root=forged_root)
     with pytest.raises(Unprocessable, match="never published"):
-        hub.receive_ack(platform.principal, data, sig)
+        hub.acks.receive(platform.principal, data, sig)
     assert count_rows(hub, "acks") == 0
-    [evidence] = hub.evidence()
+    [evidence] = hub.evidence.items()
     assert (evidence["kind"], evidence["node"], evidence["list"]) == (
         "split_view",
         "platform-a",
@@ -468,7 +470,7 @@ def test_a_cosignature_of_a_root_never_published_is_kept_as_evidence(
     assert evidence["detail"]["cosigned_root"] == forged_root.hex()
     [row] = hub.db.query("SELECT bytes, sig FROM evidence")
     assert (row["bytes"], row["sig"]) == (data, sig)
-    assert hub.nodes()[0]["last_seq"] == 0
+    assert hub.access.nodes()[0].last_seq == 0
 
 
 def test_an_ack_of_a_version_never_published_is_unprocessable_and_kept_as_evidence(
@@ -478,14 +480,14 @@ def test_an_ack_of_a_version_never_published_is_unprocessable_and_kept_as_eviden
     with pytest.raises(Unprocessable, match=r"no published version 9.*evidence #1"):
         platform.send(1, version=9)
     assert count_rows(hub, "acks") == 0
-    [evidence] = hub.evidence(include_bytes=True)
+    [evidence] = hub.evidence.items(include_bytes=True)
     assert (evidence["kind"], evidence["node"], evidence["list"]) == (
         "unpublished_version",
         "platform-a",
         LIST,
     )
     assert evidence["detail"]["version"] == 9
-    assert hub.nodes()[0]["last_seq"] == 0
+    assert hub.access.nodes()[0].last_seq == 0
 
 
 # -- counters and flags -----------------------------------------------------------------------
@@ -495,16 +497,16 @@ def test_a_counter_reset_is_handled_as_prometheus_does(hub: Hub, platform: Platf
     hashed = md5(0).hex()
     for seq, (checked, matched) in enumerate([(10, 4), (3, 1), (5, 2)], start=1):
         platform.send(seq, counts=Counts(checked=checked, hashes={hashed: {"matched": matched}}))
-    [node] = hub.status()["lists"][0]["nodes"]
+    [node] = hub.reports.status()["lists"][0]["nodes"]
     assert node["counts"]["checked"] == 15
-    assert hub.hash_counts(LIST)[hashed]["matched"] == 6
+    assert hub.ledger.hash_counts(LIST)[hashed]["matched"] == 6
 
 
 def test_counts_from_several_nodes_add_up(hub: Hub, platform: Platform) -> None:
     other = Platform(hub, "platform-b")
     platform.send(1, counts=Counts(checked=7, actioned=1))
     other.send(1, counts=Counts(checked=5, blocked=2))
-    totals = hub.status()["lists"][0]["totals"]
+    totals = hub.reports.status()["lists"][0]["totals"]
     assert (totals["checked"], totals["actioned"], totals["blocked"]) == (12, 1, 2)
 
 
@@ -525,14 +527,14 @@ def test_hashes_with_many_false_positives_or_outlying_matches_are_flagged(
     # contributed most, so a second node sees as much on its own.
     second = {bad: {"matched": 3, "false_positive": 3}, collider: {"matched": 60}}
     Platform(hub, "platform-b").send(1, counts=Counts(matched=63, false_positive=3, hashes=second))
-    flagged = {f["hash"]: f["reasons"] for f in hub.flagged_hashes(LIST)}
+    flagged = {f["hash"]: f["reasons"] for f in hub.ledger.flagged_hashes(LIST)}
     assert flagged == {
         bad: ["false positives"],
         collider: ["matches far above the list's median"],
     }
-    assert [f["hash"] for f in hub.status()["lists"][0]["flagged"]] == [bad, collider]
+    assert [f["hash"] for f in hub.reports.status()["lists"][0]["flagged"]] == [bad, collider]
     publish(hub, clock, removes=[md5("bad")])  # the operator retracts the bad hash
-    assert [f["hash"] for f in hub.flagged_hashes(LIST)] == [collider]
+    assert [f["hash"] for f in hub.ledger.flagged_hashes(LIST)] == [collider]
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -545,38 +547,38 @@ def test_rotating_a_role_keeps_the_history_verifiable_from_root_v1(
     publish(hub, clock, adds=[md5("before")])
     following = node_of(hub)
     following.update(LIST, now=clock())
-    old = set(hub.root().roles[role].keyids)
+    old = set(hub.keys.root().roles[role].keyids)
     clock.advance()
-    root = hub.rotate_key(role)
+    root = hub.roots.rotate_key(role)
     assert old.isdisjoint(root.roles[role].keyids)
     assert len(root.roles[role].keyids) == len(old)
     publish(hub, clock, adds=[md5("after")])
-    assert following.update(LIST, now=clock()) == hub.state(LIST)
-    assert node_of(hub).update(LIST, now=clock()) == hub.state(LIST)
-    listed = hub.keys()
-    keys = {k["keyid"]: k for k in listed}
-    assert all(keys[k]["retired"] and not keys[k]["in_root"] for k in old)
-    assert all(keys[k]["in_root"] and not keys[k]["retired"] for k in root.roles[role].keyids)
+    assert following.update(LIST, now=clock()) == hub.lists.state(LIST)
+    assert node_of(hub).update(LIST, now=clock()) == hub.lists.state(LIST)
+    listed = hub.keys.records()
+    keys = {k.keyid: k for k in listed}
+    assert all(keys[k].retired and not keys[k].in_root for k in old)
+    assert all(keys[k].in_root and not keys[k].retired for k in root.roles[role].keyids)
 
 
 def test_the_old_delta_key_cannot_sign_after_a_rotation(hub: Hub, clock: Clock) -> None:
     publish(hub, clock, adds=[md5("a")])
     following = node_of(hub)
     following.update(LIST, now=clock())
-    old_root, old_delta = hub.root(), hub.signers("delta")
-    hub.rotate_key("delta")
-    assert hub.root().lists[LIST].first_version == 2
+    old_root, old_delta = hub.keys.root(), hub.keys.signers("delta")
+    hub.roots.rotate_key("delta")
+    assert hub.keys.root().lists[LIST].first_version == 2
     # Only the delta key is rotated: the checkpoint and timestamp keys still verify.
     forged = Publisher(
         old_root,
         {
             "delta": old_delta,
-            "checkpoint": hub.signers("checkpoint"),
-            "timestamp": hub.signers("timestamp"),
+            "checkpoint": hub.keys.signers("checkpoint"),
+            "timestamp": hub.keys.signers("timestamp"),
         },
     )
     clock.advance()
-    publication = forged.publish(hub.head(LIST), adds=[md5("smuggled")], now=clock())
+    publication = forged.publish(hub.lists.head(LIST), adds=[md5("smuggled")], now=clock())
     honest = from_hub(hub)
     following.fetch = lambda path: publication.files.get(path) or honest(path)
     with pytest.raises(SignatureError, match="requires versions ≥ 2"):
@@ -586,8 +588,8 @@ def test_the_old_delta_key_cannot_sign_after_a_rotation(hub: Hub, clock: Clock) 
 
 def test_rotating_an_unknown_role_is_refused(hub: Hub) -> None:
     with pytest.raises(InvalidRequest, match="unknown role"):
-        hub.rotate_key("king")
-    assert hub.root().version == 2
+        hub.roots.rotate_key("king")
+    assert hub.keys.root().version == 2
 
 
 # -- what is stored -----------------------------------------------------------------------------
@@ -599,13 +601,13 @@ def test_the_action_log_is_append_only(hub: Hub) -> None:
         hub.db.execute("UPDATE actions SET who = 'mallory'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         hub.db.execute("DELETE FROM actions")
-    assert {a["who"] for a in hub.actions()} != {"mallory"}
+    assert {a["who"] for a in hub.reports.actions()} != {"mallory"}
 
 
 def test_private_keys_are_0600_files_and_never_in_the_database(hub: Hub, clock: Clock) -> None:
     publish(hub, clock, adds=[md5("a")])
-    hub.rotate_key("delta")
-    token = hub.create_operator_token("viewer", "bob")
+    hub.roots.rotate_key("delta")
+    token = hub.access.create_operator_token("viewer", "bob")
     hub.db.execute("PRAGMA wal_checkpoint(FULL)")
     home = hub.home
     stored = b"".join(

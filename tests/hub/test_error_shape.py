@@ -119,7 +119,7 @@ async def test_every_error_of_every_route_group_has_the_one_shape(
 async def test_a_bug_is_a_500_in_the_shape_without_internals(
     client: Client, hub_home: Path, admin_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A hub whose delta key file went missing cannot sign: Hub.publish fails in a way
+    # A hub whose delta key file went missing cannot sign: Publishing.publish fails in a way
     # no request can cause, and the answer must not say how.
     delta_key = next((hub_home / "keys").glob("delta-*.key"))
     shutil.move(delta_key, hub_home / "away.key")

@@ -50,9 +50,9 @@ async def json_of(response: Any) -> Any:
 
 
 def published_bytes(home: Path, path: str) -> bytes:
-    """The exact bytes the hub stored, and signed, at ``path`` (``Hub.file``)."""
+    """The exact bytes the hub stored, and signed, at ``path`` (``PublishedFiles.get``)."""
     with opened(home) as hub:
-        found = hub.file(path)
+        found = hub.files.get(path)
     assert found is not None, path
     return found[0]
 
@@ -66,8 +66,8 @@ async def test_everything_published_verifies_with_the_trust_rules(
     follower = Follower(client, pinned(hub_home), node_token)
     state = await follower.update(LIST)
     with opened(hub_home) as hub:
-        assert state.digest() == hub.state(LIST).digest()
-        assert follower.lists[LIST][1].version == hub.list_row(LIST)["version"] == 2
+        assert state.digest() == hub.lists.state(LIST).digest()
+        assert follower.lists[LIST][1].version == hub.lists.row(LIST)["version"] == 2
 
 
 async def test_a_new_node_bootstraps_from_the_snapshot_over_http(
@@ -205,8 +205,8 @@ async def test_a_publish_by_another_process_is_served_within_about_a_second(
     path = f"/lists/{LIST}/checkpoint"
     assert (await need(client, path.lstrip("/"), admin_token)).split(b"\n")[1] == b"2"
     with opened(hub_home) as hub:  # as `hashhub publish` would, beside the server
-        hub.stage(LIST, adds=[Intake(md5("cli"))])
-        hub.publish([LIST])
+        hub.lists.stage(LIST, adds=[Intake(md5("cli"))])
+        hub.publishing.publish([LIST])
     await asyncio.sleep(MEMORY_TTL + 0.2)
     assert (await need(client, path.lstrip("/"), admin_token)).split(b"\n")[1] == b"3"
 
@@ -649,7 +649,7 @@ async def test_publishing_a_list_that_does_not_exist_publishes_nothing(
     )
     assert_error(response.status, await json_of(response), 404)
     with opened(hub_home) as hub:
-        assert hub.list_row(LIST)["version"] == 2
+        assert hub.lists.row(LIST)["version"] == 2
 
 
 async def test_status_and_counts_are_served(client: Client, role_tokens: dict[str, str]) -> None:

@@ -1,7 +1,7 @@
 """Intake: how hashes get in. Every rule, its error's line number, and nothing staged on failure.
 
 An import is parsed whole before anything is staged (``parse_import`` then
-``Hub.stage``), so a bad line anywhere leaves the hub's staged set untouched;
+``Lists.stage``), so a bad line anywhere leaves the hub's staged set untouched;
 each failure case below checks that through a real hub.
 """
 
@@ -31,15 +31,15 @@ MD5_EMPTY = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     hub = Hub.init(tmp_path / "hub", "hub.test")
-    hub.create_list("tid-md5", "md5")
-    hub.create_list("tid-pdq", "pdq")
+    hub.roots.create_list("tid-md5", "md5")
+    hub.roots.create_list("tid-pdq", "pdq")
     yield hub
     hub.close()
 
 
 def import_into(hub: Hub, list_id: str, data: bytes) -> int:
     """What ``hashhub import`` and the import endpoint do: parse all, then stage."""
-    return hub.stage(list_id, adds=parse_import(data, hub.spec(list_id).hash_type))
+    return hub.lists.stage(list_id, adds=parse_import(data, hub.lists.spec(list_id).hash_type))
 
 
 # -- accepted formats ---------------------------------------------------------------------
@@ -50,7 +50,7 @@ def test_plain_lines_skip_comments_and_blank_lines(hub: Hub) -> None:
     items = parse_import(data, "md5")
     assert items == [Intake(bytes.fromhex(MD5_A)), Intake(bytes.fromhex(MD5_B))]
     assert import_into(hub, "tid-md5", data) == 2
-    assert hub.staged_count("tid-md5") == 2
+    assert hub.lists.staged_count("tid-md5") == 2
 
 
 def test_a_comment_with_a_comma_does_not_make_a_plain_file_csv() -> None:
@@ -166,7 +166,7 @@ def test_a_bad_line_fails_the_whole_import_with_its_line_number(
         import_into(hub, list_id, text.encode())
     assert caught.value.line == line
     assert str(caught.value).startswith(f"line {line}: ")
-    assert hub.staged_count(list_id) == 0
+    assert hub.lists.staged_count(list_id) == 0
 
 
 def test_non_utf8_bytes_are_refused_naming_their_line(hub: Hub) -> None:
@@ -174,14 +174,14 @@ def test_non_utf8_bytes_are_refused_naming_their_line(hub: Hub) -> None:
     with pytest.raises(IntakeError, match="not UTF-8") as caught:
         import_into(hub, "tid-md5", data)
     assert caught.value.line == 3
-    assert hub.staged_count("tid-md5") == 0
+    assert hub.lists.staged_count("tid-md5") == 0
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n", b"# only a comment\n"], ids=["empty", "blank", "#"])
 def test_a_file_without_hashes_is_refused(hub: Hub, data: bytes) -> None:
     with pytest.raises(IntakeError, match="holds no hashes"):
         import_into(hub, "tid-md5", data)
-    assert hub.staged_count("tid-md5") == 0
+    assert hub.lists.staged_count("tid-md5") == 0
 
 
 def test_an_import_over_the_line_cap_is_refused(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,7 +190,7 @@ def test_an_import_over_the_line_cap_is_refused(hub: Hub, monkeypatch: pytest.Mo
     with pytest.raises(IntakeError, match="more than 3 hashes") as caught:
         import_into(hub, "tid-md5", data)
     assert caught.value.line == 4
-    assert hub.staged_count("tid-md5") == 0
+    assert hub.lists.staged_count("tid-md5") == 0
 
 
 def test_a_hostile_megabyte_line_gets_a_short_message(hub: Hub) -> None:
@@ -199,7 +199,7 @@ def test_a_hostile_megabyte_line_gets_a_short_message(hub: Hub) -> None:
         import_into(hub, "tid-md5", data)
     assert caught.value.line == 2
     assert len(str(caught.value)) < 200
-    assert hub.staged_count("tid-md5") == 0
+    assert hub.lists.staged_count("tid-md5") == 0
 
 
 def test_the_import_command_names_the_file_and_line_and_stages_nothing(
@@ -211,7 +211,7 @@ def test_the_import_command_names_the_file_and_line_and_stages_nothing(
     assert result.exit_code == 1
     assert f"Error: {bad}: line 3: PDQ quality 49 is below 50" in result.output
     assert "Traceback" not in result.output
-    assert hub.staged_count("tid-pdq") == 0
+    assert hub.lists.staged_count("tid-pdq") == 0
 
 
 # -- degenerate hashes: refused wherever they come in ------------------------------------------
@@ -250,17 +250,17 @@ def test_a_sha256_placeholder_or_empty_file_digest_is_refused_naming_its_line() 
 
 
 def test_staging_a_degenerate_hash_directly_is_refused_and_stages_nothing(hub: Hub) -> None:
-    """``Hub.stage`` applies the rule too: a case, a script or a bridge cannot go around intake."""
+    """``Lists.stage`` applies the rule too: no case, script or bridge can go around intake."""
     good = Intake(bytes.fromhex(PDQ), quality=90)
     with pytest.raises(InvalidRequest, match="PDQ hash has 0 of 256 bits set") as caught:
-        hub.stage("tid-pdq", adds=[good, Intake(bytes(32), quality=100)])
+        hub.lists.stage("tid-pdq", adds=[good, Intake(bytes(32), quality=100)])
     assert str(caught.value).endswith("refused as degenerate")
     with pytest.raises(InvalidRequest, match="digest of an empty file"):
-        hub.stage("tid-md5", adds=[Intake(bytes.fromhex(MD5_EMPTY))])
-    assert hub.staged_count("tid-pdq") == 0
-    assert hub.staged_count("tid-md5") == 0
+        hub.lists.stage("tid-md5", adds=[Intake(bytes.fromhex(MD5_EMPTY))])
+    assert hub.lists.staged_count("tid-pdq") == 0
+    assert hub.lists.staged_count("tid-md5") == 0
 
 
 def test_a_degenerate_hash_can_still_be_removed(hub: Hub) -> None:
     """Removals are not judged: an entry listed before the rule can always be retracted."""
-    assert hub.stage("tid-pdq", removes=[parse_hash("0" * 64, "pdq")]) == 1
+    assert hub.lists.stage("tid-pdq", removes=[parse_hash("0" * 64, "pdq")]) == 1

@@ -148,7 +148,7 @@ async def test_the_stage_route_reads_a_large_body_in_pieces_and_says_what_is_wro
     client: Client, tmp_path: Path
 ) -> None:
     with opened(tmp_path / "hub") as hub:
-        admin = hub.create_operator_token("admin", "tests")
+        admin = hub.access.create_operator_token("admin", "tests")
     headers = {**bearer(admin), "Content-Type": "application/json"}
     adds = [{"hash": secrets.token_hex(16)} for _ in range(40_000)]
     body = json.dumps({"adds": adds, "removes": "not a list"}).encode()

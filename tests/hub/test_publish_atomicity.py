@@ -72,8 +72,8 @@ def crash_at(step: str, occurrence: int = 1) -> Callable[[str], None]:
 
 def verify(hub: Hub, list_id: str = LIST) -> None:
     """A node pinned to root v1 accepts everything published and reaches the hub's state."""
-    node = NodeView(from_hub(hub), hub.root_sha256(1))
-    assert node.update(list_id, now=utcnow()) == hub.state(list_id)
+    node = NodeView(from_hub(hub), hub.keys.root_sha256(1))
+    assert node.update(list_id, now=utcnow()) == hub.lists.state(list_id)
 
 
 @pytest.fixture
@@ -82,11 +82,11 @@ def home(tmp_path: Path) -> Path:
     home = tmp_path / "hub"
     hub = Hub.init(home, "hub.test")
     try:
-        hub.create_list(LIST, "md5", snapshot_every=2)
-        hub.create_list(OTHER, "sha256")
-        hub.stage(LIST, adds=[Intake(md5(i)) for i in range(5)])
-        hub.publish()
-        hub.stage(LIST, adds=[Intake(md5(i)) for i in range(5, 8)], removes=[md5(0)])
+        hub.roots.create_list(LIST, "md5", snapshot_every=2)
+        hub.roots.create_list(OTHER, "sha256")
+        hub.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(5)])
+        hub.publishing.publish()
+        hub.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(5, 8)], removes=[md5(0)])
     finally:
         hub.close()
     return home
@@ -101,10 +101,10 @@ def steps(home: Path, tmp_path: Path) -> list[str]:
     names: list[str] = []
     hub.fault_hook = names.append
     try:
-        [result] = hub.publish([LIST])
+        [result] = hub.publishing.publish([LIST])
     finally:
         hub.close()
-    assert result["snapshot"]
+    assert result.snapshot
     return names
 
 
@@ -138,27 +138,27 @@ def test_a_crash_at_any_step_leaves_the_hub_exactly_as_before(
     for step in steps:
         hub.fault_hook = crash_at(step)
         with pytest.raises(CrashError):
-            hub.publish([LIST])
+            hub.publishing.publish([LIST])
         assert observe(hub) == before, f"crash at {step!r} changed the hub"
         assert observe_fresh(home) == before, f"crash at {step!r} changed the files on disk"
     hub.fault_hook = None
-    [result] = hub.publish([LIST])
-    assert (result["version"], result["adds"], result["removes"], result["count"]) == (2, 3, 1, 7)
+    [result] = hub.publishing.publish([LIST])
+    assert (result.version, result.adds, result.removes, result.count) == (2, 3, 1, 7)
     verify(hub)
 
 
 def test_a_crash_in_the_second_list_keeps_the_first_lists_new_version(hub: Hub) -> None:
-    hub.stage(OTHER, adds=[Intake(hashlib.sha256(b"x").digest())])
-    other_before = hub.list_row(OTHER)
+    hub.lists.stage(OTHER, adds=[Intake(hashlib.sha256(b"x").digest())])
+    other_before = hub.lists.row(OTHER)
     hub.fault_hook = crash_at("head", occurrence=2)  # tid-md5 publishes first, then tid-sha256
     with pytest.raises(CrashError):
-        hub.publish()
-    assert hub.list_row(LIST)["version"] == 2
-    assert hub.list_row(OTHER) == other_before
-    assert hub.staged_count(OTHER) == 1
+        hub.publishing.publish()
+    assert hub.lists.row(LIST)["version"] == 2
+    assert hub.lists.row(OTHER) == other_before
+    assert hub.lists.staged_count(OTHER) == 1
     hub.fault_hook = None
-    [result] = hub.publish()
-    assert (result["list"], result["version"]) == (OTHER, 1)
+    [result] = hub.publishing.publish()
+    assert (result.list, result.version) == (OTHER, 1)
     verify(hub)
     verify(hub, OTHER)
 
@@ -177,7 +177,7 @@ def die(step):
 
 if mode == "during":
     hub.fault_hook = die
-hub.publish(["tid-md5"])
+hub.publishing.publish(["tid-md5"])
 os._exit(1)  # killed after the commit too: no close, no clean shutdown
 """
 
@@ -204,8 +204,8 @@ def test_a_process_killed_mid_publish_leaves_the_previous_version(
     hub = Hub.open(home)
     try:
         assert observe(hub) == before
-        [result] = hub.publish([LIST])
-        assert result["version"] == 2
+        [result] = hub.publishing.publish([LIST])
+        assert result.version == 2
         verify(hub)
     finally:
         hub.close()
@@ -217,7 +217,7 @@ def test_a_process_killed_after_the_commit_leaves_the_new_version_complete(home:
     hub = Hub.open(home)
     try:
         after = observe(hub)
-        assert hub.list_row(LIST)["version"] == 2
+        assert hub.lists.row(LIST)["version"] == 2
         assert after["staged"] == []
         assert len(after["files"]) == len(before["files"]) + 4  # body, header, sig, snapshot
         assert after["actions"] == before["actions"] + 1

@@ -66,7 +66,7 @@ def init(home: Path, *args: str) -> str:
 
 
 def root_signers(hub: Hub, version: int) -> set[str]:
-    found = hub.file(sig_path(root_path(version)))
+    found = hub.files.get(sig_path(root_path(version)))
     assert found is not None
     return {s.keyid for s in SignatureSidecar.from_bytes(found[0]).signatures}
 
@@ -92,7 +92,7 @@ def test_the_largest_root_role_init_accepts_rotates_every_role(
 
     hub = Hub.open(home)
     try:
-        newest = hub.root()
+        newest = hub.keys.root()
         assert newest.version == 2 + len(ROLE_NAMES) + 1
         assert len(newest.roles["root"].keyids) == keys
         assert newest.roles["root"].threshold == threshold
@@ -104,14 +104,14 @@ def test_the_largest_root_role_init_accepts_rotates_every_role(
         assert len(root_signers(hub, 3)) == 2 * keys  # the first root rotation
         node = NodeView(from_hub(hub), pinned)
         state = node.update(LIST, now=datetime.now(UTC))
-        assert state == hub.state(LIST)
+        assert state == hub.lists.state(LIST)
         assert len(state) == version + 1
     finally:
         hub.close()
 
 
 def hub_root(hub: Hub, version: int) -> Root:
-    found = hub.file(root_path(version))
+    found = hub.files.get(root_path(version))
     assert found is not None
     return Root.from_bytes(found[0])
 
@@ -124,16 +124,16 @@ def clock() -> Clock:
 @pytest.fixture
 def hub(tmp_path: Path, clock: Clock) -> Iterator[Hub]:
     hub = Hub.init(tmp_path / "hub", "hub.test", now=clock)
-    hub.create_list(LIST, "md5", label="tid", snapshot_every=3)
+    hub.roots.create_list(LIST, "md5", label="tid", snapshot_every=3)
     yield hub
     hub.close()
 
 
 def publish(hub: Hub, clock: Clock, *labels: str, list_id: str = LIST) -> int:
-    hub.stage(list_id, adds=[Intake(md5(label)) for label in labels])
+    hub.lists.stage(list_id, adds=[Intake(md5(label)) for label in labels])
     clock.advance()
-    (result,) = hub.publish([list_id])
-    return int(result["version"])
+    (result,) = hub.publishing.publish([list_id])
+    return int(result.version)
 
 
 def test_a_delta_rotation_retires_the_old_key_without_publishing_anything(
@@ -145,33 +145,33 @@ def test_a_delta_rotation_retires_the_old_key_without_publishing_anything(
     published version keeps verifying, through later roots that rotate nothing."""
     publish(hub, clock, "a")
     publish(hub, clock, "b")
-    follower = NodeView(from_hub(hub), hub.root_sha256())
+    follower = NodeView(from_hub(hub), hub.keys.root_sha256())
     follower.update(LIST, now=clock())
-    old_root = hub.root()
-    old_online = {r: hub.signers(r) for r in ("delta", "checkpoint", "timestamp")}
+    old_root = hub.keys.root()
+    old_online = {r: hub.keys.signers(r) for r in ("delta", "checkpoint", "timestamp")}
     clock.advance()
-    rotation = hub.rotate_key("delta")
+    rotation = hub.roots.rotate_key("delta")
     assert rotation.lists[LIST].first_version == 3
-    assert hub.head(LIST).version == 2
-    assert hub.file(header_path(LIST, 3)) is None  # nothing was published for it
+    assert hub.lists.head(LIST).version == 2
+    assert hub.files.get(header_path(LIST, 3)) is None  # nothing was published for it
     clock.advance()
-    hub.create_list("tid-sha256", "sha256")  # a root that rotates nothing
-    hub.rotate_key("checkpoint")  # nor does this one
-    assert follower.update(LIST, now=clock()) == hub.state(LIST)
-    fresh = NodeView(from_hub(hub), hub.root_sha256())
-    assert fresh.update(LIST, now=clock()) == hub.state(LIST)
+    hub.roots.create_list("tid-sha256", "sha256")  # a root that rotates nothing
+    hub.roots.rotate_key("checkpoint")  # nor does this one
+    assert follower.update(LIST, now=clock()) == hub.lists.state(LIST)
+    fresh = NodeView(from_hub(hub), hub.keys.root_sha256())
+    assert fresh.update(LIST, now=clock()) == hub.lists.state(LIST)
 
     # The retired key signs v3 under the old root; the hub's current online keys sign a
     # checkpoint over it (the worst case: only the delta key was ever at fault).
     forged = Publisher(old_root, old_online)
     clock.advance()
-    publication = forged.publish(hub.head(LIST), adds=[md5("smuggled")], now=clock())
+    publication = forged.publish(hub.lists.head(LIST), adds=[md5("smuggled")], now=clock())
     checkpoint = Publisher(
-        hub.root(), {r: hub.signers(r) for r in ("delta", "checkpoint", "timestamp")}
+        hub.keys.root(), {r: hub.keys.signers(r) for r in ("delta", "checkpoint", "timestamp")}
     ).refresh(publication.head, clock())
     files = {**publication.files, f"lists/{LIST}/checkpoint": checkpoint}
     honest = from_hub(hub)
-    for node in (follower, fresh, NodeView(from_hub(hub), hub.root_sha256())):
+    for node in (follower, fresh, NodeView(from_hub(hub), hub.keys.root_sha256())):
         node.fetch = lambda path: files.get(path) or honest(path)
         with pytest.raises(SignatureError, match=r"root v3 rotated the delta role .* ≥ 3"):
             node.update(LIST, now=clock())
@@ -179,7 +179,7 @@ def test_a_delta_rotation_retires_the_old_key_without_publishing_anything(
     assert publish(hub, clock, "c") == 3
     for node in (follower, fresh):
         node.fetch = honest
-        assert node.update(LIST, now=clock()) == hub.state(LIST)
-    trusted = trusted_hub(honest, pinned_sha256=hub.root_sha256(), now=clock())
+        assert node.update(LIST, now=clock()) == hub.lists.state(LIST)
+    trusted = trusted_hub(honest, pinned_sha256=hub.keys.root_sha256(), now=clock())
     assert trusted.root.version == 5
     assert follower.lists[LIST][1].root_version == 5

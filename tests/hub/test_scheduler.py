@@ -47,7 +47,7 @@ def scheduled_home(tmp_path: Path, *, publish: int = 1, timestamp: int = 1) -> P
 
 def admin_of(home: Path) -> str:
     with opened(home) as hub:
-        return hub.create_operator_token("admin", "test-admin")
+        return hub.access.create_operator_token("admin", "test-admin")
 
 
 async def started(app: web.Application) -> Client:
@@ -140,7 +140,7 @@ async def test_the_app_shuts_down_cleanly_with_nothing_left_running(tmp_path: Pa
     assert not scheduler.running
     assert asyncio.all_tasks() == {asyncio.current_task()}
     with opened(home) as hub:  # the database was closed cleanly and opens again
-        assert hub.root().version >= 1
+        assert hub.keys.root().version >= 1
 
 
 async def test_shutdown_waits_for_a_running_publish_to_finish(tmp_path: Path) -> None:
@@ -173,8 +173,8 @@ async def test_shutdown_waits_for_a_running_publish_to_finish(tmp_path: Path) ->
     # The job finished, including what it does after the database work.
     assert sample(app, "hashhub_publishes_total", list=LIST, trigger="scheduler") == 1.0
     with opened(home) as hub:
-        assert hub.list_row(LIST)["version"] == 3
-        assert hub.staged_count(LIST) == 0
+        assert hub.lists.row(LIST)["version"] == 3
+        assert hub.lists.staged_count(LIST) == 0
 
 
 async def test_a_failed_scheduled_publish_is_counted_and_the_next_run_publishes(

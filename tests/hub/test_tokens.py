@@ -21,19 +21,19 @@ def home(tmp_path: Path) -> Path:
 
 def test_a_revoked_operator_token_no_longer_authenticates(home: Path) -> None:
     hub = Hub.open(home)
-    token = hub.create_operator_token("viewer", "dashboard")
-    assert hub.authenticate(token).role == "viewer"
-    assert hub.revoke_operator_tokens("dashboard") == 1
+    token = hub.access.create_operator_token("viewer", "dashboard")
+    assert hub.access.authenticate(token).role == "viewer"
+    assert hub.access.revoke_operator_tokens("dashboard") == 1
     with pytest.raises(Unauthorized):
-        hub.authenticate(token)
-    assert hub.actions(limit=1)[0]["action"] == "token.revoke"
+        hub.access.authenticate(token)
+    assert hub.reports.actions(limit=1)[0]["action"] == "token.revoke"
     hub.close()
 
 
 def test_revoking_a_holder_without_live_tokens_is_not_found(home: Path) -> None:
     hub = Hub.open(home)
     with pytest.raises(NotFound):
-        hub.revoke_operator_tokens("nobody")
+        hub.access.revoke_operator_tokens("nobody")
     hub.close()
 
 

@@ -76,11 +76,11 @@ def init_hub(home: Path) -> None:
         timestamp_interval=0,
     )
     try:
-        hub.create_list(MD5_LIST, "md5", label="test md5", snapshot_every=2)
-        hub.create_list(PDQ_LIST, "pdq", label="test pdq")
-        hub.stage(MD5_LIST, adds=[Intake(md5(i)) for i in range(5)])
-        hub.stage(PDQ_LIST, adds=[Intake(original_pdq())])
-        hub.publish()
+        hub.roots.create_list(MD5_LIST, "md5", label="test md5", snapshot_every=2)
+        hub.roots.create_list(PDQ_LIST, "pdq", label="test pdq")
+        hub.lists.stage(MD5_LIST, adds=[Intake(md5(i)) for i in range(5)])
+        hub.lists.stage(PDQ_LIST, adds=[Intake(original_pdq())])
+        hub.publishing.publish()
     finally:
         hub.close()
 
@@ -98,7 +98,7 @@ class HubServer:
         """The SHA-256 of root v1, which a node pins."""
         hub = opened_hub(self.home)
         try:
-            return hub.root_sha256(1)
+            return hub.keys.root_sha256(1)
         finally:
             hub.close()
 
@@ -106,14 +106,14 @@ class HubServer:
         """Enrol a node's public key (as the operator would); returns its token."""
         hub = opened_hub(self.home)
         try:
-            return hub.enrol_node(node_id, load_public_key(public_key_pem), lists)
+            return hub.access.enrol_node(node_id, load_public_key(public_key_pem), lists)
         finally:
             hub.close()
 
     def status(self) -> dict[str, Any]:
         hub = opened_hub(self.home)
         try:
-            return hub.status()
+            return hub.reports.status()
         finally:
             hub.close()
 
@@ -153,7 +153,7 @@ def hub_home(tmp_path: Path) -> Path:
 async def hub_server(hub_home: Path) -> AsyncIterator[HubServer]:
     hub = opened_hub(hub_home)
     try:
-        admin_token = hub.create_operator_token("admin", "tests")
+        admin_token = hub.access.create_operator_token("admin", "tests")
     finally:
         hub.close()
     app = create_hub_app(hub_home, schedule=False)

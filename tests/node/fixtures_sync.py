@@ -10,7 +10,7 @@
 - ``fork_hub``: a copy of a hub (same keys, same history) that can then publish a
   different history of its own.
 - ``make_node``: ``Node.init`` pinned to the hub's root v1, its ``node.pub.pem``
-  enrolled through ``Hub.enrol_node``, the token written to its secret file.
+  enrolled through ``Access.enrol_node``, the token written to its secret file.
 - ``sync_once``: one update as ``node.service.run_sync`` runs it, with the
   ``Fetcher`` built here so a test can pass other sources or ``Limits`` and look
   at ``Fetcher.requested``.
@@ -130,44 +130,44 @@ class HubApp:
 
     def create_list(self, list_id: str, hash_type: str, **options: Any) -> None:
         with self.opened() as hub:
-            hub.create_list(list_id, hash_type, **options)
+            hub.roots.create_list(list_id, hash_type, **options)
 
     def publish(
         self, list_id: str, adds: Sequence[bytes] = (), removes: Sequence[bytes] = ()
     ) -> int:
         """Stage and publish one version; returns it."""
         with self.opened() as hub:
-            hub.stage(list_id, adds=[Intake(h) for h in adds], removes=list(removes))
-            (result,) = hub.publish([list_id])
-            return int(result["version"])
+            hub.lists.stage(list_id, adds=[Intake(h) for h in adds], removes=list(removes))
+            (result,) = hub.publishing.publish([list_id])
+            return int(result.version)
 
     def refresh(self) -> None:
         """Re-issue every checkpoint with a fresh timestamp co-signature (at the clock's time)."""
         with self.opened() as hub:
-            hub.refresh_checkpoints()
+            hub.checkpoints.refresh()
 
     def file(self, path: str) -> bytes:
         with self.opened() as hub:
-            found = hub.file(path)
+            found = hub.files.get(path)
         assert found is not None, path
         return found[0]
 
     def pinned(self) -> str:
         with self.opened() as hub:
-            return hub.root_sha256(1)
+            return hub.keys.root_sha256(1)
 
     def enrol(self, node_id: str, public_key_pem: Path, lists: Sequence[str]) -> str:
         with self.opened() as hub:
-            return hub.enrol_node(node_id, load_public_key(public_key_pem), lists)
+            return hub.access.enrol_node(node_id, load_public_key(public_key_pem), lists)
 
     def status(self, list_id: str) -> dict[str, Any]:
         with self.opened() as hub:
-            return next(e for e in hub.status()["lists"] if e["id"] == list_id)
+            return next(e for e in hub.reports.status()["lists"] if e["id"] == list_id)
 
     def acks(self, node_id: str) -> list[dict[str, Any]]:
         """The node's stored acks, oldest first."""
         with self.opened() as hub:
-            return list(reversed(hub.acks(node=node_id, limit=1000)))
+            return list(reversed(hub.evidence.acks(node=node_id, limit=1000)))
 
 
 async def fork_hub(hub: HubApp, home: Path) -> HubApp:
@@ -273,7 +273,7 @@ class StoreImage:
         changes = tuple(
             tuple(r.values()) for r in db.query("SELECT * FROM state_changes ORDER BY list_id, seq")
         )
-        return cls(rows, roots, evidence, tuple(sorted(node.versions.items())), changes)
+        return cls(rows, roots, evidence, tuple(sorted(node.matching.versions.items())), changes)
 
     def unchanged(self, node: Node, *, new_evidence: int = 0) -> None:
         """Assert the store still enforces and trusts exactly this, with ``new_evidence`` rows."""

@@ -147,7 +147,7 @@ class HostileServer:
         async def source(request: web.Request, body: bytes) -> Answer:
             if request.method != "GET":
                 return Answer(405, b"")
-            found = hub.file(request.path.lstrip("/"))
+            found = hub.files.get(request.path.lstrip("/"))
             return Answer(200, found[0]) if found else Answer(404, b"")
 
         async def close() -> None:

@@ -3,7 +3,7 @@
 An ack per list after each applied version, with cumulative counters and the
 per-hash counters that changed since the last ack; kept in a durable outbox
 until the hub confirms; sent in ``seq`` order; a retry sends the very same
-bytes. The hub's totals (``Hub.status``) and its ``acks`` table are the
+bytes. The hub's totals (``Reports.status``) and its ``acks`` table are the
 judges: every ack arrives once, none is counted twice, and a node whose
 counters reset never makes the totals go down.
 """
@@ -92,10 +92,10 @@ def node_totals(node: Node) -> dict[str, int]:
 def match_and_decide(node: Node, decisions: dict[bytes, str | None], misses: int = 0) -> None:
     """Check ``decisions``' hashes plus ``misses`` unlisted ones; record each decision."""
     queries = list(decisions) + [md5(f"unlisted-{i}") for i in range(misses)]
-    for match in node.match_hashes({"md5": queries}):
+    for match in node.matching.match_hashes({"md5": queries}):
         decision = decisions[match.hash]
         if decision is not None:
-            node.record_outcome(match.match_id, decision)
+            node.matching.record_outcome(match.match_id, decision)
 
 
 async def test_each_applied_version_is_acked_with_cumulative_and_changed_counters(
@@ -143,7 +143,7 @@ async def test_each_applied_version_is_acked_with_cumulative_and_changed_counter
     assert hub_totals(hub) == node_totals(node) == {k: v for k, v in third.items() if k in COUNTERS}
     assert hub.status(LIST)["nodes"][0]["applied_version"] == 3
     with hub.opened() as opened:
-        per_hash = opened.hash_counts(LIST)
+        per_hash = opened.ledger.hash_counts(LIST)
     assert per_hash[md5(1).hex()] == {"matched": 1, "actioned": 1}
     assert per_hash[md5(3).hex()] == {"matched": 1, "blocked": 1}
 
@@ -306,7 +306,7 @@ async def test_node_whose_counters_reset_never_lowers_the_hub_totals(
     assert all(after[name] >= before[name] for name in COUNTERS), (before, after)
     assert after == {"checked": 4, "matched": 3, "actioned": 1, "blocked": 1, "false_positive": 0}
     with hub.opened() as opened:
-        assert opened.hash_counts(LIST)[md5(3).hex()] == {"matched": 1, "blocked": 1}
+        assert opened.ledger.hash_counts(LIST)[md5(3).hex()] == {"matched": 1, "blocked": 1}
 
 
 async def test_node_shown_another_history_is_caught_by_its_ack(
@@ -333,7 +333,7 @@ async def test_node_shown_another_history_is_caught_by_its_ack(
             "SELECT bytes FROM evidence WHERE id = ?", [kept["id"]]
         ).fetchone()[0]
         with hub.opened() as opened:
-            (evidence,) = opened.evidence(include_bytes=True)
+            (evidence,) = opened.evidence.items(include_bytes=True)
         assert (evidence["kind"], evidence["node"], evidence["list"]) == (
             "split_view",
             NODE_ID,
@@ -361,7 +361,7 @@ async def test_more_changed_hashes_than_one_ack_holds_go_in_further_acks(
     assert acks[1].counts.matched == acks[2].counts.matched == len(bulk), "same totals"
     assert await flush(node) == (3, 0)
     with hub.opened() as opened:
-        per_hash = opened.hash_counts(LIST)
+        per_hash = opened.ledger.hash_counts(LIST)
     assert len(per_hash) == len(bulk)
     assert all(c == {"matched": 1} for c in per_hash.values())
     assert hub_totals(hub)["matched"] == len(bulk)

@@ -154,7 +154,7 @@ async def test_init_enrol_token_sync_status_session(tmp_path: Path, hub_server: 
 async def test_init_can_pin_the_root_file_itself(tmp_path: Path, hub_server: HubServer) -> None:
     hub = Hub.open(hub_server.home)
     try:
-        found = hub.file("root/1.json")
+        found = hub.files.get("root/1.json")
         assert found is not None
         (tmp_path / "root-1.json").write_bytes(found[0])
     finally:

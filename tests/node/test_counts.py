@@ -18,8 +18,8 @@ def _node(tmp_path: Path, listed: list[bytes]) -> Node:
         lists=[LIST],
         pinned_root_sha256="0" * 64,
     )
-    node.indexes[LIST] = ListIndex.from_snapshot("pdq", 31, b"".join(sorted(listed)))
-    node.versions[LIST] = 1
+    node.matching.indexes[LIST] = ListIndex.from_snapshot("pdq", 31, b"".join(sorted(listed)))
+    node.matching.versions[LIST] = 1
     return node
 
 
@@ -37,7 +37,7 @@ def test_variants_of_one_image_count_as_one_check_and_one_event_per_listed_hash(
     node = _node(tmp_path, [listed])
     near = bytes(31) + b"\x03"  # distance 2
     exact = bytes(32)
-    results = node.match_hashes({"pdq": [near, exact, bytes(31) + b"\xff"]}, one_item=True)
+    results = node.matching.match_hashes({"pdq": [near, exact, bytes(31) + b"\xff"]}, one_item=True)
     assert [(r.hash, r.distance) for r in results] == [(listed, 0)]
     assert _totals(node) == {"checked": 1, "matched": 1}
 
@@ -45,7 +45,7 @@ def test_variants_of_one_image_count_as_one_check_and_one_event_per_listed_hash(
 def test_independent_hashes_count_one_check_each(tmp_path: Path) -> None:
     listed = bytes(32)
     node = _node(tmp_path, [listed])
-    results = node.match_hashes({"pdq": [bytes(32), bytes(31) + b"\x03", b"\xff" * 32]})
+    results = node.matching.match_hashes({"pdq": [bytes(32), bytes(31) + b"\x03", b"\xff" * 32]})
     assert sorted(r.distance for r in results) == [0, 2]
     assert _totals(node) == {"checked": 3, "matched": 2}
 

@@ -420,7 +420,7 @@ async def test_a_tampered_update_leaves_the_store_unchanged(
             assert roots_table(home) == roots
             assert node.store.verify() == digests
             assert len(node.store.evidence()) == evidence + 1
-            enforced = node.match_hashes({"md5": [md5(0), md5("new")]})
+            enforced = node.matching.match_hashes({"md5": [md5(0), md5("new")]})
             assert [m.hash for m in enforced] == [md5(0)]  # still version 1
 
             proxy.behave()

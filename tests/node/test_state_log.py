@@ -82,16 +82,16 @@ async def test_a_small_delta_is_logged_and_read_back_with_the_blob(hub: HubApp, 
     listed = (listed - {md5(0)}) | {md5("a"), md5("b")}
     assert state_of(node, LIST) == expected_state(listed)
     assert all(ok for _, ok, _, _ in node.store.verify())
-    assert node.match_hashes({"md5": [md5("a")]})
+    assert node.matching.match_hashes({"md5": [md5("a")]})
 
     # A restart reads the same state back and finds nothing damaged.
     home = node.home
     node.close()
     reopened = Node.open(home, now=hub.clock)
     try:
-        assert reopened.damaged == set()
-        assert reopened.match_hashes({"md5": [md5("b")]})
-        assert not reopened.match_hashes({"md5": [md5(0)]})
+        assert reopened.matching.damaged == set()
+        assert reopened.matching.match_hashes({"md5": [md5("b")]})
+        assert not reopened.matching.match_hashes({"md5": [md5(0)]})
     finally:
         reopened.close()
 
@@ -127,7 +127,7 @@ async def test_a_damaged_log_is_reported_and_repaired_from_the_next_snapshot(
 
     reopened = Node.open(home, now=hub.clock)
     try:
-        assert reopened.damaged == {LIST}
+        assert reopened.matching.damaged == {LIST}
         ((_, ok, _, _),) = reopened.store.verify()
         assert not ok
         hub.publish(LIST, adds=[md5("b")])  # v3, with a snapshot
@@ -138,7 +138,7 @@ async def test_a_damaged_log_is_reported_and_repaired_from_the_next_snapshot(
         assert outcomes[0].rebuilt
         assert logged(reopened) == []
         assert all(ok for _, ok, _, _ in reopened.store.verify())
-        assert reopened.match_hashes({"md5": [md5("a"), md5("b")]})
-        assert not reopened.match_hashes({"md5": [md5("forged")]})
+        assert reopened.matching.match_hashes({"md5": [md5("a"), md5("b")]})
+        assert not reopened.matching.match_hashes({"md5": [md5("forged")]})
     finally:
         reopened.close()

@@ -141,7 +141,7 @@ async def test_bootstrap_from_snapshot_and_full_replay_give_the_same_state(
     assert replayer.store.verify()[0][1]
     queries = [md5(3), md5(4), md5("v2"), md5("v5")]  # md5(0) … md5(3) were removed
     for follower in (node, replayer):
-        matched = [m.hash for m in follower.match_hashes({"md5": queries})]
+        matched = [m.hash for m in follower.matching.match_hashes({"md5": queries})]
         assert matched == queries[1:]
     replayer.close()
 
@@ -173,7 +173,7 @@ async def test_incremental_sync_fetches_only_the_new_versions(hub: HubApp, node:
     ]
     assert len([p for p in paths if "/body/" in p]) == 2
     assert not [p for p in paths if "/snapshot/" in p]
-    matched = {m.hash for m in node.match_hashes({"md5": [md5("c"), md5(0), md5(1)]})}
+    matched = {m.hash for m in node.matching.match_hashes({"md5": [md5("c"), md5(0), md5(1)]})}
     assert matched == {md5("c"), md5(1)}
     assert node.store.verify()[0][1]
 
@@ -289,7 +289,7 @@ async def test_a_malicious_mirrors_bytes_are_passed_over_for_the_hubs_verified_c
     outcomes, fetcher = await sync_once(node)
 
     assert statuses(outcomes) == {LIST: ("updated", 0 if bootstrap else 1, 2)}
-    assert node.match_hashes({"md5": [md5("x")]})
+    assert node.matching.match_hashes({"md5": [md5("x")]})
     assert node.store.verify()[0][1]
     evidence = evidence_rows(node)[-1]
     assert evidence["kind"] == "RejectedSource"
@@ -399,8 +399,8 @@ async def test_endless_data_is_cut_at_its_cap_and_nothing_is_applied(
     evil = (await servers.serving(hub.home)).on(target, behaviour)
     if "snapshot" in target:
         node.store.db.execute("DELETE FROM lists")  # a node bootstrapping from the snapshot
-        node.indexes.clear()
-        node.versions.clear()
+        node.matching.indexes.clear()
+        node.matching.versions.clear()
     before = StoreImage.of(node)
     started = time.monotonic()
 
@@ -486,7 +486,7 @@ async def test_stale_checkpoint_is_rejected_as_freeze_while_the_list_stays_enfor
     before.unchanged(node, new_evidence=1)
     status = node.status()
     assert status["stale"], "past the maximum age without a good checkpoint: the alarm is up"
-    assert node.match_hashes({"md5": [md5(1)]}), "the last good list is still enforced"
+    assert node.matching.match_hashes({"md5": [md5(1)]}), "the last good list is still enforced"
 
     outcomes, _ = await sync_once(node)
     assert statuses(outcomes) == {LIST: ("current", 1, 1)}
@@ -517,7 +517,7 @@ async def test_second_root_hash_for_a_trusted_size_is_kept_as_equivocation_evide
     assert evidence["kind"] == "EquivocationError"
     assert bytes(evidence["bytes"]) == fork.file(checkpoint_path(LIST)), "the note presented"
     assert bytes(evidence["other"]) == hub.file(checkpoint_path(LIST)), "the note trusted"
-    assert not node.match_hashes({"md5": [md5("forged")]})
+    assert not node.matching.match_hashes({"md5": [md5("forged")]})
 
 
 async def test_other_history_past_the_trusted_version_is_rejected(
@@ -566,10 +566,10 @@ async def test_crash_during_the_commit_applies_nothing_and_the_next_sync_succeed
     db.execute("DROP TRIGGER crash")
     db.close()
     before.unchanged(node, new_evidence=0)
-    assert not node.match_hashes({"md5": [md5("x")]})
+    assert not node.matching.match_hashes({"md5": [md5("x")]})
     outcomes, _ = await sync_once(node)
     assert statuses(outcomes) == {LIST: ("updated", 0 if bootstrap else 1, 2)}
-    assert node.match_hashes({"md5": [md5("x")]})
+    assert node.matching.match_hashes({"md5": [md5("x")]})
 
 
 def corrupt_state(node: Node) -> None:
@@ -617,7 +617,7 @@ async def test_local_corruption_is_repaired_from_a_newer_snapshot(hub: HubApp, n
     assert outcomes[0].removed == [flip_byte(FIRST_SORTED[2])]
     assert any(url.endswith(snapshot_path(LIST, 2)) for url in fetcher.requested)
     assert node.store.verify()[0][1]
-    assert node.match_hashes({"md5": [md5(2), md5("x")]})
+    assert node.matching.match_hashes({"md5": [md5(2), md5("x")]})
 
 
 # -- the benchmark's sync rows keep working -------------------------------------------------

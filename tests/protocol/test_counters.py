@@ -1,6 +1,6 @@
 """Tests of protocol.counters: growth of a cumulative counter, an ack's rows, the clamp.
 
-The hub's ledger (``hub.core.Hub._count``), its migration's chart backfill and the
+The hub's ledger (``hub.services.ledger.Ledger.count``), its migration's chart backfill and the
 auditor's ``recompute_totals`` all add counters up with these functions, so the
 rule "a value below the last is a reset; the total never goes down" is tested here
 once, and the hub and auditor tests check that they apply it.

@@ -2,7 +2,7 @@
 
 A *fork server* (``ForkServer``) is a separate Python process that imports the
 hub and node packages once, then for each job forks a worker that runs one real
-operation (a node's ``run_sync``, a ``Hub.publish``, ``Hub.receive_acks``, or
+operation (a node's ``run_sync``, a ``Publishing.publish``, ``AckIntake.receive_batch``, or
 the hub's HTTP app serving until told to stop) and sends it SIGKILL after the
 delay the test chose. Forking from an idle process that already holds the
 imports costs milliseconds, so a hundred kills fit in a test run; the worker is
@@ -51,7 +51,7 @@ def sync(home):
 
 def publish(home):
     hub = Hub.open(Path(home))
-    hub.publish()
+    hub.publishing.publish()
     hub.close()
 
 
@@ -62,7 +62,7 @@ def acks(home, batches_file):
             (token, base64.b64decode(data), base64.b64decode(sig), None)
             for token, data, sig in batch
         ]
-        for answer in hub.receive_acks(items):
+        for answer in hub.acks.receive_batch(items):
             if isinstance(answer, AckReceipt):
                 say(f"ok {answer.node} {answer.seq}")
             else:

@@ -340,15 +340,17 @@ async def hub_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     node_key = SigningKey.generate()
     with opened(home) as hub:
         tokens: dict[str, str | None] = {
-            role: hub.create_operator_token(role, f"test-{role}") for role in OPERATORS
+            role: hub.access.create_operator_token(role, f"test-{role}") for role in OPERATORS
         }
-        tokens["node"] = hub.enrol_node(NODE_ID, node_key.public, [LIST])
-        tokens["other_node"] = hub.enrol_node(
+        tokens["node"] = hub.access.enrol_node(NODE_ID, node_key.public, [LIST])
+        tokens["other_node"] = hub.access.enrol_node(
             "platform-b", SigningKey.generate().public, [OTHER_LIST]
         )
-        tokens["revoked_node"] = hub.enrol_node("platform-r", SigningKey.generate().public, [LIST])
-        tokens["revoked_operator"] = hub.create_operator_token("admin", "former-admin")
-        hub.revoke_node("platform-r")
+        tokens["revoked_node"] = hub.access.enrol_node(
+            "platform-r", SigningKey.generate().public, [LIST]
+        )
+        tokens["revoked_operator"] = hub.access.create_operator_token("admin", "former-admin")
+        hub.access.revoke_node("platform-r")
     tokens["anonymous"] = None
     tokens["wrong"] = "hho_" + secrets.token_urlsafe(32)
 
@@ -360,7 +362,7 @@ async def hub_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         sessions = {role: await _open_session(client, str(tokens[role])) for role in OPERATORS}
         sessions["revoked_operator"] = await _open_session(client, str(tokens["revoked_operator"]))
         with opened(home) as hub:
-            assert hub.revoke_operator_tokens("former-admin") == 1
+            assert hub.access.revoke_operator_tokens("former-admin") == 1
 
         header = await client.get(
             f"/lists/{LIST}/delta/1.json", headers=bearer(str(tokens["admin"]))
@@ -628,10 +630,10 @@ async def test_node_answers_every_principal_as_the_table_says(node_world: NodeWo
 #
 # How each credential is compared, found by reading the code (the tests below hold it so):
 #
-# - hub bearer tokens (``Hub.authenticate``): the token is hashed with SHA-256
-#   (``_hash_token``), the row is looked up by that hash in SQLite, and the stored hash
+# - hub bearer tokens (``Access.authenticate``): the token is hashed with SHA-256
+#   (``hash_token``), the row is looked up by that hash in SQLite, and the stored hash
 #   is compared again with ``hmac.compare_digest``. The lookup never sees the token.
-# - hub dashboard sessions (``Hub.web_session``): looked up by the SHA-256 of the id.
+# - hub dashboard sessions (``WebSessions.get``): looked up by the SHA-256 of the id.
 # - hub CSRF and login nonces (``hub.web.pages._check_csrf``): ``hmac.compare_digest``.
 # - the node's API token (``node.app.auth_middleware``) and its status-page login
 #   (``node.web.pages`` ``login``): ``hmac.compare_digest`` of the bytes.
@@ -651,7 +653,7 @@ def _function(path: Path, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
 
 
 def _calls(function: ast.AST) -> set[str]:
-    """Dotted names of everything ``function`` calls (``hmac.compare_digest``, ``_hash_token``)."""
+    """Dotted names of everything ``function`` calls (``hmac.compare_digest``, ``hash_token``)."""
     return {ast.unparse(node.func) for node in ast.walk(function) if isinstance(node, ast.Call)}
 
 
@@ -662,7 +664,7 @@ def _names(node: ast.AST) -> str:
 @pytest.mark.parametrize(
     ("module", "function"),
     [
-        ("hub/core.py", "authenticate"),
+        ("hub/services/access.py", "authenticate"),
         ("hub/web/pages.py", "_check_csrf"),
         ("node/limits.py", "is_the_api_token"),
         ("node/web/sessions.py", "csrf_matches"),
@@ -690,12 +692,12 @@ def test_the_node_api_token_is_checked_by_its_one_constant_time_check(
 
 def test_hub_tokens_and_sessions_are_looked_up_by_their_sha256() -> None:
     """The database is asked for the token's SHA-256, never for the token itself."""
-    core = SOURCE / "hub/core.py"
-    hash_token = _function(core, "_hash_token")
+    access = SOURCE / "hub/services/access.py"
+    hash_token = _function(access, "hash_token")
     assert "hashlib.sha256" in _calls(hash_token)
-    for name in ("authenticate", "web_session"):
-        found = _function(core, name)
-        assert "_hash_token" in _calls(found), name
+    for module, name in ((access, "authenticate"), (SOURCE / "hub/services/sessions.py", "get")):
+        found = _function(module, name)
+        assert "hash_token" in _calls(found), name
         queries = [
             node.value
             for node in ast.walk(found)

@@ -209,10 +209,10 @@ def make_publishing_hub(home: Path) -> None:
     """v1 of HUB_BOOT hashes published; a big v2 staged (a snapshot is written every version)."""
     hub = Hub.init(home, "hub.test", root_keys=1, root_threshold=1, publish_interval=0)
     try:
-        hub.create_list(LIST, "md5", snapshot_every=1)
-        hub.stage(LIST, adds=[Intake(md5(i)) for i in range(HUB_BOOT)])
-        hub.publish([LIST])
-        hub.stage(
+        hub.roots.create_list(LIST, "md5", snapshot_every=1)
+        hub.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(HUB_BOOT)])
+        hub.publishing.publish([LIST])
+        hub.lists.stage(
             LIST,
             adds=[Intake(md5(f"staged-{i}")) for i in range(STAGED_ADDS)],
             removes=[md5(i) for i in range(STAGED_REMOVES)],
@@ -225,15 +225,15 @@ def hub_published_version(home: Path) -> int:
     """Open the hub after the kill; its published tree is one whole version, checked as a node."""
     hub = Hub.open(home)
     try:
-        version = int(hub.list_row(LIST)["version"])
+        version = int(hub.lists.row(LIST)["version"])
         assert version in (1, 2), version
         published = published_states(hub)
         assert sorted(published) == list(range(1, version + 1))
-        view = NodeView(from_hub(hub), hub.root_sha256(1))
+        view = NodeView(from_hub(hub), hub.keys.root_sha256(1))
         state = view.update(LIST, now=utcnow())
-        assert state == hub.state(LIST)
+        assert state == hub.lists.state(LIST)
         assert state.digest() == published[version]
-        snapshot = hub.file(snapshot_path(LIST, version))
+        snapshot = hub.files.get(snapshot_path(LIST, version))
         assert snapshot is not None, f"v{version} has no snapshot"
         assert hashlib.sha256(snapshot[0]).hexdigest() == published[version].sha256
         beyond = list(
@@ -244,7 +244,7 @@ def hub_published_version(home: Path) -> int:
         )
         assert beyond == [], f"files of an unpublished version are served: {beyond}"
         expected_staged = STAGED_ADDS + STAGED_REMOVES if version == 1 else 0
-        assert hub.staged_count(LIST) == expected_staged
+        assert hub.lists.staged_count(LIST) == expected_staged
         return version
     finally:
         hub.close()
@@ -255,11 +255,11 @@ def publish_next(home: Path, version: int) -> None:
     hub = Hub.open(home)
     try:
         if version == 2:
-            hub.stage(LIST, adds=[Intake(md5("after-the-crash"))])
-        [result] = hub.publish([LIST])
-        assert result["version"] == version + 1
-        view = NodeView(from_hub(hub), hub.root_sha256(1))
-        assert view.update(LIST, now=utcnow()) == hub.state(LIST)
+            hub.lists.stage(LIST, adds=[Intake(md5("after-the-crash"))])
+        [result] = hub.publishing.publish([LIST])
+        assert result.version == version + 1
+        view = NodeView(from_hub(hub), hub.keys.root_sha256(1))
+        assert view.update(LIST, now=utcnow()) == hub.lists.state(LIST)
     finally:
         hub.close()
 
@@ -334,20 +334,20 @@ def make_ack_hub(home: Path) -> list[list[SignedAck]]:
     """
     hub = Hub.init(home, "hub.test", root_keys=1, root_threshold=1, publish_interval=0)
     try:
-        hub.create_list(LIST, "md5")
-        hub.stage(LIST, adds=[Intake(md5(i)) for i in range(100)])
-        hub.publish([LIST])
-        view = NodeView(from_hub(hub), hub.root_sha256(1))
+        hub.roots.create_list(LIST, "md5")
+        hub.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(100)])
+        hub.publishing.publish([LIST])
+        view = NodeView(from_hub(hub), hub.keys.root_sha256(1))
         view.update(LIST, now=utcnow())
         _, trust = view.lists[LIST]
-        origin = hub.root().origin(LIST)
+        origin = hub.keys.root().origin(LIST)
         applied = AppliedVersion(trust.version, trust.compact.root(), trust.state)
         rng = random.Random(SEED + 2)
         per_node: list[list[SignedAck]] = []
         for n in range(NODES):
             node_id = f"platform-{n}"
             key = SigningKey.generate()
-            token = hub.enrol_node(node_id, key.public, [LIST])
+            token = hub.access.enrol_node(node_id, key.public, [LIST])
             totals = {"checked": 0, "matched": 0, "actioned": 0}
             acks = []
             for seq in range(1, ACKS_PER_NODE + 1):
@@ -431,12 +431,12 @@ def check_acks_after_kill(
             seqs = sorted(seq for node, seq in stored if node == node_id)
             assert seqs == list(range(1, len(seqs) + 1)), f"{node_id}: a hole in {seqs}"
         check_counters(hub, acks, set(stored))
-        answers = hub.receive_acks([(a.token, a.data, a.sig, None) for a in acks])
+        answers = hub.acks.receive_batch([(a.token, a.data, a.sig, None) for a in acks])
         for a, answer in zip(acks, answers, strict=True):
             assert isinstance(answer, AckReceipt), (a.node, a.seq, answer)
             assert answer.duplicate == ((a.node, a.seq) in stored), (a.node, a.seq)
         resent = [a for a in acks if (a.node, a.seq) not in stored]
-        again = hub.receive_acks([(a.token, a.data, a.sig, None) for a in resent])
+        again = hub.acks.receive_batch([(a.token, a.data, a.sig, None) for a in resent])
         assert all(isinstance(r, AckReceipt) and r.duplicate for r in again)
         everything = stored_acks(hub)
         assert everything == {(a.node, a.seq): 1 for a in acks}

@@ -106,7 +106,7 @@ def no_traceback(result: Result) -> None:
 
 def enforced(node: Node, label: object) -> int | None:
     """The version under which ``node`` matches md5(label), or None (the match is recorded)."""
-    found = node.match_hashes({"md5": [md5(label)]})
+    found = node.matching.match_hashes({"md5": [md5(label)]})
     return found[0].version if found else None
 
 
@@ -481,7 +481,7 @@ def staged_hub(tmp_path: Path) -> HubApp:
     hub = HubApp.init(tmp_path / "hub", Clock())
     hub.create_list(LIST, "md5")
     with hub.opened() as opened:
-        opened.stage(LIST, adds=[Intake(md5(i)) for i in range(3)])
+        opened.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(3)])
     return hub
 
 
@@ -548,7 +548,7 @@ def hold(step):
         print("inside", flush=True)
         time.sleep(float(sys.argv[2]))
 hub.fault_hook = hold
-print(" ".join(f"v{r['version']}" for r in hub.publish(who="other")), flush=True)
+print(" ".join(f"v{r.version}" for r in hub.publishing.publish(who="other")), flush=True)
 hub.close()
 """
 

@@ -118,8 +118,8 @@ async def world(tmp_path: Path) -> AsyncIterator[HubWorld]:
     home = tmp_path / "hub"
     init_hub(home)
     with opened(home) as hub:
-        node_token = hub.enrol_node(NODE_ID, NODE_KEY.public, [LIST])
-        publisher = hub.create_operator_token("publisher", "fuzz-publisher")
+        node_token = hub.access.enrol_node(NODE_ID, NODE_KEY.public, [LIST])
+        publisher = hub.access.create_operator_token("publisher", "fuzz-publisher")
     app = create_app(home, schedule=False)
     # Every example comes from 127.0.0.1; the public form's per-address limit, and the
     # limit on refused tokens (a malformed Authorization header counts), are tests of

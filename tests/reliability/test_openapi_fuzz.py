@@ -189,8 +189,8 @@ async def test_the_hub_answers_every_request_as_its_document_says(tmp_path: Path
     _lift_rate_limits(home)
     with opened(home) as hub:
         tokens = {
-            "admin": hub.create_operator_token("admin", "fuzzer"),
-            "node": hub.enrol_node(NODE_ID, SigningKey.generate().public, [LIST]),
+            "admin": hub.access.create_operator_token("admin", "fuzzer"),
+            "node": hub.access.enrol_node(NODE_ID, SigningKey.generate().public, [LIST]),
         }
     app = create_app(home, schedule=False)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
@@ -323,9 +323,9 @@ async def test_the_hub_refuses_an_unknown_query_parameter_and_an_empty_publish(
     home = tmp_path / "hub"
     init_hub(home)
     with opened(home) as hub:
-        admin = bearer(hub.create_operator_token("admin", "fuzzer"))
-        hub.stage(LIST, adds=[Intake(md5("staged"))])
-        before = {entry["id"]: entry["version"] for entry in hub.status()["lists"]}
+        admin = bearer(hub.access.create_operator_token("admin", "fuzzer"))
+        hub.lists.stage(LIST, adds=[Intake(md5("staged"))])
+        before = {entry["id"]: entry["version"] for entry in hub.reports.status()["lists"]}
     app = create_app(home, schedule=False)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         await _refused(await client.get("/v1/admin/actions?limt=5", headers=admin), "'limt'")
@@ -338,7 +338,7 @@ async def test_the_hub_refuses_an_unknown_query_parameter_and_an_empty_publish(
         stage = f"/v1/admin/lists/{LIST}/stage"
         await _refused(await client.post(stage, json={"removes": None}, headers=admin), "'removes'")
     with opened(home) as hub:
-        after = {entry["id"]: entry["version"] for entry in hub.status()["lists"]}
+        after = {entry["id"]: entry["version"] for entry in hub.reports.status()["lists"]}
     assert after == before
 
 
@@ -358,7 +358,7 @@ async def test_the_node_refuses_an_unknown_query_parameter(tmp_path: Path) -> No
             )
             await _refused(answer, "'dihedal'")
             await _refused(await client.get("/v1/matches?opn=1", headers=api), "'opn'")
-            assert node_of(client).recent_matches() == []
+            assert node_of(client).matching.recent_matches() == []
             assert node_of(client).status()["matches_awaiting_outcome"] == 0
         finally:
             await client.close()

@@ -167,10 +167,10 @@ async def hub_world(tmp_path: Path) -> AsyncIterator[HubWorld]:
     init_hub(home)
     with opened(home) as hub:
         nodes = (
-            hub.enrol_node("platform-a", SigningKey.generate().public, [LIST]),
-            hub.enrol_node("platform-b", SigningKey.generate().public, [LIST]),
+            hub.access.enrol_node("platform-a", SigningKey.generate().public, [LIST]),
+            hub.access.enrol_node("platform-b", SigningKey.generate().public, [LIST]),
         )
-        admin = hub.create_operator_token("admin", "test-admin")
+        admin = hub.access.create_operator_token("admin", "test-admin")
     app = create_app(home, schedule=False)
     clock = FakeClock()
     # The defaults, on the test's clock; each test narrows what it looks at.

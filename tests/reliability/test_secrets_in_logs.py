@@ -137,12 +137,12 @@ async def test_a_full_run_writes_no_secret_to_any_log(
         timestamp_interval=0,
     )
     try:
-        hub.create_list(LIST, "md5", label="tid")
-        hub.stage(LIST, adds=[Intake(md5(i)) for i in range(5)])
-        hub.publish()
-        pinned = hub.root_sha256(1)
-        admin = hub.create_operator_token("admin", "ops-admin")
-        viewer = hub.create_operator_token("viewer", "ops-viewer")
+        hub.roots.create_list(LIST, "md5", label="tid")
+        hub.lists.stage(LIST, adds=[Intake(md5(i)) for i in range(5)])
+        hub.publishing.publish()
+        pinned = hub.keys.root_sha256(1)
+        admin = hub.access.create_operator_token("admin", "ops-admin")
+        viewer = hub.access.create_operator_token("viewer", "ops-viewer")
     finally:
         hub.close()
     secrets_of_run["admin token"] = admin

@@ -100,7 +100,7 @@ class Bridge:
 @pytest.fixture
 def bridge(hub: HubApp) -> Bridge:
     with hub.opened() as opened:
-        token = opened.enrol_node(
+        token = opened.access.enrol_node(
             "tx-bridge", SigningKey.generate().public, [PDQ_LIST, MD5_LIST, PHASH_LIST]
         )
     return Bridge(hub, token)

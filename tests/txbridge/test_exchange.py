@@ -147,7 +147,7 @@ async def test_a_hash_in_two_lists_survives_its_removal_from_one(
     shared = pdq_of(ORIGINAL)
     hub.publish("second-pdq", adds=[shared])
     with hub.opened() as opened:
-        token = opened.enrol_node(
+        token = opened.access.enrol_node(
             "tx-bridge-2",
             SigningKey.generate().public,
             [PDQ_LIST, "second-pdq"],

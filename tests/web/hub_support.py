@@ -58,11 +58,11 @@ def init_web_hub(home: Path, **settings: Any) -> None:
         **settings,
     )
     try:
-        hub.create_list(PDQ_LIST, "pdq", label="Take It Down (pictures)")
-        hub.create_list(MD5_LIST, "md5", label="Take It Down (videos)")
-        hub.stage(PDQ_LIST, adds=[Intake(PLACEHOLDER_PDQ, quality=100)])
-        hub.stage(MD5_LIST, adds=[Intake(PLACEHOLDER_MD5)])
-        hub.publish()
+        hub.roots.create_list(PDQ_LIST, "pdq", label="Take It Down (pictures)")
+        hub.roots.create_list(MD5_LIST, "md5", label="Take It Down (videos)")
+        hub.lists.stage(PDQ_LIST, adds=[Intake(PLACEHOLDER_PDQ, quality=100)])
+        hub.lists.stage(MD5_LIST, adds=[Intake(PLACEHOLDER_MD5)])
+        hub.publishing.publish()
     finally:
         hub.close()
 
@@ -70,7 +70,7 @@ def init_web_hub(home: Path, **settings: Any) -> None:
 def operator_token(home: Path, role: str, subject: str | None = None) -> str:
     hub = Hub.open(home)
     try:
-        return hub.create_operator_token(role, subject or f"test-{role}")
+        return hub.access.create_operator_token(role, subject or f"test-{role}")
     finally:
         hub.close()
 

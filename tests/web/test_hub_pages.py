@@ -404,7 +404,7 @@ async def test_a_wrong_token_is_refused_without_a_session(
 async def test_a_node_token_does_not_open_the_dashboard(client: Client, home: Path) -> None:
     hub = Hub.open(home)
     try:
-        node_token = hub.enrol_node("platform-a", SigningKey.generate().public, [PDQ_LIST])
+        node_token = hub.access.enrol_node("platform-a", SigningKey.generate().public, [PDQ_LIST])
     finally:
         hub.close()
     page = await client.get("/login")
@@ -453,7 +453,7 @@ async def test_revoking_the_token_ends_its_sessions(client: Client, home: Path) 
     await OperatorSession.login(client, operator_token(home, "viewer", "carol"))
     hub = Hub.open(home)
     try:
-        hub.revoke_operator_tokens("carol")
+        hub.access.revoke_operator_tokens("carol")
     finally:
         hub.close()
     response = await client.get("/dashboard", allow_redirects=False)
@@ -483,7 +483,7 @@ async def test_a_dashboard_post_without_the_right_csrf_token_is_403(
     session = await OperatorSession.login(client, operator_token(home, "admin"))
     hub = Hub.open(home)
     try:
-        hub.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
+        hub.lists.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
     finally:
         hub.close()
     data = {"list": MD5_LIST} if csrf is None else {"list": MD5_LIST, "csrf": csrf}
@@ -529,7 +529,7 @@ async def test_a_publisher_publishes_staged_changes_from_the_dashboard(
     assert nothing.headers["Location"] == "/dashboard?notice=nothing"
     hub = Hub.open(home)
     try:
-        hub.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
+        hub.lists.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
     finally:
         hub.close()
     page = await (await client.get("/dashboard")).text()
@@ -698,9 +698,9 @@ async def test_the_dashboard_shows_nodes_stale_in_red_and_takedowns_from_acks(
     key = SigningKey.generate()
     hub = Hub.open(home)
     try:
-        token = hub.enrol_node("platform-a", key.public, [MD5_LIST])
-        hub.enrol_node("platform-quiet", SigningKey.generate().public, [MD5_LIST])
-        pinned = hub.root_sha256(1)
+        token = hub.access.enrol_node("platform-a", key.public, [MD5_LIST])
+        hub.access.enrol_node("platform-quiet", SigningKey.generate().public, [MD5_LIST])
+        pinned = hub.keys.root_sha256(1)
     finally:
         hub.close()
     follower = Follower(client, pinned, token)
@@ -739,12 +739,12 @@ async def test_per_hash_counts_show_the_flagged_hash_first(client: Client, home:
     busy, bad = MD5_HEX, PLACEHOLDER_MD5.hex()
     hub = Hub.open(home)
     try:
-        hub.stage(MD5_LIST, adds=[Intake(bytes.fromhex(busy))])
-        hub.publish([MD5_LIST])
-        token = hub.enrol_node("platform-a", key.public, [MD5_LIST])
+        hub.lists.stage(MD5_LIST, adds=[Intake(bytes.fromhex(busy))])
+        hub.publishing.publish([MD5_LIST])
+        token = hub.access.enrol_node("platform-a", key.public, [MD5_LIST])
         key_b = SigningKey.generate()
-        token_b = hub.enrol_node("platform-b", key_b.public, [MD5_LIST])
-        pinned = hub.root_sha256(1)
+        token_b = hub.access.enrol_node("platform-b", key_b.public, [MD5_LIST])
+        pinned = hub.keys.root_sha256(1)
     finally:
         hub.close()
     # A hash is flagged on reports from flag_min_nodes (2) nodes, each enough on its own.
@@ -780,7 +780,7 @@ async def test_a_bug_behind_a_page_is_a_500_page_without_internals(
     session = await OperatorSession.login(client, operator_token(home, "admin"))
     hub = Hub.open(home)
     try:
-        hub.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
+        hub.lists.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
     finally:
         hub.close()
     delta_key = next((home / "keys").glob("delta-*.key"))
@@ -800,8 +800,8 @@ async def test_the_takedown_history_carries_a_node_counter_reset_forward(
     key = SigningKey.generate()
     hub = Hub.open(home)
     try:
-        token = hub.enrol_node("platform-a", key.public, [MD5_LIST])
-        pinned = hub.root_sha256(1)
+        token = hub.access.enrol_node("platform-a", key.public, [MD5_LIST])
+        pinned = hub.keys.root_sha256(1)
     finally:
         hub.close()
     follower = Follower(client, pinned, token)
@@ -812,8 +812,8 @@ async def test_the_takedown_history_carries_a_node_counter_reset_forward(
         assert response.status == 200, await response.text()
     hub = Hub.open(home)
     try:
-        assert [total for _, total in hub.count_history(MD5_LIST)] == [5, 7, 8]
-        assert hub.count_history(PDQ_LIST) == []
+        assert [total for _, total in hub.ledger.count_history(MD5_LIST)] == [5, 7, 8]
+        assert hub.ledger.count_history(PDQ_LIST) == []
     finally:
         hub.close()
 

@@ -65,7 +65,7 @@ def totals(node: Node, list_id: str) -> dict[str, int]:
 
 
 def open_ids(node: Node) -> list[str]:
-    return [m["match_id"] for m in node.recent_matches(100, open_only=True)]
+    return [m["match_id"] for m in node.matching.recent_matches(100, open_only=True)]
 
 
 async def assert_html_error(response: aiohttp.ClientResponse, status: int, words: str) -> str:

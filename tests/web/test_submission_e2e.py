@@ -68,7 +68,8 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
         node = make_node(tmp_path / "node", hub, [PDQ_LIST])
         try:
             assert statuses((await sync_once(node))[0]) == {PDQ_LIST: ("updated", 0, 1)}
-            assert node.match_hashes(node.image_queries(image)) == []  # not listed yet
+            queries = node.matching.image_queries(image)
+            assert node.matching.match_hashes(queries) == []  # not listed yet
             async with aiohttp.ClientSession() as session:
                 assert await flush_acks(node, session) == (1, 0)  # the ack of version 1
             clock.advance(600)  # the hub and the node share this clock
@@ -131,10 +132,11 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
 
             # -- the platform: sync, match, ack -------------------------------------------------
             assert statuses((await sync_once(node))[0]) == {PDQ_LIST: ("updated", 1, 2)}
-            matches = node.match_hashes(node.image_queries(image))
+            matches = node.matching.match_hashes(node.matching.image_queries(image))
             assert [(m.list_id, m.hash) for m in matches] == [(PDQ_LIST, browser_pdq)]
             assert matches[0].distance == distance
-            node.record_outcome(matches[0].match_id, "actioned")  # the platform took it down
+            # The platform took it down.
+            node.matching.record_outcome(matches[0].match_id, "actioned")
             node.enqueue_acks([PDQ_LIST])
             async with aiohttp.ClientSession() as session:
                 confirmed, failed = await flush_acks(node, session)

@@ -3,9 +3,19 @@
 // The file input has no name and sits outside the form, so the browser never sends the
 // file; this script reads it locally with static/hashing/pdq.js (pictures) and md5.js
 // (videos) and fills the form's three hidden fields: type, hash, quality.
+//
+// The choices (one radio per hash type the hub takes, with its type, preview label and
+// quality floor as data attributes) are written by the server from its registry of hash
+// types; HASHERS says how to call each type's browser hasher.
 "use strict";
 (() => {
-  const MIN_QUALITY = 50;
+  const HASHERS = {
+    pdq: async (blob) => globalThis.hashhubPDQ.fromFile(blob),
+    md5: async (blob, onProgress) => ({
+      hash: await globalThis.hashhubMD5.fromFile(blob, onProgress),
+      quality: null,
+    }),
+  };
   const form = document.getElementById("submission");
   const file = document.getElementById("file");
   const send = document.getElementById("send");
@@ -22,9 +32,13 @@
   };
   let run = 0;
 
+  function choice() {
+    return document.querySelector("input[name=media]:checked")
+      || document.querySelector("input[name=media]");
+  }
+
   function media() {
-    const checked = document.querySelector("input[name=media]:checked");
-    return checked ? checked.value : "image";
+    return choice().value;
   }
 
   function clear(message) {
@@ -39,7 +53,7 @@
     fields.type.value = type;
     fields.hash.value = hash;
     fields.quality.value = quality === null ? "" : String(quality);
-    preview.type.textContent = type === "pdq" ? "PDQ (picture)" : "MD5 (video file)";
+    preview.type.textContent = choice().dataset.preview;
     preview.hash.textContent = hash;
     progress.hidden = true;
     status.textContent = note;
@@ -54,24 +68,24 @@
       return;
     }
     clear("Working out the hash on your device…");
+    const type = choice().dataset.hashType;
+    const floor = choice().dataset.minQuality === "" ? null : Number(choice().dataset.minQuality);
     try {
-      if (media() === "image") {
-        const result = await globalThis.hashhubPDQ.fromFile(chosen);
-        if (mine !== run) return;
-        if (result.quality < MIN_QUALITY) {
-          clear(`This picture has too little detail for a reliable hash (quality ${result.quality}, at least ${MIN_QUALITY} is needed). Nothing was sent.`);
-          return;
-        }
-        ready("pdq", result.hash, result.quality, `Done: quality ${result.quality}. Check below, then send.`);
-      } else {
+      if (media() !== "image") {
         progress.hidden = false;
         progress.value = 0;
-        const hex = await globalThis.hashhubMD5.fromFile(chosen, (done, total) => {
-          if (mine === run) progress.value = total ? done / total : done;
-        });
-        if (mine !== run) return;
-        ready("md5", hex, null, "Done. Check below, then send.");
       }
+      const result = await HASHERS[type](chosen, (done, total) => {
+        if (mine === run) progress.value = total ? done / total : done;
+      });
+      if (mine !== run) return;
+      if (floor !== null && result.quality < floor) {
+        clear(`This picture has too little detail for a reliable hash (quality ${result.quality}, at least ${floor} is needed). Nothing was sent.`);
+        return;
+      }
+      ready(type, result.hash, result.quality, result.quality === null
+        ? "Done. Check below, then send."
+        : `Done: quality ${result.quality}. Check below, then send.`);
     } catch (error) {
       if (mine !== run) return;
       clear(media() === "image"

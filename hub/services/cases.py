@@ -1,0 +1,215 @@
+"""Public submissions: a person's hash, its case number, and the operators' review.
+
+The submission page sends only a hash (and, for PDQ, the quality the browser
+computed); the case number is the only key to the case. An accepted case is
+staged like any other addition, with the case as its provenance.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Literal
+
+from hub.errors import Conflict, InvalidRequest, NotFound
+from hub.intake import Intake
+from hub.services.context import HubContext
+from hub.services.lists import Lists
+from protocol import HASH_TYPES, format_time
+from protocol.hashes import degenerate_reason
+from protocol.hashtypes import submission_types
+
+__all__ = ["CASE_STATUSES", "SUBMISSION_TYPES", "CaseStatus", "Cases"]
+
+SUBMISSION_TYPES = submission_types()
+"""What the public submission page takes, from the hash-type registry (``submitted_as``):
+PDQ of an image, MD5 of a video file. Read again at each submission, so a type
+registered later is taken too."""
+
+CaseStatus = Literal["received", "accepted", "rejected"]
+CASE_STATUSES: tuple[CaseStatus, ...] = ("received", "accepted", "rejected")
+
+
+class Cases:
+    """The ``submissions`` table."""
+
+    def __init__(self, ctx: HubContext, lists: Lists) -> None:
+        self.ctx = ctx
+        self.lists = lists
+
+    def submit(self, hash_type: str, value: bytes, quality: int | None) -> str:
+        """Store one public submission and return its case number.
+
+        Only what the submission page sends is kept: the hash, its type (``pdq`` for
+        an image, ``md5`` for a video file) and, for PDQ, the quality the browser
+        computed. The case number is 128 random bits (32 hex digits): it is the
+        only key to the case, so it cannot be guessed or counted through.
+
+        The quality is the browser's claim and cannot be checked here: a claim below
+        the type's ``min_quality`` is refused and the claim is kept for the reviewer, but no
+        claim lets a degenerate hash in (``protocol.hashes.degenerate_reason`` is
+        applied to every submission, whatever quality it carries).
+
+        Raises:
+            InvalidRequest: an unknown type, a hash of the wrong width, a degenerate
+                hash, a hash of a type with a quality floor (PDQ) without a quality
+                or below the floor (the intake rules).
+        """
+        kind = HASH_TYPES.get(hash_type)
+        allowed = submission_types()
+        if hash_type not in allowed or kind is None:
+            raise InvalidRequest(f"a submission is one of {', '.join(allowed)}")
+        if len(value) != kind.length:
+            raise InvalidRequest(f"a {hash_type} hash is {kind.length} bytes")
+        # Whatever quality the browser claims: the hub cannot check a claim, only the hash.
+        reason = degenerate_reason(hash_type, value)
+        if reason is not None:
+            raise InvalidRequest(reason)
+        _check_quality(hash_type, quality)
+        case_number = secrets.token_hex(16)
+        self.ctx.db.table("submissions").insert(
+            {
+                "case_number": case_number,
+                "hash_type": hash_type,
+                "hash": value,
+                "quality": quality,
+                "status": "received",
+                "received": self.ctx.now().date().isoformat(),
+            }
+        )
+        return case_number
+
+    def get(self, case_number: str) -> dict[str, Any]:
+        """One case as the person who submitted it may see it.
+
+        ``published_version`` is the list version that first carried the hash, once
+        an accepted case's hash is in a published list (looked up by hash, so a hash
+        that was already listed, or published from another case, counts too);
+        ``removed_version`` is set if it was taken out again.
+
+        Raises:
+            NotFound: no case has that number.
+        """
+        row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
+        if row is None:
+            raise NotFound("no case has that number")
+        out: dict[str, Any] = {
+            "case": row["case_number"],
+            "hash_type": row["hash_type"],
+            "hash": bytes(row["hash"]).hex(),
+            "quality": row["quality"],
+            "status": row["status"],
+            "received": row["received"],
+            "reviewed": row["reviewed"],
+            "list": row["list_id"],
+            "published_version": None,
+            "removed_version": None,
+        }
+        if row["status"] == "accepted" and row["list_id"] is not None:
+            entry = self.ctx.one(
+                "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
+                "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
+                [row["list_id"], row["hash"]],
+            )
+            if entry is not None:
+                out["published_version"] = entry["added_version"]
+                out["removed_version"] = entry["removed_version"]
+        return out
+
+    def with_status(self, status: str = "received", limit: int = 100) -> list[dict[str, Any]]:
+        """Cases with ``status``, oldest first: the operators' review queue by default."""
+        if status not in CASE_STATUSES:
+            raise InvalidRequest(f"a case status is one of {', '.join(CASE_STATUSES)}")
+        return [
+            {
+                "case": r["case_number"],
+                "hash_type": r["hash_type"],
+                "hash": bytes(r["hash"]).hex(),
+                "quality": r["quality"],
+                "status": r["status"],
+                "received": r["received"],
+                "reviewed": r["reviewed"],
+                "reviewer": r["reviewer"],
+                "list": r["list_id"],
+            }
+            for r in self.ctx.db.query(
+                "SELECT * FROM submissions WHERE status = ? ORDER BY rowid LIMIT ?",
+                [status, limit],
+            )
+        ]
+
+    def review(
+        self, case_number: str, *, accept: bool, list_id: str | None = None, who: str = "operator"
+    ) -> dict[str, Any]:
+        """Accept a case into ``list_id``'s staged changes, or reject it; logged either way.
+
+        An accepted hash is staged like any other addition, with provenance source
+        ``submission`` and the case number as its submission id, and goes out with
+        the list's next publish. A case is reviewed once.
+
+        Raises:
+            NotFound: no such case, or no such list.
+            Conflict: the case was already reviewed.
+            InvalidRequest: no list named for an accept, or a list of another hash type.
+        """
+        with self.ctx.db.atomic():
+            row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
+            if row is None:
+                raise NotFound("no case has that number")
+            if row["status"] != "received":
+                raise Conflict(f"case {case_number} was already {row['status']}")
+            if accept:
+                if list_id is None:
+                    raise InvalidRequest("accepting a case needs the list to stage it in")
+                self._stage(row, list_id, who)
+            status: CaseStatus = "accepted" if accept else "rejected"
+            self.ctx.db.execute(
+                "UPDATE submissions SET status = ?, reviewed = ?, reviewer = ?, list_id = ? "
+                "WHERE case_number = ?",
+                [
+                    status,
+                    format_time(self.ctx.now()),
+                    who,
+                    list_id if accept else None,
+                    case_number,
+                ],
+            )
+            detail = {"case": case_number, **({"list": list_id} if accept else {})}
+            self.ctx.log(f"case.{'accept' if accept else 'reject'}", who, detail)
+        return self.get(case_number)
+
+    def _stage(self, row: dict[str, Any], list_id: str, who: str) -> None:
+        """Stage an accepted case's hash in ``list_id``, which must hold its hash type."""
+        case_number = row["case_number"]
+        spec = self.lists.spec(list_id)
+        if spec.hash_type != row["hash_type"]:
+            raise InvalidRequest(
+                f"case {case_number} is a {row['hash_type']} hash; "
+                f"list {list_id} holds {spec.hash_type} hashes"
+            )
+        self.lists.stage(
+            list_id,
+            adds=[
+                Intake(
+                    bytes(row["hash"]),
+                    quality=row["quality"],
+                    source="submission",
+                    submission_id=case_number,
+                )
+            ],
+            who=who,
+        )
+
+
+def _check_quality(hash_type: str, quality: int | None) -> None:
+    """A type with a quality floor (PDQ) carries a quality at or above it; no other has one."""
+    kind = HASH_TYPES[hash_type]
+    if kind.min_quality is not None:
+        if quality is None or not 0 <= quality <= 100:
+            raise InvalidRequest(f"a {kind.label} submission carries its quality, 0 to 100")
+        if quality < kind.min_quality:
+            raise InvalidRequest(
+                f"{kind.label} quality {quality} is below {kind.min_quality}: the picture has "
+                "too little detail for its hash to match reliably"
+            )
+    elif quality is not None:
+        raise InvalidRequest(f"a {hash_type} submission has no quality")

@@ -1,0 +1,225 @@
+"""Publishing a list's staged changes as one signed version (PROTOCOL.md §7).
+
+Publishing one version is one SQLite transaction: the body, header, signature,
+snapshot and checkpoint files, the list's new head, the entries it adds and
+removes, the staged rows it consumes and the action-log line. A crash at any
+point leaves the previous version or the new one, never half (the context's
+``fault_hook`` lets tests crash it between each pair of steps).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hub.services.checkpoints import Checkpoints
+from hub.services.context import HubContext
+from hub.services.files import PublishedFiles
+from hub.services.keys import Keys
+from hub.services.lists import Lists
+from protocol import ListHead, Publication, format_time
+
+__all__ = ["PublishResult", "Publishing"]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What one publish of one list made."""
+
+    list: str
+    version: int
+    adds: int
+    removes: int
+    count: int
+    state_sha256: str
+    snapshot: bool
+    hash_type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """The net effect of a list's staged rows on its head: what a version would carry."""
+
+    adds: list[bytes]
+    removes: list[bytes]
+    rows: dict[bytes, dict[str, Any]]
+    """The last staged row of each hash (its provenance, for ``entries``)."""
+    last_staged: int
+    """The id of the last staged row read: the rows up to it are consumed."""
+
+
+class Publishing:
+    """Turns staged rows into published versions."""
+
+    def __init__(
+        self,
+        ctx: HubContext,
+        keys: Keys,
+        files: PublishedFiles,
+        lists: Lists,
+        checkpoints: Checkpoints,
+    ) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self.files = files
+        self.lists = lists
+        self.checkpoints = checkpoints
+
+    def publish(
+        self, list_ids: Sequence[str] | None = None, who: str = "operator"
+    ) -> list[PublishResult]:
+        """Publish the staged changes of each list (all lists with staged rows by default)."""
+        if list_ids is None:
+            list_ids = [
+                r["list_id"] for r in self.ctx.db.query("SELECT DISTINCT list_id FROM staged")
+            ]
+        results = []
+        for list_id in sorted(set(list_ids)):
+            result = self._publish_one(list_id, who)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _publish_one(self, list_id: str, who: str) -> PublishResult | None:
+        """Publish ``list_id``'s staged changes as one version, in one transaction.
+
+        What it builds on (root, head, staged rows) is read inside the transaction,
+        which takes the write lock first (``edge.database``): a publish that waited for
+        another process's publish builds on that one's version, not on what it read
+        before waiting. Staged rows that change nothing are consumed without a version.
+        """
+        with self.ctx.db.atomic():
+            spec = self.lists.spec(list_id)
+            head = self.lists.head(list_id)
+            changes = self._changes(head)
+            if changes is None:
+                return None
+            if not changes.adds and not changes.removes:
+                self._consume(list_id, changes)
+                return None
+            root = self.keys.root()
+            publication = self.checkpoints.publisher(root).publish(
+                head,
+                removes=changes.removes,
+                adds=changes.adds,
+                now=self.checkpoints.signing_time(list_id, root),
+            )
+            self._store(list_id, publication, changes, who)
+        new = publication.head
+        self.lists.remember(list_id, new.version, new.state)
+        return PublishResult(
+            list=list_id,
+            version=new.version,
+            adds=len(changes.adds),
+            removes=len(changes.removes),
+            count=publication.header.result_state.count,
+            state_sha256=publication.header.result_state.sha256,
+            snapshot=any("/snapshot/" in p for p in publication.files),
+            hash_type=spec.hash_type,
+        )
+
+    def _changes(self, head: ListHead) -> _Changes | None:
+        """The staged rows' net change to ``head``; None when nothing is staged.
+
+        The last staged operation on a hash wins; only real changes are published
+        (adding a listed hash or removing an unlisted one changes nothing).
+        """
+        staged = list(
+            self.ctx.db.query("SELECT * FROM staged WHERE list_id = ? ORDER BY id", [head.list_id])
+        )
+        if not staged:
+            return None
+        final: dict[bytes, dict[str, Any]] = {row["hash"]: row for row in staged}
+        candidates = list(final)
+        present = dict(zip(candidates, head.state.contains_many(candidates), strict=True))
+        return _Changes(
+            adds=[h for h in candidates if final[h]["op"] == "add" and not present[h]],
+            removes=[h for h in candidates if final[h]["op"] == "remove" and present[h]],
+            rows=final,
+            last_staged=staged[-1]["id"],
+        )
+
+    def _store(self, list_id: str, publication: Publication, changes: _Changes, who: str) -> None:
+        """Keep a signed version: its files, the list's head, its entries, in that order."""
+        for step, (path, data) in enumerate(publication.files.items()):
+            self.ctx.fault(f"file {step}: {path}")
+            self.files.put(path, data, immutable=not path.endswith("/checkpoint"))
+        self.ctx.fault("head")
+        self._move_head(list_id, publication)
+        self.ctx.fault("entries")
+        self._record_entries(list_id, publication.head.version, changes)
+        self.ctx.fault("staged")
+        self._consume(list_id, changes)
+        self.ctx.log(
+            "publish",
+            who,
+            {
+                "list": list_id,
+                "version": publication.head.version,
+                "adds": len(changes.adds),
+                "removes": len(changes.removes),
+            },
+        )
+        self.ctx.fault("commit")
+
+    def _move_head(self, list_id: str, publication: Publication) -> None:
+        """The list's new head, and its log root for checking acks against (``log_roots``)."""
+        new, header = publication.head, publication.header
+        self.ctx.db.execute(
+            "UPDATE lists SET version = ?, compact = ?, last_leaf = ?, last_created = ? "
+            "WHERE id = ?",
+            [
+                new.version,
+                json.dumps([h.hex() for h in new.compact.hashes]),
+                new.last_leaf,
+                format_time(new.last_created) if new.last_created else None,
+                list_id,
+            ],
+        )
+        self.ctx.db.table("log_roots").insert(
+            {
+                "list_id": list_id,
+                "size": new.version,
+                "root": new.compact.root(),
+                "result_count": header.result_state.count,
+                "result_sha256": header.result_state.sha256,
+            }
+        )
+
+    def _record_entries(self, list_id: str, version: int, changes: _Changes) -> None:
+        """Mark removed entries and insert added ones with their staged provenance."""
+        conn, final = self.ctx.db.conn, changes.rows
+        conn.executemany(
+            "UPDATE entries SET removed_version = ? "
+            "WHERE list_id = ? AND hash = ? AND removed_version IS NULL",
+            [(version, list_id, h) for h in changes.removes],
+        )
+        conn.executemany(
+            "INSERT INTO entries (list_id, hash, added_version, quality, source, category, "
+            "submission_id, who, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    list_id,
+                    h,
+                    version,
+                    final[h]["quality"],
+                    final[h]["source"],
+                    final[h]["category"],
+                    final[h]["submission_id"],
+                    final[h]["who"],
+                    final[h]["created"],
+                )
+                for h in sorted(changes.adds)  # index order: appends, not random B-tree inserts
+            ),
+        )
+
+    def _consume(self, list_id: str, changes: _Changes) -> None:
+        """Delete the staged rows this publish read (rows staged since stay)."""
+        self.ctx.db.execute(
+            "DELETE FROM staged WHERE list_id = ? AND id <= ?", [list_id, changes.last_staged]
+        )

@@ -1,0 +1,109 @@
+"""Changes to what the root declares: a new list, a rotated role.
+
+Each change is a new root version signed by the old and the new root role
+(``Keys.publish_root``), stored with the table rows it implies and the checkpoints
+it touches re-signed, in one transaction, and logged. A new per-list setting is a
+field of ``protocol.ListSpec`` and an argument of ``create_list`` here.
+"""
+
+from __future__ import annotations
+
+from hub.errors import Conflict, InvalidRequest
+from hub.services.checkpoints import Checkpoints
+from hub.services.context import HubContext
+from hub.services.keys import Keys
+from hub.services.lists import Lists
+from protocol import GENESIS_PREV, HASH_TYPES, ListSpec, ProtocolError, Role, Root, format_time
+from protocol.lists import validate_list_id
+from protocol.root import ROLE_NAMES
+
+__all__ = ["RootChanges"]
+
+
+class RootChanges:
+    """Declares lists and rotates keys, each in a new root version."""
+
+    def __init__(self, ctx: HubContext, keys: Keys, lists: Lists, checkpoints: Checkpoints) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self.lists = lists
+        self.checkpoints = checkpoints
+
+    def create_list(
+        self,
+        list_id: str,
+        hash_type: str,
+        *,
+        max_distance: int | None = None,
+        label: str = "",
+        snapshot_every: int | None = None,
+        public: bool = False,
+        who: str = "operator",
+    ) -> Root:
+        """Declare a new list in a new root version."""
+        try:
+            validate_list_id(list_id)
+            kind = HASH_TYPES.get(hash_type)
+            if kind is None:
+                raise InvalidRequest(
+                    f"unknown hash type {hash_type!r}; one of {sorted(HASH_TYPES)}"
+                )
+            spec = ListSpec(
+                list_id,
+                hash_type,
+                kind.default_max_distance if max_distance is None else max_distance,
+                label=label,
+                snapshot_every=snapshot_every or self.ctx.config.snapshot_every,
+            )
+        except ProtocolError as e:
+            raise InvalidRequest(str(e)) from e
+        old = self.keys.root()
+        if list_id in old.lists:
+            raise Conflict(f"list {list_id} already exists")
+        db = self.ctx.db
+        with db.atomic():
+            new = self.keys.publish_root(self.keys.next_root(lists={**old.lists, list_id: spec}))
+            db.table("lists").insert(
+                {
+                    "id": list_id,
+                    "hash_type": hash_type,
+                    "public": int(public),
+                    "version": 0,
+                    "compact": "[]",
+                    "last_leaf": GENESIS_PREV,
+                    "created": format_time(self.ctx.now()),
+                }
+            )
+            # A declared list has a checkpoint from the start (PROTOCOL.md §11.1): size 0,
+            # the empty tree. Without it, a copy that drops a list's checkpoint would look
+            # like a list with nothing published yet, and hide the list from an auditor.
+            self.checkpoints.refresh_one(list_id, self.checkpoints.publisher(new))
+            self.ctx.log(
+                "list.create", who, {"list": list_id, "type": hash_type, "root": new.version}
+            )
+        return new
+
+    def rotate_key(self, role: str, who: str = "operator") -> Root:
+        """Replace every key of ``role`` with one new key, in a new root version.
+
+        A rotated ``delta`` role retires the old key from each list's next version on
+        (``first_version``, PROTOCOL.md §12 item 7): nothing needs publishing for that,
+        and every published version still verifies under the root it names. Every
+        checkpoint is re-signed at once (with rotated ``checkpoint``/``timestamp`` keys
+        if those rotated), so nodes that accept the new root accept the checkpoints.
+        """
+        if role not in ROLE_NAMES:
+            raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLE_NAMES)}")
+        old = self.keys.root()
+        with self.ctx.db.atomic():
+            count = len(old.roles[role].keyids) if role == "root" else 1
+            new_keys = [self.keys.new_key(role) for _ in range(count)]
+            keys = {k: v for k, v in old.keys.items() if k not in old.roles[role].keyids}
+            keys.update({k.keyid: k.public for k in new_keys})
+            roles = dict(old.roles)
+            roles[role] = Role(tuple(k.keyid for k in new_keys), old.roles[role].threshold)
+            new = self.keys.publish_root(self.keys.next_root(keys=keys, roles=roles))
+            self.keys.retire(old.roles[role].keyids)
+            self.checkpoints.refresh_all(new)
+            self.ctx.log("key.rotate", who, {"role": role, "root_version": new.version})
+        return new

@@ -1,0 +1,281 @@
+"""Matching: the node's per-list indexes, match events, and the outcomes reported on them.
+
+``Matching`` owns one ``ListIndex`` per applied list, built from the stored
+(verified) state and kept in step with every applied update. Every query counts
+as ``checked`` and every hit is a match event with an id, counted as ``matched``;
+the outcome a platform reports on an event (``actioned``, ``blocked``,
+``false_positive``) feeds the counters that acks carry. It is one part of
+``node.service.Node``, which ties it to the registry and the outboxes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from node.errors import InvalidOutcomeError, OutcomeConflictError, UnknownMatchError
+from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
+from node.matcher import ListIndex
+from node.store import NodeStore, StoredList
+from node.sync import ListOutcome
+from protocol import ListSpec, ListState, Root
+
+__all__ = ["OUTCOMES", "MatchResult", "Matching", "newest_root"]
+
+OUTCOMES = ("actioned", "blocked", "false_positive", "kept")
+"""What a platform did about a match. ``kept`` (reviewed, left up) counts toward no counter."""
+
+_OUTCOME_COUNTER = {
+    "actioned": "actioned",
+    "blocked": "blocked",
+    "false_positive": "false_positive",
+}
+
+
+def newest_root(store: NodeStore) -> Root | None:
+    """The newest verified root the store holds (None before the first update)."""
+    roots = store.roots()
+    return Root.from_bytes(roots[-1][0]) if roots else None
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """One listed hash that a query matched."""
+
+    match_id: str
+    list_id: str
+    hash_type: str
+    hash: bytes
+    query: bytes
+    distance: int
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "match_id": self.match_id,
+            "list": self.list_id,
+            "hash_type": self.hash_type,
+            "hash": self.hash.hex(),
+            "query": self.query.hex(),
+            "distance": self.distance,
+            "version": self.version,
+        }
+
+
+class Matching:
+    """The match indexes of one node's lists, and the events and counters they produce.
+
+    ``indexes``, ``versions`` (the version each index follows) and ``damaged`` (lists
+    whose stored state failed its digest) are in memory only: they are rebuilt from
+    the store by ``load_indexes``.
+    """
+
+    def __init__(
+        self,
+        store: NodeStore,
+        lists: Sequence[str],
+        *,
+        now: Callable[[], datetime],
+        image_limits: ImageLimits,
+        dihedral: bool,
+    ) -> None:
+        self.store = store
+        self.lists = tuple(lists)
+        self.now = now
+        self.image_limits = image_limits
+        self.dihedral = dihedral
+        self.indexes: dict[str, ListIndex] = {}
+        self.damaged: set[str] = set()
+        self.versions: dict[str, int] = {}
+
+    # -- following the lists ---------------------------------------------------------
+
+    def load_indexes(self) -> None:
+        """Build one match index per applied list from its stored (verified) state."""
+        root = newest_root(self.store)
+        if root is None:
+            return
+        for list_id in self.lists:
+            spec = root.lists.get(list_id)
+            if spec is None:
+                continue
+            stored = self.store.stored_list(list_id, spec.hash_type)
+            self.indexes[list_id] = ListIndex.from_snapshot(
+                spec.hash_type, spec.max_distance, self._enforceable(stored), background=True
+            )
+            self.versions[list_id] = stored.trust.version
+
+    def _enforceable(self, stored: StoredList) -> bytes:
+        """The stored state to enforce, after one SHA-256 pass against its trusted digest.
+
+        The pass costs about 20 ms for 1M PDQ hashes before enforcing a list: a state
+        damaged on disk is reported (once), and what is left of it is enforced, in
+        order, until the next update repairs it.
+        """
+        list_id = stored.list_id
+        if stored.state.digest() == stored.trust.state:
+            self.damaged.discard(list_id)
+            return stored.state.to_bytes()
+        if list_id not in self.damaged:
+            self.store.add_evidence(
+                list_id,
+                "LocalCorruption",
+                f"stored state of v{stored.trust.version} does not match its digest",
+                self.now(),
+            )
+        self.damaged.add(list_id)
+        return ListState.from_hashes(stored.state.width, stored.state).to_bytes()
+
+    def follow(self, outcome: ListOutcome, spec: ListSpec) -> None:
+        """Bring one list's index to an applied update: the delta when the index can
+        take it, else a new index from the new state (a snapshot rebuilt it, or there
+        was no index yet)."""
+        index = self.indexes.get(outcome.list_id)
+        if index is None or outcome.rebuilt or outcome.state is None:
+            data = outcome.state.to_bytes() if outcome.state is not None else b""
+            self.indexes[outcome.list_id] = ListIndex.from_snapshot(
+                spec.hash_type, spec.max_distance, data, background=True
+            )
+        else:
+            index.apply(outcome.removed, outcome.added)
+        self.versions[outcome.list_id] = outcome.to_version
+
+    # -- matching --------------------------------------------------------------------
+
+    def record_event(
+        self,
+        list_id: str,
+        listed: bytes,
+        query: bytes,
+        distance: int,
+        source: str,
+        content_id: str | None = None,
+    ) -> str:
+        """Store one match event and count it as ``matched``; returns its id."""
+        match_id = str(uuid.uuid4())
+        self.store.record_match(
+            match_id,
+            list_id,
+            listed,
+            query,
+            distance,
+            self.versions.get(list_id, 0),
+            source,
+            content_id,
+            self.now(),
+        )
+        self._bump(list_id, "", "matched")
+        self._bump(list_id, listed.hex(), "matched")
+        return match_id
+
+    def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
+        self.store.bump_counter(list_id, hex_hash, name, by)
+
+    def match_hashes(
+        self,
+        queries: Mapping[str, Sequence[bytes]],
+        *,
+        content_id: str | None = None,
+        one_item: bool = False,
+    ) -> list[MatchResult]:
+        """Match hashes (by type) against every subscribed list of that type.
+
+        Every query counts as ``checked`` once per list it was checked against; every
+        listed hash it matched is a match event and counts as ``matched``. With a
+        ``content_id`` the events are of registered content (source ``registry``),
+        else of an upload.
+
+        With ``one_item`` the hashes of each type describe one piece of content (an
+        image's eight dihedral PDQ hashes): it counts as checked once per list, and
+        each listed hash it matches is one event at its least distance.
+        """
+        source = "upload" if content_id is None else "registry"
+        results: list[MatchResult] = []
+        with self.store.atomic():
+            for list_id, index in sorted(self.indexes.items()):
+                type_name = index.hash_type.name
+                hashes = list(queries.get(type_name, ()))
+                if not hashes:
+                    continue
+                if one_item:
+                    self._bump(list_id, "", "checked")
+                    pairs = [(hashes[0], index.match_any(hashes))]
+                else:
+                    self._bump(list_id, "", "checked", len(hashes))
+                    pairs = list(zip(hashes, index.match(hashes), strict=True))
+                for query, matches in pairs:
+                    for m in matches:
+                        match_id = self.record_event(
+                            list_id, m.hash, query, m.distance, source, content_id
+                        )
+                        results.append(
+                            MatchResult(
+                                match_id,
+                                list_id,
+                                type_name,
+                                m.hash,
+                                query,
+                                m.distance,
+                                self.versions.get(list_id, 0),
+                            )
+                        )
+        return results
+
+    def image_queries(self, data: bytes, *, dihedral: bool | None = None) -> dict[str, list[bytes]]:
+        """The hashes an uploaded file is matched by (images: PDQ, pHash, MD5, SHA-256)."""
+        hashes = hash_image(data, self.image_limits)
+        queries = {t: [h] for t, h in hashes.by_type().items()}
+        if dihedral if dihedral is not None else self.dihedral:
+            queries["pdq"] = list(dict.fromkeys(dihedral_pdq(data, self.image_limits)))
+        return queries
+
+    @staticmethod
+    def file_queries(data: bytes) -> dict[str, list[bytes]]:
+        """The hashes any other file is matched by: every registered type hashed from
+        raw bytes (``protocol.hashtypes``: MD5, SHA-256)."""
+        return {name: [value] for name, value in file_hashes(data).items()}
+
+    def record_outcome(self, match_id: str, outcome: str) -> dict[str, Any]:
+        """Record what the platform did about a match; once per match.
+
+        Raises ``InvalidOutcomeError``, ``UnknownMatchError`` (no such match) or
+        ``OutcomeConflictError`` (the match already has another outcome).
+        """
+        if outcome not in OUTCOMES:
+            raise InvalidOutcomeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        event = self.store.match_event(match_id)
+        if event is None:
+            raise UnknownMatchError(match_id)
+        if event["outcome"] is not None:
+            if event["outcome"] == outcome:
+                return {"match_id": match_id, "outcome": outcome, "duplicate": True}
+            raise OutcomeConflictError(f"match {match_id} already has outcome {event['outcome']}")
+        with self.store.atomic():
+            self.store.set_outcome(match_id, outcome, self.now())
+            counter = _OUTCOME_COUNTER.get(outcome)
+            if counter is not None:
+                self._bump(event["list_id"], "", counter)
+                self._bump(event["list_id"], bytes(event["hash"]).hex(), counter)
+        return {"match_id": match_id, "outcome": outcome, "duplicate": False}
+
+    def recent_matches(self, limit: int = 50, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """The newest match events, for the status page and the API (open ones only
+        with ``open_only``: those still waiting for the platform's outcome)."""
+        return [
+            {
+                "match_id": r["id"],
+                "list": r["list_id"],
+                "hash": bytes(r["hash"]).hex(),
+                "query": bytes(r["query"]).hex(),
+                "distance": r["distance"],
+                "version": r["version"],
+                "source": r["source"],
+                "content_id": r["content_id"],
+                "created": r["created"],
+                "outcome": r["outcome"],
+            }
+            for r in self.store.match_events(limit, open_only=open_only)
+        ]
