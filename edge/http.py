@@ -1,4 +1,4 @@
-"""The HTTP plumbing the hub's and the node's aiohttp apps share: error answers, capped bodies.
+"""The HTTP plumbing the hub's and the node's aiohttp apps share: errors, bodies, metrics, start-up.
 
 - ``error_response``: the one JSON error shape (``edge.errors.error_body``), never
   cached (``Cache-Control: no-store``), so a refusal is not served again to someone
@@ -12,35 +12,51 @@
   §3.1), so a client can tell "send a token" from "that token is wrong".
 - ``read_body``: the request body, refused (413) as soon as it passes its cap,
   without holding more than the cap in memory.
+- ``metrics_middleware``: every answer counted by route template (never the raw
+  path, whose ids would make a label per request), method and status.
+- ``security_headers``: ``X-Content-Type-Options: nosniff`` on every answer, so a
+  browser never runs a published file or an error body as something else.
+- ``scheduler_context``: the cleanup context that starts a role's scheduler with
+  the app and lets its running job finish before the app stops.
 
 Each service passes what differs between them: its realm, the codes of the
-statuses aiohttp raises, its logger, its name in the 500 message, and a hook for
-errors of its own that are not bugs (the node's full disk, answered 507).
+statuses aiohttp raises, its logger, its name in the 500 message, a hook for
+errors of its own that are not bugs (the node's full disk, answered 507), its
+request counter, and how its scheduler is built.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Protocol, TypeVar
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
+from prometheus_client import Counter
 
 from edge.errors import ApiError, error_body
 
 __all__ = [
+    "CleanupContext",
     "Handler",
     "Middleware",
+    "Startable",
     "code_for",
     "error_middleware",
     "error_response",
+    "metrics_middleware",
     "payload_too_large",
     "read_body",
+    "scheduler_context",
+    "security_headers",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 """An aiohttp request handler (or the rest of the middleware chain)."""
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+"""What ``app.cleanup_ctx`` takes: set up before the first request, torn down after the last."""
 
 READ_CHUNK = 64 * 1024
 """Bytes read from the request at a time, so a body over its cap stops being read early."""
@@ -150,3 +166,71 @@ async def read_body(
             raise too_large(f"the body exceeds the cap of {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def metrics_middleware(requests: Callable[[web.Application], Counter]) -> Middleware:
+    """The middleware that counts every answer by route template, method and status.
+
+    Args:
+        requests: the app's request counter, labelled ``route``, ``method``,
+            ``status`` (each role keeps its own, in its own registry).
+
+    The label is the route's template (``/lists/{list_id}/checkpoint``), or
+    ``unmatched`` for a path no route has, so a client cannot make a label per
+    path it invents. An error is counted with the status it is answered with,
+    since the error middleware sits inside this one.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        requests(request.app).labels(route, request.method, str(response.status)).inc()
+        return response
+
+    return middleware
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: ``nosniff`` unless the handler set it, on every answer.
+
+    A browser then never sniffs a published text file or an error body into HTML
+    or script.
+    """
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+class Startable(Protocol):
+    """A scheduler as the app runs it: started with the app, stopped (awaited) after it."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+def scheduler_context(key: web.AppKey[S], build: Callable[[web.Application], S]) -> CleanupContext:
+    """The cleanup context that builds a scheduler, keeps it under ``key`` and runs it.
+
+    Args:
+        key: where the pages and the status route find the scheduler.
+        build: makes the role's scheduler from the app, once the contexts before
+            this one (the database, the HTTP session) have put theirs in.
+
+    ``stop`` lets a job that is running finish (``edge.scheduler``), so a publish or
+    an update is never cut off when the app shuts down.
+    """
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        scheduler = build(app)
+        app[key] = scheduler
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+
+    return context

@@ -1,6 +1,6 @@
 """The hub app's typed ``web.AppKey``s: what ``hub.app.create_app`` puts in the app.
 
-The API routes (``hub.app``), the HTML pages (``hub.web``) and the helpers they share
+The API routes (``hub.api``), the HTML pages (``hub.web``) and the helpers they share
 (``hub.http``) all read the app through these keys, so none of them imports another's
 module for them.
 """

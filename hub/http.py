@@ -1,4 +1,4 @@
-"""Request and app helpers that the API routes (``hub.app``) and the HTML pages
+"""Request and app helpers that the API routes (``hub.api``) and the HTML pages
 (``hub.web``) share: the handler type and reading a capped body (both from
 ``edge.http``, shared with the node), and what follows a change or a publish made
 through the app."""

@@ -136,14 +136,7 @@ def init(
         raise click.ClickException("give at most one of --token and --token-file")
     subscribed = [item.strip() for item in lists.split(",") if item.strip()]
     with _reported():
-        if pinned_root is not None:
-            data = pinned_root.read_bytes()
-            root = Root.from_bytes(data)
-            if root.version != 1:
-                raise click.ClickException(
-                    f"{pinned_root} is root version {root.version}; pin version 1"
-                )
-            pin = hashlib.sha256(data).hexdigest()
+        pin = _pin_of(pinned_root) if pinned_root is not None else pin
         if token_file is not None:
             token = token_file.read_text(encoding="utf-8").strip()
         if token is not None:
@@ -162,6 +155,22 @@ def init(
         keyid = node.key.keyid
         config = node.config
         node.close()
+    _echo_initialised(home, config, keyid, enrolled=bool(token))
+
+
+def _pin_of(pinned_root: Path) -> str:
+    """The SHA-256 to pin, of a root v1 file obtained out of band: parsed first, so a
+    file that is not root v1 is refused here rather than at the first sync."""
+    data = pinned_root.read_bytes()
+    root = Root.from_bytes(data)
+    if root.version != 1:
+        raise click.ClickException(f"{pinned_root} is root version {root.version}; pin version 1")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _echo_initialised(home: Path, config: NodeConfig, keyid: str, *, enrolled: bool) -> None:
+    """What ``init`` made, and the next step: sync if a hub token came with it, else
+    the enrolment the hub operator has to do first."""
     click.echo(f"Initialised node {config.node_id} in {home}")
     click.echo(f"  hub              {config.hub_url}")
     click.echo(f"  lists            {', '.join(config.lists)}")
@@ -169,16 +178,16 @@ def init(
     click.echo(f"  public key       {home / 'node.pub.pem'} (key id {keyid})")
     click.echo(f"  API token        {home / 'api-token'}")
     click.echo(f"  webhook secret   {home / 'webhook-secret'}")
-    if token:
+    if enrolled:
         click.echo("Hub token stored. Next: hashhub-node sync")
-    else:
-        click.echo("Next: send node.pub.pem to the hub operator, who runs")
-        click.echo(
-            f"  hashhub node enrol {config.node_id} --public-key node.pub.pem "
-            f"--lists {','.join(config.lists)}"
-        )
-        click.echo("then store the token they send back:")
-        click.echo("  hashhub-node token set TOKEN")
+        return
+    click.echo("Next: send node.pub.pem to the hub operator, who runs")
+    click.echo(
+        f"  hashhub node enrol {config.node_id} --public-key node.pub.pem "
+        f"--lists {','.join(config.lists)}"
+    )
+    click.echo("then store the token they send back:")
+    click.echo("  hashhub-node token set TOKEN")
 
 
 def _check_token(token: str) -> None:

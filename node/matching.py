@@ -14,25 +14,30 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard, get_args
 
 from node.errors import InvalidOutcomeError, OutcomeConflictError, UnknownMatchError
 from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
 from node.matcher import ListIndex
-from node.store import NodeStore, StoredList
+from node.store import MatchSource, NodeStore, Outcome, StoredList
 from node.sync import ListOutcome
 from protocol import ListSpec, ListState, Root
 
-__all__ = ["OUTCOMES", "MatchResult", "Matching", "newest_root"]
+__all__ = ["OUTCOMES", "MatchResult", "Matching", "Outcome", "is_outcome", "newest_root"]
 
-OUTCOMES = ("actioned", "blocked", "false_positive", "kept")
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 """What a platform did about a match. ``kept`` (reviewed, left up) counts toward no counter."""
 
-_OUTCOME_COUNTER = {
+_OUTCOME_COUNTER: dict[Outcome, str] = {
     "actioned": "actioned",
     "blocked": "blocked",
     "false_positive": "false_positive",
 }
+
+
+def is_outcome(value: str) -> TypeGuard[Outcome]:
+    """Whether a platform's answer (API, status page) names one of ``OUTCOMES``."""
+    return value in OUTCOMES
 
 
 def newest_root(store: NodeStore) -> Root | None:
@@ -151,12 +156,12 @@ class Matching:
         listed: bytes,
         query: bytes,
         distance: int,
-        source: str,
+        source: MatchSource,
         content_id: str | None = None,
     ) -> str:
         """Store one match event and count it as ``matched``; returns its id."""
         match_id = str(uuid.uuid4())
-        self.store.record_match(
+        self.store.matches.record(
             match_id,
             list_id,
             listed,
@@ -172,7 +177,7 @@ class Matching:
         return match_id
 
     def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
-        self.store.bump_counter(list_id, hex_hash, name, by)
+        self.store.matches.bump_counter(list_id, hex_hash, name, by)
 
     def match_hashes(
         self,
@@ -192,7 +197,7 @@ class Matching:
         image's eight dihedral PDQ hashes): it counts as checked once per list, and
         each listed hash it matches is one event at its least distance.
         """
-        source = "upload" if content_id is None else "registry"
+        source: MatchSource = "upload" if content_id is None else "registry"
         results: list[MatchResult] = []
         with self.store.atomic():
             for list_id, index in sorted(self.indexes.items()):
@@ -244,9 +249,9 @@ class Matching:
         Raises ``InvalidOutcomeError``, ``UnknownMatchError`` (no such match) or
         ``OutcomeConflictError`` (the match already has another outcome).
         """
-        if outcome not in OUTCOMES:
+        if not is_outcome(outcome):
             raise InvalidOutcomeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
-        event = self.store.match_event(match_id)
+        event = self.store.matches.event(match_id)
         if event is None:
             raise UnknownMatchError(match_id)
         if event["outcome"] is not None:
@@ -254,7 +259,7 @@ class Matching:
                 return {"match_id": match_id, "outcome": outcome, "duplicate": True}
             raise OutcomeConflictError(f"match {match_id} already has outcome {event['outcome']}")
         with self.store.atomic():
-            self.store.set_outcome(match_id, outcome, self.now())
+            self.store.matches.set_outcome(match_id, outcome, self.now())
             counter = _OUTCOME_COUNTER.get(outcome)
             if counter is not None:
                 self._bump(event["list_id"], "", counter)
@@ -277,5 +282,5 @@ class Matching:
                 "created": r["created"],
                 "outcome": r["outcome"],
             }
-            for r in self.store.match_events(limit, open_only=open_only)
+            for r in self.store.matches.events(limit, open_only=open_only)
         ]

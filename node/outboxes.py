@@ -59,7 +59,7 @@ class AckOutbox:
         ack (at most ``MAX_HASH_ENTRIES``: an ack holds so many)."""
         totals = dict.fromkeys(COUNTER_NAMES, 0)
         per_hash: dict[str, dict[str, int]] = {}
-        for row in self.store.counters(list_id):
+        for row in self.store.matches.counters(list_id):
             if row["hash"] == "":
                 totals[row["name"]] = row["value"]
             elif row["changed"] and row["name"] != "checked":
@@ -89,7 +89,7 @@ class AckOutbox:
         while pending:
             list_id, trust = pending.pop(0)
             with self.store.atomic():
-                seq = self.store.next_ack_seq()
+                seq = self.store.acks.next_seq()
                 data, sig = sign_ack(
                     key=self.key,
                     node=self.node_id,
@@ -100,8 +100,8 @@ class AckOutbox:
                     applied=AppliedVersion(trust.version, trust.compact.root(), trust.state),
                     counts=(counts := self.counts(list_id)),
                 )
-                self.store.queue_ack(seq, list_id, data, sig, format_time(self.now()), self.now())
-                self.store.counters_sent(list_id, counts.hashes)
+                self.store.acks.queue(seq, list_id, data, sig, format_time(self.now()), self.now())
+                self.store.matches.counters_sent(list_id, counts.hashes)
             queued.append(seq)
             if len(counts.hashes) == MAX_HASH_ENTRIES:
                 pending.insert(0, (list_id, trust))
@@ -109,21 +109,21 @@ class AckOutbox:
 
     def due(self) -> list[dict[str, Any]]:
         """The acks to send now, in ``seq`` order (none while the oldest waits out its
-        back-off: ``NodeStore.outbox_due``)."""
-        return self.store.outbox_due(self.now())
+        back-off: ``AckTables.due``)."""
+        return self.store.acks.due(self.now())
 
     def sent(self, seq: int, ok: bool, error: str = "", *, retry_after: int = 0) -> None:
         """Note the hub's answer to ack ``seq``: confirmed, or tried again after a back-off."""
         with self.store.atomic():
-            row = self.store.queued_ack(seq)
+            row = self.store.acks.get(seq)
             if row is None:
                 return
             if ok:
                 version = json.loads(bytes(row["bytes"]))["applied"]["version"]
-                self.store.ack_confirmed(seq, row["list_id"], version, self.now())
+                self.store.acks.confirmed(seq, row["list_id"], version, self.now())
             else:
                 attempts = row["attempts"] + 1
-                self.store.ack_retry_later(
+                self.store.acks.retry_later(
                     seq,
                     attempts,
                     retry_at(self.now(), self.max_backoff, attempts, retry_after),
@@ -139,7 +139,7 @@ class AckOutbox:
         ack carries everything this one did.
         """
         with self.store.atomic():
-            row = self.store.queued_ack(seq)
+            row = self.store.acks.get(seq)
             if row is None:
                 return
             self.store.add_evidence(
@@ -149,7 +149,7 @@ class AckOutbox:
                 self.now(),
                 bytes(row["bytes"]),
             )
-            self.store.drop_ack(seq)
+            self.store.acks.drop(seq)
 
     def renumber(self, last_seq: int) -> list[int]:
         """Re-sign every queued ack above the hub's ``last_seq``, keeping their order.
@@ -165,8 +165,8 @@ class AckOutbox:
             return []
         renumbered = []
         with self.store.atomic():
-            rows = self.store.queued_acks()
-            self.store.drop_all_acks()
+            rows = self.store.acks.queued()
+            self.store.acks.drop_all()
             for seq, row in enumerate(rows, start=last_seq + 1):
                 old = Ack.from_bytes(bytes(row["bytes"]))
                 data, sig = sign_ack(
@@ -179,7 +179,7 @@ class AckOutbox:
                     applied=old.applied,
                     counts=old.counts,
                 )
-                self.store.queue_ack(seq, old.list_id, data, sig, row["created"], self.now())
+                self.store.acks.queue(seq, old.list_id, data, sig, row["created"], self.now())
                 self.store.add_evidence(
                     old.list_id,
                     "AckRenumbered",
@@ -214,11 +214,11 @@ class WebhookOutbox:
         (0 without a webhook URL, or when the key was queued before)."""
         if not self.url:
             return 0
-        return self.store.queue_webhook(key, json.dumps(body, sort_keys=True).encode(), self.now())
+        return self.store.webhooks.queue(key, json.dumps(body, sort_keys=True).encode(), self.now())
 
     def due(self) -> list[dict[str, Any]]:
         """The webhook calls whose back-off has passed."""
-        return self.store.webhooks_due(self.now())
+        return self.store.webhooks.due(self.now())
 
     def signature(self, body: bytes) -> str:
         """``sha256=<hex HMAC-SHA256 of the body with the shared webhook secret>``."""
@@ -229,8 +229,8 @@ class WebhookOutbox:
         """Note the platform's answer: delivered, or tried again after a back-off."""
         with self.store.atomic():
             if ok:
-                self.store.webhook_delivered(row_id, self.now())
+                self.store.webhooks.delivered(row_id, self.now())
                 return
-            attempts = self.store.webhook_attempts(row_id) + 1
+            attempts = self.store.webhooks.attempts(row_id) + 1
             when = retry_at(self.now(), self.max_backoff, attempts)
-            self.store.webhook_retry_later(row_id, attempts, when, error[:500])
+            self.store.webhooks.retry_later(row_id, attempts, when, error[:500])

@@ -52,7 +52,7 @@ class ContentRegistry:
                 if len(h) != width:
                     raise InvalidContentError(f"a {type_name} hash is {width} bytes")
                 rows.append((type_name, h))
-        self.store.register_content(content_id, rows, self.now())
+        self.store.matches.register_content(content_id, rows, self.now())
         return len(rows)
 
     def register_and_match(
@@ -74,7 +74,7 @@ class ContentRegistry:
         """
         if not outcome.added:
             return 0
-        registered = self.store.registered_content(spec.hash_type)
+        registered = self.store.matches.registered_content(spec.hash_type)
         if not registered:
             return 0
         added = ListIndex.from_snapshot(

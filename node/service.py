@@ -29,12 +29,13 @@ import base64
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from edge.clock import utcnow
 from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
 from node.errors import NodeConfigError
 from node.imaging import ImageLimits
@@ -60,10 +61,6 @@ __all__ = [
 
 MAX_SEQ_JUMP = 1 << 32
 """A hub's claimed last ``seq`` beyond the node's own by more than this is not believed."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 class Node:
@@ -210,9 +207,9 @@ class Node:
             "lists": lists,
             "stale": any(entry["stale"] for entry in lists),
             "damaged": sorted(self.matching.damaged),
-            "acks_pending": self.store.acks_pending(),
-            "webhooks_pending": self.store.webhooks_pending(),
-            "matches_awaiting_outcome": self.store.matches_awaiting_outcome(),
+            "acks_pending": self.store.acks.pending(),
+            "webhooks_pending": self.store.webhooks.pending(),
+            "matches_awaiting_outcome": self.store.matches.awaiting_outcome(),
             "evidence": len(self.store.evidence()),
         }
 

@@ -37,7 +37,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ParamSpec
+from typing import Literal, ParamSpec
 
 import aiohttp
 
@@ -62,7 +62,11 @@ from protocol import (
     snapshot_path,
 )
 
-__all__ = ["Fetcher", "ListOutcome", "Syncer"]
+__all__ = ["Fetcher", "ListOutcome", "Syncer", "UpdateStatus"]
+
+UpdateStatus = Literal["updated", "current", "rejected", "failed"]
+"""How one list's update ended: applied, already current, refused by the trust rules
+(evidence kept), or failed for a reason outside the published data (network, disk)."""
 
 P = ParamSpec("P")
 
@@ -241,7 +245,7 @@ class ListOutcome:
     """What one update of one list did."""
 
     list_id: str
-    status: str  # "updated", "current", "rejected", "failed"
+    status: UpdateStatus
     from_version: int
     to_version: int
     error: str = ""
@@ -313,7 +317,7 @@ class Syncer:
             evidence = isinstance(e, ProtocolError)
             for list_id in self.lists:
                 self._record_failure(list_id, now, e, evidence=evidence)
-            status = "rejected" if evidence else "failed"
+            status: UpdateStatus = "rejected" if evidence else "failed"
             error = f"{type(e).__name__}: {e}"
             outcomes = []
             for lid in self.lists:
@@ -526,7 +530,7 @@ class Syncer:
             self._record_failure(
                 list_id, now, error, evidence=True, data=error.presented, other=error.trusted
             )
-            status = "rejected"
+            status: UpdateStatus = "rejected"
         elif isinstance(error, ProtocolError):
             self._record_failure(list_id, now, error, evidence=True, data=checkpoint or None)
             status = "rejected"

@@ -43,7 +43,7 @@ from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, cosign, verify_cosignature
 from protocol.errors import ConsistencyError, MalformedError, SignatureError
 from protocol.keys import PublicKey, SignatureSidecar, SigningKey, sign_bytes, verify_threshold
-from protocol.lists import validate_list_id
+from protocol.lists import HASH_TYPES, validate_list_id
 from protocol.merkle import HASH_SIZE
 from protocol.state import StateDigest
 
@@ -66,12 +66,28 @@ NODE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 COUNTER_NAMES = ("checked", "matched", "actioned", "blocked", "false_positive")
 HASH_COUNTER_NAMES = ("matched", "actioned", "blocked", "false_positive")
 MAX_HASH_ENTRIES = 10_000
-_HASH_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}|[0-9a-f]{64}")  # phash, md5, pdq/sha256
-"""A per-hash key at parse: any width of PROTOCOL.md §6.1. The list's own width is the
-hub's rule (§10.5): the ack does not carry the list's hash type, and an auditor must be
-able to parse an ack without the root that declares the list."""
+_HEX = re.compile(r"[0-9a-f]+")
+"""A per-hash key at parse: lowercase hex of any registered type's width (PROTOCOL.md
+§6.1; ``_hex_digits``). The list's own width is the hub's rule (§10.5): the ack does
+not carry the list's hash type, and an auditor must be able to parse an ack without
+the root that declares the list."""
 COSIGNATURE_BYTES = 4 + 8 + 64
 """A ``cosignature/v1`` line carries the note key id, the big-endian time, the signature."""
+
+
+def _hex_digits() -> list[int]:
+    """Hex digits of a hash of each registered width (16, 32, 64 for the shipped types).
+
+    Read at each parse, not once: a type registered later is a width an ack may carry.
+    """
+    return sorted({2 * kind.length for kind in HASH_TYPES.values()})
+
+
+def _spoken(numbers: list[int]) -> str:
+    """``[16, 32, 64]`` as "16, 32 or 64"."""
+    words = [str(n) for n in numbers]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
 
 # How an ack travels over HTTP (PROTOCOL.md §10.6): facts of the protocol that the
 # hub (which answers) and the node (which sends) must spell alike.
@@ -134,10 +150,11 @@ class Counts:
         if len(self.hashes) > MAX_HASH_ENTRIES:
             raise MalformedError(f"ack: more than {MAX_HASH_ENTRIES} per-hash entries")
         for key, counters in self.hashes.items():
-            if not _HASH_HEX.fullmatch(key):
+            digits = _hex_digits()
+            if len(key) not in digits or not _HEX.fullmatch(key):
                 raise MalformedError(
                     f"ack: per-hash key {key[:70]!r} is not a lowercase hex hash "
-                    "of 16, 32 or 64 digits"
+                    f"of {_spoken(digits)} digits"
                 )
             if set(counters) - set(HASH_COUNTER_NAMES):
                 raise MalformedError(f"ack: unknown per-hash counter in {sorted(counters)}")

@@ -21,6 +21,7 @@ checked when the body is applied (``ListState.apply``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -49,7 +50,11 @@ BODY_FORMAT = "hashhub.body.v1"
 GENESIS_PREV = "0" * 64
 """The ``prev`` of version 1: there is no header before it."""
 
-_LINE = {width: re.compile(rb"[-+][0-9a-f]{%d}" % (2 * width)) for width in (8, 16, 32)}
+
+@functools.cache
+def _line(width: int) -> re.Pattern[bytes]:
+    """A body line of a ``width``-byte hash: sign and lowercase hex (one per registered width)."""
+    return re.compile(rb"[-+][0-9a-f]{%d}" % (2 * width))
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,7 @@ class DeltaBody:
             raise BodyRuleError(f"body: first line {first!r} is not {head.strip()!r}")
         if not data.endswith(b"\n"):
             raise BodyRuleError("body: last line does not end in a newline")
-        pattern = _LINE[width]
+        pattern = _line(width)
         removes: list[bytes] = []
         adds: list[bytes] = []
         lines = data[len(head) : -1].split(b"\n") if len(data) > len(head) else []

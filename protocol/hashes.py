@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 
 from protocol.errors import MalformedError
+from protocol.hashtypes import pdq
 from protocol.lists import hash_type
 
 __all__ = [
@@ -57,8 +58,9 @@ __all__ = [
     "degenerate_reason",
 ]
 
-MIN_PDQ_QUALITY = 50
-"""A PDQ hash with a quality below this is refused (too little structure to match on)."""
+MIN_PDQ_QUALITY = pdq.MIN_QUALITY
+"""A PDQ hash with a quality below this is refused (too little structure to match on);
+declared by the type (``protocol.hashtypes.pdq``)."""
 PDQ_MIN_BITS = 64
 """A PDQ hash with fewer bits set than this is refused: the hasher sets about 128."""
 PDQ_MAX_BITS = 192

@@ -361,6 +361,21 @@ def verify_consistency(
     if not proof:
         raise ProofError(f"{where}: proof is empty")
 
+    fr, sr = _consistency_roots(old_size, new_size, old_root, list(proof), where)
+    if fr != old_root:
+        raise ProofError(f"{where}: computed old root {fr.hex()} != expected {old_root.hex()}")
+    if sr != new_root:
+        raise ProofError(f"{where}: computed new root {sr.hex()} != expected {new_root.hex()}")
+
+
+def _consistency_roots(
+    old_size: int, new_size: int, old_root: bytes, proof: list[bytes], where: str
+) -> tuple[bytes, bytes]:
+    """The old and the new root a consistency proof rebuilds (RFC 9162 §2.1.4.2 steps 1–7).
+
+    Raises ``ProofError`` when the proof has more or fewer elements than the sizes
+    call for; whether the roots are the expected ones is the caller's check.
+    """
     path = list(proof)
     if old_size & (old_size - 1) == 0:  # old tree is a perfect subtree: its root is implied
         path.insert(0, old_root)
@@ -384,10 +399,7 @@ def verify_consistency(
         sn >>= 1
     if sn != 0:
         raise ProofError(f"{where}: proof has {len(proof)} elements, too few")
-    if fr != old_root:
-        raise ProofError(f"{where}: computed old root {fr.hex()} != expected {old_root.hex()}")
-    if sr != new_root:
-        raise ProofError(f"{where}: computed new root {sr.hex()} != expected {new_root.hex()}")
+    return fr, sr
 
 
 # --------------------------------------------------------------------------------------

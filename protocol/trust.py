@@ -43,6 +43,8 @@ from protocol._fields import (
 from protocol.checkpoint import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
+    Checkpoint,
+    NoteSignature,
     SignedCheckpoint,
     note_key_id,
     verify_cosignature,
@@ -159,6 +161,41 @@ class ListTrust:
         )
 
 
+def _checkpoint_signers(
+    cp: Checkpoint, line: NoteSignature, keyids: list[str], root: Root, where: str
+) -> list[str]:
+    """The checkpoint-role keys (sharing the line's 4-byte key id) whose signature it is.
+
+    A known line that none of them verifies rejects the note: only a broken signer or
+    a forger writes one (signed-note's advice).
+    """
+    good = [k for k in keyids if verify_note_signature(cp, line, root.keys[k])]
+    if not good:
+        raise SignatureError(
+            f"{where}: a line of checkpoint key {keyids[0][:16]}… "
+            f"does not verify (root v{root.version})"
+        )
+    return good
+
+
+def _cosigners(
+    cp: Checkpoint, line: NoteSignature, keyids: list[str], root: Root, where: str
+) -> dict[str, datetime]:
+    """The timestamp-role keys whose co-signature the line is, with the time each signed."""
+    times: dict[str, datetime] = {}
+    for keyid in keyids:
+        try:
+            times[keyid] = verify_cosignature(cp, line, root.keys[keyid])
+        except SignatureError:
+            continue
+    if not times:
+        raise SignatureError(
+            f"{where}: a co-signature of timestamp key {keyids[0][:16]}… "
+            f"does not verify (root v{root.version})"
+        )
+    return times
+
+
 class TrustedHub:
     """The root chain a verifier trusts, and the entry point for list updates.
 
@@ -262,27 +299,9 @@ class TrustedHub:
         stamped: dict[str, datetime] = {}
         for line in note.signatures:
             if line.name == origin and line.key_id in cp_ids:
-                good = [
-                    k for k in cp_ids[line.key_id] if verify_note_signature(cp, line, root.keys[k])
-                ]
-                if not good:
-                    raise SignatureError(
-                        f"{where}: a line of checkpoint key {cp_ids[line.key_id][0][:16]}… "
-                        f"does not verify (root v{root.version})"
-                    )
-                signed.update(good)
+                signed.update(_checkpoint_signers(cp, line, cp_ids[line.key_id], root, where))
             elif line.name == ts_name and line.key_id in ts_ids:
-                times: dict[str, datetime] = {}
-                for keyid in ts_ids[line.key_id]:
-                    try:
-                        times[keyid] = verify_cosignature(cp, line, root.keys[keyid])
-                    except SignatureError:
-                        continue
-                if not times:
-                    raise SignatureError(
-                        f"{where}: a co-signature of timestamp key {ts_ids[line.key_id][0][:16]}… "
-                        f"does not verify (root v{root.version})"
-                    )
+                times = _cosigners(cp, line, ts_ids[line.key_id], root, where)
                 for keyid, moment in times.items():
                     stamped[keyid] = min(moment, stamped.get(keyid, moment))
         if len(signed) < cp_role.threshold:
@@ -450,22 +469,53 @@ class ListUpdate:
         header = DeltaHeader.from_bytes(data)
         where = f"list {self.spec.list_id} header v{expected}"
         if header.root_version != signer.version:
-            newest = self._hub.root.version
-            if header.root_version > newest:
-                # Signed by a trusted delta key, so the claim is authentic: the hub made
-                # that root, and this verifier's walk stopped short of it (§13.1 item 2).
-                raise MissingFileError(
-                    root_path(newest + 1),
-                    f"{where} names root v{header.root_version} and the root walk "
-                    f"ended at v{newest}",
-                )
-            named = self._hub._roots.get(header.root_version)
-            if named is None or header.root_version < floor_version:
-                raise RollbackError(
-                    f"{where}: names root v{header.root_version}, outside the trusted "
-                    f"v{floor_version}..v{self._hub.root.version}"
-                )
-            named.verify_role("delta", data, sidecar, where)
+            self._check_named_root(header, data, sidecar, floor_version, where)
+        self._check_links(header, previous, expected, where)
+        self._check_time_and_size(header, where)
+        compact = self._compact.copy()
+        compact.append(header.leaf_hash)
+        if header.version == self.target and compact.root() != self.checkpoint.root_hash:
+            raise ConsistencyError(
+                f"list {self.spec.list_id}: headers 1..{self.target} do not reproduce the "
+                "checkpoint's root hash (inflated checkpoint or rewritten history)"
+            )
+        # Only now, with every check passed, does the update change.
+        self.headers.append(header)
+        self._compact = compact
+        self._log_verified = header.version == self.target
+        return header
+
+    def _check_named_root(
+        self,
+        header: DeltaHeader,
+        data: bytes,
+        sidecar: SignatureSidecar,
+        floor_version: int,
+        where: str,
+    ) -> None:
+        """A header naming another root than the one whose key signed it: that root must be
+        trusted, not older than the previous header's, and its delta role must sign too."""
+        newest = self._hub.root.version
+        if header.root_version > newest:
+            # Signed by a trusted delta key, so the claim is authentic: the hub made
+            # that root, and this verifier's walk stopped short of it (§13.1 item 2).
+            raise MissingFileError(
+                root_path(newest + 1),
+                f"{where} names root v{header.root_version} and the root walk ended at v{newest}",
+            )
+        named = self._hub._roots.get(header.root_version)
+        if named is None or header.root_version < floor_version:
+            raise RollbackError(
+                f"{where}: names root v{header.root_version}, outside the trusted "
+                f"v{floor_version}..v{self._hub.root.version}"
+            )
+        named.verify_role("delta", data, sidecar, where)
+
+    def _check_links(
+        self, header: DeltaHeader, previous: DeltaHeader | None, expected: int, where: str
+    ) -> None:
+        """The header continues this list's log: its list, version, ``prev`` leaf,
+        ``base_state`` and creation time follow the previous header (or the trust)."""
         if header.list_id != self.spec.list_id:
             raise ConsistencyError(f"{where}: belongs to list {header.list_id!r}")
         if header.version != expected:
@@ -481,6 +531,10 @@ class ListUpdate:
         prev_created = previous.created if previous else self.trust.last_created
         if prev_created is not None and header.created < prev_created:
             raise RollbackError(f"{where}: created before v{expected - 1}")
+
+    def _check_time_and_size(self, header: DeltaHeader, where: str) -> None:
+        """Not created in the future (beyond the clock skew), and a body within the cap of
+        the root the header names."""
         skew = timedelta(seconds=self._hub.root.policy.max_clock_skew)
         if header.created > self._hub.now + skew:
             raise FreezeError(f"{where}: created {format_time(header.created)}, in the future")
@@ -491,18 +545,6 @@ class ListUpdate:
             raise LimitError(
                 f"{where}: body of {header.body.length} bytes exceeds the policy cap of {body_cap}"
             )
-        compact = self._compact.copy()
-        compact.append(header.leaf_hash)
-        if header.version == self.target and compact.root() != self.checkpoint.root_hash:
-            raise ConsistencyError(
-                f"list {self.spec.list_id}: headers 1..{self.target} do not reproduce the "
-                "checkpoint's root hash (inflated checkpoint or rewritten history)"
-            )
-        # Only now, with every check passed, does the update change.
-        self.headers.append(header)
-        self._compact = compact
-        self._log_verified = header.version == self.target
-        return header
 
     @property
     def log_verified(self) -> bool:

@@ -96,6 +96,7 @@ from protocol.checkpoint import (
     SignedCheckpoint,
     note_key_id,
 )
+from protocol.hashtypes import HASH_TYPES
 from protocol.keys import Signature
 from protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
@@ -1406,7 +1407,7 @@ def _hash_type_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     md5), and bodies that break §7.2 for the widths the repository does not show."""
     del repo  # these cases stand alone: no signed file is needed
     cases: dict[str, dict[str, Any]] = {}
-    widths = {"pdq": 32, "phash": 8, "md5": 16, "sha256": 32}
+    widths = {name: kind.length for name, kind in HASH_TYPES.items()}
     for type_name, width in widths.items():
         made = sorted(
             hashlib.sha256(f"{type_name}-{i}".encode()).digest()[:width] for i in range(4)

@@ -9,21 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from edge.clock import utcnow
 from hub.config import HubConfig
 from protocol import format_time
 
 __all__ = ["HubContext", "utcnow"]
-
-
-def utcnow() -> datetime:
-    """Now, to the second: every time the hub stores or signs is whole seconds (RFC 3339)."""
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass

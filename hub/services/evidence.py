@@ -11,13 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from hub.services.context import HubContext
 from protocol import format_time
 from protocol.ack import Ack
 
-__all__ = ["ACK_PAGE_BYTES", "Evidence"]
+__all__ = ["ACK_PAGE_BYTES", "EVIDENCE_KINDS", "Evidence", "EvidenceKind"]
+
+EvidenceKind = Literal["unpublished_version", "split_view", "state_mismatch", "withheld_counts"]
+"""What an evidence item shows: an ack of a version the hub never published, of another
+checkpoint root (a split view) or state, or counter jumps withheld from the totals."""
+EVIDENCE_KINDS: tuple[EvidenceKind, ...] = get_args(EvidenceKind)
 
 ACK_PAGE_BYTES = 8 * 1024 * 1024
 """Ack or evidence bytes one page of ``/v1/admin/acks`` or ``/v1/admin/evidence`` holds,
@@ -31,7 +36,7 @@ class Evidence:
         self.ctx = ctx
 
     def keep_ack(
-        self, kind: str, ack: Ack, detail: dict[str, Any], data: bytes, sig: bytes
+        self, kind: EvidenceKind, ack: Ack, detail: dict[str, Any], data: bytes, sig: bytes
     ) -> int | None:
         """Keep a refused ack's exact bytes and sidecar as evidence (``keep``)."""
         return self.keep(
@@ -46,7 +51,7 @@ class Evidence:
 
     def keep(
         self,
-        kind: str,
+        kind: EvidenceKind,
         node: str,
         list_id: str,
         detail: dict[str, Any],

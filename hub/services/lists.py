@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from hub.errors import InvalidRequest, NotFound
 from hub.intake import Intake
@@ -60,7 +60,7 @@ class StagedChange:
     """One staged row waiting for the next publish, with its provenance."""
 
     list: str
-    op: str
+    op: Literal["add", "remove"]
     hash: str
     source: str | None
     submission_id: str | None

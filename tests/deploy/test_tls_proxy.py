@@ -37,12 +37,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge.ratelimit import TrustedProxies
-from hub.app import ACCESS_LOG_FORMAT, ADMIN_BODY_BYTES
+from hub.api.admin_lists import ADMIN_BODY_BYTES
+from hub.app import ACCESS_LOG_FORMAT
 from hub.app import create_app as create_hub_app
 from hub.config import HubConfig
 from hub.limits import LIMITS, ClientAccessLogger
 from hub.web.pages import LOGIN_COOKIE, SESSION_COOKIE
-from node.app import NODE, SESSION
+from node.api.keys import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.service import run_sync
 from node.sync import ListOutcome

@@ -1,4 +1,4 @@
-"""``edge.http``: the one error shape and middleware, and the capped body reader, on a real server.
+"""``edge.http``: the error shape and middleware, the body reader, metrics, start-up, on a server.
 
 Each test serves a small aiohttp app with the middleware as the hub and the node
 configure it, and talks to it over a socket, so the headers, statuses and bodies are
@@ -7,6 +7,7 @@ what a client receives, not what a handler returned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,9 +15,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry, Counter
 
 from edge.errors import ApiError, error_body
-from edge.http import error_middleware, error_response, read_body
+from edge.http import (
+    error_middleware,
+    error_response,
+    metrics_middleware,
+    read_body,
+    scheduler_context,
+    security_headers,
+)
 from hub.errors import HTTP_CODES as HUB_CODES
 from hub.errors import HubError, NotFound, PayloadTooLarge, SeqConflict, Unauthorized
 from node.errors import HTTP_CODES as NODE_CODES
@@ -236,3 +245,108 @@ def test_both_services_give_a_status_the_same_code() -> None:
     shared = set(HUB_CODES) & set(NODE_CODES)
     assert shared >= {400, 401, 404, 409, 413}
     assert {s: HUB_CODES[s] for s in shared} == {s: NODE_CODES[s] for s in shared}
+
+
+REQUESTS = web.AppKey("requests", Counter)
+
+
+async def answer(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"id": request.match_info["item_id"]})
+
+
+async def sniffable(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="<b>hi</b>", headers={"X-Content-Type-Options": "set-by-handler"})
+
+
+def counted_app() -> web.Application:
+    """An app wired as the roles wire theirs: metrics outermost, then errors."""
+    app = web.Application(
+        middlewares=[
+            metrics_middleware(lambda app: app[REQUESTS]),
+            error_middleware(realm=REALM, codes=NODE_CODES, log=log, service="test"),
+        ]
+    )
+    app[REQUESTS] = Counter(
+        "test_http_requests",
+        "Answers.",
+        ["route", "method", "status"],
+        registry=CollectorRegistry(),
+    )
+    app.on_response_prepare.append(security_headers)
+    app.router.add_get("/items/{item_id}", answer)
+    app.router.add_get("/sniffable", sniffable)
+    app.router.add_get("/bug", raising(RuntimeError("boom")))
+    return app
+
+
+def counted(app: web.Application) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+        for metric in app[REQUESTS].collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def test_answers_are_counted_by_route_template_method_and_status() -> None:
+    """The template, never the raw path: a client cannot make a label per id it invents."""
+    app = counted_app()
+    async with TestClient(TestServer(app)) as client:
+        for path in ("/items/a", "/items/b", "/nowhere/1", "/nowhere/2", "/bug"):
+            await client.get(path)
+    assert counted(app) == {
+        ("/items/{item_id}", "GET", "200"): 2.0,
+        ("unmatched", "GET", "404"): 2.0,
+        ("/bug", "GET", "500"): 1.0,  # counted with the status the error was answered with
+    }
+
+
+async def test_every_answer_says_nosniff_unless_the_handler_said_otherwise() -> None:
+    async with TestClient(TestServer(counted_app())) as client:
+        for path in ("/items/a", "/nowhere", "/bug"):
+            response = await client.get(path)
+            assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        response = await client.get("/sniffable")
+        assert response.headers["X-Content-Type-Options"] == "set-by-handler"
+
+
+class FakeScheduler:
+    """Records what the app did to it; ``stop`` awaits, as a real one waits for its job."""
+
+    def __init__(self, events: list[str], source: str) -> None:
+        self.events = events
+        self.source = source
+
+    def start(self) -> None:
+        self.events.append(f"start from {self.source}")
+
+    async def stop(self) -> None:
+        await asyncio.sleep(0)
+        self.events.append("stopped")
+
+
+SCHEDULER = web.AppKey("scheduler", FakeScheduler)
+SOURCE = web.AppKey("source", str)
+
+
+async def test_the_scheduler_context_builds_after_earlier_contexts_and_stops_last() -> None:
+    events: list[str] = []
+
+    async def earlier(app: web.Application) -> AsyncIterator[None]:
+        app[SOURCE] = "the database"
+        yield
+        events.append("database closed")
+
+    async def seen(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=request.app[SCHEDULER].source)
+
+    app = web.Application()
+    app.cleanup_ctx.append(earlier)
+    app.cleanup_ctx.append(
+        scheduler_context(SCHEDULER, lambda app: FakeScheduler(events, app[SOURCE]))
+    )
+    app.router.add_get("/", seen)
+    async with TestClient(TestServer(app)) as client:
+        assert events == ["start from the database"]
+        assert await (await client.get("/")).text() == "the database"
+    assert events == ["start from the database", "stopped", "database closed"]

@@ -31,7 +31,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.app import SIGNATURE_HEADER, create_app
+from hub.api.acks import SIGNATURE_HEADER
+from hub.app import create_app
 from hub.core import OPERATOR_ROLES, Hub, utcnow
 from hub.intake import Intake
 from protocol import (

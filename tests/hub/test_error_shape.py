@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.app import SIGNATURE_HEADER
+from hub.api.acks import SIGNATURE_HEADER
 from protocol import SigningKey, sign_bytes
 from tests.hub.conftest import LIST, OTHER_LIST, Client, bearer, md5
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from hub.app import ADMIN_BODY_BYTES, ADMIN_ROUTES, SIGNATURE_HEADER, AdminRoute
+from hub.api.acks import SIGNATURE_HEADER
+from hub.api.admin import ADMIN_ROUTES, AdminRoute
+from hub.api.admin_lists import ADMIN_BODY_BYTES
 from hub.caches import MEMORY_TTL, AccessCache, PublishedCache, _Published, _Verdict
 from hub.core import OPERATOR_ROLES
 from hub.intake import Intake

@@ -11,6 +11,8 @@ import yaml
 from aiohttp import web
 
 from hub.app import create_app
+from hub.services.access import OPERATOR_ROLES
+from hub.services.evidence import EVIDENCE_KINDS
 from hub.web import PAGE_ROUTE_PREFIX
 from tests.hub.conftest import Client
 
@@ -116,3 +118,22 @@ async def test_the_app_serves_the_document_as_written(client: Client) -> None:
     assert response.content_type == "application/yaml"
     served = await response.read()
     assert served == importlib.resources.files("hub").joinpath("openapi.yaml").read_bytes()
+
+
+def _enum_at(doc: dict[str, Any], *path: str) -> list[str]:
+    node: Any = doc
+    for key in path:
+        node = node[key]
+    assert isinstance(node, dict), path
+    assert "enum" in node, path
+    return list(node["enum"])
+
+
+def test_the_status_enums_are_the_codes() -> None:
+    """Every closed set the document names is the one the code checks, in its order."""
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    assert _enum_at(schemas, "Evidence", "properties", "kind") == list(EVIDENCE_KINDS)
+    token = doc["paths"]["/v1/admin/tokens"]["post"]["requestBody"]["content"]
+    role = token["application/json"]["schema"]["properties"]["role"]
+    assert role["enum"] == list(OPERATOR_ROLES)

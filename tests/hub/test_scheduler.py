@@ -22,7 +22,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.app import HUB, METRICS, SCHEDULER, create_app
+from hub.app import create_app
+from hub.appkeys import HUB, METRICS, SCHEDULER
 from hub.core import Hub
 from hub.scheduler import jitter_for
 from protocol import checkpoint_path

@@ -35,7 +35,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hub.app import ACCESS_CACHE, FILE_CACHE, create_app
+from hub.app import create_app
+from hub.appkeys import ACCESS_CACHE, FILE_CACHE
 from hub.core import Hub, utcnow
 from hub.intake import Intake
 from node.config import write_secret

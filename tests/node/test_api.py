@@ -23,7 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from node.app import NODE, SESSION, create_app
+from node.api.keys import NODE, SESSION
+from node.app import create_app
 from node.config import read_secret
 from node.service import run_sync
 from node.web import PAGE_PREFIX

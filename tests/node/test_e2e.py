@@ -20,8 +20,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from node.app import NODE, SCHEDULER, NodeScheduler, create_app, next_poll_delay
+from node.api.keys import NODE, SCHEDULER
+from node.app import create_app
 from node.config import read_secret, write_secret
+from node.scheduler import NodeScheduler, next_poll_delay
 from node.service import Node, utcnow
 from protocol import body_path, checkpoint_path, header_path, sig_path
 from tests.node.conftest import (

@@ -45,7 +45,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub.app import ADMIN_ROUTES, TREE_ROUTES, create_app
+from hub.api.admin import ADMIN_ROUTES
+from hub.api.tree import TREE_ROUTES
+from hub.app import create_app
 from hub.web.limits import RateLimiter
 from hub.web.pages import LIMITER, PAGE_ROUTE_PREFIX, SESSION_COOKIE
 from node.config import read_secret
@@ -678,7 +680,7 @@ def test_credential_checks_compare_in_constant_time(module: str, function: str) 
 @pytest.mark.parametrize(
     ("module", "function"),
     [
-        ("node/app.py", "auth_middleware"),
+        ("node/api/middlewares.py", "auth_middleware"),
         ("node/limits.py", "limits_middleware"),
         ("node/web/pages.py", "login"),
     ],

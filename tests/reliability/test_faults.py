@@ -35,7 +35,7 @@ from hub import store as hub_store
 from hub.cli import main as hub_main
 from hub.intake import Intake
 from node import store as node_store
-from node.app import NODE
+from node.api.keys import NODE
 from node.app import create_app as create_node_app
 from node.cli import EXIT_FAILED
 from node.cli import main as node_main

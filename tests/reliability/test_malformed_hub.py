@@ -42,7 +42,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from hub.app import SIGNATURE_HEADER, create_app
+from hub.api.acks import SIGNATURE_HEADER
+from hub.app import create_app
 from hub.intake import make_intake, parse_hash, parse_import
 from hub.limits import LIMITS
 from hub.web.limits import RateLimiter

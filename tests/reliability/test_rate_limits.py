@@ -27,11 +27,12 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from edge.ratelimit import RateLimiter, TrustedProxies
-from hub.app import ACCESS_LOG_FORMAT, CONFIG, HUB, create_app
+from hub.app import ACCESS_LOG_FORMAT, create_app
+from hub.appkeys import CONFIG, HUB
 from hub.errors import InvalidRequest
 from hub.limits import LIMITS, ClientAccessLogger, HubLimits
 from hub.web.pages import LIMITER
-from node.app import NODE
+from node.api.keys import NODE
 from node.app import create_app as create_node_app
 from node.config import read_secret
 from node.errors import NodeConfigError

@@ -37,8 +37,8 @@ from hub.app import create_app as create_hub_app
 from hub.core import Hub
 from hub.intake import Intake
 from hub.web.pages import SESSION_COOKIE
+from node.api.keys import NODE, SESSION
 from node.app import ACCESS_LOG_FORMAT as NODE_ACCESS_LOG_FORMAT
-from node.app import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.config import read_secret, write_secret
 from node.service import Node, deliver_webhooks, flush_acks, run_sync

@@ -18,7 +18,8 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from node.app import NODE, SESSION, create_app
+from node.api.keys import NODE, SESSION
+from node.app import create_app
 from node.config import read_secret
 from node.service import Node, run_sync
 from tests.node.conftest import original_pdq

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
-from node.app import SESSION
+from node.api.keys import SESSION
 from node.config import read_secret
 from node.service import Node, flush_acks, run_sync
 from node.web import CONTENT_SECURITY_POLICY, SESSION_COOKIE, LoginThrottle, SessionStore

@@ -1,0 +1,93 @@
+"""The operator API's table: every ``/v1/admin`` route, who may call it, and its guard.
+
+An operator route is one ``AdminRoute`` line in ``ADMIN_ROUTES`` naming the roles
+it admits besides ``admin``; ``admin_handler`` wraps every one the same way
+(operator bearer token, role check, ``Cache-Control: no-store``), so no handler
+can forget either. The table is here and the handlers are in modules by what
+they touch — ``admin_lists`` (lists, staging, publishing), ``admin_access``
+(nodes, operator tokens, signing keys), ``admin_records`` (status, the action log,
+acks and evidence) — so the whole of who may do what reads in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+
+from hub.api.admin_access import (
+    admin_create_token,
+    admin_enrol,
+    admin_keys,
+    admin_nodes,
+    admin_revoke,
+    admin_rotate,
+)
+from hub.api.admin_lists import (
+    admin_counts,
+    admin_create_list,
+    admin_import,
+    admin_lists,
+    admin_publish,
+    admin_stage,
+)
+from hub.api.admin_records import admin_acks, admin_actions, admin_evidence, admin_status
+from hub.api.requests import bearer
+from hub.appkeys import HUB
+from hub.core import Principal
+from hub.errors import Unauthorized
+from hub.http import Handler
+
+__all__ = ["ADMIN_ROUTES", "AdminHandler", "AdminRoute", "admin_handler"]
+
+AdminHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+"""An operator route's handler: the request and the operator it was authenticated as."""
+
+
+@dataclass(frozen=True)
+class AdminRoute:
+    """One operator route: who may call it besides ``admin`` (empty: admin only)."""
+
+    method: str
+    path: str
+    roles: tuple[str, ...]
+    handler: AdminHandler
+
+
+def admin_handler(route: AdminRoute) -> Handler:
+    """The aiohttp handler of ``route``: authenticate, check the role, answer ``no-store``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        token = bearer(request)
+        if token is None:
+            raise Unauthorized("the operator API needs an operator bearer token")
+        principal = await request.app[HUB].call(lambda hub: hub.access.authenticate(token))
+        principal.require(*route.roles)
+        response = await route.handler(request, principal)
+        response.headers[hdrs.CACHE_CONTROL] = "no-store"
+        return response
+
+    return handler
+
+
+ADMIN_ROUTES: tuple[AdminRoute, ...] = (
+    AdminRoute("GET", "/v1/admin/status", ("viewer", "auditor"), admin_status),
+    AdminRoute("GET", "/v1/admin/lists", ("viewer", "auditor"), admin_lists),
+    AdminRoute("POST", "/v1/admin/lists", (), admin_create_list),
+    AdminRoute("GET", "/v1/admin/lists/{list_id}/counts", ("viewer", "auditor"), admin_counts),
+    AdminRoute("POST", "/v1/admin/lists/{list_id}/stage", ("publisher",), admin_stage),
+    AdminRoute("POST", "/v1/admin/lists/{list_id}/import", ("publisher",), admin_import),
+    AdminRoute("POST", "/v1/admin/publish", ("publisher",), admin_publish),
+    AdminRoute("GET", "/v1/admin/nodes", ("viewer", "auditor"), admin_nodes),
+    AdminRoute("POST", "/v1/admin/nodes", (), admin_enrol),
+    AdminRoute("DELETE", "/v1/admin/nodes/{node_id}", (), admin_revoke),
+    AdminRoute("GET", "/v1/admin/keys", ("viewer", "auditor"), admin_keys),
+    AdminRoute("POST", "/v1/admin/keys/{role}/rotate", (), admin_rotate),
+    AdminRoute("POST", "/v1/admin/tokens", (), admin_create_token),
+    AdminRoute("GET", "/v1/admin/actions", ("viewer", "auditor"), admin_actions),
+    AdminRoute("GET", "/v1/admin/evidence", ("auditor",), admin_evidence),
+    AdminRoute("GET", "/v1/admin/acks", ("auditor",), admin_acks),
+)
+"""Every operator route. ``admin`` may call all; ``roles`` names who else may.
+``hashhub export`` has no route: it writes files on the hub's own machine."""

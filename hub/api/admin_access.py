@@ -1,0 +1,110 @@
+"""The operator API on who the hub trusts: nodes, operator tokens, signing keys.
+
+Apart from the other operator routes because each of these changes a credential
+(a node's token, an operator's, a root signed by a new key) and so clears the
+app's read-permission and file caches at once: a revoked node is refused on its
+next request. Most are ``admin`` only (``hub.api.admin.ADMIN_ROUTES``), and a new
+token is shown once, in the answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from hub.api.requests import Fields, check_list_id, check_node_id, json_object
+from hub.appkeys import CONFIG, HUB
+from hub.core import OPERATOR_ROLES, Principal
+from hub.errors import InvalidRequest
+from hub.http import invalidate_caches
+from protocol import ProtocolError, PublicKey
+from protocol.root import ROLE_NAMES
+
+__all__ = [
+    "admin_create_token",
+    "admin_enrol",
+    "admin_keys",
+    "admin_nodes",
+    "admin_revoke",
+    "admin_rotate",
+]
+
+_SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+async def admin_nodes(request: web.Request, principal: Principal) -> web.StreamResponse:
+    return web.json_response(
+        {
+            "nodes": await request.app[HUB].call(
+                lambda hub: [n.to_dict() for n in hub.access.nodes()]
+            )
+        }
+    )
+
+
+def _public_key(text: str) -> PublicKey:
+    """An Ed25519 public key given as SubjectPublicKeyInfo PEM or 64 hex digits."""
+    try:
+        if _HEX_KEY.fullmatch(text.strip()):
+            return PublicKey(bytes.fromhex(text.strip()))
+        return PublicKey.from_pem(text.encode("ascii"))
+    except (ProtocolError, UnicodeEncodeError) as e:
+        raise InvalidRequest(f"'public_key' is not an Ed25519 public key (PEM or hex): {e}") from e
+
+
+async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamResponse:
+    body = Fields(
+        await json_object(request, request.app[CONFIG].max_ack_bytes),
+        {"id", "public_key", "lists"},
+    )
+    node_id = check_node_id(body.text("id", max_len=64))
+    key = _public_key(body.text("public_key", max_len=4096))
+    lists = [check_list_id(v) for v in body.strings("lists")]
+    token = await request.app[HUB].call(
+        lambda hub: hub.access.enrol_node(node_id, key, lists, who=principal.subject)
+    )
+    invalidate_caches(request.app)
+    return web.json_response(
+        {"node": node_id, "keyid": key.keyid, "lists": sorted(set(lists)), "token": token},
+        status=201,
+    )
+
+
+async def admin_revoke(request: web.Request, principal: Principal) -> web.StreamResponse:
+    node_id = check_node_id(request.match_info["node_id"])
+    await request.app[HUB].call(lambda hub: hub.access.revoke_node(node_id, who=principal.subject))
+    invalidate_caches(request.app)
+    return web.json_response({"node": node_id, "revoked": True})
+
+
+async def admin_keys(request: web.Request, principal: Principal) -> web.StreamResponse:
+    return web.json_response(
+        {"keys": await request.app[HUB].call(lambda hub: [k.to_dict() for k in hub.keys.records()])}
+    )
+
+
+async def admin_rotate(request: web.Request, principal: Principal) -> web.StreamResponse:
+    role = request.match_info["role"]
+    if role not in ROLE_NAMES:
+        raise InvalidRequest(f"unknown role; roles are {', '.join(ROLE_NAMES)}")
+    root = await request.app[HUB].call(
+        lambda hub: hub.roots.rotate_key(role, who=principal.subject)
+    )
+    invalidate_caches(request.app)
+    return web.json_response({"role": role, "root_version": root.version})
+
+
+async def admin_create_token(request: web.Request, principal: Principal) -> web.StreamResponse:
+    body = Fields(await json_object(request, 64 * 1024), {"role", "subject"})
+    role = body.text("role", max_len=16)
+    if role not in OPERATOR_ROLES:
+        raise InvalidRequest(f"'role' must be one of {', '.join(OPERATOR_ROLES)}")
+    subject = body.text("subject", max_len=64)
+    if not _SUBJECT.fullmatch(subject):
+        raise InvalidRequest("'subject' matches [A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+    token = await request.app[HUB].call(
+        lambda hub: hub.access.create_operator_token(role, subject, who=principal.subject)
+    )
+    return web.json_response({"role": role, "subject": subject, "token": token}, status=201)

@@ -1,0 +1,103 @@
+"""``POST /v1/match``: an upload or hashes, matched against every subscribed list.
+
+Its own module because it is the node's reason to exist and its hottest route,
+and because ``content`` matches the same way: hashing an upload by its content
+type (pictures on a worker thread, since they never touch the database), and the
+answer's ``hashes`` and match counters, are here and used by both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from edge.errors import ApiError
+from edge.http import read_body
+from node.api.keys import CONFIG, METRICS, NODE
+from node.api.requests import flag, hash_queries, invalid, json_object, known_query
+from node.imaging import ImageRejected
+from node.service import MatchResult
+
+__all__ = [
+    "FILE_TYPES",
+    "IMAGE_TYPES",
+    "count_matches",
+    "hex_queries",
+    "post_match",
+    "upload_queries",
+]
+
+IMAGE_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"}
+)
+"""Content types hashed as pictures (PDQ, pHash, MD5, SHA-256)."""
+FILE_TYPES = frozenset({"application/octet-stream"})
+"""Content types (besides ``video/*`` and ``audio/*``) hashed as files (MD5, SHA-256)."""
+
+_REJECTED = {
+    "too_large": (413, "payload_too_large"),
+    "decompression_bomb": (400, "decompression_bomb"),
+    "corrupt": (400, "corrupt_image"),
+    "unsupported": (415, "unsupported_media_type"),
+}
+"""``ImageRejected.reason`` → the status and code it is answered with."""
+
+
+async def upload_queries(request: web.Request) -> tuple[str, dict[str, list[bytes]]]:
+    """The hashes of an uploaded file by its content type: ``("image"|"file", queries)``."""
+    node = request.app[NODE]
+    content_type = request.content_type
+    major = content_type.partition("/")[0]
+    if content_type in IMAGE_TYPES:
+        kind = "image"
+    elif content_type in FILE_TYPES or major in ("video", "audio"):
+        kind = "file"
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"cannot hash {content_type[:80]!r}: send an image ({', '.join(sorted(IMAGE_TYPES))}),"
+            " video/*, audio/*, application/octet-stream, or application/json hashes",
+        )
+    dihedral = flag(request, "dihedral")
+    data = await read_body(request, request.app[CONFIG].max_upload_bytes)
+    if not data:
+        raise invalid("the body is empty")
+    if kind == "file":
+        return kind, node.matching.file_queries(data)
+    try:
+        queries = await asyncio.to_thread(node.matching.image_queries, data, dihedral=dihedral)
+    except ImageRejected as e:
+        status, code = _REJECTED[e.reason]
+        raise ApiError(status, code, str(e)) from e
+    return kind, queries
+
+
+def hex_queries(queries: Mapping[str, list[bytes]]) -> dict[str, list[str]]:
+    """The hashes a request was matched with, as the answer shows them."""
+    return {type_name: [h.hex() for h in hashes] for type_name, hashes in sorted(queries.items())}
+
+
+def count_matches(app: web.Application, results: list[MatchResult], source: str) -> None:
+    """Count each match by list and by what found it (``upload`` or ``registry``)."""
+    for result in results:
+        app[METRICS].matches.labels(result.list_id, source).inc()
+
+
+async def post_match(request: web.Request) -> web.StreamResponse:
+    """Match an upload (its bytes) or hashes (JSON) against every subscribed list."""
+    node = request.app[NODE]
+    known_query(request, "dihedral")
+    if request.content_type == "application/json":
+        body = await json_object(request, {"hashes"})
+        kind, queries = "hashes", hash_queries(body.get("hashes"))
+    else:
+        kind, queries = await upload_queries(request)
+    results = node.matching.match_hashes(queries, one_item=kind != "hashes")
+    request.app[METRICS].checked.labels(kind).inc()
+    count_matches(request.app, results, "upload")
+    return web.json_response(
+        {"matches": [r.to_dict() for r in results], "hashes": hex_queries(queries)}
+    )

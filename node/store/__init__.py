@@ -1,0 +1,109 @@
+"""The node's SQLite store: trust state, list states, evidence, events and outboxes.
+
+The only part of the node that holds SQL, split by the tables each part keeps:
+
+- here: ``NodeStore``, the connection, ``atomic()`` and ``storage_error``;
+- ``node.store.lists``: ``ListTables``, what a sync reads and writes (``roots``,
+  ``lists``, ``state_changes``, ``evidence``), which ``NodeStore`` is;
+- ``node.store.matches``: ``MatchTables`` (``store.matches``): ``content``,
+  ``match_events`` and ``counters``;
+- ``node.store.outbox``: ``AckTables`` (``store.acks``) and ``WebhookTables``
+  (``store.webhooks``): the durable outboxes;
+- ``node.store.schema``: the migrations.
+
+One file, WAL mode, ``synchronous=FULL`` (a trust record that survives a crash
+only half-written is worse than none). docs/design.md §5.2 describes the tables.
+
+Two faults from outside (ADR 0016): every ``db.atomic()`` begins with ``BEGIN
+IMMEDIATE`` (``edge.database.ImmediateDatabase``, the hub's too), so a transaction
+waits up to ``BUSY_TIMEOUT`` for another process's write lock instead of failing at
+once; and a write the disk refuses (SQLite's "database or disk is full" or "disk
+I/O error") is told apart from other database errors by ``storage_error``: the
+transaction is rolled back, the update ends ``failed``, and the API answers 507.
+``NodeStore`` lives here, not in a submodule, so that it reads ``BUSY_TIMEOUT``
+from this module when it connects: the command line reads the same name, and a
+test or tool that lowers it changes both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Generator
+from pathlib import Path
+
+from edge.database import BUSY_TIMEOUT, connect
+from node.errors import StorageError
+from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredList
+from node.store.matches import MatchSource, MatchTables, Outcome
+from node.store.outbox import AckTables, WebhookTables
+from node.store.schema import migrations
+
+__all__ = [
+    "BUSY_TIMEOUT",
+    "STATE_LOG_FRACTION",
+    "AckTables",
+    "ListTables",
+    "MatchSource",
+    "MatchTables",
+    "NodeStore",
+    "Outcome",
+    "StoredList",
+    "WebhookTables",
+    "migrations",
+    "storage_error",
+]
+
+
+def storage_error(error: sqlite3.Error) -> StorageError | None:
+    """The node's disk refusing a write, as a ``StorageError``; None for any other error.
+
+    SQLITE_FULL ("database or disk is full": no space left, or the page limit) and
+    SQLITE_IOERR ("disk I/O error": a write the kernel refused, such as one past a
+    file size limit, or a failing disk) are faults of the machine, not of the data:
+    SQLite rolls the transaction back and the same write succeeds once there is room.
+    Anything else (a corrupt file, a bug) is left to propagate.
+    """
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == sqlite3.SQLITE_FULL:
+        return StorageError(f"disk full: {error}")
+    if primary == sqlite3.SQLITE_IOERR:
+        return StorageError(f"disk full or failing: {error}")
+    return None
+
+
+class NodeStore(ListTables):
+    """Typed access to the node's database. One instance per thread.
+
+    The list and root methods are the store's own (``ListTables``: a sync uses
+    them throughout); the rest are grouped by what they keep, over the same
+    connection: ``matches``, ``acks`` and ``webhooks``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            # The registry says what content the platform hosts: owner-only, like the keys.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = connect(path, timeout=BUSY_TIMEOUT)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        migrations.apply(db)
+        super().__init__(db)
+        self.matches = MatchTables(db)
+        self.acks = AckTables(db)
+        self.webhooks = WebhookTables(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Generator[None, None, None]:
+        """One write transaction (``BEGIN IMMEDIATE``); nested blocks are savepoints.
+
+        Every write of the store and its groups takes part in an enclosing block, so
+        a caller makes several of them one transaction by wrapping them in this.
+        """
+        with self.db.atomic():
+            yield

@@ -1,0 +1,136 @@
+"""Hosted content, match events and the counters acks carry.
+
+- ``content``: the platform's registry of hashes of content it hosts, for
+  retroactive takedowns.
+- ``match_events``: what matched (an upload, or registered content when a list
+  grew) and what the platform did about it.
+- ``counters``: cumulative per list (``hash`` '') and per listed hash, with a
+  ``changed`` flag so an ack carries only the per-hash counters that moved.
+
+``node.matching.Matching`` and ``node.registry.ContentRegistry`` decide; this only
+stores, as ``NodeStore.matches``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from node.store.tables import Tables
+from protocol import format_time
+
+__all__ = ["MatchSource", "MatchTables", "Outcome"]
+
+Outcome = Literal["actioned", "blocked", "false_positive", "kept"]
+"""What a platform did about a match (``node.matching.OUTCOMES`` lists them)."""
+
+MatchSource = Literal["upload", "registry"]
+"""What was matched: an upload, or registered content (the table's CHECK says the same)."""
+
+
+class MatchTables(Tables):
+    """The content registry, match events and counters of one node."""
+
+    # -- content registry ------------------------------------------------------------
+
+    def register_content(
+        self, content_id: str, hashes: Iterable[tuple[str, bytes]], now: datetime
+    ) -> None:
+        """Register hashes (type, bytes) of content the platform hosts; known ones stay."""
+        stamp = format_time(now)
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
+                "VALUES (?, ?, ?, ?)",
+                [(content_id, type_name, h, stamp) for type_name, h in hashes],
+            )
+
+    def registered_content(self, type_name: str) -> list[tuple[str, bytes]]:
+        """Every registered (content id, hash) of one hash type."""
+        return [
+            (r["content_id"], bytes(r["hash"]))
+            for r in self.db.query(
+                "SELECT content_id, hash FROM content WHERE hash_type = ?", [type_name]
+            )
+        ]
+
+    # -- match events ------------------------------------------------------------------
+
+    def record(
+        self,
+        match_id: str,
+        list_id: str,
+        listed: bytes,
+        query: bytes,
+        distance: int,
+        version: int,
+        source: MatchSource,
+        content_id: str | None,
+        now: datetime,
+    ) -> None:
+        """Store one match event (its counters are the caller's: ``bump_counter``)."""
+        self.db.table("match_events").insert(
+            {
+                "id": match_id,
+                "list_id": list_id,
+                "hash": listed,
+                "query": query,
+                "distance": distance,
+                "version": version,
+                "source": source,
+                "content_id": content_id,
+                "created": format_time(now),
+            }
+        )
+
+    def event(self, match_id: str) -> dict[str, Any] | None:
+        """One match event as stored, or None."""
+        return self._one("SELECT * FROM match_events WHERE id = ?", [match_id])
+
+    def events(self, limit: int, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """The newest match events first; with ``open_only`` those awaiting an outcome."""
+        where = "WHERE outcome IS NULL " if open_only else ""
+        return list(
+            self.db.query(
+                f"SELECT * FROM match_events {where}ORDER BY created DESC LIMIT ?",  # noqa: S608
+                [limit],
+            )
+        )
+
+    def set_outcome(self, match_id: str, outcome: Outcome, now: datetime) -> None:
+        """Record what the platform did about a match."""
+        self.db.execute(
+            "UPDATE match_events SET outcome = ?, outcome_at = ? WHERE id = ?",
+            [outcome, format_time(now), match_id],
+        )
+
+    def awaiting_outcome(self) -> int:
+        """How many match events the platform has not yet reported an outcome for."""
+        return self._count("SELECT count(*) AS n FROM match_events WHERE outcome IS NULL")
+
+    # -- counters ----------------------------------------------------------------------
+
+    def bump_counter(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
+        """Add ``by`` to a cumulative counter (``hex_hash`` '' for the list's total)."""
+        self.db.execute(
+            "INSERT INTO counters (list_id, hash, name, value, changed) VALUES (?, ?, ?, ?, 1) "
+            "ON CONFLICT(list_id, hash, name) DO UPDATE SET value = value + ?, changed = 1",
+            [list_id, hex_hash, name, by, by],
+        )
+
+    def counters(self, list_id: str) -> list[dict[str, Any]]:
+        """The list's counters: rows of ``hash`` ('' for the totals), ``name``, ``value``
+        and ``changed``."""
+        return list(
+            self.db.query(
+                "SELECT hash, name, value, changed FROM counters WHERE list_id = ?", [list_id]
+            )
+        )
+
+    def counters_sent(self, list_id: str, hex_hashes: Iterable[str]) -> None:
+        """Per-hash counters an ack now carries: no longer changed since the last ack."""
+        self.db.conn.executemany(
+            "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash = ?",
+            [(list_id, h) for h in hex_hashes],
+        )

@@ -1,0 +1,121 @@
+"""The node database's schema, as ``sqlite_utils`` migrations applied on every open.
+
+Each migration runs once per file (``sqlite_utils`` records the applied ones by
+name), so a node upgraded in place gains the newer tables and keeps its trust
+records, outboxes and evidence; a migration, once released, is never edited.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+__all__ = ["migrations"]
+
+migrations = Migrations("hashhub.node")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE roots (
+            version INTEGER PRIMARY KEY,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL
+        );
+        CREATE TABLE lists (
+            id TEXT PRIMARY KEY,
+            hash_type TEXT NOT NULL,
+            trust TEXT NOT NULL,
+            state BLOB NOT NULL,
+            count INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            applied TEXT,
+            last_attempt TEXT,
+            last_success TEXT,
+            last_error TEXT
+        );
+        CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            bytes BLOB,
+            other BLOB,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE match_events (
+            id TEXT PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            query BLOB NOT NULL,
+            distance INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('upload', 'registry')),
+            content_id TEXT,
+            created TEXT NOT NULL,
+            outcome TEXT,
+            outcome_at TEXT
+        );
+        CREATE INDEX match_events_open ON match_events(outcome, created);
+        CREATE TABLE counters (
+            list_id TEXT NOT NULL,
+            hash TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            changed INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (list_id, hash, name)
+        );
+        CREATE TABLE ack_outbox (
+            seq INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT
+        );
+        CREATE TABLE acks_confirmed (
+            seq INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            confirmed TEXT NOT NULL
+        );
+        CREATE TABLE webhook_outbox (
+            id INTEGER PRIMARY KEY,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            body BLOB NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            delivered TEXT,
+            last_error TEXT
+        );
+        CREATE TABLE content (
+            content_id TEXT NOT NULL,
+            hash_type TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            registered TEXT NOT NULL,
+            PRIMARY KEY (hash_type, hash, content_id)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
+def m002_state_changes(db: sqlite_utils.Database) -> None:
+    """Net changes applied since the state blob was last written
+    (``node.store.lists.ListTables.commit_update``)."""
+    db.executescript(
+        """
+        CREATE TABLE state_changes (
+            list_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            removes BLOB NOT NULL,
+            adds BLOB NOT NULL,
+            PRIMARY KEY (list_id, seq)
+        );
+        """
+    )
