@@ -4,20 +4,28 @@ Both keep one SQLite file in WAL mode that another process may write at the same
 time (``hashhub publish`` beside ``hashhub serve``, ``hashhub-node sync`` beside
 the daemon). ``ImmediateDatabase`` makes every ``atomic()`` block wait its turn
 for the write lock, up to the busy timeout, instead of failing at once (ADR 16);
-``connect`` opens a file that way. What each role's database holds, and its
-pragmas and migrations, stay with the role.
+``connect`` opens a file that way. ``DatabaseThread`` runs the calls of one
+connection on one thread of its own, so an event loop never waits on the disk.
+What each role's database holds, and its pragmas and migrations, stay with the
+role.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import sqlite_utils
 
-__all__ = ["BUSY_TIMEOUT", "ImmediateDatabase", "connect"]
+__all__ = ["BUSY_TIMEOUT", "DatabaseThread", "ImmediateDatabase", "connect"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 BUSY_TIMEOUT = 30.0
 """Seconds a transaction waits for another connection's write lock before giving up."""
@@ -64,3 +72,29 @@ def connect(path: Path, timeout: float = BUSY_TIMEOUT) -> ImmediateDatabase:
     """
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=timeout)
     return ImmediateDatabase(conn)
+
+
+class DatabaseThread(Generic[T]):
+    """Runs every call on one connection on one dedicated thread (datasette's pattern).
+
+    ``factory`` is called on that thread to build the object that owns the
+    connection (the hub's ``Hub``, the node's sync ``NodeStore``); ``call`` then runs
+    ``fn(owned)`` there and awaits it. SQLite connections belong to the thread that
+    made them, and one thread serialises the calls, so no transaction interleaves
+    with another's; the event loop goes on serving while a call waits on the disk or
+    a busy lock.
+    """
+
+    def __init__(self, factory: Callable[[], T], *, name: str = "hashhub-db") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._owned = self._executor.submit(factory).result()
+
+    async def call(self, fn: Callable[[T], R]) -> R:
+        """``fn(owned)`` on the thread; its exception is raised here."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, self._owned)
+
+    def close(self, closer: Callable[[T], None]) -> None:
+        """Run ``closer(owned)`` on the thread, then end the thread."""
+        self._executor.submit(closer, self._owned).result()
+        self._executor.shutdown(wait=True)

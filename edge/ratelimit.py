@@ -39,8 +39,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["RateLimiter", "TrustedProxies"]
+__all__ = ["Buckets", "RateLimiter", "RateSettings", "TrustedProxies"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -146,6 +147,50 @@ class RateLimiter:
         self._forget_refilled(now)
         while len(self._buckets) >= self.max_clients:
             self._buckets.popitem(last=False)
+
+
+class RateSettings(Protocol):
+    """The settings of the three buckets every role keeps (each role's config has them)."""
+
+    @property
+    def rate_burst(self) -> int: ...
+    @property
+    def rate_per_hour(self) -> int: ...
+    @property
+    def credential_rate_burst(self) -> int: ...
+    @property
+    def credential_rate_per_hour(self) -> int: ...
+    @property
+    def auth_failure_burst(self) -> int: ...
+    @property
+    def auth_failure_per_hour(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A role's three buckets: requests without a credential (per address), with a valid
+    one (per credential), and refused credentials (per address). None: that limit is off."""
+
+    anonymous: RateLimiter | None
+    credential: RateLimiter | None
+    failures: RateLimiter | None
+
+    @classmethod
+    def from_settings(
+        cls, settings: RateSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> Buckets:
+        """The buckets ``settings`` ask for (a 0 turns one off)."""
+        return cls(
+            anonymous=RateLimiter.optional(
+                settings.rate_burst, settings.rate_per_hour, clock=clock
+            ),
+            credential=RateLimiter.optional(
+                settings.credential_rate_burst, settings.credential_rate_per_hour, clock=clock
+            ),
+            failures=RateLimiter.optional(
+                settings.auth_failure_burst, settings.auth_failure_per_hour, clock=clock
+            ),
+        )
 
 
 class TrustedProxies:

@@ -56,7 +56,7 @@ from hashhub_tx.config import API_NAME, HashhubCollabConfig
 from hashhub_tx.errors import BridgeConfigError, UpdateFailedError, UpdateRejectedError
 from node.errors import FetchError
 from node.store import NodeStore, StoredList
-from node.sync import Fetcher, ListOutcome, Syncer
+from node.sync import Fetcher, InPlace, ListOutcome, Syncer
 from protocol import HASH_TYPES, Limits, ProtocolError, Root
 
 __all__ = [
@@ -217,9 +217,9 @@ class HashhubSignalExchangeAPI(
                 limits=self.limits,
             )
             # Syncer is typed for the node's SQLite store; CheckpointStore offers the
-            # same methods, kept in memory (see hashhub_tx._store).
+            # same methods, kept in memory (see hashhub_tx._store), called in place.
             syncer = Syncer(
-                t.cast(NodeStore, store),
+                InPlace(t.cast(NodeStore, store)),
                 fetcher,
                 [],
                 pinned_root_sha256=pin,

@@ -49,14 +49,15 @@ that is left so.)
 from __future__ import annotations
 
 import importlib.resources
-import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
 
+from edge.database import DatabaseThread
 from edge.http import CleanupContext, scheduler_context, security_headers
+from edge.serving import ACCESS_LOG_FORMAT, serve
 from hub import web as pages
 from hub.api.acks import LAST_SEQ_HEADER, SIGNATURE_HEADER, ack_context, post_ack
 from hub.api.admin import ADMIN_ROUTES, admin_handler
@@ -71,7 +72,6 @@ from hub.http import after_publish, invalidate_caches
 from hub.limits import LIMITS, ClientAccessLogger, HubLimits, limits_middleware
 from hub.metrics import HubMetrics
 from hub.scheduler import HubScheduler
-from hub.store import DatabaseOwner
 
 __all__ = [
     "ACCESS_CACHE",
@@ -96,7 +96,7 @@ async def _refresh_gauges(app: web.Application) -> None:
 
 def _database_context(home: Path, now: Callable[[], datetime]) -> CleanupContext:
     async def database(app: web.Application) -> AsyncIterator[None]:
-        owner = DatabaseOwner(lambda: Hub.open(home, now=now))
+        owner = DatabaseThread(lambda: Hub.open(home, now=now))
         app[HUB] = owner
         try:
             await _refresh_gauges(app)
@@ -172,20 +172,12 @@ def create_app(
     return app
 
 
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
-"""Method, path, status, size, time: never headers, so never a bearer token."""
-
-
 def run(home: Path, host: str | None = None, port: int | None = None) -> None:
     """Serve the hub in ``home`` until SIGINT or SIGTERM (host and port default to hub.toml)."""
     config = HubConfig.load(home)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per run otherwise
-    web.run_app(
+    serve(
         create_app(home),
-        host=host or config.host,
-        port=config.port if port is None else port,
-        access_log_class=ClientAccessLogger,
-        access_log_format=ACCESS_LOG_FORMAT,
+        host or config.host,
+        config.port if port is None else port,
+        ClientAccessLogger,
     )

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge.database import DatabaseThread
 from hub.caches import AccessCache, PublishedCache
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.metrics import HubMetrics
 from hub.scheduler import HubScheduler
-from hub.store import DatabaseOwner
 
 __all__ = ["ACCESS_CACHE", "CONFIG", "FILE_CACHE", "HUB", "METRICS", "SCHEDULER"]
 
 CONFIG = web.AppKey("config", HubConfig)
-HUB = web.AppKey("hub", DatabaseOwner[Hub])
+HUB = web.AppKey("hub", DatabaseThread[Hub])
 SCHEDULER = web.AppKey("scheduler", HubScheduler)
 METRICS = web.AppKey("metrics", HubMetrics)
 FILE_CACHE = web.AppKey("file_cache", PublishedCache)

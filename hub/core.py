@@ -8,7 +8,7 @@ services in ``hub.services``, each owning its own tables, and hands them out:
 and tokens), ``hub.sessions`` (dashboard logins), ``hub.acks``, ``hub.ledger``
 (counts), ``hub.evidence``, ``hub.reports`` and ``hub.cases`` (public
 submissions). The CLI calls them directly; the HTTP app sends each call to the
-database thread (``hub.store.DatabaseOwner``). Signing is done by
+database thread (``edge.database.DatabaseThread``). Signing is done by
 ``protocol.Publisher`` and ``protocol.root_files``; the services decide *what* to
 publish and store the result atomically.
 """

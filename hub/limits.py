@@ -52,14 +52,16 @@ from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
-from aiohttp.web_log import AccessLogger
 
-from edge.ratelimit import RateLimiter, TrustedProxies
+from edge.database import DatabaseThread
+from edge.ratelimit import Buckets, RateLimiter, TrustedProxies
+from edge.serving import CLIENT, too_many
+from edge.serving import ClientAccessLogger as EdgeAccessLogger
+from edge.serving import client_address as edge_client_address
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.errors import InvalidRequest, Unauthorized
 from hub.privacy import is_public_page
-from hub.store import DatabaseOwner
 from protocol.authshape import (
     MalformedCredentialError,
     NotBearerError,
@@ -81,7 +83,6 @@ CREDENTIAL_TTL = 60.0
 
 _MAX_REMEMBERED = 50_000
 
-CLIENT = web.RequestKey("client_address", str)
 """The client's address, as the trusted proxies say (set on every request)."""
 
 
@@ -99,7 +100,7 @@ class HubLimits:
     credential: RateLimiter | None
     failures: RateLimiter | None
     proxies: TrustedProxies
-    database: web.AppKey[DatabaseOwner[Hub]]
+    database: web.AppKey[DatabaseThread[Hub]]
     clock: Callable[[], float] = time.monotonic
     _tokens: OrderedDict[str, _Remembered] = field(default_factory=OrderedDict)
 
@@ -107,7 +108,7 @@ class HubLimits:
     def from_config(
         cls,
         config: HubConfig,
-        database: web.AppKey[DatabaseOwner[Hub]],
+        database: web.AppKey[DatabaseThread[Hub]],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> HubLimits:
@@ -121,14 +122,11 @@ class HubLimits:
             proxies = TrustedProxies.parse(config.trusted_proxies)
         except ValueError as e:
             raise InvalidRequest(f"trusted_proxies: {e}") from e
+        buckets = Buckets.from_settings(config, clock=clock)
         return cls(
-            anonymous=RateLimiter.optional(config.rate_burst, config.rate_per_hour, clock=clock),
-            credential=RateLimiter.optional(
-                config.credential_rate_burst, config.credential_rate_per_hour, clock=clock
-            ),
-            failures=RateLimiter.optional(
-                config.auth_failure_burst, config.auth_failure_per_hour, clock=clock
-            ),
+            anonymous=buckets.anonymous,
+            credential=buckets.credential,
+            failures=buckets.failures,
             proxies=proxies,
             database=database,
             clock=clock,
@@ -152,17 +150,7 @@ LIMITS = web.AppKey("limits", HubLimits)
 
 def client_address(request: web.Request) -> str:
     """The client's address: set by the middleware, else resolved here."""
-    if CLIENT in request:
-        return request[CLIENT]
-    limits = request.config_dict.get(LIMITS)
-    proxies = limits.proxies if limits is not None else TrustedProxies()
-    return proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
-
-
-def _too_many(wait: int, message: str) -> web.HTTPTooManyRequests:
-    return web.HTTPTooManyRequests(
-        text=f"{message}; try again in {wait} s", headers={hdrs.RETRY_AFTER: str(wait)}
-    )
+    return edge_client_address(request, request.config_dict.get(LIMITS))
 
 
 @dataclass(frozen=True)
@@ -217,7 +205,7 @@ def _refused(request: web.Request, limits: HubLimits, refusal: Exception) -> Exc
     if limits.failures is not None:
         wait = limits.failures.take(client_address(request))
         if wait:
-            return _too_many(wait, "too many wrong tokens from your address")
+            return too_many(wait, "too many wrong tokens from your address")
     return refusal
 
 
@@ -236,7 +224,7 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     if bucket is not None:
         wait = bucket.take(key)
         if wait:
-            raise _too_many(wait, f"too many requests from {what}")
+            raise too_many(wait, f"too many requests from {what}")
     if sent.malformed is not None:
         raise _refused(request, limits, Unauthorized(str(sent.malformed)))
     try:
@@ -249,26 +237,13 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise _refused(request, limits, e) from None
 
 
-class ClientAccessLogger(AccessLogger):
-    """aiohttp's access log, with ``%a`` the client's address as the middleware resolved it.
-
-    Behind a trusted proxy, ``request.remote`` is the proxy; the log should name
-    the client, as the limits do.
+class ClientAccessLogger(EdgeAccessLogger):
+    """The access log (``edge.serving``), which names the client the limits resolved.
 
     A request for one of the public pages (``hub.privacy.is_public_page``: the
     submission and case pages and their static files) is not written at all:
     their visitors leave no address and no time of their visit in any log.
     """
 
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if request is not None and is_public_page(request.path):
-            return
-        client = request.get(CLIENT) if request is not None else None
-        if client is None or client == request.remote:
-            super().log(request, response, time)
-            return
-        values = [
-            client if key == "remote_address" else method(request, response, time)
-            for key, method in self._methods
-        ]
-        self.logger.info(self._log_format % tuple(values))
+    def unlogged(self, path: str) -> bool:
+        return is_public_page(path)

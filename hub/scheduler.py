@@ -15,7 +15,7 @@ while the loop was busy collapse into one), ``misfire_grace_time=None`` (a late
 run still runs) and a jitter of a tenth of its interval (at most 30 s) so hubs
 started together do not publish in lockstep.
 
-The work itself runs on the database thread (``DatabaseOwner``), where it is one
+The work itself runs on the database thread (``edge.database.DatabaseThread``), where it is one
 SQLite transaction per list. Stopping (``edge.scheduler.GuardedScheduler``, as the
 node's) pauses the scheduler, waits for a job that is already running to finish,
 and only then shuts the scheduler down: APScheduler's own ``shutdown`` would cancel
@@ -32,10 +32,10 @@ from datetime import UTC
 
 from apscheduler.triggers.interval import IntervalTrigger
 
+from edge.database import DatabaseThread
 from edge.scheduler import FailedHook, GuardedScheduler, Job
 from hub.core import Hub
 from hub.services.publishing import PublishResult
-from hub.store import DatabaseOwner
 
 __all__ = ["HubScheduler", "jitter_for"]
 
@@ -71,7 +71,7 @@ class HubScheduler(GuardedScheduler):
 
     def __init__(
         self,
-        owner: DatabaseOwner[Hub],
+        owner: DatabaseThread[Hub],
         *,
         publish_interval: int,
         timestamp_interval: int,

@@ -44,14 +44,10 @@ which is ``edge.database.ImmediateDatabase``, the node's too): it waits up to
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -63,15 +59,12 @@ from protocol.lists import HASH_TYPES
 __all__ = [
     "BUSY_TIMEOUT",
     "MAX_TOTAL",
-    "DatabaseOwner",
     "HubDatabase",
     "migrations",
     "open_database",
     "sync_hash_types",
 ]
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 migrations = Migrations("hashhub.hub")
 
@@ -483,23 +476,3 @@ def open_database(path: Path) -> HubDatabase:
     migrations.apply(db)
     sync_hash_types(db)
     return db
-
-
-class DatabaseOwner(Generic[T]):
-    """Runs every database call on one dedicated thread.
-
-    ``factory`` is called on that thread to build the object that owns the
-    connection (normally a ``Hub``); ``call`` then runs ``fn(owned)`` there.
-    """
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hashhub-db")
-        self._owned = self._executor.submit(factory).result()
-
-    async def call(self, fn: Callable[[T], R]) -> R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self._owned)
-
-    def close(self, closer: Callable[[T], None]) -> None:
-        self._executor.submit(closer, self._owned).result()
-        self._executor.shutdown(wait=True)

@@ -60,7 +60,6 @@ and kept under ``SCHEDULER``. The metrics it counts into are ``NodeMetrics``
 from __future__ import annotations
 
 import importlib.resources
-import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +69,7 @@ from aiohttp import web
 
 from edge.errors import ApiError
 from edge.http import CleanupContext, scheduler_context, security_headers
+from edge.serving import ACCESS_LOG_FORMAT, serve
 from node.api.content import post_content
 from node.api.health import get_status, healthz, metrics_handler, openapi
 from node.api.keys import CONFIG, METRICS, NODE, OPENAPI, SCHEDULER, SESSION
@@ -154,20 +154,12 @@ def create_app(
     return app
 
 
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
-"""Method, path, status, size, time: never headers, so never the API token."""
-
-
 def run(home: Path, host: str | None = None, port: int | None = None) -> None:
     """Serve the node in ``home`` until SIGINT or SIGTERM (defaults from node.toml)."""
     config = NodeConfig.load(home)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    web.run_app(
+    serve(
         create_app(home),
-        host=host or config.api_host,
-        port=config.api_port if port is None else port,
-        access_log_class=ClientAccessLogger,
-        access_log_format=ACCESS_LOG_FORMAT,
+        host or config.api_host,
+        config.api_port if port is None else port,
+        ClientAccessLogger,
     )

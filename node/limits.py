@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
-from aiohttp.web_log import AccessLogger
 
-from edge.ratelimit import RateLimiter, TrustedProxies
+from edge.ratelimit import Buckets, RateLimiter, TrustedProxies
+from edge.serving import CLIENT, ClientAccessLogger, too_many
+from edge.serving import client_address as edge_client_address
 from node.config import NodeConfig
 from node.errors import NodeConfigError
 from node.service import Node
@@ -63,7 +64,6 @@ __all__ = [
     "limits_middleware",
 ]
 
-CLIENT = web.RequestKey("client_address", str)
 """The client's address, as the trusted proxies say (set on every request)."""
 
 REALM = 'Bearer realm="hashhub-node"'
@@ -101,14 +101,11 @@ class NodeLimits:
             proxies = TrustedProxies(config.trusted_proxies)
         except ValueError as e:
             raise NodeConfigError(f"trusted_proxies: {e}") from e
+        buckets = Buckets.from_settings(config, clock=clock)
         return cls(
-            anonymous=RateLimiter.optional(config.rate_burst, config.rate_per_hour, clock=clock),
-            credential=RateLimiter.optional(
-                config.credential_rate_burst, config.credential_rate_per_hour, clock=clock
-            ),
-            failures=RateLimiter.optional(
-                config.auth_failure_burst, config.auth_failure_per_hour, clock=clock
-            ),
+            anonymous=buckets.anonymous,
+            credential=buckets.credential,
+            failures=buckets.failures,
             proxies=proxies,
             node=node,
         )
@@ -119,17 +116,7 @@ LIMITS = web.AppKey("limits", NodeLimits)
 
 def client_address(request: web.Request) -> str:
     """The client's address: set by the middleware, else resolved here."""
-    if CLIENT in request:
-        return request[CLIENT]
-    limits = request.config_dict.get(LIMITS)
-    proxies = limits.proxies if limits is not None else TrustedProxies()
-    return proxies.client(request.remote, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
-
-
-def _too_many(wait: int, message: str) -> web.HTTPTooManyRequests:
-    return web.HTTPTooManyRequests(
-        text=f"{message}; try again in {wait} s", headers={hdrs.RETRY_AFTER: str(wait)}
-    )
+    return edge_client_address(request, request.config_dict.get(LIMITS))
 
 
 def is_the_api_token(token: str, expected: str) -> bool:
@@ -163,7 +150,7 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     if header is not None and not valid and limits.failures is not None:
         wait = limits.failures.take(client)
         if wait:
-            raise _too_many(wait, "too many wrong tokens from your address")
+            raise too_many(wait, "too many wrong tokens from your address")
     if valid:
         bucket, key, what = limits.credential, API_CREDENTIAL, "this credential"
     else:
@@ -171,24 +158,9 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     if bucket is not None:
         wait = bucket.take(key)
         if wait:
-            raise _too_many(wait, f"too many requests from {what}")
+            raise too_many(wait, f"too many requests from {what}")
     if malformed is not None:
         raise web.HTTPUnauthorized(
             text=str(malformed), headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="invalid_token"'}
         )
     return await handler(request)
-
-
-class ClientAccessLogger(AccessLogger):
-    """aiohttp's access log, with ``%a`` the client's address as the middleware resolved it."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        client = request.get(CLIENT) if request is not None else None
-        if client is None or client == request.remote:
-            super().log(request, response, time)
-            return
-        values = [
-            client if key == "remote_address" else method(request, response, time)
-            for key, method in self._methods
-        ]
-        self.logger.info(self._log_format % tuple(values))

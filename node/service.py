@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 
 from edge.clock import utcnow
+from edge.database import DatabaseThread
 from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
 from node.errors import NodeConfigError
 from node.imaging import ImageLimits
@@ -271,7 +272,13 @@ def _checked_settings(
 
 
 async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutcome]:
-    """One update of every subscribed list (docs/design.md §4.2), then indexes, registry, acks."""
+    """One update of every subscribed list (docs/design.md §4.2), then indexes, registry, acks.
+
+    The update's store work and heavy steps run on a thread of their own, with a
+    connection of their own (``edge.database.DatabaseThread``): the match API, on
+    this loop, keeps answering while a million-hash snapshot is read, replayed and
+    committed. The node's own connection sees the commit once it is made (WAL).
+    """
     fetcher = Fetcher(
         session,
         node.config.hub_url,
@@ -279,14 +286,19 @@ async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutco
         token=node.token,
         limits=Limits(fetch_timeout=node.config.fetch_timeout),
     )
-    syncer = Syncer(
-        node.store,
-        fetcher,
-        node.config.lists,
-        pinned_root_sha256=node.config.pinned_root_sha256,
-        snapshot_lag=node.config.snapshot_lag,
-    )
-    outcomes = await syncer.sync(node.now())
+    path = node.home / node.config.database
+    worker = DatabaseThread(lambda: NodeStore(path), name="hashhub-sync")
+    try:
+        syncer = Syncer(
+            worker,
+            fetcher,
+            node.config.lists,
+            pinned_root_sha256=node.config.pinned_root_sha256,
+            snapshot_lag=node.config.snapshot_lag,
+        )
+        outcomes = await syncer.sync(node.now())
+    finally:
+        worker.close(NodeStore.close)
     node.absorb(outcomes)
     return outcomes
 

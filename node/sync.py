@@ -24,12 +24,20 @@ call into ``protocol.TrustedHub`` / ``ListUpdate``. One run (``Syncer.sync``):
 
 Every download is capped (``protocol.Limits`` and the sizes the signed headers
 promise) and has a deadline; nothing is read past the cap.
+
+What touches the store, and the heavy steps of the trust rules (reading and
+replaying a snapshot, parsing and applying bodies, the commit), go through
+``Syncer.run``: on the daemon that is a thread of their own with its own
+connection (``edge.database.DatabaseThread``), so an update of a million hashes
+does not stop the match API for seconds; from the command line and the bridge,
+which have no loop to keep free, they run in place (``InPlace``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -37,7 +45,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, ParamSpec
+from typing import Literal, Protocol, TypeVar
 
 import aiohttp
 
@@ -62,13 +70,30 @@ from protocol import (
     snapshot_path,
 )
 
-__all__ = ["Fetcher", "ListOutcome", "Syncer", "UpdateStatus"]
+__all__ = ["Fetcher", "InPlace", "ListOutcome", "StoreRunner", "Syncer", "UpdateStatus"]
 
 UpdateStatus = Literal["updated", "current", "rejected", "failed"]
 """How one list's update ended: applied, already current, refused by the trust rules
 (evidence kept), or failed for a reason outside the published data (network, disk)."""
 
-P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StoreRunner(Protocol):
+    """Where the sync's store calls and heavy steps run: ``call(fn)`` awaits ``fn(store)``."""
+
+    async def call(self, fn: Callable[[NodeStore], R], /) -> R: ...
+
+
+class InPlace:
+    """Run each call at once on the caller's thread, with the caller's store."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.store = store
+
+    async def call(self, fn: Callable[[NodeStore], R], /) -> R:
+        return fn(self.store)
+
 
 _CHUNK = 64 * 1024
 
@@ -260,23 +285,31 @@ class Syncer:
 
     def __init__(
         self,
-        store: NodeStore,
+        store: NodeStore | StoreRunner,
         fetcher: Fetcher,
         lists: Sequence[str],
         *,
         pinned_root_sha256: str,
         snapshot_lag: int = 1000,
     ) -> None:
-        self.store = store
+        self.runner: StoreRunner = InPlace(store) if isinstance(store, NodeStore) else store
         self.fetcher = fetcher
         self.lists = list(lists)
         self.pinned_root_sha256 = pinned_root_sha256
         self.snapshot_lag = snapshot_lag
 
+    async def run(self, fn: Callable[[], R]) -> R:
+        """A heavy step of the trust rules (no store), where the store calls run."""
+        return await self.runner.call(lambda _store: fn())
+
+    async def _write(self, fn: Callable[[NodeStore], None]) -> None:
+        """A write of the store; the disk refusing it raises ``StorageError``."""
+        await self.runner.call(lambda store: _storage_checked(fn, store))
+
     async def open_hub(self, now: datetime) -> TrustedHub:
         """Re-verify the stored chain from the pinned root, then walk to the newest root."""
         limits = self.fetcher.limits
-        stored = self.store.roots()
+        stored = await self.runner.call(lambda store: store.roots())
         if stored:
             (first, first_sig), *rest = stored
         else:
@@ -311,17 +344,18 @@ class Syncer:
         """Update every subscribed list; each list is all or nothing on its own."""
         try:
             hub = await self.open_hub(now)
-            self._store_writes(self.store.save_roots, hub.root_files())
+            files = hub.root_files()
+            await self._write(lambda store: store.save_roots(files))
         except (ProtocolError, FetchError, StorageError) as e:
             self.fetcher.rejected.clear()
             evidence = isinstance(e, ProtocolError)
             for list_id in self.lists:
-                self._record_failure(list_id, now, e, evidence=evidence)
+                await self._record_failure(list_id, now, e, evidence=evidence)
             status: UpdateStatus = "rejected" if evidence else "failed"
             error = f"{type(e).__name__}: {e}"
             outcomes = []
             for lid in self.lists:
-                enforced = self.store.applied_version(lid)  # still enforced, unchanged
+                enforced = await self._applied_version(lid)  # still enforced, unchanged
                 outcomes.append(ListOutcome(lid, status, enforced, enforced, error))
             return outcomes
         outcomes = [await self.sync_list(hub, list_id, now) for list_id in self.lists]
@@ -329,29 +363,19 @@ class Syncer:
             # Bytes a source served that failed verification, though another source's
             # passed: the update went ahead, and the bad source is on record (unless
             # the disk is full: the outcomes, already committed, matter more).
+            lists = ",".join(self.lists)
+            detail = "bytes that failed verification: " + " ".join(self.fetcher.rejected[:50])
             with contextlib.suppress(StorageError):
-                self._store_writes(
-                    self.store.add_evidence,
-                    ",".join(self.lists),
-                    "RejectedSource",
-                    "bytes that failed verification: " + " ".join(self.fetcher.rejected[:50]),
-                    now,
+                await self._write(
+                    lambda store: store.add_evidence(lists, "RejectedSource", detail, now)
                 )
             self.fetcher.rejected.clear()
         return outcomes
 
-    @staticmethod
-    def _store_writes(write: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
-        """Run a write of the store; the disk refusing it raises ``StorageError``."""
-        try:
-            write(*args, **kwargs)
-        except sqlite3.Error as e:
-            fault = storage_error(e)
-            if fault is None:
-                raise
-            raise fault from e
+    async def _applied_version(self, list_id: str) -> int:
+        return await self.runner.call(lambda store: store.applied_version(list_id))
 
-    def _record_failure(
+    async def _record_failure(
         self,
         list_id: str,
         now: datetime,
@@ -367,14 +391,10 @@ class Syncer:
         what happened, and the stored lists are the last good ones either way.
         """
         with contextlib.suppress(StorageError):
-            self._store_writes(
-                self.store.record_failure,
-                list_id,
-                now,
-                error,
-                evidence=evidence,
-                data=data,
-                other=other,
+            await self._write(
+                lambda store: store.record_failure(
+                    list_id, now, error, evidence=evidence, data=data, other=other
+                )
             )
 
     async def _add_header(self, update: ListUpdate, list_id: str, version: int) -> None:
@@ -408,10 +428,10 @@ class Syncer:
         try:
             spec = hub.root.list_spec(list_id)
         except ProtocolError as e:
-            self._record_failure(list_id, now, e, evidence=True)
-            enforced = self.store.applied_version(list_id)
+            await self._record_failure(list_id, now, e, evidence=True)
+            enforced = await self._applied_version(list_id)
             return ListOutcome(list_id, "rejected", enforced, enforced, f"{type(e).__name__}: {e}")
-        stored = self.store.stored_list(list_id, spec.hash_type)
+        stored = await self.runner.call(lambda store: store.stored_list(list_id, spec.hash_type))
         start = stored.trust.version
         checkpoint = b""
         rejected_mark = len(self.fetcher.rejected)
@@ -420,23 +440,22 @@ class Syncer:
             update = hub.begin_update(stored.trust, checkpoint)
             if update.is_current:
                 trust = update.finish(stored.trust.state)
-                self._commit(hub, list_id, spec.hash_type, None, trust, now)
+                await self._commit(hub, list_id, spec.hash_type, None, trust, now)
                 return ListOutcome(list_id, "current", start, start)
             for version in range(start + 1, update.target + 1):
                 await self._add_header(update, list_id, version)
             base, rebuilt = await self._choose_base(update, list_id, spec.hash_length, stored)
             await self._add_bodies(update, list_id)
-            new_state, trust = update.apply(base)
-            changes = None if rebuilt else net_changes(update)
-            self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes)
+            new_state, trust = await self.run(lambda: update.apply(base))
+            changes = None if rebuilt else await self.run(lambda: net_changes(update))
+            await self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes)
         except (ProtocolError, FetchError, StorageError) as e:
             del self.fetcher.rejected[rejected_mark:]  # this failure's record covers them
-            return self._refused(list_id, start, now, e, checkpoint)
-        return _updated(
-            ListOutcome(list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state),
-            stored.state,
-            changes,
+            return await self._refused(list_id, start, now, e, checkpoint)
+        outcome = ListOutcome(
+            list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state
         )
+        return await self.run(lambda: _updated(outcome, stored.state, changes))
 
     async def _fetch_checkpoint(self, hub: TrustedHub, list_id: str) -> bytes:
         """The list's checkpoint, hub first (it is the one mutable file).
@@ -461,7 +480,7 @@ class Syncer:
         by hand) is no base for a delta: resynchronise from a snapshot.
         """
         start = stored.trust.version
-        damaged = start > 0 and stored.state.digest() != stored.trust.state
+        damaged = start > 0 and await self.run(stored.state.digest) != stored.trust.state
         if not (start == 0 or damaged or update.target - start > self.snapshot_lag):
             return stored.state, False
         # The newest snapshot due (by the root each header names, §8) after start.
@@ -480,7 +499,7 @@ class Syncer:
             # Due but missing: not needed here, the bodies from the base do (§11.1);
             # the auditor reports it.
             return stored.state, False
-        return update.add_snapshot(candidate, snap), True
+        return await self.run(lambda: update.add_snapshot(candidate, snap)), True
 
     async def _add_bodies(self, update: ListUpdate, list_id: str) -> None:
         """Fetch every body the update still needs, by hash (mirrors first); each is
@@ -492,9 +511,9 @@ class Syncer:
                 f"header v{header.version} names it",
                 sha256=header.body.sha256,
             )
-            update.add_body(header.version, data)
+            await self.run(functools.partial(update.add_body, header.version, data))
 
-    def _commit(
+    async def _commit(
         self,
         hub: TrustedHub,
         list_id: str,
@@ -506,18 +525,12 @@ class Syncer:
     ) -> None:
         """State, trust record and roots in one transaction: the only write of an update
         (``state`` None keeps the stored state, for a list already current)."""
-        self._store_writes(
-            self.store.commit_update,
-            list_id,
-            hash_type,
-            state,
-            trust,
-            hub.root_files(),
-            now,
-            changes,
+        files = hub.root_files()
+        await self._write(
+            lambda store: store.commit_update(list_id, hash_type, state, trust, files, now, changes)
         )
 
-    def _refused(
+    async def _refused(
         self, list_id: str, start: int, now: datetime, error: Exception, checkpoint: bytes
     ) -> ListOutcome:
         """Record why an update failed and say so; the stored list stays enforced.
@@ -527,17 +540,28 @@ class Syncer:
         evidence, and the update is tried again on the next run.
         """
         if isinstance(error, EquivocationError):
-            self._record_failure(
+            await self._record_failure(
                 list_id, now, error, evidence=True, data=error.presented, other=error.trusted
             )
             status: UpdateStatus = "rejected"
         elif isinstance(error, ProtocolError):
-            self._record_failure(list_id, now, error, evidence=True, data=checkpoint or None)
+            await self._record_failure(list_id, now, error, evidence=True, data=checkpoint or None)
             status = "rejected"
         else:
-            self._record_failure(list_id, now, error, evidence=False)
+            await self._record_failure(list_id, now, error, evidence=False)
             status = "failed"
         return ListOutcome(list_id, status, start, start, f"{type(error).__name__}: {error}")
+
+
+def _storage_checked(write: Callable[[NodeStore], None], store: NodeStore) -> None:
+    """``write(store)``; the disk refusing it (full, an I/O error) raises ``StorageError``."""
+    try:
+        write(store)
+    except sqlite3.Error as e:
+        fault = storage_error(e)
+        if fault is None:
+            raise
+        raise fault from e
 
 
 def _updated(

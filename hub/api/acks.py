@@ -18,13 +18,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from edge.database import DatabaseThread
 from edge.http import code_for
 from hub.api.requests import bearer, require_json
 from hub.appkeys import CONFIG, HUB, METRICS
 from hub.core import AckReceipt, Hub
 from hub.errors import HTTP_CODES, HubError, InvalidRequest, Unauthorized
 from hub.http import read_body
-from hub.store import DatabaseOwner
 from protocol import ProtocolError, SignatureSidecar
 from protocol.ack import ACK_LAST_SEQ_HEADER, ACK_SIGNATURE_HEADER
 
@@ -80,7 +80,7 @@ class AckBatcher:
 
     MAX_BATCH = 64
 
-    def __init__(self, owner: DatabaseOwner[Hub]) -> None:
+    def __init__(self, owner: DatabaseThread[Hub]) -> None:
         self._owner = owner
         self._queue: asyncio.Queue[
             tuple[str, bytes, bytes, Exception | None, asyncio.Future[AckReceipt]]
