@@ -29,6 +29,8 @@ from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
+from hub.services.ledger import FlaggedHash
+from hub.services.reports import ListStatus
 from protocol import HASH_TYPES
 from protocol.keyfile import load_public_key
 from protocol.root import ROLE_NAMES
@@ -413,12 +415,10 @@ def status(as_json: bool, home: Path) -> None:
     with _open(home) as hub:
         report = hub.reports.status()
     if as_json:
-        _echo_json(report)
+        _echo_json(report.to_dict())
         return
-    click.echo(
-        f"hub {report['hub']}  root v{report['root_version']} (expires {report['root_expires']})"
-    )
-    if not report["lists"]:
+    click.echo(f"hub {report.hub}  root v{report.root_version} (expires {report.root_expires})")
+    if not report.lists:
         click.echo("No lists yet.")
         return
     click.echo("")
@@ -427,79 +427,77 @@ def status(as_json: bool, home: Path) -> None:
             ["LIST", "TYPE", "VERSION", "COUNT", "STAGED", "NODES", "MATCHED", "FALSE POS."],
             (
                 [
-                    e["id"],
-                    e["hash_type"],
-                    e["version"],
-                    e["count"],
-                    e["staged"],
-                    len(e["nodes"]),
-                    e["totals"].get("matched", 0),
-                    e["totals"].get("false_positive", 0),
+                    e.id,
+                    e.hash_type,
+                    e.version,
+                    e.count,
+                    e.staged,
+                    len(e.nodes),
+                    e.totals.get("matched", 0),
+                    e.totals.get("false_positive", 0),
                 ]
-                for e in report["lists"]
+                for e in report.lists
             ),
         )
     )
-    for entry in report["lists"]:
+    for entry in report.lists:
         _echo_list_nodes(entry)
         _echo_flagged(entry)
 
 
-def _echo_list_nodes(entry: dict[str, Any]) -> None:
+def _echo_list_nodes(entry: ListStatus) -> None:
     """One list's nodes for ``status``: applied version, lag, counts, and withheld jumps."""
-    if not entry["nodes"]:
+    if not entry.nodes:
         return
     counters = ("checked", "matched", "actioned", "blocked", "false_positive")
-    click.echo(f"\n{entry['id']}: nodes")
+    click.echo(f"\n{entry.id}: nodes")
     rows = (
         [
-            n["node"] + (" (revoked)" if n["revoked"] else ""),
-            n["applied_version"],
-            n["lag"],
-            n["last_ack"],
-            *(n["counts"].get(c, 0) for c in counters),
+            n.node + (" (revoked)" if n.revoked else ""),
+            n.applied_version,
+            n.lag,
+            n.last_ack,
+            *(n.counts.get(c, 0) for c in counters),
         ]
-        for n in entry["nodes"]
+        for n in entry.nodes
     )
     headers = ["NODE", "APPLIED", "LAG", "LAST ACK", "CHECKED", "MATCHED"]
     headers += ["ACTIONED", "BLOCKED", "FALSE POS."]
     click.echo(_table(headers, rows))
-    for n in entry["nodes"]:
-        if n.get("withheld"):
-            held = ", ".join(f"{k} {v}" for k, v in sorted(n["withheld"].items()))
+    for n in entry.nodes:
+        if n.withheld:
+            held = ", ".join(f"{k} {v}" for k, v in sorted(n.withheld.items()))
             click.echo(
-                f"{n['node']}: withheld as implausible jumps (not counted): {held} "
+                f"{n.node}: withheld as implausible jumps (not counted): {held} "
                 "(see 'hashhub evidence')"
             )
 
 
-def _echo_flagged(entry: dict[str, Any]) -> None:
+def _echo_flagged(entry: ListStatus) -> None:
     """One list's flagged hashes for ``status``, with why and how many nodes reported them."""
-    if not entry["flagged"]:
+    if not entry.flagged:
         return
-    click.echo(f"\n{entry['id']}: flagged for review (retract with 'hashhub remove')")
+    click.echo(f"\n{entry.id}: flagged for review (retract with 'hashhub remove')")
     click.echo(
         _table(
             ["HASH", "MATCHED", "FALSE POS.", "WHY", "REPORTED BY"],
             (
                 [
-                    f["hash"],
-                    f["counts"].get("matched", 0),
-                    f["counts"].get("false_positive", 0),
-                    "; ".join(f["reasons"]),
+                    f.hash,
+                    f.counts.get("matched", 0),
+                    f.counts.get("false_positive", 0),
+                    "; ".join(f.reasons),
                     _reported_by(f),
                 ]
-                for f in entry["flagged"]
+                for f in entry.flagged
             ),
         )
     )
 
 
-def _reported_by(flagged: dict[str, object]) -> str:
+def _reported_by(flagged: FlaggedHash) -> str:
     """How many nodes reported a flagged hash's false positives and matches."""
-    nodes = flagged.get("nodes")
-    if not isinstance(nodes, dict):
-        return ""
+    nodes = flagged.nodes
     return (
         f"{nodes.get('false_positive', 0)} node(s) false pos., "
         f"{nodes.get('matched', 0)} node(s) matched"
@@ -746,15 +744,12 @@ def log(limit: int, as_json: bool, home: Path) -> None:
     with _open(home) as hub:
         actions = hub.reports.actions(limit)
     if as_json:
-        _echo_json(actions)
+        _echo_json([a.to_dict() for a in actions])
         return
     click.echo(
         _table(
             ["#", "AT", "WHO", "ACTION", "DETAIL"],
-            (
-                [a["id"], a["at"], a["who"], a["action"], json.dumps(a["detail"], sort_keys=True)]
-                for a in actions
-            ),
+            ([a.id, a.at, a.who, a.action, json.dumps(a.detail, sort_keys=True)] for a in actions),
         )
     )
 
@@ -775,7 +770,7 @@ def evidence(as_json: bool, home: Path) -> None:
         dropped = hub.evidence.dropped()
         cap = hub.config.max_evidence_per_node
     if as_json:
-        _echo_json(rows)
+        _echo_json([r.to_dict() for r in rows])
     elif not rows and not dropped:
         click.echo("No evidence recorded.")
     else:
@@ -784,12 +779,12 @@ def evidence(as_json: bool, home: Path) -> None:
                 ["#", "CREATED", "KIND", "NODE", "LIST", "DETAIL"],
                 (
                     [
-                        r["id"],
-                        r["created"],
-                        r["kind"],
-                        r["node"],
-                        r["list"],
-                        json.dumps(r["detail"], sort_keys=True),
+                        r.id,
+                        r.created,
+                        r.kind,
+                        r.node,
+                        r.list,
+                        json.dumps(r.detail, sort_keys=True),
                     ]
                     for r in rows
                 ),

@@ -386,9 +386,9 @@ async def main(out: Path, serve: bool) -> int:
             tell(f"{platform.name}: {confirmed} signed ack(s) confirmed by the hub")
         hub = Hub.open(hub_home)
         try:
-            for entry in hub.reports.status()["lists"]:
-                if entry["id"] == PDQ_LIST:
-                    totals = entry["totals"]
+            for entry in hub.reports.status().lists:
+                if entry.id == PDQ_LIST:
+                    totals = entry.totals
                     tell(
                         f"hub totals for {PDQ_LIST}: taken down {totals['actioned']}, "
                         f"blocked {totals['blocked']}, matched {totals['matched']}"
@@ -398,8 +398,8 @@ async def main(out: Path, serve: bool) -> int:
         finally:
             hub.close()
         tell(
-            f"case {found.group(1)}: {status['status']}, in {status['list']} since "
-            f"version {status['published_version']}"
+            f"case {found.group(1)}: {status.status}, in {status.list} since "
+            f"version {status.published_version}"
         )
 
         say("8. An auditor checks everything from public keys alone")

@@ -150,7 +150,7 @@ async def admin_counts(request: web.Request, principal: Principal) -> web.Stream
             "list": list_id,
             "hashes": hub.ledger.hash_counts(list_id),
             "withheld": hub.ledger.hash_withheld(list_id),
-            "flagged": hub.ledger.flagged_hashes(list_id),
+            "flagged": [f.to_dict() for f in hub.ledger.flagged_hashes(list_id)],
         }
 
     return web.json_response(await request.app[HUB].call(counts))

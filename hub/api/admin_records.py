@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -23,20 +24,21 @@ from hub.api.requests import (
 from hub.appkeys import HUB
 from hub.core import ACK_PAGE_BYTES, Hub, Principal
 from hub.errors import InvalidRequest
+from hub.services.evidence import EvidenceItem, StoredAck
 
 __all__ = ["admin_acks", "admin_actions", "admin_evidence", "admin_status"]
 
 
 async def admin_status(request: web.Request, principal: Principal) -> web.StreamResponse:
-    return web.json_response(await request.app[HUB].call(lambda hub: hub.reports.status()))
+    status = await request.app[HUB].call(lambda hub: hub.reports.status())
+    return web.json_response(status.to_dict())
 
 
 async def admin_actions(request: web.Request, principal: Principal) -> web.StreamResponse:
     known_query(request, "limit")
     limit = query_limit(request)
-    return web.json_response(
-        {"actions": await request.app[HUB].call(lambda hub: hub.reports.actions(limit))}
-    )
+    actions = await request.app[HUB].call(lambda hub: hub.reports.actions(limit))
+    return web.json_response({"actions": [a.to_dict() for a in actions]})
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -50,15 +52,19 @@ def _query_before(request: web.Request, what: str) -> int | None:
     return None if raw_before is None else int(raw_before)
 
 
-def _page(key: str, rows: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+def _page(key: str, rows: Sequence[EvidenceItem | StoredAck], more: bool) -> dict[str, Any]:
     """One page, newest first: ``next`` is the ``before`` of the next page (null: no more).
 
     A page ends at ``limit`` rows or, past its first row, at ``ACK_PAGE_BYTES`` of
     ack bytes, whichever comes first, so ``next`` is how a reader knows to go on.
+    The ack bytes and sidecars travel in base64.
     """
+    out = []
     for row in rows:
-        row["bytes"], row["sig"] = _b64(row["bytes"]), _b64(row["sig"])
-    return {key: rows, "next": rows[-1]["id"] if rows and more else None}
+        item = row.to_dict(with_bytes=True) if isinstance(row, EvidenceItem) else row.to_dict()
+        item["bytes"], item["sig"] = _b64(row.bytes), _b64(row.sig)
+        out.append(item)
+    return {key: out, "next": rows[-1].id if rows and more else None}
 
 
 async def admin_evidence(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -72,7 +78,7 @@ async def admin_evidence(request: web.Request, principal: Principal) -> web.Stre
         rows = hub.evidence.items(
             include_bytes=True, node=node, limit=limit, before=before, max_bytes=ACK_PAGE_BYTES
         )
-        more = bool(rows) and hub.evidence.older_rows("evidence", rows[-1]["id"], node=node)
+        more = bool(rows) and hub.evidence.older_rows("evidence", rows[-1].id, node=node)
         dropped = hub.evidence.dropped()
         return {
             **_page("evidence", rows, more),
@@ -95,7 +101,7 @@ async def admin_acks(request: web.Request, principal: Principal) -> web.StreamRe
             node=node, list_id=list_id, limit=limit, before=before, max_bytes=ACK_PAGE_BYTES
         )
         more = bool(rows) and hub.evidence.older_rows(
-            "acks", rows[-1]["id"], node=node, list_id=list_id
+            "acks", rows[-1].id, node=node, list_id=list_id
         )
         return _page("acks", rows, more)
 

@@ -8,6 +8,7 @@ staged like any other addition, with the case as its provenance.
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from hub.errors import Conflict, InvalidRequest, NotFound
@@ -18,7 +19,7 @@ from protocol import HASH_TYPES, format_time
 from protocol.hashes import degenerate_reason
 from protocol.hashtypes import submission_types
 
-__all__ = ["CASE_STATUSES", "SUBMISSION_TYPES", "CaseStatus", "Cases"]
+__all__ = ["CASE_STATUSES", "SUBMISSION_TYPES", "CaseStatus", "CaseView", "Cases", "QueuedCase"]
 
 SUBMISSION_TYPES = submission_types()
 """What the public submission page takes, from the hash-type registry (``submitted_as``):
@@ -27,6 +28,45 @@ registered later is taken too."""
 
 CaseStatus = Literal["received", "accepted", "rejected"]
 CASE_STATUSES: tuple[CaseStatus, ...] = ("received", "accepted", "rejected")
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case as the person who submitted it may see it: never who reviewed it."""
+
+    case: str
+    hash_type: str
+    hash: str
+    quality: int | None
+    status: CaseStatus
+    received: str
+    reviewed: str | None
+    list: str | None
+    published_version: int | None = None
+    """The list version that first carried the hash, once an accepted case's is out."""
+    removed_version: int | None = None
+    """The version that took it out again, if one did."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QueuedCase:
+    """A case as the operators' review queue shows it, with who reviewed it."""
+
+    case: str
+    hash_type: str
+    hash: str
+    quality: int | None
+    status: CaseStatus
+    received: str
+    reviewed: str | None
+    reviewer: str | None
+    list: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Cases:
@@ -78,7 +118,7 @@ class Cases:
         )
         return case_number
 
-    def get(self, case_number: str) -> dict[str, Any]:
+    def get(self, case_number: str) -> CaseView:
         """One case as the person who submitted it may see it.
 
         ``published_version`` is the list version that first carried the hash, once
@@ -92,45 +132,42 @@ class Cases:
         row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
         if row is None:
             raise NotFound("no case has that number")
-        out: dict[str, Any] = {
-            "case": row["case_number"],
-            "hash_type": row["hash_type"],
-            "hash": bytes(row["hash"]).hex(),
-            "quality": row["quality"],
-            "status": row["status"],
-            "received": row["received"],
-            "reviewed": row["reviewed"],
-            "list": row["list_id"],
-            "published_version": None,
-            "removed_version": None,
-        }
+        entry = None
         if row["status"] == "accepted" and row["list_id"] is not None:
             entry = self.ctx.one(
                 "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
                 "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
                 [row["list_id"], row["hash"]],
             )
-            if entry is not None:
-                out["published_version"] = entry["added_version"]
-                out["removed_version"] = entry["removed_version"]
-        return out
+        return CaseView(
+            case=row["case_number"],
+            hash_type=row["hash_type"],
+            hash=bytes(row["hash"]).hex(),
+            quality=row["quality"],
+            status=row["status"],
+            received=row["received"],
+            reviewed=row["reviewed"],
+            list=row["list_id"],
+            published_version=entry["added_version"] if entry else None,
+            removed_version=entry["removed_version"] if entry else None,
+        )
 
-    def with_status(self, status: str = "received", limit: int = 100) -> list[dict[str, Any]]:
+    def with_status(self, status: str = "received", limit: int = 100) -> list[QueuedCase]:
         """Cases with ``status``, oldest first: the operators' review queue by default."""
         if status not in CASE_STATUSES:
             raise InvalidRequest(f"a case status is one of {', '.join(CASE_STATUSES)}")
         return [
-            {
-                "case": r["case_number"],
-                "hash_type": r["hash_type"],
-                "hash": bytes(r["hash"]).hex(),
-                "quality": r["quality"],
-                "status": r["status"],
-                "received": r["received"],
-                "reviewed": r["reviewed"],
-                "reviewer": r["reviewer"],
-                "list": r["list_id"],
-            }
+            QueuedCase(
+                case=r["case_number"],
+                hash_type=r["hash_type"],
+                hash=bytes(r["hash"]).hex(),
+                quality=r["quality"],
+                status=r["status"],
+                received=r["received"],
+                reviewed=r["reviewed"],
+                reviewer=r["reviewer"],
+                list=r["list_id"],
+            )
             for r in self.ctx.db.query(
                 "SELECT * FROM submissions WHERE status = ? ORDER BY rowid LIMIT ?",
                 [status, limit],
@@ -139,7 +176,7 @@ class Cases:
 
     def review(
         self, case_number: str, *, accept: bool, list_id: str | None = None, who: str = "operator"
-    ) -> dict[str, Any]:
+    ) -> CaseView:
         """Accept a case into ``list_id``'s staged changes, or reject it; logged either way.
 
         An accepted hash is staged like any other addition, with provenance source

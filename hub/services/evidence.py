@@ -8,16 +8,25 @@ auditor can read every item however many there are.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from hub.services.context import HubContext
 from protocol import format_time
 from protocol.ack import Ack
 
-__all__ = ["ACK_PAGE_BYTES", "EVIDENCE_KINDS", "Evidence", "EvidenceKind"]
+__all__ = [
+    "ACK_PAGE_BYTES",
+    "EVIDENCE_KINDS",
+    "Evidence",
+    "EvidenceItem",
+    "EvidenceKind",
+    "StoredAck",
+]
 
 EvidenceKind = Literal["unpublished_version", "split_view", "state_mismatch", "withheld_counts"]
 """What an evidence item shows: an ack of a version the hub never published, of another
@@ -27,6 +36,46 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = get_args(EvidenceKind)
 ACK_PAGE_BYTES = 8 * 1024 * 1024
 """Ack or evidence bytes one page of ``/v1/admin/acks`` or ``/v1/admin/evidence`` holds,
 at most (a page has at least one row): 1 MiB acks page by eight, not by a thousand."""
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One evidence item; ``bytes`` and ``sig`` are the refused ack as received (when read)."""
+
+    id: int
+    kind: EvidenceKind
+    node: str
+    list: str
+    detail: dict[str, Any]
+    created: str
+    sha256: str | None
+    bytes: bytes | None = None
+    sig: builtins.bytes | None = None  # ``bytes`` is the field above by now
+
+    def to_dict(self, *, with_bytes: bool = False) -> dict[str, Any]:
+        """The item's fields; the ack's bytes and sidecar only ``with_bytes`` (the API's)."""
+        out = asdict(self)
+        if not with_bytes:
+            del out["bytes"], out["sig"]
+        return out
+
+
+@dataclass(frozen=True)
+class StoredAck:
+    """One ack the hub took in, with its exact bytes and signature sidecar."""
+
+    id: int
+    node: str
+    list: str
+    seq: int
+    version: int
+    sent: str
+    received: str
+    bytes: bytes
+    sig: builtins.bytes  # ``bytes`` is the field above by now
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Evidence:
@@ -126,7 +175,7 @@ class Evidence:
         limit: int | None = None,
         before: int | None = None,
         max_bytes: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[EvidenceItem]:
         """Evidence rows; with ``include_bytes``, each one's exact ack bytes and signature.
 
         Without ``limit``, every row oldest first (the CLI); with it, a page newest
@@ -150,23 +199,17 @@ class Evidence:
                 max_bytes,
             )
         return [
-            {
-                "id": r["id"],
-                "kind": r["kind"],
-                "node": r["node"],
-                "list": r["list_id"],
-                "detail": json.loads(r["detail"]),
-                "created": r["created"],
-                "sha256": r["sha256"],
-                **(
-                    {
-                        "bytes": None if r["bytes"] is None else bytes(r["bytes"]),
-                        "sig": None if r["sig"] is None else bytes(r["sig"]),
-                    }
-                    if include_bytes
-                    else {}
-                ),
-            }
+            EvidenceItem(
+                id=r["id"],
+                kind=r["kind"],
+                node=r["node"],
+                list=r["list_id"],
+                detail=json.loads(r["detail"]),
+                created=r["created"],
+                sha256=r["sha256"],
+                bytes=None if r["bytes"] is None else bytes(r["bytes"]),
+                sig=None if r["sig"] is None else bytes(r["sig"]),
+            )
             for r in rows
         ]
 
@@ -185,7 +228,7 @@ class Evidence:
         limit: int = 100,
         before: int | None = None,
         max_bytes: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredAck]:
         """Stored acks, newest first, with their exact bytes and signature sidecar.
 
         ``before`` pages back: only acks whose ``id`` is below it (the last ``id`` of
@@ -202,17 +245,17 @@ class Evidence:
             max_bytes,
         )
         return [
-            {
-                "id": r["id"],
-                "node": r["node"],
-                "list": r["list_id"],
-                "seq": r["seq"],
-                "version": r["version"],
-                "sent": r["sent"],
-                "received": r["received"],
-                "bytes": bytes(r["bytes"]),
-                "sig": bytes(r["sig"]),
-            }
+            StoredAck(
+                id=r["id"],
+                node=r["node"],
+                list=r["list_id"],
+                seq=r["seq"],
+                version=r["version"],
+                sent=r["sent"],
+                received=r["received"],
+                bytes=bytes(r["bytes"]),
+                sig=bytes(r["sig"]),
+            )
             for r in rows
         ]
 

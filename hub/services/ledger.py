@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from hub.services.context import HubContext
@@ -21,7 +21,7 @@ from hub.services.lists import Lists
 from protocol.ack import COUNTER_NAMES
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth
 
-__all__ = ["Ledger"]
+__all__ = ["FlaggedHash", "Ledger"]
 
 _Existing = tuple[int, int, int, int, int]
 """A counter's stored ``(last, total, withheld, window_start, window_growth)``."""
@@ -34,6 +34,21 @@ class _Counted:
     updates: list[tuple[Any, ...]]
     aggregates: list[tuple[Any, ...]]
     withheld: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class FlaggedHash:
+    """A listed hash whose reports stand out of line, with why and how many nodes said so."""
+
+    hash: str
+    counts: dict[str, int]
+    """Its counters summed over nodes."""
+    reasons: list[str]
+    nodes: dict[str, int]
+    """How many nodes reported its ``matched`` and its ``false_positive``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _without_top(shares: Sequence[Mapping[str, int]], name: str, drop: int) -> dict[str, int]:
@@ -212,7 +227,7 @@ class Ledger:
             ).fetchall()
         ]
 
-    def flagged_hashes(self, list_id: str) -> list[dict[str, Any]]:
+    def flagged_hashes(self, list_id: str) -> list[FlaggedHash]:
         """Hashes whose false-positive share or match count stands far out of line.
 
         Flagged when reviewers rejected at least 3 matches and at least a fifth of
@@ -233,7 +248,7 @@ class Ledger:
         enough = max(1, self.ctx.config.flag_min_nodes)
         matched = sorted(c.get("matched", 0) for c in counts.values())
         median = matched[len(matched) // 2] if matched else 0
-        flagged: list[dict[str, Any]] = []
+        flagged: list[FlaggedHash] = []
         for hex_hash, c in counts.items():
             m, fp = c.get("matched", 0), c.get("false_positive", 0)
             nodes = {
@@ -246,9 +261,9 @@ class Ledger:
                 continue
             reasons = self._reasons(list_id, hex_hash, bad, outlying, enough, median)
             if reasons:
-                flagged.append({"hash": hex_hash, "counts": c, "reasons": reasons, "nodes": nodes})
+                flagged.append(FlaggedHash(hex_hash, c, reasons, nodes))
         flagged.sort(
-            key=lambda f: (-f["counts"].get("false_positive", 0), -f["counts"].get("matched", 0))
+            key=lambda f: (-f.counts.get("false_positive", 0), -f.counts.get("matched", 0))
         )
         return flagged
 

@@ -63,6 +63,7 @@ refuses; ``same-origin`` still sends no referrer to any other site.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import re
@@ -85,6 +86,7 @@ from hub.http import Handler, after_publish, read_body
 from hub.intake import parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
+from hub.services.ledger import FlaggedHash
 from hub.services.publishing import PublishResult
 from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
@@ -421,8 +423,9 @@ async def case_lookup(request: web.Request) -> web.StreamResponse:
     form = await _form(request, {"case"})
     case_number = _case_number(form.get("case", ""))
     found = await request.app[HUB].call(lambda hub: hub.cases.get(case_number))
-    found["grouped"] = group_case(case_number)
-    return _render(request, "case.html", {"found": found})
+    return _render(
+        request, "case.html", {"found": {**found.to_dict(), "grouped": group_case(case_number)}}
+    )
 
 
 # -- login ------------------------------------------------------------------------------
@@ -504,32 +507,30 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
     stale_after = hub.config.max_checkpoint_age
     status = hub.reports.status()
     nodes = []
-    for entry in status["lists"]:
-        for node in entry["nodes"]:
-            age = _age_seconds(node["last_ack"], now)
+    for entry in status.lists:
+        for node in entry.nodes:
+            age = _age_seconds(node.last_ack, now)
             nodes.append(
                 {
-                    **node,
-                    "list": entry["id"],
-                    "stale": not node["revoked"] and (age is None or age > stale_after),
+                    **dataclasses.asdict(node),
+                    "list": entry.id,
+                    "stale": not node.revoked and (age is None or age > stale_after),
                 }
             )
     per_hash = {}
-    for entry in status["lists"]:
+    for entry in status.lists:
         # Each reason says how many nodes reported it (flagging needs flag_min_nodes).
         flagged = {
-            f["hash"]: [
-                f"{reason} ({_reporters(f, reason)} nodes reported)" for reason in f["reasons"]
-            ]
-            for f in entry["flagged"]
+            f.hash: [f"{reason} ({_reporters(f, reason)} nodes reported)" for reason in f.reasons]
+            for f in entry.flagged
         }
         rows: list[dict[str, Any]] = [
             {"hash": h, "counts": c, "reasons": flagged.get(h, [])}
-            for h, c in hub.ledger.hash_counts(entry["id"]).items()
+            for h, c in hub.ledger.hash_counts(entry.id).items()
         ]
         rows.sort(key=lambda r: (not r["reasons"], -r["counts"].get("matched", 0), r["hash"]))
-        per_hash[entry["id"]] = rows[:25]
-    history = {entry["id"]: hub.ledger.count_history(entry["id"]) for entry in status["lists"]}
+        per_hash[entry.id] = rows[:25]
+    history = {entry.id: hub.ledger.count_history(entry.id) for entry in status.lists}
     return {
         "status": status,
         "nodes": nodes,
@@ -543,10 +544,10 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
     }
 
 
-def _reporters(flagged: dict[str, Any], reason: str) -> int:
+def _reporters(flagged: FlaggedHash, reason: str) -> int:
     """How many nodes reported the counter behind a flag reason (``Ledger.flagged_hashes``)."""
     counter = "false_positive" if reason == "false positives" else "matched"
-    return int(flagged.get("nodes", {}).get(counter, 0))
+    return flagged.nodes.get(counter, 0)
 
 
 def _may(principal: Principal, roles: tuple[str, ...]) -> bool:

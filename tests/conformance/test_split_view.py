@@ -89,7 +89,7 @@ async def test_a_split_view_is_caught_by_the_auditor_naming_both_nodes(
             evidence = opened.evidence.items()
             auditor = opened.access.create_operator_token("auditor", "watchdog")
             viewer = opened.access.create_operator_token("viewer", "watchdog")
-        assert [(e["kind"], e["node"]) for e in evidence] == [("split_view", "platform-b")]
+        assert [(e.kind, e.node) for e in evidence] == [("split_view", "platform-b")]
 
         args = [
             "acks", hub.url, "--root-sha256", hub.pinned(), "--token", auditor,

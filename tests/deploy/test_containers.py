@@ -479,7 +479,7 @@ async def test_set_up_commands_make_a_hub_and_nodes_that_sync_through_nginx(
     opened = Hub.open(hub_home)
     try:
         enrolled = {n.id: n.lists for n in opened.access.nodes()}
-        versions = {e["id"]: (e["version"], e["count"]) for e in opened.reports.status()["lists"]}
+        versions = {e.id: (e.version, e.count) for e in opened.reports.status().lists}
     finally:
         opened.close()
     assert {k: sorted(v) for k, v in enrolled.items()} == {n: sorted(LISTS) for n in NODE_IDS}

@@ -96,7 +96,7 @@ async def unpublished_ack(
 
 def actions(home: Path, action: str) -> int:
     with opened(home) as hub:
-        return sum(1 for a in hub.reports.actions(1000) if a["action"] == action)
+        return sum(1 for a in hub.reports.actions(1000) if a.action == action)
 
 
 @pytest.fixture
@@ -478,8 +478,8 @@ def test_a_database_overflowed_before_the_fix_is_repaired_when_opened(hub_home: 
     finally:
         conn.close()
     with opened(hub_home) as hub:
-        [entry] = [e for e in hub.reports.status()["lists"] if e["id"] == LIST]
-        assert entry["totals"]["checked"] == MAX_TOTAL
+        [entry] = [e for e in hub.reports.status().lists if e.id == LIST]
+        assert entry.totals["checked"] == MAX_TOTAL
         assert hub.ledger.hash_counts(LIST)[md5(1).hex()]["matched"] == MAX_TOTAL
 
 

@@ -204,7 +204,7 @@ def test_a_publish_of_only_noops_makes_no_version(hub: Hub, clock: Clock) -> Non
     assert hub.lists.row(LIST)["version"] == 1
     assert count_rows(hub, "files") == files
     assert hub.lists.staged_count(LIST) == 0
-    assert [a["action"] for a in hub.reports.actions(1)] == ["stage"]
+    assert [a.action for a in hub.reports.actions(1)] == ["stage"]
     assert count_rows(hub, "actions") == actions + 1
 
 
@@ -338,9 +338,9 @@ def test_a_valid_ack_is_stored_with_its_exact_bytes(hub: Hub, platform: Platform
     assert (receipt.node, receipt.seq, receipt.duplicate) == ("platform-a", 1, False)
     [row] = hub.db.query("SELECT bytes, sig FROM acks")
     assert (row["bytes"], row["sig"]) == (data, sig)
-    [entry] = hub.reports.status()["lists"]
-    assert entry["nodes"][0]["applied_version"] == 1
-    assert entry["totals"]["matched"] == 2
+    [entry] = hub.reports.status().lists
+    assert entry.nodes[0].applied_version == 1
+    assert entry.totals["matched"] == 2
 
 
 def test_status_shows_the_lag_of_a_node_behind_the_head(
@@ -349,8 +349,8 @@ def test_status_shows_the_lag_of_a_node_behind_the_head(
     platform.send(1)
     publish(hub, clock, adds=[md5("new")])
     publish(hub, clock, adds=[md5("newer")])
-    [node] = hub.reports.status()["lists"][0]["nodes"]
-    assert (node["applied_version"], node["lag"]) == (1, 2)
+    [node] = hub.reports.status().lists[0].nodes
+    assert (node.applied_version, node.lag) == (1, 2)
 
 
 def test_ack_seq_must_strictly_increase(hub: Hub, platform: Platform) -> None:
@@ -370,7 +370,7 @@ def test_the_same_seq_with_the_same_bytes_is_an_idempotent_retry(
     again = hub.acks.receive(platform.principal, data, sig)
     assert again.duplicate
     assert count_rows(hub, "acks") == 1
-    assert hub.reports.status()["lists"][0]["totals"]["checked"] == 4
+    assert hub.reports.status().lists[0].totals["checked"] == 4
 
 
 def test_the_same_seq_with_other_bytes_is_a_conflict(hub: Hub, platform: Platform) -> None:
@@ -378,7 +378,7 @@ def test_the_same_seq_with_other_bytes_is_a_conflict(hub: Hub, platform: Platfor
     with pytest.raises(Conflict, match="other bytes"):
         platform.send(1, counts=Counts(checked=5))
     assert count_rows(hub, "acks") == 1
-    assert hub.reports.status()["lists"][0]["totals"]["checked"] == 4
+    assert hub.reports.status().lists[0].totals["checked"] == 4
 
 
 def test_an_unknown_node_is_unauthorized(hub: Hub, platform: Platform) -> None:
@@ -462,12 +462,12 @@ def test_a_cosignature_of_a_root_never_published_is_kept_as_evidence(
         hub.acks.receive(platform.principal, data, sig)
     assert count_rows(hub, "acks") == 0
     [evidence] = hub.evidence.items()
-    assert (evidence["kind"], evidence["node"], evidence["list"]) == (
+    assert (evidence.kind, evidence.node, evidence.list) == (
         "split_view",
         "platform-a",
         LIST,
     )
-    assert evidence["detail"]["cosigned_root"] == forged_root.hex()
+    assert evidence.detail["cosigned_root"] == forged_root.hex()
     [row] = hub.db.query("SELECT bytes, sig FROM evidence")
     assert (row["bytes"], row["sig"]) == (data, sig)
     assert hub.access.nodes()[0].last_seq == 0
@@ -481,12 +481,12 @@ def test_an_ack_of_a_version_never_published_is_unprocessable_and_kept_as_eviden
         platform.send(1, version=9)
     assert count_rows(hub, "acks") == 0
     [evidence] = hub.evidence.items(include_bytes=True)
-    assert (evidence["kind"], evidence["node"], evidence["list"]) == (
+    assert (evidence.kind, evidence.node, evidence.list) == (
         "unpublished_version",
         "platform-a",
         LIST,
     )
-    assert evidence["detail"]["version"] == 9
+    assert evidence.detail["version"] == 9
     assert hub.access.nodes()[0].last_seq == 0
 
 
@@ -497,8 +497,8 @@ def test_a_counter_reset_is_handled_as_prometheus_does(hub: Hub, platform: Platf
     hashed = md5(0).hex()
     for seq, (checked, matched) in enumerate([(10, 4), (3, 1), (5, 2)], start=1):
         platform.send(seq, counts=Counts(checked=checked, hashes={hashed: {"matched": matched}}))
-    [node] = hub.reports.status()["lists"][0]["nodes"]
-    assert node["counts"]["checked"] == 15
+    [node] = hub.reports.status().lists[0].nodes
+    assert node.counts["checked"] == 15
     assert hub.ledger.hash_counts(LIST)[hashed]["matched"] == 6
 
 
@@ -506,7 +506,7 @@ def test_counts_from_several_nodes_add_up(hub: Hub, platform: Platform) -> None:
     other = Platform(hub, "platform-b")
     platform.send(1, counts=Counts(checked=7, actioned=1))
     other.send(1, counts=Counts(checked=5, blocked=2))
-    totals = hub.reports.status()["lists"][0]["totals"]
+    totals = hub.reports.status().lists[0].totals
     assert (totals["checked"], totals["actioned"], totals["blocked"]) == (12, 1, 2)
 
 
@@ -527,14 +527,14 @@ def test_hashes_with_many_false_positives_or_outlying_matches_are_flagged(
     # contributed most, so a second node sees as much on its own.
     second = {bad: {"matched": 3, "false_positive": 3}, collider: {"matched": 60}}
     Platform(hub, "platform-b").send(1, counts=Counts(matched=63, false_positive=3, hashes=second))
-    flagged = {f["hash"]: f["reasons"] for f in hub.ledger.flagged_hashes(LIST)}
+    flagged = {f.hash: f.reasons for f in hub.ledger.flagged_hashes(LIST)}
     assert flagged == {
         bad: ["false positives"],
         collider: ["matches far above the list's median"],
     }
-    assert [f["hash"] for f in hub.reports.status()["lists"][0]["flagged"]] == [bad, collider]
+    assert [f.hash for f in hub.reports.status().lists[0].flagged] == [bad, collider]
     publish(hub, clock, removes=[md5("bad")])  # the operator retracts the bad hash
-    assert [f["hash"] for f in hub.ledger.flagged_hashes(LIST)] == [collider]
+    assert [f.hash for f in hub.ledger.flagged_hashes(LIST)] == [collider]
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -601,7 +601,7 @@ def test_the_action_log_is_append_only(hub: Hub) -> None:
         hub.db.execute("UPDATE actions SET who = 'mallory'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         hub.db.execute("DELETE FROM actions")
-    assert {a["who"] for a in hub.reports.actions()} != {"mallory"}
+    assert {a.who for a in hub.reports.actions()} != {"mallory"}
 
 
 def test_private_keys_are_0600_files_and_never_in_the_database(hub: Hub, clock: Clock) -> None:

@@ -26,7 +26,7 @@ def test_a_revoked_operator_token_no_longer_authenticates(home: Path) -> None:
     assert hub.access.revoke_operator_tokens("dashboard") == 1
     with pytest.raises(Unauthorized):
         hub.access.authenticate(token)
-    assert hub.reports.actions(limit=1)[0]["action"] == "token.revoke"
+    assert hub.reports.actions(limit=1)[0].action == "token.revoke"
     hub.close()
 
 

@@ -32,6 +32,7 @@ from aiohttp import web
 from hub.app import create_app as create_hub_app
 from hub.core import Hub
 from hub.intake import Intake
+from hub.services.reports import HubStatus, ListStatus
 from node.config import write_secret
 from node.imaging import hash_image
 from node.service import Node, run_sync
@@ -110,15 +111,15 @@ class HubServer:
         finally:
             hub.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> HubStatus:
         hub = opened_hub(self.home)
         try:
             return hub.reports.status()
         finally:
             hub.close()
 
-    def list_status(self, list_id: str) -> dict[str, Any]:
-        return next(entry for entry in self.status()["lists"] if entry["id"] == list_id)
+    def list_status(self, list_id: str) -> ListStatus:
+        return next(entry for entry in self.status().lists if entry.id == list_id)
 
     async def publish(
         self, list_id: str, adds: Sequence[bytes] = (), removes: Sequence[bytes] = ()

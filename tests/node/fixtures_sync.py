@@ -39,6 +39,8 @@ from hub.app import create_app
 from hub.appkeys import ACCESS_CACHE, FILE_CACHE
 from hub.core import Hub, utcnow
 from hub.intake import Intake
+from hub.services.evidence import StoredAck
+from hub.services.reports import ListStatus
 from node.config import write_secret
 from node.service import Node
 from node.sync import Fetcher, ListOutcome, Syncer
@@ -161,11 +163,11 @@ class HubApp:
         with self.opened() as hub:
             return hub.access.enrol_node(node_id, load_public_key(public_key_pem), lists)
 
-    def status(self, list_id: str) -> dict[str, Any]:
+    def status(self, list_id: str) -> ListStatus:
         with self.opened() as hub:
-            return next(e for e in hub.reports.status()["lists"] if e["id"] == list_id)
+            return next(e for e in hub.reports.status().lists if e.id == list_id)
 
-    def acks(self, node_id: str) -> list[dict[str, Any]]:
+    def acks(self, node_id: str) -> list[StoredAck]:
         """The node's stored acks, oldest first."""
         with self.opened() as hub:
             return list(reversed(hub.evidence.acks(node=node_id, limit=1000)))

@@ -81,7 +81,7 @@ def read_ack(node: Node, row: dict[str, Any]) -> Ack:
 
 
 def hub_totals(hub: HubApp) -> dict[str, int]:
-    return dict(hub.status(LIST)["totals"])
+    return dict(hub.status(LIST).totals)
 
 
 def node_totals(node: Node) -> dict[str, int]:
@@ -141,7 +141,7 @@ async def test_each_applied_version_is_acked_with_cumulative_and_changed_counter
 
     assert await flush(node) == (3, 0)
     assert hub_totals(hub) == node_totals(node) == {k: v for k, v in third.items() if k in COUNTERS}
-    assert hub.status(LIST)["nodes"][0]["applied_version"] == 3
+    assert hub.status(LIST).nodes[0].applied_version == 3
     with hub.opened() as opened:
         per_hash = opened.ledger.hash_counts(LIST)
     assert per_hash[md5(1).hex()] == {"matched": 1, "actioned": 1}
@@ -179,8 +179,8 @@ async def test_acks_wait_while_the_hub_is_down_then_arrive_once_in_seq_order(
     assert await flush(node) == (3, 0)
 
     stored = hub.acks(NODE_ID)
-    assert [a["seq"] for a in stored] == [1, 2, 3], "arrived in seq order"
-    assert {a["seq"]: a["bytes"] for a in stored} == sent, "the very bytes queued"
+    assert [a.seq for a in stored] == [1, 2, 3], "arrived in seq order"
+    assert {a.seq: a.bytes for a in stored} == sent, "the very bytes queued"
     assert outbox(node) == []
     confirmed = list(node.store.db.query("SELECT seq FROM acks_confirmed ORDER BY seq"))
     assert [r["seq"] for r in confirmed] == [1, 2, 3]
@@ -210,7 +210,7 @@ async def test_later_acks_never_overtake_one_that_is_backing_off(hub: HubApp, no
     assert await flush(node) == (0, 0)
     hub.clock.advance(2)
     assert await flush(node) == (2, 0)
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
 
 
 async def test_retry_after_a_lost_answer_reuses_seq_and_bytes_and_hub_says_duplicate(
@@ -226,7 +226,7 @@ async def test_retry_after_a_lost_answer_reuses_seq_and_bytes_and_hub_says_dupli
         node.enqueue_acks()
 
         assert await flush(node) == (0, 1)
-        assert [a["seq"] for a in hub.acks(NODE_ID)] == [1], "the hub got it"
+        assert [a.seq for a in hub.acks(NODE_ID)] == [1], "the hub got it"
         assert [row["seq"] for row in outbox(node)] == [1, 2], "the node does not know"
 
         hub.clock.advance(2)
@@ -237,7 +237,7 @@ async def test_retry_after_a_lost_answer_reuses_seq_and_bytes_and_hub_says_dupli
         assert posted[0] == posted[1], "the retry is the same seq, byte for byte"
         answers = [json.loads(body) for path, _, body in proxy.answers if path == "/v1/acks"]
         assert [(a["seq"], a["duplicate"]) for a in answers] == [(1, False), (1, True), (2, False)]
-        assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+        assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
         assert hub_totals(hub)["actioned"] == 1
         assert hub_totals(hub) == node_totals(node)
     finally:
@@ -263,7 +263,7 @@ async def test_a_rate_limited_ack_waits_as_long_as_the_hubs_retry_after(
     hub.app[LIMITS].credential = None
     hub.clock.advance(1)
     assert await flush(node) == (1, 0)
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1]
 
 
 async def test_hub_errors_keep_the_ack_in_the_outbox(tmp_path: Path, hub: HubApp) -> None:
@@ -280,7 +280,7 @@ async def test_hub_errors_keep_the_ack_in_the_outbox(tmp_path: Path, hub: HubApp
         proxy.behave()
         hub.clock.advance(2)
         assert await flush(node) == (1, 0)
-        assert [a["seq"] for a in hub.acks(NODE_ID)] == [1]
+        assert [a.seq for a in hub.acks(NODE_ID)] == [1]
     finally:
         node.close()
         await proxy.close()
@@ -334,12 +334,12 @@ async def test_node_shown_another_history_is_caught_by_its_ack(
         ).fetchone()[0]
         with hub.opened() as opened:
             (evidence,) = opened.evidence.items(include_bytes=True)
-        assert (evidence["kind"], evidence["node"], evidence["list"]) == (
+        assert (evidence.kind, evidence.node, evidence.list) == (
             "split_view",
             NODE_ID,
             LIST,
         )
-        assert evidence["bytes"] == bytes(ack_bytes)
+        assert evidence.bytes == bytes(ack_bytes)
         assert hub.acks(NODE_ID) == []
     finally:
         await split.close()
@@ -380,14 +380,14 @@ async def test_an_ack_the_hub_refuses_for_good_is_kept_and_does_not_block_later_
     node.store.db.execute(
         "INSERT INTO ack_outbox (seq, list_id, bytes, sig, created, next_attempt) "
         "VALUES (2, ?, ?, ?, '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z')",
-        [LIST, bytes(first["bytes"]).replace(b'"checked":', b'"checked": '), b"{}"],
+        [LIST, bytes(first.bytes).replace(b'"checked":', b'"checked": '), b"{}"],
     )
     node.enqueue_acks()  # seq 3, behind the bad one
 
     assert await flush(node) == (1, 1)
 
     assert outbox(node) == []
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 3]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 3]
     assert [e["kind"] for e in evidence_rows(node)] == ["AckRefused"]
 
 
@@ -398,7 +398,7 @@ async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_
     match_and_decide(node, {md5(0): "actioned", md5(1): "blocked"})
     node.enqueue_acks()
     assert await flush(node) == (2, 0)
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
     before = hub_totals(hub)
     assert before["actioned"] == 1
 
@@ -435,7 +435,7 @@ async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_
         assert await flush(fresh) == (2, 0)
 
         assert outbox(fresh) == []
-        assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2, 3, 4]
+        assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2, 3, 4]
         assert [e["kind"] for e in evidence_rows(fresh)] == ["AckRenumbered"] * 2
         # The fresh counters restarted at zero: the hub's totals only grow.
         after = hub_totals(hub)

@@ -147,8 +147,8 @@ async def test_init_enrol_token_sync_status_session(tmp_path: Path, hub_server: 
         PDQ_LIST: (1, 1),
     }
     assert status["acks_pending"] == 0
-    [entry] = hub_server.list_status(MD5_LIST)["nodes"]
-    assert entry["applied_version"] == 1
+    [entry] = hub_server.list_status(MD5_LIST).nodes
+    assert entry.applied_version == 1
 
 
 async def test_init_can_pin_the_root_file_itself(tmp_path: Path, hub_server: HubServer) -> None:
@@ -263,9 +263,9 @@ async def test_acks_flush_signs_and_sends_the_current_counts(
     out = ok(await invoke("acks", "flush", "--home", home, "--sign"))
     assert "signed 2 ack(s)" in out
     assert "acks: 2 confirmed, 0 failed, 0 pending" in out
-    [entry] = hub_server.list_status(MD5_LIST)["nodes"]
-    assert entry["counts"]["matched"] == 1
-    assert entry["counts"]["checked"] == 1
+    [entry] = hub_server.list_status(MD5_LIST).nodes
+    assert entry.counts["matched"] == 1
+    assert entry.counts["checked"] == 1
 
 
 # -- sync's exit status ---------------------------------------------------------------------

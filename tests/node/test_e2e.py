@@ -156,8 +156,8 @@ async def test_outcomes_reach_the_hub_in_signed_acks(
         assert response.status == 200, await response.text()
 
     async def counted() -> dict[str, int] | None:
-        [entry] = hub_server.list_status(PDQ_LIST)["nodes"]
-        counts: dict[str, int] = entry["counts"]
+        [entry] = hub_server.list_status(PDQ_LIST).nodes
+        counts: dict[str, int] = entry.counts
         return counts if counts.get("false_positive") == 1 else None
 
     counts = await eventually(counted)
@@ -165,10 +165,10 @@ async def test_outcomes_reach_the_hub_in_signed_acks(
     assert counts["actioned"] == 1
     assert counts["blocked"] == 1
     assert counts["checked"] == 3
-    [entry] = hub_server.list_status(PDQ_LIST)["nodes"]
-    assert entry["node"] == NODE_ID
-    assert entry["applied_version"] == 1
-    assert entry["lag"] == 0
+    [entry] = hub_server.list_status(PDQ_LIST).nodes
+    assert entry.node == NODE_ID
+    assert entry.applied_version == 1
+    assert entry.lag == 0
     await eventually(lambda: _acks_settled(client, home))
 
 

@@ -170,10 +170,10 @@ async def test_hub_down_sync_fails_cleanly_acks_wait_and_arrive_once_when_it_is_
     with fresh(node) as running:
         assert enforced(running, "v2") == 2
     assert outbox_seqs(node) == []
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2, 3], "every ack, exactly once"
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2, 3], "every ack, exactly once"
     again = await invoke(node_main, "sync", "--home", home)
     assert again.exit_code == 0, again.output
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2, 3], "no ack sent twice"
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2, 3], "no ack sent twice"
 
 
 # -- the node's disk full --------------------------------------------------------------------
@@ -421,7 +421,7 @@ async def test_a_node_database_locked_by_another_process_makes_sync_wait_then_su
     with fresh(node) as running:
         assert enforced(running, "v2") == 2
         assert enforced(running, 1) == 2
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
 
 
 async def test_a_node_database_locked_by_another_process_makes_signing_an_ack_wait(
@@ -443,7 +443,7 @@ async def test_a_node_database_locked_by_another_process_makes_signing_an_ack_wa
     assert "signed 1 ack(s) (seq 2)" in result.stdout, result.stdout
     assert "acks: 1 confirmed, 0 failed, 0 pending" in result.stdout
     assert waited >= HOLD_SECONDS - 0.3, "it waited for the lock (busy timeout), not failed"
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
 
 
 async def test_a_node_database_locked_past_the_busy_timeout_fails_clearly_then_it_works(
@@ -473,7 +473,7 @@ async def test_a_node_database_locked_past_the_busy_timeout_fails_clearly_then_i
 
     assert retried.exit_code == 0, retried.output
     assert "signed 1 ack(s) (seq 2)" in retried.stdout, retried.stdout
-    assert [a["seq"] for a in hub.acks(NODE_ID)] == [1, 2]
+    assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
 
 
 def staged_hub(tmp_path: Path) -> HubApp:
@@ -501,7 +501,7 @@ async def test_a_hub_database_locked_by_another_process_makes_publish_wait_then_
     no_traceback(published)
     assert f"{LIST}: v1  +3 -0" in published.stdout, "every staged hash, none lost"
     assert waited >= HOLD_SECONDS - 0.3, "it waited for the lock (busy timeout), not failed"
-    assert hub.status(LIST)["version"] == 1
+    assert hub.status(LIST).version == 1
 
 
 async def test_a_hub_database_locked_past_the_busy_timeout_fails_publish_clearly_then_it_works(
@@ -529,13 +529,13 @@ async def test_a_hub_database_locked_past_the_busy_timeout_fails_publish_clearly
     ), locked.stderr
     assert waited >= 0.3, "it waited for the busy timeout"
     assert await locker.wait() == 0
-    assert hub.status(LIST)["version"] == 0, "nothing was published"
+    assert hub.status(LIST).version == 0, "nothing was published"
 
     retried = await invoke(hub_main, "publish", "--home", str(hub.home))
 
     assert retried.exit_code == 0, retried.output
     assert f"{LIST}: v1  +3 -0" in retried.stdout, "every staged hash, none lost"
-    assert hub.status(LIST)["version"] == 1
+    assert hub.status(LIST).version == 1
 
 
 PUBLISHER = """
@@ -581,7 +581,7 @@ async def test_two_publishes_at_once_from_two_processes_publish_each_change_once
     assert second.exit_code == 0, second.output
     no_traceback(second)
     assert "+3" not in second.stdout, "the staged hashes were published once, not twice"
-    assert hub.status(LIST)["version"] == 1
+    assert hub.status(LIST).version == 1
     with hub.opened() as opened:
         assert opened.db.table("staged").count == 0
 
@@ -640,7 +640,7 @@ async def publish_after_the_hub_clock_went_back(hub: HubApp, node: Node) -> tupl
     try:
         hub.publish(LIST, adds=[md5("v2")])
     except (HashhubError, ValueError):
-        assert hub.status(LIST)["version"] == 1, "a refused publish publishes nothing"
+        assert hub.status(LIST).version == 1, "a refused publish publishes nothing"
         return True, own
     return False, own
 

@@ -325,7 +325,7 @@ async def test_the_hub_refuses_an_unknown_query_parameter_and_an_empty_publish(
     with opened(home) as hub:
         admin = bearer(hub.access.create_operator_token("admin", "fuzzer"))
         hub.lists.stage(LIST, adds=[Intake(md5("staged"))])
-        before = {entry["id"]: entry["version"] for entry in hub.reports.status()["lists"]}
+        before = {entry.id: entry.version for entry in hub.reports.status().lists}
     app = create_app(home, schedule=False)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         await _refused(await client.get("/v1/admin/actions?limt=5", headers=admin), "'limt'")
@@ -338,7 +338,7 @@ async def test_the_hub_refuses_an_unknown_query_parameter_and_an_empty_publish(
         stage = f"/v1/admin/lists/{LIST}/stage"
         await _refused(await client.post(stage, json={"removes": None}, headers=admin), "'removes'")
     with opened(home) as hub:
-        after = {entry["id"]: entry["version"] for entry in hub.reports.status()["lists"]}
+        after = {entry.id: entry.version for entry in hub.reports.status().lists}
     assert after == before
 
 

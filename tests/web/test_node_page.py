@@ -438,8 +438,8 @@ async def test_an_operator_records_actioned_in_the_browser_and_the_ack_carries_i
     finally:
         await context.close()
 
-    assert hub.status(MD5_LIST)["totals"]["actioned"] == 1
-    assert hub.status(MD5_LIST)["totals"]["matched"] == 1
+    assert hub.status(MD5_LIST).totals["actioned"] == 1
+    assert hub.status(MD5_LIST).totals["matched"] == 1
     posts = [r for r in sent if r.method == "POST"]
     assert [urlsplit(r.url).path for r in posts] == [
         "/status/login",

@@ -141,14 +141,14 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
             async with aiohttp.ClientSession() as session:
                 confirmed, failed = await flush_acks(node, session)
             assert (confirmed, failed) == (2, 0)  # the one queued by the sync, and this one
-            [acked] = [a for a in hub.acks(node.config.node_id) if a["version"] == 2][-1:]
-            assert acked["list"] == PDQ_LIST
+            [acked] = [a for a in hub.acks(node.config.node_id) if a.version == 2][-1:]
+            assert acked.list == PDQ_LIST
 
             # -- the dashboard shows the node's ack ----------------------------------------------
             await page.reload()
             await expect(node_row.locator(".applied")).to_have_text("2")
             await expect(node_row.locator(".lag")).to_have_text("0")
-            await expect(node_row.locator(".last-ack")).to_have_text(acked["received"])
+            await expect(node_row.locator(".last-ack")).to_have_text(acked.received)
             await expect(node_row.locator(".state")).to_have_text("ok")
             await expect(page.locator(f"#list-{PDQ_LIST} .actioned")).to_have_text("1")
             await expect(page.locator("#takedowns .legend")).to_contain_text(f"{PDQ_LIST}: 1")
