@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import sys
 from contextlib import AbstractContextManager
 from dataclasses import fields
@@ -29,6 +30,7 @@ from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
+from hub.services.cases import CASE_STATUSES
 from hub.services.ledger import FlaggedHash
 from hub.services.reports import ListStatus
 from protocol import HASH_TYPES
@@ -502,6 +504,118 @@ def _reported_by(flagged: FlaggedHash) -> str:
         f"{nodes.get('false_positive', 0)} node(s) false pos., "
         f"{nodes.get('matched', 0)} node(s) matched"
     )
+
+
+# -- public submissions -----------------------------------------------------------------
+
+
+@main.group(name="case")
+def case_group() -> None:
+    """Review public submissions: the queue, one case, accept or reject.
+
+    The dashboard's review without a browser: the same rules, and each decision is
+    logged under cli:<user>.
+    """
+
+
+def _case_number(text: str) -> str:
+    """A case number as the person passed it on: any case, with or without dashes.
+
+    The case page shows the number in groups of four (``1a2b-3c4d-…``), and that is
+    how it reaches an operator; the hub stores it as 32 lowercase hex digits.
+    """
+    value = re.sub(r"[\s-]", "", text).lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise click.ClickException(
+            f"{text[:80]!r} is not a case number: 32 hex digits (0-9, a-f), dashes allowed"
+        )
+    return value
+
+
+@case_group.command(name="list")
+@click.option(
+    "--status",
+    type=click.Choice(CASE_STATUSES),
+    default="received",
+    show_default=True,
+    help="Which cases: received (the review queue), accepted or rejected.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@json_option
+@home_option
+def case_list(status: str, limit: int, as_json: bool, home: Path) -> None:
+    """Cases of one status, oldest first: the review queue by default."""
+    with _open(home) as hub:
+        rows = hub.cases.with_status(status, limit + 1)  # one more says whether more wait
+    cases, more = rows[:limit], len(rows) > limit
+    if as_json:
+        _echo_json([c.to_dict() for c in cases])
+        return
+    if not cases:
+        click.echo("No case waits for review." if status == "received" else f"No {status} cases.")
+        return
+    headers = ["CASE", "RECEIVED", "TYPE", "QUALITY", "HASH"]
+    reviewed = status != "received"
+    if reviewed:
+        headers += ["REVIEWED", "BY", "LIST"]
+    click.echo(
+        _table(
+            headers,
+            (
+                [c.case, c.received, c.hash_type, c.quality, c.hash]
+                + ([c.reviewed, c.reviewer, c.list] if reviewed else [])
+                for c in cases
+            ),
+        )
+    )
+    if more:
+        click.echo(f"More {status} cases than these {limit}; raise --limit to see them.")
+
+
+@case_group.command(name="show")
+@click.argument("case", metavar="CASE")
+@json_option
+@home_option
+def case_show(case: str, as_json: bool, home: Path) -> None:
+    """One case as operators see it: its hash, status, reviewer and list."""
+    case_number = _case_number(case)
+    with _open(home) as hub:
+        record = hub.cases.review_record(case_number)
+    detail = record.to_dict()
+    if as_json:
+        _echo_json(detail)
+        return
+    width = max(len(k) for k in detail)
+    for name, value in detail.items():
+        click.echo(f"{name.replace('_', ' '):<{width}}  {'-' if value is None else value}")
+
+
+@case_group.command(name="accept")
+@click.argument("case", metavar="CASE")
+@click.option(
+    "--list", "list_id", required=True, help="The list to stage the hash in (of its hash type)."
+)
+@home_option
+def case_accept(case: str, list_id: str, home: Path) -> None:
+    """Accept CASE: stage its hash in --list, with the case as its provenance."""
+    case_number = _case_number(case)
+    with _open(home) as hub:
+        hub.cases.review(case_number, accept=True, list_id=list_id, who=_who())
+    click.echo(
+        f"Accepted case {case_number} into {list_id}: its hash is staged; "
+        "'hashhub publish' releases it."
+    )
+
+
+@case_group.command(name="reject")
+@click.argument("case", metavar="CASE")
+@home_option
+def case_reject(case: str, home: Path) -> None:
+    """Reject CASE: nothing is staged; the case page says it was not accepted."""
+    case_number = _case_number(case)
+    with _open(home) as hub:
+        hub.cases.review(case_number, accept=False, who=_who())
+    click.echo(f"Rejected case {case_number}.")
 
 
 # -- nodes and tokens -------------------------------------------------------------------

@@ -6,7 +6,8 @@ it admits besides ``admin``; ``admin_handler`` wraps every one the same way
 can forget either. The table is here and the handlers are in modules by what
 they touch — ``admin_lists`` (lists, staging, publishing), ``admin_access``
 (nodes, operator tokens, signing keys), ``admin_records`` (status, the action log,
-acks and evidence) — so the whole of who may do what reads in one place.
+acks and evidence), ``admin_cases`` (the review of public submissions) — so the
+whole of who may do what reads in one place.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from hub.api.admin_access import (
     admin_nodes,
     admin_revoke,
     admin_rotate,
+)
+from hub.api.admin_cases import (
+    admin_accept_case,
+    admin_case,
+    admin_cases,
+    admin_reject_case,
 )
 from hub.api.admin_lists import (
     admin_counts,
@@ -88,6 +95,12 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/v1/admin/actions", ("viewer", "auditor"), admin_actions),
     AdminRoute("GET", "/v1/admin/evidence", ("auditor",), admin_evidence),
     AdminRoute("GET", "/v1/admin/acks", ("auditor",), admin_acks),
+    # The review of public submissions: the dashboard's roles (hub.web.pages READ_ROLES,
+    # WRITE_ROLES): a publisher reads what it reviews.
+    AdminRoute("GET", "/v1/admin/cases", ("viewer", "auditor", "publisher"), admin_cases),
+    AdminRoute("GET", "/v1/admin/cases/{case}", ("viewer", "auditor", "publisher"), admin_case),
+    AdminRoute("POST", "/v1/admin/cases/{case}/accept", ("publisher",), admin_accept_case),
+    AdminRoute("POST", "/v1/admin/cases/{case}/reject", ("publisher",), admin_reject_case),
 )
 """Every operator route. ``admin`` may call all; ``roles`` names who else may.
 ``hashhub export`` has no route: it writes files on the hub's own machine."""

@@ -19,7 +19,15 @@ from protocol import HASH_TYPES, format_time
 from protocol.hashes import degenerate_reason
 from protocol.hashtypes import submission_types
 
-__all__ = ["CASE_STATUSES", "SUBMISSION_TYPES", "CaseStatus", "CaseView", "Cases", "QueuedCase"]
+__all__ = [
+    "CASE_STATUSES",
+    "SUBMISSION_TYPES",
+    "CaseRecord",
+    "CaseStatus",
+    "CaseView",
+    "Cases",
+    "QueuedCase",
+]
 
 SUBMISSION_TYPES = submission_types()
 """What the public submission page takes, from the hash-type registry (``submitted_as``):
@@ -64,6 +72,30 @@ class QueuedCase:
     reviewed: str | None
     reviewer: str | None
     list: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case as an operator looks it up: the person's view and who reviewed it.
+
+    Apart from ``CaseView`` so that the person's view cannot carry the reviewer by
+    mistake: the case page renders a ``CaseView`` and nothing else.
+    """
+
+    case: str
+    hash_type: str
+    hash: str
+    quality: int | None
+    status: CaseStatus
+    received: str
+    reviewed: str | None
+    reviewer: str | None
+    list: str | None
+    published_version: int | None
+    removed_version: int | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,16 +161,8 @@ class Cases:
         Raises:
             NotFound: no case has that number.
         """
-        row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
-        if row is None:
-            raise NotFound("no case has that number")
-        entry = None
-        if row["status"] == "accepted" and row["list_id"] is not None:
-            entry = self.ctx.one(
-                "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
-                "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
-                [row["list_id"], row["hash"]],
-            )
+        row = self._row(case_number)
+        entry = self._entry(row)
         return CaseView(
             case=row["case_number"],
             hash_type=row["hash_type"],
@@ -152,10 +176,70 @@ class Cases:
             removed_version=entry["removed_version"] if entry else None,
         )
 
-    def with_status(self, status: str = "received", limit: int = 100) -> list[QueuedCase]:
-        """Cases with ``status``, oldest first: the operators' review queue by default."""
+    def review_record(self, case_number: str) -> CaseRecord:
+        """One case as an operator sees it: ``get``'s view and who reviewed it.
+
+        Read in one query of the case row, so the status and the reviewer always
+        belong to the same review.
+
+        Raises:
+            NotFound: no case has that number.
+        """
+        row = self._row(case_number)
+        entry = self._entry(row)
+        return CaseRecord(
+            case=row["case_number"],
+            hash_type=row["hash_type"],
+            hash=bytes(row["hash"]).hex(),
+            quality=row["quality"],
+            status=row["status"],
+            received=row["received"],
+            reviewed=row["reviewed"],
+            reviewer=row["reviewer"],
+            list=row["list_id"],
+            published_version=entry["added_version"] if entry else None,
+            removed_version=entry["removed_version"] if entry else None,
+        )
+
+    def _row(self, case_number: str) -> dict[str, Any]:
+        row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
+        if row is None:
+            raise NotFound("no case has that number")
+        return row
+
+    def _entry(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The list entry an accepted case's hash became, once published (by hash)."""
+        if row["status"] != "accepted" or row["list_id"] is None:
+            return None
+        return self.ctx.one(
+            "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
+            "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
+            [row["list_id"], row["hash"]],
+        )
+
+    def with_status(
+        self, status: str = "received", limit: int = 100, *, after: str | None = None
+    ) -> list[QueuedCase]:
+        """Cases with ``status``, oldest first: the operators' review queue by default.
+
+        ``after``, a case number, starts the page past that case (the last one of the
+        previous page), whatever its status is now: a case reviewed between two pages
+        still marks where the next one starts, so none is skipped or shown twice.
+
+        Raises:
+            InvalidRequest: an unknown status.
+            NotFound: ``after`` names no case.
+        """
         if status not in CASE_STATUSES:
             raise InvalidRequest(f"a case status is one of {', '.join(CASE_STATUSES)}")
+        start = 0
+        if after is not None:
+            found = self.ctx.one(
+                "SELECT rowid AS n FROM submissions WHERE case_number = ?", [after]
+            )
+            if found is None:
+                raise NotFound("no case has the number given to start after")
+            start = int(found["n"])
         return [
             QueuedCase(
                 case=r["case_number"],
@@ -169,8 +253,8 @@ class Cases:
                 list=r["list_id"],
             )
             for r in self.ctx.db.query(
-                "SELECT * FROM submissions WHERE status = ? ORDER BY rowid LIMIT ?",
-                [status, limit],
+                "SELECT * FROM submissions WHERE status = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                [status, start, limit],
             )
         ]
 

@@ -340,8 +340,9 @@ async def test_a_hostile_list_id_is_refused_before_any_token_check(client: Clien
 # -- the operator API refuses missing, wrong and under-privileged tokens ---------------------------
 
 
-def route_url(route: AdminRoute) -> str:
-    return route.path.format(list_id=LIST, node_id=NODE_ID, role="timestamp")
+def route_url(route: AdminRoute, case: str = "0" * 32) -> str:
+    """A concrete path of ``route``; the case is a well-formed number (none by default)."""
+    return route.path.format(list_id=LIST, node_id=NODE_ID, role="timestamp", case=case)
 
 
 def route_id(route: AdminRoute) -> str:
@@ -393,10 +394,12 @@ async def test_every_admin_route_refuses_an_under_privileged_role(
 
 @pytest.mark.parametrize("route", [r for r in ADMIN_ROUTES if r.method == "GET"], ids=route_id)
 async def test_every_role_named_on_a_read_route_may_read(
-    client: Client, route: AdminRoute, role_tokens: dict[str, str]
+    client: Client, hub_home: Path, route: AdminRoute, role_tokens: dict[str, str]
 ) -> None:
+    with opened(hub_home) as hub:  # a case that exists, for the route that reads one
+        case = hub.cases.submit("md5", md5("submitted"), None)
     for role in ("admin", *route.roles):
-        response = await client.get(route_url(route), headers=bearer(role_tokens[role]))
+        response = await client.get(route_url(route, case), headers=bearer(role_tokens[role]))
         assert response.status == 200, (role, await response.text())
         assert response.headers["Cache-Control"] == "no-store"
 

@@ -261,6 +261,20 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call("GET", "/v1/admin/actions", "/v1/admin/actions"): admin_api("viewer", "auditor"),
     Call("GET", "/v1/admin/evidence", "/v1/admin/evidence"): admin_api("auditor"),
     Call("GET", "/v1/admin/acks", "/v1/admin/acks"): admin_api("auditor"),
+    # The review of public submissions: the dashboard's readers read, its writers review.
+    Call("GET", "/v1/admin/cases", "/v1/admin/cases"): admin_api("viewer", "auditor", "publisher"),
+    Call("GET", "/v1/admin/cases/{case}", f"/v1/admin/cases/{'0' * 32}"): admin_api(
+        "viewer", "auditor", "publisher", allowed=INPUT
+    ),
+    Call(
+        "POST",
+        "/v1/admin/cases/{case}/accept",
+        f"/v1/admin/cases/{'0' * 32}/accept",
+        body={"list": "no-such-list"},
+    ): admin_api("publisher", allowed=INPUT),
+    Call("POST", "/v1/admin/cases/{case}/reject", "/v1/admin/cases/not-a-case/reject"): (
+        admin_api("publisher", allowed=INPUT)
+    ),
     # -- health, metrics, the API document: public -----------------------------------------
     Call("GET", "/healthz", "/healthz"): everyone(OK),
     Call("GET", "/readyz", "/readyz"): everyone(OK),

@@ -90,6 +90,10 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/v1/admin/actions"): "/v1/admin/actions",
     ("GET", "/v1/admin/evidence"): "/v1/admin/evidence",
     ("GET", "/v1/admin/acks"): "/v1/admin/acks",
+    ("GET", "/v1/admin/cases"): "/v1/admin/cases",
+    ("GET", "/v1/admin/cases/{case}"): f"/v1/admin/cases/{'0' * 32}",
+    ("POST", "/v1/admin/cases/{case}/accept"): f"/v1/admin/cases/{'0' * 32}/accept",
+    ("POST", "/v1/admin/cases/{case}/reject"): f"/v1/admin/cases/{'0' * 32}/reject",
     # Health, metrics, the API document.
     ("GET", "/healthz"): "/healthz",
     ("GET", "/readyz"): "/readyz",
