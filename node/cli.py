@@ -11,7 +11,15 @@ unknown option) exit with 2, as in every click program.
 3 an update was rejected (the published data broke a protocol rule; evidence is
 kept and the last good list stays enforced), 4 an update failed (network, HTTP
 status, deadline, or the node's disk full: nothing applied, tried again next run).
-``verify`` and ``acks flush`` exit 1 and 4 when something is wrong.
+``verify`` and ``acks flush`` exit 1 and 4 when something is wrong. ``outcome``
+exits 0 when the outcome is recorded (or was already, the same), 1 for an id the
+node never issued or an outcome that is none of the four, and 5 when the match
+already has another outcome: the rules of ``POST /v1/matches/{id}/outcome``
+(``Matching.record_outcome``), whose 404, 400 and 409 these are.
+
+``match`` and ``scan`` record what they find as match events, counted in the acks
+the hub receives, exactly as the API does; ``--dry-run`` records nothing, for a
+look that must not change the counts. ``matches`` and ``evidence`` only read.
 
 Enrolment needs the node's public key first, so ``init`` works without a hub
 token; ``token set`` stores the one the hub operator sends back.
@@ -29,20 +37,26 @@ import aiohttp
 import click
 
 from edge import cli as edge_cli
+from node import reports
 from node import store as node_store
+from node.api.requests import MAX_LIMIT
 from node.config import NodeConfig, write_secret
+from node.errors import InvalidContentError, OutcomeConflictError
 from node.imaging import ImageRejected
+from node.matching import OUTCOMES
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.sync import ListOutcome
 from protocol import HASH_TYPES, Root
 
-__all__ = ["EXIT_FAILED", "EXIT_REJECTED", "main"]
+__all__ = ["EXIT_CONFLICT", "EXIT_FAILED", "EXIT_REJECTED", "main"]
 
 EXIT_REJECTED = 3
 """``sync``: an update was rejected by a protocol rule (evidence kept)."""
 EXIT_FAILED = 4
 """``sync``, ``acks flush``: a download or a delivery failed (network, status, deadline),
 or the node's disk refused the update (full, or an I/O error)."""
+EXIT_CONFLICT = 5
+"""``outcome``: the match already has another outcome (the API's 409); nothing changed."""
 
 _TYPES = "|".join(sorted(HASH_TYPES))
 
@@ -75,10 +89,24 @@ def _session(node: Node) -> aiohttp.ClientSession:
 
 
 def _match_line(label: str, m: MatchResult) -> str:
+    if not m.recorded:
+        recorded = "not recorded (dry run)"
+    elif m.earlier:
+        recorded = f"match id {m.match_id} (recorded before, not counted again)"
+    else:
+        recorded = f"match id {m.match_id}"
     return (
-        f"{label}: MATCH {m.list_id} v{m.version}  {m.hash_type} distance {m.distance}  "
-        f"listed {m.hash.hex()}  match id {m.match_id}"
+        f"{reports.printable(label)}: MATCH {m.list_id} v{m.version}  {m.hash_type} "
+        f"distance {m.distance}  listed {m.hash.hex()}  {recorded}"
     )
+
+
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Record nothing: no match event, no counter, no registration. Without it every "
+    "check and match is recorded and counted in the acks sent to the hub.",
+)
 
 
 # -- the command group ------------------------------------------------------------------
@@ -389,12 +417,22 @@ def _file_queries(node: Node, path: Path, dihedral: bool | None) -> dict[str, li
     default=None,
     help="Also query the 8 rotations and flips of images (default: dihedral in node.toml).",
 )
+@dry_run_option
 @json_option
 @home_option
 def match(
-    items: tuple[str, ...], type_name: str | None, dihedral: bool | None, as_json: bool, home: Path
+    items: tuple[str, ...],
+    type_name: str | None,
+    dihedral: bool | None,
+    dry_run: bool,
+    as_json: bool,
+    home: Path,
 ) -> None:
-    """Match files (images, or any file by MD5/SHA-256) or hex hashes; prints the matches."""
+    """Match files (images, or any file by MD5/SHA-256) or hex hashes; prints the matches.
+
+    Each item counts as checked and each match is a match event counted as matched,
+    as an upload to the API is: the hub receives these counts. --dry-run only looks.
+    """
     with _open(home) as node:
         queries: list[tuple[str, dict[str, list[bytes]]]] = []
         for item in items:
@@ -406,14 +444,14 @@ def match(
                 hash_type, value = _hash_argument(item, type_name)
                 queries.append((item, {hash_type: [value]}))
         with _reported():
-            match = node.matching.match_hashes
-            answers = [(label, match(q, one_item=True)) for label, q in queries]
+            find = node.matching.look if dry_run else node.matching.match_hashes
+            answers = [(label, find(q, one_item=True)) for label, q in queries]
     if as_json:
         _echo_json({label: [m.to_dict() for m in found] for label, found in answers})
         return
     for label, found in answers:
         if not found:
-            click.echo(f"{label}: no match")
+            click.echo(f"{reports.printable(label)}: no match")
         for m in found:
             click.echo(_match_line(label, m))
 
@@ -429,15 +467,19 @@ def match(
     default=None,
     help="Also query the 8 rotations and flips of images (default: dihedral in node.toml).",
 )
+@dry_run_option
 @json_option
 @home_option
-def scan(directory: Path, dihedral: bool | None, as_json: bool, home: Path) -> None:
+def scan(directory: Path, dihedral: bool | None, dry_run: bool, as_json: bool, home: Path) -> None:
     """Hash every file under DIR, register it as content (id: its path under DIR), report matches.
 
     Registered content is matched again whenever a later update lists one of its
     hashes (a retroactive match, delivered to the webhook). Each file is registered
     and matched in one transaction, as ``POST /v1/content`` does: a file is stored
-    with its matches or not at all.
+    with its matches or not at all. New content counts as checked and each match
+    as a match event, in the acks the hub receives; scanning the same files again
+    counts nothing twice (a match found before is shown under its first match id).
+    --dry-run registers and records nothing.
     """
     files = sorted(p for p in directory.rglob("*") if p.is_file())
     found: list[tuple[str, MatchResult]] = []
@@ -456,29 +498,159 @@ def scan(directory: Path, dihedral: bool | None, as_json: bool, home: Path) -> N
                     except ImageRejected:
                         queries = node.matching.file_queries(path.read_bytes())
                     images += any(HASH_TYPES[t].of_picture is not None for t in queries)
-                    count, matches = node.registry.register_and_match(
-                        content_id, queries, one_item=True
-                    )
+                    try:
+                        if dry_run:
+                            count = len(node.registry.check(content_id, queries))
+                            matches = node.matching.look(queries, one_item=True)
+                        else:
+                            count, matches = node.registry.register_and_match(
+                                content_id, queries, one_item=True
+                            )
+                    except InvalidContentError as e:
+                        raise click.ClickException(f"{reports.printable(content_id)}: {e}") from e
                     registered += count
                     found.extend((content_id, m) for m in matches)
+    new = sum(1 for _, m in found if m.recorded and not m.earlier)
     if as_json:
         _echo_json(
             {
                 "files": len(files),
                 "images": images,
                 "skipped": skipped,
-                "registered_hashes": registered,
-                "matches": [{"content_id": c} | m.to_dict() for c, m in found],
+                "dry_run": dry_run,
+                "registered_hashes": 0 if dry_run else registered,
+                "new_matches": new,
+                "matches": [
+                    {"content_id": c} | m.to_dict() | {"earlier": m.earlier} for c, m in found
+                ],
             }
         )
         return
+    summary = (
+        f"would register {registered} hash(es) (dry run: nothing recorded)"
+        if dry_run
+        else f"registered {registered} hash(es)"
+    )
     click.echo(
-        f"Scanned {len(files)} file(s) ({images} picture(s)); registered {registered} hash(es)"
+        f"Scanned {len(files)} file(s) ({images} picture(s)); {summary}"
         + (f"; skipped {skipped} over {limit} bytes" if skipped else "")
     )
     for content_id, m in found:
         click.echo(_match_line(content_id, m))
-    click.echo(f"{len(found)} match(es)")
+    click.echo(
+        f"{len(found)} match(es)"
+        + ("" if dry_run or new == len(found) else f", {new} new (the rest recorded before)")
+    )
+
+
+# -- reviewing matches and rejections ---------------------------------------------------
+
+
+@main.command()
+@click.argument("match_id", metavar="MATCH_ID")
+@click.argument("outcome_name", metavar="|".join(OUTCOMES))
+@json_option
+@home_option
+def outcome(match_id: str, outcome_name: str, as_json: bool, home: Path) -> None:
+    """Record what a reviewer did about a match: blocked, actioned, false_positive or kept.
+
+    The rules of POST /v1/matches/{id}/outcome: once per match; the same outcome
+    again changes nothing. Exit status: 0 recorded (or already the same), 1 no such
+    match or no such outcome, 5 the match already has another outcome.
+    """
+    with _open(home) as node:
+        try:
+            recorded = node.matching.record_outcome(match_id, outcome_name)
+        except OutcomeConflictError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(EXIT_CONFLICT)
+    if as_json:
+        _echo_json(recorded)
+        return
+    if recorded["duplicate"]:
+        click.echo(f"match {match_id} already has outcome {outcome_name}; nothing changed")
+        return
+    counts = "counts toward nothing" if outcome_name == "kept" else f"counted as {outcome_name}"
+    click.echo(f"Recorded match {match_id} as {outcome_name} ({counts} in the next ack)")
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Every match event, with its outcome.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=50,
+    show_default=True,
+    help="Show at most this many, newest first.",
+)
+@json_option
+@home_option
+def matches(show_all: bool, limit: int, as_json: bool, home: Path) -> None:
+    """Match events awaiting an outcome, newest first (--all: every event).
+
+    Only reads: record an outcome with 'hashhub-node outcome MATCH_ID OUTCOME'.
+    """
+    with _open(home) as node:
+        events = reports.match_events(node.store, limit, open_only=not show_all)
+        total = node.store.matches.event_count()
+        waiting = node.store.matches.awaiting_outcome()
+    if as_json:
+        _echo_json({"matches": events, "awaiting_outcome": waiting, "total": total})
+        return
+    if events:
+        headers = ["MATCH ID", "WHEN", "LIST", "TYPE", "DISTANCE", "SOURCE", "CONTENT ID"]
+        rows: list[list[object]] = [
+            [
+                e["match_id"],
+                e["created"],
+                e["list"],
+                e["hash_type"],
+                e["distance"],
+                e["source"],
+                None if e["content_id"] is None else reports.printable(e["content_id"]),
+            ]
+            for e in events
+        ]
+        if show_all:
+            headers.append("OUTCOME")
+            for row, e in zip(rows, events, strict=True):
+                row.append(e["outcome"])
+        click.echo(_table(headers, rows))
+    shown = f"showing {len(events)}"
+    if show_all:
+        click.echo(f"{total} match event(s), {waiting} awaiting an outcome; {shown}")
+    else:
+        click.echo(f"{waiting} match event(s) awaiting an outcome; {shown}")
+
+
+@main.command()
+@json_option
+@home_option
+def evidence(as_json: bool, home: Path) -> None:
+    """What the node rejected, why, when and from where, newest first; and failed updates.
+
+    Evidence is kept for every rejected update (its bytes too, where there are
+    some), a mirror's bytes that failed verification, acks the hub refused and a
+    stored list found damaged. Only reads.
+    """
+    with _open(home) as node:
+        kept = reports.evidence(node.store)
+        failed = reports.failures(node.store)
+    if as_json:
+        _echo_json({"evidence": kept, "failures": failed})
+        return
+    for e in kept:
+        click.echo(
+            f"#{e['id']}  {e['created']}  {reports.printable(e['list'])}  {e['kind']}  "
+            f"from {e['source']}: {reports.printable(e['message'])}"
+            + ("  [bytes kept]" if e["bytes_kept"] else "")
+        )
+    click.echo(f"{len(kept)} evidence row(s)")
+    for f in failed:
+        click.echo(
+            f"{reports.printable(f['list'])}: last update attempt {f['last_attempt']} failed "
+            f"(last success {f['last_success'] or '-'}): {reports.printable(f['error'])}"
+        )
 
 
 @main.command()

@@ -6,13 +6,19 @@ as ``checked`` and every hit is a match event with an id, counted as ``matched``
 the outcome a platform reports on an event (``actioned``, ``blocked``,
 ``false_positive``) feeds the counters that acks carry. It is one part of
 ``node.service.Node``, which ties it to the registry and the outboxes.
+
+``look`` answers the same question and writes nothing: a quick look from the
+command line must not inflate the counts the hub receives. The rules of an
+outcome (``record_outcome``, ``shown_match_id``) live here, not in a route, so
+that the API, the status page and the command line refuse the same things.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeGuard, get_args
 
@@ -23,7 +29,20 @@ from node.store import MatchSource, NodeStore, Outcome, StoredList
 from node.sync import ListOutcome
 from protocol import ListSpec, ListState, Root
 
-__all__ = ["OUTCOMES", "MatchResult", "Matching", "Outcome", "is_outcome", "newest_root"]
+__all__ = [
+    "MATCH_ID",
+    "OUTCOMES",
+    "MatchResult",
+    "Matching",
+    "Outcome",
+    "is_match_id",
+    "is_outcome",
+    "newest_root",
+    "shown_match_id",
+]
+
+MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""The shape of every match id the node issues (a lowercase UUID)."""
 
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 """What a platform did about a match. ``kept`` (reviewed, left up) counts toward no counter."""
@@ -40,6 +59,18 @@ def is_outcome(value: str) -> TypeGuard[Outcome]:
     return value in OUTCOMES
 
 
+def is_match_id(value: str) -> bool:
+    """Whether ``value`` could be a match id the node issued (checked before any lookup)."""
+    return MATCH_ID.fullmatch(value) is not None
+
+
+def shown_match_id(value: str) -> str:
+    """A match id fit for an error message: as is when well-formed, else quoted and cut
+    to 64 characters, so that a hostile id (control characters, undecodable bytes,
+    megabytes) neither floods nor rewrites the terminal or log that shows it."""
+    return value if is_match_id(value) else repr(value[:64])
+
+
 def newest_root(store: NodeStore) -> Root | None:
     """The newest verified root the store holds (None before the first update)."""
     roots = store.roots()
@@ -48,7 +79,13 @@ def newest_root(store: NodeStore) -> Root | None:
 
 @dataclass(frozen=True)
 class MatchResult:
-    """One listed hash that a query matched."""
+    """One listed hash that a query matched.
+
+    ``recorded`` is False for a ``look``, which records no event (its ``match_id`` is
+    empty, and null in ``to_dict``); ``earlier`` marks a match of registered content
+    reported under the event recorded for it before
+    (``ContentRegistry.register_and_match``), which is not counted again.
+    """
 
     match_id: str
     list_id: str
@@ -57,10 +94,12 @@ class MatchResult:
     query: bytes
     distance: int
     version: int
+    recorded: bool = True
+    earlier: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "match_id": self.match_id,
+            "match_id": self.match_id if self.recorded else None,
             "list": self.list_id,
             "hash_type": self.hash_type,
             "hash": self.hash.hex(),
@@ -179,54 +218,86 @@ class Matching:
     def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
         self.store.matches.bump_counter(list_id, hex_hash, name, by)
 
+    def search(
+        self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False
+    ) -> tuple[dict[str, int], list[MatchResult]]:
+        """Match hashes (by type) against every subscribed list of that type; write nothing.
+
+        Returns how many queries each list checked and every hit, in list order, not
+        recorded (no match id). With ``one_item`` the hashes of each type describe one piece of
+        content (an image's eight dihedral PDQ hashes): it is one check per list, and
+        each listed hash it matches is one hit at its least distance.
+        """
+        checked: dict[str, int] = {}
+        hits: list[MatchResult] = []
+        for list_id, index in sorted(self.indexes.items()):
+            type_name = index.hash_type.name
+            hashes = list(queries.get(type_name, ()))
+            if not hashes:
+                continue
+            if one_item:
+                checked[list_id] = 1
+                pairs = [(hashes[0], index.match_any(hashes))]
+            else:
+                checked[list_id] = len(hashes)
+                pairs = list(zip(hashes, index.match(hashes), strict=True))
+            version = self.versions.get(list_id, 0)
+            for query, matches in pairs:
+                hits.extend(
+                    MatchResult("", list_id, type_name, m.hash, query, m.distance, version, False)
+                    for m in matches
+                )
+        return checked, hits
+
+    def look(
+        self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False
+    ) -> list[MatchResult]:
+        """What ``match_hashes`` would find, recording nothing: no match event, no counter.
+
+        For a person's quick look (``hashhub-node match --dry-run``): the counts the
+        hub receives are of what the platform checked, not of how often someone looked.
+        """
+        return self.search(queries, one_item=one_item)[1]
+
     def match_hashes(
         self,
         queries: Mapping[str, Sequence[bytes]],
         *,
         content_id: str | None = None,
         one_item: bool = False,
+        checked_types: Collection[str] | None = None,
+        earlier: Mapping[tuple[str, bytes], str] | None = None,
     ) -> list[MatchResult]:
-        """Match hashes (by type) against every subscribed list of that type.
+        """Match hashes (by type) against every subscribed list of that type, and record it.
 
         Every query counts as ``checked`` once per list it was checked against; every
         listed hash it matched is a match event and counts as ``matched``. With a
         ``content_id`` the events are of registered content (source ``registry``),
-        else of an upload.
+        else of an upload. ``one_item`` is as in ``search``.
 
-        With ``one_item`` the hashes of each type describe one piece of content (an
-        image's eight dihedral PDQ hashes): it counts as checked once per list, and
-        each listed hash it matches is one event at its least distance.
+        Content registered again is not counted twice: only queries of
+        ``checked_types`` (None: every type) count as checked, and a hit on a
+        (list, listed hash) in ``earlier`` is reported under the event id found there,
+        recording nothing.
         """
         source: MatchSource = "upload" if content_id is None else "registry"
+        known = earlier or {}
+        checked, hits = self.search(queries, one_item=one_item)
         results: list[MatchResult] = []
         with self.store.atomic():
-            for list_id, index in sorted(self.indexes.items()):
-                type_name = index.hash_type.name
-                hashes = list(queries.get(type_name, ()))
-                if not hashes:
+            for list_id, count in checked.items():
+                type_name = self.indexes[list_id].hash_type.name
+                if checked_types is None or type_name in checked_types:
+                    self._bump(list_id, "", "checked", count)
+            for hit in hits:
+                seen = known.get((hit.list_id, hit.hash))
+                if seen is not None:
+                    results.append(replace(hit, match_id=seen, recorded=True, earlier=True))
                     continue
-                if one_item:
-                    self._bump(list_id, "", "checked")
-                    pairs = [(hashes[0], index.match_any(hashes))]
-                else:
-                    self._bump(list_id, "", "checked", len(hashes))
-                    pairs = list(zip(hashes, index.match(hashes), strict=True))
-                for query, matches in pairs:
-                    for m in matches:
-                        match_id = self.record_event(
-                            list_id, m.hash, query, m.distance, source, content_id
-                        )
-                        results.append(
-                            MatchResult(
-                                match_id,
-                                list_id,
-                                type_name,
-                                m.hash,
-                                query,
-                                m.distance,
-                                self.versions.get(list_id, 0),
-                            )
-                        )
+                match_id = self.record_event(
+                    hit.list_id, hit.hash, hit.query, hit.distance, source, content_id
+                )
+                results.append(replace(hit, match_id=match_id, recorded=True))
         return results
 
     def image_queries(self, data: bytes, *, dihedral: bool | None = None) -> dict[str, list[bytes]]:
@@ -246,19 +317,31 @@ class Matching:
     def record_outcome(self, match_id: str, outcome: str) -> dict[str, Any]:
         """Record what the platform did about a match; once per match.
 
-        Raises ``InvalidOutcomeError``, ``UnknownMatchError`` (no such match) or
-        ``OutcomeConflictError`` (the match already has another outcome).
+        The one rule of ``POST /v1/matches/{id}/outcome``, the status page and
+        ``hashhub-node outcome``, checked in this order: a malformed id is no match
+        (``UnknownMatchError``), then the outcome must be one of ``OUTCOMES``
+        (``InvalidOutcomeError``), then the match must exist (``UnknownMatchError``);
+        the same outcome again is an idempotent success (``duplicate``), another one
+        ``OutcomeConflictError``. A refusal changes nothing.
         """
+        if not is_match_id(match_id):
+            raise UnknownMatchError(shown_match_id(match_id))
         if not is_outcome(outcome):
-            raise InvalidOutcomeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
-        event = self.store.matches.event(match_id)
-        if event is None:
-            raise UnknownMatchError(match_id)
-        if event["outcome"] is not None:
-            if event["outcome"] == outcome:
-                return {"match_id": match_id, "outcome": outcome, "duplicate": True}
-            raise OutcomeConflictError(f"match {match_id} already has outcome {event['outcome']}")
+            raise InvalidOutcomeError(
+                f"unknown outcome {outcome[:64]!r}; one of {', '.join(OUTCOMES)}"
+            )
+        # Read and written under one write lock: the daemon's API or status page and
+        # the command line may answer the same match at the same moment.
         with self.store.atomic():
+            event = self.store.matches.event(match_id)
+            if event is None:
+                raise UnknownMatchError(match_id)
+            if event["outcome"] is not None:
+                if event["outcome"] == outcome:
+                    return {"match_id": match_id, "outcome": outcome, "duplicate": True}
+                raise OutcomeConflictError(
+                    f"match {match_id} already has outcome {event['outcome']}"
+                )
             self.store.matches.set_outcome(match_id, outcome, self.now())
             counter = _OUTCOME_COUNTER.get(outcome)
             if counter is not None:

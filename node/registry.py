@@ -4,6 +4,11 @@ A platform registers the hashes of content it already hosts. When an update adds
 hashes to a list, the registry is searched for them and each hit becomes a match
 event (source ``registry``) and one webhook (``hashhub.retroactive_match.v1``), so
 the platform's moderation hears about content that was harmless when uploaded.
+
+Registering the same content again (a second ``hashhub-node scan`` of a
+directory, a retried ``POST /v1/content``) counts nothing twice: hashes already
+registered under that content id are not checked again, and a listed hash it
+already matched is reported under the match event recorded the first time.
 """
 
 from __future__ import annotations
@@ -41,8 +46,12 @@ class ContentRegistry:
         self.node_id = node_id
         self.now = now
 
-    def register(self, content_id: str, queries: Mapping[str, Sequence[bytes]]) -> int:
-        """Register hashes of content the platform hosts, for retroactive matching."""
+    def check(
+        self, content_id: str, queries: Mapping[str, Sequence[bytes]]
+    ) -> list[tuple[str, bytes]]:
+        """The rows ``register`` would store, (type, hash); raises ``InvalidContentError``
+        for a content id or hash the registry cannot hold. Writes nothing, so a dry run
+        refuses what the real run would."""
         if not content_id or len(content_id) > 256 or not content_id.isprintable():
             raise InvalidContentError("content id must be 1-256 printable characters")
         rows = []
@@ -52,6 +61,11 @@ class ContentRegistry:
                 if len(h) != width:
                     raise InvalidContentError(f"a {type_name} hash is {width} bytes")
                 rows.append((type_name, h))
+        return rows
+
+    def register(self, content_id: str, queries: Mapping[str, Sequence[bytes]]) -> int:
+        """Register hashes of content the platform hosts, for retroactive matching."""
+        rows = self.check(content_id, queries)
         self.store.matches.register_content(content_id, rows, self.now())
         return len(rows)
 
@@ -60,10 +74,26 @@ class ContentRegistry:
     ) -> tuple[int, list[MatchResult]]:
         """Register content and match it in one transaction: stored with its matches or
         not at all. Returns (hashes registered, matches). A bad content id or hash raises
-        ``InvalidContentError`` before anything is written."""
+        ``InvalidContentError`` before anything is written.
+
+        Content registered before is not counted again: a hash type whose every hash
+        is already registered under ``content_id`` is not counted as checked, and a
+        listed hash the content already matched (here, or retroactively) is reported
+        under that earlier event (``MatchResult.earlier``) instead of a new one.
+        """
+        rows = self.check(content_id, queries)
         with self.store.atomic():
+            known = self.store.matches.registered_of(content_id, rows)
+            earlier = self.store.matches.content_events(content_id) if known else {}
             registered = self.register(content_id, queries)
-            results = self.matching.match_hashes(queries, content_id=content_id, one_item=one_item)
+            fresh = {type_name for type_name, h in rows if (type_name, h) not in known}
+            results = self.matching.match_hashes(
+                queries,
+                content_id=content_id,
+                one_item=one_item,
+                checked_types=fresh,
+                earlier=earlier,
+            )
         return registered, results
 
     def retroactive(self, outcome: ListOutcome, spec: ListSpec) -> int:

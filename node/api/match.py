@@ -81,9 +81,14 @@ def hex_queries(queries: Mapping[str, list[bytes]]) -> dict[str, list[str]]:
 
 
 def count_matches(app: web.Application, results: list[MatchResult], source: str) -> None:
-    """Count each match by list and by what found it (``upload`` or ``registry``)."""
+    """Count each new match by list and by what found it (``upload`` or ``registry``).
+
+    A match of registered content that an earlier registration already counted
+    (``MatchResult.earlier``) is not counted again, as it is not in the acks.
+    """
     for result in results:
-        app[METRICS].matches.labels(result.list_id, source).inc()
+        if not result.earlier:
+            app[METRICS].matches.labels(result.list_id, source).inc()
 
 
 async def post_match(request: web.Request) -> web.StreamResponse:

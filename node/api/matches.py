@@ -15,18 +15,22 @@ from edge.errors import ApiError
 from node.api.keys import NODE
 from node.api.requests import MAX_LIMIT, flag, invalid, json_object, known_query
 from node.errors import OutcomeConflictError, UnknownMatchError
+from node.matching import is_match_id, shown_match_id
 from node.service import OUTCOMES
 
 __all__ = ["get_matches", "post_outcome"]
 
-_MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
 
 async def post_outcome(request: web.Request) -> web.StreamResponse:
-    """Record what the platform did about a match."""
+    """Record what the platform did about a match.
+
+    The rules are ``Matching.record_outcome``'s, shared with ``hashhub-node outcome``
+    and the status page; the id is checked here too, before the body is read, so
+    that a malformed id is a 404 whatever the body holds.
+    """
     match_id = request.match_info["match_id"]
-    if not _MATCH_ID.fullmatch(match_id):
-        raise ApiError(404, "not_found", f"no match {match_id[:64]!r}")
+    if not is_match_id(match_id):
+        raise ApiError(404, "not_found", f"no match {shown_match_id(match_id)}")
     body = await json_object(request, {"outcome"})
     outcome = body.get("outcome")
     if outcome not in OUTCOMES:
@@ -34,7 +38,7 @@ async def post_outcome(request: web.Request) -> web.StreamResponse:
     try:
         recorded = request.app[NODE].matching.record_outcome(match_id, outcome)
     except UnknownMatchError as e:
-        raise ApiError(404, "not_found", f"no match {match_id}") from e
+        raise ApiError(404, "not_found", str(e)) from e
     except OutcomeConflictError as e:
         raise ApiError(409, "conflict", str(e)) from e
     return web.json_response(recorded)

@@ -55,6 +55,35 @@ class MatchTables(Tables):
             )
         ]
 
+    def registered_of(
+        self, content_id: str, hashes: Iterable[tuple[str, bytes]]
+    ) -> set[tuple[str, bytes]]:
+        """Which of ``hashes`` (type, bytes) are already registered under ``content_id``.
+
+        One primary-key lookup each (the key leads with the hash), so registering a
+        file costs the same however large the registry grows.
+        """
+        return {
+            (type_name, h)
+            for type_name, h in hashes
+            if self._one(
+                "SELECT 1 AS found FROM content "
+                "WHERE hash_type = ? AND hash = ? AND content_id = ?",
+                [type_name, h, content_id],
+            )
+        }
+
+    def content_events(self, content_id: str) -> dict[tuple[str, bytes], str]:
+        """The first match event of registered content per (list, listed hash), by id."""
+        found: dict[tuple[str, bytes], str] = {}
+        for r in self.db.query(
+            "SELECT id, list_id, hash FROM match_events WHERE content_id = ? "
+            "ORDER BY created, rowid",
+            [content_id],
+        ):
+            found.setdefault((r["list_id"], bytes(r["hash"])), r["id"])
+        return found
+
     # -- match events ------------------------------------------------------------------
 
     def record(
@@ -97,6 +126,24 @@ class MatchTables(Tables):
                 [limit],
             )
         )
+
+    def listing(self, limit: int, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """The newest match events first, each with its list's hash type (``hash_type``,
+        None for a list the store no longer holds); with ``open_only`` those awaiting an
+        outcome. Events of the same instant come newest-recorded first."""
+        where = "WHERE e.outcome IS NULL " if open_only else ""
+        return list(
+            self.db.query(
+                "SELECT e.*, l.hash_type AS hash_type FROM match_events AS e "  # noqa: S608
+                f"LEFT JOIN lists AS l ON l.id = e.list_id {where}"
+                "ORDER BY e.created DESC, e.rowid DESC LIMIT ?",
+                [limit],
+            )
+        )
+
+    def event_count(self) -> int:
+        """How many match events the node has recorded."""
+        return self._count("SELECT count(*) AS n FROM match_events")
 
     def set_outcome(self, match_id: str, outcome: Outcome, now: datetime) -> None:
         """Record what the platform did about a match."""
