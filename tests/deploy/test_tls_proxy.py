@@ -381,7 +381,7 @@ def _attributes(header: str) -> set[str]:
 
 
 async def test_login_through_the_guides_proxy_sets_a_secure_cookie(world: World) -> None:
-    """Issue 14, D6: over https through the guide's block, the session cookie is Secure.
+    """Over https through the guide's block, the session cookie is Secure.
 
     The hub speaks plain HTTP to nginx; it knows the browser used https only from
     the ``X-Forwarded-Proto`` the guide's block sets, believed because nginx's
@@ -410,7 +410,7 @@ async def test_login_through_the_guides_proxy_sets_a_secure_cookie(world: World)
 
 
 async def test_the_guides_proxy_logs_no_visit_to_the_public_pages(world: World) -> None:
-    """Issue 14, D7: the guide's block keeps the public pages out of nginx's access log."""
+    """The guide's block keeps the public pages out of nginx's access log."""
     url = world.proxy.https_url
     access_log = world.tmp / "nginx" / "access.log"
     before = len(access_log.read_text(encoding="utf-8").splitlines())  # the start-up probe

@@ -1,6 +1,6 @@
 """The documents say what the pages send and what ``init`` makes, and the code does it.
 
-Issue 14 found documents that said one thing while the code did another: the hub
+A review found documents that said one thing while the code did another: the hub
 pages' docstring promised ``Referrer-Policy: no-referrer`` (``same-origin`` was
 sent), the guide ``Cache-Control: no-store`` for every page (the static files
 were ``no-cache``), and the participant guide a ``node.db`` of mode 0644 (it is

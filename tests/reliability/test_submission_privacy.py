@@ -1,6 +1,6 @@
-"""The public pages leave no trace of who used them: no address, no time, no case (D7).
+"""The public pages leave no trace of who used them: no address, no time, no case.
 
-Issue 14, D7: ``hashhub serve`` wrote ``aiohttp.access 127.0.0.1 "GET /submit
+Once ``hashhub serve`` wrote ``aiohttp.access 127.0.0.1 "GET /submit
 HTTP/1.1" 200 …`` with the time for every visit to the submission page, and the
 same for ``POST /submit`` and the case page; an address and a second-exact time
 next to the day a case was created can tie a person to a report.

@@ -1,6 +1,6 @@
-"""The pages' cookies are ``Secure`` when the browser used https, also behind a proxy (D6).
+"""The pages' cookies are ``Secure`` when the browser used https, also behind a proxy.
 
-Issue 14, D6: behind the operator guide's TLS proxy the hub speaks plain HTTP, so
+Behind the operator guide's TLS proxy the hub speaks plain HTTP, so
 ``request.secure`` was always false and the dashboard's session cookie never got
 ``Secure``. Now the hub and the node believe ``X-Forwarded-Proto`` from a trusted
 proxy (``trusted_proxies``) and from nobody else, and ``secure_cookies = "always"``
