@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from edge import cli as edge_cli
 from hub import store as hub_store
@@ -49,6 +50,8 @@ _DISTANCES = ", ".join(
 _FLOORS = ", ".join(
     f"{k.label} below {k.min_quality}" for k in HASH_TYPES.values() if k.min_quality is not None
 )
+_BASE_URL = re.compile(r"https?://[A-Za-z0-9._~%@:\[\]-]+(/[A-Za-z0-9._~%@:+=,/-]*)?")
+"""A hub's base URL as ``node enrol`` prints it: http(s), a host, a path; nothing a shell splits."""
 
 
 # -- plumbing ---------------------------------------------------------------------------
@@ -91,16 +94,49 @@ def _yes(flag: object) -> str:
 def main() -> None:
     """Run a hashhub clearinghouse: lists, publishing, nodes, keys.
 
-    Every command but 'init' works on the hub in --home DIR (or $HASHHUB_HOME).
+    Every command works on the hub in --home DIR (or $HASHHUB_HOME); 'init'
+    creates it there.
     """
+
+
+def _init_folder(ctx: click.Context, folder: Path | None, home: Path | None) -> Path:
+    """The folder ``init`` creates the hub in: ``DIR`` or ``--home DIR``, said once.
+
+    ``--home`` is how every other command (and ``hashhub-node init``) names the
+    home, ``DIR`` how ``init`` always has; either works. Both on one command line
+    is refused rather than one silently preferred, since they may name different
+    folders. ``HASHHUB_HOME`` fills ``--home`` only when no ``DIR`` is given, as it
+    filled ``DIR`` before.
+    """
+    typed_home = ctx.get_parameter_source("home") is ParameterSource.COMMANDLINE
+    if folder is not None and home is not None and typed_home:
+        raise click.ClickException(
+            f"give the hub's folder once: 'hashhub init {folder}' or "
+            f"'hashhub init --home {home}', not both"
+        )
+    chosen = folder if folder is not None else home
+    if chosen is None:
+        raise click.UsageError(
+            "name the hub's folder: 'hashhub init --home DIR' (or DIR, or set HASHHUB_HOME)",
+            ctx,
+        )
+    return chosen
 
 
 @main.command()
 @click.argument(
-    "home",
-    metavar="DIR",
+    "folder",
+    metavar="[DIR]",
+    required=False,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="HASHHUB_HOME",
+    show_envvar=True,
+    help="The folder to create the hub in (made if missing; it must not hold a hub). "
+    "The same as DIR: give one of them.",
 )
 @click.option(
     "--name",
@@ -123,13 +159,18 @@ def main() -> None:
     show_default=True,
     help="How many root keys must sign each new root version.",
 )
-@click.option("--host", default=_DEFAULTS["host"], show_default=True, help="Default for serve.")
+@click.option(
+    "--host",
+    default=_DEFAULTS["host"],
+    show_default=True,
+    help="The address 'hashhub serve' listens on unless given its own --host (host in hub.toml).",
+)
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),
     default=_DEFAULTS["port"],
     show_default=True,
-    help="Default for serve.",
+    help="The port 'hashhub serve' listens on unless given its own --port (port in hub.toml).",
 )
 @click.option(
     "--publish-interval",
@@ -152,8 +193,11 @@ def main() -> None:
     show_default=True,
     help="Default snapshot interval (in versions) for new lists.",
 )
+@click.pass_context
 def init(
-    home: Path,
+    ctx: click.Context,
+    folder: Path | None,
+    home: Path | None,
     name: str,
     root_keys: int,
     root_threshold: int,
@@ -163,11 +207,12 @@ def init(
     timestamp_interval: int,
     snapshot_every: int,
 ) -> None:
-    """Create a hub in DIR.
+    """Create a hub in --home DIR (or DIR).
 
     Writes the configuration, a key for every role (root: several, with a
     threshold), signs root v1 and prints its SHA-256 and an admin token.
     """
+    home = _init_folder(ctx, folder, home)
     with _reported():
         hub = Hub.init(
             home,
@@ -540,7 +585,13 @@ def _case_number(text: str) -> str:
     show_default=True,
     help="Which cases: received (the review queue), accepted or rejected.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many cases; the list says when more wait.",
+)
 @json_option
 @home_option
 def case_list(status: str, limit: int, as_json: bool, home: Path) -> None:
@@ -636,22 +687,57 @@ def node() -> None:
     help="The node's Ed25519 public key (PEM), as the node generated it.",
 )
 @click.option("--lists", required=True, help="Comma-separated list ids the node may read.")
+@click.option(
+    "--url",
+    metavar="URL",
+    help="The hub's base URL as platforms reach it, to send with the token "
+    "(default: public_url in hub.toml).",
+)
 @home_option
-def node_enrol(node_id: str, public_key: Path, lists: str, home: Path) -> None:
-    """Enrol NODE_ID; prints its bearer token once."""
+def node_enrol(node_id: str, public_key: Path, lists: str, url: str | None, home: Path) -> None:
+    """Enrol NODE_ID; prints the hub URL, the root pin and its bearer token (once)."""
     granted = [item.strip() for item in lists.split(",") if item.strip()]
     if not granted:
         raise click.ClickException("--lists names no list")
+    if url is not None:
+        url = _base_url(url, "--url")
     with _open(home) as hub:
+        if url is None and hub.config.public_url:
+            url = _base_url(
+                hub.config.public_url, f"public_url (in {CONFIG_NAME} or HASHHUB_PUBLIC_URL)"
+            )
         key = load_public_key(public_key)
         token = hub.access.enrol_node(node_id, key, granted, who=_who())
         sha = hub.keys.root_sha256(1)
     click.echo(f"Enrolled node {node_id} for {', '.join(sorted(set(granted)))} (key {key.keyid}).")
     click.echo("Send the platform, over a channel you trust:")
-    click.echo("  hub URL          where this hub is served (hashhub serve, or your proxy)")
+    click.echo(
+        f"  hub URL          {url or f'unknown: set public_url in {CONFIG_NAME}, or pass --url'}"
+    )
     click.echo(f"  root v1 SHA-256  {sha}")
     click.echo(f"  node token       {token}")
     click.echo("The token is shown only this once; the hub stores its hash.")
+    click.echo(
+        "Its node takes them as 'hashhub-node init --hub URL --pin SHA256' and "
+        "'hashhub-node token set -' (the token on standard input)."
+    )
+
+
+def _base_url(text: str, source: str) -> str:
+    """``text`` as the base URL a node is given, or a one-line refusal naming ``source``.
+
+    What ``node enrol`` prints is pasted as ``hashhub-node init --hub``, which takes
+    http(s) only and appends the tree's paths to it: so a query, a fragment, or a
+    character a shell would act on (space, quote, ``&``, ``;``, ``$``…) is refused
+    here, before the node is enrolled, rather than found later by the platform.
+    The trailing slash is dropped, as the node drops it.
+    """
+    if not _BASE_URL.fullmatch(text):
+        raise click.ClickException(
+            f"{source}: {text[:200]!r} is not a base URL such as https://hashes.example.org "
+            "(http or https, no query or fragment)"
+        )
+    return text.rstrip("/")
 
 
 @node.command(name="revoke")
@@ -730,10 +816,15 @@ def token_list(as_json: bool, home: Path) -> None:
         rows = hub.access.operator_tokens()
     if as_json:
         _echo_json([row.to_dict() for row in rows])
-        return
-    for row in rows:
-        state = f"revoked {row.revoked}" if row.revoked else "live"
-        click.echo(f"{row.name:20} {row.role:10} {row.created}  {state}")
+    elif not rows:
+        click.echo("No operator tokens; make one with 'hashhub token create'.")
+    else:
+        click.echo(
+            _table(
+                ["NAME", "ROLE", "CREATED", "REVOKED"],
+                ([row.name, row.role, row.created, row.revoked] for row in rows),
+            )
+        )
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -850,7 +941,13 @@ def serve(host: str | None, port: int | None, home: Path) -> None:
 
 
 @main.command()
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show the newest this many actions.",
+)
 @json_option
 @home_option
 def log(limit: int, as_json: bool, home: Path) -> None:

@@ -55,6 +55,10 @@ class HubConfig:
         database: the SQLite file, relative to the home directory.
         host: address ``hashhub serve`` binds by default.
         port: port ``hashhub serve`` binds by default.
+        public_url: the base URL platforms reach the hub at (``https://…``, the
+            proxy's address rather than ``host`` and ``port``), which ``hashhub
+            node enrol`` prints for ``hashhub-node init --hub``; "" when unknown:
+            the hub cannot see its own address behind a proxy, so it never guesses.
         publish_interval: seconds between scheduled publishes of staged changes (0: off).
         timestamp_interval: seconds between re-issued checkpoint co-signatures (0: off).
         root_expiry_days: how long each new root version is valid.
@@ -93,6 +97,7 @@ class HubConfig:
     database: str = "hub.db"
     host: str = "127.0.0.1"
     port: int = 8470
+    public_url: str = ""
     publish_interval: int = 300
     timestamp_interval: int = 3600
     root_expiry_days: int = 365

@@ -128,7 +128,12 @@ class Hub:
     ) -> Hub:
         """Create a hub: config, keys for every role, database, root v1."""
         if (home / CONFIG_NAME).exists():
-            raise Conflict(f"{home} already holds a hub")
+            # The folder is quoted and called a folder: a hub's home is often named
+            # "hub", and "hub already holds a hub" reads as nonsense.
+            raise Conflict(
+                f"folder {str(home)!r} already holds a hub ({home / CONFIG_NAME}); "
+                "choose another folder or remove that hub first"
+            )
         if not 1 <= root_threshold <= root_keys:
             raise InvalidRequest("root threshold must be between 1 and the number of root keys")
         home.mkdir(parents=True, exist_ok=True)
