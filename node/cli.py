@@ -10,7 +10,12 @@ unknown option) exit with 2, as in every click program.
 ``sync`` says by its exit status what happened: 0 every list updated or current,
 3 an update was rejected (the published data broke a protocol rule; evidence is
 kept and the last good list stays enforced), 4 an update failed (network, HTTP
-status, deadline, or the node's disk full: nothing applied, tried again next run).
+status, deadline, or the node's disk full: nothing applied, tried again next run),
+7 the hub refused the node's token or a list (no run gets past that until the hub
+operator acts), 8 ``node.toml`` names a list the hub does not declare (the node's
+own configuration). When several happen, the first of 3, 7, 8, 4 is the status.
+``match`` exits 0 when an item matched and 6 when none did, as grep does with 0
+and 1 (1 is taken: a mistake), so a script can branch on it.
 ``verify`` and ``acks flush`` exit 1 and 4 when something is wrong. ``outcome``
 exits 0 when the outcome is recorded (or was already, the same), 1 for an id the
 node never issued or an outcome that is none of the four, and 5 when the match
@@ -48,7 +53,15 @@ from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sy
 from node.sync import ListOutcome
 from protocol import HASH_TYPES, Root
 
-__all__ = ["EXIT_CONFLICT", "EXIT_FAILED", "EXIT_REJECTED", "main"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_CONFLICT",
+    "EXIT_DENIED",
+    "EXIT_FAILED",
+    "EXIT_NO_MATCH",
+    "EXIT_REJECTED",
+    "main",
+]
 
 EXIT_REJECTED = 3
 """``sync``: an update was rejected by a protocol rule (evidence kept)."""
@@ -57,6 +70,14 @@ EXIT_FAILED = 4
 or the node's disk refused the update (full, or an I/O error)."""
 EXIT_CONFLICT = 5
 """``outcome``: the match already has another outcome (the API's 409); nothing changed."""
+EXIT_NO_MATCH = 6
+"""``match``: no item matched anything (0: at least one did)."""
+EXIT_DENIED = 7
+"""``sync``: the hub refused the node's token (401) or a list (403). Permanent until the
+hub operator enrols the node, grants the list or issues a new token."""
+EXIT_CONFIG = 8
+"""``sync``: node.toml names a list the hub's root does not declare. Nothing of it is
+fetched or trusted; only a corrected configuration ends it."""
 
 _TYPES = "|".join(sorted(HASH_TYPES))
 
@@ -95,9 +116,11 @@ def _match_line(label: str, m: MatchResult) -> str:
         recorded = f"match id {m.match_id} (recorded before, not counted again)"
     else:
         recorded = f"match id {m.match_id}"
+    # The distance is the variant's: name it, and its hash, when the image was turned.
+    variant = f"  variant {m.transform} {m.query.hex()}" if m.transform is not None else ""
     return (
         f"{reports.printable(label)}: MATCH {m.list_id} v{m.version}  {m.hash_type} "
-        f"distance {m.distance}  listed {m.hash.hex()}  {recorded}"
+        f"distance {m.distance}  listed {m.hash.hex()}{variant}  {recorded}"
     )
 
 
@@ -252,13 +275,55 @@ def _outcome_line(o: ListOutcome) -> str:
         return f"{o.list_id}: current at v{o.to_version}"
     if o.status == "rejected":
         return f"{o.list_id}: REJECTED, still enforcing v{o.from_version}: {o.error}"
+    if o.cause == "config":
+        return f"{o.list_id}: CONFIGURATION ERROR, not followed: {o.error}"
+    if o.cause:
+        return f"{o.list_id}: ACCESS DENIED, still enforcing v{o.from_version}: {o.error}"
     return f"{o.list_id}: failed, still enforcing v{o.from_version}: {o.error}"
 
 
-async def _sync(node: Node) -> tuple[list[ListOutcome], tuple[int, int], tuple[int, int]]:
+def _advice(outcomes: list[ListOutcome], node_id: str) -> list[str]:
+    """What to do about failures that no later run gets past: who has to act, and how.
+
+    A refused token is the whole node's (one line); a refused list is one grant per
+    list; an undeclared list is ``node.toml``'s (its own line already says so).
+    """
+    lines = []
+    if any(o.cause == "unauthorized" for o in outcomes):
+        lines.append(
+            "The hub does not accept this node's token (unknown or revoked); this will "
+            "not pass by itself. Ask the hub operator to enrol node.pub.pem as "
+            f"{node_id} or issue a new token, then run 'hashhub-node token set TOKEN'."
+        )
+    forbidden = [o.list_id for o in outcomes if o.cause == "forbidden"]
+    if forbidden:
+        lines.append(
+            f"The hub does not let this node read {', '.join(forbidden)}; this will not "
+            f"pass by itself. Ask the hub operator to grant node {node_id} "
+            f"{'that list' if len(forbidden) == 1 else 'those lists'}."
+        )
+    return lines
+
+
+def _sync_status(outcomes: list[ListOutcome]) -> int:
+    """The exit status of ``sync``: the first of rejected, denied, configuration, failed."""
+    if any(o.status == "rejected" for o in outcomes):
+        return EXIT_REJECTED
+    if any(o.cause in ("unauthorized", "forbidden") for o in outcomes):
+        return EXIT_DENIED
+    if any(o.cause == "config" for o in outcomes):
+        return EXIT_CONFIG
+    if any(o.status == "failed" for o in outcomes):
+        return EXIT_FAILED
+    return 0
+
+
+async def _sync(
+    node: Node, ack_reasons: list[str]
+) -> tuple[list[ListOutcome], tuple[int, int], tuple[int, int]]:
     async with _session(node) as session:
         outcomes = await run_sync(node, session)
-        acks = await flush_acks(node, session)
+        acks = await flush_acks(node, session, reasons=ack_reasons)
         hooks = (0, 0)
         if node.config.webhook_url:
             hooks = await deliver_webhooks(node, session)
@@ -270,26 +335,38 @@ async def _sync(node: Node) -> tuple[list[ListOutcome], tuple[int, int], tuple[i
 def sync(home: Path) -> None:
     """Update every list once (then send acks and webhooks).
 
-    Exit status: 0 updated or current, 3 rejected, 4 failed.
+    \b
+    Exit status (when several apply, the first in this order):
+      3  an update was rejected: the published data broke a protocol rule
+      7  access denied: the hub refused the token or a list; ask the hub operator
+      8  node.toml names a list the hub does not declare; correct node.toml
+      4  an update failed (network, HTTP status, disk); tried again next run
+      0  every list updated or current
     """
+    ack_reasons: list[str] = []
     with _open(home) as node:
         if not node.token:
             raise click.ClickException(
                 "no hub token yet: once the hub operator has enrolled node.pub.pem, "
                 "run 'hashhub-node token set TOKEN'"
             )
+        node_id = node.config.node_id
         with _reported():
-            outcomes, (confirmed, ack_failed), (delivered, hook_failed) = asyncio.run(_sync(node))
+            outcomes, (confirmed, ack_failed), (delivered, hook_failed) = asyncio.run(
+                _sync(node, ack_reasons)
+            )
     for o in outcomes:
         click.echo(_outcome_line(o))
+    for line in _advice(outcomes, node_id):
+        click.echo(line)
     click.echo(f"acks: {confirmed} confirmed, {ack_failed} failed")
+    for reason in ack_reasons:
+        click.echo(f"  ack {reports.printable(reason)}")
     if delivered or hook_failed:
         click.echo(f"webhooks: {delivered} delivered, {hook_failed} failed")
-    statuses = {o.status for o in outcomes}
-    if "rejected" in statuses:
-        sys.exit(EXIT_REJECTED)
-    if "failed" in statuses:
-        sys.exit(EXIT_FAILED)
+    status = _sync_status(outcomes)
+    if status:
+        sys.exit(status)
 
 
 @main.command()
@@ -432,6 +509,12 @@ def match(
 
     Each item counts as checked and each match is a match event counted as matched,
     as an upload to the API is: the hub receives these counts. --dry-run only looks.
+
+    \b
+    Exit status:
+      0  at least one item matched
+      6  no item matched
+      1  a mistake (no such file, a malformed hash); 2 a usage error
     """
     with _open(home) as node:
         queries: list[tuple[str, dict[str, list[bytes]]]] = []
@@ -448,12 +531,14 @@ def match(
             answers = [(label, find(q, one_item=True)) for label, q in queries]
     if as_json:
         _echo_json({label: [m.to_dict() for m in found] for label, found in answers})
-        return
-    for label, found in answers:
-        if not found:
-            click.echo(f"{reports.printable(label)}: no match")
-        for m in found:
-            click.echo(_match_line(label, m))
+    else:
+        for label, found in answers:
+            if not found:
+                click.echo(f"{reports.printable(label)}: no match")
+            for m in found:
+                click.echo(_match_line(label, m))
+    if not any(found for _, found in answers):
+        sys.exit(EXIT_NO_MATCH)
 
 
 @main.command()

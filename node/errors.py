@@ -3,7 +3,9 @@
     NodeError (hashhub's HashhubError)
     ├── NodeConfigError   the local configuration or home directory is unusable (operator)
     ├── FetchError        a download failed: network, HTTP status, deadline, or cap
-    │   └── NotPublishedError  the server answered 404: the file does not exist (yet)
+    │   ├── NotPublishedError  the server answered 404: the file does not exist (yet)
+    │   ├── NoTreeError        the hub URL serves no published tree (no root v1 there)
+    │   └── HubAccessError     the hub refused the node's token (401) or a list (403)
     ├── StorageError      the node's own disk refused a write (full, or an I/O error)
     ├── UnknownMatchError      no match event has this id (the API's 404)
     ├── OutcomeConflictError   the match already has another outcome (the API's 409)
@@ -11,7 +13,9 @@
     ├── InvalidContentError    a content id or registered hash that cannot be stored
     └── (protocol.ProtocolError, re-raised as is: the published data is at fault)
 
-A sync that fails with ``FetchError`` is retried with back-off; one that fails with a
+A sync that fails with ``FetchError`` is retried with back-off (a ``HubAccessError``
+too, though only the hub operator can end it: the command line says so by its own
+exit status); one that fails with a
 ``ProtocolError`` is recorded as evidence and also retried, since a mirror or the
 hub may serve good data later. Neither changes what the node enforces; nor does a
 ``StorageError``, whose transaction SQLite rolled back: the update is ``failed`` and
@@ -29,8 +33,10 @@ from protocol.errors import HashhubError
 __all__ = [
     "HTTP_CODES",
     "FetchError",
+    "HubAccessError",
     "InvalidContentError",
     "InvalidOutcomeError",
+    "NoTreeError",
     "NodeConfigError",
     "NodeError",
     "NotPublishedError",
@@ -65,6 +71,27 @@ class FetchError(NodeError):
 
 class NotPublishedError(FetchError):
     """The server says the file does not exist."""
+
+
+class NoTreeError(FetchError):
+    """The hub URL has no root v1: it is not where a hub publishes its tree.
+
+    Said in words of its own because the cause is almost always the URL in
+    ``node.toml`` (a wrong path or port), not a file the hub forgot to publish.
+    """
+
+
+class HubAccessError(FetchError):
+    """The hub refused the node's token (401) or its access to a list (403).
+
+    Unlike the other fetch failures, waiting does not help: the hub operator has to
+    enrol the node, grant it the list or issue a new token. ``status`` is the HTTP
+    status the hub answered, so the advice can name the right one.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class StorageError(NodeError):

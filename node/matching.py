@@ -30,8 +30,10 @@ from node.sync import ListOutcome
 from protocol import ListSpec, ListState, Root
 
 __all__ = [
+    "DIHEDRAL_TRANSFORMS",
     "MATCH_ID",
     "OUTCOMES",
+    "DihedralQueries",
     "MatchResult",
     "Matching",
     "Outcome",
@@ -46,6 +48,40 @@ MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 """What a platform did about a match. ``kept`` (reviewed, left up) counts toward no counter."""
+
+DIHEDRAL_TRANSFORMS = (
+    "original",
+    "rotate-90",
+    "rotate-180",
+    "rotate-270",
+    "flip-x",
+    "flip-y",
+    "flip-diagonal",
+    "flip-antidiagonal",
+)
+"""The eight turns of a picture, in ``imaging.dihedral_pdq``'s order."""
+
+
+class DihedralQueries(list[bytes]):
+    """An image's distinct dihedral PDQ hashes, each with the turns that give it.
+
+    A list, so that it goes wherever a query list goes (the API's ``hashes``, the
+    registry); ``transforms[i]`` names the turns of ``self[i]`` (a symmetric
+    picture gives one hash for several: ``original/rotate-180``), so that a match
+    can say which variant it matched, with the distance that variant has.
+    """
+
+    def __init__(self, variants: Sequence[bytes]) -> None:
+        names: dict[bytes, list[str]] = {}
+        for name, variant in zip(DIHEDRAL_TRANSFORMS, variants, strict=True):
+            names.setdefault(variant, []).append(name)
+        super().__init__(names)
+        self.transforms = ["/".join(turns) for turns in names.values()]
+
+
+def _distance(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a) ^ int.from_bytes(b)).bit_count()
+
 
 _OUTCOME_COUNTER: dict[Outcome, str] = {
     "actioned": "actioned",
@@ -85,6 +121,11 @@ class MatchResult:
     empty, and null in ``to_dict``); ``earlier`` marks a match of registered content
     reported under the event recorded for it before
     (``ContentRegistry.register_and_match``), which is not counted again.
+
+    ``query`` is the query hash the ``distance`` belongs to: for an image queried
+    with its dihedral hashes, the variant that matched, and ``transform`` names its
+    turn (None otherwise; absent from ``to_dict`` then, so other answers keep
+    their shape).
     """
 
     match_id: str
@@ -96,9 +137,10 @@ class MatchResult:
     version: int
     recorded: bool = True
     earlier: bool = False
+    transform: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "match_id": self.match_id if self.recorded else None,
             "list": self.list_id,
             "hash_type": self.hash_type,
@@ -107,6 +149,9 @@ class MatchResult:
             "distance": self.distance,
             "version": self.version,
         }
+        if self.transform is not None:
+            answer["transform"] = self.transform
+        return answer
 
 
 class Matching:
@@ -226,23 +271,40 @@ class Matching:
         Returns how many queries each list checked and every hit, in list order, not
         recorded (no match id). With ``one_item`` the hashes of each type describe one piece of
         content (an image's eight dihedral PDQ hashes): it is one check per list, and
-        each listed hash it matches is one hit at its least distance.
+        each listed hash it matches is one hit at its least distance, reported with
+        the query hash at that distance (and, for ``DihedralQueries``, its turn).
         """
         checked: dict[str, int] = {}
         hits: list[MatchResult] = []
         for list_id, index in sorted(self.indexes.items()):
             type_name = index.hash_type.name
-            hashes = list(queries.get(type_name, ()))
+            given = queries.get(type_name, ())
+            hashes = list(given)
             if not hashes:
                 continue
+            version = self.versions.get(list_id, 0)
             if one_item:
                 checked[list_id] = 1
-                pairs = [(hashes[0], index.match_any(hashes))]
-            else:
-                checked[list_id] = len(hashes)
-                pairs = list(zip(hashes, index.match(hashes), strict=True))
-            version = self.versions.get(list_id, 0)
-            for query, matches in pairs:
+                turns = given.transforms if isinstance(given, DihedralQueries) else None
+                for m in index.match_any(hashes):
+                    # The first variant at the least distance: the upright one on a tie.
+                    i = min(range(len(hashes)), key=lambda j: _distance(hashes[j], m.hash))
+                    hits.append(
+                        MatchResult(
+                            "",
+                            list_id,
+                            type_name,
+                            m.hash,
+                            hashes[i],
+                            m.distance,
+                            version,
+                            False,
+                            transform=turns[i] if turns is not None else None,
+                        )
+                    )
+                continue
+            checked[list_id] = len(hashes)
+            for query, matches in zip(hashes, index.match(hashes), strict=True):
                 hits.extend(
                     MatchResult("", list_id, type_name, m.hash, query, m.distance, version, False)
                     for m in matches
@@ -305,7 +367,7 @@ class Matching:
         hashes = hash_image(data, self.image_limits)
         queries = {t: [h] for t, h in hashes.by_type().items()}
         if dihedral if dihedral is not None else self.dihedral:
-            queries["pdq"] = list(dict.fromkeys(dihedral_pdq(data, self.image_limits)))
+            queries["pdq"] = DihedralQueries(dihedral_pdq(data, self.image_limits))
         return queries
 
     @staticmethod

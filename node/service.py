@@ -44,7 +44,7 @@ from node.matching import OUTCOMES, Matching, MatchResult, newest_root
 from node.outboxes import AckOutbox, WebhookOutbox
 from node.registry import ContentRegistry
 from node.store import NodeStore
-from node.sync import Fetcher, ListOutcome, Syncer
+from node.sync import Fetcher, ListOutcome, Syncer, cannot_connect
 from protocol import Limits, ProtocolError, Root, SigningKey, parse_time
 from protocol.ack import ACK_LAST_SEQ_HEADER, ACK_REFUSALS, ACK_SIGNATURE_HEADER, NODE_ID_PATTERN
 from protocol.keyfile import load_private_key, write_private_key, write_public_key
@@ -304,9 +304,16 @@ async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutco
 
 
 async def flush_acks(
-    node: Node, session: aiohttp.ClientSession, *, renumber: bool = True
+    node: Node,
+    session: aiohttp.ClientSession,
+    *,
+    renumber: bool = True,
+    reasons: list[str] | None = None,
 ) -> tuple[int, int]:
     """Send every due ack in ``seq`` order; returns (confirmed, failed).
+
+    ``reasons``, if given, receives one line per failed ack (``seq N (list): why``,
+    the error stored with it), so that a command can show why rather than a count.
 
     A 409 ``seq_conflict`` naming a last ``seq`` at or above the refused one means the
     hub holds acks this node no longer remembers: the queue is re-signed above that
@@ -331,27 +338,55 @@ async def flush_acks(
                 last_seq = _last_seq(resp, row["seq"]) if resp.status == 409 else None
                 if last_seq is not None and renumber:
                     node.acks.renumber(last_seq)
-                    more_confirmed, more_failed = await flush_acks(node, session, renumber=False)
+                    more_confirmed, more_failed = await flush_acks(
+                        node, session, renumber=False, reasons=reasons
+                    )
                     return confirmed + more_confirmed, failed + more_failed
+                error = "" if ok else _ack_refusal(resp.status, text)
                 if resp.status in ACK_REFUSALS:
-                    node.acks.refused(row["seq"], f"HTTP {resp.status}: {text[:300]}")
+                    node.acks.refused(row["seq"], error)
+                    _note(reasons, row, f"refused for good: {error}")
                     failed += 1
                     continue
                 node.acks.sent(
                     row["seq"],
                     ok,
-                    "" if ok else f"HTTP {resp.status}: {text[:300]}",
+                    error,
                     retry_after=_retry_after(resp) if resp.status in (429, 503) else 0,
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
             ok = False
-            node.acks.sent(row["seq"], False, f"{type(e).__name__}: {e}")
+            if isinstance(e, aiohttp.ClientConnectorError) and not isinstance(
+                e, aiohttp.ClientSSLError
+            ):
+                error = cannot_connect(node.config.hub_url, e)
+            else:
+                error = f"{type(e).__name__}: {e}"
+            node.acks.sent(row["seq"], False, error)
+        if not ok:
+            _note(reasons, row, f"not delivered, tried again later: {error}")
         if ok:
             confirmed += 1
         else:
             failed += 1
             break  # keep seq order: later acks wait for this one
     return confirmed, failed
+
+
+def _ack_refusal(status: int, text: str) -> str:
+    """``HTTP <status>``, and the hub's own reason: its error shape's ``code: message``
+    when the answer has one, else the start of the answer as it came."""
+    try:
+        error = json.loads(text)["error"]
+        said = f"{error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        said = text
+    return f"HTTP {status}: {said[:300]}" if said else f"HTTP {status}"
+
+
+def _note(reasons: list[str] | None, row: Any, why: str) -> None:
+    if reasons is not None:
+        reasons.append(f"seq {row['seq']} ({row['list_id']}): {why}")
 
 
 MAX_RETRY_AFTER = 24 * 3600

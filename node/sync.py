@@ -40,6 +40,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -49,7 +50,14 @@ from typing import Literal, Protocol, TypeVar
 
 import aiohttp
 
-from node.errors import FetchError, NotPublishedError, StorageError
+from node.errors import (
+    FetchError,
+    HubAccessError,
+    NodeConfigError,
+    NotPublishedError,
+    NoTreeError,
+    StorageError,
+)
 from node.store import NodeStore, StoredList, storage_error
 from protocol import (
     ConsistencyError,
@@ -62,6 +70,7 @@ from protocol import (
     MissingFileError,
     ProtocolError,
     TrustedHub,
+    UnknownListError,
     body_path,
     checkpoint_path,
     header_path,
@@ -70,11 +79,28 @@ from protocol import (
     snapshot_path,
 )
 
-__all__ = ["Fetcher", "InPlace", "ListOutcome", "StoreRunner", "Syncer", "UpdateStatus"]
+__all__ = [
+    "FailureCause",
+    "Fetcher",
+    "InPlace",
+    "ListOutcome",
+    "StoreRunner",
+    "Syncer",
+    "UpdateStatus",
+    "cannot_connect",
+    "describe",
+]
 
 UpdateStatus = Literal["updated", "current", "rejected", "failed"]
 """How one list's update ended: applied, already current, refused by the trust rules
 (evidence kept), or failed for a reason outside the published data (network, disk)."""
+
+FailureCause = Literal["", "unauthorized", "forbidden", "config"]
+"""Why a ``failed`` update cannot succeed by itself: ``unauthorized``, the hub does not
+accept the node's token (401), or ``forbidden``, the token may not read the list
+(403), which only the hub operator can change; ``config``, the node follows a list
+the hub's root does not declare, which only ``node.toml`` can. Empty for every other
+outcome, including failures that a later run may get past."""
 
 R = TypeVar("R")
 
@@ -156,6 +182,7 @@ class Fetcher:
             sources = [self.hub_url, *self.mirrors]
         missing = 0
         last: Exception | None = None
+        denied: HubAccessError | None = None
         for base in sources:
             try:
                 data = await self._get(base, path, cap)
@@ -167,6 +194,8 @@ class Fetcher:
             except NotPublishedError as e:
                 missing += 1
                 last = e
+            except HubAccessError as e:
+                denied = last = e
             except LimitError as e:
                 # More than the cap (for bodies and snapshots the signed length) is a
                 # source breaking the protocol, not a network fault: on record.
@@ -176,6 +205,9 @@ class Fetcher:
                 last = e
         if missing == len(sources):
             raise NotPublishedError(f"{path}: not published")
+        if denied is not None:
+            # The hub refusing the token says more than a mirror lacking the file.
+            raise denied
         assert last is not None
         raise last
 
@@ -218,6 +250,8 @@ class Fetcher:
                 async with self.session.get(url, headers=headers, allow_redirects=False) as resp:
                     if resp.status == 404:
                         raise NotPublishedError(f"{url}: 404")
+                    if resp.status in (401, 403) and base == self.hub_url:
+                        raise HubAccessError(f"{url}: {await _refusal(resp)}", resp.status)
                     if resp.status != 200:
                         raise FetchError(f"{url}: {await _refusal(resp)}")
                     # Content-Length counts encoded bytes: a gzipped body may be longer
@@ -237,8 +271,42 @@ class Fetcher:
             raise FetchError(
                 f"{url}: no complete answer within {self.limits.fetch_timeout} s"
             ) from e
+        except aiohttp.ClientConnectorError as e:
+            if isinstance(e, aiohttp.ClientSSLError):  # a TLS failure says its own reason
+                raise FetchError(f"{url}: {e.__class__.__name__}: {e}") from e
+            raise FetchError(cannot_connect(base, e)) from e
         except aiohttp.ClientError as e:
             raise FetchError(f"{url}: {e.__class__.__name__}: {e}") from e
+
+
+def cannot_connect(base: str, error: aiohttp.ClientConnectorError) -> str:
+    """``cannot connect to <base>: <reason>``, the reason as the operating system says
+    it (``connection refused``, ``name or service not known``) rather than the client
+    library's ``Cannot connect to host … ssl:default [Connect call failed …]``: what
+    an operator has to check is the URL, the host, or whether the server is up."""
+    os_error = error.os_error
+    if os_error.errno is not None and os_error.errno > 0:
+        reason = os.strerror(os_error.errno)
+    else:
+        reason = str(os_error.strerror or os_error)
+    return f"cannot connect to {base}: {reason.lower()}"
+
+
+def describe(error: Exception) -> str:
+    """An update's error as a person reads it: the message alone when it explains
+    itself (no tree at the hub URL, the hub refusing the token or a list), else
+    prefixed by the error's name, which says which rule the published data broke or
+    which kind of failure it was (``FetchError``: the network or an HTTP status)."""
+    if isinstance(error, (NoTreeError, HubAccessError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def cause_of(error: Exception) -> FailureCause:
+    """The ``FailureCause`` of a failed update's error."""
+    if isinstance(error, HubAccessError):
+        return "unauthorized" if error.status == 401 else "forbidden"
+    return ""
 
 
 _REFUSAL_BYTES = 4096
@@ -278,6 +346,7 @@ class ListOutcome:
     removed: list[bytes] = field(default_factory=list)
     rebuilt: bool = False
     state: ListState | None = None
+    cause: FailureCause = ""
 
 
 class Syncer:
@@ -313,7 +382,13 @@ class Syncer:
         if stored:
             (first, first_sig), *rest = stored
         else:
-            first = await self.fetcher.fetch(root_path(1), limits.root_bytes)
+            try:
+                first = await self.fetcher.fetch(root_path(1), limits.root_bytes)
+            except NotPublishedError as e:
+                raise NoTreeError(
+                    f"{self.fetcher.hub_url} does not serve a hashhub tree (no {root_path(1)} "
+                    "there): check the hub URL"
+                ) from e
             first_sig = await self.fetcher.fetch(sig_path(root_path(1)), limits.sig_bytes)
             rest = []
         hub = TrustedHub(
@@ -352,11 +427,13 @@ class Syncer:
             for list_id in self.lists:
                 await self._record_failure(list_id, now, e, evidence=evidence)
             status: UpdateStatus = "rejected" if evidence else "failed"
-            error = f"{type(e).__name__}: {e}"
+            error = describe(e)
             outcomes = []
             for lid in self.lists:
                 enforced = await self._applied_version(lid)  # still enforced, unchanged
-                outcomes.append(ListOutcome(lid, status, enforced, enforced, error))
+                outcomes.append(
+                    ListOutcome(lid, status, enforced, enforced, error, cause=cause_of(e))
+                )
             return outcomes
         outcomes = [await self.sync_list(hub, list_id, now) for list_id in self.lists]
         if self.fetcher.rejected:
@@ -427,6 +504,8 @@ class Syncer:
         """
         try:
             spec = hub.root.list_spec(list_id)
+        except UnknownListError:
+            return await self._undeclared(hub, list_id, now)
         except ProtocolError as e:
             await self._record_failure(list_id, now, e, evidence=True)
             enforced = await self._applied_version(list_id)
@@ -456,6 +535,22 @@ class Syncer:
             list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state
         )
         return await self.run(lambda: _updated(outcome, stored.state, changes))
+
+    async def _undeclared(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
+        """A list in ``node.toml`` that the trusted root does not declare.
+
+        Nothing is fetched for it, so nothing about it is ever trusted; but the hub
+        published nothing wrong (a root declares the lists it has), so this is the
+        node's own configuration, not evidence: a failure of cause ``config``.
+        """
+        error = NodeConfigError(
+            f"the hub's root v{hub.root.version} does not declare list {list_id!r}: "
+            "correct or remove it in lists in node.toml (ask the hub operator for the "
+            "ids of the lists this node may follow)"
+        )
+        await self._record_failure(list_id, now, error, evidence=False)
+        enforced = await self._applied_version(list_id)
+        return ListOutcome(list_id, "failed", enforced, enforced, str(error), cause="config")
 
     async def _fetch_checkpoint(self, hub: TrustedHub, list_id: str) -> bytes:
         """The list's checkpoint, hub first (it is the one mutable file).
@@ -550,7 +645,7 @@ class Syncer:
         else:
             await self._record_failure(list_id, now, error, evidence=False)
             status = "failed"
-        return ListOutcome(list_id, status, start, start, f"{type(error).__name__}: {error}")
+        return ListOutcome(list_id, status, start, start, describe(error), cause=cause_of(error))
 
 
 def _storage_checked(write: Callable[[NodeStore], None], store: NodeStore) -> None:

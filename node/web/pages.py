@@ -48,7 +48,7 @@ from node.errors import NodeConfigError, NodeError, OutcomeConflictError, Unknow
 from node.limits import LIMITS, client_address, is_the_api_token
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
-from protocol import parse_time
+from protocol import format_time, parse_time
 
 if TYPE_CHECKING:
     from node.scheduler import NodeScheduler
@@ -133,6 +133,7 @@ class ListRow:
     checkpoint_age: str | None
     stale: bool
     stale_reason: str
+    never_synced: bool
     damaged: bool
     counts: Mapping[str, int]
 
@@ -151,6 +152,16 @@ def _stale_reason(entry: Mapping[str, Any], max_age: int | None, age: timedelta 
         f"the newest verified checkpoint is {duration(age.total_seconds())} old; "
         f"the root allows at most {duration(max_age)}"
     )
+
+
+def _schedule(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The scheduler's snapshot with its times as every other time on the page is
+    written (whole seconds, ``Z``); ``/v1/status`` keeps the snapshot as it is."""
+    shown = dict(snapshot)
+    for key in ("last_run", "next_run"):
+        if shown.get(key):
+            shown[key] = format_time(datetime.fromisoformat(shown[key]))
+    return shown
 
 
 def list_rows(node: Node, status: Mapping[str, Any], now: datetime) -> list[ListRow]:
@@ -176,6 +187,7 @@ def list_rows(node: Node, status: Mapping[str, Any], now: datetime) -> list[List
                 checkpoint_age=duration(age.total_seconds()) if age is not None else None,
                 stale=entry["stale"],
                 stale_reason=_stale_reason(entry, max_age, age) if entry["stale"] else "",
+                never_synced=entry["last_success"] is None,
                 damaged=entry["list"] in status["damaged"],
                 counts=counts,
             )
@@ -410,13 +422,13 @@ class StatusPages:
                 "node_id": status["node"],
                 "status": status,
                 "lists": list_rows(node, status, node.now()),
-                "schedule": scheduler.snapshot() if scheduler is not None else None,
+                "schedule": _schedule(scheduler.snapshot()) if scheduler is not None else None,
                 "matches": node.matching.recent_matches(OPEN_MATCH_ROWS, open_only=True),
                 "shown_matches": OPEN_MATCH_ROWS,
                 "outcomes": OUTCOMES,
                 "csrf": session.csrf,
                 "notices": session.take_notices(),
-                "now": node.now().isoformat(),
+                "now": format_time(node.now()),
             },
         )
 

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hub.core import Hub
-from node.cli import EXIT_FAILED, EXIT_REJECTED, main
+from node.cli import EXIT_FAILED, EXIT_NO_MATCH, EXIT_REJECTED, main
 from node.config import NodeConfig, read_secret
 from protocol import checkpoint_path
 from protocol.keyfile import load_public_key
@@ -59,6 +59,12 @@ async def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 def ok(result: Result) -> str:
     assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def no_match(result: Result) -> str:
+    """``match`` found nothing: its own exit status, the output as usual."""
+    assert result.exit_code == EXIT_NO_MATCH, result.output
     return result.stdout
 
 
@@ -184,9 +190,9 @@ async def test_match_prints_the_matches_of_files_and_hashes(synced_home: Path) -
     out = ok(await invoke("match", "--home", home, "--type", "pdq", original_pdq().hex()))
     assert f"MATCH {PDQ_LIST}" in out
     photo = sorted(UNRELATED.glob("*.jpg"))[0]
-    assert ok(await invoke("match", "--home", home, str(photo))).strip().endswith("no match")
+    assert no_match(await invoke("match", "--home", home, str(photo))).strip().endswith("no match")
     rotated = str(DIHEDRAL / "bridge-2-rotate-90.jpg")
-    assert "no match" in ok(await invoke("match", "--home", home, rotated))
+    assert "no match" in no_match(await invoke("match", "--home", home, rotated))
     assert f"MATCH {PDQ_LIST}" in ok(await invoke("match", "--home", home, "--dihedral", rotated))
     answer = json.loads(ok(await invoke("match", "--home", home, "--json", str(ORIGINAL))))
     assert [m["list"] for m in answer[str(ORIGINAL)]] == [PDQ_LIST]

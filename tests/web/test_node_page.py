@@ -183,6 +183,9 @@ async def test_a_node_that_never_synced_shows_every_list_stale_and_why(
             f"<strong>{list_id}</strong>: no root is verified yet: the node has not completed "
             "its first update; still enforcing version 0."
         ) in html
+    # Its badge says what is the matter: it never synced, not that a sync grew old.
+    assert html.count('<span class="badge stale">never synced</span>') == 2
+    assert ">STALE<" not in html
     assert "root version none yet" in html
 
 
@@ -196,6 +199,12 @@ async def test_a_scheduled_node_shows_its_schedule(tmp_path: Path, hub: HubApp) 
 
     assert "<h2>Schedule</h2>" in html
     assert "<dt>Running</dt><dd>yes</dd>" in html
+    # Times as everywhere else on the page: whole seconds, in Z.
+    when = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ|not yet|not scheduled)"
+    assert re.search(rf"<dt>Last run</dt><dd>{when}</dd>", html), html
+    assert re.search(rf"<dt>Next run</dt><dd>{when}</dd>", html), html
+    assert re.search(r"node time \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", html), html
+    assert "+00:00" not in html
 
 
 # -- recording an outcome ---------------------------------------------------------------------
