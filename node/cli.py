@@ -780,9 +780,11 @@ def acks() -> None:
 def acks_flush(sign: bool, home: Path) -> None:
     """Send every due ack now (exit 4 if one could not be delivered)."""
 
+    reasons: list[str] = []
+
     async def flush(node: Node) -> tuple[int, int]:
         async with _session(node) as session:
-            return await flush_acks(node, session)
+            return await flush_acks(node, session, reasons=reasons)
 
     with _open(home) as node:
         if not node.token:
@@ -794,5 +796,7 @@ def acks_flush(sign: bool, home: Path) -> None:
     if signed:
         click.echo(f"signed {len(signed)} ack(s) (seq {', '.join(map(str, signed))})")
     click.echo(f"acks: {confirmed} confirmed, {failed} failed, {pending} pending")
+    for reason in reasons:  # what the hub said, as ``sync`` prints it
+        click.echo(f"  ack {reports.printable(reason)}")
     if failed:
         sys.exit(EXIT_FAILED)

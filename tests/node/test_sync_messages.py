@@ -184,6 +184,28 @@ async def test_an_ack_the_hub_refuses_shows_the_hubs_reason(
     assert [kind for _, kind in _evidence(home)] == ["AckRefused"]
 
 
+async def test_acks_flush_shows_the_hubs_reason_too(tmp_path: Path, hub_server: HubServer) -> None:
+    home = init_node_home(tmp_path / "node", hub_server)
+    ok(await invoke("sync", "--home", str(home)))
+    conn = sqlite3.connect(home / "node.db")
+    try:
+        with conn:  # a signed ack whose bytes were altered after signing
+            conn.execute(
+                "INSERT INTO ack_outbox (seq, list_id, bytes, sig, created, next_attempt) "
+                "VALUES (9, ?, ?, ?, '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z')",
+                [MD5_LIST, b'{"not": "an ack"}', b"\0" * 64],
+            )
+    finally:
+        conn.close()
+    result = await invoke("acks", "flush", "--home", str(home))
+    assert result.exit_code == 4, result.output
+    lines = result.stdout.splitlines()
+    at = lines.index("acks: 0 confirmed, 1 failed, 0 pending")
+    assert lines[at + 1].startswith(
+        f"  ack seq 9 ({MD5_LIST}): refused for good: HTTP 400: invalid_request: "
+    ), lines
+
+
 # -- documentation ----------------------------------------------------------------------------
 
 
