@@ -26,7 +26,7 @@ from hub.config import CONFIG_NAME, HubConfig
 from hub.errors import Conflict, InvalidRequest
 from hub.services.access import OPERATOR_ROLES, Access, Principal
 from hub.services.acks import AckIntake, AckReceipt
-from hub.services.cases import CASE_STATUSES, SUBMISSION_TYPES, Cases
+from hub.services.cases import CASE_STATUSES, Cases
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext, utcnow
 from hub.services.evidence import ACK_PAGE_BYTES, Evidence
@@ -46,7 +46,6 @@ __all__ = [
     "ACK_PAGE_BYTES",
     "CASE_STATUSES",
     "OPERATOR_ROLES",
-    "SUBMISSION_TYPES",
     "AckReceipt",
     "Hub",
     "Principal",

@@ -36,8 +36,8 @@ What is stored, and why it is stored that way:
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
 
-Every ``db.atomic()`` transaction begins with ``BEGIN IMMEDIATE`` (``HubDatabase``,
-which is ``edge.database.ImmediateDatabase``, the node's too): it waits up to
+Every ``db.atomic()`` transaction begins with ``BEGIN IMMEDIATE``
+(``edge.database.ImmediateDatabase``, the node's too): it waits up to
 ``BUSY_TIMEOUT`` for another process's write lock instead of failing at once
 (ADR 0016).
 """
@@ -59,7 +59,6 @@ from protocol.lists import HASH_TYPES
 __all__ = [
     "BUSY_TIMEOUT",
     "MAX_TOTAL",
-    "HubDatabase",
     "migrations",
     "open_database",
     "sync_hash_types",
@@ -463,11 +462,7 @@ def sync_hash_types(db: sqlite_utils.Database) -> None:
         )
 
 
-HubDatabase = ImmediateDatabase
-"""The hub's database: ``edge.database.ImmediateDatabase``, shared with the node."""
-
-
-def open_database(path: Path) -> HubDatabase:
+def open_database(path: Path) -> ImmediateDatabase:
     """Open (creating if needed) the hub database in WAL mode and migrate it."""
     db = connect(path, timeout=BUSY_TIMEOUT)
     db.execute("PRAGMA journal_mode=WAL")

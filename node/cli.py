@@ -790,7 +790,7 @@ def acks_flush(sign: bool, home: Path) -> None:
         if not node.token:
             raise click.ClickException("no hub token yet: run 'hashhub-node token set TOKEN'")
         with _reported():
-            signed = node.enqueue_acks() if sign else []
+            signed = node.acks.enqueue() if sign else []
             confirmed, failed = asyncio.run(flush(node))
             pending = node.status()["acks_pending"]
     if signed:

@@ -214,7 +214,7 @@ class NodeScheduler(GuardedScheduler):
 
     async def ack(self) -> None:
         """Sign one ack per applied list with the current totals, then send."""
-        self.node.enqueue_acks()
+        self.node.acks.enqueue()
         await self.flush()
 
     async def check_stale(self) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -180,14 +180,6 @@ class Node:
         return webhooks
 
     # -- entry points the platform's scripts drive -------------------------------------
-
-    def enqueue_acks(self, list_ids: Iterable[str] | None = None) -> list[int]:
-        """Sign and queue one ack per applied list (``AckOutbox.enqueue``)."""
-        return self.acks.enqueue(list_ids)
-
-    def register_content(self, content_id: str, queries: Mapping[str, Sequence[bytes]]) -> int:
-        """Register hashes of hosted content (``ContentRegistry.register``)."""
-        return self.registry.register(content_id, queries)
 
     # -- status ----------------------------------------------------------------------
 

@@ -149,8 +149,8 @@ class Counts:
                 raise MalformedError(f"ack: counter {name} must be an integer ≥ 0")
         if len(self.hashes) > MAX_HASH_ENTRIES:
             raise MalformedError(f"ack: more than {MAX_HASH_ENTRIES} per-hash entries")
+        digits = _hex_digits()
         for key, counters in self.hashes.items():
-            digits = _hex_digits()
             if len(key) not in digits or not _HEX.fullmatch(key):
                 raise MalformedError(
                     f"ack: per-hash key {key[:70]!r} is not a lowercase hex hash "

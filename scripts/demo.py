@@ -292,7 +292,7 @@ async def main(out: Path, serve: bool) -> int:
         for platform in (photos, videos):
             await join(platform, hub_url, mirror_url, pin, hub_home)
             tell(f"{platform.name}: node key made, enrolled at the hub, root v1 pinned")
-        photos.node.register_content("post-4711", {"pdq": [reported_hashes.pdq]})
+        photos.node.registry.register("post-4711", {"pdq": [reported_hashes.pdq]})
         tell(f"{PHOTOS} registers the hashes of what it hosts, e.g. post-4711 (a picture)")
         for platform in (photos, videos):
             await update(platform, session)
@@ -381,7 +381,7 @@ async def main(out: Path, serve: bool) -> int:
 
         say("7. The platforms acknowledge; the hub counts; the person checks the case")
         for platform in (photos, videos):
-            platform.node.enqueue_acks()
+            platform.node.acks.enqueue()
             confirmed, _ = await flush_acks(platform.node, session)
             tell(f"{platform.name}: {confirmed} signed ack(s) confirmed by the hub")
         hub = Hub.open(hub_home)

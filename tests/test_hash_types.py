@@ -196,13 +196,6 @@ def test_the_submission_page_offers_the_submittable_types() -> None:
         assert (REPO / "hub" / "web" / "static" / "hashing" / f"{c['type']}.js").is_file()
 
 
-def test_the_hub_core_submission_types_are_the_registry() -> None:
-    """Until ``hub.core`` reads ``submission_types()`` itself."""
-    import hub.core
-
-    assert getattr(hub.core, "SUBMISSION_TYPES", submission_types()) == submission_types()
-
-
 def test_a_node_computes_every_type_that_has_a_hasher() -> None:
     data = ORIGINAL.read_bytes()
     computed = {name for name, kind in HASH_TYPES.items() if kind.of_picture or kind.of_bytes}

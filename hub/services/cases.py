@@ -21,18 +21,12 @@ from protocol.hashtypes import submission_types
 
 __all__ = [
     "CASE_STATUSES",
-    "SUBMISSION_TYPES",
     "CaseRecord",
     "CaseStatus",
     "CaseView",
     "Cases",
     "QueuedCase",
 ]
-
-SUBMISSION_TYPES = submission_types()
-"""What the public submission page takes, from the hash-type registry (``submitted_as``):
-PDQ of an image, MD5 of a video file. Read again at each submission, so a type
-registered later is taken too."""
 
 CaseStatus = Literal["received", "accepted", "rejected"]
 CASE_STATUSES: tuple[CaseStatus, ...] = ("received", "accepted", "rejected")
@@ -161,20 +155,7 @@ class Cases:
         Raises:
             NotFound: no case has that number.
         """
-        row = self._row(case_number)
-        entry = self._entry(row)
-        return CaseView(
-            case=row["case_number"],
-            hash_type=row["hash_type"],
-            hash=bytes(row["hash"]).hex(),
-            quality=row["quality"],
-            status=row["status"],
-            received=row["received"],
-            reviewed=row["reviewed"],
-            list=row["list_id"],
-            published_version=entry["added_version"] if entry else None,
-            removed_version=entry["removed_version"] if entry else None,
-        )
+        return self._view(self._row(case_number))
 
     def review_record(self, case_number: str) -> CaseRecord:
         """One case as an operator sees it: ``get``'s view and who reviewed it.
@@ -186,20 +167,7 @@ class Cases:
             NotFound: no case has that number.
         """
         row = self._row(case_number)
-        entry = self._entry(row)
-        return CaseRecord(
-            case=row["case_number"],
-            hash_type=row["hash_type"],
-            hash=bytes(row["hash"]).hex(),
-            quality=row["quality"],
-            status=row["status"],
-            received=row["received"],
-            reviewed=row["reviewed"],
-            reviewer=row["reviewer"],
-            list=row["list_id"],
-            published_version=entry["added_version"] if entry else None,
-            removed_version=entry["removed_version"] if entry else None,
-        )
+        return CaseRecord(**self._view(row).to_dict(), reviewer=row["reviewer"])
 
     def _row(self, case_number: str) -> dict[str, Any]:
         row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
@@ -207,14 +175,20 @@ class Cases:
             raise NotFound("no case has that number")
         return row
 
-    def _entry(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        """The list entry an accepted case's hash became, once published (by hash)."""
-        if row["status"] != "accepted" or row["list_id"] is None:
-            return None
-        return self.ctx.one(
-            "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
-            "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
-            [row["list_id"], row["hash"]],
+    def _view(self, row: dict[str, Any]) -> CaseView:
+        """The person's view of a case row, with the versions that added and removed an
+        accepted case's hash (looked up by hash), once published."""
+        entry = None
+        if row["status"] == "accepted" and row["list_id"] is not None:
+            entry = self.ctx.one(
+                "SELECT added_version, removed_version FROM entries WHERE list_id = ? "
+                "AND hash = ? ORDER BY removed_version IS NOT NULL, id DESC LIMIT 1",
+                [row["list_id"], row["hash"]],
+            )
+        return CaseView(
+            **_seen(row),
+            published_version=entry["added_version"] if entry else None,
+            removed_version=entry["removed_version"] if entry else None,
         )
 
     def with_status(
@@ -241,17 +215,7 @@ class Cases:
                 raise NotFound("no case has the number given to start after")
             start = int(found["n"])
         return [
-            QueuedCase(
-                case=r["case_number"],
-                hash_type=r["hash_type"],
-                hash=bytes(r["hash"]).hex(),
-                quality=r["quality"],
-                status=r["status"],
-                received=r["received"],
-                reviewed=r["reviewed"],
-                reviewer=r["reviewer"],
-                list=r["list_id"],
-            )
+            QueuedCase(**_seen(r), reviewer=r["reviewer"])
             for r in self.ctx.db.query(
                 "SELECT * FROM submissions WHERE status = ? AND rowid > ? ORDER BY rowid LIMIT ?",
                 [status, start, limit],
@@ -273,9 +237,7 @@ class Cases:
             InvalidRequest: no list named for an accept, or a list of another hash type.
         """
         with self.ctx.db.atomic():
-            row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
-            if row is None:
-                raise NotFound("no case has that number")
+            row = self._row(case_number)
             if row["status"] != "received":
                 raise Conflict(f"case {case_number} was already {row['status']}")
             if accept:
@@ -319,6 +281,20 @@ class Cases:
             ],
             who=who,
         )
+
+
+def _seen(row: dict[str, Any]) -> dict[str, Any]:
+    """What every view of a case shows of its ``submissions`` row."""
+    return {
+        "case": row["case_number"],
+        "hash_type": row["hash_type"],
+        "hash": bytes(row["hash"]).hex(),
+        "quality": row["quality"],
+        "status": row["status"],
+        "received": row["received"],
+        "reviewed": row["reviewed"],
+        "list": row["list_id"],
+    }
 
 
 def _check_quality(hash_type: str, quality: int | None) -> None:

@@ -154,7 +154,7 @@ async def test_acks_wait_while_the_hub_is_down_then_arrive_once_in_seq_order(
     clock = hub.clock
     await sync_once(node)  # seq 1, queued
     match_and_decide(node, {md5(1): "actioned"}, misses=2)
-    node.enqueue_acks()  # seq 2, as the schedule would
+    node.acks.enqueue()  # seq 2, as the schedule would
     await hub.stop()
 
     assert await flush(node) == (0, 1)
@@ -170,7 +170,7 @@ async def test_acks_wait_while_the_hub_is_down_then_arrive_once_in_seq_order(
     assert outbox(node)[0]["attempts"] == 2
     assert parse_time(outbox(node)[0]["next_attempt"], "t") == clock() + timedelta(seconds=4)
     match_and_decide(node, {md5(2): "blocked"})
-    node.enqueue_acks()  # seq 3
+    node.acks.enqueue()  # seq 3
     sent = {row["seq"]: bytes(row["bytes"]) for row in outbox(node)}
 
     await hub.start()  # a new app on the same home and port
@@ -204,7 +204,7 @@ async def test_later_acks_never_overtake_one_that_is_backing_off(hub: HubApp, no
     await sync_once(node)  # seq 1
     await hub.stop()
     assert await flush(node) == (0, 1)
-    node.enqueue_acks()  # seq 2: due at once, while seq 1 waits
+    node.acks.enqueue()  # seq 2: due at once, while seq 1 waits
     await hub.start()
 
     assert await flush(node) == (0, 0)
@@ -223,7 +223,7 @@ async def test_retry_after_a_lost_answer_reuses_seq_and_bytes_and_hub_says_dupli
         proxy.on("/v1/acks", Drop(forward=True), times=1)
         assert statuses((await sync_once(node))[0]) == {LIST: ("updated", 0, 1)}
         match_and_decide(node, {md5(1): "actioned"})
-        node.enqueue_acks()
+        node.acks.enqueue()
 
         assert await flush(node) == (0, 1)
         assert [a.seq for a in hub.acks(NODE_ID)] == [1], "the hub got it"
@@ -291,7 +291,7 @@ async def test_node_whose_counters_reset_never_lowers_the_hub_totals(
 ) -> None:
     await sync_once(node)
     match_and_decide(node, {md5(1): "actioned", md5(2): None}, misses=1)
-    node.enqueue_acks()
+    node.acks.enqueue()
     assert await flush(node) == (2, 0)
     before = hub_totals(hub)
     assert before == {"checked": 3, "matched": 2, "actioned": 1, "blocked": 0, "false_positive": 0}
@@ -299,7 +299,7 @@ async def test_node_whose_counters_reset_never_lowers_the_hub_totals(
     node.store.db.execute("DELETE FROM counters")  # e.g. a restored backup of the node
     match_and_decide(node, {md5(3): "blocked"})
     assert node_totals(node)["checked"] == 1
-    node.enqueue_acks()
+    node.acks.enqueue()
     assert await flush(node) == (1, 0)
 
     after = hub_totals(hub)
@@ -353,7 +353,7 @@ async def test_more_changed_hashes_than_one_ack_holds_go_in_further_acks(
     await sync_once(node)  # seq 1
     match_and_decide(node, dict.fromkeys(bulk))  # matched: one transaction for all
 
-    queued = node.enqueue_acks()
+    queued = node.acks.enqueue()
 
     assert queued == [2, 3]
     acks = [read_ack(node, row) for row in outbox(node)]
@@ -365,7 +365,7 @@ async def test_more_changed_hashes_than_one_ack_holds_go_in_further_acks(
     assert len(per_hash) == len(bulk)
     assert all(c == {"matched": 1} for c in per_hash.values())
     assert hub_totals(hub)["matched"] == len(bulk)
-    assert node.enqueue_acks() == [4]
+    assert node.acks.enqueue() == [4]
     assert read_ack(node, outbox(node)[-1]).counts.hashes == {}
 
 
@@ -382,7 +382,7 @@ async def test_an_ack_the_hub_refuses_for_good_is_kept_and_does_not_block_later_
         "VALUES (2, ?, ?, ?, '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z')",
         [LIST, bytes(first.bytes).replace(b'"checked":', b'"checked": '), b"{}"],
     )
-    node.enqueue_acks()  # seq 3, behind the bad one
+    node.acks.enqueue()  # seq 3, behind the bad one
 
     assert await flush(node) == (1, 1)
 
@@ -396,7 +396,7 @@ async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_
 ) -> None:
     await sync_once(node)
     match_and_decide(node, {md5(0): "actioned", md5(1): "blocked"})
-    node.enqueue_acks()
+    node.acks.enqueue()
     assert await flush(node) == (2, 0)
     assert [a.seq for a in hub.acks(NODE_ID)] == [1, 2]
     before = hub_totals(hub)
@@ -413,7 +413,7 @@ async def test_node_that_lost_its_database_resigns_its_acks_above_the_hubs_last_
     try:
         await sync_once(fresh)
         match_and_decide(fresh, {md5(2): "actioned"})
-        fresh.enqueue_acks()
+        fresh.acks.enqueue()
         assert [row["seq"] for row in outbox(fresh)] == [1, 2]
 
         async with (
@@ -452,7 +452,7 @@ async def test_a_hub_claiming_an_absurd_last_seq_is_not_believed(hub: HubApp, no
     with hub.opened() as opened:
         opened.db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [2**40, NODE_ID])
     match_and_decide(node, {md5(0): "actioned"})
-    node.enqueue_acks()  # seq 2
+    node.acks.enqueue()  # seq 2
 
     assert await flush(node) == (0, 1)
 

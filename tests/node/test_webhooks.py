@@ -147,8 +147,8 @@ def registry_events(node: Node) -> list[dict[str, Any]]:
 async def test_content_registered_before_its_delta_gets_exactly_one_signed_webhook(
     hub: HubApp, node: Node, receiver: WebhookReceiver
 ) -> None:
-    node.register_content("post-17", {"md5": [md5("hosted")]})
-    node.register_content("post-18", {"md5": [md5("harmless")]})
+    node.registry.register("post-17", {"md5": [md5("hosted")]})
+    node.registry.register("post-18", {"md5": [md5("harmless")]})
     await sync_once(node)
     assert outbox(node) == []
     assert registry_events(node) == []
@@ -184,7 +184,7 @@ async def test_webhook_reaches_a_receiver_that_was_down_for_a_while(
     hub: HubApp, node: Node, receiver: WebhookReceiver
 ) -> None:
     clock = hub.clock
-    node.register_content("post-17", {"md5": [md5("hosted")]})
+    node.registry.register("post-17", {"md5": [md5("hosted")]})
     await sync_once(node)
     hub.publish(LIST, adds=[md5("hosted")])
     await receiver.stop()  # nothing listens on its port
@@ -220,7 +220,7 @@ async def test_webhook_reaches_a_receiver_that_was_down_for_a_while(
 async def test_second_sync_of_the_same_version_queues_nothing_new(
     hub: HubApp, node: Node, receiver: WebhookReceiver
 ) -> None:
-    node.register_content("post-17", {"md5": [md5("hosted")]})
+    node.registry.register("post-17", {"md5": [md5("hosted")]})
     await sync_once(node)
     hub.publish(LIST, adds=[md5("hosted")])
     await sync_once(node)
@@ -243,8 +243,8 @@ async def test_near_duplicate_content_matches_a_perceptual_list_retroactively(
 ) -> None:
     near = hash_image(NEAR_COPY.read_bytes()).pdq
     other = hash_image((PDQ_DATA / "reg-test-input" / "pen-and-coaster.png").read_bytes()).pdq
-    node.register_content("photo-near", {"pdq": [near]})
-    node.register_content("photo-other", {"pdq": [other]})
+    node.registry.register("photo-near", {"pdq": [near]})
+    node.registry.register("photo-other", {"pdq": [other]})
     await sync_once(node)
     assert outbox(node) == []
     original = hash_image(ORIGINAL.read_bytes()).pdq

@@ -142,7 +142,7 @@ async def test_hub_down_sync_fails_cleanly_acks_wait_and_arrive_once_when_it_is_
     hub.publish(LIST, adds=[md5("v2")])
     with fresh(node) as running:
         assert enforced(running, 1) == 1  # a match, so the next ack carries counters
-        running.enqueue_acks()
+        running.acks.enqueue()
     await hub.stop()
     before = StoreImage.of(node)
 

@@ -439,7 +439,7 @@ async def test_an_operator_records_actioned_in_the_browser_and_the_ack_carries_i
         await expect(page.locator('[data-field="matches_awaiting_outcome"]')).to_have_text("0")
         await screenshot(page, "node-status-recorded")
 
-        node.enqueue_acks([MD5_LIST])
+        node.acks.enqueue([MD5_LIST])
         confirmed, failed = await flush_acks(node, client.app[SESSION])
         assert (confirmed, failed) == (3, 0)
         await page.reload()

@@ -137,7 +137,7 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
             assert matches[0].distance == distance
             # The platform took it down.
             node.matching.record_outcome(matches[0].match_id, "actioned")
-            node.enqueue_acks([PDQ_LIST])
+            node.acks.enqueue([PDQ_LIST])
             async with aiohttp.ClientSession() as session:
                 confirmed, failed = await flush_acks(node, session)
             assert (confirmed, failed) == (2, 0)  # the one queued by the sync, and this one
