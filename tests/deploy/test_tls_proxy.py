@@ -423,6 +423,13 @@ async def test_the_guides_proxy_logs_no_visit_to_the_public_pages(world: World) 
             assert "no case has that number" in await response.text()
         async with session.get(f"{url}/healthz") as response:
             assert response.status == 200
+    # nginx writes a request's log line after the response has gone out, so
+    # the last one (healthz) may land a moment after the client has read it.
+    deadline = asyncio.get_running_loop().time() + 10
     log = access_log.read_text(encoding="utf-8").splitlines()[before:]
+    while not any("/healthz" in line for line in log):
+        assert asyncio.get_running_loop().time() < deadline, log
+        await asyncio.sleep(0.05)
+        log = access_log.read_text(encoding="utf-8").splitlines()[before:]
     # method, URI, status and size: the one route that is not a public page.
     assert [line.rsplit(" ", 1)[0] for line in log] == ["GET /healthz 200"], log
