@@ -37,6 +37,7 @@ import hashlib
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import click
@@ -96,6 +97,9 @@ def _open(home: Path) -> AbstractContextManager[Node]:
 
 home_option = edge_cli.home_option(
     "HASHHUB_NODE_HOME", "The node's home directory (made by 'hashhub-node init')."
+)
+new_home_option = edge_cli.home_option(
+    "HASHHUB_NODE_HOME", "The directory to make the node in (created if absent; must hold no node)."
 )
 json_option = edge_cli.json_option
 _echo_json = edge_cli.echo_json
@@ -167,7 +171,7 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A file holding the hub token.",
 )
-@home_option
+@new_home_option
 def init(
     hub_url: str,
     node_id: str,
@@ -387,6 +391,15 @@ def run(host: str | None, port: int | None, home: Path) -> None:
         run_app(home, host, port)
 
 
+def _freshness(entry: dict[str, Any]) -> str:
+    """``fresh``, ``STALE``, or ``never synced``: a list that has not been fetched
+    yet is not stale (nothing old is being enforced), it is waiting for its first
+    sync, and says so."""
+    if not entry["last_success"]:
+        return "never synced"
+    return "STALE" if entry["stale"] else "fresh"
+
+
 @main.command()
 @json_option
 @home_option
@@ -408,7 +421,7 @@ def status(as_json: bool, home: Path) -> None:
                 entry["count"],
                 entry["checkpoint_time"],
                 entry["last_success"],
-                "STALE" if entry["stale"] else "fresh",
+                _freshness(entry),
                 counts["checked"],
                 counts["matched"],
                 counts["actioned"],
@@ -437,7 +450,7 @@ def status(as_json: bool, home: Path) -> None:
     for entry in info["lists"]:
         if entry["last_error"]:
             click.echo(f"{entry['list']}: last error: {entry['last_error']}")
-        if entry["stale"]:
+        if entry["stale"] and entry["last_success"]:
             click.echo(
                 f"{entry['list']}: STALE: no verified checkpoint within the root's maximum "
                 f"age; still enforcing v{entry['version']}"

@@ -28,7 +28,25 @@ message: ``node.app`` re-exports it), the error the hub's are made of too;
 
 from __future__ import annotations
 
-from protocol.errors import HashhubError
+from protocol.errors import (
+    BodyRuleError,
+    ConsistencyError,
+    EquivocationError,
+    ExpiredError,
+    FreezeError,
+    HashhubError,
+    InvalidListIdError,
+    LimitError,
+    MalformedError,
+    MissingFileError,
+    ProofError,
+    ProtocolError,
+    RollbackError,
+    SignatureError,
+    StateMismatchError,
+    UnknownListError,
+    WrongTypeError,
+)
 
 __all__ = [
     "HTTP_CODES",
@@ -43,6 +61,7 @@ __all__ = [
     "OutcomeConflictError",
     "StorageError",
     "UnknownMatchError",
+    "describe",
 ]
 
 
@@ -116,3 +135,46 @@ class InvalidOutcomeError(NodeError):
 
 class InvalidContentError(NodeError):
     """A content id or a registered hash the registry cannot hold (bad id, wrong width)."""
+
+
+_PLAIN_WORDS: tuple[tuple[type[Exception], str], ...] = (
+    # Most specific first: the first class an error is an instance of names it.
+    (NodeConfigError, ""),
+    (NoTreeError, ""),
+    (HubAccessError, ""),
+    (FetchError, "could not fetch"),
+    (StorageError, ""),
+    (ProofError, "a Merkle proof does not verify"),
+    (ConsistencyError, "the published history does not link up"),
+    (WrongTypeError, "a document of the wrong type"),
+    (BodyRuleError, "a delta body that breaks a rule"),
+    (InvalidListIdError, "a list id that is not allowed"),
+    (MalformedError, "malformed"),
+    (LimitError, "larger than allowed"),
+    (SignatureError, "signatures do not verify"),
+    (RollbackError, "older than what this node holds (rollback)"),
+    (FreezeError, "too old to trust (freeze)"),
+    (ExpiredError, "the root has expired"),
+    (EquivocationError, "two different histories signed (equivocation)"),
+    (StateMismatchError, "the delta does not start from this node's state"),
+    (UnknownListError, "a list the root does not declare"),
+    (MissingFileError, "a signed file is missing"),
+    (ProtocolError, "published data rejected"),
+)
+"""What went wrong, in the words an operator reads it, before the error's own message.
+
+The class names (``FreezeError``) are kept where a program reads them (evidence's
+``kind``); a person reading ``status`` or a sync line gets what the rule means, with
+PROTOCOL.md's term in brackets where it has one. ``""`` marks errors whose message
+already says it all (a wrong hub URL, the hub refusing the token)."""
+
+
+def describe(error: BaseException) -> str:
+    """An error as a person reads it: what went wrong in words, then the details.
+
+    An error this table does not know is a bug, not a rule: it keeps its class name
+    so a report of it says where to look."""
+    for kind, words in _PLAIN_WORDS:
+        if isinstance(error, kind):
+            return f"{words}: {error}" if words else str(error)
+    return f"{type(error).__name__}: {error}"

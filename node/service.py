@@ -348,12 +348,7 @@ async def flush_acks(
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
             ok = False
-            if isinstance(e, aiohttp.ClientConnectorError) and not isinstance(
-                e, aiohttp.ClientSSLError
-            ):
-                error = cannot_connect(node.config.hub_url, e)
-            else:
-                error = f"{type(e).__name__}: {e}"
+            error = _unsent(node.config.hub_url, e)
             node.acks.sent(row["seq"], False, error)
         if not ok:
             _note(reasons, row, f"not delivered, tried again later: {error}")
@@ -393,6 +388,19 @@ def _retry_after(resp: aiohttp.ClientResponse) -> int:
     return min(int(raw), MAX_RETRY_AFTER)
 
 
+def _unsent(url: str, error: aiohttp.ClientError | TimeoutError) -> str:
+    """Why a request never got an answer, as a person reads it: the operating
+    system's reason for a refused connection, the deadline, or the client's own
+    message; not the client library's class names."""
+    if isinstance(error, TimeoutError):
+        return f"{url}: no answer within the deadline"
+    if isinstance(error, aiohttp.ClientConnectorError) and not isinstance(
+        error, aiohttp.ClientSSLError
+    ):
+        return cannot_connect(url, error)
+    return f"{url}: {error or type(error).__name__}"
+
+
 def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:
     """The hub's last ``seq`` from a 409 answer, if it is one to re-sign above."""
     raw = resp.headers.get(ACK_LAST_SEQ_HEADER, "")
@@ -425,7 +433,7 @@ async def deliver_webhooks(node: Node, session: aiohttp.ClientSession) -> tuple[
                 node.webhooks.sent(row["id"], ok, "" if ok else f"HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as e:
             ok = False
-            node.webhooks.sent(row["id"], False, f"{type(e).__name__}: {e}")
+            node.webhooks.sent(row["id"], False, _unsent(node.config.webhook_url, e))
         if ok:
             delivered += 1
         else:

@@ -57,6 +57,7 @@ from node.errors import (
     NotPublishedError,
     NoTreeError,
     StorageError,
+    describe,
 )
 from node.store import NodeStore, StoredList, storage_error
 from protocol import (
@@ -273,10 +274,10 @@ class Fetcher:
             ) from e
         except aiohttp.ClientConnectorError as e:
             if isinstance(e, aiohttp.ClientSSLError):  # a TLS failure says its own reason
-                raise FetchError(f"{url}: {e.__class__.__name__}: {e}") from e
+                raise FetchError(f"{url}: TLS failed: {e}") from e
             raise FetchError(cannot_connect(base, e)) from e
         except aiohttp.ClientError as e:
-            raise FetchError(f"{url}: {e.__class__.__name__}: {e}") from e
+            raise FetchError(f"{url}: {e or type(e).__name__}") from e
 
 
 def cannot_connect(base: str, error: aiohttp.ClientConnectorError) -> str:
@@ -292,14 +293,8 @@ def cannot_connect(base: str, error: aiohttp.ClientConnectorError) -> str:
     return f"cannot connect to {base}: {reason.lower()}"
 
 
-def describe(error: Exception) -> str:
-    """An update's error as a person reads it: the message alone when it explains
-    itself (no tree at the hub URL, the hub refusing the token or a list), else
-    prefixed by the error's name, which says which rule the published data broke or
-    which kind of failure it was (``FetchError``: the network or an HTTP status)."""
-    if isinstance(error, (NoTreeError, HubAccessError)):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+def _kind(error: Exception) -> str:
+    return type(error).__name__
 
 
 def cause_of(error: Exception) -> FailureCause:
@@ -347,6 +342,8 @@ class ListOutcome:
     rebuilt: bool = False
     state: ListState | None = None
     cause: FailureCause = ""
+    kind: str = ""
+    """The error's class name (``FreezeError``), for programs; ``error`` is for people."""
 
 
 class Syncer:
@@ -432,7 +429,9 @@ class Syncer:
             for lid in self.lists:
                 enforced = await self._applied_version(lid)  # still enforced, unchanged
                 outcomes.append(
-                    ListOutcome(lid, status, enforced, enforced, error, cause=cause_of(e))
+                    ListOutcome(
+                        lid, status, enforced, enforced, error, cause=cause_of(e), kind=_kind(e)
+                    )
                 )
             return outcomes
         outcomes = [await self.sync_list(hub, list_id, now) for list_id in self.lists]
@@ -509,7 +508,7 @@ class Syncer:
         except ProtocolError as e:
             await self._record_failure(list_id, now, e, evidence=True)
             enforced = await self._applied_version(list_id)
-            return ListOutcome(list_id, "rejected", enforced, enforced, f"{type(e).__name__}: {e}")
+            return ListOutcome(list_id, "rejected", enforced, enforced, describe(e), kind=_kind(e))
         stored = await self.runner.call(lambda store: store.stored_list(list_id, spec.hash_type))
         start = stored.trust.version
         checkpoint = b""
@@ -550,7 +549,9 @@ class Syncer:
         )
         await self._record_failure(list_id, now, error, evidence=False)
         enforced = await self._applied_version(list_id)
-        return ListOutcome(list_id, "failed", enforced, enforced, str(error), cause="config")
+        return ListOutcome(
+            list_id, "failed", enforced, enforced, str(error), cause="config", kind=_kind(error)
+        )
 
     async def _fetch_checkpoint(self, hub: TrustedHub, list_id: str) -> bytes:
         """The list's checkpoint, hub first (it is the one mutable file).
@@ -645,7 +646,15 @@ class Syncer:
         else:
             await self._record_failure(list_id, now, error, evidence=False)
             status = "failed"
-        return ListOutcome(list_id, status, start, start, describe(error), cause=cause_of(error))
+        return ListOutcome(
+            list_id,
+            status,
+            start,
+            start,
+            describe(error),
+            cause=cause_of(error),
+            kind=_kind(error),
+        )
 
 
 def _storage_checked(write: Callable[[NodeStore], None], store: NodeStore) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from node.errors import describe
 from node.store.tables import Tables
 from protocol import ListState, ListTrust, ProtocolError, StateDigest, format_time
 from protocol.lists import hash_type
@@ -261,7 +262,7 @@ class ListTables(Tables):
     ) -> None:
         """Note a failed attempt; keep evidence for protocol rejections."""
         stamp = format_time(now)
-        message = f"{type(error).__name__}: {error}"
+        message = describe(error)
         with self.db.atomic():
             self.db.execute(
                 "UPDATE lists SET last_attempt = ?, last_error = ? WHERE id = ?",

@@ -63,7 +63,9 @@ async def test_a_checkpoint_signed_by_keys_not_the_hubs_is_rejected_before_any_h
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v1: SignatureError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v1: signatures do not verify"
+    )
     assert run.line(OTHER) == f"{OTHER}: current at v1"
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
     assert evidence["kind"] == "SignatureError"
@@ -90,7 +92,7 @@ async def test_an_inflated_checkpoint_signed_by_the_hubs_keys_never_becomes_the_
 
     assert run.exit_code == 3, run.output
     assert run.line(LIST) == (
-        f"{LIST}: REJECTED, still enforcing v1: MissingFileError: {header_path(LIST, 3)}: "
+        f"{LIST}: REJECTED, still enforcing v1: a signed file is missing: {header_path(LIST, 3)}: "
         f"found at no source, though the checkpoint of list {LIST} has size 4"
     )
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
@@ -127,7 +129,9 @@ async def test_a_version_planted_with_the_online_keys_alone_is_rejected(
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v1: SignatureError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v1: signatures do not verify"
+    )
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
     assert bytes(evidence["bytes"]) == planted[CHECKPOINT]
     assert node.enforces(md5("planted")) == [False]
@@ -152,7 +156,9 @@ async def test_an_older_checkpoint_replayed_is_a_rollback(
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v2: RollbackError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v2: older than what this node holds (rollback)"
+    )
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
     assert bytes(evidence["bytes"]) == old
     assert node.enforces(md5("v2")) == [True]
@@ -193,7 +199,9 @@ async def test_a_stale_checkpoint_replayed_is_a_freeze_and_the_list_stays_enforc
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v1: FreezeError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v1: too old to trust (freeze)"
+    )
     assert "older than the maximum age" in run.line(LIST)
     assert run.line(OTHER) == f"{OTHER}: current at v1"
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
@@ -226,6 +234,8 @@ async def test_a_checkpoint_co_signed_before_the_trusted_one_is_a_rollback_of_ti
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v1: RollbackError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v1: older than what this node holds (rollback)"
+    )
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
     assert bytes(evidence["bytes"]) == earlier

@@ -78,7 +78,9 @@ async def test_node_clock_ahead_sees_a_fresh_checkpoint_as_stale_and_applies_not
 
     assert run.exit_code == 3, run.output
     for list_id in (LIST, OTHER):
-        assert run.line(list_id).startswith(f"{list_id}: REJECTED, still enforcing v1: Freeze")
+        assert run.line(list_id).startswith(
+            f"{list_id}: REJECTED, still enforcing v1: too old to trust (freeze): "
+        )
         assert "older than the maximum age" in run.line(list_id)
     evidence = node.dump().unchanged_since(before, new_evidence=2)
     assert [e["kind"] for e in evidence] == ["FreezeError", "FreezeError"]
@@ -111,7 +113,9 @@ async def test_node_clock_behind_accepts_small_skew_and_rejects_a_future_checkpo
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v1: FreezeError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v1: too old to trust (freeze)"
+    )
     assert "in the future" in run.line(LIST)
     # OTHER's checkpoint was co-signed before the jump: still within the tolerance.
     assert run.line(OTHER) == f"{OTHER}: current at v1"

@@ -53,7 +53,9 @@ async def test_a_rewritten_header_at_the_trusted_size_is_kept_as_equivocation(
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v2: EquivocationError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v2: two different histories signed (equivocation): "
+    )
     assert run.line(OTHER) == f"{OTHER}: current at v1"
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
     assert evidence["kind"] == "EquivocationError"
@@ -78,7 +80,9 @@ async def test_versions_on_top_of_a_rewritten_header_do_not_chain(
     run = await node.sync()
 
     assert run.exit_code == 3, run.output
-    assert run.line(LIST).startswith(f"{LIST}: REJECTED, still enforcing v2: ConsistencyError")
+    assert run.line(LIST).startswith(
+        f"{LIST}: REJECTED, still enforcing v2: the published history does not link up: "
+    )
     assert "prev" in run.line(LIST)
     (evidence,) = node.dump().unchanged_since(before, new_evidence=1, current=[OTHER])
     assert evidence["kind"] == "ConsistencyError"

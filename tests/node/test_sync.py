@@ -350,7 +350,7 @@ async def test_a_tampered_root_from_the_hub_itself_rejects_every_list_and_stores
     outcomes, _ = await sync_once(node)
 
     assert outcomes[0].status == "rejected"
-    assert outcomes[0].error.startswith("SignatureError")
+    assert outcomes[0].kind == "SignatureError"
     before.unchanged(node, new_evidence=1)
     assert before.roots == (1, 2)
     proxy.behave()
@@ -408,7 +408,7 @@ async def test_endless_data_is_cut_at_its_cap_and_nothing_is_applied(
 
     assert time.monotonic() - started < 10
     (outcome,) = outcomes
-    assert (outcome.status, outcome.error.split(":")[0]) == ("rejected", "LimitError"), outcome
+    assert (outcome.status, outcome.kind) == ("rejected", "LimitError"), outcome
     before.unchanged(node, new_evidence=1)
     assert evidence_rows(node)[-1]["kind"] == "LimitError"
     assert evil.streamed < 64 * 1024 * 1024, "the node hung up long before the server gave up"
@@ -429,7 +429,7 @@ async def test_slow_retrieval_fails_at_the_deadline_and_nothing_is_applied(
     assert 0.5 <= elapsed < 5, elapsed
     (outcome,) = outcomes
     assert outcome.status == "failed"
-    assert outcome.error.startswith("FetchError")
+    assert outcome.kind == "FetchError"
     assert "0.5 s" in outcome.error
     before.unchanged(node, new_evidence=0)  # a transport failure is no evidence
     assert 0 < slow.streamed < len(hub.file(header_path(LIST, 2)))
@@ -464,7 +464,7 @@ async def test_replayed_older_checkpoint_is_rejected_as_rollback(
     outcomes, _ = await sync_once(node, hub_url=replaying.url)
 
     assert outcomes[0].status == "rejected"
-    assert outcomes[0].error.startswith("RollbackError")
+    assert outcomes[0].kind == "RollbackError"
     before.unchanged(node, new_evidence=1)
     assert bytes(evidence_rows(node)[-1]["bytes"]) == old
 
@@ -482,7 +482,7 @@ async def test_stale_checkpoint_is_rejected_as_freeze_while_the_list_stays_enfor
     outcomes, _ = await sync_once(node, hub_url=frozen.url)
 
     assert outcomes[0].status == "rejected"
-    assert outcomes[0].error.startswith("FreezeError")
+    assert outcomes[0].kind == "FreezeError"
     before.unchanged(node, new_evidence=1)
     status = node.status()
     assert status["stale"], "past the maximum age without a good checkpoint: the alarm is up"
@@ -511,7 +511,7 @@ async def test_second_root_hash_for_a_trusted_size_is_kept_as_equivocation_evide
     outcomes, _ = await sync_once(node, hub_url=other.url)
 
     assert outcomes[0].status == "rejected"
-    assert outcomes[0].error.startswith("EquivocationError")
+    assert outcomes[0].kind == "EquivocationError"
     before.unchanged(node, new_evidence=1)
     evidence = evidence_rows(node)[-1]
     assert evidence["kind"] == "EquivocationError"
@@ -533,7 +533,7 @@ async def test_other_history_past_the_trusted_version_is_rejected(
     outcomes, _ = await sync_once(node, hub_url=other.url)
 
     assert outcomes[0].status == "rejected"
-    assert outcomes[0].error.startswith("ConsistencyError")
+    assert outcomes[0].kind == "ConsistencyError"
     assert "prev" in outcomes[0].error
     before.unchanged(node, new_evidence=1)
 
@@ -597,7 +597,7 @@ async def test_local_corruption_is_reported_by_verify_and_no_update_is_applied_o
     outcomes, _ = await sync_once(node, hub_url=no_snapshots.url)
 
     assert outcomes[0].status == "rejected"
-    assert outcomes[0].error.startswith("StateMismatchError")
+    assert outcomes[0].kind == "StateMismatchError"
     assert json.loads(dict(before.lists[0])["trust"])["version"] == 1
     assert StoreImage.of(node).lists == before.lists
     assert StoreImage.of(node).evidence == before.evidence + 1
@@ -691,7 +691,7 @@ async def test_a_declared_lists_missing_checkpoint_is_rejected_not_taken_for_no_
     (outcome,) = outcomes
     assert outcome.status == "rejected"
     assert outcome.error == (
-        f"MissingFileError: {checkpoint_path(LIST)}: found at no source, "
+        f"a signed file is missing: {checkpoint_path(LIST)}: found at no source, "
         f"though root v2 declares list {LIST}"
     )
     before.unchanged(node, new_evidence=1)
@@ -724,9 +724,9 @@ async def test_a_file_the_signed_data_promises_missing_at_every_source_is_reject
 
     (outcome,) = outcomes
     assert outcome.status == "rejected"
-    assert outcome.error.startswith("MissingFileError: lists/tid-md5/"), outcome.error
+    assert outcome.error.startswith("a signed file is missing: lists/tid-md5/"), outcome.error
     if file:
-        assert outcome.error.startswith(f"MissingFileError: {file}: found at no source")
+        assert outcome.error.startswith(f"a signed file is missing: {file}: found at no source")
     else:
         assert re.search(
             r"/body/[0-9a-f]{64}\.txt: found at no source, though header v2 names it", outcome.error

@@ -116,7 +116,7 @@ async def test_a_refused_connection_says_so_in_words(tmp_path: Path, hub_server:
     result = await invoke("sync", "--home", str(home))
     assert result.exit_code == EXIT_FAILED, result.output
     assert (
-        f"{MD5_LIST}: failed, still enforcing v0: FetchError: cannot connect to {url}: "
+        f"{MD5_LIST}: failed, still enforcing v0: could not fetch: cannot connect to {url}: "
         "connection refused\n"
     ) in result.stdout
     assert "ClientConnectorError" not in result.stdout

@@ -325,6 +325,6 @@ async def test_node_rejects_corrupted_files_from_its_hub_and_keeps_its_store(
     assert outcome.error, outcome
     before.unchanged(world.node, new_evidence=1)
     kept = evidence_rows(world.node)[evidence]
-    assert kept["kind"] == outcome.error.split(":")[0], (kept["kind"], outcome.error)
+    assert kept["kind"] == outcome.kind, (kept["kind"], outcome.error)
     if target == "checkpoint":  # the note itself is kept, to show what was served
-        assert bytes(kept["bytes"]) == corrupted, kept["message"]
+        assert bytes(kept["bytes"]) == corrupted, (kept, outcome)
