@@ -7,39 +7,30 @@ Every root, checkpoint, header, snapshot and body is verified by hashhub's own
 python-threatexchange. PDQ hashes become ``pdq`` signals, MD5 ``video_md5``, SHA-256
 ``video_sha256``; a removal becomes a tombstone; the checkpoint resumes exactly.
 
-Enabling it (python-threatexchange CLI)::
+The guide for python-threatexchange and HMA users is ``docs/threatexchange.md``:
+installing, the collaboration's fields, what is verified, acks and labels, and
+what each failure means. In short::
 
-    pip install 'hashhub[tx]'               # hashhub with the threatexchange extra
+    pip install 'hashhub[tx]'
     threatexchange config extensions add hashhub_tx
     threatexchange config collab edit hashhub my-hub --create \\
         --hub-url https://hub.example.org \\
         --pinned-root-sha256 <sha256 of root/1.json, from the hub operator> \\
         [--list-ids tid-pdq,tid-md5] [--mirrors https://cdn.example.org] \\
-        [--token <the bearer token of a node enrolled for those lists>]
+        [--node-home DIR]      # a node home the hub operator enrolled
     threatexchange fetch
     threatexchange match photo upload.jpg
+    threatexchange label my-hub photo --as-hash pdq --labels blocked -- <hash>
 
-The pin is the one thing to get from the hub operator over a channel you trust
-(``hashhub init`` and ``hashhub node enrol`` print it); everything else is checked
-from it. Mirrors are untrusted (what they serve is verified like the hub's). The
-token is needed only for lists that are not public and goes to the hub only: the
-hub operator enrols the bridge like a node (``hashhub node enrol ID --public-key
-KEY.pem --lists …``, with an Ed25519 public key of yours) and sends you the token
-it prints. pytx keeps it in the collaboration config (``~/.threatexchange/
-collab_configs/``, HMA in its database): protect those as any credential.
+The pin is the one thing to get from the hub operator over a channel you trust;
+everything else is checked from it. The node home (``hashhub-node init``) holds the
+hub token and the signing key in files of mode 0600: the collaboration config, a
+plain file or database row, holds no secret. With it the bridge reads lists that
+are not public and acknowledges what it applied, with the outcomes labelled.
 
-Enabling it (HMA): install ``hashhub[tx]`` in HMA's image and, in HMA's config file,
-add ``HashhubSignalExchangeAPI`` (``from hashhub_tx import HashhubSignalExchangeAPI``)
-to ``exchange_types`` of ``STORAGE_IFACE_INSTANCE = DefaultOMMStore(...)``; then
-create an exchange of API ``hashhub`` with the fields above. HMA matches the signal
-types it is configured with (by default ``pdq`` and ``video_md5``); lists of other
-types are not followed unless named, and naming one is a configuration error.
-
-Failures: ``fetch_iter`` raises before yielding anything (see ``hashhub_tx.errors``):
-the pytx store and its checkpoint stay as they were, and the next fetch starts again
-from them. A ``CheckpointError`` means the stored checkpoint was damaged or edited:
-``threatexchange fetch --clear`` (or deleting the HMA exchange's fetched state) starts
-over from the pin.
+Failures: ``fetch_iter`` raises before yielding anything (see ``hashhub_tx.errors``)
+and logs the reason on the ``hashhub_tx`` logger: the pytx store and its checkpoint
+stay as they were, and the next fetch starts again from them.
 """
 
 from threatexchange.extensions.manifest import ThreatExchangeExtensionManifest
@@ -50,6 +41,7 @@ from hashhub_tx.errors import (
     BridgeConfigError,
     BridgeError,
     CheckpointError,
+    OpinionError,
     UpdateFailedError,
     UpdateRejectedError,
 )
@@ -67,6 +59,7 @@ __all__ = [
     "HashhubSignalExchangeAPI",
     "HashhubSignalMetadata",
     "ListCheckpoint",
+    "OpinionError",
     "SignedRoot",
     "UpdateFailedError",
     "UpdateRejectedError",

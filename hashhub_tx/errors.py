@@ -6,13 +6,19 @@
     │                       (whoever can write the pytx/HMA store); clear it and refetch
     ├── UpdateRejectedError the hub or a mirror served data that failed verification
     │                       (the published data is at fault; nothing was yielded)
-    └── UpdateFailedError   a download failed (network, status, deadline, cap)
+    ├── UpdateFailedError   a download failed (network, status, deadline, cap)
+    └── OpinionError        a label the bridge cannot report (``report_opinion``)
 
-Every one of them is raised before ``fetch_iter`` yields anything, so python-threatexchange
-stores no record and its checkpoint does not move.
+Every one but ``OpinionError`` is raised before ``fetch_iter`` yields anything, so
+python-threatexchange stores no record and its checkpoint does not move.
+
+``OpinionError`` is also pytx's ``CommandError``: the ``threatexchange label`` command
+then prints its message alone (any other exception is printed as a traceback).
 """
 
 from __future__ import annotations
+
+from threatexchange.cli.exceptions import CommandError
 
 from protocol.errors import HashhubError
 
@@ -20,6 +26,7 @@ __all__ = [
     "BridgeConfigError",
     "BridgeError",
     "CheckpointError",
+    "OpinionError",
     "UpdateFailedError",
     "UpdateRejectedError",
 ]
@@ -43,3 +50,11 @@ class UpdateRejectedError(BridgeError):
 
 class UpdateFailedError(BridgeError):
     """A download failed; the next fetch tries again from the same checkpoint."""
+
+
+class OpinionError(BridgeError, CommandError):
+    """A label that cannot become an outcome at the hub: an unknown label, a hash no
+    fetched list holds, or no node home to sign with. Nothing was counted."""
+
+    def __init__(self, message: str) -> None:
+        CommandError.__init__(self, message, 2)

@@ -27,6 +27,12 @@ lists have no pytx signal type and are not followed. A value names every
 followed list holding the hash (``HashhubSignalMetadata.lists``); a hash no followed
 list holds any more gets a tombstone (``None``), so a hash in two lists survives its
 removal from one.
+
+With a node home in the config (``node_home``), the bridge also speaks to the hub
+as that enrolled node (``hashhub_tx.acks``): once pytx has taken every delta, it
+signs an ack for each list whose version moved; ``report_opinion`` (``threatexchange
+label``) counts an outcome and sends it in an ack at once. An ack never fails a
+fetch: one the hub cannot take now is kept and sent again.
 """
 
 from __future__ import annotations
@@ -51,9 +57,16 @@ from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSi
 from threatexchange.signal_type.signal_base import SignalType
 
 from hashhub_tx._store import CheckpointStore
+from hashhub_tx.acks import OUTCOME_LABELS, AckBook, NodeIdentity
 from hashhub_tx.checkpoint import HashhubCheckpoint, make_checkpoint, open_checkpoint
 from hashhub_tx.config import API_NAME, HashhubCollabConfig
-from hashhub_tx.errors import BridgeConfigError, UpdateFailedError, UpdateRejectedError
+from hashhub_tx.errors import (
+    BridgeConfigError,
+    BridgeError,
+    OpinionError,
+    UpdateFailedError,
+    UpdateRejectedError,
+)
 from node.errors import FetchError
 from node.store import NodeStore, StoredList
 from node.sync import Fetcher, InPlace, ListOutcome, Syncer
@@ -67,6 +80,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_bridge_log = logging.getLogger("hashhub_tx")
+if _bridge_log.level == logging.NOTSET:
+    # The pytx CLI sets the root logger to CRITICAL unless --verbose: the bridge's
+    # warnings and errors (why a fetch failed) are shown anyway, through the root's
+    # handlers. Configure the "hashhub_tx" logger to change this.
+    _bridge_log.setLevel(logging.WARNING)
 
 
 @functools.cache
@@ -112,9 +131,18 @@ class HashhubSignalMetadata(FetchedSignalMetadata):
     """
 
     lists: list[str] = field(default_factory=list)
+    signal: str = field(default="", compare=False)
+    """The listed hash (hex), the record's own key again: pytx prints a match's
+    metadata but not the listed hash, and ``threatexchange label`` needs that hash.
+    Left out of equality: it adds nothing to what the record means."""
 
     def get_as_opinions(self) -> t.Sequence[SignalOpinion]:
         return [SignalOpinion(False, SignalOpinionCategory.POSITIVE_CLASS, set(self.lists))]
+
+    def __str__(self) -> str:
+        """What ``threatexchange match`` prints: opinion, lists, and the listed hash."""
+        shown = super().__str__()
+        return f"{shown} {self.signal}" if self.signal else shown
 
 
 RecordKey = tuple[str, str]
@@ -148,7 +176,9 @@ class HashhubSignalExchangeAPI(
         limits: Limits | None = None,
         snapshot_lag: int = 1000,
     ) -> None:
-        collab.check()
+        # Not checked here: pytx makes every collaboration's exchange before it
+        # fetches, outside its per-collaboration error handling, so one bad config
+        # would stop them all. ``fetch_iter`` and ``report_opinion`` check it.
         self.collab = collab
         self.now = now
         self.limits = limits or Limits()
@@ -191,8 +221,89 @@ class HashhubSignalExchangeAPI(
             UpdateRejectedError: published data failed verification.
             UpdateFailedError: a download failed.
         """
-        deltas = asyncio.run(self._update(supported_signal_types, checkpoint))
+        try:
+            self.collab.check()
+            identity = self._identity()
+            deltas, applied = asyncio.run(
+                self._update(supported_signal_types, checkpoint, identity)
+            )
+        except BridgeError as e:
+            # pytx prints only "failed to fetch!" (its own log is off by default):
+            # the reason goes to the bridge's logger, shown at WARNING and above.
+            log.error("%s", e)
+            raise
         yield from deltas
+        if identity is not None:
+            self._acknowledge(identity, applied)
+
+    def _identity(self) -> NodeIdentity | None:
+        if self.collab.node_home is None:
+            return None
+        try:
+            return NodeIdentity.load(self.collab.node_home)
+        except BridgeConfigError as e:
+            raise BridgeConfigError(f"{self.collab.name}: {e}") from e
+
+    def _book(self, identity: NodeIdentity) -> AckBook:
+        return AckBook(identity, self.collab.hub_url.rstrip("/"), self.now)
+
+    def _acknowledge(
+        self, identity: NodeIdentity, applied: Mapping[str, tuple[str, StoredList]]
+    ) -> None:
+        """Sign acks for what the fetch applied and send them; never fails the fetch
+        (pytx has stored the deltas by now): a problem is logged, the ack kept."""
+        try:
+            book = self._book(identity)
+            book.applied(applied)
+            self._flush(book)
+        except Exception as e:  # pytx stored the deltas: the fetch succeeded regardless
+            log.warning("%s: acks not sent: %s: %s", self.collab.name, type(e).__name__, e)
+
+    def _flush(self, book: AckBook) -> None:
+        confirmed, problems = asyncio.run(book.flush())
+        for problem in problems:
+            log.warning("%s: %s", self.collab.name, problem)
+        log.info("%s: the hub confirmed %d ack(s)", self.collab.name, confirmed)
+
+    def report_opinion(self, s_type: type[SignalType], signal: str, opinion: SignalOpinion) -> None:
+        """Report what was done about a match of ``signal``, as an ack's counters.
+
+        ``threatexchange label COLLAB photo --as-hash pdq --labels OUTCOME -- HASH``
+        (HMA: its opinion on a match) becomes one match of the hash with that
+        outcome, counted in every followed list that held the hash and sent to the
+        hub at once in a signed ack (kept and sent again later if the hub cannot be
+        reached). The outcome is the one label of ``OUTCOME_LABELS`` (``actioned``,
+        ``blocked``, ``false_positive``, ``kept``, ``seen``); a negative opinion is
+        ``false_positive`` and an "investigation seed" one ``seen``.
+
+        Raises:
+            OpinionError: the config is unusable, there is no node home, the outcome
+                is missing or unknown, or no fetched list ever held the hash.
+        """
+        try:
+            self.collab.check()
+            identity = self._identity()
+        except BridgeConfigError as e:
+            raise OpinionError(str(e)) from e
+        if identity is None:
+            raise OpinionError(
+                f"{self.collab.name}: no node home (--node-home): outcomes go to the hub in "
+                "acks signed by an enrolled node"
+            )
+        label = _outcome(opinion)
+        hash_type = next(
+            (name for name, cls in SIGNAL_TYPES.items() if cls.get_name() == s_type.get_name()),
+            None,
+        )
+        if hash_type is None:
+            raise OpinionError(f"{s_type.get_name()} signals are not followed from a hashhub hub")
+        try:
+            value = bytes.fromhex(signal)
+        except ValueError as e:
+            raise OpinionError(f"{signal[:80]!r} is not a hex hash") from e
+        book = self._book(identity)
+        book.record(hash_type, value, label)
+        self._flush(book)
 
     # -- the update -------------------------------------------------------------------
 
@@ -200,7 +311,9 @@ class HashhubSignalExchangeAPI(
         self,
         supported: Sequence[type[SignalType]],
         checkpoint: HashhubCheckpoint | None,
-    ) -> list[HashhubDelta]:
+        identity: NodeIdentity | None,
+    ) -> tuple[list[HashhubDelta], dict[str, tuple[str, StoredList]]]:
+        """The deltas, and each followed list as applied after them with its origin."""
         now = self.now()
         pin = self.collab.pinned_root_sha256
         roots: list[tuple[bytes, bytes]] = []
@@ -213,7 +326,7 @@ class HashhubSignalExchangeAPI(
                 session,
                 self.collab.hub_url,
                 mirrors=self.collab.mirrors,
-                token=self.collab.token,
+                token=identity.token if identity is not None else None,
                 limits=self.limits,
             )
             # Syncer is typed for the node's SQLite store; CheckpointStore offers the
@@ -239,14 +352,18 @@ class HashhubSignalExchangeAPI(
                 "%s: a source served bytes that failed verification: %s", self.collab.name, source
             )
         if store.failures:
-            for failure in store.failures:
-                log.error("%s: %s", self.collab.name, failure)
             message = f"{self.collab.name}: " + "; ".join(str(f) for f in store.failures)
             if any(f.evidence for f in store.failures):
                 raise UpdateRejectedError(message)
             raise UpdateFailedError(message)
         progress = checkpoint.progress if checkpoint is not None else None
-        return self._deltas(store, trusted, followed, outcomes, progress)
+        deltas, current = self._deltas(store, trusted, followed, outcomes, progress)
+        applied = {
+            list_id: (hub.root.origin(list_id), stored)
+            for list_id, stored in current.items()
+            if list_id in followed
+        }
+        return deltas, applied
 
     def _followed(self, root: Root, supported: Sequence[type[SignalType]]) -> list[str]:
         """The lists to follow: the configured ones (checked), or every matchable one."""
@@ -280,8 +397,9 @@ class HashhubSignalExchangeAPI(
         followed: Sequence[str],
         outcomes: Sequence[ListOutcome],
         progress: int | None,
-    ) -> list[HashhubDelta]:
-        """One delta per change, each carrying the checkpoint that is exact after it."""
+    ) -> tuple[list[HashhubDelta], dict[str, StoredList]]:
+        """One delta per change, each carrying the checkpoint that is exact after it;
+        and the lists as they are after the last."""
         current = dict(trusted)
         deltas: list[HashhubDelta] = []
 
@@ -308,7 +426,7 @@ class HashhubSignalExchangeAPI(
             deltas.append(FetchDelta(updates, checkpoint()))
         if not deltas:
             deltas.append(FetchDelta({}, checkpoint()))
-        return deltas
+        return deltas, current
 
 
 def _records(
@@ -330,5 +448,23 @@ def _records(
                     holders[i].append(list_id)
         name = SIGNAL_TYPES[hash_type].get_name()
         for value, names in zip(ordered, holders, strict=True):
-            updates[(name, value.hex())] = HashhubSignalMetadata(names) if names else None
+            updates[(name, value.hex())] = (
+                HashhubSignalMetadata(names, value.hex()) if names else None
+            )
     return updates
+
+
+def _outcome(opinion: SignalOpinion) -> str:
+    """The one outcome an opinion names (see ``report_opinion``)."""
+    if opinion.category == SignalOpinionCategory.NEGATIVE_CLASS:
+        return "false_positive"
+    if opinion.category == SignalOpinionCategory.INVESTIGATION_SEED:
+        return "seen"
+    named = sorted(set(opinion.tags) & set(OUTCOME_LABELS))
+    unknown = sorted(set(opinion.tags) - set(OUTCOME_LABELS))
+    choices = ", ".join(OUTCOME_LABELS)
+    if unknown:
+        raise OpinionError(f"unknown label {unknown[0]!r}: the outcome is one of {choices}")
+    if len(named) != 1:
+        raise OpinionError(f"give exactly one outcome label (--labels), one of {choices}")
+    return named[0]

@@ -5,8 +5,10 @@
   ``bridge-mods/aaa-orig.jpg`` and of two unrelated photos), ``MD5_LIST`` (md5 of
   ``"0"`` … ``"4"``, a snapshot every 2 versions) and ``PHASH_LIST`` (a type pytx
   cannot match). Lists are not public: reading them takes a token.
-- ``bridge``: a ``Bridge``: the token of a node enrolled for every list, and
-  ``collab(...)``/``api(...)`` to make a config and an exchange on the hub's clock.
+- ``bridge``: a ``Bridge``: a node home (``Node.init``, as ``hashhub-node init`` makes
+  it) enrolled for every list as ``BRIDGE_NODE``, its token stored there with mode
+  0600, and ``collab(...)``/``api(...)`` to make a config and an exchange on the
+  hub's clock.
 - ``fetch(api, checkpoint)``: every delta of one ``fetch_iter``, run in a worker
   thread (it is blocking and runs its own loop; this test's loop serves the hub).
 """
@@ -28,12 +30,12 @@ from threatexchange.signal_type.signal_base import SignalType
 from hashhub_tx import HashhubCheckpoint, HashhubCollabConfig, HashhubSignalExchangeAPI
 from hashhub_tx.exchange import HashhubDelta
 from node.imaging import hash_image
-from protocol import SigningKey
-from tests.node.fixtures_sync import PDQ_DATA, Clock, HubApp, md5
+from tests.node.fixtures_sync import PDQ_DATA, Clock, HubApp, make_node, md5
 
 PDQ_LIST = "bridge-pdq"
 MD5_LIST = "tid-md5"
 PHASH_LIST = "demo-phash"
+BRIDGE_NODE = "tx-bridge"
 ORIGINAL = PDQ_DATA / "bridge-mods" / "aaa-orig.jpg"
 UNRELATED = PDQ_DATA / "reg-test-input" / "labelme-subset"
 FIRST_MD5 = [md5(i) for i in range(5)]
@@ -73,19 +75,25 @@ async def hub(tmp_path: Path) -> AsyncIterator[HubApp]:
         await app.stop()
 
 
+def enrolled_home(home: Path, hub: HubApp, node_id: str, lists: Sequence[str]) -> Path:
+    """A node home enrolled at ``hub`` for ``lists`` (as the hub operator would), token stored."""
+    make_node(home, hub, lists, node_id=node_id).close()
+    return home
+
+
 @dataclass
 class Bridge:
-    """A bridge enrolled at ``hub`` (as the operator would enrol a node) with its token."""
+    """A bridge whose node home is enrolled at ``hub`` (as the operator would enrol a node)."""
 
     hub: HubApp
-    token: str
+    home: Path
 
     def collab(self, **fields: Any) -> HashhubCollabConfig:
         values: dict[str, Any] = {
             "name": "hub-test",
             "hub_url": self.hub.url,
             "pinned_root_sha256": self.hub.pinned(),
-            "token": self.token,
+            "node_home": str(self.home),
         }
         values.update(fields)
         return HashhubCollabConfig(**values)
@@ -98,12 +106,9 @@ class Bridge:
 
 
 @pytest.fixture
-def bridge(hub: HubApp) -> Bridge:
-    with hub.opened() as opened:
-        token = opened.access.enrol_node(
-            "tx-bridge", SigningKey.generate().public, [PDQ_LIST, MD5_LIST, PHASH_LIST]
-        )
-    return Bridge(hub, token)
+def bridge(hub: HubApp, tmp_path: Path) -> Bridge:
+    lists = [PDQ_LIST, MD5_LIST, PHASH_LIST]
+    return Bridge(hub, enrolled_home(tmp_path / "bridge-node", hub, BRIDGE_NODE, lists))
 
 
 async def fetch(

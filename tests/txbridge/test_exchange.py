@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import pickle
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ from hashhub_tx import (
     UpdateFailedError,
     UpdateRejectedError,
 )
-from protocol import ListTrust, SigningKey, b64decode, b64encode
+from protocol import ListTrust, b64decode, b64encode
 from tests.node.fixtures_sync import HubApp, md5
 from tests.node.hostile import HostileServer, Tamper, flip_byte
 from tests.txbridge.conftest import (
@@ -43,6 +44,7 @@ from tests.txbridge.conftest import (
     PDQ_LIST,
     PHASH_LIST,
     Bridge,
+    enrolled_home,
     fetch,
     merged,
     pdq_of,
@@ -141,18 +143,13 @@ async def test_every_delta_carries_a_checkpoint_that_resumes_exactly(
 
 
 async def test_a_hash_in_two_lists_survives_its_removal_from_one(
-    hub: HubApp, bridge: Bridge
+    hub: HubApp, bridge: Bridge, tmp_path: Path
 ) -> None:
     hub.create_list("second-pdq", "pdq")
     shared = pdq_of(ORIGINAL)
     hub.publish("second-pdq", adds=[shared])
-    with hub.opened() as opened:
-        token = opened.access.enrol_node(
-            "tx-bridge-2",
-            SigningKey.generate().public,
-            [PDQ_LIST, "second-pdq"],
-        )
-    api = bridge.api(token=token, list_ids=[PDQ_LIST, "second-pdq"])
+    home = enrolled_home(tmp_path / "second", hub, "tx-bridge-2", [PDQ_LIST, "second-pdq"])
+    api = bridge.api(node_home=str(home), list_ids=[PDQ_LIST, "second-pdq"])
     first = await fetch(api, None)
     assert merged(first)[pdq_key(shared)] == HashhubSignalMetadata([PDQ_LIST, "second-pdq"])
 
@@ -350,14 +347,17 @@ async def test_a_checkpoint_note_signed_by_no_trusted_key_is_refused(bridge: Bri
         ({"pinned_root_sha256": "ABC"}, "64 lowercase hex"),
         ({"list_ids": ["../etc"]}, "invalid list id"),
         ({"list_ids": ["a", "a"]}, "named twice"),
-        ({"token": "two words"}, "token"),
+        ({"hub_url": ""}, "no hub URL"),
+        ({"pinned_root_sha256": ""}, "no pinned root"),
+        ({"node_home": "no-such-home"}, "holds no node.toml"),
     ],
 )
-def test_a_bad_collab_config_is_refused_before_any_fetch(
+async def test_a_bad_collab_config_is_refused_before_any_fetch(
     bridge: Bridge, fields: dict[str, Any], message: str
 ) -> None:
+    api = HashhubSignalExchangeAPI.for_collab(bridge.collab(**fields))
     with pytest.raises(BridgeConfigError, match=message):
-        HashhubSignalExchangeAPI.for_collab(bridge.collab(**fields))
+        await fetch(api, None)
 
 
 async def test_a_list_the_hub_does_not_declare_is_a_config_error(bridge: Bridge) -> None:
@@ -377,9 +377,9 @@ async def test_a_list_the_consumer_cannot_match_is_not_followed(bridge: Bridge) 
     assert set(deltas[-1].checkpoint.lists) == {MD5_LIST}
 
 
-async def test_without_a_token_a_private_list_cannot_be_read(bridge: Bridge) -> None:
+async def test_without_a_node_home_a_private_list_cannot_be_read(bridge: Bridge) -> None:
     with pytest.raises(UpdateFailedError, match="401"):
-        await fetch(bridge.api(token=None), None)
+        await fetch(bridge.api(node_home=None), None)
 
 
 async def test_the_progress_time_never_goes_back(hub: HubApp, bridge: Bridge) -> None:
@@ -413,6 +413,7 @@ def test_the_public_surface_is_what_was_meant() -> None:
             "HashhubSignalExchangeAPI",
             "HashhubSignalMetadata",
             "ListCheckpoint",
+            "OpinionError",
             "SignedRoot",
             "UpdateFailedError",
             "UpdateRejectedError",
