@@ -20,6 +20,8 @@ piece has one implementation.
 - ``edge.clock``: ``utcnow``, UTC to the second.
 - ``edge.ratelimit``: ``RateLimiter`` (token buckets by key, with a clock and an
   HMAC secret) and ``TrustedProxies`` (who is believed in ``X-Forwarded-For``).
+- ``edge.web``: the stylesheet the hub's pages and the node's status page share
+  (``static/hashhub.css``), so both look like one product.
 - ``edge.toml``: the flat ``hub.toml`` and ``node.toml``: ``dumps`` and
   ``dumps_config`` write them; ``read_settings``, ``require_settings`` and
   ``overriding_variables`` read them and their environment variables.

@@ -2,7 +2,8 @@
 
 ``setup(app)`` adds them to the hub's HTTP app (``hub.app.create_app`` calls it).
 The pages are server-rendered Jinja2 templates (``templates/``, autoescaped) with
-a little JavaScript from ``static/``; the dashboard reads fully without it. The
+a little JavaScript from ``static/``; the dashboard, one page per section
+(``templates/dashboard/``), reads fully without it. The
 submission page hashes in the browser with ``static/hashing/`` and sends only
 the hash. ``pages`` documents the routes, the roles, sessions and CSRF.
 """

@@ -32,11 +32,21 @@ filling the submit bucket from a shared address does not keep an operator out of
 ``/login``), and the buckets hold an HMAC of the address, never the address.
 
 Operator pages: ``GET /login`` / ``POST /login`` (the operator's token, once, for a
-session cookie), ``POST /logout``, ``GET /dashboard``, ``POST /dashboard/publish``,
-``POST /dashboard/cases/{case}/review``. Roles follow the operator API: reading the
-dashboard needs ``viewer``, ``auditor`` or ``publisher`` (a publisher must see what
-it publishes); publishing and reviewing cases need ``publisher``; ``admin`` may do
-everything.
+session cookie), ``POST /logout``, and the dashboard. The dashboard is one page per
+section, each with its own address, so none grows into a page nobody scrolls
+through: ``GET /dashboard`` is the overview (a tile per section with what needs
+attention; the login leads there), then ``/dashboard/lists`` (lists, staged
+changes, the publish form), ``/dashboard/review`` (the submission review queue),
+``/dashboard/nodes``, ``/dashboard/counts`` (takedowns over time, per-hash counts
+from the acks), ``/dashboard/keys`` and ``/dashboard/log`` (``SECTIONS``). A form
+returns to its section: ``POST /dashboard/publish`` to the lists,
+``POST /dashboard/cases/{case}/review`` to the review queue. Roles follow the
+operator API: reading the dashboard needs ``viewer``, ``auditor`` or ``publisher``
+(a publisher must see what it publishes); publishing and reviewing cases need
+``publisher``; ``admin`` may do everything.
+
+The pages' look is shared with the node's status page: ``/static/hashhub.css``
+comes from ``edge.web``, ``/static/hub.css`` adds what only the hub's pages have.
 
 Sessions are server-side: the cookie holds a random id, the database its SHA-256
 (``Hub.open_web_session``). The cookie is ``HttpOnly``, ``SameSite=Strict`` and
@@ -79,6 +89,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import hdrs, web
 
+from edge.web import STYLESHEET as SHARED_STYLESHEET
+from edge.web import stylesheet as shared_stylesheet_bytes
 from hub.appkeys import CONFIG, HUB
 from hub.core import Hub, Principal, WebSession
 from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
@@ -88,6 +100,7 @@ from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
 from hub.services.ledger import FlaggedHash
 from hub.services.publishing import PublishResult
+from hub.services.reports import HubStatus
 from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
 from protocol.authshape import session_id as shaped_session_id
@@ -99,9 +112,11 @@ __all__ = [
     "LOGIN_COOKIE",
     "PAGE_ROUTE_PREFIX",
     "READ_ROLES",
+    "SECTIONS",
     "SESSION_COOKIE",
     "WRITE_ROLES",
     "dashboard_view",
+    "detail_pairs",
     "group_case",
     "page_errors",
     "setup",
@@ -122,6 +137,7 @@ SECURE_COOKIES = ("auto", "always")
 """The values of the ``secure_cookies`` setting."""
 
 LIMITER = web.AppKey("web_limiter", RateLimiter)
+STYLESHEET = web.AppKey("web_stylesheet", bytes)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -487,6 +503,22 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 # -- the dashboard ----------------------------------------------------------------------
 
+SECTIONS = (
+    ("lists", "Lists"),
+    ("review", "Review"),
+    ("nodes", "Nodes"),
+    ("counts", "Counts"),
+    ("keys", "Keys"),
+    ("log", "Log"),
+)
+"""The dashboard's sections, in the navigation's order: ``/dashboard/<name>`` each."""
+OVERVIEW = "overview"
+"""``/dashboard`` itself: one tile per section, what needs attention first."""
+QUEUE_ROWS = 100
+"""The review section lists the oldest this many waiting cases."""
+LOG_ROWS = 50
+"""The log section lists the newest this many actions."""
+
 
 def _age_seconds(stamp: str | None, now: datetime) -> float | None:
     if stamp is None:
@@ -494,29 +526,40 @@ def _age_seconds(stamp: str | None, now: datetime) -> float | None:
     return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
 
 
-def dashboard_view(hub: Hub) -> dict[str, Any]:
-    """Everything the dashboard shows, read in one trip to the database thread.
+def _node_groups(hub: Hub, status: HubStatus) -> list[dict[str, Any]]:
+    """Every node with one entry per list it follows, nodes and lists sorted by id.
 
     A node is *stale* on a list when its last ack for the list is older than the
     root policy's ``max_checkpoint_age`` (or it never acked): a node that follows
     the hub acks every version it applies and re-acks its counts on a schedule, so
     silence for longer than a checkpoint stays valid means it is not enforcing the
-    current list, or cannot say so.
+    current list, or cannot say so. Grouped by node, because what an operator does
+    about a node (and the forms for it) is per node, not per list.
     """
     now = hub.now()
     stale_after = hub.config.max_checkpoint_age
-    status = hub.reports.status()
-    nodes = []
+    groups: dict[str, dict[str, Any]] = {}
     for entry in status.lists:
         for node in entry.nodes:
             age = _age_seconds(node.last_ack, now)
-            nodes.append(
+            group = groups.setdefault(
+                node.node, {"node": node.node, "revoked": node.revoked, "lists": []}
+            )
+            group["lists"].append(
                 {
                     **dataclasses.asdict(node),
                     "list": entry.id,
                     "stale": not node.revoked and (age is None or age > stale_after),
                 }
             )
+    for group in groups.values():
+        group["lists"].sort(key=lambda row: row["list"])
+        group["stale"] = any(row["stale"] for row in group["lists"])
+    return [groups[name] for name in sorted(groups)]
+
+
+def _per_hash(hub: Hub, status: HubStatus) -> dict[str, list[dict[str, Any]]]:
+    """Per list the 25 hashes to look at first: flagged ones, then the most matched."""
     per_hash = {}
     for entry in status.lists:
         # Each reason says how many nodes reported it (flagging needs flag_min_nodes).
@@ -530,18 +573,67 @@ def dashboard_view(hub: Hub) -> dict[str, Any]:
         ]
         rows.sort(key=lambda r: (not r["reasons"], -r["counts"].get("matched", 0), r["hash"]))
         per_hash[entry.id] = rows[:25]
-    history = {entry.id: hub.ledger.count_history(entry.id) for entry in status.lists}
+    return per_hash
+
+
+def _overview(hub: Hub, status: HubStatus, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure and a line per section, for the tiles of ``/dashboard``."""
+    keys = hub.keys.records()
+    expiring = sorted(k.expires for k in keys if k.expires and not k.retired)
+    latest = hub.reports.actions(1)
     return {
-        "status": status,
-        "nodes": nodes,
-        "stale_after": stale_after,
-        "staged": hub.lists.staged_changes(100),
-        "chart": line_chart(history),
-        "per_hash": per_hash,
-        "keys": hub.keys.records(),
-        "actions": hub.reports.actions(50),
-        "queue": hub.cases.with_status("received", 100),
+        "lists": len(status.lists),
+        "hashes": sum(entry.count for entry in status.lists),
+        "staged": sum(entry.staged for entry in status.lists),
+        "nodes": len(groups),
+        "stale_pairs": sum(row["stale"] for g in groups for row in g["lists"]),
+        "taken_down": sum(
+            entry.totals.get("actioned", 0) + entry.totals.get("blocked", 0)
+            for entry in status.lists
+        ),
+        "flagged": sum(len(entry.flagged) for entry in status.lists),
+        "key_count": len(keys),
+        "next_expiry": expiring[0] if expiring else None,
+        "latest": latest[0] if latest else None,
     }
+
+
+def dashboard_view(hub: Hub, section: str = OVERVIEW) -> dict[str, Any]:
+    """What one section of the dashboard shows, read in one trip to the database thread.
+
+    Every section also gets what the header and the navigation show (the hub,
+    its root, how many cases wait and how many nodes are stale), so the way to
+    what needs attention is visible from anywhere.
+    """
+    status = hub.reports.status()
+    queue = hub.cases.with_status("received", QUEUE_ROWS)
+    groups = _node_groups(hub, status)
+    view: dict[str, Any] = {
+        "status": status,
+        "waiting": len(queue),
+        "waiting_more": len(queue) >= QUEUE_ROWS,
+        "stale_nodes": sum(group["stale"] for group in groups),
+    }
+    if section == OVERVIEW:
+        view["overview"] = _overview(hub, status, groups)
+    elif section == "lists":
+        view["staged"] = hub.lists.staged_changes(100)
+    elif section == "review":
+        view["queue"] = queue
+    elif section == "nodes":
+        view["node_groups"] = groups
+        view["stale_after"] = hub.config.max_checkpoint_age
+    elif section == "counts":
+        history = {entry.id: hub.ledger.count_history(entry.id) for entry in status.lists}
+        view["chart"] = line_chart(history)
+        view["per_hash"] = _per_hash(hub, status)
+    elif section == "keys":
+        view["keys"] = hub.keys.records()
+    elif section == "log":
+        view["actions"] = hub.reports.actions(LOG_ROWS)
+    else:
+        raise NotFound(f"the dashboard has no section {section[:40]!r}")
+    return view
 
 
 def _reporters(flagged: FlaggedHash, reason: str) -> int:
@@ -554,22 +646,59 @@ def _may(principal: Principal, roles: tuple[str, ...]) -> bool:
     return principal.role == "admin" or principal.role in roles
 
 
-async def dashboard(request: web.Request) -> web.StreamResponse:
-    session = await _session(request)
-    session.principal.require(*READ_ROLES)
-    view = await request.app[HUB].call(dashboard_view)
-    notice = _NOTICES.get(request.query.get("notice", ""))
-    return _render(
-        request,
-        "dashboard.html",
-        {
-            **view,
-            "session": session,
-            "can_write": _may(session.principal, WRITE_ROLES),
-            "notice": notice,
-            "group_case": group_case,
-        },
-    )
+def detail_pairs(detail: object) -> list[tuple[str, str, bool]]:
+    """An action's detail as ``(key, value, is_token)`` lines for people, not JSON.
+
+    A list is joined with commas, a nested object written ``key=value``, nothing
+    written as JSON punctuation. ``is_token`` marks a value with no space in it
+    (a hash, a key id, a time): the page keeps such a value on one line. The
+    template escapes every key and value.
+    """
+
+    def text(value: object) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, Mapping):
+            return ", ".join(f"{k}={text(v)}" for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return ", ".join(text(v) for v in value) if value else "none"
+        return str(value)
+
+    if not isinstance(detail, Mapping):
+        shown = text(detail)
+        return [("", shown, " " not in shown)] if detail not in (None, {}) else []
+    pairs = []
+    for key, value in detail.items():
+        shown = text(value)
+        pairs.append((str(key).replace("_", " "), shown, not any(c.isspace() for c in shown)))
+    return pairs
+
+
+def _section_page(section: str) -> Handler:
+    """The handler of ``/dashboard`` (``OVERVIEW``) or of one of its ``SECTIONS``."""
+    template = f"dashboard/{section}.html"
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        session = await _session(request)
+        session.principal.require(*READ_ROLES)
+        view = await request.app[HUB].call(lambda hub: dashboard_view(hub, section))
+        notice = _NOTICES.get(request.query.get("notice", ""))
+        return _render(
+            request,
+            template,
+            {
+                **view,
+                "section": section,
+                "sections": SECTIONS,
+                "session": session,
+                "can_write": _may(session.principal, WRITE_ROLES),
+                "notice": notice,
+            },
+        )
+
+    return page
 
 
 async def publish(request: web.Request) -> web.StreamResponse:
@@ -584,7 +713,8 @@ async def publish(request: web.Request) -> web.StreamResponse:
 
     results = await request.app[HUB].call(run)
     after_publish(request.app, results, "dashboard")
-    return _redirect(f"/dashboard?notice={'published' if results else 'nothing'}")
+    # The publish form is in the lists section, with the staged changes it publishes.
+    return _redirect(f"/dashboard/lists?notice={'published' if results else 'nothing'}")
 
 
 async def review(request: web.Request) -> web.StreamResponse:
@@ -603,7 +733,12 @@ async def review(request: web.Request) -> web.StreamResponse:
             case_number, accept=decision == "accept", list_id=list_id, who=who
         )
     )
-    return _redirect(f"/dashboard?notice={decision}ed")
+    return _redirect(f"/dashboard/review?notice={decision}ed")
+
+
+async def shared_stylesheet(request: web.Request) -> web.StreamResponse:
+    """The look the hub's pages share with the node's (``edge.web``)."""
+    return web.Response(body=request.app[STYLESHEET], content_type="text/css")
 
 
 # -- setup ------------------------------------------------------------------------------
@@ -624,6 +759,8 @@ def setup(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["grouped"] = group_case
+    env.filters["pairs"] = detail_pairs
+    app[STYLESHEET] = shared_stylesheet_bytes()
     app.middlewares.append(page_errors)
     app.on_response_prepare.append(_page_headers)
     p = PAGE_ROUTE_PREFIX
@@ -636,7 +773,18 @@ def setup(app: web.Application) -> None:
     router.add_get("/login", login_form, name=p + "login", allow_head=False)
     router.add_post("/login", login, name=p + "login")
     router.add_post("/logout", logout, name=p + "logout")
-    router.add_get("/dashboard", dashboard, name=p + "dashboard", allow_head=False)
+    router.add_get("/dashboard", _section_page(OVERVIEW), name=p + "dashboard", allow_head=False)
+    for section, _ in SECTIONS:
+        router.add_get(
+            f"/dashboard/{section}",
+            _section_page(section),
+            name=f"{p}dashboard-{section}",
+            allow_head=False,
+        )
     router.add_post("/dashboard/publish", publish, name=p + "publish")
     router.add_post("/dashboard/cases/{case}/review", review, name=p + "review")
+    # Before the static directory: the more specific route is the one that answers.
+    router.add_get(
+        f"/static/{SHARED_STYLESHEET}", shared_stylesheet, name=p + "stylesheet", allow_head=False
+    )
     router.add_static("/static/", _STATIC, name=p + "static", append_version=False)

@@ -14,7 +14,9 @@ its own:
 - ``POST /status/matches/{match_id}/outcome``: one of ``actioned``, ``blocked``,
   ``false_positive``, ``kept``, recorded by ``Matching.record_outcome`` exactly as
   ``POST /v1/matches/{match_id}/outcome`` records it (same 404, same conflict rule).
-- ``POST /status/logout``; ``GET /status/static/node.css``.
+- ``POST /status/logout``; ``GET /status/static/hashhub.css``, the look shared with
+  the hub's pages (``edge.web``: the same header, type, tables, buttons and forms),
+  and ``GET /status/static/node.css``, what only this page has.
 
 Every POST needs the session cookie *and* the session's CSRF token in the form
 (403 otherwise); the cookie is HttpOnly and SameSite=Strict, and ``Secure`` when
@@ -44,6 +46,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import hdrs, web
 
+from edge.web import STYLESHEET as SHARED_STYLESHEET
+from edge.web import stylesheet as shared_stylesheet
 from node.errors import NodeConfigError, NodeError, OutcomeConflictError, UnknownMatchError
 from node.limits import LIMITS, client_address, is_the_api_token
 from node.service import OUTCOMES, Node
@@ -136,10 +140,6 @@ class ListRow:
     never_synced: bool
     damaged: bool
     counts: Mapping[str, int]
-
-    @property
-    def digest_short(self) -> str:
-        return self.digest[:16] if self.digest else "—"
 
 
 def _stale_reason(entry: Mapping[str, Any], max_age: int | None, age: timedelta | None) -> str:
@@ -323,6 +323,7 @@ class StatusPages:
         self.stylesheet = (
             importlib.resources.files("node.web").joinpath("static", "node.css").read_bytes()
         )
+        self.shared_stylesheet = shared_stylesheet()
 
     def _secure(self, request: web.Request) -> bool:
         """Whether the session cookie set on this answer is ``Secure``."""
@@ -354,6 +355,9 @@ class StatusPages:
 
     async def stylesheet_file(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=self.stylesheet, content_type="text/css")
+
+    async def shared_stylesheet_file(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=self.shared_stylesheet, content_type="text/css")
 
     async def login_form(self, request: web.Request) -> web.StreamResponse:
         if self._session(request) is not None:
@@ -505,5 +509,8 @@ def status_pages(
     app.router.add_post("/login", pages.login)
     app.router.add_post("/logout", pages.logout)
     app.router.add_post("/matches/{match_id}/outcome", pages.record_outcome)
+    app.router.add_get(
+        f"/static/{SHARED_STYLESHEET}", pages.shared_stylesheet_file, allow_head=False
+    )
     app.router.add_get("/static/node.css", pages.stylesheet_file, allow_head=False)
     return app

@@ -10,6 +10,9 @@ the document and checks it against a real answer or a real file:
 - every header value a document names for the hub's pages (``Referrer-Policy``,
   ``Cache-Control``) is the one every page answer, static files and error pages
   included, carries; the same for the node's status page;
+- every section of the dashboard (``/dashboard/lists`` and the rest) is named in
+  the operator guide and in ``hub/web/pages.py``, and every ``/dashboard``
+  address they name is one the hub serves;
 - the mode of each file in the participant guide's table is the mode of that
   file after a real ``hashhub-node init`` (and ``token set``), the home included.
 """
@@ -90,6 +93,8 @@ HUB_PAGES = [
     ("POST", "/case", {"case": "0" * 32}),  # an error page: no such case
     ("GET", "/login", None),
     ("GET", "/dashboard", None),  # a redirect to the login page
+    *[("GET", f"/dashboard/{name}", None) for name, _ in hub.web.pages.SECTIONS],
+    ("GET", "/static/hashhub.css", None),
     ("GET", "/static/hub.css", None),
     ("GET", "/static/submit.js", None),
     ("GET", "/static/hashing/pdq.js", None),
@@ -132,6 +137,32 @@ def test_the_hub_pages_meta_referrer_is_the_header() -> None:
     assert hub.web.pages._PAGE_HEADERS["Referrer-Policy"] == "same-origin"
 
 
+def hub_page_paths(home: Path) -> set[str]:
+    """The path of every HTML route of a hub (``page:`` routes), as routed."""
+    init_web_hub(home)
+    paths = set()
+    for resource in create_app(home, schedule=False).router.resources():
+        names = {route.name or "" for route in resource}
+        if any(n.startswith(hub.web.pages.PAGE_ROUTE_PREFIX) for n in names):
+            info = resource.get_info()
+            paths.add(str(info.get("path") or info.get("formatter") or info.get("prefix", "")))
+    return paths
+
+
+def test_every_dashboard_section_is_documented_and_every_documented_one_exists(
+    tmp_path: Path,
+) -> None:
+    routed = {p for p in hub_page_paths(tmp_path / "hub") if p.startswith("/dashboard")}
+    sections = {f"/dashboard/{name}" for name, _ in hub.web.pages.SECTIONS}
+    assert sections <= routed
+    for name, text in hub_documents().items():
+        named = set(re.findall(r"`(?:(?:GET|POST) )?(/dashboard(?:/[a-z{}]+)*)`", text))
+        missing = ({"/dashboard"} | sections) - named
+        assert not missing, f"{name} does not document {sorted(missing)}"
+        unknown = named - routed
+        assert not unknown, f"{name} documents {sorted(unknown)}, which the hub does not serve"
+
+
 def test_no_hub_document_says_static_files_are_no_cache() -> None:
     for name, text in {**hub_documents(), "ADR 14": ADR_14.read_text(encoding="utf-8")}.items():
         assert "no-cache" not in text, name
@@ -159,6 +190,7 @@ async def test_every_node_page_answer_carries_the_documented_headers(node_client
         ("GET", "/status/", None),
         ("GET", "/status/login", None),
         ("POST", "/status/login", {"token": "hhl_wrong"}),
+        ("GET", "/status/static/hashhub.css", None),
         ("GET", "/status/static/node.css", None),
         ("GET", "/status/no-such-page", None),
     ]:

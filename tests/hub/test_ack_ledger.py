@@ -28,6 +28,7 @@ from hub.cli import main as hub_main
 from hub.core import ACK_PAGE_BYTES
 from hub.intake import Intake
 from hub.store import MAX_TOTAL
+from hub.web.pages import SECTIONS
 from protocol import AppliedVersion, Counts, SigningKey, StateDigest, sign_ack
 from tests.audit.support import audit_async, base_url, pin_of
 from tests.hub.conftest import (
@@ -357,7 +358,7 @@ async def test_status_counts_and_the_dashboard_read_aggregates_not_stored_acks(
     counts = await get_json(client, f"/v1/admin/lists/{LIST}/counts", role_tokens["viewer"])
     assert counts["hashes"] == {h: {"matched": 10, "actioned": 10} for h in listed}
     await OperatorSession.login(client, role_tokens["viewer"])
-    page = await client.get("/dashboard")
+    page = await client.get("/dashboard/counts")
     assert page.status == 200
     html = await page.text()
     assert re.search(rf'<span class="mono">{LIST}</span>: 51</li>', html), "actioned + blocked"
@@ -420,7 +421,8 @@ async def test_reset_cycles_cannot_overflow_and_every_view_still_answers(
     assert withheld[-1]["detail"]["withheld"] == {"checked": MAX_TOTAL, "matched": MAX_TOTAL}
     assert withheld[-1]["detail"]["withheld_hashes"] == {target: {"matched": MAX_TOTAL}}
     await OperatorSession.login(client, role_tokens["viewer"])
-    assert (await client.get("/dashboard")).status == 200
+    for path in ("/dashboard", *(f"/dashboard/{name}" for name, _ in SECTIONS)):
+        assert (await client.get(path)).status == 200, path
     out = CliRunner().invoke(hub_main, ["status", "--home", str(hub_home)])
     assert out.exit_code == 0, out.output
     assert "withheld as implausible jumps (not counted)" in out.output
@@ -531,7 +533,7 @@ async def test_one_node_alone_cannot_get_a_listed_hash_flagged(
     [entry] = [e for e in status["lists"] if e["id"] == LIST]
     assert [f["nodes"]["false_positive"] for f in entry["flagged"]] == [2]
     await OperatorSession.login(client, viewer)
-    html = await (await client.get("/dashboard")).text()
+    html = await (await client.get("/dashboard/counts")).text()
     assert "false positives (2 nodes reported)" in html
 
 

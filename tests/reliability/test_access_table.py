@@ -290,6 +290,13 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     # The login form without its double-submit nonce is refused for everyone, logged in or not.
     Call("POST", "/login", "/login", form={"token": "x"}): everyone(FORBID),
     Call("GET", "/dashboard", "/dashboard"): dashboard_page(writers=OK, readers=OK),
+    # Each section of the dashboard: read as the overview is.
+    **{
+        Call("GET", f"/dashboard/{name}", f"/dashboard/{name}"): dashboard_page(
+            writers=OK, readers=OK
+        )
+        for name in ("lists", "review", "nodes", "counts", "keys", "log")
+    },
     Call(
         "POST", "/dashboard/publish", "/dashboard/publish", form={"list": "no-such-list"}
     ): dashboard_page(writers=INPUT, readers=FORBID),
@@ -299,6 +306,7 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/dashboard/cases/0000-0000/review",
         form={"decision": "accept"},
     ): dashboard_page(writers=INPUT, readers=FORBID),
+    Call("GET", "/static/hashhub.css", "/static/hashhub.css"): everyone(OK),
     Call("GET", "/static", "/static/hub.css"): everyone(OK),
     # Last: logging out ends each session the rows above used (and then, as without a
     # session, sends the browser to the login page).
@@ -537,6 +545,9 @@ NODE_TABLE: dict[Call, dict[str, str]] = {
         "/status/matches/no-such-match/outcome",
         form={"outcome": "confirmed"},
     ): {"api_token": FORBID, "wrong": FORBID, "none": FORBID, "page_session": INPUT},
+    Call("GET", "/status/static/hashhub.css", "/status/static/hashhub.css"): dict.fromkeys(
+        NODE_PRINCIPALS, OK
+    ),
     Call("GET", "/status/static/node.css", "/status/static/node.css"): dict.fromkeys(
         NODE_PRINCIPALS, OK
     ),

@@ -109,8 +109,15 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/login"): "/login",
     ("POST", "/logout"): "/logout",
     ("GET", "/dashboard"): "/dashboard",
+    ("GET", "/dashboard/lists"): "/dashboard/lists",
+    ("GET", "/dashboard/review"): "/dashboard/review",
+    ("GET", "/dashboard/nodes"): "/dashboard/nodes",
+    ("GET", "/dashboard/counts"): "/dashboard/counts",
+    ("GET", "/dashboard/keys"): "/dashboard/keys",
+    ("GET", "/dashboard/log"): "/dashboard/log",
     ("POST", "/dashboard/publish"): "/dashboard/publish",
     ("POST", "/dashboard/cases/{case}/review"): "/dashboard/cases/0000-0000/review",
+    ("GET", "/static/hashhub.css"): "/static/hashhub.css",
     ("GET", "/static"): "/static/hub.css",
 }
 """Every route of the hub (HEAD, answered as GET, aside): the request sent anonymously."""
@@ -128,6 +135,7 @@ NODE_ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/status/login"): "/status/login",
     ("POST", "/status/login"): "/status/login",
     ("POST", "/status/matches/{match_id}/outcome"): "/status/matches/no-such-match/outcome",
+    ("GET", "/status/static/hashhub.css"): "/status/static/hashhub.css",
     ("GET", "/status/static/node.css"): "/status/static/node.css",
     ("POST", "/status/logout"): "/status/logout",
 }

@@ -160,6 +160,7 @@ async def visit(session: aiohttp.ClientSession, url: str, trail: Trail) -> None:
         "/submit",
         "/case",
         "/static/hub.css",
+        "/static/hashhub.css",
         "/static/submit.js",
         "/static/hashing/pdq.js",
         "/static/hashing/md5.js",
@@ -312,7 +313,7 @@ def test_the_unlogged_paths_are_the_public_pages_and_nothing_else(tmp_path: Path
     home = tmp_path / "hub"
     init_web_hub(home)
     app = create_app(home, schedule=False)
-    public = {"page:home", "page:submit", "page:case", "page:static"}
+    public = {"page:home", "page:submit", "page:case", "page:static", "page:stylesheet"}
     for resource in app.router.resources():
         info = resource.get_info()
         path = info.get("path") or info.get("formatter") or info.get("prefix", "")

@@ -21,9 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import create_app
 from hub.core import Hub, utcnow
 from hub.intake import Intake
-from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
-from hub.web.pages import FORM_BYTES, LOGIN_COOKIE, SESSION_COOKIE
+from hub.web.pages import FORM_BYTES, LOGIN_COOKIE, SECTIONS, SESSION_COOKIE
 from protocol import Counts, SigningKey
 from tests.hub.conftest import Follower, ack_headers
 from tests.web.hub_support import (
@@ -339,7 +338,13 @@ async def test_a_malformed_case_number_is_a_400_page(client: Client) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/dashboard"), ("POST", "/dashboard/publish"), ("POST", "/logout")],
+    [
+        ("GET", "/dashboard"),
+        *[("GET", f"/dashboard/{name}") for name, _ in SECTIONS],
+        ("POST", "/dashboard/publish"),
+        ("POST", f"/dashboard/cases/{'ab' * 16}/review"),
+        ("POST", "/logout"),
+    ],
 )
 async def test_not_logged_in_redirects_to_the_login_page(
     client: Client, home: Path, method: str, path: str
@@ -507,10 +512,13 @@ async def test_a_viewer_reads_the_dashboard_but_may_not_publish_or_review(
 ) -> None:
     shown = case_number((await submit(client, type="md5", hash=MD5_HEX))[1])
     session = await OperatorSession.login(client, operator_token(home, "viewer"))
-    page = await (await client.get("/dashboard")).text()
-    assert shown in page  # the queue is visible
-    assert 'action="/dashboard/publish"' not in page  # but offers no actions
-    assert "/review" not in page
+    page = await (await client.get("/dashboard/review")).text()
+    assert f'<span class="token case">{shown}</span>' in page  # the queue is visible
+    assert "/review" not in page.replace('href="/dashboard/review"', "")  # but no decision
+    assert "<form" not in page[page.index('id="queue"') :]
+    lists = await (await client.get("/dashboard/lists")).text()
+    assert 'id="staged"' in lists
+    assert 'action="/dashboard/publish"' not in lists  # nor publishing
     published = await session.post("/dashboard/publish")
     assert_html_error(published.status, await published.text(), 403)
     reviewed = await session.post(
@@ -526,16 +534,22 @@ async def test_a_publisher_publishes_staged_changes_from_the_dashboard(
 ) -> None:
     session = await OperatorSession.login(client, operator_token(home, "publisher", "pat"))
     nothing = await session.post("/dashboard/publish", list="")
-    assert nothing.headers["Location"] == "/dashboard?notice=nothing"
+    assert nothing.headers["Location"] == "/dashboard/lists?notice=nothing"
     hub = Hub.open(home)
     try:
         hub.lists.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
     finally:
         hub.close()
-    page = await (await client.get("/dashboard")).text()
-    assert MD5_HEX[:16] in page  # the staged change is listed
+    page = await (await client.get("/dashboard/lists")).text()
+    staged = page[page.index('id="staged"') :]
+    assert f'<span class="token hash">{MD5_HEX}</span>' in staged  # listed, whole
+    assert 'action="/dashboard/publish"' in staged
     response = await session.post("/dashboard/publish", list=MD5_LIST)
-    assert response.headers["Location"] == "/dashboard?notice=published"
+    assert response.headers["Location"] == "/dashboard/lists?notice=published"
+    back = await (await client.get(response.headers["Location"])).text()
+    assert '<p class="notice" role="status">Published.</p>' in back
+    assert f'<tr id="list-{MD5_LIST}">' in back
+    assert "Nothing staged." in back
     assert version_of(home, MD5_LIST) == 2
     publish = [a for a in rows(home, "actions") if a["action"] == "publish"][-1]
     assert publish["who"] == "pat"
@@ -555,7 +569,11 @@ async def test_accepting_a_case_stages_its_hash_with_the_case_as_provenance(
     response = await session.post(
         f"/dashboard/cases/{number}/review", decision="accept", list=PDQ_LIST
     )
-    assert response.headers["Location"] == "/dashboard?notice=accepted"
+    assert response.headers["Location"] == "/dashboard/review?notice=accepted"
+    back = await (await client.get(response.headers["Location"])).text()
+    assert "Case accepted: its hash is staged" in back
+    assert 'aria-current="page">Review' in back  # back in the review section
+    assert f'id="case-{number}"' not in back  # no longer waiting
     [staged] = rows(home, "staged")
     assert (staged["list_id"], bytes(staged["hash"]).hex(), staged["quality"]) == (
         PDQ_LIST,
@@ -582,7 +600,10 @@ async def test_rejecting_a_case_is_logged_and_shown_to_the_submitter(
 ) -> None:
     shown = case_number((await submit(client, type="md5", hash=MD5_HEX))[1])
     session = await OperatorSession.login(client, operator_token(home, "admin", "root"))
-    await session.post(f"/dashboard/cases/{shown.replace('-', '')}/review", decision="reject")
+    response = await session.post(
+        f"/dashboard/cases/{shown.replace('-', '')}/review", decision="reject"
+    )
+    assert response.headers["Location"] == "/dashboard/review?notice=rejected"
     assert rows(home, "staged") == []
     assert [a["action"] for a in rows(home, "actions")][-1] == "case.reject"
     page = await (await client.post("/case", data={"case": shown})).text()
@@ -657,7 +678,10 @@ async def test_reviewing_an_unknown_case_is_a_404_page(
 # -- what every page carries --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/submit", "/case", "/login", "/dashboard"])
+@pytest.mark.parametrize(
+    "path",
+    ["/submit", "/case", "/login", "/dashboard", *[f"/dashboard/{name}" for name, _ in SECTIONS]],
+)
 async def test_every_page_has_the_security_headers(client: Client, home: Path, path: str) -> None:
     await OperatorSession.login(client, operator_token(home, "viewer"))
     response = await client.get(path)
@@ -716,22 +740,29 @@ async def test_the_dashboard_shows_nodes_stale_in_red_and_takedowns_from_acks(
         assert response.status == 200, await response.text()
 
     await OperatorSession.login(client, operator_token(home, "auditor"))
-    page = await (await client.get("/dashboard")).text()
+    page = await (await client.get("/dashboard/nodes")).text()
     node_rows = {
         name: (css, rest)
-        for css, name, rest in re.findall(
-            r'<tr id="node-[^"]+" class="([^"]*)">\s*'
-            r'<td class="mono">(platform-[a-z]+)</td>(.*?)</tr>',
-            page,
-            re.S,
+        for name, css, rest in re.findall(
+            rf'<tr id="node-(platform-[a-z]+)-{MD5_LIST}" class="([^"]*)">(.*?)</tr>', page, re.S
         )
     }
     assert node_rows["platform-a"][0] == ""
-    assert "ok" in node_rows["platform-a"][1]
+    assert '<td class="state">ok</td>' in node_rows["platform-a"][1]
     assert node_rows["platform-quiet"][0] == "stale"
-    assert "never" in node_rows["platform-quiet"][1]
-    assert "<polyline" in page
-    assert re.search(rf'<span class="mono">{MD5_LIST}</span>: 5</li>', page)  # 3 + 2
+    assert '<td class="token last-ack">never</td>' in node_rows["platform-quiet"][1]
+    assert '<td class="state">stale</td>' in node_rows["platform-quiet"][1]
+    for name in ("platform-a", "platform-quiet"):  # one body of rows per node
+        assert f'<tbody class="node" id="node-{name}">' in page
+    assert '<span class="count alert">1</span>' in page  # the navigation counts the stale node
+    overview = await (await client.get("/dashboard")).text()
+    tile = overview[overview.index('id="tile-nodes"') : overview.index('id="tile-counts"')]
+    assert '<p class="figure alert">2</p>' in tile
+    assert "1 stale on 1 list subscription." in tile
+    counts = await (await client.get("/dashboard/counts")).text()
+    assert f"<title>{MD5_LIST}: 5</title></circle>" in counts  # the chart marks the total
+    assert re.search(rf'<span class="mono">{MD5_LIST}</span>: 5</li>', counts)  # 3 + 2
+    assert "5</p>" in overview[overview.index('id="tile-counts"') :]
 
 
 async def test_per_hash_counts_show_the_flagged_hash_first(client: Client, home: Path) -> None:
@@ -766,10 +797,10 @@ async def test_per_hash_counts_show_the_flagged_hash_first(client: Client, home:
         assert response.status == 200, await response.text()
 
     await OperatorSession.login(client, operator_token(home, "viewer"))
-    page = await (await client.get("/dashboard")).text()
+    page = await (await client.get("/dashboard/counts")).text()
     section = page[page.index('id="hashes"') :]
     section = section[section.index(MD5_LIST) :]
-    order = re.findall(r'<tr class="([^"]*)">\s*<td class="mono" title="([0-9a-f]+)"', section)
+    order = re.findall(r'<tr class="([^"]*)">\s*<td class="token hash">([0-9a-f]+)</td>', section)
     assert order[:2] == [("flagged", bad), ("", busy)]  # fewer matches, but flagged: first
     assert "false positives" in section
 
@@ -816,16 +847,3 @@ async def test_the_takedown_history_carries_a_node_counter_reset_forward(
         assert hub.ledger.count_history(PDQ_LIST) == []
     finally:
         hub.close()
-
-
-def test_the_chart_steps_through_cumulative_totals() -> None:
-    chart = line_chart({"a": [("2026-01-01T00:00:00Z", 0), ("2026-01-02T00:00:00Z", 4)], "b": []})
-    [series] = chart.series
-    assert series.label == "a"
-    assert series.last == 4
-    points = [tuple(map(float, p.split(","))) for p in series.points.split()]
-    xs = [x for x, _ in points]
-    assert xs == sorted(xs)
-    assert points[0][1] == chart.top + chart.plot_height  # starts at 0
-    assert points[-1][1] == chart.top  # ends at the maximum
-    assert line_chart({}).empty

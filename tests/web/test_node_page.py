@@ -19,12 +19,14 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
+from edge.web import stylesheet
 from node.api.keys import SESSION
 from node.config import read_secret
 from node.service import Node, flush_acks, run_sync
 from node.web import CONTENT_SECURITY_POLICY, SESSION_COOKIE, LoginThrottle, SessionStore
 from tests.node.fixtures_sync import HubApp
 from tests.web.conftest import RecordedRequest, Screenshot
+from tests.web.layout_support import TABLE_SCROLLERS, TOKENS_ON_ONE_LINE
 from tests.web.node_support import (
     MD5_LIST,
     PDQ_LIST,
@@ -114,10 +116,13 @@ async def test_the_token_opens_an_httponly_strict_session_and_the_page_shows_eac
     for entry in node_of(client).status()["lists"]:
         row = re.search(rf'<tr data-list="{entry["list"]}" class="fresh">(.*?)</tr>', html, re.S)
         assert row is not None, entry["list"]
-        assert entry["state_sha256"][:16] in row.group(1)
-        assert f'<td data-field="version">{entry["version"]}</td>' in row.group(1)
-        assert f'<td data-field="count">{entry["count"]}</td>' in row.group(1)
-    assert '<td data-field="version">1</td>' in html
+        # The whole digest, on the list's second line, kept whole (never cut, never broken).
+        detail = re.search(rf'<tr [^>]*data-list-detail="{entry["list"]}">(.*?)</tr>', html, re.S)
+        assert detail is not None, entry["list"]
+        assert f'<span class="token digest">{entry["state_sha256"]}</span>' in detail.group(1)
+        assert f'<td class="num" data-field="version">{entry["version"]}</td>' in row.group(1)
+        assert f'<td class="num" data-field="count">{entry["count"]}</td>' in row.group(1)
+    assert '<td class="num" data-field="version">1</td>' in html
     assert "<td>md5</td>" in html
     assert "<td>pdq</td>" in html
     assert "STALE" not in html
@@ -201,9 +206,11 @@ async def test_a_scheduled_node_shows_its_schedule(tmp_path: Path, hub: HubApp) 
     assert "<dt>Running</dt><dd>yes</dd>" in html
     # Times as everywhere else on the page: whole seconds, in Z.
     when = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ|not yet|not scheduled)"
-    assert re.search(rf"<dt>Last run</dt><dd>{when}</dd>", html), html
-    assert re.search(rf"<dt>Next run</dt><dd>{when}</dd>", html), html
-    assert re.search(r"node time \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", html), html
+    assert re.search(rf'<dt>Last run</dt><dd class="token">{when}</dd>', html), html
+    assert re.search(rf'<dt>Next run</dt><dd class="token">{when}</dd>', html), html
+    assert re.search(
+        r'node time <span class="token">\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</span>', html
+    ), html
     assert "+00:00" not in html
 
 
@@ -368,6 +375,7 @@ async def test_every_page_answer_forbids_framing_scripts_and_caching(client: Cli
         await client.get("/status/login"),
         await client.post("/status/login", data={"token": "wrong"}),
         await client.get("/status/static/node.css"),
+        await client.get("/status/static/hashhub.css"),
         await client.get("/status/nothing-here"),
     ]
     await log_in(client)
@@ -381,6 +389,29 @@ async def test_every_page_answer_forbids_framing_scripts_and_caching(client: Cli
         assert "<script" not in await response.text()
     assert "script-src" not in CONTENT_SECURITY_POLICY  # so default-src 'none' forbids scripts
     assert CONTENT_SECURITY_POLICY.startswith("default-src 'none';")
+
+
+async def test_the_page_wears_the_hubs_look_from_the_shared_stylesheet(client: Client) -> None:
+    """One visual language: the same stylesheet, header, card and button markup as the hub."""
+    shared = await client.get("/status/static/hashhub.css")
+    assert shared.status == 200
+    assert shared.content_type == "text/css"
+    assert await shared.read() == stylesheet()
+    own = await (await client.get("/status/static/node.css")).text()
+    assert "header" not in own
+    assert "font:" not in own
+    login = await (await client.get("/status/login")).text()
+    await log_in(client)
+    status = await (await client.get("/status/")).text()
+    for html in (login, status):
+        links = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
+        assert links == ["/status/static/hashhub.css", "/status/static/node.css"]
+        assert '<header class="site">' in html
+        assert '<a class="brand" href="/status/">hashhub <span class="role">node</span>' in html
+    assert '<section class="card narrow">' in login
+    assert '<form method="post" action="/status/login" class="stacked login">' in login
+    assert '<button type="submit" class="secondary small">Log out</button>' in status
+    assert status.count('<div class="table-scroll">') == status.count("<table>") >= 1
 
 
 # -- in the browser ---------------------------------------------------------------------------
@@ -410,6 +441,14 @@ async def test_an_operator_records_actioned_in_the_browser_and_the_ack_carries_i
         page = await context.new_page()
         await page.goto(str(client.make_url("/status/")))
         await expect(page).to_have_url(re.compile(r"/status/login$"))
+        login_button = page.get_by_role("button", name="Log in")
+        # Styled as the hub's buttons (the shared stylesheet), not the browser's default.
+        assert await login_button.evaluate("e => getComputedStyle(e).backgroundColor") == (
+            "rgb(31, 95, 168)"
+        )
+        assert await page.locator("header.site").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        ) == ("rgb(255, 255, 255)")
         await screenshot(page, "node-login")
         await page.get_by_label("The node's API token").fill(token)
         await page.get_by_role("button", name="Log in").click()
@@ -486,7 +525,14 @@ async def test_a_hub_that_stopped_re_signing_raises_the_stale_alarm_on_the_page(
         await expect(page.locator(f'tr[data-list="{list_id}"] .badge')).to_have_text("STALE")
     await expect(alarm).to_contain_text("still enforcing version 1")
     await expect(alarm).to_contain_text("Last error:")
-    assert await alarm.evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(192, 57, 43)"
+    for token in await page.evaluate(TOKENS_ON_ONE_LINE):  # digests, dates: whole
+        assert token["lines"] == 1, token
+        assert not token["clipped"], token
+    for table in await page.evaluate(TABLE_SCROLLERS):
+        assert table["scroller"], table
+        assert table["overflow"] == "auto", table
+    # The hub's alarm colour (the shared stylesheet's --bad): one visual language.
+    assert await alarm.evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(185, 28, 28)"
     await screenshot(page, "node-status-stale")
     assert node.status()["stale"] is True
     assert csrf_of(await page.content())  # still logged in: the trust clock moved, not the session

@@ -4,7 +4,7 @@ Chromium opens the real hub's submission page on loopback and chooses the bridge
 photo of the shared PDQ test images; the page's own JavaScript hashes it and only
 the hash is sent (proved from the browser's network log). An operator logs in,
 accepts the case into the PDQ list and publishes from the dashboard; a real node
-syncs, matches the photo, acks; the dashboard shows the ack. A picture too flat for
+syncs, matches the photo, acks; the dashboard's sections show the ack. A picture too flat for
 a reliable PDQ hash is never sent, and a video goes as the MD5 of its bytes. Every
 page visited is screenshotted.
 """
@@ -109,13 +109,23 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
             await page.fill("#token", operator_token(hub.home, "publisher", "reviewer"))
             await page.click("#login")
             await expect(page).to_have_url(f"{hub.url}/dashboard")
+            await expect(page.locator("#tile-review .figure")).to_have_text("1")
+            await screenshot(page, "hub-dashboard-overview")
+            sections = page.get_by_role("navigation", name="Dashboard sections")
+            await sections.get_by_role("link", name="Review").click()
+            await expect(page).to_have_url(f"{hub.url}/dashboard/review")
             row = page.locator(f"#case-{case_shown.replace('-', '')}")
             await expect(row).to_contain_text(case_shown)
+            await expect(row.locator(".hash")).to_have_text(browser_pdq.hex())  # whole
             await screenshot(page, "hub-dashboard-queue")
             await row.locator("select[name=list]").select_option(PDQ_LIST)
             await row.locator("button.accept").click()
+            # The form returns to the review section, which says what happened.
+            await expect(page).to_have_url(f"{hub.url}/dashboard/review?notice=accepted")
             await expect(page.locator(".notice")).to_contain_text("Case accepted")
-            await expect(page.locator("#staged")).to_contain_text(browser_pdq.hex()[:16])
+            await expect(page.locator("#queue")).to_contain_text("No cases waiting.")
+            await sections.get_by_role("link", name="Lists").click()
+            await expect(page.locator("#staged")).to_contain_text(browser_pdq.hex())
             await screenshot(page, "hub-dashboard-staged")
 
             async def confirm(dialog: Dialog) -> None:
@@ -124,9 +134,11 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
             page.on("dialog", confirm)
             await page.select_option("#publish-list", PDQ_LIST)
             await page.click("#publish")
+            await expect(page).to_have_url(f"{hub.url}/dashboard/lists?notice=published")
             await expect(page.locator(".notice")).to_contain_text("Published")
             await expect(page.locator(f"#list-{PDQ_LIST} .version")).to_have_text("2")
             await screenshot(page, "hub-dashboard-published")
+            await sections.get_by_role("link", name="Nodes").click()
             node_row = page.locator(f"#node-{node.config.node_id}-{PDQ_LIST}")
             await expect(node_row.locator(".applied")).to_have_text("1")
 
@@ -150,8 +162,14 @@ async def test_a_picture_hashed_in_the_browser_is_accepted_published_matched_and
             await expect(node_row.locator(".lag")).to_have_text("0")
             await expect(node_row.locator(".last-ack")).to_have_text(acked.received)
             await expect(node_row.locator(".state")).to_have_text("ok")
+            await screenshot(page, "hub-dashboard-nodes")
+            await sections.get_by_role("link", name="Lists").click()
             await expect(page.locator(f"#list-{PDQ_LIST} .actioned")).to_have_text("1")
+            await sections.get_by_role("link", name="Counts").click()
             await expect(page.locator("#takedowns .legend")).to_contain_text(f"{PDQ_LIST}: 1")
+            chart = page.locator("#takedowns svg.chart")
+            await expect(chart.locator("polyline")).to_have_count(1)  # acks over a span
+            await expect(chart.locator("text.x-tick")).not_to_have_count(0)
             await screenshot(page, "hub-dashboard-acked")
 
             await page.goto(f"{hub.url}/case")
