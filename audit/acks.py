@@ -46,7 +46,16 @@ from typing import Any
 
 from audit.source import FetchError, HttpSource
 from audit.verify import INCOMPLETE_RULES, Finding, TreeReport
-from protocol import Ack, ProtocolError, PublicKey, b64encode, verify_ack
+from protocol import (
+    Ack,
+    NodeKeyPeriod,
+    ProtocolError,
+    PublicKey,
+    SignatureSidecar,
+    b64encode,
+    verify_ack,
+    verify_ack_by_periods,
+)
 from protocol.ack import COUNTER_NAMES
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
 from protocol.errors import ProofError
@@ -280,52 +289,77 @@ def _fetch_evidence(hub: HttpSource, report: AcksReport) -> list[StoredAck]:
 
 def _enrolled_keys(
     hub: HttpSource, node_keys: Mapping[str, PublicKey], report: AcksReport
-) -> dict[str, PublicKey]:
-    """The key to check each node's acks with: the platform's, else the hub's record.
+) -> dict[str, list[NodeKeyPeriod]]:
+    """The keys to check each node's acks with, each with its ``seq`` period (§10.4.1).
 
-    A key given out of band (``--node-key``) decides, and the hub's enrolled key id
-    must be the same; for a node without one, the public key the hub says it
-    enrolled is used and the report names the node in ``keys_from_hub`` (a hub
-    that lies about a key could forge that node's acks; ask the platform for it).
+    A key given out of band (``--node-key``) decides for the period the hub lists
+    under its key id, and the hub must list it; for a node without one, or for
+    periods of other keys (a node re-keyed or enrolled again), the keys the hub says
+    it recorded are used and the report names the node in ``keys_from_hub`` (a hub
+    that lies about a key could forge that node's acks; ask the platform for them).
     """
-    keys = dict(node_keys)
+    periods = {node_id: [NodeKeyPeriod(key, 1)] for node_id, key in node_keys.items()}
     try:
         answer = hub.request("v1/admin/nodes", _API_CAP, missing_ok=False)
     except FetchError:
-        return keys  # this token may not list nodes: the keys given out of band decide
+        return periods  # this token may not list nodes: the keys given out of band decide
     assert answer is not None
     try:
         nodes = {str(n["id"]): n for n in _rows(json.loads(answer[1]), "nodes")}
     except (ValueError, KeyError, TypeError):
-        return keys
-    for node_id, key in sorted(node_keys.items()):
-        enrolled = nodes.get(node_id)
-        if enrolled is not None and enrolled.get("keyid") != key.keyid:
+        return periods
+    for node_id, enrolled in sorted(nodes.items()):
+        listed = _listed_periods(enrolled)
+        given = node_keys.get(node_id)
+        if given is not None and not any(p.key.keyid == given.keyid for p in listed):
             _finding(
                 report,
                 f"node {node_id}",
                 "SignatureError",
                 _SECTION_ACK,
                 f"the hub enrolled key {str(enrolled.get('keyid'))[:16]}…, "
-                f"not the given key {key.keyid[:16]}…",
+                f"not the given key {given.keyid[:16]}…",
             )
-    for node_id, enrolled in sorted(nodes.items()):
-        if node_id in keys or not isinstance(enrolled.get("public_key"), str):
             continue
+        if not listed:
+            continue
+        periods[node_id] = listed
+        if given is None or any(p.key.keyid != given.keyid for p in listed):
+            report.keys_from_hub.append(node_id)
+    return periods
+
+
+def _listed_periods(enrolled: Mapping[str, Any]) -> list[NodeKeyPeriod]:
+    """A node's key periods as the hub lists them (``keys``); a hub that lists only
+    ``public_key`` has one key, from seq 1. Entries that do not parse are left out."""
+    out = []
+    rows = enrolled.get("keys")
+    if not isinstance(rows, list):
+        rows = [{"public_key": enrolled.get("public_key"), "first_seq": 1, "last_seq": None}]
+    for row in rows:
         try:
-            key = PublicKey(bytes.fromhex(enrolled["public_key"]))
-        except (ValueError, ProtocolError):
+            key = PublicKey(bytes.fromhex(row["public_key"]))
+            first, last = row["first_seq"], row["last_seq"]
+            if not isinstance(first, int) or not (last is None or isinstance(last, int)):
+                continue
+        except (ValueError, KeyError, TypeError, ProtocolError):
             continue
-        if key.keyid != enrolled.get("keyid"):
-            continue
-        keys[node_id] = key
-        report.keys_from_hub.append(node_id)
-    return keys
+        out.append(NodeKeyPeriod(key, first, last))
+    return out
 
 
-def _verify(stored: StoredAck, key: PublicKey, hub_name: str, report: AcksReport) -> None:
+def _verify(
+    stored: StoredAck, periods: list[NodeKeyPeriod], hub_name: str, report: AcksReport
+) -> None:
     try:
-        ack = verify_ack(stored.data, stored.sig, node_key=key, origin_prefix=hub_name)
+        if stored.origin == "acks":
+            ack = verify_ack_by_periods(
+                stored.data, stored.sig, periods=periods, origin_prefix=hub_name
+            )
+        else:
+            # A refused ack kept as evidence used up no seq: any key the node had
+            # may have signed it, whatever seq it carries.
+            ack = _verify_any(stored, periods, hub_name)
     except ProtocolError as e:
         _finding(report, stored.label, type(e).__name__, _SECTION_ACK, str(e))
         return
@@ -345,6 +379,13 @@ def _verify(stored: StoredAck, key: PublicKey, hub_name: str, report: AcksReport
         )
         return
     stored.ack = ack
+
+
+def _verify_any(stored: StoredAck, periods: list[NodeKeyPeriod], hub_name: str) -> Ack:
+    """``verify_ack`` under the node's key that the sidecar names (else its current one)."""
+    signed_by = {s.keyid for s in SignatureSidecar.from_bytes(stored.sig).signatures}
+    keys = [p.key for p in periods if p.key.keyid in signed_by] or [periods[-1].key]
+    return verify_ack(stored.data, stored.sig, node_key=keys[0], origin_prefix=hub_name)
 
 
 def _published_roots(leaves: list[bytes]) -> dict[int, bytes]:
@@ -693,9 +734,9 @@ def audit_acks(
         return report
     report.acks, report.evidence = len(stored), len(evidence)
     report.nodes = sorted({s.node for s in (*stored, *evidence)})
-    node_keys = _enrolled_keys(viewer, node_keys, report)
+    periods = _enrolled_keys(viewer, node_keys, report)
     for item in (*stored, *evidence):
-        key = node_keys.get(item.node)
+        key = periods.get(item.node)
         if key is None:
             _finding(
                 report,
@@ -710,6 +751,6 @@ def audit_acks(
     report.verified = len(verified)
     _split_views(verified, tree, report)
     accepted = [s.ack for s in stored if s.ack is not None]
-    unverifiable = {(s.node, s.list_id) for s in stored if s.node not in node_keys}
+    unverifiable = {(s.node, s.list_id) for s in stored if s.node not in periods}
     _check_totals(viewer, accepted, list_ids, report, unverifiable)
     return report

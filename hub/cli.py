@@ -31,6 +31,7 @@ from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
+from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
 from hub.services.ledger import FlaggedHash
 from hub.services.reports import ListStatus
@@ -674,7 +675,7 @@ def case_reject(case: str, home: Path) -> None:
 
 @main.group()
 def node() -> None:
-    """Enrol, revoke and list platforms' nodes."""
+    """Enrol platforms' nodes, change them (lists, key, token, suspension), revoke them."""
 
 
 @node.command(name="enrol")
@@ -696,9 +697,7 @@ def node() -> None:
 @home_option
 def node_enrol(node_id: str, public_key: Path, lists: str, url: str | None, home: Path) -> None:
     """Enrol NODE_ID; prints the hub URL, the root pin and its bearer token (once)."""
-    granted = [item.strip() for item in lists.split(",") if item.strip()]
-    if not granted:
-        raise click.ClickException("--lists names no list")
+    granted = _lists_option(lists)
     if url is not None:
         url = _base_url(url, "--url")
     with _open(home) as hub:
@@ -750,6 +749,137 @@ def node_revoke(node_id: str, home: Path) -> None:
     click.echo(f"Revoked node {node_id}.")
 
 
+def _lists_option(text: str) -> list[str]:
+    lists = [item.strip() for item in text.split(",") if item.strip()]
+    if not lists:
+        raise click.ClickException("--lists names no list")
+    return lists
+
+
+@node.command(name="grant")
+@click.argument("node_id", metavar="NODE_ID")
+@click.option("--lists", required=True, help="Comma-separated list ids to grant.")
+@home_option
+def node_grant(node_id: str, lists: str, home: Path) -> None:
+    """Let NODE_ID read (and acknowledge) more lists, from its next request."""
+    with _open(home) as hub:
+        now = hub.access.grant(node_id, _lists_option(lists), who=_who())
+    click.echo(f"Node {node_id} now has: {', '.join(now)}.")
+
+
+@node.command(name="ungrant")
+@click.argument("node_id", metavar="NODE_ID")
+@click.option("--lists", required=True, help="Comma-separated list ids to take away.")
+@home_option
+def node_ungrant(node_id: str, lists: str, home: Path) -> None:
+    """Take lists away from NODE_ID: its next read of them is refused."""
+    with _open(home) as hub:
+        now = hub.access.ungrant(node_id, _lists_option(lists), who=_who())
+    click.echo(f"Node {node_id} now has: {', '.join(now) or 'no list'}.")
+
+
+@node.command(name="rekey")
+@click.argument("node_id", metavar="NODE_ID")
+@click.option(
+    "--public-key",
+    "public_key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The node's new Ed25519 public key (PEM), from 'hashhub-node key rotate'.",
+)
+@home_option
+def node_rekey(node_id: str, public_key: Path, home: Path) -> None:
+    """Give NODE_ID a new key: its acks from the next seq on must be signed by it.
+
+    The acks its old key signed stay verifiable under that key; the old key signs
+    nothing after them.
+    """
+    with _open(home) as hub:
+        record = hub.access.rekey(node_id, load_public_key(public_key), who=_who())
+    click.echo(
+        f"Node {node_id} signs with key {record.keyid[:16]} from seq {record.first_seq} on; "
+        "earlier acks stay verifiable under its earlier keys."
+    )
+
+
+@node.command(name="token")
+@click.argument("node_id", metavar="NODE_ID")
+@home_option
+def node_token(node_id: str, home: Path) -> None:
+    """Issue NODE_ID a new token; the old one is refused from now on. Shown once."""
+    with _open(home) as hub:
+        value = hub.access.reissue_token(node_id, who=_who())
+    click.echo(f"New token for node {node_id}, shown only this once:")
+    click.echo(f"  {value}")
+    click.echo("Its node takes it as 'hashhub-node token set -' (on standard input).")
+
+
+@node.command(name="suspend")
+@click.argument("node_id", metavar="NODE_ID")
+@click.option("--reason", default="", help="Why, in one line, kept in the action log.")
+@home_option
+def node_suspend(node_id: str, reason: str, home: Path) -> None:
+    """Refuse NODE_ID every request until 'node resume'; nothing else changes."""
+    with _open(home) as hub:
+        hub.access.suspend(node_id, reason, who=_who())
+    click.echo(f"Suspended node {node_id}; 'hashhub node resume {node_id}' lets it back in.")
+
+
+@node.command(name="resume")
+@click.argument("node_id", metavar="NODE_ID")
+@home_option
+def node_resume(node_id: str, home: Path) -> None:
+    """End NODE_ID's suspension."""
+    with _open(home) as hub:
+        hub.access.resume(node_id, who=_who())
+    click.echo(f"Resumed node {node_id}.")
+
+
+def _node_state(n: NodeRecord) -> str:
+    if n.revoked:
+        return f"revoked {n.revoked}"
+    if n.suspended:
+        return f"suspended {n.suspended}"
+    return "active"
+
+
+@node.command(name="show")
+@click.argument("node_id", metavar="NODE_ID")
+@json_option
+@home_option
+def node_show(node_id: str, as_json: bool, home: Path) -> None:
+    """One node: its state, lists, and every key it had with the seqs each signs."""
+    with _open(home) as hub:
+        found = [n for n in hub.access.nodes() if n.id == node_id]
+    if not found:
+        raise click.ClickException(f"no node {node_id!r} was ever enrolled")
+    (n,) = found
+    if as_json:
+        _echo_json(n.to_dict())
+        return
+    click.echo(f"node        {n.id}")
+    click.echo(f"state       {_node_state(n)}")
+    click.echo(f"generation  {n.generation}")
+    click.echo(f"lists       {', '.join(n.lists) or '-'}")
+    click.echo(f"enrolled    {n.created}")
+    click.echo(f"last seq    {n.last_seq}")
+    click.echo(
+        _table(
+            ["KEY", "SEQS", "GENERATION", "SINCE", "WHY"],
+            (
+                [
+                    k.keyid[:16],
+                    f"{k.first_seq}-{k.last_seq if k.last_seq is not None else ''}",
+                    k.generation,
+                    k.since,
+                    k.reason,
+                ]
+                for k in n.keys
+            ),
+        )
+    )
+
+
 @node.command(name="list")
 @json_option
 @home_option
@@ -764,14 +894,14 @@ def node_list(as_json: bool, home: Path) -> None:
     else:
         click.echo(
             _table(
-                ["NODE", "KEY", "LISTS", "ENROLLED", "REVOKED", "LAST SEQ"],
+                ["NODE", "KEY", "LISTS", "ENROLLED", "STATE", "LAST SEQ"],
                 (
                     [
                         n.id,
                         n.keyid[:16],
                         ",".join(n.lists),
                         n.created,
-                        n.revoked,
+                        _node_state(n),
                         n.last_seq,
                     ]
                     for n in nodes

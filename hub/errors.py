@@ -74,6 +74,12 @@ class Forbidden(HubError):
     code = "forbidden"
 
 
+class NodeSuspended(Forbidden):
+    """The hub operator suspended the node: every request is refused until resumed."""
+
+    code = "node_suspended"
+
+
 class NotFound(HubError):
     status = 404
     code = "not_found"

@@ -16,7 +16,8 @@ What is stored, and why it is stored that way:
   category, submission id, who, when) and the versions that added and removed it.
 - ``staged``: changes waiting for the next publish.
 - ``keys``: public halves only. Private keys stay in files (mode 0600).
-- ``nodes``, ``tokens``: enrolled platforms and hashed bearer tokens.
+- ``nodes``, ``tokens``: enrolled platforms and hashed bearer tokens;
+  ``node_keys``: every key a node signed acks with, and from which ``seq`` (m005).
 - ``acks``: each ack's exact bytes and signature, plus what was read from it.
 - ``counters``: each node's cumulative counters as it last reported them, and the
   part counted (``total``, bounded) or withheld as an implausible jump;
@@ -439,6 +440,35 @@ def m004_known_hash_types(db: sqlite_utils.Database) -> None:
     conn.execute(
         "CREATE TRIGGER submissions_update_hash_type BEFORE UPDATE OF hash_type ON submissions"
         + refuse
+    )
+
+
+@migrations()
+def m005_node_changes(db: sqlite_utils.Database) -> None:
+    """Enrolled nodes that can change: suspension, generations, and every key they had.
+
+    ``node_keys`` holds each key a node has signed with and the first ``seq`` it
+    signs (PROTOCOL.md §10.4.1); a key's period ends where the next one starts. It
+    is filled with each node's one key, from seq 1. ``generation`` counts
+    enrolments of the id (a revoked id enrolled again is generation 2);
+    ``suspended`` is when the operator suspended the node (``NULL``: not).
+    """
+    db.executescript(
+        """
+        ALTER TABLE nodes ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE nodes ADD COLUMN suspended TEXT;
+        CREATE TABLE node_keys (
+            node TEXT NOT NULL REFERENCES nodes(id),
+            first_seq INTEGER NOT NULL CHECK (first_seq >= 1),
+            generation INTEGER NOT NULL,
+            public_key TEXT NOT NULL,
+            since TEXT NOT NULL,
+            reason TEXT NOT NULL CHECK (reason IN ('enrol', 're-key', 're-enrol')),
+            PRIMARY KEY (node, first_seq)
+        );
+        INSERT INTO node_keys (node, first_seq, generation, public_key, since, reason)
+            SELECT id, 1, 1, public_key, created, 'enrol' FROM nodes;
+        """
     )
 
 

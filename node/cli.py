@@ -270,6 +270,38 @@ def token_set(value: str, home: Path) -> None:
     click.echo(f"Stored the hub token in {home / 'hub-token'} (mode 0600).")
 
 
+@main.group()
+def key() -> None:
+    """The node's signing key, which signs its acks."""
+
+
+@key.command(name="rotate")
+@home_option
+def key_rotate(home: Path) -> None:
+    """Replace the node's signing key; the hub operator then records the new one.
+
+    The old public key stays beside it as node.<keyid>.pub.pem, for auditors of the
+    acks it signed; queued acks are signed again with the new key.
+    """
+    with _open(home) as node:
+        old, new, resigned = node.rotate_key()
+        node_id = node.config.node_id
+    click.echo(
+        f"New key {new[:16]} in {home / 'node.key'} (mode 0600), public half in "
+        f"{home / 'node.pub.pem'}."
+    )
+    click.echo(
+        f"The old key {old[:16]} is gone; its public half is {home / f'node.{old[:16]}.pub.pem'}."
+    )
+    if resigned:
+        click.echo(f"Signed {len(resigned)} queued ack(s) again with the new key.")
+    click.echo(
+        "Send node.pub.pem to the hub operator now, to run "
+        f"'hashhub node rekey {node_id} --public-key node.pub.pem': until then the hub "
+        "refuses this node's acks (the next one after it carries the same counts)."
+    )
+
+
 def _outcome_line(o: ListOutcome) -> str:
     if o.status == "updated":
         how = " from a snapshot" if o.rebuilt else ""
@@ -299,6 +331,11 @@ def _advice(outcomes: list[ListOutcome], node_id: str) -> list[str]:
             "not pass by itself. Ask the hub operator to enrol node.pub.pem as "
             f"{node_id} or issue a new token, then run 'hashhub-node token set TOKEN'."
         )
+    if any(o.cause == "suspended" for o in outcomes):
+        lines.append(
+            "The hub operator has suspended this node; this will not pass by itself. "
+            f"Ask them why, and to run 'hashhub node resume {node_id}'."
+        )
     forbidden = [o.list_id for o in outcomes if o.cause == "forbidden"]
     if forbidden:
         lines.append(
@@ -313,7 +350,7 @@ def _sync_status(outcomes: list[ListOutcome]) -> int:
     """The exit status of ``sync``: the first of rejected, denied, configuration, failed."""
     if any(o.status == "rejected" for o in outcomes):
         return EXIT_REJECTED
-    if any(o.cause in ("unauthorized", "forbidden") for o in outcomes):
+    if any(o.cause in ("unauthorized", "forbidden", "suspended") for o in outcomes):
         return EXIT_DENIED
     if any(o.cause == "config" for o in outcomes):
         return EXIT_CONFIG

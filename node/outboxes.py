@@ -151,6 +151,37 @@ class AckOutbox:
             )
             self.store.acks.drop(seq)
 
+    def resign(self, key: SigningKey) -> list[int]:
+        """Sign every queued ack again with ``key``, the node's new key, same ``seq``.
+
+        After ``hashhub-node key rotate`` the hub verifies the node's acks from its
+        next ``seq`` on by the new key (PROTOCOL.md §10.4.1); acks queued but not yet
+        delivered were signed by the old one and would be refused. Returns their seqs.
+        """
+        self.key = key
+        root = newest_root(self.store)
+        if root is None:
+            return []
+        resigned = []
+        with self.store.atomic():
+            rows = self.store.acks.queued()
+            self.store.acks.drop_all()
+            for row in rows:
+                old = Ack.from_bytes(bytes(row["bytes"]))
+                data, sig = sign_ack(
+                    key=key,
+                    node=old.node,
+                    list_id=old.list_id,
+                    seq=old.seq,
+                    sent=self.now(),
+                    origin=root.origin(old.list_id),
+                    applied=old.applied,
+                    counts=old.counts,
+                )
+                self.store.acks.queue(old.seq, old.list_id, data, sig, row["created"], self.now())
+                resigned.append(old.seq)
+        return resigned
+
     def renumber(self, last_seq: int) -> list[int]:
         """Re-sign every queued ack above the hub's ``last_seq``, keeping their order.
 

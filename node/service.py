@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -108,6 +109,25 @@ class Node:
         self.matching.load_indexes()
 
     # -- setup ---------------------------------------------------------------------
+
+    def rotate_key(self) -> tuple[str, str, list[int]]:
+        """A new signing key for this node; returns (old key id, new key id, re-signed seqs).
+
+        The old public key is kept beside it as ``node.<keyid>.pub.pem`` (an auditor
+        checks the acks it signed with it); the old private key is overwritten, so a
+        key rotated because it leaked signs nothing more here. Acks waiting in the
+        outbox are signed again with the new key.
+        """
+        old = self.key
+        new = SigningKey.generate()
+        write_public_key(self.home / f"node.{old.keyid[:16]}.pub.pem", old.public)
+        staged = self.home / "node.key.new"
+        staged.unlink(missing_ok=True)  # left by an interrupted rotation: never used
+        write_private_key(staged, new)
+        os.replace(staged, self.home / "node.key")  # atomic: one key or the other
+        write_public_key(self.home / "node.pub.pem", new.public)
+        self.key = new
+        return old.keyid, new.keyid, self.acks.resign(new)
 
     @classmethod
     def init(
@@ -335,7 +355,8 @@ async def flush_acks(
                     )
                     return confirmed + more_confirmed, failed + more_failed
                 error = "" if ok else _ack_refusal(resp.status, text)
-                if resp.status in ACK_REFUSALS:
+                suspended = resp.status == 403 and _error_code(text) == "node_suspended"
+                if resp.status in ACK_REFUSALS and not suspended:
                     node.acks.refused(row["seq"], error)
                     _note(reasons, row, f"refused for good: {error}")
                     failed += 1
@@ -386,6 +407,14 @@ def _retry_after(resp: aiohttp.ClientResponse) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         return 0
     return min(int(raw), MAX_RETRY_AFTER)
+
+
+def _error_code(text: str) -> str:
+    """The ``code`` of a JSON error answer (PROTOCOL.md §10.6), or ``""``."""
+    try:
+        return str(json.loads(text)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _unsent(url: str, error: aiohttp.ClientError | TimeoutError) -> str:

@@ -96,10 +96,11 @@ UpdateStatus = Literal["updated", "current", "rejected", "failed"]
 """How one list's update ended: applied, already current, refused by the trust rules
 (evidence kept), or failed for a reason outside the published data (network, disk)."""
 
-FailureCause = Literal["", "unauthorized", "forbidden", "config"]
+FailureCause = Literal["", "unauthorized", "forbidden", "suspended", "config"]
 """Why a ``failed`` update cannot succeed by itself: ``unauthorized``, the hub does not
 accept the node's token (401), or ``forbidden``, the token may not read the list
-(403), which only the hub operator can change; ``config``, the node follows a list
+(403), or ``suspended``, the hub operator suspended the node (403 ``node_suspended``),
+which only the hub operator can change; ``config``, the node follows a list
 the hub's root does not declare, which only ``node.toml`` can. Empty for every other
 outcome, including failures that a later run may get past."""
 
@@ -300,7 +301,9 @@ def _kind(error: Exception) -> str:
 def cause_of(error: Exception) -> FailureCause:
     """The ``FailureCause`` of a failed update's error."""
     if isinstance(error, HubAccessError):
-        return "unauthorized" if error.status == 401 else "forbidden"
+        if error.status == 401:
+            return "unauthorized"
+        return "suspended" if f"{error.status} node_suspended: " in str(error) else "forbidden"
     return ""
 
 

@@ -15,8 +15,10 @@ from protocol.ack import (
     Ack,
     AppliedVersion,
     Counts,
+    NodeKeyPeriod,
     sign_ack,
     verify_ack,
+    verify_ack_by_periods,
 )
 from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, SignedCheckpoint, cosign, sign_note
@@ -92,6 +94,7 @@ __all__ = [
     "ListUpdate",
     "MalformedError",
     "MissingFileError",
+    "NodeKeyPeriod",
     "NoteSignature",
     "Policy",
     "ProofError",
@@ -135,4 +138,5 @@ __all__ = [
     "snapshot_path",
     "validate_list_id",
     "verify_ack",
+    "verify_ack_by_periods",
 ]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,8 +57,10 @@ __all__ = [
     "Ack",
     "AppliedVersion",
     "Counts",
+    "NodeKeyPeriod",
     "sign_ack",
     "verify_ack",
+    "verify_ack_by_periods",
 ]
 
 ACK_TYPE = "hashhub.ack.v1"
@@ -307,4 +309,56 @@ def verify_ack(data: bytes, sig: bytes, *, node_key: PublicKey, origin_prefix: s
         )
     except SignatureError as e:
         raise SignatureError(f"ack from {ack.node} seq {ack.seq}: {e}") from e
+    return ack
+
+
+@dataclass(frozen=True)
+class NodeKeyPeriod:
+    """One of a node's keys and the ``seq`` numbers it signs (PROTOCOL.md §10.4.1).
+
+    A node that is re-keyed, or re-enrolled after a revocation, gets a new key from
+    the next ``seq`` on; its earlier acks stay verifiable under the key that signed
+    them, and the old key signs nothing after them: an ack whose ``seq`` is past its
+    key's period is refused, so a retired (perhaps stolen) key cannot speak for the
+    node again.
+    """
+
+    key: PublicKey
+    first_seq: int
+    last_seq: int | None = None
+    """The period's last ``seq``; ``None`` while the key is the node's current one."""
+
+    def covers(self, seq: int) -> bool:
+        return self.first_seq <= seq and (self.last_seq is None or seq <= self.last_seq)
+
+    def describe(self) -> str:
+        end = "on" if self.last_seq is None else f"to {self.last_seq}"
+        return f"key {self.key.keyid[:16]} (seq {self.first_seq} {end})"
+
+
+def verify_ack_by_periods(
+    data: bytes, sig: bytes, *, periods: Sequence[NodeKeyPeriod], origin_prefix: str
+) -> Ack:
+    """Verify an ack under the node key whose period holds its ``seq`` (§10.4.1).
+
+    The key is chosen by the sidecar's key ids before the ack is parsed (an unsigned
+    document is never read, as in ``verify_ack``); then the verified ``seq`` must lie
+    in that key's period. With no key of the node in the sidecar, the node's current
+    key (the last period) is the one the signature is checked against, and fails.
+
+    Raises:
+        SignatureError: not signed by a key of the node, or by a key whose period does
+            not hold the ack's ``seq``; and everything ``verify_ack`` raises.
+    """
+    if not periods:
+        raise SignatureError("ack: the node has no key")
+    signed_by = {s.keyid for s in SignatureSidecar.from_bytes(sig).signatures}
+    candidates = [p for p in periods if p.key.keyid in signed_by] or [periods[-1]]
+    ack = verify_ack(data, sig, node_key=candidates[0].key, origin_prefix=origin_prefix)
+    if not any(p.covers(ack.seq) for p in candidates):
+        raise SignatureError(
+            f"ack from {ack.node} seq {ack.seq}: signed by "
+            + ", ".join(p.describe() for p in candidates)
+            + f", which does not sign seq {ack.seq}"
+        )
     return ack

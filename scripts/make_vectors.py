@@ -60,8 +60,10 @@ from protocol import (
     ListUpdate,
     MalformedError,
     MissingFileError,
+    NodeKeyPeriod,
     Policy,
     ProtocolError,
+    PublicKey,
     Publisher,
     Role,
     RollbackError,
@@ -86,6 +88,7 @@ from protocol import (
     snapshot_path,
     validate_list_id,
     verify_ack,
+    verify_ack_by_periods,
 )
 from protocol.canonical import MAX_DEPTH
 from protocol.checkpoint import (
@@ -639,6 +642,26 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         },
     )
 
+    # -- a node's keys over time (§10.4.1) -----------------------------------------------
+    other_pub = keys["node-2"].public
+    cases["ack-key-periods"] = _case(
+        "The ack of case ack (node-1, seq 7) checked against the node's key history: node-2's "
+        "key signed seqs 1 to 6, node-1's from 7 on. The sidecar names node-1's key, whose "
+        "period holds seq 7: accepted.",
+        "verify_ack_periods",
+        rules=["10.4.1"],
+        input={
+            "ack_text": _text(ack_data),
+            "sig_text": _text(ack_sig),
+            "periods": [
+                {"public_hex": other_pub.raw.hex(), "first_seq": 1, "last_seq": 6},
+                {"public_hex": node_key.raw.hex(), "first_seq": 7, "last_seq": None},
+            ],
+            "hub_name": HUB_NAME,
+        },
+        expected={"seq": ack.seq},
+    )
+
     # -- whole-repository syncs ----------------------------------------------------------
     hub = _hub(files, VERIFY_AT)
     synced: dict[str, Any] = {}
@@ -727,6 +750,13 @@ def _positive_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _periods(rows: Sequence[Mapping[str, Any]]) -> list[NodeKeyPeriod]:
+    return [
+        NodeKeyPeriod(PublicKey(bytes.fromhex(r["public_hex"])), r["first_seq"], r["last_seq"])
+        for r in rows
+    ]
 
 
 def _ack(repo: _Repo) -> tuple[bytes, bytes]:
@@ -1261,6 +1291,50 @@ def _negative_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
             ),
         ),
     )
+    ack_data, ack_sig = _ack(repo)
+    retired = [
+        {"public_hex": node_pub, "first_seq": 1, "last_seq": 6},
+        {"public_hex": keys["node-2"].public.raw.hex(), "first_seq": 7, "last_seq": None},
+    ]
+    early = [
+        {"public_hex": keys["node-2"].public.raw.hex(), "first_seq": 1, "last_seq": 9},
+        {"public_hex": node_pub, "first_seq": 10, "last_seq": None},
+    ]
+    for name, periods, description in (
+        (
+            "neg-ack-key-period-retired",
+            retired,
+            "The ack of case ack (seq 7, signed by node-1) when node-1's key signed seqs 1 to "
+            "6 only and node-2's signs from 7 on: a retired key signs nothing after its period.",
+        ),
+        (
+            "neg-ack-key-period-not-yet",
+            early,
+            "The ack of case ack (seq 7, signed by node-1) when node-1's key signs from seq 10 "
+            "on: an auditor finds a stored ack below its key's period.",
+        ),
+    ):
+        cases[name] = _case(
+            description,
+            "verify_ack_periods",
+            rules=["10.4.1"],
+            input={
+                "ack_text": _text(ack_data),
+                "sig_text": _text(ack_sig),
+                "periods": periods,
+                "hub_name": HUB_NAME,
+            },
+            error=_expect(
+                SignatureError,
+                partial(
+                    verify_ack_by_periods,
+                    ack_data,
+                    ack_sig,
+                    periods=_periods(periods),
+                    origin_prefix=HUB_NAME,
+                ),
+            ),
+        )
     return cases
 
 
@@ -3039,6 +3113,9 @@ CHECKS = {
     "snapshot": "sha256sum, count and length of `files.snapshot`, equal to the "
     "`result_state` of `files.header`.",
     "ack": "the ack bytes, its sidecar, and its co-signature line.",
+    "verify_ack_periods": "verify the ack by the node's key periods `input.periods` "
+    "(`public_hex`, `first_seq`, `last_seq`; null: open), choosing the key by the sidecar's "
+    "key ids: `expected.seq`, or it is refused.",
     "sync_repo": "pin `input.roots[0]`, accept the other roots in order, then verify and "
     "apply every list of `repo/` from an empty state at `input.now`.",
     "sync_from_snapshot": "as `sync_repo` for one list, but start from the snapshot of "

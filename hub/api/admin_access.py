@@ -13,25 +13,29 @@ import re
 
 from aiohttp import web
 
-from hub.api.requests import Fields, check_list_id, check_node_id, json_object
+from hub.api.requests import Fields, check_list_id, check_node_id, json_object, public_key_of
 from hub.appkeys import CONFIG, HUB
 from hub.core import OPERATOR_ROLES, Principal
 from hub.errors import InvalidRequest
 from hub.http import invalidate_caches
-from protocol import ProtocolError, PublicKey
 from protocol.root import ROLE_NAMES
 
 __all__ = [
     "admin_create_token",
     "admin_enrol",
+    "admin_grant",
     "admin_keys",
+    "admin_node_token",
     "admin_nodes",
+    "admin_rekey",
+    "admin_resume",
     "admin_revoke",
     "admin_rotate",
+    "admin_suspend",
+    "admin_ungrant",
 ]
 
 _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
 async def admin_nodes(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -44,23 +48,13 @@ async def admin_nodes(request: web.Request, principal: Principal) -> web.StreamR
     )
 
 
-def _public_key(text: str) -> PublicKey:
-    """An Ed25519 public key given as SubjectPublicKeyInfo PEM or 64 hex digits."""
-    try:
-        if _HEX_KEY.fullmatch(text.strip()):
-            return PublicKey(bytes.fromhex(text.strip()))
-        return PublicKey.from_pem(text.encode("ascii"))
-    except (ProtocolError, UnicodeEncodeError) as e:
-        raise InvalidRequest(f"'public_key' is not an Ed25519 public key (PEM or hex): {e}") from e
-
-
 async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamResponse:
     body = Fields(
         await json_object(request, request.app[CONFIG].max_ack_bytes),
         {"id", "public_key", "lists"},
     )
     node_id = check_node_id(body.text("id", max_len=64))
-    key = _public_key(body.text("public_key", max_len=4096))
+    key = public_key_of(body.text("public_key", max_len=4096))
     lists = [check_list_id(v) for v in body.strings("lists")]
     token = await request.app[HUB].call(
         lambda hub: hub.access.enrol_node(node_id, key, lists, who=principal.subject)
@@ -77,6 +71,78 @@ async def admin_revoke(request: web.Request, principal: Principal) -> web.Stream
     await request.app[HUB].call(lambda hub: hub.access.revoke_node(node_id, who=principal.subject))
     invalidate_caches(request.app)
     return web.json_response({"node": node_id, "revoked": True})
+
+
+async def admin_grant(request: web.Request, principal: Principal) -> web.StreamResponse:
+    return await _change_lists(request, principal, grant=True)
+
+
+async def admin_ungrant(request: web.Request, principal: Principal) -> web.StreamResponse:
+    return await _change_lists(request, principal, grant=False)
+
+
+async def _change_lists(
+    request: web.Request, principal: Principal, *, grant: bool
+) -> web.StreamResponse:
+    """Grant or take away lists: ``{"lists": [...]}``; answers the node's lists now."""
+    node_id = check_node_id(request.match_info["node_id"])
+    body = Fields(await json_object(request, 64 * 1024), {"lists"})
+    lists = [check_list_id(v) for v in body.strings("lists")]
+    who = principal.subject
+    lists_now = await request.app[HUB].call(
+        lambda hub: (
+            hub.access.grant(node_id, lists, who=who)
+            if grant
+            else hub.access.ungrant(node_id, lists, who=who)
+        )
+    )
+    invalidate_caches(request.app)
+    return web.json_response({"node": node_id, "lists": lists_now})
+
+
+async def admin_rekey(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """A new key for the node from its next seq: ``{"public_key": PEM or hex}``."""
+    node_id = check_node_id(request.match_info["node_id"])
+    body = Fields(await json_object(request, 64 * 1024), {"public_key"})
+    key = public_key_of(body.text("public_key", max_len=4096))
+    record = await request.app[HUB].call(
+        lambda hub: hub.access.rekey(node_id, key, who=principal.subject)
+    )
+    invalidate_caches(request.app)
+    return web.json_response(
+        {"node": node_id, "keyid": record.keyid, "first_seq": record.first_seq}
+    )
+
+
+async def admin_node_token(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """A new token for the node; the old one is refused from now on. Shown once."""
+    node_id = check_node_id(request.match_info["node_id"])
+    token = await request.app[HUB].call(
+        lambda hub: hub.access.reissue_token(node_id, who=principal.subject)
+    )
+    invalidate_caches(request.app)
+    return web.json_response({"node": node_id, "token": token}, status=201)
+
+
+async def admin_suspend(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """Refuse the node every request until resumed: ``{"reason": "..."}`` (may be empty)."""
+    node_id = check_node_id(request.match_info["node_id"])
+    body = Fields(await json_object(request, 64 * 1024), {"reason"})
+    reason = body.text("reason", default="", max_len=500)
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason):
+        raise InvalidRequest("'reason' is one line of text without control characters")
+    await request.app[HUB].call(
+        lambda hub: hub.access.suspend(node_id, reason, who=principal.subject)
+    )
+    invalidate_caches(request.app)
+    return web.json_response({"node": node_id, "suspended": True})
+
+
+async def admin_resume(request: web.Request, principal: Principal) -> web.StreamResponse:
+    node_id = check_node_id(request.match_info["node_id"])
+    await request.app[HUB].call(lambda hub: hub.access.resume(node_id, who=principal.subject))
+    invalidate_caches(request.app)
+    return web.json_response({"node": node_id, "suspended": False})
 
 
 async def admin_keys(request: web.Request, principal: Principal) -> web.StreamResponse:

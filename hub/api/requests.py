@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from hub.errors import InvalidRequest, Unauthorized
 from hub.http import read_body
 from hub.jsonbody import parse_json_body
-from protocol import ProtocolError, validate_list_id
+from protocol import ProtocolError, PublicKey, validate_list_id
 from protocol.ack import NODE_ID_PATTERN
 from protocol.authshape import MalformedCredentialError, bearer_token
 
@@ -34,6 +34,7 @@ __all__ = [
     "json_object",
     "known_query",
     "optional_query",
+    "public_key_of",
     "query_limit",
     "require_json",
 ]
@@ -183,3 +184,16 @@ def optional_query(request: web.Request, name: str, check: Callable[[str], objec
     if value is not None:
         check(value)
     return value
+
+
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def public_key_of(text: str) -> PublicKey:
+    """An Ed25519 public key given as SubjectPublicKeyInfo PEM or 64 hex digits."""
+    try:
+        if _HEX_KEY.fullmatch(text.strip()):
+            return PublicKey(bytes.fromhex(text.strip()))
+        return PublicKey.from_pem(text.encode("ascii"))
+    except (ProtocolError, UnicodeEncodeError) as e:
+        raise InvalidRequest(f"'public_key' is not an Ed25519 public key (PEM or hex): {e}") from e

@@ -24,8 +24,8 @@ from hub.services.evidence import Evidence
 from hub.services.keys import Keys
 from hub.services.ledger import Ledger
 from hub.services.lists import Lists
-from protocol import HASH_TYPES, ProtocolError, PublicKey, format_time
-from protocol.ack import Ack, verify_ack
+from protocol import HASH_TYPES, NodeKeyPeriod, ProtocolError, format_time
+from protocol.ack import Ack, verify_ack_by_periods
 from protocol.counters import counter_rows
 
 __all__ = ["AckIntake", "AckReceipt"]
@@ -116,10 +116,17 @@ class AckIntake:
     def _verified(
         self, principal: Principal, node: Mapping[str, Any], data: bytes, sig: bytes
     ) -> Ack:
-        """The ack, if the node's enrolled key signed it for a list the node was granted."""
-        key = PublicKey(bytes.fromhex(node["public_key"]))
+        """The ack, if the node's key for its seq signed it for a list the node was granted."""
+        periods = self.access.key_periods(node["id"])
+        if periods:
+            # The current key is taken below its period too (PROTOCOL.md §10.4.1): such
+            # a seq is at or below the node's last, so §10.5.2 answers it 409 with the
+            # last seq, which is how a node that counts from 1 again catches up.
+            periods[-1] = NodeKeyPeriod(periods[-1].key, 1)
         try:
-            ack = verify_ack(data, sig, node_key=key, origin_prefix=self.keys.root().name)
+            ack = verify_ack_by_periods(
+                data, sig, periods=periods, origin_prefix=self.keys.root().name
+            )
         except ProtocolError as e:
             # The error class is the spec's name for the rule broken (PROTOCOL.md §10.4),
             # so a node's operator can find it without the hub's log.

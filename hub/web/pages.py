@@ -40,7 +40,10 @@ changes, the publish form), ``/dashboard/review`` (the submission review queue),
 ``/dashboard/nodes``, ``/dashboard/counts`` (takedowns over time, per-hash counts
 from the acks), ``/dashboard/keys`` and ``/dashboard/log`` (``SECTIONS``). A form
 returns to its section: ``POST /dashboard/publish`` to the lists,
-``POST /dashboard/cases/{case}/review`` to the review queue. Roles follow the
+``POST /dashboard/cases/{case}/review`` to the review queue, and
+``POST /dashboard/nodes/{node_id}/{change}`` (``grant``, ``ungrant``, ``key``,
+``suspend``, ``resume``; ``admin`` only) to the nodes; ``token`` answers a page
+showing the node's new token once, as ``hashhub node token`` prints it. Roles follow the
 operator API: reading the dashboard needs ``viewer``, ``auditor`` or ``publisher``
 (a publisher must see what it publishes); publishing and reviewing cases need
 ``publisher``; ``admin`` may do everything.
@@ -91,10 +94,11 @@ from aiohttp import hdrs, web
 
 from edge.web import STYLESHEET as SHARED_STYLESHEET
 from edge.web import stylesheet as shared_stylesheet_bytes
+from hub.api.requests import check_list_id, check_node_id, public_key_of
 from hub.appkeys import CONFIG, HUB
 from hub.core import Hub, Principal, WebSession
 from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
-from hub.http import Handler, after_publish, read_body
+from hub.http import Handler, after_publish, invalidate_caches, read_body
 from hub.intake import parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
@@ -156,6 +160,11 @@ _NOTICES = {
     "nothing": "Nothing was staged: no new version.",
     "accepted": "Case accepted: its hash is staged for the list's next version.",
     "rejected": "Case rejected.",
+    "granted": "Granted: the node may read the list from its next request.",
+    "ungranted": "Taken away: the node's next read of the list is refused.",
+    "suspended": "Suspended: the node's requests are refused until it is resumed.",
+    "resumed": "Resumed: the node's requests are served again.",
+    "rekeyed": "New key recorded: the node's acks from its next seq on must be signed by it.",
 }
 _TITLES = {
     400: "The request was not understood",
@@ -552,6 +561,17 @@ def _node_groups(hub: Hub, status: HubStatus) -> list[dict[str, Any]]:
                     "stale": not node.revoked and (age is None or age > stale_after),
                 }
             )
+    for record in hub.access.nodes():
+        group = groups.setdefault(
+            record.id, {"node": record.id, "revoked": record.revoked, "lists": []}
+        )
+        group.update(
+            suspended=record.suspended,
+            generation=record.generation,
+            keyid=record.keyid,
+            granted=record.lists,
+            grantable=[e.id for e in status.lists if e.id not in record.lists],
+        )
     for group in groups.values():
         group["lists"].sort(key=lambda row: row["list"])
         group["stale"] = any(row["stale"] for row in group["lists"])
@@ -694,6 +714,7 @@ def _section_page(section: str) -> Handler:
                 "sections": SECTIONS,
                 "session": session,
                 "can_write": _may(session.principal, WRITE_ROLES),
+                "is_admin": session.principal.role == "admin",
                 "notice": notice,
             },
         )
@@ -734,6 +755,68 @@ async def review(request: web.Request) -> web.StreamResponse:
         )
     )
     return _redirect(f"/dashboard/review?notice={decision}ed")
+
+
+NODE_CHANGES = ("grant", "ungrant", "key", "suspend", "resume", "token")
+"""What the nodes section's forms change (``hub.services.access``), admin only."""
+
+
+async def change_node(request: web.Request) -> web.StreamResponse:
+    """One change to an enrolled node, as its CLI command and API route make it."""
+    change = request.match_info["change"]
+    if change not in NODE_CHANGES:
+        raise NotFound(f"no change {change[:40]!r}; one of {', '.join(NODE_CHANGES)}")
+    session, form = await _operator_post(request, {"list", "public_key", "reason"}, ())
+    node_id = check_node_id(request.match_info["node_id"])
+    who = session.principal.subject
+    if change == "token":
+
+        def reissue(hub: Hub) -> tuple[str, dict[str, Any]]:
+            return hub.access.reissue_token(node_id, who), dashboard_view(hub, "nodes")
+
+        token, view = await request.app[HUB].call(reissue)
+        invalidate_caches(request.app)
+        page = _render(
+            request,
+            "node_reissued.html",
+            {
+                **view,
+                "node": node_id,
+                "token": token,
+                "sections": SECTIONS,
+                "session": session,
+                "notice": None,
+            },
+        )
+        return page  # no-store, as every page (_page_headers): the token is shown once
+    list_id = form.get("list", "")
+    reason = form.get("reason", "")
+    if change in ("grant", "ungrant"):
+        check_list_id(list_id)
+    if change == "suspend" and (
+        len(reason) > 500 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason)
+    ):
+        raise InvalidRequest("the reason is one line of at most 500 characters")
+
+    def run(hub: Hub) -> str:
+        if change == "grant":
+            hub.access.grant(node_id, [list_id], who)
+            return "granted"
+        if change == "ungrant":
+            hub.access.ungrant(node_id, [list_id], who)
+            return "ungranted"
+        if change == "key":
+            hub.access.rekey(node_id, public_key_of(form.get("public_key", "")), who)
+            return "rekeyed"
+        if change == "suspend":
+            hub.access.suspend(node_id, reason, who)
+            return "suspended"
+        hub.access.resume(node_id, who)
+        return "resumed"
+
+    notice = await request.app[HUB].call(run)
+    invalidate_caches(request.app)
+    return _redirect(f"/dashboard/nodes?notice={notice}#node-{node_id}")
 
 
 async def shared_stylesheet(request: web.Request) -> web.StreamResponse:
@@ -783,6 +866,7 @@ def setup(app: web.Application) -> None:
         )
     router.add_post("/dashboard/publish", publish, name=p + "publish")
     router.add_post("/dashboard/cases/{case}/review", review, name=p + "review")
+    router.add_post("/dashboard/nodes/{node_id}/{change}", change_node, name=p + "node-change")
     # Before the static directory: the more specific route is the one that answers.
     router.add_get(
         f"/static/{SHARED_STYLESHEET}", shared_stylesheet, name=p + "stylesheet", allow_head=False

@@ -228,6 +228,10 @@ async def test_a_hub_that_swaps_a_nodes_enrolled_key_is_caught_by_its_acks(
         conn.execute(
             "UPDATE nodes SET public_key = ? WHERE id = ?", [stranger.public.raw.hex(), OTHER_NODE]
         )
+        conn.execute(  # and the key history the operator API lists (PROTOCOL.md §10.4.1)
+            "UPDATE node_keys SET public_key = ? WHERE node = ?",
+            [stranger.public.raw.hex(), OTHER_NODE],
+        )
     out = await run_acks(client, hub_home, role_tokens, "--node-key", f"platform-a={nodes.pem_a}")
     assert out.code == EXIT_FAILED, out.stdout
     signature = [f for f in findings(out) if f["rule"] == "SignatureError"]

@@ -256,7 +256,7 @@ def test_node_revoke_stops_the_token(operator: Operator, node_pem: Path) -> None
     finally:
         hub.close()
     assert re.search(
-        r"platform-a\s+\S{16}\s+tid-md5,tid-pdq\s+\S+Z\s+\S+Z", operator.ok("node", "list")
+        r"platform-a\s+\S{16}\s+tid-md5,tid-pdq\s+\S+Z\s+revoked \S+Z", operator.ok("node", "list")
     )
 
 

@@ -33,6 +33,7 @@ from protocol import (
     ListState,
     ListTrust,
     ListUpdate,
+    NodeKeyPeriod,
     ProtocolError,
     PublicKey,
     Root,
@@ -52,8 +53,9 @@ from protocol import (
     snapshot_path,
     validate_list_id,
     verify_ack,
+    verify_ack_by_periods,
 )
-from protocol.ack import AppliedVersion, Counts
+from protocol.ack import Ack, AppliedVersion, Counts
 from protocol.checkpoint import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
@@ -492,6 +494,32 @@ def test_accepted_ack_case(name: str) -> None:
     assert ack.to_bytes() == data
 
 
+def _key_periods(rows: list[dict[str, Any]]) -> list[NodeKeyPeriod]:
+    return [
+        NodeKeyPeriod(PublicKey(bytes.fromhex(r["public_hex"])), r["first_seq"], r["last_seq"])
+        for r in rows
+    ]
+
+
+def _verify_by_periods(inp: dict[str, Any]) -> Ack:
+    return verify_ack_by_periods(
+        inp["ack_text"].encode(),
+        inp["sig_text"].encode(),
+        periods=_key_periods(inp["periods"]),
+        origin_prefix=inp["hub_name"],
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="verify_ack_periods") if not n.startswith("neg-")]
+)
+def test_ack_key_period_case(name: str) -> None:
+    """§10.4.1: the key is chosen by the sidecar, and the seq must lie in its period.
+    (The refused ones are negative cases, run with the others.)"""
+    spec = case(name)
+    assert _verify_by_periods(spec["input"]).seq == spec["expected"]["seq"]
+
+
 def _numbered_rules(section: str) -> list[str]:
     """The numbered rules of one PROTOCOL.md subsection, as ``"10.2.1"``, ``"10.2.2"``, …"""
     spec = (PROJECT / "PROTOCOL.md").read_text("utf-8")
@@ -882,6 +910,9 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "parse_canonical": _neg_parse_canonical,
     "list_id": _neg_list_id,
     "verify_ack": _neg_verify_ack,
+    "verify_ack_periods": lambda spec, error: _raises(
+        error, partial(_verify_by_periods, spec["input"])
+    ),
     "inline_update": _neg_inline_update,
     "missing_file": _neg_missing_file,
     "verify_checkpoint": _neg_verify_checkpoint,

@@ -251,6 +251,42 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call("DELETE", "/v1/admin/nodes/{node_id}", "/v1/admin/nodes/no-such-node"): admin_api(
         allowed=INPUT
     ),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/grant",
+        "/v1/admin/nodes/no-such-node/grant",
+        body={"lists": ["tid-md5"]},
+    ): admin_api(allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/ungrant",
+        "/v1/admin/nodes/no-such-node/ungrant",
+        body={"lists": ["tid-md5"]},
+    ): admin_api(allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/key",
+        "/v1/admin/nodes/no-such-node/key",
+        body={"public_key": "00"},
+    ): admin_api(allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/token",
+        "/v1/admin/nodes/no-such-node/token",
+        body={},
+    ): admin_api(allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/suspend",
+        "/v1/admin/nodes/no-such-node/suspend",
+        body={},
+    ): admin_api(allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/resume",
+        "/v1/admin/nodes/no-such-node/resume",
+        body={},
+    ): admin_api(allowed=INPUT),
     Call("GET", "/v1/admin/keys", "/v1/admin/keys"): admin_api("viewer", "auditor"),
     Call("POST", "/v1/admin/keys/{role}/rotate", "/v1/admin/keys/no-such-role/rotate"): (
         admin_api(allowed=INPUT)
@@ -306,6 +342,12 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/dashboard/cases/0000-0000/review",
         form={"decision": "accept"},
     ): dashboard_page(writers=INPUT, readers=FORBID),
+    Call(
+        "POST",
+        "/dashboard/nodes/{node_id}/{change}",
+        "/dashboard/nodes/no-such-node/suspend",
+        form={},
+    ): {**dashboard_page(writers=INPUT, readers=FORBID), "publisher": FORBID},
     Call("GET", "/static/hashhub.css", "/static/hashhub.css"): everyone(OK),
     Call("GET", "/static", "/static/hub.css"): everyone(OK),
     # Last: logging out ends each session the rows above used (and then, as without a
