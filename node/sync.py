@@ -514,7 +514,7 @@ class Syncer:
             return ListOutcome(list_id, "rejected", enforced, enforced, describe(e), kind=_kind(e))
         stored = await self.runner.call(lambda store: store.stored_list(list_id, spec.hash_type))
         start = stored.trust.version
-        checkpoint = b""
+        checkpoint: bytes | None = None  # None: not fetched (an empty file is b"")
         rejected_mark = len(self.fetcher.rejected)
         try:
             checkpoint = await self._fetch_checkpoint(hub, list_id)
@@ -630,7 +630,7 @@ class Syncer:
         )
 
     async def _refused(
-        self, list_id: str, start: int, now: datetime, error: Exception, checkpoint: bytes
+        self, list_id: str, start: int, now: datetime, error: Exception, checkpoint: bytes | None
     ) -> ListOutcome:
         """Record why an update failed and say so; the stored list stays enforced.
 
@@ -644,7 +644,7 @@ class Syncer:
             )
             status: UpdateStatus = "rejected"
         elif isinstance(error, ProtocolError):
-            await self._record_failure(list_id, now, error, evidence=True, data=checkpoint or None)
+            await self._record_failure(list_id, now, error, evidence=True, data=checkpoint)
             status = "rejected"
         else:
             await self._record_failure(list_id, now, error, evidence=False)

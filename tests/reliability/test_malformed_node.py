@@ -328,3 +328,18 @@ async def test_node_rejects_corrupted_files_from_its_hub_and_keeps_its_store(
     assert kept["kind"] == outcome.kind, (kept["kind"], outcome.error)
     if target == "checkpoint":  # the note itself is kept, to show what was served
         assert bytes(kept["bytes"]) == corrupted, (kept, outcome)
+
+
+async def test_an_empty_checkpoint_is_kept_as_what_was_served(sync_world: SyncWorld) -> None:
+    """Zero bytes are what the server sent, not "nothing kept": the evidence holds b""."""
+    world = sync_world
+    world.evil.rules.clear()
+    world.evil.on("/" + world.paths["checkpoint"] + "$", Tamper(lambda _: b""))
+    before = StoreImage.of(world.node)
+    evidence = len(evidence_rows(world.node))
+    (outcome,) = (await sync_once(world.node, hub_url=world.evil.url))[0]
+    assert (outcome.status, outcome.kind) == ("rejected", "MalformedError"), outcome
+    before.unchanged(world.node, new_evidence=1)
+    kept = evidence_rows(world.node)[evidence]
+    assert kept["bytes"] is not None, kept
+    assert bytes(kept["bytes"]) == b""
