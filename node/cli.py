@@ -295,6 +295,7 @@ def key_rotate(home: Path) -> None:
     )
     if resigned:
         click.echo(f"Signed {len(resigned)} queued ack(s) again with the new key.")
+    click.echo("A running 'hashhub-node run' takes up the new key before its next sync or send.")
     click.echo(
         "Send node.pub.pem to the hub operator now, to run "
         f"'hashhub node rekey {node_id} --public-key node.pub.pem': until then the hub "

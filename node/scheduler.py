@@ -165,6 +165,8 @@ class NodeScheduler(GuardedScheduler):
     async def sync(self) -> list[ListOutcome]:
         """One update of every list, then acks and webhooks, back-off and the stale check."""
         self.last_run = datetime.now(UTC)
+        if self.node.follow_credentials():
+            log.info("took up the node's key and hub token as they are now on disk")
         try:
             if not self.node.token:
                 log.warning("no hub token yet: run 'hashhub-node token set' after enrolment")
@@ -202,6 +204,7 @@ class NodeScheduler(GuardedScheduler):
     async def flush(self) -> None:
         """Send due acks and deliver due webhooks (one flush at a time)."""
         async with self._outbox_lock:
+            self.node.follow_credentials()
             if self.node.token:
                 confirmed, failed = await flush_acks(self.node, self.session)
                 self.metrics.acks_sent.labels("confirmed").inc(confirmed)
@@ -214,6 +217,7 @@ class NodeScheduler(GuardedScheduler):
 
     async def ack(self) -> None:
         """Sign one ack per applied list with the current totals, then send."""
+        self.node.follow_credentials()
         self.node.acks.enqueue()
         await self.flush()
 

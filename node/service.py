@@ -80,6 +80,7 @@ class Node:
         self.key = load_private_key(home / "node.key")
         token_file = home / "hub-token"
         self.token = read_secret(token_file) if token_file.exists() else ""
+        self._credentials = self._credential_files()
         self.api_token = read_secret(home / "api-token")
         self.matching = Matching(
             self.store,
@@ -110,6 +111,37 @@ class Node:
 
     # -- setup ---------------------------------------------------------------------
 
+    def _credential_files(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """What identifies the key and token files' contents on disk, cheaply."""
+
+        def stamp(path: Path) -> tuple[int, int, int] | None:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                return None
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+        return stamp(self.home / "node.key"), stamp(self.home / "hub-token")
+
+    def follow_credentials(self) -> bool:
+        """Take up a key or token another process wrote: ``key rotate``, ``token set``.
+
+        The daemon runs for weeks; the platform rotates the key or stores a new token
+        with the command line meanwhile. Without this the daemon would go on signing
+        with the retired key (acks the hub refuses, PROTOCOL.md §10.4.1) or sending a
+        revoked token. Called before each sync and each send; returns whether anything
+        changed.
+        """
+        now = self._credential_files()
+        if now == self._credentials:
+            return False
+        self.key = load_private_key(self.home / "node.key")
+        self.acks.key = self.key
+        token_file = self.home / "hub-token"
+        self.token = read_secret(token_file) if token_file.exists() else ""
+        self._credentials = now
+        return True
+
     def rotate_key(self) -> tuple[str, str, list[int]]:
         """A new signing key for this node; returns (old key id, new key id, re-signed seqs).
 
@@ -127,6 +159,7 @@ class Node:
         os.replace(staged, self.home / "node.key")  # atomic: one key or the other
         write_public_key(self.home / "node.pub.pem", new.public)
         self.key = new
+        self._credentials = self._credential_files()
         return old.keyid, new.keyid, self.acks.resign(new)
 
     @classmethod

@@ -25,10 +25,12 @@ from node.app import create_app
 from node.config import read_secret, write_secret
 from node.scheduler import NodeScheduler, next_poll_delay
 from node.service import Node, utcnow
-from protocol import body_path, checkpoint_path, header_path, sig_path
+from protocol import body_path, checkpoint_path, header_path, sig_path, verify_ack_by_periods
+from protocol.keyfile import load_public_key
 from tests.node.conftest import (
     BRIDGE_MODS,
     DIHEDRAL,
+    HUB_NAME,
     MD5_LIST,
     NODE_ID,
     PDQ_LIST,
@@ -36,6 +38,7 @@ from tests.node.conftest import (
     HubServer,
     init_node_home,
     md5,
+    opened_hub,
     original_pdq,
     sync,
 )
@@ -214,6 +217,42 @@ async def test_the_daemon_follows_an_update_applied_by_another_process(
     assert client.app[SCHEDULER].follow_store() == [MD5_LIST]  # the minutely job
     assert [m["version"] for m in await matched()] == [2]
     assert client.app[SCHEDULER].follow_store() == []
+
+
+async def test_the_daemon_takes_up_a_key_rotated_and_a_token_set_beside_it(
+    daemon: tuple[Client, Path], hub_server: HubServer
+) -> None:
+    """'hashhub-node key rotate' and 'token set' run while the daemon runs: its next
+    send signs with the new key and carries the new token; the hub takes both."""
+    client, home = daemon
+    scheduler = client.app[SCHEDULER]
+    running = client.app[NODE]
+    beside = Node.open(home)  # what the command line opens next to the daemon
+    try:
+        _, new_keyid, _ = beside.rotate_key()
+    finally:
+        beside.close()
+    hub = opened_hub(hub_server.home)
+    try:
+        hub.access.rekey(NODE_ID, load_public_key(home / "node.pub.pem"))
+        token = hub.access.reissue_token(NODE_ID)
+    finally:
+        hub.close()
+    write_secret(home / "hub-token", token)  # 'hashhub-node token set -'
+    assert running.key.keyid != new_keyid, "nothing taken up before the next job"
+
+    await scheduler.ack()  # the ack job: sign with the current totals, then send
+    assert (running.key.keyid, running.token) == (new_keyid, token)
+    assert (await status_of(client, home))["acks_pending"] == 0
+    hub = opened_hub(hub_server.home)
+    try:
+        periods = hub.access.key_periods(NODE_ID)
+        (last,) = hub.evidence.acks(node=NODE_ID, limit=1)  # the newest
+    finally:
+        hub.close()
+    assert periods[-1].key.keyid == new_keyid
+    ack = verify_ack_by_periods(last.bytes, last.sig, periods=periods, origin_prefix=HUB_NAME)
+    assert ack.seq >= periods[-1].first_seq
 
 
 # -- the schedule -----------------------------------------------------------------------
