@@ -210,7 +210,13 @@ def _emit(as_json: bool, value: dict[str, Any], lines: Sequence[str]) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hashhub", prog_name="hashhub-audit")
 def main() -> None:
-    """Verify a hashhub hub's published history and its nodes' acks from public keys alone."""
+    """Verify a hashhub hub's published history and its nodes' acks from public keys alone.
+
+    SOURCE is where the published files are read: a hub's base URL
+    (http://127.0.0.1:8470, https://hashes.example.org), a mirror's, or a folder
+    holding a copy of the published tree, as 'hashhub export' writes it. 'acks'
+    takes the hub's URL only: it reads the operator API.
+    """
 
 
 @main.command()
@@ -238,7 +244,11 @@ def verify(
     witness_file: Path | None,
     list_ids: tuple[str, ...],
 ) -> None:
-    """Verify every signature, the whole history and every list state of SOURCE."""
+    """Verify every signature, the whole history and every list state of SOURCE.
+
+    SOURCE is a hub's or a mirror's base URL, or a folder holding a copy of the
+    published tree (as 'hashhub export' writes it).
+    """
     pin = _pin(root_file, root_sha256)
     now = _at(at)
     tree = _source(source, token, timeout)
@@ -296,7 +306,7 @@ def _acks_lines(tree: TreeReport, report: AcksReport) -> list[str]:
 
 
 @main.command()
-@click.argument("source")
+@click.argument("source", metavar="HUB_URL")
 @trust_options
 @click.option(
     "--node-key",
@@ -323,7 +333,11 @@ def acks(
     node_key_values: tuple[str, ...],
     viewer_token: str | None,
 ) -> None:
-    """Verify the hub's stored acks, look for split views, recompute the takedown totals."""
+    """Verify the hub's stored acks, look for split views, recompute the takedown totals.
+
+    HUB_URL is the hub's base URL: the acks are read from its operator API, which
+    no mirror or folder has.
+    """
     pin = _pin(root_file, root_sha256)
     now = _at(at)
     if not token:
@@ -382,7 +396,11 @@ def diff(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """The hashes added and removed in LIST between versions V1 and V2 (V1 may be 0)."""
+    """The hashes added and removed in LIST between versions V1 and V2 (V1 may be 0).
+
+    SOURCE is a hub's or a mirror's base URL, or a folder holding a copy of the
+    published tree (as 'hashhub export' writes it).
+    """
     pin = _pin(root_file, root_sha256)
     now = _at(at)
     if old >= new:
