@@ -159,28 +159,7 @@ class AckOutbox:
         delivered were signed by the old one and would be refused. Returns their seqs.
         """
         self.key = key
-        root = newest_root(self.store)
-        if root is None:
-            return []
-        resigned = []
-        with self.store.atomic():
-            rows = self.store.acks.queued()
-            self.store.acks.drop_all()
-            for row in rows:
-                old = Ack.from_bytes(bytes(row["bytes"]))
-                data, sig = sign_ack(
-                    key=key,
-                    node=old.node,
-                    list_id=old.list_id,
-                    seq=old.seq,
-                    sent=self.now(),
-                    origin=root.origin(old.list_id),
-                    applied=old.applied,
-                    counts=old.counts,
-                )
-                self.store.acks.queue(old.seq, old.list_id, data, sig, row["created"], self.now())
-                resigned.append(old.seq)
-        return resigned
+        return self._sign_queue_again(lambda old, _: old.seq, None)
 
     def renumber(self, last_seq: int) -> list[int]:
         """Re-sign every queued ack above the hub's ``last_seq``, keeping their order.
@@ -191,15 +170,25 @@ class AckOutbox:
         are cumulative), so they are signed again as ``last_seq + 1``, ``+ 2``, … and
         the old bytes are kept as evidence. Returns the new numbers.
         """
+        return self._sign_queue_again(
+            lambda _, n: last_seq + 1 + n, f"the hub's last seq is {last_seq}"
+        )
+
+    def _sign_queue_again(
+        self, seq_of: Callable[[Ack, int], int], evidence: str | None
+    ) -> list[int]:
+        """Sign the queued acks again with ``self.key``, the n-th as ``seq_of(ack, n)``,
+        in one transaction; with ``evidence``, the old bytes are kept, saying why."""
         root = newest_root(self.store)
         if root is None:
             return []
-        renumbered = []
+        signed = []
         with self.store.atomic():
             rows = self.store.acks.queued()
             self.store.acks.drop_all()
-            for seq, row in enumerate(rows, start=last_seq + 1):
+            for n, row in enumerate(rows):
                 old = Ack.from_bytes(bytes(row["bytes"]))
+                seq = seq_of(old, n)
                 data, sig = sign_ack(
                     key=self.key,
                     node=old.node,
@@ -211,15 +200,16 @@ class AckOutbox:
                     counts=old.counts,
                 )
                 self.store.acks.queue(seq, old.list_id, data, sig, row["created"], self.now())
-                self.store.add_evidence(
-                    old.list_id,
-                    "AckRenumbered",
-                    f"seq {old.seq} re-signed as {seq}: the hub's last seq is {last_seq}",
-                    self.now(),
-                    bytes(row["bytes"]),
-                )
-                renumbered.append(seq)
-        return renumbered
+                if evidence is not None:
+                    self.store.add_evidence(
+                        old.list_id,
+                        "AckRenumbered",
+                        f"seq {old.seq} re-signed as {seq}: {evidence}",
+                        self.now(),
+                        bytes(row["bytes"]),
+                    )
+                signed.append(seq)
+        return signed
 
 
 class WebhookOutbox:

@@ -196,9 +196,12 @@ def make_node(
     *,
     node_id: str = NODE_ID,
     hub_url: str | None = None,
+    enrolled_for: Sequence[str] | None = None,
     **settings: Any,
 ) -> Node:
-    """A node pinned to ``hub``'s root v1, enrolled there, sharing the hub's clock."""
+    """A node pinned to ``hub``'s root v1, enrolled there, sharing the hub's clock.
+
+    ``enrolled_for``: the lists the hub grants it, when not all of ``lists``."""
     node = Node.init(
         home,
         node_id=node_id,
@@ -209,7 +212,9 @@ def make_node(
         now=hub.clock,
         **settings,
     )
-    token = hub.enrol(node_id, home / "node.pub.pem", lists)
+    token = hub.enrol(
+        node_id, home / "node.pub.pem", lists if enrolled_for is None else enrolled_for
+    )
     write_secret(home / "hub-token", token)
     node.token = token
     return node

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.config import write_secret
 from node.service import Node, flush_acks
 from protocol import NodeKeyPeriod, PublicKey, SigningKey, sign_ack, verify_ack_by_periods
 from protocol.ack import Ack
@@ -50,18 +49,7 @@ def admin(hub: HubApp) -> str:
 @pytest.fixture
 def node(tmp_path: Path, hub: HubApp) -> Iterator[Node]:
     """A node that follows both lists but is enrolled for ``LIST`` only."""
-    home = tmp_path / "node"
-    made = Node.init(
-        home,
-        node_id=NODE_ID,
-        hub_url=hub.url,
-        lists=[LIST, OTHER],
-        pinned_root_sha256=hub.pinned(),
-        token="not-yet-enrolled",
-        now=hub.clock,
-    )
-    made.token = hub.enrol(NODE_ID, home / "node.pub.pem", [LIST])
-    write_secret(home / "hub-token", made.token)
+    made = make_node(tmp_path / "node", hub, [LIST, OTHER], enrolled_for=[LIST])
     try:
         yield made
     finally:
