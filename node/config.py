@@ -92,7 +92,8 @@ class NodeConfig:
         rate_burst, rate_per_hour: API requests without a token, per client address
             (how many at once, how many an hour after that; 0: no limit).
         credential_rate_burst, credential_rate_per_hour: requests with the API token,
-            from whatever address (0: no limit).
+            from whatever address (0, the default: no limit, since that token is the
+            platform's own upload path, which must not be turned away by its node).
         auth_failure_burst, auth_failure_per_hour: wrong API tokens per client address;
             past them every wrong token is refused unchecked (0: no limit).
         trusted_proxies: addresses or CIDR blocks of reverse proxies whose
@@ -120,8 +121,8 @@ class NodeConfig:
     secure_cookies: str = "auto"
     rate_burst: int = 600
     rate_per_hour: int = 36_000
-    credential_rate_burst: int = 6_000
-    credential_rate_per_hour: int = 360_000
+    credential_rate_burst: int = 0
+    credential_rate_per_hour: int = 0
     auth_failure_burst: int = 10
     auth_failure_per_hour: int = 600
     trusted_proxies: tuple[str, ...] = ()

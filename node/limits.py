@@ -10,7 +10,8 @@ request into one of three token buckets:
   that forgot the token.
 - **with the API token**, one bucket for that credential, whatever address it
   comes from (``credential_rate_*``): the participant's own systems matching
-  images, however many hosts they run on.
+  images, however many hosts they run on. Off by default: the token is the
+  platform's upload path, and its node must not answer it 429.
 - **with a wrong or malformed token**, per client address and strict
   (``auth_failure_*``, ten a minute by default): past it every wrong token from
   that address is answered 429 before it is compared, while the right token

@@ -526,6 +526,23 @@ async def test_every_node_route_has_a_row_and_is_limited_per_address(
     assert not wrong, "\n".join(wrong)
 
 
+async def test_the_node_api_token_is_not_limited_by_default_and_the_rest_is(
+    node_world: NodeWorld,
+) -> None:
+    """The platform's own upload path is never turned away by its own node, unless set."""
+    world = node_world
+    assert world.limits.credential is None
+    assert world.limits.anonymous is not None
+    assert world.limits.failures is not None
+    token = bearer(world.token)
+    # Far past the anonymous bucket (600 at once): the token's requests all pass.
+    world.limits.anonymous = RateLimiter(burst=1, per_hour=3600, clock=world.clock)
+    for _ in range(50):
+        assert (await world.client.get("/v1/status", headers=token)).status == 200
+    assert (await world.client.get("/healthz")).status == 200  # the anonymous one
+    await assert_too_many(await world.client.get("/healthz"))
+
+
 async def test_node_api_token_has_its_own_bucket(node_world: NodeWorld) -> None:
     world = node_world
     world.limits.anonymous = RateLimiter(burst=1, per_hour=3600, clock=world.clock)
