@@ -16,6 +16,7 @@ that the API, the status page and the command line refuse the same things.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -179,6 +180,8 @@ class Matching:
         self.indexes: dict[str, ListIndex] = {}
         self.damaged: set[str] = set()
         self.versions: dict[str, int] = {}
+        self._unwritten: dict[str, int] = {}
+        self._unwritten_lock = threading.Lock()
 
     # -- following the lists ---------------------------------------------------------
 
@@ -259,6 +262,40 @@ class Matching:
         self._bump(list_id, "", "matched")
         self._bump(list_id, listed.hex(), "matched")
         return match_id
+
+    def write_checked(self) -> None:
+        """Write the ``checked`` counts of misses not written yet, in one transaction.
+
+        Called before anything reads the counters (an ack is signed, ``status``) and
+        by the daemon's outbox job every few seconds: what a crash can lose is the
+        ``checked`` count of the last few seconds' misses, never a match.
+        """
+        with self._unwritten_lock:
+            if not self._unwritten:
+                return
+        with self.store.atomic():
+            written = self._write_checked({})
+        self._forget(written)
+
+    def _write_checked(self, counted: Mapping[str, int]) -> dict[str, int]:
+        """Bump ``checked`` by ``counted`` and the misses' counts; returns the latter,
+        to be forgotten once the transaction has committed (kept if it failed)."""
+        with self._unwritten_lock:
+            pending = dict(self._unwritten)
+        for list_id in sorted(set(pending) | set(counted)):
+            total = pending.get(list_id, 0) + counted.get(list_id, 0)
+            if total:
+                self._bump(list_id, "", "checked", total)
+        return pending
+
+    def _forget(self, written: Mapping[str, int]) -> None:
+        with self._unwritten_lock:
+            for list_id, count in written.items():
+                left = self._unwritten.get(list_id, 0) - count
+                if left > 0:
+                    self._unwritten[list_id] = left
+                else:
+                    self._unwritten.pop(list_id, None)
 
     def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
         self.store.matches.bump_counter(list_id, hex_hash, name, by)
@@ -345,12 +382,21 @@ class Matching:
         source: MatchSource = "upload" if content_id is None else "registry"
         known = earlier or {}
         checked, hits = self.search(queries, one_item=one_item)
+        counted = {
+            list_id: count
+            for list_id, count in checked.items()
+            if checked_types is None or self.indexes[list_id].hash_type.name in checked_types
+        }
+        if not hits:
+            # A miss, the upload path's common case, writes nothing: its checks are
+            # added up here and written with the next hit or by ``write_checked``.
+            with self._unwritten_lock:
+                for list_id, count in counted.items():
+                    self._unwritten[list_id] = self._unwritten.get(list_id, 0) + count
+            return []
         results: list[MatchResult] = []
         with self.store.atomic():
-            for list_id, count in checked.items():
-                type_name = self.indexes[list_id].hash_type.name
-                if checked_types is None or type_name in checked_types:
-                    self._bump(list_id, "", "checked", count)
+            written = self._write_checked(counted)
             for hit in hits:
                 seen = known.get((hit.list_id, hit.hash))
                 if seen is not None:
@@ -360,6 +406,7 @@ class Matching:
                     hit.list_id, hit.hash, hit.query, hit.distance, source, content_id
                 )
                 results.append(replace(hit, match_id=match_id, recorded=True))
+        self._forget(written)
         return results
 
     def image_queries(self, data: bytes, *, dihedral: bool | None = None) -> dict[str, list[bytes]]:

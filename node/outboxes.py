@@ -46,6 +46,7 @@ class AckOutbox:
         lists: Sequence[str],
         max_backoff: int,
         now: Callable[[], datetime],
+        before_counting: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.key = key
@@ -53,10 +54,13 @@ class AckOutbox:
         self.lists = tuple(lists)
         self.max_backoff = max_backoff
         self.now = now
+        self.before_counting = before_counting
+        """Writes counts kept in memory (the misses' ``checked``) before an ack reads them."""
 
     def counts(self, list_id: str) -> Counts:
         """The list's cumulative totals, and the per-hash counters changed since the last
         ack (at most ``MAX_HASH_ENTRIES``: an ack holds so many)."""
+        self.before_counting()
         totals = dict.fromkeys(COUNTER_NAMES, 0)
         per_hash: dict[str, dict[str, int]] = {}
         for row in self.store.matches.counters(list_id):

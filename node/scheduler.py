@@ -205,6 +205,7 @@ class NodeScheduler(GuardedScheduler):
         """Send due acks and deliver due webhooks (one flush at a time)."""
         async with self._outbox_lock:
             self.node.follow_credentials()
+            self.node.matching.write_checked()  # misses' checks, at most this job's interval old
             if self.node.token:
                 confirmed, failed = await flush_acks(self.node, self.session)
                 self.metrics.acks_sent.labels("confirmed").inc(confirmed)

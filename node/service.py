@@ -103,6 +103,7 @@ class Node:
             lists=config.lists,
             max_backoff=config.max_backoff,
             now=now,
+            before_counting=self.matching.write_checked,
         )
         self.registry = ContentRegistry(
             self.store, self.matching, self.webhooks, node_id=config.node_id, now=now
@@ -206,7 +207,10 @@ class Node:
         return cls(home, NodeConfig.load(home), now=now)
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.matching.write_checked()  # the misses' checks counted since the last write
+        finally:
+            self.store.close()
 
     def newest_root(self) -> Root | None:
         """The newest verified root (None before the first update)."""
@@ -239,6 +243,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         """What the node enforces and what waits: the status page, ``status`` command
         and metrics all read this one dictionary."""
+        self.matching.write_checked()
         root = self.newest_root()
         now = self.now()
         rows = {r["id"]: r for r in self.store.list_rows()}

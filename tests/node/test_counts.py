@@ -84,3 +84,29 @@ def test_a_state_damaged_on_disk_is_reported_when_the_node_opens(tmp_path: Path)
     assert kinds == ["LocalCorruption"]
     assert StateDigest.of_bytes(b"\x02" * 64, 32) != trust.state
     reopened.close()
+
+
+def test_a_miss_writes_nothing_and_its_check_is_counted_before_anything_reads_it(
+    tmp_path: Path,
+) -> None:
+    """The upload path's common case costs no database write; no check is lost to a
+    reader: an ack, ``status`` and a later hit each see every miss counted."""
+    listed = bytes(32)
+    node = _node(tmp_path, [listed])
+    writes = node.store.db.conn.total_changes
+    for _ in range(3):
+        assert node.matching.match_hashes({"pdq": [b"\xff" * 32]}) == []
+    assert node.store.db.conn.total_changes == writes, "a miss wrote to the database"
+    assert _totals(node) == {}
+    assert node.acks.counts(LIST).checked == 3  # what the next ack carries
+    assert _totals(node) == {"checked": 3}
+    node.matching.match_hashes({"pdq": [b"\xff" * 32]})
+    node.matching.match_hashes({"pdq": [listed]})  # a hit writes the pending miss too
+    assert _totals(node) == {"checked": 5, "matched": 1}
+    node.matching.match_hashes({"pdq": [b"\xff" * 32]})
+    node.close()  # a clean stop writes what is pending
+    reopened = Node.open(node.home)
+    try:
+        assert _totals(reopened) == {"checked": 6, "matched": 1}
+    finally:
+        reopened.close()
