@@ -1,4 +1,4 @@
-"""Image hashing: one test per hardening rule, EXIF orientation, draft+shrink, formats.
+"""Image hashing: one test per hardening rule, EXIF orientation, reduced decodes, formats.
 
 Every rejection must be our own ``ImageRejected`` with its reason code; pytest turns
 warnings into errors here, so a Pillow ``DecompressionBombWarning`` escaping would
@@ -16,14 +16,16 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+import pdqhash
 import pytest
 from PIL import Image
 
 from node.imaging import (
     DEFAULT_LIMITS,
-    PDQ_MAX_SIDE,
+    DRAFT_MIN_SIDE,
     ImageLimits,
     ImageRejected,
+    decode_for_hashing,
     decode_image,
     dihedral_pdq,
     file_digests,
@@ -119,12 +121,15 @@ def test_pixel_limit_is_configurable() -> None:
 
 
 def test_large_jpeg_is_judged_at_its_draft_size() -> None:
-    """A JPEG decodes at a reduced scale for hashing (1/2 here, to 1600 × 1004)."""
+    """A large JPEG decodes at a reduced scale for hashing (1/2 here, to 1600 × 1004)."""
     big = Image.open(BRIDGE).resize((3200, 2008))
     data = encode(big, "JPEG", quality=85)
     limits = ImageLimits(max_pixels=2_000_000)  # full size is 6.4 M pixels
-    assert distance(hash_image(data, limits).pdq, hash_image(bridge_bytes()).pdq) <= 16
+    assert decode_for_hashing(data, limits).picture.size == (1600, 1004)
+    reference = pdq_of_image(decode_image(data))[0]
+    assert distance(hash_image(data, limits).pdq, reference) <= 4
     assert reject_reason(encode(big, "PNG"), limits) == "decompression_bomb"
+    assert reject_reason(data, ImageLimits(max_pixels=1_600 * 1_004 - 1)) == "decompression_bomb"
 
 
 def test_rejects_truncated_jpeg_as_corrupt() -> None:
@@ -171,22 +176,44 @@ def test_exif_orientation_is_applied_before_hashing() -> None:
     assert distance(ours, pdq_of_image(stored)[0]) > 31
 
 
-def test_draft_and_shrink_stay_within_a_few_bits_of_the_full_size_hash() -> None:
-    """12 megapixels (the bridge photo upscaled): fast path versus full decode."""
+def test_reduced_decode_hashes_as_the_reference_on_the_full_decode() -> None:
+    """12 megapixels (the bridge photo upscaled): 1/2 scale decode versus the reference.
+
+    The reference is ``pdqhash`` on the full-size picture; the node's hash of the
+    reduced decode must stay within 4 bits of it (2 at most were measured).
+    """
     big = Image.open(BRIDGE).resize((4400, 2761), Image.Resampling.BICUBIC)
     data = encode(big, "JPEG", quality=90)
-    shrunk = decode_image(data)
-    assert max(shrunk.size) == PDQ_MAX_SIDE
-    full = decode_image(data, max_side=None)
+    decoded = decode_for_hashing(data)
+    assert decoded.reduced
+    assert decoded.picture.size == (2200, 1381)  # 1/4 would be 690 px, below 750
+    assert min(decoded.picture.size) >= DRAFT_MIN_SIDE
+    assert decoded.size == (4400, 2761)
+    full = decode_image(data)
     assert full.size == (4400, 2761)
-    fast_hash, _ = pdq_of_image(shrunk)
-    full_hash, _ = pdq_of_image(full)
-    assert distance(fast_hash, full_hash) <= 8
+    ours = hash_image(data)
+    reference, quality = pdq_of_image(full)
+    assert distance(ours.pdq, reference) <= 4
+    assert ours.pdq_quality == quality
+    assert distance(ours.phash, bytes.fromhex(str(imagehash.phash(full)))) <= 4
+
+
+def test_picture_decoded_in_full_hashes_bit_for_bit_as_the_reference() -> None:
+    for path in (BRIDGE, PDQ / "reg-test-input" / "pen-and-coaster.png"):
+        data = path.read_bytes()
+        assert not decode_for_hashing(data).reduced
+        assert hash_image(data).pdq == pdq_of_image(decode_image(data))[0], path.name
 
 
 def test_small_picture_is_not_enlarged() -> None:
     data = encode(Image.open(BRIDGE).resize((160, 100)), "PNG")
     assert decode_image(data).size == (160, 100)
+    assert decode_for_hashing(data).picture.size == (160, 100)
+
+
+def test_decode_image_can_shrink_for_a_preview() -> None:
+    data = bridge_bytes()
+    assert decode_image(data, max_side=400).size == (400, 251)
 
 
 def test_digests_are_of_the_uploaded_bytes() -> None:
@@ -221,6 +248,12 @@ def test_dihedral_hashes_start_with_the_plain_hash_and_are_all_different() -> No
     assert len(set(variants)) == 8
 
 
+def test_dihedral_hashes_are_the_reference_ones_in_its_order() -> None:
+    reference, _quality = pdqhash.compute_dihedral(np.asarray(decode_image(bridge_bytes())))
+    expected = [np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes() for bits in reference]
+    assert dihedral_pdq(bridge_bytes()) == expected
+
+
 @pytest.mark.parametrize(
     ("mode", "fmt"),
     [
@@ -249,3 +282,15 @@ def test_pdq_is_32_bytes_in_reference_hex_order() -> None:
     assert len(ours) == 32
     assert distance(ours, reference) <= 10
     assert np.unpackbits(np.frombuffer(ours, dtype=np.uint8)).sum() == 128
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (4, 300), (300, 4), (5, 5), (5, 300)])
+def test_tiny_sides_hash_as_the_reference(width: int, height: int) -> None:
+    """The reference hashes a picture with a side under 5 px as zeros of quality 0."""
+    rng = np.random.default_rng(width * 1000 + height)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    bits, quality = pdqhash.compute(pixels)
+    hashes = hash_image(encode(Image.fromarray(pixels, "RGB"), "PNG"))
+    assert hashes.pdq == np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
+    assert hashes.pdq_quality == quality
+    assert (hashes.pdq == bytes(32)) == (min(width, height) < 5)

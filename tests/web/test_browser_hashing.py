@@ -7,10 +7,11 @@ submission to ever match. Each test drives Debian's Chromium on a loopback page.
 
 Two PDQ comparisons, because two things differ between browser and node:
 
-- **from the file** (``fromFile``): the browser decodes and shrinks the picture
-  itself. Its JPEG decoder and shrink differ a little from Pillow's ``draft()``
-  and box shrink, so the rule is PDQ's published conformance figure: at most 10
-  bits for pictures of quality 80 or more.
+- **from the file** (``fromFile``): the browser decodes the picture itself (and
+  shrinks one longer than 2048 px). Its JPEG decoder differs a little from
+  Pillow's, so the rule is the node's own budget against the reference hasher:
+  at most 4 bits for pictures of quality 80 or more (PDQ's published
+  conformance figure is 10).
 - **from the node's pixels** (``fromImageData``): the same RGB array pdqhash got,
   so only the algorithm is compared; it must agree within 2 bits (it is written to
   be bit-exact, in float32 like the reference).
@@ -48,7 +49,7 @@ from tests.web.hashing_support import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CONFORMING_QUALITY = 80
-FILE_BITS = 10
+FILE_BITS = 4
 PIXEL_BITS = 2
 QUALITY_POINTS = 5
 LOW_QUALITY = 50
@@ -179,7 +180,7 @@ def conforming_pictures() -> list[str]:
 
 
 @pytest.mark.slow
-async def test_pdq_of_each_file_is_within_10_bits_of_the_node(
+async def test_pdq_of_each_file_is_within_4_bits_of_the_node(
     pdq_from_files: dict[str, dict[str, int | str]],
 ) -> None:
     names = conforming_pictures()
@@ -195,7 +196,7 @@ async def test_pdq_of_each_file_is_within_10_bits_of_the_node(
         assert (browser[name]["width"], browser[name]["height"]) == (node.width, node.height)
 
 
-async def test_pdq_of_a_photo_larger_than_one_strip_is_within_10_bits_of_the_node(
+async def test_pdq_of_a_photo_larger_than_one_strip_is_within_4_bits_of_the_node(
     hashing_page: Page,
 ) -> None:
     """fromFile reads big photos a strip of rows at a time; the strips must join seamlessly."""

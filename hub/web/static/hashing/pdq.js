@@ -30,10 +30,13 @@
  *
  * fromFile decodes the picture in the browser with the EXIF orientation applied
  * (as the node's ImageOps.exif_transpose does) and no colour-profile conversion
- * (the node's Pillow does none), then shrinks it to at most 512 px on its longest
- * side by exact area averaging, as the node's box shrink and the reference's
- * 512 px resize do. The shrink reads the decoded picture through a canvas a
- * strip of rows at a time, so a large photo never needs a full-size pixel copy.
+ * (the node's Pillow does none) and hashes it at its own size, as the reference
+ * hasher (pdqhash on the full picture) and the node do: the blur's window is
+ * taken from the picture's size, so a picture shrunk first hashes differently.
+ * Only a picture longer than MAX_SIDE (2048 px) is shrunk, by exact area
+ * averaging, which at that size moves the hash by a bit or two. The picture is
+ * read through a canvas a strip of rows at a time, so a large photo never needs a
+ * second full-size pixel copy.
  *
  * Known limits: fully transparent pixels come back from a canvas as black
  * (their colour is lost when the canvas premultiplies alpha), where the node
@@ -52,8 +55,8 @@
 
   const f32 = Math.fround;
 
-  /** Longest side of the picture that is hashed (the reference resizes to 512). */
-  const MAX_SIDE = 512;
+  /** Longest side of the picture that is hashed at its own size (larger: shrunk to it). */
+  const MAX_SIDE = 2048;
   /** PDQ reduces every picture to this many samples a side. */
   const SAMPLES = 64;
   /** Number of DCT coefficients kept a side. */
