@@ -23,10 +23,20 @@ def test_each_role_gets_its_three_buckets_from_its_own_settings() -> None:
 
 
 def test_a_zero_turns_one_bucket_off_and_leaves_the_others() -> None:
-    node = dataclasses.replace(_node_config(), rate_burst=0)
+    node = dataclasses.replace(
+        _node_config(), rate_burst=0, credential_rate_burst=10, credential_rate_per_hour=60
+    )
     buckets = Buckets.from_settings(node)
     assert buckets.anonymous is None
     assert buckets.credential is not None
+    assert buckets.failures is not None
+
+
+def test_the_nodes_api_token_has_no_bucket_by_default() -> None:
+    """Its own upload path: the node's defaults limit everything but the API token."""
+    buckets = Buckets.from_settings(_node_config())
+    assert buckets.credential is None
+    assert buckets.anonymous is not None
     assert buckets.failures is not None
 
 
