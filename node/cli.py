@@ -25,6 +25,9 @@ already has another outcome: the rules of ``POST /v1/matches/{id}/outcome``
 ``match`` and ``scan`` record what they find as match events, counted in the acks
 the hub receives, exactly as the API does; ``--dry-run`` records nothing, for a
 look that must not change the counts. ``matches`` and ``evidence`` only read.
+``content import`` registers a corpus from a file of hashes, counted the same way,
+in batches that are each written whole or not at all (``node.content_import``
+reads the lines).
 
 Enrolment needs the node's public key first, so ``init`` works without a hub
 token; ``token set`` stores the one the hub operator sends back.
@@ -35,15 +38,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import click
 
 from edge import cli as edge_cli
-from node import reports
+from node import content_import, reports
 from node import store as node_store
 from node.api.requests import MAX_LIMIT
 from node.config import NodeConfig, write_secret
@@ -676,6 +681,205 @@ def scan(directory: Path, dihedral: bool | None, dry_run: bool, as_json: bool, h
     click.echo(
         f"{len(found)} match(es)"
         + ("" if dry_run or new == len(found) else f", {new} new (the rest recorded before)")
+    )
+
+
+# -- the content registry in bulk -------------------------------------------------------
+
+
+@main.group()
+def content() -> None:
+    """The content registry in bulk: register or remove a hosted corpus from a file.
+
+    FILE (or - for standard input) holds one hash of one piece of content per line:
+    CSV content_id,hash_type,hex (an optional header content_id,hash_type,hash) or
+    NDJSON {"content_id": ..., "hash_type": ..., "hash": ...}. Lines are read as they
+    come and written in batches, each one transaction: a malformed line is refused
+    with its line number, and nothing of its batch is written.
+    """
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(content_import.FORMATS),
+    help="The lines' format (default: NDJSON if the first non-blank character is {, else CSV).",
+)
+batch_option = click.option(
+    "--batch",
+    "batch_size",
+    type=click.IntRange(1, 1_000_000),
+    default=content_import.DEFAULT_BATCH,
+    show_default=True,
+    help="Lines per transaction: each batch is written whole or not at all.",
+)
+
+_SHOWN_REFUSALS = 20
+"""A dry run lists this many malformed lines, then only counts them."""
+
+
+def _committed(batch: int, first_line: int, lines: int) -> str:
+    """Where a stopped run stands: what is written, and from where nothing is."""
+    if batch == 1:
+        return "nothing was written"
+    done = "batch 1" if batch == 2 else f"batches 1-{batch - 1}"
+    return (
+        f"{done} ({lines} line(s), through line {first_line - 1}) committed; "
+        f"nothing of batch {batch} (from line {first_line}) written"
+    )
+
+
+def _bulk(
+    stream: BinaryIO,
+    fmt: content_import.Format | None,
+    batch_size: int,
+    write: Callable[[list[content_import.ContentLine]], None],
+    *,
+    hash_optional: bool,
+    dry_run: bool,
+    verb: str,
+) -> tuple[int, int]:
+    """Read ``stream`` in batches and ``write`` each well-formed one; (lines, batches).
+
+    A malformed line stops a real run before its batch is written, and a failed
+    write (the disk full, the database locked) stops it too: the message says which
+    batches were committed. A dry run reads on and lists every malformed line.
+    """
+    lines = done = refused = 0
+    started = time.monotonic()
+    batch_no, first_line = 0, 1
+    reader = content_import.batches(
+        content_import.read_lines(stream, fmt, hash_optional=hash_optional), batch_size
+    )
+    while True:
+        try:
+            batch = next(reader, None)
+        except OSError as e:
+            where = _committed(batch_no + 1, first_line, lines)
+            raise click.ClickException(f"{stream.name}: {e.strerror or e}; {where}") from e
+        if batch is None:
+            break
+        batch_no += 1
+        first_line = batch[0].number
+        bad = [line for line in batch if isinstance(line, content_import.BadLine)]
+        if bad and not dry_run:
+            raise click.ClickException(
+                f"{reports.printable(str(bad[0]))}; {_committed(batch_no, first_line, lines)}. "
+                "Correct it and run the same command again: lines written before count "
+                "nothing twice"
+            )
+        for line in bad[: max(0, _SHOWN_REFUSALS - refused)]:
+            click.echo(f"refused {reports.printable(str(line))}", err=True)
+        refused += len(bad)
+        if bad:
+            continue
+        try:
+            with _reported():
+                write([line for line in batch if isinstance(line, content_import.ContentLine)])
+        except click.ClickException as e:
+            where = _committed(batch_no, first_line, lines)
+            raise click.ClickException(f"{e.message}; {where}") from e
+        lines += len(batch)
+        done += 1
+        rate = lines / max(time.monotonic() - started, 1e-6)
+        click.echo(
+            f"batch {batch_no}: {lines} line(s) {verb} so far, {rate:,.0f} lines/s", err=True
+        )
+    if refused:
+        more = f" (the first {_SHOWN_REFUSALS} shown)" if refused > _SHOWN_REFUSALS else ""
+        raise click.ClickException(f"{refused} malformed line(s){more}; nothing written (dry run)")
+    return lines, done
+
+
+@content.command(name="import")
+@click.argument("stream", metavar="FILE", type=click.File("rb"))
+@format_option
+@batch_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check every line and list every malformed one; register and record nothing.",
+)
+@home_option
+def content_import_command(
+    stream: BinaryIO,
+    fmt: content_import.Format | None,
+    batch_size: int,
+    dry_run: bool,
+    home: Path,
+) -> None:
+    """Register the hashes of a hosted corpus, read from FILE (- for standard input).
+
+    Each line is registered and matched as POST /v1/content registers one hash: a
+    new line counts as checked, and each match is a match event counted as matched,
+    in the acks the hub receives; matches are printed as they are found. A line
+    registered before (the same content id and hash) counts nothing again, so an
+    import that stopped is resumed by running it again. Progress goes to standard
+    error after every batch. --dry-run checks every line and writes nothing.
+    """
+    registered = known = found = new = 0
+
+    with _open(home) as node:
+
+        def write(batch: list[content_import.ContentLine]) -> None:
+            nonlocal registered, known, found, new
+            rows = [(line.content_id, *line.hash) for line in batch if line.hash is not None]
+            result = node.registry.register_batch(rows, dry_run=dry_run)
+            registered += result.registered
+            known += result.known
+            found += len(result.matches)
+            new += sum(1 for _, m in result.matches if m.recorded and not m.earlier)
+            for content_id, m in result.matches:
+                click.echo(_match_line(content_id, m))
+
+        verb = "checked" if dry_run else "imported"
+        lines, batches = _bulk(
+            stream, fmt, batch_size, write, hash_optional=False, dry_run=dry_run, verb=verb
+        )
+    if dry_run:
+        click.echo(
+            f"Checked {lines} line(s) in {batches} batch(es), all well-formed: {registered} "
+            f"not registered yet, {known} already registered; {found} match(es) "
+            "(dry run: nothing written)"
+        )
+        return
+    earlier = "" if new == found else f", {new} new (the rest recorded before)"
+    click.echo(
+        f"Imported {lines} line(s) in {batches} batch(es): {registered} hash(es) registered, "
+        f"{known} already registered; {found} match(es){earlier}"
+    )
+
+
+@content.command(name="remove")
+@click.argument("stream", metavar="FILE", type=click.File("rb"))
+@format_option
+@batch_option
+@home_option
+def content_remove(
+    stream: BinaryIO, fmt: content_import.Format | None, batch_size: int, home: Path
+) -> None:
+    """Remove registered content named in FILE (- for standard input).
+
+    A line is a content id alone (every hash registered under it) or content_id,
+    hash_type, hash (that one hash), as CSV or NDJSON. Removed content is no longer
+    matched when a list grows; its match events stay.
+    """
+    removed = missing = 0
+
+    with _open(home) as node:
+
+        def write(batch: list[content_import.ContentLine]) -> None:
+            nonlocal removed, missing
+            counts = node.registry.remove([(line.content_id, line.hash) for line in batch])
+            removed += sum(counts)
+            missing += counts.count(0)
+
+        lines, batches = _bulk(
+            stream, fmt, batch_size, write, hash_optional=True, dry_run=False, verb="removed"
+        )
+    click.echo(
+        f"Removed {removed} registered hash(es) named by {lines} line(s) in {batches} "
+        f"batch(es); {missing} line(s) named nothing registered"
     )
 
 

@@ -9,11 +9,17 @@ Registering the same content again (a second ``hashhub-node scan`` of a
 directory, a retried ``POST /v1/content``) counts nothing twice: hashes already
 registered under that content id are not checked again, and a listed hash it
 already matched is reported under the match event recorded the first time.
+
+A whole hosted corpus is registered in batches (``register_batch``, which
+``hashhub-node content import`` drives): one transaction per batch of lines, each
+line one hash of one piece of content, counted as if it had been registered on its
+own, so that the counts the hub receives do not depend on how content arrived.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from node.errors import InvalidContentError
@@ -25,7 +31,32 @@ from node.sync import ListOutcome
 from protocol import ListSpec
 from protocol.lists import HASH_TYPES
 
-__all__ = ["ContentRegistry"]
+__all__ = ["BatchResult", "ContentRegistry", "ContentRow", "check_content_id"]
+
+ContentRow = tuple[str, str, bytes]
+"""One registered hash of one piece of content: (content id, hash type, hash)."""
+
+
+def check_content_id(content_id: str) -> None:
+    """Raise ``InvalidContentError`` for a content id the registry cannot hold: one rule
+    for the API, ``scan`` and a bulk import."""
+    if not content_id or len(content_id) > 256 or not content_id.isprintable():
+        raise InvalidContentError("content id must be 1-256 printable characters")
+
+
+@dataclass
+class BatchResult:
+    """What registering one batch of rows did (or, for a dry run, would do).
+
+    ``registered`` rows are new; ``known`` were registered already (before, or by an
+    identical row earlier in the batch) and count nothing again. ``matches`` are the
+    hits of the batch's rows, each with its content id; a match reported under an
+    event recorded before is ``earlier``, and a dry run's are not ``recorded``.
+    """
+
+    registered: int = 0
+    known: int = 0
+    matches: list[tuple[str, MatchResult]] = field(default_factory=list)
 
 
 class ContentRegistry:
@@ -52,11 +83,15 @@ class ContentRegistry:
         """The rows ``register`` would store, (type, hash); raises ``InvalidContentError``
         for a content id or hash the registry cannot hold. Writes nothing, so a dry run
         refuses what the real run would."""
-        if not content_id or len(content_id) > 256 or not content_id.isprintable():
-            raise InvalidContentError("content id must be 1-256 printable characters")
+        check_content_id(content_id)
         rows = []
         for type_name, hashes in queries.items():
-            width = HASH_TYPES[type_name].length
+            kind = HASH_TYPES.get(type_name)
+            if kind is None:
+                raise InvalidContentError(
+                    f"unknown hash type {type_name[:32]!r}; one of {', '.join(sorted(HASH_TYPES))}"
+                )
+            width = kind.length
             for h in hashes:
                 if len(h) != width:
                     raise InvalidContentError(f"a {type_name} hash is {width} bytes")
@@ -95,6 +130,103 @@ class ContentRegistry:
                 earlier=earlier,
             )
         return registered, results
+
+    def check_rows(self, rows: Sequence[ContentRow]) -> None:
+        """Raise ``InvalidContentError`` for a row ``register_batch`` could not store."""
+        for content_id, type_name, h in rows:
+            self.check(content_id, {type_name: [h]})
+
+    def register_batch(self, rows: Sequence[ContentRow], *, dry_run: bool = False) -> BatchResult:
+        """Register many pieces of content's hashes and match them, in one transaction.
+
+        Each row is counted as ``register_and_match`` counts one piece of content with
+        that one hash (``POST /v1/content`` with one hash): a new row counts as checked
+        once per list of its type, a row already registered under its content id counts
+        nothing, and a listed hash its content already matched (before, or by another
+        row of the batch) is reported under that event instead of a new one. An
+        identical row twice counts once. A bad row raises ``InvalidContentError``
+        before anything is written; a failed write rolls the whole batch back.
+
+        ``dry_run`` writes nothing: what is already registered is read, the matches are
+        looked up and not recorded, and the batch's rows count as new once each.
+        """
+        self.check_rows(rows)
+        unique = list(dict.fromkeys(rows))
+        result = BatchResult(known=len(rows) - len(unique))
+        if dry_run:
+            fresh = [
+                row
+                for row, known in zip(
+                    unique, self.store.matches.registered_rows(unique), strict=True
+                )
+                if not known
+            ]
+            result.known += len(unique) - len(fresh)
+            result.registered = len(fresh)
+            result.matches = self._hits(unique)
+            return result
+        with self.store.atomic():
+            new = self.store.matches.register_rows(unique, self.now())
+            fresh = [row for row, is_new in zip(unique, new, strict=True) if is_new]
+            result.registered = len(fresh)
+            result.known += len(unique) - len(fresh)
+            self._count_checked(fresh)
+            result.matches = self._record(self._hits(unique))
+        return result
+
+    def _hits(self, rows: Sequence[ContentRow]) -> list[tuple[str, MatchResult]]:
+        """Every hit of ``rows`` on the current lists, unrecorded, with its content id.
+
+        Each distinct hash is matched once, however many pieces of content have it.
+        """
+        by_hash: dict[str, dict[bytes, list[str]]] = {}
+        for content_id, type_name, h in rows:
+            by_hash.setdefault(type_name, {}).setdefault(h, []).append(content_id)
+        _, hits = self.matching.search({t: list(hashes) for t, hashes in by_hash.items()})
+        return [
+            (content_id, hit) for hit in hits for content_id in by_hash[hit.hash_type][hit.query]
+        ]
+
+    def _count_checked(self, fresh: Sequence[ContentRow]) -> None:
+        """Count each new row as checked once per list of its type."""
+        per_type: dict[str, int] = {}
+        for _, type_name, _ in fresh:
+            per_type[type_name] = per_type.get(type_name, 0) + 1
+        for list_id, index in sorted(self.matching.indexes.items()):
+            count = per_type.get(index.hash_type.name, 0)
+            if count:
+                self.store.matches.bump_counter(list_id, "", "checked", count)
+
+    def _record(self, hits: Sequence[tuple[str, MatchResult]]) -> list[tuple[str, MatchResult]]:
+        """Record each hit as a match event, unless its content matched that listed hash
+        before (then it is reported under the first event's id, counted nothing)."""
+        earlier: dict[str, dict[tuple[str, bytes], str]] = {}
+        results = []
+        for content_id, hit in hits:
+            events = earlier.get(content_id)
+            if events is None:
+                events = earlier[content_id] = self.store.matches.content_events(content_id)
+            seen = events.get((hit.list_id, hit.hash))
+            if seen is not None:
+                results.append(
+                    (content_id, replace(hit, match_id=seen, recorded=True, earlier=True))
+                )
+                continue
+            match_id = self.matching.record_event(
+                hit.list_id, hit.hash, hit.query, hit.distance, "registry", content_id
+            )
+            events[(hit.list_id, hit.hash)] = match_id
+            results.append((content_id, replace(hit, match_id=match_id, recorded=True)))
+        return results
+
+    def remove(self, items: Sequence[tuple[str, tuple[str, bytes] | None]]) -> list[int]:
+        """Remove registered content, in one transaction: per item (content id, None) every
+        hash of that content, (content id, (type, hash)) that one. Returns the rows each
+        removed (0: it was not registered). Removed content is no longer matched when a
+        list grows; its match events stay."""
+        for content_id, one in items:
+            self.check(content_id, {} if one is None else {one[0]: [one[1]]})
+        return self.store.matches.remove_content(items)
 
     def retroactive(self, outcome: ListOutcome, spec: ListSpec) -> int:
         """Search the registry for the hashes an update added; queue one webhook per hit.

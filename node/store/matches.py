@@ -46,6 +46,58 @@ class MatchTables(Tables):
                 [(content_id, type_name, h, stamp) for type_name, h in hashes],
             )
 
+    def register_rows(self, rows: Iterable[tuple[str, str, bytes]], now: datetime) -> list[bool]:
+        """Register (content id, type, hash) rows of many pieces of content; for each,
+        whether it is new (False: already registered, left as it was).
+
+        One statement per row, in the caller's transaction (a bulk import's batch): the
+        insert itself says whether the row was there, so no lookup precedes it.
+        """
+        stamp = format_time(now)
+        sql = (
+            "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
+            "VALUES (?, ?, ?, ?)"
+        )
+        with self.db.atomic():
+            execute = self.db.conn.execute
+            return [
+                execute(sql, (content_id, type_name, h, stamp)).rowcount == 1
+                for content_id, type_name, h in rows
+            ]
+
+    def registered_rows(self, rows: Iterable[tuple[str, str, bytes]]) -> list[bool]:
+        """For each (content id, type, hash) row, whether it is registered (writes nothing)."""
+        sql = "SELECT 1 FROM content WHERE hash_type = ? AND hash = ? AND content_id = ?"
+        execute = self.db.conn.execute
+        return [
+            execute(sql, (type_name, h, content_id)).fetchone() is not None
+            for content_id, type_name, h in rows
+        ]
+
+    def remove_content(self, items: Iterable[tuple[str, tuple[str, bytes] | None]]) -> list[int]:
+        """Remove registered hashes: for each (content id, (type, hash)) that one row, for
+        each (content id, None) every hash of that content. Returns the rows each removed.
+
+        Match events of the content stay: they are what was found, and their outcomes.
+        """
+        execute = self.db.conn.execute
+        removed = []
+        with self.db.atomic():
+            for content_id, one in items:
+                if one is None:
+                    cursor = execute("DELETE FROM content WHERE content_id = ?", (content_id,))
+                else:
+                    cursor = execute(
+                        "DELETE FROM content WHERE hash_type = ? AND hash = ? AND content_id = ?",
+                        (one[0], one[1], content_id),
+                    )
+                removed.append(cursor.rowcount)
+        return removed
+
+    def content_count(self) -> int:
+        """How many (content id, type, hash) rows the registry holds."""
+        return self._count("SELECT count(*) AS n FROM content")
+
     def registered_content(self, type_name: str) -> list[tuple[str, bytes]]:
         """Every registered (content id, hash) of one hash type."""
         return [

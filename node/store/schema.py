@@ -119,3 +119,18 @@ def m002_state_changes(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m003_content_by_id(db: sqlite_utils.Database) -> None:
+    """Content looked up by its id: ``content`` rows to remove (``hashhub-node content
+    remove``) and the match events of registered content (``MatchTables.content_events``),
+    which a bulk import reads for every content id that matched. The primary key of
+    ``content`` leads with the hash, so without these each is a full scan."""
+    db.executescript(
+        """
+        CREATE INDEX content_by_id ON content(content_id);
+        CREATE INDEX match_events_by_content ON match_events(content_id)
+            WHERE content_id IS NOT NULL;
+        """
+    )

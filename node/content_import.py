@@ -1,0 +1,219 @@
+"""Reading a hosted corpus for the content registry, a line at a time.
+
+``hashhub-node content import`` and ``content remove`` take files of millions of
+lines (a platform's whole corpus), so nothing here holds more than one line: the
+lines are read as they come, each is checked on its own, and ``batches`` groups
+them for the registry's one transaction per batch.
+
+A line is one hash of one piece of content, ``content_id,hash_type,hex`` (CSV,
+with an optional header ``content_id,hash_type,hash``) or
+``{"content_id": …, "hash_type": …, "hash": …}`` (NDJSON); for ``remove`` the
+content id alone is enough (every hash of it). Blank lines are skipped. A line the
+registry could not hold is not an exception but a ``BadLine`` in the stream, with
+its line number and the reason, so that the caller decides: a real import stops
+before writing that line's batch, a dry run goes on and reports every one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal, TypeVar
+
+from node.errors import InvalidContentError
+from node.registry import check_content_id
+from protocol import HASH_TYPES
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "FORMATS",
+    "MAX_LINE_BYTES",
+    "BadLine",
+    "ContentLine",
+    "Format",
+    "batches",
+    "read_lines",
+]
+
+MAX_LINE_BYTES = 4096
+"""The longest line read, without its line break: a 256-character content id written
+as NDJSON escapes, a type and a 64-digit hash fit with room to spare. A longer one is
+refused (its rest is skipped unread into memory), so one runaway line cannot take the
+node's memory."""
+
+DEFAULT_BATCH = 10_000
+"""Lines per transaction: large enough that committing (a disk sync under
+``synchronous=FULL``) costs little per line, small enough that a refused line sends
+back little work and the write lock is held briefly."""
+
+Format = Literal["csv", "ndjson"]
+FORMATS: tuple[Format, ...] = ("csv", "ndjson")
+
+_FIELDS = ("content_id", "hash_type", "hash")
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ContentLine:
+    """One well-formed line: a content id and, unless it stands alone, one hash of it."""
+
+    number: int
+    content_id: str
+    hash: tuple[str, bytes] | None
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line refused, by its number (from 1, counting every line) and why."""
+
+    number: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.number}: {self.reason}"
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, bytes without the line break, too long) per line; at most
+    ``MAX_LINE_BYTES`` of a line are kept, the rest of a longer one is skipped."""
+    number = 0
+    while raw := stream.readline(MAX_LINE_BYTES + 2):
+        number += 1
+        if raw.endswith(b"\n") or len(raw) < MAX_LINE_BYTES + 2:
+            body = raw.removesuffix(b"\n").removesuffix(b"\r")
+            yield number, body[:MAX_LINE_BYTES], len(body) > MAX_LINE_BYTES
+            continue
+        while rest := stream.readline(1 << 16):
+            if rest.endswith(b"\n"):
+                break
+        yield number, raw[:MAX_LINE_BYTES], True
+
+
+def read_lines(
+    stream: BinaryIO, fmt: Format | None = None, *, hash_optional: bool = False
+) -> Iterator[ContentLine | BadLine]:
+    """Every non-blank line of ``stream``, checked: a ``ContentLine`` or a ``BadLine``.
+
+    ``fmt`` None: NDJSON if the first non-blank character is ``{``, else CSV. With
+    ``hash_optional`` (removal) a line may be the content id alone. A UTF-8 byte
+    order mark before the first line is skipped, as spreadsheets write one.
+    """
+    first = True
+    for number, data, too_long in _raw_lines(stream):
+        if number == 1:
+            data = data.removeprefix(b"\xef\xbb\xbf")
+        if fmt is None:
+            start = data.lstrip()[:1]
+            if not start:
+                continue
+            fmt = "ndjson" if start == b"{" else "csv"
+        if too_long:
+            first = False
+            yield BadLine(number, f"longer than {MAX_LINE_BYTES} bytes")
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            first = False
+            yield BadLine(number, f"not UTF-8 (byte {e.start + 1} of the line)")
+            continue
+        if not text.strip():
+            continue
+        try:
+            if fmt == "csv":
+                fields = _csv_fields(text)
+                if first and _is_header(fields, hash_optional=hash_optional):
+                    first = False
+                    continue
+            else:
+                fields = _json_fields(text, hash_optional=hash_optional)
+            first = False
+            yield _checked(number, fields, hash_optional=hash_optional)
+        except InvalidContentError as e:
+            first = False
+            yield BadLine(number, str(e))
+
+
+def _is_header(fields: list[str], *, hash_optional: bool) -> bool:
+    return tuple(fields) == _FIELDS or (hash_optional and fields == ["content_id"])
+
+
+def _csv_fields(text: str) -> list[str]:
+    try:
+        fields = next(csv.reader([text], strict=True))
+    except csv.Error as e:
+        raise InvalidContentError(f"malformed CSV: {e}") from None
+    return fields
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise InvalidContentError(f"field {name[:32]!r} given twice")
+        found[name] = value
+    return found
+
+
+def _json_fields(text: str, *, hash_optional: bool) -> list[str]:
+    """The NDJSON object's fields in CSV's order (the content id alone when that is all)."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise InvalidContentError(f"malformed JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(value, dict):
+        raise InvalidContentError(f"expected a JSON object with {', '.join(_FIELDS)}")
+    unknown = sorted(set(value) - set(_FIELDS))
+    if unknown:
+        raise InvalidContentError(f"unknown field {unknown[0][:32]!r}")
+    present = [name for name in _FIELDS if name in value]
+    if present != list(_FIELDS) and not (hash_optional and present == ["content_id"]):
+        missing = [name for name in _FIELDS if name not in value]
+        raise InvalidContentError(f"missing field {missing[0]!r}")
+    for name in present:
+        if not isinstance(value[name], str):
+            raise InvalidContentError(f"{name} must be a string")
+    return [value[name] for name in present]
+
+
+def _checked(number: int, fields: list[str], *, hash_optional: bool) -> ContentLine:
+    """The line's fields as the registry would store them, or ``InvalidContentError``."""
+    if len(fields) != 3 and not (hash_optional and len(fields) == 1):
+        expected = "1 field (content_id) or 3" if hash_optional else "3 fields"
+        raise InvalidContentError(
+            f"expected {expected} (content_id,hash_type,hash), found {len(fields)}"
+        )
+    content_id = fields[0]
+    check_content_id(content_id)
+    if len(fields) == 1:
+        return ContentLine(number, content_id, None)
+    type_name, digits = fields[1], fields[2]
+    kind = HASH_TYPES.get(type_name)
+    if kind is None:
+        raise InvalidContentError(
+            f"unknown hash type {type_name[:32]!r}; one of {', '.join(sorted(HASH_TYPES))}"
+        )
+    if not _HEX.fullmatch(digits):
+        raise InvalidContentError(f"the hash is not hexadecimal: {digits[:80]!r}")
+    if len(digits) != 2 * kind.length:
+        raise InvalidContentError(
+            f"a {type_name} hash is {2 * kind.length} hex digits, found {len(digits)}"
+        )
+    return ContentLine(number, content_id, (type_name, bytes.fromhex(digits)))
