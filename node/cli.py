@@ -816,6 +816,11 @@ def content_import_command(
     registered before (the same content id and hash) counts nothing again, so an
     import that stopped is resumed by running it again. Progress goes to standard
     error after every batch. --dry-run checks every line and writes nothing.
+
+    Lines are matched against the lists as they stood when the import started: a
+    hash a running node's update adds meanwhile is found in content imported after
+    it only when a later update lists it again, so run a long import between polls
+    or run it again afterwards (it counts nothing twice).
     """
     registered = known = found = new = 0
 
