@@ -228,39 +228,59 @@ class ContentRegistry:
             self.check(content_id, {} if one is None else {one[0]: [one[1]]})
         return self.store.matches.remove_content(items)
 
-    def retroactive(self, outcome: ListOutcome, spec: ListSpec) -> int:
-        """Search the registry for the hashes an update added; queue one webhook per hit.
-
-        The added hashes are indexed on their own (they are few), and the registered
-        content is the query: one pass finds every hit. Returns the webhooks queued.
-        """
-        if not outcome.added:
-            return 0
+    def _near(self, outcome: ListOutcome, spec: ListSpec) -> list[tuple[str, bytes, bytes, int]]:
+        """(content id, listed hash, content hash, distance) of every registered hash
+        near an added one: the added hashes are indexed on their own (they are few)
+        and every registered hash of the type is a query."""
         registered = self.store.matches.registered_content(spec.hash_type)
         if not registered:
-            return 0
+            return []
         added = ListIndex.from_snapshot(
             spec.hash_type, spec.max_distance, b"".join(sorted(outcome.added))
         )
         results = added.match([content_hash for _, content_hash in registered])
-        queued = 0
-        for (content_id, content_hash), matches in zip(registered, results, strict=True):
-            for m in matches:
-                event = self.matching.record_event(
-                    outcome.list_id, m.hash, content_hash, m.distance, "registry", content_id
+        return [
+            (content_id, m.hash, content_hash, m.distance)
+            for (content_id, content_hash), matches in zip(registered, results, strict=True)
+            for m in matches
+        ]
+
+    def retroactive(self, outcome: ListOutcome, spec: ListSpec) -> int:
+        """Search the registry for the hashes an update added; queue one webhook per hit.
+
+        An exact type (md5, sha256) looks each added hash up by key; a perceptual one
+        (``_near``) compares every registered hash of the type with the added ones.
+        Returns the webhooks queued.
+        """
+        if not outcome.added:
+            return 0
+        if not HASH_TYPES[spec.hash_type].perceptual:
+            # An exact type: each added hash is one key lookup in the registry.
+            hits = [
+                (content_id, content_hash, content_hash, 0)
+                for content_id, content_hash in self.store.matches.registered_with(
+                    spec.hash_type, sorted(set(outcome.added))
                 )
-                key = f"{outcome.list_id}:{outcome.to_version}:{m.hash.hex()}:{content_id}"
-                body = {
-                    "type": "hashhub.retroactive_match.v1",
-                    "node": self.node_id,
-                    "match_id": event,
-                    "content_id": content_id,
-                    "list": outcome.list_id,
-                    "hash_type": spec.hash_type,
-                    "hash": m.hash.hex(),
-                    "content_hash": content_hash.hex(),
-                    "distance": m.distance,
-                    "version": outcome.to_version,
-                }
-                queued += self.webhooks.queue(key, body)
+            ]
+        else:
+            hits = self._near(outcome, spec)
+        queued = 0
+        for content_id, listed, content_hash, distance in hits:
+            event = self.matching.record_event(
+                outcome.list_id, listed, content_hash, distance, "registry", content_id
+            )
+            key = f"{outcome.list_id}:{outcome.to_version}:{listed.hex()}:{content_id}"
+            body = {
+                "type": "hashhub.retroactive_match.v1",
+                "node": self.node_id,
+                "match_id": event,
+                "content_id": content_id,
+                "list": outcome.list_id,
+                "hash_type": spec.hash_type,
+                "hash": listed.hex(),
+                "content_hash": content_hash.hex(),
+                "distance": distance,
+                "version": outcome.to_version,
+            }
+            queued += self.webhooks.queue(key, body)
         return queued

@@ -107,6 +107,23 @@ class MatchTables(Tables):
             )
         ]
 
+    def registered_with(self, type_name: str, hashes: Iterable[bytes]) -> list[tuple[str, bytes]]:
+        """The registered (content id, hash) whose hash is one of ``hashes``, by key.
+
+        The primary key of ``content`` leads with (type, hash), so each hash is one
+        index lookup: an exact type's retroactive pass costs what the delta adds,
+        not what the platform hosts."""
+        out: list[tuple[str, bytes]] = []
+        for h in hashes:
+            out.extend(
+                (r["content_id"], bytes(r["hash"]))
+                for r in self.db.query(
+                    "SELECT content_id, hash FROM content WHERE hash_type = ? AND hash = ?",
+                    [type_name, h],
+                )
+            )
+        return out
+
     def registered_of(
         self, content_id: str, hashes: Iterable[tuple[str, bytes]]
     ) -> set[tuple[str, bytes]]:

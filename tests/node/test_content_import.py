@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import re
 import sqlite3
 import time
@@ -25,6 +26,8 @@ from node.cli import main
 from node.content_import import MAX_LINE_BYTES
 from node.matcher import ListIndex
 from node.service import Node
+from node.sync import ListOutcome
+from protocol import ListSpec
 from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_node_home, md5
 from tests.node.test_cli import ok
 
@@ -511,3 +514,41 @@ def test_an_import_of_100000_lines_registers_every_one(home: Path, tmp_path: Pat
         ).fetchone() == ("media/099999.jpg", f"{99_999:032X}")
     finally:
         conn.close()
+
+
+def test_an_exact_lists_retroactive_pass_looks_up_by_key_and_finds_what_a_scan_finds(
+    tmp_path: Path,
+) -> None:
+    """md5 and sha256 look each added hash up in the registry's primary key instead of
+    reading every registered hash; the hits must be exactly the full scan's."""
+    rng = random.Random(7)
+    node = Node.init(
+        tmp_path / "exact",
+        node_id="node-a",
+        hub_url="http://127.0.0.1:9",
+        lists=["tid-md5"],
+        pinned_root_sha256="0" * 64,
+        webhook_url="http://127.0.0.1:9/hook",  # queued only: nothing is sent here
+    )
+    try:
+        hosted = [rng.randbytes(16) for _ in range(3000)]
+        for i, h in enumerate(hosted):
+            node.registry.register(f"post-{i}", {"md5": [h]})
+        node.registry.register("post-dup", {"md5": [hosted[5]]})  # one hash, two items
+        added = rng.sample(hosted[6:], 50) + [hosted[5]] + [rng.randbytes(16) for _ in range(150)]
+        spec = ListSpec("tid-md5", "md5", 0)
+        outcome = ListOutcome("tid-md5", "updated", 1, 2, added=added)
+        scanned = sorted(node.registry._near(outcome, spec))
+        assert len(scanned) == 50 + 2  # hosted[5] is registered under two content ids
+        queued = node.registry.retroactive(outcome, spec)
+        events = sorted(
+            (r["content_id"], bytes(r["hash"]), bytes(r["query"]), r["distance"])
+            for r in node.store.db.query(
+                "SELECT content_id, hash, query, distance FROM match_events "
+                "WHERE source = 'registry'"
+            )
+        )
+        assert events == scanned
+        assert queued == len(scanned)
+    finally:
+        node.close()
