@@ -83,3 +83,15 @@ def test_bench_runs_only_the_sections_asked_for(capsys: pytest.CaptureFixture[st
     assert any(row["note"] == "faiss skipped (--no-faiss)" for row in doc["rows"])
     with pytest.raises(SystemExit):
         main([*SMALL, "--sections", "nope"])
+
+
+def test_the_registry_section_finds_the_same_hits_both_ways(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([*SMALL, "--sections", "registry", "--json"]) == 0
+    rows = {row["case"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    key = rows["retroactive md5 +1,000: key lookup (now)"]
+    scan = rows["retroactive md5 +1,000: full scan (before)"]
+    assert key["note"].startswith("100 hits, the same both ways")
+    assert scan["note"] == "100 hits, the same both ways"
+    assert rows["import: register_batch, md5"]["count"] == key["size"] == scan["size"]
