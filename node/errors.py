@@ -108,9 +108,11 @@ class HubAccessError(FetchError):
     status the hub answered, so the advice can name the right one.
     """
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, code: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
+        """The ``code`` of the hub's JSON error (``node_suspended``), if it sent one."""
 
 
 class StorageError(NodeError):

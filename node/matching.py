@@ -474,5 +474,5 @@ class Matching:
                 "created": r["created"],
                 "outcome": r["outcome"],
             }
-            for r in self.store.matches.events(limit, open_only=open_only)
+            for r in self.store.matches.listing(limit, open_only=open_only)
         ]

@@ -253,9 +253,10 @@ class Fetcher:
                     if resp.status == 404:
                         raise NotPublishedError(f"{url}: 404")
                     if resp.status in (401, 403) and base == self.hub_url:
-                        raise HubAccessError(f"{url}: {await _refusal(resp)}", resp.status)
+                        said, code = await _refusal(resp)
+                        raise HubAccessError(f"{url}: {said}", resp.status, code)
                     if resp.status != 200:
-                        raise FetchError(f"{url}: {await _refusal(resp)}")
+                        raise FetchError(f"{url}: {(await _refusal(resp))[0]}")
                     # Content-Length counts encoded bytes: a gzipped body may be longer
                     # than its cap when it is tiny. Decoded bytes are counted below.
                     encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
@@ -303,7 +304,7 @@ def cause_of(error: Exception) -> FailureCause:
     if isinstance(error, HubAccessError):
         if error.status == 401:
             return "unauthorized"
-        return "suspended" if f"{error.status} node_suspended: " in str(error) else "forbidden"
+        return "suspended" if error.code == "node_suspended" else "forbidden"
     return ""
 
 
@@ -313,22 +314,24 @@ _REFUSAL_CHARS = 200
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 
-async def _refusal(resp: aiohttp.ClientResponse) -> str:
-    """``HTTP <status>``, and the message of the answer's JSON error shape if it has one.
+async def _refusal(resp: aiohttp.ClientResponse) -> tuple[str, str]:
+    """``HTTP <status>`` with the message of the answer's JSON error shape if it has
+    one, and that error's ``code`` (``""`` without one).
 
     So that an operator reads the hub's own reason (``401 unauthorized: node is
-    revoked``) rather than a bare status. The answer may come from a mirror or
-    anyone on the path: only a small prefix is read, and only its visible ASCII is
-    kept, cut short.
+    revoked``) rather than a bare status, and the node can tell a suspension
+    (``node_suspended``) from a list it may not read. The answer may come from a
+    mirror or anyone on the path: only a small prefix is read, and only its visible
+    ASCII is kept, cut short.
     """
     status = f"HTTP {resp.status}"
     try:
         error = json.loads(await resp.content.read(_REFUSAL_BYTES))["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError, aiohttp.ClientError):
-        return status
+        return status, ""
     said = _UNPRINTABLE.sub(" ", f"{code}: {message}").strip()[:_REFUSAL_CHARS]
-    return f"{status} {said}" if said else status
+    return (f"{status} {said}" if said else status), code
 
 
 @dataclass

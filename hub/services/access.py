@@ -266,6 +266,10 @@ class Access:
         Unlike a revocation, nothing is given up: the token, key, lists and seq stay,
         so ``resume`` is all it takes to let the node back in.
         """
+        if len(reason) > 500 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason):
+            raise InvalidRequest(
+                "the reason is one line of at most 500 characters, without control characters"
+            )
         node = self._enrolled(node_id)
         if node["suspended"]:
             raise Conflict(f"node {node_id} is already suspended (since {node['suspended']})")

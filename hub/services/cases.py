@@ -72,27 +72,15 @@ class QueuedCase:
 
 
 @dataclass(frozen=True)
-class CaseRecord:
-    """One case as an operator looks it up: the person's view and who reviewed it.
+class CaseRecord(QueuedCase):
+    """One case as an operator looks it up: the queue's row and where its hash went.
 
     Apart from ``CaseView`` so that the person's view cannot carry the reviewer by
     mistake: the case page renders a ``CaseView`` and nothing else.
     """
 
-    case: str
-    hash_type: str
-    hash: str
-    quality: int | None
-    status: CaseStatus
-    received: str
-    reviewed: str | None
-    reviewer: str | None
-    list: str | None
     published_version: int | None
     removed_version: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Cases:

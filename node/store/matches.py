@@ -186,16 +186,6 @@ class MatchTables(Tables):
         """One match event as stored, or None."""
         return self._one("SELECT * FROM match_events WHERE id = ?", [match_id])
 
-    def events(self, limit: int, *, open_only: bool = False) -> list[dict[str, Any]]:
-        """The newest match events first; with ``open_only`` those awaiting an outcome."""
-        where = "WHERE outcome IS NULL " if open_only else ""
-        return list(
-            self.db.query(
-                f"SELECT * FROM match_events {where}ORDER BY created DESC LIMIT ?",  # noqa: S608
-                [limit],
-            )
-        )
-
     def listing(self, limit: int, *, open_only: bool = False) -> list[dict[str, Any]]:
         """The newest match events first, each with its list's hash type (``hash_type``,
         None for a list the store no longer holds); with ``open_only`` those awaiting an
