@@ -34,7 +34,7 @@ from hub.intake import make_intake, parse_hash, parse_import
 from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
 from hub.services.ledger import FlaggedHash
-from hub.services.reports import ListStatus
+from hub.services.reports import ListStatus, PlatformStatus
 from protocol import HASH_TYPES
 from protocol.keyfile import load_public_key
 from protocol.root import ROLE_NAMES
@@ -457,8 +457,10 @@ def refresh(home: Path) -> None:
 def status(as_json: bool, home: Path) -> None:
     """Lists, nodes, counts and flagged hashes.
 
-    Per list: version, size, staged changes. Per node: applied version, lag,
-    last ack and cumulative counts. Hashes flagged for review.
+    Per list: version, size, staged changes. Per platform: whether every active
+    node of it applied the list's version (n of m replicas) and its nodes' counts
+    summed. Per node: applied version, lag, last ack and cumulative counts.
+    Hashes flagged for review.
     """
     with _open(home) as hub:
         report = hub.reports.status()
@@ -472,7 +474,17 @@ def status(as_json: bool, home: Path) -> None:
     click.echo("")
     click.echo(
         _table(
-            ["LIST", "TYPE", "VERSION", "COUNT", "STAGED", "NODES", "MATCHED", "FALSE POS."],
+            [
+                "LIST",
+                "TYPE",
+                "VERSION",
+                "COUNT",
+                "STAGED",
+                "NODES",
+                "PLATFORMS",
+                "MATCHED",
+                "FALSE POS.",
+            ],
             (
                 [
                     e.id,
@@ -481,6 +493,7 @@ def status(as_json: bool, home: Path) -> None:
                     e.count,
                     e.staged,
                     len(e.nodes),
+                    len(e.platforms),
                     e.totals.get("matched", 0),
                     e.totals.get("false_positive", 0),
                 ]
@@ -489,8 +502,40 @@ def status(as_json: bool, home: Path) -> None:
         )
     )
     for entry in report.lists:
+        _echo_list_platforms(entry)
         _echo_list_nodes(entry)
         _echo_flagged(entry)
+
+
+def _replicas(p: PlatformStatus) -> str:
+    return f"{p.replicas_on_version} of {p.replicas}"
+
+
+def _echo_list_platforms(entry: ListStatus) -> None:
+    """One list's platforms for ``status``: each once, its nodes (replicas) counted together.
+
+    Applied: every active node of the platform acked the list's version; the
+    counts are its nodes' summed.
+    """
+    if not entry.platforms:
+        return
+    counters = ("checked", "matched", "actioned", "blocked", "false_positive")
+    click.echo(
+        f"\n{entry.id}: platforms ({entry.platforms_applied} of {len(entry.platforms)} "
+        f"applied v{entry.version})"
+    )
+    rows = (
+        [
+            p.platform,
+            _yes(p.applied),
+            _replicas(p),
+            *(p.counts.get(c, 0) for c in counters),
+        ]
+        for p in entry.platforms
+    )
+    headers = ["PLATFORM", "APPLIED", "REPLICAS", "CHECKED", "MATCHED"]
+    headers += ["ACTIONED", "BLOCKED", "FALSE POS."]
+    click.echo(_table(headers, rows))
 
 
 def _echo_list_nodes(entry: ListStatus) -> None:
@@ -694,8 +739,21 @@ def node() -> None:
     help="The hub's base URL as platforms reach it, to send with the token "
     "(default: public_url in hub.toml).",
 )
+@click.option(
+    "--platform",
+    metavar="ID",
+    help="The platform the node serves, when it runs several nodes (replicas) counted "
+    "together (default: the node id; a revoked id enrolled again keeps its platform).",
+)
 @home_option
-def node_enrol(node_id: str, public_key: Path, lists: str, url: str | None, home: Path) -> None:
+def node_enrol(
+    node_id: str,
+    public_key: Path,
+    lists: str,
+    url: str | None,
+    platform: str | None,
+    home: Path,
+) -> None:
     """Enrol NODE_ID; prints the hub URL, the root pin and its bearer token (once)."""
     granted = _lists_option(lists)
     if url is not None:
@@ -706,9 +764,14 @@ def node_enrol(node_id: str, public_key: Path, lists: str, url: str | None, home
                 hub.config.public_url, f"public_url (in {CONFIG_NAME} or HASHHUB_PUBLIC_URL)"
             )
         key = load_public_key(public_key)
-        token = hub.access.enrol_node(node_id, key, granted, who=_who())
+        token = hub.access.enrol_node(node_id, key, granted, who=_who(), platform=platform)
+        serves = next(n.platform for n in hub.access.nodes() if n.id == node_id)
         sha = hub.keys.root_sha256(1)
-    click.echo(f"Enrolled node {node_id} for {', '.join(sorted(set(granted)))} (key {key.keyid}).")
+    of_platform = f" of platform {serves}" if serves != node_id else ""
+    click.echo(
+        f"Enrolled node {node_id}{of_platform} for {', '.join(sorted(set(granted)))} "
+        f"(key {key.keyid})."
+    )
     click.echo("Send the platform, over a channel you trust:")
     click.echo(
         f"  hub URL          {url or f'unknown: set public_url in {CONFIG_NAME}, or pass --url'}"
@@ -835,6 +898,21 @@ def node_resume(node_id: str, home: Path) -> None:
     click.echo(f"Resumed node {node_id}.")
 
 
+@node.command(name="platform")
+@click.argument("node_id", metavar="NODE_ID")
+@click.argument("platform", metavar="PLATFORM")
+@home_option
+def node_platform(node_id: str, platform: str, home: Path) -> None:
+    """Count NODE_ID as one of PLATFORM's nodes (its replicas), from now on.
+
+    Its acks, key and token stay; its counts move with it, since a platform's
+    counts are the sums of its nodes'.
+    """
+    with _open(home) as hub:
+        previous = hub.access.set_platform(node_id, platform, who=_who())
+    click.echo(f"Node {node_id} now counts for platform {platform} (was {previous}).")
+
+
 def _node_state(n: NodeRecord) -> str:
     if n.revoked:
         return f"revoked {n.revoked}"
@@ -858,6 +936,7 @@ def node_show(node_id: str, as_json: bool, home: Path) -> None:
         _echo_json(n.to_dict())
         return
     click.echo(f"node        {n.id}")
+    click.echo(f"platform    {n.platform}")
     click.echo(f"state       {_node_state(n)}")
     click.echo(f"generation  {n.generation}")
     click.echo(f"lists       {', '.join(n.lists) or '-'}")
@@ -894,10 +973,11 @@ def node_list(as_json: bool, home: Path) -> None:
     else:
         click.echo(
             _table(
-                ["NODE", "KEY", "LISTS", "ENROLLED", "STATE", "LAST SEQ"],
+                ["NODE", "PLATFORM", "KEY", "LISTS", "ENROLLED", "STATE", "LAST SEQ"],
                 (
                     [
                         n.id,
+                        n.platform,
                         n.keyid[:16],
                         ",".join(n.lists),
                         n.created,

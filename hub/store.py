@@ -17,7 +17,8 @@ What is stored, and why it is stored that way:
 - ``staged``: changes waiting for the next publish.
 - ``keys``: public halves only. Private keys stay in files (mode 0600).
 - ``nodes``, ``tokens``: enrolled platforms and hashed bearer tokens;
-  ``node_keys``: every key a node signed acks with, and from which ``seq`` (m005).
+  ``node_keys``: every key a node signed acks with, and from which ``seq`` (m005);
+  ``nodes.platform``: the platform a node serves, so replicas count together (m006).
 - ``acks``: each ack's exact bytes and signature, plus what was read from it.
 - ``counters``: each node's cumulative counters as it last reported them, and the
   part counted (``total``, bounded) or withheld as an implausible jump;
@@ -468,6 +469,23 @@ def m005_node_changes(db: sqlite_utils.Database) -> None:
         );
         INSERT INTO node_keys (node, first_seq, generation, public_key, since, reason)
             SELECT id, 1, 1, public_key, created, 'enrol' FROM nodes;
+        """
+    )
+
+
+@migrations()
+def m006_node_platforms(db: sqlite_utils.Database) -> None:
+    """The platform each node serves, so a platform's replicas are counted together.
+
+    Every node enrolled before is its own platform: ``platform`` is filled with its
+    id, which keeps each one counted exactly as it was. ``nodes_platform``: a
+    platform's nodes, read together.
+    """
+    db.executescript(
+        """
+        ALTER TABLE nodes ADD COLUMN platform TEXT NOT NULL DEFAULT '';
+        UPDATE nodes SET platform = id;
+        CREATE INDEX nodes_platform ON nodes(platform, id);
         """
     )
 

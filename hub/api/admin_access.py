@@ -15,9 +15,10 @@ from aiohttp import web
 
 from hub.api.requests import Fields, check_list_id, check_node_id, json_object, public_key_of
 from hub.appkeys import CONFIG, HUB
-from hub.core import OPERATOR_ROLES, Principal
+from hub.core import OPERATOR_ROLES, Hub, Principal
 from hub.errors import InvalidRequest
 from hub.http import invalidate_caches
+from hub.services.access import check_platform_id
 from protocol.root import ROLE_NAMES
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "admin_keys",
     "admin_node_token",
     "admin_nodes",
+    "admin_platform",
     "admin_rekey",
     "admin_resume",
     "admin_revoke",
@@ -49,19 +51,32 @@ async def admin_nodes(request: web.Request, principal: Principal) -> web.StreamR
 
 
 async def admin_enrol(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """Enrol a node: ``{"id", "public_key", "lists", "platform"?}``; its token, once."""
     body = Fields(
         await json_object(request, request.app[CONFIG].max_ack_bytes),
-        {"id", "public_key", "lists"},
+        {"id", "public_key", "lists", "platform"},
     )
     node_id = check_node_id(body.text("id", max_len=64))
     key = public_key_of(body.text("public_key", max_len=4096))
     lists = [check_list_id(v) for v in body.strings("lists")]
-    token = await request.app[HUB].call(
-        lambda hub: hub.access.enrol_node(node_id, key, lists, who=principal.subject)
+    platform = (
+        check_platform_id(body.text("platform", max_len=64)) if "platform" in body.value else None
     )
+
+    def enrol(hub: Hub) -> tuple[str, str]:
+        token = hub.access.enrol_node(node_id, key, lists, who=principal.subject, platform=platform)
+        return token, next(n.platform for n in hub.access.nodes() if n.id == node_id)
+
+    token, serves = await request.app[HUB].call(enrol)
     invalidate_caches(request.app)
     return web.json_response(
-        {"node": node_id, "keyid": key.keyid, "lists": sorted(set(lists)), "token": token},
+        {
+            "node": node_id,
+            "platform": serves,
+            "keyid": key.keyid,
+            "lists": sorted(set(lists)),
+            "token": token,
+        },
         status=201,
     )
 
@@ -141,6 +156,17 @@ async def admin_resume(request: web.Request, principal: Principal) -> web.Stream
     await request.app[HUB].call(lambda hub: hub.access.resume(node_id, who=principal.subject))
     invalidate_caches(request.app)
     return web.json_response({"node": node_id, "suspended": False})
+
+
+async def admin_platform(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """Move the node to another platform: ``{"platform": ID}``; answers both platforms."""
+    node_id = check_node_id(request.match_info["node_id"])
+    body = Fields(await json_object(request, 64 * 1024), {"platform"})
+    platform = check_platform_id(body.text("platform", max_len=64))
+    previous = await request.app[HUB].call(
+        lambda hub: hub.access.set_platform(node_id, platform, who=principal.subject)
+    )
+    return web.json_response({"node": node_id, "platform": platform, "previous": previous})
 
 
 async def admin_keys(request: web.Request, principal: Principal) -> web.StreamResponse:

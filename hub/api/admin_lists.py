@@ -145,9 +145,12 @@ async def admin_counts(request: web.Request, principal: Principal) -> web.Stream
     list_id = check_list_id(request.match_info["list_id"])
 
     def counts(hub: Hub) -> dict[str, Any]:
-        hub.lists.spec(list_id)
+        status = hub.reports.list_status(list_id)
         return {
             "list": list_id,
+            "version": status.version,
+            "platforms_applied": status.platforms_applied,
+            "platforms": [p.to_dict() for p in status.platforms],
             "hashes": hub.ledger.hash_counts(list_id),
             "withheld": hub.ledger.hash_withheld(list_id),
             "flagged": [f.to_dict() for f in hub.ledger.flagged_hashes(list_id)],

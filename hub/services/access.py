@@ -4,8 +4,14 @@ Tokens are shown once and stored as their SHA-256 (``tokens``); a node's token
 carries the lists it was granted (``nodes``). An enrolled node can change without
 being revoked: lists granted or taken away, a new key (``node_keys``: every key and
 the ``seq`` it signs from, so earlier acks stay verifiable), a new token, a
-suspension; a revoked id can be enrolled again as a new generation. Every change
-is logged in the action log, which auditors read.
+suspension, the platform it belongs to; a revoked id can be enrolled again as a
+new generation. Every change is logged in the action log, which auditors read.
+
+A platform may run several nodes (replicas behind its own load balancer, each
+following the hub and signing its own acks); ``platform`` names the one they
+belong to, so the hub can count them together (``hub.services.platforms``). A
+platform id follows the node id rule, and a node enrolled without one is its own
+platform (its id), as every node enrolled before platforms existed is (m006).
 """
 
 from __future__ import annotations
@@ -39,12 +45,25 @@ __all__ = [
     "OperatorRole",
     "OperatorTokenRecord",
     "Principal",
+    "check_platform_id",
     "hash_token",
 ]
 
 OperatorRole = Literal["admin", "publisher", "viewer", "auditor"]
 OPERATOR_ROLES: tuple[OperatorRole, ...] = ("admin", "publisher", "viewer", "auditor")
 """admin: everything; publisher: stage and publish; viewer: read status; auditor: read acks."""
+
+
+def _checked_id(kind: str, value: str) -> str:
+    """A node or platform id as PROTOCOL.md spells a node id (``NODE_ID_PATTERN``), never ``..``."""
+    if not NODE_ID_PATTERN.fullmatch(value) or ".." in value:
+        raise InvalidRequest(f"invalid {kind} id {value[:80]!r}: [a-z0-9][a-z0-9._-]{{0,63}}")
+    return value
+
+
+def check_platform_id(value: str) -> str:
+    """A platform id: the node id rule, so a node's own id is always a valid platform."""
+    return _checked_id("platform", value)
 
 
 def hash_token(token: str) -> str:
@@ -96,6 +115,8 @@ class NodeRecord:
     """An enrolled node as operators (and auditors, through the API) see it."""
 
     id: str
+    platform: str
+    """The platform the node serves; its own id unless enrolled or changed otherwise."""
     keyid: str
     public_key: str
     lists: list[str]
@@ -133,17 +154,26 @@ class Access:
         self.lists = lists
 
     def enrol_node(
-        self, node_id: str, public_key: PublicKey, lists: Sequence[str], who: str = "operator"
+        self,
+        node_id: str,
+        public_key: PublicKey,
+        lists: Sequence[str],
+        who: str = "operator",
+        *,
+        platform: str | None = None,
     ) -> str:
         """Enrol a platform's node; returns its bearer token (shown once, stored hashed).
 
-        A revoked id may be enrolled again: a new generation, with the new key from
-        the seq after the last one the hub holds (a fresh node that starts at seq 1
-        is told that seq by the hub's 409, PROTOCOL.md §10.6, and re-signs above
-        it), so the earlier generation's acks stay verifiable under their key.
+        ``platform`` is the platform the node serves (``None``: the node is its own
+        platform, its id). A revoked id may be enrolled again: a new generation, with
+        the new key from the seq after the last one the hub holds (a fresh node that
+        starts at seq 1 is told that seq by the hub's 409, PROTOCOL.md §10.6, and
+        re-signs above it), so the earlier generation's acks stay verifiable under
+        their key; it keeps its platform unless ``platform`` names another.
         """
-        if not NODE_ID_PATTERN.fullmatch(node_id) or ".." in node_id:
-            raise InvalidRequest(f"invalid node id {node_id!r}: [a-z0-9][a-z0-9._-]{{0,63}}")
+        _checked_id("node", node_id)
+        if platform is not None:
+            check_platform_id(platform)
         for list_id in lists:
             self.lists.spec(list_id)
         granted = sorted(set(lists))
@@ -158,20 +188,28 @@ class Access:
         with self.ctx.db.atomic():
             if existing is None:
                 generation, first_seq = 1, 1
+                serves = platform or node_id
                 self.ctx.db.table("nodes").insert(
                     {
                         "id": node_id,
                         "public_key": public_key.raw.hex(),
                         "lists": json.dumps(granted),
                         "created": stamp,
+                        "platform": serves,
                     }
                 )
             else:
                 generation, first_seq = existing["generation"] + 1, existing["last_seq"] + 1
+                serves = platform or existing["platform"] or node_id
+                # A key whose period starts here signed nothing (the node never acked
+                # under it): the new one replaces it, as a second rekey would.
+                self.ctx.db.execute(
+                    "DELETE FROM node_keys WHERE node = ? AND first_seq = ?", [node_id, first_seq]
+                )
                 self.ctx.db.execute(
                     "UPDATE nodes SET public_key = ?, lists = ?, revoked = NULL, "
-                    "suspended = NULL, generation = ? WHERE id = ?",
-                    [public_key.raw.hex(), json.dumps(granted), generation, node_id],
+                    "suspended = NULL, generation = ?, platform = ? WHERE id = ?",
+                    [public_key.raw.hex(), json.dumps(granted), generation, serves, node_id],
                 )
             self._add_key(
                 node_id,
@@ -183,6 +221,8 @@ class Access:
             )
             self._insert_token(token, "node", "node", node_id)
             detail: dict[str, Any] = {"node": node_id, "lists": granted, "keyid": public_key.keyid}
+            if serves != node_id:
+                detail["platform"] = serves
             if existing is not None:
                 detail.update(generation=generation, first_seq=first_seq)
             self.ctx.log("node.enrol" if existing is None else "node.reenrol", who, detail)
@@ -288,6 +328,25 @@ class Access:
             self.ctx.db.execute("UPDATE nodes SET suspended = NULL WHERE id = ?", [node_id])
             self.ctx.log("node.resume", who, {"node": node_id})
 
+    def set_platform(self, node_id: str, platform: str, who: str = "operator") -> str:
+        """Move an enrolled node to another platform; returns the platform it left.
+
+        Only how the hub counts changes (the node's acks, counts and credentials
+        stay): from now on its acks count toward ``platform``, and its past counts
+        with it, since a platform's counts are the sum of its nodes'.
+        """
+        check_platform_id(platform)
+        node = self._enrolled(node_id)
+        previous = str(node["platform"])
+        if previous == platform:
+            raise Conflict(f"node {node_id} is already of platform {platform}")
+        with self.ctx.db.atomic():
+            self.ctx.db.execute("UPDATE nodes SET platform = ? WHERE id = ?", [platform, node_id])
+            self.ctx.log(
+                "node.platform", who, {"node": node_id, "platform": platform, "previous": previous}
+            )
+        return previous
+
     def node(self, node_id: str) -> dict[str, Any] | None:
         """The node's row of the ``nodes`` table, revoked or not."""
         return self.ctx.one("SELECT * FROM nodes WHERE id = ?", [node_id])
@@ -311,6 +370,7 @@ class Access:
         return [
             NodeRecord(
                 id=r["id"],
+                platform=r["platform"],
                 keyid=PublicKey(bytes.fromhex(r["public_key"])).keyid,
                 public_key=r["public_key"],
                 lists=json.loads(r["lists"]),

@@ -37,12 +37,12 @@ section, each with its own address, so none grows into a page nobody scrolls
 through: ``GET /dashboard`` is the overview (a tile per section with what needs
 attention; the login leads there), then ``/dashboard/lists`` (lists, staged
 changes, the publish form), ``/dashboard/review`` (the submission review queue),
-``/dashboard/nodes``, ``/dashboard/counts`` (takedowns over time, per-hash counts
-from the acks), ``/dashboard/keys`` and ``/dashboard/log`` (``SECTIONS``). A form
+``/dashboard/nodes``, ``/dashboard/counts`` (takedowns over time, per-platform and
+per-hash counts from the acks), ``/dashboard/keys`` and ``/dashboard/log`` (``SECTIONS``). A form
 returns to its section: ``POST /dashboard/publish`` to the lists,
 ``POST /dashboard/cases/{case}/review`` to the review queue, and
 ``POST /dashboard/nodes/{node_id}/{change}`` (``grant``, ``ungrant``, ``key``,
-``suspend``, ``resume``; ``admin`` only) to the nodes; ``token`` answers a page
+``suspend``, ``resume``, ``platform``; ``admin`` only) to the nodes; ``token`` answers a page
 showing the node's new token once, as ``hashhub node token`` prints it. Roles follow the
 operator API: reading the dashboard needs ``viewer``, ``auditor`` or ``publisher``
 (a publisher must see what it publishes); publishing and reviewing cases need
@@ -165,6 +165,7 @@ _NOTICES = {
     "suspended": "Suspended: the node's requests are refused until it is resumed.",
     "resumed": "Resumed: the node's requests are served again.",
     "rekeyed": "New key recorded: the node's acks from its next seq on must be signed by it.",
+    "moved": "Platform changed: the node and its counts count toward that platform from now on.",
 }
 _TITLES = {
     400: "The request was not understood",
@@ -566,6 +567,7 @@ def _node_groups(hub: Hub, status: HubStatus) -> list[dict[str, Any]]:
             record.id, {"node": record.id, "revoked": record.revoked, "lists": []}
         )
         group.update(
+            platform=record.platform,
             suspended=record.suspended,
             generation=record.generation,
             keyid=record.keyid,
@@ -606,6 +608,7 @@ def _overview(hub: Hub, status: HubStatus, groups: list[dict[str, Any]]) -> dict
         "hashes": sum(entry.count for entry in status.lists),
         "staged": sum(entry.staged for entry in status.lists),
         "nodes": len(groups),
+        "platforms": len({group.get("platform") or group["node"] for group in groups}),
         "stale_pairs": sum(row["stale"] for g in groups for row in g["lists"]),
         "taken_down": sum(
             entry.totals.get("actioned", 0) + entry.totals.get("blocked", 0)
@@ -757,7 +760,7 @@ async def review(request: web.Request) -> web.StreamResponse:
     return _redirect(f"/dashboard/review?notice={decision}ed")
 
 
-NODE_CHANGES = ("grant", "ungrant", "key", "suspend", "resume", "token")
+NODE_CHANGES = ("grant", "ungrant", "key", "suspend", "resume", "platform", "token")
 """What the nodes section's forms change (``hub.services.access``), admin only."""
 
 
@@ -766,7 +769,7 @@ async def change_node(request: web.Request) -> web.StreamResponse:
     change = request.match_info["change"]
     if change not in NODE_CHANGES:
         raise NotFound(f"no change {change[:40]!r}; one of {', '.join(NODE_CHANGES)}")
-    session, form = await _operator_post(request, {"list", "public_key", "reason"}, ())
+    session, form = await _operator_post(request, {"list", "public_key", "reason", "platform"}, ())
     node_id = check_node_id(request.match_info["node_id"])
     who = session.principal.subject
     if change == "token":
@@ -807,6 +810,9 @@ async def change_node(request: web.Request) -> web.StreamResponse:
         if change == "suspend":
             hub.access.suspend(node_id, reason, who)
             return "suspended"
+        if change == "platform":
+            hub.access.set_platform(node_id, form.get("platform", "").strip(), who)
+            return "moved"
         hub.access.resume(node_id, who)
         return "resumed"
 

@@ -10,6 +10,11 @@ served (``served``).
 
 ``export_tree`` runs the ``hashhub export`` command, as the compose stack's export
 service does.
+
+``LoadBalancer.start(upstreams, workdir)`` runs the same nginx as a platform's load
+balancer in front of its node replicas: one ``upstream`` of the given loopback
+ports, round robin, each answer naming the replica that gave it in ``UPSTREAM_HEADER``
+(nginx's ``$upstream_addr``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +37,11 @@ import pytest
 
 __all__ = [
     "MIRROR_CONF",
+    "UPSTREAM_HEADER",
+    "LoadBalancer",
     "NginxMirror",
     "Request",
+    "balancer_block",
     "export_tree",
     "launch_nginx",
     "nginx_binary",
@@ -43,6 +52,8 @@ MIRROR_CONF = REPO / "docker" / "nginx" / "mirror.conf"
 HASHHUB = Path(sys.executable).with_name("hashhub")
 START_DEADLINE = 10.0
 DEBIAN_NGINX = "/usr/sbin/nginx"
+UPSTREAM_HEADER = "X-Upstream"
+"""The balancer's answer header naming the replica (``127.0.0.1:PORT``) that answered."""
 
 
 def nginx_binary() -> str:
@@ -230,3 +241,93 @@ async def export_tree(hub_home: Path, tree: Path) -> str:
     output, _ = await process.communicate()
     assert process.returncode == 0, output.decode()
     return output.decode()
+
+
+def balancer_block(port: int, upstreams: Sequence[int]) -> str:
+    """A server block on 127.0.0.1:``port`` spreading requests over ``upstreams``, round robin.
+
+    Written as a platform would put its node replicas behind nginx: no retry on
+    another replica (``proxy_next_upstream off``), so an answer comes from the one
+    replica it names, and the request's ``Authorization`` passes through unchanged.
+    """
+    servers = "\n".join(f"    server 127.0.0.1:{upstream};" for upstream in upstreams)
+    return f"""upstream hashhub_fleet {{
+{servers}
+}}
+server {{
+    listen 127.0.0.1:{port};
+    server_tokens off;
+    client_max_body_size 20m;
+    location / {{
+        proxy_pass http://hashhub_fleet;
+        proxy_next_upstream off;
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        add_header {UPSTREAM_HEADER} $upstream_addr always;
+    }}
+}}
+"""
+
+
+@dataclass
+class LoadBalancer:
+    """A running nginx balancing over node replicas at ``url`` (see the module docstring)."""
+
+    workdir: Path
+    port: int
+    upstreams: tuple[int, ...]
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    async def start(cls, upstreams: Sequence[int], workdir: Path) -> LoadBalancer:
+        """Start nginx on a free port; another try on another port if that one was taken."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            port = free_port()
+            # ``main_config`` includes ``mirror.conf``: here that file is the balancer's block.
+            (workdir / "mirror.conf").write_text(balancer_block(port, upstreams), encoding="utf-8")
+            balancer = cls(
+                workdir, port, tuple(upstreams), launch_nginx(workdir, stderr=subprocess.PIPE)
+            )
+            try:
+                if await _started(balancer.process, port, workdir):
+                    return balancer
+            except BaseException:
+                balancer.stop()  # pytest.fail included: no nginx outlives its test
+                raise
+            balancer.stop()
+        pytest.fail("nginx found no free port in three tries")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGTERM to the master, which stops its worker)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+async def _started(process: subprocess.Popen[bytes], port: int, workdir: Path) -> bool:
+    """Whether nginx answers on ``port``; ``False`` if the port was taken, a failure otherwise."""
+    error_log = workdir / "error.log"
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            log = error_log.read_text() if error_log.exists() else ""
+            if "Address already in use" in stderr + log:
+                return False
+            pytest.fail(f"nginx exited with {process.returncode}: {stderr}{log}")
+        if await _nginx_answers(port):
+            return True
+        if time.monotonic() > deadline:
+            pytest.fail(f"nginx did not answer on port {port} within {START_DEADLINE} s")
+        await asyncio.sleep(0.05)

@@ -221,7 +221,10 @@ def test_status_shows_node_lag_counts_and_flagged_hashes(
     operator.ok("add", "tid-md5", md5("new"))
     operator.ok("publish")
     out = operator.ok("status")
-    assert re.search(r"tid-md5\s+md5\s+2\s+5\s+0\s+1\s+7\s+4", out), out
+    # NODES 1, PLATFORMS 1: the node is its own platform.
+    assert re.search(r"tid-md5\s+md5\s+2\s+5\s+0\s+1\s+1\s+7\s+4", out), out
+    assert "tid-md5: platforms (0 of 1 applied v2)" in out, out
+    assert re.search(r"platform-a\s+no\s+0 of 1\s+100\s+7\s+0\s+0\s+4", out), out
     assert re.search(r"platform-a\s+1\s+1\s+\S+Z\s+100\s+7\s+0\s+0\s+4", out), out
     assert re.search(rf"{bad}\s+5\s+4\s+false positives", out), out
 
@@ -256,7 +259,8 @@ def test_node_revoke_stops_the_token(operator: Operator, node_pem: Path) -> None
     finally:
         hub.close()
     assert re.search(
-        r"platform-a\s+\S{16}\s+tid-md5,tid-pdq\s+\S+Z\s+revoked \S+Z", operator.ok("node", "list")
+        r"platform-a\s+platform-a\s+\S{16}\s+tid-md5,tid-pdq\s+\S+Z\s+revoked \S+Z",
+        operator.ok("node", "list"),
     )
 
 

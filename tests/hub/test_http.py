@@ -662,7 +662,15 @@ async def test_status_and_counts_are_served(client: Client, role_tokens: dict[st
     status = await (await client.get("/v1/admin/status", headers=viewer)).json()
     assert {entry["id"] for entry in status["lists"]} == {LIST, OTHER_LIST, PUBLIC_LIST}
     counts = await client.get(f"/v1/admin/lists/{LIST}/counts", headers=viewer)
-    assert (await counts.json()) == {"list": LIST, "hashes": {}, "withheld": {}, "flagged": []}
+    assert (await counts.json()) == {
+        "list": LIST,
+        "version": 2,
+        "platforms_applied": 0,
+        "platforms": [],
+        "hashes": {},
+        "withheld": {},
+        "flagged": [],
+    }
     missing = await client.get("/v1/admin/lists/no-such/counts", headers=viewer)
     assert missing.status == 404
 

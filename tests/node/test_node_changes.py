@@ -1,7 +1,8 @@
 """Changing an enrolled node, end to end: a real hub app, a real node, the operator API.
 
 An operator grants and takes away lists, re-keys a node, issues it a new token,
-suspends and resumes it, and enrols a revoked id again as a new generation. Each
+suspends and resumes it, moves it to another platform, and enrols a revoked id
+again as a new generation. Each
 change must take effect on the node's next request, be in the action log, and
 leave every ack the hub accepted verifiable under the key that signed it
 (PROTOCOL.md §10.4.1), which is what an auditor checks from the node list alone.
@@ -158,6 +159,9 @@ async def test_a_list_granted_is_read_and_a_list_taken_away_is_refused(
         ("suspend", {"reason": "two\nlines"}, 400, "without control characters"),
         ("suspend", {"why": "x"}, 400, "unknown field"),
         ("resume", None, 409, "is not suspended"),
+        ("platform", {"platform": "Shop"}, 400, "invalid platform id 'Shop'"),
+        ("platform", {"platform": NODE_ID}, 409, "is already of platform platform-a"),
+        ("platform", {}, 400, "'platform' must be a string"),
     ],
 )
 async def test_a_change_that_cannot_be_made_is_refused_with_why_and_changes_nothing(
@@ -327,9 +331,63 @@ async def test_a_revoked_id_enrolled_again_is_a_new_generation_above_the_old_seq
     assert (reenrol["generation"], reenrol["first_seq"]) == (2, 2)
 
 
+async def test_a_revoked_id_that_never_acked_is_enrolled_again_with_its_new_key_alone(
+    tmp_path: Path, hub: HubApp, admin: str, node: Node
+) -> None:
+    """The first key signed nothing: the new key's period starts at seq 1 and replaces
+    it (as a second rekey before any ack does), and the node acks under it."""
+    with hub.opened() as opened:
+        opened.access.revoke_node(NODE_ID)
+    node.close()
+    fresh = make_node(tmp_path / "fresh", hub, [LIST])
+    try:
+        await sync_once(fresh)
+        assert await flush(fresh) == (1, 0)
+        entry = (await nodes(hub, admin))[NODE_ID]
+        assert [
+            (k["keyid"], k["first_seq"], k["last_seq"], k["generation"], k["reason"])
+            for k in entry["keys"]
+        ] == [(fresh.key.keyid, 1, None, 2, "re-enrol")]
+        assert verified_seqs(hub, entry) == [1]
+    finally:
+        fresh.close()
+
+
 async def test_an_enrolled_node_cannot_be_enrolled_twice(
     hub: HubApp, admin: str, node: Node
 ) -> None:
     key = SigningKey.generate().public
     with hub.opened() as opened, pytest.raises(Exception, match="already enrolled: change it"):
         opened.access.enrol_node(NODE_ID, key, [LIST])
+
+
+async def test_a_node_moved_to_another_platform_acks_on_and_counts_for_that_platform(
+    hub: HubApp, admin: str, node: Node
+) -> None:
+    await sync_once(node)
+    assert await flush(node) == (1, 0)
+    assert (await nodes(hub, admin))[NODE_ID]["platform"] == NODE_ID
+
+    assert await call(hub, admin, f"{NODE_ID}/platform", {"platform": "shop"}) == (
+        200,
+        {"node": NODE_ID, "platform": "shop", "previous": NODE_ID},
+    )
+    entry = (await nodes(hub, admin))[NODE_ID]
+    assert (entry["platform"], entry["lists"], entry["suspended"]) == ("shop", [LIST], None)
+    # Nothing else changed for the node: it reads and acks the next version as before.
+    version = hub.publish(LIST, adds=[md5("moved")])
+    outcomes, _ = await sync_once(node)
+    assert {o.list_id: o.status for o in outcomes}[LIST] == "updated"
+    assert await flush(node) == (1, 0)
+    status = hub.status(LIST)
+    (shop,) = status.platforms
+    assert (shop.platform, shop.nodes, shop.applied, shop.applied_version) == (
+        "shop",
+        [NODE_ID],
+        True,
+        version,
+    )
+    assert shop.counts == status.nodes[0].counts
+    assert ("node.platform", {"node": NODE_ID, "platform": "shop", "previous": NODE_ID}) in (
+        actions(hub)
+    )

@@ -287,6 +287,12 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/v1/admin/nodes/no-such-node/resume",
         body={},
     ): admin_api(allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/nodes/{node_id}/platform",
+        "/v1/admin/nodes/no-such-node/platform",
+        body={"platform": "shop"},
+    ): admin_api(allowed=INPUT),
     Call("GET", "/v1/admin/keys", "/v1/admin/keys"): admin_api("viewer", "auditor"),
     Call("POST", "/v1/admin/keys/{role}/rotate", "/v1/admin/keys/no-such-role/rotate"): (
         admin_api(allowed=INPUT)

@@ -90,6 +90,7 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/admin/nodes/{node_id}/token"): "/v1/admin/nodes/no-such-node/token",
     ("POST", "/v1/admin/nodes/{node_id}/suspend"): "/v1/admin/nodes/no-such-node/suspend",
     ("POST", "/v1/admin/nodes/{node_id}/resume"): "/v1/admin/nodes/no-such-node/resume",
+    ("POST", "/v1/admin/nodes/{node_id}/platform"): "/v1/admin/nodes/no-such-node/platform",
     ("GET", "/v1/admin/keys"): "/v1/admin/keys",
     ("POST", "/v1/admin/keys/{role}/rotate"): "/v1/admin/keys/checkpoint/rotate",
     ("POST", "/v1/admin/tokens"): "/v1/admin/tokens",

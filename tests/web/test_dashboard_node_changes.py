@@ -1,6 +1,6 @@
 """The nodes section's forms: an admin changes an enrolled node from the dashboard.
 
-The same changes as ``hashhub node grant|ungrant|rekey|token|suspend|resume`` and
+The same changes as ``hashhub node grant|ungrant|rekey|token|suspend|resume|platform`` and
 the operator API (tests/node/test_node_changes.py runs them against a real node):
 here the forms themselves, on the real hub app, with the session, the CSRF token
 and the role checked, each change in the action log, and the page showing the
@@ -60,11 +60,11 @@ async def admin(client: Client, home: Path) -> OperatorSession:
     return await OperatorSession.login(client, operator_token(home, "admin"))
 
 
-def node_record(home: Path) -> tuple[list[str], str | None, str]:
+def node_record(home: Path) -> tuple[list[str], str | None, str, str]:
     hub = Hub.open(home)
     try:
         (record,) = [n for n in hub.access.nodes() if n.id == NODE]
-        return record.lists, record.suspended, record.keyid
+        return record.lists, record.suspended, record.keyid, record.platform
     finally:
         hub.close()
 
@@ -158,6 +158,8 @@ async def test_a_new_key_is_recorded_from_a_pasted_pem(admin: OperatorSession, h
         (f"/dashboard/nodes/{NODE}/key", {"public_key": "not a key"}, 400, "not an Ed25519"),
         (f"/dashboard/nodes/{NODE}/suspend", {"reason": "a\u0007b"}, 400, "one line"),
         (f"/dashboard/nodes/{NODE}/resume", {}, 409, "is not suspended"),
+        (f"/dashboard/nodes/{NODE}/platform", {"platform": "Shop Inc"}, 400, "invalid platform"),
+        (f"/dashboard/nodes/{NODE}/platform", {"platform": NODE}, 409, "already of platform"),
         (f"/dashboard/nodes/{NODE}/rename", {}, 404, "no change"),
         ("/dashboard/nodes/platform-z/suspend", {}, 404, "no enrolled node"),
     ],
@@ -181,3 +183,35 @@ async def test_only_an_admin_sees_and_may_send_the_forms(client: Client, home: P
     answer = await publisher.post(f"/dashboard/nodes/{NODE}/suspend", csrf="0" * 43)
     assert answer.status == 403
     assert "security token" in await answer.text()
+
+
+async def test_an_admin_moves_a_node_to_a_platform_and_the_counts_section_counts_it_there(
+    admin: OperatorSession, home: Path
+) -> None:
+    page = await nodes_page(admin)
+    assert f'action="/dashboard/nodes/{NODE}/platform"' in page
+    assert f'platform <span class="token node-platform">{NODE}</span>' in page
+    hub = Hub.open(home)
+    try:
+        hub.access.enrol_node("shop-2", SigningKey.generate().public, [MD5_LIST], platform="shop")
+    finally:
+        hub.close()
+
+    answer = await admin.post(f"/dashboard/nodes/{NODE}/platform", platform="shop")
+    assert answer.status == 303, await answer.text()
+    assert answer.headers["Location"] == f"/dashboard/nodes?notice=moved#node-{NODE}"
+    assert node_record(home)[3] == "shop"
+    shown = await (await admin.client.get(answer.headers["Location"])).text()
+    assert "Platform changed: the node and its counts count toward that platform" in shown
+    assert 'platform <span class="token node-platform">shop</span>' in shown
+    assert logged(home)[-1] == "node.platform"
+
+    counts = await (await admin.client.get("/dashboard/counts")).text()
+    row = re.search(
+        rf'<tr id="platform-{MD5_LIST}-shop" class="stale">(.*?)</tr>', counts, re.DOTALL
+    )
+    assert row is not None, counts
+    # One platform of two nodes, neither has acked the list's version.
+    assert '<td class="applied">no (0 of 2 replicas)</td>' in row.group(1)
+    assert '<td class="num">2</td>' in row.group(1)
+    assert "0 of 1 platforms applied v1" in counts

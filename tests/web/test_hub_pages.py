@@ -758,7 +758,7 @@ async def test_the_dashboard_shows_nodes_stale_in_red_and_takedowns_from_acks(
     overview = await (await client.get("/dashboard")).text()
     tile = overview[overview.index('id="tile-nodes"') : overview.index('id="tile-counts"')]
     assert '<p class="figure alert">2</p>' in tile
-    assert "1 stale on 1 list subscription." in tile
+    assert "of 2 platforms; 1 stale on 1 list subscription." in tile  # each its own platform
     counts = await (await client.get("/dashboard/counts")).text()
     assert f"<title>{MD5_LIST}: 5</title></circle>" in counts  # the chart marks the total
     assert re.search(rf'<span class="mono">{MD5_LIST}</span>: 5</li>', counts)  # 3 + 2
