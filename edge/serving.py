@@ -11,6 +11,7 @@ public pages), stays with the role.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -84,15 +85,27 @@ class ClientAccessLogger(AccessLogger):
         self.logger.info(self._log_format % tuple(values))
 
 
-def serve(app: web.Application, host: str, port: int, access_log: type[ClientAccessLogger]) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, logging to stderr unless logging is set up."""
+def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    access_log: type[ClientAccessLogger],
+    *,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, logging to stderr unless logging is set up.
+
+    With ``sock`` (a listening socket another process opened) ``host`` and ``port``
+    are not used.
+    """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per run otherwise
     web.run_app(
         app,
-        host=host,
-        port=port,
+        host=None if sock is not None else host,
+        port=None if sock is not None else port,
+        sock=sock,
         access_log_class=access_log,
         access_log_format=ACCESS_LOG_FORMAT,
     )

@@ -33,9 +33,10 @@ home's ``api-token`` file (compared in constant time,
 **Hardening.** A body over ``max_upload_bytes`` is refused with 413 before it is
 read in full; a content type the node cannot hash is 415; a picture that is a
 decompression bomb or fails to decode is 400, as is malformed JSON or a hash of
-the wrong width or type; a match id never issued is 404. Nothing is stored for a
-refused request. Pictures are hashed on a worker thread (they never touch the
-database); everything that reads or writes the store runs on the event loop's
+the wrong width or type; a match id never issued is 404 (421 when another replica
+of the platform's fleet issued it, and for content of another replica's shard).
+Nothing is stored for a refused request. Pictures are hashed on a worker thread
+(they never touch the database); everything that reads or writes the store runs on the event loop's
 thread, which owns the SQLite connection.
 
 **Errors** have one shape, made by ``error_response``, whatever raised them
@@ -55,12 +56,19 @@ A 401 carries ``WWW-Authenticate: Bearer realm="hashhub-node"``.
 does): sync, outbox, ack and the stale alarm, started by this app's cleanup context
 and kept under ``SCHEDULER``. The metrics it counts into are ``NodeMetrics``
 (``node/metrics.py``).
+
+**In a fleet** (``node/fleet.py``): every answer carries ``Hashhub-Worker`` (which
+process of the node answered) and, when the node has a ``replica`` name,
+``Hashhub-Replica``, so that a load balancer's log tells them apart. ``run(home,
+workers=N)`` serves the app from N processes over one store (``node/workers.py``):
+the first one runs the schedule, each keeps its indexes in step with the store.
 """
 
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -72,18 +80,28 @@ from edge.http import CleanupContext, scheduler_context, security_headers
 from edge.serving import ACCESS_LOG_FORMAT, serve
 from node.api.content import post_content
 from node.api.health import get_status, healthz, metrics_handler, openapi
-from node.api.keys import CONFIG, METRICS, NODE, OPENAPI, SCHEDULER, SESSION
+from node.api.keys import CONFIG, METRICS, NODE, OPENAPI, SCHEDULER, SESSION, WORKER
 from node.api.match import post_match
 from node.api.matches import get_matches, post_outcome
 from node.api.middlewares import auth_middleware, error_middleware, metrics_middleware
 from node.config import NodeConfig
+from node.fleet import REPLICA_HEADER, WORKER_HEADER, Worker, check_replica, content_shard
 from node.limits import LIMITS, ClientAccessLogger, NodeLimits, limits_middleware
 from node.metrics import NodeMetrics
 from node.scheduler import NodeScheduler
 from node.service import Node, utcnow
 from node.web import PAGE_PREFIX, status_pages
+from node.workers import run_workers, worker_context
 
-__all__ = ["ACCESS_LOG_FORMAT", "NODE", "SCHEDULER", "ApiError", "create_app", "run"]
+__all__ = [
+    "ACCESS_LOG_FORMAT",
+    "NODE",
+    "SCHEDULER",
+    "ApiError",
+    "create_app",
+    "run",
+    "serve_worker",
+]
 
 
 def _node_context(home: Path, now: Callable[[], datetime]) -> CleanupContext:
@@ -110,11 +128,27 @@ def _scheduler(app: web.Application) -> NodeScheduler:
     return NodeScheduler(app[NODE], app[SESSION], app[METRICS])
 
 
+def _fleet_headers(
+    replica: str, worker: Worker
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """Name the replica (when it has a name) and the worker on every answer."""
+    index = str(worker.index)
+
+    async def fleet_headers(request: web.Request, response: web.StreamResponse) -> None:
+        del request
+        if replica:
+            response.headers[REPLICA_HEADER] = replica
+        response.headers[WORKER_HEADER] = index
+
+    return fleet_headers
+
+
 def create_app(
     home: Path,
     *,
     now: Callable[[], datetime] | None = None,
     schedule: bool = True,
+    worker: Worker | None = None,
 ) -> web.Application:
     """Build the node's HTTP app for the node in ``home``.
 
@@ -122,7 +156,9 @@ def create_app(
         home: the node's home directory (``node.toml``, database, key, secret files).
         now: the clock every trust decision uses (default: the system clock, UTC).
         schedule: run the sync, outbox, ack and stale jobs (tests turn it off to
-            drive updates by hand).
+            drive updates by hand). Only the first worker of several runs them.
+        worker: which of ``run --workers N``'s processes this app serves in
+            (default: the only one).
 
     Raises:
         NodeConfigError: ``home`` holds no readable node configuration.
@@ -132,15 +168,20 @@ def create_app(
         middlewares=[metrics_middleware, error_middleware, limits_middleware, auth_middleware],
         client_max_size=config.max_upload_bytes,
     )
+    worker = worker or Worker()
     app[CONFIG] = config
+    app[WORKER] = worker
     app[LIMITS] = NodeLimits.from_config(config, NODE)
     app[METRICS] = NodeMetrics()
     app[OPENAPI] = importlib.resources.files("node").joinpath("openapi.yaml").read_bytes()
     app.cleanup_ctx.append(_node_context(home, now or utcnow))
     app.cleanup_ctx.append(_session_context)
-    if schedule:
+    if schedule and worker.schedules:
         app.cleanup_ctx.append(scheduler_context(SCHEDULER, _scheduler))
+    if worker.count > 1:
+        app.cleanup_ctx.append(worker_context(worker))
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(_fleet_headers(config.replica, worker))
 
     app.router.add_post("/v1/match", post_match)
     app.router.add_post("/v1/matches/{match_id}/outcome", post_outcome)
@@ -154,12 +195,20 @@ def create_app(
     return app
 
 
-def run(home: Path, host: str | None = None, port: int | None = None) -> None:
-    """Serve the node in ``home`` until SIGINT or SIGTERM (defaults from node.toml)."""
+def run(home: Path, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    """Serve the node in ``home`` until SIGINT or SIGTERM (defaults from node.toml),
+    from ``workers`` processes (``node/workers.py``) when more than one."""
     config = NodeConfig.load(home)
-    serve(
-        create_app(home),
-        host or config.api_host,
-        config.api_port if port is None else port,
-        ClientAccessLogger,
-    )
+    host = host or config.api_host
+    port = config.api_port if port is None else port
+    if workers == 1:
+        serve(create_app(home), host, port, ClientAccessLogger)
+        return
+    check_replica(config.replica)  # refused here, once, rather than by every worker
+    content_shard(config.content_shard)
+    run_workers(home, host, port, workers)
+
+
+def serve_worker(home: Path, worker: Worker, sock: socket.socket) -> None:
+    """Serve the node in ``home`` as ``worker``, on a socket its parent opened."""
+    serve(create_app(home, worker=worker), "", 0, ClientAccessLogger, sock=sock)

@@ -57,6 +57,7 @@ from node.imaging import ImageRejected
 from node.matching import OUTCOMES
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.sync import ListOutcome
+from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root
 
 __all__ = [
@@ -424,14 +425,27 @@ def sync(home: Path) -> None:
     default=None,
     help="Port to bind (default: api_port in node.toml).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=1,
+    show_default=True,
+    help="Processes serving the match API on the one port; the first also syncs.",
+)
 @home_option
-def run(host: str | None, port: int | None, home: Path) -> None:
-    """Run the node: sync on a schedule and serve the match API."""
+def run(host: str | None, port: int | None, workers: int, home: Path) -> None:
+    """Run the node: sync on a schedule and serve the match API.
+
+    With --workers N, N processes serve the API over the one store, on the same
+    address: the first runs the schedule (sync, acks, outbox, stale alarm), the
+    others take up each version it applies within about a second. SIGTERM or
+    SIGINT stops them all (exit 0); a worker that dies stops the others (exit 1).
+    """
     from node.app import run as run_app
 
     with _reported():
         NodeConfig.load(home)
-        run_app(home, host, port)
+        run_app(home, host, port, workers)
 
 
 def _freshness(entry: dict[str, Any]) -> str:
@@ -791,6 +805,13 @@ def _bulk(
     return lines, done
 
 
+def _other_shards(node: Node, skipped: int) -> str:
+    """What a replica with a ``content_shard`` left to the others, for the summary."""
+    if node.shard is None:
+        return ""
+    return f"; {skipped} line(s) skipped: other shards' content (this replica holds {node.shard})"
+
+
 @content.command(name="import")
 @click.argument("stream", metavar="FILE", type=click.File("rb"))
 @format_option
@@ -822,13 +843,15 @@ def content_import_command(
     it only when a later update lists it again, so run a long import between polls
     or run it again afterwards (it counts nothing twice).
     """
-    registered = known = found = new = 0
+    registered = known = found = new = skipped = 0
 
     with _open(home) as node:
 
         def write(batch: list[content_import.ContentLine]) -> None:
-            nonlocal registered, known, found, new
-            rows = [(line.content_id, *line.hash) for line in batch if line.hash is not None]
+            nonlocal registered, known, found, new, skipped
+            mine = content_import.in_shard(batch, node.shard)
+            skipped += len(batch) - len(mine)
+            rows = [(line.content_id, *line.hash) for line in mine if line.hash is not None]
             result = node.registry.register_batch(rows, dry_run=dry_run)
             registered += result.registered
             known += result.known
@@ -841,17 +864,18 @@ def content_import_command(
         lines, batches = _bulk(
             stream, fmt, batch_size, write, hash_optional=False, dry_run=dry_run, verb=verb
         )
+        others = _other_shards(node, skipped)
     if dry_run:
         click.echo(
             f"Checked {lines} line(s) in {batches} batch(es), all well-formed: {registered} "
-            f"not registered yet, {known} already registered; {found} match(es) "
+            f"not registered yet, {known} already registered; {found} match(es){others} "
             "(dry run: nothing written)"
         )
         return
     earlier = "" if new == found else f", {new} new (the rest recorded before)"
     click.echo(
         f"Imported {lines} line(s) in {batches} batch(es): {registered} hash(es) registered, "
-        f"{known} already registered; {found} match(es){earlier}"
+        f"{known} already registered; {found} match(es){earlier}{others}"
     )
 
 
@@ -869,22 +893,25 @@ def content_remove(
     hash_type, hash (that one hash), as CSV or NDJSON. Removed content is no longer
     matched when a list grows; its match events stay.
     """
-    removed = missing = 0
+    removed = missing = skipped = 0
 
     with _open(home) as node:
 
         def write(batch: list[content_import.ContentLine]) -> None:
-            nonlocal removed, missing
-            counts = node.registry.remove([(line.content_id, line.hash) for line in batch])
+            nonlocal removed, missing, skipped
+            mine = content_import.in_shard(batch, node.shard)
+            skipped += len(batch) - len(mine)
+            counts = node.registry.remove([(line.content_id, line.hash) for line in mine])
             removed += sum(counts)
             missing += counts.count(0)
 
         lines, batches = _bulk(
             stream, fmt, batch_size, write, hash_optional=True, dry_run=False, verb="removed"
         )
+        others = _other_shards(node, skipped)
     click.echo(
         f"Removed {removed} registered hash(es) named by {lines} line(s) in {batches} "
-        f"batch(es); {missing} line(s) named nothing registered"
+        f"batch(es); {missing} line(s) named nothing registered{others}"
     )
 
 

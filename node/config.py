@@ -98,6 +98,11 @@ class NodeConfig:
             past them every wrong token is refused unchecked (0: no limit).
         trusted_proxies: addresses or CIDR blocks of reverse proxies whose
             ``X-Forwarded-For`` names the client (empty: believe nobody).
+        replica: this node's name in the platform's fleet, carried by the match ids
+            it issues and its answers' ``Hashhub-Replica`` header ("": none, bare
+            UUID match ids). Checked where the node opens (``node.fleet``).
+        content_shard: ``i/n``: register only the content ids of shard ``i`` of ``n``
+            (``node.fleet.shard_of``; "": all content).
     """
 
     node_id: str
@@ -126,6 +131,8 @@ class NodeConfig:
     auth_failure_burst: int = 10
     auth_failure_per_hour: int = 600
     trusted_proxies: tuple[str, ...] = ()
+    replica: str = ""
+    content_shard: str = ""
 
     def __post_init__(self) -> None:
         timeout = self.fetch_timeout

@@ -11,7 +11,8 @@ with an optional header ``content_id,hash_type,hash``) or
 content id alone is enough (every hash of it). Blank lines are skipped. A line the
 registry could not hold is not an exception but a ``BadLine`` in the stream, with
 its line number and the reason, so that the caller decides: a real import stops
-before writing that line's batch, a dry run goes on and reports every one.
+before writing that line's batch, a dry run goes on and reports every one. A
+well-formed line of another replica's content shard is skipped (``in_shard``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, TypeVar
 
 from node.errors import InvalidContentError
+from node.fleet import ContentShard
 from node.registry import check_content_id
 from protocol import HASH_TYPES
 
@@ -35,6 +37,7 @@ __all__ = [
     "ContentLine",
     "Format",
     "batches",
+    "in_shard",
     "read_lines",
 ]
 
@@ -88,6 +91,15 @@ def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def in_shard(lines: list[ContentLine], shard: ContentShard | None) -> list[ContentLine]:
+    """The lines of content this replica registers: all without a shard, else those
+    whose content id is in it (``node.fleet``). One corpus file is fed to every
+    replica; each keeps its own shard's lines and skips the others'."""
+    if shard is None:
+        return lines
+    return [line for line in lines if shard.owns(line.content_id)]
 
 
 def _raw_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes, bool]]:

@@ -8,7 +8,15 @@ the outcome a platform reports on an event (``actioned``, ``blocked``,
 ``node.service.Node``, which ties it to the registry and the outboxes.
 
 ``look`` answers the same question and writes nothing: a quick look from the
-command line must not inflate the counts the hub receives. The rules of an
+command line must not inflate the counts the hub receives.
+
+A node with a ``replica`` name (``node.fleet``) issues match ids
+``<replica>.<uuid>``; without one, bare UUIDs, as every store from before fleets
+holds. Both kinds are accepted; an outcome for an id another replica issued is
+``MisdirectedMatchError``, naming it, and nothing is looked up. When several
+processes serve one store (``hashhub-node run --workers``), each keeps its own
+indexes: ``stale_lists`` and ``build_index``/``install`` bring them to what another
+process applied, list by list. The rules of an
 outcome (``record_outcome``, ``shown_match_id``) live here, not in a route, so
 that the API, the status page and the command line refuse the same things.
 """
@@ -37,15 +45,21 @@ __all__ = [
     "DihedralQueries",
     "MatchResult",
     "Matching",
+    "MisdirectedMatchError",
     "Outcome",
     "is_match_id",
     "is_outcome",
+    "issuer",
     "newest_root",
     "shown_match_id",
 ]
 
-MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-"""The shape of every match id the node issues (a lowercase UUID)."""
+MATCH_ID = re.compile(
+    r"(?:(?P<replica>[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)\.)?"
+    r"(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+)
+"""The shape of every match id a node issues: a lowercase UUID, after the issuing
+replica's name and a dot when the node has one (``node.fleet.REPLICA_NAME``)."""
 
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 """What a platform did about a match. ``kept`` (reviewed, left up) counts toward no counter."""
@@ -101,6 +115,23 @@ def is_match_id(value: str) -> bool:
     return MATCH_ID.fullmatch(value) is not None
 
 
+def issuer(match_id: str) -> str:
+    """The replica that issued a well-formed match id ("" for a bare UUID)."""
+    found = MATCH_ID.fullmatch(match_id)
+    return (found.group("replica") or "") if found else ""
+
+
+class MisdirectedMatchError(UnknownMatchError):
+    """The match id was issued by another replica: its outcome belongs there (421)."""
+
+    def __init__(self, match_id: str, issued_by: str, here: str) -> None:
+        UnknownMatchError.__init__(self, match_id)
+        by = f"replica {issued_by!r}" if issued_by else "a node without a replica name"
+        this = f"replica {here!r}" if here else "a node without a replica name"
+        self.args = (f"match {match_id} was issued by {by}, not by {this}: send its outcome there",)
+        self.issued_by = issued_by
+
+
 def shown_match_id(value: str) -> str:
     """A match id fit for an error message: as is when well-formed, else quoted and cut
     to 64 characters, so that a hostile id (control characters, undecodable bytes,
@@ -112,6 +143,24 @@ def newest_root(store: NodeStore) -> Root | None:
     """The newest verified root the store holds (None before the first update)."""
     roots = store.roots()
     return Root.from_bytes(roots[-1][0]) if roots else None
+
+
+def build_index(spec: ListSpec, stored: StoredList) -> tuple[ListIndex, bool]:
+    """A match index of a stored list, and whether its state passed its digest.
+
+    Touches no database, so that a worker process builds a large list's new index
+    on a thread while its loop goes on answering with the old one. The SHA-256 pass
+    costs about 20 ms for 1M PDQ hashes; a damaged state is enforced as far as it
+    goes (its hashes sorted and deduplicated), and ``Matching.install`` reports it.
+    """
+    intact = stored.state.digest() == stored.trust.state
+    data = (
+        stored.state.to_bytes()
+        if intact
+        else ListState.from_hashes(stored.state.width, stored.state).to_bytes()
+    )
+    index = ListIndex.from_snapshot(spec.hash_type, spec.max_distance, data, background=True)
+    return index, intact
 
 
 @dataclass(frozen=True)
@@ -171,8 +220,10 @@ class Matching:
         now: Callable[[], datetime],
         image_limits: ImageLimits,
         dihedral: bool,
+        replica: str = "",
     ) -> None:
         self.store = store
+        self.replica = replica
         self.lists = tuple(lists)
         self.now = now
         self.image_limits = image_limits
@@ -185,46 +236,58 @@ class Matching:
 
     # -- following the lists ---------------------------------------------------------
 
-    def load_indexes(self) -> None:
-        """Build one match index per applied list from its stored (verified) state."""
+    def load_indexes(self, list_ids: Collection[str] | None = None) -> None:
+        """Build one match index per applied list (or per list of ``list_ids``) from
+        its stored (verified) state."""
         root = newest_root(self.store)
         if root is None:
             return
-        for list_id in self.lists:
+        for list_id in self.lists if list_ids is None else list_ids:
             spec = root.lists.get(list_id)
             if spec is None:
                 continue
             stored = self.store.stored_list(list_id, spec.hash_type)
-            self.indexes[list_id] = ListIndex.from_snapshot(
-                spec.hash_type, spec.max_distance, self._enforceable(stored), background=True
-            )
-            self.versions[list_id] = stored.trust.version
+            self.install(stored, *build_index(spec, stored))
 
-    def _enforceable(self, stored: StoredList) -> bytes:
-        """The stored state to enforce, after one SHA-256 pass against its trusted digest.
+    def stale_lists(self) -> list[str]:
+        """The subscribed lists whose stored version is not the indexed one: another
+        process (the syncing worker, ``hashhub-node sync``) applied an update."""
+        stored = self.store.list_versions()
+        return [
+            list_id
+            for list_id in self.lists
+            if stored.get(list_id, 0) != self.versions.get(list_id, 0)
+        ]
 
-        The pass costs about 20 ms for 1M PDQ hashes before enforcing a list: a state
-        damaged on disk is reported (once), and what is left of it is enforced, in
-        order, until the next update repairs it.
+    def install(self, stored: StoredList, index: ListIndex, intact: bool) -> None:
+        """Enforce ``index``, built from ``stored`` by ``build_index``.
+
+        A state damaged on disk (its SHA-256 pass against the trusted digest failed)
+        is reported once as evidence, and what is left of it is enforced, in order,
+        until the next update repairs it.
         """
         list_id = stored.list_id
-        if stored.state.digest() == stored.trust.state:
+        if intact:
             self.damaged.discard(list_id)
-            return stored.state.to_bytes()
-        if list_id not in self.damaged:
+        elif list_id not in self.damaged:
             self.store.add_evidence(
                 list_id,
                 "LocalCorruption",
                 f"stored state of v{stored.trust.version} does not match its digest",
                 self.now(),
             )
-        self.damaged.add(list_id)
-        return ListState.from_hashes(stored.state.width, stored.state).to_bytes()
+            self.damaged.add(list_id)
+        self.indexes[list_id] = index
+        self.versions[list_id] = stored.trust.version
 
     def follow(self, outcome: ListOutcome, spec: ListSpec) -> None:
         """Bring one list's index to an applied update: the delta when the index can
         take it, else a new index from the new state (a snapshot rebuilt it, or there
-        was no index yet)."""
+        was no index yet). An index already at the update's version is left as it is:
+        another worker's loop (``node.workers.take_up``) may have built it from the
+        store between the update's commit and this call."""
+        if self.versions.get(outcome.list_id) == outcome.to_version:
+            return
         index = self.indexes.get(outcome.list_id)
         if index is None or outcome.rebuilt or outcome.state is None:
             data = outcome.state.to_bytes() if outcome.state is not None else b""
@@ -247,7 +310,7 @@ class Matching:
         content_id: str | None = None,
     ) -> str:
         """Store one match event and count it as ``matched``; returns its id."""
-        match_id = str(uuid.uuid4())
+        match_id = f"{self.replica}.{uuid.uuid4()}" if self.replica else str(uuid.uuid4())
         self.store.matches.record(
             match_id,
             list_id,
@@ -428,13 +491,17 @@ class Matching:
 
         The one rule of ``POST /v1/matches/{id}/outcome``, the status page and
         ``hashhub-node outcome``, checked in this order: a malformed id is no match
-        (``UnknownMatchError``), then the outcome must be one of ``OUTCOMES``
+        (``UnknownMatchError``), then an id another replica issued is
+        ``MisdirectedMatchError`` (a kind of it), then the outcome must be one of ``OUTCOMES``
         (``InvalidOutcomeError``), then the match must exist (``UnknownMatchError``);
         the same outcome again is an idempotent success (``duplicate``), another one
         ``OutcomeConflictError``. A refusal changes nothing.
         """
         if not is_match_id(match_id):
             raise UnknownMatchError(shown_match_id(match_id))
+        issued_by = issuer(match_id)
+        if issued_by and issued_by != self.replica:
+            raise MisdirectedMatchError(match_id, issued_by, self.replica)
         if not is_outcome(outcome):
             raise InvalidOutcomeError(
                 f"unknown outcome {outcome[:64]!r}; one of {', '.join(OUTCOMES)}"

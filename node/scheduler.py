@@ -231,14 +231,9 @@ class NodeScheduler(GuardedScheduler):
 
         Returns the lists whose stored version differed from the indexed one.
         """
-        stored = self.node.store.list_versions()
-        behind = [
-            list_id
-            for list_id in self.node.config.lists
-            if stored.get(list_id, 0) != self.node.matching.versions.get(list_id, 0)
-        ]
+        behind = self.node.matching.stale_lists()
         if behind:
-            self.node.matching.load_indexes()
+            self.node.matching.load_indexes(behind)
             log.info("reloaded the indexes of %s from the store", ", ".join(behind))
         return behind
 

@@ -40,6 +40,7 @@ from edge.clock import utcnow
 from edge.database import DatabaseThread
 from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
 from node.errors import NodeConfigError
+from node.fleet import check_replica, content_shard
 from node.imaging import ImageLimits
 from node.matching import OUTCOMES, Matching, MatchResult, newest_root
 from node.outboxes import AckOutbox, WebhookOutbox
@@ -68,7 +69,9 @@ MAX_SEQ_JUMP = 1 << 32
 class Node:
     """One participating platform's node (see the module docstring).
 
-    The services are attributes: ``matching``, ``registry``, ``acks``, ``webhooks``.
+    The services are attributes: ``matching``, ``registry``, ``acks``, ``webhooks``;
+    ``replica`` and ``shard`` are its place in the platform's fleet (``node.fleet``),
+    checked here so that every command refuses a bad one before doing anything.
     The few methods here are what needs more than one of them, or the node's home.
     """
 
@@ -76,6 +79,8 @@ class Node:
         self.home = home
         self.config = config
         self.now = now
+        self.replica = check_replica(config.replica)
+        self.shard = content_shard(config.content_shard)
         self.store = NodeStore(home / config.database)
         self.key = load_private_key(home / "node.key")
         token_file = home / "hub-token"
@@ -88,6 +93,7 @@ class Node:
             now=now,
             image_limits=ImageLimits(max_bytes=config.max_upload_bytes),
             dihedral=config.dihedral,
+            replica=self.replica,
         )
         self.webhooks = WebhookOutbox(
             self.store,
@@ -253,6 +259,8 @@ class Node:
         ]
         return {
             "node": self.config.node_id,
+            "replica": self.replica or None,
+            "content_shard": str(self.shard) if self.shard else None,
             "hub": self.config.hub_url,
             "root_version": root.version if root else None,
             "lists": lists,

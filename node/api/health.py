@@ -8,12 +8,14 @@ no secret), ``/v1/status`` and ``/metrics`` report the lists and the schedule,
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from edge.http import Handler
-from node.api.keys import METRICS, NODE, OPENAPI, SCHEDULER
+from node.api.keys import METRICS, NODE, OPENAPI, SCHEDULER, WORKER
 
 __all__ = ["get_status", "healthz", "metrics_handler", "openapi"]
 
@@ -24,10 +26,13 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def get_status(request: web.Request) -> web.StreamResponse:
-    """The node's status (``Node.status()``) and its schedule's."""
+    """The node's status (``Node.status()``), its schedule's, and which worker answered
+    (of ``hashhub-node run --workers N``; only worker 0 has a schedule)."""
     status = request.app[NODE].status()
     scheduler = request.app.get(SCHEDULER)
     status["schedule"] = scheduler.snapshot() if scheduler is not None else None
+    worker = request.app[WORKER]
+    status["worker"] = {"index": worker.index, "workers": worker.count, "pid": os.getpid()}
     request.app[METRICS].refresh(status)
     return web.json_response(status)
 

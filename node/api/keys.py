@@ -10,16 +10,19 @@ import aiohttp
 from aiohttp import web
 
 from node.config import NodeConfig
+from node.fleet import Worker
 from node.metrics import NodeMetrics
 from node.scheduler import NodeScheduler
 from node.service import Node
 
-__all__ = ["CONFIG", "METRICS", "NODE", "OPENAPI", "SCHEDULER", "SESSION"]
+__all__ = ["CONFIG", "METRICS", "NODE", "OPENAPI", "SCHEDULER", "SESSION", "WORKER"]
 
 CONFIG = web.AppKey("config", NodeConfig)
 NODE = web.AppKey("node", Node)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 SCHEDULER = web.AppKey("scheduler", NodeScheduler)
 METRICS = web.AppKey("metrics", NodeMetrics)
+WORKER = web.AppKey("worker", Worker)
+"""Which process of ``hashhub-node run --workers N`` serves this app (``node.fleet``)."""
 OPENAPI = web.AppKey("openapi", bytes)
 """The bytes of ``node/openapi.yaml``, read once when the app is built."""

@@ -15,7 +15,7 @@ from edge.errors import ApiError
 from node.api.keys import NODE
 from node.api.requests import MAX_LIMIT, flag, invalid, json_object, known_query
 from node.errors import OutcomeConflictError, UnknownMatchError
-from node.matching import is_match_id, shown_match_id
+from node.matching import MisdirectedMatchError, is_match_id, shown_match_id
 from node.service import OUTCOMES
 
 __all__ = ["get_matches", "post_outcome"]
@@ -26,7 +26,9 @@ async def post_outcome(request: web.Request) -> web.StreamResponse:
 
     The rules are ``Matching.record_outcome``'s, shared with ``hashhub-node outcome``
     and the status page; the id is checked here too, before the body is read, so
-    that a malformed id is a 404 whatever the body holds.
+    that a malformed id is a 404 whatever the body holds. An id another replica
+    issued is 421 ``misdirected_match``, naming it: the platform's load balancer
+    routes outcomes by the match id's replica, and this one was sent to the wrong one.
     """
     match_id = request.match_info["match_id"]
     if not is_match_id(match_id):
@@ -37,6 +39,8 @@ async def post_outcome(request: web.Request) -> web.StreamResponse:
         raise invalid(f"'outcome' must be one of {', '.join(OUTCOMES)}")
     try:
         recorded = request.app[NODE].matching.record_outcome(match_id, outcome)
+    except MisdirectedMatchError as e:
+        raise ApiError(421, "misdirected_match", str(e)) from e
     except UnknownMatchError as e:
         raise ApiError(404, "not_found", str(e)) from e
     except OutcomeConflictError as e:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +49,7 @@ from edge.web import STYLESHEET as SHARED_STYLESHEET
 from edge.web import stylesheet as shared_stylesheet
 from node.errors import NodeConfigError, NodeError, OutcomeConflictError, UnknownMatchError
 from node.limits import LIMITS, client_address, is_the_api_token
+from node.matching import MATCH_ID
 from node.service import OUTCOMES, Node
 from node.web.sessions import LoginThrottle, PageSession, SessionStore
 from protocol import format_time, parse_time
@@ -80,7 +80,7 @@ SECURE_COOKIES = ("auto", "always")
 OPEN_MATCH_ROWS = 50
 """The newest this many match events without an outcome are listed."""
 
-_MATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MATCH_ID = MATCH_ID  # bare, or tagged with the replica's name (node.matching)
 _IS_PAGES = web.AppKey("hashhub_node_status_pages", bool)
 _JINJA = web.AppKey("hashhub_node_status_jinja", jinja2.Environment)
 _KEPT_HEADERS = {"allow", "retry-after"}
