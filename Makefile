@@ -6,8 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo demo-once demo-protocol test lint typecheck pytest bench vectors system-deps clean
 
-# The virtual environment, rebuilt when the project's dependencies change.
-$(STAMP): pyproject.toml
+# The virtual environment, rebuilt when the project's dependencies change. The install
+# also compiles the matcher's multi-index kernel (node/kernel_build.py, a hatchling
+# build hook; without a C compiler the node matches with numpy), so a change to its
+# source reinstalls too.
+$(STAMP): pyproject.toml node/multiindex_kernel.c node/kernel_build.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[node,dev,tx]'

@@ -5,16 +5,19 @@
 #   docker build -f docker/node.Dockerfile -t hashhub-node .    (from the repository root)
 #
 # Two stages. `build` turns the sources into wheels, compiling pdqhash (no wheel of it is
-# published) with the C++ compiler that only this stage has; `runtime` installs the wheels
-# into a clean Python and runs as an unprivileged user. Nothing secret is ever in a layer:
-# the node's key and tokens are made at run time on the volume (`hashhub-node init`), and
-# .dockerignore lets only the package sources into the build context.
+# published) and the matcher's multi-index kernel (node/multiindex_kernel.c, by the build
+# hook node/kernel_build.py) with the C and C++ compilers that only this stage has; the
+# hashhub wheel then carries the kernel and is specific to the platform. `runtime`
+# installs the wheels into a clean Python and runs as an unprivileged user. Nothing
+# secret is ever in a layer: the node's key and tokens are made at run time on the volume
+# (`hashhub-node init`), and .dockerignore lets only the package sources into the build
+# context.
 
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends g++ \
+    && apt-get install -y --no-install-recommends gcc g++ \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -19,8 +19,11 @@ lookup: a binary search per query on the first word, then a comparison of the re
   it to within ``d // slots`` bits in at least one slot (pigeonhole), so probing the
   buckets that near in every slot finds all of them. PDQ at the usual 31 bits needs
   17 buckets per slot and checks about 4,200 candidates per query at 1M hashes
-  instead of 1M. The main array is then stored row by row, so that checking a
-  candidate touches one cache line.
+  instead of 1M. PDQ lists of ``WIDE_MIN`` (3M) hashes or more get 12 wider slots
+  probed within 2 bits instead, a quarter of the candidates at 10M. The main array
+  is then stored row by row, so that checking a candidate touches one cache line;
+  a compiled kernel generates and checks the candidates where it was built, numpy
+  otherwise (the same answer; ``node.multiindex.engine()`` says which).
 - *A blocked full scan* (``node.scan``) otherwise: XOR and ``numpy.bitwise_count`` over
   blocks of ``block_rows`` hashes that stay in the CPU cache, a batch of queries per
   block. For types of two words or more it first computes a cheap bound on the first
@@ -46,7 +49,8 @@ after, never a mixture, and never waits.
 MD5 and 8 per pHash, plus one byte per hash for the tombstone mask once a removal
 has happened. A multi-index adds 4 bytes per slot per hash (64 per PDQ hash, 16 per
 pHash) and 512 KiB of bucket bounds per slot: 96 bytes per PDQ hash in all, about
-100 MB at 1M and 970 MB at 10M. A rebuild needs the new arrays while the old ones
+100 MB at 1M. From 3M PDQ hashes on, 12 slots: 80 bytes per hash plus 128 MB of
+bounds, about 930 MB at 10M. A rebuild needs the new arrays while the old ones
 still serve queries.
 """
 
