@@ -18,7 +18,7 @@ to ``node.store.BUSY_TIMEOUT``), and N processes answering on one address:
   acks, outbox, stale alarm) and the API. **Workers 1 to N-1** only serve the API.
 - **Every worker** keeps its own match indexes. ``worker_context`` runs a loop in
   each, every ``FOLLOW_INTERVAL`` seconds: the worker asks SQLite whether
-  another connection committed anything (``PRAGMA data_version``, a counter read
+  another connection committed anything (``NodeStore.commits_elsewhere``, a counter read
   without touching a table), and if so whether a list's stored version moved; only
   the lists that moved are read from the store, their new indexes built on a
   thread (the old one answers meanwhile) and swapped in. A version worker 0
@@ -114,12 +114,6 @@ async def take_up(node: Node) -> list[str]:
     return taken
 
 
-def _data_version(node: Node) -> int:
-    """SQLite's count of commits by other connections (``PRAGMA data_version``)."""
-    row = node.store.db.execute("PRAGMA data_version").fetchone()
-    return int(row[0])
-
-
 async def _keep_up(app: web.Application, worker: Worker, parent: int) -> None:
     node = app[NODE]
     seen: int | None = None
@@ -131,7 +125,7 @@ async def _keep_up(app: web.Application, worker: Worker, parent: int) -> None:
             return
         try:
             node.matching.write_checked()
-            now = _data_version(node)
+            now = node.store.commits_elsewhere()
             if now != seen:
                 seen = now
                 taken = await take_up(node)

@@ -98,6 +98,13 @@ class NodeStore(ListTables):
     def close(self) -> None:
         self.db.close()
 
+    def commits_elsewhere(self) -> int:
+        """SQLite's count of commits by other connections to the file (``PRAGMA
+        data_version``): read without touching a table, so a process serving beside
+        the one that syncs can ask every half second whether anything changed."""
+        row = self.db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     @contextlib.contextmanager
     def atomic(self) -> Generator[None, None, None]:
         """One write transaction (``BEGIN IMMEDIATE``); nested blocks are savepoints.
