@@ -728,6 +728,10 @@ batch_option = click.option(
     help="Lines per transaction: each batch is written whole or not at all.",
 )
 
+IMPORT_CACHE_MIB = 256
+"""SQLite's page cache for a bulk import: a registry's pages stay in memory across
+batches instead of being read again for each (the node's default is 2 MiB)."""
+
 _SHOWN_REFUSALS = 20
 """A dry run lists this many malformed lines, then only counts them."""
 
@@ -844,8 +848,10 @@ def content_import_command(
     or run it again afterwards (it counts nothing twice).
     """
     registered = known = found = new = skipped = 0
+    indexed: dict[str, int] = {}
 
     with _open(home) as node:
+        node.store.matches.widen_cache(IMPORT_CACHE_MIB)
 
         def write(batch: list[content_import.ContentLine]) -> None:
             nonlocal registered, known, found, new, skipped
@@ -865,6 +871,8 @@ def content_import_command(
             stream, fmt, batch_size, write, hash_optional=False, dry_run=dry_run, verb=verb
         )
         others = _other_shards(node, skipped)
+        if not dry_run:
+            indexed = node.registry.fold_journal()
     if dry_run:
         click.echo(
             f"Checked {lines} line(s) in {batches} batch(es), all well-formed: {registered} "
@@ -877,6 +885,25 @@ def content_import_command(
         f"Imported {lines} line(s) in {batches} batch(es): {registered} hash(es) registered, "
         f"{known} already registered; {found} match(es){earlier}{others}"
     )
+    for type_name, count in sorted(indexed.items()):
+        if count:
+            click.echo(f"Content index: {count} distinct {type_name} hash(es) on disk")
+
+
+@content.command(name="reindex")
+@home_option
+def content_reindex(home: Path) -> None:
+    """Rebuild the content index of every perceptual type from the registry.
+
+    The index (files in the home's content-index directory) follows registrations
+    on its own; removed content stays in it, found by nothing, until a rebuild.
+    Run this after removing much content, or if the files were lost or damaged (a
+    node that cannot read them rebuilds them on its own too).
+    """
+    with _open(home) as node:
+        counts = node.registry.rebuild_indexes()
+    for type_name, count in sorted(counts.items()):
+        click.echo(f"Content index: {count} distinct {type_name} hash(es) on disk, rebuilt")
 
 
 @content.command(name="remove")

@@ -14,6 +14,11 @@ A whole hosted corpus is registered in batches (``register_batch``, which
 ``hashhub-node content import`` drives): one transaction per batch of lines, each
 line one hash of one piece of content, counted as if it had been registered on its
 own, so that the counts the hub receives do not depend on how content arrived.
+
+A perceptual type's registered hashes are also kept in the content index
+(``node.content_index``, files in the home's ``content-index`` directory), so that
+a delta's added hashes are matched against millions of hosted items without
+reading them out of the database.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
+from node.content_index import ContentIndex
 from node.errors import InvalidContentError
-from node.matcher import ListIndex
 from node.matching import Matching, MatchResult
 from node.outboxes import WebhookOutbox
 from node.store import NodeStore
@@ -70,8 +76,11 @@ class ContentRegistry:
         *,
         node_id: str,
         now: Callable[[], datetime],
+        index_dir: Path,
     ) -> None:
         self.store = store
+        self.index_dir = index_dir
+        self._indexes: dict[str, ContentIndex] = {}
         self.matching = matching
         self.webhooks = webhooks
         self.node_id = node_id
@@ -167,10 +176,9 @@ class ContentRegistry:
             return result
         with self.store.atomic():
             new = self.store.matches.register_rows(unique, self.now())
-            fresh = [row for row, is_new in zip(unique, new, strict=True) if is_new]
-            result.registered = len(fresh)
-            result.known += len(unique) - len(fresh)
-            self._count_checked(fresh)
+            result.registered = sum(new.values())
+            result.known += len(unique) - result.registered
+            self._count_checked(new)
             result.matches = self._record(self._hits(unique))
         return result
 
@@ -187,11 +195,9 @@ class ContentRegistry:
             (content_id, hit) for hit in hits for content_id in by_hash[hit.hash_type][hit.query]
         ]
 
-    def _count_checked(self, fresh: Sequence[ContentRow]) -> None:
-        """Count each new row as checked once per list of its type."""
-        per_type: dict[str, int] = {}
-        for _, type_name, _ in fresh:
-            per_type[type_name] = per_type.get(type_name, 0) + 1
+    def _count_checked(self, per_type: Mapping[str, int]) -> None:
+        """Count each new row (``per_type``: how many of each type) as checked once per
+        list of its type."""
         for list_id, index in sorted(self.matching.indexes.items()):
             count = per_type.get(index.hash_type.name, 0)
             if count:
@@ -228,28 +234,56 @@ class ContentRegistry:
             self.check(content_id, {} if one is None else {one[0]: [one[1]]})
         return self.store.matches.remove_content(items)
 
+    def content_index(self, type_name: str) -> ContentIndex:
+        """The on-disk index of one perceptual type's registered hashes (opened once)."""
+        index = self._indexes.get(type_name)
+        if index is None:
+            index = ContentIndex(self.index_dir, HASH_TYPES[type_name], self.store.matches)
+            self._indexes[type_name] = index
+        return index
+
+    def _perceptual_types(self) -> list[str]:
+        return sorted(name for name, kind in HASH_TYPES.items() if kind.perceptual)
+
+    def fold_journal(self) -> dict[str, int]:
+        """Merge each perceptual type's journal into its content index where a merge is
+        due (after a bulk import, so the next delta finds the index ready). Returns the
+        distinct hashes each index holds."""
+        counts = {}
+        for type_name in self._perceptual_types():
+            index = self.content_index(type_name)
+            index.merge_if_due()
+            counts[type_name] = index.current().count
+        return counts
+
+    def rebuild_indexes(self) -> dict[str, int]:
+        """Rebuild every perceptual type's content index from the registry itself."""
+        return {t: self.content_index(t).rebuild() for t in self._perceptual_types()}
+
     def _near(self, outcome: ListOutcome, spec: ListSpec) -> list[tuple[str, bytes, bytes, int]]:
         """(content id, listed hash, content hash, distance) of every registered hash
-        near an added one: the added hashes are indexed on their own (they are few)
-        and every registered hash of the type is a query."""
-        registered = self.store.matches.registered_content(spec.hash_type)
-        if not registered:
+        near an added one: the added hashes are the queries of the content index, and
+        each registered hash it finds is looked up by key for the content that has
+        it (the index may still hold a hash since removed: then nothing is found)."""
+        near = self.content_index(spec.hash_type).near(outcome.added, spec.max_distance)
+        if not near:
             return []
-        added = ListIndex.from_snapshot(
-            spec.hash_type, spec.max_distance, b"".join(sorted(outcome.added))
-        )
-        results = added.match([content_hash for _, content_hash in registered])
+        holders: dict[bytes, list[str]] = {}
+        for content_id, content_hash in self.store.matches.registered_with(
+            spec.hash_type, sorted({content_hash for _, content_hash, _ in near})
+        ):
+            holders.setdefault(content_hash, []).append(content_id)
         return [
-            (content_id, m.hash, content_hash, m.distance)
-            for (content_id, content_hash), matches in zip(registered, results, strict=True)
-            for m in matches
+            (content_id, listed, content_hash, distance)
+            for listed, content_hash, distance in near
+            for content_id in holders.get(content_hash, [])
         ]
 
     def retroactive(self, outcome: ListOutcome, spec: ListSpec) -> int:
         """Search the registry for the hashes an update added; queue one webhook per hit.
 
         An exact type (md5, sha256) looks each added hash up by key; a perceptual one
-        (``_near``) compares every registered hash of the type with the added ones.
+        (``_near``) asks the content index, the added hashes its queries.
         Returns the webhooks queued.
         """
         if not outcome.added:

@@ -112,7 +112,12 @@ class Node:
             before_counting=self.matching.write_checked,
         )
         self.registry = ContentRegistry(
-            self.store, self.matching, self.webhooks, node_id=config.node_id, now=now
+            self.store,
+            self.matching,
+            self.webhooks,
+            node_id=config.node_id,
+            now=now,
+            index_dir=home / "content-index",
         )
         self.matching.load_indexes()
 

@@ -2,6 +2,9 @@
 
 - ``content``: the platform's registry of hashes of content it hosts, for
   retroactive takedowns.
+- ``content_journal``: the perceptual hashes registered since the content index
+  (``node.content_index``) last folded them in, one row per registering batch,
+  written in the registration's own transaction.
 - ``match_events``: what matched (an upload, or registered content when a list
   grew) and what the platform did about it.
 - ``counters``: cumulative per list (``hash`` '') and per listed hash, with a
@@ -13,12 +16,14 @@ stores, as ``NodeStore.matches``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
 from node.store.tables import Tables
 from protocol import format_time
+from protocol.lists import HASH_TYPES
 
 __all__ = ["MatchSource", "MatchTables", "Outcome"]
 
@@ -39,31 +44,126 @@ class MatchTables(Tables):
     ) -> None:
         """Register hashes (type, bytes) of content the platform hosts; known ones stay."""
         stamp = format_time(now)
+        rows = [(content_id, type_name, h) for type_name, h in hashes]
         with self.db.atomic():
-            self.db.conn.executemany(
+            execute = self.db.conn.execute
+            sql = (
                 "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
-                "VALUES (?, ?, ?, ?)",
-                [(content_id, type_name, h, stamp) for type_name, h in hashes],
+                "VALUES (?, ?, ?, ?)"
             )
+            new = [execute(sql, (*row, stamp)).rowcount == 1 for row in rows]
+            self._journal(row for row, is_new in zip(rows, new, strict=True) if is_new)
 
-    def register_rows(self, rows: Iterable[tuple[str, str, bytes]], now: datetime) -> list[bool]:
-        """Register (content id, type, hash) rows of many pieces of content; for each,
-        whether it is new (False: already registered, left as it was).
+    def register_rows(
+        self, rows: Iterable[tuple[str, str, bytes]], now: datetime
+    ) -> dict[str, int]:
+        """Register (content id, type, hash) rows of many pieces of content (each row
+        once: the caller removes repeats); returns how many of each type were new (the
+        rest were registered already and stay as they were).
 
-        One statement per row, in the caller's transaction (a bulk import's batch): the
-        insert itself says whether the row was there, so no lookup precedes it.
+        One ``executemany`` per type in the caller's transaction (a bulk import's
+        batch): the connection's change count says how many rows each inserted, so no
+        lookup precedes the insert and no Python call is made per row.
         """
         stamp = format_time(now)
         sql = (
             "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
             "VALUES (?, ?, ?, ?)"
         )
+        per_type: dict[str, list[tuple[str, str, bytes, str]]] = {}
+        for content_id, type_name, h in rows:
+            per_type.setdefault(type_name, []).append((content_id, type_name, h, stamp))
+        new: dict[str, int] = {}
+        conn = self.db.conn
         with self.db.atomic():
-            execute = self.db.conn.execute
-            return [
-                execute(sql, (content_id, type_name, h, stamp)).rowcount == 1
-                for content_id, type_name, h in rows
-            ]
+            for type_name, typed in sorted(per_type.items()):
+                before = conn.total_changes
+                conn.executemany(sql, typed)
+                new[type_name] = conn.total_changes - before
+            # Every row's hash goes to the journal, the known ones too: the index keeps
+            # each hash once whatever the journal repeats.
+            self._journal(row[:3] for typed in per_type.values() for row in typed)
+        return new
+
+    def _journal(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
+        """Append the perceptual hashes of newly registered rows to the journal, one
+        row per type, in the caller's transaction."""
+        per_type: dict[str, list[bytes]] = {}
+        for _, type_name, h in rows:
+            kind = HASH_TYPES.get(type_name)
+            if kind is not None and kind.perceptual:
+                per_type.setdefault(type_name, []).append(h)
+        for type_name, hashes in sorted(per_type.items()):
+            self.db.execute(
+                "INSERT INTO content_journal (hash_type, count, hashes) VALUES (?, ?, ?)",
+                [type_name, len(hashes), b"".join(hashes)],
+            )
+
+    def widen_cache(self, mebibytes: int) -> None:
+        """Let this connection cache ``mebibytes`` of pages (a bulk import's many
+        random inserts read each page once instead of once per batch)."""
+        self.db.execute(f"PRAGMA cache_size = -{int(mebibytes) * 1024}")
+
+    # -- the content index's journal (``node.content_index``) ---------------------------
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Generator[None, None, None]:
+        """One read transaction, so that several reads see one state of the database
+        (nothing when a transaction is already open: its reads agree already)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    def journal_head(self) -> int:
+        """The largest journal ``seq`` ever given (0: none): every entry up to it is
+        visible to this connection's reads."""
+        row = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'content_journal'")
+        return int(row["seq"]) if row else 0
+
+    def journal_size(self, type_name: str, after: int) -> int:
+        """How many hashes of one type the journal holds past ``after``."""
+        row = self._one(
+            "SELECT coalesce(sum(count), 0) AS n FROM content_journal "
+            "WHERE hash_type = ? AND seq > ?",
+            [type_name, after],
+        )
+        return int(row["n"]) if row else 0
+
+    def journal_since(self, type_name: str, after: int) -> tuple[int, bytes]:
+        """The last ``seq`` read and the concatenated hashes of one type past ``after``
+        (each hash perhaps more than once)."""
+        last, blobs = after, []
+        for r in self.db.query(
+            "SELECT seq, hashes FROM content_journal WHERE hash_type = ? AND seq > ? ORDER BY seq",
+            [type_name, after],
+        ):
+            last = int(r["seq"])
+            blobs.append(bytes(r["hashes"]))
+        return last, b"".join(blobs)
+
+    def drop_journal(self, type_name: str, through: int) -> None:
+        """Forget the journal entries of a type a new index generation covers."""
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM content_journal WHERE hash_type = ? AND seq <= ?",
+                [type_name, through],
+            )
+
+    def registered_hashes(self, type_name: str, chunk: int) -> Iterator[bytes]:
+        """Every registered hash of one type in key order, ``chunk`` rows at a time, each
+        chunk's hashes concatenated (a hash several pieces of content share comes once
+        per piece, next to itself)."""
+        cursor = self.db.conn.execute(
+            "SELECT hash FROM content WHERE hash_type = ? ORDER BY hash", [type_name]
+        )
+        while rows := cursor.fetchmany(chunk):
+            yield b"".join(r[0] for r in rows)
 
     def registered_rows(self, rows: Iterable[tuple[str, str, bytes]]) -> list[bool]:
         """For each (content id, type, hash) row, whether it is registered (writes nothing)."""

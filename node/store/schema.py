@@ -134,3 +134,22 @@ def m003_content_by_id(db: sqlite_utils.Database) -> None:
             WHERE content_id IS NOT NULL;
         """
     )
+
+
+@migrations()
+def m004_content_journal(db: sqlite_utils.Database) -> None:
+    """The perceptual hashes registered since the content index last folded them in
+    (``node.content_index``): one row per registering batch and type. AUTOINCREMENT, so
+    that a ``seq`` is never given twice even after the rows a merge covered are deleted:
+    an index generation says which entries it covers by the last ``seq``."""
+    db.executescript(
+        """
+        CREATE TABLE content_journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            hash_type TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            hashes BLOB NOT NULL
+        );
+        CREATE INDEX content_journal_by_type ON content_journal(hash_type, seq);
+        """
+    )

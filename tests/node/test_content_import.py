@@ -500,18 +500,22 @@ def test_an_import_of_100000_lines_registers_every_one(home: Path, tmp_path: Pat
     with corpus.open("w", encoding="utf-8") as f:
         f.write("content_id,hash_type,hash\n")
         for i in range(100_000):
-            f.write(f"media/{i:06d}.jpg,md5,{i:032x}\n")
+            if i % 2:
+                f.write(f"media/{i:06d}.jpg,pdq,{i:064x}\n")
+            else:
+                f.write(f"media/{i:06d}.jpg,md5,{i:032x}\n")
     started = time.monotonic()
-    out = ok(run("content", "import", str(corpus), "--home", str(home)))
+    out = ok(run("content", "import", str(corpus), "--batch", "10000", "--home", str(home)))
     elapsed = time.monotonic() - started
     print(f"imported 100000 lines in {elapsed:.1f} s: {100_000 / elapsed:,.0f} lines/s")
     assert "Imported 100000 line(s) in 10 batch(es): 100000 hash(es) registered" in out
+    assert "Content index: 50000 distinct pdq hash(es) on disk" in out
     conn = sqlite3.connect(home / "node.db")
     try:
         assert conn.execute("SELECT count(*) FROM content").fetchone() == (100_000,)
         assert conn.execute(
-            "SELECT content_id, hex(hash) FROM content WHERE content_id = 'media/099999.jpg'"
-        ).fetchone() == ("media/099999.jpg", f"{99_999:032X}")
+            "SELECT content_id, hex(hash) FROM content WHERE content_id = 'media/099998.jpg'"
+        ).fetchone() == ("media/099998.jpg", f"{99_998:032X}")
     finally:
         conn.close()
 
@@ -538,7 +542,11 @@ def test_an_exact_lists_retroactive_pass_looks_up_by_key_and_finds_what_a_scan_f
         added = rng.sample(hosted[6:], 50) + [hosted[5]] + [rng.randbytes(16) for _ in range(150)]
         spec = ListSpec("tid-md5", "md5", 0)
         outcome = ListOutcome("tid-md5", "updated", 1, 2, added=added)
-        scanned = sorted(node.registry._near(outcome, spec))
+        listed = set(added)
+        scanned = sorted(
+            [(f"post-{i}", h, h, 0) for i, h in enumerate(hosted) if h in listed]
+            + [("post-dup", hosted[5], hosted[5], 0)]
+        )
         assert len(scanned) == 50 + 2  # hosted[5] is registered under two content ids
         queued = node.registry.retroactive(outcome, spec)
         events = sorted(

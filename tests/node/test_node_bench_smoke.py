@@ -88,8 +88,13 @@ def test_bench_runs_only_the_sections_asked_for(capsys: pytest.CaptureFixture[st
 def test_the_registry_section_finds_the_same_hits_both_ways(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main([*SMALL, "--sections", "registry", "--json"]) == 0
+    assert main([*SMALL, "--sections", "registry", "--registry-size", "3000", "--json"]) == 0
     rows = {row["case"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    cold = rows["retroactive pdq +1,000: content index, cold (now)"]
+    before = rows["retroactive pdq +1,000: full scan (before)"]
+    assert cold["note"].startswith("100 hits, the same both ways; peak RSS ")
+    assert before["note"].startswith("100 hits, the same both ways; peak RSS ")
+    assert rows["import: content import, pdq, --batch 1,000,000"]["count"] == 3000
     key = rows["retroactive md5 +1,000: key lookup (now)"]
     scan = rows["retroactive md5 +1,000: full scan (before)"]
     assert key["note"].startswith("100 hits, the same both ways")
