@@ -971,6 +971,66 @@ def _in_process(*args: str) -> dict[str, Any]:
     return result
 
 
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def registry_rows(
+    n: int, importing: float, now: dict[str, Any], before: dict[str, Any]
+) -> list[Row]:
+    """The PDQ registry rows from the import's seconds and the two passes' figures."""
+    found = f"{now['hits']} hits, the same both ways"
+    aim = f"aim < {RETRO_AIM_S:.0f} s, peak RSS < {RETRO_AIM_RSS_MB:,.0f} MB"
+    memory = now["peak_mb"] < RETRO_AIM_RSS_MB
+    return [
+        Row(
+            "registry",
+            f"import: content import, pdq, --batch {IMPORT_BATCH:,}",
+            n,
+            n,
+            importing,
+            1,
+            "items/s",
+            f"aim < {IMPORT_AIM_S:.0f} s: {_met(importing < IMPORT_AIM_S)}; parsing, SQLite, "
+            "matching and the content index written",
+        ),
+        Row(
+            "registry",
+            "retroactive pdq +1,000: content index, first pass (now)",
+            n,
+            1,
+            now["cold"],
+            1,
+            "s",
+            f"{aim}: {_met(now['cold'] < RETRO_AIM_S and memory)}; peak RSS "
+            f"{now['peak_mb']:,.0f} MB; {found}; {before['cold'] / now['cold']:,.0f}× faster "
+            "than the scan; a fresh process: the index's files mapped and paged in",
+        ),
+        Row(
+            "registry",
+            "retroactive pdq +1,000: content index, next pass (now)",
+            n,
+            1,
+            now["warm"],
+            1,
+            "s",
+            f"{aim}: {_met(now['warm'] < RETRO_AIM_S and memory)}; peak RSS "
+            f"{now['peak_mb']:,.0f} MB; the same process again, as a running node keeps "
+            f"the index mapped; {before['cold'] / now['warm']:,.0f}× faster than the scan",
+        ),
+        Row(
+            "registry",
+            "retroactive pdq +1,000: full scan (before)",
+            n,
+            1,
+            before["cold"],
+            1,
+            "s",
+            f"{found}; peak RSS {before['peak_mb']:,.0f} MB",
+        ),
+    ]
+
+
 def registry_section(config: Config) -> list[Row]:
     """The registry at ``registry_size`` items: bulk import, a delta's retroactive pass.
 
@@ -983,7 +1043,8 @@ def registry_section(config: Config) -> list[Row]:
     peak resident set, against the full scan the node did before (``scan_registry``,
     in a process of its own too). Both must find the same hits.
 
-    **md5.** ``n`` md5 items registered through ``register_batch``, a delta of 1,000
+    **md5.** ``n`` md5 items registered through ``register_batch`` (batches of 1M, the
+    page cache ``content import`` sets), a delta of 1,000
     md5 additions of which 100 are hosted: ``registered_with`` (one primary-key
     lookup per added hash, what the node does) against ``scan_registry``.
     """
@@ -1037,55 +1098,7 @@ def registry_section(config: Config) -> list[Row]:
         before = _in_process("--retroactive-pass", str(home), str(added_file), "scan")
         assert now["hits"] == before["hits"], "the index and the scan found different hits"
         found = f"{now['hits']} hits, the same both ways"
-        rows += [
-            Row(
-                "registry",
-                f"import: content import, pdq, --batch {IMPORT_BATCH:,}",
-                n,
-                n,
-                importing,
-                1,
-                "items/s",
-                f"aim < {IMPORT_AIM_S:.0f} s: {'met' if importing < IMPORT_AIM_S else 'not met'}",
-            ),
-            Row(
-                "registry",
-                "retroactive pdq +1,000: content index, cold (now)",
-                n,
-                1,
-                now["cold"],
-                1,
-                "s",
-                f"{found}; peak RSS {now['peak_mb']:,.0f} MB; aim < {RETRO_AIM_S:.0f} s and "
-                f"< {RETRO_AIM_RSS_MB:,.0f} MB: "
-                + (
-                    "met"
-                    if now["cold"] < RETRO_AIM_S and now["peak_mb"] < RETRO_AIM_RSS_MB
-                    else "not met"
-                )
-                + f"; {before['cold'] / now['cold']:,.0f}× faster than the scan",
-            ),
-            Row(
-                "registry",
-                "retroactive pdq +1,000: content index, warm (now)",
-                n,
-                1,
-                now["warm"],
-                1,
-                "s",
-                "the same pass again in the same process",
-            ),
-            Row(
-                "registry",
-                "retroactive pdq +1,000: full scan (before)",
-                n,
-                1,
-                before["cold"],
-                1,
-                "s",
-                f"{found}; peak RSS {before['peak_mb']:,.0f} MB",
-            ),
-        ]
+        rows += registry_rows(n, importing, now, before)
 
         node = Node.init(
             Path(tmp) / "md5",
@@ -1097,9 +1110,10 @@ def registry_section(config: Config) -> list[Row]:
         try:
             hosted = [rng.randbytes(16) for _ in range(n)]
             started = time.perf_counter()
-            for i in range(0, n, 100_000):
+            node.store.matches.widen_cache(256)  # as content import does
+            for i in range(0, n, IMPORT_BATCH):
                 node.registry.register_batch(
-                    [(f"item-{j}", "md5", hosted[j]) for j in range(i, min(n, i + 100_000))]
+                    [(f"item-{j}", "md5", hosted[j]) for j in range(i, min(n, i + IMPORT_BATCH))]
                 )
             registering = time.perf_counter() - started
             md5_added = rng.sample(hosted, min(100, n)) + [rng.randbytes(16) for _ in range(900)]
@@ -1127,7 +1141,7 @@ def registry_section(config: Config) -> list[Row]:
             registering,
             1,
             "items/s",
-            "batches of 100k, one transaction each",
+            f"batches of {IMPORT_BATCH:,}, one transaction each",
         ),
         Row(
             "registry",

@@ -728,7 +728,7 @@ batch_option = click.option(
     help="Lines per transaction: each batch is written whole or not at all.",
 )
 
-IMPORT_CACHE_MIB = 256
+IMPORT_CACHE_MIB = 1024
 """SQLite's page cache for a bulk import: a registry's pages stay in memory across
 batches instead of being read again for each (the node's default is 2 MiB)."""
 

@@ -211,7 +211,8 @@ class ContentIndex:
         Called with the lock held."""
         name = f"g{covered}-{uuid.uuid4().hex[:12]}"
         path = self._home / name
-        path.mkdir(parents=True)
+        self._make_home()
+        path.mkdir(mode=0o700)
         radius = multi_radius(self.kind, self.kind.default_max_distance)
         multi = (
             MultiIndex.build(rows, radius)
@@ -255,6 +256,12 @@ class ContentIndex:
             raise OSError(f"the content index just written to {path} cannot be read back")
         return loaded
 
+    def _make_home(self) -> None:
+        """The index's directories, owner-only: they say what the platform hosts, as
+        the registry in the database does (which is 0600 for the same reason)."""
+        for directory in (self.directory, self._home):
+            directory.mkdir(mode=0o700, exist_ok=True)
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise merges and rebuilds between processes (readers never wait).
@@ -269,7 +276,7 @@ class ContentIndex:
             finally:
                 self._lock_depth -= 1
             return
-        self._home.mkdir(parents=True, exist_ok=True)
+        self._make_home()
         with (self._home / "lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._lock_depth = 1

@@ -163,6 +163,8 @@ def test_the_index_survives_a_restart_and_rebuilds_broken_files(node: Node, tmp_
     added = queries_near(hosted, rng)
     expected = brute_force(hosted, added, LIMIT)
 
+    for directory in (index.directory, index.directory / "pdq", index.directory / "pdq" / name):
+        assert directory.stat().st_mode & 0o777 == 0o700, "what the platform hosts: owner only"
     again = ContentIndex(index.directory, PDQ, node.store.matches)
     assert again.current().name == name, "the files on disk are used, not rebuilt"
     assert set(again.near(added, LIMIT)) == expected
