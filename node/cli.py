@@ -766,8 +766,10 @@ def _bulk(
     lines = done = refused = 0
     started = time.monotonic()
     batch_no, first_line = 0, 1
-    reader = content_import.batches(
-        content_import.read_lines(stream, fmt, hash_optional=hash_optional), batch_size
+    reader = content_import.read_ahead(
+        content_import.batches(
+            content_import.read_lines(stream, fmt, hash_optional=hash_optional), batch_size
+        )
     )
     while True:
         try:
@@ -858,7 +860,8 @@ def content_import_command(
             mine = content_import.in_shard(batch, node.shard)
             skipped += len(batch) - len(mine)
             rows = [(line.content_id, *line.hash) for line in mine if line.hash is not None]
-            result = node.registry.register_batch(rows, dry_run=dry_run)
+            # The lines were checked as they were read, by the registry's own rules.
+            result = node.registry.register_batch(rows, dry_run=dry_run, checked=True)
             registered += result.registered
             known += result.known
             found += len(result.matches)

@@ -145,7 +145,9 @@ class ContentRegistry:
         for content_id, type_name, h in rows:
             self.check(content_id, {type_name: [h]})
 
-    def register_batch(self, rows: Sequence[ContentRow], *, dry_run: bool = False) -> BatchResult:
+    def register_batch(
+        self, rows: Sequence[ContentRow], *, dry_run: bool = False, checked: bool = False
+    ) -> BatchResult:
         """Register many pieces of content's hashes and match them, in one transaction.
 
         Each row is counted as ``register_and_match`` counts one piece of content with
@@ -158,8 +160,11 @@ class ContentRegistry:
 
         ``dry_run`` writes nothing: what is already registered is read, the matches are
         looked up and not recorded, and the batch's rows count as new once each.
+        ``checked``: the caller has held every row to ``check`` already
+        (``node.content_import`` reads lines by the same rules), so it is not done twice.
         """
-        self.check_rows(rows)
+        if not checked:
+            self.check_rows(rows)
         unique = list(dict.fromkeys(rows))
         result = BatchResult(known=len(rows) - len(unique))
         if dry_run:
@@ -185,15 +190,26 @@ class ContentRegistry:
     def _hits(self, rows: Sequence[ContentRow]) -> list[tuple[str, MatchResult]]:
         """Every hit of ``rows`` on the current lists, unrecorded, with its content id.
 
-        Each distinct hash is matched once, however many pieces of content have it.
+        Each distinct hash is matched once, however many pieces of content have it;
+        only the types some list is of are matched, and only the hashes that hit are
+        traced back to their content (a corpus is mostly misses).
         """
-        by_hash: dict[str, dict[bytes, list[str]]] = {}
+        matched = {index.hash_type.name for index in self.matching.indexes.values()}
+        queries = {
+            t: list(dict.fromkeys(h for _, row_type, h in rows if row_type == t)) for t in matched
+        }
+        queries = {t: hashes for t, hashes in queries.items() if hashes}
+        if not queries:
+            return []
+        _, hits = self.matching.search(queries)
+        if not hits:
+            return []
+        hit = {(m.hash_type, m.query) for m in hits}
+        holders: dict[tuple[str, bytes], list[str]] = {}
         for content_id, type_name, h in rows:
-            by_hash.setdefault(type_name, {}).setdefault(h, []).append(content_id)
-        _, hits = self.matching.search({t: list(hashes) for t, hashes in by_hash.items()})
-        return [
-            (content_id, hit) for hit in hits for content_id in by_hash[hit.hash_type][hit.query]
-        ]
+            if (type_name, h) in hit:
+                holders.setdefault((type_name, h), []).append(content_id)
+        return [(content_id, m) for m in hits for content_id in holders[(m.hash_type, m.query)]]
 
     def _count_checked(self, per_type: Mapping[str, int]) -> None:
         """Count each new row (``per_type``: how many of each type) as checked once per

@@ -82,7 +82,8 @@ class MatchTables(Tables):
                 new[type_name] = conn.total_changes - before
             # Every row's hash goes to the journal, the known ones too: the index keeps
             # each hash once whatever the journal repeats.
-            self._journal(row[:3] for typed in per_type.values() for row in typed)
+            for type_name, typed in sorted(per_type.items()):
+                self._journal_hashes(type_name, [row[2] for row in typed])
         return new
 
     def _journal(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
@@ -90,14 +91,18 @@ class MatchTables(Tables):
         row per type, in the caller's transaction."""
         per_type: dict[str, list[bytes]] = {}
         for _, type_name, h in rows:
-            kind = HASH_TYPES.get(type_name)
-            if kind is not None and kind.perceptual:
-                per_type.setdefault(type_name, []).append(h)
+            per_type.setdefault(type_name, []).append(h)
         for type_name, hashes in sorted(per_type.items()):
-            self.db.execute(
-                "INSERT INTO content_journal (hash_type, count, hashes) VALUES (?, ?, ?)",
-                [type_name, len(hashes), b"".join(hashes)],
-            )
+            self._journal_hashes(type_name, hashes)
+
+    def _journal_hashes(self, type_name: str, hashes: list[bytes]) -> None:
+        kind = HASH_TYPES.get(type_name)
+        if kind is None or not kind.perceptual or not hashes:
+            return
+        self.db.execute(
+            "INSERT INTO content_journal (hash_type, count, hashes) VALUES (?, ?, ?)",
+            [type_name, len(hashes), b"".join(hashes)],
+        )
 
     def widen_cache(self, mebibytes: int) -> None:
         """Let this connection cache ``mebibytes`` of pages (a bulk import's many

@@ -560,3 +560,66 @@ def test_an_exact_lists_retroactive_pass_looks_up_by_key_and_finds_what_a_scan_f
         assert queued == len(scanned)
     finally:
         node.close()
+
+
+def test_read_ahead_keeps_the_order_and_raises_where_reading_failed() -> None:
+    """The import reads the next batch on a thread while this one is written: the
+    batches come in their order, a read error is raised at the batch it stopped,
+    and a consumer that stops early stops the reader."""
+    from collections.abc import Iterator
+
+    from node.content_import import read_ahead
+
+    assert list(read_ahead(iter(range(50)), depth=2)) == list(range(50))
+    assert list(read_ahead(iter([]))) == []
+
+    def failing() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError(5, "Input/output error")
+
+    got = read_ahead(failing())
+    assert [next(got), next(got)] == [1, 2]
+    with pytest.raises(OSError, match="Input/output error"):
+        next(got)
+
+    produced = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    reader = read_ahead(endless())
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()
+    time.sleep(0.3)
+    stopped_at = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == stopped_at < 10, "the reader stopped with its consumer"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "post-1,pdq,ab",
+        "a,,b",
+        ",,",
+        " spaced id ,md5, 00 ",
+        "tab\tinside,x,y",
+        "one",
+        "a,b,c,d",
+        "ünïcode,pdq,ff",
+        "back\\slash,md5,00",
+        "'single',md5,00",
+    ],
+)
+def test_an_unquoted_csv_line_splits_as_the_csv_module_splits_it(text: str) -> None:
+    """The fast path for lines without a double quote agrees with ``csv.reader``."""
+    import csv
+
+    from node.content_import import _csv_fields
+
+    assert _csv_fields(text) == next(csv.reader([text], strict=True))
