@@ -895,9 +895,12 @@ the way a node runs: a hub (`hashhub serve`, a process on loopback) with one PDQ
 of {hashes:,} hashes (random ones, plus the reference PDQ of the bench photo),
 published with its snapshot; a node home enrolled on it and synced once. For 1 and 2
 workers, `hashhub-node run --workers W` is started (its processes share one port
-with `SO_REUSEPORT`), every worker is seen to answer, the answers are checked, wrk
-loads it, and SIGTERM stops it, which must exit 0. The hub keeps running, so the
-node's schedule polls a real hub meanwhile.
+with `SO_REUSEPORT`), confined to as many cores as it has workers (the first W
+cores, set with `sched_setaffinity` before it starts and inherited by its workers:
+a worker hashes pictures on threads, so one worker left free already uses both
+cores and a second would have none to add), every worker is seen to answer, the
+answers are checked, wrk loads it, and SIGTERM stops it, which must exit 0. The hub
+keeps running, so the node's schedule polls a real hub meanwhile.
 
 **The baseline** (`bench/pytx_baseline.py`) is what a platform would run without
 hashhub, matching as Meta's HMA does: python-threatexchange's `PDQIndex` over the
@@ -905,8 +908,9 @@ same list (built with `PDQIndex.build` from `(hex, id)` entries, asked one hash 
 `query` call) and, for a picture, `PdqSignal.hash_from_bytes` (PIL decodes the whole
 picture, `pdqhash` hashes it) on a worker thread, behind an aiohttp app with the
 same route, request shapes and bearer-token check, served from 1 and 2 processes on
-one port with `SO_REUSEPORT`. It hashes PDQ only and keeps no record; the node also
-computes pHash, MD5 and SHA-256 of every picture and counts every request.
+one port with `SO_REUSEPORT`, confined to cores the same way. It hashes PDQ only
+and keeps no record; the node also computes pHash, MD5 and SHA-256 of every picture
+and counts every request.
 
 **The cases.** Debian's `wrk`, one thread, `--latency`, a Lua script that sets
 `POST`, `Authorization: Bearer <api-token>`, the content type and the body; {seconds}
@@ -917,7 +921,7 @@ s per timed run after a 1-second warm-up, on the same two cores as the servers.
   with 2 workers.**
 - *jpeg*: `Content-Type: image/jpeg`, {photo}: the bench photo mirrored, so that it
   is not listed, {jpeg_conn} connections. **Aim: the node's requests/s scale ≥ 1.8×
-  from 1 worker to 2.**
+  from 1 worker (on 1 core) to 2 (on 2).**
 
 Before any figure is taken each server is asked once of each kind: a listed hash
 must be matched at distance 0 and a random one not; the listed photo's JPEG must be

@@ -257,8 +257,25 @@ def start_server(fixture: Fixture, server: str, workers: int, port: int) -> subp
         cmd = [sys.executable, str(BENCH_DIR / "pytx_baseline.py"), "--workers", str(workers)]
         cmd += ["--hashes", str(fixture.hashes_file), "--token-file", str(token_file)]
         cmd += ["--port", str(port)]
+    cores = pinned_cores(workers)
+
+    def pin() -> None:  # in the child, before exec: its workers inherit it
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
+
     with (fixture.work / f"{server}-{workers}w.log").open("wb") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
+
+
+def pinned_cores(workers: int) -> set[int] | None:
+    """The cores a server of ``workers`` processes is confined to: as many as it has
+    workers, so that 2 workers against 1 says what a second core brings (a worker
+    hashes pictures on threads, and unconfined one worker already uses every core).
+    None where the system cannot pin or has fewer cores."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    available = sorted(os.sched_getaffinity(0))
+    return set(available[:workers]) if len(available) >= workers else None
 
 
 def wait_workers(url: str, server: str, workers: int, proc: subprocess.Popen[bytes]) -> None:
