@@ -205,15 +205,7 @@ class NginxMirror:
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM to the master, which stops its worker)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        stop_nginx(self.process)
 
     def served(self) -> list[Request]:
         """Every request nginx has logged so far, oldest first."""
@@ -304,15 +296,20 @@ class LoadBalancer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM to the master, which stops its worker)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        stop_nginx(self.process)
+
+
+def stop_nginx(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to nginx's master (which stops its workers); killed after 5 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 async def _started(process: subprocess.Popen[bytes], port: int, workdir: Path) -> bool:
