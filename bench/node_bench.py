@@ -84,6 +84,7 @@ import PIL
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
+from bench.matcher_bench import _max_rss
 from node.imaging import (
     DRAFT_MIN_SIDE,
     Decoded,
@@ -888,14 +889,6 @@ IMPORT_AIM_S = 120.0
 IMPORT_BATCH = 1_000_000
 
 
-def _vm_hwm_mb() -> float:
-    """This process's peak resident set (``VmHWM``), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
-
-
 def _flip(h: bytes, bits: int, rng: random.Random) -> bytes:
     value = int.from_bytes(h, "big")
     for bit in rng.sample(range(len(h) * 8), bits):
@@ -958,7 +951,7 @@ def retroactive_pass(home: str, added_file: str, mode: str) -> None:
         node.close()
     print(
         json.dumps(
-            {"open": opened, "cold": cold, "warm": warm, "hits": hits, "peak_mb": _vm_hwm_mb()}
+            {"open": opened, "cold": cold, "warm": warm, "hits": hits, "peak_mb": _max_rss() / 1e6}
         )
     )
 

@@ -127,9 +127,7 @@ class ContentIndex:
         found = self._near_main(generation, queries, max_distance)
         journal = self._journal_words(generation.covered)
         if journal.shape[1]:
-            side = ListIndex.from_snapshot(self.kind.name, max_distance, bytes_of(journal))
-            for query, matches in zip(queries, side.match(queries), strict=True):
-                found.update((query, m.hash, m.distance) for m in matches)
+            found |= self._scan(bytes_of(journal), queries, max_distance)
         return sorted(found)
 
     def _near_main(self, generation: Generation, queries: list[bytes], limit: int) -> set[Near]:
@@ -138,18 +136,20 @@ class ContentIndex:
         multi = generation.multi
         if multi is None or limit > multi.max_distance:
             # Few hashes, or a distance beyond what the index is exact for: scan them.
-            index = ListIndex.from_snapshot(
-                self.kind.name, limit, generation.rows.astype(">u8").tobytes()
-            )
-            return {
-                (query, m.hash, m.distance)
-                for query, matches in zip(queries, index.match(queries), strict=True)
-                for m in matches
-            }
+            return self._scan(generation.rows.astype(">u8").tobytes(), queries, limit)
         found: list[list[tuple[int, bytes]]] = [[] for _ in queries]
         words = words_of(b"".join(queries), self.kind.length)
         probe(multi, generation.rows.T, None, words, limit, found)
         return {(query, h, d) for query, hits in zip(queries, found, strict=True) for d, h in hits}
+
+    def _scan(self, snapshot: bytes, queries: list[bytes], limit: int) -> set[Near]:
+        """The queries against ``snapshot`` (sorted, distinct hashes) indexed in memory."""
+        index = ListIndex.from_snapshot(self.kind.name, limit, snapshot)
+        return {
+            (query, m.hash, m.distance)
+            for query, matches in zip(queries, index.match(queries), strict=True)
+            for m in matches
+        }
 
     # -- generations -----------------------------------------------------------------
 
@@ -197,8 +197,8 @@ class ContentIndex:
             multi = None
             if meta["multi"] is not None:
                 arrays = {
-                    name: np.load(path / f"{name}.npy", mmap_mode="r")
-                    for name in meta["multi"]["arrays"]
+                    part: np.load(path / f"{part}.npy", mmap_mode="r")
+                    for part in meta["multi"]["arrays"]
                 }
                 multi = MultiIndex(**arrays, **meta["multi"]["values"])
             return Generation(name, rows, multi, int(meta["covered"]))
@@ -316,7 +316,6 @@ class ContentIndex:
             fresh = _distinct(words_of(journal, self.kind.length))
             rows = _union(np.asarray(generation.rows), fresh.T)
             del fresh, journal
-            self._generation = None
             self._generation = self._publish(rows, covered)
             return self._generation.count
 
@@ -344,11 +343,7 @@ class ContentIndex:
         del chunks
         # Rows come in key order (type, hash, content id): a hash held by several
         # pieces of content comes several times, next to itself.
-        if rows.shape[0] > 1:
-            keep = np.ones(rows.shape[0], dtype=bool)
-            keep[1:] = (rows[1:] != rows[:-1]).any(axis=1)
-            rows = rows[keep]
-        return np.ascontiguousarray(rows), covered
+        return np.ascontiguousarray(_once_each(rows.T).T), covered
 
     def _journal_words(self, covered: int) -> NDArray[np.uint64]:
         _, journal = self.tables.journal_since(self.kind.name, covered)
@@ -359,12 +354,16 @@ def _distinct(words: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """Hashes (``(words, count)``) sorted, each once."""
     if words.shape[1] == 0:
         return words
-    ordered = words[:, lex_order(words)]
+    return np.ascontiguousarray(_once_each(words[:, lex_order(words)]))
+
+
+def _once_each(ordered: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """Sorted hashes (``(words, count)``, perhaps a view) with repeats dropped."""
     if not has_adjacent_equal(ordered):
-        return np.ascontiguousarray(ordered)
+        return ordered
     keep = np.ones(ordered.shape[1], dtype=bool)
     keep[1:] = (ordered[:, 1:] != ordered[:, :-1]).any(axis=0)
-    return np.ascontiguousarray(ordered[:, keep])
+    return ordered[:, keep]
 
 
 def _union(rows: NDArray[np.uint64], fresh: NDArray[np.uint64]) -> NDArray[np.uint64]:

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any, TypeGuard, get_args
 
 from node.errors import InvalidOutcomeError, OutcomeConflictError, UnknownMatchError
+from node.fleet import REPLICA_NAME
 from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
 from node.matcher import ListIndex
 from node.store import MatchSource, NodeStore, Outcome, StoredList
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 MATCH_ID = re.compile(
-    r"(?:(?P<replica>[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)\.)?"
+    rf"(?:(?P<replica>{REPLICA_NAME.pattern})\.)?"
     r"(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 )
 """The shape of every match id a node issues: a lowercase UUID, after the issuing

@@ -43,16 +43,7 @@ class MatchTables(Tables):
         self, content_id: str, hashes: Iterable[tuple[str, bytes]], now: datetime
     ) -> None:
         """Register hashes (type, bytes) of content the platform hosts; known ones stay."""
-        stamp = format_time(now)
-        rows = [(content_id, type_name, h) for type_name, h in hashes]
-        with self.db.atomic():
-            execute = self.db.conn.execute
-            sql = (
-                "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
-                "VALUES (?, ?, ?, ?)"
-            )
-            new = [execute(sql, (*row, stamp)).rowcount == 1 for row in rows]
-            self._journal(row for row, is_new in zip(rows, new, strict=True) if is_new)
+        self.register_rows([(content_id, type_name, h) for type_name, h in hashes], now)
 
     def register_rows(
         self, rows: Iterable[tuple[str, str, bytes]], now: datetime
@@ -80,22 +71,14 @@ class MatchTables(Tables):
                 before = conn.total_changes
                 conn.executemany(sql, typed)
                 new[type_name] = conn.total_changes - before
-            # Every row's hash goes to the journal, the known ones too: the index keeps
-            # each hash once whatever the journal repeats.
-            for type_name, typed in sorted(per_type.items()):
+                # Every row's hash goes to the journal, the known ones too: the index
+                # keeps each hash once whatever the journal repeats.
                 self._journal_hashes(type_name, [row[2] for row in typed])
         return new
 
-    def _journal(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
-        """Append the perceptual hashes of newly registered rows to the journal, one
-        row per type, in the caller's transaction."""
-        per_type: dict[str, list[bytes]] = {}
-        for _, type_name, h in rows:
-            per_type.setdefault(type_name, []).append(h)
-        for type_name, hashes in sorted(per_type.items()):
-            self._journal_hashes(type_name, hashes)
-
     def _journal_hashes(self, type_name: str, hashes: list[bytes]) -> None:
+        """Append a perceptual type's registered hashes to the journal as one row, in the
+        caller's transaction (other types have no content index)."""
         kind = HASH_TYPES.get(type_name)
         if kind is None or not kind.perceptual or not hashes:
             return
@@ -204,7 +187,9 @@ class MatchTables(Tables):
         return self._count("SELECT count(*) AS n FROM content")
 
     def registered_content(self, type_name: str) -> list[tuple[str, bytes]]:
-        """Every registered (content id, hash) of one hash type."""
+        """Every registered (content id, hash) of one hash type: one Python object per
+        item, so the node never reads it for a delta (that is the content index's and
+        ``registered_with``'s work); the benchmark's baseline reads it."""
         return [
             (r["content_id"], bytes(r["hash"]))
             for r in self.db.query(

@@ -169,6 +169,22 @@ async def hub_server(hub_home: Path) -> AsyncIterator[HubServer]:
         await runner.cleanup()
 
 
+def offline_node(
+    home: Path, lists: Sequence[str], *, node_id: str = "platform-a", **settings: Any
+) -> Node:
+    """A node pinned to no real hub (its URL refuses connections): for what reads only
+    the store (registration, matching against indexes a test installs, the CLI's
+    store commands). The caller closes it."""
+    return Node.init(
+        home,
+        node_id=node_id,
+        hub_url="http://127.0.0.1:9",
+        lists=lists,
+        pinned_root_sha256="0" * 64,
+        **settings,
+    )
+
+
 def init_node_home(
     home: Path,
     hub: HubServer,

@@ -28,7 +28,7 @@ from node.matcher import ListIndex
 from node.service import Node
 from node.sync import ListOutcome
 from protocol import ListSpec
-from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_node_home, md5
+from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_node_home, md5, offline_node
 from tests.node.test_cli import ok
 
 
@@ -54,13 +54,7 @@ def refused(result: Result, *fragments: str) -> None:
 def home(tmp_path: Path) -> Path:
     """A node that follows no list the hub has published yet: registration only."""
     path = tmp_path / "node"
-    Node.init(
-        path,
-        node_id="platform-a",
-        hub_url="http://127.0.0.1:9",
-        lists=[MD5_LIST],
-        pinned_root_sha256="0" * 64,
-    ).close()
+    offline_node(path, [MD5_LIST]).close()
     return path
 
 
@@ -526,12 +520,10 @@ def test_an_exact_lists_retroactive_pass_looks_up_by_key_and_finds_what_a_scan_f
     """md5 and sha256 look each added hash up in the registry's primary key instead of
     reading every registered hash; the hits must be exactly the full scan's."""
     rng = random.Random(7)
-    node = Node.init(
+    node = offline_node(
         tmp_path / "exact",
+        ["tid-md5"],
         node_id="node-a",
-        hub_url="http://127.0.0.1:9",
-        lists=["tid-md5"],
-        pinned_root_sha256="0" * 64,
         webhook_url="http://127.0.0.1:9/hook",  # queued only: nothing is sent here
     )
     try:

@@ -6,18 +6,13 @@ from pathlib import Path
 
 from node.matcher import ListIndex
 from node.service import Node
+from tests.node.conftest import offline_node
 
 LIST = "tid-pdq"
 
 
 def _node(tmp_path: Path, listed: list[bytes]) -> Node:
-    node = Node.init(
-        tmp_path / "node",
-        node_id="node-a",
-        hub_url="http://127.0.0.1:9",
-        lists=[LIST],
-        pinned_root_sha256="0" * 64,
-    )
+    node = offline_node(tmp_path / "node", [LIST], node_id="node-a")
     node.matching.indexes[LIST] = ListIndex.from_snapshot("pdq", 31, b"".join(sorted(listed)))
     node.matching.versions[LIST] = 1
     return node

@@ -31,7 +31,7 @@ from node.app import create_app
 from node.fleet import shard_of
 from node.matching import MisdirectedMatchError, is_match_id
 from node.service import Node, run_sync
-from tests.node.conftest import MD5_LIST, HubServer, init_node_home, md5
+from tests.node.conftest import MD5_LIST, HubServer, init_node_home, md5, offline_node
 from tests.node.test_api import assert_error, bearer, stored
 from tests.node.test_cli import invoke_now, mistake, ok
 from tests.node.test_config_env import rewrite
@@ -246,14 +246,8 @@ def registered_ids(home: Path) -> set[str]:
 def shard_home(tmp_path: Path, name: str, shard: str) -> Path:
     """A replica following no published list (registration only) of ``shard``."""
     home = tmp_path / name
-    Node.init(
-        home,
-        node_id=f"platform-{name}",
-        hub_url="http://127.0.0.1:9",
-        lists=[MD5_LIST],
-        pinned_root_sha256="0" * 64,
-        replica=name,
-        content_shard=shard,
+    offline_node(
+        home, [MD5_LIST], node_id=f"platform-{name}", replica=name, content_shard=shard
     ).close()
     return home
 
