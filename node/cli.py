@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import aiohttp
 import click
@@ -56,6 +56,7 @@ from node.errors import InvalidContentError, OutcomeConflictError
 from node.imaging import ImageRejected
 from node.matching import OUTCOMES
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
+from node.store import ContentRows
 from node.sync import ListOutcome
 from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root
@@ -735,6 +736,10 @@ batches instead of being read again for each (the node's default is 2 MiB)."""
 _SHOWN_REFUSALS = 20
 """A dry run lists this many malformed lines, then only counts them."""
 
+W = TypeVar("W")
+_Removal = tuple[str, tuple[str, bytes] | None]
+"""A content id and the one hash of it to remove (None: every hash of it)."""
+
 
 def _committed(batch: int, first_line: int, lines: int) -> str:
     """Where a stopped run stands: what is written, and from where nothing is."""
@@ -751,13 +756,15 @@ def _bulk(
     stream: BinaryIO,
     fmt: content_import.Format | None,
     batch_size: int,
-    write: Callable[[list[content_import.ContentLine]], None],
+    prepare: Callable[[list[content_import.ContentLine]], W],
+    write: Callable[[W], None],
     *,
     hash_optional: bool,
     dry_run: bool,
     verb: str,
 ) -> tuple[int, int]:
-    """Read ``stream`` in batches and ``write`` each well-formed one; (lines, batches).
+    """Read ``stream`` in batches, ``prepare`` each well-formed one on the reading
+    thread and ``write`` it here; (lines, batches).
 
     A malformed line stops a real run before its batch is written, and a failed
     write (the disk full, the database locked) stops it too: the message says which
@@ -766,45 +773,43 @@ def _bulk(
     lines = done = refused = 0
     started = time.monotonic()
     batch_no, first_line = 0, 1
-    reader = content_import.read_ahead(
-        content_import.batches(
-            content_import.read_lines(stream, fmt, hash_optional=hash_optional), batch_size
+    with content_import.no_cycle_collection():
+        reader = content_import.read_batches(
+            stream, fmt, batch_size, prepare, hash_optional=hash_optional
         )
-    )
-    while True:
-        try:
-            batch = next(reader, None)
-        except OSError as e:
-            where = _committed(batch_no + 1, first_line, lines)
-            raise click.ClickException(f"{stream.name}: {e.strerror or e}; {where}") from e
-        if batch is None:
-            break
-        batch_no += 1
-        first_line = batch[0].number
-        bad = [line for line in batch if isinstance(line, content_import.BadLine)]
-        if bad and not dry_run:
-            raise click.ClickException(
-                f"{reports.printable(str(bad[0]))}; {_committed(batch_no, first_line, lines)}. "
-                "Correct it and run the same command again: lines written before count "
-                "nothing twice"
+        while True:
+            try:
+                batch = next(reader, None)
+            except OSError as e:
+                where = _committed(batch_no + 1, first_line, lines)
+                raise click.ClickException(f"{stream.name}: {e.strerror or e}; {where}") from e
+            if batch is None:
+                break
+            batch_no += 1
+            first_line = batch.first_line
+            if batch.bad and not dry_run:
+                raise click.ClickException(
+                    f"{reports.printable(str(batch.bad[0]))}; "
+                    f"{_committed(batch_no, first_line, lines)}. Correct it and run the same "
+                    "command again: lines written before count nothing twice"
+                )
+            for line in batch.bad[: max(0, _SHOWN_REFUSALS - refused)]:
+                click.echo(f"refused {reports.printable(str(line))}", err=True)
+            refused += len(batch.bad)
+            if batch.work is None:
+                continue
+            try:
+                with _reported():
+                    write(batch.work)
+            except click.ClickException as e:
+                where = _committed(batch_no, first_line, lines)
+                raise click.ClickException(f"{e.message}; {where}") from e
+            lines += batch.size
+            done += 1
+            rate = lines / max(time.monotonic() - started, 1e-6)
+            click.echo(
+                f"batch {batch_no}: {lines} line(s) {verb} so far, {rate:,.0f} lines/s", err=True
             )
-        for line in bad[: max(0, _SHOWN_REFUSALS - refused)]:
-            click.echo(f"refused {reports.printable(str(line))}", err=True)
-        refused += len(bad)
-        if bad:
-            continue
-        try:
-            with _reported():
-                write([line for line in batch if isinstance(line, content_import.ContentLine)])
-        except click.ClickException as e:
-            where = _committed(batch_no, first_line, lines)
-            raise click.ClickException(f"{e.message}; {where}") from e
-        lines += len(batch)
-        done += 1
-        rate = lines / max(time.monotonic() - started, 1e-6)
-        click.echo(
-            f"batch {batch_no}: {lines} line(s) {verb} so far, {rate:,.0f} lines/s", err=True
-        )
     if refused:
         more = f" (the first {_SHOWN_REFUSALS} shown)" if refused > _SHOWN_REFUSALS else ""
         raise click.ClickException(f"{refused} malformed line(s){more}; nothing written (dry run)")
@@ -855,12 +860,20 @@ def content_import_command(
     with _open(home) as node:
         node.store.matches.widen_cache(IMPORT_CACHE_MIB)
 
-        def write(batch: list[content_import.ContentLine]) -> None:
-            nonlocal registered, known, found, new, skipped
-            mine = content_import.in_shard(batch, node.shard)
-            skipped += len(batch) - len(mine)
+        shard = node.shard
+
+        def prepare(batch: list[content_import.ContentLine]) -> tuple[ContentRows, int]:
+            # On the reading thread: the rows set out, so that writing them is all
+            # SQLite's (the lines were checked as they were read, by the registry's
+            # own rules).
+            mine = content_import.in_shard(batch, shard)
             rows = [(line.content_id, *line.hash) for line in mine if line.hash is not None]
-            # The lines were checked as they were read, by the registry's own rules.
+            return ContentRows.of(rows), len(batch) - len(mine)
+
+        def write(work: tuple[ContentRows, int]) -> None:
+            nonlocal registered, known, found, new, skipped
+            rows, others = work
+            skipped += others
             result = node.registry.register_batch(rows, dry_run=dry_run, checked=True)
             registered += result.registered
             known += result.known
@@ -871,7 +884,14 @@ def content_import_command(
 
         verb = "checked" if dry_run else "imported"
         lines, batches = _bulk(
-            stream, fmt, batch_size, write, hash_optional=False, dry_run=dry_run, verb=verb
+            stream,
+            fmt,
+            batch_size,
+            prepare,
+            write,
+            hash_optional=False,
+            dry_run=dry_run,
+            verb=verb,
         )
         others = _other_shards(node, skipped)
         if not dry_run:
@@ -926,17 +946,29 @@ def content_remove(
     removed = missing = skipped = 0
 
     with _open(home) as node:
+        shard = node.shard
 
-        def write(batch: list[content_import.ContentLine]) -> None:
+        def prepare(batch: list[content_import.ContentLine]) -> tuple[list[_Removal], int]:
+            mine = content_import.in_shard(batch, shard)
+            return [(line.content_id, line.hash) for line in mine], len(batch) - len(mine)
+
+        def write(work: tuple[list[_Removal], int]) -> None:
             nonlocal removed, missing, skipped
-            mine = content_import.in_shard(batch, node.shard)
-            skipped += len(batch) - len(mine)
-            counts = node.registry.remove([(line.content_id, line.hash) for line in mine])
+            items, others = work
+            skipped += others
+            counts = node.registry.remove(items)
             removed += sum(counts)
             missing += counts.count(0)
 
         lines, batches = _bulk(
-            stream, fmt, batch_size, write, hash_optional=True, dry_run=False, verb="removed"
+            stream,
+            fmt,
+            batch_size,
+            prepare,
+            write,
+            hash_optional=True,
+            dry_run=False,
+            verb="removed",
         )
         others = _other_shards(node, skipped)
     click.echo(

@@ -32,7 +32,7 @@ from node.content_index import ContentIndex
 from node.errors import InvalidContentError
 from node.matching import Matching, MatchResult
 from node.outboxes import WebhookOutbox
-from node.store import NodeStore
+from node.store import ContentRows, NodeStore
 from node.sync import ListOutcome
 from protocol import ListSpec
 from protocol.lists import HASH_TYPES
@@ -146,7 +146,11 @@ class ContentRegistry:
             self.check(content_id, {type_name: [h]})
 
     def register_batch(
-        self, rows: Sequence[ContentRow], *, dry_run: bool = False, checked: bool = False
+        self,
+        rows: Sequence[ContentRow] | ContentRows,
+        *,
+        dry_run: bool = False,
+        checked: bool = False,
     ) -> BatchResult:
         """Register many pieces of content's hashes and match them, in one transaction.
 
@@ -161,12 +165,15 @@ class ContentRegistry:
         ``dry_run`` writes nothing: what is already registered is read, the matches are
         looked up and not recorded, and the batch's rows count as new once each.
         ``checked``: the caller has held every row to ``check`` already
-        (``node.content_import`` reads lines by the same rules), so it is not done twice.
+        (``node.content_import`` reads lines by the same rules), so it is not done twice;
+        such a caller may also hand the rows already set out (``ContentRows.of``, on
+        another thread while this one writes).
         """
         if not checked:
-            self.check_rows(rows)
-        unique = list(dict.fromkeys(rows))
-        result = BatchResult(known=len(rows) - len(unique))
+            self.check_rows(rows.rows if isinstance(rows, ContentRows) else rows)
+        batch = rows if isinstance(rows, ContentRows) else ContentRows.of(rows)
+        unique = batch.rows
+        result = BatchResult(known=batch.repeats)
         if dry_run:
             fresh = [
                 row
@@ -180,7 +187,7 @@ class ContentRegistry:
             result.matches = self._hits(unique)
             return result
         with self.store.atomic():
-            new = self.store.matches.register_rows(unique, self.now())
+            new = self.store.matches.register_rows(batch, self.now())
             result.registered = sum(new.values())
             result.known += len(unique) - result.registered
             self._count_checked(new)

@@ -36,7 +36,7 @@ from pathlib import Path
 from edge.database import BUSY_TIMEOUT, connect
 from node.errors import StorageError
 from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredList
-from node.store.matches import MatchSource, MatchTables, Outcome
+from node.store.matches import ContentRows, MatchSource, MatchTables, Outcome
 from node.store.outbox import AckTables, WebhookTables
 from node.store.schema import migrations
 
@@ -44,6 +44,7 @@ __all__ = [
     "BUSY_TIMEOUT",
     "STATE_LOG_FRACTION",
     "AckTables",
+    "ContentRows",
     "ListTables",
     "MatchSource",
     "MatchTables",

@@ -17,7 +17,9 @@ stores, as ``NodeStore.matches``.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -25,13 +27,60 @@ from node.store.tables import Tables
 from protocol import format_time
 from protocol.lists import HASH_TYPES
 
-__all__ = ["MatchSource", "MatchTables", "Outcome"]
+__all__ = ["ContentRows", "MatchSource", "MatchTables", "Outcome"]
 
 Outcome = Literal["actioned", "blocked", "false_positive", "kept"]
 """What a platform did about a match (``node.matching.OUTCOMES`` lists them)."""
 
 MatchSource = Literal["upload", "registry"]
 """What was matched: an upload, or registered content (the table's CHECK says the same)."""
+
+
+@dataclass(frozen=True)
+class TypedRows:
+    """One hash type's rows of a ``ContentRows``: the content ids as one JSON array and
+    the hashes, each ``width`` bytes, as one blob, in the same order."""
+
+    ids_json: str
+    hashes: list[bytes]
+    blob: bytes
+    width: int
+
+
+@dataclass(frozen=True)
+class ContentRows:
+    """(content id, type, hash) rows of many pieces of content, each once, set out per
+    type as ``MatchTables.register_rows`` writes them.
+
+    Made apart from the database (``of``), so that a bulk import sets out its next
+    batch on the reading thread while SQLite writes this one: the writing thread is
+    then left nothing to do per row.
+    """
+
+    rows: list[tuple[str, str, bytes]]
+    """Each distinct row once, in the order first given."""
+    repeats: int
+    """How many rows were left out as repeats of an earlier one."""
+    by_type: dict[str, TypedRows]
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[str, str, bytes]]) -> ContentRows:
+        """``rows`` set out; raises ``ValueError`` when one type's hashes differ in
+        length (the registry's checks refuse such rows before they get here)."""
+        given = rows if isinstance(rows, list) else list(rows)
+        unique = list(dict.fromkeys(given))
+        columns: dict[str, tuple[list[str], list[bytes]]] = {}
+        for content_id, type_name, h in unique:
+            ids, hashes = columns.setdefault(type_name, ([], []))
+            ids.append(content_id)
+            hashes.append(h)
+        by_type = {}
+        for type_name, (ids, hashes) in columns.items():
+            width = len(hashes[0])
+            if any(len(h) != width for h in hashes):
+                raise ValueError(f"{type_name} hashes of different lengths")
+            by_type[type_name] = TypedRows(json.dumps(ids), hashes, b"".join(hashes), width)
+        return cls(unique, len(given) - len(unique), by_type)
 
 
 class MatchTables(Tables):
@@ -46,45 +95,45 @@ class MatchTables(Tables):
         self.register_rows([(content_id, type_name, h) for type_name, h in hashes], now)
 
     def register_rows(
-        self, rows: Iterable[tuple[str, str, bytes]], now: datetime
+        self, rows: ContentRows | Iterable[tuple[str, str, bytes]], now: datetime
     ) -> dict[str, int]:
-        """Register (content id, type, hash) rows of many pieces of content (each row
-        once: the caller removes repeats); returns how many of each type were new (the
-        rest were registered already and stay as they were).
+        """Register (content id, type, hash) rows of many pieces of content; returns how
+        many of each type were new (the rest were registered already and stay as they
+        were).
 
-        One ``executemany`` per type in the caller's transaction (a bulk import's
-        batch): the connection's change count says how many rows each inserted, so no
-        lookup precedes the insert and no Python call is made per row.
+        One statement per type in the caller's transaction (a bulk import's batch):
+        the content ids go in as one JSON array and the hashes as one blob, which
+        SQLite takes apart itself (``json_each``, ``substr``), so no Python call is
+        made per row and the interpreter lock is free while SQLite inserts — a bulk
+        import reads its next batch on another core meanwhile. The statement's change
+        count says how many rows it inserted, so no lookup precedes the insert.
         """
+        batch = rows if isinstance(rows, ContentRows) else ContentRows.of(rows)
         stamp = format_time(now)
-        sql = (
-            "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
-            "VALUES (?, ?, ?, ?)"
-        )
-        per_type: dict[str, list[tuple[str, str, bytes, str]]] = {}
-        for content_id, type_name, h in rows:
-            per_type.setdefault(type_name, []).append((content_id, type_name, h, stamp))
         new: dict[str, int] = {}
-        conn = self.db.conn
         with self.db.atomic():
-            for type_name, typed in sorted(per_type.items()):
-                before = conn.total_changes
-                conn.executemany(sql, typed)
-                new[type_name] = conn.total_changes - before
+            for type_name, typed in sorted(batch.by_type.items()):
+                cursor = self.db.conn.execute(
+                    "INSERT OR IGNORE INTO content (content_id, hash_type, hash, registered) "
+                    "SELECT j.value, ?, substr(?, j.key * ? + 1, ?), ? FROM json_each(?) AS j",
+                    (type_name, typed.blob, typed.width, typed.width, stamp, typed.ids_json),
+                )
+                new[type_name] = cursor.rowcount
                 # Every row's hash goes to the journal, the known ones too: the index
                 # keeps each hash once whatever the journal repeats.
-                self._journal_hashes(type_name, [row[2] for row in typed])
+                self._journal(type_name, len(typed.hashes), typed.blob)
         return new
 
-    def _journal_hashes(self, type_name: str, hashes: list[bytes]) -> None:
-        """Append a perceptual type's registered hashes to the journal as one row, in the
-        caller's transaction (other types have no content index)."""
+    def _journal(self, type_name: str, count: int, hashes: bytes) -> None:
+        """Append a perceptual type's registered hashes (``count`` of them, concatenated)
+        to the journal as one row, in the caller's transaction (other types have no
+        content index)."""
         kind = HASH_TYPES.get(type_name)
-        if kind is None or not kind.perceptual or not hashes:
+        if kind is None or not kind.perceptual or not count:
             return
         self.db.execute(
             "INSERT INTO content_journal (hash_type, count, hashes) VALUES (?, ?, ?)",
-            [type_name, len(hashes), b"".join(hashes)],
+            [type_name, count, hashes],
         )
 
     def widen_cache(self, mebibytes: int) -> None:

@@ -18,6 +18,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -615,3 +616,92 @@ def test_an_unquoted_csv_line_splits_as_the_csv_module_splits_it(text: str) -> N
     from node.content_import import _csv_fields
 
     assert _csv_fields(text) == next(csv.reader([text], strict=True))
+
+
+def test_each_batch_is_set_out_on_the_reading_thread_and_a_malformed_one_not_at_all() -> None:
+    """``read_batches`` runs ``prepare`` where it reads, so the writing thread is left
+    only SQLite's work; a batch with a malformed line is handed over with its
+    refusals and nothing prepared."""
+    import io
+    import threading
+
+    from node.content_import import read_batches
+
+    seen: list[tuple[str, list[int]]] = []
+
+    def prepare(lines: list[Any]) -> list[str]:
+        seen.append((threading.current_thread().name, [line.number for line in lines]))
+        return [line.content_id for line in lines]
+
+    text = "a,md5," + "00" * 16 + "\nb,md5," + "11" * 16 + "\nc,md5,zz\nd,md5," + "22" * 16 + "\n"
+    got = list(read_batches(io.BytesIO(text.encode()), None, 2, prepare))
+    assert [(b.first_line, b.size, [str(x) for x in b.bad], b.work) for b in got] == [
+        (1, 2, [], ["a", "b"]),
+        (3, 2, ["line 3: the hash is not hexadecimal: 'zz'"], None),
+    ]
+    assert seen == [("content-reader", [1, 2])]
+
+
+def test_content_rows_are_set_out_once_each_per_type() -> None:
+    """What ``register_rows`` writes: repeats left out and counted, each type's ids as
+    one JSON array and its hashes as one blob in the same order."""
+    from node.store import ContentRows
+
+    a, b, c = b"\x01" * 16, b"\x02" * 16, b"\x03" * 32
+    rows = ContentRows.of(
+        [("x", "md5", a), ("y", "pdq", c), ("x", "md5", a), ("ü", "md5", b), ("x", "md5", b)]
+    )
+    assert rows.rows == [("x", "md5", a), ("y", "pdq", c), ("ü", "md5", b), ("x", "md5", b)]
+    assert rows.repeats == 1
+    md5_rows = rows.by_type["md5"]
+    assert json.loads(md5_rows.ids_json) == ["x", "ü", "x"]
+    assert (md5_rows.blob, md5_rows.width) == (a + b + b, 16)
+    assert (json.loads(rows.by_type["pdq"].ids_json), rows.by_type["pdq"].blob) == (["y"], c)
+    with pytest.raises(ValueError, match="md5 hashes of different lengths"):
+        ContentRows.of([("x", "md5", a), ("y", "md5", c)])
+
+
+def test_rows_written_in_one_statement_are_the_rows_given(home: Path) -> None:
+    """The ids and hashes SQLite takes apart from the JSON array and the blob are
+    exactly the rows given, non-ASCII ids and quotes included, and the change count
+    says which were new."""
+    from datetime import UTC, datetime
+
+    rng = random.Random(7)
+    ids = ["plain", 'quote"d', "back\\slash", "ünïcode ✓", "emoji 🙂", "comma,id"]
+    rows = [(i, "pdq", rng.randbytes(32)) for i in ids] + [
+        (i, "md5", rng.randbytes(16)) for i in ids
+    ]
+    node = Node.open(home)
+    try:
+        now = datetime(2026, 12, 7, tzinfo=UTC)
+        assert node.store.matches.register_rows(rows[:3], now) == {"pdq": 3}
+        assert node.store.matches.register_rows(rows, now) == {"md5": 6, "pdq": 3}
+    finally:
+        node.close()
+    conn = sqlite3.connect(home / "node.db")
+    try:
+        stored = conn.execute("SELECT content_id, hash_type, hash FROM content").fetchall()
+    finally:
+        conn.close()
+    assert sorted(stored) == sorted(rows)
+
+
+def test_the_cycle_collector_is_paused_for_a_bulk_run_and_restored() -> None:
+    """A bulk run makes millions of objects and no cycles: the collector waits, and
+    is left as the run found it."""
+    import gc
+
+    from node.content_import import no_cycle_collection
+
+    assert gc.isenabled()
+    with no_cycle_collection():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_cycle_collection():
+            pass
+        assert not gc.isenabled(), "left as it was found"
+    finally:
+        gc.enable()
