@@ -311,7 +311,7 @@ def _verifier(hub: _Hub) -> TrustedHub:
     )
 
 
-def _begin(verifier: TrustedHub, trust: ListTrust, pub: Publication) -> ListUpdate:
+def _begin(verifier: TrustedHub, trust: ListTrust, pub: Publication[ListState]) -> ListUpdate:
     """``begin_update`` with the publication's checkpoint and ``add_header`` of its header."""
     version = pub.header.version
     update = verifier.begin_update(trust, pub.files[checkpoint_path(LIST_ID)])
@@ -320,7 +320,7 @@ def _begin(verifier: TrustedHub, trust: ListTrust, pub: Publication) -> ListUpda
     return update
 
 
-def _body(pub: Publication) -> bytes:
+def _body(pub: Publication[ListState]) -> bytes:
     return pub.files[body_path(LIST_ID, pub.header.body.sha256)]
 
 
@@ -361,7 +361,7 @@ def update_rows(base: int, changes: int, repeats: int) -> list[Row]:
 
 
 def _bootstrap(
-    verifier: TrustedHub, first: Publication, repeats: int
+    verifier: TrustedHub, first: Publication[ListState], repeats: int
 ) -> tuple[Row, ListState, ListTrust]:
     """Take a new verifier to version 1 by its snapshot (an informative, one-off row)."""
     snapshot = first.files[snapshot_path(LIST_ID, 1)]
@@ -387,7 +387,7 @@ def _bootstrap(
 
 
 def _apply_once(
-    verifier: TrustedHub, trust: ListTrust, state: ListState, pub: Publication
+    verifier: TrustedHub, trust: ListTrust, state: ListState, pub: Publication[ListState]
 ) -> tuple[ListState, ListTrust]:
     update = _begin(verifier, trust, pub)
     update.add_body(pub.header.version, _body(pub))
@@ -399,7 +399,7 @@ def _time_update(
     verifier: TrustedHub,
     trust: ListTrust,
     state: ListState,
-    pub: Publication,
+    pub: Publication[ListState],
     name: str,
     repeats: int,
 ) -> list[Row]:

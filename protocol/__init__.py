@@ -24,6 +24,15 @@ from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, SignedCheckpoint, cosign, sign_note
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
 from protocol.delta import GENESIS_PREV, BodyRef, DeltaBody, DeltaHeader
+from protocol.entries import (
+    REASONS,
+    EntriesBody,
+    Entry,
+    EntryState,
+    Removal,
+    Vocabulary,
+    VocabularyError,
+)
 from protocol.errors import (
     BodyRuleError,
     ConsistencyError,
@@ -68,6 +77,7 @@ __all__ = [
     "GENESIS_PREV",
     "HASH_TYPES",
     "MAX_TOTAL",
+    "REASONS",
     "Ack",
     "AppliedVersion",
     "BodyRef",
@@ -78,6 +88,9 @@ __all__ = [
     "Counts",
     "DeltaBody",
     "DeltaHeader",
+    "EntriesBody",
+    "Entry",
+    "EntryState",
     "EquivocationError",
     "ExpiredError",
     "FreezeError",
@@ -102,6 +115,7 @@ __all__ = [
     "PublicKey",
     "Publication",
     "Publisher",
+    "Removal",
     "Role",
     "RollbackError",
     "Root",
@@ -114,6 +128,8 @@ __all__ = [
     "TrustedHub",
     "UnknownListError",
     "VerifiedCheckpoint",
+    "Vocabulary",
+    "VocabularyError",
     "WrongTypeError",
     "b64decode",
     "b64encode",

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from protocol._fields import require_aware
 from protocol.checkpoint import Checkpoint, SignedCheckpoint, cosign, sign_note
-from protocol.delta import GENESIS_PREV, DeltaBody, DeltaHeader
+from protocol.delta import GENESIS_PREV, BodyRef, DeltaBody, DeltaHeader
+from protocol.entries import EntriesBody, Entry, EntryState, Removal
 from protocol.errors import MalformedError, SignatureError
 from protocol.keys import SigningKey, sign_bytes
 from protocol.layout import (
@@ -31,6 +33,7 @@ from protocol.layout import (
     sig_path,
     snapshot_path,
 )
+from protocol.lists import hash_type
 from protocol.merkle import CompactRange
 from protocol.root import ROLE_NAMES, Root
 from protocol.state import ListState
@@ -38,29 +41,45 @@ from protocol.state import ListState
 __all__ = ["ListHead", "Publication", "Publisher", "root_files"]
 
 
+S = TypeVar("S", ListState, EntryState)
+
+
 @dataclass
-class ListHead:
-    """The publisher's view of a list after its last published version."""
+class ListHead(Generic[S]):
+    """The publisher's view of a list after its last published version (``S``: its
+    state, bare hashes or entry records)."""
 
     list_id: str
-    state: ListState
+    state: S
     version: int = 0
     compact: CompactRange = field(default_factory=CompactRange)
     last_leaf: str = GENESIS_PREV
     last_created: datetime | None = None
 
-    @classmethod
-    def empty(cls, root: Root, list_id: str) -> ListHead:
-        return cls(list_id, ListState(root.list_spec(list_id).hash_length))
+    @staticmethod
+    def empty(root: Root, list_id: str) -> ListHead[ListState]:
+        """A ``hashes`` list before its first version."""
+        spec = root.list_spec(list_id)
+        if spec.entries:
+            raise MalformedError(f"list {list_id} holds entries: ListHead.empty_entries")
+        return ListHead(list_id, ListState(spec.hash_length))
+
+    @staticmethod
+    def empty_entries(root: Root, list_id: str) -> ListHead[EntryState]:
+        """An ``entries`` list before its first version."""
+        spec = root.list_spec(list_id)
+        if not spec.entries:
+            raise MalformedError(f"list {list_id} holds bare hashes: ListHead.empty")
+        return ListHead(list_id, EntryState(hash_type(spec.hash_type)))
 
 
 @dataclass(frozen=True)
-class Publication:
+class Publication(Generic[S]):
     """One published version: its header, its files in publication order, and the new head."""
 
     header: DeltaHeader
     files: dict[str, bytes]
-    head: ListHead
+    head: ListHead[S]
 
 
 def root_files(root: Root, keys: Iterable[SigningKey]) -> dict[str, bytes]:
@@ -107,18 +126,18 @@ class Publisher:
         ]
         return SignedCheckpoint(cp, tuple(lines)).to_bytes()
 
-    def refresh(self, head: ListHead, now: datetime) -> bytes:
+    def refresh(self, head: ListHead[ListState], now: datetime) -> bytes:
         """Re-issue the current checkpoint of ``head`` with a new co-signature time."""
         return self.checkpoint(head.list_id, head.version, head.compact.root(), now)
 
     def publish(
         self,
-        head: ListHead,
+        head: ListHead[ListState],
         *,
         removes: Iterable[bytes] = (),
         adds: Iterable[bytes] = (),
         now: datetime,
-    ) -> Publication:
+    ) -> Publication[ListState]:
         """Make version ``head.version + 1`` from ``removes`` and ``adds``.
 
         Every removal must be in the list and every addition absent (the hub
@@ -129,20 +148,66 @@ class Publisher:
             MalformedError: a hash of the wrong width.
         """
         spec = self.root.list_spec(head.list_id)
+        if spec.entries:
+            raise MalformedError(f"list {head.list_id} holds entries: publish_entries")
         now = require_aware(now, "publish time")
-        created = max(now, head.last_created) if head.last_created else now
         body = DeltaBody.build(spec.hash_type, list(removes), list(adds))
         if head.state.width != spec.hash_length:
             raise MalformedError("list head width differs from the root's declaration")
         new_state = head.state.apply(body.removes, body.adds)
-        body_bytes = body.to_bytes()
+        return self._publish(head, body.to_bytes(), body.ref(), new_state, now)
+
+    def publish_entries(
+        self,
+        head: ListHead[EntryState],
+        *,
+        removes: Iterable[Removal] = (),
+        adds: Iterable[Entry] = (),
+        now: datetime,
+    ) -> Publication[EntryState]:
+        """Make version ``head.version + 1`` of an ``entries`` list: ``removes`` (records
+        by value, each with its reason) and ``adds``, checked by the rules a verifier
+        applies (the root's vocabulary, the version's time), so the hub never signs a
+        version its nodes would refuse.
+
+        Raises:
+            StateMismatchError: a removal absent, or an addition's hash or entry held.
+            BodyRuleError: the changes break a body rule (``VocabularyError`` a term).
+        """
+        spec = self.root.list_spec(head.list_id)
+        if not spec.entries:
+            raise MalformedError(f"list {head.list_id} holds bare hashes: publish")
+        now = require_aware(now, "publish time")
+        body = EntriesBody.build(spec.hash_type, removes, adds)
+        body.check_vocabulary(self.root.vocabulary)
+        body.check_times(self._created(head, now))
+        new_state = head.state.apply(body)
+        return self._publish(head, body.to_bytes(), body.ref(), new_state, now)
+
+    @staticmethod
+    def _created(head: ListHead[Any], now: datetime) -> datetime:
+        """A version is never made before the one it follows (§7.1)."""
+        return max(now, head.last_created) if head.last_created else now
+
+    def _publish(
+        self,
+        head: ListHead[S],
+        body_bytes: bytes,
+        ref: BodyRef,
+        new_state: S,
+        now: datetime,
+    ) -> Publication[S]:
+        """The header, its signature, the snapshot when due and the checkpoint of the
+        version whose body is ``body_bytes`` and whose state becomes ``new_state``."""
+        spec = self.root.list_spec(head.list_id)
+        created = self._created(head, now)
         header = DeltaHeader(
             list_id=head.list_id,
             version=head.version + 1,
             prev=head.last_leaf,
             root_version=self.root.version,
             created=created,
-            body=body.ref(),
+            body=ref,
             base_state=head.state.digest(),
             result_state=new_state.digest(),
         )

@@ -6,8 +6,10 @@ role *and* from N+1's own root role, so a rotation must be approved by the old
 keys and proven usable with the new ones. Besides that:
 
 - the hub ``name`` (the prefix of every checkpoint origin) never changes;
-- a list declared in both versions keeps its hash type and length, so no version
-  can reinterpret existing hashes;
+- a list declared in both versions keeps its hash type, length and format, so no
+  version can reinterpret existing hashes or records;
+- a later ``vocabulary`` keeps every term and the classification scale's order
+  (``protocol.entries``), so a record accepted once stays valid;
 - the version is exactly N+1 (no skipping, no replay);
 - every role names keys that exist, with 1 ≤ threshold ≤ number of keys.
 
@@ -28,6 +30,7 @@ from typing import Any
 from protocol._fields import Fields, expect_type, format_time, merge_extra, require_aware
 from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import MAX_SIGNATURE_LINES
+from protocol.entries import LIST_FORMATS, ListFormat, Vocabulary
 from protocol.errors import (
     ConsistencyError,
     MalformedError,
@@ -96,6 +99,9 @@ class ListSpec:
             sets it to the list's next version. In other roots it binds nothing (a
             hub may copy or raise it, never above the next version). Never decreases
             from one root to the next.
+        format: ``hashes`` (bare hashes, PROTOCOL.md §7.2) or ``entries`` (entry
+            records with metadata, ``protocol.entries``). Written only when
+            ``entries``, so a root of ``hashes`` lists keeps its bytes. Never changes.
     """
 
     list_id: str
@@ -104,6 +110,7 @@ class ListSpec:
     label: str = ""
     snapshot_every: int = 100
     first_version: int = 1
+    format: ListFormat = "hashes"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -121,6 +128,11 @@ class ListSpec:
             )
         if self.snapshot_every < 1:
             raise MalformedError(f"list {self.list_id}: snapshot_every must be ≥ 1")
+        if self.format not in LIST_FORMATS:
+            raise MalformedError(
+                f"list {self.list_id}: format {str(self.format)[:32]!r} is not one of "
+                f"{', '.join(LIST_FORMATS)}"
+            )
 
     @property
     def hash_length(self) -> int:
@@ -135,18 +147,23 @@ class ListSpec:
         """
         return version % self.snapshot_every == 0
 
+    @property
+    def entries(self) -> bool:
+        """Whether the list holds entry records rather than bare hashes."""
+        return self.format == "entries"
+
     def to_dict(self) -> dict[str, Any]:
-        return merge_extra(
-            {
-                "hash_type": self.hash_type,
-                "hash_length": self.hash_length,
-                "max_distance": self.max_distance,
-                "label": self.label,
-                "snapshot_every": self.snapshot_every,
-                "first_version": self.first_version,
-            },
-            self.extra,
-        )
+        known: dict[str, Any] = {
+            "hash_type": self.hash_type,
+            "hash_length": self.hash_length,
+            "max_distance": self.max_distance,
+            "label": self.label,
+            "snapshot_every": self.snapshot_every,
+            "first_version": self.first_version,
+        }
+        if self.entries:
+            known["format"] = self.format
+        return merge_extra(known, self.extra)
 
     @classmethod
     def from_dict(cls, list_id: str, value: Any) -> ListSpec:
@@ -166,8 +183,11 @@ class ListSpec:
             label=f.text("label", max_len=128),
             snapshot_every=f.integer("snapshot_every", minimum=1),
             first_version=f.integer("first_version", minimum=1),
+            format=f.text("format", max_len=32) if f.has("format") else "hashes",  # type: ignore[arg-type]
             extra=f.rest(),
         )
+        if f.has("format") and not spec.entries:
+            raise MalformedError(f"{where}: format is written only for an entries list")
         return spec
 
 
@@ -224,6 +244,7 @@ class Root:
     lists: Mapping[str, ListSpec] = field(default_factory=dict)
     mirrors: tuple[str, ...] = ()
     policy: Policy = field(default_factory=Policy)
+    vocabulary: Vocabulary | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -258,24 +279,28 @@ class Root:
         for list_id, spec in self.lists.items():
             if spec.list_id != list_id:
                 raise MalformedError(f"root: list {list_id} declared under another id")
+            if spec.entries and self.vocabulary is None:
+                raise MalformedError(
+                    f"root: list {list_id} holds entries and the root declares no vocabulary"
+                )
 
     # -- encoding ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return merge_extra(
-            {
-                "_type": ROOT_TYPE,
-                "version": self.version,
-                "name": self.name,
-                "expires": format_time(self.expires),
-                "keys": {k: v.to_dict() for k, v in self.keys.items()},
-                "roles": {k: v.to_dict() for k, v in self.roles.items()},
-                "lists": {k: v.to_dict() for k, v in self.lists.items()},
-                "mirrors": list(self.mirrors),
-                "policy": self.policy.to_dict(),
-            },
-            self.extra,
-        )
+        known: dict[str, Any] = {
+            "_type": ROOT_TYPE,
+            "version": self.version,
+            "name": self.name,
+            "expires": format_time(self.expires),
+            "keys": {k: v.to_dict() for k, v in self.keys.items()},
+            "roles": {k: v.to_dict() for k, v in self.roles.items()},
+            "lists": {k: v.to_dict() for k, v in self.lists.items()},
+            "mirrors": list(self.mirrors),
+            "policy": self.policy.to_dict(),
+        }
+        if self.vocabulary is not None:
+            known["vocabulary"] = self.vocabulary.to_dict()
+        return merge_extra(known, self.extra)
 
     def to_bytes(self) -> bytes:
         return canonicalize(self.to_dict())
@@ -313,6 +338,9 @@ class Root:
             lists=lists,
             mirrors=tuple(mirrors),
             policy=Policy.from_dict(f.mapping("policy")),
+            vocabulary=(
+                Vocabulary.from_dict(f.mapping("vocabulary")) if f.has("vocabulary") else None
+            ),
             extra={k: v for k, v in f.rest().items() if k != "_type"},
         )
 
@@ -380,6 +408,11 @@ class Root:
                     f"root v{new.version} changes list {spec.list_id} "
                     f"from {old.hash_type} to {spec.hash_type}"
                 )
+            if old.format != spec.format:
+                raise ConsistencyError(
+                    f"root v{new.version} changes list {spec.list_id} "
+                    f"from {old.format} to {spec.format}"
+                )
         for spec, old in both:
             if spec.first_version < old.first_version:
                 raise RollbackError(
@@ -387,6 +420,13 @@ class Root:
                     f"from {old.first_version} to {spec.first_version}: versions already "
                     "retired from an older delta key would be signable by it again"
                 )
+        if self.vocabulary is not None:
+            if new.vocabulary is None:
+                raise RollbackError(
+                    f"root v{new.version} drops the vocabulary: records that use it "
+                    "would no longer verify"
+                )
+            self.vocabulary.check_successor(new.vocabulary, new.version)
         return new
 
     def rotates_delta(self, previous: Root) -> bool:

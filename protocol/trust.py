@@ -27,10 +27,10 @@ a verifier (its headers never reproduce the root) but never becomes its state.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from protocol._fields import (
     Fields,
@@ -51,6 +51,7 @@ from protocol.checkpoint import (
     verify_note_signature,
 )
 from protocol.delta import GENESIS_PREV, DeltaBody, DeltaHeader
+from protocol.entries import EntriesBody, EntryState, record_limit
 from protocol.errors import (
     ConsistencyError,
     EquivocationError,
@@ -65,12 +66,14 @@ from protocol.errors import (
 )
 from protocol.keys import SignatureSidecar
 from protocol.layout import Limits, root_path
-from protocol.lists import validate_list_id
+from protocol.lists import hash_type, validate_list_id
 from protocol.merkle import CompactRange
 from protocol.root import ListSpec, Root
 from protocol.state import EMPTY_DIGEST, ListState, StateDigest
 
 __all__ = ["ListTrust", "ListUpdate", "TrustedHub", "VerifiedCheckpoint"]
+
+B = TypeVar("B", DeltaBody, EntriesBody)
 
 
 @dataclass(frozen=True)
@@ -377,6 +380,7 @@ class ListUpdate:
         self.checkpoint = checkpoint
         self.headers: list[DeltaHeader] = []
         self.bodies: dict[int, DeltaBody] = {}
+        self.entries_bodies: dict[int, EntriesBody] = {}
         self.snapshot_version: int | None = None
         self._compact = trust.compact.copy()
         self._log_verified = checkpoint.size == trust.version
@@ -560,19 +564,52 @@ class ListUpdate:
 
     # -- snapshot and bodies ----------------------------------------------------------
 
+    def _format(self, entries: bool, what: str) -> None:
+        """Refuse to read a list's files as the other format's."""
+        if self.spec.entries != entries:
+            raise MalformedError(
+                f"list {self.spec.list_id} holds {self.spec.format}: {what} is for the other format"
+            )
+
     def add_snapshot(self, version: int, data: bytes) -> ListState:
         """Verify a snapshot against the ``result_state`` its header signs; it becomes the base."""
         self._require_log()
+        self._format(False, "add_snapshot")
         header = self.header(version)
-        width = self.spec.hash_length
-        expected_len = header.result_state.count * width
+        expected_len = header.result_state.count * self.spec.hash_length
         if len(data) != expected_len:
             raise LimitError(
                 f"snapshot v{version}: {len(data)} bytes, header promises {expected_len}"
             )
         if hashlib.sha256(data).hexdigest() != header.result_state.sha256:
             raise ConsistencyError(f"snapshot v{version}: SHA-256 does not match result_state")
-        state = ListState.from_snapshot(width, data)
+        state = ListState.from_snapshot(self.spec.hash_length, data)
+        self.snapshot_version = version
+        return state
+
+    def add_entries_snapshot(self, version: int, data: bytes) -> EntryState:
+        """``add_snapshot`` for an ``entries`` list: no longer than its records can be,
+        its SHA-256 the ``result_state``'s, every record by the grammar and the
+        vocabulary of the root that signed the header, as many as it signs."""
+        self._require_log()
+        self._format(True, "add_entries_snapshot")
+        header = self.header(version)
+        kind = hash_type(self.spec.hash_type)
+        most = header.result_state.count * (record_limit(kind) + 1)
+        if len(data) > most:
+            raise LimitError(
+                f"snapshot v{version}: {len(data)} bytes, more than "
+                f"{header.result_state.count} records can be"
+            )
+        if hashlib.sha256(data).hexdigest() != header.result_state.sha256:
+            raise ConsistencyError(f"snapshot v{version}: SHA-256 does not match result_state")
+        vocabulary = self._hub.root_at(header.root_version).vocabulary
+        state = EntryState.from_snapshot(kind, data, vocabulary)
+        if state.count != header.result_state.count:
+            raise ConsistencyError(
+                f"snapshot v{version}: {state.count} records, header signs "
+                f"{header.result_state.count}"
+            )
         self.snapshot_version = version
         return state
 
@@ -609,11 +646,13 @@ class ListUpdate:
         return [
             h
             for h in self.headers
-            if h.version > self.base_version and h.version not in self.bodies
+            if h.version > self.base_version
+            and h.version not in self.bodies
+            and h.version not in self.entries_bodies
         ]
 
-    def add_body(self, version: int, data: bytes) -> DeltaBody:
-        """Verify a body by the length and SHA-256 its header signs, then parse it strictly."""
+    def _body_bytes(self, version: int, data: bytes) -> DeltaHeader:
+        """The header of ``version``, once ``data`` is the body it signs (length, SHA-256)."""
         self._require_log()
         header = self.header(version)
         ref = header.body
@@ -621,9 +660,28 @@ class ListUpdate:
             raise LimitError(f"body v{version}: {len(data)} bytes, header says {ref.length}")
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise ConsistencyError(f"body v{version}: SHA-256 does not match the header")
+        return header
+
+    def add_body(self, version: int, data: bytes) -> DeltaBody:
+        """Verify a body by the length and SHA-256 its header signs, then parse it strictly."""
+        self._format(False, "add_body")
+        header = self._body_bytes(version, data)
         body = DeltaBody.from_bytes(data, self.spec.hash_type)
-        body.check_ref(ref)
+        body.check_ref(header.body)
         self.bodies[version] = body
+        return body
+
+    def add_entries_body(self, version: int, data: bytes) -> EntriesBody:
+        """``add_body`` for an ``entries`` list: parsed strictly, every added record's
+        terms in the vocabulary of the root that signed the header, and its times
+        (first seen, expiry) consistent with the header's ``created``."""
+        self._format(True, "add_entries_body")
+        header = self._body_bytes(version, data)
+        body = EntriesBody.from_bytes(data, self.spec.hash_type)
+        body.check_ref(header.body)
+        body.check_vocabulary(self._hub.root_at(header.root_version).vocabulary)
+        body.check_times(header.created)
+        self.entries_bodies[version] = body
         return body
 
     # -- apply ------------------------------------------------------------------------
@@ -640,12 +698,19 @@ class ListUpdate:
 
     def ordered_bodies(self) -> list[tuple[DeltaHeader, DeltaBody]]:
         """Every body after the base, in order; raises if one is missing."""
+        return self._ordered(self.bodies)
+
+    def ordered_entries_bodies(self) -> list[tuple[DeltaHeader, EntriesBody]]:
+        """``ordered_bodies`` of an ``entries`` list."""
+        return self._ordered(self.entries_bodies)
+
+    def _ordered(self, bodies: Mapping[int, B]) -> list[tuple[DeltaHeader, B]]:
         self._require_log()
         out = []
         for header in self.headers:
             if header.version <= self.base_version:
                 continue
-            body = self.bodies.get(header.version)
+            body = bodies.get(header.version)
             if body is None:
                 raise ConsistencyError(f"body v{header.version} has not been verified")
             out.append((header, body))
@@ -664,7 +729,10 @@ class ListUpdate:
                 checkpoint=self.checkpoint.raw,
                 checkpoint_time=self.checkpoint.timestamp,
             )
-        self.ordered_bodies()
+        if self.spec.entries:
+            self.ordered_entries_bodies()
+        else:
+            self.ordered_bodies()
         last = self.headers[-1]
         if result != last.result_state:
             raise ConsistencyError(
@@ -698,12 +766,27 @@ class ListUpdate:
         self.check_base(state.digest())
         for header, body in self.ordered_bodies():
             state = state.apply(body.removes, body.adds)
-            if check_every_version and state.digest() != header.result_state:
-                raise ConsistencyError(
-                    f"list {self.spec.list_id}: state after v{header.version} "
-                    "differs from its result_state"
-                )
+            self._check_version(header, state.digest, check_every_version)
         return state, self.finish(state.digest())
+
+    def apply_entries(
+        self, state: EntryState, *, check_every_version: bool = False
+    ) -> tuple[EntryState, ListTrust]:
+        """``apply`` for an ``entries`` list."""
+        self.check_base(state.digest())
+        for header, body in self.ordered_entries_bodies():
+            state = state.apply(body)
+            self._check_version(header, state.digest, check_every_version)
+        return state, self.finish(state.digest())
+
+    def _check_version(
+        self, header: DeltaHeader, digest: Callable[[], StateDigest], check: bool
+    ) -> None:
+        if check and digest() != header.result_state:
+            raise ConsistencyError(
+                f"list {self.spec.list_id}: state after v{header.version} "
+                "differs from its result_state"
+            )
 
 
 def _note_key_ids(root: Root, keyids: Iterable[str], name: str, alg: int) -> dict[bytes, list[str]]:

@@ -183,7 +183,7 @@ class _Repo:
     root1: Root
     root2: Root
     files: dict[str, bytes] = field(default_factory=dict)
-    heads: dict[str, ListHead] = field(default_factory=dict)
+    heads: dict[str, ListHead[ListState]] = field(default_factory=dict)
     md5_v2_checkpoint: bytes = b""
     timeline: list[str] = field(default_factory=list)
 

@@ -167,7 +167,7 @@ class Lists:
         """Cache the state a publish just built, so the next read need not rebuild it."""
         self._states[list_id] = _Cached(version, state)
 
-    def head(self, list_id: str) -> ListHead:
+    def head(self, list_id: str) -> ListHead[ListState]:
         """What the next publish of ``list_id`` builds on."""
         row = self.row(list_id)
         hashes = [bytes.fromhex(h) for h in json.loads(row["compact"])]

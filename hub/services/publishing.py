@@ -19,7 +19,7 @@ from hub.services.context import HubContext
 from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.lists import Lists
-from protocol import ListHead, Publication, format_time
+from protocol import ListHead, ListState, Publication, format_time
 
 __all__ = ["PublishResult", "Publishing"]
 
@@ -123,7 +123,7 @@ class Publishing:
             hash_type=spec.hash_type,
         )
 
-    def _changes(self, head: ListHead) -> _Changes | None:
+    def _changes(self, head: ListHead[ListState]) -> _Changes | None:
         """The staged rows' net change to ``head``; None when nothing is staged.
 
         The last staged operation on a hash wins; only real changes are published
@@ -144,7 +144,9 @@ class Publishing:
             last_staged=staged[-1]["id"],
         )
 
-    def _store(self, list_id: str, publication: Publication, changes: _Changes, who: str) -> None:
+    def _store(
+        self, list_id: str, publication: Publication[ListState], changes: _Changes, who: str
+    ) -> None:
         """Keep a signed version: its files, the list's head, its entries, in that order."""
         for step, (path, data) in enumerate(publication.files.items()):
             self.ctx.fault(f"file {step}: {path}")
@@ -167,7 +169,7 @@ class Publishing:
         )
         self.ctx.fault("commit")
 
-    def _move_head(self, list_id: str, publication: Publication) -> None:
+    def _move_head(self, list_id: str, publication: Publication[ListState]) -> None:
         """The list's new head, and its log root for checking acks against (``log_roots``)."""
         new, header = publication.head, publication.header
         self.ctx.db.execute(

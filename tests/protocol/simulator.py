@@ -128,7 +128,7 @@ class HubSimulator:
             1, specs, policy or Policy(), expires or T0 + timedelta(days=365)
         )
         self.files.update(root_files(self.root, self.keys["root"]))
-        self.history: dict[str, list[ListHead]] = {
+        self.history: dict[str, list[ListHead[ListState]]] = {
             list_id: [ListHead.empty(self.root, list_id)] for list_id in specs
         }
 
@@ -196,7 +196,7 @@ class HubSimulator:
     def publisher(self) -> Publisher:
         return Publisher(self.root, self.keys)
 
-    def head(self, list_id: str = LIST) -> ListHead:
+    def head(self, list_id: str = LIST) -> ListHead[ListState]:
         return self.history[list_id][-1]
 
     def _tick(self, at: datetime | None) -> datetime:
