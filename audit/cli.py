@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 import click
 
 from audit.acks import AcksReport, audit_acks
-from audit.diff import ListDiff, diff_versions
+from audit.diff import Change, ListDiff, diff_versions
 from audit.source import DEFAULT_DEADLINE, FolderSource, HttpSource, SourceError, open_source
 from audit.verify import Finding, ListReport, Pin, TreeReport, verify_tree
 from audit.witness import Witness, WitnessError, default_witness_path
@@ -174,12 +174,20 @@ def _list_lines(r: ListReport) -> list[str]:
     if r.status == "verified":
         assert r.state is not None
         snaps = ", ".join(f"v{v}" for v in r.snapshots) or "none due"
+        held = (
+            f"{r.state.count} entr{'y' if r.state.count == 1 else 'ies'}"
+            if r.format == "entries"
+            else f"{r.state.count} hash{'' if r.state.count == 1 else 'es'}"
+        )
+        removed = ", ".join(f"{n} {reason}" for reason, n in sorted(r.removed.items()))
         return [
-            f"list {r.list_id} ({r.hash_type}): verified - {r.size} version(s), "
-            f"{r.state.count} hash{'' if r.state.count == 1 else 'es'} "
+            f"list {r.list_id} ({r.hash_type}): verified - {r.size} version(s), {held} "
             f"(state {r.state.sha256[:16]}…), "
             f"checkpoint co-signed {r.checkpoint_time}, snapshots {snaps}",
+            *([f"  removed: {removed}"] if removed else []),
             *([f"  witness: {r.witness}"] if r.witness else []),
+            # Rules the hub broke although every file verified (PROTOCOL.md §7.3, §12).
+            *(f"  {f.line()}" for f in r.findings),
         ]
     return [f"list {r.list_id} ({r.hash_type or '?'}): {r.status.upper()}"] + [
         f"  {f.line()}" for f in r.findings
@@ -362,6 +370,13 @@ def acks(
     sys.exit(_exit_code(failed, incomplete))
 
 
+def _changed(change: Change) -> str:
+    """A hash, or of a list of entries the record (and why it went)."""
+    if change.record is None:
+        return change.hash
+    return change.record + (f" ({change.reason})" if change.reason else "")
+
+
 def _diff_lines(diff: ListDiff) -> list[str]:
     lines = [f"list {diff.list_id}: v{diff.old} -> v{diff.new}"]
     for v in diff.versions:
@@ -370,10 +385,12 @@ def _diff_lines(diff: ListDiff) -> list[str]:
             f"+{v.adds} -{v.removes}, signed by {', '.join(v.signed_by)}"
         )
     lines.append(f"added ({len(diff.added)}):")
-    lines += [f"  +{c.hash}  v{c.version}  signed by {', '.join(c.signed_by)}" for c in diff.added]
+    lines += [
+        f"  +{_changed(c)}  v{c.version}  signed by {', '.join(c.signed_by)}" for c in diff.added
+    ]
     lines.append(f"removed ({len(diff.removed)}):")
     lines += [
-        f"  -{c.hash}  v{c.version}  signed by {', '.join(c.signed_by)}" for c in diff.removed
+        f"  -{_changed(c)}  v{c.version}  signed by {', '.join(c.signed_by)}" for c in diff.removed
     ]
     return lines
 

@@ -14,17 +14,24 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
 3. every header 1 … size by ``ListUpdate.add_header`` (signature by the delta role
    of the root it names, ``prev``, ``base_state``, root floor, times, caps), the
    Merkle root reproduced after the last one;
-4. every body by ``ListUpdate.add_body`` (length, SHA-256, body rules, counts);
+4. every body by ``ListUpdate.add_body`` (length, SHA-256, body rules, counts), or
+   for a list of entries ``add_entries_body`` (also the records' vocabulary and
+   times, §13.6);
 5. a replay from the empty state through every body, comparing the digest after
    each version with that header's ``result_state`` (§13.7), ended by
-   ``ListUpdate.finish``;
+   ``ListUpdate.finish``; for a list of entries, the hub's own rule that every
+   version removes the entries whose ``expires`` has come by its ``created``
+   (§12 item 8), each entry still held after that a ``LateExpiry`` finding;
 6. every snapshot that is due (``ListUpdate.snapshots_due``: by the
    ``snapshot_every`` of the root each header names, §8) or present, by
    ``ListUpdate.add_snapshot``, and equal to the replayed state; a due one that
    is missing is ``MissingFileError``;
 7. against the witness file of earlier runs: ``begin_update`` from the witnessed
    record (rollback, equivocation), and an RFC 9162 consistency proof from the
-   witnessed tree to this one, built from the verified log.
+   witnessed tree to this one, built from the verified log;
+8. across the lists of entries of one collection (one ``label``): an entry held by
+   several of them carries the same metadata in each (§7.3), else an
+   ``EntryMismatch`` finding on each list that holds it.
 
 Each check that fails becomes a ``Finding`` naming the file, the rule (the
 ``protocol`` error class) and the PROTOCOL.md section, and ends that list's
@@ -46,6 +53,9 @@ from audit.witness import Witness
 from protocol import (
     DeltaBody,
     DeltaHeader,
+    EntriesBody,
+    Entry,
+    EntryState,
     Limits,
     ListState,
     ListTrust,
@@ -63,10 +73,13 @@ from protocol import (
     sig_path,
     snapshot_path,
 )
+from protocol.entries import record_limit
 from protocol.errors import ConsistencyError, MissingFileError
+from protocol.lists import hash_type
 from protocol.merkle import consistency_proof, verify_consistency
 
 __all__ = [
+    "HUB_RULES",
     "INCOMPLETE_RULES",
     "Finding",
     "ListReport",
@@ -78,6 +91,10 @@ __all__ = [
 
 INCOMPLETE_RULES = frozenset({"FetchError", "Unverifiable", "Unreadable"})
 """Findings that mean "could not be checked" rather than "checked and wrong"."""
+
+HUB_RULES = frozenset({"LateExpiry", "EntryMismatch"})
+"""Findings of rules the hub must keep that no verifier of one list applies
+(PROTOCOL.md §7.3, §12): the published files verify, and the hub broke its word."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ class ListReport:
 
     list_id: str
     hash_type: str = ""
+    format: str = "hashes"
     status: str = "failed"  # "verified", "failed", "incomplete"
     size: int = 0
     root_hash: str = ""
@@ -155,15 +173,20 @@ class ListReport:
     versions: list[VersionInfo] = field(default_factory=list)
     witness: str = ""
     findings: list[Finding] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)
+    """Of a list of entries: how many records were removed for each reason."""
     # Kept for the other commands; not part of the report itself.
     leaves: list[bytes] = field(default_factory=list, repr=False)
-    states: dict[int, ListState] = field(default_factory=dict, repr=False)
-    bodies: dict[int, DeltaBody] = field(default_factory=dict, repr=False)
+    states: dict[int, ListState | EntryState] = field(default_factory=dict, repr=False)
+    bodies: dict[int, DeltaBody | EntriesBody] = field(default_factory=dict, repr=False)
+    final: EntryState | None = field(default=None, repr=False)
+    """Of a list of entries that verified: its last state (the collection's check)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "list": self.list_id,
             "hash_type": self.hash_type,
+            "format": self.format,
             "status": self.status,
             "size": self.size,
             "root_hash": self.root_hash,
@@ -172,6 +195,7 @@ class ListReport:
             "snapshots_checked": self.snapshots,
             "versions": [v.to_dict() for v in self.versions],
             "witness": self.witness,
+            "removed": dict(sorted(self.removed.items())),
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -388,12 +412,16 @@ def _verify_list(
     """
     spec = hub.root.list_spec(report.list_id)
     report.hash_type = spec.hash_type
+    report.format = spec.format
     checkpoint = _fetch_checkpoint(run, hub, report, witnessed)
     update = _begin_list(run, hub, report, checkpoint, witnessed)
     _check_headers(run, hub, report, update)
     _check_bodies(run, report, update)
-    trust, digests = _replay(run, report, update, spec.hash_length, keep)
-    _check_snapshots(run, hub, report, update, digests, spec.hash_length)
+    if spec.entries:
+        trust, digests = _replay_entries(run, report, update, keep)
+    else:
+        trust, digests = _replay(run, report, update, spec.hash_length, keep)
+    _check_snapshots(run, hub, report, update, digests)
     _check_witness(run, report, update, witnessed)
     report.status = "verified"
     return trust
@@ -473,7 +501,10 @@ def _check_bodies(run: _Run, report: ListReport, update: ListUpdate) -> None:
         path = body_path(report.list_id, header.body.sha256)
         data = run.need(report.findings, path, header.body.length, "PROTOCOL.md §13.6")
         with run.step(report.findings, path, "PROTOCOL.md §13.6"):
-            report.bodies[header.version] = update.add_body(header.version, data)
+            if update.spec.entries:
+                report.bodies[header.version] = update.add_entries_body(header.version, data)
+            else:
+                report.bodies[header.version] = update.add_body(header.version, data)
 
 
 def _replay(
@@ -512,13 +543,69 @@ def _replay(
     return trust, digests
 
 
+def _replay_entries(
+    run: _Run, report: ListReport, update: ListUpdate, keep: Collection[int]
+) -> tuple[ListTrust, dict[int, StateDigest]]:
+    """``_replay`` for a list of entries, also holding the hub to removing each entry
+    at the first version made once its ``expires`` has come (PROTOCOL.md §12 item 8): an
+    entry still held after such a version is a ``LateExpiry`` finding, which does
+    not stop the replay (the files verify; the hub kept an entry too long)."""
+    list_id = report.list_id
+    cp_path = checkpoint_path(list_id)
+    state = EntryState(hash_type(update.spec.hash_type))
+    digests: dict[int, StateDigest] = {}
+    with run.step(report.findings, cp_path, "PROTOCOL.md §13.7"):
+        update.check_base(state.digest())
+    if 0 in keep:
+        report.states[0] = state
+    expiring: dict[str, Entry] = {}
+    late: set[str] = set()
+    for header, body in update.ordered_entries_bodies():
+        path = body_path(list_id, header.body.sha256)
+        with run.step(report.findings, path, "PROTOCOL.md §13.7"):
+            state = state.apply(body)
+            digest = state.digest()
+            if digest != header.result_state:
+                raise ConsistencyError(
+                    f"replaying v{header.version} gives {digest.count}/{digest.sha256[:16]}, "
+                    f"header v{header.version} signs "
+                    f"{header.result_state.count}/{header.result_state.sha256[:16]}"
+                )
+        for removal in body.removes:
+            report.removed[removal.reason] = report.removed.get(removal.reason, 0) + 1
+            expiring.pop(removal.entry.entry_id, None)
+        expiring.update((e.entry_id, e) for e in body.adds if e.expires is not None)
+        for entry in sorted(expiring.values(), key=lambda e: e.entry_id):
+            if entry.expires is not None and entry.expired(header.created):
+                if entry.entry_id in late:
+                    continue
+                late.add(entry.entry_id)
+                report.findings.append(
+                    Finding(
+                        path,
+                        "LateExpiry",
+                        "PROTOCOL.md §12 item 8",
+                        f"entry {entry.entry_id} expired {format_time(entry.expires)} and is "
+                        f"still listed after v{header.version}, made "
+                        f"{format_time(header.created)}",
+                    )
+                )
+        digests[header.version] = digest
+        if header.version in keep:
+            report.states[header.version] = state
+    with run.step(report.findings, cp_path, "PROTOCOL.md §13.7"):
+        trust = update.finish(state.digest())
+    report.state = trust.state
+    report.final = state
+    return trust, digests
+
+
 def _check_snapshots(
     run: _Run,
     hub: TrustedHub,
     report: ListReport,
     update: ListUpdate,
     digests: dict[int, StateDigest],
-    width: int,
 ) -> None:
     """Every snapshot due or present: verified, and equal to the replayed state (§13.5).
     A due one that is missing fails, naming the root that made it due (§8)."""
@@ -527,8 +614,13 @@ def _check_snapshots(
     for version in candidates:
         path = snapshot_path(list_id, version)
         with run.step(report.findings, path, "PROTOCOL.md §13.5"):
-            expected = update.header(version).result_state.count * width
-            snapshot_bytes = run.source.get(path, expected)
+            count = update.header(version).result_state.count
+            cap = count * (
+                record_limit(hash_type(update.spec.hash_type)) + 1
+                if update.spec.entries
+                else update.spec.hash_length
+            )
+            snapshot_bytes = run.source.get(path, cap)
         if snapshot_bytes is None:
             if version in due:
                 named = update.header(version).root_version
@@ -541,7 +633,11 @@ def _check_snapshots(
                 )
             continue
         with run.step(report.findings, path, "PROTOCOL.md §13.5"):
-            snapshot = update.add_snapshot(version, snapshot_bytes)
+            snapshot: ListState | EntryState = (
+                update.add_entries_snapshot(version, snapshot_bytes)
+                if update.spec.entries
+                else update.add_snapshot(version, snapshot_bytes)
+            )
             if snapshot.digest() != digests[version]:
                 raise ConsistencyError(f"snapshot v{version} is not the replayed state")
         report.snapshots.append(version)
@@ -608,7 +704,44 @@ def verify_tree(
         list_report = ListReport(list_id)
         report.lists.append(list_report)
         _audit_list(run, hub, report, list_report, witness=witness, keep=keep)
+    _check_collections(hub, report)
     return report
+
+
+def _check_collections(hub: TrustedHub, report: TreeReport) -> None:
+    """An entry held by several verified lists of entries of one collection carries
+    the same metadata in each (PROTOCOL.md §7.3: the hub changes and removes an
+    entry's records together). Each disagreement is an ``EntryMismatch`` finding on
+    every list that holds the entry; the lists' own verification stands."""
+    by_label: dict[str, list[ListReport]] = {}
+    for lst in report.lists:
+        spec = hub.root.lists.get(lst.list_id)
+        if spec is not None and spec.entries and lst.final is not None:
+            by_label.setdefault(spec.label, []).append(lst)
+    for label, lists in sorted(by_label.items()):
+        if len(lists) < 2:
+            continue
+        held: dict[str, list[tuple[ListReport, Entry]]] = {}
+        for lst in lists:
+            final = lst.final
+            assert final is not None
+            for entry in final.entries():
+                held.setdefault(entry.entry_id, []).append((lst, entry))
+        for entry_id, records in sorted(held.items()):
+            if len({e.metadata() for _, e in records}) < 2:
+                continue
+            shown = "; ".join(
+                f"{lst.list_id}: {b' '.join(e.line.split(b' ')[2:]).decode()}" for lst, e in records
+            )
+            for lst, _ in records:
+                lst.findings.append(
+                    Finding(
+                        checkpoint_path(lst.list_id),
+                        "EntryMismatch",
+                        "PROTOCOL.md §7.3",
+                        f"entry {entry_id} of collection {label!r} differs between lists: {shown}",
+                    )
+                )
 
 
 def _undeclared(hub: TrustedHub, list_id: str) -> ListReport:

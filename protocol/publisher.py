@@ -126,7 +126,7 @@ class Publisher:
         ]
         return SignedCheckpoint(cp, tuple(lines)).to_bytes()
 
-    def refresh(self, head: ListHead[ListState], now: datetime) -> bytes:
+    def refresh(self, head: ListHead[Any], now: datetime) -> bytes:
         """Re-issue the current checkpoint of ``head`` with a new co-signature time."""
         return self.checkpoint(head.list_id, head.version, head.compact.root(), now)
 

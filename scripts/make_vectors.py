@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from protocol import (
+    GENESIS_PREV,
     Ack,
     AppliedVersion,
     BodyRuleError,
@@ -47,6 +48,9 @@ from protocol import (
     Counts,
     DeltaBody,
     DeltaHeader,
+    EntriesBody,
+    Entry,
+    EntryState,
     EquivocationError,
     ExpiredError,
     FreezeError,
@@ -65,6 +69,7 @@ from protocol import (
     ProtocolError,
     PublicKey,
     Publisher,
+    Removal,
     Role,
     RollbackError,
     Root,
@@ -74,6 +79,8 @@ from protocol import (
     StateMismatchError,
     TrustedHub,
     UnknownListError,
+    Vocabulary,
+    VocabularyError,
     WrongTypeError,
     body_path,
     canonicalize,
@@ -99,8 +106,10 @@ from protocol.checkpoint import (
     SignedCheckpoint,
     note_key_id,
 )
+from protocol.entries import record_limit
 from protocol.hashtypes import HASH_TYPES
 from protocol.keys import Signature
+from protocol.lists import hash_type
 from protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
 __all__ = ["VERIFY_AT", "build_vectors", "key_seed", "main"]
@@ -3078,6 +3087,918 @@ def _all_hash_types_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     }
 
 
+# --------------------------------------------------------------------------------------
+# Entries lists: records, bodies (hashhub.body.v2), state, a published tree, the rules
+# --------------------------------------------------------------------------------------
+
+ENTRIES_HUB = "entries.example"
+ENTRIES = "entries-pdq"
+VOCABULARY = Vocabulary(
+    categories=("extremism", "fraud", "ncii"),
+    classifications=("low", "medium", "high"),
+    sources=("import", "member", "upstream"),
+)
+"""The vocabulary of root v1 of ``entries.example``: the scale least severe first."""
+
+ENTRIES_STAGES = ("checkpoint", "headers", "snapshot", "bodies", "apply")
+"""The stages of an ``entries_sync`` case, in order (see CHECKS)."""
+
+
+def entries_hash(n: int) -> bytes:
+    """A 32-byte stand-in for the PDQ hash of an entry: SHA-256 of a label."""
+    return hashlib.sha256(f"entries.example item {n}".encode()).digest()
+
+
+def _entry(
+    n: int,
+    category: str = "ncii",
+    classification: str = "medium",
+    source: str = "import:batch-1",
+    first_seen: float = 0.5,
+    expires: float | None = None,
+    *,
+    entry_id: str | None = None,
+) -> Entry:
+    """Entry ``item-<n>`` of hash ``entries_hash(n)``; times in hours after T0."""
+    kind, _, ref = source.partition(":")
+    return Entry(
+        hash=entries_hash(n),
+        entry_id=f"item-{n}" if entry_id is None else entry_id,
+        category=category,
+        classification=classification,
+        source_kind=kind,
+        source_ref=ref or None,
+        first_seen=_at(first_seen),
+        expires=None if expires is None else _at(expires),
+    )
+
+
+def _line(entry: Entry) -> str:
+    return entry.line.decode("ascii")
+
+
+def _entries_root(version: int = 1, **changes: Any) -> Root:
+    """A root of ``entries.example``: the roles of the repository's root v1 (keys from
+    the same seeds), one entries list, ``VOCABULARY``; ``changes`` replace fields."""
+    keys = _keys()
+    used = sorted({label for group in ROOT1_ROLES.values() for label in group})
+    spec = ListSpec(ENTRIES, "pdq", 31, label="demo", snapshot_every=2, format="entries")
+    fields: dict[str, Any] = {
+        "version": version,
+        "name": ENTRIES_HUB,
+        "expires": T0 + timedelta(days=180),
+        "keys": {keys[k].keyid: keys[k].public for k in used},
+        "roles": {
+            role: Role(tuple(keys[k].keyid for k in group), 2 if role == "root" else 1)
+            for role, group in ROOT1_ROLES.items()
+        },
+        "lists": {ENTRIES: spec},
+        "policy": Policy(),
+        "vocabulary": VOCABULARY,
+    }
+    return Root(**{**fields, **changes})
+
+
+def _entries_text(hash_type_name: str, removes: Sequence[str], adds: Sequence[str]) -> bytes:
+    """Body bytes written line by line as given (``removes``: ``"<record> <reason>"``), so
+    a case can hold a body the builder would refuse to make."""
+    lines = [f"hashhub.body.v2 {hash_type_name}\n"]
+    lines += [f"-{r}\n" for r in removes]
+    lines += [f"+{a}\n" for a in adds]
+    return "".join(lines).encode("ascii")
+
+
+def _entries_body_checks(inp: Mapping[str, Any], text: str, created: str) -> EntriesBody:
+    """What a verifier checks of a body alone: the grammar and body rules, the vocabulary
+    of the root that signed its header, its times against the header's ``created``."""
+    body = EntriesBody.from_bytes(text.encode("ascii"), inp["hash_type"])
+    body.check_vocabulary(Vocabulary.from_dict(inp["vocabulary"]))
+    body.check_times(datetime.fromisoformat(created))
+    return body
+
+
+def _entries_apply(inp: Mapping[str, Any], text: str) -> EntryState:
+    """An ``entries_apply`` case: the body verified alone, then applied to the state."""
+    kind = hash_type(inp["hash_type"])
+    body = _entries_body_checks(inp, text, inp["created"])
+    state = EntryState.from_entries(
+        kind, [Entry.from_line(r.encode("ascii"), kind) for r in inp["state_records"]]
+    )
+    return state.apply(body)
+
+
+def _entries_run(
+    inp: Mapping[str, Any], upto: str = "apply"
+) -> tuple[EntryState, ListTrust] | None:
+    """Run an ``entries_sync`` case's stages up to and including ``upto``."""
+    hub = TrustedHub(
+        inp["root_text"].encode(),
+        inp["root_sig_text"].encode(),
+        now=datetime.fromisoformat(inp["now"]),
+    )
+    upd = hub.begin_update(ListTrust(inp["list"]), inp["checkpoint_text"].encode())
+    state = EntryState(hash_type(upd.spec.hash_type))
+    stages = ENTRIES_STAGES[: ENTRIES_STAGES.index(upto) + 1]
+    if "headers" in stages:
+        for item in inp["headers"]:
+            upd.add_header(item["header_text"].encode(), item["sig_text"].encode())
+    base = inp.get("base")
+    if "snapshot" in stages and base is not None:
+        state = upd.add_entries_snapshot(base, inp["snapshots"][str(base)].encode("ascii"))
+    if "bodies" in stages:
+        for header in upd.bodies_needed():
+            upd.add_entries_body(header.version, inp["bodies"][str(header.version)].encode())
+    return upd.apply_entries(state, check_every_version=True) if "apply" in stages else None
+
+
+def _entries_value_cases() -> dict[str, dict[str, Any]]:
+    """A record, a body and a state: the bytes another implementation must write."""
+    cases: dict[str, dict[str, Any]] = {}
+    records = [
+        _entry(1, "ncii", "high", "import:batch-1", 0.5),
+        _entry(2, "fraud", "low", "member", 0.75, 2.5),
+        _entry(3, "extremism", "medium", "upstream:other.example", 1),
+    ]
+    cases["entries-record"] = _case(
+        "Entry records of a pdq list: '<hash> <entry> <category> <classification> <source> "
+        "<first_seen> <expires>', one space between fields; the hash in lowercase hex of the "
+        "list's width; the source a vocabulary source kind, alone or 'kind:ref'; times RFC "
+        "3339 UTC to the second; '-' when it never expires. No line feed in the record.",
+        "entries_record",
+        rules=["7.3"],
+        input={
+            "hash_type": "pdq",
+            "records": [{"hash_hex": e.hash.hex(), **e.to_dict()} for e in records],
+        },
+        expected={"lines": [_line(e) for e in records]},
+    )
+
+    kept = _entry(3, "extremism", "medium", "upstream:other.example", 1)
+    changed = replace(kept, classification="high")
+    withdrawn = _entry(1, "ncii", "high", "import:batch-1", 0.5)
+    expired = _entry(2, "fraud", "low", "member", 0.75, 2.5)
+    added = [
+        _entry(6, "ncii", "low", "member:node-1", 2.75),
+        _entry(7, "fraud", "medium", "import"),
+    ]
+    removes = [
+        Removal(withdrawn, "withdrawn"),
+        Removal(kept, "changed"),
+        Removal(expired, "expired"),
+    ]
+    body = EntriesBody.build("pdq", removes, [changed, *added])
+    created = _at(3)
+    body.check_vocabulary(VOCABULARY)
+    body.check_times(created)
+    data = body.to_bytes()
+    cases["entries-body"] = _case(
+        "A hashhub.body.v2 body of a pdq entries list, made at 03:00: entry item-3 changed "
+        "(its old record removed as 'changed', its new one added, first_seen kept), item-1 "
+        "withdrawn, item-2 removed as expired (its expires, 02:30, has come), and two plain "
+        "additions. Removal lines '-<record> <reason>' come first, then '+<record>' lines, "
+        "each group strictly ascending as bytes (so by hash first), every line ending in LF. "
+        "The inputs are given unsorted.",
+        "entries_body",
+        rules=["7.4"],
+        input={
+            "hash_type": "pdq",
+            "created": _time(created),
+            "vocabulary": VOCABULARY.to_dict(),
+            "removes": [{"record": _line(r.entry), "reason": r.reason} for r in removes],
+            "adds": [_line(e) for e in (*added, changed)],
+        },
+        expected={"text": _text(data), **body.ref().to_dict()},
+    )
+
+    unsorted = [_entry(5), _entry(4, "fraud", "low", "member", 1, 3), _entry(8, "extremism")]
+    state = EntryState.from_entries(hash_type("pdq"), unsorted)
+    cases["entries-state-digest"] = _case(
+        "The state of a pdq entries list holding three records (given unsorted): the records "
+        "sorted ascending as bytes, each with its LF, are the snapshot; the digest is its "
+        "count of records and SHA-256.",
+        "entries_state_digest",
+        rules=["8.1"],
+        input={"hash_type": "pdq", "records": [_line(e) for e in unsorted]},
+        expected={**state.digest().to_dict(), "snapshot_text": _text(state.to_bytes())},
+    )
+    empty = EntryState(hash_type("pdq"))
+    cases["entries-state-digest-empty"] = _case(
+        "The state of an empty entries list: count 0, the snapshot is the empty file, and "
+        "the SHA-256 is of zero bytes.",
+        "entries_state_digest",
+        rules=["8.1"],
+        input={"hash_type": "pdq", "records": []},
+        expected={**empty.digest().to_dict(), "snapshot_text": ""},
+    )
+    return cases
+
+
+def _entries_tree_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
+    """One entries list published end to end under its own hub, and the snapshot rules."""
+    cases: dict[str, dict[str, Any]] = {}
+    root = _entries_root()
+    root_data, root_sig = root.sign([keys[k] for k in ROOT1_SIGNERS])
+    pub = Publisher(root, _online(keys, "delta"))
+    head = ListHead.empty_entries(root, ENTRIES)
+    files: dict[str, bytes] = {}
+    item1 = _entry(1, "ncii", "high", "import:batch-1", 0.5)
+    item2 = _entry(2, "fraud", "low", "member:node-1", 0.75, 2.5)
+    item3 = _entry(3, "extremism", "medium", "upstream:other.example", 0.75)
+    item4 = _entry(4, "ncii", "medium", "import:batch-1", 1, 5)
+    item5 = _entry(5, "fraud", "low", "member", 1.5)
+    item6 = _entry(6, "extremism", "high", "import:batch-2", 3.5)
+    item3_high = replace(item3, classification="high")
+    history: list[tuple[float, list[Removal], list[Entry]]] = [
+        (1, [], [item1, item2, item3, item4]),
+        (2, [Removal(item3, "changed")], [item3_high, item5]),
+        (3, [Removal(item1, "withdrawn"), Removal(item2, "expired")], []),
+        (4, [], [item6]),
+    ]
+    for hours, removes, adds in history:
+        p = pub.publish_entries(head, removes=removes, adds=adds, now=_at(hours))
+        head = p.head
+        files.update(p.files)
+    headers = []
+    bodies: dict[str, str] = {}
+    for v in range(1, head.version + 1):
+        path = header_path(ENTRIES, v)
+        headers.append({"header_text": _text(files[path]), "sig_text": _text(files[path + ".sig"])})
+        ref = DeltaHeader.from_bytes(files[path]).body
+        bodies[str(v)] = _text(files[body_path(ENTRIES, ref.sha256)])
+    snapshots = {
+        str(v): _text(files[snapshot_path(ENTRIES, v)])
+        for v in range(1, head.version + 1)
+        if snapshot_path(ENTRIES, v) in files
+    }
+    assert sorted(snapshots) == ["2", "4"]
+    inp: dict[str, Any] = {
+        "now": _time(VERIFY_AT),
+        "root_text": _text(root_data),
+        "root_sig_text": _text(root_sig),
+        "list": ENTRIES,
+        "checkpoint_text": _text(files[checkpoint_path(ENTRIES)]),
+        "headers": headers,
+        "bodies": bodies,
+        "snapshots": snapshots,
+        "base": None,
+    }
+    result = _entries_run(inp)
+    assert result is not None
+    state, trust = result
+    assert state == head.state
+    for due in snapshots:  # each due snapshot bootstraps to the same state
+        again = _entries_run({**inp, "base": int(due)})
+        assert again is not None
+        assert again[0] == state
+    cases["entries-sync"] = _case(
+        f"Hub {ENTRIES_HUB}, root v1 (signed by root-a and root-b) declares {ENTRIES}, a pdq "
+        "list of format 'entries' (snapshot_every 2), and a vocabulary. Under the delta key: "
+        "v1 at 01:00 adds item-1..item-4; v2 at 02:00 changes item-3's classification "
+        "(medium → high) and adds item-5 (snapshot due); v3 at 03:00 removes item-1 "
+        "('withdrawn') and item-2 ('expired': its expires, 02:30, has come); v4 at 04:00 "
+        "adds item-6 (snapshot due). Pin the root in the case, verify the checkpoint and "
+        "headers 1..4, add every body (checked against the root's vocabulary and each "
+        "header's created) and apply them from the empty state, checking each result_state. "
+        "item-4 is still held but expired at now (its expires, 05:00, has come): a node no "
+        "longer matches it. Each snapshot, taken as the base instead, reaches the same state.",
+        "entries_sync",
+        rules=[
+            "5.3",
+            "5.5",
+            "7.3",
+            "7.4",
+            "8.1",
+            "13.5.1",
+            "13.5.2",
+            "13.5.3",
+            "13.6.3",
+            "13.6.5",
+            "13.6.6",
+            "13.7.2",
+            "13.7.3",
+        ],
+        input=inp,
+        expected={
+            "version": trust.version,
+            "state": state.digest().to_dict(),
+            "records": [line.decode("ascii") for line in state.lines()],
+            "expired_at_now": sorted(e.entry_id for e in state.entries() if e.expired(VERIFY_AT)),
+        },
+    )
+
+    # -- snapshots that break a rule, under headers that sign them ---------------------
+    def tree_case(
+        name: str,
+        description: str,
+        bodies: Sequence[EntriesBody],
+        result: Mapping[str, Any] | None,
+        error: type[ProtocolError],
+        fails_at: str,
+        rules: Sequence[str],
+        snapshot: bytes | None = None,
+    ) -> None:
+        """Versions 1.. of ``bodies`` at 01:00, 02:00, …, under headers the delta key signs,
+        each naming ``result`` (or the state its body really leads to); ``snapshot``, if
+        given, is the last version's snapshot and the base."""
+        compact, prev = CompactRange(), GENESIS_PREV
+        state = EntryState(hash_type("pdq"))
+        base = state.digest().to_dict()
+        given_headers, given_bodies = [], {}
+        for version, body in enumerate(bodies, start=1):
+            state = state.apply(body)
+            signs = state.digest().to_dict() if result is None else dict(result)
+            value = {
+                "_type": "hashhub.delta.v1",
+                "list": ENTRIES,
+                "version": version,
+                "prev": prev,
+                "root_version": 1,
+                "created": _time(_at(version)),
+                "body": body.ref().to_dict(),
+                "base_state": base,
+                "result_state": signs,
+            }
+            data = canonicalize(value)
+            sig = sign_bytes(data, [keys["delta"]]).to_bytes()
+            given_headers.append({"header_text": _text(data), "sig_text": _text(sig)})
+            given_bodies[str(version)] = _text(body.to_bytes())
+            compact.append(leaf_hash(data))
+            prev, base = leaf_hash(data).hex(), signs
+        size = len(bodies)
+        case_inp = {
+            **inp,
+            "checkpoint_text": _text(pub.checkpoint(ENTRIES, size, compact.root(), _at(size))),
+            "headers": given_headers,
+            "bodies": given_bodies,
+            "snapshots": {} if snapshot is None else {str(size): _text(snapshot)},
+            "base": None if snapshot is None else size,
+        }
+        stage = ENTRIES_STAGES.index(fails_at)
+        _entries_run(case_inp, ENTRIES_STAGES[stage - 1])  # every stage before it passes
+        cases[name] = _case(
+            description,
+            "entries_sync",
+            rules=rules,
+            input=case_inp,
+            fails_at=fails_at,
+            error=_expect(error, partial(_entries_run, case_inp, fails_at)),
+        )
+
+    def snapshot_case(
+        name: str,
+        description: str,
+        adds: Sequence[Entry],
+        snapshot: bytes,
+        result: Mapping[str, Any],
+        error: type[ProtocolError],
+        rules: Sequence[str],
+    ) -> None:
+        """v1 adds ``adds``, v2 changes nothing; both headers sign ``result``; the snapshot
+        of v2 is ``snapshot``."""
+        tree_case(
+            name,
+            description,
+            [EntriesBody.build("pdq", adds=adds), EntriesBody.build("pdq")],
+            result,
+            error,
+            "snapshot",
+            ["8.1", *rules],
+            snapshot,
+        )
+
+    tree_case(
+        "neg-entries-sync-term-undeclared",
+        f"Header 1 of {ENTRIES}, signed by the delta key and naming root v1, names a body "
+        "that adds a record of category 'spam', which root v1's vocabulary does not "
+        "declare: the body matches its header (length, SHA-256, counts), the vocabulary "
+        "of the root the header names refuses it.",
+        [EntriesBody.build("pdq", adds=[_entry(31, "spam")])],
+        None,
+        VocabularyError,
+        "bodies",
+        ["5.5", "7.3", "13.6.5"],
+    )
+    tree_case(
+        "neg-entries-sync-first-seen-after-created",
+        f"Header 1 of {ENTRIES} (created 01:00) names a body adding a record first seen at "
+        "01:30: a hub cannot have listed an item after the version that lists it.",
+        [EntriesBody.build("pdq", adds=[_entry(31, first_seen=1.5)])],
+        None,
+        BodyRuleError,
+        "bodies",
+        ["7.4", "13.6.6"],
+    )
+
+    def signed(snapshot: bytes, count: int) -> dict[str, Any]:
+        return {"count": count, "sha256": hashlib.sha256(snapshot).hexdigest()}
+
+    a, b = sorted([_entry(11), _entry(12, "fraud", "low")], key=lambda e: e.line)
+    good = a.line + b"\n" + b.line + b"\n"
+    swapped = b.line + b"\n" + a.line + b"\n"
+    snapshot_case(
+        "neg-entries-snapshot-unordered",
+        "Headers 1 and 2 sign the digest of two records in descending order, and snapshot 2 "
+        "holds exactly those bytes: count and SHA-256 match, the records are not ascending.",
+        [a, b],
+        swapped,
+        signed(swapped, 2),
+        MalformedError,
+        ["13.5.3"],
+    )
+    twin_hash = replace(b, hash=a.hash)
+    same_hash = b"".join(line + b"\n" for line in sorted([a.line, twin_hash.line]))
+    snapshot_case(
+        "neg-entries-snapshot-hash-twice",
+        "Snapshot 2 (signed by its header, count 2) holds two records of one hash with "
+        "different entry ids, ascending: a list holds each hash at most once.",
+        [a, b],
+        same_hash,
+        signed(same_hash, 2),
+        MalformedError,
+        ["13.5.3"],
+    )
+    twin_id = replace(b, entry_id=a.entry_id)
+    first, second = sorted([a.line, twin_id.line])
+    same_id = first + b"\n" + second + b"\n"
+    snapshot_case(
+        "neg-entries-snapshot-entry-twice",
+        "Snapshot 2 (signed by its header, count 2) holds two records of one entry id with "
+        "different hashes, ascending: a list holds each entry id at most once.",
+        [a, b],
+        same_id,
+        signed(same_id, 2),
+        MalformedError,
+        ["13.5.3"],
+    )
+    one = a.line + b"\n"
+    snapshot_case(
+        "neg-entries-snapshot-fewer-records",
+        "Header 2 signs count 2 and the SHA-256 of snapshot 2, which holds one record: the "
+        "bytes match, the number of records does not.",
+        [a, b],
+        one,
+        signed(one, 2),
+        ConsistencyError,
+        ["13.5.3"],
+    )
+    many = sorted(
+        (
+            _entry(20 + n, "extremism", "high", f"upstream:{'x' * 100}", entry_id=f"{n}" * 64)
+            for n in (1, 2, 3)
+        ),
+        key=lambda e: e.line,
+    )
+    longer = b"".join(e.line + b"\n" for e in many)
+    assert len(longer) > record_limit(hash_type("pdq")) + 1
+    snapshot_case(
+        "neg-entries-snapshot-too-long",
+        f"Header 2 signs count 1 and the SHA-256 of snapshot 2, which is {len(longer)} "
+        f"bytes: more than one record can be ({record_limit(hash_type('pdq')) + 1} bytes "
+        "with its LF), refused before it is read.",
+        [a],
+        longer,
+        signed(longer, 1),
+        LimitError,
+        ["13.5.1", "11"],
+    )
+    tampered = b"".join(
+        replace(e, classification="high").line + b"\n"
+        if e.entry_id == "item-12"
+        else e.line + b"\n"
+        for e in (a, b)
+    )
+    snapshot_case(
+        "neg-entries-snapshot-sha256",
+        "Header 2 signs the digest of the state v1 made (item-11, item-12); snapshot 2 holds "
+        "the same records with item-12's classification changed: its SHA-256 is not the "
+        "result_state.",
+        [a, b],
+        tampered,
+        signed(good, 2),
+        ConsistencyError,
+        ["13.5.2"],
+    )
+    return cases
+
+
+def _entries_rule_cases() -> dict[str, dict[str, Any]]:
+    """Bodies and applies that break one rule each; every case also gives the valid body
+    it differs from in that one thing."""
+    cases: dict[str, dict[str, Any]] = {}
+    created = _at(1)
+    base_inp: dict[str, Any] = {
+        "hash_type": "pdq",
+        "vocabulary": VOCABULARY.to_dict(),
+        "created": _time(created),
+    }
+
+    def body_case(
+        rule: str,
+        description: str,
+        valid: bytes,
+        bad: bytes,
+        rules: Sequence[str] = ("7.4", "13.6.3"),
+        error: type[ProtocolError] = BodyRuleError,
+    ) -> None:
+        inp = {**base_inp, "body_text": _text(bad), "valid_body_text": _text(valid)}
+        _entries_body_checks(inp, inp["valid_body_text"], inp["created"])
+        cases[f"neg-entries-{rule}"] = _case(
+            description,
+            "entries_body_rules",
+            rules=rules,
+            input=inp,
+            error=_expect(
+                error, partial(_entries_body_checks, inp, inp["body_text"], inp["created"])
+            ),
+        )
+
+    def adds(*records: str) -> bytes:
+        return _entries_text("pdq", [], records)
+
+    rec = _line(_entry(1, "ncii", "high", "import:batch-1", 0.5, 3))
+    h, eid, cat, cls, src, first, exp = rec.split(" ")
+
+    def record(**fields: str) -> str:
+        values = {"h": h, "eid": eid, "cat": cat, "cls": cls, "src": src, "first": first}
+        values |= {"exp": exp} | fields
+        return " ".join(v for v in values.values() if v != "<none>")
+
+    valid = adds(rec)
+    grammar = {
+        "six-fields": ("the record has 6 fields (no expires)", record(exp="<none>")),
+        "eight-fields": ("the record has 8 fields (a field after expires)", f"{rec} -"),
+        "uppercase-hex": ("the hash is in uppercase hex", record(h=h.upper())),
+        "short-hash": ("the hash has 62 hex digits, not 64", record(h=h[:62])),
+        "entry-id-upper": ("the entry id has an uppercase letter", record(eid="Item-1")),
+        "entry-id-65": ("the entry id is 65 characters long", record(eid="i" * 65)),
+        "entry-id-empty": ("the entry id is empty (two spaces)", record(eid="")),
+        "term-space": ("the category holds a space", record(cat="ncii x")),
+        "term-upper": ("the category is in upper case", record(cat="NCII")),
+        "source-without-ref": ("the source is 'import:' without its ref", record(src="import:")),
+        "bad-time": (
+            "first_seen has a UTC offset instead of Z",
+            record(first=first.replace("Z", "+00:00")),
+        ),
+        "expires-not-after-first-seen": (
+            "expires equals first_seen",
+            record(exp=first),
+        ),
+    }
+    for rule, (what, bad) in grammar.items():
+        body_case(
+            rule,
+            f"A body whose one addition breaks the record grammar: {what}. A record's "
+            "fields have one spelling each; inside a body the error is the body's.",
+            valid,
+            adds(bad),
+            ["7.3", "13.6.3"],
+        )
+    for rule, what, bad in (
+        ("category-undeclared", "category 'spam'", record(cat="spam")),
+        ("classification-undeclared", "classification 'critical'", record(cls="critical")),
+        ("source-undeclared", "source kind 'partner' (with a ref)", record(src="partner:p-1")),
+    ):
+        body_case(
+            rule,
+            f"A body adding a record whose {what} is well formed but not a term of the "
+            "vocabulary of the root that signed the header.",
+            valid,
+            adds(bad),
+            ["5.5", "7.3", "13.6.5"],
+            VocabularyError,
+        )
+
+    def lines(*entries: Entry) -> list[str]:
+        return sorted((_line(e) for e in entries), key=lambda s: s.encode())
+
+    x, y = lines(_entry(1, "ncii", "high", "import:batch-1", 0.5), _entry(2, "fraud", "low"))
+    body_case(
+        "removals-unordered",
+        "Two removals (both 'withdrawn') in descending order.",
+        _entries_text("pdq", [f"{x} withdrawn", f"{y} withdrawn"], []),
+        _entries_text("pdq", [f"{y} withdrawn", f"{x} withdrawn"], []),
+    )
+    body_case(
+        "additions-unordered",
+        "Two additions in descending order.",
+        adds(x, y),
+        adds(y, x),
+    )
+    old = _entry(1, "ncii", "medium", "import:batch-1", 0.5)
+    new = replace(old, classification="high")
+    body_case(
+        "removed-and-added",
+        "The same record removed as 'changed' and added (the valid body adds the changed record).",
+        _entries_text("pdq", [f"{_line(old)} changed"], [_line(new)]),
+        _entries_text("pdq", [f"{_line(old)} changed"], [_line(old)]),
+    )
+    two = _entry(2, "fraud", "low")
+    same_id = replace(two, entry_id="item-1")
+    body_case(
+        "entry-added-twice",
+        "Two additions of one entry id (item-1) with different hashes.",
+        adds(*lines(old, two)),
+        adds(*lines(old, same_id)),
+    )
+    same_hash = replace(two, hash=old.hash)
+    body_case(
+        "hash-added-twice",
+        "Two additions of one hash with different entry ids.",
+        adds(*lines(old, two)),
+        adds(*lines(old, same_hash)),
+    )
+    body_case(
+        "changed-without-add",
+        "A removal of item-1 as 'changed' while the body adds only item-2.",
+        _entries_text("pdq", [f"{_line(old)} withdrawn"], [_line(two)]),
+        _entries_text("pdq", [f"{_line(old)} changed"], [_line(two)]),
+    )
+    body_case(
+        "readded-not-changed",
+        "item-1 removed as 'withdrawn' while the body adds a new record of item-1.",
+        _entries_text("pdq", [f"{_line(old)} changed"], [_line(new)]),
+        _entries_text("pdq", [f"{_line(old)} withdrawn"], [_line(new)]),
+    )
+    moved = replace(new, first_seen=_at(0.75))
+    body_case(
+        "changed-first-seen",
+        "item-1 changed (classification medium → high) with its first_seen moved: a change "
+        "keeps first_seen.",
+        _entries_text("pdq", [f"{_line(old)} changed"], [_line(new)]),
+        _entries_text("pdq", [f"{_line(old)} changed"], [_line(moved)]),
+    )
+    body_case(
+        "unknown-reason",
+        "A removal whose reason, 'revoked', is not one of the six.",
+        _entries_text("pdq", [f"{_line(old)} withdrawn"], []),
+        _entries_text("pdq", [f"{_line(old)} revoked"], []),
+    )
+    body_case(
+        "removal-after-addition",
+        "A removal line after an addition line.",
+        _entries_text("pdq", [f"{_line(old)} withdrawn"], [_line(two)]),
+        f"hashhub.body.v2 pdq\n+{_line(two)}\n-{_line(old)} withdrawn\n".encode(),
+    )
+    body_case("missing-final-lf", "The last line does not end in LF.", valid, valid[:-1])
+    body_case(
+        "format-line-v1",
+        "The format line is 'hashhub.body.v1 pdq', the format of a hashes list.",
+        valid,
+        valid.replace(b"hashhub.body.v2", b"hashhub.body.v1", 1),
+    )
+    body_case(
+        "first-seen-after-created",
+        "The header's created is 01:00; the added record was first seen at 01:30 (valid: 00:30).",
+        adds(_line(_entry(1, first_seen=0.5))),
+        adds(_line(_entry(1, first_seen=1.5))),
+        ["7.4", "13.6.6"],
+    )
+    body_case(
+        "added-expired",
+        "The header's created is 01:00; the added record expires at 01:00, so it has "
+        "expired when added (valid: 01:30).",
+        adds(_line(_entry(1, expires=1.5))),
+        adds(_line(_entry(1, expires=1))),
+        ["7.4", "13.6.6"],
+    )
+    body_case(
+        "expired-too-early",
+        "The header's created is 01:00; the record removed as 'expired' expires at 01:30 "
+        "(valid: 00:45).",
+        _entries_text("pdq", [f"{_line(_entry(1, expires=0.75))} expired"], []),
+        _entries_text("pdq", [f"{_line(_entry(1, expires=1.5))} expired"], []),
+        ["7.4", "13.6.6"],
+    )
+
+    # -- apply: a body valid alone, against a state it does not fit -------------------------
+    held = [_entry(1, "ncii", "high", "import:batch-1", 0.5), _entry(2, "fraud", "low")]
+    state_inp = {**base_inp, "state_records": lines(*held)}
+
+    def apply_case(rule: str, description: str, valid: bytes, bad: bytes) -> None:
+        inp = {**state_inp, "body_text": _text(bad), "valid_body_text": _text(valid)}
+        _entries_apply(inp, inp["valid_body_text"])
+        _entries_body_checks(inp, inp["body_text"], inp["created"])  # the body alone is valid
+        cases[f"neg-entries-{rule}"] = _case(
+            description,
+            "entries_apply",
+            rules=["7.4", "13.7.2"],
+            input=inp,
+            error=_expect(StateMismatchError, partial(_entries_apply, inp, inp["body_text"])),
+        )
+
+    other_meta = replace(held[0], classification="medium")
+    apply_case(
+        "remove-absent",
+        "The state holds item-1 (classification high) and item-2; the body withdraws "
+        "item-1's record with classification medium: same entry and hash, not a record of "
+        "the state (removals are by value).",
+        _entries_text("pdq", [f"{_line(held[0])} withdrawn"], []),
+        _entries_text("pdq", [f"{_line(other_meta)} withdrawn"], []),
+    )
+    third = _entry(3, "extremism", "medium")
+    apply_case(
+        "add-hash-held",
+        "The body adds item-3 with the hash item-1 holds in the state.",
+        adds(_line(third)),
+        adds(_line(replace(third, hash=held[0].hash))),
+    )
+    apply_case(
+        "add-entry-held",
+        "The body adds a record of item-1, which the state holds, with a new hash.",
+        adds(_line(third)),
+        adds(_line(replace(third, entry_id="item-1"))),
+    )
+    return cases
+
+
+def _entries_root_cases(keys: Mapping[str, SigningKey], repo: _Repo) -> dict[str, dict[str, Any]]:
+    """The root's ``format`` and ``vocabulary``: refused when parsed, and the successor
+    rules that keep every accepted record valid."""
+    cases: dict[str, dict[str, Any]] = {}
+    root = _entries_root()
+    valid = parse_canonical(root.to_bytes())
+    assert isinstance(valid, dict)
+
+    def changed(value: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> bytes:
+        copy = json.loads(json.dumps(value))
+        edit(copy)
+        return canonicalize(copy)
+
+    def parse_case(
+        name: str, description: str, good: bytes, bad: bytes, error: type[ProtocolError]
+    ) -> None:
+        assert Root.from_bytes(good).to_bytes() == good
+        cases[name] = _case(
+            f"{description} (input.valid_text: the valid root it differs from.)",
+            "parse_document",
+            rules=["5.3"] if name.startswith("neg-root-format-") else ["5.5"],
+            input={"kind": "root", "text": _text(bad), "valid_text": _text(good)},
+            error=_expect(error, partial(Root.from_bytes, bad)),
+        )
+
+    good = root.to_bytes()
+
+    def set_format(fmt: str) -> Callable[[dict[str, Any]], None]:
+        return lambda v: v["lists"][ENTRIES].update(format=fmt)
+
+    parse_case(
+        "neg-root-format-unknown",
+        f"Root v1 of {ENTRIES_HUB} with {ENTRIES}'s format 'records': a list's format is "
+        "'hashes' or 'entries'.",
+        good,
+        changed(valid, set_format("records")),
+        MalformedError,
+    )
+    md5_root = parse_canonical(repo.files["root/2.json"])
+    assert isinstance(md5_root, dict)
+    parse_case(
+        "neg-root-format-hashes-written",
+        'Root v2 of repo/ with \'"format": "hashes"\' written for demo-md5: the member is '
+        "written only for an entries list, so a root of hashes lists keeps its bytes.",
+        repo.files["root/2.json"],
+        changed(md5_root, lambda v: v["lists"][MD5].update(format="hashes")),
+        MalformedError,
+    )
+
+    def drop_vocabulary(v: dict[str, Any]) -> None:
+        del v["vocabulary"]
+
+    parse_case(
+        "neg-root-vocabulary-missing",
+        f"Root v1 of {ENTRIES_HUB} without its vocabulary: an entries list needs one.",
+        good,
+        changed(valid, drop_vocabulary),
+        MalformedError,
+    )
+    for rule, what, edit in (
+        (
+            "empty-group",
+            "vocabulary.sources is empty",
+            lambda v: v["vocabulary"].update(sources=[]),
+        ),
+        (
+            "repeated-term",
+            "vocabulary.categories names 'ncii' twice",
+            lambda v: v["vocabulary"]["categories"].append("ncii"),
+        ),
+        (
+            "ill-formed-term",
+            "vocabulary.classifications holds 'Very High' (upper case and a space)",
+            lambda v: v["vocabulary"]["classifications"].append("Very High"),
+        ),
+    ):
+        parse_case(
+            f"neg-root-vocabulary-{rule}",
+            f"Root v1 of {ENTRIES_HUB} whose {what}.",
+            good,
+            changed(valid, edit),
+            MalformedError,
+        )
+
+    # -- successors ----------------------------------------------------------------------
+    signers = [keys[k] for k in ROOT1_SIGNERS]
+
+    def successor_inp(next_root: Root, first: Root = root) -> dict[str, Any]:
+        data1, sig1 = first.sign(signers)
+        data2, sig2 = next_root.sign(signers)
+        return {
+            "now": _time(VERIFY_AT),
+            "root_text": _text(data1),
+            "root_sig_text": _text(sig1),
+            "next_root_text": _text(data2),
+            "next_sig_text": _text(sig2),
+        }
+
+    def update(inp: Mapping[str, Any]) -> Root:
+        hub = TrustedHub(
+            inp["root_text"].encode(),
+            inp["root_sig_text"].encode(),
+            now=datetime.fromisoformat(inp["now"]),
+        )
+        hub.update_root(inp["next_root_text"].encode(), inp["next_sig_text"].encode())
+        return hub.root
+
+    grown = Vocabulary(
+        categories=(*VOCABULARY.categories, "spam"),
+        classifications=("low", "medium", "high", "critical"),
+        sources=VOCABULARY.sources,
+    )
+    inp = successor_inp(_entries_root(2, vocabulary=grown))
+    accepted = update(inp)
+    assert accepted.vocabulary is not None
+    cases["entries-root-successor"] = _case(
+        f"Root v2 of {ENTRIES_HUB} (signed by root-a and root-b, both roles) adds the "
+        "category 'spam' and the classification 'critical' at the severe end of the scale: "
+        "every term kept, the scale's order kept. It is accepted.",
+        "entries_update_root",
+        rules=["5.5", "13.1.2.7", "13.1.2.9"],
+        input=inp,
+        expected={"root_version": accepted.version, "vocabulary": accepted.vocabulary.to_dict()},
+    )
+
+    def successor_case(
+        name: str,
+        description: str,
+        next_root: Root,
+        error: type[ProtocolError],
+        first: Root = root,
+    ) -> None:
+        case_inp = successor_inp(next_root, first)
+        cases[name] = _case(
+            description,
+            "entries_update_root",
+            rules=["5.3", "13.1.2.7"] if error is ConsistencyError else ["5.5", "13.1.2.9"],
+            input=case_inp,
+            error=_expect(error, partial(update, case_inp)),
+        )
+
+    successor_case(
+        "neg-root-vocabulary-drops-term",
+        f"Root v2 of {ENTRIES_HUB}, validly signed, whose vocabulary drops the category "
+        "'fraud': records that use it would no longer verify.",
+        _entries_root(2, vocabulary=replace(VOCABULARY, categories=("extremism", "ncii"))),
+        RollbackError,
+    )
+    successor_case(
+        "neg-root-vocabulary-reorders-scale",
+        f"Root v2 of {ENTRIES_HUB}, validly signed, whose classification scale is "
+        "low, high, medium: every term kept, their order not.",
+        _entries_root(2, vocabulary=replace(VOCABULARY, classifications=("low", "high", "medium"))),
+        RollbackError,
+    )
+    hashes_only = {
+        MD5: ListSpec(MD5, "md5", 0, label="demo", snapshot_every=2),
+    }
+    successor_case(
+        "neg-root-vocabulary-dropped",
+        f"Root v1 of {ENTRIES_HUB} declares a vocabulary and one hashes list (a vocabulary "
+        "needs no entries list); root v2, validly signed, is the same without the "
+        "vocabulary: a vocabulary, once declared, is kept.",
+        _entries_root(2, vocabulary=None, lists=hashes_only),
+        RollbackError,
+        first=_entries_root(1, lists=hashes_only),
+    )
+    spec = _entries_root().lists[ENTRIES]
+    successor_case(
+        "neg-root-format-changed",
+        f"Root v2 of {ENTRIES_HUB}, validly signed, declares {ENTRIES} as a hashes list "
+        "(the vocabulary kept): a list's format never changes.",
+        _entries_root(2, lists={ENTRIES: replace(spec, format="hashes")}),
+        ConsistencyError,
+    )
+    return cases
+
+
+def _entries_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """Every case of lists of the ``entries`` format (``protocol.entries``)."""
+    return {
+        **_entries_value_cases(),
+        **_entries_tree_cases(repo.keys),
+        **_entries_rule_cases(),
+        **_entries_root_cases(repo.keys, repo),
+    }
+
+
 def _root_fields(root: Root) -> dict[str, Any]:
     return {
         "version": root.version,
@@ -3176,6 +4097,36 @@ CHECKS = {
     "accept_ack": "verify the ack and sidecar against the enrolled `node_public_hex` "
     "and hub name: must succeed; `expected` is what the parsed ack holds (`seq`, the "
     "unknown top-level members it preserves as `extra`, its per-hash counters).",
+    "entries_record": "each of `input.records` (its fields; `expires` null: never) written "
+    "as an entry record of a list of `hash_type`: `expected.lines`, in order; each line "
+    "parses back to the same fields.",
+    "entries_body": "the `hashhub.body.v2` body of an entries list of `hash_type` for "
+    "`input.removes` (`record`, `reason`) and `input.adds`, given in any order: "
+    "`expected.text`, its SHA-256, length and counts; it passes the body rules, the "
+    "`vocabulary` and the times against `created`.",
+    "entries_state_digest": "the state of an entries list holding `input.records` (any "
+    "order): the snapshot `expected.snapshot_text` (records ascending, each with its LF), "
+    "its `count` of records and `sha256`.",
+    "entries_sync": "pin the root in `input.root_text`/`root_sig_text` at `input.now`; "
+    "stage `checkpoint`: start an update of `input.list` from nothing with "
+    "`checkpoint_text`; `headers`: add each of `input.headers` in order; `snapshot`: if "
+    "`input.base` is a version, add `input.snapshots[base]` as its snapshot (the new base); "
+    "`bodies`: add `input.bodies` (by version) for every version after the base, each "
+    "checked against the vocabulary of the root its header names and its `created`; "
+    "`apply`: apply them to the base (or the empty state), checking every "
+    "`result_state`. `expected`: the version, state digest, records and the entries "
+    "expired at `now`; a negative case fails at stage `fails_at` with `error`, every stage "
+    "before it passing.",
+    "entries_body_rules": "parse `input.body_text` as a `hashhub.body.v2` body of "
+    "`hash_type`, check its additions' terms against `input.vocabulary` and its times "
+    "against `input.created` (the header's): must fail. `input.valid_body_text`, which "
+    "differs in the one thing, passes.",
+    "entries_apply": "`input.body_text` passes every check of `entries_body_rules`; "
+    "applied to the state holding `input.state_records` it must fail. "
+    "`input.valid_body_text` applies.",
+    "entries_update_root": "pin the root in `input.root_text`/`root_sig_text` at "
+    "`input.now`, then present `next_root_text`/`next_sig_text` as its successor: "
+    "`expected` (the root version and its vocabulary), or it is refused with `error`.",
 }
 
 
@@ -3306,6 +4257,7 @@ def build_vectors() -> dict[str, bytes]:
         **_root_rule_cases(repo),
         **_checkpoint_rule_cases(repo),
         **_missing_file_cases(repo),
+        **_entries_cases(repo),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)

@@ -30,17 +30,23 @@ from protocol import (
     Checkpoint,
     DeltaBody,
     DeltaHeader,
+    EntriesBody,
+    Entry,
+    EntryState,
     ListState,
     ListTrust,
     ListUpdate,
     NodeKeyPeriod,
     ProtocolError,
     PublicKey,
+    Removal,
     Root,
     SignatureSidecar,
     SigningKey,
     StateDigest,
     TrustedHub,
+    Vocabulary,
+    VocabularyError,
     body_path,
     canonicalize,
     checkpoint_path,
@@ -64,6 +70,7 @@ from protocol.checkpoint import (
     verify_cosignature,
     verify_note_signature,
 )
+from protocol.lists import hash_type
 from protocol.merkle import leaf_hash, root_from_leaf_hashes
 from scripts import make_vectors
 
@@ -150,6 +157,17 @@ def digest(value: dict[str, Any]) -> StateDigest:
     return StateDigest(value["count"], value["sha256"])
 
 
+def error_class(name: str) -> type[ProtocolError]:
+    """The error class a case names: one of ``protocol.errors``, or ``VocabularyError``
+    (a ``BodyRuleError`` of entries lists)."""
+    if name == VocabularyError.__name__:
+        return VocabularyError
+    found = getattr(errors, name)
+    assert isinstance(found, type)
+    assert issubclass(found, ProtocolError)
+    return found
+
+
 # --------------------------------------------------------------------------------------
 # The vectors are what the code produces
 # --------------------------------------------------------------------------------------
@@ -198,7 +216,7 @@ def test_every_case_names_a_known_check_and_exactly_one_outcome() -> None:
         assert ("expected" in value) != ("error" in value), name
         if "error" in value:
             assert name.startswith("neg-"), name
-            assert issubclass(getattr(errors, value["error"]), ProtocolError), name
+            assert issubclass(error_class(value["error"]), ProtocolError), name
         for ref in _file_refs(value.get("files", {})):
             assert (VECTORS / ref).is_file(), f"{name}: {ref} does not exist"
 
@@ -653,7 +671,11 @@ def test_unknown_members_are_kept_where_the_spec_keeps_them(name: str) -> None:
 
 def _neg_parse_document(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     inp = spec["input"]
-    _raises(error, partial(_DOCUMENT_PARSERS[inp["kind"]], inp["text"].encode()))
+    parse = _DOCUMENT_PARSERS[inp["kind"]]
+    if "valid_text" in inp:  # the valid document the refused one differs from
+        valid = inp["valid_text"].encode()
+        assert parse(valid).to_bytes() == valid
+    _raises(error, partial(parse, inp["text"].encode()))
 
 
 def _neg_parse_bodies(spec: dict[str, Any], error: type[ProtocolError]) -> None:
@@ -894,6 +916,267 @@ def _neg_missing_file(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     assert str(info.value).startswith(f"{missing}: found at no source")
 
 
+# --------------------------------------------------------------------------------------
+# Entries lists: records, bodies, state, a published tree and their rules
+# --------------------------------------------------------------------------------------
+
+
+def _record(fields: dict[str, Any], kind: str) -> Entry:
+    """An entry record from the JSON members a case gives (as ``Entry.to_dict`` plus
+    ``hash_hex``)."""
+    source_kind, colon, ref = fields["source"].partition(":")
+    entry = Entry(
+        hash=bytes.fromhex(fields["hash_hex"]),
+        entry_id=fields["entry"],
+        category=fields["category"],
+        classification=fields["classification"],
+        source_kind=source_kind,
+        source_ref=ref if colon else None,
+        first_seen=when(fields["first_seen"]),
+        expires=None if fields["expires"] is None else when(fields["expires"]),
+    )
+    assert len(entry.hash) == hash_type(kind).length
+    return entry
+
+
+def test_entries_record_case() -> None:
+    spec = case("entries-record")
+    inp, lines = spec["input"], spec["expected"]["lines"]
+    assert len(inp["records"]) == len(lines) >= 3
+    sources = set()
+    for fields, line in zip(inp["records"], lines, strict=True):
+        # The line written by hand from the fields: seven fields, one space apart.
+        by_hand = " ".join(
+            [
+                fields["hash_hex"],
+                fields["entry"],
+                fields["category"],
+                fields["classification"],
+                fields["source"],
+                fields["first_seen"],
+                fields["expires"] or "-",
+            ]
+        )
+        assert by_hand == line
+        entry = _record(fields, inp["hash_type"])
+        assert entry.to_line() == line.encode()
+        parsed = Entry.from_line(line.encode(), hash_type(inp["hash_type"]))
+        assert parsed == entry
+        assert {"hash_hex": parsed.hash.hex(), **parsed.to_dict()} == fields
+        sources.add((":" in fields["source"], fields["expires"] is None))
+    assert sources >= {(True, True), (False, False)}  # with and without ref and expires
+
+
+def _body_text(kind: str, removes: list[tuple[str, str]], adds: list[str]) -> bytes:
+    """A ``hashhub.body.v2`` body written by hand: each group sorted as bytes."""
+    reasons = dict(removes)
+    lines = [f"hashhub.body.v2 {kind}\n".encode()]
+    lines += [f"-{r} {reasons[r]}\n".encode() for r in sorted(reasons, key=str.encode)]
+    lines += [f"+{a}\n".encode() for a in sorted(adds, key=str.encode)]
+    return b"".join(lines)
+
+
+def test_entries_body_case() -> None:
+    spec = case("entries-body")
+    inp, want = spec["input"], spec["expected"]
+    kind = hash_type(inp["hash_type"])
+    removes = [(r["record"], r["reason"]) for r in inp["removes"]]
+    data = _body_text(inp["hash_type"], removes, inp["adds"])
+    assert data == want["text"].encode()
+    assert hashlib.sha256(data).hexdigest() == want["sha256"]
+    assert len(data) == want["length"]
+    assert (want["adds"], want["removes"]) == (len(inp["adds"]), len(removes))
+    assert {reason for _, reason in removes} >= {"changed", "withdrawn", "expired"}
+    built = EntriesBody.build(
+        inp["hash_type"],
+        [Removal(Entry.from_line(r.encode(), kind), reason) for r, reason in removes],
+        [Entry.from_line(a.encode(), kind) for a in inp["adds"]],
+    )
+    assert built.to_bytes() == data
+    assert built.ref().to_dict() == {k: want[k] for k in ("sha256", "length", "adds", "removes")}
+    parsed = EntriesBody.from_bytes(data, inp["hash_type"])
+    assert parsed == built
+    parsed.check_vocabulary(Vocabulary.from_dict(inp["vocabulary"]))
+    parsed.check_times(when(inp["created"]))
+
+
+@pytest.mark.parametrize("name", case_names(check="entries_state_digest"))
+def test_entries_state_digest_case(name: str) -> None:
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    snapshot = b"".join(r.encode() + b"\n" for r in sorted(inp["records"], key=str.encode))
+    assert snapshot == want["snapshot_text"].encode()
+    assert hashlib.sha256(snapshot).hexdigest() == want["sha256"]
+    assert want["count"] == len(inp["records"])
+    kind = hash_type(inp["hash_type"])
+    state = EntryState.from_entries(
+        kind, [Entry.from_line(r.encode(), kind) for r in inp["records"]]
+    )
+    assert state.to_bytes() == snapshot
+    assert state.digest() == digest(want)
+
+
+def _entries_body_rules(inp: dict[str, Any], text: str) -> EntriesBody:
+    """What a verifier checks of a body alone: grammar and body rules, the vocabulary, the
+    times against the header's ``created``."""
+    body = EntriesBody.from_bytes(text.encode(), inp["hash_type"])
+    body.check_vocabulary(Vocabulary.from_dict(inp["vocabulary"]))
+    body.check_times(when(inp["created"]))
+    return body
+
+
+def _neg_entries_body_rules(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    _entries_body_rules(inp, inp["valid_body_text"])  # the one it differs from passes
+    assert inp["valid_body_text"] != inp["body_text"]
+    _raises(error, partial(_entries_body_rules, inp, inp["body_text"]))
+
+
+def _neg_entries_apply(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    kind = hash_type(inp["hash_type"])
+    records = [Entry.from_line(r.encode(), kind) for r in inp["state_records"]]
+    state = EntryState.from_entries(kind, records)
+    before = state.to_bytes()
+    state.apply(_entries_body_rules(inp, inp["valid_body_text"]))
+    body = _entries_body_rules(inp, inp["body_text"])  # valid alone
+    _raises(error, partial(state.apply, body))
+    assert state.to_bytes() == before
+
+
+def _entries_update(
+    spec: dict[str, Any], base: int | None = None
+) -> tuple[list[tuple[str, Callable[[], None]]], dict[str, Any]]:
+    """The stages of an ``entries_sync`` case in order, over one update (see README), and
+    what they hold: ``upd``, ``base`` and, once ``apply`` ran, ``result``. ``base``
+    overrides the case's snapshot version."""
+    inp = spec["input"]
+    start = inp["base"] if base is None else base
+    hub = TrustedHub(inp["root_text"].encode(), inp["root_sig_text"].encode(), now=when(inp["now"]))
+    held: dict[str, Any] = {}
+
+    def checkpoint() -> None:
+        held["upd"] = hub.begin_update(ListTrust(inp["list"]), inp["checkpoint_text"].encode())
+        held["base"] = EntryState(hash_type(held["upd"].spec.hash_type))
+
+    def headers() -> None:
+        for item in inp["headers"]:
+            held["upd"].add_header(item["header_text"].encode(), item["sig_text"].encode())
+
+    def snapshot() -> None:
+        if start is not None:
+            data = inp["snapshots"][str(start)].encode()
+            held["base"] = held["upd"].add_entries_snapshot(start, data)
+
+    def bodies() -> None:
+        for header in held["upd"].bodies_needed():
+            held["upd"].add_entries_body(
+                header.version, inp["bodies"][str(header.version)].encode()
+            )
+
+    def apply() -> None:
+        held["result"] = held["upd"].apply_entries(held["base"], check_every_version=True)
+
+    stages = [("checkpoint", checkpoint), ("headers", headers), ("snapshot", snapshot)]
+    stages += [("bodies", bodies), ("apply", apply)]
+    return stages, held
+
+
+def _run_entries(spec: dict[str, Any], base: int | None = None) -> tuple[EntryState, ListTrust]:
+    stages, held = _entries_update(spec, base)
+    for _, step in stages:
+        step()
+    result: tuple[EntryState, ListTrust] = held["result"]
+    return result
+
+
+@pytest.mark.parametrize("name", [n for n in case_names(check="entries_sync") if "neg-" not in n])
+def test_entries_sync_case(name: str) -> None:
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    root = Root.from_bytes(inp["root_text"].encode())
+    assert root.list_spec(inp["list"]).entries
+    state, trust = _run_entries(spec)
+    assert trust.version == want["version"] == len(inp["headers"])
+    assert state.digest() == trust.state == digest(want["state"])
+    lines = [line.decode() for line in state.lines()]
+    assert lines == want["records"]
+    snapshot = b"".join(r.encode() + b"\n" for r in want["records"])
+    assert hashlib.sha256(snapshot).hexdigest() == want["state"]["sha256"]
+    now = when(inp["now"])
+    expired = sorted(
+        line.split(" ")[1]
+        for line in want["records"]
+        if line.split(" ")[6] != "-" and when(line.split(" ")[6]) <= now
+    )
+    assert expired == want["expired_at_now"]
+    assert [e.entry_id for e in state.entries() if e.expired(now)] == expired
+    # The history shows each kind of removal and a change of metadata.
+    texts = "".join(inp["bodies"].values())
+    for reason in ("changed", "withdrawn", "expired"):
+        assert f" {reason}\n" in texts, reason
+    # Each snapshot the tree holds is the state its header signs, and bootstraps to the
+    # same final state.
+    assert inp["snapshots"]
+    for version, text in inp["snapshots"].items():
+        header = DeltaHeader.from_bytes(inp["headers"][int(version) - 1]["header_text"].encode())
+        assert hashlib.sha256(text.encode()).hexdigest() == header.result_state.sha256
+        again, trust_again = _run_entries(spec, int(version))
+        assert again == state
+        assert trust_again.state == trust.state
+
+
+def _neg_entries_sync(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    """Every stage before ``fails_at`` passes; that one raises exactly ``error``."""
+    stages, held = _entries_update(spec)
+    for name, step in stages:
+        if name == spec["fails_at"]:
+            _raises(error, step)
+            assert "result" not in held, "nothing is applied"
+            if name == "snapshot":
+                assert held["upd"].snapshot_version is None
+            return
+        step()
+    raise AssertionError(f"no stage {spec['fails_at']!r}")
+
+
+def _entries_hub(inp: dict[str, Any]) -> TrustedHub:
+    return TrustedHub(
+        inp["root_text"].encode(), inp["root_sig_text"].encode(), now=when(inp["now"])
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="entries_update_root") if not n.startswith("neg-")]
+)
+def test_entries_root_successor_case(name: str) -> None:
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    hub = _entries_hub(inp)
+    old = hub.root.vocabulary
+    hub.update_root(inp["next_root_text"].encode(), inp["next_sig_text"].encode())
+    assert hub.root.version == want["root_version"]
+    assert hub.root.vocabulary is not None
+    assert old is not None
+    assert hub.root.vocabulary.to_dict() == want["vocabulary"]
+    for group, terms in old.to_dict().items():
+        assert set(terms) <= set(want["vocabulary"][group])
+    scale = [t for t in want["vocabulary"]["classifications"] if t in old.classifications]
+    assert scale == list(old.classifications)
+
+
+def _neg_entries_update_root(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    hub = _entries_hub(inp)
+    before = list(hub.root_files())
+    _raises(
+        error,
+        lambda: hub.update_root(inp["next_root_text"].encode(), inp["next_sig_text"].encode()),
+    )
+    assert list(hub.root_files()) == before
+    assert hub.root.version == 1
+
+
 NEGATIVE_RUNNERS: dict[str, Runner] = {
     "add_header": _neg_add_header,
     "add_header_after_roots": _neg_add_header_after_roots,
@@ -916,6 +1199,10 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "inline_update": _neg_inline_update,
     "missing_file": _neg_missing_file,
     "verify_checkpoint": _neg_verify_checkpoint,
+    "entries_body_rules": _neg_entries_body_rules,
+    "entries_apply": _neg_entries_apply,
+    "entries_sync": _neg_entries_sync,
+    "entries_update_root": _neg_entries_update_root,
 }
 
 
@@ -923,7 +1210,7 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
 def test_negative_case_raises_its_named_error(name: str) -> None:
     spec = case(name)
     runner = NEGATIVE_RUNNERS[spec["check"]]
-    runner(spec, getattr(errors, spec["error"]))
+    runner(spec, error_class(spec["error"]))
 
 
 def test_negative_cases_cover_every_threat_class() -> None:
