@@ -1,6 +1,7 @@
-"""Protocol benchmarks: the state digest against SHA-256 itself, and one verify+apply.
+"""Protocol benchmarks: the state digest against SHA-256 itself, one verify+apply, and
+what entry records cost against bare hashes.
 
-Two questions, answered side by side in one run:
+Three questions, answered side by side in one run:
 
 1. **How close is the state digest to the limit?** A list's state digest is SHA-256
    over its hashes sorted and concatenated (PROTOCOL.md). ``ListState`` keeps
@@ -18,16 +19,32 @@ Two questions, answered side by side in one run:
    in phases (``apply`` is ``check_base`` + ``ListState.apply`` + ``finish``). Aim:
    under 0.5 s for 10k changes on a 1M-hash state.
 
+3. **What does metadata cost?** An ``entries`` list holds one record line per hash
+   (the hash in hex, an entry id, three vocabulary terms, two times) where a
+   ``hashes`` list holds the 32 bytes alone. For the same hashes (``--apply-base``,
+   1M by default) the section sets the two side by side, each figure of the entries
+   list also as a ratio to the bare one: snapshot bytes and the bytes the state holds
+   in memory (traced by ``tracemalloc``; the snapshot it was read from is not
+   counted, unless the state keeps it, as ``ListState`` does), the state digest,
+   loading the snapshot (``EntryState.from_snapshot`` — grammar, vocabulary, order,
+   each hash and entry once — against ``ListState.from_snapshot``), and the
+   verify+apply of a body of ``--apply-changes`` additions (``EntriesBody.from_bytes``
+   + ``check_vocabulary`` + ``check_times`` + ``EntryState.apply`` against
+   ``DeltaBody.from_bytes`` + ``ListState.apply``). No aim: these are costs to
+   know, not promises.
+
 The timed code is the protocol's own. Only the reference bytes for the hashlib rows
 are sorted with numpy (if installed) so that no extra copy of 10M Python objects is
 needed; ``ListState.from_hashes`` must then produce the very same bytes.
 
-Run: ``python bench/protocol_bench.py [--quick] [--sizes 1000000,10000000] [--json]``.
+Run: ``python bench/protocol_bench.py [--quick] [--sections digest,update,entries]
+[--sizes 1000000,10000000] [--json]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import hashlib
 import json
@@ -37,6 +54,7 @@ import random
 import ssl
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +62,10 @@ from pathlib import Path
 from typing import Any
 
 from protocol import (
+    DeltaBody,
+    EntriesBody,
+    Entry,
+    EntryState,
     ListHead,
     ListSpec,
     ListState,
@@ -57,14 +79,17 @@ from protocol import (
     SigningKey,
     StateDigest,
     TrustedHub,
+    Vocabulary,
     body_path,
     checkpoint_path,
+    format_time,
     header_path,
     root_files,
     root_path,
     sig_path,
     snapshot_path,
 )
+from protocol.lists import HASH_TYPES
 
 __all__ = ["DIGEST_AIM_PCT", "UPDATE_AIM_SECONDS", "Row", "machine", "main"]
 
@@ -78,6 +103,7 @@ QUICK_SIZES = (100_000, 1_000_000)
 FEWER_REPEATS_FROM = 5_000_000
 """From this many hashes on, the slow one-off builds run once instead of ``--repeats`` times."""
 MB = 1_000_000
+SECTIONS = ("digest", "update", "entries")
 
 
 @dataclass(frozen=True)
@@ -85,7 +111,7 @@ class Row:
     """One printed figure.
 
     Attributes:
-        section: ``digest``, ``build`` or ``update``.
+        section: ``digest``, ``build``, ``update`` or ``entries``.
         case: what was timed.
         hashes: hashes in the state.
         seconds: the best time over ``repeats`` runs.
@@ -472,6 +498,199 @@ def _time_update(
     ]
 
 
+# -- 3. what metadata costs: entry records against bare hashes -------------------------
+
+PDQ = HASH_TYPES["pdq"]
+VOCABULARY = Vocabulary(
+    categories=("csam", "ncii", "terror"),
+    classifications=("a1", "a2", "b1"),
+    sources=("import", "member", "upstream"),
+)
+
+
+def _entry_id() -> str:
+    """An id as the hub makes them: ``e-`` and 26 base32 characters."""
+    return "e-" + base64.b32encode(os.urandom(16)).decode("ascii").rstrip("=").lower()
+
+
+def _record_lines(hashes: Sequence[bytes], start: datetime) -> list[bytes]:
+    """One record line per hash, as an import gives them: a fresh id each, the terms
+    taken in turn, first seen a second apart in batches of 10k, every tenth with an
+    expiry a year on. Written directly: a million ``Entry`` objects would time the
+    bench's own set-up."""
+    categories, classifications = VOCABULARY.categories, VOCABULARY.classifications
+    lines = []
+    for i, h in enumerate(hashes):
+        seen = start + timedelta(seconds=i)
+        expires = format_time(seen + timedelta(days=365)) if i % 10 == 0 else "-"
+        lines.append(
+            f"{h.hex()} {_entry_id()} {categories[i % len(categories)]} "
+            f"{classifications[i % len(classifications)]} import:batch-{i // 10_000:04d} "
+            f"{format_time(seen)} {expires}".encode("ascii")
+        )
+    lines.sort()
+    return lines
+
+
+def _new_entries(hashes: Sequence[bytes], seen: datetime) -> list[Entry]:
+    return [
+        Entry(h, _entry_id(), "ncii", "a2", "member", "node-1", seen, seen + timedelta(days=30))
+        for h in hashes
+    ]
+
+
+def _held_bytes(build: Callable[[bytes], object], snapshot: bytes) -> int:
+    """Bytes still allocated once ``build`` has read a fresh copy of ``snapshot``: what
+    the state holds (the copy counts only if the state keeps it)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        state = build(bytes(bytearray(snapshot)))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    del state
+    return held
+
+
+def _times(x: float, base: float) -> str:
+    return f"× {x / base:.1f}" if base else "× -"
+
+
+def entries_rows(base: int, changes: int, repeats: int) -> list[Row]:
+    """The same ``base`` PDQ hashes as a ``hashes`` list and as an ``entries`` list:
+    bytes, digest, snapshot load, and verify+apply of ``changes`` additions."""
+    build_repeats = repeats if base < FEWER_REPEATS_FROM else 1
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    raw = os.urandom(base * WIDTH)
+    hashes = sorted({raw[i : i + WIDTH] for i in range(0, len(raw), WIDTH)})
+    del raw
+    n = len(hashes)
+    bare_snapshot = b"".join(hashes)
+    lines = _record_lines(hashes, start)
+    entries_snapshot = b"\n".join(lines) + b"\n"
+    del lines
+
+    def load_bare(data: bytes) -> ListState:
+        return ListState.from_snapshot(WIDTH, data)
+
+    def load_entries(data: bytes) -> EntryState:
+        return EntryState.from_snapshot(PDQ, data, VOCABULARY)
+
+    t_load_bare = best_of(build_repeats, lambda: load_bare(bare_snapshot))
+    t_load_entries = best_of(build_repeats, lambda: load_entries(entries_snapshot))
+    bare, entries = load_bare(bare_snapshot), load_entries(entries_snapshot)
+    if entries.hashes() != bare.to_bytes():
+        raise AssertionError("the entries list's hashes differ from the bare list's")
+    held_bare = _held_bytes(load_bare, bare_snapshot)
+    held_entries = _held_bytes(load_entries, entries_snapshot)
+
+    digest = {"bare": float("inf"), "entries": float("inf")}
+    for _ in range(repeats):
+        digest["bare"] = min(digest["bare"], best_of(1, bare.digest))
+        digest["entries"] = min(digest["entries"], best_of(1, entries.digest))
+    if entries.digest().sha256 != hashlib.sha256(entries_snapshot).hexdigest():
+        raise AssertionError("EntryState.digest() differs from hashlib.sha256 over its snapshot")
+
+    # A body of `changes` new hashes, as bare hashes and as entry records.
+    fresh = [h for h in _fresh_hashes(changes, bare) if entries.find(h) is None]
+    created = start + timedelta(days=60)
+    bare_body = DeltaBody.build("pdq", [], fresh).to_bytes()
+    entries_body = EntriesBody.build("pdq", adds=_new_entries(fresh, created)).to_bytes()
+
+    def apply_bare() -> ListState:
+        body = DeltaBody.from_bytes(bare_body, "pdq")
+        return bare.apply(body.removes, body.adds)
+
+    def apply_entries() -> EntryState:
+        body = EntriesBody.from_bytes(entries_body, "pdq")
+        body.check_vocabulary(VOCABULARY)
+        body.check_times(created)
+        return entries.apply(body)
+
+    t_apply_bare = best_of(repeats, apply_bare)
+    t_apply_entries = best_of(repeats, apply_entries)
+    if apply_entries().hashes() != apply_bare().to_bytes():
+        raise AssertionError("the two lists differ after the same additions")
+    phases = dict.fromkeys(("parse", "checks", "apply"), float("inf"))
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        body = EntriesBody.from_bytes(entries_body, "pdq")
+        t1 = time.perf_counter()
+        body.check_vocabulary(VOCABULARY)
+        body.check_times(created)
+        t2 = time.perf_counter()
+        entries.apply(body)
+        t3 = time.perf_counter()
+        for key, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            phases[key] = min(phases[key], seconds)
+
+    snap_b, snap_e = len(bare_snapshot) / MB, len(entries_snapshot) / MB
+    body_b, body_e = len(bare_body) / MB, len(entries_body) / MB
+    name = f"+{label(len(fresh))}"
+    return [
+        Row(
+            "entries",
+            "load: ListState.from_snapshot (bare)",
+            n,
+            t_load_bare,
+            build_repeats,
+            snap_b,
+            note=f"snapshot {snap_b:.1f} MB; state holds {held_bare / MB:.1f} MB",
+        ),
+        Row(
+            "entries",
+            "load: EntryState.from_snapshot (entries)",
+            n,
+            t_load_entries,
+            build_repeats,
+            snap_e,
+            note=(
+                f"{_times(t_load_entries, t_load_bare)} bare; snapshot {snap_e:.1f} MB "
+                f"({_times(snap_e, snap_b)}); state holds {held_entries / MB:.1f} MB "
+                f"({_times(held_entries, held_bare)})"
+            ),
+        ),
+        Row("entries", "digest: ListState.digest() (bare)", n, digest["bare"], repeats, snap_b),
+        Row(
+            "entries",
+            "digest: EntryState.digest() (entries)",
+            n,
+            digest["entries"],
+            repeats,
+            snap_e,
+            note=f"{_times(digest['entries'], digest['bare'])} bare",
+        ),
+        Row(
+            "entries",
+            f"{name}: DeltaBody.from_bytes + ListState.apply",
+            n,
+            t_apply_bare,
+            repeats,
+            body_b,
+            note=f"body {body_b:.2f} MB",
+        ),
+        Row(
+            "entries",
+            f"{name}: EntriesBody verify + EntryState.apply",
+            n,
+            t_apply_entries,
+            repeats,
+            body_e,
+            note=(
+                f"{_times(t_apply_entries, t_apply_bare)} bare; body {body_e:.2f} MB "
+                f"({_times(body_e, body_b)})"
+            ),
+        ),
+        Row("entries", f"{name}:   EntriesBody.from_bytes", n, phases["parse"], repeats, body_e),
+        Row("entries", f"{name}:   check_vocabulary + check_times", n, phases["checks"], repeats),
+        Row("entries", f"{name}:   EntryState.apply", n, phases["apply"], repeats),
+    ]
+
+
 # -- output ---------------------------------------------------------------------------
 
 
@@ -517,10 +736,29 @@ def _positive(text: str) -> int:
     return value
 
 
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in SECTIONS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"sections are a comma-separated choice of {', '.join(SECTIONS)}"
+        )
+    return names
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="protocol_bench",
-        description="State digest against hashlib, and verify+apply of one delta.",
+        description=(
+            "State digest against hashlib, verify+apply of one delta, and entry records "
+            "against bare hashes."
+        ),
+    )
+    parser.add_argument(
+        "--sections",
+        type=_sections,
+        default=SECTIONS,
+        help="which to run, comma-separated (default digest,update,entries)",
     )
     parser.add_argument(
         "--sizes",
@@ -535,13 +773,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--apply-base",
         type=_positive,
         default=1_000_000,
-        help="hashes in the state a delta is applied to (default 1000000)",
+        help="hashes in the state a delta is applied to, and in the entries section's "
+        "lists (default 1000000)",
     )
     parser.add_argument(
         "--apply-changes",
         type=_positive,
         default=10_000,
-        help="additions (and, in the second case, removals) per delta (default 10000)",
+        help="additions (and, in the second update case, removals) per delta (default 10000)",
     )
     parser.add_argument("--repeats", type=_positive, default=3, help="best of N (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -555,9 +794,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     info = machine()
     rows: list[Row] = []
-    for n in args.sizes:
-        rows += digest_rows(n, args.repeats)
-    rows += update_rows(args.apply_base, args.apply_changes, args.repeats)
+    if "digest" in args.sections:
+        for n in args.sizes:
+            rows += digest_rows(n, args.repeats)
+    if "update" in args.sections:
+        rows += update_rows(args.apply_base, args.apply_changes, args.repeats)
+    if "entries" in args.sections:
+        rows += entries_rows(args.apply_base, args.apply_changes, args.repeats)
     if args.json:
         doc = {
             "machine": info,

@@ -182,10 +182,10 @@ when each bench started: this machine has {cores} cores, and any other work on i
 slows the figures down.
 """
 
-PROTOCOL_PROSE = """## Protocol: the state digest and one verify+apply
+PROTOCOL_PROSE = """## Protocol: the state digest, one verify+apply, and what metadata costs
 
 `bench/protocol_bench.py` measures the two costs the protocol promises to keep
-small.
+small, and what entry records cost against bare hashes.
 
 **1. The state digest against SHA-256 itself.** A list's state digest is SHA-256
 over its hashes sorted ascending and concatenated (see [PROTOCOL.md](../PROTOCOL.md)).
@@ -216,6 +216,18 @@ the checkpoint), `add_body` (length, SHA-256, strict parse) and `ListUpdate.appl
 about the total. `ListState.apply` takes most of it: a binary search over the state
 buffer per changed hash, then one join. **Aim: under 0.5 s for 10k changes on a
 1M-hash state.**
+
+**3. Entry records against bare hashes** (the `entries` rows). The same 1M random
+PDQ hashes as a `hashes` list and as an `entries` list (one record line each: an
+entry id as the hub makes them, terms of a three-term vocabulary, times, every tenth
+with an expiry), side by side, the entries figure also as a ratio to the bare one in
+its note: snapshot bytes, the bytes the loaded state holds in memory (traced with
+`tracemalloc`), loading the snapshot (`EntryState.from_snapshot`: grammar,
+vocabulary, order, each hash and entry id once; against `ListState.from_snapshot`),
+the state digest, and the verify+apply of a body of 10k additions
+(`EntriesBody.from_bytes` + `check_vocabulary` + `check_times` + `EntryState.apply`,
+then those phases; against `DeltaBody.from_bytes` + `ListState.apply`). No aim:
+these are costs to know.
 
 MB means 10⁶ bytes. Random hashes come from `os.urandom`; only the reference buffer
 for the hashlib rows is sorted with numpy, and the bench checks that
@@ -462,8 +474,9 @@ make bench BENCH_ARGS=--quick                # every bench at its small sizes (a
 
 Each bench also runs alone and prints a table (`--json` for JSON):
 
-- `bench/protocol_bench.py`: `--sizes 1000000,10000000` (digest and build rows),
-  `--apply-base 1000000` (hashes in the state a delta is applied to),
+- `bench/protocol_bench.py`: `--sections digest,update,entries`, `--sizes
+  1000000,10000000` (digest and build rows), `--apply-base 1000000` (hashes in the
+  state a delta is applied to, and in each list of the entries rows),
   `--apply-changes 10000`, `--repeats 3`, `--quick` (sizes 100k and 1M). The full
   run needs about 3.5 GB of free memory, most of it for the 10M `from_hashes` row
   (one Python object per hash).

@@ -179,6 +179,11 @@ class Vocabulary:
                 f"root v{version} reorders the classification scale {list(self.classifications)}"
             )
 
+    @functools.cached_property
+    def _terms(self) -> dict[str, frozenset[str]]:
+        """Each group's terms as a set: a body checks three terms per added record."""
+        return {group: frozenset(getattr(self, group)) for group in _GROUPS}
+
     def check(self, entry: Entry) -> None:
         """Raise ``VocabularyError`` for a record using a term this vocabulary lacks."""
         for group, term in (
@@ -186,10 +191,14 @@ class Vocabulary:
             ("classifications", entry.classification),
             ("sources", entry.source_kind),
         ):
-            if term not in getattr(self, group):
+            if term not in self._terms[group]:
                 raise VocabularyError(
                     f"entry {entry.entry_id}: {term!r} is not a term of vocabulary.{group}"
                 )
+
+
+def _whole_second(moment: datetime, where: str, name: str) -> datetime:
+    return require_aware(moment, f"{where}: {name}").replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -215,9 +224,12 @@ class Entry:
                 raise MalformedError(f"{where}: {name} does not match {TERM_PATTERN.pattern}")
         if self.source_ref is not None and not _SOURCE_REF.fullmatch(self.source_ref):
             raise MalformedError(f"{where}: the source's ref does not match {_SOURCE_REF.pattern}")
-        require_aware(self.first_seen, f"{where}: first_seen")
+        # A record writes its times in UTC to the second: keep exactly what it writes,
+        # so a record made here equals the one a verifier parses, and every time rule
+        # (expires after first_seen, first_seen kept on a change) holds on the wire.
+        object.__setattr__(self, "first_seen", _whole_second(self.first_seen, where, "first_seen"))
         if self.expires is not None:
-            require_aware(self.expires, f"{where}: expires")
+            object.__setattr__(self, "expires", _whole_second(self.expires, where, "expires"))
             if self.expires <= self.first_seen:
                 raise MalformedError(f"{where}: expires is not after first_seen")
 
@@ -463,6 +475,92 @@ class EntriesBody:
                 )
 
 
+_TIME = (
+    rb"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8]|(29|3[01]))"
+    rb"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
+)
+"""A record's time as ``parse_time`` takes it; the group catches the days that not
+every month has, left to ``_real_day``."""
+
+_TERM = rb"[a-z0-9][a-z0-9._-]{0,63}"
+
+
+@functools.lru_cache(maxsize=64)
+def _record_pattern(hex_digits: int, vocabulary: Vocabulary | None) -> re.Pattern[bytes]:
+    """One record line of a list whose hashes are ``hex_digits`` long, its terms those of
+    ``vocabulary`` (any term when None): the grammar of ``Entry.from_line`` and
+    ``Vocabulary.check`` in one match, for reading a snapshot without an ``Entry`` per
+    record. Groups: the entry id, first_seen, its day if late in a month, expires, and
+    its day if late in a month."""
+
+    def terms(group: str) -> bytes:
+        if vocabulary is None:
+            return _TERM
+        words = sorted(getattr(vocabulary, group), key=len, reverse=True)
+        return b"(?:" + b"|".join(re.escape(w.encode()) for w in words) + b")"
+
+    return re.compile(
+        rb"[0-9a-f]{%d} (%s) %s %s %s(?::[a-z0-9][a-z0-9._-]{0,127})? (%s) (?:-|(%s))"
+        % (
+            hex_digits,
+            _TERM,
+            terms("categories"),
+            terms("classifications"),
+            terms("sources"),
+            _TIME,
+            _TIME,
+        )
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_day(time: bytes) -> bool:
+    """Whether the date of a record time (``YYYY-MM-DD…``) exists (no 30 February)."""
+    try:
+        datetime(int(time[0:4]), int(time[5:7]), int(time[8:10]))
+    except ValueError:
+        return False
+    return True
+
+
+_FLATTEN_FROM = 4096
+"""Changes kept beside a state's base set of entry ids before they are folded into it."""
+
+
+class _EntryIds:
+    """The entry ids of a state as a base set and the changes made since, so that
+    applying a delta costs its own size and not a copy of a million ids; the changes
+    are folded into a new base once they pass an eighth of it."""
+
+    __slots__ = ("added", "base", "removed")
+
+    def __init__(
+        self,
+        base: frozenset[bytes],
+        added: frozenset[bytes] = frozenset(),
+        removed: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.base = base
+        self.added = added
+        self.removed = removed
+
+    def __contains__(self, entry_id: bytes) -> bool:
+        return entry_id in self.added or (entry_id in self.base and entry_id not in self.removed)
+
+    def after(self, removed: frozenset[bytes], added: frozenset[bytes]) -> _EntryIds:
+        """The ids once ``removed`` are taken out and ``added`` put in."""
+        new_added = (self.added - removed) | added
+        new_removed = (self.removed | removed) - added
+        if len(new_added) + len(new_removed) > max(_FLATTEN_FROM, len(self.base) // 8):
+            return _EntryIds(frozenset((self.base - new_removed) | new_added))
+        return _EntryIds(self.base, new_added, new_removed)
+
+    def flat(self) -> frozenset[bytes]:
+        if not self.added and not self.removed:
+            return self.base
+        return (self.base - self.removed) | self.added
+
+
 class EntryState:
     """An immutable set of entry records of one hash type: the sorted record lines.
 
@@ -470,13 +568,22 @@ class EntryState:
     the digest hashes: every record with its line feed, ascending.
     """
 
-    __slots__ = ("_entries", "_kind", "_lines")
+    __slots__ = ("_entry_ids", "_ids", "_kind", "_lines")
 
     def __init__(self, kind: HashType, lines: Sequence[bytes] = ()) -> None:
         """Wrap record lines known to be valid, sorted and unique (use the constructors)."""
         self._kind = kind
         self._lines = list(lines)
-        self._entries: frozenset[str] | None = None
+        self._ids: _EntryIds | None = None
+        self._entry_ids: frozenset[str] | None = None
+
+    @classmethod
+    def _wrap(cls, kind: HashType, lines: list[bytes], ids: _EntryIds | None) -> EntryState:
+        """A state over ``lines`` as they are (no copy), with its entry ids if known."""
+        state = cls(kind)
+        state._lines = lines
+        state._ids = ids
+        return state
 
     @classmethod
     def from_entries(cls, kind: HashType, entries: Iterable[Entry]) -> EntryState:
@@ -492,25 +599,49 @@ class EntryState:
         """Parse snapshot bytes: every record by the grammar and ``vocabulary``, strictly
         ascending, each hash and entry id once.
 
+        Each record is matched against one pattern (``_record_pattern``) rather than
+        parsed into an ``Entry``, which costs several times as much per record (a
+        node reads a whole list this way when it bootstraps). A record that does not
+        match is parsed to name the rule it breaks.
+
         Raises:
-            MalformedError: naming the record.
+            MalformedError: naming the record (``VocabularyError`` for a term).
         """
         if not data:
             return cls(kind)
+        if vocabulary is None:
+            raise VocabularyError("an entries list under a root that declares no vocabulary")
         if not data.endswith(b"\n"):
             raise MalformedError("snapshot: the last record does not end in a newline")
         lines = data[:-1].split(b"\n")
+        match = _record_pattern(2 * kind.length, vocabulary).fullmatch
+        width = 2 * kind.length
+        ids: list[bytes] = []
+        prev = prev_hash = b""
         for i, line in enumerate(lines):
-            entry = Entry.from_line(line, kind)
-            if vocabulary is not None:
-                vocabulary.check(entry)
-            if i and line <= lines[i - 1]:
+            m = match(line)
+            if m is None:
+                _refuse(line, kind, vocabulary, f"snapshot record {i}")
+                raise MalformedError(f"snapshot record {i} breaks the record grammar")
+            entry_id, first_seen, late_first, expires, late_expires = m.groups()
+            if late_first is not None and not _real_day(first_seen):
+                raise MalformedError(f"snapshot record {i}: first_seen is not a valid time")
+            if expires is not None:
+                if late_expires is not None and not _real_day(expires):
+                    raise MalformedError(f"snapshot record {i}: expires is not a valid time")
+                if expires <= first_seen:
+                    raise MalformedError(f"snapshot record {i}: expires is not after first_seen")
+            if line <= prev:
                 raise MalformedError(f"snapshot record {i} is not strictly ascending")
-        if vocabulary is None and lines:
-            raise VocabularyError("an entries list under a root that declares no vocabulary")
-        state = cls(kind, lines)
-        state._check_unique()
-        return state
+            h = line[:width]
+            if h == prev_hash:
+                raise MalformedError(f"two records of hash {h.decode()}")
+            ids.append(entry_id)
+            prev, prev_hash = line, h
+        unique = frozenset(ids)
+        if len(unique) != len(lines):
+            raise MalformedError("two records of one entry id")
+        return cls._wrap(kind, lines, _EntryIds(unique))
 
     def _hash_of(self, line: bytes) -> bytes:
         return line[: 2 * self._kind.length]
@@ -520,15 +651,19 @@ class EntryState:
         for a, b in itertools.pairwise(lines):
             if self._hash_of(a) == self._hash_of(b):
                 raise MalformedError(f"two records of hash {self._hash_of(a).decode()}")
-        ids = self.entry_ids()
-        if len(ids) != len(lines):
+        if len(self._id_set().base) != len(lines):
             raise MalformedError("two records of one entry id")
+
+    def _id_set(self) -> _EntryIds:
+        if self._ids is None:
+            self._ids = _EntryIds(frozenset(line.split(b" ", 2)[1] for line in self._lines))
+        return self._ids
 
     def entry_ids(self) -> frozenset[str]:
         """Every entry id the state holds (built once, on first use)."""
-        if self._entries is None:
-            self._entries = frozenset(line.split(b" ", 2)[1].decode() for line in self._lines)
-        return self._entries
+        if self._entry_ids is None:
+            self._entry_ids = frozenset(i.decode() for i in self._id_set().flat())
+        return self._entry_ids
 
     @property
     def kind(self) -> HashType:
@@ -548,7 +683,13 @@ class EntryState:
         return b"\n".join(self._lines) + b"\n"
 
     def digest(self) -> StateDigest:
-        return StateDigest(self.count, hashlib.sha256(self.to_bytes()).hexdigest())
+        """The state digest: SHA-256 over ``to_bytes``, fed a few thousand records at a
+        time rather than over one copy of the whole snapshot."""
+        sha = hashlib.sha256()
+        lines = self._lines
+        for start in range(0, len(lines), _DIGEST_BATCH):
+            sha.update(b"\n".join(lines[start : start + _DIGEST_BATCH]) + b"\n")
+        return StateDigest(self.count, sha.hexdigest())
 
     def entries(self) -> list[Entry]:
         """Every record parsed (one object each: for tests, pages and small lists)."""
@@ -594,7 +735,7 @@ class EntryState:
         """
         lines = self._lines
         n = len(lines)
-        drop: set[int] = set()
+        drop: list[int] = []
         for r in body.removes:
             line = r.entry.line
             i = bisect.bisect_left(lines, line)
@@ -603,21 +744,44 @@ class EntryState:
                     f"removal of entry {r.entry.entry_id} ({r.entry.hash.hex()}) is not "
                     "a record of the base state"
                 )
-            drop.add(i)
-        removed_ids = {r.entry.entry_id for r in body.removes}
-        ids = self.entry_ids()
+            drop.append(i)
+        dropped = set(drop)
+        removed_ids = frozenset(r.entry.entry_id.encode() for r in body.removes)
+        added_ids = frozenset(e.entry_id.encode() for e in body.adds)
+        ids = self._id_set()
         for e in body.adds:
-            if e.entry_id in ids and e.entry_id not in removed_ids:
+            entry_id = e.entry_id.encode()
+            if entry_id in ids and entry_id not in removed_ids:
                 raise StateMismatchError(f"addition: entry {e.entry_id} is already in the state")
             prefix = e.hash.hex().encode()
             i = bisect.bisect_left(lines, prefix)
-            if i < n and self._hash_of(lines[i]) == prefix and i not in drop:
+            if i < n and self._hash_of(lines[i]) == prefix and i not in dropped:
                 raise StateMismatchError(f"addition: hash {e.hash.hex()} is already in the state")
-        kept = [line for i, line in enumerate(lines) if i not in drop] if drop else lines
+        kept = _without(lines, sorted(drop)) if drop else lines
         merged = _merge(kept, [e.line for e in body.adds])
-        state = EntryState(self._kind, merged)
-        state._entries = (ids - removed_ids) | {e.entry_id for e in body.adds}
-        return state
+        return EntryState._wrap(self._kind, merged, ids.after(removed_ids, added_ids))
+
+
+_DIGEST_BATCH = 4096
+
+
+def _refuse(line: bytes, kind: HashType, vocabulary: Vocabulary, where: str) -> None:
+    """Raise the error that names what is wrong with a record that did not match."""
+    try:
+        vocabulary.check(Entry.from_line(line, kind))
+    except MalformedError as e:
+        raise type(e)(f"{where}: {e}") from None
+
+
+def _without(lines: Sequence[bytes], drop: Sequence[int]) -> list[bytes]:
+    """``lines`` less the records at the ascending positions ``drop``."""
+    out: list[bytes] = []
+    start = 0
+    for i in drop:
+        out += lines[start:i]
+        start = i + 1
+    out += lines[start:]
+    return out
 
 
 def _merge(a: Sequence[bytes], b: Sequence[bytes]) -> list[bytes]:
