@@ -29,13 +29,21 @@ from edge import cli as edge_cli
 from hub import store as hub_store
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
-from hub.errors import IntakeError
+from hub.errors import HubError, IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
 from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
+from hub.services.entries import (
+    RETRACT_REASONS,
+    VOCABULARY_GROUPS,
+    EntryDraft,
+    EntryView,
+    parse_entry_lines,
+)
 from hub.services.ledger import FlaggedHash
 from hub.services.reports import ListStatus, PlatformStatus
-from protocol import HASH_TYPES
+from protocol import HASH_TYPES, ProtocolError, Vocabulary
+from protocol.entries import LIST_FORMATS
 from protocol.keyfile import load_public_key
 from protocol.root import ROLE_NAMES
 
@@ -194,6 +202,16 @@ def _init_folder(ctx: click.Context, folder: Path | None, home: Path | None) -> 
     show_default=True,
     help="Default snapshot interval (in versions) for new lists.",
 )
+@click.option(
+    "--vocabulary",
+    "vocabulary_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help='A JSON file of the terms entries may use ({"categories": [...], '
+    '"classifications": [...] least severe first, "sources": [...]}); '
+    "default: categories ncii, csam, terrorism; classifications unconfirmed, "
+    "confirmed, severe; sources submission, import, member, hub.",
+)
 @click.pass_context
 def init(
     ctx: click.Context,
@@ -207,6 +225,7 @@ def init(
     publish_interval: int,
     timestamp_interval: int,
     snapshot_every: int,
+    vocabulary_file: Path | None,
 ) -> None:
     """Create a hub in --home DIR (or DIR).
 
@@ -215,9 +234,13 @@ def init(
     """
     home = _init_folder(ctx, folder, home)
     with _reported():
+        extra: dict[str, Any] = {}
+        if vocabulary_file is not None:
+            extra["vocabulary"] = _vocabulary_file(vocabulary_file)
         hub = Hub.init(
             home,
             name,
+            **extra,
             root_keys=root_keys,
             root_threshold=root_threshold,
             host=host,
@@ -252,6 +275,14 @@ def init(
     click.echo(f"  {token}")
 
 
+def _vocabulary_file(path: Path) -> Vocabulary:
+    """The vocabulary in a JSON file, or a one-line error naming the file."""
+    try:
+        return Vocabulary.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (UnicodeDecodeError, ValueError, ProtocolError) as e:
+        raise click.ClickException(f"{path}: not a vocabulary: {e}") from e
+
+
 # -- lists ------------------------------------------------------------------------------
 
 
@@ -272,6 +303,14 @@ def list_group() -> None:
 @click.option("--label", default="", help="A collection label shared by related lists.")
 @click.option("--snapshot-every", type=int, default=None, help="Write a snapshot every N versions.")
 @click.option("--public", is_flag=True, help="Anyone may read it (otherwise: granted nodes).")
+@click.option(
+    "--format",
+    "list_format",
+    type=click.Choice(LIST_FORMATS),
+    default="hashes",
+    show_default=True,
+    help="hashes: bare hashes; entries: entry records with metadata from the vocabulary.",
+)
 @home_option
 def list_create(
     list_id: str,
@@ -280,6 +319,7 @@ def list_create(
     label: str,
     snapshot_every: int | None,
     public: bool,
+    list_format: str,
     home: Path,
 ) -> None:
     """Declare list ID in a new root version."""
@@ -291,11 +331,13 @@ def list_create(
             label=label,
             snapshot_every=snapshot_every,
             public=public,
+            list_format=list_format,
             who=_who(),
         )
     spec = root.lists[list_id]
+    kind = f"{spec.hash_type} entries" if spec.entries else spec.hash_type
     click.echo(
-        f"Created list {list_id}: {spec.hash_type}, max distance {spec.max_distance}, "
+        f"Created list {list_id}: {kind}, max distance {spec.max_distance}, "
         f"snapshot every {spec.snapshot_every} versions, "
         f"{'public' if public else 'readable by granted nodes'}; declared in root v{root.version}."
     )
@@ -335,6 +377,223 @@ def list_show(list_id: str | None, as_json: bool, home: Path) -> None:
     for key, value in detail.items():
         shown = _yes(value) if isinstance(value, bool) else value
         click.echo(f"{key.replace('_', ' '):<{width}}  {shown}")
+
+
+# -- the vocabulary and entries ---------------------------------------------------------
+
+
+@main.group(name="vocabulary")
+def vocabulary_group() -> None:
+    """Show and extend the terms entries may use (the root's vocabulary)."""
+
+
+@vocabulary_group.command(name="show")
+@json_option
+@home_option
+def vocabulary_show(as_json: bool, home: Path) -> None:
+    """Show the newest root's vocabulary."""
+    with _open(home) as hub:
+        root = hub.keys.root()
+    vocabulary = root.vocabulary
+    if as_json:
+        _echo_json(None if vocabulary is None else vocabulary.to_dict())
+        return
+    if vocabulary is None:
+        click.echo(
+            "No vocabulary yet: 'hashhub vocabulary add' or an entries list declares the default."
+        )
+        return
+    for group, terms in vocabulary.to_dict().items():
+        scale = "  (least severe first)" if group == "classifications" else ""
+        click.echo(f"{group}: {', '.join(terms)}{scale}")
+
+
+@vocabulary_group.command(name="add")
+@click.argument("group", metavar="GROUP", type=click.Choice(VOCABULARY_GROUPS))
+@click.argument("term", metavar="TERM")
+@home_option
+def vocabulary_add(group: str, term: str, home: Path) -> None:
+    """Add TERM to GROUP in a new root version (terms are never removed; a new
+    classification is the most severe)."""
+    with _open(home) as hub:
+        root = hub.roots.add_term(group, term, who=_who())
+    click.echo(f"Added {term!r} to {group}; declared in root v{root.version}.")
+
+
+@main.group(name="entry")
+def entry_group() -> None:
+    """Stage, change, retract and inspect the entries of entries lists."""
+
+
+def _echo_entry(view: EntryView, as_json: bool) -> None:
+    if as_json:
+        _echo_json(view.to_dict())
+        return
+    state = f"retracted ({view.retracted}) at {view.retracted_at}" if view.retracted else "standing"
+    click.echo(f"entry           {view.entry}")
+    click.echo(f"collection      {view.collection or '-'}")
+    click.echo(f"category        {view.category}")
+    click.echo(f"classification  {view.classification}")
+    click.echo(f"source          {view.source}")
+    click.echo(f"first seen      {view.first_seen}")
+    click.echo(f"expires         {view.expires or 'never'}")
+    click.echo(f"state           {state}")
+    for item in view.lists:
+        flags = ("listed" if item["listed"] else "not listed") + (
+            ", changes at the next publish" if item["pending"] else ""
+        )
+        click.echo(f"  {item['list']}  {item['hash']}  {flags}")
+
+
+@entry_group.command(name="add")
+@click.option(
+    "--list",
+    "list_ids",
+    multiple=True,
+    required=True,
+    help="An entries list (repeat: one per --hash).",
+)
+@click.option(
+    "--hash",
+    "hashes",
+    multiple=True,
+    required=True,
+    help="The hash in the --list at the same place.",
+)
+@click.option("--category", required=True, help="A category of the vocabulary.")
+@click.option("--classification", required=True, help="A classification of the vocabulary.")
+@click.option("--source", required=True, help="A source kind of the vocabulary, or KIND:REF.")
+@click.option("--expires", default=None, help="When it stops matching (YYYY-MM-DDTHH:MM:SSZ).")
+@json_option
+@home_option
+def entry_add(
+    list_ids: tuple[str, ...],
+    hashes: tuple[str, ...],
+    category: str,
+    classification: str,
+    source: str,
+    expires: str | None,
+    as_json: bool,
+    home: Path,
+) -> None:
+    """Stage a new entry: its hash in each list of one collection, and its metadata."""
+    if len(list_ids) != len(hashes):
+        raise click.UsageError("give one --hash for each --list, in the same order")
+    draft = EntryDraft(
+        tuple(zip(list_ids, hashes, strict=True)), category, classification, source, expires
+    )
+    with _open(home) as hub:
+        view = hub.entries.add(draft, who=_who())
+    if as_json:
+        _echo_json(view.to_dict())
+        return
+    click.echo(
+        f"Staged entry {view.entry} in {', '.join(list_ids)}; 'hashhub publish' releases it."
+    )
+
+
+@entry_group.command(name="change")
+@click.argument("entry_id", metavar="ENTRY")
+@click.option("--category", default=None, help="A new category.")
+@click.option("--classification", default=None, help="A new classification.")
+@click.option("--source", default=None, help="A new source (KIND or KIND:REF).")
+@click.option("--expires", default=None, help="A new expiry (YYYY-MM-DDTHH:MM:SSZ).")
+@home_option
+def entry_change(
+    entry_id: str,
+    category: str | None,
+    classification: str | None,
+    source: str | None,
+    expires: str | None,
+    home: Path,
+) -> None:
+    """Stage new metadata for ENTRY: each list holding it replaces its record."""
+    with _open(home) as hub:
+        view = hub.entries.change(
+            entry_id,
+            category=category,
+            classification=classification,
+            source=source,
+            expires=expires,
+            who=_who(),
+        )
+    lists = ", ".join(item["list"] for item in view.lists)
+    click.echo(f"Staged the change of {view.entry} in {lists}; 'hashhub publish' releases it.")
+
+
+@entry_group.command(name="retract")
+@click.argument("entry_id", metavar="ENTRY")
+@click.option("--reason", required=True, type=click.Choice(RETRACT_REASONS), help="Why.")
+@home_option
+def entry_retract(entry_id: str, reason: str, home: Path) -> None:
+    """Retract ENTRY: every list holding it removes its record at its next publish."""
+    with _open(home) as hub:
+        view = hub.entries.retract(entry_id, reason, who=_who())
+    lists = ", ".join(item["list"] for item in view.lists)
+    click.echo(f"Retracted {view.entry} ({reason}) from {lists}; 'hashhub publish' releases it.")
+
+
+@entry_group.command(name="show")
+@click.argument("entry_id", metavar="ENTRY")
+@json_option
+@home_option
+def entry_show(entry_id: str, as_json: bool, home: Path) -> None:
+    """Show ENTRY: its metadata and its record in each list."""
+    with _open(home) as hub:
+        view = hub.entries.show(entry_id)
+    _echo_entry(view, as_json)
+
+
+@entry_group.command(name="list")
+@click.option("--list", "list_id", required=True, help="An entries list.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="At most this many entries.",
+)
+@json_option
+@home_option
+def entry_list(list_id: str, limit: int, as_json: bool, home: Path) -> None:
+    """The entries with a hash in an entries list, oldest first."""
+    with _open(home) as hub:
+        views = hub.entries.listed(list_id, limit)
+    if as_json:
+        _echo_json([v.to_dict() for v in views])
+        return
+    if not views:
+        click.echo(f"No entries in {list_id} yet; stage one with 'hashhub entry add'.")
+        return
+    rows = []
+    for v in views:
+        item = next(i for i in v.lists if i["list"] == list_id)
+        state = f"retracted ({v.retracted})" if v.retracted else "standing"
+        listed = "yes" if item["listed"] else "no"
+        rows.append([v.entry, item["hash"], v.category, v.classification, v.source, listed, state])
+    click.echo(
+        _table(["ENTRY", "HASH", "CATEGORY", "CLASSIFICATION", "SOURCE", "LISTED", "STATE"], rows)
+    )
+
+
+@entry_group.command(name="import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@home_option
+def entry_import(path: str, home: Path) -> None:
+    """Stage every entry in FILE; all or nothing.
+
+    FILE holds NDJSON, one entry a line: {"hashes": {"LIST": "HEX", ...},
+    "category": ..., "classification": ..., "source": ..., "expires": ...}
+    ('expires' optional). '-' reads stdin.
+    """
+    with _open(home) as hub:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        try:
+            drafts = parse_entry_lines(data)
+            views = hub.entries.add_many(drafts, who=_who())
+        except HubError as e:
+            raise click.ClickException(f"{path}: {e}; nothing was staged") from e
+    click.echo(f"Staged {len(views)} entries from {path}; 'hashhub publish' releases them.")
 
 
 # -- staging and publishing -------------------------------------------------------------
@@ -432,10 +691,12 @@ def publish(list_ids: tuple[str, ...], home: Path) -> None:
     """
     with _open(home) as hub:
         results = hub.publishing.publish(list(list_ids) or None, who=_who())
+        root = hub.keys.root()
     done = {r.list for r in results}
     for r in results:
         snapshot = ", snapshot written" if r.snapshot else ""
-        click.echo(f"{r.list}: v{r.version}  +{r.adds} -{r.removes}  {r.count} hashes{snapshot}")
+        what = "entries" if root.lists[r.list].entries else "hashes"
+        click.echo(f"{r.list}: v{r.version}  +{r.adds} -{r.removes}  {r.count} {what}{snapshot}")
     for list_id in sorted(set(list_ids) - done):
         click.echo(f"{list_id}: nothing to publish")
     if not results and not list_ids:

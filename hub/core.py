@@ -3,7 +3,8 @@
 ``Hub`` is the composition root. It opens (or creates) a hub and builds the
 services in ``hub.services``, each owning its own tables, and hands them out:
 ``hub.keys`` (keys and roots), ``hub.lists`` (declarations, heads, staging),
-``hub.roots`` (new lists, key rotation), ``hub.publishing`` (versions),
+``hub.roots`` (new lists, key rotation, vocabulary terms), ``hub.entries`` (the
+entries of ``entries`` lists), ``hub.publishing`` (versions),
 ``hub.checkpoints``, ``hub.files`` (the published tree), ``hub.access`` (nodes
 and tokens), ``hub.sessions`` (dashboard logins), ``hub.acks``, ``hub.ledger``
 (counts), ``hub.evidence``, ``hub.reports`` and ``hub.cases`` (public
@@ -29,6 +30,7 @@ from hub.services.acks import AckIntake, AckReceipt
 from hub.services.cases import CASE_STATUSES, Cases
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext, utcnow
+from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.evidence import ACK_PAGE_BYTES, Evidence
 from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
@@ -39,7 +41,7 @@ from hub.services.reports import Reports
 from hub.services.roots import RootChanges
 from hub.services.sessions import WebSession, WebSessions
 from hub.store import open_database
-from protocol import ProtocolError, Role, Root, root_files
+from protocol import ProtocolError, Role, Root, Vocabulary, root_files
 from protocol.root import validate_hub_name
 
 __all__ = [
@@ -69,8 +71,11 @@ class Hub:
         self.keys = Keys(self.ctx, self.files)
         self.lists = Lists(self.ctx, self.keys)
         self.checkpoints = Checkpoints(self.ctx, self.keys, self.files, self.lists)
+        self.entries = Entries(self.ctx, self.keys, self.lists)
         self.roots = RootChanges(self.ctx, self.keys, self.lists, self.checkpoints)
-        self.publishing = Publishing(self.ctx, self.keys, self.files, self.lists, self.checkpoints)
+        self.publishing = Publishing(
+            self.ctx, self.keys, self.files, self.lists, self.checkpoints, self.entries
+        )
         self.access = Access(self.ctx, self.lists)
         self.sessions = WebSessions(self.ctx, self.access)
         self.ledger = Ledger(self.ctx, self.lists)
@@ -122,10 +127,12 @@ class Hub:
         *,
         root_keys: int = 3,
         root_threshold: int = 2,
+        vocabulary: Vocabulary | None = DEFAULT_VOCABULARY,
         now: Callable[[], datetime] = utcnow,
         **settings: Any,
     ) -> Hub:
-        """Create a hub: config, keys for every role, database, root v1."""
+        """Create a hub: config, keys for every role, database, root v1 (with
+        ``vocabulary``, the terms its entries lists may use; None: none yet)."""
         if (home / CONFIG_NAME).exists():
             # The folder is quoted and called a folder: a hub's home is often named
             # "hub", and "hub already holds a hub" reads as nonsense.
@@ -157,6 +164,7 @@ class Hub:
                     for role, ks in keys.items()
                 },
                 policy=hub.keys.policy(),
+                vocabulary=vocabulary,
             )
             hub.keys.store_root(root, root_files(root, keys["root"]))
             hub.ctx.log("init", "hub", {"name": name, "root_keys": root_keys})

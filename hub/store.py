@@ -34,6 +34,11 @@ What is stored, and why it is stored that way:
 - ``hash_types``: the registry's hash types (``protocol.hashtypes``), rewritten on
   open; a case of a type the public page does not take is refused by a trigger
   (m004).
+- ``entry_items``, ``entry_hashes``, ``entry_pending``, ``entry_records``: the
+  entries of ``entries`` lists (m007): each entry's metadata as the operator set it
+  (and its retraction), its hash in each list of its collection, which lists'
+  records the next publish must bring in line with it, and every record a list
+  published, with the versions that added and removed it and why.
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
@@ -486,6 +491,67 @@ def m006_node_platforms(db: sqlite_utils.Database) -> None:
         ALTER TABLE nodes ADD COLUMN platform TEXT NOT NULL DEFAULT '';
         UPDATE nodes SET platform = id;
         CREATE INDEX nodes_platform ON nodes(platform, id);
+        """
+    )
+
+
+@migrations()
+def m007_entries(db: sqlite_utils.Database) -> None:
+    """Entries lists: the entries the operator staged and the records the hub published.
+
+    - ``entry_items``: one row per entry id ever given (the primary key keeps an id
+      from being given twice): its collection (the lists' ``label``), its metadata as
+      last set, and when and why it was retracted (``NULL``: it stands).
+    - ``entry_hashes``: the entry's hash in each list of its collection.
+    - ``entry_pending``: the (list, entry) pairs whose record the next publish of
+      the list makes match the entry (add, change or remove it).
+    - ``entry_records``: every record a list published, its exact line, the version
+      that added it and the one that removed it with the reason; the current ones
+      (``removed_version IS NULL``) are the list's state, each hash and entry once.
+    """
+    db.executescript(
+        """
+        CREATE TABLE entry_items (
+            id TEXT PRIMARY KEY,
+            label TEXT NOT NULL,
+            category TEXT NOT NULL,
+            classification TEXT NOT NULL,
+            source TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            expires TEXT,
+            retracted TEXT,
+            retracted_at TEXT,
+            who TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX entry_items_expires ON entry_items(expires)
+            WHERE expires IS NOT NULL AND retracted IS NULL;
+        CREATE TABLE entry_hashes (
+            entry_id TEXT NOT NULL REFERENCES entry_items(id),
+            list_id TEXT NOT NULL REFERENCES lists(id),
+            hash BLOB NOT NULL,
+            PRIMARY KEY (entry_id, list_id)
+        );
+        CREATE INDEX entry_hashes_list ON entry_hashes(list_id, hash);
+        CREATE TABLE entry_pending (
+            list_id TEXT NOT NULL REFERENCES lists(id),
+            entry_id TEXT NOT NULL REFERENCES entry_items(id),
+            PRIMARY KEY (list_id, entry_id)
+        );
+        CREATE TABLE entry_records (
+            id INTEGER PRIMARY KEY,
+            list_id TEXT NOT NULL REFERENCES lists(id),
+            entry_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            line BLOB NOT NULL,
+            added_version INTEGER NOT NULL,
+            removed_version INTEGER,
+            reason TEXT
+        );
+        CREATE UNIQUE INDEX entry_records_hash ON entry_records(list_id, hash)
+            WHERE removed_version IS NULL;
+        CREATE UNIQUE INDEX entry_records_entry ON entry_records(list_id, entry_id)
+            WHERE removed_version IS NULL;
         """
     )
 

@@ -4,7 +4,8 @@ An operator route is one ``AdminRoute`` line in ``ADMIN_ROUTES`` naming the role
 it admits besides ``admin``; ``admin_handler`` wraps every one the same way
 (operator bearer token, role check, ``Cache-Control: no-store``), so no handler
 can forget either. The table is here and the handlers are in modules by what
-they touch — ``admin_lists`` (lists, staging, publishing), ``admin_access``
+they touch — ``admin_lists`` (lists, staging, publishing), ``admin_entries`` (the
+vocabulary and the entries of entries lists), ``admin_access``
 (nodes, operator tokens, signing keys), ``admin_records`` (status, the action log,
 acks and evidence), ``admin_cases`` (the review of public submissions) — so the
 whole of who may do what reads in one place.
@@ -37,6 +38,15 @@ from hub.api.admin_cases import (
     admin_case,
     admin_cases,
     admin_reject_case,
+)
+from hub.api.admin_entries import (
+    admin_add_entry,
+    admin_add_term,
+    admin_change_entry,
+    admin_entries,
+    admin_import_entries,
+    admin_retract_entry,
+    admin_vocabulary,
 )
 from hub.api.admin_lists import (
     admin_counts,
@@ -93,6 +103,15 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("POST", "/v1/admin/lists/{list_id}/stage", ("publisher",), admin_stage),
     AdminRoute("POST", "/v1/admin/lists/{list_id}/import", ("publisher",), admin_import),
     AdminRoute("POST", "/v1/admin/publish", ("publisher",), admin_publish),
+    # Entries lists: staged like hashes (a publisher), read by every operator; a new
+    # vocabulary term is a root change, as declaring a list is (admin only).
+    AdminRoute("GET", "/v1/admin/vocabulary", ("viewer", "auditor", "publisher"), admin_vocabulary),
+    AdminRoute("POST", "/v1/admin/vocabulary", (), admin_add_term),
+    AdminRoute("GET", "/v1/admin/entries", ("viewer", "auditor", "publisher"), admin_entries),
+    AdminRoute("POST", "/v1/admin/entries", ("publisher",), admin_add_entry),
+    AdminRoute("POST", "/v1/admin/entries/import", ("publisher",), admin_import_entries),
+    AdminRoute("POST", "/v1/admin/entries/change", ("publisher",), admin_change_entry),
+    AdminRoute("POST", "/v1/admin/entries/retract", ("publisher",), admin_retract_entry),
     AdminRoute("GET", "/v1/admin/nodes", ("viewer", "auditor"), admin_nodes),
     AdminRoute("POST", "/v1/admin/nodes", (), admin_enrol),
     AdminRoute("DELETE", "/v1/admin/nodes/{node_id}", (), admin_revoke),

@@ -43,7 +43,7 @@ async def admin_lists(request: web.Request, principal: Principal) -> web.StreamR
 async def admin_create_list(request: web.Request, principal: Principal) -> web.StreamResponse:
     body = Fields(
         await json_object(request, request.app[CONFIG].max_ack_bytes),
-        {"id", "hash_type", "max_distance", "label", "snapshot_every", "public"},
+        {"id", "hash_type", "max_distance", "label", "snapshot_every", "public", "format"},
     )
     list_id = check_list_id(body.text("id", max_len=64))
     hash_type = body.text("hash_type", max_len=16)
@@ -51,6 +51,7 @@ async def admin_create_list(request: web.Request, principal: Principal) -> web.S
     label = body.text("label", default="", max_len=128)
     snapshot_every = body.integer("snapshot_every", minimum=1, maximum=1_000_000)
     public = body.boolean("public", default=False)
+    list_format = body.text("format", default="hashes", max_len=32)
     root = await request.app[HUB].call(
         lambda hub: hub.roots.create_list(
             list_id,
@@ -59,6 +60,7 @@ async def admin_create_list(request: web.Request, principal: Principal) -> web.S
             label=label,
             snapshot_every=snapshot_every,
             public=public,
+            list_format=list_format,
             who=principal.subject,
         )
     )

@@ -5,7 +5,9 @@ snapshot interval) and kept in the ``lists`` table (its head: version, compact
 range, last leaf), ``entries`` (every hash it held, with provenance and the
 versions that added and removed it) and ``staged`` (changes for the next
 publish). Declaring a list is a root change (``hub.services.roots``); publishing
-staged changes is ``hub.services.publishing``.
+staged changes is ``hub.services.publishing``. A list of the ``entries`` format
+holds entry records instead (``hub.services.entries``): its count and its pending
+changes are read from those tables, and bare hashes are never staged to it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ListSummary:
     snapshot_every: int
     first_version: int
     created: str
+    format: str = "hashes"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,11 +118,13 @@ class Lists:
         return bool(row and row["public"])
 
     def count(self, list_id: str) -> int:
-        """How many hashes the list holds now."""
-        row = self.ctx.one(
-            "SELECT count(*) AS n FROM entries WHERE list_id = ? AND removed_version IS NULL",
-            [list_id],
+        """How many hashes (or entry records) the list holds now."""
+        sql = (
+            "SELECT count(*) AS n FROM entry_records WHERE list_id = ? AND removed_version IS NULL"
+            if self._holds_entries(list_id)
+            else "SELECT count(*) AS n FROM entries WHERE list_id = ? AND removed_version IS NULL"
         )
+        row = self.ctx.one(sql, [list_id])
         return int(row["n"]) if row else 0
 
     def summary(self, list_id: str) -> ListSummary:
@@ -138,7 +143,12 @@ class Lists:
             count=self.count(list_id),
             staged=self.staged_count(list_id),
             created=row["created"],
+            format=spec.format,
         )
+
+    def _holds_entries(self, list_id: str) -> bool:
+        spec = self.keys.root().lists.get(list_id)
+        return spec is not None and spec.entries
 
     def summaries(self) -> list[ListSummary]:
         """Every list the newest root declares, by id."""
@@ -199,6 +209,10 @@ class Lists:
                 nothing is staged.
         """
         spec = self.spec(list_id)
+        if spec.entries:
+            raise InvalidRequest(
+                f"list {list_id} holds entries: stage them with 'hashhub entry add'"
+            )
         width = HASH_TYPES[spec.hash_type].length
         created = format_time(self.ctx.now())
         rows: list[dict[str, Any]] = [
@@ -235,8 +249,13 @@ class Lists:
         return len(rows)
 
     def staged_count(self, list_id: str) -> int:
-        """How many staged rows wait for ``list_id``'s next publish."""
-        row = self.ctx.one("SELECT count(*) AS n FROM staged WHERE list_id = ?", [list_id])
+        """How many staged rows (or pending entries) wait for ``list_id``'s next publish."""
+        sql = (
+            "SELECT count(*) AS n FROM entry_pending WHERE list_id = ?"
+            if self._holds_entries(list_id)
+            else "SELECT count(*) AS n FROM staged WHERE list_id = ?"
+        )
+        row = self.ctx.one(sql, [list_id])
         return int(row["n"]) if row else 0
 
     def staged_changes(self, limit: int = 100) -> list[StagedChange]:

@@ -5,6 +5,11 @@ snapshot and checkpoint files, the list's new head, the entries it adds and
 removes, the staged rows it consumes and the action-log line. A crash at any
 point leaves the previous version or the new one, never half (the context's
 ``fault_hook`` lets tests crash it between each pair of steps).
+
+An ``entries`` list publishes its pending entries (``hub.services.entries``) with
+``Publisher.publish_entries``. A publish run first retracts, as ``expired``, every
+entry whose ``expires`` has come, and publishes every list of the collection of
+each entries list it publishes, so an entry leaves all its lists in one run.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hub.errors import Unprocessable
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext
+from hub.services.entries import Entries
 from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.lists import Lists
-from protocol import ListHead, ListState, Publication, format_time
+from protocol import Entry, EntryState, ListHead, ListState, Publication, Removal, format_time
 
 __all__ = ["PublishResult", "Publishing"]
 
@@ -63,27 +70,125 @@ class Publishing:
         files: PublishedFiles,
         lists: Lists,
         checkpoints: Checkpoints,
+        entries: Entries,
     ) -> None:
         self.ctx = ctx
         self.keys = keys
         self.files = files
         self.lists = lists
         self.checkpoints = checkpoints
+        self.entries = entries
 
     def publish(
         self, list_ids: Sequence[str] | None = None, who: str = "operator"
     ) -> list[PublishResult]:
-        """Publish the staged changes of each list (all lists with staged rows by default)."""
+        """Publish the staged changes of each list (all lists with staged rows by default),
+        after retracting the entries that have expired, and with each entries list its
+        whole collection."""
+        for list_id in list_ids or ():
+            self.lists.spec(list_id)  # every named list exists before anything changes
+        self.entries.expire(self.ctx.now(), who)
         if list_ids is None:
             list_ids = [
                 r["list_id"] for r in self.ctx.db.query("SELECT DISTINCT list_id FROM staged")
-            ]
+            ] + self.entries.pending_lists()
+        wanted = set(list_ids)
+        root = self.keys.root()
+        for list_id in list(wanted):
+            if list_id in root.lists:
+                wanted.update(self.entries.siblings(list_id))
         results = []
-        for list_id in sorted(set(list_ids)):
-            result = self._publish_one(list_id, who)
+        for list_id in sorted(wanted):
+            if list_id in root.lists and root.lists[list_id].entries:
+                result = self._publish_entries(list_id, who)
+            else:
+                result = self._publish_one(list_id, who)
             if result is not None:
                 results.append(result)
         return results
+
+    def _publish_entries(self, list_id: str, who: str) -> PublishResult | None:
+        """Publish ``list_id``'s pending entries as one version, in one transaction
+        (read inside it, as ``_publish_one`` does)."""
+        with self.ctx.db.atomic():
+            spec = self.lists.spec(list_id)
+            if not self.entries.pending_count(list_id):
+                return None
+            removes, adds = self.entries.changes(list_id)
+            if not removes and not adds:
+                self.entries.consume(list_id)
+                return None
+            head = self.entries.head(list_id)
+            self._check_records(list_id, head)
+            root = self.keys.root()
+            publication = self.checkpoints.publisher(root).publish_entries(
+                head,
+                removes=removes,
+                adds=adds,
+                now=self.checkpoints.signing_time(list_id, root),
+            )
+            self._store_entries(list_id, publication, removes, adds, who)
+        return PublishResult(
+            list=list_id,
+            version=publication.head.version,
+            adds=len(adds),
+            removes=len(removes),
+            count=publication.header.result_state.count,
+            state_sha256=publication.header.result_state.sha256,
+            snapshot=any("/snapshot/" in p for p in publication.files),
+            hash_type=spec.hash_type,
+        )
+
+    def _check_records(self, list_id: str, head: ListHead[EntryState]) -> None:
+        """The records the hub keeps are the state its last version signed, or it
+        publishes nothing: a version built on other records would not verify."""
+        last = self.ctx.one(
+            "SELECT result_count, result_sha256 FROM log_roots WHERE list_id = ? AND size = ?",
+            [list_id, head.version],
+        )
+        digest = head.state.digest()
+        if last is not None and (last["result_count"], last["result_sha256"]) != (
+            digest.count,
+            digest.sha256,
+        ):
+            raise Unprocessable(
+                f"list {list_id}: the hub's records differ from v{head.version}'s signed state; "
+                "restore the database from a backup"
+            )
+
+    def _store_entries(
+        self,
+        list_id: str,
+        publication: Publication[Any],
+        removes: list[Removal],
+        adds: list[Entry],
+        who: str,
+    ) -> None:
+        """Keep a signed version of an entries list: files, head, records, in that order."""
+        self._put_files(publication)
+        self.ctx.fault("head")
+        self._move_head(list_id, publication)
+        self.ctx.fault("entries")
+        self.entries.record(list_id, publication.head.version, removes, adds)
+        self.ctx.fault("staged")
+        self.entries.consume(list_id)
+        self.ctx.log(
+            "publish",
+            who,
+            {
+                "list": list_id,
+                "version": publication.head.version,
+                "adds": len(adds),
+                "removes": len(removes),
+                "reasons": sorted({r.reason for r in removes}),
+            },
+        )
+        self.ctx.fault("commit")
+
+    def _put_files(self, publication: Publication[Any]) -> None:
+        for step, (path, data) in enumerate(publication.files.items()):
+            self.ctx.fault(f"file {step}: {path}")
+            self.files.put(path, data, immutable=not path.endswith("/checkpoint"))
 
     def _publish_one(self, list_id: str, who: str) -> PublishResult | None:
         """Publish ``list_id``'s staged changes as one version, in one transaction.
@@ -148,9 +253,7 @@ class Publishing:
         self, list_id: str, publication: Publication[ListState], changes: _Changes, who: str
     ) -> None:
         """Keep a signed version: its files, the list's head, its entries, in that order."""
-        for step, (path, data) in enumerate(publication.files.items()):
-            self.ctx.fault(f"file {step}: {path}")
-            self.files.put(path, data, immutable=not path.endswith("/checkpoint"))
+        self._put_files(publication)
         self.ctx.fault("head")
         self._move_head(list_id, publication)
         self.ctx.fault("entries")
@@ -169,7 +272,7 @@ class Publishing:
         )
         self.ctx.fault("commit")
 
-    def _move_head(self, list_id: str, publication: Publication[ListState]) -> None:
+    def _move_head(self, list_id: str, publication: Publication[Any]) -> None:
         """The list's new head, and its log root for checking acks against (``log_roots``)."""
         new, header = publication.head, publication.header
         self.ctx.db.execute(

@@ -1,4 +1,4 @@
-"""Changes to what the root declares: a new list, a rotated role.
+"""Changes to what the root declares: a new list, a rotated role, a vocabulary term.
 
 Each change is a new root version signed by the old and the new root role
 (``Keys.publish_root``), stored with the table rows it implies and the checkpoints
@@ -11,9 +11,11 @@ from __future__ import annotations
 from hub.errors import Conflict, InvalidRequest
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext
+from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.keys import Keys
 from hub.services.lists import Lists
 from protocol import GENESIS_PREV, HASH_TYPES, ListSpec, ProtocolError, Role, Root, format_time
+from protocol.entries import LIST_FORMATS
 from protocol.lists import validate_list_id
 from protocol.root import ROLE_NAMES
 
@@ -38,11 +40,21 @@ class RootChanges:
         label: str = "",
         snapshot_every: int | None = None,
         public: bool = False,
+        list_format: str = "hashes",
         who: str = "operator",
     ) -> Root:
-        """Declare a new list in a new root version."""
+        """Declare a new list in a new root version.
+
+        An ``entries`` list needs a vocabulary in the root: a hub made without one
+        gets the default (``DEFAULT_VOCABULARY``) in the same new root.
+        """
         try:
             validate_list_id(list_id)
+            if list_format not in LIST_FORMATS:
+                raise InvalidRequest(
+                    f"unknown list format {str(list_format)[:32]!r}; "
+                    f"one of {', '.join(LIST_FORMATS)}"
+                )
             kind = HASH_TYPES.get(hash_type)
             if kind is None:
                 raise InvalidRequest(
@@ -54,15 +66,19 @@ class RootChanges:
                 kind.default_max_distance if max_distance is None else max_distance,
                 label=label,
                 snapshot_every=snapshot_every or self.ctx.config.snapshot_every,
+                format="entries" if list_format == "entries" else "hashes",
             )
         except ProtocolError as e:
             raise InvalidRequest(str(e)) from e
         old = self.keys.root()
         if list_id in old.lists:
             raise Conflict(f"list {list_id} already exists")
+        changes: dict[str, object] = {"lists": {**old.lists, list_id: spec}}
+        if spec.entries and old.vocabulary is None:
+            changes["vocabulary"] = DEFAULT_VOCABULARY
         db = self.ctx.db
         with db.atomic():
-            new = self.keys.publish_root(self.keys.next_root(lists={**old.lists, list_id: spec}))
+            new = self.keys.publish_root(self.keys.next_root(**changes))
             db.table("lists").insert(
                 {
                     "id": list_id,
@@ -78,9 +94,23 @@ class RootChanges:
             # the empty tree. Without it, a copy that drops a list's checkpoint would look
             # like a list with nothing published yet, and hide the list from an auditor.
             self.checkpoints.refresh_one(list_id, self.checkpoints.publisher(new))
-            self.ctx.log(
-                "list.create", who, {"list": list_id, "type": hash_type, "root": new.version}
-            )
+            detail = {"list": list_id, "type": hash_type, "root": new.version}
+            if spec.entries:
+                detail["format"] = spec.format
+            self.ctx.log("list.create", who, detail)
+        return new
+
+    def add_term(self, group: str, term: str, who: str = "operator") -> Root:
+        """Add ``term`` to the vocabulary's ``group`` in a new root version.
+
+        Terms are never removed and the classification scale never reordered (a
+        verifier refuses such a root), so a new classification is the most severe. A
+        hub without a vocabulary gets the default with the term.
+        """
+        vocabulary = Entries.with_term(self.keys.root().vocabulary, group, term)
+        with self.ctx.db.atomic():
+            new = self.keys.publish_root(self.keys.next_root(vocabulary=vocabulary))
+            self.ctx.log("vocabulary.add", who, {"group": group, "term": term, "root": new.version})
         return new
 
     def rotate_key(self, role: str, who: str = "operator") -> Root:

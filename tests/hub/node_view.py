@@ -5,6 +5,7 @@ v1 (by its SHA-256), walk the root chain, verify the checkpoint, every header,
 the Merkle root, the snapshot or the bodies, and the final state digest. The
 bytes come from a ``fetch(path)`` function, so the same check runs against the
 hub's database (``PublishedFiles.get``) and against an exported folder.
+``follow_entries`` and ``bootstrap_entries`` do the same for an ``entries`` list.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from hub.core import Hub
 from protocol import (
+    EntriesBody,
+    EntryState,
     ListState,
     ListTrust,
     TrustedHub,
@@ -26,6 +29,7 @@ from protocol import (
     sig_path,
     snapshot_path,
 )
+from protocol.lists import hash_type
 
 Fetch = Callable[[str], bytes | None]
 
@@ -115,3 +119,64 @@ class NodeView:
         state, trust = update.apply(state, check_every_version=True)
         self.lists[list_id] = (state, trust)
         return state, base
+
+
+@dataclass(frozen=True)
+class EntriesVersion:
+    """One verified version of an ``entries`` list: its header's number, its body, and
+    the records after it (their digest checked against the header's ``result_state``)."""
+
+    version: int
+    body: EntriesBody
+    state: EntryState
+
+
+def follow_entries(
+    fetch: Fetch, list_id: str, *, pinned_sha256: str, now: datetime
+) -> list[EntriesVersion]:
+    """A node reading an ``entries`` list from nothing: the root chain from v1, the
+    checkpoint, every header and body by the protocol's rules, each version's state."""
+    trusted = trusted_hub(fetch, pinned_sha256=pinned_sha256, now=now)
+    spec = trusted.root.list_spec(list_id)
+    assert spec.entries, f"{list_id} is not an entries list"
+    update = trusted.begin_update(ListTrust(list_id), _need(fetch, checkpoint_path(list_id)))
+    for version in range(1, update.target + 1):
+        path = header_path(list_id, version)
+        update.add_header(_need(fetch, path), _need(fetch, sig_path(path)))
+    for header in update.bodies_needed():
+        update.add_entries_body(
+            header.version, _need(fetch, body_path(list_id, header.body.sha256))
+        )
+    state = EntryState(hash_type(spec.hash_type))
+    versions = []
+    for header, body in update.ordered_entries_bodies():
+        state = state.apply(body)
+        assert state.digest() == header.result_state, f"{list_id} v{header.version}"
+        versions.append(EntriesVersion(header.version, body, state))
+    final, _ = update.apply_entries(EntryState(hash_type(spec.hash_type)), check_every_version=True)
+    assert final == state
+    return versions
+
+
+def bootstrap_entries(
+    fetch: Fetch, list_id: str, *, pinned_sha256: str, now: datetime
+) -> tuple[EntryState, int]:
+    """A new node of an ``entries`` list: the newest snapshot and the bodies after it.
+
+    Returns the state and the version of the snapshot it started from.
+    """
+    trusted = trusted_hub(fetch, pinned_sha256=pinned_sha256, now=now)
+    update = trusted.begin_update(ListTrust(list_id), _need(fetch, checkpoint_path(list_id)))
+    for version in range(1, update.target + 1):
+        path = header_path(list_id, version)
+        update.add_header(_need(fetch, path), _need(fetch, sig_path(path)))
+    snapshots = [v for v in range(update.target, 0, -1) if fetch(snapshot_path(list_id, v))]
+    assert snapshots, f"{list_id}: no snapshot published"
+    base = snapshots[0]
+    state = update.add_entries_snapshot(base, _need(fetch, snapshot_path(list_id, base)))
+    for header in update.bodies_needed():
+        update.add_entries_body(
+            header.version, _need(fetch, body_path(list_id, header.body.sha256))
+        )
+    state, _ = update.apply_entries(state, check_every_version=True)
+    return state, base

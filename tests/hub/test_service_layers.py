@@ -16,6 +16,7 @@ LAYERS = [
     "keys",
     "lists",
     "checkpoints",
+    "entries",
     "roots",
     "publishing",
     "access",

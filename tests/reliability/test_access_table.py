@@ -244,6 +244,35 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call("POST", "/v1/admin/publish", "/v1/admin/publish", body={"lists": ["no-such-list"]}): (
         admin_api("publisher", allowed=INPUT)
     ),
+    # Entries lists: read by every operator, staged by a publisher (each body here is
+    # refused by the rules, so no row changes the hub), a term added by admin only.
+    Call("GET", "/v1/admin/vocabulary", "/v1/admin/vocabulary"): admin_api(
+        "viewer", "auditor", "publisher"
+    ),
+    Call(
+        "POST", "/v1/admin/vocabulary", "/v1/admin/vocabulary", body={"group": "x", "term": "y"}
+    ): admin_api(allowed=INPUT),
+    Call("GET", "/v1/admin/entries", "/v1/admin/entries"): admin_api(
+        "viewer", "auditor", "publisher"
+    ),
+    Call("POST", "/v1/admin/entries", "/v1/admin/entries", body={"hashes": {}}): admin_api(
+        "publisher", allowed=INPUT
+    ),
+    Call(
+        "POST", "/v1/admin/entries/import", "/v1/admin/entries/import", body={"nothing": True}
+    ): admin_api("publisher", allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/entries/change",
+        "/v1/admin/entries/change",
+        body={"entry": "e-none", "category": "ncii"},
+    ): admin_api("publisher", allowed=INPUT),
+    Call(
+        "POST",
+        "/v1/admin/entries/retract",
+        "/v1/admin/entries/retract",
+        body={"entry": "e-none", "reason": "withdrawn"},
+    ): admin_api("publisher", allowed=INPUT),
     Call("GET", "/v1/admin/nodes", "/v1/admin/nodes"): admin_api("viewer", "auditor"),
     Call("POST", "/v1/admin/nodes", "/v1/admin/nodes", body={"id": "Bad Id"}): admin_api(
         allowed=INPUT

@@ -1,0 +1,678 @@
+"""The entries of ``entries`` lists: staged by the operator, published as records.
+
+An entry is one listed item with an id the hub gives (opaque, random, never
+reused), its metadata (terms of the root's ``vocabulary``, a source, when it was
+first seen, when it expires) and its hash in each list of its collection: the
+``entries`` lists sharing a ``label``, whose records of the entry carry the same id
+and metadata (``protocol.entries``). The operator sets what an entry should be
+(``entry_items``, ``entry_hashes``); the next publish of each list makes its records
+match (``Publishing``), from the ``entry_pending`` pairs: a record added, changed
+(its old one removed as ``changed``), or removed with the retraction's reason.
+Every value is checked when staged, so what waits for a publish is publishable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hub.errors import Conflict, InvalidRequest, NotFound
+from hub.intake import parse_hash
+from hub.services.context import HubContext
+from hub.services.keys import Keys
+from hub.services.lists import Lists
+from protocol import (
+    HASH_TYPES,
+    Entry,
+    EntryState,
+    ListHead,
+    ListSpec,
+    ProtocolError,
+    Removal,
+    Vocabulary,
+    format_time,
+    parse_time,
+)
+from protocol.entries import ENTRY_ID_PATTERN, Reason
+from protocol.hashes import degenerate_reason
+from protocol.lists import hash_type
+from protocol.merkle import CompactRange
+
+__all__ = [
+    "DEFAULT_VOCABULARY",
+    "RETRACT_REASONS",
+    "VOCABULARY_GROUPS",
+    "Entries",
+    "EntryDraft",
+    "EntryView",
+    "draft_from_json",
+    "new_entry_id",
+    "parse_entry_lines",
+]
+
+DEFAULT_VOCABULARY = Vocabulary(
+    categories=("ncii", "csam", "terrorism"),
+    classifications=("unconfirmed", "confirmed", "severe"),
+    sources=("submission", "import", "member", "hub"),
+)
+"""What ``hashhub init`` declares, and what a hub made without one gets when it
+first needs one (its first ``entries`` list or term)."""
+
+VOCABULARY_GROUPS = ("categories", "classifications", "sources")
+
+RETRACT_REASONS: tuple[Reason, ...] = ("withdrawn", "retracted", "disputed", "upstream")
+"""The reasons an operator retracts an entry for; ``changed`` and ``expired`` are the
+hub's own (a new record of the entry, its ``expires`` come)."""
+
+MAX_HASHES_PER_ENTRY = 16
+"""Lists one entry may have a hash in: a collection is a few lists, one per hash type."""
+
+
+def new_entry_id() -> str:
+    """``e-`` and 26 lowercase base32 characters (128 random bits): unguessable, so an
+    id says nothing of when or in what order entries were made."""
+    text = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    return f"e-{text}"
+
+
+@dataclass(frozen=True)
+class EntryDraft:
+    """What the operator asks for when adding an entry: its hashes and its metadata."""
+
+    hashes: tuple[tuple[str, str], ...]
+    """(list id, hex hash) pairs, one per list."""
+    category: str
+    classification: str
+    source: str
+    expires: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """One entry as the CLI and the API show it."""
+
+    entry: str
+    collection: str
+    category: str
+    classification: str
+    source: str
+    first_seen: str
+    expires: str | None
+    retracted: str | None
+    retracted_at: str | None
+    lists: list[dict[str, Any]] = field(default_factory=list)
+    """Per list: its hash, whether a published record holds the entry, whether the
+    next publish changes that record."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_DRAFT_FIELDS = frozenset({"hashes", "category", "classification", "source", "expires"})
+
+
+def draft_from_json(value: Any) -> EntryDraft:
+    """An entry as JSON: ``{"hashes": {list: hex, ...}, "category", "classification",
+    "source", "expires"?}`` (the API's body and a line of ``entry import``).
+
+    Raises:
+        InvalidRequest: naming the field.
+    """
+    if not isinstance(value, dict):
+        raise InvalidRequest("an entry is a JSON object")
+    unknown = sorted(set(value) - _DRAFT_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s) {unknown}")
+    hashes = value.get("hashes")
+    if (
+        not isinstance(hashes, dict)
+        or not hashes
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in hashes.items())
+    ):
+        raise InvalidRequest("'hashes' must be an object of list ids to hex hashes")
+    texts = {}
+    for name in ("category", "classification", "source"):
+        text = value.get(name)
+        if not isinstance(text, str) or not text:
+            raise InvalidRequest(f"'{name}' must be a term")
+        texts[name] = text
+    expires = value.get("expires")
+    if expires is not None and not isinstance(expires, str):
+        raise InvalidRequest("'expires' must be a time YYYY-MM-DDTHH:MM:SSZ or null")
+    return EntryDraft(tuple(hashes.items()), expires=expires, **texts)
+
+
+def parse_entry_lines(data: bytes) -> list[EntryDraft]:
+    """NDJSON entries, one a line (``draft_from_json``); blank lines are skipped.
+
+    Raises:
+        InvalidRequest: naming the line.
+    """
+    drafts = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidRequest(f"line {number}: not a JSON object in UTF-8") from None
+        try:
+            drafts.append(draft_from_json(value))
+        except InvalidRequest as e:
+            raise InvalidRequest(f"line {number}: {e}") from e
+    if not drafts:
+        raise InvalidRequest("no entry in the file")
+    return drafts
+
+
+def _split_source(source: str) -> tuple[str, str | None]:
+    kind, sep, ref = source.partition(":")
+    return kind, (ref if sep else None)
+
+
+class Entries:
+    """The ``entry_items``, ``entry_hashes``, ``entry_pending`` and ``entry_records`` tables."""
+
+    def __init__(self, ctx: HubContext, keys: Keys, lists: Lists) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self.lists = lists
+
+    # -- checks -----------------------------------------------------------------------
+
+    def vocabulary(self) -> Vocabulary:
+        """The newest root's vocabulary; an ``InvalidRequest`` when it declares none."""
+        vocabulary = self.keys.root().vocabulary
+        if vocabulary is None:
+            raise InvalidRequest(
+                "the root declares no vocabulary: add a term ('hashhub vocabulary add') "
+                "or create an entries list first"
+            )
+        return vocabulary
+
+    def entries_spec(self, list_id: str) -> ListSpec:
+        """The declaration of ``list_id``, which must hold entries."""
+        spec = self.lists.spec(list_id)
+        if not spec.entries:
+            raise InvalidRequest(
+                f"list {list_id} holds bare hashes; stage them with 'hashhub add', not as entries"
+            )
+        return spec
+
+    def _record(
+        self,
+        entry_id: str,
+        h: bytes,
+        category: str,
+        classification: str,
+        source: str,
+        first_seen: datetime,
+        expires: datetime | None,
+        vocabulary: Vocabulary,
+    ) -> Entry:
+        """The record these values make, checked by the grammar and ``vocabulary``."""
+        kind, ref = _split_source(source)
+        try:
+            entry = Entry(h, entry_id, category, classification, kind, ref, first_seen, expires)
+            vocabulary.check(entry)
+        except ProtocolError as e:
+            message = str(e).replace(f"entry {entry_id}: ", "").replace(f"entry {entry_id!r}: ", "")
+            raise InvalidRequest(message) from e
+        return entry
+
+    def _expires(self, text: str | None, now: datetime) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            moment = parse_time(text, "expires")
+        except ProtocolError as e:
+            raise InvalidRequest(str(e)) from e
+        if moment <= now:
+            raise InvalidRequest(f"expires {text} is not in the future")
+        return moment
+
+    def _collection(self, list_ids: Sequence[str]) -> str:
+        """The label the lists of one entry share (its collection)."""
+        labels = {self.entries_spec(list_id).label for list_id in list_ids}
+        if len(labels) != 1 or (len(list_ids) > 1 and "" in labels):
+            raise InvalidRequest(
+                f"lists {', '.join(list_ids)} are not one collection: an entry's lists "
+                "share a label"
+            )
+        return labels.pop()
+
+    def _hash_holder(self, list_id: str, h: bytes) -> str | None:
+        """The standing entry whose hash in ``list_id`` is ``h``, if any."""
+        row = self.ctx.one(
+            "SELECT h.entry_id FROM entry_hashes h JOIN entry_items i ON i.id = h.entry_id "
+            "WHERE h.list_id = ? AND h.hash = ? AND i.retracted IS NULL",
+            [list_id, h],
+        )
+        return None if row is None else str(row["entry_id"])
+
+    # -- staging ----------------------------------------------------------------------
+
+    def add(self, draft: EntryDraft, who: str = "operator") -> EntryView:
+        """Stage one new entry; see ``add_many``."""
+        return self.add_many([draft], who)[0]
+
+    def add_many(self, drafts: Sequence[EntryDraft], who: str = "operator") -> list[EntryView]:
+        """Stage new entries, all or nothing, each with a new id and ``first_seen`` now.
+
+        Raises:
+            InvalidRequest: a list that does not hold entries, lists of different
+                collections, a malformed or degenerate hash, a hash of the wrong
+                width, a term the vocabulary lacks, a bad source or expiry.
+            Conflict: a hash a standing entry already has in that list.
+        """
+        now = self.ctx.now()
+        first_seen = parse_time(format_time(now), "now")  # the record's precision
+        vocabulary = self.vocabulary()
+        rows: list[tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]] = []
+        taken: dict[tuple[str, bytes], str] = {}
+        for n, draft in enumerate(drafts):
+            where = f"entry {n + 1}: " if len(drafts) > 1 else ""
+            try:
+                rows.append(self._check_draft(draft, first_seen, vocabulary, taken))
+            except (InvalidRequest, Conflict) as e:
+                raise type(e)(f"{where}{e}") from e
+        with self.ctx.db.atomic():
+            for entry_id, label, draft, expires, hashes in rows:
+                self.ctx.db.table("entry_items").insert(
+                    {
+                        "id": entry_id,
+                        "label": label,
+                        "category": draft.category,
+                        "classification": draft.classification,
+                        "source": draft.source,
+                        "first_seen": format_time(first_seen),
+                        "expires": format_time(expires) if expires else None,
+                        "who": who,
+                        "created": format_time(now),
+                    }
+                )
+                for list_id, h in hashes:
+                    self.ctx.db.execute(
+                        "INSERT INTO entry_hashes (entry_id, list_id, hash) VALUES (?, ?, ?)",
+                        [entry_id, list_id, h],
+                    )
+                    self._mark(list_id, entry_id)
+            self.ctx.log("entry.add", who, {"entries": [r[0] for r in rows]})
+        return [self.show(r[0]) for r in rows]
+
+    def _check_draft(
+        self,
+        draft: EntryDraft,
+        first_seen: datetime,
+        vocabulary: Vocabulary,
+        taken: dict[tuple[str, bytes], str],
+    ) -> tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]:
+        if not draft.hashes:
+            raise InvalidRequest("an entry needs at least one list and hash")
+        if len(draft.hashes) > MAX_HASHES_PER_ENTRY:
+            raise InvalidRequest(f"an entry has a hash in at most {MAX_HASHES_PER_ENTRY} lists")
+        list_ids = [list_id for list_id, _ in draft.hashes]
+        if len(set(list_ids)) != len(list_ids):
+            raise InvalidRequest("an entry has one hash per list: a list is named twice")
+        label = self._collection(list_ids)
+        entry_id = self._new_id()
+        expires = self._expires(draft.expires, first_seen)
+        hashes = []
+        for list_id, text in draft.hashes:
+            spec = self.entries_spec(list_id)
+            try:
+                h = parse_hash(text, spec.hash_type)
+            except InvalidRequest as e:
+                raise InvalidRequest(f"list {list_id}: {e}") from e
+            reason = degenerate_reason(spec.hash_type, h)
+            if reason is not None:
+                raise InvalidRequest(f"list {list_id}: {reason}")
+            holder = self._hash_holder(list_id, h) or taken.get((list_id, h))
+            if holder is not None:
+                raise Conflict(f"hash {h.hex()} is already listed in {list_id} (entry {holder})")
+            taken[(list_id, h)] = entry_id
+            self._record(
+                entry_id,
+                h,
+                draft.category,
+                draft.classification,
+                draft.source,
+                first_seen,
+                expires,
+                vocabulary,
+            )
+            hashes.append((list_id, h))
+        return entry_id, label, draft, expires, hashes
+
+    def _new_id(self) -> str:
+        """An id no entry ever had (a retracted entry keeps its row, so its id too)."""
+        while True:
+            entry_id = new_entry_id()
+            if self.ctx.one("SELECT 1 FROM entry_items WHERE id = ?", [entry_id]) is None:
+                return entry_id
+
+    def _mark(self, list_id: str, entry_id: str) -> None:
+        self.ctx.db.execute(
+            "INSERT OR IGNORE INTO entry_pending (list_id, entry_id) VALUES (?, ?)",
+            [list_id, entry_id],
+        )
+
+    def _item(self, entry_id: str) -> dict[str, Any]:
+        if not isinstance(entry_id, str) or not ENTRY_ID_PATTERN.fullmatch(entry_id):
+            raise InvalidRequest(f"{str(entry_id)[:80]!r} is not an entry id")
+        row = self.ctx.one("SELECT * FROM entry_items WHERE id = ?", [entry_id])
+        if row is None:
+            raise NotFound(f"no entry {entry_id}")
+        return row
+
+    def _standing(self, entry_id: str) -> dict[str, Any]:
+        row = self._item(entry_id)
+        if row["retracted"] is not None:
+            raise Conflict(f"entry {entry_id} was retracted ({row['retracted']})")
+        return row
+
+    def _hashes(self, entry_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.ctx.db.query(
+                "SELECT list_id, hash FROM entry_hashes WHERE entry_id = ? ORDER BY list_id",
+                [entry_id],
+            )
+        )
+
+    def change(
+        self,
+        entry_id: str,
+        *,
+        category: str | None = None,
+        classification: str | None = None,
+        source: str | None = None,
+        expires: str | None = None,
+        who: str = "operator",
+    ) -> EntryView:
+        """Set new metadata for an entry; each list that holds it publishes its record
+        removed as ``changed`` and the new one added, ``first_seen`` kept.
+
+        Raises:
+            InvalidRequest: nothing to change, or a value the record cannot carry.
+            NotFound: no such entry. Conflict: the entry was retracted.
+        """
+        row = self._standing(entry_id)
+        wanted = {
+            "category": category,
+            "classification": classification,
+            "source": source,
+            "expires": expires,
+        }
+        given = {k: v for k, v in wanted.items() if v is not None}
+        if not given:
+            raise InvalidRequest(
+                "nothing to change: give a category, classification, source or expiry"
+            )
+        new = {**row, **given}
+        first_seen = parse_time(row["first_seen"], "first_seen")
+        until = self._expires(expires, self.ctx.now()) if expires is not None else None
+        if expires is None and row["expires"] is not None:
+            until = parse_time(row["expires"], "expires")
+        vocabulary = self.vocabulary()
+        for item in self._hashes(entry_id):
+            self._record(
+                entry_id,
+                bytes(item["hash"]),
+                new["category"],
+                new["classification"],
+                new["source"],
+                first_seen,
+                until,
+                vocabulary,
+            )
+        with self.ctx.db.atomic():
+            self.ctx.db.execute(
+                "UPDATE entry_items SET category = ?, classification = ?, source = ?, "
+                "expires = ? WHERE id = ?",
+                [
+                    new["category"],
+                    new["classification"],
+                    new["source"],
+                    format_time(until) if until else None,
+                    entry_id,
+                ],
+            )
+            for item in self._hashes(entry_id):
+                self._mark(item["list_id"], entry_id)
+            self.ctx.log("entry.change", who, {"entry": entry_id, **given})
+        return self.show(entry_id)
+
+    def retract(self, entry_id: str, reason: str, who: str = "operator") -> EntryView:
+        """Retract an entry: every list that holds it removes its record, with ``reason``,
+        at its next publish (the collection's lists publish together).
+
+        Raises:
+            InvalidRequest: not a reason an operator retracts for.
+            NotFound: no such entry. Conflict: already retracted.
+        """
+        if reason not in RETRACT_REASONS:
+            raise InvalidRequest(
+                f"{str(reason)[:32]!r} is not a reason to retract: "
+                f"one of {', '.join(RETRACT_REASONS)}"
+            )
+        self._standing(entry_id)
+        with self.ctx.db.atomic():
+            self._retract(entry_id, reason)
+            self.ctx.log("entry.retract", who, {"entry": entry_id, "reason": reason})
+        return self.show(entry_id)
+
+    def _retract(self, entry_id: str, reason: str) -> None:
+        self.ctx.db.execute(
+            "UPDATE entry_items SET retracted = ?, retracted_at = ? WHERE id = ?",
+            [reason, format_time(self.ctx.now()), entry_id],
+        )
+        for item in self._hashes(entry_id):
+            self._mark(item["list_id"], entry_id)
+
+    def expire(self, now: datetime, who: str = "scheduler") -> list[str]:
+        """Retract, as ``expired``, every standing entry whose ``expires`` has come by ``now``."""
+        due = [
+            str(r["id"])
+            for r in self.ctx.db.query(
+                "SELECT id FROM entry_items WHERE retracted IS NULL AND expires IS NOT NULL "
+                "AND expires <= ? ORDER BY id",
+                [format_time(now)],
+            )
+        ]
+        if due:
+            with self.ctx.db.atomic():
+                for entry_id in due:
+                    self._retract(entry_id, "expired")
+                self.ctx.log("entry.expire", who, {"entries": due})
+        return due
+
+    # -- reading ----------------------------------------------------------------------
+
+    def show(self, entry_id: str) -> EntryView:
+        """One entry, its hashes and whether each list's published records hold it."""
+        row = self._item(entry_id)
+        lists = []
+        for item in self._hashes(entry_id):
+            listed = self.ctx.one(
+                "SELECT 1 FROM entry_records WHERE list_id = ? AND entry_id = ? "
+                "AND removed_version IS NULL",
+                [item["list_id"], entry_id],
+            )
+            pending = self.ctx.one(
+                "SELECT 1 FROM entry_pending WHERE list_id = ? AND entry_id = ?",
+                [item["list_id"], entry_id],
+            )
+            lists.append(
+                {
+                    "list": item["list_id"],
+                    "hash": bytes(item["hash"]).hex(),
+                    "listed": listed is not None,
+                    "pending": pending is not None,
+                }
+            )
+        return EntryView(
+            entry=entry_id,
+            collection=row["label"],
+            category=row["category"],
+            classification=row["classification"],
+            source=row["source"],
+            first_seen=row["first_seen"],
+            expires=row["expires"],
+            retracted=row["retracted"],
+            retracted_at=row["retracted_at"],
+            lists=lists,
+        )
+
+    def listed(self, list_id: str | None = None, limit: int = 1000) -> list[EntryView]:
+        """The entries with a hash in ``list_id`` (None: every entry), standing or
+        retracted, oldest first."""
+        if list_id is None:
+            rows = self.ctx.db.query(
+                "SELECT id AS entry_id FROM entry_items ORDER BY rowid LIMIT ?", [limit]
+            )
+        else:
+            self.entries_spec(list_id)
+            rows = self.ctx.db.query(
+                "SELECT h.entry_id FROM entry_hashes h JOIN entry_items i ON i.id = h.entry_id "
+                "WHERE h.list_id = ? ORDER BY i.rowid LIMIT ?",
+                [list_id, limit],
+            )
+        return [self.show(str(r["entry_id"])) for r in rows]
+
+    def pending_lists(self) -> list[str]:
+        """Lists whose records the next publish changes."""
+        return [
+            r["list_id"] for r in self.ctx.db.query("SELECT DISTINCT list_id FROM entry_pending")
+        ]
+
+    def pending_count(self, list_id: str) -> int:
+        row = self.ctx.one("SELECT count(*) AS n FROM entry_pending WHERE list_id = ?", [list_id])
+        return int(row["n"]) if row else 0
+
+    def siblings(self, list_id: str) -> list[str]:
+        """The lists of ``list_id``'s collection (itself alone when it has no label)."""
+        root = self.keys.root()
+        spec = root.lists[list_id]
+        if not spec.entries or not spec.label:
+            return [list_id]
+        return sorted(lid for lid, s in root.lists.items() if s.entries and s.label == spec.label)
+
+    # -- publishing -------------------------------------------------------------------
+
+    def state(self, list_id: str) -> EntryState:
+        """The list's published records."""
+        spec = self.entries_spec(list_id)
+        lines = [
+            bytes(r[0])
+            for r in self.ctx.db.execute(
+                "SELECT line FROM entry_records WHERE list_id = ? AND removed_version IS NULL "
+                "ORDER BY line",
+                [list_id],
+            ).fetchall()
+        ]
+        return EntryState(hash_type(spec.hash_type), lines)
+
+    def head(self, list_id: str) -> ListHead[EntryState]:
+        """What the next publish of the entries list ``list_id`` builds on."""
+        row = self.lists.row(list_id)
+        hashes = [bytes.fromhex(h) for h in json.loads(row["compact"])]
+        return ListHead(
+            list_id=list_id,
+            state=self.state(list_id),
+            version=row["version"],
+            compact=CompactRange(row["version"], hashes),
+            last_leaf=row["last_leaf"],
+            last_created=parse_time(row["last_created"], "list") if row["last_created"] else None,
+        )
+
+    def changes(self, list_id: str) -> tuple[list[Removal], list[Entry]]:
+        """What the pending entries of ``list_id`` change in its records."""
+        kind = HASH_TYPES[self.lists.spec(list_id).hash_type]
+        removes: list[Removal] = []
+        adds: list[Entry] = []
+        for p in self.ctx.db.query(
+            "SELECT i.*, h.hash FROM entry_pending p JOIN entry_items i ON i.id = p.entry_id "
+            "JOIN entry_hashes h ON h.entry_id = p.entry_id AND h.list_id = p.list_id "
+            "WHERE p.list_id = ? ORDER BY p.entry_id",
+            [list_id],
+        ):
+            current = self.ctx.one(
+                "SELECT line FROM entry_records WHERE list_id = ? AND entry_id = ? "
+                "AND removed_version IS NULL",
+                [list_id, p["id"]],
+            )
+            old = None if current is None else Entry.from_line(bytes(current["line"]), kind)
+            new = None if p["retracted"] is not None else self._published(p)
+            if old is not None and new is None:
+                removes.append(Removal(old, p["retracted"]))
+            elif old is None and new is not None:
+                adds.append(new)
+            elif old is not None and new is not None and old.line != new.line:
+                removes.append(Removal(old, "changed"))
+                adds.append(new)
+        return removes, adds
+
+    @staticmethod
+    def _published(row: Mapping[str, Any]) -> Entry:
+        kind, ref = _split_source(row["source"])
+        return Entry(
+            bytes(row["hash"]),
+            row["id"],
+            row["category"],
+            row["classification"],
+            kind,
+            ref,
+            parse_time(row["first_seen"], "first_seen"),
+            parse_time(row["expires"], "expires") if row["expires"] else None,
+        )
+
+    def record(
+        self, list_id: str, version: int, removes: Iterable[Removal], adds: Iterable[Entry]
+    ) -> None:
+        """Keep what version ``version`` of ``list_id`` removed and added."""
+        conn = self.ctx.db.conn
+        conn.executemany(
+            "UPDATE entry_records SET removed_version = ?, reason = ? "
+            "WHERE list_id = ? AND entry_id = ? AND removed_version IS NULL",
+            [(version, r.reason, list_id, r.entry.entry_id) for r in removes],
+        )
+        conn.executemany(
+            "INSERT INTO entry_records (list_id, entry_id, hash, line, added_version) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(list_id, e.entry_id, e.hash, e.line, version) for e in adds],
+        )
+
+    def consume(self, list_id: str) -> None:
+        """The list's records match its entries: nothing pending for it."""
+        self.ctx.db.execute("DELETE FROM entry_pending WHERE list_id = ?", [list_id])
+
+    # -- the vocabulary ---------------------------------------------------------------
+
+    @staticmethod
+    def with_term(vocabulary: Vocabulary | None, group: str, term: str) -> Vocabulary:
+        """``vocabulary`` (the default when None) with ``term`` added to ``group``.
+
+        Raises:
+            InvalidRequest: an unknown group, a malformed term.
+            Conflict: the group already has the term.
+        """
+        if group not in VOCABULARY_GROUPS:
+            raise InvalidRequest(
+                f"{str(group)[:32]!r} is not a vocabulary group: "
+                f"one of {', '.join(VOCABULARY_GROUPS)}"
+            )
+        base = vocabulary or DEFAULT_VOCABULARY
+        terms: tuple[str, ...] = getattr(base, group)
+        if term in terms:
+            raise Conflict(f"vocabulary.{group} already has {term!r}")
+        groups = {g: getattr(base, g) for g in VOCABULARY_GROUPS}
+        groups[group] = (*terms, term)  # a new classification is the most severe
+        try:
+            return Vocabulary(**groups)
+        except ProtocolError as e:
+            raise InvalidRequest(str(e)) from e
