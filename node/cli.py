@@ -131,7 +131,20 @@ def _match_line(label: str, m: MatchResult) -> str:
     variant = f"  variant {m.transform} {m.query.hex()}" if m.transform is not None else ""
     return (
         f"{reports.printable(label)}: MATCH {m.list_id} v{m.version}  {m.hash_type} "
-        f"distance {m.distance}  listed {m.hash.hex()}{variant}  {recorded}"
+        f"distance {m.distance}  listed {m.hash.hex()}{variant}{_entry_text(m)}  {recorded}"
+    )
+
+
+def _entry_text(m: MatchResult) -> str:
+    """A match of an entries list: its entry and the entry's metadata (every field of
+    a closed grammar, so printable as it is)."""
+    if m.entry is None:
+        return ""
+    fields = m.entry.to_dict()
+    return (
+        f"  entry {fields['entry']} {fields['category']} {fields['classification']}"
+        f"  source {fields['source']}  first seen {fields['first_seen']}"
+        f"  expires {fields['expires'] or 'never'}"
     )
 
 

@@ -23,6 +23,7 @@ that the API, the status page and the command line refuse the same things.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import uuid
@@ -35,9 +36,9 @@ from node.errors import InvalidOutcomeError, OutcomeConflictError, UnknownMatchE
 from node.fleet import REPLICA_NAME
 from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
 from node.matcher import ListIndex
-from node.store import MatchSource, NodeStore, Outcome, StoredList
+from node.store import MatchSource, NodeStore, Outcome, StoredEntries, StoredList
 from node.sync import ListOutcome
-from protocol import ListSpec, ListState, Root
+from protocol import Entry, EntryState, ListSpec, ListState, Root
 
 __all__ = [
     "DIHEDRAL_TRANSFORMS",
@@ -48,6 +49,7 @@ __all__ = [
     "Matching",
     "MisdirectedMatchError",
     "Outcome",
+    "entry_members",
     "is_match_id",
     "is_outcome",
     "issuer",
@@ -146,7 +148,7 @@ def newest_root(store: NodeStore) -> Root | None:
     return Root.from_bytes(roots[-1][0]) if roots else None
 
 
-def build_index(spec: ListSpec, stored: StoredList) -> tuple[ListIndex, bool]:
+def build_index(spec: ListSpec, stored: StoredList | StoredEntries) -> tuple[ListIndex, bool]:
     """A match index of a stored list, and whether its state passed its digest.
 
     Touches no database, so that a worker process builds a large list's new index
@@ -154,12 +156,12 @@ def build_index(spec: ListSpec, stored: StoredList) -> tuple[ListIndex, bool]:
     costs about 20 ms for 1M PDQ hashes; a damaged state is enforced as far as it
     goes (its hashes sorted and deduplicated), and ``Matching.install`` reports it.
     """
-    intact = stored.state.digest() == stored.trust.state
-    data = (
-        stored.state.to_bytes()
-        if intact
-        else ListState.from_hashes(stored.state.width, stored.state).to_bytes()
-    )
+    state = stored.state
+    intact = state.digest() == stored.trust.state
+    if isinstance(state, EntryState):
+        # The index holds the records' hashes only; the records stay in the store.
+        state = ListState(state.kind.length, state.hashes())
+    data = state.to_bytes() if intact else ListState.from_hashes(state.width, state).to_bytes()
     index = ListIndex.from_snapshot(spec.hash_type, spec.max_distance, data, background=True)
     return index, intact
 
@@ -177,6 +179,10 @@ class MatchResult:
     with its dihedral hashes, the variant that matched, and ``transform`` names its
     turn (None otherwise; absent from ``to_dict`` then, so other answers keep
     their shape).
+
+    ``entry`` is the record the listed hash has in a list of the ``entries`` format,
+    read from the store when the match was found; None for a ``hashes`` list
+    (``"entry": null`` in ``to_dict``).
     """
 
     match_id: str
@@ -189,6 +195,7 @@ class MatchResult:
     recorded: bool = True
     earlier: bool = False
     transform: str | None = None
+    entry: Entry | None = None
 
     def to_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -202,7 +209,25 @@ class MatchResult:
         }
         if self.transform is not None:
             answer["transform"] = self.transform
-        return answer
+        return answer | entry_members(self.entry)
+
+
+def _event_entry(stored: str | None) -> dict[str, Any]:
+    """The entry members of a recorded match event: as a match's, but the entry's
+    ``source`` named ``entry_source``, since an event's ``source`` says what found it
+    (an upload, the registry)."""
+    if stored is None:
+        return {"entry": None}
+    members = dict(json.loads(stored))
+    members["entry_source"] = members.pop("source")
+    return members
+
+
+def entry_members(entry: Entry | None) -> dict[str, Any]:
+    """What a match says of its entry: ``entry`` (the id), ``category``,
+    ``classification``, ``source``, ``first_seen`` and ``expires``; only
+    ``"entry": None`` for a match of a ``hashes`` list."""
+    return {"entry": None} if entry is None else entry.to_dict()
 
 
 class Matching:
@@ -230,6 +255,8 @@ class Matching:
         self.image_limits = image_limits
         self.dihedral = dihedral
         self.indexes: dict[str, ListIndex] = {}
+        self.entries_lists: set[str] = set()
+        """The indexed lists of the ``entries`` format: each hit is looked up in the store."""
         self.damaged: set[str] = set()
         self.versions: dict[str, int] = {}
         self._unwritten: dict[str, int] = {}
@@ -260,7 +287,7 @@ class Matching:
             if stored.get(list_id, 0) != self.versions.get(list_id, 0)
         ]
 
-    def install(self, stored: StoredList, index: ListIndex, intact: bool) -> None:
+    def install(self, stored: StoredList | StoredEntries, index: ListIndex, intact: bool) -> None:
         """Enforce ``index``, built from ``stored`` by ``build_index``.
 
         A state damaged on disk (its SHA-256 pass against the trusted digest failed)
@@ -279,7 +306,14 @@ class Matching:
             )
             self.damaged.add(list_id)
         self.indexes[list_id] = index
+        self._format(list_id, isinstance(stored, StoredEntries))
         self.versions[list_id] = stored.trust.version
+
+    def _format(self, list_id: str, entries: bool) -> None:
+        if entries:
+            self.entries_lists.add(list_id)
+        else:
+            self.entries_lists.discard(list_id)
 
     def follow(self, outcome: ListOutcome, spec: ListSpec) -> None:
         """Bring one list's index to an applied update: the delta when the index can
@@ -290,14 +324,51 @@ class Matching:
         if self.versions.get(outcome.list_id) == outcome.to_version:
             return
         index = self.indexes.get(outcome.list_id)
-        if index is None or outcome.rebuilt or outcome.state is None:
+        if spec.entries and outcome.state is None and (index is None or outcome.rebuilt):
+            # A delta of an entries list carries no state: the store has it.
+            self.load_indexes([outcome.list_id])
+            return
+        if index is None or outcome.rebuilt or (outcome.state is None and not spec.entries):
             data = outcome.state.to_bytes() if outcome.state is not None else b""
             self.indexes[outcome.list_id] = ListIndex.from_snapshot(
                 spec.hash_type, spec.max_distance, data, background=True
             )
         else:
             index.apply(outcome.removed, outcome.added)
+        self._format(outcome.list_id, spec.entries)
         self.versions[outcome.list_id] = outcome.to_version
+
+    def entry(self, list_id: str, listed: bytes, now: datetime) -> Entry | None:
+        """The entry of a listed hash of an ``entries`` list, if it still matches:
+        None when the store holds no record of it (an update removed it since the
+        index was built) or its ``expires`` has come by the node's clock, which
+        stops a match at once, before the hub's retraction arrives."""
+        entry = self.store.entry(list_id, listed)
+        if entry is None or entry.expired(now):
+            return None
+        return entry
+
+    def _with_entries(self, hits: list[MatchResult]) -> list[MatchResult]:
+        """``hits`` with each entries list's hit given its entry, and the hits of
+        entries that no longer match left out (a match is rare: its entry is looked
+        up in the store, one read of each list for all its hits)."""
+        wanted: dict[str, list[bytes]] = {}
+        for hit in hits:
+            if hit.list_id in self.entries_lists:
+                wanted.setdefault(hit.list_id, []).append(hit.hash)
+        if not wanted:
+            return hits
+        now = self.now()
+        found = {list_id: self.store.entries(list_id, listed) for list_id, listed in wanted.items()}
+        kept = []
+        for hit in hits:
+            if hit.list_id not in wanted:
+                kept.append(hit)
+                continue
+            entry = found[hit.list_id].get(hit.hash)
+            if entry is not None and not entry.expired(now):
+                kept.append(replace(hit, entry=entry))
+        return kept
 
     # -- matching --------------------------------------------------------------------
 
@@ -309,8 +380,10 @@ class Matching:
         distance: int,
         source: MatchSource,
         content_id: str | None = None,
+        entry: Entry | None = None,
     ) -> str:
-        """Store one match event and count it as ``matched``; returns its id."""
+        """Store one match event, with its ``entry`` for an entries list, and count it
+        as ``matched``; returns its id."""
         match_id = f"{self.replica}.{uuid.uuid4()}" if self.replica else str(uuid.uuid4())
         self.store.matches.record(
             match_id,
@@ -322,6 +395,7 @@ class Matching:
             source,
             content_id,
             self.now(),
+            None if entry is None else json.dumps(entry.to_dict()),
         )
         self._bump(list_id, "", "matched")
         self._bump(list_id, listed.hex(), "matched")
@@ -410,7 +484,7 @@ class Matching:
                     MatchResult("", list_id, type_name, m.hash, query, m.distance, version, False)
                     for m in matches
                 )
-        return checked, hits
+        return checked, self._with_entries(hits)
 
     def look(
         self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False
@@ -467,7 +541,7 @@ class Matching:
                     results.append(replace(hit, match_id=seen, recorded=True, earlier=True))
                     continue
                 match_id = self.record_event(
-                    hit.list_id, hit.hash, hit.query, hit.distance, source, content_id
+                    hit.list_id, hit.hash, hit.query, hit.distance, source, content_id, hit.entry
                 )
                 results.append(replace(hit, match_id=match_id, recorded=True))
         self._forget(written)
@@ -542,5 +616,6 @@ class Matching:
                 "created": r["created"],
                 "outcome": r["outcome"],
             }
+            | _event_entry(r["entry"])
             for r in self.store.matches.listing(limit, open_only=open_only)
         ]

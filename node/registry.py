@@ -30,7 +30,7 @@ from pathlib import Path
 
 from node.content_index import ContentIndex
 from node.errors import InvalidContentError
-from node.matching import Matching, MatchResult
+from node.matching import Matching, MatchResult, entry_members
 from node.outboxes import WebhookOutbox
 from node.store import ContentRows, NodeStore
 from node.sync import ListOutcome
@@ -242,7 +242,7 @@ class ContentRegistry:
                 )
                 continue
             match_id = self.matching.record_event(
-                hit.list_id, hit.hash, hit.query, hit.distance, "registry", content_id
+                hit.list_id, hit.hash, hit.query, hit.distance, "registry", content_id, hit.entry
             )
             events[(hit.list_id, hit.hash)] = match_id
             results.append((content_id, replace(hit, match_id=match_id, recorded=True)))
@@ -307,6 +307,8 @@ class ContentRegistry:
 
         An exact type (md5, sha256) looks each added hash up by key; a perceptual one
         (``_near``) asks the content index, the added hashes its queries.
+        A hit of an ``entries`` list carries its entry (event and webhook), and is
+        no hit when the entry has expired by the node's clock.
         Returns the webhooks queued.
         """
         if not outcome.added:
@@ -322,9 +324,13 @@ class ContentRegistry:
         else:
             hits = self._near(outcome, spec)
         queued = 0
+        now = self.matching.now()
         for content_id, listed, content_hash, distance in hits:
+            entry = self.matching.entry(outcome.list_id, listed, now) if spec.entries else None
+            if spec.entries and entry is None:
+                continue  # expired by the node's clock: it matches nothing
             event = self.matching.record_event(
-                outcome.list_id, listed, content_hash, distance, "registry", content_id
+                outcome.list_id, listed, content_hash, distance, "registry", content_id, entry
             )
             key = f"{outcome.list_id}:{outcome.to_version}:{listed.hex()}:{content_id}"
             body = {
@@ -339,5 +345,7 @@ class ContentRegistry:
                 "distance": distance,
                 "version": outcome.to_version,
             }
+            if entry is not None:  # a hashes list's webhook keeps its members
+                body |= entry_members(entry)
             queued += self.webhooks.queue(key, body)
         return queued

@@ -25,6 +25,12 @@ call into ``protocol.TrustedHub`` / ``ListUpdate``. One run (``Syncer.sync``):
 Every download is capped (``protocol.Limits`` and the sizes the signed headers
 promise) and has a deadline; nothing is read past the cap.
 
+A list of the ``entries`` format goes through the same phases with the trust
+rules of its records (``ListUpdate.add_entries_snapshot``, ``add_entries_body``,
+``apply_entries``): the store keeps the record lines (the changed ones logged, as
+hashes are: ADR 0013), and the outcome gives the match index and the registry the
+hashes listed and delisted (``Syncer._sync_entries``).
+
 What touches the store, and the heavy steps of the trust rules (reading and
 replaying a snapshot, parsing and applying bodies, the commit), go through
 ``Syncer.run``: on the daemon that is a thread of their own with its own
@@ -59,9 +65,10 @@ from node.errors import (
     StorageError,
     describe,
 )
-from node.store import NodeStore, StoredList, storage_error
+from node.store import NodeStore, StoredEntries, StoredList, storage_error
 from protocol import (
     ConsistencyError,
+    EntryState,
     EquivocationError,
     LimitError,
     Limits,
@@ -79,6 +86,9 @@ from protocol import (
     sig_path,
     snapshot_path,
 )
+from protocol.entries import record_limit
+from protocol.lists import hash_type as hash_kind
+from protocol.root import ListSpec
 
 __all__ = [
     "FailureCause",
@@ -336,7 +346,12 @@ async def _refusal(resp: aiohttp.ClientResponse) -> tuple[str, str]:
 
 @dataclass
 class ListOutcome:
-    """What one update of one list did."""
+    """What one update of one list did.
+
+    ``added``, ``removed`` and ``state`` are hashes, whatever the list's format: for
+    an ``entries`` list ``state`` is its records' hashes, given after a snapshot
+    only (None after a delta: ``Matching.follow`` reads the store when it must).
+    """
 
     list_id: str
     status: UpdateStatus
@@ -515,7 +530,8 @@ class Syncer:
             await self._record_failure(list_id, now, e, evidence=True)
             enforced = await self._applied_version(list_id)
             return ListOutcome(list_id, "rejected", enforced, enforced, describe(e), kind=_kind(e))
-        stored = await self.runner.call(lambda store: store.stored_list(list_id, spec.hash_type))
+        found = await self.runner.call(lambda store: store.stored_list(list_id, spec.hash_type))
+        stored = _as_entries(found) if spec.entries else _as_hashes(found)
         start = stored.trust.version
         checkpoint: bytes | None = None  # None: not fetched (an empty file is b"")
         rejected_mark = len(self.fetcher.rejected)
@@ -524,10 +540,14 @@ class Syncer:
             update = hub.begin_update(stored.trust, checkpoint)
             if update.is_current:
                 trust = update.finish(stored.trust.state)
-                await self._commit(hub, list_id, spec.hash_type, None, trust, now)
+                # An entries list never stored is stored empty in its own format.
+                kept = stored.state if spec.entries and start == 0 else None
+                await self._commit(hub, list_id, spec.hash_type, kept, trust, now)
                 return ListOutcome(list_id, "current", start, start)
             for version in range(start + 1, update.target + 1):
                 await self._add_header(update, list_id, version)
+            if isinstance(stored, StoredEntries):
+                return await self._sync_entries(hub, update, spec, stored, now)
             base, rebuilt = await self._choose_base(update, list_id, spec.hash_length, stored)
             await self._add_bodies(update, list_id)
             new_state, trust = await self.run(lambda: update.apply(base))
@@ -539,7 +559,48 @@ class Syncer:
         outcome = ListOutcome(
             list_id, "updated", start, trust.version, rebuilt=rebuilt, state=new_state
         )
-        return await self.run(lambda: _updated(outcome, stored.state, changes))
+        old_state = stored.state
+        assert isinstance(old_state, ListState)  # a hashes list: the entries one returned
+        return await self.run(lambda: _updated(outcome, old_state, changes))
+
+    async def _sync_entries(
+        self,
+        hub: TrustedHub,
+        update: ListUpdate,
+        spec: ListSpec,
+        stored: StoredEntries,
+        now: datetime,
+    ) -> ListOutcome:
+        """The rest of ``sync_list`` for a list of the ``entries`` format, whose headers
+        are verified: the base (stored records or a snapshot), the bodies, the records
+        applied through the trust rules, one commit. Raises as ``sync_list``'s phases do.
+
+        The store gets the records (and logs the record lines that changed); the
+        outcome, for the match index and the registry, the hashes: ``added`` and
+        ``removed`` the hashes listed or delisted (an entry whose metadata changed
+        under the same hash is neither), and, from a snapshot only, ``state``, the
+        records' hashes as a ``ListState`` (after a delta it is None: an index without
+        the base builds itself from the store).
+        """
+        list_id = spec.list_id
+        start = stored.trust.version
+        base, rebuilt = await self._choose_entries_base(update, list_id, stored)
+        await self._add_bodies(update, list_id, entries=True)
+        new_state, trust = await self.run(lambda: update.apply_entries(base))
+        changes = None if rebuilt else await self.run(lambda: net_entry_changes(update))
+        await self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes)
+        old, new = stored.state, new_state
+
+        def outcome() -> ListOutcome:
+            if changes is not None:  # a delta: its hashes suffice (1M hashes cost 1 s)
+                done = ListOutcome(list_id, "updated", start, trust.version)
+                return _updated(done, ListState(new.kind.length), _hash_changes(*changes))
+            done = ListOutcome(
+                list_id, "updated", start, trust.version, rebuilt=True, state=_hashes_of(new)
+            )
+            return _updated(done, _hashes_of(old), None)
+
+        return await self.run(outcome)
 
     async def _undeclared(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
         """A list in ``node.toml`` that the trusted root does not declare.
@@ -603,9 +664,35 @@ class Syncer:
             return stored.state, False
         return await self.run(lambda: update.add_snapshot(candidate, snap)), True
 
-    async def _add_bodies(self, update: ListUpdate, list_id: str) -> None:
+    async def _choose_entries_base(
+        self, update: ListUpdate, list_id: str, stored: StoredEntries
+    ) -> tuple[EntryState, bool]:
+        """``_choose_base`` for an ``entries`` list: the snapshot is record lines, no
+        longer than the records its header counts can be, read by
+        ``ListUpdate.add_entries_snapshot``."""
+        start = stored.trust.version
+        damaged = start > 0 and await self.run(stored.state.digest) != stored.trust.state
+        if not (start == 0 or damaged or update.target - start > self.snapshot_lag):
+            return stored.state, False
+        due = update.snapshots_due()
+        if not due:
+            return stored.state, False
+        candidate = due[-1]
+        result = update.header(candidate).result_state
+        cap = result.count * (record_limit(stored.state.kind) + 1)
+        try:
+            snap = await self.fetcher.fetch(
+                snapshot_path(list_id, candidate), cap, sha256=result.sha256
+            )
+        except NotPublishedError:
+            return stored.state, False
+        return await self.run(lambda: update.add_entries_snapshot(candidate, snap)), True
+
+    async def _add_bodies(self, update: ListUpdate, list_id: str, *, entries: bool = False) -> None:
         """Fetch every body the update still needs, by hash (mirrors first); each is
-        checked by length and SHA-256 before the trust rules parse it."""
+        checked by length and SHA-256 before the trust rules parse it (as an entries
+        body with ``entries``)."""
+        add = update.add_entries_body if entries else update.add_body
         for header in update.bodies_needed():
             data = await self.fetcher.fetch_promised(
                 body_path(list_id, header.body.sha256),
@@ -613,14 +700,14 @@ class Syncer:
                 f"header v{header.version} names it",
                 sha256=header.body.sha256,
             )
-            await self.run(functools.partial(update.add_body, header.version, data))
+            await self.run(functools.partial(add, header.version, data))
 
     async def _commit(
         self,
         hub: TrustedHub,
         list_id: str,
         hash_type: str,
-        state: ListState | None,
+        state: ListState | EntryState | None,
         trust: ListTrust,
         now: datetime,
         changes: tuple[list[bytes], list[bytes]] | None = None,
@@ -715,3 +802,63 @@ def net_changes(update: ListUpdate) -> tuple[list[bytes], list[bytes]]:
             else:
                 added.add(h)
     return sorted(removed), sorted(added)
+
+
+def net_entry_changes(update: ListUpdate) -> tuple[list[bytes], list[bytes]]:
+    """(removed, added) record lines from the base state to the result, over all
+    applied bodies of an ``entries`` list: what ``net_changes`` is for hashes. A
+    record added by one version and removed by a later one is in neither."""
+    added: set[bytes] = set()
+    removed: set[bytes] = set()
+    for _, body in update.ordered_entries_bodies():
+        for r in body.removes:
+            if r.entry.line in added:
+                added.discard(r.entry.line)
+            else:
+                removed.add(r.entry.line)
+        for e in body.adds:
+            if e.line in removed:
+                removed.discard(e.line)
+            else:
+                added.add(e.line)
+    return sorted(removed), sorted(added)
+
+
+def _hash_changes(removed: list[bytes], added: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The hashes that record changes delist and list: a record replaced by another
+    of the same hash (its entry's metadata changed) changes no hash."""
+    width = 2 * _hash_width(removed + added)
+    gone = {line[:width] for line in removed}
+    new = {line[:width] for line in added}
+    return (
+        [bytes.fromhex(h.decode()) for h in sorted(gone - new)],
+        [bytes.fromhex(h.decode()) for h in sorted(new - gone)],
+    )
+
+
+def _hash_width(lines: list[bytes]) -> int:
+    """The bytes of the hash a record line starts with (0 without lines)."""
+    return len(lines[0].split(b" ", 1)[0]) // 2 if lines else 0
+
+
+def _hashes_of(state: EntryState) -> ListState:
+    """The hashes of an entries list's records, as a ``hashes`` list's state holds them."""
+    return ListState(state.kind.length, state.hashes())
+
+
+def _as_hashes(stored: StoredList | StoredEntries) -> StoredList:
+    """A stored list of the ``hashes`` format; records stored under its id (another
+    format: nothing a root allows) are no base, as an empty state is none."""
+    if isinstance(stored, StoredList):
+        return stored
+    empty = ListState(hash_kind(stored.hash_type).length)
+    return StoredList(stored.list_id, stored.hash_type, stored.trust, empty)
+
+
+def _as_entries(stored: StoredList | StoredEntries) -> StoredEntries:
+    """A stored list of the ``entries`` format: an empty one (never stored, or stored
+    in the other format) as empty records."""
+    if isinstance(stored, StoredEntries):
+        return stored
+    empty = EntryState(hash_kind(stored.hash_type))
+    return StoredEntries(stored.list_id, stored.hash_type, stored.trust, empty)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from edge.database import BUSY_TIMEOUT, connect
 from node.errors import StorageError
-from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredList
+from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredEntries, StoredList
 from node.store.matches import ContentRows, MatchSource, MatchTables, Outcome
 from node.store.outbox import AckTables, WebhookTables
 from node.store.schema import migrations
@@ -50,6 +50,7 @@ __all__ = [
     "MatchTables",
     "NodeStore",
     "Outcome",
+    "StoredEntries",
     "StoredList",
     "WebhookTables",
     "migrations",

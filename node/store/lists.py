@@ -2,12 +2,13 @@
 
 - ``roots``: every verified root's bytes and signature, so each run re-verifies
   the chain from the pinned root instead of trusting a cached parse.
-- ``lists``: per subscribed list, the ``ListTrust`` record (JSON) and the list's
-  state as one blob in snapshot form (sorted hashes): the digest is one SHA-256
-  pass and ``verify`` can recompute it at any time. State and trust change
-  together in one transaction, or not at all.
+- ``lists``: per subscribed list, the ``ListTrust`` record (JSON), its ``format``
+  and the list's state as one blob in snapshot form (sorted hashes, or sorted
+  entry records: ``node.store.records``): the digest is one SHA-256 pass and
+  ``verify`` can recompute it at any time. State and trust change together in
+  one transaction, or not at all.
 - ``state_changes``: small updates logged beside the blob instead of rewriting
-  it (ADR 13).
+  it (ADR 13), hashes or record lines as the list holds.
 - ``evidence``: every rejected update: which list, the error class and message,
   and the bytes that caused it where there are some (both notes of an
   equivocation).
@@ -18,32 +19,57 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from node.errors import describe
+from node.store.records import find_record, join_lines, replay, split_lines
 from node.store.tables import Tables
-from protocol import ListState, ListTrust, ProtocolError, StateDigest, format_time
+from protocol import (
+    Entry,
+    EntryState,
+    ListState,
+    ListTrust,
+    ProtocolError,
+    StateDigest,
+    format_time,
+)
 from protocol.lists import hash_type
 
-__all__ = ["STATE_LOG_FRACTION", "ListTables", "StoredList"]
+__all__ = ["STATE_LOG_FRACTION", "ListTables", "State", "StoredEntries", "StoredList"]
 
 STATE_LOG_FRACTION = 16
 """Changes are logged beside the state blob until they reach 1/16 of its size; then
 the blob is written whole again and the log cleared."""
 
 
+State: TypeAlias = ListState | EntryState
+"""A list's state: bare hashes (``hashes`` format) or entry records (``entries``)."""
+
+
 @dataclass(frozen=True)
 class StoredList:
-    """One subscribed list as stored: its trust record and state."""
+    """One subscribed list of the ``hashes`` format as stored: its trust record and state."""
 
     list_id: str
     hash_type: str
     trust: ListTrust
     state: ListState
+
+
+@dataclass(frozen=True)
+class StoredEntries:
+    """One subscribed list of the ``entries`` format as stored: its trust record and
+    its records."""
+
+    list_id: str
+    hash_type: str
+    trust: ListTrust
+    state: EntryState
 
 
 class ListTables(Tables):
@@ -68,18 +94,112 @@ class ListTables(Tables):
 
     # -- reading lists ---------------------------------------------------------------
 
-    def stored_list(self, list_id: str, type_name: str) -> StoredList:
-        """The list as stored, or an empty one (version 0) if never applied."""
+    def stored_list(self, list_id: str, type_name: str) -> StoredList | StoredEntries:
+        """The list as stored (``StoredEntries`` for a list stored in the ``entries``
+        format), or an empty ``StoredList`` (version 0) if never applied."""
         row = self._one("SELECT * FROM lists WHERE id = ?", [list_id])
         width = hash_type(type_name).length
         if row is None:
             return StoredList(list_id, type_name, ListTrust(list_id), ListState(width))
-        return StoredList(
-            list_id,
-            row["hash_type"],
-            ListTrust.from_dict(json.loads(row["trust"])),
-            self._state(list_id, width, bytes(row["state"])),
-        )
+        trust = ListTrust.from_dict(json.loads(row["trust"]))
+        state = self._stored_state(list_id, row["hash_type"], row["format"], bytes(row["state"]))
+        if isinstance(state, EntryState):
+            return StoredEntries(list_id, row["hash_type"], trust, state)
+        return StoredList(list_id, row["hash_type"], trust, state)
+
+    def _stored_state(self, list_id: str, type_name: str, list_format: str, blob: bytes) -> State:
+        if list_format == "entries":
+            return self._entry_state(list_id, type_name, blob)
+        return self._state(list_id, hash_type(type_name).length, blob)
+
+    def _entry_state(self, list_id: str, type_name: str, blob: bytes) -> EntryState:
+        """An ``entries`` list's blob with its logged changes replayed (the blob's state
+        when the log does not apply: the list is then damaged, as ``_state`` says)."""
+        kind = hash_type(type_name)
+        changes = [
+            (bytes(c["removes"]), bytes(c["adds"]))
+            for c in self.db.query(
+                "SELECT removes, adds FROM state_changes WHERE list_id = ? ORDER BY seq",
+                [list_id],
+            )
+        ]
+        state = replay(kind, blob, changes)
+        return EntryState(kind, split_lines(blob)) if state is None else state
+
+    def entry(self, list_id: str, h: bytes) -> Entry | None:
+        """The current record of hash ``h`` in the ``entries`` list ``list_id``, or None."""
+        return self.entries(list_id, [h]).get(h)
+
+    def entries(self, list_id: str, hashes: Sequence[bytes]) -> dict[bytes, Entry]:
+        """The current records of ``hashes`` in the ``entries`` list ``list_id``, by hash
+        (a hash without one is left out; the caller knows the list's format: a
+        ``hashes`` list is not asked).
+
+        Read without loading the list: the logged changes that mention a hash,
+        newest first, then a binary search of the blob, all in one read transaction
+        so that a sync committing meanwhile is seen whole or not at all. The blob is
+        read through one handle for all ``hashes``: SQLite walks a large blob's
+        overflow pages once per handle (tens of milliseconds for 1M records, 100 MB),
+        so a request's hits cost one walk, not one each.
+        """
+        found: dict[bytes, Entry] = {}
+        with self._reading():
+            # Only columns stored before the state blob: reading one after it would
+            # walk the blob's overflow pages too.
+            row = self._one("SELECT rowid, hash_type FROM lists WHERE id = ?", [list_id])
+            if row is None:
+                return found
+            kind = hash_type(row["hash_type"])
+            in_blob = []
+            for h in dict.fromkeys(hashes):
+                logged = self._logged_record(list_id, h)
+                if logged is None:
+                    in_blob.append(h)
+                elif logged:
+                    found[h] = Entry.from_line(logged, kind)
+            if not in_blob:
+                return found
+            with self.db.conn.blobopen("lists", "state", row["rowid"], readonly=True) as blob:
+
+                def read(offset: int, length: int) -> bytes:
+                    blob.seek(offset)
+                    return blob.read(length)
+
+                for h in in_blob:
+                    line = find_record(read, len(blob), kind, h)
+                    if line is not None:
+                        found[h] = Entry.from_line(line, kind)
+        return found
+
+    def _logged_record(self, list_id: str, h: bytes) -> bytes | None:
+        """What the newest logged change that mentions hash ``h`` says of it: its
+        record line as added, ``b""`` if it was removed, None if no change mentions it."""
+        prefix = h.hex().encode() + b" "
+        for change in self.db.query(
+            "SELECT removes, adds FROM state_changes WHERE list_id = ? "
+            "AND (instr(removes, ?) > 0 OR instr(adds, ?) > 0) ORDER BY seq DESC",
+            [list_id, prefix, prefix],
+        ):
+            # Within one change the removals come first, so an addition is the newer.
+            for line in bytes(change["adds"]).split(b"\n"):
+                if line.startswith(prefix):
+                    return line
+            for line in bytes(change["removes"]).split(b"\n"):
+                if line.startswith(prefix):
+                    return b""
+        return None
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction (a deferred ``BEGIN``: no write lock), or the enclosing one."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.conn.execute("COMMIT")
 
     def _state(self, list_id: str, width: int, blob: bytes) -> ListState:
         """The stored blob with the logged changes replayed in order.
@@ -118,10 +238,14 @@ class ListTables(Tables):
     def verify(self) -> list[tuple[str, bool, StateDigest, StateDigest]]:
         """Recompute every stored state's digest against its trust record."""
         out = []
-        for row in self.db.query("SELECT id, hash_type, trust, state FROM lists ORDER BY id"):
+        for row in self.db.query(
+            "SELECT id, hash_type, format, trust, state FROM lists ORDER BY id"
+        ):
             trust = ListTrust.from_dict(json.loads(row["trust"]))
-            width = hash_type(row["hash_type"]).length
-            actual = self._state(row["id"], width, bytes(row["state"])).digest()
+            state = self._stored_state(
+                row["id"], row["hash_type"], row["format"], bytes(row["state"])
+            )
+            actual = state.digest()
             out.append((row["id"], actual == trust.state, actual, trust.state))
         return out
 
@@ -138,7 +262,7 @@ class ListTables(Tables):
         self,
         list_id: str,
         type_name: str,
-        state: ListState | None,
+        state: State | None,
         trust: ListTrust,
         roots: Iterable[tuple[int, bytes, bytes]],
         now: datetime,
@@ -148,11 +272,11 @@ class ListTables(Tables):
 
         ``state`` None keeps the stored state (a checkpoint that only refreshed the time).
         ``changes`` (removed, added) are the net changes from the stored state to
-        ``state``: while the logged changes stay under ``1/STATE_LOG_FRACTION`` of the
-        state they are appended to ``state_changes`` instead of writing the whole
-        blob again (10k changes to a 1M-hash list: 320 KB instead of 32 MB under
-        ``synchronous=FULL``). Either way the trust record and the state it names
-        change in one transaction.
+        ``state``: hashes, or record lines for an ``EntryState``. While the logged
+        changes stay under ``1/STATE_LOG_FRACTION`` of the state they are appended to
+        ``state_changes`` instead of writing the whole blob again (10k changes to a
+        1M-hash list: 320 KB instead of 32 MB under ``synchronous=FULL``). Either way
+        the trust record and the state it names change in one transaction.
         """
         stamp = format_time(now)
         with self.db.atomic():
@@ -179,23 +303,23 @@ class ListTables(Tables):
         return bool(updated == 1)
 
     def _log_changes(
-        self, list_id: str, state: ListState, changes: tuple[Sequence[bytes], Sequence[bytes]]
+        self, list_id: str, state: State, changes: tuple[Sequence[bytes], Sequence[bytes]]
     ) -> bool:
         """Append ``changes`` to the list's log if it stays small; False to write the blob."""
-        removes, adds = changes
-        size = (len(removes) + len(adds)) * state.width
+        removes, adds = (_blob(state, sorted(side)) for side in changes)
         logged = self._one(
             "SELECT count(*) AS n, coalesce(sum(length(removes) + length(adds)), 0) AS bytes, "
             "coalesce(max(seq), 0) AS last FROM state_changes WHERE list_id = ?",
             [list_id],
         )
-        if logged is None or self._one("SELECT 1 FROM lists WHERE id = ?", [list_id]) is None:
+        stored = self._one("SELECT format FROM lists WHERE id = ?", [list_id])
+        if logged is None or stored is None or stored["format"] != _format(state):
             return False
-        if (logged["bytes"] + size) * STATE_LOG_FRACTION > len(state) * state.width:
+        if (logged["bytes"] + len(removes) + len(adds)) * STATE_LOG_FRACTION > _size(state):
             return False
         self.db.execute(
             "INSERT INTO state_changes (list_id, seq, removes, adds) VALUES (?, ?, ?, ?)",
-            [list_id, logged["last"] + 1, b"".join(sorted(removes)), b"".join(sorted(adds))],
+            [list_id, logged["last"] + 1, removes, adds],
         )
         return True
 
@@ -222,22 +346,23 @@ class ListTables(Tables):
         list_id: str,
         type_name: str,
         trust: ListTrust,
-        state: ListState,
+        state: State,
         digest: StateDigest,
         stamp: str,
     ) -> None:
         """The whole state as one blob with its trust record; the log it replaces goes."""
         self.db.execute("DELETE FROM state_changes WHERE list_id = ?", [list_id])
         self.db.execute(
-            "INSERT INTO lists (id, hash_type, trust, state, count, sha256, applied, "
-            "last_attempt, last_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET trust = excluded.trust, state = excluded.state, "
-            "count = excluded.count, sha256 = excluded.sha256, applied = excluded.applied, "
-            "last_attempt = excluded.last_attempt, last_success = excluded.last_success, "
-            "last_error = NULL",
+            "INSERT INTO lists (id, hash_type, format, trust, state, count, sha256, applied, "
+            "last_attempt, last_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET format = excluded.format, trust = excluded.trust, "
+            "state = excluded.state, count = excluded.count, sha256 = excluded.sha256, "
+            "applied = excluded.applied, last_attempt = excluded.last_attempt, "
+            "last_success = excluded.last_success, last_error = NULL",
             [
                 list_id,
                 type_name,
+                _format(state),
                 json.dumps(trust.to_dict()),
                 state.to_bytes(),
                 digest.count,
@@ -302,6 +427,22 @@ class ListTables(Tables):
             | {"has_bytes": r["bytes"] is not None}
             for r in self.db.query("SELECT * FROM evidence ORDER BY id")
         ]
+
+
+def _format(state: State) -> str:
+    return "entries" if isinstance(state, EntryState) else "hashes"
+
+
+def _size(state: State) -> int:
+    """The bytes of the state's blob (counted, not built)."""
+    if isinstance(state, EntryState):
+        return sum(map(len, state.lines())) + len(state)
+    return state.count * state.width
+
+
+def _blob(state: State, items: Sequence[bytes]) -> bytes:
+    """One side of a logged change: hashes end to end, or record lines with their feeds."""
+    return join_lines(items) if isinstance(state, EntryState) else b"".join(items)
 
 
 def _split(data: bytes, width: int) -> list[bytes]:

@@ -305,8 +305,10 @@ class MatchTables(Tables):
         source: MatchSource,
         content_id: str | None,
         now: datetime,
+        entry: str | None = None,
     ) -> None:
-        """Store one match event (its counters are the caller's: ``bump_counter``)."""
+        """Store one match event (its counters are the caller's: ``bump_counter``);
+        ``entry``: the matched entry's members as JSON, for a list of entries."""
         self.db.table("match_events").insert(
             {
                 "id": match_id,
@@ -318,6 +320,7 @@ class MatchTables(Tables):
                 "source": source,
                 "content_id": content_id,
                 "created": format_time(now),
+                "entry": entry,
             }
         )
 

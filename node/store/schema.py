@@ -153,3 +153,16 @@ def m004_content_journal(db: sqlite_utils.Database) -> None:
         CREATE INDEX content_journal_by_type ON content_journal(hash_type, seq);
         """
     )
+
+
+@migrations()
+def m005_entries(db: sqlite_utils.Database) -> None:
+    """Lists of the ``entries`` format: each list's ``format`` (its blob and logged
+    changes hold record lines, ``node.store.records``), and the entry a match event
+    matched, as JSON, so that it outlives the entry's retraction."""
+    db.executescript(
+        """
+        ALTER TABLE lists ADD COLUMN format TEXT NOT NULL DEFAULT 'hashes';
+        ALTER TABLE match_events ADD COLUMN entry TEXT;
+        """
+    )
