@@ -4107,7 +4107,8 @@ CHECKS = {
     "entries_state_digest": "the state of an entries list holding `input.records` (any "
     "order): the snapshot `expected.snapshot_text` (records ascending, each with its LF), "
     "its `count` of records and `sha256`.",
-    "entries_sync": "pin the root in `input.root_text`/`root_sig_text` at `input.now`; "
+    "entries_sync": "pin the root in `input.root_text`/`root_sig_text` as `root/1.json` at "
+    "`input.now`; "
     "stage `checkpoint`: start an update of `input.list` from nothing with "
     "`checkpoint_text`; `headers`: add each of `input.headers` in order; `snapshot`: if "
     "`input.base` is a version, add `input.snapshots[base]` as its snapshot (the new base); "
@@ -4124,7 +4125,7 @@ CHECKS = {
     "entries_apply": "`input.body_text` passes every check of `entries_body_rules`; "
     "applied to the state holding `input.state_records` it must fail. "
     "`input.valid_body_text` applies.",
-    "entries_update_root": "pin the root in `input.root_text`/`root_sig_text` at "
+    "entries_update_root": "pin the root in `input.root_text`/`root_sig_text` as `root/1.json` at "
     "`input.now`, then present `next_root_text`/`next_sig_text` as its successor: "
     "`expected` (the root version and its vocabulary), or it is refused with `error`.",
 }
