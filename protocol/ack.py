@@ -16,6 +16,11 @@ Why each part:
   node's signature.
 - ``counts`` are cumulative (never deltas), so a lost ack loses nothing: the next
   carries the totals. A counter that goes down means the node reset it.
+- ``opinions`` (optional; lists of entries) carry the platform's position on each
+  entry whose position changed since its last ack of the list — ``confirmed``
+  (``actioned``, ``blocked``), ``disputed`` (``not_the_content``, ``benign``,
+  ``other``) or ``none`` (taken back) — so what a platform says of an entry is
+  signed and attributable (docs/adr/0019).
 
 The ack's bytes are canonical JSON, signed by the node's enrolled key with the
 same sidecar format as every other signed document.
@@ -41,6 +46,7 @@ from protocol._fields import (
 )
 from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, cosign, verify_cosignature
+from protocol.entries import ENTRY_ID_PATTERN
 from protocol.errors import ConsistencyError, MalformedError, SignatureError
 from protocol.keys import PublicKey, SignatureSidecar, SigningKey, sign_bytes, verify_threshold
 from protocol.lists import HASH_TYPES, validate_list_id
@@ -53,11 +59,14 @@ __all__ = [
     "ACK_SIGNATURE_HEADER",
     "ACK_TYPE",
     "COUNTER_NAMES",
+    "MAX_OPINIONS",
     "NODE_ID_PATTERN",
+    "OPINION_REASONS",
     "Ack",
     "AppliedVersion",
     "Counts",
     "NodeKeyPeriod",
+    "Opinion",
     "sign_ack",
     "verify_ack",
     "verify_ack_by_periods",
@@ -73,6 +82,15 @@ _HEX = re.compile(r"[0-9a-f]+")
 §6.1; ``_hex_digits``). The list's own width is the hub's rule (§10.5): the ack does
 not carry the list's hash type, and an auditor must be able to parse an ack without
 the root that declares the list."""
+OPINION_REASONS: Mapping[str, tuple[str, ...]] = {
+    "confirmed": ("actioned", "blocked"),
+    "disputed": ("not_the_content", "benign", "other"),
+    "none": (),
+}
+"""Each position a platform may take on an entry, with the reasons it may give
+(``none``, a position taken back, has none)."""
+MAX_OPINIONS = 10_000
+"""Opinions in one ack; a node with more sends the rest in further acks."""
 COSIGNATURE_BYTES = 4 + 8 + 64
 """A ``cosignature/v1`` line carries the note key id, the big-endian time, the signature."""
 
@@ -182,6 +200,56 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Opinion:
+    """A platform's position on one entry, and its reason (``None`` for ``none``)."""
+
+    position: str
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        reasons = OPINION_REASONS.get(self.position)
+        if reasons is None:
+            raise MalformedError(
+                f"ack: opinion position {str(self.position)[:32]!r} is not one of "
+                f"{', '.join(OPINION_REASONS)}"
+            )
+        if not reasons:
+            if self.reason is not None:
+                raise MalformedError(f"ack: an opinion {self.position!r} gives no reason")
+        elif self.reason not in reasons:
+            raise MalformedError(
+                f"ack: a {self.position} opinion's reason is one of {', '.join(reasons)}, "
+                f"not {str(self.reason)[:32]!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"position": self.position}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str) -> Opinion:
+        f = Fields(value, where)
+        position = f.text("position", max_len=32)
+        reason = f.text("reason", max_len=32) if f.has("reason") else None
+        f.closed()
+        return cls(position, reason)
+
+
+def _opinions(value: Mapping[str, Any]) -> dict[str, Opinion]:
+    """An ack's ``opinions`` member: entry id → opinion, at most ``MAX_OPINIONS``."""
+    if len(value) > MAX_OPINIONS:
+        raise MalformedError(f"ack: more than {MAX_OPINIONS} opinions")
+    out = {}
+    for entry_id, item in value.items():
+        if not ENTRY_ID_PATTERN.fullmatch(entry_id):
+            raise MalformedError(f"ack: opinion on {entry_id[:70]!r}, which is not an entry id")
+        out[entry_id] = Opinion.from_dict(item, f"ack: opinions.{entry_id}")
+    return out
+
+
+@dataclass(frozen=True)
 class Ack:
     """One node's signed receipt for one list."""
 
@@ -192,9 +260,16 @@ class Ack:
     applied: AppliedVersion
     cosignature: NoteSignature
     counts: Counts
+    opinions: Mapping[str, Opinion] = field(default_factory=dict)
+    """Written only when there are some, so an ack without keeps its bytes."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if len(self.opinions) > MAX_OPINIONS:
+            raise MalformedError(f"ack: more than {MAX_OPINIONS} opinions")
+        for entry_id in self.opinions:
+            if not ENTRY_ID_PATTERN.fullmatch(entry_id):
+                raise MalformedError(f"ack: opinion on {entry_id[:70]!r}, not an entry id")
         if not NODE_ID_PATTERN.fullmatch(self.node) or ".." in self.node:
             raise MalformedError(f"ack: invalid node id {self.node[:70]!r}")
         validate_list_id(self.list_id)
@@ -214,19 +289,19 @@ class Ack:
             raise MalformedError("ack: cosignature time is not below 2^63")
 
     def to_dict(self) -> dict[str, Any]:
-        return merge_extra(
-            {
-                "_type": ACK_TYPE,
-                "node": self.node,
-                "list": self.list_id,
-                "seq": self.seq,
-                "sent": format_time(self.sent),
-                "applied": self.applied.to_dict(),
-                "cosignature": self.cosignature.line().rstrip("\n"),
-                "counts": self.counts.to_dict(),
-            },
-            self.extra,
-        )
+        known: dict[str, Any] = {
+            "_type": ACK_TYPE,
+            "node": self.node,
+            "list": self.list_id,
+            "seq": self.seq,
+            "sent": format_time(self.sent),
+            "applied": self.applied.to_dict(),
+            "cosignature": self.cosignature.line().rstrip("\n"),
+            "counts": self.counts.to_dict(),
+        }
+        if self.opinions:
+            known["opinions"] = {k: v.to_dict() for k, v in self.opinions.items()}
+        return merge_extra(known, self.extra)
 
     def to_bytes(self) -> bytes:
         return canonicalize(self.to_dict())
@@ -245,6 +320,7 @@ class Ack:
             applied=AppliedVersion.from_dict(f.mapping("applied")),
             cosignature=NoteSignature.from_line(f.text("cosignature", max_len=512)),
             counts=Counts.from_dict(f.mapping("counts")),
+            opinions=_opinions(f.mapping("opinions")) if f.has("opinions") else {},
             extra={k: v for k, v in f.rest().items() if k != "_type"},
         )
 
@@ -263,10 +339,20 @@ def sign_ack(
     origin: str,
     applied: AppliedVersion,
     counts: Counts,
+    opinions: Mapping[str, Opinion] | None = None,
 ) -> tuple[bytes, bytes]:
     """Build, co-sign and sign an ack. Returns ``(ack bytes, sidecar bytes)``."""
     checkpoint = Checkpoint(origin, applied.version, applied.checkpoint_root)
-    ack = Ack(node, list_id, seq, sent, applied, cosign(checkpoint, key, node, sent), counts)
+    ack = Ack(
+        node,
+        list_id,
+        seq,
+        sent,
+        applied,
+        cosign(checkpoint, key, node, sent),
+        counts,
+        opinions=dict(opinions or {}),
+    )
     data = ack.to_bytes()
     return data, sign_bytes(data, [key]).to_bytes()
 

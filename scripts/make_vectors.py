@@ -1641,6 +1641,36 @@ def _ack_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         },
     )
 
+    opinions = {
+        "e-aaaa": {"position": "confirmed", "reason": "actioned"},
+        "e-bbbb": {"position": "confirmed", "reason": "blocked"},
+        "e-cccc": {"position": "disputed", "reason": "not_the_content"},
+        "e-dddd": {"position": "disputed", "reason": "benign"},
+        "e-eeee": {"position": "disputed", "reason": "other"},
+        "e-ffff": {"position": "none"},
+    }
+    opined = edited(opinions=opinions)
+    opined_sig = sign_bytes(opined, [node_key]).to_bytes()
+    read = run(opined, opined_sig)
+    assert read.to_bytes() == opined
+    cases["ack-opinions"] = _case(
+        "An ack carrying the platform's opinions on six entries: every position and "
+        "reason §10.1 allows, a position taken back (none) without a reason.",
+        "accept_ack",
+        rules=["10.1", "10.2.11"],
+        input={
+            "ack_text": _text(opined),
+            "sig_text": _text(opined_sig),
+            "node_public_hex": node_pub,
+            "hub_name": HUB_NAME,
+        },
+        expected={
+            "seq": read.seq,
+            "extra": {},
+            "opinions": {k: v.to_dict() for k, v in read.opinions.items()},
+        },
+    )
+
     # -- §10.2: parse negatives ----------------------------------------------------------
     spaced = json.dumps(document(), sort_keys=True, ensure_ascii=False).encode()
     neg(
@@ -1881,6 +1911,51 @@ def _ack_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         ["10.4.1", "10.4.2", "4.2"],
         sig=sign_bytes(spaced, [keys["node-2"]]).to_bytes(),
     )
+    for name, description, value in (
+        (
+            "position",
+            "An opinion whose position is 'agreed': not a position of §10.1.",
+            {"e-aaaa": {"position": "agreed", "reason": "actioned"}},
+        ),
+        (
+            "reason-of-another-position",
+            "A confirmed opinion with a dispute's reason (benign).",
+            {"e-aaaa": {"position": "confirmed", "reason": "benign"}},
+        ),
+        (
+            "reason-missing",
+            "A disputed opinion without its reason.",
+            {"e-aaaa": {"position": "disputed"}},
+        ),
+        (
+            "none-with-reason",
+            "A position taken back (none) that gives a reason.",
+            {"e-aaaa": {"position": "none", "reason": "other"}},
+        ),
+        (
+            "entry-id",
+            "An opinion on 'E-AAAA': not an entry id (upper case).",
+            {"E-AAAA": {"position": "confirmed", "reason": "blocked"}},
+        ),
+        (
+            "unknown-member",
+            "An opinion with a member §10.1 does not name (weight): the record is closed.",
+            {"e-aaaa": {"position": "confirmed", "reason": "blocked", "weight": 2}},
+        ),
+        (
+            "not-object",
+            "An opinion that is a string, not an object.",
+            {"e-aaaa": "confirmed"},
+        ),
+    ):
+        neg(
+            f"neg-ack-opinion-{name}",
+            description,
+            edited(opinions=value),
+            MalformedError,
+            ["10.2.11"],
+        )
+
     return cases
 
 

@@ -509,6 +509,8 @@ def test_accepted_ack_case(name: str) -> None:
     assert dict(ack.extra) == want["extra"]
     if "hashes" in want:
         assert {k: dict(v) for k, v in ack.counts.hashes.items()} == want["hashes"]
+    if "opinions" in want:
+        assert {k: v.to_dict() for k, v in ack.opinions.items()} == want["opinions"]
     assert ack.to_bytes() == data
 
 
