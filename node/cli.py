@@ -55,11 +55,12 @@ from node.config import NodeConfig, write_secret
 from node.errors import InvalidContentError, OutcomeConflictError
 from node.imaging import ImageRejected
 from node.matching import OUTCOMES
+from node.policy import DECISIONS, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.store import ContentRows
 from node.sync import ListOutcome
 from node.workers import MAX_WORKERS
-from protocol import HASH_TYPES, Root
+from protocol import HASH_TYPES, Root, format_time
 
 __all__ = [
     "EXIT_CONFIG",
@@ -132,6 +133,17 @@ def _match_line(label: str, m: MatchResult) -> str:
     return (
         f"{reports.printable(label)}: MATCH {m.list_id} v{m.version}  {m.hash_type} "
         f"distance {m.distance}  listed {m.hash.hex()}{variant}{_entry_text(m)}  {recorded}"
+        f"{_decision_text(m)}"
+    )
+
+
+def _decision_text(m: MatchResult) -> str:
+    """The platform's decision when it is not ``block`` (``node.policy``), with its reason."""
+    verdict = m.verdict
+    if verdict.reason is None:
+        return ""
+    return (
+        f"  {verdict.decision.upper()} ({verdict.reason}: {reports.printable(verdict.why or '')})"
     )
 
 
@@ -531,6 +543,7 @@ def status(as_json: bool, home: Path) -> None:
         f"matches awaiting an outcome {info['matches_awaiting_outcome']}, "
         f"evidence {info['evidence']}"
     )
+    click.echo("decisions: " + ", ".join(f"{d} {info['policy'][d]}" for d in DECISIONS))
 
 
 def _hash_argument(text: str, type_name: str | None) -> tuple[str, bytes]:
@@ -1162,3 +1175,187 @@ def acks_flush(sign: bool, home: Path) -> None:
         click.echo(f"  ack {reports.printable(reason)}")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+# -- the platform's own policy ------------------------------------------------------------
+
+
+@main.group()
+def policy() -> None:
+    """The platform's own decisions on top of the lists: allowlist, disables, stricter
+    distances, quarantine holds (node.policy). Each holds at once, in a running daemon too."""
+
+
+hash_target_option = click.option(
+    "--hash", "hash_text", metavar="TYPE:HEX", help="A listed hash: its type and hex digits."
+)
+entry_target_option = click.option(
+    "--entry", "entry_id", metavar="ID", help="An entry id of a list of entries."
+)
+by_option = click.option("--by", required=True, help="Who decided (a reviewer's name).")
+why_option = click.option(
+    "--why", required=True, help=f"Why, for whoever reads it later (at most {MAX_WHY} characters)."
+)
+
+
+def _target(hash_text: str | None, entry_id: str | None) -> Target:
+    """The one target given (``--hash`` or ``--entry``), checked."""
+    if (hash_text is None) == (entry_id is None):
+        raise click.UsageError("give one of --hash TYPE:HEX or --entry ID")
+    with _reported():
+        return (
+            Target.of_hash(hash_text) if hash_text is not None else Target.of_entry(entry_id or "")
+        )
+
+
+@policy.command(name="allow")
+@hash_target_option
+@entry_target_option
+@by_option
+@why_option
+@home_option
+def policy_allow(
+    hash_text: str | None, entry_id: str | None, by: str, why: str, home: Path
+) -> None:
+    """Exempt a hash or an entry: its matches are answered "allowed", recorded as kept."""
+    target = _target(hash_text, entry_id)
+    with _open(home) as node, _reported():
+        node.matching.policy.allow(target, by, why)
+    click.echo(f"allowed {target.key}")
+
+
+@policy.command(name="unallow")
+@hash_target_option
+@entry_target_option
+@home_option
+def policy_unallow(hash_text: str | None, entry_id: str | None, home: Path) -> None:
+    """Take a hash or an entry off the allowlist: its matches block again."""
+    target = _target(hash_text, entry_id)
+    with _open(home) as node, _reported():
+        node.matching.policy.unallow(target)
+    click.echo(f"no longer allowed {target.key}")
+
+
+@policy.command(name="disable")
+@entry_target_option
+@click.option(
+    "--until", required=True, metavar="TIME", help="When it blocks again: YYYY-MM-DDTHH:MM:SSZ."
+)
+@by_option
+@why_option
+@home_option
+def policy_disable(entry_id: str | None, until: str, by: str, why: str, home: Path) -> None:
+    """Disable an entry until a time: its matches are answered "disabled", then block again."""
+    target = _target(None, entry_id) if entry_id is not None else None
+    if target is None:
+        raise click.UsageError("give --entry ID")
+    with _open(home) as node, _reported():
+        end = node.matching.policy.disable(target, until, by, why)
+    click.echo(f"disabled {target.key} until {format_time(end)}")
+
+
+@policy.command(name="enable")
+@entry_target_option
+@home_option
+def policy_enable(entry_id: str | None, home: Path) -> None:
+    """End an entry's disable before its time."""
+    if entry_id is None:
+        raise click.UsageError("give --entry ID")
+    target = _target(None, entry_id)
+    with _open(home) as node, _reported():
+        node.matching.policy.enable(target)
+    click.echo(f"enabled {target.key}")
+
+
+@policy.command(name="distance")
+@click.argument("list_id", metavar="LIST")
+@click.argument("max_distance", metavar="N", type=int, required=False)
+@click.option("--by", help="Who decided (a reviewer's name); needed with N.")
+@click.option("--reset", is_flag=True, help="Go back to the list's signed max_distance.")
+@home_option
+def policy_distance(
+    list_id: str, max_distance: int | None, by: str | None, reset: bool, home: Path
+) -> None:
+    """Match LIST at most at distance N: stricter only, never above its signed max_distance."""
+    if reset == (max_distance is not None):
+        raise click.UsageError("give N (with --by) or --reset")
+    with _open(home) as node, _reported():
+        if max_distance is None:
+            node.matching.policy.reset_distance(list_id)
+            click.echo(f"{list_id}: the signed max_distance applies")
+            return
+        if by is None:
+            raise click.UsageError("give --by WHO with N")
+        node.matching.policy.set_distance(list_id, max_distance, by)
+    click.echo(f"{list_id}: max_distance {max_distance}")
+
+
+@policy.command(name="release")
+@hash_target_option
+@entry_target_option
+@by_option
+@home_option
+def policy_release(hash_text: str | None, entry_id: str | None, by: str, home: Path) -> None:
+    """End a quarantine hold: the hash or entry blocks again (the hour counts from now)."""
+    target = _target(hash_text, entry_id)
+    with _open(home) as node, _reported():
+        released = node.matching.policy.release(target, by)
+    click.echo(f"released {released} hold(s) of {target.key}")
+
+
+@policy.command(name="confirm")
+@hash_target_option
+@entry_target_option
+@by_option
+@why_option
+@home_option
+def policy_confirm(
+    hash_text: str | None, entry_id: str | None, by: str, why: str, home: Path
+) -> None:
+    """Confirm a quarantine hold: the hash or entry goes on the allowlist, the hold ends."""
+    target = _target(hash_text, entry_id)
+    with _open(home) as node, _reported():
+        released = node.matching.policy.confirm(target, by, why)
+    click.echo(f"confirmed {released} hold(s) of {target.key}: allowed")
+
+
+@policy.command(name="show")
+@json_option
+@home_option
+def policy_show(as_json: bool, home: Path) -> None:
+    """The allowlist, disables, distances, holds, the quarantine rule and the counters."""
+    with _open(home) as node, _reported():
+        shown = node.matching.policy.show()
+    if as_json:
+        _echo_json(shown)
+        return
+    p = reports.printable
+    for row in shown["allowlist"]:
+        click.echo(f"allowed  {row['target']}  by {p(row['by'])} at {row['at']}: {p(row['why'])}")
+    for row in shown["disabled"]:
+        state = "until" if row["in_force"] else "ended"
+        click.echo(
+            f"disabled {row['target']}  {state} {row['until']}  by {p(row['by'])} "
+            f"at {row['at']}: {p(row['why'])}"
+        )
+    for row in shown["distances"]:
+        click.echo(
+            f"distance {row['list']} {row['max_distance']}  by {p(row['by'])} at {row['at']}"
+        )
+    for row in shown["holds"]:
+        state = (
+            f"released {row['released_at']} by {p(row['released_by'])}"
+            if row["released_at"]
+            else "HELD"
+        )
+        click.echo(
+            f"hold     {row['list']} {row['hash']}  entry {row['entry'] or '-'}  since "
+            f"{row['held_at']} ({row['last_hour']} in an hour)  {state}"
+        )
+    rule = shown["quarantine"]
+    click.echo(
+        f"quarantine: more than {rule['matches_per_hour']} matches in an hour and more than "
+        f"{rule['factor']} times the week's hourly average"
+    )
+    counted = shown["counters"]
+    click.echo("decisions: " + ", ".join(f"{d} {counted[d]}" for d in DECISIONS))

@@ -103,6 +103,11 @@ class NodeConfig:
             UUID match ids). Checked where the node opens (``node.fleet``).
         content_shard: ``i/n``: register only the content ids of shard ``i`` of ``n``
             (``node.fleet.shard_of``; "": all content).
+        quarantine_matches_per_hour: N of the quarantine rule (``node.policy``): a
+            listed hash with more match events than this in the last hour, and more
+            than ``quarantine_factor`` times its hourly average of the week before,
+            is held for review instead of blocked (0: never held).
+        quarantine_factor: K of that rule.
     """
 
     node_id: str
@@ -133,6 +138,8 @@ class NodeConfig:
     trusted_proxies: tuple[str, ...] = ()
     replica: str = ""
     content_shard: str = ""
+    quarantine_matches_per_hour: int = 100
+    quarantine_factor: float = 10.0
 
     def __post_init__(self) -> None:
         timeout = self.fetch_timeout
@@ -140,6 +147,17 @@ class NodeConfig:
             raise TypeError(f"fetch_timeout must be a number of seconds, not {timeout!r}")
         if not 0 < timeout <= 3600:
             raise TypeError(f"fetch_timeout must be from 0 to 3600 seconds, not {timeout}")
+        if (
+            isinstance(self.quarantine_matches_per_hour, bool)
+            or self.quarantine_matches_per_hour < 0
+        ):
+            raise TypeError(
+                "quarantine_matches_per_hour must be 0 (off) or more, "
+                f"not {self.quarantine_matches_per_hour!r}"
+            )
+        factor = self.quarantine_factor
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 1:
+            raise TypeError(f"quarantine_factor must be a number of at least 1, not {factor!r}")
 
     def ssl_context(self, home: Path) -> ssl.SSLContext | bool:
         """How the node checks the hub's, the mirrors' and the webhook's certificates.

@@ -19,6 +19,12 @@ indexes: ``stale_lists`` and ``build_index``/``install`` bring them to what anot
 process applied, list by list. The rules of an
 outcome (``record_outcome``, ``shown_match_id``) live here, not in a route, so
 that the API, the status page and the command line refuse the same things.
+
+The platform's own policy (``node.policy``) decides every hit here, where it is
+found (``search``) and again where it is recorded (``record_event``, which the
+registry's retroactive matches go through too): a hit beyond a list's stricter
+distance is dropped, each other one carries its ``Verdict``, and a recorded one
+that is not ``block`` is kept at once with its reason.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from node.errors import InvalidOutcomeError, OutcomeConflictError, UnknownMatchE
 from node.fleet import REPLICA_NAME
 from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
 from node.matcher import ListIndex
+from node.policy import BLOCK, Policy, QuarantineRule, Verdict
 from node.store import MatchSource, NodeStore, Outcome, StoredEntries, StoredList
 from node.sync import ListOutcome
 from protocol import Entry, EntryState, ListSpec, ListState, Root
@@ -183,6 +190,9 @@ class MatchResult:
     ``entry`` is the record the listed hash has in a list of the ``entries`` format,
     read from the store when the match was found; None for a ``hashes`` list
     (``"entry": null`` in ``to_dict``).
+
+    ``verdict`` is the platform's decision on it (``node.policy``): ``"decision"``
+    and ``"decision_reason"`` in ``to_dict``.
     """
 
     match_id: str
@@ -196,6 +206,7 @@ class MatchResult:
     earlier: bool = False
     transform: str | None = None
     entry: Entry | None = None
+    verdict: Verdict = BLOCK
 
     def to_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -209,7 +220,7 @@ class MatchResult:
         }
         if self.transform is not None:
             answer["transform"] = self.transform
-        return answer | entry_members(self.entry)
+        return answer | entry_members(self.entry) | self.verdict.to_dict()
 
 
 def _event_entry(stored: str | None) -> dict[str, Any]:
@@ -221,6 +232,13 @@ def _event_entry(stored: str | None) -> dict[str, Any]:
     members = dict(json.loads(stored))
     members["entry_source"] = members.pop("source")
     return members
+
+
+def _event_decision(decided: tuple[str, str] | None) -> dict[str, Any]:
+    """What a recorded event says of the policy's decision on it."""
+    if decided is None:
+        return {"decision": "block", "reason": None}
+    return {"decision": decided[0], "reason": decided[1]}
 
 
 def entry_members(entry: Entry | None) -> dict[str, Any]:
@@ -247,8 +265,10 @@ class Matching:
         image_limits: ImageLimits,
         dihedral: bool,
         replica: str = "",
+        quarantine: QuarantineRule | None = None,
     ) -> None:
         self.store = store
+        self.policy = Policy(store, now=now, rule=quarantine or QuarantineRule())
         self.replica = replica
         self.lists = tuple(lists)
         self.now = now
@@ -338,6 +358,14 @@ class Matching:
         self._format(outcome.list_id, spec.entries)
         self.versions[outcome.list_id] = outcome.to_version
 
+    def stricter(self, spec: ListSpec) -> ListSpec:
+        """``spec`` with the platform's own stricter distance for the list, if it set
+        one (``policy distance``); a retroactive search of the registry uses it."""
+        limit = self.policy.max_distances().get(spec.list_id)
+        if limit is None or limit >= spec.max_distance:
+            return spec
+        return replace(spec, max_distance=limit)
+
     def entry(self, list_id: str, listed: bytes, now: datetime) -> Entry | None:
         """The entry of a listed hash of an ``entries`` list, if it still matches:
         None when the store holds no record of it (an update removed it since the
@@ -383,23 +411,51 @@ class Matching:
         entry: Entry | None = None,
     ) -> str:
         """Store one match event, with its ``entry`` for an entries list, and count it
-        as ``matched``; returns its id."""
+        as ``matched``; returns its id. The policy decides it (``recorded``)."""
+        return self.recorded(list_id, listed, query, distance, source, content_id, entry)[0]
+
+    def recorded(
+        self,
+        list_id: str,
+        listed: bytes,
+        query: bytes,
+        distance: int,
+        source: MatchSource,
+        content_id: str | None = None,
+        entry: Entry | None = None,
+    ) -> tuple[str, Verdict]:
+        """``record_event``, and the policy's decision on the event: one not ``block``
+        is recorded with the outcome ``kept`` and its reason, in the same transaction."""
         match_id = f"{self.replica}.{uuid.uuid4()}" if self.replica else str(uuid.uuid4())
-        self.store.matches.record(
-            match_id,
-            list_id,
-            listed,
-            query,
-            distance,
-            self.versions.get(list_id, 0),
-            source,
-            content_id,
-            self.now(),
-            None if entry is None else json.dumps(entry.to_dict()),
-        )
-        self._bump(list_id, "", "matched")
-        self._bump(list_id, listed.hex(), "matched")
-        return match_id
+        index = self.indexes.get(list_id)
+        hash_type = index.hash_type.name if index is not None else ""
+        now = self.now()
+        with self.store.atomic():
+            verdict = self.policy.judge(
+                list_id,
+                hash_type,
+                listed,
+                None if entry is None else entry.entry_id,
+                recording=True,
+            )
+            self.store.matches.record(
+                match_id,
+                list_id,
+                listed,
+                query,
+                distance,
+                self.versions.get(list_id, 0),
+                source,
+                content_id,
+                now,
+                None if entry is None else json.dumps(entry.to_dict()),
+            )
+            self._bump(list_id, "", "matched")
+            self._bump(list_id, listed.hex(), "matched")
+            if verdict.reason is not None:
+                self.store.matches.set_outcome(match_id, "kept", now)
+            self.policy.decided(match_id, verdict)
+        return match_id, verdict
 
     def write_checked(self) -> None:
         """Write the ``checked`` counts of misses not written yet, in one transaction.
@@ -484,7 +540,25 @@ class Matching:
                     MatchResult("", list_id, type_name, m.hash, query, m.distance, version, False)
                     for m in matches
                 )
-        return checked, self._with_entries(hits)
+        return checked, self._judged(self._with_entries(hits))
+
+    def _judged(self, hits: list[MatchResult]) -> list[MatchResult]:
+        """``hits`` within each list's own stricter distance, each with the policy's
+        decision as a look sees it (``recorded`` decides again, and may hold)."""
+        if not hits:
+            return hits
+        stricter = self.policy.max_distances()
+        judged = []
+        for hit in hits:
+            limit = stricter.get(hit.list_id)
+            if limit is not None and hit.distance > limit:
+                continue
+            entry_id = None if hit.entry is None else hit.entry.entry_id
+            verdict = self.policy.judge(
+                hit.list_id, hit.hash_type, hit.hash, entry_id, recording=False
+            )
+            judged.append(replace(hit, verdict=verdict))
+        return judged
 
     def look(
         self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False
@@ -540,10 +614,10 @@ class Matching:
                 if seen is not None:
                     results.append(replace(hit, match_id=seen, recorded=True, earlier=True))
                     continue
-                match_id = self.record_event(
+                match_id, verdict = self.recorded(
                     hit.list_id, hit.hash, hit.query, hit.distance, source, content_id, hit.entry
                 )
-                results.append(replace(hit, match_id=match_id, recorded=True))
+                results.append(replace(hit, match_id=match_id, recorded=True, verdict=verdict))
         self._forget(written)
         return results
 
@@ -602,7 +676,11 @@ class Matching:
 
     def recent_matches(self, limit: int = 50, *, open_only: bool = False) -> list[dict[str, Any]]:
         """The newest match events, for the status page and the API (open ones only
-        with ``open_only``: those still waiting for the platform's outcome)."""
+        with ``open_only``: those still waiting for the platform's outcome). Each
+        says the policy's ``decision`` and, when not ``block``, its ``reason``
+        (``allowlist``, ``disabled``, ``quarantine``: the event was kept)."""
+        rows = self.store.matches.listing(limit, open_only=open_only)
+        decided = self.store.policy.decisions_of([r["id"] for r in rows])
         return [
             {
                 "match_id": r["id"],
@@ -617,5 +695,6 @@ class Matching:
                 "outcome": r["outcome"],
             }
             | _event_entry(r["entry"])
-            for r in self.store.matches.listing(limit, open_only=open_only)
+            | _event_decision(decided.get(r["id"]))
+            for r in rows
         ]

@@ -329,7 +329,7 @@ class ContentRegistry:
             entry = self.matching.entry(outcome.list_id, listed, now) if spec.entries else None
             if spec.entries and entry is None:
                 continue  # expired by the node's clock: it matches nothing
-            event = self.matching.record_event(
+            event, verdict = self.matching.recorded(
                 outcome.list_id, listed, content_hash, distance, "registry", content_id, entry
             )
             key = f"{outcome.list_id}:{outcome.to_version}:{listed.hex()}:{content_id}"
@@ -347,5 +347,7 @@ class ContentRegistry:
             }
             if entry is not None:  # a hashes list's webhook keeps its members
                 body |= entry_members(entry)
+            if verdict.reason is not None:  # a blocked match's webhook keeps its members
+                body |= verdict.to_dict()
             queued += self.webhooks.queue(key, body)
         return queued

@@ -44,6 +44,7 @@ from node.fleet import check_replica, content_shard
 from node.imaging import ImageLimits
 from node.matching import OUTCOMES, Matching, MatchResult, newest_root
 from node.outboxes import AckOutbox, WebhookOutbox
+from node.policy import QuarantineRule
 from node.registry import ContentRegistry
 from node.store import NodeStore
 from node.sync import Fetcher, ListOutcome, Syncer, cannot_connect
@@ -94,6 +95,7 @@ class Node:
             image_limits=ImageLimits(max_bytes=config.max_upload_bytes),
             dihedral=config.dihedral,
             replica=self.replica,
+            quarantine=QuarantineRule(config.quarantine_matches_per_hour, config.quarantine_factor),
         )
         self.webhooks = WebhookOutbox(
             self.store,
@@ -241,7 +243,7 @@ class Node:
                 continue
             spec = root.list_spec(outcome.list_id)
             self.matching.follow(outcome, spec)
-            webhooks += self.registry.retroactive(outcome, spec)
+            webhooks += self.registry.retroactive(outcome, self.matching.stricter(spec))
             updated.append(outcome.list_id)
         if updated:
             self.acks.enqueue(updated)
@@ -275,6 +277,7 @@ class Node:
             "webhooks_pending": self.store.webhooks.pending(),
             "matches_awaiting_outcome": self.store.matches.awaiting_outcome(),
             "evidence": len(self.store.evidence()),
+            "policy": self.matching.policy.counters(),
         }
 
     def _list_status(

@@ -9,6 +9,8 @@ The only part of the node that holds SQL, split by the tables each part keeps:
   ``match_events`` and ``counters``;
 - ``node.store.outbox``: ``AckTables`` (``store.acks``) and ``WebhookTables``
   (``store.webhooks``): the durable outboxes;
+- ``node.store.policy``: ``PolicyTables`` (``store.policy``): the platform's own
+  policy (``node.policy``) and the decisions it made;
 - ``node.store.schema``: the migrations.
 
 One file, WAL mode, ``synchronous=FULL`` (a trust record that survives a crash
@@ -38,6 +40,7 @@ from node.errors import StorageError
 from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredEntries, StoredList
 from node.store.matches import ContentRows, MatchSource, MatchTables, Outcome
 from node.store.outbox import AckTables, WebhookTables
+from node.store.policy import PolicyTables
 from node.store.schema import migrations
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "MatchTables",
     "NodeStore",
     "Outcome",
+    "PolicyTables",
     "StoredEntries",
     "StoredList",
     "WebhookTables",
@@ -81,7 +85,7 @@ class NodeStore(ListTables):
 
     The list and root methods are the store's own (``ListTables``: a sync uses
     them throughout); the rest are grouped by what they keep, over the same
-    connection: ``matches``, ``acks`` and ``webhooks``.
+    connection: ``matches``, ``acks``, ``webhooks`` and ``policy``.
     """
 
     def __init__(self, path: Path) -> None:
@@ -96,6 +100,7 @@ class NodeStore(ListTables):
         self.matches = MatchTables(db)
         self.acks = AckTables(db)
         self.webhooks = WebhookTables(db)
+        self.policy = PolicyTables(db)
 
     def close(self) -> None:
         self.db.close()

@@ -166,3 +166,53 @@ def m005_entries(db: sqlite_utils.Database) -> None:
         ALTER TABLE match_events ADD COLUMN entry TEXT;
         """
     )
+
+
+@migrations()
+def m006_policy(db: sqlite_utils.Database) -> None:
+    """The platform's own policy over the lists (``node.policy``): exemptions (an
+    allowlisted hash or entry, an entry disabled until a time), stricter per-list
+    distances, quarantine holds, the decision each match event got, and a counter per
+    decision. ``match_events_by_hash`` lets a match count its listed hash's recent
+    events (the quarantine rule) without a scan of every event."""
+    db.executescript(
+        """
+        CREATE TABLE policy_exemptions (
+            kind TEXT NOT NULL CHECK (kind IN ('allow', 'disable')),
+            target TEXT NOT NULL,
+            by TEXT NOT NULL,
+            why TEXT NOT NULL,
+            at TEXT NOT NULL,
+            until TEXT,
+            PRIMARY KEY (kind, target)
+        );
+        CREATE TABLE policy_distances (
+            list_id TEXT PRIMARY KEY,
+            max_distance INTEGER NOT NULL,
+            by TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE TABLE policy_holds (
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            entry_id TEXT,
+            held_at TEXT NOT NULL,
+            last_hour INTEGER NOT NULL,
+            week_average REAL NOT NULL,
+            released_at TEXT,
+            released_by TEXT,
+            PRIMARY KEY (list_id, hash)
+        );
+        CREATE TABLE policy_decisions (
+            match_id TEXT PRIMARY KEY,
+            decision TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE TABLE policy_counters (
+            decision TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        );
+        CREATE INDEX match_events_by_hash ON match_events(list_id, hash, created);
+        """
+    )
+
