@@ -52,6 +52,12 @@ Side by side in one run, each row next to its aim (issue: the node):
    10M) against the full scan it replaced, and the same for md5 by key lookup. See
    ``registry_section``.
 
+6. **Entry lookup** (only with ``--sections entries``): an ``entries`` list of the
+   largest size stored whole in a node store (the time, and the file's size), then
+   one record looked up by hash at a time through the rows keyed by hash, against
+   the binary search over the state blob they replaced. Aim: under 1 ms a lookup
+   at 1M. See ``entries_section``.
+
 More sections plug in as functions returning ``Row``s; see ``SECTIONS`` (run by
 default) and ``OPTIONAL_SECTIONS`` (run when asked for). Timings are wall-clock
 (``time.perf_counter``), the best of ``--repeats`` runs after a ``gc.collect()``.
@@ -1159,9 +1165,88 @@ def registry_section(config: Config) -> list[Row]:
     ]
 
 
+# -- 6. entry lookup (only with --sections entries) ------------------------------------
+
+ENTRY_LOOKUP_AIM_MS = 1.0
+
+
+def entry_lines(n: int, rng: random.Random) -> list[bytes]:
+    """``n`` PDQ entry records, sorted, a third of them with an ``expires``."""
+    return sorted(
+        f"{rng.randbytes(WIDTH).hex()} e{i} csam a1 import:batch-{i % 97} "
+        f"2026-01-01T00:00:00Z {'2027-01-01T00:00:00Z' if i % 3 == 0 else '-'}".encode()
+        for i in range(n)
+    )
+
+
+def entries_section(config: Config) -> list[Row]:
+    """An ``entries`` list of the largest size stored whole in a real node store, then
+    one record looked up by hash at a time: through the rows keyed by hash (what a
+    match does) and by the binary search over the state blob it replaced. Aim: under
+    a millisecond a lookup at 1M records."""
+    from datetime import UTC, datetime
+
+    from node.store import NodeStore
+    from protocol import EntryState, ListTrust
+    from protocol.lists import hash_type
+
+    n = max(config.sizes)
+    rng = random.Random(config.seed)
+    lines = entry_lines(n, rng)
+    state = EntryState(hash_type("pdq"), lines)
+    trust = ListTrust("bench-entries", state=state.digest())
+    wanted = [bytes.fromhex(rng.choice(lines)[: 2 * WIDTH].decode()) for _ in range(200)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = NodeStore(Path(tmp) / "node.db")
+        try:
+            start = time.perf_counter()
+            store.commit_update("bench-entries", "pdq", state, trust, [], datetime.now(UTC))
+            write = time.perf_counter() - start
+            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            size = (Path(tmp) / "node.db").stat().st_size
+
+            def rows() -> None:
+                for h in wanted:
+                    assert store.entry("bench-entries", h) is not None
+
+            def blob() -> None:
+                for h in wanted[:20]:
+                    assert store._entries_from_state("bench-entries", [h])
+
+            by_rows = best_of(config.repeats, rows)
+            by_blob = best_of(config.repeats, blob)
+        finally:
+            store.close()
+    each = 1000 * by_rows / len(wanted)
+    aim = f"aim < {ENTRY_LOOKUP_AIM_MS:.0f} ms: {_met(each < ENTRY_LOOKUP_AIM_MS)}"
+    return [
+        Row("entries", "commit_update, whole state", n, 1, write, 1, "s", f"{size / 1e6:.0f} MB"),
+        Row(
+            "entries",
+            "ListTables.entry, rows by hash",
+            n,
+            len(wanted),
+            by_rows,
+            config.repeats,
+            "q/s",
+            aim,
+        ),
+        Row(
+            "entries",
+            "binary search of the state blob (before)",
+            n,
+            20,
+            by_blob,
+            config.repeats,
+            "q/s",
+        ),
+    ]
+
+
 OPTIONAL_SECTIONS: dict[str, Callable[[Config], list[Row]]] = {
     "sync": sync_section,
     "registry": registry_section,
+    "entries": entries_section,
 }
 """Sections run only when named (``--sync``, or ``--sections sync``)."""
 

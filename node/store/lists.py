@@ -20,13 +20,15 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 from node.errors import describe
+from node.store import record_table
 from node.store.records import find_record, join_lines, replay, split_lines
 from node.store.tables import Tables
 from protocol import (
@@ -38,7 +40,7 @@ from protocol import (
     StateDigest,
     format_time,
 )
-from protocol.lists import hash_type
+from protocol.lists import HashType, hash_type
 
 __all__ = ["STATE_LOG_FRACTION", "ListTables", "State", "StoredEntries", "StoredList"]
 
@@ -135,23 +137,116 @@ class ListTables(Tables):
         (a hash without one is left out; the caller knows the list's format: a
         ``hashes`` list is not asked).
 
-        Read without loading the list: the logged changes that mention a hash,
-        newest first, then a binary search of the blob, all in one read transaction
-        so that a sync committing meanwhile is seen whole or not at all. The blob is
-        read through one handle for all ``hashes``: SQLite walks a large blob's
-        overflow pages once per handle (tens of milliseconds for 1M records, 100 MB),
-        so a request's hits cost one walk, not one each.
+        Read from the list's rows keyed by hash (``node.store.record_table``), one
+        probe each, when they hold the trusted state; rows missing or stale are first
+        rebuilt from the stored state (outside any enclosing transaction: inside one,
+        the state is read instead, as when the stored state itself is damaged). A
+        hash the rows lack is looked for in the state as well, so a row lost from
+        the table never hides a listed record.
         """
+        wanted = list(dict.fromkeys(hashes))
+        if not wanted:
+            return {}
+        found = self._entries_from_rows(list_id, wanted)
+        if isinstance(found, dict) and len(found) < len(wanted):
+            # A match asks for hashes its index holds, so a miss is rare (an update
+            # removed the hash since): the state is asked too, and if it holds one
+            # the rows lost it.
+            lost = self._entries_from_state(list_id, [h for h in wanted if h not in found])
+            if not lost:
+                return found
+            found = _STALE
+        if found is _STALE and not self.db.conn.in_transaction:
+            self._rebuild_rows(list_id)
+            found = self._entries_from_rows(list_id, wanted)
+        if isinstance(found, dict) and len(found) == len(wanted):
+            return found
+        return self._entries_from_state(list_id, wanted)
+
+    def _entries_from_rows(self, list_id: str, hashes: Sequence[bytes]) -> _RowsAnswer:
+        """The records from the rows; ``_STALE`` when the rows are not of the trusted
+        state (or one of them does not parse), ``_DAMAGED`` when they are of the
+        stored state but that state is not the trusted one."""
+        with self._reading():
+            kind = self._rows_kind(list_id)
+            if kind is None:
+                return {}
+            if isinstance(kind, _RowsUnusable):
+                return kind
+            lines = record_table.lookup(self.db, list_id, kind, hashes)
+        try:
+            return {h: Entry.from_line(line, kind) for h, line in lines.items()}
+        except ProtocolError:
+            return _STALE
+
+    def _rows_kind(self, list_id: str) -> HashType | _RowsUnusable | None:
+        """The list's hash type when its rows hold its trusted state (None: no such
+        list), else why they cannot be read."""
+        # Only columns stored before the state blob: reading one after it would walk
+        # the blob's overflow pages.
+        row = self._one("SELECT hash_type, trust FROM lists WHERE id = ?", [list_id])
+        if row is None:
+            return None
+        trusted = ListTrust.from_dict(json.loads(row["trust"])).state
+        held = record_table.rows_state(self.db, list_id)
+        if held is None or held.trusted != trusted.sha256:
+            return _STALE
+        if held.held != trusted:
+            return _DAMAGED
+        return hash_type(row["hash_type"])
+
+    def entries_expiring(self, list_id: str, now: datetime, within: timedelta) -> int:
+        """How many entries of the ``entries`` list ``list_id`` stop matching after
+        ``now`` and by ``now + within`` (those already expired are not counted).
+
+        Counted over the rows (a scan of their ends, no record parsed); over the
+        stored state when the rows cannot be trusted and cannot be rebuilt here."""
+        start, end = format_time(now).encode(), format_time(now + within).encode()
+        with self._reading():
+            kind = self._rows_kind(list_id)
+            if kind is None:
+                return 0
+            if not isinstance(kind, _RowsUnusable):
+                return record_table.expiring(self.db, list_id, start, end)
+        if kind is _STALE and not self.db.conn.in_transaction:
+            self._rebuild_rows(list_id)
+            with self._reading():
+                if isinstance(self._rows_kind(list_id), HashType):
+                    return record_table.expiring(self.db, list_id, start, end)
+        row = self._one("SELECT hash_type, format, state FROM lists WHERE id = ?", [list_id])
+        if row is None or row["format"] != "entries":
+            return 0
+        state = self._entry_state(list_id, row["hash_type"], bytes(row["state"]))
+        return sum(start < line[-20:] <= end for line in state.lines())
+
+    def _rebuild_rows(self, list_id: str) -> None:
+        """The list's rows built again from its stored state (blob and log)."""
+        with self.db.atomic():
+            row = self._one(
+                "SELECT hash_type, format, trust, state FROM lists WHERE id = ?", [list_id]
+            )
+            if row is None or row["format"] != "entries":
+                return
+            trust = ListTrust.from_dict(json.loads(row["trust"]))
+            state = self._entry_state(list_id, row["hash_type"], bytes(row["state"]))
+            record_table.write_all(
+                self.db, list_id, state.kind, state.lines(), trust.state, state.digest()
+            )
+
+    def _entries_from_state(self, list_id: str, hashes: Sequence[bytes]) -> dict[bytes, Entry]:
+        """The records read from the stored state without loading it: the logged
+        changes that mention a hash, newest first, then a binary search of the blob,
+        all in one read transaction. The blob is read through one handle for all
+        ``hashes``: SQLite walks a large blob's overflow pages once per handle (tens
+        of milliseconds for 1M records, 100 MB), so a request's hits cost one walk."""
         found: dict[bytes, Entry] = {}
         with self._reading():
-            # Only columns stored before the state blob: reading one after it would
-            # walk the blob's overflow pages too.
             row = self._one("SELECT rowid, hash_type FROM lists WHERE id = ?", [list_id])
             if row is None:
                 return found
             kind = hash_type(row["hash_type"])
             in_blob = []
-            for h in dict.fromkeys(hashes):
+            for h in hashes:
                 logged = self._logged_record(list_id, h)
                 if logged is None:
                     in_blob.append(h)
@@ -236,10 +331,12 @@ class ListTables(Tables):
         ]
 
     def verify(self) -> list[tuple[str, bool, StateDigest, StateDigest]]:
-        """Recompute every stored state's digest against its trust record."""
+        """Recompute every stored state's digest against its trust record; an
+        ``entries`` list's rows keyed by hash are compared with its state and rebuilt
+        from it when they differ."""
         out = []
-        for row in self.db.query(
-            "SELECT id, hash_type, format, trust, state FROM lists ORDER BY id"
+        for row in list(
+            self.db.query("SELECT id, hash_type, format, trust, state FROM lists ORDER BY id")
         ):
             trust = ListTrust.from_dict(json.loads(row["trust"]))
             state = self._stored_state(
@@ -247,6 +344,10 @@ class ListTables(Tables):
             )
             actual = state.digest()
             out.append((row["id"], actual == trust.state, actual, trust.state))
+            if isinstance(state, EntryState):
+                record_table.check(
+                    self.db, row["id"], state.kind, state.lines(), trust.state, actual
+                )
         return out
 
     def list_versions(self) -> dict[str, int]:
@@ -288,10 +389,40 @@ class ListTables(Tables):
             digest = state.digest()
             if digest != trust.state:
                 raise ValueError("refusing to store a state whose digest is not the trusted one")
+            before = self._trusted_state(list_id)
             if changes is not None and self._log_changes(list_id, state, changes):
                 self._update_logged(list_id, trust, digest, stamp)
             else:
                 self._write_state(list_id, type_name, trust, state, digest, stamp)
+            if isinstance(state, EntryState):
+                self._update_rows(list_id, state, changes, before, digest)
+            else:
+                record_table.drop(self.db, list_id)
+
+    def _trusted_state(self, list_id: str) -> StateDigest | None:
+        row = self._one("SELECT trust FROM lists WHERE id = ?", [list_id])
+        return None if row is None else ListTrust.from_dict(json.loads(row["trust"])).state
+
+    def _update_rows(
+        self,
+        list_id: str,
+        state: EntryState,
+        changes: tuple[Sequence[bytes], Sequence[bytes]] | None,
+        before: StateDigest | None,
+        digest: StateDigest,
+    ) -> None:
+        """The list's rows brought to ``state`` in the same transaction: by the net
+        ``changes`` when the rows held the state before them (whether the changes
+        were logged or the blob written whole), else written whole from ``state``."""
+        held = record_table.rows_state(self.db, list_id)
+        if (
+            changes is not None
+            and before is not None
+            and held == record_table.RowsState(before.sha256, before)
+        ):
+            record_table.apply_changes(self.db, list_id, state.kind, *changes, digest)
+        else:
+            record_table.write_all(self.db, list_id, state.kind, state.lines(), digest, digest)
 
     def _refresh_trust(self, list_id: str, trust: ListTrust, stamp: str) -> bool:
         """A new trust record for the stored state; False if the list was never stored."""
@@ -427,6 +558,20 @@ class ListTables(Tables):
             | {"has_bytes": r["bytes"] is not None}
             for r in self.db.query("SELECT * FROM evidence ORDER BY id")
         ]
+
+
+class _RowsUnusable(enum.Enum):
+    STALE = "stale"
+    DAMAGED = "damaged"
+
+
+_STALE = _RowsUnusable.STALE
+"""The rows are missing or not of the trusted state: rebuild them from the state."""
+_DAMAGED = _RowsUnusable.DAMAGED
+"""The rows are of the stored state, whose digest is not the trusted one: read the
+state (as before the rows existed) until a snapshot repairs it."""
+
+_RowsAnswer: TypeAlias = dict[bytes, Entry] | _RowsUnusable
 
 
 def _format(state: State) -> str:

@@ -7,10 +7,13 @@ small updates logged beside it in ``state_changes``, each side (``removes``,
 over the blob; a change that does not apply (a damaged log) leaves the blob's
 state, whose digest then differs from the trust record, as for hashes.
 
-A match looks one record up by its hash without reading the list
-(``find_record``): a binary search over the blob read in small pieces, after the
-log rows that mention the hash. The blob is sorted by record and every record
-starts with its hash in fixed-width hex, so it is sorted by hash too.
+A match looks its record up in the list's rows keyed by hash
+(``node.store.record_table``). When those cannot be used (the stored state is
+damaged, or they are stale inside a caller's transaction) the record is found in
+the state without reading the list (``find_record``): a binary search over the blob
+read in small pieces, after the log rows that mention the hash. The blob is sorted
+by record and every record starts with its hash in fixed-width hex, so it is sorted
+by hash too.
 """
 
 from __future__ import annotations

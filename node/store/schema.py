@@ -216,3 +216,26 @@ def m006_policy(db: sqlite_utils.Database) -> None:
         """
     )
 
+
+@migrations()
+def m007_entry_records(db: sqlite_utils.Database) -> None:
+    """An ``entries`` list's records also one row each, keyed by hash, for the lookup
+    a match makes (``node.store.record_table``), and which state those rows hold. A
+    node upgraded in place has no rows yet: its first lookup builds them from the
+    stored state."""
+    db.executescript(
+        """
+        CREATE TABLE entry_records (
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            rest BLOB NOT NULL,
+            PRIMARY KEY (list_id, hash)
+        ) WITHOUT ROWID;
+        CREATE TABLE entry_records_state (
+            list_id TEXT PRIMARY KEY,
+            trusted TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            sha256 TEXT NOT NULL
+        );
+        """
+    )
