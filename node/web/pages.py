@@ -9,8 +9,10 @@ its own:
   page and no cookie; ten wrong tokens a minute from one address are a 429.
 - ``GET  /status/``: per subscribed list its hash type, applied version, state count
   and digest, last sync attempt and success, last error, the stale alarm with its
-  reason, and the cumulative counters; damaged lists; the ack and webhook
-  outboxes; the schedule; recent match events that wait for an outcome.
+  reason, and the cumulative counters (for a list of entries: that it holds
+  entries, how many, and how many expire within a day); damaged lists; the ack and
+  webhook outboxes; the schedule; recent match events that wait for an outcome,
+  with the entry each matched (its id, category and classification).
 - ``POST /status/matches/{match_id}/outcome``: one of ``actioned``, ``blocked``,
   ``false_positive``, ``kept``, recorded by ``Matching.record_outcome`` exactly as
   ``POST /v1/matches/{match_id}/outcome`` records it (same 404, same conflict rule).
@@ -79,6 +81,9 @@ SECURE_COOKIES = ("auto", "always")
 """The values of the ``secure_cookies`` setting."""
 OPEN_MATCH_ROWS = 50
 """The newest this many match events without an outcome are listed."""
+EXPIRING_WITHIN = timedelta(days=1)
+"""A list of entries shows how many of them stop matching this soon: what will no
+longer be enforced by this time tomorrow unless the hub renews it."""
 
 _MATCH_ID = MATCH_ID  # bare, or tagged with the replica's name (node.matching)
 _IS_PAGES = web.AppKey("hashhub_node_status_pages", bool)
@@ -140,6 +145,10 @@ class ListRow:
     never_synced: bool
     damaged: bool
     counts: Mapping[str, int]
+    entries: bool = False
+    """The list holds entries (records with their metadata), not bare hashes."""
+    expiring: int = 0
+    """For a list of entries: how many stop matching within ``EXPIRING_WITHIN``."""
 
 
 def _stale_reason(entry: Mapping[str, Any], max_age: int | None, age: timedelta | None) -> str:
@@ -190,6 +199,12 @@ def list_rows(node: Node, status: Mapping[str, Any], now: datetime) -> list[List
                 never_synced=entry["last_success"] is None,
                 damaged=entry["list"] in status["damaged"],
                 counts=counts,
+                entries=spec is not None and spec.entries,
+                expiring=(
+                    node.store.entries_expiring(entry["list"], now, EXPIRING_WITHIN)
+                    if spec is not None and spec.entries
+                    else 0
+                ),
             )
         )
     return rows
