@@ -13,13 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 from hashhub_tx.errors import CheckpointError
-from node.store import StoredList
-from protocol import ListState, ListTrust
+from node.store import StoredEntries, StoredList
+from protocol import EntryState, ListState, ListTrust
 from protocol.lists import hash_type
 
-__all__ = ["CheckpointStore", "Failure"]
+__all__ = ["CheckpointStore", "Failure", "Followed", "hash_set"]
+
+Followed: TypeAlias = StoredList | StoredEntries
+"""A followed list as the bridge holds it: bare hashes, or entries (records with
+their metadata), each with its trust record."""
+
+
+def hash_set(stored: Followed) -> ListState:
+    """The hashes a followed list holds, whatever its format."""
+    if isinstance(stored, StoredEntries):
+        return ListState(stored.state.kind.length, stored.state.hashes())
+    return stored.state
 
 
 @dataclass(frozen=True)
@@ -37,11 +49,11 @@ class Failure:
 class CheckpointStore:
     """What ``Syncer`` reads and writes, as ``NodeStore`` offers it, held in memory."""
 
-    def __init__(self, roots: Sequence[tuple[bytes, bytes]], lists: dict[str, StoredList]) -> None:
+    def __init__(self, roots: Sequence[tuple[bytes, bytes]], lists: dict[str, Followed]) -> None:
         self._roots = list(roots)
         self.lists = dict(lists)
         """The trusted lists: the checkpoint's, replaced list by list as updates commit."""
-        self.committed: dict[str, StoredList] = {}
+        self.committed: dict[str, Followed] = {}
         self.failures: list[Failure] = []
         self.evidence: list[str] = []
 
@@ -51,7 +63,9 @@ class CheckpointStore:
     def save_roots(self, roots: Iterable[tuple[int, bytes, bytes]]) -> None:
         self._roots = [(data, sig) for _, data, sig in roots]
 
-    def stored_list(self, list_id: str, type_name: str) -> StoredList:
+    def stored_list(self, list_id: str, type_name: str) -> Followed:
+        """The list as trusted; an empty ``StoredList`` if never applied (``Syncer``
+        makes an empty list of entries of it when the root says the list holds them)."""
         stored = self.lists.get(list_id)
         if stored is None:
             return StoredList(
@@ -71,7 +85,7 @@ class CheckpointStore:
         self,
         list_id: str,
         type_name: str,
-        state: ListState | None,
+        state: ListState | EntryState | None,
         trust: ListTrust,
         roots: Iterable[tuple[int, bytes, bytes]],
         now: datetime,
@@ -81,7 +95,10 @@ class CheckpointStore:
         if state is None:
             state = self.stored_list(list_id, type_name).state
         self.save_roots(roots)
-        self.committed[list_id] = StoredList(list_id, type_name, trust, state)
+        if isinstance(state, EntryState):
+            self.committed[list_id] = StoredEntries(list_id, type_name, trust, state)
+        else:
+            self.committed[list_id] = StoredList(list_id, type_name, trust, state)
 
     def record_failure(
         self,

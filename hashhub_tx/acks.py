@@ -41,10 +41,10 @@ from typing import Any
 
 import aiohttp
 
+from hashhub_tx._store import Followed, hash_set
 from hashhub_tx.errors import BridgeConfigError, OpinionError
 from node.config import NodeConfig, read_secret
 from node.errors import NodeConfigError
-from node.store import StoredList
 from protocol import (
     ACK_LAST_SEQ_HEADER,
     ACK_REFUSALS,
@@ -184,7 +184,7 @@ class AckBook:
 
     # -- after a fetch --------------------------------------------------------------
 
-    def applied(self, lists: Mapping[str, tuple[str, StoredList]]) -> list[int]:
+    def applied(self, lists: Mapping[str, tuple[str, Followed]]) -> list[int]:
         """Note what a fetch left applied (origin, list) and sign an ack for each list
         whose version moved since its last ack. Returns the new ``seq`` numbers."""
         queued = []
@@ -195,8 +195,9 @@ class AckBook:
                 if trust.version == 0:
                     continue
                 held = self.held(list_id, stored.hash_type)
-                if not all(held.contains_many(list(stored.state))):
-                    union = ListState.from_hashes(held.width, {*held, *stored.state})
+                hashes = hash_set(stored)
+                if not all(held.contains_many(list(hashes))):
+                    union = ListState.from_hashes(held.width, {*held, *hashes})
                     _write_private(self._held_path(list_id), union.to_bytes())
                 entry = state["lists"].setdefault(list_id, {"acked_version": 0})
                 entry["hash_type"] = stored.hash_type

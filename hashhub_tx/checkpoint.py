@@ -8,11 +8,12 @@ in plain JSON types:
   fetch re-verifies the chain from the pinned root rather than trusting a parse;
 - ``lists``: per followed list, its ``ListTrust`` record (version, compact range of the
   log, last leaf, state digest, last accepted checkpoint note and its time) and the
-  list's state (its hashes, sorted, base64). The state is what lets the next update
-  check every body against its base and every result against the signed digest, and
-  compute exact tombstones when a snapshot replaces it. It costs 4/3 of the raw hash
-  bytes (about 43 MB of base64 for a million PDQ hashes), less than pytx keeps for the
-  same hashes as records.
+  list's state (its hashes, sorted, base64; for a list of ``entries``, its record
+  lines as the list's snapshot writes them, and ``format`` says so). The state is
+  what lets the next update check every body against its base and every result
+  against the signed digest, and compute exact tombstones when a snapshot replaces
+  it. It costs 4/3 of the raw hash bytes (about 43 MB of base64 for a million PDQ
+  hashes), less than pytx keeps for the same hashes as records.
 
 A checkpoint comes back from storage the bridge does not control, so it is verified
 before use (``open_checkpoint``), without the network: the pin must be this
@@ -33,10 +34,12 @@ from datetime import datetime
 
 from threatexchange.exchanges.fetch_state import FetchCheckpointBase
 
+from hashhub_tx._store import Followed
 from hashhub_tx.errors import CheckpointError
-from node.store import StoredList
+from node.store import StoredEntries, StoredList
 from protocol import (
     HASH_TYPES,
+    EntryState,
     Limits,
     ListState,
     ListTrust,
@@ -46,6 +49,7 @@ from protocol import (
     b64decode,
     b64encode,
 )
+from protocol.entries import LIST_FORMATS, Vocabulary
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -70,11 +74,15 @@ class SignedRoot:
 
 @dataclass
 class ListCheckpoint:
-    """One followed list: hash type, trust record (JSON text) and state (base64)."""
+    """One followed list: hash type, trust record (JSON text), state (base64) and the
+    list's format (``entries``: the state is its record lines, as a snapshot)."""
 
     hash_type: str
     trust: str
     state: str
+    format: str = "hashes"
+    """Written ``hashes`` by a bridge before lists of entries, so such a checkpoint
+    still opens."""
 
 
 @dataclass
@@ -105,7 +113,7 @@ def _trust_text(trust: ListTrust) -> str:
 def make_checkpoint(
     pinned_root_sha256: str,
     roots: Iterable[tuple[bytes, bytes]],
-    lists: Mapping[str, StoredList],
+    lists: Mapping[str, Followed],
     *,
     progress: int | None = None,
 ) -> HashhubCheckpoint:
@@ -123,7 +131,10 @@ def make_checkpoint(
         roots=[SignedRoot(b64encode(data), b64encode(sig)) for data, sig in roots],
         lists={
             list_id: ListCheckpoint(
-                stored.hash_type, _trust_text(stored.trust), b64encode(stored.state.to_bytes())
+                stored.hash_type,
+                _trust_text(stored.trust),
+                b64encode(stored.state.to_bytes()),
+                "entries" if isinstance(stored, StoredEntries) else "hashes",
             )
             for list_id, stored in sorted(lists.items())
         },
@@ -137,7 +148,7 @@ def open_checkpoint(
     *,
     now: datetime,
     limits: Limits | None = None,
-) -> tuple[list[tuple[bytes, bytes]], dict[str, StoredList]]:
+) -> tuple[list[tuple[bytes, bytes]], dict[str, Followed]]:
     """Verify a stored checkpoint offline; return its roots and lists.
 
     Raises:
@@ -171,18 +182,33 @@ def open_checkpoint(
     ]
     lists = {}
     for list_id, entry in checkpoint.lists.items():
-        lists[list_id] = _open_list(list_id, entry, verifiers)
+        lists[list_id] = _open_list(list_id, entry, verifiers, hub.root.vocabulary)
     return roots, lists
 
 
-def _open_list(list_id: str, entry: ListCheckpoint, verifiers: list[TrustedHub]) -> StoredList:
+def _open_list(
+    list_id: str,
+    entry: ListCheckpoint,
+    verifiers: list[TrustedHub],
+    vocabulary: Vocabulary | None,
+) -> Followed:
+    """One list of the checkpoint, its state checked against its trust record; the
+    records of a list of entries are held to the newest trusted root's vocabulary
+    (a root's vocabulary only ever grows, so every record applied before fits it)."""
     where = f"checkpoint list {list_id!r}"
     kind = HASH_TYPES.get(entry.hash_type)
     if kind is None:
         raise CheckpointError(f"{where}: unknown hash type {entry.hash_type!r}")
+    if entry.format not in LIST_FORMATS:
+        raise CheckpointError(f"{where}: unknown list format {entry.format[:32]!r}")
     try:
         trust = ListTrust.from_dict(json.loads(entry.trust))
-        state = ListState.from_snapshot(kind.length, b64decode(entry.state, where))
+        data = b64decode(entry.state, where)
+        state: ListState | EntryState = (
+            EntryState.from_snapshot(kind, data, vocabulary)
+            if entry.format == "entries"
+            else ListState.from_snapshot(kind.length, data)
+        )
     except (ValueError, ProtocolError) as e:
         raise CheckpointError(f"{where}: {e}") from e
     if trust.list_id != list_id:
@@ -191,6 +217,8 @@ def _open_list(list_id: str, entry: ListCheckpoint, verifiers: list[TrustedHub])
         raise CheckpointError(f"{where}: the state does not hash to its trusted digest")
     if trust.version or trust.checkpoint:
         _check_note(list_id, trust, verifiers)
+    if isinstance(state, EntryState):
+        return StoredEntries(list_id, entry.hash_type, trust, state)
     return StoredList(list_id, entry.hash_type, trust, state)
 
 

@@ -26,7 +26,9 @@ The table is the registry's (``protocol.hashtypes``: each type's ``signal``, a
 lists have no pytx signal type and are not followed. A value names every
 followed list holding the hash (``HashhubSignalMetadata.lists``); a hash no followed
 list holds any more gets a tombstone (``None``), so a hash in two lists survives its
-removal from one.
+removal from one. A list of entries also gives the record the hash's entry (its
+id, category, classification, source, first_seen and expires), as opinion tags and
+fields (``hashhub_tx.entries``), and does not hand on an entry that has expired.
 
 With a node home in the config (``node_home``), the bridge also speaks to the hub
 as that enrolled node (``hashhub_tx.acks``): once pytx has taken every delta, it
@@ -56,10 +58,11 @@ from threatexchange.exchanges.fetch_state import (
 from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSimpleUpdates
 from threatexchange.signal_type.signal_base import SignalType
 
-from hashhub_tx._store import CheckpointStore
+from hashhub_tx._store import CheckpointStore, Followed, hash_set
 from hashhub_tx.acks import OUTCOME_LABELS, AckBook, NodeIdentity
 from hashhub_tx.checkpoint import HashhubCheckpoint, make_checkpoint, open_checkpoint
 from hashhub_tx.config import API_NAME, HashhubCollabConfig
+from hashhub_tx.entries import HashhubEntry, changed_hashes, expired_hashes, opinion_of
 from hashhub_tx.errors import (
     BridgeConfigError,
     BridgeError,
@@ -68,7 +71,7 @@ from hashhub_tx.errors import (
     UpdateRejectedError,
 )
 from node.errors import FetchError
-from node.store import NodeStore, StoredList
+from node.store import NodeStore, StoredEntries
 from node.sync import Fetcher, InPlace, ListOutcome, Syncer
 from protocol import HASH_TYPES, Limits, ProtocolError, Root
 
@@ -124,10 +127,13 @@ SIGNAL_TYPES: Mapping[str, type[SignalType]] = _SignalTypes()
 
 @dataclass
 class HashhubSignalMetadata(FetchedSignalMetadata):
-    """A published hash: the followed lists that hold it.
+    """A published hash: the followed lists that hold it, and the entry of each list
+    of entries among them.
 
     A hub publishes hashes its operators reviewed, so each list counts as a positive
-    opinion, tagged with the list id.
+    opinion: one for the lists of bare hashes, tagged with their ids, and one per
+    list of entries, tagged with its id and the entry's fields
+    (``hashhub_tx.entries``).
     """
 
     lists: list[str] = field(default_factory=list)
@@ -135,9 +141,19 @@ class HashhubSignalMetadata(FetchedSignalMetadata):
     """The listed hash (hex), the record's own key again: pytx prints a match's
     metadata but not the listed hash, and ``threatexchange label`` needs that hash.
     Left out of equality: it adds nothing to what the record means."""
+    entries: dict[str, HashhubEntry] = field(default_factory=dict)
+    """By list id, the entry of each list of entries in ``lists`` (none expired)."""
 
     def get_as_opinions(self) -> t.Sequence[SignalOpinion]:
-        return [SignalOpinion(False, SignalOpinionCategory.POSITIVE_CLASS, set(self.lists))]
+        bare = {list_id for list_id in self.lists if list_id not in self.entries}
+        opinions = (
+            [SignalOpinion(False, SignalOpinionCategory.POSITIVE_CLASS, bare)]
+            if bare or not self.entries
+            else []
+        )
+        return opinions + [
+            opinion_of(list_id, entry) for list_id, entry in sorted(self.entries.items())
+        ]
 
     def __str__(self) -> str:
         """What ``threatexchange match`` prints: opinion, lists, and the listed hash."""
@@ -248,7 +264,7 @@ class HashhubSignalExchangeAPI(
         return AckBook(identity, self.collab.hub_url.rstrip("/"), self.now)
 
     def _acknowledge(
-        self, identity: NodeIdentity, applied: Mapping[str, tuple[str, StoredList]]
+        self, identity: NodeIdentity, applied: Mapping[str, tuple[str, Followed]]
     ) -> None:
         """Sign acks for what the fetch applied and send them; never fails the fetch
         (pytx has stored the deltas by now): a problem is logged, the ack kept."""
@@ -312,12 +328,12 @@ class HashhubSignalExchangeAPI(
         supported: Sequence[type[SignalType]],
         checkpoint: HashhubCheckpoint | None,
         identity: NodeIdentity | None,
-    ) -> tuple[list[HashhubDelta], dict[str, tuple[str, StoredList]]]:
+    ) -> tuple[list[HashhubDelta], dict[str, tuple[str, Followed]]]:
         """The deltas, and each followed list as applied after them with its origin."""
         now = self.now()
         pin = self.collab.pinned_root_sha256
         roots: list[tuple[bytes, bytes]] = []
-        trusted: dict[str, StoredList] = {}
+        trusted: dict[str, Followed] = {}
         if checkpoint is not None:
             roots, trusted = open_checkpoint(checkpoint, pin, now=now, limits=self.limits)
         store = CheckpointStore(roots, trusted)
@@ -393,13 +409,15 @@ class HashhubSignalExchangeAPI(
     def _deltas(
         self,
         store: CheckpointStore,
-        trusted: Mapping[str, StoredList],
+        trusted: Mapping[str, Followed],
         followed: Sequence[str],
         outcomes: Sequence[ListOutcome],
         progress: int | None,
-    ) -> tuple[list[HashhubDelta], dict[str, StoredList]]:
+    ) -> tuple[list[HashhubDelta], dict[str, Followed]]:
         """One delta per change, each carrying the checkpoint that is exact after it;
-        and the lists as they are after the last."""
+        and the lists as they are after the last. Then, if an entry has expired by
+        now, one more delta with the records of its hashes sent again without it."""
+        now = self.now()
         current = dict(trusted)
         deltas: list[HashhubDelta] = []
 
@@ -413,43 +431,63 @@ class HashhubSignalExchangeAPI(
             touched: dict[str, set[bytes]] = {}
             for list_id in dropped:
                 gone = current.pop(list_id)
-                touched.setdefault(gone.hash_type, set()).update(gone.state)
-            updates = _records(touched, current)
+                touched.setdefault(gone.hash_type, set()).update(hash_set(gone))
+            updates = _records(touched, current, now)
             deltas.append(FetchDelta(updates, checkpoint()))
+        sent: dict[str, set[bytes]] = {}
         for outcome in outcomes:
             new = store.committed.get(outcome.list_id)
             if new is None:
                 continue  # declared but never published: nothing to trust yet
+            old = current.get(outcome.list_id)
             current[outcome.list_id] = new
-            changed = {new.hash_type: {*outcome.added, *outcome.removed}}
-            updates = _records(changed, current)
+            hashes = {*outcome.added, *outcome.removed}
+            if isinstance(new, StoredEntries):
+                hashes |= changed_hashes(old, new)
+            sent.setdefault(new.hash_type, set()).update(hashes)
+            updates = _records({new.hash_type: hashes}, current, now)
             deltas.append(FetchDelta(updates, checkpoint()))
+        expired = {
+            hash_type: hashes - sent.get(hash_type, set())
+            for hash_type, hashes in expired_hashes(current.values(), now).items()
+        }
+        if any(expired.values()):
+            deltas.append(FetchDelta(_records(expired, current, now), checkpoint()))
         if not deltas:
             deltas.append(FetchDelta({}, checkpoint()))
         return deltas, current
 
 
 def _records(
-    touched: Mapping[str, set[bytes]], lists: Mapping[str, StoredList]
+    touched: Mapping[str, set[bytes]], lists: Mapping[str, Followed], now: datetime
 ) -> dict[RecordKey, HashhubSignalMetadata | None]:
-    """The record of every touched hash: the lists now holding it, or a tombstone."""
+    """The record of every touched hash: the lists now holding it (a list of entries
+    only through an entry not expired at ``now``), or a tombstone."""
     updates: dict[RecordKey, HashhubSignalMetadata | None] = {}
     for hash_type, hashes in touched.items():
         if not hashes:
             continue
         ordered = sorted(hashes)
         holders: list[list[str]] = [[] for _ in ordered]
+        entries: list[dict[str, HashhubEntry]] = [{} for _ in ordered]
         for list_id in sorted(lists):
             stored = lists[list_id]
             if stored.hash_type != hash_type:
+                continue
+            if isinstance(stored, StoredEntries):
+                for i, value in enumerate(ordered):
+                    entry = stored.state.find(value)
+                    if entry is not None and not entry.expired(now):
+                        holders[i].append(list_id)
+                        entries[i][list_id] = HashhubEntry.of(entry)
                 continue
             for i, held in enumerate(stored.state.contains_many(ordered)):
                 if held:
                     holders[i].append(list_id)
         name = SIGNAL_TYPES[hash_type].get_name()
-        for value, names in zip(ordered, holders, strict=True):
+        for value, names, held_entries in zip(ordered, holders, entries, strict=True):
             updates[(name, value.hex())] = (
-                HashhubSignalMetadata(names, value.hex()) if names else None
+                HashhubSignalMetadata(names, value.hex(), held_entries) if names else None
             )
     return updates
 

@@ -1,0 +1,111 @@
+"""An entry's metadata as python-threatexchange and HMA receive it.
+
+A list of the ``entries`` format (PROTOCOL.md §7.3) gives each listed hash an entry
+id and metadata: category, classification, source, first_seen and expires. pytx
+has one place for what a list says of a signal, the ``SignalOpinion`` of its
+record's metadata (``FetchedSignalMetadata.get_as_opinions``): a category of its
+own (a hub's lists are reviewed, so ``POSITIVE_CLASS``, as for a ``hashes`` list)
+and a set of free tags. The entry goes there, one opinion per list of entries that
+holds the hash, tagged with the list id and ``name:value`` for each field::
+
+    {"tid-entries-pdq", "entry:e-1f3a", "category:intimate-image",
+     "classification:confirmed", "source:import:batch-7",
+     "first_seen:2026-11-30T09:00:00Z", "expires:2026-12-30T09:00:00Z"}
+
+(``expires:`` only for an entry that has one.) The record keeps the fields as well
+(``HashhubEntry``), for code that reads them rather than tags. The hub's vocabulary
+names the categories and classifications; the bridge maps none of them onto pytx's
+categories, whose meaning (false positive, seed, positive) is not theirs.
+
+An expired entry is not handed on: a list holding the hash only through an entry
+whose ``expires`` has come counts as not holding it, so the record loses that list
+(a tombstone if no other list holds the hash), at the fetch that first sees it
+expired, before the hub's retraction arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from threatexchange.exchanges.fetch_state import SignalOpinion, SignalOpinionCategory
+
+from hashhub_tx._store import Followed
+from node.store import StoredEntries
+from protocol import Entry, format_time
+
+__all__ = ["HashhubEntry", "changed_hashes", "expired_hashes", "opinion_of"]
+
+
+@dataclass
+class HashhubEntry:
+    """One entry's metadata, as the record of its hash carries it (plain strings, so
+    that HMA's JSON and the pytx CLI's pickle keep it alike)."""
+
+    entry: str
+    category: str
+    classification: str
+    source: str
+    first_seen: str
+    expires: str | None = None
+
+    @classmethod
+    def of(cls, entry: Entry) -> HashhubEntry:
+        members = entry.to_dict()
+        return cls(
+            entry=members["entry"],
+            category=members["category"],
+            classification=members["classification"],
+            source=members["source"],
+            first_seen=members["first_seen"],
+            expires=members["expires"],
+        )
+
+    def tags(self) -> set[str]:
+        tags = {
+            f"entry:{self.entry}",
+            f"category:{self.category}",
+            f"classification:{self.classification}",
+            f"source:{self.source}",
+            f"first_seen:{self.first_seen}",
+        }
+        if self.expires is not None:
+            tags.add(f"expires:{self.expires}")
+        return tags
+
+
+def opinion_of(list_id: str, entry: HashhubEntry) -> SignalOpinion:
+    """What a list of entries says of a hash it holds: positive, tagged with the list
+    and the entry's fields."""
+    return SignalOpinion(False, SignalOpinionCategory.POSITIVE_CLASS, {list_id, *entry.tags()})
+
+
+def changed_hashes(old: Followed | None, new: StoredEntries) -> set[bytes]:
+    """The hashes whose record differs between two states of a list of entries:
+    added, removed, or the same hash with other metadata (which an update's added
+    and removed hashes do not name)."""
+    before = set(old.state.lines()) if isinstance(old, StoredEntries) else set()
+    width = 2 * new.state.kind.length
+    return {
+        bytes.fromhex(line[:width].decode("ascii"))
+        for line in before.symmetric_difference(new.state.lines())
+    }
+
+
+def expired_hashes(lists: Iterable[Followed], now: datetime) -> dict[str, set[bytes]]:
+    """By hash type, the hashes whose entry in one of ``lists`` has expired by
+    ``now``: their records are sent again, without that list. (A hub retracts an
+    expired entry at its next publication, so there are few.)"""
+    stamp = format_time(now).encode()
+    found: dict[str, set[bytes]] = {}
+    for stored in lists:
+        if not isinstance(stored, StoredEntries):
+            continue
+        width = 2 * stored.state.kind.length
+        for line in stored.state.lines():
+            expires = line.rsplit(b" ", 1)[1]
+            if expires != b"-" and expires <= stamp:
+                hashes = found.setdefault(stored.hash_type, set())
+                hashes.add(bytes.fromhex(line[:width].decode("ascii")))
+    return found
