@@ -54,7 +54,7 @@ from node.api.requests import MAX_LIMIT
 from node.config import NodeConfig, write_secret
 from node.errors import InvalidContentError, OutcomeConflictError
 from node.imaging import ImageRejected
-from node.matching import OUTCOMES
+from node.matching import DISPUTE_REASONS, OUTCOMES
 from node.policy import DECISIONS, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.store import ContentRows
@@ -1009,18 +1009,28 @@ def content_remove(
 @main.command()
 @click.argument("match_id", metavar="MATCH_ID")
 @click.argument("outcome_name", metavar="|".join(OUTCOMES))
+@click.option(
+    "--reason",
+    type=click.Choice(DISPUTE_REASONS),
+    help="Why a false_positive was one: not_the_content, benign or other (default other).",
+)
 @json_option
 @home_option
-def outcome(match_id: str, outcome_name: str, as_json: bool, home: Path) -> None:
+def outcome(
+    match_id: str, outcome_name: str, reason: str | None, as_json: bool, home: Path
+) -> None:
     """Record what a reviewer did about a match: blocked, actioned, false_positive or kept.
 
     The rules of POST /v1/matches/{id}/outcome: once per match; the same outcome
-    again changes nothing. Exit status: 0 recorded (or already the same), 1 no such
-    match or no such outcome, 5 the match already has another outcome.
+    again changes nothing. For a match of an entries list the outcome is also the
+    platform's position on the entry, which the next ack carries, signed: actioned
+    and blocked confirm it, false_positive disputes it (with --reason). Exit status:
+    0 recorded (or already the same), 1 no such match or no such outcome, 5 the
+    match already has another outcome.
     """
     with _open(home) as node:
         try:
-            recorded = node.matching.record_outcome(match_id, outcome_name)
+            recorded = node.matching.record_outcome(match_id, outcome_name, reason)
         except OutcomeConflictError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(EXIT_CONFLICT)

@@ -46,6 +46,7 @@ from node.policy import BLOCK, Policy, QuarantineRule, Verdict
 from node.store import MatchSource, NodeStore, Outcome, StoredEntries, StoredList
 from node.sync import ListOutcome
 from protocol import Entry, EntryState, ListSpec, ListState, Root
+from protocol.ack import OPINION_REASONS
 
 __all__ = [
     "DIHEDRAL_TRANSFORMS",
@@ -113,6 +114,23 @@ _OUTCOME_COUNTER: dict[Outcome, str] = {
     "blocked": "blocked",
     "false_positive": "false_positive",
 }
+
+
+DISPUTE_REASONS = OPINION_REASONS["disputed"]
+"""Why a false positive was one, the platform's dispute of the entry (PROTOCOL.md
+§10.1): ``not_the_content``, ``benign``, ``other``."""
+
+
+def opinion_of(outcome: Outcome, reason: str | None) -> tuple[str, str | None] | None:
+    """The position on an entry an outcome of one of its matches takes: ``actioned``
+    and ``blocked`` confirm it (the outcome is the reason), ``false_positive`` disputes
+    it (``reason``: one of ``DISPUTE_REASONS``, ``other`` when none is given), ``kept``
+    takes none."""
+    if outcome in ("actioned", "blocked"):
+        return ("confirmed", outcome)
+    if outcome == "false_positive":
+        return ("disputed", reason or "other")
+    return None
 
 
 def is_outcome(value: str) -> TypeGuard[Outcome]:
@@ -635,8 +653,16 @@ class Matching:
         raw bytes (``protocol.hashtypes``: MD5, SHA-256)."""
         return {name: [value] for name, value in file_hashes(data).items()}
 
-    def record_outcome(self, match_id: str, outcome: str) -> dict[str, Any]:
+    def record_outcome(
+        self, match_id: str, outcome: str, reason: str | None = None
+    ) -> dict[str, Any]:
         """Record what the platform did about a match; once per match.
+
+        ``reason`` says why a ``false_positive`` was one (``DISPUTE_REASONS``; refused
+        with any other outcome). A match of an entries list also sets the platform's
+        position on the entry (``opinion_of``), which the next ack of the list
+        carries, signed: the newest outcome on any match of the entry is the one that
+        speaks.
 
         The one rule of ``POST /v1/matches/{id}/outcome``, the status page and
         ``hashhub-node outcome``, checked in this order: a malformed id is no match
@@ -655,6 +681,11 @@ class Matching:
             raise InvalidOutcomeError(
                 f"unknown outcome {outcome[:64]!r}; one of {', '.join(OUTCOMES)}"
             )
+        if reason is not None and (outcome != "false_positive" or reason not in DISPUTE_REASONS):
+            raise InvalidOutcomeError(
+                f"a reason is given with false_positive only, one of "
+                f"{', '.join(DISPUTE_REASONS)}; not {reason[:64]!r} with {outcome}"
+            )
         # Read and written under one write lock: the daemon's API or status page and
         # the command line may answer the same match at the same moment.
         with self.store.atomic():
@@ -672,7 +703,14 @@ class Matching:
             if counter is not None:
                 self._bump(event["list_id"], "", counter)
                 self._bump(event["list_id"], bytes(event["hash"]).hex(), counter)
-        return {"match_id": match_id, "outcome": outcome, "duplicate": False}
+            taken = opinion_of(outcome, reason)
+            if event["entry"] is not None and taken is not None:
+                entry_id = str(json.loads(event["entry"])["entry"])
+                self.store.matches.set_opinion(event["list_id"], entry_id, *taken, self.now())
+        recorded: dict[str, Any] = {"match_id": match_id, "outcome": outcome, "duplicate": False}
+        if reason is not None:
+            recorded["reason"] = reason
+        return recorded
 
     def recent_matches(self, limit: int = 50, *, open_only: bool = False) -> list[dict[str, Any]]:
         """The newest match events, for the status page and the API (open ones only

@@ -20,7 +20,16 @@ from typing import Any
 from node.matching import newest_root
 from node.store import NodeStore
 from protocol import SigningKey, format_time
-from protocol.ack import COUNTER_NAMES, MAX_HASH_ENTRIES, Ack, AppliedVersion, Counts, sign_ack
+from protocol.ack import (
+    COUNTER_NAMES,
+    MAX_HASH_ENTRIES,
+    MAX_OPINIONS,
+    Ack,
+    AppliedVersion,
+    Counts,
+    Opinion,
+    sign_ack,
+)
 
 __all__ = ["AckOutbox", "WebhookOutbox", "retry_at"]
 
@@ -72,11 +81,22 @@ class AckOutbox:
             per_hash = {h: per_hash[h] for h in sorted(per_hash)[:MAX_HASH_ENTRIES]}
         return Counts(**totals, hashes=per_hash)
 
+    def opinions(self, list_id: str) -> dict[str, Opinion]:
+        """The platform's positions on entries of the list that changed since its last
+        ack (at most ``MAX_OPINIONS``: the rest go in a further ack)."""
+        return {
+            entry: Opinion(position, reason)
+            for entry, (position, reason) in self.store.matches.changed_opinions(
+                list_id, MAX_OPINIONS
+            ).items()
+        }
+
     def enqueue(self, list_ids: Iterable[str] | None = None) -> list[int]:
         """Sign one ack per applied list with the current totals and queue it.
 
         An ack carries at most ``MAX_HASH_ENTRIES`` changed per-hash counters; when
-        more hashes changed, further acks (same totals) carry the rest.
+        more hashes changed, further acks (same totals) carry the rest; so with the
+        platform's changed positions on entries (``opinions``, ``MAX_OPINIONS``).
         """
         root = newest_root(self.store)
         if root is None:
@@ -103,11 +123,13 @@ class AckOutbox:
                     origin=root.origin(list_id),
                     applied=AppliedVersion(trust.version, trust.compact.root(), trust.state),
                     counts=(counts := self.counts(list_id)),
+                    opinions=(opinions := self.opinions(list_id)),
                 )
                 self.store.acks.queue(seq, list_id, data, sig, format_time(self.now()), self.now())
                 self.store.matches.counters_sent(list_id, counts.hashes)
+                self.store.matches.opinions_sent(list_id, opinions)
             queued.append(seq)
-            if len(counts.hashes) == MAX_HASH_ENTRIES:
+            if len(counts.hashes) == MAX_HASH_ENTRIES or len(opinions) == MAX_OPINIONS:
                 pending.insert(0, (list_id, trust))
         return queued
 
@@ -202,6 +224,7 @@ class AckOutbox:
                     origin=root.origin(old.list_id),
                     applied=old.applied,
                     counts=old.counts,
+                    opinions=old.opinions,
                 )
                 self.store.acks.queue(seq, old.list_id, data, sig, row["created"], self.now())
                 if evidence is not None:

@@ -15,7 +15,12 @@ from edge.errors import ApiError
 from node.api.keys import NODE
 from node.api.requests import MAX_LIMIT, flag, invalid, json_object, known_query
 from node.errors import OutcomeConflictError, UnknownMatchError
-from node.matching import MisdirectedMatchError, is_match_id, shown_match_id
+from node.matching import (
+    DISPUTE_REASONS,
+    MisdirectedMatchError,
+    is_match_id,
+    shown_match_id,
+)
 from node.service import OUTCOMES
 
 __all__ = ["get_matches", "post_outcome"]
@@ -33,12 +38,17 @@ async def post_outcome(request: web.Request) -> web.StreamResponse:
     match_id = request.match_info["match_id"]
     if not is_match_id(match_id):
         raise ApiError(404, "not_found", f"no match {shown_match_id(match_id)}")
-    body = await json_object(request, {"outcome"})
+    body = await json_object(request, {"outcome", "reason"})
     outcome = body.get("outcome")
     if outcome not in OUTCOMES:
         raise invalid(f"'outcome' must be one of {', '.join(OUTCOMES)}")
+    reason = body.get("reason")
+    if reason is not None and (outcome != "false_positive" or reason not in DISPUTE_REASONS):
+        raise invalid(
+            f"'reason' goes with false_positive only, one of {', '.join(DISPUTE_REASONS)}"
+        )
     try:
-        recorded = request.app[NODE].matching.record_outcome(match_id, outcome)
+        recorded = request.app[NODE].matching.record_outcome(match_id, outcome, reason)
     except MisdirectedMatchError as e:
         raise ApiError(421, "misdirected_match", str(e)) from e
     except UnknownMatchError as e:

@@ -353,6 +353,58 @@ class MatchTables(Tables):
             [outcome, format_time(now), match_id],
         )
 
+    # -- the platform's opinions on entries (PROTOCOL.md §10.1) ---------------------------
+
+    def set_opinion(
+        self, list_id: str, entry: str, position: str, reason: str | None, now: datetime
+    ) -> bool:
+        """Take ``position`` on an entry (the newest outcome speaks for the platform);
+        marked for the next ack when it differs from the one held. Returns whether it
+        changed."""
+        held = self._one(
+            "SELECT position, reason FROM entry_opinions WHERE list_id = ? AND entry = ?",
+            [list_id, entry],
+        )
+        if held is not None and (held["position"], held["reason"]) == (position, reason):
+            return False
+        self.db.execute(
+            "INSERT INTO entry_opinions (list_id, entry, position, reason, at, changed) "
+            "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (list_id, entry) DO UPDATE SET "
+            "position = excluded.position, reason = excluded.reason, at = excluded.at, "
+            "changed = 1",
+            [list_id, entry, position, reason, format_time(now)],
+        )
+        return True
+
+    def changed_opinions(self, list_id: str, limit: int) -> dict[str, tuple[str, str | None]]:
+        """Up to ``limit`` positions of the list not yet in an ack, by entry id."""
+        return {
+            r["entry"]: (r["position"], r["reason"])
+            for r in self.db.query(
+                "SELECT entry, position, reason FROM entry_opinions "
+                "WHERE list_id = ? AND changed = 1 ORDER BY entry LIMIT ?",
+                [list_id, limit],
+            )
+        }
+
+    def opinions_sent(self, list_id: str, entries: Iterable[str]) -> None:
+        """Positions an ack now carries: no longer changed since the last ack."""
+        self.db.conn.executemany(
+            "UPDATE entry_opinions SET changed = 0 WHERE list_id = ? AND entry = ?",
+            [(list_id, e) for e in entries],
+        )
+
+    def opinions(self, list_id: str) -> dict[str, tuple[str, str | None]]:
+        """Every position the platform holds on entries of the list."""
+        return {
+            r["entry"]: (r["position"], r["reason"])
+            for r in self.db.query(
+                "SELECT entry, position, reason FROM entry_opinions WHERE list_id = ? "
+                "ORDER BY entry",
+                [list_id],
+            )
+        }
+
     def awaiting_outcome(self) -> int:
         """How many match events the platform has not yet reported an outcome for."""
         return self._count("SELECT count(*) AS n FROM match_events WHERE outcome IS NULL")

@@ -239,3 +239,24 @@ def m007_entry_records(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m008_entry_opinions(db: sqlite_utils.Database) -> None:
+    """The platform's position on each entry it matched (``MatchTables.set_opinion``):
+    ``confirmed`` when a match of it was actioned or blocked, ``disputed`` when one
+    was a false positive, with the reason. ``changed`` marks a position the next ack
+    of the list carries (PROTOCOL.md §10.1, ``opinions``)."""
+    db.executescript(
+        """
+        CREATE TABLE entry_opinions (
+            list_id TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            position TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL,
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (list_id, entry)
+        );
+        """
+    )
