@@ -863,7 +863,7 @@ def _reported_by(flagged: FlaggedHash) -> str:
 
 @main.group(name="case")
 def case_group() -> None:
-    """Review public submissions: the queue, one case, accept or reject.
+    """Review public submissions: the queue, one case, accept or reject, withdrawals.
 
     The dashboard's review without a browser: the same rules, and each decision is
     logged under cli:<user>.
@@ -945,7 +945,11 @@ def case_show(case: str, as_json: bool, home: Path) -> None:
         return
     width = max(len(k) for k in detail)
     for name, value in detail.items():
-        click.echo(f"{name.replace('_', ' '):<{width}}  {'-' if value is None else value}")
+        if isinstance(value, bool):
+            shown: object = "yes" if value else "no"
+        else:
+            shown = "-" if value is None else value
+        click.echo(f"{name.replace('_', ' '):<{width}}  {shown}")
 
 
 @case_group.command(name="accept")
@@ -953,14 +957,33 @@ def case_show(case: str, as_json: bool, home: Path) -> None:
 @click.option(
     "--list", "list_id", required=True, help="The list to stage the hash in (of its hash type)."
 )
+@click.option("--category", help="The entry's category (an entries list only; required there).")
+@click.option(
+    "--classification", help="The entry's classification (an entries list only; required there)."
+)
 @home_option
-def case_accept(case: str, list_id: str, home: Path) -> None:
-    """Accept CASE: stage its hash in --list, with the case as its provenance."""
+def case_accept(
+    case: str, list_id: str, category: str | None, classification: str | None, home: Path
+) -> None:
+    """Accept CASE: stage its hash in --list, with the case as its provenance.
+
+    Into an entries list the hash becomes an entry of source submission (the record
+    never names the case) in every list of the collection that holds its hash type.
+    """
     case_number = _case_number(case)
     with _open(home) as hub:
-        hub.cases.review(case_number, accept=True, list_id=list_id, who=_who())
+        hub.cases.review(
+            case_number,
+            accept=True,
+            list_id=list_id,
+            category=category,
+            classification=classification,
+            who=_who(),
+        )
+        entries = hub.lists.spec(list_id).entries
+    what = "an entry" if entries else "its hash"
     click.echo(
-        f"Accepted case {case_number} into {list_id}: its hash is staged; "
+        f"Accepted case {case_number} into {list_id}: {what} is staged; "
         "'hashhub publish' releases it."
     )
 
@@ -974,6 +997,59 @@ def case_reject(case: str, home: Path) -> None:
     with _open(home) as hub:
         hub.cases.review(case_number, accept=False, who=_who())
     click.echo(f"Rejected case {case_number}.")
+
+
+@case_group.command(name="withdrawals")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many requests; the list says when more wait.",
+)
+@json_option
+@home_option
+def case_withdrawals(limit: int, as_json: bool, home: Path) -> None:
+    """Withdrawals waiting for review (withdrawal = "review"), oldest case first."""
+    with _open(home) as hub:
+        rows = hub.cases.withdrawals(limit + 1)
+    cases, more = rows[:limit], len(rows) > limit
+    if as_json:
+        _echo_json([c.to_dict() for c in cases])
+        return
+    if not cases:
+        click.echo("No withdrawal waits for review.")
+        return
+    click.echo(
+        _table(
+            ["CASE", "LIST", "TYPE", "HASH"],
+            ([c.case, c.list, c.hash_type, c.hash] for c in cases),
+        )
+    )
+    if more:
+        click.echo(f"More withdrawals than these {limit}; raise --limit to see them.")
+
+
+@case_group.command(name="withdraw")
+@click.argument("case", metavar="CASE")
+@click.option("--approve", "decision", flag_value="approve", help="Retract its entry.")
+@click.option("--refuse", "decision", flag_value="refuse", help="Keep its entry listed.")
+@home_option
+def case_withdraw(case: str, decision: str | None, home: Path) -> None:
+    """Decide CASE's waiting withdrawal: --approve retracts its entry as withdrawn
+    (out with the next publish), --refuse keeps it; the case page shows which."""
+    if decision is None:
+        raise click.UsageError("give --approve or --refuse")
+    case_number = _case_number(case)
+    with _open(home) as hub:
+        hub.cases.decide_withdrawal(case_number, approve=decision == "approve", who=_who())
+    if decision == "approve":
+        click.echo(
+            f"Withdrawal of case {case_number} approved: its entry is retracted as "
+            "withdrawn; 'hashhub publish' releases it."
+        )
+    else:
+        click.echo(f"Withdrawal of case {case_number} refused: its entry stays listed.")
 
 
 # -- nodes and tokens -------------------------------------------------------------------

@@ -91,6 +91,10 @@ class HubConfig:
             per client address; past them every unproven token is refused (0: no limit).
         trusted_proxies: comma-separated addresses or CIDR blocks of reverse proxies
             whose ``X-Forwarded-For`` names the client ("": believe nobody).
+        withdrawal: what a person's withdrawal of an accepted case does:
+            ``automatic``, its entry is retracted as ``withdrawn`` at once (out with
+            the next publish); ``review``, the request waits for an operator
+            (``hashhub case withdrawals``).
     """
 
     name: str
@@ -120,6 +124,7 @@ class HubConfig:
     auth_failure_burst: int = 10
     auth_failure_per_hour: int = 600
     trusted_proxies: str = ""
+    withdrawal: str = "automatic"
 
     def to_toml(self) -> str:
         """This configuration as ``hub.toml`` text that ``load`` reads back identically.

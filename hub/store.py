@@ -30,7 +30,9 @@ What is stored, and why it is stored that way:
 - ``actions``: an append-only log of operator actions (triggers refuse edits).
 - ``submissions``: public submissions (cases): the hash, its type, the PDQ quality,
   the review. No name, address or other personal data, and the day received
-  rather than the second, so a case cannot be lined up with an access log by time.
+  rather than the second, so a case cannot be lined up with an access log by time;
+  since m008 also the SHA-256 of its withdrawal code, the entry it became and its
+  withdrawal (state and days).
 - ``hash_types``: the registry's hash types (``protocol.hashtypes``), rewritten on
   open; a case of a type the public page does not take is refused by a trigger
   (m004).
@@ -552,6 +554,37 @@ def m007_entries(db: sqlite_utils.Database) -> None:
             WHERE removed_version IS NULL;
         CREATE UNIQUE INDEX entry_records_entry ON entry_records(list_id, entry_id)
             WHERE removed_version IS NULL;
+        """
+    )
+
+
+@migrations()
+def m008_case_withdrawal(db: sqlite_utils.Database) -> None:
+    """What a case's withdrawal needs, in its ``submissions`` row.
+
+    - ``withdrawal_code``: the SHA-256 of the withdrawal code shown once with the
+      case number (the code itself is never stored;
+      ``hub.services.cases.withdrawal_digest``); NULL for a case made before there
+      were codes, which cannot be withdrawn.
+    - ``entry_id``: the entry an acceptance into an ``entries`` list made. The
+      published record never names the case; this column is the hub's only link.
+    - ``withdrawal``: NULL, ``requested`` (waiting for an operator), ``withdrawn``
+      or ``refused``; ``withdrawal_requested`` and ``withdrawal_decided`` the day of
+      each step (a day, as ``received``, so no step lines up with an access log).
+
+    Nothing here is about the person: a digest of a random code, an entry id, a
+    state and two days.
+    """
+    db.executescript(
+        """
+        ALTER TABLE submissions ADD COLUMN withdrawal_code BLOB;
+        ALTER TABLE submissions ADD COLUMN entry_id TEXT;
+        ALTER TABLE submissions ADD COLUMN withdrawal TEXT
+            CHECK (withdrawal IN ('requested', 'withdrawn', 'refused'));
+        ALTER TABLE submissions ADD COLUMN withdrawal_requested TEXT;
+        ALTER TABLE submissions ADD COLUMN withdrawal_decided TEXT;
+        CREATE INDEX submissions_withdrawal ON submissions(withdrawal)
+            WHERE withdrawal IS NOT NULL;
         """
     )
 

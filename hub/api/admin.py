@@ -37,7 +37,9 @@ from hub.api.admin_cases import (
     admin_accept_case,
     admin_case,
     admin_cases,
+    admin_decide_withdrawal,
     admin_reject_case,
+    admin_withdrawals,
 )
 from hub.api.admin_entries import (
     admin_add_entry,
@@ -134,6 +136,10 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/v1/admin/cases/{case}", ("viewer", "auditor", "publisher"), admin_case),
     AdminRoute("POST", "/v1/admin/cases/{case}/accept", ("publisher",), admin_accept_case),
     AdminRoute("POST", "/v1/admin/cases/{case}/reject", ("publisher",), admin_reject_case),
+    AdminRoute(
+        "GET", "/v1/admin/withdrawals", ("viewer", "auditor", "publisher"), admin_withdrawals
+    ),
+    AdminRoute("POST", "/v1/admin/withdrawals/{case}", ("publisher",), admin_decide_withdrawal),
 )
 """Every operator route. ``admin`` may call all; ``roles`` names who else may.
 ``hashhub export`` has no route: it writes files on the hub's own machine."""

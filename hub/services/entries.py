@@ -466,6 +466,43 @@ class Entries:
             self.ctx.log("entry.retract", who, {"entry": entry_id, "reason": reason})
         return self.show(entry_id)
 
+    def add_submission(
+        self, list_id: str, h: bytes, category: str, classification: str, who: str
+    ) -> EntryView:
+        """Stage an entry of an accepted public submission, with source ``submission``
+        and no ref: the record never names the person or the case (the case keeps
+        the link, ``hub.services.cases``). Its hash goes in every list of
+        ``list_id``'s collection that holds the same hash type.
+
+        Raises:
+            InvalidRequest, Conflict: as ``add_many``.
+        """
+        wanted = self.entries_spec(list_id).hash_type
+        root = self.keys.root()
+        lists = [
+            lid
+            for lid in self.siblings(list_id)
+            if lid in root.lists and root.lists[lid].hash_type == wanted
+        ]
+        draft = EntryDraft(
+            tuple((lid, h.hex()) for lid in lists),
+            category=category,
+            classification=classification,
+            source="submission",
+        )
+        return self.add(draft, who)
+
+    def withdraw(self, entry_id: str, who: str) -> bool:
+        """Retract an entry as ``withdrawn``, its person's choice; False when it was
+        already retracted (for whatever reason), so there is nothing left to take out."""
+        row = self._item(entry_id)
+        if row["retracted"] is not None:
+            return False
+        with self.ctx.db.atomic():
+            self._retract(entry_id, "withdrawn")
+            self.ctx.log("entry.retract", who, {"entry": entry_id, "reason": "withdrawn"})
+        return True
+
     def _retract(self, entry_id: str, reason: str) -> None:
         self.ctx.db.execute(
             "UPDATE entry_items SET retracted = ?, retracted_at = ? WHERE id = ?",

@@ -22,6 +22,13 @@ Public pages (no login):
   comes with it (``Cases.submit``).
 - ``GET /case`` and ``POST /case``: look a case up by its number. The number goes
   in the body, never in the URL, so it is not written to access logs or history.
+- ``POST /case/withdraw``: the person withdraws a case with its number and the
+  withdrawal code the submission page showed once (``Cases.withdraw``; what it
+  does follows the ``withdrawal`` setting). A wrong number or a wrong code is one
+  403 answer that never says which; each case allows ``WITHDRAW_BURST`` attempts
+  at once and ``WITHDRAW_PER_HOUR`` an hour after that, whatever address they
+  come from (a bucket per case, keyed by an HMAC of the number), besides the
+  form's bucket per address.
 
 What the public pages keep (``hub.privacy``): the case row only (hash, type, PDQ
 quality, status, the day it arrived). No request to ``/``, ``/submit``, ``/case``
@@ -40,7 +47,8 @@ changes, the publish form), ``/dashboard/review`` (the submission review queue),
 ``/dashboard/nodes``, ``/dashboard/counts`` (takedowns over time, per-platform and
 per-hash counts from the acks), ``/dashboard/keys`` and ``/dashboard/log`` (``SECTIONS``). A form
 returns to its section: ``POST /dashboard/publish`` to the lists,
-``POST /dashboard/cases/{case}/review`` to the review queue, and
+``POST /dashboard/cases/{case}/review`` and ``POST /dashboard/cases/{case}/withdrawal``
+(approve or refuse a withdrawal waiting for review) to the review queue, and
 ``POST /dashboard/nodes/{node_id}/{change}`` (``grant``, ``ungrant``, ``key``,
 ``suspend``, ``resume``, ``platform``; ``admin`` only) to the nodes; ``token`` answers a page
 showing the node's new token once, as ``hashhub node token`` prints it. Roles follow the
@@ -102,6 +110,7 @@ from hub.http import Handler, after_publish, invalidate_caches, read_body
 from hub.intake import parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
+from hub.services.cases import WITHDRAWAL_POLICIES
 from hub.services.ledger import FlaggedHash
 from hub.services.publishing import PublishResult
 from hub.services.reports import HubStatus
@@ -118,6 +127,9 @@ __all__ = [
     "READ_ROLES",
     "SECTIONS",
     "SESSION_COOKIE",
+    "WITHDRAW_BURST",
+    "WITHDRAW_LIMITER",
+    "WITHDRAW_PER_HOUR",
     "WRITE_ROLES",
     "dashboard_view",
     "detail_pairs",
@@ -141,6 +153,12 @@ SECURE_COOKIES = ("auto", "always")
 """The values of the ``secure_cookies`` setting."""
 
 LIMITER = web.AppKey("web_limiter", RateLimiter)
+WITHDRAW_LIMITER = web.AppKey("web_withdraw_limiter", RateLimiter)
+WITHDRAW_BURST = 5
+"""Withdrawal attempts one case allows at once, from any address."""
+WITHDRAW_PER_HOUR = 5
+"""How fast that allowance refills: a person who mistypes the code tries again
+soon; a guesser gets a few tries an hour against 160 random bits."""
 STYLESHEET = web.AppKey("web_stylesheet", bytes)
 
 CONTENT_SECURITY_POLICY = (
@@ -160,6 +178,8 @@ _NOTICES = {
     "nothing": "Nothing was staged: no new version.",
     "accepted": "Case accepted: its hash is staged for the list's next version.",
     "rejected": "Case rejected.",
+    "withdrawn": "Withdrawal approved: the entry is retracted as withdrawn at the next publish.",
+    "refused": "Withdrawal refused: the entry stays listed; the case page says so.",
     "granted": "Granted: the node may read the list from its next request.",
     "ungranted": "Taken away: the node's next read of the list is refused.",
     "suspended": "Suspended: the node's requests are refused until it is resumed.",
@@ -429,13 +449,16 @@ async def submit(request: web.Request) -> web.StreamResponse:
         )
     value = parse_hash(form.get("hash", ""), type_name)
     quality = _quality(type_name, form.get("quality", ""))
-    case_number = await request.app[HUB].call(
-        lambda hub: hub.cases.submit(type_name, value, quality)
-    )
+    new = await request.app[HUB].call(lambda hub: hub.cases.open_case(type_name, value, quality))
+    # The only answer that ever shows the withdrawal code (no-store, as every page).
     return _render(
         request,
         "submitted.html",
-        {"case": group_case(case_number), "media": offered[type_name]},
+        {
+            "case": group_case(new.case),
+            "code": new.withdrawal_code,
+            "media": offered[type_name],
+        },
     )
 
 
@@ -450,7 +473,37 @@ async def case_lookup(request: web.Request) -> web.StreamResponse:
     case_number = _case_number(form.get("case", ""))
     found = await request.app[HUB].call(lambda hub: hub.cases.get(case_number))
     return _render(
-        request, "case.html", {"found": {**found.to_dict(), "grouped": group_case(case_number)}}
+        request,
+        "case.html",
+        {"found": {**found.to_dict(), "grouped": group_case(case_number)}, "notice": None},
+    )
+
+
+async def withdraw_case(request: web.Request) -> web.StreamResponse:
+    """The person's withdrawal: the case number and the code, in the body."""
+    _same_origin(request)
+    _rate_limit(request, "withdraw")
+    form = await _form(request, {"case", "code"})
+    case_number = _case_number(form.get("case", ""))
+    code = form.get("code", "")
+    if len(code) > 80:
+        raise InvalidRequest("a withdrawal code is 32 letters and digits")
+    wait = request.app[WITHDRAW_LIMITER].take(case_number)
+    if wait:
+        raise web.HTTPTooManyRequests(
+            text=f"Too many attempts to withdraw this case. Please try again in {wait} seconds.",
+            headers={hdrs.RETRY_AFTER: str(wait)},
+        )
+    found = await request.app[HUB].call(lambda hub: hub.cases.withdraw(case_number, code))
+    notice = (
+        "Your request to withdraw this case was received. It waits for review."
+        if found.withdrawal == "requested"
+        else "This case is withdrawn."
+    )
+    return _render(
+        request,
+        "case.html",
+        {"found": {**found.to_dict(), "grouped": group_case(case_number)}, "notice": notice},
     )
 
 
@@ -643,6 +696,10 @@ def dashboard_view(hub: Hub, section: str = OVERVIEW) -> dict[str, Any]:
         view["staged"] = hub.lists.staged_changes(100)
     elif section == "review":
         view["queue"] = queue
+        view["withdrawals"] = hub.cases.withdrawals(QUEUE_ROWS)
+        root = hub.keys.root()
+        view["entries_lists"] = sorted(lid for lid, spec in root.lists.items() if spec.entries)
+        view["vocabulary"] = root.vocabulary
     elif section == "nodes":
         view["node_groups"] = groups
         view["stale_after"] = hub.config.max_checkpoint_age
@@ -742,7 +799,9 @@ async def publish(request: web.Request) -> web.StreamResponse:
 
 
 async def review(request: web.Request) -> web.StreamResponse:
-    session, form = await _operator_post(request, {"decision", "list"}, WRITE_ROLES)
+    session, form = await _operator_post(
+        request, {"decision", "list", "category", "classification"}, WRITE_ROLES
+    )
     try:
         case_number = _case_number(request.match_info["case"])
     except InvalidRequest:
@@ -751,13 +810,42 @@ async def review(request: web.Request) -> web.StreamResponse:
     if decision not in ("accept", "reject"):
         raise InvalidRequest("the decision is accept or reject")
     list_id = form.get("list") or None
+    category = form.get("category") or None
+    classification = form.get("classification") or None
+    who = session.principal.subject
+
+    def run(hub: Hub) -> None:
+        # The form offers the terms with every list; a hashes list takes none of them.
+        wants_terms = list_id is not None and hub.lists.spec(list_id).entries
+        hub.cases.review(
+            case_number,
+            accept=decision == "accept",
+            list_id=list_id,
+            category=category if wants_terms else None,
+            classification=classification if wants_terms else None,
+            who=who,
+        )
+
+    await request.app[HUB].call(run)
+    return _redirect(f"/dashboard/review?notice={decision}ed")
+
+
+async def decide_withdrawal(request: web.Request) -> web.StreamResponse:
+    """Approve or refuse a withdrawal waiting for review (the ``review`` policy)."""
+    session, form = await _operator_post(request, {"decision"}, WRITE_ROLES)
+    try:
+        case_number = _case_number(request.match_info["case"])
+    except InvalidRequest:
+        raise NotFound("no case has that number") from None
+    decision = form.get("decision", "")
+    if decision not in ("approve", "refuse"):
+        raise InvalidRequest("the decision is approve or refuse")
     who = session.principal.subject
     await request.app[HUB].call(
-        lambda hub: hub.cases.review(
-            case_number, accept=decision == "accept", list_id=list_id, who=who
-        )
+        lambda hub: hub.cases.decide_withdrawal(case_number, approve=decision == "approve", who=who)
     )
-    return _redirect(f"/dashboard/review?notice={decision}ed")
+    notice = "withdrawn" if decision == "approve" else "refused"
+    return _redirect(f"/dashboard/review?notice={notice}")
 
 
 NODE_CHANGES = ("grant", "ungrant", "key", "suspend", "resume", "platform", "token")
@@ -836,7 +924,12 @@ def setup(app: web.Application) -> None:
         raise InvalidRequest(
             f"secure_cookies is {' or '.join(SECURE_COOKIES)}, not {config.secure_cookies!r}"
         )
+    if config.withdrawal not in WITHDRAWAL_POLICIES:
+        raise InvalidRequest(
+            f"withdrawal is {' or '.join(WITHDRAWAL_POLICIES)}, not {config.withdrawal!r}"
+        )
     app[LIMITER] = RateLimiter(burst=config.web_rate_burst, per_hour=config.web_rate_per_hour)
+    app[WITHDRAW_LIMITER] = RateLimiter(burst=WITHDRAW_BURST, per_hour=WITHDRAW_PER_HOUR)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(_TEMPLATES),
@@ -855,6 +948,7 @@ def setup(app: web.Application) -> None:
     router.add_post("/submit", submit, name=p + "submit")
     router.add_get("/case", case_form, name=p + "case", allow_head=False)
     router.add_post("/case", case_lookup, name=p + "case")
+    router.add_post("/case/withdraw", withdraw_case, name=p + "withdraw")
     router.add_get("/login", login_form, name=p + "login", allow_head=False)
     router.add_post("/login", login, name=p + "login")
     router.add_post("/logout", logout, name=p + "logout")
@@ -868,6 +962,7 @@ def setup(app: web.Application) -> None:
         )
     router.add_post("/dashboard/publish", publish, name=p + "publish")
     router.add_post("/dashboard/cases/{case}/review", review, name=p + "review")
+    router.add_post("/dashboard/cases/{case}/withdrawal", decide_withdrawal, name=p + "withdrawal")
     router.add_post("/dashboard/nodes/{node_id}/{change}", change_node, name=p + "node-change")
     # Before the static directory: the more specific route is the one that answers.
     router.add_get(

@@ -346,6 +346,15 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call("POST", "/v1/admin/cases/{case}/reject", "/v1/admin/cases/not-a-case/reject"): (
         admin_api("publisher", allowed=INPUT)
     ),
+    Call("GET", "/v1/admin/withdrawals", "/v1/admin/withdrawals"): admin_api(
+        "viewer", "auditor", "publisher"
+    ),
+    Call(
+        "POST",
+        "/v1/admin/withdrawals/{case}",
+        f"/v1/admin/withdrawals/{'0' * 32}",
+        body={"decision": "approve"},
+    ): admin_api("publisher", allowed=INPUT),
     # -- health, metrics, the API document: public -----------------------------------------
     Call("GET", "/healthz", "/healthz"): everyone(OK),
     Call("GET", "/readyz", "/readyz"): everyone(OK),
@@ -357,6 +366,9 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call("POST", "/submit", "/submit", form={"type": "md5", "hash": "not hex"}): everyone(INPUT),
     Call("GET", "/case", "/case"): everyone(OK),
     Call("POST", "/case", "/case", form={"case": "not a case"}): everyone(INPUT),
+    Call(
+        "POST", "/case/withdraw", "/case/withdraw", form={"case": "not a case", "code": "x"}
+    ): everyone(INPUT),
     Call("GET", "/login", "/login"): everyone(OK),
     # The login form without its double-submit nonce is refused for everyone, logged in or not.
     Call("POST", "/login", "/login", form={"token": "x"}): everyone(FORBID),
@@ -376,6 +388,12 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/dashboard/cases/{case}/review",
         "/dashboard/cases/0000-0000/review",
         form={"decision": "accept"},
+    ): dashboard_page(writers=INPUT, readers=FORBID),
+    Call(
+        "POST",
+        "/dashboard/cases/{case}/withdrawal",
+        "/dashboard/cases/0000-0000/withdrawal",
+        form={"decision": "approve"},
     ): dashboard_page(writers=INPUT, readers=FORBID),
     Call(
         "POST",

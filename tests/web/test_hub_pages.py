@@ -132,6 +132,11 @@ async def test_a_picture_hash_gets_a_128_bit_case_number_and_nothing_else_is_sto
         "reviewed",
         "reviewer",
         "list_id",
+        "withdrawal_code",  # the SHA-256 of a random code, never the code (m008)
+        "entry_id",
+        "withdrawal",
+        "withdrawal_requested",
+        "withdrawal_decided",
     }
 
 
