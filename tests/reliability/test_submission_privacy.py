@@ -313,7 +313,14 @@ def test_the_unlogged_paths_are_the_public_pages_and_nothing_else(tmp_path: Path
     home = tmp_path / "hub"
     init_web_hub(home)
     app = create_app(home, schedule=False)
-    public = {"page:home", "page:submit", "page:case", "page:static", "page:stylesheet"}
+    public = {
+        "page:home",
+        "page:submit",
+        "page:case",
+        "page:withdraw",
+        "page:static",
+        "page:stylesheet",
+    }
     for resource in app.router.resources():
         info = resource.get_info()
         path = info.get("path") or info.get("formatter") or info.get("prefix", "")
