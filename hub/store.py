@@ -618,3 +618,16 @@ def open_database(path: Path) -> ImmediateDatabase:
     migrations.apply(db)
     sync_hash_types(db)
     return db
+
+
+@migrations()
+def m009_entry_records_by_hash(db: sqlite_utils.Database) -> None:
+    """Every record a list of entries ever held, by hash: an ack's per-hash counters
+    must name hashes the list held at or before the acked version
+    (``hub.services.acks``), retracted ones included, which the partial index of
+    m007 (records still held) does not reach."""
+    db.executescript(
+        """
+        CREATE INDEX entry_records_by_hash ON entry_records(list_id, hash, added_version);
+        """
+    )

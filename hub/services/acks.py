@@ -211,7 +211,8 @@ class AckIntake:
 
         A per-hash key must be a hash of the list's width that the list held at the
         acked version or before it (a hash retracted since still collects the false
-        positives that got it retracted). Looked up in ``entries`` by (list, hash).
+        positives that got it retracted). Looked up by (list, hash) in ``entries``, or
+        for a list of entries in ``entry_records``.
 
         Raises:
             Unprocessable: a key of another width, or one the list never held.
@@ -229,6 +230,9 @@ class AckIntake:
                 f"{len(wrong)} of {len(keys)} keys are of another width"
             )
         version = ack.applied.version
+        # A list of entries keeps what it signed in ``entry_records`` (each record with
+        # the version that added it), a list of bare hashes in ``entries``.
+        table = "entry_records" if spec.entries else "entries"
         held: set[bytes] = set()
         for start in range(0, len(keys), _KEY_CHUNK):
             chunk = [bytes.fromhex(k) for k in keys[start : start + _KEY_CHUNK]]
@@ -236,7 +240,7 @@ class AckIntake:
             held.update(
                 bytes(r[0])
                 for r in self.ctx.db.execute(
-                    "SELECT DISTINCT hash FROM entries WHERE list_id = ? "  # noqa: S608
+                    f"SELECT DISTINCT hash FROM {table} WHERE list_id = ? "  # noqa: S608
                     f"AND added_version <= ? AND hash IN ({marks})",
                     [ack.list_id, version, *chunk],
                 ).fetchall()
