@@ -637,32 +637,15 @@ class Syncer:
         self, update: ListUpdate, list_id: str, hash_length: int, stored: StoredList
     ) -> tuple[ListState, bool]:
         """The state the bodies apply to: the stored one, or a snapshot when that is
-        missing, damaged or too far behind. Returns (base, rebuilt from a snapshot).
-
-        A stored state that no longer hashes to its trusted digest (a bad disk, an edit
-        by hand) is no base for a delta: resynchronise from a snapshot.
-        """
-        start = stored.trust.version
-        damaged = start > 0 and await self.run(stored.state.digest) != stored.trust.state
-        if not (start == 0 or damaged or update.target - start > self.snapshot_lag):
+        missing, damaged or too far behind (``_snapshot_if_needed``). Returns (base,
+        rebuilt from a snapshot)."""
+        snap = await self._snapshot_if_needed(
+            update, list_id, stored, lambda count: count * hash_length
+        )
+        if snap is None:
             return stored.state, False
-        # The newest snapshot due (by the root each header names, §8) after start.
-        due = update.snapshots_due()
-        if not due:
-            return stored.state, False
-        candidate = due[-1]
-        result = update.header(candidate).result_state
-        try:
-            snap = await self.fetcher.fetch(
-                snapshot_path(list_id, candidate),
-                result.count * hash_length,
-                sha256=result.sha256,
-            )
-        except NotPublishedError:
-            # Due but missing: not needed here, the bodies from the base do (§11.1);
-            # the auditor reports it.
-            return stored.state, False
-        return await self.run(lambda: update.add_snapshot(candidate, snap)), True
+        version, data = snap
+        return await self.run(lambda: update.add_snapshot(version, data)), True
 
     async def _choose_entries_base(
         self, update: ListUpdate, list_id: str, stored: StoredEntries
@@ -670,23 +653,46 @@ class Syncer:
         """``_choose_base`` for an ``entries`` list: the snapshot is record lines, no
         longer than the records its header counts can be, read by
         ``ListUpdate.add_entries_snapshot``."""
+        limit = record_limit(stored.state.kind) + 1
+        snap = await self._snapshot_if_needed(update, list_id, stored, lambda count: count * limit)
+        if snap is None:
+            return stored.state, False
+        version, data = snap
+        return await self.run(lambda: update.add_entries_snapshot(version, data)), True
+
+    async def _snapshot_if_needed(
+        self,
+        update: ListUpdate,
+        list_id: str,
+        stored: StoredList | StoredEntries,
+        cap: Callable[[int], int],
+    ) -> tuple[int, bytes] | None:
+        """The newest due snapshot's version and bytes (at most ``cap(count)`` of them),
+        when the stored state is missing, damaged or too far behind; None when the
+        bodies from the stored state will do, or the due snapshot is not published.
+
+        A stored state that no longer hashes to its trusted digest (a bad disk, an edit
+        by hand) is no base for a delta: resynchronise from a snapshot.
+        """
         start = stored.trust.version
         damaged = start > 0 and await self.run(stored.state.digest) != stored.trust.state
         if not (start == 0 or damaged or update.target - start > self.snapshot_lag):
-            return stored.state, False
+            return None
+        # The newest snapshot due (by the root each header names, §8) after start.
         due = update.snapshots_due()
         if not due:
-            return stored.state, False
+            return None
         candidate = due[-1]
         result = update.header(candidate).result_state
-        cap = result.count * (record_limit(stored.state.kind) + 1)
         try:
-            snap = await self.fetcher.fetch(
-                snapshot_path(list_id, candidate), cap, sha256=result.sha256
+            data = await self.fetcher.fetch(
+                snapshot_path(list_id, candidate), cap(result.count), sha256=result.sha256
             )
         except NotPublishedError:
-            return stored.state, False
-        return await self.run(lambda: update.add_entries_snapshot(candidate, snap)), True
+            # Due but missing: not needed here, the bodies from the base do (§11.1);
+            # the auditor reports it.
+            return None
+        return candidate, data
 
     async def _add_bodies(self, update: ListUpdate, list_id: str, *, entries: bool = False) -> None:
         """Fetch every body the update still needs, by hash (mirrors first); each is

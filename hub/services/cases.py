@@ -238,6 +238,19 @@ class Cases:
         row = self._row(case_number)
         return CaseRecord(**self._view(row).to_dict(), reviewer=row["reviewer"])
 
+    def _position_after(self, after: str | None) -> int:
+        """Where a page of cases starts: just after the case ``after`` (0: the first).
+
+        Raises:
+            NotFound: ``after`` names no case.
+        """
+        if after is None:
+            return 0
+        found = self.ctx.one("SELECT rowid AS n FROM submissions WHERE case_number = ?", [after])
+        if found is None:
+            raise NotFound("no case has the number given to start after")
+        return int(found["n"])
+
     def _row(self, case_number: str) -> dict[str, Any]:
         row = self.ctx.one("SELECT * FROM submissions WHERE case_number = ?", [case_number])
         if row is None:
@@ -306,14 +319,7 @@ class Cases:
         """
         if status not in CASE_STATUSES:
             raise InvalidRequest(f"a case status is one of {', '.join(CASE_STATUSES)}")
-        start = 0
-        if after is not None:
-            found = self.ctx.one(
-                "SELECT rowid AS n FROM submissions WHERE case_number = ?", [after]
-            )
-            if found is None:
-                raise NotFound("no case has the number given to start after")
-            start = int(found["n"])
+        start = self._position_after(after)
         # A case withdrawn before review is no longer anyone's to review.
         return [
             QueuedCase(**_seen(r), reviewer=r["reviewer"])
@@ -486,14 +492,7 @@ class Cases:
         Raises:
             NotFound: ``after`` names no case.
         """
-        start = 0
-        if after is not None:
-            found = self.ctx.one(
-                "SELECT rowid AS n FROM submissions WHERE case_number = ?", [after]
-            )
-            if found is None:
-                raise NotFound("no case has the number given to start after")
-            start = int(found["n"])
+        start = self._position_after(after)
         return [
             QueuedCase(**_seen(r), reviewer=r["reviewer"])
             for r in self.ctx.db.query(
