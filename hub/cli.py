@@ -443,6 +443,18 @@ def _echo_entry(view: EntryView, as_json: bool) -> None:
             ", changes at the next publish" if item["pending"] else ""
         )
         click.echo(f"  {item['list']}  {item['hash']}  {flags}")
+    said = view.opinions
+    if said.get("platforms"):
+        click.echo(
+            f"opinions        confirmed by {said['confirmed']} platform(s), "
+            f"disputed by {said['disputed']}"
+        )
+        for p in said["platforms"]:
+            why = f" ({p['reason']})" if p["reason"] else ""
+            click.echo(
+                f"  {p['platform']}  {p['position']}{why}  ack {p['node']} seq {p['seq']} "
+                f"of {p['list']}, sent {p['sent']}"
+            )
 
 
 @entry_group.command(name="add")

@@ -631,3 +631,26 @@ def m009_entry_records_by_hash(db: sqlite_utils.Database) -> None:
         CREATE INDEX entry_records_by_hash ON entry_records(list_id, hash, added_version);
         """
     )
+
+
+@migrations()
+def m010_entry_opinions(db: sqlite_utils.Database) -> None:
+    """Each platform's position on each entry, from the ``opinions`` of its nodes'
+    acks (PROTOCOL.md §10.1; ``hub.services.acks``): the newest signed one (by the
+    ack's ``sent``, then the node's ``seq``) across the platform's nodes and the
+    entry's lists, with the ack that said it, so a count names its evidence."""
+    db.executescript(
+        """
+        CREATE TABLE entry_opinions (
+            entry_id TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            position TEXT NOT NULL,
+            reason TEXT,
+            list_id TEXT NOT NULL,
+            node TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            sent TEXT NOT NULL,
+            PRIMARY KEY (entry_id, platform)
+        );
+        """
+    )

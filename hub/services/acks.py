@@ -83,6 +83,7 @@ class AckIntake:
         self._check_seq(ack, node["last_seq"], reused=previous is not None)
         self._check_published(ack, data, sig)
         self._check_hash_keys(ack)
+        self._check_opinions(ack)
         return self._store(ack, data, sig)
 
     def receive_batch(
@@ -253,6 +254,74 @@ class AckIntake:
                 "are not); per-hash counters are for listed hashes only"
             )
 
+    def _check_opinions(self, ack: Ack) -> None:
+        """Refuse opinions on anything but entries the list held (PROTOCOL.md §10.1): an
+        opinion is only for a list of entries, on an entry whose record the list held
+        at the acked version or before it (a retracted entry still collects the
+        disputes that got it retracted).
+
+        Raises:
+            Unprocessable: opinions in an ack of a bare-hash list, or on an entry the
+                list never held.
+        """
+        if not ack.opinions:
+            return
+        if not self.lists.spec(ack.list_id).entries:
+            raise Unprocessable(
+                f"ack refused: opinions are on entries, and {ack.list_id} is a list of bare hashes"
+            )
+        entries = sorted(ack.opinions)
+        held: set[str] = set()
+        for start in range(0, len(entries), _KEY_CHUNK):
+            chunk = entries[start : start + _KEY_CHUNK]
+            marks = ", ".join("?" * len(chunk))  # placeholders only
+            held.update(
+                str(r[0])
+                for r in self.ctx.db.execute(
+                    "SELECT DISTINCT entry_id FROM entry_records WHERE list_id = ? "  # noqa: S608
+                    f"AND added_version <= ? AND entry_id IN ({marks})",
+                    [ack.list_id, ack.applied.version, *chunk],
+                ).fetchall()
+            )
+        missing = [e for e in entries if e not in held]
+        if missing:
+            raise Unprocessable(
+                f"ack refused: an opinion on entry {missing[0]}, which list {ack.list_id} "
+                f"did not hold at or before version {ack.applied.version} "
+                f"({len(missing)} of {len(entries)} are not)"
+            )
+
+    def _keep_opinions(self, ack: Ack) -> None:
+        """Each opinion as its platform's position on the entry, unless the platform
+        already said something newer (a later ``sent``, or the same with a higher
+        ``seq``) through any of its nodes or lists. ``none`` is kept too: a position
+        taken back is a position, and counts for nothing."""
+        if not ack.opinions:
+            return
+        row = self.ctx.one("SELECT platform FROM nodes WHERE id = ?", [ack.node])
+        platform = str(row["platform"]) if row is not None else ack.node
+        sent = format_time(ack.sent)
+        for entry_id, opinion in sorted(ack.opinions.items()):
+            self.ctx.db.execute(
+                "INSERT INTO entry_opinions (entry_id, platform, position, reason, list_id, "
+                "node, seq, sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (entry_id, platform) DO UPDATE SET position = excluded.position, "
+                "reason = excluded.reason, list_id = excluded.list_id, node = excluded.node, "
+                "seq = excluded.seq, sent = excluded.sent "
+                "WHERE excluded.sent > entry_opinions.sent OR (excluded.sent = "
+                "entry_opinions.sent AND excluded.seq > entry_opinions.seq)",
+                [
+                    entry_id,
+                    platform,
+                    opinion.position,
+                    opinion.reason,
+                    ack.list_id,
+                    ack.node,
+                    ack.seq,
+                    sent,
+                ],
+            )
+
     # -- keeping it -----------------------------------------------------------------------
 
     def _store(self, ack: Ack, data: bytes, sig: bytes) -> AckReceipt:
@@ -281,6 +350,7 @@ class AckIntake:
             )
             ack_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [ack.seq, ack.node])
+            self._keep_opinions(ack)
             held_back = self.ledger.count(ack.node, ack.list_id, counter_rows(ack.counts))
             withheld = held_back.pop("", {})
             self.ledger.count_point(ack.list_id, received)

@@ -108,6 +108,10 @@ class EntryView:
     lists: list[dict[str, Any]] = field(default_factory=list)
     """Per list: its hash, whether a published record holds the entry, whether the
     next publish changes that record."""
+    opinions: dict[str, Any] = field(default_factory=dict)
+    """What platforms say of the entry in their nodes' signed acks: how many distinct
+    platforms confirm it and dispute it, and each platform's position with the ack
+    (node, ``seq``) that said it (``hub.services.acks``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -563,7 +567,37 @@ class Entries:
             retracted=row["retracted"],
             retracted_at=row["retracted_at"],
             lists=lists,
+            opinions=self.opinions(entry_id),
         )
+
+    def opinions(self, entry_id: str) -> dict[str, Any]:
+        """The platforms' positions on an entry: ``confirmed`` and ``disputed`` (how
+        many distinct platforms hold each; ``none``, a position taken back, counts for
+        neither) and ``platforms``, each with its position, reason and the ack that
+        said it."""
+        rows = list(
+            self.ctx.db.query(
+                "SELECT platform, position, reason, list_id, node, seq, sent "
+                "FROM entry_opinions WHERE entry_id = ? ORDER BY platform",
+                [entry_id],
+            )
+        )
+        return {
+            "confirmed": sum(1 for r in rows if r["position"] == "confirmed"),
+            "disputed": sum(1 for r in rows if r["position"] == "disputed"),
+            "platforms": [
+                {
+                    "platform": r["platform"],
+                    "position": r["position"],
+                    "reason": r["reason"],
+                    "list": r["list_id"],
+                    "node": r["node"],
+                    "seq": r["seq"],
+                    "sent": r["sent"],
+                }
+                for r in rows
+            ],
+        }
 
     def listed(self, list_id: str | None = None, limit: int = 1000) -> list[EntryView]:
         """The entries with a hash in ``list_id`` (None: every entry), standing or

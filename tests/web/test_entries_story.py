@@ -194,6 +194,18 @@ async def test_a_listed_picture_from_submission_to_withdrawal(tmp_path: Path) ->
             assert stored_opinions(hub_home, "platform-b") == {
                 entry_id: Opinion("confirmed", "blocked")
             }
+            # The hub counts them by platform: one of each, each naming its signed ack.
+            shown = await hub.get(
+                f"/v1/admin/entries?entry={entry_id}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            [view] = (await shown.json())["entries"]
+            said = view["opinions"]
+            assert (said["confirmed"], said["disputed"]) == (1, 1)
+            assert [(p["platform"], p["position"], p["reason"]) for p in said["platforms"]] == [
+                ("platform-a", "disputed", "not_the_content"),
+                ("platform-b", "confirmed", "blocked"),
+            ]
 
             # 5. The person withdraws; after the next publish neither platform matches.
             status, page = await withdraw(hub, case, code)
