@@ -195,11 +195,11 @@ async def test_a_listed_picture_from_submission_to_withdrawal(tmp_path: Path) ->
                 entry_id: Opinion("confirmed", "blocked")
             }
             # The hub counts them by platform: one of each, each naming its signed ack.
-            shown = await hub.get(
+            listed = await hub.get(
                 f"/v1/admin/entries?entry={entry_id}",
                 headers={"Authorization": f"Bearer {token}"},
             )
-            [view] = (await shown.json())["entries"]
+            [view] = (await listed.json())["entries"]
             said = view["opinions"]
             assert (said["confirmed"], said["disputed"]) == (1, 1)
             assert [(p["platform"], p["position"], p["reason"]) for p in said["platforms"]] == [
