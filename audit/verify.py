@@ -559,7 +559,6 @@ def _replay_entries(
     if 0 in keep:
         report.states[0] = state
     expiring: dict[str, Entry] = {}
-    late: set[str] = set()
     for header, body in update.ordered_entries_bodies():
         path = body_path(list_id, header.body.sha256)
         with run.step(report.findings, path, "PROTOCOL.md §13.7"):
@@ -575,21 +574,19 @@ def _replay_entries(
             report.removed[removal.reason] = report.removed.get(removal.reason, 0) + 1
             expiring.pop(removal.entry.entry_id, None)
         expiring.update((e.entry_id, e) for e in body.adds if e.expires is not None)
-        for entry in sorted(expiring.values(), key=lambda e: e.entry_id):
-            if entry.expires is not None and entry.expired(header.created):
-                if entry.entry_id in late:
-                    continue
-                late.add(entry.entry_id)
-                report.findings.append(
-                    Finding(
-                        path,
-                        "LateExpiry",
-                        "PROTOCOL.md §12 item 8",
-                        f"entry {entry.entry_id} expired {format_time(entry.expires)} and is "
-                        f"still listed after v{header.version}, made "
-                        f"{format_time(header.created)}",
-                    )
+        late = sorted(e.entry_id for e in expiring.values() if e.expired(header.created))
+        for entry in (expiring.pop(entry_id) for entry_id in late):
+            assert entry.expires is not None  # only entries that expire are waited on
+            report.findings.append(
+                Finding(
+                    path,
+                    "LateExpiry",
+                    "PROTOCOL.md §12 item 8",
+                    f"entry {entry.entry_id} expired {format_time(entry.expires)} and is "
+                    f"still listed after v{header.version}, made "
+                    f"{format_time(header.created)}",
                 )
+            )
         digests[header.version] = digest
         if header.version in keep:
             report.states[header.version] = state
@@ -721,25 +718,27 @@ def _check_collections(hub: TrustedHub, report: TreeReport) -> None:
     for label, lists in sorted(by_label.items()):
         if len(lists) < 2:
             continue
-        held: dict[str, list[tuple[ListReport, Entry]]] = {}
+        # By entry id, each list's record after its hash and id: the metadata, as
+        # bytes (a record has one spelling), without parsing a record per line.
+        held: dict[bytes, list[tuple[ListReport, bytes]]] = {}
         for lst in lists:
             final = lst.final
             assert final is not None
-            for entry in final.entries():
-                held.setdefault(entry.entry_id, []).append((lst, entry))
+            for line in final.lines():
+                _, entry_id, metadata = line.split(b" ", 2)
+                held.setdefault(entry_id, []).append((lst, metadata))
         for entry_id, records in sorted(held.items()):
-            if len({e.metadata() for _, e in records}) < 2:
+            if len({metadata for _, metadata in records}) < 2:
                 continue
-            shown = "; ".join(
-                f"{lst.list_id}: {b' '.join(e.line.split(b' ')[2:]).decode()}" for lst, e in records
-            )
+            shown = "; ".join(f"{lst.list_id}: {metadata.decode()}" for lst, metadata in records)
             for lst, _ in records:
                 lst.findings.append(
                     Finding(
                         checkpoint_path(lst.list_id),
                         "EntryMismatch",
                         "PROTOCOL.md §7.3",
-                        f"entry {entry_id} of collection {label!r} differs between lists: {shown}",
+                        f"entry {entry_id.decode()} of collection {label!r} differs between "
+                        f"lists: {shown}",
                     )
                 )
 

@@ -30,7 +30,7 @@ their metadata), each with its trust record."""
 def hash_set(stored: Followed) -> ListState:
     """The hashes a followed list holds, whatever its format."""
     if isinstance(stored, StoredEntries):
-        return ListState(stored.state.kind.length, stored.state.hashes())
+        return stored.state.as_hashes()
     return stored.state
 
 

@@ -84,7 +84,7 @@ class Hub:
             self.ctx, self.keys, self.lists, self.access, self.ledger, self.evidence
         )
         self.reports = Reports(self.ctx, self.keys, self.lists, self.access, self.ledger)
-        self.cases = Cases(self.ctx, self.lists)
+        self.cases = Cases(self.ctx, self.lists, self.entries)
 
     # The context's parts, for callers that need the hub's home, settings or clock.
 

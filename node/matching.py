@@ -185,7 +185,7 @@ def build_index(spec: ListSpec, stored: StoredList | StoredEntries) -> tuple[Lis
     intact = state.digest() == stored.trust.state
     if isinstance(state, EntryState):
         # The index holds the records' hashes only; the records stay in the store.
-        state = ListState(state.kind.length, state.hashes())
+        state = state.as_hashes()
     data = state.to_bytes() if intact else ListState.from_hashes(state.width, state).to_bytes()
     index = ListIndex.from_snapshot(spec.hash_type, spec.max_distance, data, background=True)
     return index, intact

@@ -49,7 +49,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, TypeVar
@@ -594,11 +594,13 @@ class Syncer:
         def outcome() -> ListOutcome:
             if changes is not None:  # a delta: its hashes suffice (1M hashes cost 1 s)
                 done = ListOutcome(list_id, "updated", start, trust.version)
-                return _updated(done, ListState(new.kind.length), _hash_changes(*changes))
+                return _updated(
+                    done, ListState(new.kind.length), _hash_changes(new.kind.length, *changes)
+                )
             done = ListOutcome(
-                list_id, "updated", start, trust.version, rebuilt=True, state=_hashes_of(new)
+                list_id, "updated", start, trust.version, rebuilt=True, state=new.as_hashes()
             )
-            return _updated(done, _hashes_of(old), None)
+            return _updated(done, old.as_hashes(), None)
 
         return await self.run(outcome)
 
@@ -794,62 +796,53 @@ def net_changes(update: ListUpdate) -> tuple[list[bytes], list[bytes]]:
 
     A hash added by one version and removed by a later one is in neither.
     """
-    added: set[bytes] = set()
-    removed: set[bytes] = set()
-    for _, body in update.ordered_bodies():
-        for h in body.removes:
-            if h in added:
-                added.discard(h)
-            else:
-                removed.add(h)
-        for h in body.adds:
-            if h in removed:
-                removed.discard(h)
-            else:
-                added.add(h)
-    return sorted(removed), sorted(added)
+    return _net((body.removes, body.adds) for _, body in update.ordered_bodies())
 
 
 def net_entry_changes(update: ListUpdate) -> tuple[list[bytes], list[bytes]]:
     """(removed, added) record lines from the base state to the result, over all
     applied bodies of an ``entries`` list: what ``net_changes`` is for hashes. A
     record added by one version and removed by a later one is in neither."""
+    return _net(
+        ([r.entry.line for r in body.removes], [e.line for e in body.adds])
+        for _, body in update.ordered_entries_bodies()
+    )
+
+
+def _net(
+    changes: Iterable[tuple[Sequence[bytes], Sequence[bytes]]],
+) -> tuple[list[bytes], list[bytes]]:
+    """The net (removed, added) of (removes, adds) in order: what one version adds and
+    a later one removes, or the reverse, cancels out."""
     added: set[bytes] = set()
     removed: set[bytes] = set()
-    for _, body in update.ordered_entries_bodies():
-        for r in body.removes:
-            if r.entry.line in added:
-                added.discard(r.entry.line)
+    for removes, adds in changes:
+        for item in removes:
+            if item in added:
+                added.discard(item)
             else:
-                removed.add(r.entry.line)
-        for e in body.adds:
-            if e.line in removed:
-                removed.discard(e.line)
+                removed.add(item)
+        for item in adds:
+            if item in removed:
+                removed.discard(item)
             else:
-                added.add(e.line)
+                added.add(item)
     return sorted(removed), sorted(added)
 
 
-def _hash_changes(removed: list[bytes], added: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """The hashes that record changes delist and list: a record replaced by another
-    of the same hash (its entry's metadata changed) changes no hash."""
-    width = 2 * _hash_width(removed + added)
-    gone = {line[:width] for line in removed}
-    new = {line[:width] for line in added}
+def _hash_changes(
+    width: int, removed: list[bytes], added: list[bytes]
+) -> tuple[list[bytes], list[bytes]]:
+    """The hashes (``width`` bytes) that record changes delist and list: a record
+    replaced by another of the same hash (its entry's metadata changed) changes no
+    hash."""
+    digits = 2 * width
+    gone = {line[:digits] for line in removed}
+    new = {line[:digits] for line in added}
     return (
         [bytes.fromhex(h.decode()) for h in sorted(gone - new)],
         [bytes.fromhex(h.decode()) for h in sorted(new - gone)],
     )
-
-
-def _hash_width(lines: list[bytes]) -> int:
-    """The bytes of the hash a record line starts with (0 without lines)."""
-    return len(lines[0].split(b" ", 1)[0]) // 2 if lines else 0
-
-
-def _hashes_of(state: EntryState) -> ListState:
-    """The hashes of an entries list's records, as a ``hashes`` list's state holds them."""
-    return ListState(state.kind.length, state.hashes())
 
 
 def _as_hashes(stored: StoredList | StoredEntries) -> StoredList:

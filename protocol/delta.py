@@ -86,6 +86,20 @@ class BodyRef:
         f.closed()
         return ref
 
+    @classmethod
+    def of(cls, data: bytes, adds: int, removes: int) -> BodyRef:
+        """What a header says of body bytes ``data`` with so many additions and removals
+        (either format's body: ``DeltaBody``, ``protocol.entries.EntriesBody``)."""
+        return cls(hashlib.sha256(data).hexdigest(), len(data), adds, removes)
+
+    def check_counts(self, adds: int, removes: int) -> None:
+        """A parsed body's counts must be the ones this header signs (§13.6 step 4)."""
+        if (adds, removes) != (self.adds, self.removes):
+            raise ConsistencyError(
+                f"body has {adds} adds / {removes} removes, "
+                f"header says {self.adds} / {self.removes}"
+            )
+
 
 @dataclass(frozen=True)
 class DeltaHeader:
@@ -198,10 +212,7 @@ class DeltaBody:
         return b"".join(lines)
 
     def ref(self) -> BodyRef:
-        data = self.to_bytes()
-        return BodyRef(
-            hashlib.sha256(data).hexdigest(), len(data), len(self.adds), len(self.removes)
-        )
+        return BodyRef.of(self.to_bytes(), len(self.adds), len(self.removes))
 
     @classmethod
     def from_bytes(cls, data: bytes, hash_type_name: str) -> DeltaBody:
@@ -240,8 +251,4 @@ class DeltaBody:
         return cls(hash_type_name, tuple(removes), tuple(adds))
 
     def check_ref(self, ref: BodyRef) -> None:
-        if (len(self.adds), len(self.removes)) != (ref.adds, ref.removes):
-            raise ConsistencyError(
-                f"body has {len(self.adds)} adds / {len(self.removes)} removes, "
-                f"header says {ref.adds} / {ref.removes}"
-            )
+        ref.check_counts(len(self.adds), len(self.removes))

@@ -42,13 +42,12 @@ from protocol._fields import Fields, format_time, parse_time, require_aware
 from protocol.delta import BodyRef
 from protocol.errors import (
     BodyRuleError,
-    ConsistencyError,
     MalformedError,
     RollbackError,
     StateMismatchError,
 )
 from protocol.lists import HashType, hash_type
-from protocol.state import StateDigest
+from protocol.state import ListState, StateDigest
 
 __all__ = [
     "ENTRIES_BODY_FORMAT",
@@ -76,8 +75,9 @@ LIST_FORMATS: tuple[ListFormat, ...] = ("hashes", "entries")
 TERM_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 """A vocabulary term: what a category, a classification or a source kind is called."""
 
-ENTRY_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-"""An entry id: opaque to everyone but the hub that gave it, and never reused."""
+ENTRY_ID_PATTERN = TERM_PATTERN
+"""An entry id: opaque to everyone but the hub that gave it, and never reused (the
+grammar of a term)."""
 
 _SOURCE_REF = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 """What a source names: an import batch, a node id, a hub name (128 as §5.1)."""
@@ -433,17 +433,10 @@ class EntriesBody:
             raise BodyRuleError(str(e)) from None
 
     def ref(self) -> BodyRef:
-        data = self.to_bytes()
-        return BodyRef(
-            hashlib.sha256(data).hexdigest(), len(data), len(self.adds), len(self.removes)
-        )
+        return BodyRef.of(self.to_bytes(), len(self.adds), len(self.removes))
 
     def check_ref(self, ref: BodyRef) -> None:
-        if (len(self.adds), len(self.removes)) != (ref.adds, ref.removes):
-            raise ConsistencyError(
-                f"body has {len(self.adds)} adds / {len(self.removes)} removes, "
-                f"header says {ref.adds} / {ref.removes}"
-            )
+        ref.check_counts(len(self.adds), len(self.removes))
 
     def check_vocabulary(self, vocabulary: Vocabulary | None) -> None:
         """Every added record's terms are in ``vocabulary`` (the root that signed the
@@ -482,7 +475,7 @@ _TIME = (
 """A record's time as ``parse_time`` takes it; the group catches the days that not
 every month has, left to ``_real_day``."""
 
-_TERM = rb"[a-z0-9][a-z0-9._-]{0,63}"
+_TERM = TERM_PATTERN.pattern.encode()
 
 
 @functools.lru_cache(maxsize=64)
@@ -500,13 +493,14 @@ def _record_pattern(hex_digits: int, vocabulary: Vocabulary | None) -> re.Patter
         return b"(?:" + b"|".join(re.escape(w.encode()) for w in words) + b")"
 
     return re.compile(
-        rb"[0-9a-f]{%d} (%s) %s %s %s(?::[a-z0-9][a-z0-9._-]{0,127})? (%s) (?:-|(%s))"
+        rb"[0-9a-f]{%d} (%s) %s %s %s(?::%s)? (%s) (?:-|(%s))"
         % (
             hex_digits,
             _TERM,
             terms("categories"),
             terms("classifications"),
             terms("sources"),
+            _SOURCE_REF.pattern.encode(),
             _TIME,
             _TIME,
         )
@@ -696,7 +690,9 @@ class EntryState:
         return [Entry.from_line(line, self._kind) for line in self._lines]
 
     def lines(self) -> Sequence[bytes]:
-        return tuple(self._lines)
+        """The record lines, ascending, without their line feeds (the state's own list,
+        not a copy: read it, never change it)."""
+        return self._lines
 
     def find(self, h: bytes) -> Entry | None:
         """The record of hash ``h``, if the state holds one."""
@@ -711,6 +707,11 @@ class EntryState:
         hold, for a matcher."""
         w = 2 * self._kind.length
         return bytes.fromhex(b"".join(line[:w] for line in self._lines).decode("ascii"))
+
+    def as_hashes(self) -> ListState:
+        """The records' hashes as a ``hashes`` list's state holds them (a matcher's, a
+        bridge's view of the list)."""
+        return ListState(self._kind.length, self.hashes())
 
     def __eq__(self, other: object) -> bool:
         return (

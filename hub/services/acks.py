@@ -234,18 +234,7 @@ class AckIntake:
         # A list of entries keeps what it signed in ``entry_records`` (each record with
         # the version that added it), a list of bare hashes in ``entries``.
         table = "entry_records" if spec.entries else "entries"
-        held: set[bytes] = set()
-        for start in range(0, len(keys), _KEY_CHUNK):
-            chunk = [bytes.fromhex(k) for k in keys[start : start + _KEY_CHUNK]]
-            marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are parameters
-            held.update(
-                bytes(r[0])
-                for r in self.ctx.db.execute(
-                    f"SELECT DISTINCT hash FROM {table} WHERE list_id = ? "  # noqa: S608
-                    f"AND added_version <= ? AND hash IN ({marks})",
-                    [ack.list_id, version, *chunk],
-                ).fetchall()
-            )
+        held = self._held(table, "hash", ack, [bytes.fromhex(k) for k in keys])
         missing = [k for k in keys if bytes.fromhex(k) not in held]
         if missing:
             raise Unprocessable(
@@ -271,18 +260,7 @@ class AckIntake:
                 f"ack refused: opinions are on entries, and {ack.list_id} is a list of bare hashes"
             )
         entries = sorted(ack.opinions)
-        held: set[str] = set()
-        for start in range(0, len(entries), _KEY_CHUNK):
-            chunk = entries[start : start + _KEY_CHUNK]
-            marks = ", ".join("?" * len(chunk))  # placeholders only
-            held.update(
-                str(r[0])
-                for r in self.ctx.db.execute(
-                    "SELECT DISTINCT entry_id FROM entry_records WHERE list_id = ? "  # noqa: S608
-                    f"AND added_version <= ? AND entry_id IN ({marks})",
-                    [ack.list_id, ack.applied.version, *chunk],
-                ).fetchall()
-            )
+        held = self._held("entry_records", "entry_id", ack, entries)
         missing = [e for e in entries if e not in held]
         if missing:
             raise Unprocessable(
@@ -290,6 +268,26 @@ class AckIntake:
                 f"did not hold at or before version {ack.applied.version} "
                 f"({len(missing)} of {len(entries)} are not)"
             )
+
+    def _held(
+        self, table: str, column: str, ack: Ack, values: Sequence[bytes] | Sequence[str]
+    ) -> set[Any]:
+        """Which of ``values`` (of ``column``: a hash, an entry id) ``table`` says the
+        ack's list held at or before the acked version, asked in chunks of
+        ``_KEY_CHUNK`` parameters."""
+        held: set[Any] = set()
+        for start in range(0, len(values), _KEY_CHUNK):
+            chunk = list(values[start : start + _KEY_CHUNK])
+            marks = ", ".join("?" * len(chunk))  # placeholders only: the values are parameters
+            held.update(
+                r[0] if isinstance(r[0], str) else bytes(r[0])
+                for r in self.ctx.db.execute(
+                    f"SELECT DISTINCT {column} FROM {table} WHERE list_id = ? "  # noqa: S608
+                    f"AND added_version <= ? AND {column} IN ({marks})",
+                    [ack.list_id, ack.applied.version, *chunk],
+                ).fetchall()
+            )
+        return held
 
     def _keep_opinions(self, ack: Ack) -> None:
         """Each opinion as its platform's position on the entry, unless the platform

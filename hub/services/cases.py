@@ -157,10 +157,10 @@ class CaseRecord(QueuedCase):
 class Cases:
     """The ``submissions`` table."""
 
-    def __init__(self, ctx: HubContext, lists: Lists, entries: Entries | None = None) -> None:
+    def __init__(self, ctx: HubContext, lists: Lists, entries: Entries) -> None:
         self.ctx = ctx
         self.lists = lists
-        self.entries = entries if entries is not None else Entries(ctx, lists.keys, lists)
+        self.entries = entries
 
     def submit(self, hash_type: str, value: bytes, quality: int | None) -> str:
         """Store one public submission and return its case number (``open_case``)."""

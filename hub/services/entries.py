@@ -483,11 +483,7 @@ class Entries:
         """
         wanted = self.entries_spec(list_id).hash_type
         root = self.keys.root()
-        lists = [
-            lid
-            for lid in self.siblings(list_id)
-            if lid in root.lists and root.lists[lid].hash_type == wanted
-        ]
+        lists = [lid for lid in self.siblings(list_id) if root.lists[lid].hash_type == wanted]
         draft = EntryDraft(
             tuple((lid, h.hex()) for lid in lists),
             category=category,

@@ -19,10 +19,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -167,7 +166,7 @@ class ListTables(Tables):
         """The records from the rows; ``_STALE`` when the rows are not of the trusted
         state (or one of them does not parse), ``_DAMAGED`` when they are of the
         stored state but that state is not the trusted one."""
-        with self._reading():
+        with self.snapshot():
             kind = self._rows_kind(list_id)
             if kind is None:
                 return {}
@@ -202,7 +201,7 @@ class ListTables(Tables):
         Counted over the rows (a scan of their ends, no record parsed); over the
         stored state when the rows cannot be trusted and cannot be rebuilt here."""
         start, end = format_time(now).encode(), format_time(now + within).encode()
-        with self._reading():
+        with self.snapshot():
             kind = self._rows_kind(list_id)
             if kind is None:
                 return 0
@@ -210,7 +209,7 @@ class ListTables(Tables):
                 return record_table.expiring(self.db, list_id, start, end)
         if kind is _STALE and not self.db.conn.in_transaction:
             self._rebuild_rows(list_id)
-            with self._reading():
+            with self.snapshot():
                 if isinstance(self._rows_kind(list_id), HashType):
                     return record_table.expiring(self.db, list_id, start, end)
         row = self._one("SELECT hash_type, format, state FROM lists WHERE id = ?", [list_id])
@@ -240,7 +239,7 @@ class ListTables(Tables):
         ``hashes``: SQLite walks a large blob's overflow pages once per handle (tens
         of milliseconds for 1M records, 100 MB), so a request's hits cost one walk."""
         found: dict[bytes, Entry] = {}
-        with self._reading():
+        with self.snapshot():
             row = self._one("SELECT rowid, hash_type FROM lists WHERE id = ?", [list_id])
             if row is None:
                 return found
@@ -283,18 +282,6 @@ class ListTables(Tables):
                 if line.startswith(prefix):
                     return b""
         return None
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        """One read transaction (a deferred ``BEGIN``: no write lock), or the enclosing one."""
-        if self.db.conn.in_transaction:
-            yield
-            return
-        self.db.conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.db.conn.execute("COMMIT")
 
     def _state(self, list_id: str, width: int, blob: bytes) -> ListState:
         """The stored blob with the logged changes replayed in order.

@@ -16,9 +16,8 @@ stores, as ``NodeStore.matches``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -142,20 +141,6 @@ class MatchTables(Tables):
         self.db.execute(f"PRAGMA cache_size = -{int(mebibytes) * 1024}")
 
     # -- the content index's journal (``node.content_index``) ---------------------------
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Generator[None, None, None]:
-        """One read transaction, so that several reads see one state of the database
-        (nothing when a transaction is already open: its reads agree already)."""
-        conn = self.db.conn
-        if conn.in_transaction:
-            yield
-            return
-        conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            conn.execute("COMMIT")
 
     def journal_head(self) -> int:
         """The largest journal ``seq`` ever given (0: none): every entry up to it is
@@ -393,17 +378,6 @@ class MatchTables(Tables):
             "UPDATE entry_opinions SET changed = 0 WHERE list_id = ? AND entry = ?",
             [(list_id, e) for e in entries],
         )
-
-    def opinions(self, list_id: str) -> dict[str, tuple[str, str | None]]:
-        """Every position the platform holds on entries of the list."""
-        return {
-            r["entry"]: (r["position"], r["reason"])
-            for r in self.db.query(
-                "SELECT entry, position, reason FROM entry_opinions WHERE list_id = ? "
-                "ORDER BY entry",
-                [list_id],
-            )
-        }
 
     def awaiting_outcome(self) -> int:
         """How many match events the platform has not yet reported an outcome for."""

@@ -7,7 +7,8 @@ take part in the same ``NodeStore.atomic()`` block.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -20,6 +21,21 @@ class Tables:
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Generator[None, None, None]:
+        """One read transaction (a deferred ``BEGIN``: no write lock), so that several
+        reads see one state of the database; nothing when a transaction is already
+        open, since its reads agree already."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = list(self.db.query(sql, params))
