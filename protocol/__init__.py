@@ -60,12 +60,25 @@ from protocol.layout import (
     body_path,
     checkpoint_path,
     header_path,
+    opinions_path,
     root_path,
     sig_path,
     snapshot_path,
 )
 from protocol.lists import HASH_TYPES, HashType, validate_list_id
 from protocol.merkle import CompactRange
+from protocol.opinions import (
+    Dispute,
+    EntryOpinions,
+    NodeCut,
+    OpinionsRef,
+    OpinionSummary,
+    Voice,
+    fold_positions,
+    header_opinions,
+    verify_summary,
+    voices_of,
+)
 from protocol.publisher import ListHead, Publication, Publisher, root_files
 from protocol.root import ListSpec, Policy, Role, Root
 from protocol.state import ListState, StateDigest
@@ -89,8 +102,10 @@ __all__ = [
     "Counts",
     "DeltaBody",
     "DeltaHeader",
+    "Dispute",
     "EntriesBody",
     "Entry",
+    "EntryOpinions",
     "EntryState",
     "EquivocationError",
     "ExpiredError",
@@ -108,9 +123,12 @@ __all__ = [
     "ListUpdate",
     "MalformedError",
     "MissingFileError",
+    "NodeCut",
     "NodeKeyPeriod",
     "NoteSignature",
     "Opinion",
+    "OpinionSummary",
+    "OpinionsRef",
     "Policy",
     "ProofError",
     "ProtocolError",
@@ -132,6 +150,7 @@ __all__ = [
     "VerifiedCheckpoint",
     "Vocabulary",
     "VocabularyError",
+    "Voice",
     "WrongTypeError",
     "b64decode",
     "b64encode",
@@ -142,9 +161,12 @@ __all__ = [
     "cosign",
     "counter_growth",
     "counter_rows",
+    "fold_positions",
     "format_time",
+    "header_opinions",
     "header_path",
     "keyid_of",
+    "opinions_path",
     "parse_canonical",
     "parse_time",
     "root_files",
@@ -157,4 +179,6 @@ __all__ = [
     "validate_list_id",
     "verify_ack",
     "verify_ack_by_periods",
+    "verify_summary",
+    "voices_of",
 ]

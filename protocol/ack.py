@@ -59,6 +59,7 @@ __all__ = [
     "ACK_SIGNATURE_HEADER",
     "ACK_TYPE",
     "COUNTER_NAMES",
+    "KEPT_REASONS",
     "MAX_OPINIONS",
     "NODE_ID_PATTERN",
     "OPINION_REASONS",
@@ -91,6 +92,10 @@ OPINION_REASONS: Mapping[str, tuple[str, ...]] = {
 (``none``, a position taken back, has none)."""
 MAX_OPINIONS = 10_000
 """Opinions in one ack; a node with more sends the rest in further acks."""
+KEPT_REASONS = ("allowlist", "disabled", "quarantine", "disputed")
+"""Why a platform's own policy kept up an item a list matched (PROTOCOL.md §10.1
+``kept``): reviewed and exempted, disabled locally, held as a surge, held because
+its entry is disputed."""
 COSIGNATURE_BYTES = 4 + 8 + 64
 """A ``cosignature/v1`` line carries the note key id, the big-endian time, the signature."""
 
@@ -237,6 +242,14 @@ class Opinion:
         return cls(position, reason)
 
 
+def _kept(value: Mapping[str, Any]) -> dict[str, int]:
+    """An ack's ``kept`` member: a closed record of cumulative counters by reason."""
+    f = Fields(value, "ack: kept")
+    out = {name: f.integer(name) for name in KEPT_REASONS if f.has(name)}
+    f.closed()
+    return out
+
+
 def _opinions(value: Mapping[str, Any]) -> dict[str, Opinion]:
     """An ack's ``opinions`` member: entry id → opinion, at most ``MAX_OPINIONS``."""
     if len(value) > MAX_OPINIONS:
@@ -262,9 +275,15 @@ class Ack:
     counts: Counts
     opinions: Mapping[str, Opinion] = field(default_factory=dict)
     """Written only when there are some, so an ack without keeps its bytes."""
+    kept: Mapping[str, int] = field(default_factory=dict)
+    """Matches the platform's policy kept up, cumulative by reason; written only when
+    the node has kept something, so an ack of a node without a policy keeps its bytes."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for reason, count in self.kept.items():
+            if reason not in KEPT_REASONS or count < 0:
+                raise MalformedError(f"ack: kept {str(reason)[:32]!r}: {count}")
         if len(self.opinions) > MAX_OPINIONS:
             raise MalformedError(f"ack: more than {MAX_OPINIONS} opinions")
         for entry_id in self.opinions:
@@ -301,6 +320,8 @@ class Ack:
         }
         if self.opinions:
             known["opinions"] = {k: v.to_dict() for k, v in self.opinions.items()}
+        if self.kept:
+            known["kept"] = dict(self.kept)
         return merge_extra(known, self.extra)
 
     def to_bytes(self) -> bytes:
@@ -321,6 +342,7 @@ class Ack:
             cosignature=NoteSignature.from_line(f.text("cosignature", max_len=512)),
             counts=Counts.from_dict(f.mapping("counts")),
             opinions=_opinions(f.mapping("opinions")) if f.has("opinions") else {},
+            kept=_kept(f.mapping("kept")) if f.has("kept") else {},
             extra={k: v for k, v in f.rest().items() if k != "_type"},
         )
 
@@ -340,6 +362,7 @@ def sign_ack(
     applied: AppliedVersion,
     counts: Counts,
     opinions: Mapping[str, Opinion] | None = None,
+    kept: Mapping[str, int] | None = None,
 ) -> tuple[bytes, bytes]:
     """Build, co-sign and sign an ack. Returns ``(ack bytes, sidecar bytes)``."""
     checkpoint = Checkpoint(origin, applied.version, applied.checkpoint_root)
@@ -352,6 +375,7 @@ def sign_ack(
         cosign(checkpoint, key, node, sent),
         counts,
         opinions=dict(opinions or {}),
+        kept=dict(kept or {}),
     )
     data = ack.to_bytes()
     return data, sign_bytes(data, [key]).to_bytes()

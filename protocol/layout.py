@@ -23,6 +23,7 @@ __all__ = [
     "body_path",
     "checkpoint_path",
     "header_path",
+    "opinions_path",
     "root_path",
     "sig_path",
     "snapshot_path",
@@ -56,6 +57,13 @@ def body_path(list_id: str, sha256: str) -> str:
     if not is_hex64(sha256):
         raise MalformedError("body address must be 64 lowercase hex digits")
     return f"lists/{validate_list_id(list_id)}/body/{sha256}.txt"
+
+
+def opinions_path(list_id: str, sha256: str) -> str:
+    """An opinion summary, addressed by its SHA-256 like a body (PROTOCOL.md §10.7)."""
+    if not is_hex64(sha256):
+        raise MalformedError("opinion summary address must be 64 lowercase hex digits")
+    return f"lists/{validate_list_id(list_id)}/opinions/{sha256}.json"
 
 
 def snapshot_path(list_id: str, version: int) -> str:

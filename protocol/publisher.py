@@ -14,7 +14,8 @@ over the same text and only the co-signature's time changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -29,12 +30,14 @@ from protocol.layout import (
     body_path,
     checkpoint_path,
     header_path,
+    opinions_path,
     root_path,
     sig_path,
     snapshot_path,
 )
 from protocol.lists import hash_type
 from protocol.merkle import CompactRange
+from protocol.opinions import OpinionsRef, OpinionSummary
 from protocol.root import ROLE_NAMES, Root
 from protocol.state import ListState
 
@@ -164,15 +167,21 @@ class Publisher:
         removes: Iterable[Removal] = (),
         adds: Iterable[Entry] = (),
         now: datetime,
+        opinions: Callable[[int, datetime, EntryState], OpinionSummary] | None = None,
     ) -> Publication[EntryState]:
         """Make version ``head.version + 1`` of an ``entries`` list: ``removes`` (records
         by value, each with its reason) and ``adds``, checked by the rules a verifier
         applies (the root's vocabulary, the version's time), so the hub never signs a
         version its nodes would refuse.
 
+        ``opinions``, when given, makes the version's opinion summary (§10.7) from its
+        number, its ``created`` and the state it results in; the header then names it
+        and it is published before the header, checked as a node would check it.
+
         Raises:
             StateMismatchError: a removal absent, or an addition's hash or entry held.
             BodyRuleError: the changes break a body rule (``VocabularyError`` a term).
+            ConsistencyError: the summary breaks a rule of §10.7.
         """
         spec = self.root.list_spec(head.list_id)
         if not spec.entries:
@@ -182,7 +191,10 @@ class Publisher:
         body.check_vocabulary(self.root.vocabulary)
         body.check_times(self._created(head, now))
         new_state = head.state.apply(body)
-        return self._publish(head, body.to_bytes(), body.ref(), new_state, now)
+        summary = None
+        if opinions is not None:
+            summary = opinions(head.version + 1, self._created(head, now), new_state)
+        return self._publish(head, body.to_bytes(), body.ref(), new_state, now, summary)
 
     @staticmethod
     def _created(head: ListHead[Any], now: datetime) -> datetime:
@@ -196,11 +208,14 @@ class Publisher:
         ref: BodyRef,
         new_state: S,
         now: datetime,
+        summary: OpinionSummary | None = None,
     ) -> Publication[S]:
         """The header, its signature, the snapshot when due and the checkpoint of the
-        version whose body is ``body_bytes`` and whose state becomes ``new_state``."""
+        version whose body is ``body_bytes`` and whose state becomes ``new_state``;
+        with ``summary``, the opinion summary the header names, before the header."""
         spec = self.root.list_spec(head.list_id)
         created = self._created(head, now)
+        summary_bytes = summary.to_bytes() if summary is not None else b""
         header = DeltaHeader(
             list_id=head.list_id,
             version=head.version + 1,
@@ -210,7 +225,13 @@ class Publisher:
             body=ref,
             base_state=head.state.digest(),
             result_state=new_state.digest(),
+            extra={"opinions": OpinionsRef.of(summary_bytes).to_dict()}
+            if summary is not None
+            else {},
         )
+        if summary is not None:
+            assert isinstance(new_state, EntryState)
+            summary.check(header, self.root, new_state)
         header_bytes = header.to_bytes()
         header_sig = sign_bytes(header_bytes, self._signers["delta"]).to_bytes()
         compact = head.compact.copy()
@@ -224,8 +245,12 @@ class Publisher:
             last_created=created,
         )
         hpath = header_path(head.list_id, header.version)
-        files = {
-            body_path(head.list_id, header.body.sha256): body_bytes,
+        files = {body_path(head.list_id, header.body.sha256): body_bytes}
+        if summary is not None:
+            files[opinions_path(head.list_id, hashlib.sha256(summary_bytes).hexdigest())] = (
+                summary_bytes
+            )
+        files |= {
             hpath: header_bytes,
             sig_path(hpath): header_sig,
         }

@@ -42,6 +42,8 @@ from protocol.keys import PublicKey, SignatureSidecar, SigningKey, sign_bytes, v
 from protocol.lists import hash_type, validate_list_id
 
 __all__ = [
+    "DEFAULT_DISPUTE_THRESHOLD",
+    "DEFAULT_WITHDRAWAL_DELAY",
     "ROLE_NAMES",
     "ROOT_TYPE",
     "ListSpec",
@@ -191,6 +193,13 @@ class ListSpec:
         return spec
 
 
+DEFAULT_DISPUTE_THRESHOLD = 2
+"""Disputing platforms that make an entry disputed when the root does not say: one
+platform alone never marks an entry disputed for everyone."""
+DEFAULT_WITHDRAWAL_DELAY = 86_400
+"""A day: how long a withdrawal or an expiry may wait for its removal by default."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """Limits the hub asks every node to apply; all durations in seconds.
@@ -201,24 +210,45 @@ class Policy:
         max_clock_skew: how far in the future a timestamp may be and still count.
         min_poll_interval: nodes poll no more often than this.
         max_body_bytes: the largest body a header may declare.
+        dispute_threshold: how many distinct platforms disputing an entry make it
+            disputed in the opinion summary (PROTOCOL.md §10.7); ``None`` when the
+            root does not say, which means ``DEFAULT_DISPUTE_THRESHOLD``. Written
+            only when set, so a root without it keeps its bytes.
+        max_withdrawal_delay: the longest a withdrawal or an expiry may wait for the
+            version that removes it (§12 item 8); ``None`` means
+            ``DEFAULT_WITHDRAWAL_DELAY``. An auditor reports what took longer.
     """
 
     max_checkpoint_age: int = 86_400
     max_clock_skew: int = 300
     min_poll_interval: int = 60
     max_body_bytes: int = 64 * 1024 * 1024
+    dispute_threshold: int | None = None
+    max_withdrawal_delay: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def disputes_at(self) -> int:
+        """The dispute threshold this root sets, or the default."""
+        return self.dispute_threshold or DEFAULT_DISPUTE_THRESHOLD
+
+    @property
+    def withdrawal_delay(self) -> int:
+        """The longest a withdrawal or an expiry may wait, in seconds."""
+        return self.max_withdrawal_delay or DEFAULT_WITHDRAWAL_DELAY
+
     def to_dict(self) -> dict[str, Any]:
-        return merge_extra(
-            {
-                "max_checkpoint_age": self.max_checkpoint_age,
-                "max_clock_skew": self.max_clock_skew,
-                "min_poll_interval": self.min_poll_interval,
-                "max_body_bytes": self.max_body_bytes,
-            },
-            self.extra,
-        )
+        known: dict[str, Any] = {
+            "max_checkpoint_age": self.max_checkpoint_age,
+            "max_clock_skew": self.max_clock_skew,
+            "min_poll_interval": self.min_poll_interval,
+            "max_body_bytes": self.max_body_bytes,
+        }
+        if self.dispute_threshold is not None:
+            known["dispute_threshold"] = self.dispute_threshold
+        if self.max_withdrawal_delay is not None:
+            known["max_withdrawal_delay"] = self.max_withdrawal_delay
+        return merge_extra(known, self.extra)
 
     @classmethod
     def from_dict(cls, value: Any) -> Policy:
@@ -228,6 +258,14 @@ class Policy:
             max_clock_skew=f.integer("max_clock_skew"),
             min_poll_interval=f.integer("min_poll_interval", minimum=1),
             max_body_bytes=f.integer("max_body_bytes", minimum=1),
+            dispute_threshold=(
+                f.integer("dispute_threshold", minimum=1) if f.has("dispute_threshold") else None
+            ),
+            max_withdrawal_delay=(
+                f.integer("max_withdrawal_delay", minimum=1)
+                if f.has("max_withdrawal_delay")
+                else None
+            ),
             extra=f.rest(),
         )
 

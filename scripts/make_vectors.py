@@ -48,6 +48,7 @@ from protocol import (
     Counts,
     DeltaBody,
     DeltaHeader,
+    Dispute,
     EntriesBody,
     Entry,
     EntryState,
@@ -64,7 +65,10 @@ from protocol import (
     ListUpdate,
     MalformedError,
     MissingFileError,
+    NodeCut,
     NodeKeyPeriod,
+    Opinion,
+    OpinionSummary,
     Policy,
     ProtocolError,
     PublicKey,
@@ -86,7 +90,10 @@ from protocol import (
     canonicalize,
     checkpoint_path,
     cosign,
+    fold_positions,
+    header_opinions,
     header_path,
+    opinions_path,
     parse_canonical,
     root_files,
     sign_ack,
@@ -96,6 +103,8 @@ from protocol import (
     validate_list_id,
     verify_ack,
     verify_ack_by_periods,
+    verify_summary,
+    voices_of,
 )
 from protocol.canonical import MAX_DEPTH
 from protocol.checkpoint import (
@@ -1671,6 +1680,26 @@ def _ack_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         },
     )
 
+    kept_counts = {"allowlist": 3, "disabled": 0, "quarantine": 12, "disputed": 1}
+    kept_ack = edited(kept=kept_counts)
+    kept_sig = sign_bytes(kept_ack, [node_key]).to_bytes()
+    read = run(kept_ack, kept_sig)
+    assert read.to_bytes() == kept_ack
+    assert dict(read.kept) == kept_counts
+    cases["ack-kept"] = _case(
+        "An ack reporting what the platform's own policy kept up instead of blocking, by "
+        "each reason §10.1 names (a zero counter may be written).",
+        "accept_ack",
+        rules=["10.1", "10.2.12"],
+        input={
+            "ack_text": _text(kept_ack),
+            "sig_text": _text(kept_sig),
+            "node_public_hex": node_pub,
+            "hub_name": HUB_NAME,
+        },
+        expected={"seq": read.seq, "extra": {}, "kept": dict(read.kept)},
+    )
+
     # -- §10.2: parse negatives ----------------------------------------------------------
     spaced = json.dumps(document(), sort_keys=True, ensure_ascii=False).encode()
     neg(
@@ -1911,7 +1940,7 @@ def _ack_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         ["10.4.1", "10.4.2", "4.2"],
         sig=sign_bytes(spaced, [keys["node-2"]]).to_bytes(),
     )
-    for name, description, value in (
+    opinion_cases: tuple[tuple[str, str, object], ...] = (
         (
             "position",
             "An opinion whose position is 'agreed': not a position of §10.1.",
@@ -1947,14 +1976,23 @@ def _ack_rule_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
             "An opinion that is a string, not an object.",
             {"e-aaaa": "confirmed"},
         ),
-    ):
+    )
+    for name, description, bad in opinion_cases:
         neg(
             f"neg-ack-opinion-{name}",
             description,
-            edited(opinions=value),
+            edited(opinions=bad),
             MalformedError,
             ["10.2.11"],
         )
+    kept_cases: tuple[tuple[str, str, object], ...] = (
+        ("reason", "kept with a reason §10.1 does not name (reviewed).", {"reviewed": 1}),
+        ("negative", "kept with a counter below 0.", {"quarantine": -1}),
+        ("not-integer", "kept with a counter that is a string.", {"allowlist": "3"}),
+        ("not-object", "kept that is an array, not an object.", [["allowlist", 3]]),
+    )
+    for name, description, bad in kept_cases:
+        neg(f"neg-ack-kept-{name}", description, edited(kept=bad), MalformedError, ["10.2.12"])
 
     return cases
 
@@ -4074,6 +4112,431 @@ def _entries_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     }
 
 
+# --------------------------------------------------------------------------------------
+# Opinion summaries (§10.7)
+# --------------------------------------------------------------------------------------
+
+OPINION_NODES = {"node-a": "plat-a", "node-b": "plat-b", "node-c": "plat-b", "node-d": "plat-d"}
+"""The nodes acking ``entries-pdq`` and their platforms: node-b and node-c are one."""
+
+
+def _opinion_acks(root: Root, head: ListHead[EntryState]) -> list[tuple[str, bytes, bytes]]:
+    """Signed acks of v1 carrying opinions, as (node, ack bytes, sidecar bytes)."""
+    plan: list[tuple[str, int, float, dict[str, Opinion]]] = [
+        (
+            "node-a",
+            1,
+            1.25,
+            {"item-1": Opinion("confirmed", "blocked"), "item-2": Opinion("disputed", "benign")},
+        ),
+        (
+            "node-b",
+            1,
+            1.3,
+            {
+                "item-2": Opinion("disputed", "not_the_content"),
+                "item-3": Opinion("confirmed", "actioned"),
+            },
+        ),
+        ("node-c", 1, 1.4, {"item-3": Opinion("none")}),
+        (
+            "node-d",
+            1,
+            1.45,
+            {"item-2": Opinion("disputed", "other"), "item-4": Opinion("disputed", "benign")},
+        ),
+        ("node-a", 2, 1.6, {"item-1": Opinion("disputed", "other")}),
+    ]
+    applied = AppliedVersion(head.version, head.compact.root(), head.state.digest())
+    acks = []
+    for node, seq, hours, opinions in plan:
+        data, sig = sign_ack(
+            key=SigningKey.from_seed(key_seed(node)),
+            node=node,
+            list_id=ENTRIES,
+            seq=seq,
+            sent=_at(hours),
+            origin=root.origin(ENTRIES),
+            applied=applied,
+            counts=Counts(checked=10, matched=2, actioned=0, blocked=1, false_positive=1),
+            opinions=opinions,
+        )
+        acks.append((node, data, sig))
+    return acks
+
+
+def _summary_of(
+    acks: Sequence[tuple[str, bytes, bytes]],
+    cut: Mapping[str, int],
+    disputes: Mapping[str, Dispute],
+    threshold: int,
+) -> Callable[[int, datetime, EntryState], OpinionSummary]:
+    """The fold of §10.7 over ``acks`` up to ``cut``, as ``publish_entries`` takes it."""
+    nodes = {n: NodeCut(OPINION_NODES[n], seq) for n, seq in cut.items()}
+
+    def make(version: int, created: datetime, state: EntryState) -> OpinionSummary:
+        positions = fold_positions([Ack.from_bytes(data) for _, data, _ in acks], nodes)
+        held = state.entry_ids()
+        entries = {}
+        for entry_id, said in positions.items():
+            voices = voices_of(said)
+            if entry_id in held and (voices.confirmed or voices.disputed):
+                entries[entry_id] = replace(voices, dispute=disputes.get(entry_id))
+        return OpinionSummary(ENTRIES, version, created, threshold, nodes, entries)
+
+    return make
+
+
+def _opinion_tree(keys: Mapping[str, SigningKey]) -> dict[str, Any]:
+    """An entries list of three versions, v2 and v3 with summaries, and the acks."""
+    root = _entries_root(policy=Policy(dispute_threshold=2))
+    root_data, root_sig = root.sign([keys[k] for k in ROOT1_SIGNERS])
+    pub = Publisher(root, _online(keys, "delta"))
+    head = ListHead.empty_entries(root, ENTRIES)
+    files: dict[str, bytes] = {}
+    items = [_entry(n) for n in (1, 2, 3, 4)]
+    p1 = pub.publish_entries(head, adds=items, now=_at(1))
+    files.update(p1.files)
+    acks = _opinion_acks(root, p1.head)
+    cut = {"node-a": 1, "node-b": 1, "node-c": 1, "node-d": 1}
+    opened = Dispute("open", _at(1.5))
+    p2 = pub.publish_entries(
+        p1.head,
+        adds=[_entry(5)],
+        now=_at(2),
+        opinions=_summary_of(acks, cut, {"item-2": opened}, 2),
+    )
+    files.update(p2.files)
+    dismissed = Dispute("dismissed", _at(1.5), _at(2.5), "operator")
+    p3 = pub.publish_entries(
+        p2.head,
+        removes=[Removal(_entry(4), "retracted")],
+        now=_at(3),
+        opinions=_summary_of(acks, {**cut, "node-a": 2}, {"item-2": dismissed}, 2),
+    )
+    files.update(p3.files)
+    return {
+        "root": root,
+        "root_data": root_data,
+        "root_sig": root_sig,
+        "files": files,
+        "heads": [p1.head, p2.head, p3.head],
+        "headers": [p1.header, p2.header, p3.header],
+        "acks": acks,
+    }
+
+
+def _summary_bytes(tree: Mapping[str, Any], version: int) -> bytes:
+    header = tree["headers"][version - 1]
+    ref = header_opinions(header)
+    assert ref is not None
+    return bytes(tree["files"][opinions_path(ENTRIES, ref.sha256)])
+
+
+def _summary_input(
+    tree: Mapping[str, Any], version: int, header: bytes, summary: bytes
+) -> dict[str, Any]:
+    return {
+        "root_text": _text(tree["root_data"]),
+        "header_text": _text(header),
+        "state_text": _text(tree["heads"][version - 1].state.to_bytes()),
+        "summary_text": _text(summary),
+    }
+
+
+def _summary_check(inp: Mapping[str, Any]) -> OpinionSummary:
+    """What a verifier does with a summary (§10.7): given the (already verified) header,
+    the root it names and the state at its version."""
+    root = Root.from_bytes(inp["root_text"].encode())
+    header = DeltaHeader.from_bytes(inp["header_text"].encode())
+    state = EntryState.from_snapshot(hash_type("pdq"), inp["state_text"].encode(), root.vocabulary)
+    return verify_summary(header, inp["summary_text"].encode(), root, state)
+
+
+def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
+    """A list whose versions carry summaries, the acks they fold, and one negative case
+    per rule of §10.7."""
+    cases: dict[str, dict[str, Any]] = {}
+    tree = _opinion_tree(keys)
+    acks = [
+        {
+            "node": node,
+            "ack_text": _text(data),
+            "sig_text": _text(sig),
+            "node_public_hex": SigningKey.from_seed(key_seed(node)).public.raw.hex(),
+        }
+        for node, data, sig in tree["acks"]
+    ]
+    for version in (2, 3):
+        header = tree["headers"][version - 1]
+        summary_data = _summary_bytes(tree, version)
+        inp = _summary_input(tree, version, header.to_bytes(), summary_data)
+        summary = _summary_check(inp)
+        recomputed = _summary_of(
+            tree["acks"],
+            {n: c.seq for n, c in summary.nodes.items()},
+            {e: o.dispute for e, o in summary.entries.items() if o.dispute is not None},
+            summary.threshold,
+        )(version, header.created, tree["heads"][version - 1].state)
+        assert recomputed.to_bytes() == summary_data
+        cases[f"opinions-summary-v{version}"] = _case(
+            (
+                "Version 2 of entries-pdq (threshold 2) and its opinion summary, folded from "
+                "five signed acks of v1 over the cut node-a..node-d at seq 1 (node-b and node-c "
+                "are one platform, plat-b). item-1: plat-a confirms (blocked). item-2: three "
+                "platforms dispute (benign, not_the_content, other), so it has an open "
+                "dispute. item-3: plat-b confirmed through node-b, then took it back through "
+                "node-c (none, sent later): no voice, not in the summary. item-4: one "
+                "dispute, below the threshold. node-a's ack seq 2 is past the cut."
+                if version == 2
+                else "Version 3 (removes item-4, 'retracted') and its summary: the cut now "
+                "holds node-a's seq 2, in which plat-a disputes item-1 (other) — newer than its "
+                "confirmation —; item-2's dispute was dismissed by 'operator' at 02:30; item-4 "
+                "is no longer held, so not in the summary."
+            ),
+            "opinions_summary",
+            rules=["10.7"],
+            input={**inp, "hub_name": ENTRIES_HUB, "acks": acks},
+            expected={
+                "summary_sha256": hashlib.sha256(summary_data).hexdigest(),
+                "entries": sorted(summary.entries),
+                "disputed": sorted(e for e in summary.entries if summary.disputed(e)),
+                "dismissed": sorted(
+                    e
+                    for e, o in summary.entries.items()
+                    if o.dispute is not None and o.dispute.state == "dismissed"
+                ),
+                "counts": {
+                    e: {"confirmed": len(o.confirmed), "disputed": len(o.disputed)}
+                    for e, o in sorted(summary.entries.items())
+                },
+            },
+        )
+
+    header2 = tree["headers"][1]
+    good = parse_canonical(_summary_bytes(tree, 2))
+    assert isinstance(good, dict)
+
+    def rebound(data: bytes, ref: Mapping[str, Any] | None = None) -> bytes:
+        """Header v2 naming ``data`` (or the member ``ref``), so only the summary is wrong
+        (a verifier checks the header's signature first, §13.4; here it is given)."""
+        value = parse_canonical(header2.to_bytes())
+        assert isinstance(value, dict)
+        value["opinions"] = (
+            {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            if ref is None
+            else ref
+        )
+        return canonicalize(value)
+
+    def neg(
+        name: str,
+        description: str,
+        rule: str,
+        error: type[ProtocolError],
+        summary: bytes,
+        header: bytes | None = None,
+    ) -> None:
+        inp = _summary_input(tree, 2, header or rebound(summary), summary)
+        cases[f"neg-opinions-{name}"] = _case(
+            description,
+            "opinions_summary",
+            rules=[rule],
+            input=inp,
+            error=_expect(error, lambda: _summary_check(inp)),
+        )
+
+    def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
+        value = json.loads(json.dumps(good))
+        change(value)
+        return canonicalize(value)
+
+    def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        def change(doc: dict[str, Any]) -> None:
+            *parents, last = path.split("/")
+            node = doc
+            for key in parents:
+                node = node[key]
+            if value is _DROP:
+                del node[last]
+            else:
+                node[last] = value
+
+        return change
+
+    data2 = _summary_bytes(tree, 2)
+    neg(
+        "ref-malformed",
+        "Header v2's opinions member with a length of 0 (and otherwise right).",
+        "10.7.1",
+        MalformedError,
+        data2,
+        rebound(data2, {"length": 0, "sha256": hashlib.sha256(data2).hexdigest()}),
+    )
+    neg(
+        "ref-over-cap",
+        "Header v2 naming a summary of 64 MiB + 1 bytes, above the root's max_body_bytes.",
+        "10.7.1",
+        LimitError,
+        data2,
+        rebound(data2, {"length": 64 * 1024 * 1024 + 1, "sha256": "00" * 32}),
+    )
+    neg(
+        "short",
+        "The summary without its last byte, under the header naming the whole one.",
+        "10.7.2",
+        LimitError,
+        data2[:-1],
+        header2.to_bytes(),
+    )
+    neg(
+        "sha256",
+        "A summary of the same length as the one header v2 names, one digit changed.",
+        "10.7.2",
+        ConsistencyError,
+        data2.replace(b'"seq":1', b'"seq":2', 1),
+        header2.to_bytes(),
+    )
+    neg(
+        "wrong-type",
+        "A summary whose _type is hashhub.opinions.v2.",
+        "10.7.3",
+        WrongTypeError,
+        edited(put("_type", "hashhub.opinions.v2")),
+    )
+    neg(
+        "voice-member",
+        "A voice with a member §10.7 does not name (weight).",
+        "10.7.3",
+        MalformedError,
+        edited(put("entries/item-1/confirmed/plat-a/weight", 2)),
+    )
+    neg(
+        "voice-reason",
+        "A confirming voice with a dispute's reason (benign).",
+        "10.7.3",
+        MalformedError,
+        edited(put("entries/item-1/confirmed/plat-a/reason", "benign")),
+    )
+    neg(
+        "dismissed-without-by",
+        "A dismissed dispute that does not say by whom.",
+        "10.7.3",
+        MalformedError,
+        edited(
+            put(
+                "entries/item-2/dispute",
+                {"opened": _time(_at(1.5)), "state": "dismissed", "dismissed": _time(_at(1.75))},
+            )
+        ),
+    )
+    neg(
+        "version",
+        "A summary saying version 3 under header v2.",
+        "10.7.4",
+        ConsistencyError,
+        edited(put("version", 3)),
+    )
+    neg(
+        "threshold",
+        "A summary with threshold 3 under a root whose dispute_threshold is 2 (item-2's "
+        "dispute stays consistent: three platforms dispute it).",
+        "10.7.4",
+        ConsistencyError,
+        edited(put("threshold", 3)),
+    )
+    neg(
+        "entry-not-held",
+        "A summary speaking of item-9, which the list does not hold at v2.",
+        "10.7.5",
+        ConsistencyError,
+        edited(
+            put(
+                "entries/item-9",
+                {
+                    "confirmed": {"plat-a": {"node": "node-a", "reason": "blocked", "seq": 1}},
+                    "disputed": {},
+                },
+            )
+        ),
+    )
+    neg(
+        "entry-without-voice",
+        "item-1 with no confirming and no disputing platform.",
+        "10.7.5",
+        ConsistencyError,
+        edited(put("entries/item-1/confirmed", {})),
+    )
+    neg(
+        "platform-both",
+        "plat-a both confirming and disputing item-1.",
+        "10.7.6",
+        ConsistencyError,
+        edited(
+            put(
+                "entries/item-1/disputed",
+                {"plat-a": {"node": "node-a", "reason": "other", "seq": 1}},
+            )
+        ),
+    )
+    neg(
+        "node-not-in-cut",
+        "A voice naming node-e, which the cut does not hold.",
+        "10.7.6",
+        ConsistencyError,
+        edited(put("entries/item-1/confirmed/plat-a/node", "node-e")),
+    )
+    neg(
+        "node-of-another-platform",
+        "plat-a's voice naming node-b, a node of plat-b.",
+        "10.7.6",
+        ConsistencyError,
+        edited(put("entries/item-1/confirmed/plat-a/node", "node-b")),
+    )
+    neg(
+        "seq-past-cut",
+        "A voice naming node-a's ack seq 2, past node-a's seq 1 in the cut.",
+        "10.7.6",
+        ConsistencyError,
+        edited(put("entries/item-1/confirmed/plat-a/seq", 2)),
+    )
+    neg(
+        "no-dispute-at-threshold",
+        "item-2, disputed by three platforms, without a dispute.",
+        "10.7.7",
+        ConsistencyError,
+        edited(put("entries/item-2/dispute", _DROP)),
+    )
+    neg(
+        "dispute-below-threshold",
+        "item-4's one dispute with a dispute record (its voice added back for the case).",
+        "10.7.7",
+        ConsistencyError,
+        edited(
+            put(
+                "entries/item-4",
+                {
+                    "confirmed": {},
+                    "disputed": {"plat-d": {"node": "node-d", "reason": "benign", "seq": 1}},
+                    "dispute": {"opened": _time(_at(1.5)), "state": "open"},
+                },
+            )
+        ),
+    )
+    neg(
+        "dispute-after-created",
+        "item-2's dispute opened at 02:30, after the summary's created (02:00).",
+        "10.7.7",
+        ConsistencyError,
+        edited(put("entries/item-2/dispute/opened", _time(_at(2.5)))),
+    )
+    return cases
+
+
+_DROP = object()
+"""Marks a member ``edited`` removes."""
+
+
 def _root_fields(root: Root) -> dict[str, Any]:
     return {
         "version": root.version,
@@ -4172,6 +4635,14 @@ CHECKS = {
     "accept_ack": "verify the ack and sidecar against the enrolled `node_public_hex` "
     "and hub name: must succeed; `expected` is what the parsed ack holds (`seq`, the "
     "unknown top-level members it preserves as `extra`, its per-hash counters).",
+    "opinions_summary": "the opinion summary `input.summary_text` that header "
+    "`input.header_text` (already verified) names, checked by §10.7 against the root "
+    "`input.root_text` and the state `input.state_text` at the header's version: it must "
+    "be accepted (`expected`: its entries, those with an open or a dismissed dispute, the "
+    "confirming and disputing platforms per entry, and its SHA-256), or refused with "
+    "`error`. A positive case also gives the signed `acks` (verify each under its "
+    "`node_public_hex` and `hub_name`, §10.4): folded over the summary's cut (§10.7) they "
+    "give exactly its voices.",
     "entries_record": "each of `input.records` (its fields; `expires` null: never) written "
     "as an entry record of a list of `hash_type`: `expected.lines`, in order; each line "
     "parses back to the same fields.",
@@ -4334,6 +4805,7 @@ def build_vectors() -> dict[str, bytes]:
         **_checkpoint_rule_cases(repo),
         **_missing_file_cases(repo),
         **_entries_cases(repo),
+        **_opinion_cases(repo.keys),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)

@@ -37,6 +37,7 @@ from protocol import (
     ListTrust,
     ListUpdate,
     NodeKeyPeriod,
+    OpinionSummary,
     ProtocolError,
     PublicKey,
     Removal,
@@ -52,6 +53,7 @@ from protocol import (
     checkpoint_path,
     cosign,
     errors,
+    fold_positions,
     header_path,
     parse_canonical,
     sign_ack,
@@ -60,6 +62,8 @@ from protocol import (
     validate_list_id,
     verify_ack,
     verify_ack_by_periods,
+    verify_summary,
+    voices_of,
 )
 from protocol.ack import Ack, AppliedVersion, Counts
 from protocol.checkpoint import (
@@ -511,6 +515,8 @@ def test_accepted_ack_case(name: str) -> None:
         assert {k: dict(v) for k, v in ack.counts.hashes.items()} == want["hashes"]
     if "opinions" in want:
         assert {k: v.to_dict() for k, v in ack.opinions.items()} == want["opinions"]
+    if "kept" in want:
+        assert dict(ack.kept) == want["kept"]
     assert ack.to_bytes() == data
 
 
@@ -1179,6 +1185,70 @@ def _neg_entries_update_root(spec: dict[str, Any], error: type[ProtocolError]) -
     assert hub.root.version == 1
 
 
+def _summary_check(inp: dict[str, Any]) -> OpinionSummary:
+    """§10.7 from the case's bytes: the header (already verified), the root it names and
+    the state at its version."""
+    root = Root.from_bytes(inp["root_text"].encode())
+    header = DeltaHeader.from_bytes(inp["header_text"].encode())
+    state = EntryState.from_snapshot(hash_type("pdq"), inp["state_text"].encode(), root.vocabulary)
+    return verify_summary(header, inp["summary_text"].encode(), root, state)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="opinions_summary") if not n.startswith("neg-")]
+)
+def test_opinions_summary_case(name: str) -> None:
+    """A summary is accepted, says what the case expects, and is exactly the fold of the
+    acks it names: each verified under its node's key, folded over the summary's cut."""
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    summary = _summary_check(inp)
+    assert hashlib.sha256(inp["summary_text"].encode()).hexdigest() == want["summary_sha256"]
+    assert sorted(summary.entries) == want["entries"]
+    assert sorted(e for e in summary.entries if summary.disputed(e)) == want["disputed"]
+    assert {
+        e: {"confirmed": len(o.confirmed), "disputed": len(o.disputed)}
+        for e, o in summary.entries.items()
+    } == want["counts"]
+    acks = [
+        verify_ack(
+            a["ack_text"].encode(),
+            a["sig_text"].encode(),
+            node_key=PublicKey(bytes.fromhex(a["node_public_hex"])),
+            origin_prefix=inp["hub_name"],
+        )
+        for a in inp["acks"]
+    ]
+    positions = fold_positions(acks, summary.nodes)
+    folded = {}
+    for entry_id, said in positions.items():
+        voices = voices_of(said)
+        if voices.confirmed or voices.disputed:
+            folded[entry_id] = (dict(voices.confirmed), dict(voices.disputed))
+    vocabulary = Root.from_bytes(inp["root_text"].encode()).vocabulary
+    held = EntryState.from_snapshot(
+        hash_type("pdq"), inp["state_text"].encode(), vocabulary
+    ).entry_ids()
+    assert {e: v for e, v in folded.items() if e in held} == {
+        e: (dict(o.confirmed), dict(o.disputed)) for e, o in summary.entries.items()
+    }
+
+
+def test_every_opinion_summary_rule_has_a_negative_and_a_positive_vector() -> None:
+    negatives = {
+        rule
+        for n in case_names(prefix="neg-")
+        if case(n)["check"] == "opinions_summary"
+        for rule in case(n).get("rules", [])
+    }
+    assert [r for r in _numbered_rules("10.7") if r not in negatives] == []
+    assert any(
+        "10.7" in case(n).get("rules", [])
+        for n in case_names(check="opinions_summary")
+        if not n.startswith("neg-")
+    )
+
+
 NEGATIVE_RUNNERS: dict[str, Runner] = {
     "add_header": _neg_add_header,
     "add_header_after_roots": _neg_add_header_after_roots,
@@ -1205,6 +1275,7 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "entries_apply": _neg_entries_apply,
     "entries_sync": _neg_entries_sync,
     "entries_update_root": _neg_entries_update_root,
+    "opinions_summary": lambda spec, error: _raises(error, partial(_summary_check, spec["input"])),
 }
 
 
