@@ -271,14 +271,7 @@ class Cases:
             )
             if entry is not None:
                 added, removed = entry["added_version"], entry["removed_version"]
-        withdrawable = (
-            row["withdrawal_code"] is not None
-            and row["withdrawal"] is None
-            and (
-                row["status"] == "received"
-                or (row["status"] == "accepted" and row["entry_id"] is not None)
-            )
-        )
+        withdrawable = row["withdrawal_code"] is not None and _withdrawal_refusal(row) is None
         return CaseView(
             **_seen(row),
             withdrawal=row["withdrawal"],
@@ -529,24 +522,36 @@ class Cases:
         return self.get(case_number)
 
 
-def _check_withdrawable(row: dict[str, Any]) -> None:
-    """What a proven withdrawal may still be refused for, in the person's words."""
+def _withdrawal_refusal(row: dict[str, Any]) -> str | None:
+    """Why a case may not be withdrawn now, in the person's words; ``None`` when it may.
+
+    The one statement of the rule: the case page offers the form exactly when this is
+    ``None`` (``CaseView.withdrawable``), and a proven withdrawal is refused with it.
+    """
     if row["status"] == "rejected":
-        raise Conflict(
+        return (
             "This case was not accepted: nothing of it is listed, so there is nothing to withdraw."
         )
     state = row["withdrawal"]
     if state == "withdrawn":
-        raise Conflict("This case is already withdrawn.")
+        return "This case is already withdrawn."
     if state == "requested":
-        raise Conflict("The withdrawal of this case was already asked for and waits for review.")
+        return "The withdrawal of this case was already asked for and waits for review."
     if state == "refused":
-        raise Conflict("The withdrawal of this case was refused by the hub's operators.")
+        return "The withdrawal of this case was refused by the hub's operators."
     if row["status"] == "accepted" and row["entry_id"] is None:
-        raise Conflict(
+        return (
             "This case was accepted into a list of bare hashes. Withdrawal applies to "
             "entries lists only: please ask the hub's operators to remove it."
         )
+    return None
+
+
+def _check_withdrawable(row: dict[str, Any]) -> None:
+    """What a proven withdrawal may still be refused for (``_withdrawal_refusal``)."""
+    refusal = _withdrawal_refusal(row)
+    if refusal is not None:
+        raise Conflict(refusal)
 
 
 def _seen(row: dict[str, Any]) -> dict[str, Any]:
