@@ -94,6 +94,10 @@ class HashhubCheckpoint(FetchCheckpointBase):
     lists: dict[str, ListCheckpoint] = field(default_factory=dict)
     progress: int | None = None
     """Unix time of the newest checkpoint co-signature trusted so far, of any list."""
+    fetched: int | None = None
+    """Unix time, by the bridge's clock, of the fetch that made this checkpoint: an entry
+    that expired by then was handed on as expired then, and is not sent again. (``None``
+    in a checkpoint written before it was kept: every expired entry is sent once more.)"""
     format: int = CHECKPOINT_FORMAT
 
     def get_progress_timestamp(self) -> int | None:
@@ -116,10 +120,12 @@ def make_checkpoint(
     lists: Mapping[str, Followed],
     *,
     progress: int | None = None,
+    fetched: datetime | None = None,
 ) -> HashhubCheckpoint:
     """The checkpoint for trusted ``roots`` (oldest first) and ``lists``.
 
     ``progress`` is the previous checkpoint's: the new one is never below it.
+    ``fetched`` is the time of the fetch making it.
     """
     times = [
         int(s.trust.checkpoint_time.timestamp()) for s in lists.values() if s.trust.checkpoint_time
@@ -139,6 +145,7 @@ def make_checkpoint(
             for list_id, stored in sorted(lists.items())
         },
         progress=max(times) if times else None,
+        fetched=int(fetched.timestamp()) if fetched is not None else None,
     )
 
 

@@ -20,7 +20,8 @@ categories, whose meaning (false positive, seed, positive) is not theirs.
 An expired entry is not handed on: a list holding the hash only through an entry
 whose ``expires`` has come counts as not holding it, so the record loses that list
 (a tombstone if no other list holds the hash), at the fetch that first sees it
-expired, before the hub's retraction arrives.
+expired, before the hub's retraction arrives — and only then: the checkpoint keeps
+the time of its fetch, so later fetches do not send it again.
 """
 
 from __future__ import annotations
@@ -93,11 +94,15 @@ def changed_hashes(old: Followed | None, new: StoredEntries) -> set[bytes]:
     }
 
 
-def expired_hashes(lists: Iterable[Followed], now: datetime) -> dict[str, set[bytes]]:
+def expired_hashes(
+    lists: Iterable[Followed], now: datetime, since: datetime | None = None
+) -> dict[str, set[bytes]]:
     """By hash type, the hashes whose entry in one of ``lists`` has expired by
-    ``now``: their records are sent again, without that list. (A hub retracts an
-    expired entry at its next publication, so there are few.)"""
+    ``now`` and after ``since`` (the previous fetch; ``None``: ever): their records are
+    sent again, without that list, once — an entry that expired before the previous
+    fetch was handed on then, while it waits for the hub's retraction."""
     stamp = format_time(now).encode()
+    after = format_time(since).encode() if since is not None else b""
     found: dict[str, set[bytes]] = {}
     for stored in lists:
         if not isinstance(stored, StoredEntries):
@@ -105,7 +110,7 @@ def expired_hashes(lists: Iterable[Followed], now: datetime) -> dict[str, set[by
         width = 2 * stored.state.kind.length
         for line in stored.state.lines():
             expires = line.rsplit(b" ", 1)[1]
-            if expires != b"-" and expires <= stamp:
+            if expires != b"-" and after < expires <= stamp:
                 hashes = found.setdefault(stored.hash_type, set())
                 hashes.add(bytes.fromhex(line[:width].decode("ascii")))
     return found

@@ -373,7 +373,8 @@ class HashhubSignalExchangeAPI(
                 raise UpdateRejectedError(message)
             raise UpdateFailedError(message)
         progress = checkpoint.progress if checkpoint is not None else None
-        deltas, current = self._deltas(store, trusted, followed, outcomes, progress)
+        since = _fetched(checkpoint)
+        deltas, current = self._deltas(store, trusted, followed, outcomes, progress, since)
         applied = {
             list_id: (hub.root.origin(list_id), stored)
             for list_id, stored in current.items()
@@ -413,17 +414,23 @@ class HashhubSignalExchangeAPI(
         followed: Sequence[str],
         outcomes: Sequence[ListOutcome],
         progress: int | None,
+        since: datetime | None,
     ) -> tuple[list[HashhubDelta], dict[str, Followed]]:
         """One delta per change, each carrying the checkpoint that is exact after it;
-        and the lists as they are after the last. Then, if an entry has expired by
-        now, one more delta with the records of its hashes sent again without it."""
+        and the lists as they are after the last. Then, if an entry has expired since
+        the last fetch (``since``), one more delta with the records of its hashes sent
+        again without it."""
         now = self.now()
         current = dict(trusted)
         deltas: list[HashhubDelta] = []
 
         def checkpoint() -> HashhubCheckpoint:
             return make_checkpoint(
-                self.collab.pinned_root_sha256, store.roots(), current, progress=progress
+                self.collab.pinned_root_sha256,
+                store.roots(),
+                current,
+                progress=progress,
+                fetched=now,
             )
 
         dropped = [list_id for list_id in current if list_id not in followed]
@@ -442,20 +449,29 @@ class HashhubSignalExchangeAPI(
             old = current.get(outcome.list_id)
             current[outcome.list_id] = new
             hashes = {*outcome.added, *outcome.removed}
-            if isinstance(new, StoredEntries):
+            if isinstance(new, StoredEntries) and (
+                old is None or old.trust.version != new.trust.version
+            ):
                 hashes |= changed_hashes(old, new)
             sent.setdefault(new.hash_type, set()).update(hashes)
             updates = _records({new.hash_type: hashes}, current, now)
             deltas.append(FetchDelta(updates, checkpoint()))
         expired = {
             hash_type: hashes - sent.get(hash_type, set())
-            for hash_type, hashes in expired_hashes(current.values(), now).items()
+            for hash_type, hashes in expired_hashes(current.values(), now, since).items()
         }
         if any(expired.values()):
             deltas.append(FetchDelta(_records(expired, current, now), checkpoint()))
         if not deltas:
             deltas.append(FetchDelta({}, checkpoint()))
         return deltas, current
+
+
+def _fetched(checkpoint: HashhubCheckpoint | None) -> datetime | None:
+    """When the fetch that made ``checkpoint`` ran, if it says."""
+    if checkpoint is None or checkpoint.fetched is None:
+        return None  # (a checkpoint pickled before ``fetched`` reads the class default)
+    return datetime.fromtimestamp(checkpoint.fetched, UTC)
 
 
 def _records(

@@ -96,6 +96,15 @@ async def test_an_expired_entry_is_not_handed_on(hub: EntriesHub) -> None:
     again = await fetch(api, first[-1].checkpoint)
     assert merged(again) == {key("brief"): None}
 
+    # Sent once: the next fetch, an hour on, with nothing published, sends nothing, and
+    # a fetch that brings a new version sends only what it changed.
+    hub.clock.advance(HOUR)
+    quiet = await fetch(api, again[-1].checkpoint)
+    assert merged(quiet) == {}
+    hub.publish(LIST, adds=[record("next", hub.clock())])
+    moved = await fetch(api, quiet[-1].checkpoint)
+    assert merged(moved) == {key("next"): metadata(record("next", hub.clock()))}
+
     # A list first fetched after the entry expired never hands it on.
     hub.publish(LIST, adds=[record("late", hub.clock())])
     fresh = merged(await fetch(exchange(hub), None))
