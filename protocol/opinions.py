@@ -156,8 +156,6 @@ class Dispute:
             raise MalformedError(f"dispute: state {self.state!r} is not one of open, dismissed")
         if (self.state == "dismissed") != (self.dismissed is not None and self.by is not None):
             raise MalformedError("dispute: a dismissed dispute says when and by whom; no other")
-        if self.dismissed is not None and self.dismissed < self.opened:
-            raise ConsistencyError("dispute: dismissed before it was opened")
 
     @property
     def undecided(self) -> bool:
@@ -293,8 +291,10 @@ class OpinionSummary:
                     f"{self.threshold}, but {'a' if said.dispute else 'no'} dispute"
                 )
             if said.dispute is not None:
-                latest = said.dispute.dismissed or said.dispute.opened
-                if latest > self.created:
+                dispute = said.dispute
+                if dispute.dismissed is not None and dispute.dismissed < dispute.opened:
+                    raise ConsistencyError(f"{at}: dispute dismissed before it was opened")
+                if (dispute.dismissed or dispute.opened) > self.created:
                     raise ConsistencyError(f"{at}: dispute dated after the summary")
 
     def disputed(self, entry_id: str) -> bool:

@@ -175,8 +175,11 @@ def test_a_dismissed_dispute_says_when_and_by_whom() -> None:
         Dispute("dismissed", T0)
     with pytest.raises(MalformedError):
         Dispute("open", T0, T0, "someone")
-    with pytest.raises(ConsistencyError):
-        Dispute("dismissed", T0, T0 - timedelta(seconds=1), "someone")
+    # Its times are the summary's rule 7, checked once the whole document has parsed.
+    early = Dispute("dismissed", T0, T0 - timedelta(seconds=1), "someone")
+    voices = {"p-1": Voice("n-1", 3, "benign"), "p-2": Voice("n-2", 1, "other")}
+    with pytest.raises(ConsistencyError, match="dismissed before it was opened"):
+        _summary(entries={"e-1": EntryOpinions(disputed=voices, dispute=early)})
 
 
 def test_the_publisher_writes_the_summary_before_the_header_that_names_it() -> None:
