@@ -33,6 +33,7 @@ from hub.errors import HubError, IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
 from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
+from hub.services.disputes import DISPUTE_STATES, DisputeRecord
 from hub.services.entries import (
     RETRACT_REASONS,
     VOCABULARY_GROUPS,
@@ -550,10 +551,17 @@ def entry_retract(entry_id: str, reason: str, home: Path) -> None:
 @json_option
 @home_option
 def entry_show(entry_id: str, as_json: bool, home: Path) -> None:
-    """Show ENTRY: its metadata and its record in each list."""
+    """Show ENTRY: its metadata, its record in each list, what platforms say of it and
+    its newest dispute."""
     with _open(home) as hub:
         view = hub.entries.show(entry_id)
+        dispute = hub.disputes.of(entry_id)
+    if as_json:
+        _echo_json(view.to_dict() | {"dispute": dispute and dispute.to_dict()})
+        return
     _echo_entry(view, as_json)
+    if dispute is not None:
+        click.echo(f"dispute         {_dispute_state(dispute)}")
 
 
 @entry_group.command(name="list")
@@ -1062,6 +1070,85 @@ def case_withdraw(case: str, decision: str | None, home: Path) -> None:
         )
     else:
         click.echo(f"Withdrawal of case {case_number} refused: its entry stays listed.")
+
+
+# -- disputes -----------------------------------------------------------------------------
+
+
+@main.group(name="dispute")
+def dispute_group() -> None:
+    """Decide the disputes of entries: kept (dismiss) or retracted (uphold)."""
+
+
+def _dispute_state(d: DisputeRecord) -> str:
+    """A dispute's state in words, with when it began and when and by whom it ended."""
+    said = f"{d.state}, opened {d.opened}"
+    if d.closed is not None:
+        said += f", {d.state} {d.closed}" + (f" by {d.by}" if d.by else "")
+    return said
+
+
+@dispute_group.command(name="list")
+@click.option(
+    "--state",
+    type=click.Choice(DISPUTE_STATES),
+    default=None,
+    help="Only disputes in this state (default: all).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many disputes, oldest first.",
+)
+@json_option
+@home_option
+def dispute_list(state: str | None, limit: int, as_json: bool, home: Path) -> None:
+    """Disputes of entries, oldest first: opened when enough platforms dispute an entry."""
+    with _open(home) as hub:
+        rows = hub.disputes.listed(state, limit)
+    if as_json:
+        _echo_json([d.to_dict() for d in rows])
+        return
+    if not rows:
+        click.echo("No dispute." if state is None else f"No {state} dispute.")
+        return
+    click.echo(
+        _table(
+            ["ENTRY", "STATE", "OPENED", "CLOSED", "BY", "NOTE"],
+            (
+                [d.entry, d.state, d.opened, d.closed or "-", d.by or "-", d.note or ""]
+                for d in rows
+            ),
+        )
+    )
+
+
+@dispute_group.command(name="dismiss")
+@click.argument("entry_id", metavar="ENTRY")
+@click.option("--note", default=None, help="Why, for the operators (never published).")
+@home_option
+def dispute_dismiss(entry_id: str, note: str | None, home: Path) -> None:
+    """Keep ENTRY despite its open dispute: the next summaries say who dismissed it, when."""
+    with _open(home) as hub:
+        hub.disputes.decide(entry_id, "dismiss", note, who=_who())
+    click.echo(f"Dispute of {entry_id} dismissed: the entry stays listed.")
+
+
+@dispute_group.command(name="uphold")
+@click.argument("entry_id", metavar="ENTRY")
+@click.option("--note", default=None, help="Why, for the operators (never published).")
+@home_option
+def dispute_uphold(entry_id: str, note: str | None, home: Path) -> None:
+    """Retract ENTRY as disputed from every list of its collection (out with the next
+    publish)."""
+    with _open(home) as hub:
+        hub.disputes.decide(entry_id, "uphold", note, who=_who())
+    click.echo(
+        f"Dispute of {entry_id} upheld: the entry is retracted as disputed; "
+        "'hashhub publish' releases it."
+    )
 
 
 # -- nodes and tokens -------------------------------------------------------------------

@@ -37,6 +37,8 @@ ENV_PREFIX = "HASHHUB_"
 INIT_ONLY = frozenset({"name"})
 """Settings fixed at ``init`` that no variable overrides."""
 
+_POLICY_SETTINGS = ("dispute_threshold", "max_withdrawal_delay")
+"""Optional root policy settings: 0 leaves them out of the root (its default holds)."""
 _INT = re.compile(r"-?[0-9]+")
 _KIND: dict[Any, str] = {int: "an integer", str: "a string"}
 
@@ -95,6 +97,12 @@ class HubConfig:
             ``automatic``, its entry is retracted as ``withdrawn`` at once (out with
             the next publish); ``review``, the request waits for an operator
             (``hashhub case withdrawals``).
+        dispute_threshold: root policy: how many distinct platforms disputing an
+            entry make it disputed in the opinion summaries (0: not written into the
+            root, which then means the protocol's default, 2).
+        max_withdrawal_delay: root policy: the longest, in seconds, a withdrawal or
+            an expiry may wait for the version that removes it (0: not written, the
+            protocol's default of a day).
     """
 
     name: str
@@ -125,6 +133,15 @@ class HubConfig:
     auth_failure_per_hour: int = 600
     trusted_proxies: str = ""
     withdrawal: str = "automatic"
+    dispute_threshold: int = 0
+    max_withdrawal_delay: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse a root policy no root could carry: each is 0 (not set) or at least 1,
+        so a typo fails at load rather than at the next root change."""
+        for name in _POLICY_SETTINGS:
+            if getattr(self, name) < 0:
+                raise InvalidRequest(f"{name} must be 0 (not set) or at least 1")
 
     def to_toml(self) -> str:
         """This configuration as ``hub.toml`` text that ``load`` reads back identically.

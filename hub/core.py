@@ -4,7 +4,8 @@
 services in ``hub.services``, each owning its own tables, and hands them out:
 ``hub.keys`` (keys and roots), ``hub.lists`` (declarations, heads, staging),
 ``hub.roots`` (new lists, key rotation, vocabulary terms), ``hub.entries`` (the
-entries of ``entries`` lists), ``hub.publishing`` (versions),
+entries of ``entries`` lists), ``hub.disputes`` (disputes of entries and the
+opinion summaries), ``hub.publishing`` (versions),
 ``hub.checkpoints``, ``hub.files`` (the published tree), ``hub.access`` (nodes
 and tokens), ``hub.sessions`` (dashboard logins), ``hub.acks``, ``hub.ledger``
 (counts), ``hub.evidence``, ``hub.reports`` and ``hub.cases`` (public
@@ -30,6 +31,7 @@ from hub.services.acks import AckIntake, AckReceipt
 from hub.services.cases import CASE_STATUSES, Cases
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext, utcnow
+from hub.services.disputes import Disputes
 from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.evidence import ACK_PAGE_BYTES, Evidence
 from hub.services.files import PublishedFiles
@@ -73,8 +75,15 @@ class Hub:
         self.checkpoints = Checkpoints(self.ctx, self.keys, self.files, self.lists)
         self.entries = Entries(self.ctx, self.keys, self.lists)
         self.roots = RootChanges(self.ctx, self.keys, self.lists, self.checkpoints)
+        self.disputes = Disputes(self.ctx, self.entries)
         self.publishing = Publishing(
-            self.ctx, self.keys, self.files, self.lists, self.checkpoints, self.entries
+            self.ctx,
+            self.keys,
+            self.files,
+            self.lists,
+            self.checkpoints,
+            self.entries,
+            self.disputes,
         )
         self.access = Access(self.ctx, self.lists)
         self.sessions = WebSessions(self.ctx, self.access)

@@ -41,6 +41,8 @@ What is stored, and why it is stored that way:
   (and its retraction), its hash in each list of its collection, which lists'
   records the next publish must bring in line with it, and every record a list
   published, with the versions that added and removed it and why.
+- ``disputes``: each dispute of an entry, its state and the operator's decision
+  and note (m011); ``acks.with_opinions`` marks the acks the opinion summaries fold.
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
@@ -62,7 +64,9 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from edge.database import BUSY_TIMEOUT, ImmediateDatabase, connect
+from protocol.ack import Ack
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth
+from protocol.errors import ProtocolError
 from protocol.lists import HASH_TYPES
 
 __all__ = [
@@ -654,3 +658,54 @@ def m010_entry_opinions(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m011_disputes(db: sqlite_utils.Database) -> None:
+    """Disputes of entries, and which acks carry opinions (PROTOCOL.md §10.7).
+
+    - ``disputes``: one row per dispute of an entry (``hub.services.disputes``):
+      ``open`` from when its disputing platforms reached the root's threshold,
+      ``dismissed`` (the operator kept the entry), ``upheld`` (the entry retracted
+      as ``disputed``), ``withdrawn`` (the disputes fell below the threshold) or
+      ``ended`` (the entry was retracted for another reason);
+      ``closed`` the time of the last decision or end, ``by`` the operator, ``note``
+      the operator's own words, never published. At most one dispute of an entry
+      is open or dismissed at a time (``disputes_live``).
+    - ``acks.with_opinions``: 1 when the ack's bytes carry ``opinions``, so the
+      opinion summary of each version folds only those (``acks_with_opinions``)
+      rather than parsing every ack ever stored; the acks stored before are
+      parsed once here (one the protocol no longer reads is left unmarked: no
+      summary could count it).
+    """
+    db.executescript(
+        """
+        CREATE TABLE disputes (
+            id INTEGER PRIMARY KEY,
+            entry_id TEXT NOT NULL,
+            state TEXT NOT NULL
+                CHECK (state IN ('open', 'dismissed', 'upheld', 'withdrawn', 'ended')),
+            opened TEXT NOT NULL,
+            closed TEXT,
+            by TEXT,
+            note TEXT
+        );
+        CREATE UNIQUE INDEX disputes_live ON disputes(entry_id)
+            WHERE state IN ('open', 'dismissed');
+        CREATE INDEX disputes_state ON disputes(state, id);
+        ALTER TABLE acks ADD COLUMN with_opinions INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+    marked = [
+        (ack_id,) for ack_id, data in db.execute("SELECT id, bytes FROM acks") if _opines(data)
+    ]
+    db.conn.executemany("UPDATE acks SET with_opinions = 1 WHERE id = ?", marked)
+    db.execute("CREATE INDEX acks_with_opinions ON acks(node, seq) WHERE with_opinions = 1")
+
+
+def _opines(data: bytes) -> bool:
+    """Whether stored ack bytes carry ``opinions`` (m011's backfill)."""
+    try:
+        return bool(Ack.from_bytes(bytes(data)).opinions)
+    except ProtocolError:
+        return False

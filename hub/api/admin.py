@@ -7,7 +7,8 @@ can forget either. The table is here and the handlers are in modules by what
 they touch — ``admin_lists`` (lists, staging, publishing), ``admin_entries`` (the
 vocabulary and the entries of entries lists), ``admin_access``
 (nodes, operator tokens, signing keys), ``admin_records`` (status, the action log,
-acks and evidence), ``admin_cases`` (the review of public submissions) — so the
+acks and evidence), ``admin_cases`` (the review of public submissions),
+``admin_disputes`` (disputes of entries) — so the
 whole of who may do what reads in one place.
 """
 
@@ -41,6 +42,7 @@ from hub.api.admin_cases import (
     admin_reject_case,
     admin_withdrawals,
 )
+from hub.api.admin_disputes import admin_decide_dispute, admin_disputes
 from hub.api.admin_entries import (
     admin_add_entry,
     admin_add_term,
@@ -140,6 +142,9 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
         "GET", "/v1/admin/withdrawals", ("viewer", "auditor", "publisher"), admin_withdrawals
     ),
     AdminRoute("POST", "/v1/admin/withdrawals/{case}", ("publisher",), admin_decide_withdrawal),
+    # Disputes of entries: as the withdrawals, every operator reads, a publisher decides.
+    AdminRoute("GET", "/v1/admin/disputes", ("viewer", "auditor", "publisher"), admin_disputes),
+    AdminRoute("POST", "/v1/admin/disputes/{entry}", ("publisher",), admin_decide_dispute),
 )
 """Every operator route. ``admin`` may call all; ``roles`` names who else may.
 ``hashhub export`` has no route: it writes files on the hub's own machine."""

@@ -12,6 +12,7 @@ list).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -82,7 +83,8 @@ async def admin_import_entries(request: web.Request, principal: Principal) -> we
 
 
 async def admin_entries(request: web.Request, principal: Principal) -> web.StreamResponse:
-    """Entries, oldest first: one (``?entry=``), those of one list (``?list=``), or all."""
+    """Entries, oldest first: one (``?entry=``), those of one list (``?list=``), or all;
+    each with its newest dispute (``hub.services.disputes``), or null."""
     known_query(request, "list", "entry", "limit")
     raw_list, raw_entry = request.query.get("list"), request.query.get("entry")
     list_id = None if raw_list is None else check_list_id(raw_list)
@@ -97,8 +99,14 @@ async def admin_entries(request: web.Request, principal: Principal) -> web.Strea
             )
         return hub.entries.listed(list_id, limit)
 
-    views = await request.app[HUB].call(entries)
-    return web.json_response({"entries": [v.to_dict() for v in views]})
+    def with_disputes(hub: Hub) -> list[dict[str, Any]]:
+        out = []
+        for view in entries(hub):
+            dispute = hub.disputes.of(view.entry)
+            out.append(view.to_dict() | {"dispute": dispute and dispute.to_dict()})
+        return out
+
+    return web.json_response({"entries": await request.app[HUB].call(with_disputes)})
 
 
 def _entry_of(body: Fields) -> str:

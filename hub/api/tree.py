@@ -1,4 +1,5 @@
-"""The published tree (PROTOCOL.md §11): roots, checkpoints, deltas, bodies, snapshots.
+"""The published tree (PROTOCOL.md §11): roots, checkpoints, deltas, bodies, opinion
+summaries, snapshots.
 
 A group of its own because these are the routes every node and mirror polls: read
 only, cached, and served from ``PublishedFiles.get`` exactly as they were signed.
@@ -26,7 +27,15 @@ from hub.caches import _Published, _Verdict
 from hub.core import Hub
 from hub.errors import Forbidden, NotFound, Unauthorized
 from hub.http import Handler
-from protocol import body_path, checkpoint_path, header_path, root_path, sig_path, snapshot_path
+from protocol import (
+    body_path,
+    checkpoint_path,
+    header_path,
+    opinions_path,
+    root_path,
+    sig_path,
+    snapshot_path,
+)
 
 __all__ = ["CHECKPOINT_MAX_AGE", "IMMUTABLE_MAX_AGE", "TREE_ROUTES", "tree_handler"]
 
@@ -167,6 +176,11 @@ TREE_ROUTES: tuple[tuple[str, Callable[[Mapping[str, str]], str], bool], ...] = 
     (
         "/lists/{list_id}/body/{sha256}.txt",
         lambda m: body_path(m["list_id"], check_sha256(m["sha256"])),
+        True,
+    ),
+    (
+        "/lists/{list_id}/opinions/{sha256}.json",
+        lambda m: opinions_path(m["list_id"], check_sha256(m["sha256"])),
         True,
     ),
     (

@@ -291,9 +291,10 @@ class AckIntake:
 
     def _keep_opinions(self, ack: Ack) -> None:
         """Each opinion as its platform's position on the entry, unless the platform
-        already said something newer (a later ``sent``, or the same with a higher
-        ``seq``) through any of its nodes or lists. ``none`` is kept too: a position
-        taken back is a position, and counts for nothing."""
+        already said something newer through any of its nodes or lists: newer by
+        (``sent``, ``seq``, node id), the order ``protocol.fold_positions`` folds in, so
+        what the hub shows is what the opinion summary names. ``none`` is kept too: a
+        position taken back is a position, and counts for nothing."""
         if not ack.opinions:
             return
         row = self.ctx.one("SELECT platform FROM nodes WHERE id = ?", [ack.node])
@@ -307,7 +308,8 @@ class AckIntake:
                 "reason = excluded.reason, list_id = excluded.list_id, node = excluded.node, "
                 "seq = excluded.seq, sent = excluded.sent "
                 "WHERE excluded.sent > entry_opinions.sent OR (excluded.sent = "
-                "entry_opinions.sent AND excluded.seq > entry_opinions.seq)",
+                "entry_opinions.sent AND (excluded.seq > entry_opinions.seq OR "
+                "(excluded.seq = entry_opinions.seq AND excluded.node > entry_opinions.node)))",
                 [
                     entry_id,
                     platform,
@@ -323,14 +325,15 @@ class AckIntake:
     # -- keeping it -----------------------------------------------------------------------
 
     def _store(self, ack: Ack, data: bytes, sig: bytes) -> AckReceipt:
-        """Store the ack, move the node's ``last_seq`` and count it, in one transaction."""
+        """Store the ack, move the node's ``last_seq`` and count it, in one transaction;
+        ``with_opinions`` marks the acks an opinion summary folds (m011)."""
         db = self.ctx.db
         with self._relaxed_sync(), db.atomic():
             received = format_time(self.ctx.now())
             db.execute(
                 "INSERT INTO acks (node, list_id, seq, bytes, sig, received, sent, version, "
-                "checkpoint_root, state_count, state_sha256, counts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "checkpoint_root, state_count, state_sha256, counts, with_opinions) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     ack.node,
                     ack.list_id,
@@ -344,6 +347,7 @@ class AckIntake:
                     ack.applied.state.count,
                     ack.applied.state.sha256,
                     json.dumps(ack.counts.to_dict(), sort_keys=True),
+                    1 if ack.opinions else 0,
                 ],
             )
             ack_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]

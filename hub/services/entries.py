@@ -49,6 +49,7 @@ __all__ = [
     "VOCABULARY_GROUPS",
     "Entries",
     "EntryDraft",
+    "EntryPage",
     "EntryView",
     "draft_from_json",
     "new_entry_id",
@@ -117,6 +118,20 @@ class EntryView:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class EntryPage:
+    """The newest entries that pass a filter, and how many pass it in all."""
+
+    entries: list[EntryView]
+    total: int
+    """Entries that pass the filter, ``entries`` and those past the limit."""
+
+    @property
+    def more(self) -> int:
+        """Entries that pass the filter but were left off."""
+        return self.total - len(self.entries)
+
+
 _DRAFT_FIELDS = frozenset({"hashes", "category", "classification", "source", "expires"})
 
 
@@ -177,6 +192,26 @@ def parse_entry_lines(data: bytes) -> list[EntryDraft]:
 def _split_source(source: str) -> tuple[str, str | None]:
     kind, sep, ref = source.partition(":")
     return kind, (ref if sep else None)
+
+
+def _opinion_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``entry_opinions`` rows of one entry in the shape of ``Entries.opinions``."""
+    return {
+        "confirmed": sum(1 for r in rows if r["position"] == "confirmed"),
+        "disputed": sum(1 for r in rows if r["position"] == "disputed"),
+        "platforms": [
+            {
+                "platform": r["platform"],
+                "position": r["position"],
+                "reason": r["reason"],
+                "list": r["list_id"],
+                "node": r["node"],
+                "seq": r["seq"],
+                "sent": r["sent"],
+            }
+            for r in rows
+        ],
+    }
 
 
 class Entries:
@@ -307,7 +342,15 @@ class Entries:
                     )
                     self._mark(list_id, entry_id)
             self.ctx.log("entry.add", who, {"entries": [r[0] for r in rows]})
-        return [self.show(r[0]) for r in rows]
+        return self._views(
+            list(
+                self.ctx.db.query(
+                    "SELECT * FROM entry_items WHERE id IN (SELECT value FROM json_each(?)) "
+                    "ORDER BY rowid",
+                    [json.dumps([r[0] for r in rows])],
+                )
+            )
+        )
 
     def _check_draft(
         self,
@@ -532,84 +575,110 @@ class Entries:
 
     def show(self, entry_id: str) -> EntryView:
         """One entry, its hashes and whether each list's published records hold it."""
-        row = self._item(entry_id)
-        lists = []
-        for item in self._hashes(entry_id):
-            listed = self.ctx.one(
-                "SELECT 1 FROM entry_records WHERE list_id = ? AND entry_id = ? "
-                "AND removed_version IS NULL",
-                [item["list_id"], entry_id],
-            )
-            pending = self.ctx.one(
-                "SELECT 1 FROM entry_pending WHERE list_id = ? AND entry_id = ?",
-                [item["list_id"], entry_id],
-            )
-            lists.append(
+        [view] = self._views([self._item(entry_id)])
+        return view
+
+    def _views(self, items: Sequence[Mapping[str, Any]]) -> list[EntryView]:
+        """``entry_items`` rows as views, with their lists and opinions read for all of
+        them at once: two queries whatever their number."""
+        ids = json.dumps([str(row["id"]) for row in items])
+        lists: dict[str, list[dict[str, Any]]] = {}
+        for row in self.ctx.db.query(
+            "SELECT h.entry_id, h.list_id, h.hash, "
+            "EXISTS (SELECT 1 FROM entry_records r WHERE r.list_id = h.list_id "
+            "AND r.entry_id = h.entry_id AND r.removed_version IS NULL) AS listed, "
+            "EXISTS (SELECT 1 FROM entry_pending p WHERE p.list_id = h.list_id "
+            "AND p.entry_id = h.entry_id) AS pending "
+            "FROM entry_hashes h WHERE h.entry_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY h.entry_id, h.list_id",
+            [ids],
+        ):
+            lists.setdefault(str(row["entry_id"]), []).append(
                 {
-                    "list": item["list_id"],
-                    "hash": bytes(item["hash"]).hex(),
-                    "listed": listed is not None,
-                    "pending": pending is not None,
+                    "list": row["list_id"],
+                    "hash": bytes(row["hash"]).hex(),
+                    "listed": bool(row["listed"]),
+                    "pending": bool(row["pending"]),
                 }
             )
-        return EntryView(
-            entry=entry_id,
-            collection=row["label"],
-            category=row["category"],
-            classification=row["classification"],
-            source=row["source"],
-            first_seen=row["first_seen"],
-            expires=row["expires"],
-            retracted=row["retracted"],
-            retracted_at=row["retracted_at"],
-            lists=lists,
-            opinions=self.opinions(entry_id),
-        )
+        said: dict[str, list[dict[str, Any]]] = {}
+        for row in self.ctx.db.query(
+            "SELECT entry_id, platform, position, reason, list_id, node, seq, sent "
+            "FROM entry_opinions WHERE entry_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY entry_id, platform",
+            [ids],
+        ):
+            said.setdefault(str(row["entry_id"]), []).append(row)
+        return [
+            EntryView(
+                entry=row["id"],
+                collection=row["label"],
+                category=row["category"],
+                classification=row["classification"],
+                source=row["source"],
+                first_seen=row["first_seen"],
+                expires=row["expires"],
+                retracted=row["retracted"],
+                retracted_at=row["retracted_at"],
+                lists=lists.get(row["id"], []),
+                opinions=_opinion_summary(said.get(row["id"], [])),
+            )
+            for row in items
+        ]
 
     def opinions(self, entry_id: str) -> dict[str, Any]:
         """The platforms' positions on an entry: ``confirmed`` and ``disputed`` (how
         many distinct platforms hold each; ``none``, a position taken back, counts for
         neither) and ``platforms``, each with its position, reason and the ack that
         said it."""
-        rows = list(
-            self.ctx.db.query(
-                "SELECT platform, position, reason, list_id, node, seq, sent "
-                "FROM entry_opinions WHERE entry_id = ? ORDER BY platform",
-                [entry_id],
-            )
-        )
-        return {
-            "confirmed": sum(1 for r in rows if r["position"] == "confirmed"),
-            "disputed": sum(1 for r in rows if r["position"] == "disputed"),
-            "platforms": [
-                {
-                    "platform": r["platform"],
-                    "position": r["position"],
-                    "reason": r["reason"],
-                    "list": r["list_id"],
-                    "node": r["node"],
-                    "seq": r["seq"],
-                    "sent": r["sent"],
-                }
-                for r in rows
-            ],
-        }
+        return self.show(entry_id).opinions
 
     def listed(self, list_id: str | None = None, limit: int = 1000) -> list[EntryView]:
         """The entries with a hash in ``list_id`` (None: every entry), standing or
         retracted, oldest first."""
         if list_id is None:
-            rows = self.ctx.db.query(
-                "SELECT id AS entry_id FROM entry_items ORDER BY rowid LIMIT ?", [limit]
-            )
+            rows = self.ctx.db.query("SELECT * FROM entry_items ORDER BY rowid LIMIT ?", [limit])
         else:
             self.entries_spec(list_id)
             rows = self.ctx.db.query(
-                "SELECT h.entry_id FROM entry_hashes h JOIN entry_items i ON i.id = h.entry_id "
+                "SELECT i.* FROM entry_hashes h JOIN entry_items i ON i.id = h.entry_id "
                 "WHERE h.list_id = ? ORDER BY i.rowid LIMIT ?",
                 [list_id, limit],
             )
-        return [self.show(str(r["entry_id"])) for r in rows]
+        return self._views(list(rows))
+
+    def newest(
+        self, *, category: str | None = None, disputed: bool = False, limit: int = 100
+    ) -> EntryPage:
+        """The newest ``limit`` entries, standing or retracted, each as ``show`` gives it,
+        in four queries whatever ``limit`` is, so a page of entries costs the database
+        the same as a page of one.
+
+        Args:
+            category: only entries of this category (None: any).
+            disputed: only entries at least one platform now disputes.
+            limit: at most this many entries; ``EntryPage.total`` counts them all.
+        """
+        condition = (
+            "(:category IS NULL OR i.category = :category) AND (NOT :disputed OR EXISTS "
+            "(SELECT 1 FROM entry_opinions o WHERE o.entry_id = i.id "
+            "AND o.position = 'disputed'))"
+        )
+        wanted = {"category": category, "disputed": disputed, "limit": max(limit, 0)}
+        # The condition is fixed text; the values go in as parameters.
+        counted = self.ctx.one(
+            f"SELECT count(*) AS n FROM entry_items i WHERE {condition}",  # noqa: S608
+            wanted,
+        )
+        items = list(
+            self.ctx.db.query(
+                f"SELECT i.* FROM entry_items i WHERE {condition} "  # noqa: S608
+                "ORDER BY i.rowid DESC LIMIT :limit",
+                wanted,
+            )
+        )
+        views = self._views(items)
+        return EntryPage(views, int(counted["n"]) if counted else 0)
 
     def pending_lists(self) -> list[str]:
         """Lists whose records the next publish changes."""

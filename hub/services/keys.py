@@ -50,10 +50,18 @@ class Keys:
         self._root_cache: tuple[str, Root] | None = None
 
     def policy(self) -> Policy:
-        """The root policy the configuration asks for (written into each new root)."""
+        """The root policy the configuration asks for (written into each new root).
+
+        ``dispute_threshold`` and ``max_withdrawal_delay`` are written only when set
+        (not 0): a root without them keeps the bytes older verifiers read, and means
+        the protocol's defaults.
+        """
+        config = self.ctx.config
         return Policy(
-            max_checkpoint_age=self.ctx.config.max_checkpoint_age,
-            min_poll_interval=self.ctx.config.min_poll_interval,
+            max_checkpoint_age=config.max_checkpoint_age,
+            min_poll_interval=config.min_poll_interval,
+            dispute_threshold=config.dispute_threshold or None,
+            max_withdrawal_delay=config.max_withdrawal_delay or None,
         )
 
     def new_key(self, role: str) -> SigningKey:

@@ -10,6 +10,9 @@ An ``entries`` list publishes its pending entries (``hub.services.entries``) wit
 ``Publisher.publish_entries``. A publish run first retracts, as ``expired``, every
 entry whose ``expires`` has come, and publishes every list of the collection of
 each entries list it publishes, so an entry leaves all its lists in one run.
+Then it opens and withdraws disputes (``hub.services.disputes``), and every version
+of an entries list carries its opinion summary (PROTOCOL.md §10.7), built in the
+version's transaction from the acks stored by then.
 """
 
 from __future__ import annotations
@@ -17,16 +20,27 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from hub.errors import Unprocessable
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext
+from hub.services.disputes import Disputes
 from hub.services.entries import Entries
 from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.lists import Lists
-from protocol import Entry, EntryState, ListHead, ListState, Publication, Removal, format_time
+from protocol import (
+    Entry,
+    EntryState,
+    ListHead,
+    ListState,
+    OpinionSummary,
+    Publication,
+    Removal,
+    format_time,
+)
 
 __all__ = ["PublishResult", "Publishing"]
 
@@ -71,6 +85,7 @@ class Publishing:
         lists: Lists,
         checkpoints: Checkpoints,
         entries: Entries,
+        disputes: Disputes,
     ) -> None:
         self.ctx = ctx
         self.keys = keys
@@ -78,6 +93,7 @@ class Publishing:
         self.lists = lists
         self.checkpoints = checkpoints
         self.entries = entries
+        self.disputes = disputes
 
     def publish(
         self, list_ids: Sequence[str] | None = None, who: str = "operator"
@@ -88,6 +104,7 @@ class Publishing:
         for list_id in list_ids or ():
             self.lists.spec(list_id)  # every named list exists before anything changes
         self.entries.expire(self.ctx.now(), who)
+        self.disputes.refresh(self.ctx.now(), self.keys.root().policy.disputes_at, who)
         if list_ids is None:
             list_ids = [
                 r["list_id"] for r in self.ctx.db.query("SELECT DISTINCT list_id FROM staged")
@@ -121,11 +138,18 @@ class Publishing:
             head = self.entries.head(list_id)
             self._check_records(list_id, head)
             root = self.keys.root()
+
+            def opinions(version: int, created: datetime, state: EntryState) -> OpinionSummary:
+                return self.disputes.summary(
+                    list_id, version, created, state, root.policy.disputes_at, who
+                )
+
             publication = self.checkpoints.publisher(root).publish_entries(
                 head,
                 removes=removes,
                 adds=adds,
                 now=self.checkpoints.signing_time(list_id, root),
+                opinions=opinions,
             )
             self._store_entries(list_id, publication, removes, adds, who)
         return PublishResult(

@@ -44,6 +44,8 @@ section, each with its own address, so none grows into a page nobody scrolls
 through: ``GET /dashboard`` is the overview (a tile per section with what needs
 attention; the login leads there), then ``/dashboard/lists`` (lists, staged
 changes, the publish form), ``/dashboard/review`` (the submission review queue),
+``/dashboard/entries`` (the entries of ``entries`` lists with their metadata, state
+and what platforms say of them, filtered by ``?category=`` and ``?disputed=1``),
 ``/dashboard/nodes``, ``/dashboard/counts`` (takedowns over time, per-platform and
 per-hash counts from the acks), ``/dashboard/keys`` and ``/dashboard/log`` (``SECTIONS``). A form
 returns to its section: ``POST /dashboard/publish`` to the lists,
@@ -111,6 +113,7 @@ from hub.intake import parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
 from hub.services.cases import WITHDRAWAL_POLICIES
+from hub.services.entries import EntryView
 from hub.services.ledger import FlaggedHash
 from hub.services.publishing import PublishResult
 from hub.services.reports import HubStatus
@@ -568,6 +571,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 SECTIONS = (
     ("lists", "Lists"),
+    ("entries", "Entries"),
     ("review", "Review"),
     ("nodes", "Nodes"),
     ("counts", "Counts"),
@@ -581,6 +585,8 @@ QUEUE_ROWS = 100
 """The review section lists the oldest this many waiting cases."""
 LOG_ROWS = 50
 """The log section lists the newest this many actions."""
+ENTRY_ROWS = 100
+"""The entries section lists the newest this many entries that pass its filter."""
 
 
 def _age_seconds(stamp: str | None, now: datetime) -> float | None:
@@ -674,12 +680,15 @@ def _overview(hub: Hub, status: HubStatus, groups: list[dict[str, Any]]) -> dict
     }
 
 
-def dashboard_view(hub: Hub, section: str = OVERVIEW) -> dict[str, Any]:
+def dashboard_view(
+    hub: Hub, section: str = OVERVIEW, query: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """What one section of the dashboard shows, read in one trip to the database thread.
 
     Every section also gets what the header and the navigation show (the hub,
     its root, how many cases wait and how many nodes are stale), so the way to
-    what needs attention is visible from anywhere.
+    what needs attention is visible from anywhere. ``query`` is the page's query
+    string; only the entries section reads it (its filter).
     """
     status = hub.reports.status()
     queue = hub.cases.with_status("received", QUEUE_ROWS)
@@ -692,8 +701,11 @@ def dashboard_view(hub: Hub, section: str = OVERVIEW) -> dict[str, Any]:
     }
     if section == OVERVIEW:
         view["overview"] = _overview(hub, status, groups)
+        view["overview"]["disputed_entries"] = hub.entries.newest(disputed=True, limit=0).total
     elif section == "lists":
         view["staged"] = hub.lists.staged_changes(100)
+    elif section == "entries":
+        view.update(_entries_section(hub, status, query or {}))
     elif section == "review":
         view["queue"] = queue
         view["withdrawals"] = hub.cases.withdrawals(QUEUE_ROWS)
@@ -714,6 +726,82 @@ def dashboard_view(hub: Hub, section: str = OVERVIEW) -> dict[str, Any]:
     else:
         raise NotFound(f"the dashboard has no section {section[:40]!r}")
     return view
+
+
+def _entry_filter(query: Mapping[str, str], categories: tuple[str, ...]) -> dict[str, Any]:
+    """The entries section's filter from its query string: ``category`` (a category of
+    the vocabulary; empty: any) and ``disputed`` (``1``: only entries at least one
+    platform disputes; empty: all).
+
+    Raises:
+        InvalidRequest: any other value, so a mistyped filter never reads as "no entries".
+    """
+    category = query.get("category", "")
+    if category and category not in categories:
+        raise InvalidRequest(
+            f"{category[:40]!r} is not a category of the vocabulary: "
+            f"one of {', '.join(categories) or 'none yet'}"
+        )
+    disputed = query.get("disputed", "")
+    if disputed not in ("", "1"):
+        raise InvalidRequest("'disputed' is 1 (entries a platform disputes) or empty")
+    return {"category": category or None, "disputed": disputed == "1"}
+
+
+def _said(view: EntryView) -> list[str]:
+    """What platforms say of an entry, one phrase per position held, e.g.
+    ``1 confirmed (blocked)``: each platform counts once (its newest position), and
+    a position taken back (``none``) not at all."""
+    phrases = []
+    for position in ("confirmed", "disputed"):
+        held = [p for p in view.opinions["platforms"] if p["position"] == position]
+        if held:
+            reasons = ", ".join(sorted({str(p["reason"]) for p in held if p["reason"]}))
+            phrases.append(f"{len(held)} {position}" + (f" ({reasons})" if reasons else ""))
+    return phrases
+
+
+def _entry_row(view: EntryView, now: datetime) -> dict[str, Any]:
+    """One row of the entries table: the entry as ``Entries.show`` gives it, with
+    its state put in words. A retracted entry is ``retracted`` with its reason
+    (``withdrawn`` when its person withdrew it); otherwise it is ``pending`` while
+    the next publish changes one of its records, else ``listed``."""
+    row = view.to_dict()
+    pending = any(item["pending"] for item in view.lists)
+    past = _age_seconds(view.expires, now)
+    if view.retracted is not None:
+        state = "retracted"
+    elif pending:
+        state = "pending"
+    elif any(item["listed"] for item in view.lists):
+        state = "listed"
+    else:
+        state = "unlisted"
+    row.update(
+        state=state,
+        pending=pending,
+        expired=past is not None and past >= 0,
+        said=_said(view),
+    )
+    return row
+
+
+def _entries_section(hub: Hub, status: HubStatus, query: Mapping[str, str]) -> dict[str, Any]:
+    """The entries lists, and the newest entries that pass the query's filter."""
+    root = hub.keys.root()
+    categories = root.vocabulary.categories if root.vocabulary else ()
+    wanted = _entry_filter(query, categories)
+    found = hub.entries.newest(**wanted, limit=ENTRY_ROWS)
+    now = hub.now()
+    return {
+        "entries_lists": [entry for entry in status.lists if root.lists[entry.id].entries],
+        "hash_types": {entry.id: entry.hash_type for entry in status.lists},
+        "categories": categories,
+        "entry_filter": wanted,
+        "entries": [_entry_row(view, now) for view in found.entries],
+        "entries_total": found.total,
+        "entries_more": found.more,
+    }
 
 
 def _reporters(flagged: FlaggedHash, reason: str) -> int:
@@ -763,7 +851,8 @@ def _section_page(section: str) -> Handler:
     async def page(request: web.Request) -> web.StreamResponse:
         session = await _session(request)
         session.principal.require(*READ_ROLES)
-        view = await request.app[HUB].call(lambda hub: dashboard_view(hub, section))
+        query = request.query
+        view = await request.app[HUB].call(lambda hub: dashboard_view(hub, section, query))
         notice = _NOTICES.get(request.query.get("notice", ""))
         return _render(
             request,

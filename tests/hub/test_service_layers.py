@@ -18,6 +18,7 @@ LAYERS = [
     "checkpoints",
     "entries",
     "roots",
+    "disputes",
     "publishing",
     "access",
     "sessions",

@@ -198,6 +198,10 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call("GET", "/lists/{list_id}/snapshot/{version}.bin", f"/lists/{LIST}/snapshot/2.bin"): (
         private_file()
     ),
+    # The list has no entries, so no opinion summary: its readers get a 404 (INPUT).
+    Call(
+        "GET", "/lists/{list_id}/opinions/{sha256}.json", f"/lists/{LIST}/opinions/{'0' * 64}.json"
+    ): private_file(present=INPUT),
     # A file that does not exist is no different: the list's access is checked first, so
     # a node of another list cannot probe which versions of a private list exist.
     Call("GET", "/lists/{list_id}/snapshot/{version}.bin", f"/lists/{LIST}/snapshot/1.bin"): (
@@ -355,6 +359,15 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         f"/v1/admin/withdrawals/{'0' * 32}",
         body={"decision": "approve"},
     ): admin_api("publisher", allowed=INPUT),
+    Call("GET", "/v1/admin/disputes", "/v1/admin/disputes"): admin_api(
+        "viewer", "auditor", "publisher"
+    ),
+    Call(
+        "POST",
+        "/v1/admin/disputes/{entry}",
+        "/v1/admin/disputes/e-no-such-entry",
+        body={"decision": "dismiss"},
+    ): admin_api("publisher", allowed=INPUT),
     # -- health, metrics, the API document: public -----------------------------------------
     Call("GET", "/healthz", "/healthz"): everyone(OK),
     Call("GET", "/readyz", "/readyz"): everyone(OK),
@@ -378,7 +391,7 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         Call("GET", f"/dashboard/{name}", f"/dashboard/{name}"): dashboard_page(
             writers=OK, readers=OK
         )
-        for name in ("lists", "review", "nodes", "counts", "keys", "log")
+        for name in ("lists", "entries", "review", "nodes", "counts", "keys", "log")
     },
     Call(
         "POST", "/dashboard/publish", "/dashboard/publish", form={"list": "no-such-list"}

@@ -71,6 +71,7 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/lists/{list_id}/delta/{version}.json"): f"/lists/{PUBLIC_LIST}/delta/1.json",
     ("GET", "/lists/{list_id}/delta/{version}.json.sig"): f"/lists/{PUBLIC_LIST}/delta/1.json.sig",
     ("GET", "/lists/{list_id}/body/{sha256}.txt"): f"/lists/{LIST}/body/{'0' * 64}.txt",
+    ("GET", "/lists/{list_id}/opinions/{sha256}.json"): f"/lists/{LIST}/opinions/{'0' * 64}.json",
     ("GET", "/lists/{list_id}/snapshot/{version}.bin"): f"/lists/{LIST}/snapshot/2.bin",
     # Acks and the operator API, before any credential is checked.
     ("POST", "/v1/acks"): "/v1/acks",
@@ -110,6 +111,8 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/admin/cases/{case}/reject"): f"/v1/admin/cases/{'0' * 32}/reject",
     ("GET", "/v1/admin/withdrawals"): "/v1/admin/withdrawals",
     ("POST", "/v1/admin/withdrawals/{case}"): f"/v1/admin/withdrawals/{'0' * 32}",
+    ("GET", "/v1/admin/disputes"): "/v1/admin/disputes",
+    ("POST", "/v1/admin/disputes/{entry}"): "/v1/admin/disputes/e-no-such-entry",
     # Health, metrics, the API document.
     ("GET", "/healthz"): "/healthz",
     ("GET", "/readyz"): "/readyz",
@@ -127,6 +130,7 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/logout"): "/logout",
     ("GET", "/dashboard"): "/dashboard",
     ("GET", "/dashboard/lists"): "/dashboard/lists",
+    ("GET", "/dashboard/entries"): "/dashboard/entries",
     ("GET", "/dashboard/review"): "/dashboard/review",
     ("GET", "/dashboard/nodes"): "/dashboard/nodes",
     ("GET", "/dashboard/counts"): "/dashboard/counts",

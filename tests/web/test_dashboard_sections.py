@@ -26,6 +26,7 @@ from edge.web import stylesheet
 from hub.app import create_app
 from hub.core import Hub
 from hub.intake import Intake
+from hub.services.entries import EntryDraft
 from hub.web.pages import SECTIONS, detail_pairs
 from protocol import Counts, SigningKey
 from tests.hub.conftest import Follower, ack_headers
@@ -42,6 +43,7 @@ from tests.web.hub_support import (
 from tests.web.layout_support import TABLE_SCROLLERS, TOKENS_ON_ONE_LINE
 
 PDQ_HEX = "f" * 32 + "0" * 32
+ENTRIES_LIST = "ncii-md5"
 MD5_HEX = "0123456789abcdef" * 2
 SECTION_PATHS = [f"/dashboard/{name}" for name, _ in SECTIONS]
 DETAIL = {
@@ -72,7 +74,8 @@ async def client(home: Path) -> AsyncIterator[Client]:
 
 
 async def populate(client: Client, home: Path) -> str:
-    """A waiting case, a staged change, two nodes (one acked, one silent) and a log line.
+    """A waiting case, a staged change, two nodes (one acked, one silent), an entry
+    waiting for its list's first publish and a log line.
 
     Returns the case number as the page groups it.
     """
@@ -84,6 +87,10 @@ async def populate(client: Client, home: Path) -> str:
         hub.lists.stage(MD5_LIST, adds=[Intake(bytes.fromhex(MD5_HEX))])
         token = hub.access.enrol_node("platform-a", key.public, [MD5_LIST])
         hub.access.enrol_node("platform-quiet", SigningKey.generate().public, [MD5_LIST])
+        hub.roots.create_list(ENTRIES_LIST, "md5", label="ncii", list_format="entries")
+        hub.entries.add(
+            EntryDraft(((ENTRIES_LIST, "ab" * 16),), "ncii", "confirmed", "import:batch-1")
+        )
         pinned = hub.keys.root_sha256(1)
     finally:
         hub.close()
@@ -133,6 +140,7 @@ async def test_the_overview_and_every_section_have_an_address_and_the_same_bar(
     every = ["/dashboard", *SECTION_PATHS]
     assert SECTION_PATHS == [
         "/dashboard/lists",
+        "/dashboard/entries",
         "/dashboard/review",
         "/dashboard/nodes",
         "/dashboard/counts",
@@ -173,6 +181,7 @@ async def test_each_section_shows_its_own_content_only(client: Client, home: Pat
             f'<span class="token case">{shown}</span>',
             f'<span class="token hash sub">{PDQ_HEX}</span>',
         ],
+        "entries": ['id="entries-lists"', 'id="entry-filter"'],
         "nodes": ['<tbody class="node" id="node-platform-a">', 'id="node-platform-quiet"'],
         "counts": ['id="takedowns"', '<svg class="chart"', 'id="hashes"'],
         "keys": ['<td class="token keyid">', "<th>Key id</th>"],
