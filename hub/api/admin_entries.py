@@ -100,11 +100,13 @@ async def admin_entries(request: web.Request, principal: Principal) -> web.Strea
         return hub.entries.listed(list_id, limit)
 
     def with_disputes(hub: Hub) -> list[dict[str, Any]]:
-        out = []
-        for view in entries(hub):
-            dispute = hub.disputes.of(view.entry)
-            out.append(view.to_dict() | {"dispute": dispute and dispute.to_dict()})
-        return out
+        views = entries(hub)
+        disputes = hub.disputes.newest([view.entry for view in views])
+        return [
+            view.to_dict()
+            | {"dispute": disputes[view.entry].to_dict() if view.entry in disputes else None}
+            for view in views
+        ]
 
     return web.json_response({"entries": await request.app[HUB].call(with_disputes)})
 

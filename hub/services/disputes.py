@@ -21,8 +21,9 @@ entries are disputed.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -293,6 +294,18 @@ class Disputes:
                 {"state": state, "limit": limit},
             )
         ]
+
+    def newest(self, entry_ids: Sequence[str]) -> dict[str, DisputeRecord]:
+        """Each of ``entry_ids``' newest dispute, live or ended (absent: never disputed),
+        in one query whatever their number."""
+        return {
+            str(r["entry_id"]): DisputeRecord.of(r)
+            for r in self.ctx.db.query(
+                "SELECT * FROM disputes WHERE id IN (SELECT max(id) FROM disputes "
+                "WHERE entry_id IN (SELECT value FROM json_each(?)) GROUP BY entry_id)",
+                [json.dumps(list(entry_ids))],
+            )
+        }
 
     def of(self, entry_id: str) -> DisputeRecord | None:
         """An entry's newest dispute, live or ended; None when it was never disputed."""

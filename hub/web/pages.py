@@ -792,13 +792,18 @@ def _entries_section(hub: Hub, status: HubStatus, query: Mapping[str, str]) -> d
     categories = root.vocabulary.categories if root.vocabulary else ()
     wanted = _entry_filter(query, categories)
     found = hub.entries.newest(**wanted, limit=ENTRY_ROWS)
+    disputes = hub.disputes.newest([view.entry for view in found.entries])
     now = hub.now()
     return {
         "entries_lists": [entry for entry in status.lists if root.lists[entry.id].entries],
         "hash_types": {entry.id: entry.hash_type for entry in status.lists},
         "categories": categories,
         "entry_filter": wanted,
-        "entries": [_entry_row(view, now) for view in found.entries],
+        "entries": [
+            _entry_row(view, now)
+            | {"dispute": disputes[view.entry].to_dict() if view.entry in disputes else None}
+            for view in found.entries
+        ],
         "entries_total": found.total,
         "entries_more": found.more,
     }

@@ -234,6 +234,36 @@ def test_the_dispute_column_shows_a_dispute_only_when_the_view_has_one(
     assert f'<td class="dispute">{shown}</td>' in row_of(page, row["entry"])
 
 
+async def test_a_dispute_opened_by_two_platforms_shows_until_an_operator_dismisses_it(
+    client: Client, home: Path
+) -> None:
+    """The column shows the hub's own dispute record: ``open`` once two platforms (the
+    default threshold) dispute the entry and a publish opens it, then who dismissed it."""
+    _, middle, _ = newest_first(home)
+    for seq, (node_id, platform) in enumerate(
+        (("node-x", "platform-x"), ("node-y", "platform-y")), start=1
+    ):
+        key, token = enrol(home, node_id, platform)
+        status, answer = await post(
+            client,
+            token,
+            *signed_ack(home, key, node_id, ENTRIES, seq, {middle: Opinion("disputed", "other")}),
+        )
+        assert status == 200, answer
+    await OperatorSession.login(client, operator_token(home, "viewer"))
+    before = await (await client.get("/dashboard/entries")).text()
+    assert cell(before, middle, "dispute") == ""  # opened by the next publish, not before
+    with opened(home) as hub:
+        add_entries(hub, 100, 1)  # a change to publish: a version, and its summary
+        hub.publishing.publish()
+    page = await (await client.get("/dashboard/entries")).text()
+    assert cell(page, middle, "dispute") == "open"
+    with opened(home) as hub:
+        hub.disputes.decide(middle, "dismiss", who="cli:alice")
+    page = await (await client.get("/dashboard/entries")).text()
+    assert cell(page, middle, "dispute") == "dismissed by cli-alice"
+
+
 async def test_the_filter_narrows_by_category_and_by_dispute(client: Client, home: Path) -> None:
     newest, middle, oldest = newest_first(home)
     await two_platforms_speak(client, home, middle)
