@@ -20,6 +20,12 @@ cannot fake:
    down taken as a reset whose last value is kept (as Prometheus, and the hub,
    do) — and compared with what the hub reports (``/v1/admin/status`` per node
    and per list, ``/v1/admin/lists/<id>/counts`` per hash).
+4. **Opinion summaries.** Each summary ``verify`` checked is redone from the
+   verified acks up to its cut (``audit.opinions.recompute``): every voice must be
+   its platform's newest position, said by an ack the hub has and that verifies.
+5. **Withdrawals.** Each withdrawal the action log shows granted must be removed
+   from every list of entries within the root's withdrawal delay, and none may
+   wait for review longer (``audit.withdrawals``).
 
 What cannot be checked is said so (``Unverifiable`` / ``Unreadable`` findings):
 a node without a public key, a route this token may not read, an answer larger
@@ -44,10 +50,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.opinions import recompute
 from audit.source import FetchError, HttpSource
 from audit.verify import INCOMPLETE_RULES, Finding, TreeReport
+from audit.withdrawals import WITHDRAWALS_NEEDS, WithdrawalsReport, audit_withdrawals
 from protocol import (
     Ack,
+    EntriesBody,
     NodeKeyPeriod,
     ProtocolError,
     PublicKey,
@@ -108,6 +117,9 @@ class AcksReport:
     keys_from_hub: list[str] = field(default_factory=list)
     cosigned: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)
     totals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summaries: dict[str, list[int]] = field(default_factory=dict)
+    """Per list, the versions whose opinion summaries were redone from the acks."""
+    withdrawals: WithdrawalsReport | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -135,6 +147,8 @@ class AcksReport:
                 for list_id, sizes in sorted(self.cosigned.items())
             },
             "totals": self.totals,
+            "summaries": self.summaries,
+            "withdrawals": self.withdrawals.to_dict() if self.withdrawals else None,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -753,4 +767,33 @@ def audit_acks(
     accepted = [s.ack for s in stored if s.ack is not None]
     unverifiable = {(s.node, s.list_id) for s in stored if s.node not in periods}
     _check_totals(viewer, accepted, list_ids, report, unverifiable)
+    _check_summaries(tree, stored, set(periods), report)
+    _check_withdrawals(hub, tree, report)
     return report
+
+
+def _check_summaries(
+    tree: TreeReport, stored: list[StoredAck], keyed: set[str], report: AcksReport
+) -> None:
+    """Redo every opinion summary ``verify`` checked from the acks the hub stored
+    (§10.7): by (node, seq), the verified ack, or None for one that did not verify."""
+    by_seq = {(s.node, s.seq): s.ack for s in stored if s.seq is not None}
+    for listed in tree.lists:
+        history = listed.opinions
+        if not history.summaries:
+            continue
+        keyless = {n for s in history.summaries for n in s.summary.nodes} - keyed
+        entries = {v: b for v, b in listed.bodies.items() if isinstance(b, EntriesBody)}
+        for breach in recompute(history, entries, by_seq, keyless):
+            _finding(report, breach.file, breach.rule, breach.section, breach.message)
+        report.summaries[listed.list_id] = [s.version for s in history.summaries]
+
+
+def _check_withdrawals(hub: HttpSource, tree: TreeReport, report: AcksReport) -> None:
+    """Every granted withdrawal removed in time (``audit.withdrawals``), read with the
+    auditor's token: the action log and the withdrawals waiting for review."""
+    report.withdrawals, breaches = audit_withdrawals(
+        lambda path: _api(hub, path, report, WITHDRAWALS_NEEDS), tree
+    )
+    for breach in breaches:
+        _finding(report, breach.file, breach.rule, breach.section, breach.message)

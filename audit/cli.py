@@ -18,15 +18,17 @@ gives every participant at init and enrolment).
 
 ``verify`` runs every rule of PROTOCOL.md §13 over the whole history: the root
 chain, every checkpoint, header, body and due snapshot, a replay of every list
-from empty, and the checkpoints of earlier runs kept in a witness file (default
+from empty, every opinion summary a header names (and the life of each dispute
+across them), and the checkpoints of earlier runs kept in a witness file (default
 ``$XDG_STATE_HOME/hashhub/audit-witness.json``; a tree that shrank or forked since
 is a failure). ``acks`` needs an operator token with the ``auditor`` role (acks,
 evidence, the totals the hub reports and its node list), and is strongest with
 the nodes' public keys obtained from the platforms
 (``--node-key platform-a=platform-a.pub.pem``): a node without one is checked
 with the key the hub says it enrolled, and the report names it. It verifies
-every stored ack, reports split views, and recomputes the takedown totals from
-the signed acks.
+every stored ack, reports split views, recomputes the takedown totals and every
+opinion summary from the signed acks, and holds the hub to publishing each
+withdrawal it granted within the root's delay (from its action log).
 ``diff`` lists the hashes added and removed between two versions of a list, with
 the key ids that signed each change. Private lists are read with
 ``--token`` (or ``HASHHUB_AUDIT_TOKEN``).
@@ -185,12 +187,25 @@ def _list_lines(r: ListReport) -> list[str]:
             f"(state {r.state.sha256[:16]}…), "
             f"checkpoint co-signed {r.checkpoint_time}, snapshots {snaps}",
             *([f"  removed: {removed}"] if removed else []),
+            *_opinion_lines(r),
             *([f"  witness: {r.witness}"] if r.witness else []),
             # Rules the hub broke although every file verified (PROTOCOL.md §7.3, §12).
             *(f"  {f.line()}" for f in r.findings),
         ]
     return [f"list {r.list_id} ({r.hash_type or '?'}): {r.status.upper()}"] + [
         f"  {f.line()}" for f in r.findings
+    ]
+
+
+def _opinion_lines(r: ListReport) -> list[str]:
+    """The opinion summaries checked and the life of every dispute they showed."""
+    checked = [s.version for s in r.opinions.summaries]
+    if not checked:
+        return []
+    return [
+        f"  opinions: {len(checked)} summar{'y' if len(checked) == 1 else 'ies'} checked "
+        f"(v{checked[0]}..v{checked[-1]}), {len(r.opinions.disputes)} dispute(s)",
+        *(f"    {life.line()}" for life in r.opinions.disputes),
     ]
 
 
@@ -309,6 +324,21 @@ def _acks_lines(tree: TreeReport, report: AcksReport) -> list[str]:
     for list_id, totals in sorted(report.totals.items()):
         summary = ", ".join(f"{k} {v}" for k, v in totals["list"].items())
         lines.append(f"totals {list_id} (recomputed from signed acks): {summary}")
+    for list_id, versions in sorted(report.summaries.items()):
+        lines.append(
+            f"opinions {list_id} (recomputed from signed acks): {len(versions)} summaries, "
+            f"v{versions[0]}..v{versions[-1]}"
+        )
+    done = report.withdrawals
+    if done is not None and (done.granted or done.waiting):
+        since = f", action log read from {done.log_from}" if done.log_from else ""
+        lines.append(
+            f"withdrawals: {len(done.granted)} granted, {len(done.waiting)} waiting for "
+            f"review, delay {done.delay} s{since}"
+        )
+        for grant in done.granted:
+            where = ", ".join(f"{lid} v{v}" for lid, v in sorted(grant["removed"].items()))
+            lines.append(f"  {grant['entry']} withdrawn {grant['at']}: removed {where or '-'}")
     lines += [f"  {f.line()}" for f in report.findings]
     return lines
 
@@ -341,7 +371,8 @@ def acks(
     node_key_values: tuple[str, ...],
     viewer_token: str | None,
 ) -> None:
-    """Verify the hub's stored acks, look for split views, recompute the takedown totals.
+    """Verify the hub's stored acks, look for split views, recompute the takedown totals
+    and the opinion summaries, and check that each granted withdrawal went out in time.
 
     HUB_URL is the hub's base URL: the acks are read from its operator API, which
     no mirror or folder has.

@@ -22,6 +22,10 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
    ``ListUpdate.finish``; for a list of entries, the hub's own rule that every
    version removes the entries whose ``expires`` has come by its ``created``
    (§12 item 8), each entry still held after that a ``LateExpiry`` finding;
+   and every opinion summary a header names (§10.7), fetched as a body is and
+   verified against its header, root and state, then against the summaries
+   before it (``audit.opinions``: the cut never goes back, each dispute lives
+   one consistent life);
 6. every snapshot that is due (``ListUpdate.snapshots_due``: by the
    ``snapshot_every`` of the root each header names, §8) or present, by
    ``ListUpdate.add_snapshot``, and equal to the replayed state; a due one that
@@ -48,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
+from audit.opinions import OPINION_RULES, SECTION, SummaryHistory
 from audit.source import FetchError, FolderSource, Source
 from audit.witness import Witness
 from protocol import (
@@ -60,6 +65,7 @@ from protocol import (
     ListState,
     ListTrust,
     ListUpdate,
+    Policy,
     ProtocolError,
     SignatureSidecar,
     StateDigest,
@@ -68,10 +74,13 @@ from protocol import (
     body_path,
     checkpoint_path,
     format_time,
+    header_opinions,
     header_path,
+    opinions_path,
     root_path,
     sig_path,
     snapshot_path,
+    verify_summary,
 )
 from protocol.entries import record_limit
 from protocol.errors import ConsistencyError, MissingFileError
@@ -92,9 +101,11 @@ __all__ = [
 INCOMPLETE_RULES = frozenset({"FetchError", "Unverifiable", "Unreadable"})
 """Findings that mean "could not be checked" rather than "checked and wrong"."""
 
-HUB_RULES = frozenset({"LateExpiry", "EntryMismatch"})
+HUB_RULES = frozenset(
+    {"LateExpiry", "EntryMismatch", "LateWithdrawal", "UndecidedWithdrawal", *OPINION_RULES}
+)
 """Findings of rules the hub must keep that no verifier of one list applies
-(PROTOCOL.md §7.3, §12): the published files verify, and the hub broke its word."""
+(PROTOCOL.md §7.3, §10.7, §12): the published files verify, and the hub broke its word."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,8 @@ class ListReport:
     bodies: dict[int, DeltaBody | EntriesBody] = field(default_factory=dict, repr=False)
     final: EntryState | None = field(default=None, repr=False)
     """Of a list of entries that verified: its last state (the collection's check)."""
+    opinions: SummaryHistory = field(default_factory=SummaryHistory)
+    """Of a list of entries: the opinion summaries checked and the disputes' lives."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,6 +209,7 @@ class ListReport:
             "versions": [v.to_dict() for v in self.versions],
             "witness": self.witness,
             "removed": dict(sorted(self.removed.items())),
+            "opinions": self.opinions.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -213,6 +227,8 @@ class TreeReport:
     lists: list[ListReport] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     witness_file: str = ""
+    policy: Policy | None = field(default=None, repr=False)
+    """The newest root's policy (the withdrawal delay the ``acks`` audit holds the hub to)."""
 
     def all_findings(self) -> list[Finding]:
         return [*self.findings, *(f for lst in self.lists for f in lst.findings)]
@@ -305,6 +321,7 @@ def _open_roots(run: _Run, report: TreeReport, pin: Pin, now: datetime) -> Trust
     if isinstance(run.source, FolderSource):
         _find_root_gap(run.source, run, report, hub.root.version)
     report.hub_name = hub.root.name
+    report.policy = hub.root.policy
     report.roots = [version for version, _, _ in hub.root_files()]
     report.root_expires = format_time(hub.root.expires)
     with run.step(report.findings, root_path(hub.root.version), section):
@@ -418,7 +435,7 @@ def _verify_list(
     _check_headers(run, hub, report, update)
     _check_bodies(run, report, update)
     if spec.entries:
-        trust, digests = _replay_entries(run, report, update, keep)
+        trust, digests = _replay_entries(run, hub, report, update, keep)
     else:
         trust, digests = _replay(run, report, update, spec.hash_length, keep)
     _check_snapshots(run, hub, report, update, digests)
@@ -544,7 +561,7 @@ def _replay(
 
 
 def _replay_entries(
-    run: _Run, report: ListReport, update: ListUpdate, keep: Collection[int]
+    run: _Run, hub: TrustedHub, report: ListReport, update: ListUpdate, keep: Collection[int]
 ) -> tuple[ListTrust, dict[int, StateDigest]]:
     """``_replay`` for a list of entries, also holding the hub to removing each entry
     at the first version made once its ``expires`` has come (PROTOCOL.md §12 item 8): an
@@ -570,6 +587,8 @@ def _replay_entries(
                     f"header v{header.version} signs "
                     f"{header.result_state.count}/{header.result_state.sha256[:16]}"
                 )
+        report.opinions.see(header.version, body)
+        _check_summary(run, hub, report, header, state)
         for removal in body.removes:
             report.removed[removal.reason] = report.removed.get(removal.reason, 0) + 1
             expiring.pop(removal.entry.entry_id, None)
@@ -595,6 +614,26 @@ def _replay_entries(
     report.state = trust.state
     report.final = state
     return trust, digests
+
+
+def _check_summary(
+    run: _Run, hub: TrustedHub, report: ListReport, header: DeltaHeader, state: EntryState
+) -> None:
+    """The opinion summary a version names (§10.7): the hub promised it as it promised
+    the body, so a missing one fails; it is verified against its header, the root
+    that signed the header and the state, then against the summaries before it."""
+    with run.step(report.findings, header_path(report.list_id, header.version), SECTION):
+        ref = header_opinions(header)
+    if ref is None:
+        return
+    root = hub.root_at(header.root_version)
+    path = opinions_path(report.list_id, ref.sha256)
+    cap = min(ref.length, root.policy.max_body_bytes)
+    data = run.need(report.findings, path, cap, SECTION, f"header v{header.version} names it")
+    with run.step(report.findings, path, SECTION):
+        summary = verify_summary(header, data, root, state)
+    for breach in report.opinions.add(path, summary):
+        run.finding(report.findings, breach.file, breach.rule, SECTION, breach.message)
 
 
 def _check_snapshots(

@@ -12,6 +12,7 @@ metadata equal across the lists of its collection (``EntryMismatch``, §7.3).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from protocol import (
     EntryState,
     ListHead,
     ListSpec,
+    OpinionSummary,
     Policy,
     Publisher,
     Removal,
@@ -94,9 +96,10 @@ class Tree:
         adds: tuple[Entry, ...] = (),
         removes: tuple[Removal, ...] = (),
         publisher: Publisher | None = None,
+        opinions: Callable[[int, datetime, EntryState], OpinionSummary] | None = None,
     ) -> None:
         made = (publisher or self.publisher).publish_entries(
-            self.heads[list_id], adds=adds, removes=removes, now=at
+            self.heads[list_id], adds=adds, removes=removes, now=at, opinions=opinions
         )
         self.heads[list_id] = made.head
         self.files.update(made.files)
