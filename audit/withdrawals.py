@@ -6,7 +6,8 @@ within the newest root's ``max_withdrawal_delay`` (PROTOCOL.md §12 item 8; a da
 by default). The published files say when each removal came (its version's
 ``created``); the hub's operator API says when each withdrawal was granted:
 
-- the action log (``GET /v1/admin/actions``) has a line ``entry.retract`` with the
+- the action log (``GET /v1/admin/actions``, read page after page to its first
+  line) has a line ``entry.retract`` with the
   reason ``withdrawn`` at the moment an entry was withdrawn, automatically or by
   an operator's approval, and a line ``case.withdraw`` (outcome ``requested``) at
   the moment a request began waiting for review;
@@ -15,9 +16,9 @@ by default). The published files say when each removal came (its version's
 A grant whose entry a list still held at a version made after the deadline, or
 removed for another reason, or still holds at the end while the deadline has
 passed by the run's time, is a ``LateWithdrawal``; a request still waiting past
-the delay is an ``UndecidedWithdrawal``. The action log is read as far back as
-the hub serves it (its newest lines): a grant older than that cannot be seen, and
-the report says from when it read.
+the delay is an ``UndecidedWithdrawal``. The whole action log is read (at most
+``_MAX_PAGES`` pages of ``ACTIONS_READ`` lines); should the hub's answers stop
+short of its first line, the report says from when it read.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SECTION = "PROTOCOL.md §12 item 8"
 WITHDRAWALS_NEEDS = "GET /v1/admin/actions and /v1/admin/withdrawals (auditor role)"
 """What reading the grants needs, named in a finding when the hub refuses it."""
 ACTIONS_READ = 1000
-"""Lines of the action log read: the most the hub answers at once (it serves the newest)."""
+"""Lines of the action log per page: the most the hub answers at once."""
 _MAX_PAGES = 100_000
 """Pages of waiting withdrawals followed at most."""
 Read = Callable[[str], Any | None]
@@ -100,10 +101,10 @@ def audit_withdrawals(
         return None, []
     route = "v1/admin/actions"
     try:
-        actions = read(f"{route}?limit={ACTIONS_READ}")
-        if actions is None:
+        read_all = _action_log(read)
+        if read_all is None:
             return None, []
-        lines = actions["actions"]
+        lines, complete = read_all
         grants, requested = grants_of(lines)
         oldest = min((parse_time(str(line["at"]), "action log") for line in lines), default=None)
         route = "v1/admin/withdrawals"
@@ -116,11 +117,37 @@ def audit_withdrawals(
         grants,
         requested,
         waiting,
-        oldest if len(lines) >= ACTIONS_READ else None,
+        None if complete else oldest,
         lists,
         delay=tree.policy.withdrawal_delay,
         now=tree.at,
     )
+
+
+def _action_log(read: Read) -> tuple[list[Mapping[str, Any]], bool] | None:
+    """Every line of the action log, newest first, page after page (``before``), and
+    whether the last page was reached.
+
+    Raises:
+        ValueError, KeyError, TypeError: an answer that is not a page of the log.
+    """
+    lines: list[Mapping[str, Any]] = []
+    before = ""
+    for _ in range(_MAX_PAGES):
+        payload = read(f"v1/admin/actions?limit={ACTIONS_READ}{before}")
+        if payload is None:
+            return None
+        page = payload["actions"]
+        if not isinstance(page, list):
+            raise TypeError("actions is not a list")
+        lines += page
+        following = payload.get("next")
+        if following is None or not page:
+            return lines, True
+        if not isinstance(following, int) or isinstance(following, bool) or following < 1:
+            raise ValueError(f"next is {following!r}, not a line id")
+        before = f"&before={following}"
+    return lines, False
 
 
 def _waiting_cases(read: Read) -> list[str] | None:

@@ -35,10 +35,17 @@ async def admin_status(request: web.Request, principal: Principal) -> web.Stream
 
 
 async def admin_actions(request: web.Request, principal: Principal) -> web.StreamResponse:
-    known_query(request, "limit")
+    known_query(request, "limit", "before")
     limit = query_limit(request)
-    actions = await request.app[HUB].call(lambda hub: hub.reports.actions(limit))
-    return web.json_response({"actions": [a.to_dict() for a in actions]})
+    before = _query_before(request, "action")
+    actions = await request.app[HUB].call(lambda hub: hub.reports.actions(limit, before=before))
+    more = len(actions) == limit
+    return web.json_response(
+        {
+            "actions": [a.to_dict() for a in actions],
+            "next": actions[-1].id if actions and more else None,
+        }
+    )
 
 
 def _b64(data: bytes | None) -> str | None:

@@ -264,9 +264,14 @@ class Reports:
             withheld=withheld,
         )
 
-    def actions(self, limit: int = 100) -> list[ActionRecord]:
-        """The newest ``limit`` lines of the action log, newest first."""
+    def actions(self, limit: int = 100, *, before: int | None = None) -> list[ActionRecord]:
+        """The newest ``limit`` lines of the action log (older than line ``before``, when
+        given: the next page), newest first."""
         return [
             ActionRecord(r["id"], r["at"], r["who"], r["action"], json.loads(r["detail"]))
-            for r in self.ctx.db.query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", [limit])
+            for r in self.ctx.db.query(
+                "SELECT * FROM actions WHERE (:before IS NULL OR id < :before) "
+                "ORDER BY id DESC LIMIT :limit",
+                {"before": before, "limit": limit},
+            )
         ]

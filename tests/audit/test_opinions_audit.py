@@ -31,7 +31,7 @@ from audit.cli import EXIT_FAILED
 from audit.opinions import Breach, recompute
 from audit.source import FolderSource
 from audit.verify import ListReport, Pin, verify_tree
-from audit.withdrawals import Grant, check_withdrawals
+from audit.withdrawals import ACTIONS_READ, Grant, _action_log, check_withdrawals
 from hub.app import create_app
 from hub.core import Hub, utcnow
 from hub.services.entries import EntryDraft
@@ -761,3 +761,31 @@ def test_a_grant_is_held_to_the_delay_by_the_run_time(
         [("LateWithdrawal", problem)] if problem else []
     )
     assert report.granted[0]["removed"] == ({PDQ: 2} if removal else {})
+
+
+def test_the_whole_action_log_is_read_page_by_page() -> None:
+    """A grant in the log's 2,500th newest line is still seen: the pages are followed
+    by ``next`` to the first line, and the read says it reached it."""
+    log = [
+        {"id": n, "at": "2026-01-01T00:00:00Z", "who": "x", "action": "stage", "detail": {}}
+        for n in range(2500, 0, -1)
+    ]
+    asked: list[str] = []
+
+    def read(path: str) -> dict[str, object]:
+        asked.append(path)
+        before = int(path.split("before=")[1]) if "before=" in path else 2501
+        page = [line for line in log if int(str(line["id"])) < before][:ACTIONS_READ]
+        more = len(page) == ACTIONS_READ
+        return {"actions": page, "next": page[-1]["id"] if more else None}
+
+    read_all = _action_log(read)
+    assert read_all is not None
+    lines, complete = read_all
+    assert [line["id"] for line in lines] == list(range(2500, 0, -1))
+    assert complete
+    assert asked == [
+        f"v1/admin/actions?limit={ACTIONS_READ}",
+        f"v1/admin/actions?limit={ACTIONS_READ}&before=1501",
+        f"v1/admin/actions?limit={ACTIONS_READ}&before=501",
+    ]

@@ -696,6 +696,40 @@ async def test_the_action_log_names_who_acted(client: Client, admin_token: str) 
     assert (action["action"], action["who"]) == ("stage", "test-admin")
 
 
+async def test_the_action_log_is_read_to_its_first_line_page_by_page(
+    client: Client, admin_token: str
+) -> None:
+    """``next`` is the ``before`` of the next page: every line once, newest first, and
+    a bad ``before`` is refused."""
+    for n in range(5):
+        staged = await client.post(
+            f"/v1/admin/lists/{LIST}/stage",
+            json={"adds": [{"hash": md5(f"page {n}").hex()}]},
+            headers=bearer(admin_token),
+        )
+        assert staged.status == 200, await staged.text()
+    whole = await (await client.get("/v1/admin/actions", headers=bearer(admin_token))).json()
+    assert whole["next"] is None
+    every = [a["id"] for a in whole["actions"]]
+    assert len(every) >= 5
+    paged: list[int] = []
+    query = "limit=2"
+    while True:
+        page = await (
+            await client.get(f"/v1/admin/actions?{query}", headers=bearer(admin_token))
+        ).json()
+        paged += [a["id"] for a in page["actions"]]
+        if page["next"] is None:
+            break
+        assert page["next"] == paged[-1]
+        query = f"limit=2&before={page['next']}"
+    assert paged == every
+    assert every == sorted(every, reverse=True)
+    for bad in ("0", "x", "-3"):
+        response = await client.get(f"/v1/admin/actions?before={bad}", headers=bearer(admin_token))
+        assert_error(response.status, await json_of(response), 400)
+
+
 # -- nodes, tokens, keys ---------------------------------------------------------------------------
 
 
