@@ -55,9 +55,9 @@ from node.config import NodeConfig, write_secret
 from node.errors import InvalidContentError, OutcomeConflictError
 from node.imaging import ImageRejected
 from node.matching import DISPUTE_REASONS, OUTCOMES
-from node.policy import DECISIONS, MAX_WHY, Target
+from node.policy import DECISIONS, DISPUTED_CHOICES, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
-from node.store import ContentRows
+from node.store import NO_STANCE, ContentRows
 from node.sync import ListOutcome
 from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root, format_time
@@ -132,9 +132,19 @@ def _match_line(label: str, m: MatchResult) -> str:
     variant = f"  variant {m.transform} {m.query.hex()}" if m.transform is not None else ""
     return (
         f"{reports.printable(label)}: MATCH {m.list_id} v{m.version}  {m.hash_type} "
-        f"distance {m.distance}  listed {m.hash.hex()}{variant}{_entry_text(m)}  {recorded}"
-        f"{_decision_text(m)}"
+        f"distance {m.distance}  listed {m.hash.hex()}{variant}{_entry_text(m)}"
+        f"{_opinions_text(m)}  {recorded}{_decision_text(m)}"
     )
+
+
+def _opinions_text(m: MatchResult) -> str:
+    """What the platforms say of a match's entry, as the hub's newest summary says it
+    (nothing when no platform said anything of it)."""
+    if m.opinions is None or m.opinions == NO_STANCE:
+        return ""
+    said = m.opinions
+    dispute = f", dispute {said.dispute}" if said.dispute is not None else ""
+    return f"  platforms: {said.confirmed} confirm, {said.disputed} dispute{dispute}"
 
 
 def _decision_text(m: MatchResult) -> str:
@@ -1329,6 +1339,18 @@ def policy_confirm(
     click.echo(f"confirmed {released} hold(s) of {target.key}: allowed")
 
 
+@policy.command(name="disputed")
+@click.argument("choice", metavar="hold|block", type=click.Choice(DISPUTED_CHOICES))
+@click.option("--by", help="Who decided (a reviewer's name).")
+@home_option
+def policy_disputed(choice: str, by: str | None, home: Path) -> None:
+    """Hold or block (the default) matches of entries whose dispute is open: held ones
+    are answered "held" (reason disputed), recorded as kept."""
+    with _open(home) as node, _reported():
+        node.matching.policy.set_disputed(choice, by)
+    click.echo(f"disputed entries: {choice}")
+
+
 @policy.command(name="show")
 @json_option
 @home_option
@@ -1367,5 +1389,8 @@ def policy_show(as_json: bool, home: Path) -> None:
         f"quarantine: more than {rule['matches_per_hour']} matches in an hour and more than "
         f"{rule['factor']} times the week's hourly average"
     )
+    chosen = shown["disputed"]
+    since = f"  by {p(chosen['by'] or '-')} at {chosen['at']}" if chosen["at"] else ""
+    click.echo(f"disputed entries: {chosen['choice']}{since}")
     counted = shown["counters"]
     click.echo("decisions: " + ", ".join(f"{d} {counted[d]}" for d in DECISIONS))

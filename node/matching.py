@@ -25,6 +25,11 @@ found (``search``) and again where it is recorded (``record_event``, which the
 registry's retroactive matches go through too): a hit beyond a list's stricter
 distance is dropped, each other one carries its ``Verdict``, and a recorded one
 that is not ``block`` is kept at once with its reason.
+
+A hit of an ``entries`` list also carries what the platforms say of its entry
+(``opinions``: confirming and disputing platforms, the dispute's state), as the
+list's newest verified opinion summary says it (``node.store.opinions``): read
+once for a batch of hits, with their entries, and what the policy holds on.
 """
 
 from __future__ import annotations
@@ -43,7 +48,15 @@ from node.fleet import REPLICA_NAME
 from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
 from node.matcher import ListIndex
 from node.policy import BLOCK, Policy, QuarantineRule, Verdict
-from node.store import MatchSource, NodeStore, Outcome, StoredEntries, StoredList
+from node.store import (
+    NO_STANCE,
+    MatchSource,
+    NodeStore,
+    Outcome,
+    Stance,
+    StoredEntries,
+    StoredList,
+)
 from node.sync import ListOutcome
 from protocol import Entry, EntryState, ListSpec, ListState, Root
 from protocol.ack import OPINION_REASONS
@@ -62,6 +75,7 @@ __all__ = [
     "is_outcome",
     "issuer",
     "newest_root",
+    "opinion_members",
     "shown_match_id",
 ]
 
@@ -211,6 +225,9 @@ class MatchResult:
 
     ``verdict`` is the platform's decision on it (``node.policy``): ``"decision"``
     and ``"decision_reason"`` in ``to_dict``.
+
+    ``opinions`` is what the platforms say of the entry (``Stance``), read with the
+    entry; None for a ``hashes`` list (``"opinions": null`` in ``to_dict``).
     """
 
     match_id: str
@@ -225,6 +242,7 @@ class MatchResult:
     transform: str | None = None
     entry: Entry | None = None
     verdict: Verdict = BLOCK
+    opinions: Stance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -238,7 +256,12 @@ class MatchResult:
         }
         if self.transform is not None:
             answer["transform"] = self.transform
-        return answer | entry_members(self.entry) | self.verdict.to_dict()
+        return (
+            answer
+            | entry_members(self.entry)
+            | opinion_members(self.opinions)
+            | self.verdict.to_dict()
+        )
 
 
 def _event_entry(stored: str | None) -> dict[str, Any]:
@@ -257,6 +280,12 @@ def _event_decision(decided: tuple[str, str] | None) -> dict[str, Any]:
     if decided is None:
         return {"decision": "block", "reason": None}
     return {"decision": decided[0], "reason": decided[1]}
+
+
+def opinion_members(stance: Stance | None) -> dict[str, Any]:
+    """What a match says of what the platforms say of its entry: ``opinions``,
+    ``{"confirmed", "disputed", "dispute"}``; null for a match of a ``hashes`` list."""
+    return {"opinions": None if stance is None else stance.to_dict()}
 
 
 def entry_members(entry: Entry | None) -> dict[str, Any]:
@@ -395,9 +424,10 @@ class Matching:
         return entry
 
     def _with_entries(self, hits: list[MatchResult]) -> list[MatchResult]:
-        """``hits`` with each entries list's hit given its entry, and the hits of
-        entries that no longer match left out (a match is rare: its entry is looked
-        up in the store, one read of each list for all its hits)."""
+        """``hits`` with each entries list's hit given its entry and what the
+        platforms say of it, and the hits of entries that no longer match left out (a
+        match is rare: its entry is looked up in the store, one read of each list for
+        all its hits, and one read of the opinions for them all)."""
         wanted: dict[str, list[bytes]] = {}
         for hit in hits:
             if hit.list_id in self.entries_lists:
@@ -414,7 +444,18 @@ class Matching:
             entry = found[hit.list_id].get(hit.hash)
             if entry is not None and not entry.expired(now):
                 kept.append(replace(hit, entry=entry))
-        return kept
+        stances = self.stances([(h.list_id, h.entry) for h in kept if h.entry is not None])
+        return [
+            h if h.entry is None else replace(h, opinions=stances[(h.list_id, h.entry.entry_id)])
+            for h in kept
+        ]
+
+    def stances(self, found: Sequence[tuple[str, Entry]]) -> dict[tuple[str, str], Stance]:
+        """What the platforms say of each (list, entry) of ``found``, in one read;
+        ``NO_STANCE`` for an entry no summary speaks of."""
+        pairs = [(list_id, entry.entry_id) for list_id, entry in found]
+        known = self.store.opinions.stances(pairs)
+        return {pair: known.get(pair, NO_STANCE) for pair in pairs}
 
     # -- matching --------------------------------------------------------------------
 
@@ -441,9 +482,15 @@ class Matching:
         source: MatchSource,
         content_id: str | None = None,
         entry: Entry | None = None,
+        *,
+        stance: Stance | None = None,
     ) -> tuple[str, Verdict]:
         """``record_event``, and the policy's decision on the event: one not ``block``
-        is recorded with the outcome ``kept`` and its reason, in the same transaction."""
+        is recorded with the outcome ``kept`` and its reason, in the same transaction.
+        ``stance`` is what the platforms say of ``entry`` when the caller read it with
+        others (``stances``); without it, it is read here."""
+        if entry is not None and stance is None:
+            stance = self.stances([(list_id, entry)])[(list_id, entry.entry_id)]
         match_id = f"{self.replica}.{uuid.uuid4()}" if self.replica else str(uuid.uuid4())
         index = self.indexes.get(list_id)
         hash_type = index.hash_type.name if index is not None else ""
@@ -455,6 +502,7 @@ class Matching:
                 listed,
                 None if entry is None else entry.entry_id,
                 recording=True,
+                open_dispute=stance is not None and stance.open_dispute,
             )
             self.store.matches.record(
                 match_id,
@@ -472,7 +520,7 @@ class Matching:
             self._bump(list_id, listed.hex(), "matched")
             if verdict.reason is not None:
                 self.store.matches.set_outcome(match_id, "kept", now)
-            self.policy.decided(match_id, verdict)
+            self.policy.decided(list_id, match_id, verdict)
         return match_id, verdict
 
     def write_checked(self) -> None:
@@ -573,7 +621,12 @@ class Matching:
                 continue
             entry_id = None if hit.entry is None else hit.entry.entry_id
             verdict = self.policy.judge(
-                hit.list_id, hit.hash_type, hit.hash, entry_id, recording=False
+                hit.list_id,
+                hit.hash_type,
+                hit.hash,
+                entry_id,
+                recording=False,
+                open_dispute=hit.opinions is not None and hit.opinions.open_dispute,
             )
             judged.append(replace(hit, verdict=verdict))
         return judged
@@ -633,7 +686,14 @@ class Matching:
                     results.append(replace(hit, match_id=seen, recorded=True, earlier=True))
                     continue
                 match_id, verdict = self.recorded(
-                    hit.list_id, hit.hash, hit.query, hit.distance, source, content_id, hit.entry
+                    hit.list_id,
+                    hit.hash,
+                    hit.query,
+                    hit.distance,
+                    source,
+                    content_id,
+                    hit.entry,
+                    stance=hit.opinions,
                 )
                 results.append(replace(hit, match_id=match_id, recorded=True, verdict=verdict))
         self._forget(written)
@@ -716,9 +776,17 @@ class Matching:
         """The newest match events, for the status page and the API (open ones only
         with ``open_only``: those still waiting for the platform's outcome). Each
         says the policy's ``decision`` and, when not ``block``, its ``reason``
-        (``allowlist``, ``disabled``, ``quarantine``: the event was kept)."""
+        (``allowlist``, ``disabled``, ``disputed``, ``quarantine``: the event was
+        kept), and, for an entries list, what the platforms say of its entry now
+        (``opinions``, one read for every row)."""
         rows = self.store.matches.listing(limit, open_only=open_only)
         decided = self.store.policy.decisions_of([r["id"] for r in rows])
+        entries = {
+            r["id"]: (r["list_id"], str(json.loads(r["entry"])["entry"]))
+            for r in rows
+            if r["entry"] is not None
+        }
+        known = self.store.opinions.stances(entries.values())
         return [
             {
                 "match_id": r["id"],
@@ -733,6 +801,9 @@ class Matching:
                 "outcome": r["outcome"],
             }
             | _event_entry(r["entry"])
+            | opinion_members(
+                known.get(entries[r["id"]], NO_STANCE) if r["id"] in entries else None
+            )
             | _event_decision(decided.get(r["id"]))
             for r in rows
         ]

@@ -2,8 +2,10 @@
 
 Both wait in the store until the other side confirms, and a retry sends the very
 same bytes (same ``seq``, same idempotency key), after a back-off that doubles up
-to ``max_backoff``. Acks carry the cumulative counters of ``Matching``, so a lost
-ack loses nothing; they are sent in ``seq`` order. The sending itself is
+to ``max_backoff``. Acks carry the cumulative counters of ``Matching``, and the
+matches the platform's policy kept up, cumulative per reason (``kept``, only once
+there are some: ``node.policy``), so a lost ack loses nothing; they are sent in
+``seq`` order. The sending itself is
 ``node.service.flush_acks`` and ``deliver_webhooks``: these classes only decide
 what to send and record what happened.
 """
@@ -124,6 +126,7 @@ class AckOutbox:
                     applied=AppliedVersion(trust.version, trust.compact.root(), trust.state),
                     counts=(counts := self.counts(list_id)),
                     opinions=(opinions := self.opinions(list_id)),
+                    kept=self.store.policy.kept(list_id),
                 )
                 self.store.acks.queue(seq, list_id, data, sig, format_time(self.now()), self.now())
                 self.store.matches.counters_sent(list_id, counts.hashes)
@@ -225,6 +228,7 @@ class AckOutbox:
                     applied=old.applied,
                     counts=old.counts,
                     opinions=old.opinions,
+                    kept=old.kept,
                 )
                 self.store.acks.queue(seq, old.list_id, data, sig, row["created"], self.now())
                 if evidence is not None:

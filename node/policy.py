@@ -10,18 +10,26 @@ where it is made (``Matching``: ``POST /v1/match``, ``hashhub-node match``,
 2. **disabled** (reason ``disabled``): its entry is disabled locally until a time
    (``policy disable --until``); at that time, by the node's clock, it blocks again
    by itself, with no command;
-3. **held** (reason ``quarantine``): its listed hash matches far above its usual
+3. **held** (reason ``disputed``): its entry's dispute is ``open`` in the hub's
+   newest verified opinion summary (PROTOCOL.md §10.7: enough platforms say the
+   entry is wrong, and the hub has not decided), and the platform chose to hold
+   such entries (``policy disputed hold``; the default, ``block``, blocks them);
+   once the dispute is dismissed, or ends, it blocks again by itself;
+4. **held** (reason ``quarantine``): its listed hash matches far above its usual
    rate, so it is held for review instead of blocked (the rule below), until a
    reviewer releases it (``policy release``: it blocks again) or confirms the
    hold (``policy confirm``: it goes on the allowlist, with the reviewer's reason);
-4. otherwise **block**.
+5. otherwise **block**.
 
 A match that is not ``block`` is still a match event, counted as ``matched`` in
 the acks, but recorded at once with the outcome ``kept`` and its reason (the
 platform kept the item up), so it waits for no outcome. Each decision of a
 recorded match adds one to a local counter per decision (``policy show``,
-``hashhub-node status``); acks do not carry them yet, since that changes the ack
-format. A look (``--dry-run``) is decided too, and counts and holds nothing.
+``hashhub-node status``), and each kept one to a count per list and reason, which
+the list's acks carry as ``kept`` (PROTOCOL.md §10.1), so that the hub sees how
+often its members' own policies kept up what a list matched; a node that kept
+nothing writes no ``kept``, and its acks keep their bytes. A look (``--dry-run``)
+is decided too, and counts and holds nothing.
 
 **Per-list distances** are stricter only: ``policy distance LIST N`` makes a
 perceptual list match at most distance N, which must not exceed the list's signed
@@ -60,6 +68,7 @@ from protocol.entries import ENTRY_ID_PATTERN
 __all__ = [
     "BLOCK",
     "DECISIONS",
+    "DISPUTED_CHOICES",
     "MAX_BY",
     "MAX_WHY",
     "REASONS",
@@ -80,7 +89,13 @@ REASONS: dict[Decision, str] = {
     "disabled": "disabled",
     "held": "quarantine",
 }
-"""The reason recorded with the ``kept`` outcome of a match that was not blocked."""
+"""The reason recorded with the ``kept`` outcome of a match that was not blocked
+(a hold of a disputed entry says ``disputed`` instead: ``Verdict.rule``)."""
+
+DISPUTED_CHOICES = ("block", "hold")
+"""What the platform does with a match of an entry whose dispute is open
+(``policy disputed``); ``block`` until it says otherwise."""
+DISPUTED_SETTING = "disputed"
 
 MAX_BY = 64
 """The longest reviewer name (``--by``), in characters."""
@@ -183,11 +198,13 @@ class Verdict:
     why: str | None = None
     since: str | None = None
     until: str | None = None
+    rule: str | None = None
+    """The reason when it is not the decision's usual one (``disputed``)."""
 
     @property
     def reason(self) -> str | None:
-        """``allowlist``, ``disabled`` or ``quarantine``; None for a block."""
-        return REASONS.get(self.decision)
+        """``allowlist``, ``disabled``, ``disputed`` or ``quarantine``; None for a block."""
+        return self.rule or REASONS.get(self.decision)
 
     def to_dict(self) -> dict[str, Any]:
         """``decision``, and ``decision_reason``: null for a block, else the rule
@@ -301,6 +318,23 @@ class Policy:
             self.allow(target, by, why)
         return released
 
+    def set_disputed(self, choice: str, by: str | None) -> None:
+        """Hold or block matches of entries whose dispute is open (``DISPUTED_CHOICES``)."""
+        if choice not in DISPUTED_CHOICES:
+            raise PolicyError(
+                f"disputed entries: {choice[:40]!r} refused; one of {', '.join(DISPUTED_CHOICES)}"
+            )
+        who = None if by is None else _text(by, "--by", MAX_BY)
+        with self.store.atomic():
+            self.store.policy.put_setting(DISPUTED_SETTING, choice, who, self.now())
+
+    def disputed(self) -> dict[str, Any]:
+        """The choice on disputed entries: ``choice``, and who set it when (None: never set)."""
+        row = self.store.policy.setting(DISPUTED_SETTING)
+        if row is None:
+            return {"choice": "block", "by": None, "at": None}
+        return {"choice": row["value"], "by": row["by"], "at": row["at"]}
+
     # -- deciding ---------------------------------------------------------------------
 
     def max_distances(self) -> dict[str, int]:
@@ -315,9 +349,12 @@ class Policy:
         entry_id: str | None,
         *,
         recording: bool,
+        open_dispute: bool = False,
     ) -> Verdict:
         """The decision on a match of ``listed`` (``entry_id``: its entry) in ``list_id``.
 
+        ``open_dispute``: the entry's dispute is open in the list's newest summary
+        (``node.store.opinions``; the caller reads it, once for a batch of hits).
         With ``recording`` (the match becomes an event) the quarantine rule may begin a
         hold, in the caller's transaction; a look only reads.
         """
@@ -332,6 +369,11 @@ class Policy:
         for row in rows:
             if row["kind"] == "disable" and parse_time(row["until"], "until") > now:
                 return Verdict("disabled", row["by"], row["why"], row["at"], row["until"])
+        if open_dispute:
+            chosen = self.disputed()
+            if chosen["choice"] == "hold":
+                why = "its entry is disputed by platforms and the hub has not decided"
+                return Verdict("held", chosen["by"], why, chosen["at"], rule="disputed")
         hold = self.store.policy.hold(list_id, listed)
         if hold is not None and hold["released_at"] is None:
             return self._held(hold)
@@ -358,16 +400,19 @@ class Policy:
         )
         return Verdict("held", "quarantine", why, hold["held_at"])
 
-    def decided(self, match_id: str, verdict: Verdict) -> None:
-        """Count a recorded match's decision; one not blocked is also kept, with its reason."""
+    def decided(self, list_id: str, match_id: str, verdict: Verdict) -> None:
+        """Count a recorded match's decision; one not blocked is also kept, with its
+        reason, and counted as kept for the list's acks."""
         self.store.policy.count(verdict.decision)
         if verdict.reason is not None:
             self.store.policy.record_decision(match_id, verdict.decision, verdict.reason)
+            self.store.policy.count_kept(list_id, verdict.reason)
 
     # -- reading ----------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
-        """How many recorded matches got each decision (local; acks do not carry them)."""
+        """How many recorded matches got each decision (local; the acks carry the kept
+        ones per list and reason: ``kept``)."""
         counted = self.store.policy.counters()
         return {decision: counted.get(decision, 0) for decision in DECISIONS}
 
@@ -419,5 +464,6 @@ class Policy:
                 "matches_per_hour": self.rule.matches_per_hour,
                 "factor": self.rule.factor,
             },
+            "disputed": self.disputed(),
             "counters": self.counters(),
         }

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from node.content_index import ContentIndex
 from node.errors import InvalidContentError
-from node.matching import Matching, MatchResult, entry_members
+from node.matching import Matching, MatchResult, entry_members, opinion_members
 from node.outboxes import WebhookOutbox
 from node.store import ContentRows, NodeStore
 from node.sync import ListOutcome
@@ -228,7 +228,11 @@ class ContentRegistry:
 
     def _record(self, hits: Sequence[tuple[str, MatchResult]]) -> list[tuple[str, MatchResult]]:
         """Record each hit as a match event, unless its content matched that listed hash
-        before (then it is reported under the first event's id, counted nothing)."""
+        before (then it is reported under the first event's id, counted nothing).
+
+        A recorded hit is reported with the decision recorded with it, not the one its
+        search saw: recording decides again, and may hold (the quarantine rule counts
+        only recorded events)."""
         earlier: dict[str, dict[tuple[str, bytes], str]] = {}
         results = []
         for content_id, hit in hits:
@@ -241,11 +245,20 @@ class ContentRegistry:
                     (content_id, replace(hit, match_id=seen, recorded=True, earlier=True))
                 )
                 continue
-            match_id = self.matching.record_event(
-                hit.list_id, hit.hash, hit.query, hit.distance, "registry", content_id, hit.entry
+            match_id, verdict = self.matching.recorded(
+                hit.list_id,
+                hit.hash,
+                hit.query,
+                hit.distance,
+                "registry",
+                content_id,
+                hit.entry,
+                stance=hit.opinions,
             )
             events[(hit.list_id, hit.hash)] = match_id
-            results.append((content_id, replace(hit, match_id=match_id, recorded=True)))
+            results.append(
+                (content_id, replace(hit, match_id=match_id, recorded=True, verdict=verdict))
+            )
         return results
 
     def remove(self, items: Sequence[tuple[str, tuple[str, bytes] | None]]) -> list[int]:
@@ -307,8 +320,9 @@ class ContentRegistry:
 
         An exact type (md5, sha256) looks each added hash up by key; a perceptual one
         (``_near``) asks the content index, the added hashes its queries.
-        A hit of an ``entries`` list carries its entry (event and webhook), and is
-        no hit when the entry has expired by the node's clock.
+        A hit of an ``entries`` list carries its entry and what the platforms say
+        of it (event and webhook; read once for every hit), and is no hit when the
+        entry has expired by the node's clock.
         Returns the webhooks queued.
         """
         if not outcome.added:
@@ -325,12 +339,31 @@ class ContentRegistry:
             hits = self._near(outcome, spec)
         queued = 0
         now = self.matching.now()
+        entries = (
+            {
+                listed: self.matching.entry(outcome.list_id, listed, now)
+                for listed in {listed for _, listed, _, _ in hits}
+            }
+            if spec.entries
+            else {}
+        )
+        stances = self.matching.stances(
+            [(outcome.list_id, e) for e in entries.values() if e is not None]
+        )
         for content_id, listed, content_hash, distance in hits:
-            entry = self.matching.entry(outcome.list_id, listed, now) if spec.entries else None
+            entry = entries.get(listed)
             if spec.entries and entry is None:
                 continue  # expired by the node's clock: it matches nothing
+            stance = None if entry is None else stances[(outcome.list_id, entry.entry_id)]
             event, verdict = self.matching.recorded(
-                outcome.list_id, listed, content_hash, distance, "registry", content_id, entry
+                outcome.list_id,
+                listed,
+                content_hash,
+                distance,
+                "registry",
+                content_id,
+                entry,
+                stance=stance,
             )
             key = f"{outcome.list_id}:{outcome.to_version}:{listed.hex()}:{content_id}"
             body = {
@@ -346,7 +379,7 @@ class ContentRegistry:
                 "version": outcome.to_version,
             }
             if entry is not None:  # a hashes list's webhook keeps its members
-                body |= entry_members(entry)
+                body |= entry_members(entry) | opinion_members(stance)
             if verdict.reason is not None:  # a blocked match's webhook keeps its members
                 body |= verdict.to_dict()
             queued += self.webhooks.queue(key, body)

@@ -29,7 +29,12 @@ A list of the ``entries`` format goes through the same phases with the trust
 rules of its records (``ListUpdate.add_entries_snapshot``, ``add_entries_body``,
 ``apply_entries``): the store keeps the record lines (the changed ones logged, as
 hashes are: ADR 0013), and the outcome gives the match index and the registry the
-hashes listed and delisted (``Syncer._sync_entries``).
+hashes listed and delisted (``Syncer._sync_entries``). When the newest version
+applied names an opinion summary (PROTOCOL.md §10.7), it is fetched like a body and
+verified against its header, the root that signed it and the state the version
+results in; it is stored in the same commit, and a summary that fails any check
+rejects the whole update, as a bad body does. Older versions' summaries are the
+auditor's to read: the node needs only what the platforms say now.
 
 What touches the store, and the heavy steps of the trust rules (reading and
 replaying a snapshot, parsing and applying bodies, the commit), go through
@@ -65,7 +70,7 @@ from node.errors import (
     StorageError,
     describe,
 )
-from node.store import NodeStore, StoredEntries, StoredList, storage_error
+from node.store import ListTables, NodeStore, StoredEntries, StoredList, storage_error
 from protocol import (
     ConsistencyError,
     EntryState,
@@ -76,17 +81,21 @@ from protocol import (
     ListTrust,
     ListUpdate,
     MissingFileError,
+    OpinionSummary,
     ProtocolError,
     TrustedHub,
     UnknownListError,
     body_path,
     checkpoint_path,
+    header_opinions,
     header_path,
     root_path,
     sig_path,
     snapshot_path,
+    verify_summary,
 )
 from protocol.entries import record_limit
+from protocol.layout import opinions_path
 from protocol.lists import hash_type as hash_kind
 from protocol.root import ListSpec
 
@@ -588,7 +597,8 @@ class Syncer:
         await self._add_bodies(update, list_id, entries=True)
         new_state, trust = await self.run(lambda: update.apply_entries(base))
         changes = None if rebuilt else await self.run(lambda: net_entry_changes(update))
-        await self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes)
+        summary = await self._summary(hub, update, list_id, new_state)
+        await self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes, summary)
         old, new = stored.state, new_state
 
         def outcome() -> ListOutcome:
@@ -603,6 +613,38 @@ class Syncer:
             return _updated(done, old.as_hashes(), None)
 
         return await self.run(outcome)
+
+    async def _summary(
+        self, hub: TrustedHub, update: ListUpdate, list_id: str, state: EntryState
+    ) -> OpinionSummary | None:
+        """The opinion summary the newest applied header names, fetched like a body
+        (mirrors first, capped at the signed length, by its SHA-256) and verified
+        (``protocol.verify_summary``) against the root that signed the header and
+        ``state``, the state that version results in; None when it names none.
+
+        Raises:
+            MissingFileError: no source has it.
+            LimitError: its signed length is over the root's ``max_body_bytes`` (not
+                fetched), or a source sent more.
+            ConsistencyError, MalformedError: not the signed bytes, or a rule of §10.7.
+        """
+        header = update.header(update.target)
+        ref = header_opinions(header)
+        if ref is None:
+            return None
+        root = hub.root_at(header.root_version)
+        if ref.length > root.policy.max_body_bytes:
+            raise LimitError(
+                f"opinions v{header.version}: {ref.length} bytes, over the root's "
+                f"max_body_bytes ({root.policy.max_body_bytes})"
+            )
+        data = await self.fetcher.fetch_promised(
+            opinions_path(list_id, ref.sha256),
+            ref.length,
+            f"header v{header.version} names it",
+            sha256=ref.sha256,
+        )
+        return await self.run(lambda: verify_summary(header, data, root, state))
 
     async def _undeclared(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
         """A list in ``node.toml`` that the trusted root does not declare.
@@ -719,13 +761,23 @@ class Syncer:
         trust: ListTrust,
         now: datetime,
         changes: tuple[list[bytes], list[bytes]] | None = None,
+        opinions: OpinionSummary | None = None,
     ) -> None:
         """State, trust record and roots in one transaction: the only write of an update
-        (``state`` None keeps the stored state, for a list already current)."""
+        (``state`` None keeps the stored state, for a list already current), with the
+        verified ``opinions`` of an entries list. A store that keeps no opinions (the
+        bridge's, in memory: ``hashhub_tx``) gets the update without them."""
         files = hub.root_files()
-        await self._write(
-            lambda store: store.commit_update(list_id, hash_type, state, trust, files, now, changes)
-        )
+
+        def commit(store: NodeStore) -> None:
+            if opinions is not None and isinstance(store, ListTables):
+                store.commit_update(
+                    list_id, hash_type, state, trust, files, now, changes, opinions=opinions
+                )
+            else:
+                store.commit_update(list_id, hash_type, state, trust, files, now, changes)
+
+        await self._write(commit)
 
     async def _refused(
         self, list_id: str, start: int, now: datetime, error: Exception, checkpoint: bytes | None

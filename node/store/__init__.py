@@ -9,6 +9,8 @@ The only part of the node that holds SQL, split by the tables each part keeps:
   ``match_events`` and ``counters``;
 - ``node.store.outbox``: ``AckTables`` (``store.acks``) and ``WebhookTables``
   (``store.webhooks``): the durable outboxes;
+- ``node.store.opinions``: ``OpinionTables`` (``store.opinions``): what the hub's
+  newest verified opinion summary of each list says of its entries;
 - ``node.store.policy``: ``PolicyTables`` (``store.policy``): the platform's own
   policy (``node.policy``) and the decisions it made;
 - ``node.store.schema``: the migrations.
@@ -39,12 +41,14 @@ from edge.database import BUSY_TIMEOUT, connect
 from node.errors import StorageError
 from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredEntries, StoredList
 from node.store.matches import ContentRows, MatchSource, MatchTables, Outcome
+from node.store.opinions import NO_STANCE, OpinionTables, Stance
 from node.store.outbox import AckTables, WebhookTables
 from node.store.policy import PolicyTables
 from node.store.schema import migrations
 
 __all__ = [
     "BUSY_TIMEOUT",
+    "NO_STANCE",
     "STATE_LOG_FRACTION",
     "AckTables",
     "ContentRows",
@@ -52,8 +56,10 @@ __all__ = [
     "MatchSource",
     "MatchTables",
     "NodeStore",
+    "OpinionTables",
     "Outcome",
     "PolicyTables",
+    "Stance",
     "StoredEntries",
     "StoredList",
     "WebhookTables",
@@ -85,7 +91,7 @@ class NodeStore(ListTables):
 
     The list and root methods are the store's own (``ListTables``: a sync uses
     them throughout); the rest are grouped by what they keep, over the same
-    connection: ``matches``, ``acks``, ``webhooks`` and ``policy``.
+    connection: ``matches``, ``acks``, ``webhooks``, ``policy`` and ``opinions``.
     """
 
     def __init__(self, path: Path) -> None:
@@ -101,6 +107,7 @@ class NodeStore(ListTables):
         self.acks = AckTables(db)
         self.webhooks = WebhookTables(db)
         self.policy = PolicyTables(db)
+        self.opinions = OpinionTables(db)
 
     def close(self) -> None:
         self.db.close()

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 from node.errors import describe
+from node.store import opinions as summary_rows
 from node.store import record_table
 from node.store.records import find_record, join_lines, replay, split_lines
 from node.store.tables import Tables
@@ -35,6 +36,7 @@ from protocol import (
     EntryState,
     ListState,
     ListTrust,
+    OpinionSummary,
     ProtocolError,
     StateDigest,
     format_time,
@@ -355,6 +357,7 @@ class ListTables(Tables):
         roots: Iterable[tuple[int, bytes, bytes]],
         now: datetime,
         changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
+        opinions: OpinionSummary | None = None,
     ) -> None:
         """Store a verified update: new roots, trust record and (if changed) state, atomically.
 
@@ -365,6 +368,11 @@ class ListTables(Tables):
         ``state_changes`` instead of writing the whole blob again (10k changes to a
         1M-hash list: 320 KB instead of 32 MB under ``synchronous=FULL``). Either way
         the trust record and the state it names change in one transaction.
+
+        For an ``EntryState``, ``opinions`` is the verified opinion summary of the
+        newest version applied: the list's ``summary_opinions`` rows become its; without
+        one, the rows of entries the state no longer holds are dropped
+        (``node.store.opinions``). Same transaction.
         """
         stamp = format_time(now)
         with self.db.atomic():
@@ -383,6 +391,10 @@ class ListTables(Tables):
                 self._write_state(list_id, type_name, trust, state, digest, stamp)
             if isinstance(state, EntryState):
                 self._update_rows(list_id, state, changes, before, digest)
+                if opinions is not None:
+                    summary_rows.replace_summary(self.db, opinions)
+                else:
+                    summary_rows.keep_held(self.db, list_id, state.entry_ids)
             else:
                 record_table.drop(self.db, list_id)
 

@@ -7,7 +7,11 @@ strict it is per list, what it holds for review, and what it decided.
 - ``policy_distances``: a list's stricter maximum distance;
 - ``policy_holds``: a listed hash held by the quarantine rule, until released;
 - ``policy_decisions``: the decision a match event got when it was not ``block``;
-- ``policy_counters``: one cumulative count per decision. Local: acks do not carry them.
+- ``policy_counters``: one cumulative count per decision, local;
+- ``policy_kept``: per list and reason, the recorded matches kept up: what the
+  list's acks carry as ``kept``;
+- ``policy_settings``: the platform's choices by name (``disputed``: ``hold`` or
+  ``block``), with who set each and when.
 
 The rules (what may be written, when a hold begins) are ``node.policy``'s; this
 module only reads and writes rows, in the caller's transaction.
@@ -169,3 +173,32 @@ class PolicyTables(Tables):
             r["decision"]: int(r["value"])
             for r in self.db.query("SELECT decision, value FROM policy_counters")
         }
+
+    def count_kept(self, list_id: str, reason: str) -> None:
+        self.db.execute(
+            "INSERT INTO policy_kept (list_id, reason, value) VALUES (?, ?, 1) "
+            "ON CONFLICT(list_id, reason) DO UPDATE SET value = value + 1",
+            [list_id, reason],
+        )
+
+    def kept(self, list_id: str) -> dict[str, int]:
+        """The list's kept matches by reason, those counted at least once."""
+        return {
+            r["reason"]: int(r["value"])
+            for r in self.db.query(
+                "SELECT reason, value FROM policy_kept WHERE list_id = ? AND value > 0 "
+                "ORDER BY reason",
+                [list_id],
+            )
+        }
+
+    # -- settings ---------------------------------------------------------------------
+
+    def put_setting(self, name: str, value: str, by: str | None, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO policy_settings (name, value, by, at) VALUES (?, ?, ?, ?)",
+            [name, value, by, format_time(now)],
+        )
+
+    def setting(self, name: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM policy_settings WHERE name = ?", [name])

@@ -260,3 +260,42 @@ def m008_entry_opinions(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m009_summary_opinions(db: sqlite_utils.Database) -> None:
+    """What the hub's newest verified opinion summary of a list says of each entry
+    (``node.store.opinions``), the platform's choice on disputed entries
+    (``policy_settings``), and the matches its policy kept up, counted per list and
+    reason for the acks (``policy_kept``: PROTOCOL.md §10.1 ``kept``). The counts
+    start from the kept matches already recorded, so they stay cumulative."""
+    db.executescript(
+        """
+        CREATE TABLE summary_opinions (
+            list_id TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            confirmed INTEGER NOT NULL,
+            disputed INTEGER NOT NULL,
+            reasons TEXT NOT NULL,
+            dispute TEXT CHECK (dispute IN ('open', 'dismissed')),
+            PRIMARY KEY (list_id, entry)
+        ) WITHOUT ROWID;
+        CREATE TABLE policy_settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            by TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE TABLE policy_kept (
+            list_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            PRIMARY KEY (list_id, reason)
+        );
+        INSERT INTO policy_kept (list_id, reason, value)
+            SELECT e.list_id, d.reason, count(*) FROM policy_decisions AS d
+            JOIN match_events AS e ON e.id = d.match_id
+            GROUP BY e.list_id, d.reason;
+        """
+    )

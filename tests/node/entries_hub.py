@@ -16,7 +16,7 @@ The server answers every published path and nothing else (no auth, no
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,6 +27,8 @@ from protocol import (
     Entry,
     EntryState,
     ListSpec,
+    OpinionsRef,
+    OpinionSummary,
     Publisher,
     Removal,
     Role,
@@ -36,7 +38,7 @@ from protocol import (
 )
 from protocol.delta import DeltaHeader
 from protocol.keys import sign_bytes
-from protocol.layout import body_path, checkpoint_path, header_path, sig_path
+from protocol.layout import body_path, checkpoint_path, header_path, opinions_path, sig_path
 from protocol.publisher import ListHead, Publication, root_files
 from protocol.root import ROLE_NAMES
 from tests.node.fixtures_sync import Clock
@@ -148,35 +150,51 @@ class EntriesHub:
         *,
         adds: Iterable[Entry] = (),
         removes: Iterable[Removal] = (),
+        opinions: Callable[[int, datetime, EntryState], OpinionSummary] | None = None,
     ) -> Publication[EntryState]:
-        """Sign the next version at the clock's time and publish its files."""
+        """Sign the next version at the clock's time and publish its files (with
+        ``opinions``, the opinion summary it makes of the version, named by the header)."""
         publication = self.publisher.publish_entries(
-            self.heads[list_id], adds=adds, removes=removes, now=self.clock()
+            self.heads[list_id], adds=adds, removes=removes, now=self.clock(), opinions=opinions
         )
         self.files.update(publication.files)
         self.heads[list_id] = publication.head
         return publication
 
-    def forge(self, list_id: str, body: EntriesBody, result: EntryState) -> DeltaHeader:
+    def forge(
+        self,
+        list_id: str,
+        body: EntriesBody,
+        result: EntryState,
+        *,
+        opinions: Callable[[int, datetime], bytes] | None = None,
+    ) -> DeltaHeader:
         """Sign the next version with ``body`` and ``result`` as they are, checking
-        nothing (the publisher's rules are skipped), and publish it."""
+        nothing (the publisher's rules are skipped), and publish it; with
+        ``opinions``, the summary bytes it makes of the version's number and time,
+        named by the header, whatever they say."""
         head = self.heads[list_id]
         body_bytes = body.to_bytes()
+        created = self.clock()
+        summary = None if opinions is None else opinions(head.version + 1, created)
         header = DeltaHeader(
             list_id=list_id,
             version=head.version + 1,
             prev=head.last_leaf,
             root_version=self.root.version,
-            created=self.clock(),
+            created=created,
             body=body.ref(),
             base_state=head.state.digest(),
             result_state=result.digest(),
+            extra={} if summary is None else {"opinions": OpinionsRef.of(summary).to_dict()},
         )
         data = header.to_bytes()
         compact = head.compact.copy()
         compact.append(header.leaf_hash)
         path = header_path(list_id, header.version)
         self.files[body_path(list_id, header.body.sha256)] = body_bytes
+        if summary is not None:
+            self.files[opinions_path(list_id, OpinionsRef.of(summary).sha256)] = summary
         self.files[path] = data
         self.files[sig_path(path)] = sign_bytes(data, self.keys["delta"]).to_bytes()
         self.files[checkpoint_path(list_id)] = self.publisher.checkpoint(
