@@ -6,10 +6,13 @@ number and a withdrawal code; an operator accepts the case into the NCII collect
 publishes; two platforms' nodes follow the hub over HTTP, and each matches the
 picture's bytes with the entry's metadata; one reviewer calls the match a false
 positive (the content is not what it is said to be), the other blocks it, and each
-node's next ack carries that position, signed, to the hub; the person withdraws with
-the case number and the code; after the next publish neither node matches the
-picture; an auditor verifies the hub's whole history from root v1, the withdrawal
-among it, and every ack the hub stored.
+node's next ack carries that position, signed, to the hub; the next publish makes a
+version that changes no record but carries the signed opinion summary, which shows
+one confirmation and one dispute, and each node's match then says so; the person
+withdraws with the case number and the code; after the next publish neither node
+matches the picture; an auditor verifies the hub's whole history from root v1, the
+withdrawal among it, and every ack the hub stored, folding the summaries again from
+them.
 
 The hub is its real app on loopback with a real SQLite file; the nodes are real
 node homes (keys, stores) whose sync, match and ack code runs as their daemons run
@@ -32,9 +35,18 @@ from node.api.keys import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.config import read_secret, write_secret
 from node.service import Node, flush_acks, run_sync
-from protocol import Ack, Opinion
+from protocol import (
+    Ack,
+    DeltaHeader,
+    Opinion,
+    OpinionSummary,
+    Voice,
+    header_opinions,
+    header_path,
+    opinions_path,
+)
 from protocol.keyfile import load_public_key
-from tests.audit.support import audit, export
+from tests.audit.support import audit, audit_async, export
 from tests.node.conftest import ORIGINAL, original_pdq
 from tests.web.hub_support import case_number, operator_token
 from tests.web.test_case_withdrawal import _CODE as CODE
@@ -111,6 +123,19 @@ def stored_opinions(hub_home: Path, node_id: str) -> dict[str, Opinion]:
     for (data,) in rows:
         said.update(Ack.from_bytes(bytes(data)).opinions)
     return said
+
+
+async def published_summary(hub: Client, token: str, list_id: str, version: int) -> OpinionSummary:
+    """The opinion summary header ``version`` names, as any reader of the tree gets it."""
+    auth = {"Authorization": f"Bearer {token}"}
+    header = DeltaHeader.from_bytes(
+        await (await hub.get("/" + header_path(list_id, version), headers=auth)).read()
+    )
+    ref = header_opinions(header)
+    assert ref is not None, f"v{version} names no summary"
+    answer = await hub.get("/" + opinions_path(list_id, ref.sha256), headers=auth)
+    assert answer.status == 200, await answer.text()
+    return OpinionSummary.from_bytes(await answer.read())
 
 
 async def test_a_listed_picture_from_submission_to_withdrawal(tmp_path: Path) -> None:
@@ -207,7 +232,31 @@ async def test_a_listed_picture_from_submission_to_withdrawal(tmp_path: Path) ->
                 ("platform-b", "confirmed", "blocked"),
             ]
 
-            # 5. The person withdraws; after the next publish neither platform matches.
+            # 5. The next publish makes a version that changes no record of the list: the
+            #    signed summary it names shows one of each, and each node's match says so.
+            published = await operator(hub, token, "/v1/admin/publish", {})
+            [made] = published["published"]
+            assert (made["list"], made["adds"], made["removes"]) == (ENTRIES_PDQ, 0, 0)
+            summary = await published_summary(hub, token, ENTRIES_PDQ, made["version"])
+            said_of = summary.entries[entry_id]
+            assert dict(said_of.confirmed) == {
+                "platform-b": Voice("platform-b", said_of.confirmed["platform-b"].seq, "blocked")
+            }
+            assert dict(said_of.disputed) == {
+                "platform-a": Voice(
+                    "platform-a", said_of.disputed["platform-a"].seq, "not_the_content"
+                )
+            }
+            assert said_of.dispute is None, "one platform alone never marks an entry disputed"
+            for client, home in platforms.values():
+                app = client.app
+                assert app is not None
+                statuses = {o.list_id: o.status for o in await run_sync(app[NODE], app[SESSION])}
+                assert statuses[ENTRIES_PDQ] == "updated", statuses
+                [found] = await match_picture(client, home)
+                assert found["opinions"] == {"confirmed": 1, "disputed": 1, "dispute": None}
+
+            # 6. The person withdraws; after the next publish neither platform matches.
             status, page = await withdraw(hub, case, code)
             assert status == 200, page
             assert "withdrawn" in page
@@ -219,11 +268,34 @@ async def test_a_listed_picture_from_submission_to_withdrawal(tmp_path: Path) ->
                 statuses = {o.list_id: o.status for o in await run_sync(app[NODE], app[SESSION])}
                 assert statuses[ENTRIES_PDQ] == "updated", statuses
                 assert await match_picture(client, home) == []
+
+            # 7. The auditor folds every summary again from the acks the hub stored,
+            #    each checked under the key the platform gave, and finds nothing.
+            auditor = operator_token(hub_home, "auditor")
+            keys = [
+                f"--node-key={node_id}={load_public_key(home / 'node.pub.pem').raw.hex()}"
+                for node_id, (_, home) in platforms.items()
+            ]
+            pin = Hub.open(hub_home)
+            try:
+                root_sha256 = pin.keys.root_sha256(1)
+            finally:
+                pin.close()
+            acks = await audit_async(
+                "acks", hub_url, "--root-sha256", root_sha256, "--token", auditor, *keys, "--json"
+            )
+            assert acks.code == 0, acks.stdout
+            report = acks.json()["acks"]
+            assert report["findings"] == [], report["findings"]
+            assert made["version"] in report["summaries"][ENTRIES_PDQ]
+            assert report["withdrawals"]["granted"][0]["removed"] == {
+                ENTRIES_PDQ: made["version"] + 1
+            }
         finally:
             for client, _ in platforms.values():
                 await client.close()
 
-    # 6. The auditor verifies the whole history, the withdrawal among it, and the acks.
+    # 8. The auditor verifies the whole history, the withdrawal among it, from the files.
     tree = export(hub_home, tmp_path / "tree")
     verified = audit(
         "verify", tree, "--root", tree / "root/1.json", "--witness", tmp_path / "w.json", "--json"
