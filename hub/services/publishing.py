@@ -12,13 +12,16 @@ entry whose ``expires`` has come, and publishes every list of the collection of
 each entries list it publishes, so an entry leaves all its lists in one run.
 Then it opens and withdraws disputes (``hub.services.disputes``), and every version
 of an entries list carries its opinion summary (PROTOCOL.md §10.7), built in the
-version's transaction from the acks stored by then.
+version's transaction from the acks stored by then; a run that publishes every
+list also makes a version that changes no record of an entries list whose
+platforms said something new since its last summary, so what they say is
+published with the next run, not with the next change of the list.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +35,9 @@ from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.lists import Lists
 from protocol import (
+    DeltaHeader,
     Entry,
+    EntryOpinions,
     EntryState,
     ListHead,
     ListState,
@@ -40,6 +45,9 @@ from protocol import (
     Publication,
     Removal,
     format_time,
+    header_opinions,
+    header_path,
+    opinions_path,
 )
 
 __all__ = ["PublishResult", "Publishing"]
@@ -60,6 +68,20 @@ class PublishResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _said(entries: Mapping[str, EntryOpinions]) -> dict[str, Any]:
+    """What a summary says of its entries, without when its disputes were dated: a
+    dispute's time is the summary's own for a dispute not yet recorded, so two
+    summaries of the same positions compare equal."""
+    return {
+        entry_id: (
+            dict(said.confirmed),
+            dict(said.disputed),
+            None if said.dispute is None else (said.dispute.state, said.dispute.by),
+        )
+        for entry_id, said in entries.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -105,6 +127,7 @@ class Publishing:
             self.lists.spec(list_id)  # every named list exists before anything changes
         self.entries.expire(self.ctx.now(), who)
         self.disputes.refresh(self.ctx.now(), self.keys.root().policy.disputes_at, who)
+        every = list_ids is None
         if list_ids is None:
             list_ids = [
                 r["list_id"] for r in self.ctx.db.query("SELECT DISTINCT list_id FROM staged")
@@ -114,6 +137,8 @@ class Publishing:
         for list_id in list(wanted):
             if list_id in root.lists:
                 wanted.update(self.entries.siblings(list_id))
+        if every:  # and each entries list whose platforms said something new
+            wanted.update(lid for lid, spec in root.lists.items() if spec.entries)
         results = []
         for list_id in sorted(wanted):
             if list_id in root.lists and root.lists[list_id].entries:
@@ -126,23 +151,28 @@ class Publishing:
 
     def _publish_entries(self, list_id: str, who: str) -> PublishResult | None:
         """Publish ``list_id``'s pending entries as one version, in one transaction
-        (read inside it, as ``_publish_one`` does)."""
+        (read inside it, as ``_publish_one`` does). With none, a version that changes
+        no record is still made when what the platforms say of its entries moved since
+        the last summary: the summary travels only with a version (PROTOCOL.md §10.7)."""
         with self.ctx.db.atomic():
             spec = self.lists.spec(list_id)
-            if not self.entries.pending_count(list_id):
-                return None
-            removes, adds = self.entries.changes(list_id)
-            if not removes and not adds:
-                self.entries.consume(list_id)
-                return None
+            removes: list[Removal] = []
+            adds: list[Entry] = []
+            if self.entries.pending_count(list_id):
+                removes, adds = self.entries.changes(list_id)
+                if not removes and not adds:
+                    self.entries.consume(list_id)
             head = self.entries.head(list_id)
-            self._check_records(list_id, head)
             root = self.keys.root()
 
             def opinions(version: int, created: datetime, state: EntryState) -> OpinionSummary:
                 return self.disputes.summary(
                     list_id, version, created, state, root.policy.disputes_at, who
                 )
+
+            if not removes and not adds and not self._opinions_moved(head, opinions):
+                return None
+            self._check_records(list_id, head)
 
             publication = self.checkpoints.publisher(root).publish_entries(
                 head,
@@ -162,6 +192,24 @@ class Publishing:
             snapshot=any("/snapshot/" in p for p in publication.files),
             hash_type=spec.hash_type,
         )
+
+    def _opinions_moved(
+        self,
+        head: ListHead[EntryState],
+        opinions: Callable[[int, datetime, EntryState], OpinionSummary],
+    ) -> bool:
+        """Whether the summary of a version made now would say something else of the
+        list's entries (a voice, a dispute) than the last one published says. A list
+        with no version yet has nothing to speak of."""
+        if head.version == 0:
+            return False
+        now = self.ctx.now()
+        fresh = opinions(head.version + 1, max(now, head.last_created or now), head.state)
+        header = self.files.get(header_path(head.list_id, head.version))
+        ref = header_opinions(DeltaHeader.from_bytes(header[0])) if header else None
+        last = self.files.get(opinions_path(head.list_id, ref.sha256)) if ref else None
+        before = OpinionSummary.from_bytes(last[0]).entries if last else {}
+        return _said(fresh.entries) != _said(before)
 
     def _check_records(self, list_id: str, head: ListHead[EntryState]) -> None:
         """The records the hub keeps are the state its last version signed, or it

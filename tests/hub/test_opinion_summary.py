@@ -199,6 +199,41 @@ async def test_a_position_taken_back_drops_its_voice(home: Path, client: Client)
     assert first not in gone.entries, "an entry no platform speaks of is not in the summary"
 
 
+async def test_what_platforms_say_is_published_by_the_next_run_with_no_change_of_records(
+    home: Path, client: Client
+) -> None:
+    """A run that publishes every list makes a version changing no record of a list
+    whose platforms said something new, so the summary does not wait for the next
+    change of the list; a run with nothing new said makes none; the cut moving (a node
+    acking without opinions) is nothing new."""
+    first, _ = entry_ids(home)
+    key_b, token_b = enrol(home, "platform-b", "platform-b")
+    with opened(home) as hub:
+        assert [r.list for r in hub.publishing.publish()] == []
+        before = hub.lists.row(ENTRIES)["version"]
+    status, answer = await post(
+        client,
+        token_b,
+        *signed_ack(
+            home, key_b, "platform-b", ENTRIES, 1, {first: Opinion("confirmed", "blocked")}
+        ),
+    )
+    assert status == 200, answer
+    with opened(home) as hub:
+        published = [r for r in hub.publishing.publish() if r.list == ENTRIES]
+    assert [(r.version, r.adds, r.removes) for r in published] == [(before + 1, 0, 0)]
+    summary = await summary_over_http(client, home, before + 1)
+    assert set(summary.entries[first].confirmed) == {"platform-b"}
+
+    status, answer = await post(
+        client, token_b, *signed_ack(home, key_b, "platform-b", ENTRIES, 2, {})
+    )
+    assert status == 200, answer
+    with opened(home) as hub:
+        assert [r.list for r in hub.publishing.publish()] == []
+        assert hub.lists.row(ENTRIES)["version"] == before + 1
+
+
 async def test_a_tie_in_time_and_seq_goes_to_the_higher_node_id_in_both_counts(
     home: Path, client: Client
 ) -> None:
