@@ -510,7 +510,11 @@ def entry_add(
 @click.option("--category", default=None, help="A new category.")
 @click.option("--classification", default=None, help="A new classification.")
 @click.option("--source", default=None, help="A new source (KIND or KIND:REF).")
-@click.option("--expires", default=None, help="A new expiry (YYYY-MM-DDTHH:MM:SSZ).")
+@click.option(
+    "--expires",
+    default=None,
+    help="A new expiry (YYYY-MM-DDTHH:MM:SSZ), or 'never' to take the expiry away.",
+)
 @home_option
 def entry_change(
     entry_id: str,

@@ -41,10 +41,10 @@ from protocol import (
 from protocol.entries import ENTRY_ID_PATTERN, Reason
 from protocol.hashes import degenerate_reason
 from protocol.lists import hash_type
-from protocol.merkle import CompactRange
 
 __all__ = [
     "DEFAULT_VOCABULARY",
+    "NEVER",
     "RETRACT_REASONS",
     "VOCABULARY_GROUPS",
     "Entries",
@@ -131,6 +131,9 @@ class EntryPage:
         """Entries that pass the filter but were left off."""
         return self.total - len(self.entries)
 
+
+NEVER = "never"
+"""An entry change's ``expires`` that takes the entry's expiry away."""
 
 _DRAFT_FIELDS = frozenset({"hashes", "category", "classification", "source", "expires"})
 
@@ -442,7 +445,8 @@ class Entries:
         who: str = "operator",
     ) -> EntryView:
         """Set new metadata for an entry; each list that holds it publishes its record
-        removed as ``changed`` and the new one added, ``first_seen`` kept.
+        removed as ``changed`` and the new one added, ``first_seen`` kept. ``expires``
+        ``NEVER`` takes an expiry away.
 
         Raises:
             InvalidRequest: nothing to change, or a value the record cannot carry.
@@ -462,9 +466,12 @@ class Entries:
             )
         new = {**row, **given}
         first_seen = parse_time(row["first_seen"], "first_seen")
-        until = self._expires(expires, self.ctx.now()) if expires is not None else None
-        if expires is None and row["expires"] is not None:
-            until = parse_time(row["expires"], "expires")
+        if expires == NEVER:  # the entry stops expiring
+            until = None
+        elif expires is not None:
+            until = self._expires(expires, self.ctx.now())
+        else:
+            until = parse_time(row["expires"], "expires") if row["expires"] else None
         vocabulary = self.vocabulary()
         for item in self._hashes(entry_id):
             self._record(
@@ -714,35 +721,28 @@ class Entries:
         return EntryState(hash_type(spec.hash_type), lines)
 
     def head(self, list_id: str) -> ListHead[EntryState]:
-        """What the next publish of the entries list ``list_id`` builds on."""
-        row = self.lists.row(list_id)
-        hashes = [bytes.fromhex(h) for h in json.loads(row["compact"])]
-        return ListHead(
-            list_id=list_id,
-            state=self.state(list_id),
-            version=row["version"],
-            compact=CompactRange(row["version"], hashes),
-            last_leaf=row["last_leaf"],
-            last_created=parse_time(row["last_created"], "list") if row["last_created"] else None,
-        )
+        """What the next publish of the entries list ``list_id`` builds on: the list's
+        log position (``Lists.head``) with its records as the state."""
+        return ListHead(state=self.state(list_id), **self.lists.position(list_id))
 
     def changes(self, list_id: str) -> tuple[list[Removal], list[Entry]]:
         """What the pending entries of ``list_id`` change in its records."""
         kind = HASH_TYPES[self.lists.spec(list_id).hash_type]
         removes: list[Removal] = []
         adds: list[Entry] = []
+        # One query: each pending entry with its hash and the record the list holds of
+        # it now (if any), rather than a query per pending entry.
         for p in self.ctx.db.query(
-            "SELECT i.*, h.hash FROM entry_pending p JOIN entry_items i ON i.id = p.entry_id "
+            "SELECT i.*, h.hash, r.line AS current FROM entry_pending p "
+            "JOIN entry_items i ON i.id = p.entry_id "
             "JOIN entry_hashes h ON h.entry_id = p.entry_id AND h.list_id = p.list_id "
+            "LEFT JOIN entry_records r ON r.list_id = p.list_id AND r.entry_id = p.entry_id "
+            "AND r.removed_version IS NULL "
             "WHERE p.list_id = ? ORDER BY p.entry_id",
             [list_id],
         ):
-            current = self.ctx.one(
-                "SELECT line FROM entry_records WHERE list_id = ? AND entry_id = ? "
-                "AND removed_version IS NULL",
-                [list_id, p["id"]],
-            )
-            old = None if current is None else Entry.from_line(bytes(current["line"]), kind)
+            current = p["current"]
+            old = None if current is None else Entry.from_line(bytes(current), kind)
             new = None if p["retracted"] is not None else self._published(p)
             if old is not None and new is None:
                 removes.append(Removal(old, p["retracted"]))

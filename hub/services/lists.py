@@ -179,16 +179,22 @@ class Lists:
 
     def head(self, list_id: str) -> ListHead[ListState]:
         """What the next publish of ``list_id`` builds on."""
+        return ListHead(state=self.state(list_id), **self.position(list_id))
+
+    def position(self, list_id: str) -> dict[str, Any]:
+        """A list's place in its log, as ``ListHead`` takes it (all but the state,
+        which is hashes here and records for an entries list, ``Entries.head``)."""
         row = self.row(list_id)
         hashes = [bytes.fromhex(h) for h in json.loads(row["compact"])]
-        return ListHead(
-            list_id=list_id,
-            state=self.state(list_id),
-            version=row["version"],
-            compact=CompactRange(row["version"], hashes),
-            last_leaf=row["last_leaf"],
-            last_created=parse_time(row["last_created"], "list") if row["last_created"] else None,
-        )
+        return {
+            "list_id": list_id,
+            "version": row["version"],
+            "compact": CompactRange(row["version"], hashes),
+            "last_leaf": row["last_leaf"],
+            "last_created": (
+                parse_time(row["last_created"], "list") if row["last_created"] else None
+            ),
+        }
 
     def stage(
         self,

@@ -237,23 +237,40 @@ class Publishing:
         who: str,
     ) -> None:
         """Keep a signed version of an entries list: files, head, records, in that order."""
-        self._put_files(publication)
-        self.ctx.fault("head")
-        self._move_head(list_id, publication)
-        self.ctx.fault("entries")
-        self.entries.record(list_id, publication.head.version, removes, adds)
-        self.ctx.fault("staged")
-        self.entries.consume(list_id)
-        self.ctx.log(
-            "publish",
-            who,
-            {
-                "list": list_id,
-                "version": publication.head.version,
+        self._keep(
+            publication,
+            record=lambda: self.entries.record(list_id, publication.head.version, removes, adds),
+            consume=lambda: self.entries.consume(list_id),
+            detail={
                 "adds": len(adds),
                 "removes": len(removes),
                 "reasons": sorted({r.reason for r in removes}),
             },
+            who=who,
+        )
+
+    def _keep(
+        self,
+        publication: Publication[Any],
+        *,
+        record: Callable[[], None],
+        consume: Callable[[], None],
+        detail: dict[str, Any],
+        who: str,
+    ) -> None:
+        """Keep a signed version of any list, in the order a crash test walks (the
+        context's ``fault`` between each step): its files, the list's head, what it
+        changed (``record``), the staged rows it consumed (``consume``), the log line."""
+        list_id = publication.head.list_id
+        self._put_files(publication)
+        self.ctx.fault("head")
+        self._move_head(list_id, publication)
+        self.ctx.fault("entries")
+        record()
+        self.ctx.fault("staged")
+        consume()
+        self.ctx.log(
+            "publish", who, {"list": list_id, "version": publication.head.version} | detail
         )
         self.ctx.fault("commit")
 
@@ -325,24 +342,13 @@ class Publishing:
         self, list_id: str, publication: Publication[ListState], changes: _Changes, who: str
     ) -> None:
         """Keep a signed version: its files, the list's head, its entries, in that order."""
-        self._put_files(publication)
-        self.ctx.fault("head")
-        self._move_head(list_id, publication)
-        self.ctx.fault("entries")
-        self._record_entries(list_id, publication.head.version, changes)
-        self.ctx.fault("staged")
-        self._consume(list_id, changes)
-        self.ctx.log(
-            "publish",
-            who,
-            {
-                "list": list_id,
-                "version": publication.head.version,
-                "adds": len(changes.adds),
-                "removes": len(changes.removes),
-            },
+        self._keep(
+            publication,
+            record=lambda: self._record_entries(list_id, publication.head.version, changes),
+            consume=lambda: self._consume(list_id, changes),
+            detail={"adds": len(changes.adds), "removes": len(changes.removes)},
+            who=who,
         )
-        self.ctx.fault("commit")
 
     def _move_head(self, list_id: str, publication: Publication[Any]) -> None:
         """The list's new head, and its log root for checking acks against (``log_roots``)."""

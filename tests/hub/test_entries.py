@@ -526,3 +526,20 @@ def follow(op: Operator, list_id: str) -> list[EntriesVersion]:
         return follow_entries(from_hub(hub), list_id, pinned_sha256=op.pinned, now=utcnow())
     finally:
         hub.close()
+
+
+def test_a_change_takes_an_entrys_expiry_away_with_never(op: Operator) -> None:
+    """``--expires never``: the next version removes the record as ``changed`` and adds
+    one that never expires, first seen as before."""
+    first = add_entry(op, 1, "--expires", "2099-01-01T00:00:00Z")
+    op.ok("publish")
+    assert "expires" in failed(op, "entry", "change", first, "--expires", "someday")
+    op.ok("entry", "change", first, "--expires", "never")
+    op.ok("publish")
+    last = follow(op, "ncii-md5")[-1]
+    [removal] = last.body.removes
+    [added] = last.body.adds
+    assert (removal.entry.entry_id, removal.reason) == (first, "changed")
+    assert removal.entry.expires is not None
+    assert (added.entry_id, added.expires) == (first, None)
+    assert added.first_seen == removal.entry.first_seen
