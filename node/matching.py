@@ -561,9 +561,12 @@ class Matching:
         self.store.matches.bump_counter(list_id, hex_hash, name, by)
 
     def search(
-        self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False
+        self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False, judge: bool = True
     ) -> tuple[dict[str, int], list[MatchResult]]:
         """Match hashes (by type) against every subscribed list of that type; write nothing.
+
+        With ``judge`` each hit carries the policy's decision as a look sees it; a
+        caller that records the hits passes False (``recorded`` decides each, once).
 
         Returns how many queries each list checked and every hit, in list order, not
         recorded (no match id). With ``one_item`` the hashes of each type describe one piece of
@@ -606,30 +609,34 @@ class Matching:
                     MatchResult("", list_id, type_name, m.hash, query, m.distance, version, False)
                     for m in matches
                 )
-        return checked, self._judged(self._with_entries(hits))
+        return checked, self._judged(self._with_entries(hits), judge)
 
-    def _judged(self, hits: list[MatchResult]) -> list[MatchResult]:
-        """``hits`` within each list's own stricter distance, each with the policy's
-        decision as a look sees it (``recorded`` decides again, and may hold)."""
+    def _judged(self, hits: list[MatchResult], judge: bool) -> list[MatchResult]:
+        """``hits`` within each list's own stricter distance; with ``judge``, each with
+        the policy's decision as a look sees it (``looked``)."""
         if not hits:
             return hits
         stricter = self.policy.max_distances()
-        judged = []
+        kept = []
         for hit in hits:
             limit = stricter.get(hit.list_id)
-            if limit is not None and hit.distance > limit:
-                continue
-            entry_id = None if hit.entry is None else hit.entry.entry_id
-            verdict = self.policy.judge(
-                hit.list_id,
-                hit.hash_type,
-                hit.hash,
-                entry_id,
-                recording=False,
-                open_dispute=hit.opinions is not None and hit.opinions.open_dispute,
-            )
-            judged.append(replace(hit, verdict=verdict))
-        return judged
+            if limit is None or hit.distance <= limit:
+                kept.append(self.looked(hit) if judge else hit)
+        return kept
+
+    def looked(self, hit: MatchResult) -> MatchResult:
+        """``hit`` with the policy's decision as a look sees it: what it would be,
+        holding nothing and counting nothing (``recorded`` decides a recorded event,
+        and may hold it)."""
+        verdict = self.policy.judge(
+            hit.list_id,
+            hit.hash_type,
+            hit.hash,
+            None if hit.entry is None else hit.entry.entry_id,
+            recording=False,
+            open_dispute=hit.opinions is not None and hit.opinions.open_dispute,
+        )
+        return replace(hit, verdict=verdict)
 
     def look(
         self, queries: Mapping[str, Sequence[bytes]], *, one_item: bool = False
@@ -664,7 +671,7 @@ class Matching:
         """
         source: MatchSource = "upload" if content_id is None else "registry"
         known = earlier or {}
-        checked, hits = self.search(queries, one_item=one_item)
+        checked, hits = self.search(queries, one_item=one_item, judge=False)
         counted = {
             list_id: count
             for list_id, count in checked.items()
@@ -683,7 +690,9 @@ class Matching:
             for hit in hits:
                 seen = known.get((hit.list_id, hit.hash))
                 if seen is not None:
-                    results.append(replace(hit, match_id=seen, recorded=True, earlier=True))
+                    results.append(
+                        replace(self.looked(hit), match_id=seen, recorded=True, earlier=True)
+                    )
                     continue
                 match_id, verdict = self.recorded(
                     hit.list_id,

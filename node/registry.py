@@ -184,7 +184,7 @@ class ContentRegistry:
             ]
             result.known += len(unique) - len(fresh)
             result.registered = len(fresh)
-            result.matches = self._hits(unique)
+            result.matches = self._hits(unique, judge=True)
             return result
         with self.store.atomic():
             new = self.store.matches.register_rows(batch, self.now())
@@ -194,8 +194,11 @@ class ContentRegistry:
             result.matches = self._record(self._hits(unique))
         return result
 
-    def _hits(self, rows: Sequence[ContentRow]) -> list[tuple[str, MatchResult]]:
-        """Every hit of ``rows`` on the current lists, unrecorded, with its content id.
+    def _hits(
+        self, rows: Sequence[ContentRow], *, judge: bool = False
+    ) -> list[tuple[str, MatchResult]]:
+        """Every hit of ``rows`` on the current lists, unrecorded, with its content id
+        (and, with ``judge``, the decision a look sees: ``_record`` decides the others).
 
         Each distinct hash is matched once, however many pieces of content have it;
         only the types some list is of are matched, and only the hashes that hit are
@@ -208,7 +211,7 @@ class ContentRegistry:
         queries = {t: hashes for t, hashes in queries.items() if hashes}
         if not queries:
             return []
-        _, hits = self.matching.search(queries)
+        _, hits = self.matching.search(queries, judge=judge)
         if not hits:
             return []
         hit = {(m.hash_type, m.query) for m in hits}
@@ -241,6 +244,7 @@ class ContentRegistry:
                 events = earlier[content_id] = self.store.matches.content_events(content_id)
             seen = events.get((hit.list_id, hit.hash))
             if seen is not None:
+                hit = self.matching.looked(hit)
                 results.append(
                     (content_id, replace(hit, match_id=seen, recorded=True, earlier=True))
                 )
