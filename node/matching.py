@@ -413,15 +413,16 @@ class Matching:
             return spec
         return replace(spec, max_distance=limit)
 
-    def entry(self, list_id: str, listed: bytes, now: datetime) -> Entry | None:
-        """The entry of a listed hash of an ``entries`` list, if it still matches:
-        None when the store holds no record of it (an update removed it since the
-        index was built) or its ``expires`` has come by the node's clock, which
-        stops a match at once, before the hub's retraction arrives."""
-        entry = self.store.entry(list_id, listed)
-        if entry is None or entry.expired(now):
-            return None
-        return entry
+    def entries_of(
+        self, list_id: str, listed: Sequence[bytes], now: datetime
+    ) -> dict[bytes, Entry]:
+        """The entries of listed hashes of an ``entries`` list that still match, read
+        for all of them at once: a hash is left out when the store holds no record of
+        it (an update removed it since the index was built) or its ``expires`` has
+        come by the node's clock, which stops a match at once, before the hub's
+        retraction arrives."""
+        found = self.store.entries(list_id, listed)
+        return {h: entry for h, entry in found.items() if not entry.expired(now)}
 
     def _with_entries(self, hits: list[MatchResult]) -> list[MatchResult]:
         """``hits`` with each entries list's hit given its entry and what the

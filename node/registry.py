@@ -344,16 +344,13 @@ class ContentRegistry:
         queued = 0
         now = self.matching.now()
         entries = (
-            {
-                listed: self.matching.entry(outcome.list_id, listed, now)
-                for listed in {listed for _, listed, _, _ in hits}
-            }
+            self.matching.entries_of(
+                outcome.list_id, sorted({listed for _, listed, _, _ in hits}), now
+            )
             if spec.entries
             else {}
         )
-        stances = self.matching.stances(
-            [(outcome.list_id, e) for e in entries.values() if e is not None]
-        )
+        stances = self.matching.stances([(outcome.list_id, e) for e in entries.values()])
         for content_id, listed, content_hash, distance in hits:
             entry = entries.get(listed)
             if spec.entries and entry is None:

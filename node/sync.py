@@ -70,7 +70,7 @@ from node.errors import (
     StorageError,
     describe,
 )
-from node.store import ListTables, NodeStore, StoredEntries, StoredList, storage_error
+from node.store import NodeStore, StoredEntries, StoredList, storage_error
 from protocol import (
     ConsistencyError,
     EntryState,
@@ -765,12 +765,12 @@ class Syncer:
     ) -> None:
         """State, trust record and roots in one transaction: the only write of an update
         (``state`` None keeps the stored state, for a list already current), with the
-        verified ``opinions`` of an entries list. A store that keeps no opinions (the
-        bridge's, in memory: ``hashhub_tx``) gets the update without them."""
+        verified ``opinions`` of an entries list (given to the store only when there is
+        one)."""
         files = hub.root_files()
 
         def commit(store: NodeStore) -> None:
-            if opinions is not None and isinstance(store, ListTables):
+            if opinions is not None:
                 store.commit_update(
                     list_id, hash_type, state, trust, files, now, changes, opinions=opinions
                 )
