@@ -247,8 +247,9 @@ class ListTables(Tables):
                 return found
             kind = hash_type(row["hash_type"])
             in_blob = []
+            logged_records = self._logged_records(list_id, hashes)
             for h in hashes:
-                logged = self._logged_record(list_id, h)
+                logged = logged_records.get(h)
                 if logged is None:
                     in_blob.append(h)
                 elif logged:
@@ -267,23 +268,29 @@ class ListTables(Tables):
                         found[h] = Entry.from_line(line, kind)
         return found
 
-    def _logged_record(self, list_id: str, h: bytes) -> bytes | None:
-        """What the newest logged change that mentions hash ``h`` says of it: its
-        record line as added, ``b""`` if it was removed, None if no change mentions it."""
-        prefix = h.hex().encode() + b" "
+    def _logged_records(self, list_id: str, hashes: Sequence[bytes]) -> dict[bytes, bytes]:
+        """What the newest logged change that mentions each of ``hashes`` says of it:
+        its record line as added, ``b""`` if it was removed; a hash no change mentions
+        is left out. The log is read once, oldest change first, so a later change
+        overwrites an earlier one (within a change the removals come first, so an
+        addition is the newer)."""
+        wanted = {h.hex().encode(): h for h in hashes}
+        width = len(next(iter(wanted), b""))
+        said: dict[bytes, bytes] = {}
+        if not wanted:
+            return said
         for change in self.db.query(
-            "SELECT removes, adds FROM state_changes WHERE list_id = ? "
-            "AND (instr(removes, ?) > 0 OR instr(adds, ?) > 0) ORDER BY seq DESC",
-            [list_id, prefix, prefix],
+            "SELECT removes, adds FROM state_changes WHERE list_id = ? ORDER BY seq", [list_id]
         ):
-            # Within one change the removals come first, so an addition is the newer.
-            for line in bytes(change["adds"]).split(b"\n"):
-                if line.startswith(prefix):
-                    return line
             for line in bytes(change["removes"]).split(b"\n"):
-                if line.startswith(prefix):
-                    return b""
-        return None
+                h = wanted.get(line[:width])
+                if h is not None and line[width : width + 1] == b" ":
+                    said[h] = b""
+            for line in bytes(change["adds"]).split(b"\n"):
+                h = wanted.get(line[:width])
+                if h is not None and line[width : width + 1] == b" ":
+                    said[h] = line
+        return said
 
     def _state(self, list_id: str, width: int, blob: bytes) -> ListState:
         """The stored blob with the logged changes replayed in order.

@@ -212,3 +212,36 @@ async def test_a_lookup_inside_a_transaction_reads_the_state_when_the_rows_are_s
     assert rows(node) == {}  # not rebuilt inside the caller's transaction
     assert node.store.entry(LIST, md5("b")) == record("b", t)
     assert rows(node) == rows_of(current(hub))
+
+
+async def test_with_the_rows_gone_a_lookup_reads_the_log_once_for_every_hash(
+    hub: EntriesHub, node: Node
+) -> None:
+    """Rows missing inside a transaction: the records come from the logged changes
+    (the newest change that names a hash wins) and the blob, the log read once for
+    all the hashes asked."""
+    t = hub.clock()
+    kept = record("kept", t, classification="reported")
+    hub.publish(LIST, adds=[record(f"item-{i}", t) for i in range(60)])
+    hub.publish(LIST, adds=[kept, record("gone", t)])
+    await sync_once(node)
+    changed = record("kept", t, classification="confirmed")
+    new = record("new", t, category="extremism")
+    hub.publish(LIST, adds=[changed, new], removes=[Removal(kept, "changed")])
+    await sync_once(node)
+    hub.publish(LIST, removes=[Removal(record("gone", t), "withdrawn")])
+    await sync_once(node)
+    assert len(logged_changes(node.home)) == 2
+    conn = raw_db(node)
+    conn.execute("DELETE FROM entry_records")
+    conn.close()
+
+    def log_reads(hashes: list[bytes]) -> tuple[dict[bytes, Entry], int]:
+        seen = statements(node)
+        with node.store.atomic():
+            found = node.store.entries(LIST, hashes)
+        return found, sum("FROM state_changes" in s for s in seen)
+
+    found, reads = log_reads([changed.hash, new.hash, md5("gone"), md5("item-7"), md5("never")])
+    assert found == {changed.hash: changed, new.hash: new, md5("item-7"): record("item-7", t)}
+    assert log_reads([changed.hash]) == ({changed.hash: changed}, reads)  # not one a hash
