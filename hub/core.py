@@ -90,7 +90,7 @@ class Hub:
         self.ledger = Ledger(self.ctx, self.lists)
         self.evidence = Evidence(self.ctx)
         self.acks = AckIntake(
-            self.ctx, self.keys, self.lists, self.access, self.ledger, self.evidence
+            self.ctx, self.keys, self.lists, self.access, self.ledger, self.evidence, self.disputes
         )
         self.reports = Reports(self.ctx, self.keys, self.lists, self.access, self.ledger)
         self.cases = Cases(self.ctx, self.lists, self.entries)

@@ -672,6 +672,9 @@ def m011_disputes(db: sqlite_utils.Database) -> None:
       ``closed`` the time of the last decision or end, ``by`` the operator, ``note``
       the operator's own words, never published. At most one dispute of an entry
       is open or dismissed at a time (``disputes_live``).
+    - ``opinion_nodes``: the platform each node's acks were folded into
+      ``entry_opinions`` under, so a node that moved is seen and the fold redone
+      (empty here: the acks stored before are folded again on the first read).
     - ``acks.with_opinions``: 1 when the ack's bytes carry ``opinions``, so the
       opinion summary of each version folds only those (``acks_with_opinions``)
       rather than parsing every ack ever stored; the acks stored before are
@@ -689,6 +692,10 @@ def m011_disputes(db: sqlite_utils.Database) -> None:
             closed TEXT,
             by TEXT,
             note TEXT
+        );
+        CREATE TABLE opinion_nodes (
+            node TEXT PRIMARY KEY,
+            platform TEXT NOT NULL
         );
         CREATE UNIQUE INDEX disputes_live ON disputes(entry_id)
             WHERE state IN ('open', 'dismissed');

@@ -20,6 +20,7 @@ from typing import Any
 from hub.errors import Forbidden, HubError, SeqConflict, Unauthorized, Unprocessable
 from hub.services.access import Access, Principal
 from hub.services.context import HubContext
+from hub.services.disputes import Disputes
 from hub.services.evidence import Evidence
 from hub.services.keys import Keys
 from hub.services.ledger import Ledger
@@ -58,8 +59,10 @@ class AckIntake:
         access: Access,
         ledger: Ledger,
         evidence: Evidence,
+        disputes: Disputes,
     ) -> None:
         self.ctx = ctx
+        self.disputes = disputes
         self.keys = keys
         self.lists = lists
         self.access = access
@@ -289,39 +292,6 @@ class AckIntake:
             )
         return held
 
-    def _keep_opinions(self, ack: Ack) -> None:
-        """Each opinion as its platform's position on the entry, unless the platform
-        already said something newer through any of its nodes or lists: newer by
-        (``sent``, ``seq``, node id), the order ``protocol.fold_positions`` folds in, so
-        what the hub shows is what the opinion summary names. ``none`` is kept too: a
-        position taken back is a position, and counts for nothing."""
-        if not ack.opinions:
-            return
-        row = self.ctx.one("SELECT platform FROM nodes WHERE id = ?", [ack.node])
-        platform = str(row["platform"]) if row is not None else ack.node
-        sent = format_time(ack.sent)
-        for entry_id, opinion in sorted(ack.opinions.items()):
-            self.ctx.db.execute(
-                "INSERT INTO entry_opinions (entry_id, platform, position, reason, list_id, "
-                "node, seq, sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (entry_id, platform) DO UPDATE SET position = excluded.position, "
-                "reason = excluded.reason, list_id = excluded.list_id, node = excluded.node, "
-                "seq = excluded.seq, sent = excluded.sent "
-                "WHERE excluded.sent > entry_opinions.sent OR (excluded.sent = "
-                "entry_opinions.sent AND (excluded.seq > entry_opinions.seq OR "
-                "(excluded.seq = entry_opinions.seq AND excluded.node > entry_opinions.node)))",
-                [
-                    entry_id,
-                    platform,
-                    opinion.position,
-                    opinion.reason,
-                    ack.list_id,
-                    ack.node,
-                    ack.seq,
-                    sent,
-                ],
-            )
-
     # -- keeping it -----------------------------------------------------------------------
 
     def _store(self, ack: Ack, data: bytes, sig: bytes) -> AckReceipt:
@@ -352,7 +322,7 @@ class AckIntake:
             )
             ack_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", [ack.seq, ack.node])
-            self._keep_opinions(ack)
+            self.disputes.keep(ack)
             held_back = self.ledger.count(ack.node, ack.list_id, counter_rows(ack.counts))
             withheld = held_back.pop("", {})
             self.ledger.count_point(ack.list_id, received)

@@ -13,10 +13,16 @@ takes it out of the next summary; the ``disputes``
 table (m011) keeps its life, with the operator's note, which is never published.
 
 The summary is built so an auditor holding the acks it names recomputes exactly
-it: the cut is every node with a stored ack and its highest ``seq``, the voices are
-``protocol.fold_positions`` over the stored acks that carry opinions. Disputes are
-counted by that same fold, so the table and the summary never disagree on which
-entries are disputed.
+it: the cut is every node with a stored ack and its highest ``seq``, the voices
+are the fold of ``protocol.fold_positions`` over the stored acks that carry
+opinions. The hub keeps that fold as it goes, in ``entry_opinions`` (``keep``,
+called for each ack stored: a platform's newest position per entry by the same
+order), so a summary reads one row per platform and entry instead of parsing every
+ack ever stored. The fold counts a node's acks for the platform the node belongs
+to *now*: when the nodes' platforms are no longer those the table was kept under
+(``hashhub node platform``, a re-enrolment), the table is folded again from the
+acks before it is read (``_current_fold``). Disputes are counted from the same
+rows, so the table and the summary never disagree on which entries are disputed.
 """
 
 from __future__ import annotations
@@ -37,8 +43,8 @@ from protocol import (
     EntryOpinions,
     EntryState,
     NodeCut,
+    Opinion,
     OpinionSummary,
-    fold_positions,
     format_time,
     parse_time,
     voices_of,
@@ -153,10 +159,88 @@ class Disputes:
         ):
             yield Ack.from_bytes(bytes(row["bytes"]))
 
-    def positions(self, cut: Mapping[str, NodeCut]) -> dict[str, dict[str, Position]]:
-        """Each platform's newest position per entry, folded from the stored acks that
-        carry opinions, as ``protocol.fold_positions`` (and so an auditor) folds them."""
-        return fold_positions(self._opinion_acks(), cut)
+    def keep(self, ack: Ack, platform: str | None = None) -> None:
+        """Fold one stored ack's opinions into ``entry_opinions``: each as its
+        platform's position on the entry, unless the platform already said something
+        newer through any of its nodes or lists, newer by (``sent``, ``seq``, node id)
+        — the order ``protocol.fold_positions`` folds in, so the summary is what an
+        auditor folds. ``none`` is kept too: a position taken back is a position, and
+        counts for nothing. ``platform``: the node's (default: its platform now)."""
+        if not ack.opinions:
+            return
+        if platform is None:
+            row = self.ctx.one("SELECT platform FROM nodes WHERE id = ?", [ack.node])
+            platform = str(row["platform"]) if row is not None else ack.node
+        sent = format_time(ack.sent)
+        for entry_id, opinion in sorted(ack.opinions.items()):
+            self.ctx.db.execute(
+                "INSERT INTO entry_opinions (entry_id, platform, position, reason, list_id, "
+                "node, seq, sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (entry_id, platform) DO UPDATE SET position = excluded.position, "
+                "reason = excluded.reason, list_id = excluded.list_id, node = excluded.node, "
+                "seq = excluded.seq, sent = excluded.sent "
+                "WHERE excluded.sent > entry_opinions.sent OR (excluded.sent = "
+                "entry_opinions.sent AND (excluded.seq > entry_opinions.seq OR "
+                "(excluded.seq = entry_opinions.seq AND excluded.node > entry_opinions.node)))",
+                [
+                    entry_id,
+                    platform,
+                    opinion.position,
+                    opinion.reason,
+                    ack.list_id,
+                    ack.node,
+                    ack.seq,
+                    sent,
+                ],
+            )
+        self.ctx.db.execute(
+            "INSERT INTO opinion_nodes (node, platform) VALUES (?, ?) "
+            "ON CONFLICT (node) DO UPDATE SET platform = excluded.platform",
+            [ack.node, platform],
+        )
+
+    def _current_fold(self) -> None:
+        """Fold ``entry_opinions`` again from every stored ack that carries opinions when
+        a node's acks were kept under another platform than its own now (it moved, or
+        was enrolled again elsewhere) or never kept (acks stored before the table)."""
+        stale = self.ctx.one(
+            "SELECT 1 FROM opinion_nodes o JOIN nodes n ON n.id = o.node "
+            "WHERE n.platform != o.platform LIMIT 1",
+            [],
+        ) or self.ctx.one(
+            "SELECT 1 FROM (SELECT DISTINCT node FROM acks WHERE with_opinions = 1) a "
+            "WHERE NOT EXISTS (SELECT 1 FROM opinion_nodes o WHERE o.node = a.node) LIMIT 1",
+            [],
+        )
+        if stale is None:
+            return
+        with self.ctx.db.atomic():
+            self.ctx.db.execute("DELETE FROM entry_opinions")
+            self.ctx.db.execute("DELETE FROM opinion_nodes")
+            platforms = {
+                str(r["id"]): str(r["platform"])
+                for r in self.ctx.db.query("SELECT id, platform FROM nodes")
+            }
+            for ack in self._opinion_acks():
+                self.keep(ack, platforms.get(ack.node, ack.node))
+
+    def positions(self) -> dict[str, dict[str, Position]]:
+        """Each platform's newest position per entry over every stored ack (the cut
+        ``cut()`` gives, read in the same transaction), from ``entry_opinions``: what
+        ``protocol.fold_positions`` over those acks gives, and so what an auditor
+        folds."""
+        self._current_fold()
+        out: dict[str, dict[str, Position]] = {}
+        for r in self.ctx.db.query(
+            "SELECT entry_id, platform, position, reason, node, seq, sent FROM entry_opinions"
+        ):
+            out.setdefault(str(r["entry_id"]), {})[str(r["platform"])] = Position(
+                Opinion(str(r["position"]), r["reason"]),
+                str(r["node"]),
+                int(r["seq"]),
+                parse_time(str(r["sent"]), "entry_opinions.sent"),
+            )
+        return out
 
     @staticmethod
     def _disputing(positions: Mapping[str, Mapping[str, Position]]) -> dict[str, int]:
@@ -184,7 +268,7 @@ class Disputes:
         so the summary and the table agree.
         """
         if positions is None:
-            positions = self.positions(self.cut())
+            positions = self.positions()
         disputing = self._disputing(positions)
         stamp = format_time(now)
         with self.ctx.db.atomic():
@@ -255,7 +339,7 @@ class Disputes:
         from the stored acks, restricted to the entries the list holds, and each live
         dispute of an entry at or past ``threshold``."""
         cut = self.cut()
-        positions = self.positions(cut)
+        positions = self.positions()
         self.refresh(created, threshold, who, positions)
         live = self._live()
         held = state.entry_ids()

@@ -277,7 +277,9 @@ async def test_a_tie_in_time_and_seq_goes_to_the_higher_node_id_in_both_counts(
 async def test_the_migration_marks_the_acks_stored_before_it_that_carry_opinions(
     home: Path, client: Client
 ) -> None:
-    """A hub upgraded past m011 folds its older acks too: the migration parses them once."""
+    """A hub upgraded past m011 folds its older acks too: the migration parses them once,
+    and the first summary folds them into ``entry_opinions`` (emptied here: a table
+    kept under the older rule is folded again, not trusted)."""
     first, _ = entry_ids(home)
     key, token = enrol(home, "platform-b", "platform-b")
     for seq, opinions in ((1, {first: Opinion("disputed", "benign")}), (2, {})):
@@ -293,6 +295,8 @@ async def test_the_migration_marks_the_acks_stored_before_it_that_carry_opinions
             DROP INDEX acks_with_opinions;
             ALTER TABLE acks DROP COLUMN with_opinions;
             DROP TABLE disputes;
+            DROP TABLE opinion_nodes;
+            DELETE FROM entry_opinions;
             DELETE FROM _sqlite_migrations WHERE name = 'm011_disputes';
             """
         )
@@ -301,3 +305,40 @@ async def test_the_migration_marks_the_acks_stored_before_it_that_carry_opinions
     assert sorted(again) == [(1, 1), (2, 0)]
     summary = await summary_over_http(client, home, publish_one_more(home, 3))
     assert summary.entries[first].disputed == {"platform-b": Voice("platform-b", 1, "benign")}
+
+
+async def test_a_node_moved_to_another_platform_counts_there_in_the_next_summary(
+    home: Path, client: Client
+) -> None:
+    """The fold counts a node's acks for its platform now: moving a node folds the
+    kept positions again, so two disputes become one platform's voice."""
+    first, _ = entry_ids(home)
+    key_1, token_1 = enrol(home, "node-1", "platform-x")
+    key_2, token_2 = enrol(home, "node-2", "platform-y")
+    for key, node_id, token, seq, reason in (
+        (key_1, "node-1", token_1, 1, "benign"),
+        (key_2, "node-2", token_2, 2, "other"),
+    ):
+        status, answer = await post(
+            client,
+            token,
+            *signed_ack(home, key, node_id, ENTRIES, seq, {first: Opinion("disputed", reason)}),
+        )
+        assert status == 200, answer
+    before = await summary_over_http(client, home, publish_one_more(home, 3))
+    assert set(before.entries[first].disputed) == {"platform-x", "platform-y"}
+    assert before.entries[first].dispute is not None  # two platforms: the threshold
+
+    with opened(home) as hub:
+        hub.access.set_platform("node-2", "platform-x")
+    after = await summary_over_http(client, home, publish_one_more(home, 4))
+    [(platform, voice)] = after.entries[first].disputed.items()
+    assert platform == "platform-x"
+    assert voice.node in {"node-1", "node-2"}
+    assert after.nodes["node-2"].platform == "platform-x"
+    assert after.entries[first].dispute is None, "one platform now: below the threshold"
+    acks = await stored_acks(client, home)
+    positions = fold_positions(acks, after.nodes)
+    assert {p: (v.node, v.seq) for p, v in positions[first].items()} == {
+        "platform-x": (voice.node, voice.seq)
+    }
