@@ -282,6 +282,9 @@ class Entry:
         """
         if len(line) > record_limit(kind):
             raise MalformedError(f"entry record of {len(line)} bytes is too long")
+        fast = _from_valid_line(line, kind)
+        if fast is not None:
+            return fast
         fields = line.split(b" ")
         if len(fields) != 7:
             raise MalformedError(f"entry record with {len(fields)} fields, not 7")
@@ -309,6 +312,43 @@ class Entry:
         # format), so the line parsed is the line the record writes.
         entry.__dict__["line"] = bytes(line)
         return entry
+
+
+def _from_valid_line(line: bytes, kind: HashType) -> Entry | None:
+    """``Entry.from_line`` for a line the record grammar matches in one go (a body of
+    10,000 records parses several times faster so): the fields are set as the match
+    proved them, the times read once per distinct text. None for any other line,
+    which the field-by-field parse then refuses with the rule it breaks."""
+    if _record_pattern(2 * kind.length, None).fullmatch(line) is None:
+        return None
+    digits, entry_id, category, classification, source, first, until = line.decode("ascii").split(
+        " "
+    )
+    kind_name, sep, ref = source.partition(":")
+    first_seen = _record_time(first, "entry record: first_seen")
+    expires = None if until == "-" else _record_time(until, "entry record: expires")
+    if expires is not None and expires <= first_seen:
+        raise MalformedError(f"entry {entry_id!r}: expires is not after first_seen")
+    entry = object.__new__(Entry)
+    for name, value in (
+        ("hash", bytes.fromhex(digits)),
+        ("entry_id", entry_id),
+        ("category", category),
+        ("classification", classification),
+        ("source_kind", kind_name),
+        ("source_ref", ref if sep else None),
+        ("first_seen", first_seen),
+        ("expires", expires),
+    ):
+        object.__setattr__(entry, name, value)
+    entry.__dict__["line"] = bytes(line)
+    return entry
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_time(text: str, where: str) -> datetime:
+    """``parse_time``, once per distinct text (a body's records share a few times)."""
+    return parse_time(text, where)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ delta key could, to show that the verifier refuses it too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -376,6 +377,47 @@ GOOD_LINE = entry(1, source="member:n1", expires=T0 + HOUR).line
 def test_from_line_refuses_what_breaks_the_grammar(line: bytes) -> None:
     with pytest.raises(MalformedError):
         Entry.from_line(line, PDQ)
+    # The one-match reading takes none of them: it leaves the line to the field-by-field
+    # parse (None), or refuses it itself.
+    with contextlib.suppress(MalformedError):
+        assert entries_module._from_valid_line(line, PDQ) is None
+
+
+_TERMS = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    digest=st.binary(min_size=32, max_size=32),
+    entry_id=_TERMS,
+    terms=st.tuples(_TERMS, _TERMS, _TERMS),
+    ref=st.none() | st.from_regex(r"[a-z0-9][a-z0-9._-]{0,127}", fullmatch=True),
+    first=st.integers(min_value=0, max_value=10**9),
+    lasting=st.none() | st.integers(min_value=1, max_value=10**9),
+)
+def test_the_one_match_reading_is_the_field_by_field_parse(
+    digest: bytes,
+    entry_id: str,
+    terms: tuple[str, str, str],
+    ref: str | None,
+    first: int,
+    lasting: int | None,
+) -> None:
+    """Any record the constructor makes reads back equal through the fast path, which
+    takes it (a body of valid records never falls back to the slow one)."""
+    first_seen = T0 + timedelta(seconds=first)
+    made = Entry(
+        digest,
+        entry_id,
+        *terms,
+        ref,
+        first_seen,
+        None if lasting is None else first_seen + timedelta(seconds=lasting),
+    )
+    fast = entries_module._from_valid_line(made.line, PDQ)
+    assert fast is not None
+    assert fast == made
+    assert fast.line == made.line
 
 
 def longest_record(kind_name: str = "pdq") -> Entry:
