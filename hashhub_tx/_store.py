@@ -6,21 +6,29 @@ of the node's SQLite file. It starts from a verified checkpoint and collects wha
 update commits; nothing leaves it until every list has verified, when the exchange
 turns it into the next checkpoint. Failures and evidence are collected so the
 exchange can raise with them (and log them: pytx keeps no evidence table).
+
+A list of entries also keeps its newest verified opinion summary (``KeptOpinions``)
+with the header that names it, so the checkpoint can show, offline, that the hub
+signed it for a version of the trusted log. A version applied without a summary keeps
+the previous one, as the node does, and the headers since: they chain its header to
+the trusted last leaf.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias
 
 from hashhub_tx.errors import CheckpointError
 from node.store import StoredEntries, StoredList
-from protocol import EntryState, ListState, ListTrust
+from protocol import EntryState, ListState, ListTrust, OpinionSummary
+from protocol.delta import DeltaHeader
 from protocol.lists import hash_type
+from protocol.opinions import OpinionsRef, header_opinions
 
-__all__ = ["CheckpointStore", "Failure", "Followed", "hash_set"]
+__all__ = ["CheckpointStore", "Failure", "Followed", "KeptOpinions", "hash_set"]
 
 Followed: TypeAlias = StoredList | StoredEntries
 """A followed list as the bridge holds it: bare hashes, or entries (records with
@@ -32,6 +40,21 @@ def hash_set(stored: Followed) -> ListState:
     if isinstance(stored, StoredEntries):
         return stored.state.as_hashes()
     return stored.state
+
+
+@dataclass(frozen=True)
+class KeptOpinions:
+    """A list's newest verified opinion summary, as the checkpoint keeps it.
+
+    ``data`` is the summary's bytes, ``header`` the bytes of the header naming it, and
+    ``later`` the headers of the versions applied since without a summary, oldest
+    first: the chain from ``header`` to the list's trusted last leaf.
+    """
+
+    summary: OpinionSummary
+    data: bytes
+    header: bytes
+    later: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,11 +72,22 @@ class Failure:
 class CheckpointStore:
     """What ``Syncer`` reads and writes, as ``NodeStore`` offers it, held in memory."""
 
-    def __init__(self, roots: Sequence[tuple[bytes, bytes]], lists: dict[str, Followed]) -> None:
+    def __init__(
+        self,
+        roots: Sequence[tuple[bytes, bytes]],
+        lists: dict[str, Followed],
+        opinions: dict[str, KeptOpinions] | None = None,
+    ) -> None:
         self._roots = list(roots)
         self.lists = dict(lists)
         """The trusted lists: the checkpoint's, replaced list by list as updates commit."""
+        self.opinions = dict(opinions or {})
+        """The trusted opinion summaries, by list: the checkpoint's."""
         self.committed: dict[str, Followed] = {}
+        self.committed_opinions: dict[str, KeptOpinions | None] = {}
+        """By list committed, its summary after the update (None: it has none)."""
+        self.applied_headers: dict[str, list[bytes]] = {}
+        """By list of entries, the headers of the update in progress, oldest first."""
         self.failures: list[Failure] = []
         self.evidence: list[str] = []
 
@@ -90,15 +124,46 @@ class CheckpointStore:
         roots: Iterable[tuple[int, bytes, bytes]],
         now: datetime,
         changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
+        opinions: OpinionSummary | None = None,
     ) -> None:
-        """Keep a verified update (``state`` None: only the checkpoint time moved)."""
+        """Keep a verified update (``state`` None: only the checkpoint time moved), with
+        the verified ``opinions`` of the newest version of a list of entries."""
         if state is None:
             state = self.stored_list(list_id, type_name).state
         self.save_roots(roots)
+        headers = self.applied_headers.pop(list_id, [])
         if isinstance(state, EntryState):
             self.committed[list_id] = StoredEntries(list_id, type_name, trust, state)
+            self.committed_opinions[list_id] = self._kept(list_id, opinions, headers, state)
         else:
             self.committed[list_id] = StoredList(list_id, type_name, trust, state)
+            self.committed_opinions[list_id] = None
+
+    def _kept(
+        self,
+        list_id: str,
+        opinions: OpinionSummary | None,
+        headers: list[bytes],
+        state: EntryState,
+    ) -> KeptOpinions | None:
+        """The summary the list holds after an update that applied ``headers`` and
+        resulted in ``state``: the new one, else the previous one while it speaks of
+        an entry still held (so the headers kept after it do not grow for nothing)."""
+        if opinions is not None:
+            data = opinions.to_bytes()  # parsed from canonical bytes: these very bytes
+            if not headers or header_opinions(DeltaHeader.from_bytes(headers[-1])) != (
+                OpinionsRef.of(data)
+            ):
+                raise CheckpointError(f"list {list_id}: a summary not named by the last header")
+            return KeptOpinions(opinions, data, headers[-1])
+        previous = self.opinions.get(list_id)
+        if previous is None:
+            return None
+        if not headers:
+            return previous
+        if previous.summary.entries.keys().isdisjoint(state.entry_ids()):
+            return None
+        return replace(previous, later=previous.later + tuple(headers))
 
     def record_failure(
         self,

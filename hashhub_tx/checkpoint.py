@@ -13,13 +13,18 @@ in plain JSON types:
   what lets the next update check every body against its base and every result
   against the signed digest, and compute exact tombstones when a snapshot replaces
   it. It costs 4/3 of the raw hash bytes (about 43 MB of base64 for a million PDQ
-  hashes), less than pytx keeps for the same hashes as records.
+  hashes), less than pytx keeps for the same hashes as records;
+- for a list of entries, its newest opinion summary (PROTOCOL.md §10.7), the bytes of
+  the header naming it and of the headers applied since without one: what the
+  platforms say of its entries, which each record carries (``hashhub_tx.entries``).
 
 A checkpoint comes back from storage the bridge does not control, so it is verified
 before use (``open_checkpoint``), without the network: the pin must be this
 collaboration's, the roots must chain from it, every state must hash to its trust
 record's digest, and every trusted version and compact range must be the ones a
-checkpoint note signed by the hub vouches for. A forged checkpoint therefore stops the
+checkpoint note signed by the hub vouches for; a summary must be the one its header
+names, under the rules of §10.7 and the root that signed that header, and the header
+must chain to the list's trusted last leaf. A forged checkpoint therefore stops the
 bridge with ``CheckpointError``; what it cannot catch here (a forged ``last_leaf``, or a
 state and digest forged together) breaks the chain of the next signed header and is
 rejected there. Either way nothing is yielded.
@@ -34,7 +39,7 @@ from datetime import datetime
 
 from threatexchange.exchanges.fetch_state import FetchCheckpointBase
 
-from hashhub_tx._store import Followed
+from hashhub_tx._store import Followed, KeptOpinions
 from hashhub_tx.errors import CheckpointError
 from node.store import StoredEntries, StoredList
 from protocol import (
@@ -43,13 +48,18 @@ from protocol import (
     Limits,
     ListState,
     ListTrust,
+    OpinionSummary,
     ProtocolError,
     SignedCheckpoint,
     TrustedHub,
     b64decode,
     b64encode,
+    verify_summary,
 )
+from protocol.delta import DeltaHeader
 from protocol.entries import LIST_FORMATS, Vocabulary
+from protocol.errors import ConsistencyError
+from protocol.opinions import OpinionsRef, header_opinions
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -83,6 +93,16 @@ class ListCheckpoint:
     format: str = "hashes"
     """Written ``hashes`` by a bridge before lists of entries, so such a checkpoint
     still opens."""
+    opinions: str | None = None
+    """A list of entries' newest opinion summary (base64), or None: none yet, or a
+    checkpoint written before summaries were kept (it opens, and the next summary
+    fills it)."""
+    opinions_header: str | None = None
+    """The header naming ``opinions`` (base64): what the summary is verified against."""
+    opinions_later: list[str] | None = None
+    """The headers applied since ``opinions_header`` without a summary (base64, oldest
+    first): they keep the summary as the node does, and chain its header to the
+    trusted last leaf."""
 
 
 @dataclass
@@ -121,12 +141,15 @@ def make_checkpoint(
     *,
     progress: int | None = None,
     fetched: datetime | None = None,
+    opinions: Mapping[str, KeptOpinions] | None = None,
 ) -> HashhubCheckpoint:
-    """The checkpoint for trusted ``roots`` (oldest first) and ``lists``.
+    """The checkpoint for trusted ``roots`` (oldest first), ``lists`` and the opinion
+    summaries of its lists of entries (``opinions``).
 
     ``progress`` is the previous checkpoint's: the new one is never below it.
     ``fetched`` is the time of the fetch making it.
     """
+    kept = opinions or {}
     times = [
         int(s.trust.checkpoint_time.timestamp()) for s in lists.values() if s.trust.checkpoint_time
     ]
@@ -136,17 +159,26 @@ def make_checkpoint(
         pinned_root_sha256=pinned_root_sha256,
         roots=[SignedRoot(b64encode(data), b64encode(sig)) for data, sig in roots],
         lists={
-            list_id: ListCheckpoint(
-                stored.hash_type,
-                _trust_text(stored.trust),
-                b64encode(stored.state.to_bytes()),
-                "entries" if isinstance(stored, StoredEntries) else "hashes",
-            )
+            list_id: _list_checkpoint(stored, kept.get(list_id))
             for list_id, stored in sorted(lists.items())
         },
         progress=max(times) if times else None,
         fetched=int(fetched.timestamp()) if fetched is not None else None,
     )
+
+
+def _list_checkpoint(stored: Followed, kept: KeptOpinions | None) -> ListCheckpoint:
+    out = ListCheckpoint(
+        stored.hash_type,
+        _trust_text(stored.trust),
+        b64encode(stored.state.to_bytes()),
+        "entries" if isinstance(stored, StoredEntries) else "hashes",
+    )
+    if kept is not None and isinstance(stored, StoredEntries):
+        out.opinions = b64encode(kept.data)
+        out.opinions_header = b64encode(kept.header)
+        out.opinions_later = [b64encode(h) for h in kept.later]
+    return out
 
 
 def open_checkpoint(
@@ -155,13 +187,15 @@ def open_checkpoint(
     *,
     now: datetime,
     limits: Limits | None = None,
-) -> tuple[list[tuple[bytes, bytes]], dict[str, Followed]]:
-    """Verify a stored checkpoint offline; return its roots and lists.
+) -> tuple[list[tuple[bytes, bytes]], dict[str, Followed], dict[str, KeptOpinions]]:
+    """Verify a stored checkpoint offline; return its roots, lists and opinion summaries.
 
     Raises:
         CheckpointError: another format or pin, a root chain that does not verify from
-            the pin, a state that does not hash to its digest, or a trusted version
-            and compact range that no signed checkpoint note vouches for.
+            the pin, a state that does not hash to its digest, a trusted version
+            and compact range that no signed checkpoint note vouches for, or an
+            opinion summary that is not the one a header chained to the list's last
+            leaf names, under the rules of §10.7.
     """
     if checkpoint.format != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint format {checkpoint.format} is not {CHECKPOINT_FORMAT}")
@@ -188,9 +222,14 @@ def open_checkpoint(
         for data, sig in reversed(roots)
     ]
     lists = {}
+    opinions = {}
     for list_id, entry in checkpoint.lists.items():
-        lists[list_id] = _open_list(list_id, entry, verifiers, hub.root.vocabulary)
-    return roots, lists
+        stored = _open_list(list_id, entry, verifiers, hub.root.vocabulary)
+        lists[list_id] = stored
+        kept = _open_opinions(list_id, entry, stored, hub)
+        if kept is not None:
+            opinions[list_id] = kept
+    return roots, lists, opinions
 
 
 def _open_list(
@@ -252,3 +291,78 @@ def _check_note(list_id: str, trust: ListTrust, verifiers: list[TrustedHub]) -> 
     raise CheckpointError(
         f"{where}: the stored checkpoint note is signed by no trusted root: " + "; ".join(errors)
     )
+
+
+def _open_opinions(
+    list_id: str, entry: ListCheckpoint, stored: Followed, hub: TrustedHub
+) -> KeptOpinions | None:
+    """A list's stored opinion summary, verified offline, or None if it keeps none.
+
+    The header naming it must chain, through the headers applied since, to the
+    trusted last leaf. A summary of the trusted version is verified in full
+    (``verify_summary``, against the state held); an older one, kept through versions
+    that came without a summary, against its header and root (the entries it names
+    were checked against its version's state when it was fetched; the records read it
+    only for the entries still held).
+    """
+    where = f"checkpoint list {list_id!r}: opinions"
+    parts = (entry.opinions, entry.opinions_header)
+    if parts == (None, None) and not entry.opinions_later:
+        return None
+    if entry.opinions is None or entry.opinions_header is None:
+        raise CheckpointError(f"{where}: a summary and its header are kept together")
+    if not isinstance(stored, StoredEntries):
+        raise CheckpointError(f"{where}: a list of bare hashes has no opinion summary")
+    try:
+        data = b64decode(entry.opinions, where)
+        header_bytes = b64decode(entry.opinions_header, where)
+        later = [b64decode(h, where) for h in entry.opinions_later or []]
+        header = DeltaHeader.from_bytes(header_bytes)
+        _check_chain(list_id, header, [DeltaHeader.from_bytes(h) for h in later], stored.trust)
+        root = hub.root_at(header.root_version)
+        if later:
+            summary = _kept_summary(header, data, root.policy.disputes_at)
+        else:
+            summary = verify_summary(header, data, root, stored.state)
+    except (ValueError, ProtocolError) as e:
+        raise CheckpointError(f"{where}: {e}") from e
+    return KeptOpinions(summary, data, header_bytes, tuple(later))
+
+
+def _check_chain(
+    list_id: str, header: DeltaHeader, later: list[DeltaHeader], trust: ListTrust
+) -> None:
+    """``header`` and the ``later`` headers follow each other and end at the trusted
+    last leaf and version: the summary's header is in the list's trusted log."""
+    previous = header
+    for following in later:
+        if (following.version, following.prev) != (
+            previous.version + 1,
+            previous.leaf_hash.hex(),
+        ):
+            raise ConsistencyError(
+                f"header v{following.version} does not follow header v{previous.version}"
+            )
+        previous = following
+    if header.list_id != list_id or any(h.list_id != list_id for h in later):
+        raise ConsistencyError(f"a header is not of list {list_id}")
+    if previous.version != trust.version or previous.leaf_hash.hex() != trust.last_leaf:
+        raise ConsistencyError(
+            f"header v{previous.version} is not the trusted last leaf (v{trust.version})"
+        )
+
+
+def _kept_summary(header: DeltaHeader, data: bytes, threshold: int) -> OpinionSummary:
+    """A summary kept from an older version: the bytes its header names, for its list,
+    version and time, under its root's threshold."""
+    if OpinionsRef.of(data) != header_opinions(header):
+        raise ConsistencyError(f"opinions v{header.version}: not the bytes the header names")
+    summary = OpinionSummary.from_bytes(data)
+    if (summary.list_id, summary.version, summary.created, summary.threshold) != (
+        header.list_id,
+        header.version,
+        header.created,
+        threshold,
+    ):
+        raise ConsistencyError(f"opinions v{summary.version}: not the summary of its header")
+    return summary

@@ -12,8 +12,17 @@ holds the hash, tagged with the list id and ``name:value`` for each field::
      "classification:confirmed", "source:import:batch-7",
      "first_seen:2026-11-30T09:00:00Z", "expires:2026-12-30T09:00:00Z"}
 
-(``expires:`` only for an entry that has one.) The record keeps the fields as well
-(``HashhubEntry``), for code that reads them rather than tags. The hub's vocabulary
+(``expires:`` only for an entry that has one.) What the platforms say of the entry,
+as the list's newest opinion summary says it (PROTOCOL.md §10.7), joins the tags
+when a platform spoke of it: how many platforms confirm and dispute it, and its
+dispute's state while it has one (``open``: undecided; ``dismissed``: the operator
+kept the entry)::
+
+    {"opinions:confirmed:2", "opinions:disputed:3", "dispute:open"}
+
+A new summary that says something else of an entry sends its record again. The
+record keeps the fields as well (``HashhubEntry``), for code that reads them rather
+than tags. The hub's vocabulary
 names the categories and classifications; the bridge maps none of them onto pytx's
 categories, whose meaning (false positive, seed, positive) is not theirs.
 
@@ -32,11 +41,45 @@ from datetime import datetime
 
 from threatexchange.exchanges.fetch_state import SignalOpinion, SignalOpinionCategory
 
-from hashhub_tx._store import Followed
+from hashhub_tx._store import Followed, KeptOpinions
 from node.store import StoredEntries
-from protocol import Entry, format_time
+from protocol import Entry, OpinionSummary, format_time
 
-__all__ = ["HashhubEntry", "changed_hashes", "expired_hashes", "opinion_of"]
+__all__ = [
+    "HashhubEntry",
+    "Stance",
+    "changed_hashes",
+    "expired_hashes",
+    "opinion_of",
+    "restated_hashes",
+    "stance_of",
+]
+
+
+@dataclass(frozen=True)
+class Stance:
+    """What a summary says of one entry: how many platforms confirm and dispute it,
+    and its dispute's state (``open``, ``dismissed``, or None)."""
+
+    confirmed: int = 0
+    disputed: int = 0
+    dispute: str | None = None
+
+
+NO_STANCE = Stance()
+"""An entry no summary speaks of: no platform confirmed or disputed it."""
+
+
+def stance_of(summary: OpinionSummary | None, entry_id: str) -> Stance:
+    """What ``summary`` says of ``entry_id`` (``NO_STANCE``: nothing, or no summary)."""
+    said = None if summary is None else summary.entries.get(entry_id)
+    if said is None:
+        return NO_STANCE
+    return Stance(
+        len(said.confirmed),
+        len(said.disputed),
+        None if said.dispute is None else said.dispute.state,
+    )
 
 
 @dataclass
@@ -50,9 +93,15 @@ class HashhubEntry:
     source: str
     first_seen: str
     expires: str | None = None
+    confirmed: int = 0
+    """Platforms confirming the entry, by the list's newest opinion summary."""
+    disputed: int = 0
+    """Platforms disputing it, likewise."""
+    dispute: str | None = None
+    """Its dispute's state (``open``, ``dismissed``), while it has one."""
 
     @classmethod
-    def of(cls, entry: Entry) -> HashhubEntry:
+    def of(cls, entry: Entry, stance: Stance = NO_STANCE) -> HashhubEntry:
         members = entry.to_dict()
         return cls(
             entry=members["entry"],
@@ -61,6 +110,9 @@ class HashhubEntry:
             source=members["source"],
             first_seen=members["first_seen"],
             expires=members["expires"],
+            confirmed=stance.confirmed,
+            disputed=stance.disputed,
+            dispute=stance.dispute,
         )
 
     def tags(self) -> set[str]:
@@ -73,6 +125,10 @@ class HashhubEntry:
         }
         if self.expires is not None:
             tags.add(f"expires:{self.expires}")
+        if self.confirmed or self.disputed:
+            tags |= {f"opinions:confirmed:{self.confirmed}", f"opinions:disputed:{self.disputed}"}
+        if self.dispute is not None:
+            tags.add(f"dispute:{self.dispute}")
         return tags
 
 
@@ -92,6 +148,28 @@ def changed_hashes(old: Followed | None, new: StoredEntries) -> set[bytes]:
         bytes.fromhex(line[:width].decode("ascii"))
         for line in before.symmetric_difference(new.state.lines())
     }
+
+
+def restated_hashes(
+    old: KeptOpinions | None, new: KeptOpinions | None, state: StoredEntries
+) -> set[bytes]:
+    """The hashes of the entries held in ``state`` of which the new summary says
+    something else than the old one (counts or dispute): their records are sent again."""
+    if old is new:
+        return set()
+    before = None if old is None else old.summary
+    after = None if new is None else new.summary
+    spoken = {*(before.entries if before else ()), *(after.entries if after else ())}
+    moved = {e for e in spoken if stance_of(before, e) != stance_of(after, e)}
+    if not moved:
+        return set()
+    wanted = {e.encode("ascii") for e in moved}
+    found = set()
+    for line in state.state.lines():  # "<hash hex> <entry id> …": no record is parsed
+        hash_hex, entry_id, _ = line.split(b" ", 2)
+        if entry_id in wanted:
+            found.add(bytes.fromhex(hash_hex.decode("ascii")))
+    return found
 
 
 def expired_hashes(

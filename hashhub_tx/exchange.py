@@ -27,8 +27,11 @@ lists have no pytx signal type and are not followed. A value names every
 followed list holding the hash (``HashhubSignalMetadata.lists``); a hash no followed
 list holds any more gets a tombstone (``None``), so a hash in two lists survives its
 removal from one. A list of entries also gives the record the hash's entry (its
-id, category, classification, source, first_seen and expires), as opinion tags and
-fields (``hashhub_tx.entries``), and does not hand on an entry that has expired.
+id, category, classification, source, first_seen and expires) and what the
+platforms say of it by the list's newest opinion summary (confirmations, disputes,
+dispute state), as opinion tags and fields (``hashhub_tx.entries``); a summary
+that says something else of an entry sends its record again. An entry that has
+expired is not handed on.
 
 With a node home in the config (``node_home``), the bridge also speaks to the hub
 as that enrolled node (``hashhub_tx.acks``): once pytx has taken every delta, it
@@ -58,11 +61,18 @@ from threatexchange.exchanges.fetch_state import (
 from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSimpleUpdates
 from threatexchange.signal_type.signal_base import SignalType
 
-from hashhub_tx._store import CheckpointStore, Followed, hash_set
+from hashhub_tx._store import CheckpointStore, Followed, KeptOpinions, hash_set
 from hashhub_tx.acks import OUTCOME_LABELS, AckBook, NodeIdentity
 from hashhub_tx.checkpoint import HashhubCheckpoint, make_checkpoint, open_checkpoint
 from hashhub_tx.config import API_NAME, HashhubCollabConfig
-from hashhub_tx.entries import HashhubEntry, changed_hashes, expired_hashes, opinion_of
+from hashhub_tx.entries import (
+    HashhubEntry,
+    changed_hashes,
+    expired_hashes,
+    opinion_of,
+    restated_hashes,
+    stance_of,
+)
 from hashhub_tx.errors import (
     BridgeConfigError,
     BridgeError,
@@ -73,7 +83,8 @@ from hashhub_tx.errors import (
 from node.errors import FetchError
 from node.store import NodeStore, StoredEntries
 from node.sync import Fetcher, InPlace, ListOutcome, Syncer
-from protocol import HASH_TYPES, Limits, ProtocolError, Root
+from protocol import HASH_TYPES, EntryState, Limits, OpinionSummary, ProtocolError, Root, TrustedHub
+from protocol.trust import ListUpdate
 
 __all__ = [
     "SIGNAL_TYPES",
@@ -167,6 +178,25 @@ HashhubDelta = FetchDelta[RecordKey, HashhubSignalMetadata, HashhubCheckpoint]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+class _BridgeSyncer(Syncer):
+    """The node's update, also handing the bridge's store the headers it applied to a
+    list of entries: the checkpoint keeps the one naming the opinion summary (and
+    those after it) to verify the summary offline."""
+
+    def __init__(self, store: CheckpointStore, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bridge_store = store
+
+    async def opinion_summary(
+        self, hub: TrustedHub, update: ListUpdate, list_id: str, state: EntryState
+    ) -> OpinionSummary | None:
+        self.bridge_store.applied_headers[list_id] = [
+            update.header(version).to_bytes()
+            for version in range(update.trust.version + 1, update.target + 1)
+        ]
+        return await super().opinion_summary(hub, update, list_id, state)
 
 
 class HashhubSignalExchangeAPI(
@@ -334,9 +364,10 @@ class HashhubSignalExchangeAPI(
         pin = self.collab.pinned_root_sha256
         roots: list[tuple[bytes, bytes]] = []
         trusted: dict[str, Followed] = {}
+        opinions: dict[str, KeptOpinions] = {}
         if checkpoint is not None:
-            roots, trusted = open_checkpoint(checkpoint, pin, now=now, limits=self.limits)
-        store = CheckpointStore(roots, trusted)
+            roots, trusted, opinions = open_checkpoint(checkpoint, pin, now=now, limits=self.limits)
+        store = CheckpointStore(roots, trusted, opinions)
         async with aiohttp.ClientSession() as session:
             fetcher = Fetcher(
                 session,
@@ -347,7 +378,8 @@ class HashhubSignalExchangeAPI(
             )
             # Syncer is typed for the node's SQLite store; CheckpointStore offers the
             # same methods, kept in memory (see hashhub_tx._store), called in place.
-            syncer = Syncer(
+            syncer = _BridgeSyncer(
+                store,
                 InPlace(t.cast(NodeStore, store)),
                 fetcher,
                 [],
@@ -374,7 +406,7 @@ class HashhubSignalExchangeAPI(
             raise UpdateFailedError(message)
         progress = checkpoint.progress if checkpoint is not None else None
         since = _fetched(checkpoint)
-        deltas, current = self._deltas(store, trusted, followed, outcomes, progress, since)
+        deltas, current = self._deltas(store, followed, outcomes, progress, since)
         applied = {
             list_id: (hub.root.origin(list_id), stored)
             for list_id, stored in current.items()
@@ -410,7 +442,6 @@ class HashhubSignalExchangeAPI(
     def _deltas(
         self,
         store: CheckpointStore,
-        trusted: Mapping[str, Followed],
         followed: Sequence[str],
         outcomes: Sequence[ListOutcome],
         progress: int | None,
@@ -419,9 +450,11 @@ class HashhubSignalExchangeAPI(
         """One delta per change, each carrying the checkpoint that is exact after it;
         and the lists as they are after the last. Then, if an entry has expired since
         the last fetch (``since``), one more delta with the records of its hashes sent
-        again without it."""
+        again without it. A list of entries whose new opinion summary says something
+        else of an entry sends that entry's records again."""
         now = self.now()
-        current = dict(trusted)
+        current = dict(store.lists)
+        said = dict(store.opinions)
         deltas: list[HashhubDelta] = []
 
         def checkpoint() -> HashhubCheckpoint:
@@ -431,6 +464,7 @@ class HashhubSignalExchangeAPI(
                 current,
                 progress=progress,
                 fetched=now,
+                opinions=said,
             )
 
         dropped = [list_id for list_id in current if list_id not in followed]
@@ -438,8 +472,9 @@ class HashhubSignalExchangeAPI(
             touched: dict[str, set[bytes]] = {}
             for list_id in dropped:
                 gone = current.pop(list_id)
+                said.pop(list_id, None)
                 touched.setdefault(gone.hash_type, set()).update(hash_set(gone))
-            updates = _records(touched, current, now)
+            updates = _records(touched, current, said, now)
             deltas.append(FetchDelta(updates, checkpoint()))
         sent: dict[str, set[bytes]] = {}
         for outcome in outcomes:
@@ -448,20 +483,25 @@ class HashhubSignalExchangeAPI(
                 continue  # declared but never published: nothing to trust yet
             old = current.get(outcome.list_id)
             current[outcome.list_id] = new
+            old_said = said.pop(outcome.list_id, None)
+            new_said = store.committed_opinions.get(outcome.list_id)
+            if new_said is not None:
+                said[outcome.list_id] = new_said
             hashes = {*outcome.added, *outcome.removed}
             if isinstance(new, StoredEntries) and (
                 old is None or old.trust.version != new.trust.version
             ):
                 hashes |= changed_hashes(old, new)
+                hashes |= restated_hashes(old_said, new_said, new)
             sent.setdefault(new.hash_type, set()).update(hashes)
-            updates = _records({new.hash_type: hashes}, current, now)
+            updates = _records({new.hash_type: hashes}, current, said, now)
             deltas.append(FetchDelta(updates, checkpoint()))
         expired = {
             hash_type: hashes - sent.get(hash_type, set())
             for hash_type, hashes in expired_hashes(current.values(), now, since).items()
         }
         if any(expired.values()):
-            deltas.append(FetchDelta(_records(expired, current, now), checkpoint()))
+            deltas.append(FetchDelta(_records(expired, current, said, now), checkpoint()))
         if not deltas:
             deltas.append(FetchDelta({}, checkpoint()))
         return deltas, current
@@ -475,10 +515,14 @@ def _fetched(checkpoint: HashhubCheckpoint | None) -> datetime | None:
 
 
 def _records(
-    touched: Mapping[str, set[bytes]], lists: Mapping[str, Followed], now: datetime
+    touched: Mapping[str, set[bytes]],
+    lists: Mapping[str, Followed],
+    said: Mapping[str, KeptOpinions],
+    now: datetime,
 ) -> dict[RecordKey, HashhubSignalMetadata | None]:
     """The record of every touched hash: the lists now holding it (a list of entries
-    only through an entry not expired at ``now``), or a tombstone."""
+    only through an entry not expired at ``now``, with what its summary in ``said``
+    says of the entry), or a tombstone."""
     updates: dict[RecordKey, HashhubSignalMetadata | None] = {}
     for hash_type, hashes in touched.items():
         if not hashes:
@@ -491,11 +535,14 @@ def _records(
             if stored.hash_type != hash_type:
                 continue
             if isinstance(stored, StoredEntries):
+                kept = said.get(list_id)
+                summary = None if kept is None else kept.summary
                 for i, value in enumerate(ordered):
                     entry = stored.state.find(value)
                     if entry is not None and not entry.expired(now):
                         holders[i].append(list_id)
-                        entries[i][list_id] = HashhubEntry.of(entry)
+                        stance = stance_of(summary, entry.entry_id)
+                        entries[i][list_id] = HashhubEntry.of(entry, stance)
                 continue
             for i, held in enumerate(stored.state.contains_many(ordered)):
                 if held:

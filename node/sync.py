@@ -597,7 +597,7 @@ class Syncer:
         await self._add_bodies(update, list_id, entries=True)
         new_state, trust = await self.run(lambda: update.apply_entries(base))
         changes = None if rebuilt else await self.run(lambda: net_entry_changes(update))
-        summary = await self._summary(hub, update, list_id, new_state)
+        summary = await self.opinion_summary(hub, update, list_id, new_state)
         await self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes, summary)
         old, new = stored.state, new_state
 
@@ -614,13 +614,17 @@ class Syncer:
 
         return await self.run(outcome)
 
-    async def _summary(
+    async def opinion_summary(
         self, hub: TrustedHub, update: ListUpdate, list_id: str, state: EntryState
     ) -> OpinionSummary | None:
         """The opinion summary the newest applied header names, fetched like a body
         (mirrors first, capped at the signed length, by its SHA-256) and verified
         (``protocol.verify_summary``) against the root that signed the header and
         ``state``, the state that version results in; None when it names none.
+
+        Called once per update of an entries list, with the update's headers: the
+        threatexchange bridge extends it to keep the headers its checkpoint needs to
+        verify the summary again offline (``hashhub_tx.exchange``).
 
         Raises:
             MissingFileError: no source has it.
