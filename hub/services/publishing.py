@@ -122,7 +122,7 @@ class Publishing:
     ) -> list[PublishResult]:
         """Publish the staged changes of each list (all lists with staged rows by default),
         after retracting the entries that have expired, and with each entries list its
-        whole collection."""
+        whole collection, in one transaction."""
         for list_id in list_ids or ():
             self.lists.spec(list_id)  # every named list exists before anything changes
         self.entries.expire(self.ctx.now(), who)
@@ -140,13 +140,22 @@ class Publishing:
         if every:  # and each entries list whose platforms said something new
             wanted.update(lid for lid, spec in root.lists.items() if spec.entries)
         results = []
+        done: set[str] = set()
         for list_id in sorted(wanted):
+            if list_id in done:
+                continue
             if list_id in root.lists and root.lists[list_id].entries:
-                result = self._publish_entries(list_id, who)
+                # A collection's lists in one transaction: an entry leaves all of its
+                # lists, or none, even if the run stops between two of them.
+                collection = sorted({list_id, *self.entries.siblings(list_id)} & wanted)
+                with self.ctx.db.atomic():
+                    made = [self._publish_entries(member, who) for member in collection]
+                results += [result for result in made if result is not None]
+                done.update(collection)
             else:
                 result = self._publish_one(list_id, who)
-            if result is not None:
-                results.append(result)
+                if result is not None:
+                    results.append(result)
         return results
 
     def _publish_entries(self, list_id: str, who: str) -> PublishResult | None:

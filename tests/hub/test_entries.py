@@ -543,3 +543,36 @@ def test_a_change_takes_an_entrys_expiry_away_with_never(op: Operator) -> None:
     assert removal.entry.expires is not None
     assert (added.entry_id, added.expires) == (first, None)
     assert added.first_seen == removal.entry.first_seen
+
+
+def test_a_crash_in_the_second_list_of_a_collection_leaves_both_as_they_were(
+    op: Operator,
+) -> None:
+    """A collection's lists publish in one transaction: a crash after the first list's
+    version is complete, in the second's, leaves neither changed; the next run makes both."""
+    first = add_entry(op, 1)
+    op.ok("publish")
+    op.ok("entry", "retract", first, "--reason", "withdrawn")
+    hub = op.open()
+    try:
+        before = stored(hub)
+        seen: list[str] = []
+
+        def crash(name: str) -> None:
+            seen.append(name)
+            if name == "commit" and seen.count("commit") == 2:
+                raise CrashError(name)
+
+        hub.fault_hook = crash
+        with pytest.raises(CrashError):
+            hub.publishing.publish()
+        hub.fault_hook = None
+        assert seen.count("commit") == 2  # the first list's version was made, then the crash
+        assert stored(hub) == before
+        results = hub.publishing.publish()
+        assert sorted((r.list, r.version, r.removes) for r in results) == [
+            ("ncii-md5", 2, 1),
+            ("ncii-pdq", 2, 1),
+        ]
+    finally:
+        hub.close()
