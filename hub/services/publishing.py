@@ -9,7 +9,8 @@ point leaves the previous version or the new one, never half (the context's
 An ``entries`` list publishes its pending entries (``hub.services.entries``) with
 ``Publisher.publish_entries``. A publish run first retracts, as ``expired``, every
 entry whose ``expires`` has come, and publishes every list of the collection of
-each entries list it publishes, so an entry leaves all its lists in one run.
+each entries list it publishes, all in one transaction, so an entry leaves all
+its lists at once or none of them.
 Then it opens and withdraws disputes (``hub.services.disputes``), and every version
 of an entries list carries its opinion summary (PROTOCOL.md §10.7), built in the
 version's transaction from the acks stored by then; a run that publishes every
