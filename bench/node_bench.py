@@ -927,8 +927,8 @@ def retroactive_pass(home: str, added_file: str, mode: str) -> None:
     ``index``: ``ContentRegistry.retroactive`` end to end (content index, key lookups
     of the holders, match events, webhooks queued), then once more warm; ``scan``:
     ``scan_registry``, the search alone."""
+    from follow import ListOutcome
     from node.service import Node
-    from node.sync import ListOutcome
     from protocol import ListSpec
 
     added_bytes = Path(added_file).read_bytes()
@@ -1047,8 +1047,8 @@ def registry_section(config: Config) -> list[Row]:
     md5 additions of which 100 are hosted: ``registered_with`` (one primary-key
     lookup per added hash, what the node does) against ``scan_registry``.
     """
+    from follow import ListOutcome
     from node.service import Node
-    from node.sync import ListOutcome
     from protocol import ListSpec
 
     n = config.registry_size

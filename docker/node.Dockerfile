@@ -23,6 +23,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protocol ./protocol
 COPY edge ./edge
+COPY follow ./follow
 COPY hub ./hub
 COPY node ./node
 COPY audit ./audit

@@ -1,11 +1,12 @@
-"""The store ``node.sync.Syncer`` updates, kept in memory for one fetch.
+"""The store ``follow.Syncer`` updates, kept in memory for one fetch.
 
-The bridge runs the node's own update (``Syncer``: root walk, checkpoint, headers,
-snapshot, bodies, all through ``protocol``'s trust rules) against this store instead
-of the node's SQLite file. It starts from a verified checkpoint and collects what the
-update commits; nothing leaves it until every list has verified, when the exchange
-turns it into the next checkpoint. Failures and evidence are collected so the
-exchange can raise with them (and log them: pytx keeps no evidence table).
+The bridge runs the follower's update, the node's own (``Syncer``: root walk,
+checkpoint, headers, snapshot, bodies, all through ``protocol``'s trust rules)
+against this store instead of the node's SQLite file. It starts from a verified
+checkpoint and collects what the update commits; nothing leaves it until every list
+has verified, when the exchange turns it into the next checkpoint. Failures and
+evidence are collected so the exchange can raise with them (and log them: pytx keeps
+no evidence table).
 
 A list of entries also keeps its newest verified opinion summary (``KeptOpinions``)
 with the header that names it, so the checkpoint can show, offline, that the hub
@@ -21,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias
 
+from follow import StoredEntries, StoredList
 from hashhub_tx.errors import CheckpointError
-from node.store import StoredEntries, StoredList
 from protocol import EntryState, ListState, ListTrust, OpinionSummary
 from protocol.delta import DeltaHeader
 from protocol.lists import hash_type
@@ -70,7 +71,7 @@ class Failure:
 
 
 class CheckpointStore:
-    """What ``Syncer`` reads and writes, as ``NodeStore`` offers it, held in memory."""
+    """What ``Syncer`` reads and writes (``follow.FollowerStore``), held in memory."""
 
     def __init__(
         self,

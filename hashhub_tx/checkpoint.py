@@ -39,9 +39,9 @@ from datetime import datetime
 
 from threatexchange.exchanges.fetch_state import FetchCheckpointBase
 
+from follow import StoredEntries, StoredList
 from hashhub_tx._store import Followed, KeptOpinions
 from hashhub_tx.errors import CheckpointError
-from node.store import StoredEntries, StoredList
 from protocol import (
     HASH_TYPES,
     EntryState,

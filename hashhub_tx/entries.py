@@ -41,8 +41,8 @@ from datetime import datetime
 
 from threatexchange.exchanges.fetch_state import SignalOpinion, SignalOpinionCategory
 
+from follow import StoredEntries
 from hashhub_tx._store import Followed, KeptOpinions
-from node.store import StoredEntries
 from protocol import Entry, OpinionSummary, format_time
 
 __all__ = [

@@ -1,6 +1,6 @@
 """``HashhubSignalExchangeAPI``: python-threatexchange's ``SignalExchangeAPI`` for a hashhub hub.
 
-``fetch_iter`` runs the node's own update (``node.sync.Syncer`` with ``Fetcher``: the
+``fetch_iter`` runs the node's own update (``follow.Syncer`` with ``Fetcher``: the
 same caps, deadlines, mirror rules and ``protocol`` trust rules as ``hashhub-node``)
 against an in-memory store that starts from the verified checkpoint. Only when every
 followed list has verified — roots chained from the pin, checkpoint fresh and not
@@ -61,6 +61,7 @@ from threatexchange.exchanges.fetch_state import (
 from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSimpleUpdates
 from threatexchange.signal_type.signal_base import SignalType
 
+from follow import Fetcher, FetchError, InPlace, ListOutcome, StoredEntries, Syncer
 from hashhub_tx._store import CheckpointStore, Followed, KeptOpinions, hash_set
 from hashhub_tx.acks import OUTCOME_LABELS, AckBook, NodeIdentity
 from hashhub_tx.checkpoint import HashhubCheckpoint, make_checkpoint, open_checkpoint
@@ -80,9 +81,6 @@ from hashhub_tx.errors import (
     UpdateFailedError,
     UpdateRejectedError,
 )
-from node.errors import FetchError
-from node.store import NodeStore, StoredEntries
-from node.sync import Fetcher, InPlace, ListOutcome, Syncer
 from protocol import HASH_TYPES, EntryState, Limits, OpinionSummary, ProtocolError, Root, TrustedHub
 from protocol.trust import ListUpdate
 
@@ -376,11 +374,11 @@ class HashhubSignalExchangeAPI(
                 token=identity.token if identity is not None else None,
                 limits=self.limits,
             )
-            # Syncer is typed for the node's SQLite store; CheckpointStore offers the
-            # same methods, kept in memory (see hashhub_tx._store), called in place.
+            # CheckpointStore is a follow.FollowerStore kept in memory (see
+            # hashhub_tx._store), called in place.
             syncer = _BridgeSyncer(
                 store,
-                InPlace(t.cast(NodeStore, store)),
+                InPlace(store),
                 fetcher,
                 [],
                 pinned_root_sha256=pin,

@@ -48,6 +48,7 @@ import aiohttp
 import click
 
 from edge import cli as edge_cli
+from follow import ListOutcome
 from node import content_import, reports
 from node import store as node_store
 from node.api.requests import MAX_LIMIT
@@ -58,7 +59,6 @@ from node.matching import DISPUTE_REASONS, OUTCOMES
 from node.policy import DECISIONS, DISPUTED_CHOICES, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.store import NO_STANCE, ContentRows
-from node.sync import ListOutcome
 from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root, format_time
 

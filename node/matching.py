@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeGuard, get_args
 
+from follow import ListOutcome, StoredEntries, StoredList
 from node.errors import InvalidOutcomeError, OutcomeConflictError, UnknownMatchError
 from node.fleet import REPLICA_NAME
 from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
@@ -54,10 +55,7 @@ from node.store import (
     NodeStore,
     Outcome,
     Stance,
-    StoredEntries,
-    StoredList,
 )
-from node.sync import ListOutcome
 from protocol import Entry, EntryState, ListSpec, ListState, Root
 from protocol.ack import OPINION_REASONS
 

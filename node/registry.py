@@ -28,12 +28,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from follow import ListOutcome
 from node.content_index import ContentIndex
 from node.errors import InvalidContentError
 from node.matching import Matching, MatchResult, entry_members, opinion_members
 from node.outboxes import WebhookOutbox
 from node.store import ContentRows, NodeStore
-from node.sync import ListOutcome
 from protocol import ListSpec
 from protocol.lists import HASH_TYPES
 

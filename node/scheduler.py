@@ -34,9 +34,9 @@ import aiohttp
 from apscheduler.triggers.interval import IntervalTrigger
 
 from edge.scheduler import GuardedScheduler, Job
+from follow import ListOutcome
 from node.metrics import NodeMetrics
 from node.service import Node, deliver_webhooks, flush_acks, run_sync
-from node.sync import ListOutcome
 
 __all__ = ["OUTBOX_INTERVAL", "STALE_CHECK_INTERVAL", "NodeScheduler", "next_poll_delay"]
 

@@ -38,6 +38,7 @@ import aiohttp
 
 from edge.clock import utcnow
 from edge.database import DatabaseThread
+from follow import Fetcher, ListOutcome, cannot_connect
 from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
 from node.errors import NodeConfigError
 from node.fleet import check_replica, content_shard
@@ -47,7 +48,7 @@ from node.outboxes import AckOutbox, WebhookOutbox
 from node.policy import QuarantineRule
 from node.registry import ContentRegistry
 from node.store import NodeStore
-from node.sync import Fetcher, ListOutcome, Syncer, cannot_connect
+from node.sync import NodeSyncer
 from protocol import Limits, ProtocolError, Root, SigningKey, parse_time
 from protocol.ack import ACK_LAST_SEQ_HEADER, ACK_REFUSALS, ACK_SIGNATURE_HEADER, NODE_ID_PATTERN
 from protocol.keyfile import load_private_key, write_private_key, write_public_key
@@ -355,7 +356,7 @@ async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutco
     path = node.home / node.config.database
     worker = DatabaseThread(lambda: NodeStore(path), name="hashhub-sync")
     try:
-        syncer = Syncer(
+        syncer = NodeSyncer(
             worker,
             fetcher,
             node.config.lists,

@@ -1,8 +1,10 @@
 """The import contract between hashhub's packages, checked on the AST of every module.
 
 ``protocol`` is the ground floor and imports nothing of ours; ``edge``, the plumbing the
-roles share (ADR 17), stands on ``protocol`` alone and never on a role; ``hub`` and
-``node`` are two edges that never import each other; the auditor trusts neither edge's code; and
+roles share (ADR 17), stands on ``protocol`` alone and never on a role; ``follow``, the
+follower every role that follows a hub shares (ADR 20), stands on ``protocol`` and
+``edge`` and never on a role; ``hub`` and ``node`` are two edges that never import each
+other; the auditor trusts neither edge's code, nor the follower's; and
 no module of the project imports itself back through others (no cycles; ``KNOWN_CYCLES``
 is empty and may only stay so).
 
@@ -152,7 +154,9 @@ def test_the_graph_covers_the_project(graph: dict[str, set[str]]) -> None:
         assert package in graph, package
     assert "protocol.ack" in graph["hub.services.acks"]
     assert "hub.services.publishing" in graph["hub.core"]
-    assert "node.store" in graph["hashhub_tx.exchange"]
+    assert "follow" in graph["hashhub_tx.exchange"]
+    assert "follow" in graph["node.sync"]
+    assert "follow.errors" in graph["node.errors"]
     assert "protocol" in graph["tests.protocol.test_public_surface"]
     assert "edge.ratelimit" in graph["hub.limits"]
     assert "edge.ratelimit" in graph["node.limits"]
@@ -169,6 +173,18 @@ def test_edge_imports_only_protocol_of_ours(graph: dict[str, set[str]]) -> None:
     assert _edges_between(graph, ["edge"], others) == []
 
 
+def test_follow_imports_only_protocol_and_edge_of_ours(graph: dict[str, set[str]]) -> None:
+    """The follower stands under the roles that follow a hub (node, hub, the bridge):
+    importing one of them would tie the others to it, and the hub may not import the
+    node."""
+    others = [p for p in project_packages() if p not in ("follow", "edge", "protocol")]
+    assert _edges_between(graph, ["follow"], others) == []
+
+
+def test_protocol_and_edge_never_import_follow(graph: dict[str, set[str]]) -> None:
+    assert _edges_between(graph, ["protocol", "edge"], ["follow"]) == []
+
+
 def test_protocol_never_imports_edge(graph: dict[str, set[str]]) -> None:
     assert _edges_between(graph, ["protocol"], ["edge"]) == []
 
@@ -181,6 +197,12 @@ def test_hub_and_node_never_import_each_other(graph: dict[str, set[str]]) -> Non
 def test_the_auditor_imports_neither_hub_nor_node(graph: dict[str, set[str]]) -> None:
     """It checks what a hub published with the rules alone, never with the hub's own code."""
     assert _edges_between(graph, ["audit"], ["hub", "node"]) == []
+
+
+def test_the_auditor_imports_no_follower(graph: dict[str, set[str]]) -> None:
+    """The follower decides with the rules too, but it is what the auditor checks up on:
+    a fault in it must not hide from the one reader that does not run it."""
+    assert _edges_between(graph, ["audit"], ["follow"]) == []
 
 
 def test_shipped_packages_import_no_scripts_benchmarks_or_tests(

@@ -2,7 +2,8 @@
 
 The only part of the node that holds SQL, split by the tables each part keeps:
 
-- here: ``NodeStore``, the connection, ``atomic()`` and ``storage_error``;
+- here: ``NodeStore``, the connection and ``atomic()``, and ``storage_error``
+  (the follower's, ``follow.errors``: the node's API answers with it too);
 - ``node.store.lists``: ``ListTables``, what a sync reads and writes (``roots``,
   ``lists``, ``state_changes``, ``evidence``), which ``NodeStore`` is;
 - ``node.store.matches``: ``MatchTables`` (``store.matches``): ``content``,
@@ -33,13 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Generator
 from pathlib import Path
 
 from edge.database import BUSY_TIMEOUT, connect
-from node.errors import StorageError
-from node.store.lists import STATE_LOG_FRACTION, ListTables, StoredEntries, StoredList
+from follow.errors import storage_error
+from node.store.lists import STATE_LOG_FRACTION, ListTables
 from node.store.matches import ContentRows, MatchSource, MatchTables, Outcome
 from node.store.opinions import NO_STANCE, OpinionTables, Stance
 from node.store.outbox import AckTables, WebhookTables
@@ -60,30 +60,10 @@ __all__ = [
     "Outcome",
     "PolicyTables",
     "Stance",
-    "StoredEntries",
-    "StoredList",
     "WebhookTables",
     "migrations",
     "storage_error",
 ]
-
-
-def storage_error(error: sqlite3.Error) -> StorageError | None:
-    """The node's disk refusing a write, as a ``StorageError``; None for any other error.
-
-    SQLITE_FULL ("database or disk is full": no space left, or the page limit) and
-    SQLITE_IOERR ("disk I/O error": a write the kernel refused, such as one past a
-    file size limit, or a failing disk) are faults of the machine, not of the data:
-    SQLite rolls the transaction back and the same write succeeds once there is room.
-    Anything else (a corrupt file, a bug) is left to propagate.
-    """
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    if primary == sqlite3.SQLITE_FULL:
-        return StorageError(f"disk full: {error}")
-    if primary == sqlite3.SQLITE_IOERR:
-        return StorageError(f"disk full or failing: {error}")
-    return None
 
 
 class NodeStore(ListTables):

@@ -13,8 +13,9 @@
   and the bytes that caused it where there are some (both notes of an
   equivocation).
 
-``NodeStore`` is a ``ListTables``: ``node.sync.Syncer`` and the bridge's in-memory
-``CheckpointStore`` offer the same methods, so a sync runs against either.
+``NodeStore`` is a ``ListTables``: the follower's store (``follow.store.FollowerStore``,
+whose ``StoredList`` and ``StoredEntries`` it returns), as the bridge's in-memory
+``CheckpointStore`` is, so ``follow.Syncer`` runs against either.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
-from node.errors import describe
+from follow.errors import describe
+from follow.store import StoredEntries, StoredList
 from node.store import opinions as summary_rows
 from node.store import record_table
 from node.store.records import find_record, join_lines, replay, split_lines
@@ -43,7 +44,7 @@ from protocol import (
 )
 from protocol.lists import HashType, hash_type
 
-__all__ = ["STATE_LOG_FRACTION", "ListTables", "State", "StoredEntries", "StoredList"]
+__all__ = ["STATE_LOG_FRACTION", "ListTables", "State"]
 
 STATE_LOG_FRACTION = 16
 """Changes are logged beside the state blob until they reach 1/16 of its size; then
@@ -52,27 +53,6 @@ the blob is written whole again and the log cleared."""
 
 State: TypeAlias = ListState | EntryState
 """A list's state: bare hashes (``hashes`` format) or entry records (``entries``)."""
-
-
-@dataclass(frozen=True)
-class StoredList:
-    """One subscribed list of the ``hashes`` format as stored: its trust record and state."""
-
-    list_id: str
-    hash_type: str
-    trust: ListTrust
-    state: ListState
-
-
-@dataclass(frozen=True)
-class StoredEntries:
-    """One subscribed list of the ``entries`` format as stored: its trust record and
-    its records."""
-
-    list_id: str
-    hash_type: str
-    trust: ListTrust
-    state: EntryState
 
 
 class ListTables(Tables):

@@ -11,7 +11,7 @@ The rows change only with a committed update, in its transaction
 (``ListTables.commit_update``): a version with a summary replaces the list's rows
 whole; one without keeps the rows of the entries still held, since the summary
 they came from still speaks for them, and drops the others. The summary itself is
-verified by ``node.sync`` before it gets here.
+verified by the follower (``follow.update``) before it gets here.
 """
 
 from __future__ import annotations

@@ -47,11 +47,11 @@ from typing import Any, cast
 from aiohttp import web
 from click.testing import CliRunner
 
+from follow import ListOutcome
 from hub.core import Hub, utcnow
 from node.cli import main as node_cli
 from node.config import CONFIG_NAME, NodeConfig
 from node.service import Node
-from node.sync import ListOutcome
 from protocol import (
     Checkpoint,
     DeltaBody,

@@ -59,7 +59,7 @@ IMAGES = {  # Dockerfile: (the home's environment variable, the port it serves)
 PDQ_LIST, MD5_LIST = "ncii-pdq", "ncii-md5"
 LISTS = (PDQ_LIST, MD5_LIST)
 NODE_IDS = ("photos-example", "videos-example")
-SOURCES = {"pyproject.toml", "README.md", "protocol", "edge", "hub", "node", "audit"}
+SOURCES = {"pyproject.toml", "README.md", "protocol", "edge", "follow", "hub", "node", "audit"}
 """What a wheel is built from: the only context paths a Dockerfile may copy."""
 SECRETISH = re.compile(r"token|secret|passw|private|credential|(^|_)key($|_)|\.key$|\.pem$", re.I)
 TOKEN_VALUE = re.compile(r"\bhh[a-z]_[A-Za-z0-9_-]{16,}|-----BEGIN")

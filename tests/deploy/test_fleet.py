@@ -30,11 +30,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from follow import Fetcher
 from node.api.keys import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.config import write_secret
 from node.service import Node, flush_acks
-from node.sync import Fetcher
 from protocol import DeltaHeader, body_path, header_path, snapshot_path
 from tests.deploy.nginx import HASHHUB, UPSTREAM_HEADER, LoadBalancer
 from tests.node.fixtures_sync import Clock, HubApp, md5, statuses, sync_once

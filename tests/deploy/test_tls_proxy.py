@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge.ratelimit import TrustedProxies
+from follow import ListOutcome
 from hub.api.admin_lists import ADMIN_BODY_BYTES
 from hub.app import ACCESS_LOG_FORMAT
 from hub.app import create_app as create_hub_app
@@ -46,7 +47,6 @@ from hub.web.pages import LOGIN_COOKIE, SESSION_COOKIE
 from node.api.keys import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.service import run_sync
-from node.sync import ListOutcome
 from tests.deploy.nginx import _nginx_answers, free_port, launch_nginx
 from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_hub, init_node_home, opened_hub
 from tests.web.hub_support import form_token

@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from follow import ListOutcome
 from hub.app import create_app as create_hub_app
 from hub.core import Hub
 from hub.intake import Intake
@@ -36,7 +37,6 @@ from hub.services.reports import HubStatus, ListStatus
 from node.config import write_secret
 from node.imaging import hash_image
 from node.service import Node, run_sync
-from node.sync import ListOutcome
 from protocol.keyfile import load_public_key
 
 TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"

@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from follow import Fetcher, ListOutcome
 from hub.app import create_app
 from hub.appkeys import ACCESS_CACHE, FILE_CACHE
 from hub.core import Hub, utcnow
@@ -43,7 +44,7 @@ from hub.services.evidence import StoredAck
 from hub.services.reports import ListStatus
 from node.config import write_secret
 from node.service import Node
-from node.sync import Fetcher, ListOutcome, Syncer
+from node.sync import NodeSyncer
 from protocol import Limits
 from protocol.keyfile import load_public_key
 
@@ -236,7 +237,7 @@ async def sync_once(
             token=node.token,
             limits=limits,
         )
-        syncer = Syncer(
+        syncer = NodeSyncer(
             node.store,
             fetcher,
             node.config.lists,

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from follow import ListOutcome
 from node.cli import main
 from node.content_import import MAX_LINE_BYTES
 from node.matcher import ListIndex
 from node.service import Node
-from node.sync import ListOutcome
 from protocol import ListSpec
 from tests.node.conftest import MD5_LIST, PDQ_LIST, HubServer, init_node_home, md5, offline_node
 from tests.node.test_cli import ok

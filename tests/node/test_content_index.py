@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from follow import ListOutcome
 from node.content_index import MERGE_MIN, ContentIndex
 from node.matcher import MULTI_INDEX_MIN
 from node.service import Node
-from node.sync import ListOutcome
 from protocol import ListSpec
 from protocol.lists import HASH_TYPES
 from tests.node.conftest import offline_node

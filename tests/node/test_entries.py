@@ -22,13 +22,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
+from follow import ListOutcome
 from node.api.keys import NODE, SESSION
 from node.app import create_app
 from node.cli import main
 from node.config import read_secret
 from node.service import Node, run_sync
 from node.store.records import join_lines, replay
-from node.sync import ListOutcome
 from protocol import EntriesBody, Entry, EntryState, Removal, format_time
 from protocol.lists import hash_type
 from tests.node.conftest import HubServer

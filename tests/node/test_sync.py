@@ -22,8 +22,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from follow import ListOutcome
 from node.service import Node, run_sync
-from node.sync import ListOutcome
 from protocol import Limits, checkpoint_path, header_path, snapshot_path
 from protocol.checkpoint import SignedCheckpoint
 from protocol.merkle import EMPTY_ROOT

@@ -19,9 +19,10 @@ import aiohttp
 import pytest
 
 from edge.database import DatabaseThread
+from follow import Fetcher, ListOutcome
 from node.service import Node
 from node.store import NodeStore
-from node.sync import Fetcher, ListOutcome, Syncer
+from node.sync import NodeSyncer
 from tests.node.fixtures_sync import Clock, HubApp, make_node, md5, state_of, statuses
 
 LIST = "big-md5"
@@ -83,7 +84,7 @@ async def update(
     """One update of ``node`` (no ``absorb``: only the update itself is measured)."""
     async with aiohttp.ClientSession() as session:
         fetcher = Fetcher(session, node.config.hub_url, token=node.token)
-        syncer = Syncer(
+        syncer = NodeSyncer(
             store(node),
             fetcher,
             node.config.lists,
