@@ -80,7 +80,7 @@ from protocol.opinions import (
     voices_of,
 )
 from protocol.publisher import ListHead, Publication, Publisher, root_files
-from protocol.root import ListSpec, Policy, Role, Root
+from protocol.root import ListSpec, Policy, Role, Root, Upstream
 from protocol.state import ListState, StateDigest
 from protocol.trust import ListTrust, ListUpdate, TrustedHub, VerifiedCheckpoint
 
@@ -147,6 +147,7 @@ __all__ = [
     "StateMismatchError",
     "TrustedHub",
     "UnknownListError",
+    "Upstream",
     "VerifiedCheckpoint",
     "Vocabulary",
     "VocabularyError",

@@ -44,12 +44,14 @@ from protocol.lists import hash_type, validate_list_id
 __all__ = [
     "DEFAULT_DISPUTE_THRESHOLD",
     "DEFAULT_WITHDRAWAL_DELAY",
+    "MAX_UPSTREAMS",
     "ROLE_NAMES",
     "ROOT_TYPE",
     "ListSpec",
     "Policy",
     "Role",
     "Root",
+    "Upstream",
     "validate_hub_name",
 ]
 
@@ -67,6 +69,31 @@ def validate_hub_name(name: str) -> str:
 
 _MAX_KEYS = 64
 _MAX_LISTS = 1024
+MAX_UPSTREAMS = 64
+"""Upstream hubs one root may declare (PROTOCOL.md §5.6)."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A hub this hub re-publishes entries from (PROTOCOL.md §5.6): the SHA-256 of the
+    upstream's root that its follower pins, and where it is published. Declared in
+    the downstream's signed root, so an auditor of the downstream learns the
+    upstream's pin from a signature, not from the downstream's word."""
+
+    root_sha256: str
+    url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root_sha256": self.root_sha256, "url": self.url}
+
+    @classmethod
+    def from_dict(cls, name: str, value: Any) -> Upstream:
+        f = Fields(value, f"root: upstreams.{name[:64]}")
+        upstream = cls(root_sha256=f.hex64("root_sha256"), url=f.text("url", max_len=2048))
+        f.closed()
+        if not upstream.url.startswith(("https://", "http://")):
+            raise MalformedError(f"root: upstreams.{name[:64]}.url must be an http(s) URL")
+        return upstream
 
 
 @dataclass(frozen=True)
@@ -283,6 +310,8 @@ class Root:
     mirrors: tuple[str, ...] = ()
     policy: Policy = field(default_factory=Policy)
     vocabulary: Vocabulary | None = None
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    """Hub name → ``Upstream`` (§5.6); written only when there are some."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -321,6 +350,12 @@ class Root:
                 raise MalformedError(
                     f"root: list {list_id} holds entries and the root declares no vocabulary"
                 )
+        if len(self.upstreams) > MAX_UPSTREAMS:
+            raise MalformedError(f"root: more than {MAX_UPSTREAMS} upstreams")
+        for upstream in self.upstreams:
+            validate_hub_name(upstream)
+            if upstream == self.name:
+                raise MalformedError(f"root: {self.name} declares itself an upstream: a loop")
 
     # -- encoding ---------------------------------------------------------------------
 
@@ -338,6 +373,8 @@ class Root:
         }
         if self.vocabulary is not None:
             known["vocabulary"] = self.vocabulary.to_dict()
+        if self.upstreams:
+            known["upstreams"] = {k: v.to_dict() for k, v in sorted(self.upstreams.items())}
         return merge_extra(known, self.extra)
 
     def to_bytes(self) -> bytes:
@@ -378,6 +415,11 @@ class Root:
             policy=Policy.from_dict(f.mapping("policy")),
             vocabulary=(
                 Vocabulary.from_dict(f.mapping("vocabulary")) if f.has("vocabulary") else None
+            ),
+            upstreams=(
+                {k: Upstream.from_dict(k, v) for k, v in f.mapping("upstreams").items()}
+                if f.has("upstreams")
+                else {}
             ),
             extra={k: v for k, v in f.rest().items() if k != "_type"},
         )

@@ -83,6 +83,7 @@ from protocol import (
     StateMismatchError,
     TrustedHub,
     UnknownListError,
+    Upstream,
     Vocabulary,
     VocabularyError,
     WrongTypeError,
@@ -4537,6 +4538,82 @@ _DROP = object()
 """Marks a member ``edited`` removes."""
 
 
+def _upstream_cases() -> dict[str, dict[str, Any]]:
+    """A root declaring the hubs it re-publishes from (PROTOCOL.md §5.6), and each way a
+    declaration is refused."""
+    cases: dict[str, dict[str, Any]] = {}
+    upstream_pin = hashlib.sha256(b"root/1.json of helpline.example").hexdigest()
+    root = _entries_root(
+        upstreams={
+            "helpline.example": Upstream(upstream_pin, "https://helpline.example/"),
+            "hotline.example": Upstream("ab" * 32, "https://hashes.hotline.example/tree/"),
+        }
+    )
+    good = root.to_bytes()
+    assert Root.from_bytes(good) == root
+    cases["document-root-upstreams"] = _case(
+        f"Root v1 of {ENTRIES_HUB} declaring two upstream hubs, each with the SHA-256 of the "
+        "root its follower pins and the URL it is published at: kept and re-encoded as is.",
+        "parse_document",
+        rules=["5.6"],
+        input={"kind": "root", "text": _text(good)},
+        expected={"canonical_text": _text(good)},
+    )
+    valid = parse_canonical(good)
+    assert isinstance(valid, dict)
+
+    def changed(edit: Callable[[dict[str, Any]], None]) -> bytes:
+        copy = json.loads(json.dumps(valid))
+        edit(copy)
+        return canonicalize(copy)
+
+    def up(name: str, **members: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda v: v["upstreams"].update({name: members})
+
+    for rule, what, edit in (
+        (
+            "itself",
+            f"names {ENTRIES_HUB}, the hub itself: a loop",
+            up(ENTRIES_HUB, root_sha256=upstream_pin, url="https://x.example/"),
+        ),
+        (
+            "bad-name",
+            "names 'Helpline.Example' (upper case: not a hub name)",
+            up("Helpline.Example", root_sha256=upstream_pin, url="https://x.example/"),
+        ),
+        (
+            "bad-pin",
+            "gives a pin of 63 hex digits",
+            up("x.example", root_sha256=upstream_pin[:63], url="https://x.example/"),
+        ),
+        (
+            "bad-url",
+            "gives an ftp:// URL",
+            up("x.example", root_sha256=upstream_pin, url="ftp://x.example/"),
+        ),
+        (
+            "unknown-member",
+            "gives an upstream a member §5.6 does not name (lists): the record is closed",
+            up("x.example", root_sha256=upstream_pin, url="https://x.example/", lists=[]),
+        ),
+        (
+            "not-object",
+            "is an array",
+            lambda v: v.update(upstreams=[["helpline.example", upstream_pin]]),
+        ),
+    ):
+        bad = changed(edit)
+        cases[f"neg-root-upstreams-{rule}"] = _case(
+            f"Root v1 of {ENTRIES_HUB} whose upstreams {what}. (input.valid_text: the valid "
+            "root it differs from.)",
+            "parse_document",
+            rules=["5.6"],
+            input={"kind": "root", "text": _text(bad), "valid_text": _text(good)},
+            error=_expect(MalformedError, partial(Root.from_bytes, bad)),
+        )
+    return cases
+
+
 def _root_fields(root: Root) -> dict[str, Any]:
     return {
         "version": root.version,
@@ -4807,6 +4884,7 @@ def build_vectors() -> dict[str, bytes]:
         **_missing_file_cases(repo),
         **_entries_cases(repo),
         **_opinion_cases(repo.keys),
+        **_upstream_cases(),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)
