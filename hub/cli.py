@@ -383,6 +383,55 @@ def list_show(list_id: str | None, as_json: bool, home: Path) -> None:
 # -- the vocabulary and entries ---------------------------------------------------------
 
 
+@main.group(name="upstream")
+def upstream_group() -> None:
+    """Declare the hubs this hub re-publishes entries from (the root's upstreams)."""
+
+
+@upstream_group.command(name="add")
+@click.argument("name", metavar="NAME")
+@click.argument("url", metavar="URL")
+@click.option(
+    "--root-sha256",
+    required=True,
+    help="The SHA-256 of the upstream's root v1, as its operator hands it out.",
+)
+@home_option
+def upstream_add(name: str, url: str, root_sha256: str, home: Path) -> None:
+    """Declare the upstream hub NAME, published at URL, in a new root version (or
+    change its URL or pin)."""
+    with _open(home) as hub:
+        root = hub.roots.declare_upstream(name, url, root_sha256, who=_who())
+    click.echo(f"Declared upstream {name} ({root.upstreams[name].url}) in root v{root.version}.")
+
+
+@upstream_group.command(name="remove")
+@click.argument("name", metavar="NAME")
+@home_option
+def upstream_remove(name: str, home: Path) -> None:
+    """Stop declaring the upstream hub NAME, in a new root version."""
+    with _open(home) as hub:
+        root = hub.roots.drop_upstream(name, who=_who())
+    click.echo(f"Upstream {name} is no longer declared, from root v{root.version} on.")
+
+
+@upstream_group.command(name="list")
+@json_option
+@home_option
+def upstream_list(as_json: bool, home: Path) -> None:
+    """The upstream hubs the newest root declares."""
+    with _open(home) as hub:
+        root = hub.keys.root()
+    if as_json:
+        _echo_json({name: up.to_dict() for name, up in sorted(root.upstreams.items())})
+        return
+    if not root.upstreams:
+        click.echo(f"Root v{root.version} declares no upstream.")
+        return
+    for name, up in sorted(root.upstreams.items()):
+        click.echo(f"{name}  {up.url}  root {up.root_sha256}")
+
+
 @main.group(name="vocabulary")
 def vocabulary_group() -> None:
     """Show and extend the terms entries may use (the root's vocabulary)."""

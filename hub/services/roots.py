@@ -1,4 +1,5 @@
-"""Changes to what the root declares: a new list, a rotated role, a vocabulary term.
+"""Changes to what the root declares: a new list, a rotated role, a vocabulary term, an
+upstream hub.
 
 Each change is a new root version signed by the old and the new root role
 (``Keys.publish_root``), stored with the table rows it implies and the checkpoints
@@ -8,13 +9,22 @@ field of ``protocol.ListSpec`` and an argument of ``create_list`` here.
 
 from __future__ import annotations
 
-from hub.errors import Conflict, InvalidRequest
+from hub.errors import Conflict, InvalidRequest, NotFound
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext
 from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.keys import Keys
 from hub.services.lists import Lists
-from protocol import GENESIS_PREV, HASH_TYPES, ListSpec, ProtocolError, Role, Root, format_time
+from protocol import (
+    GENESIS_PREV,
+    HASH_TYPES,
+    ListSpec,
+    ProtocolError,
+    Role,
+    Root,
+    Upstream,
+    format_time,
+)
 from protocol.entries import LIST_FORMATS
 from protocol.lists import validate_list_id
 from protocol.root import ROLE_NAMES
@@ -111,6 +121,49 @@ class RootChanges:
         with self.ctx.db.atomic():
             new = self.keys.publish_root(self.keys.next_root(vocabulary=vocabulary))
             self.ctx.log("vocabulary.add", who, {"group": group, "term": term, "root": new.version})
+        return new
+
+    def declare_upstream(
+        self, name: str, url: str, root_sha256: str, who: str = "operator"
+    ) -> Root:
+        """Declare (or change) the upstream hub ``name`` in a new root version
+        (PROTOCOL.md §5.6): the SHA-256 of the upstream root its follower pins, and the
+        URL it publishes at. Signed by the root role, so whoever audits this hub learns
+        the upstream's trust anchor from a signature.
+
+        Raises:
+            InvalidRequest: not a hub name, the hub itself, a pin that is not 64 hex
+                digits, a URL that is not http(s).
+            Conflict: ``name`` is already declared so.
+        """
+        upstream = Upstream(str(root_sha256).strip().lower(), str(url).rstrip("/") + "/")
+        old = self.keys.root()
+        if old.upstreams.get(name) == upstream:
+            raise Conflict(f"upstream {name} is already declared so in root v{old.version}")
+        try:
+            Upstream.from_dict(str(name), upstream.to_dict())
+            candidate = self.keys.next_root(upstreams={**old.upstreams, name: upstream})
+        except ProtocolError as e:
+            raise InvalidRequest(str(e)) from e
+        with self.ctx.db.atomic():
+            new = self.keys.publish_root(candidate)
+            detail = {"upstream": name, "url": upstream.url, "root": new.version}
+            self.ctx.log("upstream.declare", who, detail | {"root_sha256": upstream.root_sha256})
+        return new
+
+    def drop_upstream(self, name: str, who: str = "operator") -> Root:
+        """Stop declaring the upstream hub ``name``, in a new root version.
+
+        Raises:
+            NotFound: the newest root declares no such upstream.
+        """
+        old = self.keys.root()
+        if name not in old.upstreams:
+            raise NotFound(f"root v{old.version} declares no upstream {str(name)[:130]!r}")
+        rest = {k: v for k, v in old.upstreams.items() if k != name}
+        with self.ctx.db.atomic():
+            new = self.keys.publish_root(self.keys.next_root(upstreams=rest))
+            self.ctx.log("upstream.drop", who, {"upstream": name, "root": new.version})
         return new
 
     def rotate_key(self, role: str, who: str = "operator") -> Root:
