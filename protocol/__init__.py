@@ -23,6 +23,11 @@ from protocol.ack import (
 )
 from protocol.canonical import canonicalize, parse_canonical
 from protocol.checkpoint import Checkpoint, NoteSignature, SignedCheckpoint, cosign, sign_note
+from protocol.contribution import (
+    Contribution,
+    sign_contribution,
+    verify_contribution,
+)
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth, counter_rows
 from protocol.delta import GENESIS_PREV, BodyRef, DeltaBody, DeltaHeader
 from protocol.entries import (
@@ -99,6 +104,7 @@ __all__ = [
     "Checkpoint",
     "CompactRange",
     "ConsistencyError",
+    "Contribution",
     "Counts",
     "DeltaBody",
     "DeltaHeader",
@@ -175,11 +181,13 @@ __all__ = [
     "sig_path",
     "sign_ack",
     "sign_bytes",
+    "sign_contribution",
     "sign_note",
     "snapshot_path",
     "validate_list_id",
     "verify_ack",
     "verify_ack_by_periods",
+    "verify_contribution",
     "verify_summary",
     "voices_of",
 ]

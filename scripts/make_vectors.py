@@ -116,6 +116,13 @@ from protocol.checkpoint import (
     SignedCheckpoint,
     note_key_id,
 )
+from protocol.contribution import (
+    ContributedHash,
+    Contribution,
+    Review,
+    sign_contribution,
+    verify_contribution,
+)
 from protocol.entries import record_limit
 from protocol.hashtypes import HASH_TYPES
 from protocol.keys import Signature
@@ -4538,6 +4545,134 @@ _DROP = object()
 """Marks a member ``edited`` removes."""
 
 
+def _contribution_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
+    """PROTOCOL.md §10.8: a member's signed candidate entry, and each rule it can break.
+    Every negative is validly signed by node-1, so the rule it breaks is the one named."""
+    key = repo.keys[NODE_ID]
+    node_pub = key.public.raw.hex()
+    cases: dict[str, dict[str, Any]] = {}
+    made = Contribution(
+        node=NODE_ID,
+        seq=3,
+        sent=VERIFY_AT,
+        hashes={
+            "pdq": ContributedHash(pdq_hash(9).hex(), 92),
+            "md5": ContributedHash(md5_hash(9).hex()),
+        },
+        category="ncii",
+        classification="confirmed",
+        review=Review("person", "actioned"),
+    )
+    data, sig = sign_contribution(made, key)
+    read = verify_contribution(data, sig, node_key=key.public)
+    assert read == made
+    cases["contribution"] = _case(
+        f"{NODE_ID}'s contribution seq 3: one item's PDQ (quality 92) and MD5, category "
+        "ncii, classification confirmed, reviewed by a person who took it down. Verify "
+        "under node-1's key, then parse.",
+        "verify_contribution",
+        rules=["10.8"],
+        input={"text": _text(data), "sig_text": _text(sig), "node_public_hex": node_pub},
+        expected={
+            "seq": read.seq,
+            "hashes": {t: h.to_dict() for t, h in read.hashes.items()},
+            "review": read.review.to_dict(),
+        },
+    )
+    valid = parse_canonical(data)
+    assert isinstance(valid, dict)
+
+    def neg(
+        name: str,
+        description: str,
+        bad: bytes,
+        rule: str,
+        error: type[ProtocolError] = MalformedError,
+        bad_sig: bytes | None = None,
+    ) -> None:
+        signed = sign_bytes(bad, [key]).to_bytes() if bad_sig is None else bad_sig
+        cases[f"neg-contribution-{name}"] = _case(
+            description,
+            "verify_contribution",
+            rules=[rule],
+            input={"text": _text(bad), "sig_text": _text(signed), "node_public_hex": node_pub},
+            error=_expect(error, lambda: verify_contribution(bad, signed, node_key=key.public)),
+        )
+
+    def edited(edit: Callable[[dict[str, Any]], None]) -> bytes:
+        copy = json.loads(json.dumps(valid))
+        edit(copy)
+        return canonicalize(copy)
+
+    def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        def edit(doc: dict[str, Any]) -> None:
+            *parents, last = path.split("/")
+            node = doc
+            for part in parents:
+                node = node[part]
+            if value is _DROP:
+                del node[last]
+            else:
+                node[last] = value
+
+        return edit
+
+    neg(
+        "signed-by-another",
+        "The contribution signed by node-2's key, not node-1's: a SignatureError before "
+        "anything is parsed.",
+        data,
+        "10.8.1",
+        SignatureError,
+        sign_bytes(data, [repo.keys["node-2"]]).to_bytes(),
+    )
+    neg("wrong-type", "_type hashhub.ack.v1.", edited(put("_type", "hashhub.ack.v1")), "10.8.2",
+        WrongTypeError)  # fmt: skip
+    neg("no-review", "No review member.", edited(put("review", _DROP)), "10.8.2")
+    neg("seq-zero", "seq 0.", edited(put("seq", 0)), "10.8.3")
+    neg("node-id", "node 'Node-1' (upper case).", edited(put("node", "Node-1")), "10.8.3")
+    neg("no-hashes", "hashes is empty.", edited(put("hashes", {})), "10.8.4")
+    neg(
+        "unknown-type",
+        "a hash of type 'sha1', which no registry declares.",
+        edited(put("hashes/sha1", {"hash": "ab" * 20})),
+        "10.8.4",
+    )
+    neg(
+        "short-hash",
+        "the MD5 hash with 31 hex digits.",
+        edited(put("hashes/md5/hash", md5_hash(9).hex()[:31])),
+        "10.8.4",
+    )
+    neg(
+        "pdq-without-quality",
+        "the PDQ hash without its quality.",
+        edited(put("hashes/pdq/quality", _DROP)),
+        "10.8.4",
+    )
+    neg(
+        "md5-with-quality",
+        "the MD5 hash with a quality (MD5 has none).",
+        edited(put("hashes/md5/quality", 90)),
+        "10.8.4",
+    )
+    neg("quality-over-100", "PDQ quality 101.", edited(put("hashes/pdq/quality", 101)), "10.8.4")
+    neg("category", "category 'NCII'.", edited(put("category", "NCII")), "10.8.5")
+    neg(
+        "review-by",
+        "review.by 'moderator', not person or automated.",
+        edited(put("review/by", "moderator")),
+        "10.8.6",
+    )
+    neg(
+        "review-member",
+        "review with a member §10.8 does not name (note): the record is closed.",
+        edited(put("review/note", "looks bad")),
+        "10.8.6",
+    )
+    return cases
+
+
 def _upstream_cases() -> dict[str, dict[str, Any]]:
     """A root declaring the hubs it re-publishes from (PROTOCOL.md §5.6), and each way a
     declaration is refused."""
@@ -4712,6 +4847,9 @@ CHECKS = {
     "accept_ack": "verify the ack and sidecar against the enrolled `node_public_hex` "
     "and hub name: must succeed; `expected` is what the parsed ack holds (`seq`, the "
     "unknown top-level members it preserves as `extra`, its per-hash counters).",
+    "verify_contribution": "verify `input.text` under the sidecar `input.sig_text` and "
+    "`input.node_public_hex` (PROTOCOL.md §10.8), then parse it: accepted (`expected`: its "
+    "`seq`, hashes and review) or refused with `error`.",
     "opinions_summary": "the opinion summary `input.summary_text` that header "
     "`input.header_text` (already verified) names, checked by §10.7 against the root "
     "`input.root_text` and the state `input.state_text` at the header's version: it must "
@@ -4885,6 +5023,7 @@ def build_vectors() -> dict[str, bytes]:
         **_entries_cases(repo),
         **_opinion_cases(repo.keys),
         **_upstream_cases(),
+        **_contribution_cases(repo),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)

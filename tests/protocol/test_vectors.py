@@ -74,6 +74,7 @@ from protocol.checkpoint import (
     verify_cosignature,
     verify_note_signature,
 )
+from protocol.contribution import Contribution, verify_contribution
 from protocol.lists import hash_type
 from protocol.merkle import leaf_hash, root_from_leaf_hashes
 from scripts import make_vectors
@@ -1234,6 +1235,38 @@ def test_opinions_summary_case(name: str) -> None:
     }
 
 
+def _contribution_check(inp: dict[str, Any]) -> Contribution:
+    return verify_contribution(
+        inp["text"].encode(),
+        inp["sig_text"].encode(),
+        node_key=PublicKey(bytes.fromhex(inp["node_public_hex"])),
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="verify_contribution") if not n.startswith("neg-")]
+)
+def test_contribution_case(name: str) -> None:
+    """A contribution verifies, reads as the case says and re-encodes to its bytes."""
+    spec = case(name)
+    read = _contribution_check(spec["input"])
+    want = spec["expected"]
+    assert read.seq == want["seq"]
+    assert {t: h.to_dict() for t, h in read.hashes.items()} == want["hashes"]
+    assert read.review.to_dict() == want["review"]
+    assert read.to_bytes() == spec["input"]["text"].encode()
+
+
+def test_every_contribution_rule_has_a_negative_vector() -> None:
+    cited = {
+        rule
+        for n in case_names(prefix="neg-")
+        if case(n)["check"] == "verify_contribution"
+        for rule in case(n).get("rules", [])
+    }
+    assert [r for r in _numbered_rules("10.8") if r not in cited] == []
+
+
 def test_every_opinion_summary_rule_has_a_negative_and_a_positive_vector() -> None:
     negatives = {
         rule
@@ -1275,6 +1308,9 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "entries_apply": _neg_entries_apply,
     "entries_sync": _neg_entries_sync,
     "entries_update_root": _neg_entries_update_root,
+    "verify_contribution": lambda spec, error: _raises(
+        error, partial(_contribution_check, spec["input"])
+    ),
     "opinions_summary": lambda spec, error: _raises(error, partial(_summary_check, spec["input"])),
 }
 
