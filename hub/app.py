@@ -61,6 +61,7 @@ from edge.serving import ACCESS_LOG_FORMAT, serve
 from hub import web as pages
 from hub.api.acks import LAST_SEQ_HEADER, SIGNATURE_HEADER, ack_context, post_ack
 from hub.api.admin import ADMIN_ROUTES, admin_handler
+from hub.api.contributions import get_contribution, post_contribution
 from hub.api.health import OPENAPI, healthz, metrics_handler, openapi, readyz
 from hub.api.middlewares import error_middleware, metrics_middleware
 from hub.api.tree import TREE_ROUTES, tree_handler
@@ -162,6 +163,8 @@ def create_app(
     for path, build, listed in TREE_ROUTES:
         app.router.add_get(path, tree_handler(build, listed=listed))
     app.router.add_post("/v1/acks", post_ack)
+    app.router.add_post("/v1/contributions", post_contribution)
+    app.router.add_get("/v1/contributions/{seq}", get_contribution, allow_head=False)
     for route in ADMIN_ROUTES:
         app.router.add_route(route.method, route.path, admin_handler(route))
     app.router.add_get("/healthz", healthz, allow_head=False)

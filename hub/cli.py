@@ -33,6 +33,7 @@ from hub.errors import HubError, IntakeError
 from hub.intake import make_intake, parse_hash, parse_import
 from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
+from hub.services.contributions import CONTRIBUTION_STATUSES
 from hub.services.disputes import DISPUTE_STATES, DisputeRecord
 from hub.services.entries import (
     RETRACT_REASONS,
@@ -1202,6 +1203,92 @@ def dispute_uphold(entry_id: str, note: str | None, home: Path) -> None:
         f"Dispute of {entry_id} upheld: the entry is retracted as disputed; "
         "'hashhub publish' releases it."
     )
+
+
+@main.group(name="contribution")
+def contribution_group() -> None:
+    """Review members' contributions: candidate entries their nodes signed and sent."""
+
+
+@contribution_group.command(name="list")
+@click.option(
+    "--status",
+    type=click.Choice(CONTRIBUTION_STATUSES),
+    default="received",
+    show_default=True,
+    help="Only contributions with this status (default: those waiting for review).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many contributions, by node and seq.",
+)
+@json_option
+@home_option
+def contribution_list(status: str, limit: int, as_json: bool, home: Path) -> None:
+    """Contributions by node and seq: those waiting for review by default."""
+    with _open(home) as hub:
+        rows = hub.contributions.queue(limit, status=status)  # type: ignore[arg-type]
+    if as_json:
+        _echo_json([c.to_dict() for c in rows])
+        return
+    if not rows:
+        click.echo(f"No {status} contribution.")
+        return
+    click.echo(
+        _table(
+            ["NODE", "SEQ", "PLATFORM", "SENT", "CATEGORY", "CLASSIFICATION", "HASHES", "ENTRY"],
+            (
+                [
+                    c.node,
+                    str(c.seq),
+                    c.platform,
+                    c.sent,
+                    c.category,
+                    c.classification,
+                    ",".join(c.hashes),
+                    c.entry or "-",
+                ]
+                for c in rows
+            ),
+        )
+    )
+
+
+@contribution_group.command(name="accept")
+@click.argument("node_id", metavar="NODE")
+@click.argument("seq", type=click.IntRange(min=1))
+@click.option(
+    "--list",
+    "list_id",
+    required=True,
+    help="A list of the entries collection the entry goes to (each hash to its type's list).",
+)
+@click.option("--note", default="", help="Why, for the operators (never published).")
+@home_option
+def contribution_accept(node_id: str, seq: int, list_id: str, note: str, home: Path) -> None:
+    """Accept NODE's contribution SEQ: one entry of source member:<platform>, staged for
+    the next publish."""
+    with _open(home) as hub:
+        record = hub.contributions.accept(node_id, seq, list_id, _who(), note)
+    click.echo(
+        f"Contribution {node_id}/{seq} accepted as entry {record.entry}; "
+        "'hashhub publish' releases it."
+    )
+
+
+@contribution_group.command(name="reject")
+@click.argument("node_id", metavar="NODE")
+@click.argument("seq", type=click.IntRange(min=1))
+@click.option("--note", default="", help="Why, for the operators (never published).")
+@home_option
+def contribution_reject(node_id: str, seq: int, note: str, home: Path) -> None:
+    """Reject NODE's contribution SEQ: it is kept as offered, and never listed."""
+    with _open(home) as hub:
+        hub.contributions.reject(node_id, seq, _who(), note)
+    click.echo(f"Contribution {node_id}/{seq} rejected.")
 
 
 # -- nodes and tokens -------------------------------------------------------------------

@@ -9,10 +9,11 @@ opinion summaries), ``hub.publishing`` (versions),
 ``hub.checkpoints``, ``hub.files`` (the published tree), ``hub.access`` (nodes
 and tokens), ``hub.sessions`` (dashboard logins), ``hub.acks``, ``hub.ledger``
 (counts), ``hub.evidence``, ``hub.reports`` and ``hub.cases`` (public
-submissions). The CLI calls them directly; the HTTP app sends each call to the
-database thread (``edge.database.DatabaseThread``). Signing is done by
-``protocol.Publisher`` and ``protocol.root_files``; the services decide *what* to
-publish and store the result atomically.
+submissions) and ``hub.contributions`` (members' candidate entries). The CLI
+calls them directly; the HTTP app sends each call to the database thread
+(``edge.database.DatabaseThread``). Signing is done by ``protocol.Publisher`` and
+``protocol.root_files``; the services decide *what* to publish and store the
+result atomically.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from hub.services.acks import AckIntake, AckReceipt
 from hub.services.cases import CASE_STATUSES, Cases
 from hub.services.checkpoints import Checkpoints
 from hub.services.context import HubContext, utcnow
+from hub.services.contributions import Contributions
 from hub.services.disputes import Disputes
 from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.evidence import ACK_PAGE_BYTES, Evidence
@@ -94,6 +96,7 @@ class Hub:
         )
         self.reports = Reports(self.ctx, self.keys, self.lists, self.access, self.ledger)
         self.cases = Cases(self.ctx, self.lists, self.entries)
+        self.contributions = Contributions(self.ctx, self.keys, self.access, self.entries)
 
     # The context's parts, for callers that need the hub's home, settings or clock.
 

@@ -43,6 +43,8 @@ What is stored, and why it is stored that way:
   published, with the versions that added and removed it and why.
 - ``disputes``: each dispute of an entry, its state and the operator's decision
   and note (m011); ``acks.with_opinions`` marks the acks the opinion summaries fold.
+- ``contributions``: members' signed candidate entries, their bytes and sidecar,
+  and the operators' review (m012).
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
@@ -716,3 +718,36 @@ def _opines(data: bytes) -> bool:
         return bool(Ack.from_bytes(bytes(data)).opinions)
     except ProtocolError:
         return False
+
+
+@migrations()
+def m012_contributions(db: sqlite_utils.Database) -> None:
+    """Members' contributions (PROTOCOL.md §10.8; ``hub.services.contributions``).
+
+    Each one's exact bytes and sidecar (what an auditor checks the contributor by),
+    its ``sent``, when the hub ``received`` it, the ``platform`` of its node then,
+    and the review: ``status``, the ``entry_id`` an acceptance made, when it was
+    ``decided``, by ``who``, and the operator's ``note``, never published. A node's
+    last contribution ``seq`` is its highest row's: the key orders by it.
+    """
+    db.executescript(
+        """
+        CREATE TABLE contributions (
+            node TEXT NOT NULL,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            sent TEXT NOT NULL,
+            received TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'received'
+                CHECK (status IN ('received', 'accepted', 'rejected')),
+            entry_id TEXT,
+            decided TEXT,
+            who TEXT,
+            note TEXT,
+            PRIMARY KEY (node, seq)
+        );
+        CREATE INDEX contributions_status ON contributions(status, node, seq);
+        """
+    )

@@ -39,7 +39,7 @@ import asyncio
 import hashlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -53,14 +53,16 @@ from node import content_import, reports
 from node import store as node_store
 from node.api.requests import MAX_LIMIT
 from node.config import NodeConfig, write_secret
+from node.contributions import Contributions, Delivery
 from node.errors import InvalidContentError, OutcomeConflictError
-from node.imaging import ImageRejected
+from node.imaging import ImageRejected, file_hashes, hash_image
 from node.matching import DISPUTE_REASONS, OUTCOMES
 from node.policy import DECISIONS, DISPUTED_CHOICES, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.store import NO_STANCE, ContentRows
 from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root, format_time
+from protocol.contribution import REVIEW_ACTIONS, REVIEWERS
 
 __all__ = [
     "EXIT_CONFIG",
@@ -1195,6 +1197,177 @@ def acks_flush(sign: bool, home: Path) -> None:
         click.echo(f"  ack {reports.printable(reason)}")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+# -- contributions ------------------------------------------------------------------------
+
+
+def _contributions(node: Node) -> Contributions:
+    if not node.token:
+        raise click.ClickException("no hub token yet: run 'hashhub-node token set TOKEN'")
+    return Contributions(node.store, node.key, node.config.node_id, node.config.hub_url, node.token)
+
+
+def _contributed_hashes(
+    file: Path | None, hash_texts: Sequence[str], quality: int | None
+) -> dict[str, tuple[bytes, int | None]]:
+    """The item's hashes: hashed here from ``file`` (a picture's, else its bytes'),
+    or as given (``TYPE:HEX``; ``quality`` for a type that has one)."""
+    if (file is None) == (not hash_texts):
+        raise click.UsageError("give FILE or one or more --hash TYPE:HEX, not both")
+    if file is not None:
+        data = file.read_bytes()
+        try:
+            pictured = hash_image(data)
+        except ImageRejected:
+            return {t: (h, None) for t, h in file_hashes(data).items()}
+        return {t: (h, pictured.qualities.get(t)) for t, h in pictured.hashes.items()}
+    out: dict[str, tuple[bytes, int | None]] = {}
+    for text in hash_texts:
+        type_name, _, digits = text.partition(":")
+        kind = HASH_TYPES.get(type_name)
+        if kind is None or type_name in out:
+            raise click.UsageError(f"--hash {text[:80]!r}: a hash type given once, TYPE:HEX")
+        try:
+            value = bytes.fromhex(digits)
+        except ValueError:
+            raise click.UsageError(f"--hash {text[:80]!r}: not hex digits") from None
+        out[type_name] = (value, quality if kind.min_quality is not None else None)
+    return out
+
+
+@main.command()
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--hash", "hash_texts", multiple=True, metavar="TYPE:HEX", help="A hash of the item.")
+@click.option(
+    "--quality", type=click.IntRange(0, 100), default=None, help="PDQ's quality, with --hash pdq:…"
+)
+@click.option("--category", required=True, help="A category of the hub's vocabulary.")
+@click.option("--classification", required=True, help="A classification of its vocabulary.")
+@click.option(
+    "--reviewed-by",
+    "by",
+    type=click.Choice(REVIEWERS),
+    required=True,
+    help="Who judged the item here.",
+)
+@click.option(
+    "--action",
+    type=click.Choice(REVIEW_ACTIONS),
+    required=True,
+    help="What the platform did about it.",
+)
+@home_option
+def contribute(
+    file: Path | None,
+    hash_texts: tuple[str, ...],
+    quality: int | None,
+    category: str,
+    classification: str,
+    by: str,
+    action: str,
+    home: Path,
+) -> None:
+    """Offer the hub an item your reviewers confirmed, as a signed candidate entry: its
+    hashes (FILE is hashed here; only the hashes leave), never the content. Exit 4 if
+    the hub could not be reached (it is kept, and 'contribution send' tries again)."""
+    hashes = _contributed_hashes(file, hash_texts, quality)
+    with _open(home) as node:
+        contributions = _contributions(node)
+        with _reported():
+            seq = contributions.make(
+                hashes,
+                category=category,
+                classification=classification,
+                by=by,
+                action=action,
+                now=node.now(),
+            )
+
+        async def send() -> list[Delivery]:
+            async with _session(node) as session:
+                return await contributions.send(session, node.now())
+
+        done = asyncio.run(send())
+    click.echo(f"contribution {seq} signed ({', '.join(sorted(hashes))})")
+    _echo_deliveries(done)
+
+
+def _echo_deliveries(done: Sequence[Delivery]) -> None:
+    for d in done:
+        click.echo(f"  contribution {d.seq}: {d.state} — {reports.printable(d.answer)}")
+    if any(d.state == "pending" for d in done):
+        sys.exit(EXIT_FAILED)
+
+
+@main.group()
+def contribution() -> None:
+    """The contributions this node signed, and what the hub said of them."""
+
+
+@contribution.command(name="list")
+@json_option
+@home_option
+def contribution_list(as_json: bool, home: Path) -> None:
+    """Every contribution signed here: its seq, when, and the hub's answer."""
+    with _open(home) as node:
+        rows = node.store.contributions.listed()
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("No contribution yet.")
+        return
+    for r in rows:
+        click.echo(
+            f"{r['seq']}  {r['made']}  {r['state']}  {reports.printable(r['answer'] or '-')}"
+        )
+
+
+@contribution.command(name="send")
+@home_option
+def contribution_send(home: Path) -> None:
+    """Send every contribution not answered yet (exit 4 if one still is not)."""
+    with _open(home) as node:
+        contributions = _contributions(node)
+
+        async def send() -> list[Delivery]:
+            async with _session(node) as session:
+                return await contributions.send(session, node.now())
+
+        done = asyncio.run(send())
+    if not done:
+        click.echo("Nothing to send.")
+    _echo_deliveries(done)
+
+
+@contribution.command(name="status")
+@click.argument("seq", type=click.IntRange(min=1))
+@json_option
+@home_option
+def contribution_status(seq: int, as_json: bool, home: Path) -> None:
+    """What the hub decided of contribution SEQ: received, accepted (and the entry it
+    became) or rejected."""
+    with _open(home) as node:
+        contributions = _contributions(node)
+
+        async def ask() -> dict[str, object]:
+            async with _session(node) as session:
+                return await contributions.status(session, seq)
+
+        with _reported():
+            answer = asyncio.run(ask())
+    if as_json:
+        _echo_json(answer)
+        return
+    entry = answer.get("entry")
+    click.echo(
+        f"contribution {seq}: {answer.get('status')}"
+        + (f", entry {entry}" if entry else "")
+        + (f", decided {answer['decided']}" if answer.get("decided") else "")
+    )
 
 
 # -- the platform's own policy ------------------------------------------------------------

@@ -8,7 +8,8 @@ they touch — ``admin_lists`` (lists, staging, publishing), ``admin_entries`` (
 vocabulary and the entries of entries lists), ``admin_access``
 (nodes, operator tokens, signing keys), ``admin_records`` (status, the action log,
 acks and evidence), ``admin_cases`` (the review of public submissions),
-``admin_disputes`` (disputes of entries) — so the
+``admin_disputes`` (disputes of entries), ``admin_contributions`` (members'
+contributions) — so the
 whole of who may do what reads in one place.
 """
 
@@ -42,6 +43,7 @@ from hub.api.admin_cases import (
     admin_reject_case,
     admin_withdrawals,
 )
+from hub.api.admin_contributions import admin_contributions, admin_decide_contribution
 from hub.api.admin_disputes import admin_decide_dispute, admin_disputes
 from hub.api.admin_entries import (
     admin_add_entry,
@@ -145,6 +147,13 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     # Disputes of entries: as the withdrawals, every operator reads, a publisher decides.
     AdminRoute("GET", "/v1/admin/disputes", ("viewer", "auditor", "publisher"), admin_disputes),
     AdminRoute("POST", "/v1/admin/disputes/{entry}", ("publisher",), admin_decide_dispute),
+    # Members' contributions: as the withdrawals, every operator reads, a publisher decides.
+    AdminRoute(
+        "GET", "/v1/admin/contributions", ("viewer", "auditor", "publisher"), admin_contributions
+    ),
+    AdminRoute(
+        "POST", "/v1/admin/contributions/{node}/{seq}", ("publisher",), admin_decide_contribution
+    ),
 )
 """Every operator route. ``admin`` may call all; ``roles`` names who else may.
 ``hashhub export`` has no route: it writes files on the hub's own machine."""

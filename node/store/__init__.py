@@ -39,6 +39,7 @@ from pathlib import Path
 
 from edge.database import BUSY_TIMEOUT, connect
 from follow.errors import storage_error
+from node.store.contributions import ContributionTables
 from node.store.lists import STATE_LOG_FRACTION, ListTables
 from node.store.matches import ContentRows, MatchSource, MatchTables, Outcome
 from node.store.opinions import NO_STANCE, OpinionTables, Stance
@@ -88,6 +89,7 @@ class NodeStore(ListTables):
         self.webhooks = WebhookTables(db)
         self.policy = PolicyTables(db)
         self.opinions = OpinionTables(db)
+        self.contributions = ContributionTables(db)
 
     def close(self) -> None:
         self.db.close()

@@ -299,3 +299,23 @@ def m009_summary_opinions(db: sqlite_utils.Database) -> None:
             GROUP BY e.list_id, d.reason;
         """
     )
+
+
+@migrations()
+def m010_contributions(db: sqlite_utils.Database) -> None:
+    """The platform's contributions to its hub (PROTOCOL.md §10.8;
+    ``node.store.contributions``): each signed one's exact bytes and sidecar, kept
+    from signing until the hub answers, so a retry sends the same bytes under the same
+    ``seq``, and what the hub answered."""
+    db.executescript(
+        """
+        CREATE TABLE contributions (
+            seq INTEGER PRIMARY KEY,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            made TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'refused')),
+            answer TEXT
+        );
+        """
+    )

@@ -343,7 +343,13 @@ async def test_a_hostile_list_id_is_refused_before_any_token_check(client: Clien
 def route_url(route: AdminRoute, case: str = "0" * 32) -> str:
     """A concrete path of ``route``; the case is a well-formed number (none by default)."""
     return route.path.format(
-        list_id=LIST, node_id=NODE_ID, role="timestamp", case=case, entry="e-no-such-entry"
+        list_id=LIST,
+        node_id=NODE_ID,
+        role="timestamp",
+        case=case,
+        entry="e-no-such-entry",
+        node=NODE_ID,
+        seq=1,
     )
 
 

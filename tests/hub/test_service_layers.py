@@ -27,6 +27,7 @@ LAYERS = [
     "acks",
     "reports",
     "cases",
+    "contributions",
 ]
 """The services, lowest first: the order ``Hub.__init__`` builds them in."""
 

@@ -224,6 +224,18 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "revoked_node": UNAUTH,
         "revoked_operator": UNAUTH,
     },
+    # -- contributions: a node's own, with its token (the body here is refused: no sidecar) --
+    Call("POST", "/v1/contributions", "/v1/contributions", body={}): {
+        **admin_api(allowed=FORBID),
+        "node": INPUT,
+        "other_node": INPUT,
+    },
+    # A node reads only its own contributions (none here: 404); an operator reads the queue.
+    Call("GET", "/v1/contributions/{seq}", "/v1/contributions/1"): {
+        **admin_api(allowed=FORBID),
+        "node": INPUT,
+        "other_node": INPUT,
+    },
     # -- the operator API (ADMIN_ROUTES) ---------------------------------------------------
     Call("GET", "/v1/admin/status", "/v1/admin/status"): admin_api("viewer", "auditor"),
     Call("GET", "/v1/admin/lists", "/v1/admin/lists"): admin_api("viewer", "auditor"),
@@ -367,6 +379,16 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/v1/admin/disputes/{entry}",
         "/v1/admin/disputes/e-no-such-entry",
         body={"decision": "dismiss"},
+    ): admin_api("publisher", allowed=INPUT),
+    # Members' contributions: every operator reads the queue, a publisher decides.
+    Call("GET", "/v1/admin/contributions", "/v1/admin/contributions"): admin_api(
+        "viewer", "auditor", "publisher"
+    ),
+    Call(
+        "POST",
+        "/v1/admin/contributions/{node}/{seq}",
+        "/v1/admin/contributions/no-such-node/1",
+        body={"decision": "reject"},
     ): admin_api("publisher", allowed=INPUT),
     # -- health, metrics, the API document: public -----------------------------------------
     Call("GET", "/healthz", "/healthz"): everyone(OK),

@@ -131,7 +131,7 @@ def _hub_plans(operation: Operation, tokens: Mapping[str, str], body_sha256: str
                 Plan("admin", admin, NEGATIVE, {"list_id": LIST}),
             ]
         return plans
-    if path == "/v1/acks":
+    if path == "/v1/acks" or path.startswith("/v1/contributions"):
         node = bearer(tokens["node"])
         return [
             Plan("node", node, POSITIVE),

@@ -75,6 +75,8 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/lists/{list_id}/snapshot/{version}.bin"): f"/lists/{LIST}/snapshot/2.bin",
     # Acks and the operator API, before any credential is checked.
     ("POST", "/v1/acks"): "/v1/acks",
+    ("POST", "/v1/contributions"): "/v1/contributions",
+    ("GET", "/v1/contributions/{seq}"): "/v1/contributions/1",
     ("GET", "/v1/admin/status"): "/v1/admin/status",
     ("GET", "/v1/admin/lists"): "/v1/admin/lists",
     ("POST", "/v1/admin/lists"): "/v1/admin/lists",
@@ -113,6 +115,8 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/admin/withdrawals/{case}"): f"/v1/admin/withdrawals/{'0' * 32}",
     ("GET", "/v1/admin/disputes"): "/v1/admin/disputes",
     ("POST", "/v1/admin/disputes/{entry}"): "/v1/admin/disputes/e-no-such-entry",
+    ("GET", "/v1/admin/contributions"): "/v1/admin/contributions",
+    ("POST", "/v1/admin/contributions/{node}/{seq}"): "/v1/admin/contributions/no-such-node/1",
     # Health, metrics, the API document.
     ("GET", "/healthz"): "/healthz",
     ("GET", "/readyz"): "/readyz",

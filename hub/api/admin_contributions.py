@@ -1,0 +1,106 @@
+"""The operator API on members' contributions (PROTOCOL.md §10.8): the review queue,
+and a decision on one.
+
+The queue pages as the withdrawals do (``after`` is the last row of the previous
+page, here ``node/seq``); every operator reads it, a publisher decides
+(``hub.api.admin.ADMIN_ROUTES``). Accepting names one list of the collection the
+entry goes to (``Contributions.accept`` puts each hash in the list of its type);
+the optional ``note`` is the operator's own and is never published.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from hub.api.requests import (
+    Fields,
+    check_list_id,
+    check_node_id,
+    json_object,
+    known_query,
+    query_limit,
+)
+from hub.appkeys import HUB
+from hub.core import Hub, Principal
+from hub.errors import InvalidRequest
+from hub.services.contributions import CONTRIBUTION_STATUSES, ContributionRecord
+
+__all__ = ["admin_contributions", "admin_decide_contribution"]
+
+DECISION_BODY_BYTES = 4 * 1024
+"""Cap on a decision's body: a decision, a list id, a short note."""
+MAX_NOTE = 1000
+
+_SEQ = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def _seq(value: str) -> int:
+    if not _SEQ.fullmatch(value):
+        raise InvalidRequest("a contribution's seq is an integer of at least 1")
+    return int(value)
+
+
+def _after(value: str | None) -> tuple[str, int] | None:
+    """The ``after`` of a page: ``node/seq`` of the last contribution of the one before."""
+    if value is None:
+        return None
+    node, sep, seq = value.partition("/")
+    if not sep:
+        raise InvalidRequest("'after' is node/seq, as 'next' gives it")
+    return check_node_id(node), _seq(seq)
+
+
+async def admin_contributions(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """Contributions of one status, by node and seq, in pages: the review queue by default.
+
+    ``next`` is ``node/seq`` of the last one of a full page when more follow, else null.
+    """
+    known_query(request, "status", "limit", "after")
+    status = request.query.get("status", "received")
+    if status not in CONTRIBUTION_STATUSES:
+        raise InvalidRequest(f"status is one of {', '.join(CONTRIBUTION_STATUSES)}")
+    limit = query_limit(request)
+    after = _after(request.query.get("after"))
+    rows = await request.app[HUB].call(
+        lambda hub: hub.contributions.queue(limit + 1, status=status, after=after)
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return web.json_response(
+        {
+            "contributions": [row.to_dict() for row in page],
+            "next": f"{page[-1].node}/{page[-1].seq}" if more else None,
+        }
+    )
+
+
+async def admin_decide_contribution(
+    request: web.Request, principal: Principal
+) -> web.StreamResponse:
+    """Accept a waiting contribution into a list's collection, or reject it."""
+    node = check_node_id(request.match_info["node"])
+    seq = _seq(request.match_info["seq"])
+    body = Fields(await json_object(request, DECISION_BODY_BYTES), {"decision", "list", "note"})
+    decision = body.text("decision", max_len=16)
+    note = body.text("note", default="", max_len=MAX_NOTE)
+    who = principal.subject
+    if decision == "accept":
+        list_id = check_list_id(body.text("list", max_len=64))
+
+        def accept(hub: Hub) -> ContributionRecord:
+            return hub.contributions.accept(node, seq, list_id, who, note)
+
+        record = await request.app[HUB].call(accept)
+    elif decision == "reject":
+        if "list" in body.value:
+            raise InvalidRequest("a rejection names no list")
+
+        def reject(hub: Hub) -> ContributionRecord:
+            return hub.contributions.reject(node, seq, who, note)
+
+        record = await request.app[HUB].call(reject)
+    else:
+        raise InvalidRequest("'decision' is accept or reject")
+    return web.json_response(record.to_dict())
