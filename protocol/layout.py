@@ -24,6 +24,7 @@ __all__ = [
     "checkpoint_path",
     "header_path",
     "opinions_path",
+    "provenance_path",
     "root_path",
     "sig_path",
     "snapshot_path",
@@ -64,6 +65,13 @@ def opinions_path(list_id: str, sha256: str) -> str:
     if not is_hex64(sha256):
         raise MalformedError("opinion summary address must be 64 lowercase hex digits")
     return f"lists/{validate_list_id(list_id)}/opinions/{sha256}.json"
+
+
+def provenance_path(list_id: str, sha256: str) -> str:
+    """A version's provenance document, addressed by its SHA-256 (PROTOCOL.md §7.5)."""
+    if not is_hex64(sha256):
+        raise MalformedError("provenance address must be 64 lowercase hex digits")
+    return f"lists/{validate_list_id(list_id)}/provenance/{sha256}.json"
 
 
 def snapshot_path(list_id: str, version: int) -> str:

@@ -31,6 +31,7 @@ from protocol.layout import (
     checkpoint_path,
     header_path,
     opinions_path,
+    provenance_path,
     root_path,
     sig_path,
     snapshot_path,
@@ -38,6 +39,7 @@ from protocol.layout import (
 from protocol.lists import hash_type
 from protocol.merkle import CompactRange
 from protocol.opinions import OpinionsRef, OpinionSummary
+from protocol.provenance import Provenance, verify_provenance
 from protocol.root import ROLE_NAMES, Root
 from protocol.state import ListState
 
@@ -168,6 +170,7 @@ class Publisher:
         adds: Iterable[Entry] = (),
         now: datetime,
         opinions: Callable[[int, datetime, EntryState], OpinionSummary] | None = None,
+        provenance: Callable[[int], Provenance] | None = None,
     ) -> Publication[EntryState]:
         """Make version ``head.version + 1`` of an ``entries`` list: ``removes`` (records
         by value, each with its reason) and ``adds``, checked by the rules a verifier
@@ -177,6 +180,8 @@ class Publisher:
         ``opinions``, when given, makes the version's opinion summary (§10.7) from its
         number, its ``created`` and the state it results in; the header then names it
         and it is published before the header, checked as a node would check it.
+        ``provenance``, when given, makes the version's provenance document (§7.5)
+        from its number, named by the header likewise and checked against the body.
 
         Raises:
             StateMismatchError: a removal absent, or an addition's hash or entry held.
@@ -194,7 +199,14 @@ class Publisher:
         summary = None
         if opinions is not None:
             summary = opinions(head.version + 1, self._created(head, now), new_state)
-        return self._publish(head, body.to_bytes(), body.ref(), new_state, now, summary)
+        origins = provenance(head.version + 1) if provenance is not None else None
+        publication = self._publish(
+            head, body.to_bytes(), body.ref(), new_state, now, summary, origins
+        )
+        if origins is not None:
+            data = origins.to_bytes()
+            verify_provenance(publication.header, data, self.root, body, hash_type(spec.hash_type))
+        return publication
 
     @staticmethod
     def _created(head: ListHead[Any], now: datetime) -> datetime:
@@ -209,6 +221,7 @@ class Publisher:
         new_state: S,
         now: datetime,
         summary: OpinionSummary | None = None,
+        origins: Provenance | None = None,
     ) -> Publication[S]:
         """The header, its signature, the snapshot when due and the checkpoint of the
         version whose body is ``body_bytes`` and whose state becomes ``new_state``;
@@ -216,6 +229,12 @@ class Publisher:
         spec = self.root.list_spec(head.list_id)
         created = self._created(head, now)
         summary_bytes = summary.to_bytes() if summary is not None else b""
+        origins_bytes = origins.to_bytes() if origins is not None else b""
+        extra: dict[str, Any] = {}
+        if summary is not None:
+            extra["opinions"] = OpinionsRef.of(summary_bytes).to_dict()
+        if origins is not None:
+            extra["provenance"] = OpinionsRef.of(origins_bytes).to_dict()
         header = DeltaHeader(
             list_id=head.list_id,
             version=head.version + 1,
@@ -225,9 +244,7 @@ class Publisher:
             body=ref,
             base_state=head.state.digest(),
             result_state=new_state.digest(),
-            extra={"opinions": OpinionsRef.of(summary_bytes).to_dict()}
-            if summary is not None
-            else {},
+            extra=extra,
         )
         if summary is not None:
             assert isinstance(new_state, EntryState)
@@ -249,6 +266,10 @@ class Publisher:
         if summary is not None:
             files[opinions_path(head.list_id, hashlib.sha256(summary_bytes).hexdigest())] = (
                 summary_bytes
+            )
+        if origins is not None:
+            files[provenance_path(head.list_id, hashlib.sha256(origins_bytes).hexdigest())] = (
+                origins_bytes
             )
         files |= {
             hpath: header_bytes,

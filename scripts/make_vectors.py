@@ -70,6 +70,7 @@ from protocol import (
     Opinion,
     OpinionSummary,
     Policy,
+    ProofError,
     ProtocolError,
     PublicKey,
     Publisher,
@@ -87,6 +88,7 @@ from protocol import (
     Vocabulary,
     VocabularyError,
     WrongTypeError,
+    b64encode,
     body_path,
     canonicalize,
     checkpoint_path,
@@ -126,8 +128,16 @@ from protocol.contribution import (
 from protocol.entries import record_limit
 from protocol.hashtypes import HASH_TYPES
 from protocol.keys import Signature
+from protocol.layout import provenance_path
 from protocol.lists import hash_type
-from protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash
+from protocol.merkle import EMPTY_ROOT, CompactRange, inclusion_proof, leaf_hash
+from protocol.provenance import (
+    MemberOrigin,
+    Provenance,
+    UpstreamOrigin,
+    header_provenance,
+    verify_provenance,
+)
 
 __all__ = ["VERIFY_AT", "build_vectors", "key_seed", "main"]
 
@@ -4545,6 +4555,259 @@ _DROP = object()
 """Marks a member ``edited`` removes."""
 
 
+REGIONAL_HUB = "regional.example"
+"""The downstream hub of the provenance cases: it re-publishes from ``entries.example``."""
+
+
+def _provenance_tree(keys: Mapping[str, SigningKey]) -> dict[str, Any]:
+    """``entries.example`` publishes v1 and v2; ``regional.example`` declares it as an
+    upstream and publishes v1: item-2 re-published from the upstream's v2, a member's
+    contribution, and a record of its own import."""
+    upstream = _entries_root()
+    up_data, up_sig = upstream.sign([keys[k] for k in ROOT1_SIGNERS])
+    up_pub = Publisher(upstream, _online(keys, "delta"))
+    head = ListHead.empty_entries(upstream, ENTRIES)
+    up_files: dict[str, bytes] = {}
+    p1 = up_pub.publish_entries(head, adds=[_entry(1)], now=_at(1))
+    up_files.update(p1.files)
+    p2 = up_pub.publish_entries(p1.head, adds=[_entry(2, "fraud", "low")], now=_at(2))
+    up_files.update(p2.files)
+    up_headers = [p1.header.to_bytes(), p2.header.to_bytes()]
+    up_root = p2.head.compact.root()
+
+    root = _entries_root(
+        name=REGIONAL_HUB,
+        vocabulary=replace(VOCABULARY, sources=(*VOCABULARY.sources, "hub")),
+        upstreams={
+            ENTRIES_HUB: Upstream(hashlib.sha256(up_data).hexdigest(), "https://entries.example/")
+        },
+    )
+    root_data, root_sig = root.sign([keys[k] for k in ROOT1_SIGNERS])
+    pub = Publisher(root, _online(keys, "delta"))
+    theirs = _entry(2, "fraud", "low")
+    mine = replace(theirs, entry_id="r-2", source_kind="hub", source_ref=ENTRIES_HUB)
+    offered = Contribution(
+        node=NODE_ID,
+        seq=1,
+        sent=_at(2.5),
+        hashes={"pdq": ContributedHash(entries_hash(7).hex(), 90)},
+        category="ncii",
+        classification="high",
+        review=Review("person", "actioned"),
+    )
+    contribution, sidecar = sign_contribution(offered, keys[NODE_ID])
+    member = Entry(entries_hash(7), "m-1", "ncii", "high", "member", "platform-a", _at(2.5))
+    own = _entry(8, entry_id="o-8")
+    origins: dict[str, UpstreamOrigin | MemberOrigin] = {
+        "r-2": UpstreamOrigin(
+            ENTRIES_HUB,
+            ENTRIES,
+            theirs.line,
+            up_headers[1],
+            2,
+            up_root,
+            tuple(inclusion_proof([leaf_hash(h) for h in up_headers], 1)),
+        ),
+        "m-1": MemberOrigin(contribution, sidecar),
+    }
+    p = pub.publish_entries(
+        ListHead.empty_entries(root, ENTRIES),
+        adds=[mine, member, own],
+        now=_at(3),
+        provenance=lambda version: Provenance(ENTRIES, version, origins),
+    )
+    return {
+        "upstream": {
+            "root_data": up_data,
+            "root_sig": up_sig,
+            "checkpoint": up_files[checkpoint_path(ENTRIES)],
+            "body": up_files[body_path(ENTRIES, p2.header.body.sha256)],
+        },
+        "root_data": root_data,
+        "root_sig": root_sig,
+        "header": p.header,
+        "files": p.files,
+        "body": p.files[body_path(ENTRIES, p.header.body.sha256)],
+        "origins": origins,
+        "node_public_hex": keys[NODE_ID].public.raw.hex(),
+    }
+
+
+def _provenance_check(inp: Mapping[str, Any]) -> Provenance:
+    """What a verifier does with a provenance document (§7.5): given the (already
+    verified) header, the root it names and the version's body."""
+    root = Root.from_bytes(inp["root_text"].encode())
+    header = DeltaHeader.from_bytes(inp["header_text"].encode())
+    kind = hash_type("pdq")
+    body = EntriesBody.from_bytes(inp["body_text"].encode(), "pdq")
+    return verify_provenance(header, inp["provenance_text"].encode(), root, body, kind)
+
+
+def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
+    """A version whose records came from an upstream and from a member, with the proof
+    of each, and one negative case per rule of §7.5."""
+    cases: dict[str, dict[str, Any]] = {}
+    tree = _provenance_tree(keys)
+    header: DeltaHeader = tree["header"]
+    ref = header_provenance(header)
+    assert ref is not None
+    data = tree["files"][provenance_path(ENTRIES, ref.sha256)]
+    base = {
+        "root_text": _text(tree["root_data"]),
+        "header_text": _text(header.to_bytes()),
+        "body_text": _text(tree["body"]),
+    }
+    inp = {**base, "provenance_text": _text(data)}
+    checked = _provenance_check(inp)
+    up = tree["upstream"]
+    cases["provenance"] = _case(
+        f"{REGIONAL_HUB}'s root v1 declares {ENTRIES_HUB} as an upstream; its v1 of "
+        f"{ENTRIES} adds r-2 (re-published from the upstream's v2: source "
+        f"hub:{ENTRIES_HUB}), m-1 (from {NODE_ID}'s contribution: source "
+        "member:platform-a) and o-8 (its own import, no origin). The provenance document "
+        "header v1 names proves both origins. input.upstream holds what an auditor checks "
+        "beyond the version: the upstream's root (pinned by the SHA-256 the downstream "
+        "root declares), its checkpoint at size 2 (whose root is the origin's) and its "
+        f"v2 body (which adds the record line); input.node_public_hex verifies m-1's "
+        "contribution.",
+        "verify_provenance",
+        rules=["7.5"],
+        input={
+            **inp,
+            "upstream": {
+                "root_text": _text(up["root_data"]),
+                "root_sig_text": _text(up["root_sig"]),
+                "checkpoint_text": _text(up["checkpoint"]),
+                "body_text": _text(up["body"]),
+            },
+            "node_public_hex": tree["node_public_hex"],
+        },
+        expected={"origins": {e: type(o).__name__ for e, o in sorted(checked.origins.items())}},
+    )
+    good = parse_canonical(data)
+    assert isinstance(good, dict)
+
+    def rebound(doc: bytes, member: Mapping[str, Any] | None = None) -> bytes:
+        value = parse_canonical(header.to_bytes())
+        assert isinstance(value, dict)
+        value["provenance"] = (
+            {"length": len(doc), "sha256": hashlib.sha256(doc).hexdigest()}
+            if member is None
+            else member
+        )
+        return canonicalize(value)
+
+    def neg(
+        name: str,
+        description: str,
+        rule: str,
+        error: type[ProtocolError],
+        doc: bytes,
+        head: bytes | None = None,
+    ) -> None:
+        case_inp = {
+            **base,
+            "header_text": _text(head or rebound(doc)),
+            "provenance_text": _text(doc),
+        }
+        cases[f"neg-provenance-{name}"] = _case(
+            description,
+            "verify_provenance",
+            rules=[rule],
+            input=case_inp,
+            error=_expect(error, lambda: _provenance_check(case_inp)),
+        )
+
+    def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
+        value = json.loads(json.dumps(good))
+        change(value)
+        return canonicalize(value)
+
+    def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        def change(doc: dict[str, Any]) -> None:
+            *parents, last = path.split("/")
+            node = doc
+            for part in parents:
+                node = node[part]
+            if value is _DROP:
+                del node[last]
+            else:
+                node[last] = value
+
+        return change
+
+    neg(
+        "ref-malformed",
+        "Header v1's provenance member with an unknown member (size).",
+        "7.5.1",
+        MalformedError,
+        data,
+        rebound(data, {"length": len(data), "sha256": hashlib.sha256(data).hexdigest(), "size": 1}),
+    )
+    neg(
+        "sha256",
+        "The document with one digit changed, under the header naming the original.",
+        "7.5.2",
+        ConsistencyError,
+        data.replace(b'"size":2', b'"size":3', 1),
+        header.to_bytes(),
+    )
+    neg("wrong-type", "_type hashhub.provenance.v2.", "7.5.3", WrongTypeError,
+        edited(put("_type", "hashhub.provenance.v2")))  # fmt: skip
+    neg("kind", "An origin of kind 'exchange'.", "7.5.3", MalformedError,
+        edited(put("origins/r-2/kind", "exchange")))  # fmt: skip
+    neg("root-width", "The upstream root in 31 bytes.", "7.5.3", MalformedError,
+        edited(put("origins/r-2/root", b64encode(bytes(31)))))  # fmt: skip
+    neg("version", "A document saying version 2 under header v1.", "7.5.4", ConsistencyError,
+        edited(put("version", 2)))  # fmt: skip
+    neg(
+        "missing-origin",
+        "No origin for m-1, which the version adds from a member.",
+        "7.5.5",
+        ConsistencyError,
+        edited(put("origins/m-1", _DROP)),
+    )
+    neg(
+        "origin-of-own-record",
+        "An origin for o-8, the hub's own import.",
+        "7.5.5",
+        ConsistencyError,
+        edited(lambda v: v["origins"].update({"o-8": v["origins"]["m-1"]})),
+    )
+    neg(
+        "undeclared-upstream",
+        "r-2's origin naming hotline.example, which the root does not declare.",
+        "7.5.6",
+        ConsistencyError,
+        edited(put("origins/r-2/hub", "hotline.example")),
+    )
+    neg(
+        "other-hash",
+        "r-2's origin carrying the upstream's record of item-1, another hash.",
+        "7.5.6",
+        ConsistencyError,
+        edited(put("origins/r-2/record", _entry(1).line.decode())),
+    )
+    neg(
+        "proof",
+        "r-2's inclusion proof with its one hash changed: it leads to another root.",
+        "7.5.6",
+        ProofError,
+        edited(put("origins/r-2/proof", [b64encode(bytes(32))])),
+    )
+    other = tree["origins"]["m-1"]
+    wrong = Contribution.from_bytes(other.contribution)
+    moved = replace(wrong, hashes={"pdq": ContributedHash(entries_hash(9).hex(), 90)})
+    neg(
+        "contribution-hash",
+        "m-1's contribution carrying another PDQ hash than the record's.",
+        "7.5.7",
+        ConsistencyError,
+        edited(put("origins/m-1/contribution", b64encode(moved.to_bytes()))),
+    )
+    return cases
+
+
 def _contribution_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     """PROTOCOL.md §10.8: a member's signed candidate entry, and each rule it can break.
     Every negative is validly signed by node-1, so the rule it breaks is the one named."""
@@ -4847,6 +5110,12 @@ CHECKS = {
     "accept_ack": "verify the ack and sidecar against the enrolled `node_public_hex` "
     "and hub name: must succeed; `expected` is what the parsed ack holds (`seq`, the "
     "unknown top-level members it preserves as `extra`, its per-hash counters).",
+    "verify_provenance": "the provenance document `input.provenance_text` that header "
+    "`input.header_text` (already verified) names, checked by §7.5 against the root "
+    "`input.root_text` and the version's body `input.body_text` (a pdq list): accepted "
+    "(`expected.origins`: each origin's kind) or refused with `error`. The positive case "
+    "also gives `input.upstream` and `input.node_public_hex`: what an auditor checks "
+    "beyond the version.",
     "verify_contribution": "verify `input.text` under the sidecar `input.sig_text` and "
     "`input.node_public_hex` (PROTOCOL.md §10.8), then parse it: accepted (`expected`: its "
     "`seq`, hashes and review) or refused with `error`.",
@@ -5024,6 +5293,7 @@ def build_vectors() -> dict[str, bytes]:
         **_opinion_cases(repo.keys),
         **_upstream_cases(),
         **_contribution_cases(repo),
+        **_provenance_cases(repo.keys),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)

@@ -77,6 +77,7 @@ from protocol.checkpoint import (
 from protocol.contribution import Contribution, verify_contribution
 from protocol.lists import hash_type
 from protocol.merkle import leaf_hash, root_from_leaf_hashes
+from protocol.provenance import Provenance, UpstreamOrigin, verify_provenance
 from scripts import make_vectors
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -1235,6 +1236,59 @@ def test_opinions_summary_case(name: str) -> None:
     }
 
 
+def _provenance_check(inp: dict[str, Any]) -> Provenance:
+    root = Root.from_bytes(inp["root_text"].encode())
+    header = DeltaHeader.from_bytes(inp["header_text"].encode())
+    body = EntriesBody.from_bytes(inp["body_text"].encode(), "pdq")
+    return verify_provenance(header, inp["provenance_text"].encode(), root, body, hash_type("pdq"))
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="verify_provenance") if not n.startswith("neg-")]
+)
+def test_provenance_case(name: str) -> None:
+    """The document verifies, and what §7.5 leaves to an auditor holds too: the upstream's
+    root is the one the downstream's root pins, its signed checkpoint has the origin's
+    size and root, its body adds the record line, and the contribution verifies under
+    the member's key."""
+    spec = case(name)
+    inp = spec["input"]
+    doc = _provenance_check(inp)
+    assert {e: type(o).__name__ for e, o in doc.origins.items()} == spec["expected"]["origins"]
+    root = Root.from_bytes(inp["root_text"].encode())
+    up = inp["upstream"]
+    for origin in doc.origins.values():
+        if isinstance(origin, UpstreamOrigin):
+            pin = root.upstreams[origin.hub].root_sha256
+            assert hashlib.sha256(up["root_text"].encode()).hexdigest() == pin
+            upstream = TrustedHub(
+                up["root_text"].encode(),
+                up["root_sig_text"].encode(),
+                now=make_vectors.VERIFY_AT,
+                pinned_sha256=pin,
+            )
+            signed = upstream.verify_checkpoint(origin.list_id, up["checkpoint_text"].encode())
+            assert (signed.size, signed.root_hash) == (origin.size, origin.root)
+            body = EntriesBody.from_bytes(up["body_text"].encode(), "pdq")
+            assert origin.record in {e.line for e in body.adds}
+        else:
+            verify_contribution(
+                origin.contribution,
+                origin.sig,
+                node_key=PublicKey(bytes.fromhex(inp["node_public_hex"])),
+            )
+
+
+def test_every_provenance_rule_has_a_negative_vector() -> None:
+    cited = {
+        rule
+        for n in case_names(prefix="neg-")
+        if case(n)["check"] == "verify_provenance"
+        for rule in case(n).get("rules", [])
+    }
+    assert [r for r in _numbered_rules("7.5") if r not in cited] == []
+
+
 def _contribution_check(inp: dict[str, Any]) -> Contribution:
     return verify_contribution(
         inp["text"].encode(),
@@ -1308,6 +1362,9 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     "entries_apply": _neg_entries_apply,
     "entries_sync": _neg_entries_sync,
     "entries_update_root": _neg_entries_update_root,
+    "verify_provenance": lambda spec, error: _raises(
+        error, partial(_provenance_check, spec["input"])
+    ),
     "verify_contribution": lambda spec, error: _raises(
         error, partial(_contribution_check, spec["input"])
     ),

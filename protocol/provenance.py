@@ -1,0 +1,269 @@
+"""Provenance: where each re-published or contributed record of a version came from
+(PROTOCOL.md §7.5).
+
+A hub that re-publishes an upstream hub's entry, or publishes a member's
+contribution, says so in the record's ``source`` (``hub:<upstream>``,
+``member:<platform>``). That is a claim; the proof travels in a **provenance
+document** (``hashhub.provenance.v1``) of the version, content-addressed like a body
+and named by the header's ``provenance`` member, so the ``delta`` signature and the
+log cover it:
+
+- for an upstream record, the upstream's record line, the upstream header of the
+  version that added it, and an RFC 9162 inclusion proof of that header in the
+  upstream's log at a size whose root it gives; an auditor holding the upstream's
+  signed checkpoints (from the pin the downstream's root declares, §5.6) checks that
+  root and the upstream's body, and so that the upstream published the record;
+- for a contribution, its bytes and its sidecar, which an auditor verifies under the
+  contributor's enrolled key (§10.8).
+
+The rules here are what a verifier checks with the version alone (``verify_provenance``):
+the document is the one the header names, it speaks of exactly the records the
+version adds from an upstream or a member, each upstream origin is declared by the
+root and its proof leads to the root it claims, each contribution carries the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol._fields import Fields, b64decode, b64encode, expect_type, merge_extra
+from protocol.canonical import canonicalize, parse_canonical
+from protocol.contribution import Contribution
+from protocol.delta import DeltaHeader
+from protocol.entries import ENTRY_ID_PATTERN, EntriesBody, Entry
+from protocol.errors import ConsistencyError, LimitError, MalformedError
+from protocol.lists import LIST_ID_PATTERN, HashType
+from protocol.merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from protocol.opinions import OpinionsRef
+from protocol.root import Root, validate_hub_name
+
+__all__ = [
+    "MAX_PROOF",
+    "ORIGIN_KINDS",
+    "PROVENANCE_TYPE",
+    "MemberOrigin",
+    "Provenance",
+    "UpstreamOrigin",
+    "header_provenance",
+    "verify_provenance",
+]
+
+PROVENANCE_TYPE = "hashhub.provenance.v1"
+ORIGIN_KINDS = ("hub", "member")
+"""The source kinds whose records carry an origin (§7.5)."""
+MAX_PROOF = 64
+"""Hashes in an inclusion proof at most: a log of fewer than 2^64 headers."""
+_MAX_BLOB = 65_536
+"""Bytes of an upstream header or a contribution, at most (their own caps, §11, §10.8)."""
+
+
+def header_provenance(header: DeltaHeader) -> OpinionsRef | None:
+    """The provenance document a header names (``{"sha256", "length"}``), or None."""
+    if "provenance" not in header.extra:
+        return None
+    f = Fields(header.extra["provenance"], "delta header: provenance")
+    ref = OpinionsRef(sha256=f.hex64("sha256"), length=f.integer("length", minimum=1))
+    f.closed()
+    return ref
+
+
+@dataclass(frozen=True)
+class UpstreamOrigin:
+    """A record re-published from an upstream: its line there, the upstream header
+    that added it, and the header's inclusion in the upstream's log."""
+
+    hub: str
+    list_id: str
+    record: bytes
+    header: bytes
+    size: int
+    root: bytes
+    proof: tuple[bytes, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "header": b64encode(self.header),
+            "hub": self.hub,
+            "kind": "hub",
+            "list": self.list_id,
+            "proof": [b64encode(h) for h in self.proof],
+            "record": self.record.decode("ascii"),
+            "root": b64encode(self.root),
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class MemberOrigin:
+    """A record published from a member's contribution: its bytes and sidecar."""
+
+    contribution: bytes
+    sig: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contribution": b64encode(self.contribution),
+            "kind": "member",
+            "sig": b64encode(self.sig),
+        }
+
+
+Origin = UpstreamOrigin | MemberOrigin
+
+
+def _origin(value: Any, where: str) -> Origin:
+    f = Fields(value, where)
+    kind = f.text("kind", max_len=16)
+    origin: Origin
+    if kind == "hub":
+        proof = f.array("proof", max_items=MAX_PROOF)
+        if not all(isinstance(h, str) for h in proof):
+            raise MalformedError(f"{where}: proof holds a non-string")
+        record = f.text("record", max_len=1024)
+        if not record.isascii():
+            raise MalformedError(f"{where}: record is not ASCII")
+        origin = UpstreamOrigin(
+            hub=validate_hub_name(f.text("hub", max_len=128)),
+            list_id=f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
+            record=record.encode("ascii"),
+            header=b64decode(f.text("header", max_len=4 * _MAX_BLOB), f"{where}: header"),
+            size=f.integer("size", minimum=1),
+            root=b64decode(f.text("root", max_len=64), f"{where}: root", length=HASH_SIZE),
+            proof=tuple(b64decode(h, f"{where}: proof", length=HASH_SIZE) for h in proof),
+        )
+    elif kind == "member":
+        origin = MemberOrigin(
+            contribution=b64decode(
+                f.text("contribution", max_len=4 * _MAX_BLOB), f"{where}: contribution"
+            ),
+            sig=b64decode(f.text("sig", max_len=4 * _MAX_BLOB), f"{where}: sig"),
+        )
+    else:
+        raise MalformedError(f"{where}: kind {kind[:16]!r} is not one of hub, member")
+    f.closed()
+    return origin
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """``hashhub.provenance.v1``: the origin of each record a version adds from an
+    upstream or a member, by entry id."""
+
+    list_id: str
+    version: int
+    origins: Mapping[str, Origin]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return merge_extra(
+            {
+                "_type": PROVENANCE_TYPE,
+                "list": self.list_id,
+                "origins": {e: o.to_dict() for e, o in sorted(self.origins.items())},
+                "version": self.version,
+            },
+            self.extra,
+        )
+
+    def to_bytes(self) -> bytes:
+        return canonicalize(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Provenance:
+        """Parse strictly (rule 3 of §7.5)."""
+        f = Fields(parse_canonical(data), "provenance")
+        expect_type(f, PROVENANCE_TYPE)
+        list_id = f.text("list", pattern=LIST_ID_PATTERN, max_len=64)
+        version = f.integer("version", minimum=1)
+        origins = {}
+        for entry_id, value in f.mapping("origins").items():
+            if not ENTRY_ID_PATTERN.fullmatch(entry_id):
+                raise MalformedError(f"provenance: {entry_id[:70]!r} is not an entry id")
+            origins[entry_id] = _origin(value, f"provenance: origins.{entry_id}")
+        return cls(
+            list_id=list_id,
+            version=version,
+            origins=origins,
+            extra={k: v for k, v in f.rest().items() if k != "_type"},
+        )
+
+
+def verify_provenance(
+    header: DeltaHeader, data: bytes, root: Root, body: EntriesBody, kind: HashType
+) -> Provenance:
+    """The provenance document ``header`` names, checked by the rules of §7.5 against
+    the root that signed the header and the version's body (of a list of ``kind``).
+
+    Raises:
+        MalformedError: no ``provenance`` member, or the bytes are not a document.
+        LimitError: over the root's ``max_body_bytes``, or not the signed length.
+        ConsistencyError: not the signed SHA-256, another version, records spoken of
+            that the version does not add from an upstream or a member (or the reverse),
+            an upstream the root does not declare, an origin of another hash.
+        ProofError: an inclusion proof that does not lead to the root it claims.
+    """
+    ref = header_provenance(header)
+    if ref is None:
+        raise MalformedError(f"delta header v{header.version} names no provenance")
+    if ref.length > root.policy.max_body_bytes:
+        raise LimitError(f"provenance v{header.version}: {ref.length} bytes, over the cap")
+    if len(data) != ref.length:
+        raise LimitError(
+            f"provenance v{header.version}: {len(data)} bytes, header says {ref.length}"
+        )
+    if hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise ConsistencyError(f"provenance v{header.version}: SHA-256 does not match")
+    doc = Provenance.from_bytes(data)
+    if (doc.list_id, doc.version) != (header.list_id, header.version):
+        raise ConsistencyError(
+            f"provenance: for {doc.list_id} v{doc.version}, under {header.list_id} "
+            f"v{header.version}"
+        )
+    sourced = {e.entry_id: e for e in body.adds if e.source_kind in ORIGIN_KINDS}
+    if set(doc.origins) != set(sourced):
+        missing = sorted(set(sourced) - set(doc.origins))
+        extra = sorted(set(doc.origins) - set(sourced))
+        raise ConsistencyError(
+            f"provenance v{header.version}: no origin for {missing[:3]}"
+            if missing
+            else f"provenance v{header.version}: an origin for {extra[:3]}, not added from "
+            "an upstream or a member"
+        )
+    for entry_id, origin in sorted(doc.origins.items()):
+        _check_origin(entry_id, origin, sourced[entry_id], root, kind)
+    return doc
+
+
+def _check_origin(entry_id: str, origin: Origin, added: Entry, root: Root, kind: HashType) -> None:
+    """Rules 6 and 7 of §7.5 for one origin."""
+    where = f"provenance: origin of {entry_id}"
+    if isinstance(origin, UpstreamOrigin):
+        if added.source_kind != "hub" or added.source_ref != origin.hub:
+            raise ConsistencyError(f"{where}: the record's source is {added.source}")
+        if origin.hub not in root.upstreams:
+            raise ConsistencyError(f"{where}: root v{root.version} declares no {origin.hub}")
+        upstream = DeltaHeader.from_bytes(origin.header)
+        if upstream.list_id != origin.list_id:
+            raise ConsistencyError(
+                f"{where}: the header is of {upstream.list_id}, the origin of {origin.list_id}"
+            )
+        theirs = Entry.from_line(origin.record, kind)
+        if theirs.hash != added.hash:
+            raise ConsistencyError(f"{where}: the upstream record is of another hash")
+        verify_inclusion(
+            leaf_hash(origin.header),
+            upstream.version - 1,
+            origin.size,
+            origin.proof,
+            origin.root,
+        )
+        return
+    if added.source_kind != "member":
+        raise ConsistencyError(f"{where}: the record's source is {added.source}")
+    offered = Contribution.from_bytes(origin.contribution)
+    given = offered.hashes.get(kind.name)
+    if given is None or given.hex != added.hash.hex():
+        raise ConsistencyError(f"{where}: the contribution does not carry the record's hash")
