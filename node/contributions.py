@@ -21,9 +21,9 @@ from datetime import datetime
 import aiohttp
 
 from node.errors import NodeError
+from node.service import last_seq
 from node.store import NodeStore
 from protocol import (
-    ACK_LAST_SEQ_HEADER,
     ACK_SIGNATURE_HEADER,
     Contribution,
     SigningKey,
@@ -121,7 +121,7 @@ class Contributions:
                     timeout=aiohttp.ClientTimeout(total=30),
                 ) as resp:
                     text = await resp.text()
-                    last = _last_seq(resp, seq) if resp.status == 409 else None
+                    last = last_seq(resp, seq, MAX_SEQ_JUMP) if resp.status == 409 else None
                     if last is not None and renumber:
                         self._renumber(last, now)
                         return done + await self.send(session, now, renumber=False)
@@ -189,12 +189,3 @@ def _said(status: int, text: str) -> str:
         return f"HTTP {status}: {error['code']}: {error['message']}"[:400]
     except (ValueError, KeyError, TypeError, AttributeError):
         return f"HTTP {status}: {text[:300]}"
-
-
-def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:
-    """The hub's last contribution ``seq`` from a 409, if one to re-sign above."""
-    raw = resp.headers.get(ACK_LAST_SEQ_HEADER, "")
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-        return None
-    last = int(raw)
-    return last if refused <= last <= refused + MAX_SEQ_JUMP else None

@@ -60,6 +60,7 @@ __all__ = [
     "Node",
     "deliver_webhooks",
     "flush_acks",
+    "last_seq",
     "run_sync",
     "utcnow",
 ]
@@ -402,9 +403,9 @@ async def flush_acks(
             ) as resp:
                 text = await resp.text()
                 ok = resp.status == 200
-                last_seq = _last_seq(resp, row["seq"]) if resp.status == 409 else None
-                if last_seq is not None and renumber:
-                    node.acks.renumber(last_seq)
+                hub_last = last_seq(resp, row["seq"]) if resp.status == 409 else None
+                if hub_last is not None and renumber:
+                    node.acks.renumber(hub_last)
                     more_confirmed, more_failed = await flush_acks(
                         node, session, renumber=False, reasons=reasons
                     )
@@ -485,13 +486,17 @@ def _unsent(url: str, error: aiohttp.ClientError | TimeoutError) -> str:
     return f"{url}: {error or type(error).__name__}"
 
 
-def _last_seq(resp: aiohttp.ClientResponse, refused: int) -> int | None:
-    """The hub's last ``seq`` from a 409 answer, if it is one to re-sign above."""
+def last_seq(
+    resp: aiohttp.ClientResponse, refused: int, max_jump: int = MAX_SEQ_JUMP
+) -> int | None:
+    """The hub's last ``seq`` from a 409 answer (``Hashhub-Last-Seq``, an ack's or a
+    contribution's), if it is one to re-sign above: not below the refused one, and
+    not more than ``max_jump`` above it (a larger claim is not believed)."""
     raw = resp.headers.get(ACK_LAST_SEQ_HEADER, "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         return None
     last = int(raw)
-    if not refused <= last <= refused + MAX_SEQ_JUMP:
+    if not refused <= last <= refused + max_jump:
         return None
     return last
 

@@ -60,7 +60,9 @@ __all__ = [
     "Position",
     "Voice",
     "fold_positions",
+    "header_document",
     "header_opinions",
+    "named_bytes",
     "verify_summary",
     "voices_of",
 ]
@@ -95,22 +97,48 @@ class OpinionsRef:
         return cls(hashlib.sha256(data).hexdigest(), len(data))
 
     @classmethod
-    def from_dict(cls, value: Any) -> OpinionsRef:
-        f = Fields(value, "delta header: opinions")
+    def from_dict(cls, value: Any, where: str = "delta header: opinions") -> OpinionsRef:
+        f = Fields(value, where)
         ref = cls(sha256=f.hex64("sha256"), length=f.integer("length", minimum=1))
         f.closed()
         return ref
 
 
-def header_opinions(header: DeltaHeader) -> OpinionsRef | None:
-    """The summary a header names, or ``None``; a malformed member is ``MalformedError``.
+def header_document(header: DeltaHeader, member: str) -> OpinionsRef | None:
+    """The document a header names in ``member`` (``opinions``, §10.7; ``provenance``,
+    §7.5), or ``None``; a malformed member is ``MalformedError``.
 
     The member is top-level, so a verifier of version 1.1 preserves it unread (§3.3);
     one of 1.2 reads it as a closed record.
     """
-    if "opinions" not in header.extra:
+    if member not in header.extra:
         return None
-    return OpinionsRef.from_dict(header.extra["opinions"])
+    return OpinionsRef.from_dict(header.extra[member], f"delta header: {member}")
+
+
+def header_opinions(header: DeltaHeader) -> OpinionsRef | None:
+    """The opinion summary a header names, or ``None``."""
+    return header_document(header, "opinions")
+
+
+def named_bytes(header: DeltaHeader, member: str, data: bytes, root: Root, label: str) -> None:
+    """Rules 1 and 2 of §7.5 and §10.7, shared by every document a header names by
+    SHA-256 and length: the member is there and well formed (``MalformedError``), its
+    length within the root's ``max_body_bytes`` and that of ``data`` (``LimitError``),
+    and ``data`` has its SHA-256 (``ConsistencyError``)."""
+    ref = header_document(header, member)
+    if ref is None:
+        raise MalformedError(f"delta header v{header.version} names no {label}")
+    where = f"{member} v{header.version}"
+    if ref.length > root.policy.max_body_bytes:
+        raise LimitError(
+            f"{where}: {ref.length} bytes, over the root's "
+            f"max_body_bytes ({root.policy.max_body_bytes})"
+        )
+    if len(data) != ref.length:
+        raise LimitError(f"{where}: {len(data)} bytes, header says {ref.length}")
+    if hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise ConsistencyError(f"{where}: SHA-256 does not match the header")
 
 
 @dataclass(frozen=True)
@@ -386,18 +414,7 @@ def verify_summary(
         LimitError: not the length the header signs.
         ConsistencyError: not the SHA-256 the header signs, or a rule of §10.7.
     """
-    ref = header_opinions(header)
-    if ref is None:
-        raise MalformedError(f"delta header v{header.version} names no opinion summary")
-    if ref.length > root.policy.max_body_bytes:
-        raise LimitError(
-            f"opinions v{header.version}: {ref.length} bytes, over the root's "
-            f"max_body_bytes ({root.policy.max_body_bytes})"
-        )
-    if len(data) != ref.length:
-        raise LimitError(f"opinions v{header.version}: {len(data)} bytes, header says {ref.length}")
-    if hashlib.sha256(data).hexdigest() != ref.sha256:
-        raise ConsistencyError(f"opinions v{header.version}: SHA-256 does not match the header")
+    named_bytes(header, "opinions", data, root, "opinion summary")
     summary = OpinionSummary.from_bytes(data)
     summary.check(header, root, state)
     return summary

@@ -24,7 +24,6 @@ root and its proof leads to the root it claims, each contribution carries the ha
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +33,10 @@ from protocol.canonical import canonicalize, parse_canonical
 from protocol.contribution import Contribution
 from protocol.delta import DeltaHeader
 from protocol.entries import ENTRY_ID_PATTERN, EntriesBody, Entry
-from protocol.errors import ConsistencyError, LimitError, MalformedError
+from protocol.errors import ConsistencyError, MalformedError
 from protocol.lists import LIST_ID_PATTERN, HashType
 from protocol.merkle import HASH_SIZE, leaf_hash, verify_inclusion
-from protocol.opinions import OpinionsRef
+from protocol.opinions import OpinionsRef, header_document, named_bytes
 from protocol.root import Root, validate_hub_name
 
 __all__ = [
@@ -62,12 +61,7 @@ _MAX_BLOB = 65_536
 
 def header_provenance(header: DeltaHeader) -> OpinionsRef | None:
     """The provenance document a header names (``{"sha256", "length"}``), or None."""
-    if "provenance" not in header.extra:
-        return None
-    f = Fields(header.extra["provenance"], "delta header: provenance")
-    ref = OpinionsRef(sha256=f.hex64("sha256"), length=f.integer("length", minimum=1))
-    f.closed()
-    return ref
+    return header_document(header, "provenance")
 
 
 @dataclass(frozen=True)
@@ -205,17 +199,7 @@ def verify_provenance(
             an upstream the root does not declare, an origin of another hash.
         ProofError: an inclusion proof that does not lead to the root it claims.
     """
-    ref = header_provenance(header)
-    if ref is None:
-        raise MalformedError(f"delta header v{header.version} names no provenance")
-    if ref.length > root.policy.max_body_bytes:
-        raise LimitError(f"provenance v{header.version}: {ref.length} bytes, over the cap")
-    if len(data) != ref.length:
-        raise LimitError(
-            f"provenance v{header.version}: {len(data)} bytes, header says {ref.length}"
-        )
-    if hashlib.sha256(data).hexdigest() != ref.sha256:
-        raise ConsistencyError(f"provenance v{header.version}: SHA-256 does not match")
+    named_bytes(header, "provenance", data, root, "provenance")
     doc = Provenance.from_bytes(data)
     if (doc.list_id, doc.version) != (header.list_id, header.version):
         raise ConsistencyError(

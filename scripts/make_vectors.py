@@ -3268,6 +3268,35 @@ def _line(entry: Entry) -> str:
     return entry.line.decode("ascii")
 
 
+_DROP = object()
+"""Marks a member ``_put`` removes."""
+
+
+def _edited(value: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> bytes:
+    """``value`` (a parsed document, left as it is) with ``edit`` made, re-encoded: how
+    a negative case differs from its valid document in one thing."""
+    copy = json.loads(json.dumps(value))
+    edit(copy)
+    return canonicalize(copy)
+
+
+def _put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """An edit setting the member at ``path`` (``a/b/c``) to ``value``, or removing it
+    (``_DROP``)."""
+
+    def edit(doc: dict[str, Any]) -> None:
+        *parents, last = path.split("/")
+        node = doc
+        for part in parents:
+            node = node[part]
+        if value is _DROP:
+            del node[last]
+        else:
+            node[last] = value
+
+    return edit
+
+
 def _entries_root(version: int = 1, **changes: Any) -> Root:
     """A root of ``entries.example``: the roles of the repository's root v1 (keys from
     the same seeds), one entries list, ``VOCABULARY``; ``changes`` replace fields."""
@@ -3950,10 +3979,7 @@ def _entries_root_cases(keys: Mapping[str, SigningKey], repo: _Repo) -> dict[str
     valid = parse_canonical(root.to_bytes())
     assert isinstance(valid, dict)
 
-    def changed(value: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> bytes:
-        copy = json.loads(json.dumps(value))
-        edit(copy)
-        return canonicalize(copy)
+    changed = _edited
 
     def parse_case(
         name: str, description: str, good: bytes, bad: bytes, error: type[ProtocolError]
@@ -4365,22 +4391,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         )
 
     def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
-        value = json.loads(json.dumps(good))
-        change(value)
-        return canonicalize(value)
-
-    def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-        def change(doc: dict[str, Any]) -> None:
-            *parents, last = path.split("/")
-            node = doc
-            for key in parents:
-                node = node[key]
-            if value is _DROP:
-                del node[last]
-            else:
-                node[last] = value
-
-        return change
+        return _edited(good, change)
 
     data2 = _summary_bytes(tree, 2)
     neg(
@@ -4420,21 +4431,21 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "A summary whose _type is hashhub.opinions.v2.",
         "10.7.3",
         WrongTypeError,
-        edited(put("_type", "hashhub.opinions.v2")),
+        edited(_put("_type", "hashhub.opinions.v2")),
     )
     neg(
         "voice-member",
         "A voice with a member §10.7 does not name (weight).",
         "10.7.3",
         MalformedError,
-        edited(put("entries/item-1/confirmed/plat-a/weight", 2)),
+        edited(_put("entries/item-1/confirmed/plat-a/weight", 2)),
     )
     neg(
         "voice-reason",
         "A confirming voice with a dispute's reason (benign).",
         "10.7.3",
         MalformedError,
-        edited(put("entries/item-1/confirmed/plat-a/reason", "benign")),
+        edited(_put("entries/item-1/confirmed/plat-a/reason", "benign")),
     )
     neg(
         "dismissed-without-by",
@@ -4442,7 +4453,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "10.7.3",
         MalformedError,
         edited(
-            put(
+            _put(
                 "entries/item-2/dispute",
                 {"opened": _time(_at(1.5)), "state": "dismissed", "dismissed": _time(_at(1.75))},
             )
@@ -4453,7 +4464,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "A summary saying version 3 under header v2.",
         "10.7.4",
         ConsistencyError,
-        edited(put("version", 3)),
+        edited(_put("version", 3)),
     )
     neg(
         "threshold",
@@ -4461,7 +4472,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "dispute stays consistent: three platforms dispute it).",
         "10.7.4",
         ConsistencyError,
-        edited(put("threshold", 3)),
+        edited(_put("threshold", 3)),
     )
     neg(
         "entry-not-held",
@@ -4469,7 +4480,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "10.7.5",
         ConsistencyError,
         edited(
-            put(
+            _put(
                 "entries/item-9",
                 {
                     "confirmed": {"plat-a": {"node": "node-a", "reason": "blocked", "seq": 1}},
@@ -4483,7 +4494,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "item-1 with no confirming and no disputing platform.",
         "10.7.5",
         ConsistencyError,
-        edited(put("entries/item-1/confirmed", {})),
+        edited(_put("entries/item-1/confirmed", {})),
     )
     neg(
         "platform-both",
@@ -4491,7 +4502,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "10.7.6",
         ConsistencyError,
         edited(
-            put(
+            _put(
                 "entries/item-1/disputed",
                 {"plat-a": {"node": "node-a", "reason": "other", "seq": 1}},
             )
@@ -4502,28 +4513,28 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "A voice naming node-e, which the cut does not hold.",
         "10.7.6",
         ConsistencyError,
-        edited(put("entries/item-1/confirmed/plat-a/node", "node-e")),
+        edited(_put("entries/item-1/confirmed/plat-a/node", "node-e")),
     )
     neg(
         "node-of-another-platform",
         "plat-a's voice naming node-b, a node of plat-b.",
         "10.7.6",
         ConsistencyError,
-        edited(put("entries/item-1/confirmed/plat-a/node", "node-b")),
+        edited(_put("entries/item-1/confirmed/plat-a/node", "node-b")),
     )
     neg(
         "seq-past-cut",
         "A voice naming node-a's ack seq 2, past node-a's seq 1 in the cut.",
         "10.7.6",
         ConsistencyError,
-        edited(put("entries/item-1/confirmed/plat-a/seq", 2)),
+        edited(_put("entries/item-1/confirmed/plat-a/seq", 2)),
     )
     neg(
         "no-dispute-at-threshold",
         "item-2, disputed by three platforms, without a dispute.",
         "10.7.7",
         ConsistencyError,
-        edited(put("entries/item-2/dispute", _DROP)),
+        edited(_put("entries/item-2/dispute", _DROP)),
     )
     neg(
         "dispute-below-threshold",
@@ -4531,7 +4542,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "10.7.7",
         ConsistencyError,
         edited(
-            put(
+            _put(
                 "entries/item-4",
                 {
                     "confirmed": {},
@@ -4546,13 +4557,9 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
         "item-2's dispute opened at 02:30, after the summary's created (02:00).",
         "10.7.7",
         ConsistencyError,
-        edited(put("entries/item-2/dispute/opened", _time(_at(2.5)))),
+        edited(_put("entries/item-2/dispute/opened", _time(_at(2.5)))),
     )
     return cases
-
-
-_DROP = object()
-"""Marks a member ``edited`` removes."""
 
 
 REGIONAL_HUB = "regional.example"
@@ -4719,22 +4726,7 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         )
 
     def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
-        value = json.loads(json.dumps(good))
-        change(value)
-        return canonicalize(value)
-
-    def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-        def change(doc: dict[str, Any]) -> None:
-            *parents, last = path.split("/")
-            node = doc
-            for part in parents:
-                node = node[part]
-            if value is _DROP:
-                del node[last]
-            else:
-                node[last] = value
-
-        return change
+        return _edited(good, change)
 
     neg(
         "ref-malformed",
@@ -4753,19 +4745,19 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         header.to_bytes(),
     )
     neg("wrong-type", "_type hashhub.provenance.v2.", "7.5.3", WrongTypeError,
-        edited(put("_type", "hashhub.provenance.v2")))  # fmt: skip
+        edited(_put("_type", "hashhub.provenance.v2")))  # fmt: skip
     neg("kind", "An origin of kind 'exchange'.", "7.5.3", MalformedError,
-        edited(put("origins/r-2/kind", "exchange")))  # fmt: skip
+        edited(_put("origins/r-2/kind", "exchange")))  # fmt: skip
     neg("root-width", "The upstream root in 31 bytes.", "7.5.3", MalformedError,
-        edited(put("origins/r-2/root", b64encode(bytes(31)))))  # fmt: skip
+        edited(_put("origins/r-2/root", b64encode(bytes(31)))))  # fmt: skip
     neg("version", "A document saying version 2 under header v1.", "7.5.4", ConsistencyError,
-        edited(put("version", 2)))  # fmt: skip
+        edited(_put("version", 2)))  # fmt: skip
     neg(
         "missing-origin",
         "No origin for m-1, which the version adds from a member.",
         "7.5.5",
         ConsistencyError,
-        edited(put("origins/m-1", _DROP)),
+        edited(_put("origins/m-1", _DROP)),
     )
     neg(
         "origin-of-own-record",
@@ -4779,21 +4771,21 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         "r-2's origin naming hotline.example, which the root does not declare.",
         "7.5.6",
         ConsistencyError,
-        edited(put("origins/r-2/hub", "hotline.example")),
+        edited(_put("origins/r-2/hub", "hotline.example")),
     )
     neg(
         "other-hash",
         "r-2's origin carrying the upstream's record of item-1, another hash.",
         "7.5.6",
         ConsistencyError,
-        edited(put("origins/r-2/record", _entry(1).line.decode())),
+        edited(_put("origins/r-2/record", _entry(1).line.decode())),
     )
     neg(
         "proof",
         "r-2's inclusion proof with its one hash changed: it leads to another root.",
         "7.5.6",
         ProofError,
-        edited(put("origins/r-2/proof", [b64encode(bytes(32))])),
+        edited(_put("origins/r-2/proof", [b64encode(bytes(32))])),
     )
     other = tree["origins"]["m-1"]
     wrong = Contribution.from_bytes(other.contribution)
@@ -4803,7 +4795,7 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         "m-1's contribution carrying another PDQ hash than the record's.",
         "7.5.7",
         ConsistencyError,
-        edited(put("origins/m-1/contribution", b64encode(moved.to_bytes()))),
+        edited(_put("origins/m-1/contribution", b64encode(moved.to_bytes()))),
     )
     return cases
 
@@ -4863,22 +4855,7 @@ def _contribution_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         )
 
     def edited(edit: Callable[[dict[str, Any]], None]) -> bytes:
-        copy = json.loads(json.dumps(valid))
-        edit(copy)
-        return canonicalize(copy)
-
-    def put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-        def edit(doc: dict[str, Any]) -> None:
-            *parents, last = path.split("/")
-            node = doc
-            for part in parents:
-                node = node[part]
-            if value is _DROP:
-                del node[last]
-            else:
-                node[last] = value
-
-        return edit
+        return _edited(valid, edit)
 
     neg(
         "signed-by-another",
@@ -4889,48 +4866,48 @@ def _contribution_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
         SignatureError,
         sign_bytes(data, [repo.keys["node-2"]]).to_bytes(),
     )
-    neg("wrong-type", "_type hashhub.ack.v1.", edited(put("_type", "hashhub.ack.v1")), "10.8.2",
+    neg("wrong-type", "_type hashhub.ack.v1.", edited(_put("_type", "hashhub.ack.v1")), "10.8.2",
         WrongTypeError)  # fmt: skip
-    neg("no-review", "No review member.", edited(put("review", _DROP)), "10.8.2")
-    neg("seq-zero", "seq 0.", edited(put("seq", 0)), "10.8.3")
-    neg("node-id", "node 'Node-1' (upper case).", edited(put("node", "Node-1")), "10.8.3")
-    neg("no-hashes", "hashes is empty.", edited(put("hashes", {})), "10.8.4")
+    neg("no-review", "No review member.", edited(_put("review", _DROP)), "10.8.2")
+    neg("seq-zero", "seq 0.", edited(_put("seq", 0)), "10.8.3")
+    neg("node-id", "node 'Node-1' (upper case).", edited(_put("node", "Node-1")), "10.8.3")
+    neg("no-hashes", "hashes is empty.", edited(_put("hashes", {})), "10.8.4")
     neg(
         "unknown-type",
         "a hash of type 'sha1', which no registry declares.",
-        edited(put("hashes/sha1", {"hash": "ab" * 20})),
+        edited(_put("hashes/sha1", {"hash": "ab" * 20})),
         "10.8.4",
     )
     neg(
         "short-hash",
         "the MD5 hash with 31 hex digits.",
-        edited(put("hashes/md5/hash", md5_hash(9).hex()[:31])),
+        edited(_put("hashes/md5/hash", md5_hash(9).hex()[:31])),
         "10.8.4",
     )
     neg(
         "pdq-without-quality",
         "the PDQ hash without its quality.",
-        edited(put("hashes/pdq/quality", _DROP)),
+        edited(_put("hashes/pdq/quality", _DROP)),
         "10.8.4",
     )
     neg(
         "md5-with-quality",
         "the MD5 hash with a quality (MD5 has none).",
-        edited(put("hashes/md5/quality", 90)),
+        edited(_put("hashes/md5/quality", 90)),
         "10.8.4",
     )
-    neg("quality-over-100", "PDQ quality 101.", edited(put("hashes/pdq/quality", 101)), "10.8.4")
-    neg("category", "category 'NCII'.", edited(put("category", "NCII")), "10.8.5")
+    neg("quality-over-100", "PDQ quality 101.", edited(_put("hashes/pdq/quality", 101)), "10.8.4")
+    neg("category", "category 'NCII'.", edited(_put("category", "NCII")), "10.8.5")
     neg(
         "review-by",
         "review.by 'moderator', not person or automated.",
-        edited(put("review/by", "moderator")),
+        edited(_put("review/by", "moderator")),
         "10.8.6",
     )
     neg(
         "review-member",
         "review with a member §10.8 does not name (note): the record is closed.",
-        edited(put("review/note", "looks bad")),
+        edited(_put("review/note", "looks bad")),
         "10.8.6",
     )
     return cases
@@ -4961,9 +4938,7 @@ def _upstream_cases() -> dict[str, dict[str, Any]]:
     assert isinstance(valid, dict)
 
     def changed(edit: Callable[[dict[str, Any]], None]) -> bytes:
-        copy = json.loads(json.dumps(valid))
-        edit(copy)
-        return canonicalize(copy)
+        return _edited(valid, edit)
 
     def up(name: str, **members: Any) -> Callable[[dict[str, Any]], None]:
         return lambda v: v["upstreams"].update({name: members})

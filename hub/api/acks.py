@@ -36,6 +36,7 @@ __all__ = [
     "AckBatcher",
     "ack_context",
     "post_ack",
+    "signature_sidecar",
 ]
 
 SIGNATURE_HEADER = ACK_SIGNATURE_HEADER
@@ -46,10 +47,12 @@ so it can re-sign above it."""
 MAX_SIGNATURE_HEADER = 4096
 
 
-def _signature(request: web.Request) -> bytes:
+def signature_sidecar(request: web.Request, what: str = "ack") -> bytes:
+    """The sidecar of a signed document sent in ``Hashhub-Signature`` (an ack, a
+    contribution): base64 of a signature sidecar, or a 400 naming ``what``."""
     raw = request.headers.get(SIGNATURE_HEADER)
     if raw is None:
-        raise InvalidRequest(f"the ack's signature sidecar goes, base64, in {SIGNATURE_HEADER}")
+        raise InvalidRequest(f"the {what}'s signature sidecar goes, base64, in {SIGNATURE_HEADER}")
     if len(raw) > MAX_SIGNATURE_HEADER:
         raise InvalidRequest(f"{SIGNATURE_HEADER} is over {MAX_SIGNATURE_HEADER} characters")
     try:
@@ -153,7 +156,7 @@ async def post_ack(request: web.Request) -> web.StreamResponse:
         try:
             require_json(request)
             data = await read_body(request, app[CONFIG].max_ack_bytes)
-            sig = _signature(request)
+            sig = signature_sidecar(request)
         except (HubError, web.HTTPException) as e:
             body_error = e
 

@@ -11,20 +11,17 @@ after the token passed, in the order §10.8 gives.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from aiohttp import web
 
-from hub.api.acks import MAX_SIGNATURE_HEADER, SIGNATURE_HEADER
+from hub.api.acks import signature_sidecar
 from hub.api.requests import bearer, require_json
 from hub.appkeys import HUB
 from hub.core import Hub
 from hub.errors import Forbidden, HubError, InvalidRequest, Unauthorized
 from hub.http import read_body
 from hub.services.contributions import ContributionReceipt, ContributionRecord
-from protocol import ProtocolError, SignatureSidecar
 
 __all__ = ["MAX_CONTRIBUTION_BYTES", "get_contribution", "post_contribution"]
 
@@ -32,26 +29,6 @@ MAX_CONTRIBUTION_BYTES = 64 * 1024
 """The cap §10.8 puts on a contribution's bytes."""
 
 _SEQ = re.compile(r"[1-9][0-9]{0,17}")
-
-
-def _signature(request: web.Request) -> bytes:
-    """The sidecar from its header: base64 of a signature sidecar, or a 400."""
-    raw = request.headers.get(SIGNATURE_HEADER)
-    if raw is None:
-        raise InvalidRequest(
-            f"the contribution's signature sidecar goes, base64, in {SIGNATURE_HEADER}"
-        )
-    if len(raw) > MAX_SIGNATURE_HEADER:
-        raise InvalidRequest(f"{SIGNATURE_HEADER} is over {MAX_SIGNATURE_HEADER} characters")
-    try:
-        sig = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise InvalidRequest(f"{SIGNATURE_HEADER} is not base64") from e
-    try:
-        SignatureSidecar.from_bytes(sig)
-    except ProtocolError as e:
-        raise InvalidRequest(f"{SIGNATURE_HEADER} is not a signature sidecar: {e}") from e
-    return sig
 
 
 async def post_contribution(request: web.Request) -> web.StreamResponse:
@@ -64,7 +41,7 @@ async def post_contribution(request: web.Request) -> web.StreamResponse:
     try:
         require_json(request)
         data = await read_body(request, MAX_CONTRIBUTION_BYTES)
-        sig = _signature(request)
+        sig = signature_sidecar(request, "contribution")
     except (HubError, web.HTTPException) as e:
         body_error = e
 

@@ -633,13 +633,6 @@ class Entries:
             for row in items
         ]
 
-    def opinions(self, entry_id: str) -> dict[str, Any]:
-        """The platforms' positions on an entry: ``confirmed`` and ``disputed`` (how
-        many distinct platforms hold each; ``none``, a position taken back, counts for
-        neither) and ``platforms``, each with its position, reason and the ack that
-        said it."""
-        return self.show(entry_id).opinions
-
     def listed(self, list_id: str | None = None, limit: int = 1000) -> list[EntryView]:
         """The entries with a hash in ``list_id`` (None: every entry), standing or
         retracted, oldest first."""
