@@ -135,12 +135,17 @@ class Syncer:
         *,
         pinned_root_sha256: str,
         snapshot_lag: int = 1000,
+        snapshots: bool = True,
     ) -> None:
         self.runner: StoreRunner = store if isinstance(store, StoreRunner) else InPlace(store)
         self.fetcher = fetcher
         self.lists = list(lists)
         self.pinned_root_sha256 = pinned_root_sha256
         self.snapshot_lag = snapshot_lag
+        self.snapshots = snapshots
+        """False: every body, never a snapshot, so the store learns which version
+        added each record (a hub re-publishing with provenance, PROTOCOL.md §7.5); a
+        damaged stored state then fails ``check_base`` rather than being rebuilt."""
 
     async def run(self, fn: Callable[[], R]) -> R:
         """A heavy step of the trust rules (no store), where the store calls run."""
@@ -478,6 +483,8 @@ class Syncer:
         by hand) is no base for a delta: resynchronise from a snapshot.
         """
         start = stored.trust.version
+        if not self.snapshots:
+            return None
         damaged = start > 0 and await self.run(stored.state.digest) != stored.trust.state
         if not (start == 0 or damaged or update.target - start > self.snapshot_lag):
             return None

@@ -55,6 +55,8 @@ ORIGIN_KINDS = ("hub", "member")
 """The source kinds whose records carry an origin (§7.5)."""
 MAX_PROOF = 64
 """Hashes in an inclusion proof at most: a log of fewer than 2^64 headers."""
+MAX_UPSTREAM_HEADERS = 65_536
+"""Upstream versions one provenance document carries headers of, at most."""
 _MAX_BLOB = 65_536
 """Bytes of an upstream header or a contribution, at most (their own caps, §11, §10.8)."""
 
@@ -67,7 +69,12 @@ def header_provenance(header: DeltaHeader) -> OpinionsRef | None:
 @dataclass(frozen=True)
 class UpstreamOrigin:
     """A record re-published from an upstream: its line there, the upstream header
-    that added it, and the header's inclusion in the upstream's log."""
+    that added it, and the header's inclusion in the upstream's log.
+
+    On the wire the header, size, root and proof are written once per upstream
+    version (``upstream_headers``) and each origin names its version: a version
+    re-publishing 100,000 records of one upstream version carries one header and
+    one proof, not 100,000 (PROTOCOL.md §7.5)."""
 
     hub: str
     list_id: str
@@ -76,17 +83,33 @@ class UpstreamOrigin:
     size: int
     root: bytes
     proof: tuple[bytes, ...]
+    version: int | None = None
+    """The upstream version the document names (None: the header's own, read from it)."""
+
+    def upstream_version(self) -> int:
+        if self.version is not None:
+            return self.version
+        return DeltaHeader.from_bytes(self.header).version
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "header": b64encode(self.header),
             "hub": self.hub,
             "kind": "hub",
             "list": self.list_id,
-            "proof": [b64encode(h) for h in self.proof],
             "record": self.record.decode("ascii"),
+            "version": self.upstream_version(),
+        }
+
+    def header_dict(self) -> dict[str, Any]:
+        """Its member of ``upstream_headers``."""
+        return {
+            "header": b64encode(self.header),
+            "hub": self.hub,
+            "list": self.list_id,
+            "proof": [b64encode(h) for h in self.proof],
             "root": b64encode(self.root),
             "size": self.size,
+            "version": self.upstream_version(),
         }
 
 
@@ -107,27 +130,54 @@ class MemberOrigin:
 
 Origin = UpstreamOrigin | MemberOrigin
 
+_UpstreamKey = tuple[str, str, int]
+"""(upstream hub, its list, its version): what an upstream origin names."""
 
-def _origin(value: Any, where: str) -> Origin:
+
+@dataclass(frozen=True)
+class _UpstreamHeader:
+    header: bytes
+    size: int
+    root: bytes
+    proof: tuple[bytes, ...]
+
+
+def _upstream_header(value: Any, where: str) -> tuple[_UpstreamKey, _UpstreamHeader]:
+    f = Fields(value, where)
+    proof = f.array("proof", max_items=MAX_PROOF)
+    if not all(isinstance(h, str) for h in proof):
+        raise MalformedError(f"{where}: proof holds a non-string")
+    key = (
+        validate_hub_name(f.text("hub", max_len=128)),
+        f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
+        f.integer("version", minimum=1),
+    )
+    found = _UpstreamHeader(
+        header=b64decode(f.text("header", max_len=4 * _MAX_BLOB), f"{where}: header"),
+        size=f.integer("size", minimum=1),
+        root=b64decode(f.text("root", max_len=64), f"{where}: root", length=HASH_SIZE),
+        proof=tuple(b64decode(h, f"{where}: proof", length=HASH_SIZE) for h in proof),
+    )
+    f.closed()
+    return key, found
+
+
+def _origin(value: Any, where: str) -> MemberOrigin | tuple[_UpstreamKey, bytes]:
+    """A member origin, or an upstream origin's key and record (its header is found
+    in ``upstream_headers``)."""
     f = Fields(value, where)
     kind = f.text("kind", max_len=16)
-    origin: Origin
+    origin: MemberOrigin | tuple[_UpstreamKey, bytes]
     if kind == "hub":
-        proof = f.array("proof", max_items=MAX_PROOF)
-        if not all(isinstance(h, str) for h in proof):
-            raise MalformedError(f"{where}: proof holds a non-string")
         record = f.text("record", max_len=1024)
         if not record.isascii():
             raise MalformedError(f"{where}: record is not ASCII")
-        origin = UpstreamOrigin(
-            hub=validate_hub_name(f.text("hub", max_len=128)),
-            list_id=f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
-            record=record.encode("ascii"),
-            header=b64decode(f.text("header", max_len=4 * _MAX_BLOB), f"{where}: header"),
-            size=f.integer("size", minimum=1),
-            root=b64decode(f.text("root", max_len=64), f"{where}: root", length=HASH_SIZE),
-            proof=tuple(b64decode(h, f"{where}: proof", length=HASH_SIZE) for h in proof),
+        key = (
+            validate_hub_name(f.text("hub", max_len=128)),
+            f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
+            f.integer("version", minimum=1),
         )
+        origin = (key, record.encode("ascii"))
     elif kind == "member":
         origin = MemberOrigin(
             contribution=b64decode(
@@ -144,7 +194,7 @@ def _origin(value: Any, where: str) -> Origin:
 @dataclass(frozen=True)
 class Provenance:
     """``hashhub.provenance.v1``: the origin of each record a version adds from an
-    upstream or a member, by entry id."""
+    upstream or a member, by entry id; each upstream header and its proof once."""
 
     list_id: str
     version: int
@@ -152,11 +202,17 @@ class Provenance:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        headers: dict[_UpstreamKey, dict[str, Any]] = {}
+        for origin in self.origins.values():
+            if isinstance(origin, UpstreamOrigin):
+                key = (origin.hub, origin.list_id, origin.upstream_version())
+                headers.setdefault(key, origin.header_dict())
         return merge_extra(
             {
                 "_type": PROVENANCE_TYPE,
                 "list": self.list_id,
                 "origins": {e: o.to_dict() for e, o in sorted(self.origins.items())},
+                "upstream_headers": [headers[k] for k in sorted(headers)],
                 "version": self.version,
             },
             self.extra,
@@ -167,16 +223,53 @@ class Provenance:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Provenance:
-        """Parse strictly (rule 3 of §7.5)."""
+        """Parse strictly (rule 3 of §7.5): also an upstream origin whose version has no
+        member of ``upstream_headers``, a member no origin names, or one named twice."""
         f = Fields(parse_canonical(data), "provenance")
         expect_type(f, PROVENANCE_TYPE)
         list_id = f.text("list", pattern=LIST_ID_PATTERN, max_len=64)
         version = f.integer("version", minimum=1)
-        origins = {}
+        headers: dict[_UpstreamKey, _UpstreamHeader] = {}
+        for n, value in enumerate(f.array("upstream_headers", max_items=MAX_UPSTREAM_HEADERS)):
+            key, found = _upstream_header(value, f"provenance: upstream_headers[{n}]")
+            if key in headers:
+                raise MalformedError(
+                    f"provenance: upstream_headers names {key[0]} {key[1]} v{key[2]} twice"
+                )
+            headers[key] = found
+        parsed: dict[str, MemberOrigin | tuple[_UpstreamKey, bytes]] = {}
         for entry_id, value in f.mapping("origins").items():
             if not ENTRY_ID_PATTERN.fullmatch(entry_id):
                 raise MalformedError(f"provenance: {entry_id[:70]!r} is not an entry id")
-            origins[entry_id] = _origin(value, f"provenance: origins.{entry_id}")
+            parsed[entry_id] = _origin(value, f"provenance: origins.{entry_id}")
+        origins: dict[str, Origin] = {}
+        named: set[_UpstreamKey] = set()
+        for entry_id, got in parsed.items():
+            if isinstance(got, MemberOrigin):
+                origins[entry_id] = got
+                continue
+            key, record = got
+            named.add(key)
+            quoted = headers.get(key)
+            if quoted is None:
+                raise MalformedError(
+                    f"provenance: origin of {entry_id}: no upstream header of {key[0]} "
+                    f"{key[1]} v{key[2]}"
+                )
+            origins[entry_id] = UpstreamOrigin(
+                key[0],
+                key[1],
+                record,
+                quoted.header,
+                quoted.size,
+                quoted.root,
+                quoted.proof,
+                key[2],
+            )
+        unused = sorted(set(headers) - named)
+        if unused:
+            hub, lid, v = unused[0]
+            raise MalformedError(f"provenance: upstream header {hub} {lid} v{v} is no origin's")
         return cls(
             list_id=list_id,
             version=version,
@@ -216,34 +309,46 @@ def verify_provenance(
             else f"provenance v{header.version}: an origin for {extra[:3]}, not added from "
             "an upstream or a member"
         )
+    proven: set[tuple[str, str, int]] = set()
     for entry_id, origin in sorted(doc.origins.items()):
-        _check_origin(entry_id, origin, sourced[entry_id], root, kind)
+        _check_origin(entry_id, origin, sourced[entry_id], root, kind, proven)
     return doc
 
 
-def _check_origin(entry_id: str, origin: Origin, added: Entry, root: Root, kind: HashType) -> None:
-    """Rules 6 and 7 of §7.5 for one origin."""
+def _check_origin(
+    entry_id: str,
+    origin: Origin,
+    added: Entry,
+    root: Root,
+    kind: HashType,
+    proven: set[tuple[str, str, int]],
+) -> None:
+    """Rules 6 and 7 of §7.5 for one origin. The upstream header and its inclusion
+    proof, shared by every origin of one upstream version, are checked at the first
+    such origin and remembered in ``proven``: a version re-publishing 100,000 records
+    of one upstream version parses one header and verifies one proof."""
     where = f"provenance: origin of {entry_id}"
     if isinstance(origin, UpstreamOrigin):
         if added.source_kind != "hub" or added.source_ref != origin.hub:
             raise ConsistencyError(f"{where}: the record's source is {added.source}")
         if origin.hub not in root.upstreams:
             raise ConsistencyError(f"{where}: root v{root.version} declares no {origin.hub}")
-        upstream = DeltaHeader.from_bytes(origin.header)
-        if upstream.list_id != origin.list_id:
-            raise ConsistencyError(
-                f"{where}: the header is of {upstream.list_id}, the origin of {origin.list_id}"
-            )
+        key = (origin.hub, origin.list_id, origin.upstream_version())
+        if key not in proven:
+            upstream = DeltaHeader.from_bytes(origin.header)
+            if (upstream.list_id, upstream.version) != key[1:]:
+                raise ConsistencyError(
+                    f"{where}: the header is of {upstream.list_id} v{upstream.version}, the "
+                    f"origin of {origin.list_id} v{key[2]}"
+                )
         theirs = Entry.from_line(origin.record, kind)
         if theirs.hash != added.hash:
             raise ConsistencyError(f"{where}: the upstream record is of another hash")
-        verify_inclusion(
-            leaf_hash(origin.header),
-            upstream.version - 1,
-            origin.size,
-            origin.proof,
-            origin.root,
-        )
+        if key not in proven:
+            verify_inclusion(
+                leaf_hash(origin.header), key[2] - 1, origin.size, origin.proof, origin.root
+            )
+            proven.add(key)
         return
     if added.source_kind != "member":
         raise ConsistencyError(f"{where}: the record's source is {added.source}")

@@ -3286,13 +3286,14 @@ def _put(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
     def edit(doc: dict[str, Any]) -> None:
         *parents, last = path.split("/")
-        node = doc
+        node: Any = doc
         for part in parents:
-            node = node[part]
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        at: Any = int(last) if isinstance(node, list) else last
         if value is _DROP:
-            del node[last]
+            del node[at]
         else:
-            node[last] = value
+            node[at] = value
 
     return edit
 
@@ -4749,7 +4750,12 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
     neg("kind", "An origin of kind 'exchange'.", "7.5.3", MalformedError,
         edited(_put("origins/r-2/kind", "exchange")))  # fmt: skip
     neg("root-width", "The upstream root in 31 bytes.", "7.5.3", MalformedError,
-        edited(_put("origins/r-2/root", b64encode(bytes(31)))))  # fmt: skip
+        edited(_put("upstream_headers/0/root", b64encode(bytes(31)))))  # fmt: skip
+    neg("header-unnamed", "r-2's origin naming upstream v1, whose header the document "
+        "does not carry.", "7.5.3", MalformedError,
+        edited(_put("origins/r-2/version", 1)))  # fmt: skip
+    neg("header-twice", "The upstream header of v2 carried twice.", "7.5.3", MalformedError,
+        edited(lambda v: v["upstream_headers"].append(v["upstream_headers"][0])))  # fmt: skip
     neg("version", "A document saying version 2 under header v1.", "7.5.4", ConsistencyError,
         edited(_put("version", 2)))  # fmt: skip
     neg(
@@ -4766,12 +4772,18 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         ConsistencyError,
         edited(lambda v: v["origins"].update({"o-8": v["origins"]["m-1"]})),
     )
+
+    def undeclared(v: dict[str, Any]) -> None:
+        _put("origins/r-2/hub", "hotline.example")(v)
+        _put("upstream_headers/0/hub", "hotline.example")(v)
+
     neg(
         "undeclared-upstream",
-        "r-2's origin naming hotline.example, which the root does not declare.",
+        "r-2's origin (and its upstream header) naming hotline.example, which the root does "
+        "not declare.",
         "7.5.6",
         ConsistencyError,
-        edited(_put("origins/r-2/hub", "hotline.example")),
+        edited(undeclared),
     )
     neg(
         "other-hash",
@@ -4785,7 +4797,19 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         "r-2's inclusion proof with its one hash changed: it leads to another root.",
         "7.5.6",
         ProofError,
-        edited(_put("origins/r-2/proof", [b64encode(bytes(32))])),
+        edited(_put("upstream_headers/0/proof", [b64encode(bytes(32))])),
+    )
+
+    def renumbered(v: dict[str, Any]) -> None:
+        v["upstream_headers"][0]["version"] = 1
+        v["origins"]["r-2"]["version"] = 1
+
+    neg(
+        "header-version",
+        "The upstream header of v2 carried as v1's, and r-2 naming v1.",
+        "7.5.6",
+        ConsistencyError,
+        edited(renumbered),
     )
     other = tree["origins"]["m-1"]
     wrong = Contribution.from_bytes(other.contribution)

@@ -14,12 +14,16 @@ What it covers, by section of PROTOCOL.md:
 - §10.8 a contribution and its sidecar, rules 1–6 in their order, Ed25519 through
   ``cryptography`` (:func:`verify_contribution`), and the form of the request that carries it
   (§10.6 as §10.8 applies it: :func:`read_contribution_request`);
-- §7.5 the provenance document, rules 1–7 in their order, with the RFC 9162 inclusion proof of
-  §9.1 computed here (:func:`verify_provenance`, :func:`verify_inclusion`);
+- §7.5 the provenance document, rules 1–7 in their order (rules 6 and 7 origin by origin, in
+  ascending order of entry id), each upstream header carried once in ``upstream_headers``, with
+  the RFC 9162 inclusion proof of §9.1 computed here (:func:`verify_provenance`,
+  :func:`verify_inclusion`);
 - what §7.5 leaves to an auditor, as far as bytes are at hand: the upstream's root under the
-  pin the downstream root declares, its checkpoint note at the origin's size (§9.2 signature
-  lines, without freshness), the upstream body adding the record, and the contribution's
-  signature (:func:`audit_upstream_origin`, :func:`audit_member_origin`).
+  pin the downstream root declares, its checkpoint note at the size of the upstream header the
+  origin names (§9.2 signature lines, without freshness), the upstream body adding the record,
+  and the contribution's signature (:func:`audit_upstream_origin`,
+  :func:`audit_member_origin`); and what §5.6 asks of a re-published record that its
+  provenance shows (:func:`audit_republication`).
 
 Errors are those of :mod:`tests.independent.entries_reader`, named as §14 names them. Each rule
 checked here adds a note ``rule <section>.<n>`` to the error it raises, innermost first, so a
@@ -444,11 +448,21 @@ def verify_inclusion(
 # §7.5 provenance
 
 PROVENANCE_TYPE = "hashhub.provenance.v1"
-PROVENANCE_MEMBERS: Mapping[str, type] = {"list": str, "version": int, "origins": dict}
-UPSTREAM_MEMBERS = ("kind", "hub", "list", "record", "header", "size", "root", "proof")
+PROVENANCE_MEMBERS: Mapping[str, type] = {
+    "list": str,
+    "version": int,
+    "origins": dict,
+    "upstream_headers": list,
+}
+UPSTREAM_MEMBERS = ("kind", "hub", "list", "version", "record")
+UPSTREAM_HEADER_MEMBERS = ("hub", "list", "version", "header", "size", "root", "proof")
 MEMBER_MEMBERS = ("kind", "contribution", "sig")
 MAX_PROOF = 64
+MAX_UPSTREAM_HEADERS = 65_536
 CLAIMING_KINDS = frozenset({"hub", "member"})
+
+UpstreamVersion = tuple[str, str, int]
+"""An upstream version as §7.5 names it: (``hub``, ``list``, ``version``)."""
 
 
 @dataclass(frozen=True)
@@ -459,15 +473,35 @@ class ProvenanceReference:
 
 @dataclass(frozen=True)
 class UpstreamOrigin:
-    """A record re-published from an upstream hub: the upstream's line, header and proof."""
+    """A record re-published from an upstream hub: the upstream version that added it, and
+    the record line as the upstream published it."""
 
     hub: str
     list_id: str
+    version: int
     record: str
+
+    @property
+    def upstream_version(self) -> UpstreamVersion:
+        return (self.hub, self.list_id, self.version)
+
+
+@dataclass(frozen=True)
+class UpstreamHeader:
+    """The upstream's header of one version, with a tree size of its log, that tree's root and
+    the header's inclusion proof in it: carried once however many records the version adds."""
+
+    hub: str
+    list_id: str
+    version: int
     header: bytes
     size: int
     root_hash: bytes
     proof: tuple[bytes, ...]
+
+    @property
+    def upstream_version(self) -> UpstreamVersion:
+        return (self.hub, self.list_id, self.version)
 
 
 @dataclass(frozen=True)
@@ -486,7 +520,12 @@ class Provenance:
     list_id: str
     version: int
     origins: Mapping[str, Origin]
+    upstream_headers: Mapping[UpstreamVersion, UpstreamHeader]
     extra: Mapping[str, Any]
+
+    def header_of(self, origin: UpstreamOrigin) -> UpstreamHeader:
+        """The member of ``upstream_headers`` an origin names (rule 3 makes it exist)."""
+        return self.upstream_headers[origin.upstream_version]
 
 
 @dataclass(frozen=True)
@@ -543,12 +582,30 @@ def parse_reference(value: object, max_body_bytes: int) -> ProvenanceReference:
     return ProvenanceReference(digest, length)
 
 
+def _list_id(value: object, what: str) -> str:
+    """§6.2's pattern, which §7.5 makes a ``MalformedError`` of rule 3 for its ``list``s."""
+    try:
+        return check_list_id(value)
+    except MalformedError as exc:
+        raise MalformedError(f"{what} {value!r} breaks the list id pattern") from exc
+
+
 def _upstream_origin(record: Mapping[str, Any], what: str) -> UpstreamOrigin:
     hub = _hub_name(record["hub"], f"{what}.hub")
-    list_id = check_list_id(record["list"])
+    list_id = _list_id(record["list"], f"{what}.list")
+    version = _integer(record["version"], f"{what}.version", 1)
     line = _string(record["record"], f"{what}.record")
     if not line.isascii():
         raise MalformedError(f"{what}.record is not ASCII")
+    return UpstreamOrigin(hub, list_id, version, line)
+
+
+def _upstream_header(value: object, index: int) -> UpstreamHeader:
+    what = f"upstream_headers[{index}]"
+    record = _closed(value, UPSTREAM_HEADER_MEMBERS, what)
+    hub = _hub_name(record["hub"], f"{what}.hub")
+    list_id = _list_id(record["list"], f"{what}.list")
+    version = _integer(record["version"], f"{what}.version", 1)
     header = _base64(record["header"], f"{what}.header")
     size = _integer(record["size"], f"{what}.size", 1)
     root_hash = _base64(record["root"], f"{what}.root", 32)
@@ -556,7 +613,7 @@ def _upstream_origin(record: Mapping[str, Any], what: str) -> UpstreamOrigin:
     if not isinstance(proof, list) or len(proof) > MAX_PROOF:
         raise MalformedError(f"{what}.proof is not an array of at most {MAX_PROOF}")
     hashes = tuple(_base64(item, f"{what}.proof hash", 32) for item in proof)
-    return UpstreamOrigin(hub, list_id, line, header, size, root_hash, hashes)
+    return UpstreamHeader(hub, list_id, version, header, size, root_hash, hashes)
 
 
 def _origin(value: object, entry: str) -> Origin:
@@ -574,6 +631,29 @@ def _origin(value: object, entry: str) -> Origin:
     raise MalformedError(f"{what}.kind {kind!r} is neither hub nor member")
 
 
+def _upstream_headers(
+    values: list[Any], origins: Mapping[str, Origin]
+) -> dict[UpstreamVersion, UpstreamHeader]:
+    """Rule 3 for ``upstream_headers``: each member's form, then exactly one member for each
+    upstream version the ``hub`` origins name, in any order."""
+    if len(values) > MAX_UPSTREAM_HEADERS:
+        raise MalformedError(f"upstream_headers holds more than {MAX_UPSTREAM_HEADERS} members")
+    headers: dict[UpstreamVersion, UpstreamHeader] = {}
+    for index, value in enumerate(values):
+        header = _upstream_header(value, index)
+        if header.upstream_version in headers:
+            raise MalformedError(f"upstream_headers names {header.upstream_version} twice")
+        headers[header.upstream_version] = header
+    named = {
+        origin.upstream_version for origin in origins.values() if isinstance(origin, UpstreamOrigin)
+    }
+    if unnamed := sorted(set(headers) - named):
+        raise MalformedError(f"upstream_headers holds {unnamed}, which no origin names")
+    if lacking := sorted(named - set(headers)):
+        raise MalformedError(f"upstream_headers lacks {lacking}, which an origin names")
+    return headers
+
+
 def parse_provenance(data: bytes) -> Provenance:
     """Rule 3: the document's own form, with nothing it is checked against."""
     document = _type_first(parse_canonical(data), PROVENANCE_TYPE)
@@ -582,38 +662,45 @@ def parse_provenance(data: bytes) -> Provenance:
             raise MalformedError(f"provenance lacks {name}")
         if not isinstance(document[name], kind) or isinstance(document[name], bool):
             raise MalformedError(f"provenance {name} is not a JSON {kind.__name__}")
+    list_id = _list_id(document["list"], "list")
+    version = _integer(document["version"], "version", 1)
     origins: dict[str, Origin] = {}
     for entry, value in document["origins"].items():
         if not TERM.fullmatch(entry):
             raise MalformedError(f"origins key {entry!r} is not an entry id")
         origins[entry] = _origin(value, entry)
+    headers = _upstream_headers(document["upstream_headers"], origins)
     extra = {name: value for name, value in document.items() if name not in PROVENANCE_MEMBERS}
     extra.pop("_type")
-    return Provenance(document["list"], document["version"], origins, extra)
+    return Provenance(list_id, version, origins, headers, extra)
 
 
-def _check_upstream_origin(entry: str, origin: UpstreamOrigin, context: VersionContext) -> Header:
-    """Rule 6 for one origin, in the order of its clauses; the upstream header it proves."""
+def _check_upstream_origin(
+    entry: str, origin: UpstreamOrigin, carried: UpstreamHeader, context: VersionContext
+) -> Header:
+    """Rule 6 for one origin, in the order of its clauses, against the member of
+    ``upstream_headers`` it names; the upstream header it proves."""
     added = context.claiming_records()[entry]
     if added.source != f"hub:{origin.hub}":
         raise ConsistencyError(f"{entry}: source {added.source!r} is not hub:{origin.hub}")
     if origin.hub not in context.root.upstreams:
         raise ConsistencyError(f"{entry}: the root does not declare upstream {origin.hub!r}")
-    upstream_header = parse_header(origin.header)
-    if upstream_header.list_id != origin.list_id:
+    upstream_header = parse_header(carried.header)
+    if (upstream_header.list_id, upstream_header.version) != (origin.list_id, origin.version):
         raise ConsistencyError(
-            f"{entry}: the header is of {upstream_header.list_id}, not {origin.list_id}"
+            f"{entry}: the header is of {upstream_header.list_id} v{upstream_header.version},"
+            f" not {origin.list_id} v{origin.version}"
         )
     width = HASH_WIDTHS[context.hash_type]
     upstream_record = parse_record(origin.record, width)
     if upstream_record.hash_hex != added.hash_hex:
         raise ConsistencyError(f"{entry}: the upstream record is of another hash")
     verify_inclusion(
-        leaf_hash(origin.header),
+        leaf_hash(carried.header),
         upstream_header.version - 1,
-        origin.size,
-        origin.proof,
-        origin.root_hash,
+        carried.size,
+        carried.proof,
+        carried.root_hash,
     )
     return upstream_header
 
@@ -632,12 +719,18 @@ def _check_member_origin(entry: str, origin: MemberOrigin, context: VersionConte
 
 
 def verify_provenance(data: bytes, context: VersionContext) -> Provenance:
-    """§7.5 rules 1–7, in order, for the document header v names."""
-    with rule("7.5.1"):
-        if "provenance" not in context.header_document:
-            if context.claiming_records():
+    """§7.5 rules 1–7, in order, for the document header v names.
+
+    Rule 5's clause for a header naming no document comes first, as the rule says; a header
+    naming none while the version claims no origin has nothing to check, and bytes offered for
+    it are refused (§7.5 does not say as what; ``ConsistencyError`` here, under no rule).
+    """
+    if "provenance" not in context.header_document:
+        if context.claiming_records():
+            with rule("7.5.5"):
                 raise ConsistencyError("the version adds records claiming an origin, no provenance")
-            raise ConsistencyError("header v names no provenance document")
+        raise ConsistencyError("header v names no provenance document")
+    with rule("7.5.1"):
         reference = parse_reference(
             context.header_document["provenance"], context.root.root.max_body_bytes
         )
@@ -659,13 +752,13 @@ def verify_provenance(data: bytes, context: VersionContext) -> Provenance:
             missing = sorted(claiming - set(provenance.origins))
             extra = sorted(set(provenance.origins) - claiming)
             raise ConsistencyError(f"origins missing {missing}, not claimed {extra}")
-    with rule("7.5.6"):
-        for entry, origin in provenance.origins.items():
-            if isinstance(origin, UpstreamOrigin):
-                _check_upstream_origin(entry, origin, context)
-    with rule("7.5.7"):
-        for entry, origin in provenance.origins.items():
-            if isinstance(origin, MemberOrigin):
+    for entry in sorted(provenance.origins, key=lambda name: name.encode("ascii")):
+        origin = provenance.origins[entry]
+        if isinstance(origin, UpstreamOrigin):
+            with rule("7.5.6"):
+                _check_upstream_origin(entry, origin, provenance.header_of(origin), context)
+        else:
+            with rule("7.5.7"):
                 _check_member_origin(entry, origin, context)
     return provenance
 
@@ -724,26 +817,38 @@ def verify_checkpoint_note(note: str, root: Root, list_id: str) -> tuple[int, by
 
 def audit_upstream_origin(
     origin: UpstreamOrigin,
+    carried: UpstreamHeader,
     declared: Upstream,
+    hash_type: str,
     upstream_root: bytes,
     upstream_root_sig: bytes,
     checkpoint_note: str,
     upstream_body: bytes,
 ) -> EntryRecord:
-    """An auditor's side of a hub origin: the pinned root signs a checkpoint at ``size`` whose
-    root is the origin's, and the upstream's body of that version adds ``record``."""
+    """An auditor's side of a hub origin, with the member of ``upstream_headers`` it names:
+    the pinned root signs a checkpoint at that member's ``size`` whose root is its ``root``,
+    the upstream list is of ``hash_type`` (this list's, §5.6 rule 2: rule 6 of §7.5 reads the
+    record at its width only, which two types can share), and the upstream's body of that
+    version adds ``record``.
+
+    The pinned root is read as root v1, the version the reference pins (§5.6).
+    """
+    if carried.upstream_version != origin.upstream_version:
+        raise ConsistencyError(f"the header carried is {carried.upstream_version}'s")
     if hashlib.sha256(upstream_root).hexdigest() != declared.root_sha256:
         raise SignatureError(f"the root of {declared.name} is not the one pinned")
     root = pin_root(upstream_root, upstream_root_sig, 1)
     if root.name != declared.name:
         raise ConsistencyError(f"the pinned root names {root.name!r}, not {declared.name!r}")
     size, root_hash = verify_checkpoint_note(checkpoint_note, root, origin.list_id)
-    if (size, root_hash) != (origin.size, origin.root_hash):
-        raise ConsistencyError("the upstream's checkpoint is not the origin's size and root")
-    header = parse_header(origin.header)
+    if (size, root_hash) != (carried.size, carried.root_hash):
+        raise ConsistencyError("the upstream's checkpoint is not the carried size and root")
+    header = parse_header(carried.header)
     declaration = root.lists.get(header.list_id)
     if declaration is None:
         raise ConsistencyError(f"{declared.name} does not declare {header.list_id}")
+    if declaration.hash_type != hash_type:
+        raise ConsistencyError(f"{header.list_id} is of {declaration.hash_type}, not {hash_type}")
     if (len(upstream_body), hashlib.sha256(upstream_body).hexdigest()) != (
         header.body.length,
         header.body.sha256,
@@ -754,6 +859,17 @@ def audit_upstream_origin(
     if not added:
         raise ConsistencyError("the upstream's body of that version does not add the record")
     return added[0]
+
+
+def audit_republication(added: EntryRecord, upstream_record: EntryRecord, hub_name: str) -> None:
+    """§5.6 rules 1 and 2 as one re-published record shows them, which §7.5's rules do not
+    check: the record keeps the upstream's hash, category and classification, and is not
+    this hub's own entry come back round (an upstream source ``hub:<hub_name>``)."""
+    if upstream_record.source == f"hub:{hub_name}":
+        raise ConsistencyError(f"{added.entry}: {hub_name}'s own entry, come back round")
+    kept = (added.hash_hex, added.category, added.classification)
+    if kept != (upstream_record.hash_hex, upstream_record.category, upstream_record.classification):
+        raise ConsistencyError(f"{added.entry}: not the upstream record's hash and terms")
 
 
 def audit_member_origin(origin: MemberOrigin, node_public: bytes) -> Contribution:

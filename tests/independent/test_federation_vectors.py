@@ -26,6 +26,7 @@ from tests.independent.entries_reader import (
     encode_canonical,
     leaf_hash,
     merkle_root,
+    parse_record,
 )
 from tests.independent.federation_reader import (
     MAX_CONTRIBUTION_BYTES,
@@ -36,6 +37,7 @@ from tests.independent.federation_reader import (
     UpstreamOrigin,
     VersionContext,
     audit_member_origin,
+    audit_republication,
     audit_upstream_origin,
     failed_rules,
     parse_root_document,
@@ -89,9 +91,16 @@ def test_the_globs_find_the_cases() -> None:
     """A broken path would make every parametrized test vanish silently."""
     assert len(UPSTREAMS_FILES) >= 7
     assert len(CONTRIBUTION_FILES) >= 15
-    assert len(PROVENANCE_FILES) >= 13
+    assert len(PROVENANCE_FILES) >= 16
     names = {path.name for path in (*UPSTREAMS_FILES, *CONTRIBUTION_FILES, *PROVENANCE_FILES)}
-    assert {"document-root-upstreams.json", "contribution.json", "provenance.json"} <= names
+    assert {
+        "document-root-upstreams.json",
+        "contribution.json",
+        "provenance.json",
+        "neg-provenance-header-unnamed.json",
+        "neg-provenance-header-twice.json",
+        "neg-provenance-header-version.json",
+    } <= names
 
 
 @pytest.mark.parametrize("path", UPSTREAMS_FILES, ids=[path.stem for path in UPSTREAMS_FILES])
@@ -312,37 +321,40 @@ def check_what_an_auditor_checks(case_input: Mapping[str, Any], provenance: Prov
 
     Given, and checked here: the upstream's root, pinned by the SHA-256 the downstream root
     declares for it and carrying a threshold of its own ``root`` role; its checkpoint note at
-    the origin's ``size``, whose root hash is the origin's ``root`` and whose ``checkpoint`` and
-    ``timestamp`` lines verify under that root (§9.2); the upstream's body of the origin's
-    version, which is the body its header names and adds the origin's ``record``; and the
-    contribution's sidecar, verified under ``node_public_hex`` by §10.8 rules 1–6.
+    the ``size`` of the member of ``upstream_headers`` the origin names, whose root hash is that
+    member's ``root`` and whose ``checkpoint`` and ``timestamp`` lines verify under that root
+    (§9.2); the upstream's body of the origin's version, which is the body the carried header
+    names and adds the origin's ``record``, with the category and classification the
+    re-published record keeps (§5.6 rule 2); and the contribution's sidecar, verified under
+    ``node_public_hex`` by §10.8 rules 1–6.
 
-    Not given, so not checked: the signature of the upstream's delta role over the origin's
+    Not given, so not checked: the signature of the upstream's delta role over the carried
     header (no sidecar for it) and the upstream's other headers, which would tie the header to
     the upstream's history beyond the inclusion proof; the checkpoint's freshness (no clock);
     the upstream's newest root, which §5.6 says must not declare this hub in turn; and that
-    ``node_public_hex`` is the enrolled key of the member the record's source names (the case
-    gives the key, not the enrolment, and the source names ``platform-a`` while the
-    contribution's ``node`` is ``node-1``).
+    ``node_public_hex`` is a key ``node-1`` enrolled and that ``node-1`` served ``platform-a``,
+    the platform the record's source names (§7.3, §7.5): the case gives the key, not the
+    enrolment.
     """
     context = context_of(case_input)
     upstream = case_input["upstream"]
     for entry, origin in provenance.origins.items():
+        added = context.claiming_records()[entry]
         if isinstance(origin, UpstreamOrigin):
             record = audit_upstream_origin(
                 origin,
+                provenance.header_of(origin),
                 context.root.upstreams[origin.hub],
+                context.hash_type,
                 upstream["root_text"].encode("utf-8"),
                 upstream["root_sig_text"].encode("utf-8"),
                 upstream["checkpoint_text"],
                 upstream["body_text"].encode("utf-8"),
             )
-            assert record.hash_hex == context.claiming_records()[entry].hash_hex
+            audit_republication(added, record, context.root.root.name)
         else:
             contribution = audit_member_origin(origin, bytes.fromhex(case_input["node_public_hex"]))
-            assert contribution.hashes["pdq"].hash_hex == (
-                context.claiming_records()[entry].hash_hex
-            )
+            assert contribution.hashes["pdq"].hash_hex == added.hash_hex
 
 
 def test_an_auditor_refuses_an_upstream_body_without_the_record() -> None:
@@ -357,7 +369,9 @@ def test_an_auditor_refuses_an_upstream_body_without_the_record() -> None:
     with pytest.raises(ProtocolError) as raised:
         audit_upstream_origin(
             origin,
+            provenance.header_of(origin),
             declared,
+            "pdq",
             upstream["root_text"].encode(),
             upstream["root_sig_text"].encode(),
             tampered,
@@ -368,7 +382,9 @@ def test_an_auditor_refuses_an_upstream_body_without_the_record() -> None:
     with pytest.raises(ProtocolError) as raised:
         audit_upstream_origin(
             origin,
+            provenance.header_of(origin),
             declared,
+            "pdq",
             upstream["root_text"].encode(),
             upstream["root_sig_text"].encode(),
             upstream["checkpoint_text"],
@@ -409,16 +425,17 @@ def repointed(
 def test_an_origin_from_an_undeclared_upstream_is_refused() -> None:
     """Rule 6's second clause on its own.
 
-    ``neg-provenance-undeclared-upstream.json`` changes only the origin's ``hub``, so the
-    record's source (``hub:entries.example``) no longer matches and the first clause fails
-    before this one is reached. Here the record and its origin agree on ``hotline.example``,
-    which the root does not declare.
+    ``neg-provenance-undeclared-upstream.json`` changes only the ``hub`` of the origin and of
+    its upstream header, so the record's source (``hub:entries.example``) no longer matches and
+    the first clause fails before this one is reached. Here the record, its origin and the
+    header it names agree on ``hotline.example``, which the root does not declare.
     """
     case_input = load("provenance.json")["input"]
     body = case_input["body_text"].replace("hub:entries.example", "hub:hotline.example")
     document = case_input["provenance_text"].replace(
         '"hub":"entries.example"', '"hub":"hotline.example"'
     )
+    assert document.count('"hub":"hotline.example"') == 2  # the origin and its header
     with pytest.raises(ProtocolError) as raised:
         provenance_of(repointed(case_input, body, document))
     assert type(raised.value).__name__ == "ConsistencyError"
@@ -436,24 +453,50 @@ def origin_changed(document: dict[str, Any], entry: str, **members: Any) -> None
     document["origins"][entry] |= members
 
 
+def carried_changed(document: dict[str, Any], **members: Any) -> None:
+    """Change the one member of ``upstream_headers`` (upstream v2's, which r-2 names)."""
+    (carried,) = document["upstream_headers"]
+    carried |= members
+
+
 def header_base64(text: str, **members: Any) -> str:
     header = json.loads(base64.b64decode(text))
     return base64.b64encode(encode_canonical(header | members)).decode("ascii")
 
 
 # Variants of provenance.json for rule clauses no vector reaches, each re-pointed so that every
-# earlier rule passes: (what changes, the class, the rule).
-PROVENANCE_VARIANTS: list[tuple[str, str, str]] = [
-    ("origins-key", "MalformedError", "7.5.3"),
-    ("proof-over-64", "MalformedError", "7.5.3"),
-    ("list", "ConsistencyError", "7.5.4"),
-    ("upstream-header-of-another-list", "ConsistencyError", "7.5.6"),
-    ("upstream-header-not-a-header", "MalformedError", "7.5.6"),
-    ("upstream-record-malformed", "MalformedError", "7.5.6"),
-    ("leaf-outside-the-tree", "ProofError", "7.5.6"),
-    ("proof-too-long", "ProofError", "7.5.6"),
-    ("contribution-not-canonical", "MalformedError", "7.5.7"),
-    ("contribution-without-pdq", "ConsistencyError", "7.5.7"),
+# earlier rule passes: (what changes, the class, the rule, what the error says).
+PROVENANCE_VARIANTS: list[tuple[str, str, str, str]] = [
+    ("origins-key", "MalformedError", "7.5.3", "is not an entry id"),
+    ("list-pattern", "MalformedError", "7.5.3", "breaks the list id pattern"),
+    ("version-zero", "MalformedError", "7.5.3", "version is below 1"),
+    ("origin-without-version", "MalformedError", "7.5.3", "origins.r-2 has members"),
+    ("origin-with-header", "MalformedError", "7.5.3", "origins.r-2 has members"),
+    ("upstream-headers-missing", "MalformedError", "7.5.3", "lacks upstream_headers"),
+    (
+        "upstream-headers-not-an-array",
+        "MalformedError",
+        "7.5.3",
+        "upstream_headers is not a JSON list",
+    ),
+    ("upstream-headers-over-cap", "MalformedError", "7.5.3", "more than 65536"),
+    ("upstream-headers-empty", "MalformedError", "7.5.3", "which an origin names"),
+    ("upstream-header-unnamed-beside", "MalformedError", "7.5.3", "which no origin names"),
+    ("upstream-header-extra-member", "MalformedError", "7.5.3", "upstream_headers[0] has members"),
+    ("upstream-header-hub-not-a-name", "MalformedError", "7.5.3", "upstream_headers[0].hub"),
+    ("upstream-header-size-zero", "MalformedError", "7.5.3", "upstream_headers[0].size"),
+    ("proof-over-64", "MalformedError", "7.5.3", "upstream_headers[0].proof"),
+    ("list", "ConsistencyError", "7.5.4", "provenance of list"),
+    ("upstream-header-of-another-list", "ConsistencyError", "7.5.6", "not entries-md5 v2"),
+    ("upstream-header-not-a-header", "MalformedError", "7.5.6", "header version"),
+    ("upstream-header-wrong-type", "WrongTypeError", "7.5.6", "_type"),
+    ("upstream-header-count", "ConsistencyError", "7.5.6", "count arithmetic"),
+    ("upstream-record-malformed", "MalformedError", "7.5.6", "not a time"),
+    ("leaf-outside-the-tree", "ProofError", "7.5.6", "outside a tree of 1"),
+    ("proof-too-long", "ProofError", "7.5.6", "more hashes than the path"),
+    ("contribution-not-canonical", "MalformedError", "7.5.7", "RFC 8785"),
+    ("contribution-without-pdq", "ConsistencyError", "7.5.7", "m-1:"),
+    ("both-origins-fail", "ConsistencyError", "7.5.7", "m-1:"),
 ]
 
 
@@ -461,41 +504,80 @@ def provenance_variant(name: str) -> dict[str, Any]:
     case_input = load("provenance.json")["input"]
     document = json.loads(case_input["provenance_text"])
     r2, m1 = document["origins"]["r-2"], document["origins"]["m-1"]
+    (carried,) = document["upstream_headers"]
     if name == "origins-key":
         document["origins"]["R-2"] = document["origins"].pop("r-2")
+    elif name == "list-pattern":
+        document["list"] = "Entries-PDQ"
+    elif name == "version-zero":
+        document["version"] = 0
+    elif name == "origin-without-version":
+        del r2["version"]
+    elif name == "origin-with-header":
+        # the old form: the header in the origin itself
+        origin_changed(document, "r-2", header=carried["header"])
+    elif name == "upstream-headers-missing":
+        del document["upstream_headers"]
+    elif name == "upstream-headers-not-an-array":
+        document["upstream_headers"] = {"0": carried}
+    elif name == "upstream-headers-over-cap":
+        document["upstream_headers"] += [0] * 65_536
+    elif name == "upstream-headers-empty":
+        document["upstream_headers"] = []
+    elif name == "upstream-header-unnamed-beside":
+        document["upstream_headers"].insert(0, carried | {"version": 1})
+    elif name == "upstream-header-extra-member":
+        carried_changed(document, record=r2["record"])
+    elif name == "upstream-header-hub-not-a-name":
+        carried_changed(document, hub="Entries.example")
+    elif name == "upstream-header-size-zero":
+        carried_changed(document, size=0)
     elif name == "proof-over-64":
-        origin_changed(document, "r-2", proof=r2["proof"] * 65)
+        carried_changed(document, proof=carried["proof"] * 65)
     elif name == "list":
         document["list"] = "entries-md5"
     elif name == "upstream-header-of-another-list":
         origin_changed(document, "r-2", list="entries-md5")
+        carried_changed(document, list="entries-md5")
     elif name == "upstream-header-not-a-header":
-        origin_changed(document, "r-2", header=header_base64(r2["header"], version=0))
+        carried_changed(document, header=header_base64(carried["header"], version=0))
+    elif name == "upstream-header-wrong-type":
+        carried_changed(document, header=header_base64(carried["header"], _type="x.delta.v1"))
+    elif name == "upstream-header-count":
+        result_state = json.loads(base64.b64decode(carried["header"]))["result_state"]
+        wrong = result_state | {"count": result_state["count"] + 1}
+        carried_changed(document, header=header_base64(carried["header"], result_state=wrong))
     elif name == "upstream-record-malformed":
         origin_changed(document, "r-2", record=r2["record"].replace(" -", " never"))
     elif name == "leaf-outside-the-tree":
-        origin_changed(document, "r-2", size=1, proof=[])
+        carried_changed(document, size=1, proof=[])
     elif name == "proof-too-long":
-        origin_changed(document, "r-2", proof=[*r2["proof"], r2["root"]])
+        carried_changed(document, proof=[*carried["proof"], carried["root"]])
     elif name == "contribution-not-canonical":
         spaced = base64.b64decode(m1["contribution"]).replace(b",", b", ", 1)
         origin_changed(document, "m-1", contribution=base64.b64encode(spaced).decode())
-    elif name == "contribution-without-pdq":
+    elif name in ("contribution-without-pdq", "both-origins-fail"):
+        # m-1 sorts before r-2, so its rule 7 is reported before r-2's rule 6
         contribution = json.loads(base64.b64decode(m1["contribution"]))
         contribution["hashes"] = {"md5": {"hash": "0" * 32}}
         encoded = base64.b64encode(encode_canonical(contribution)).decode()
         origin_changed(document, "m-1", contribution=encoded)
+        if name == "both-origins-fail":
+            carried_changed(document, proof=[carried["root"]])
     else:
         raise LookupError(name)
     text = encode_canonical(document).decode("utf-8")
     return repointed(case_input, case_input["body_text"], text)
 
 
-@pytest.mark.parametrize(("name", "error", "rule_name"), PROVENANCE_VARIANTS)
-def test_a_provenance_variant_fails_at_its_rule(name: str, error: str, rule_name: str) -> None:
+@pytest.mark.parametrize(("name", "error", "rule_name", "said"), PROVENANCE_VARIANTS)
+def test_a_provenance_variant_fails_at_its_rule(
+    name: str, error: str, rule_name: str, said: str
+) -> None:
     with pytest.raises(ProtocolError) as raised:
         provenance_of(provenance_variant(name))
     fails_as({"error": error, "rules": [rule_name]}, raised.value)
+    assert said in str(raised.value)
 
 
 def test_a_provenance_document_of_another_length_is_a_limit_error() -> None:
@@ -515,3 +597,186 @@ def test_nothing_is_parsed_before_the_contribution_signature() -> None:
     with pytest.raises(ProtocolError) as raised:
         verify_contribution(b"not json", other["sig_text"].encode(), node_1_public())
     fails_as({"error": "SignatureError", "rules": ["10.8.1"]}, raised.value)
+
+
+ITEM_1_RECORD = load("neg-provenance-other-hash.json")  # the upstream's record of item-1
+ITEM_1_LINE: str = json.loads(ITEM_1_RECORD["input"]["provenance_text"])["origins"]["r-2"]["record"]
+
+
+def with_item_1(case_input: Mapping[str, Any], entry: str) -> str:
+    """Body v1 of ``provenance.json`` adding item-1 too, as ``entry`` re-published from
+    entries.example (records ascend by their line, §7.4: item-1's hash sorts third)."""
+    added = ITEM_1_LINE.split(" ")
+    line = " ".join([added[0], entry, *added[2:4], "hub:entries.example", *added[5:]])
+    lines = case_input["body_text"].split("\n")
+    lines.insert(3, f"+{line}")
+    return "\n".join(lines)
+
+
+def test_two_origins_of_one_upstream_version_share_its_header() -> None:
+    """One member of ``upstream_headers`` for both origins that name upstream v2.
+
+    The version's rules hold: the record parses and carries the added record's hash. Only the
+    auditor, reading the upstream's body of v2, finds that v2 did not add item-1.
+    """
+    case_input = load("provenance.json")["input"]
+    document = json.loads(case_input["provenance_text"])
+    document["origins"]["r-3"] = document["origins"]["r-2"] | {"record": ITEM_1_LINE}
+    accepted = repointed(
+        case_input,
+        with_item_1(case_input, "r-3"),
+        encode_canonical(document).decode("utf-8"),
+    )
+    provenance = provenance_of(accepted)
+    r2, r3 = provenance.origins["r-2"], provenance.origins["r-3"]
+    assert isinstance(r2, UpstreamOrigin)
+    assert isinstance(r3, UpstreamOrigin)
+    assert list(provenance.upstream_headers) == [("entries.example", "entries-pdq", 2)]
+    assert provenance.header_of(r3) is provenance.header_of(r2)
+    upstream = case_input["upstream"]
+    with pytest.raises(ProtocolError) as raised:
+        audit_upstream_origin(
+            r3,
+            provenance.header_of(r3),
+            context_of(accepted).root.upstreams["entries.example"],
+            "pdq",
+            upstream["root_text"].encode(),
+            upstream["root_sig_text"].encode(),
+            upstream["checkpoint_text"],
+            upstream["body_text"].encode(),
+        )
+    assert type(raised.value).__name__ == "ConsistencyError"
+    assert "does not add the record" in str(raised.value)
+
+
+def two_upstream_versions(reverse: bool, swap_proofs: bool = False) -> dict[str, Any]:
+    """``provenance.json`` with r-1 re-published from an upstream v1 beside r-2 from its v2.
+
+    The case holds upstream v2's header alone, so v1's is made here (what the version's rules
+    read of it: its list and version, a first header's ``prev``, its count arithmetic) and the
+    two headers' tree of size 2 computed by the other reader. Each member of
+    ``upstream_headers`` carries its own inclusion proof in that tree.
+    """
+    case_input = load("provenance.json")["input"]
+    document = json.loads(case_input["provenance_text"])
+    (v2,) = document["upstream_headers"]
+    header_2 = base64.b64decode(v2["header"])
+    fields = json.loads(header_2)
+    header_1 = encode_canonical(
+        fields
+        | {
+            "version": 1,
+            "prev": "0" * 64,
+            "created": "2026-01-01T01:00:00Z",
+            "base_state": {"count": 0, "sha256": hashlib.sha256(b"").hexdigest()},
+            "result_state": fields["base_state"],
+        }
+    )
+    leaves = [leaf_hash(header_1), leaf_hash(header_2)]
+    tree = base64.b64encode(merkle_root(leaves)).decode("ascii")
+    proofs = [[base64.b64encode(leaf).decode("ascii")] for leaf in reversed(leaves)]
+    if swap_proofs:
+        proofs.reverse()
+    v1 = v2 | {
+        "version": 1,
+        "header": base64.b64encode(header_1).decode("ascii"),
+        "size": 2,
+        "root": tree,
+        "proof": proofs[0],
+    }
+    v2 |= {"size": 2, "root": tree, "proof": proofs[1]}
+    document["upstream_headers"] = [v2, v1] if reverse else [v1, v2]
+    document["origins"]["r-1"] = document["origins"]["r-2"] | {"version": 1, "record": ITEM_1_LINE}
+    return repointed(
+        case_input,
+        with_item_1(case_input, "r-1"),
+        encode_canonical(document).decode("utf-8"),
+    )
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["writer-order", "reversed"])
+def test_upstream_headers_are_read_in_any_order(reverse: bool) -> None:
+    """A writer orders them by hub, list and version; a reader does not depend on it."""
+    provenance = provenance_of(two_upstream_versions(reverse))
+    assert set(provenance.origins) == {"m-1", "r-1", "r-2"}
+    for entry, version in (("r-1", 1), ("r-2", 2)):
+        origin = provenance.origins[entry]
+        assert isinstance(origin, UpstreamOrigin)
+        carried = provenance.header_of(origin)
+        assert (carried.version, carried.size) == (version, 2)
+        assert json.loads(carried.header)["version"] == version
+
+
+def test_each_upstream_header_is_proved_by_its_own_proof() -> None:
+    """The two-version document again, each member given the other's proof: r-1, whose entry
+    id sorts first, is the origin reported."""
+    with pytest.raises(ProtocolError) as raised:
+        provenance_of(two_upstream_versions(reverse=False, swap_proofs=True))
+    fails_as({"error": "ProofError", "rules": ["7.5.6"]}, raised.value)
+
+
+def test_a_version_claiming_origins_without_a_document_fails_rule_5() -> None:
+    """Rule 5's added clause, checked before rule 1: no ``provenance`` member at all."""
+    case_input = dict(load("provenance.json")["input"])
+    header = json.loads(case_input["header_text"])
+    del header["provenance"]
+    case_input["header_text"] = encode_canonical(header).decode("utf-8")
+    with pytest.raises(ProtocolError) as raised:
+        provenance_of(case_input)
+    fails_as({"error": "ConsistencyError", "rules": ["7.5.5"]}, raised.value)
+    assert failed_rules(raised.value) == ["7.5.5"]
+
+
+def test_a_document_without_origins_carries_no_upstream_header() -> None:
+    """``upstream_headers`` is ``[]`` when no origin is of kind ``hub``; a version adding only
+    the hub's own import proves nothing, and an empty document says so."""
+    case_input = load("provenance.json")["input"]
+    body = "\n".join(
+        line
+        for line in case_input["body_text"].split("\n")
+        if " import:" in line or "+" not in line
+    )
+    document = json.loads(case_input["provenance_text"]) | {"origins": {}, "upstream_headers": []}
+    provenance = provenance_of(
+        repointed(case_input, body, encode_canonical(document).decode("utf-8"))
+    )
+    assert (provenance.origins, provenance.upstream_headers) == ({}, {})
+
+
+def test_what_section_5_6_asks_of_a_republished_record_is_an_auditors() -> None:
+    """§7.5 rule 6 checks the hash alone: a record re-published under other terms, or a line
+    whose upstream source is this hub's own, passes the version's rules; the auditor refuses
+    both (§5.6 rules 1 and 2)."""
+    case_input = load("provenance.json")["input"]
+    line = json.loads(case_input["provenance_text"])["origins"]["r-2"]["record"]
+    fields = line.split(" ")
+    came_back = " ".join([*fields[:4], "hub:regional.example", *fields[5:]])
+    body = case_input["body_text"].replace("r-2 fraud low", "r-2 fraud high")
+    for changed_body, record in ((body, line), (case_input["body_text"], came_back)):
+        document = json.loads(case_input["provenance_text"])
+        document["origins"]["r-2"]["record"] = record
+        variant = repointed(case_input, changed_body, encode_canonical(document).decode("utf-8"))
+        provenance_of(variant)
+        added = context_of(variant).claiming_records()["r-2"]
+        with pytest.raises(ProtocolError) as raised:
+            audit_republication(added, parse_record(record, 32), "regional.example")
+        assert type(raised.value).__name__ == "ConsistencyError"
+        said = "come back round" if record == came_back else "hash and terms"
+        assert said in str(raised.value)
+    # and the auditor's reading of the upstream's list, whose hash type must be this one's
+    provenance = provenance_of(case_input)
+    origin = provenance.origins["r-2"]
+    assert isinstance(origin, UpstreamOrigin)
+    upstream = case_input["upstream"]
+    with pytest.raises(ProtocolError) as raised:
+        audit_upstream_origin(
+            origin,
+            provenance.header_of(origin),
+            context_of(case_input).root.upstreams["entries.example"],
+            "sha256",
+            upstream["root_text"].encode(),
+            upstream["root_sig_text"].encode(),
+            upstream["checkpoint_text"],
+            upstream["body_text"].encode(),
+        )
+    assert "entries-pdq is of pdq, not sha256" in str(raised.value)
