@@ -8,6 +8,10 @@ of its own.
   mirror), with the caps and deadlines of PROTOCOL.md §11;
 - ``audit.verify``: every rule of PROTOCOL.md §13 from a pinned root v1, each
   failure a ``Finding`` naming the file, the rule and its section;
+- ``audit.provenance``: each provenance document followed to its origin: an
+  upstream's record against the upstream's own log (from the pin the root
+  declares), its retraction carried over in time, a contribution under its node's
+  key;
 - ``audit.witness``: the checkpoints earlier runs verified, so a tree that shrank
   or forked since is caught;
 - ``audit.acks``: stored acks verified by the nodes' keys, split views, and the

@@ -3,7 +3,9 @@
 Usage::
 
     hashhub-audit verify SOURCE (--root FILE | --root-sha256 HEX) [--witness FILE]
-                         [--list ID ...] [--token T] [--at TIME] [--timeout S] [--json]
+                         [--list ID ...] [--upstream NAME=PATH_OR_URL ...]
+                         [--upstream-token NAME=FILE ...] [--node-key NODE=FILE ...]
+                         [--token T] [--at TIME] [--timeout S] [--json]
     hashhub-audit acks HUB_URL (--root FILE | --root-sha256 HEX) --token T
                        [--viewer-token T] [--node-key NODE=FILE ...]
                        [--at TIME] [--timeout S] [--json]
@@ -21,7 +23,11 @@ chain, every checkpoint, header, body and due snapshot, a replay of every list
 from empty, every opinion summary a header names (and the life of each dispute
 across them), and the checkpoints of earlier runs kept in a witness file (default
 ``$XDG_STATE_HOME/hashhub/audit-witness.json``; a tree that shrank or forked since
-is a failure). ``acks`` needs an operator token with the ``auditor`` role (acks,
+is a failure), and follows every provenance document to its origins: each
+record re-published from an upstream against the upstream's own log (read at the
+URL the root declares, or where ``--upstream NAME=PATH_OR_URL`` says; always from
+the pin the root declares), each contribution under its node's key
+(``--node-key``). ``acks`` needs an operator token with the ``auditor`` role (acks,
 evidence, the totals the hub reports and its node list), and is strongest with
 the nodes' public keys obtained from the platforms
 (``--node-key platform-a=platform-a.pub.pem``): a node without one is checked
@@ -55,7 +61,15 @@ import click
 
 from audit.acks import AcksReport, audit_acks
 from audit.diff import Change, ListDiff, diff_versions
-from audit.source import DEFAULT_DEADLINE, FolderSource, HttpSource, SourceError, open_source
+from audit.provenance import Chain
+from audit.source import (
+    DEFAULT_DEADLINE,
+    FolderSource,
+    HttpSource,
+    Source,
+    SourceError,
+    open_source,
+)
 from audit.verify import Finding, ListReport, Pin, TreeReport, verify_tree
 from audit.witness import Witness, WitnessError, default_witness_path
 from edge import cli as edge_cli
@@ -188,6 +202,7 @@ def _list_lines(r: ListReport) -> list[str]:
             f"checkpoint co-signed {r.checkpoint_time}, snapshots {snaps}",
             *([f"  removed: {removed}"] if removed else []),
             *_opinion_lines(r),
+            *_provenance_lines(r),
             *([f"  witness: {r.witness}"] if r.witness else []),
             # Rules the hub broke although every file verified (PROTOCOL.md §7.3, §12).
             *(f"  {f.line()}" for f in r.findings),
@@ -209,6 +224,34 @@ def _opinion_lines(r: ListReport) -> list[str]:
     ]
 
 
+def _provenance_lines(r: ListReport) -> list[str]:
+    """The provenance documents checked and the origins followed, by kind."""
+    if not r.provenance:
+        return []
+    kinds = {"hub": "from upstreams", "member": "from members"}
+    followed = ", ".join(f"{r.origins.get(k, 0)} {words}" for k, words in kinds.items())
+    return [f"  provenance: {len(r.provenance)} document(s), origins checked: {followed}"]
+
+
+def _upstream_lines(report: TreeReport) -> list[str]:
+    """Each upstream the chain opened: from which pin, where, and what verified."""
+    lines = []
+    for u in report.upstreams:
+        roots = u["roots"]
+        lists = ", ".join(f"{lid} {status}" for lid, status in sorted(u["lists"].items()))
+        verified = (
+            f"root v{roots[0]}..v{roots[-1]} from the pin the root declares "
+            f"(sha256 {u['pinned_root_sha256'][:16]}…)"
+            if roots
+            else "nothing verified"
+        )
+        lines.append(
+            f"upstream {u['name']} ({u['source']}): {u['status']} - {verified}"
+            + (f", lists {lists}" if lists else "")
+        )
+    return lines
+
+
 def _tree_lines(report: TreeReport) -> list[str]:
     lines = [f"source {report.source}"]
     if report.hub_name:
@@ -217,6 +260,7 @@ def _tree_lines(report: TreeReport) -> list[str]:
             f"hub {report.hub_name}: root v{roots[0]}..v{roots[-1]} verified from the pin "
             f"(root v1 sha256 {report.pinned_sha256[:16]}…), newest expires {report.root_expires}"
         )
+    lines += _upstream_lines(report)
     lines += [f"  {f.line()}" for f in report.findings]
     for r in report.lists:
         lines += _list_lines(r)
@@ -256,6 +300,29 @@ def main() -> None:
 @click.option(
     "--list", "list_ids", multiple=True, metavar="ID", help="Only this list (repeatable)."
 )
+@click.option(
+    "--upstream",
+    "upstream_values",
+    multiple=True,
+    metavar="NAME=PATH_OR_URL",
+    help="Read upstream NAME here instead of the URL the root declares; its pin is "
+    "still the root's (repeatable).",
+)
+@click.option(
+    "--upstream-token",
+    "upstream_token_values",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="A file holding a bearer token for upstream NAME's private lists (repeatable).",
+)
+@click.option(
+    "--node-key",
+    "node_key_values",
+    multiple=True,
+    metavar="NODE=FILE",
+    help="A contributing node's public key (PEM file, or 64 hex digits), from its "
+    "platform (repeatable).",
+)
 def verify(
     source: str,
     root_file: Path | None,
@@ -266,8 +333,12 @@ def verify(
     as_json: bool,
     witness_file: Path | None,
     list_ids: tuple[str, ...],
+    upstream_values: tuple[str, ...],
+    upstream_token_values: tuple[str, ...],
+    node_key_values: tuple[str, ...],
 ) -> None:
-    """Verify every signature, the whole history and every list state of SOURCE.
+    """Verify every signature, the whole history and every list state of SOURCE, and
+    follow every provenance document to its origins.
 
     SOURCE is a hub's or a mirror's base URL, or a folder holding a copy of the
     published tree (as 'hashhub export' writes it).
@@ -275,9 +346,15 @@ def verify(
     pin = _pin(root_file, root_sha256)
     now = _at(at)
     tree = _source(source, token, timeout)
+    chain = Chain(
+        _upstreams(upstream_values, upstream_token_values, timeout),
+        _node_keys(node_key_values),
+    )
     with _reported():
         witness = Witness.load(witness_file or default_witness_path())
-    report = verify_tree(tree, pin=pin, now=now, witness=witness, lists=list_ids or None)
+    report = verify_tree(
+        tree, pin=pin, now=now, witness=witness, lists=list_ids or None, chain=chain
+    )
     with _reported():
         witness.save()
     findings = report.all_findings()
@@ -287,6 +364,44 @@ def verify(
         [*_tree_lines(report), _verdict(report.failed, report.incomplete, findings)],
     )
     sys.exit(_exit_code(report.failed, report.incomplete))
+
+
+def _pairs(option: str, values: Sequence[str], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` options by name; a malformed or repeated one is a usage mistake."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, where = value.partition("=")
+        if not sep or not name or not where:
+            raise click.ClickException(f"{option} {value!r}: expected {what}")
+        if name in pairs:
+            raise click.ClickException(f"{option}: {name} is given twice")
+        pairs[name] = where
+    return pairs
+
+
+def _upstreams(
+    values: Sequence[str], token_values: Sequence[str], timeout: float
+) -> Callable[[str, str], Source]:
+    """Where each upstream is read: an override (``--upstream``), opened now so a
+    mistake is told at once, else the URL the root declares; each with its token."""
+    tokens: dict[str, str] = {}
+    for name, file in _pairs("--upstream-token", token_values, "NAME=FILE").items():
+        with _reported():
+            tokens[name] = Path(file).read_text(encoding="utf-8").strip()
+        if not tokens[name]:
+            raise click.ClickException(f"--upstream-token {name}: {file} is empty")
+    overrides = {
+        name: _source(where, tokens.get(name), timeout)
+        for name, where in _pairs("--upstream", values, "NAME=PATH_OR_URL").items()
+    }
+
+    def open_upstream(name: str, url: str) -> Source:
+        found = overrides.get(name)
+        if found is not None:
+            return found
+        return open_source(url, token=tokens.get(name), deadline=timeout)
+
+    return open_upstream
 
 
 def _node_keys(values: Sequence[str]) -> dict[str, PublicKey]:

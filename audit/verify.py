@@ -25,7 +25,9 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
    and every opinion summary a header names (§10.7), fetched as a body is and
    verified against its header, root and state, then against the summaries
    before it (``audit.opinions``: the cut never goes back, each dispute lives
-   one consistent life);
+   one consistent life); and every provenance document a header names (§7.5),
+   fetched likewise and verified against its header, root and body — a version
+   that adds a record of source kind ``hub`` or ``member`` without one fails;
 6. every snapshot that is due (``ListUpdate.snapshots_due``: by the
    ``snapshot_every`` of the root each header names, §8) or present, by
    ``ListUpdate.add_snapshot``, and equal to the replayed state; a due one that
@@ -35,7 +37,10 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
    witnessed tree to this one, built from the verified log;
 8. across the lists of entries of one collection (one ``label``): an entry held by
    several of them carries the same metadata in each (§7.3), else an
-   ``EntryMismatch`` finding on each list that holds it.
+   ``EntryMismatch`` finding on each list that holds it;
+9. given a ``chain`` (``audit.provenance.Chain``): what the provenance documents
+   claim, against the upstreams' own logs and the contributors' keys — what a
+   version alone cannot show (§7.5, last paragraph).
 
 Each check that fails becomes a ``Finding`` naming the file, the rule (the
 ``protocol`` error class) and the PROTOCOL.md section, and ends that list's
@@ -46,11 +51,11 @@ This module decides nothing by itself; the rules are ``protocol``'s.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from audit.opinions import OPINION_RULES, SECTION, SummaryHistory
 from audit.source import FetchError, FolderSource, Source
@@ -77,6 +82,7 @@ from protocol import (
     header_opinions,
     header_path,
     opinions_path,
+    provenance_path,
     root_path,
     sig_path,
     snapshot_path,
@@ -86,26 +92,42 @@ from protocol.entries import record_limit
 from protocol.errors import ConsistencyError, MissingFileError
 from protocol.lists import hash_type
 from protocol.merkle import consistency_proof, verify_consistency
+from protocol.provenance import ORIGIN_KINDS, Provenance, header_provenance, verify_provenance
+from protocol.root import Upstream
 
 __all__ = [
     "HUB_RULES",
     "INCOMPLETE_RULES",
+    "PROVENANCE_SECTION",
     "Finding",
+    "FollowChain",
     "ListReport",
     "Pin",
     "TreeReport",
     "VersionInfo",
+    "VersionOrigins",
     "verify_tree",
 ]
 
-INCOMPLETE_RULES = frozenset({"FetchError", "Unverifiable", "Unreadable"})
+PROVENANCE_SECTION = "PROTOCOL.md §7.5"
+INCOMPLETE_RULES = frozenset({"FetchError", "Unverifiable", "Unreadable", "UnreachableUpstream"})
 """Findings that mean "could not be checked" rather than "checked and wrong"."""
 
 HUB_RULES = frozenset(
-    {"LateExpiry", "EntryMismatch", "LateWithdrawal", "UndecidedWithdrawal", *OPINION_RULES}
+    {
+        "LateExpiry",
+        "EntryMismatch",
+        "LateWithdrawal",
+        "UndecidedWithdrawal",
+        "ForgedOrigin",
+        "ForgedContribution",
+        "LateUpstreamRetraction",
+        *OPINION_RULES,
+    }
 )
 """Findings of rules the hub must keep that no verifier of one list applies
-(PROTOCOL.md §7.3, §10.7, §12): the published files verify, and the hub broke its word."""
+(PROTOCOL.md §7.3, §7.5, §10.7, §12): the published files verify, and the hub broke
+its word."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +190,18 @@ class VersionInfo:
         }
 
 
+@dataclass(frozen=True)
+class VersionOrigins:
+    """A version's provenance document that verified by §7.5's rules, with what the
+    chain needs to follow it: the upstreams the root that signed the header declared
+    (their pins and URLs), and the file it came from (to name in a finding)."""
+
+    version: int
+    file: str
+    document: Provenance
+    upstreams: Mapping[str, Upstream]
+
+
 @dataclass
 class ListReport:
     """What the audit found for one list."""
@@ -194,6 +228,10 @@ class ListReport:
     """Of a list of entries that verified: its last state (the collection's check)."""
     opinions: SummaryHistory = field(default_factory=SummaryHistory)
     """Of a list of entries: the opinion summaries checked and the disputes' lives."""
+    provenance: list[VersionOrigins] = field(default_factory=list, repr=False)
+    """Of a list of entries: each provenance document that verified, in version order."""
+    origins: dict[str, int] = field(default_factory=dict)
+    """How many origins the chain checked, by kind (``hub``, ``member``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +248,10 @@ class ListReport:
             "witness": self.witness,
             "removed": dict(sorted(self.removed.items())),
             "opinions": self.opinions.to_dict(),
+            "provenance": {
+                "documents": [v.version for v in self.provenance],
+                "origins_checked": dict(sorted(self.origins.items())),
+            },
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -229,6 +271,8 @@ class TreeReport:
     witness_file: str = ""
     policy: Policy | None = field(default=None, repr=False)
     """The newest root's policy (the withdrawal delay the ``acks`` audit holds the hub to)."""
+    upstreams: list[dict[str, Any]] = field(default_factory=list)
+    """The upstreams the chain opened: name, pin, where read, what verified."""
 
     def all_findings(self) -> list[Finding]:
         return [*self.findings, *(f for lst in self.lists for f in lst.findings)]
@@ -255,8 +299,16 @@ class TreeReport:
             "root_expires": self.root_expires,
             "witness_file": self.witness_file,
             "findings": [f.to_dict() for f in self.findings],
+            "upstreams": self.upstreams,
             "lists": [r.to_dict() for r in self.lists],
         }
+
+
+class FollowChain(Protocol):
+    """What follows the provenance of a verified tree to its origins (``audit.provenance``):
+    adds its findings and counts to ``report``."""
+
+    def follow(self, report: TreeReport) -> None: ...
 
 
 class _CheckFailedError(Exception):
@@ -589,6 +641,7 @@ def _replay_entries(
                 )
         report.opinions.see(header.version, body)
         _check_summary(run, hub, report, header, state)
+        _check_provenance(run, hub, report, header, body)
         for removal in body.removes:
             report.removed[removal.reason] = report.removed.get(removal.reason, 0) + 1
             expiring.pop(removal.entry.entry_id, None)
@@ -634,6 +687,37 @@ def _check_summary(
         summary = verify_summary(header, data, root, state)
     for breach in report.opinions.add(path, summary):
         run.finding(report.findings, breach.file, breach.rule, SECTION, breach.message)
+
+
+def _check_provenance(
+    run: _Run, hub: TrustedHub, report: ListReport, header: DeltaHeader, body: EntriesBody
+) -> None:
+    """The provenance document a version names (§7.5), fetched as a body is (by its
+    SHA-256, capped at the signed length) and verified against its header, the root
+    that signed the header and the body. A version adding a record of source kind
+    ``hub`` or ``member`` MUST name one: without it nothing proves those origins."""
+    hpath = header_path(report.list_id, header.version)
+    with run.step(report.findings, hpath, PROVENANCE_SECTION):
+        ref = header_provenance(header)
+        if ref is None:
+            claimed = sorted(e.entry_id for e in body.adds if e.source_kind in ORIGIN_KINDS)
+            if claimed:
+                raise ConsistencyError(
+                    f"v{header.version} adds {len(claimed)} record(s) of source kind hub or "
+                    f"member ({', '.join(claimed[:3])}) and names no provenance document"
+                )
+    if ref is None:
+        return
+    root = hub.root_at(header.root_version)
+    path = provenance_path(report.list_id, ref.sha256)
+    cap = min(ref.length, root.policy.max_body_bytes)
+    with run.step(report.findings, path, PROVENANCE_SECTION):
+        data = run.source.get(path, cap)
+        if data is None:
+            raise MissingFileError(path, f"header v{header.version} names it")
+        kind = hash_type(root.list_spec(report.list_id).hash_type)
+        document = verify_provenance(header, data, root, body, kind)
+    report.provenance.append(VersionOrigins(header.version, path, document, root.upstreams))
 
 
 def _check_snapshots(
@@ -712,6 +796,7 @@ def verify_tree(
     witness: Witness | None = None,
     lists: Collection[str] | None = None,
     keep: Collection[int] = (),
+    chain: FollowChain | None = None,
 ) -> TreeReport:
     """Audit every list of the tree in ``source`` (or only ``lists``) as of ``now``.
 
@@ -723,6 +808,9 @@ def verify_tree(
             list that verified without a finding (the caller saves it).
         lists: only these list ids (default: every list the newest root declares).
         keep: versions whose replayed states the report keeps (for ``diff``).
+        chain: follows each verified provenance document to its origins (the
+            upstreams' logs, the contributors' keys); None: the documents are
+            checked by §7.5's rules alone.
     """
     report = TreeReport(source.name, now)
     if witness is not None:
@@ -741,6 +829,8 @@ def verify_tree(
         report.lists.append(list_report)
         _audit_list(run, hub, report, list_report, witness=witness, keep=keep)
     _check_collections(hub, report)
+    if chain is not None:
+        chain.follow(report)
     return report
 
 

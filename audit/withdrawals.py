@@ -40,6 +40,7 @@ __all__ = [
     "audit_withdrawals",
     "check_withdrawals",
     "grants_of",
+    "removed_in_time",
 ]
 
 SECTION = "PROTOCOL.md §12 item 8"
@@ -265,15 +266,50 @@ def _on_time(
 ) -> tuple[int | None, str]:
     """Whether one list removed a granted entry in time: the removing version (if
     any) and what is wrong (``""`` when nothing is)."""
+    granted = f"entry {grant.entry} withdrawn {format_time(grant.at)} (by {grant.who})"
+    return removed_in_time(
+        grant.entry, grant.at, versions, bodies, deadline, now, what=granted, reason="withdrawn"
+    )
+
+
+def removed_in_time(
+    entry: str,
+    since: datetime,
+    versions: Sequence[tuple[int, datetime]],
+    bodies: Mapping[int, EntriesBody],
+    deadline: datetime,
+    now: datetime,
+    *,
+    what: str,
+    reason: str | None,
+) -> tuple[int | None, str]:
+    """Whether one list removed ``entry`` by ``deadline``, once it had to from
+    ``since``: the removing version (if any) and what is wrong (``""`` when nothing is).
+
+    The rule the hub keeps for a withdrawal, and a downstream hub for an upstream's
+    retraction: the first version made at or after ``since`` that removes the entry
+    (without adding it again) must be made by the deadline and, when ``reason`` is
+    given, remove it for that reason; a version made after the deadline that still
+    holds it, or the newest holding it once ``now`` is past the deadline, is late.
+
+    Args:
+        entry: the entry id, as this list's records name it.
+        since: when the obligation began (a grant, an upstream's retraction).
+        versions: the list's versions (number, ``created``), in order.
+        bodies: the body of each of them.
+        deadline: ``since`` plus the root's delay.
+        now: the run's time.
+        what: how the messages name the obligation.
+        reason: the removal reason required (None: any).
+    """
     held = False
-    entry = grant.entry
-    granted = f"entry {entry} withdrawn {format_time(grant.at)} (by {grant.who})"
+    granted = what
     for version, created in versions:
         body = bodies[version]
         reasons = [r.reason for r in body.removes if r.entry.entry_id == entry]
         readded = any(e.entry_id == entry for e in body.adds)
-        if held and created >= grant.at and reasons and not readded:
-            if reasons[0] != "withdrawn":
+        if held and created >= since and reasons and not readded:
+            if reason is not None and reasons[0] != reason:
                 return version, f"{granted} was removed at v{version} as {reasons[0]}"
             if created > deadline:
                 return version, (

@@ -53,6 +53,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from edge.database import DatabaseThread
@@ -69,6 +70,7 @@ from hub.appkeys import ACCESS_CACHE, CONFIG, FILE_CACHE, HUB, METRICS, SCHEDULE
 from hub.caches import AccessCache, PublishedCache
 from hub.config import HubConfig
 from hub.core import Hub, utcnow
+from hub.following import follow_upstreams
 from hub.http import after_publish, invalidate_caches
 from hub.limits import LIMITS, ClientAccessLogger, HubLimits, limits_middleware
 from hub.metrics import HubMetrics
@@ -100,6 +102,8 @@ def _database_context(home: Path, now: Callable[[], datetime]) -> CleanupContext
         owner = DatabaseThread(lambda: Hub.open(home, now=now))
         app[HUB] = owner
         try:
+            # A quorum whose list is not an entries list could accept nothing: refuse to start.
+            await owner.call(lambda hub: hub.contributions.policy.check_quorum())
             await _refresh_gauges(app)
             yield
         finally:
@@ -116,6 +120,15 @@ def _scheduler(app: web.Application) -> HubScheduler:
         invalidate_caches(app)
         metrics.checkpoint_refreshes.inc(n)
 
+    async def follow() -> None:
+        owner = app[HUB]
+        now = await owner.call(lambda hub: hub.now())
+        async with aiohttp.ClientSession() as session:
+            reports = await follow_upstreams(owner.call, session=session, now=now, who="scheduler")
+        published = [result for report in reports for result in report.published]
+        if published:
+            after_publish(app, published, "upstream")
+
     return HubScheduler(
         app[HUB],
         publish_interval=config.publish_interval,
@@ -123,6 +136,8 @@ def _scheduler(app: web.Application) -> HubScheduler:
         on_published=lambda results: after_publish(app, results, "scheduler"),
         on_refreshed=refreshed,
         on_failed=lambda job: metrics.job_failures.labels(job).inc(),
+        upstream_interval=config.upstream_interval,
+        follow=follow,
     )
 
 

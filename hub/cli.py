@@ -13,6 +13,7 @@ Secrets are printed once and stored only as hashes: the admin token from
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import re
@@ -22,6 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import click
 from click.core import ParameterSource
 
@@ -30,6 +32,7 @@ from hub import store as hub_store
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import HubError, IntakeError
+from hub.following import FollowReport, follow_upstreams
 from hub.intake import make_intake, parse_hash, parse_import
 from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
@@ -386,7 +389,8 @@ def list_show(list_id: str | None, as_json: bool, home: Path) -> None:
 
 @main.group(name="upstream")
 def upstream_group() -> None:
-    """Declare the hubs this hub re-publishes entries from (the root's upstreams)."""
+    """Declare the hubs this hub re-publishes entries from (the root's upstreams), follow
+    them and choose what to re-publish."""
 
 
 @upstream_group.command(name="add")
@@ -431,6 +435,176 @@ def upstream_list(as_json: bool, home: Path) -> None:
         return
     for name, up in sorted(root.upstreams.items()):
         click.echo(f"{name}  {up.url}  root {up.root_sha256}")
+
+
+@upstream_group.command(name="follow")
+@click.argument("name", metavar="NAME")
+@click.option(
+    "--node-id",
+    required=True,
+    help="The node id the upstream's operator enrols this hub under.",
+)
+@click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    required=True,
+    metavar="ID",
+    help="An upstream list to follow (repeat for several).",
+)
+@home_option
+def upstream_follow(name: str, node_id: str, lists: tuple[str, ...], home: Path) -> None:
+    """Follow the declared upstream NAME as its node NODE_ID: makes this hub's node key
+    for it (once) and prints the public key its operator enrols."""
+    with _open(home) as hub:
+        public = hub.upstreams.follow(name, node_id, list(lists), who=_who())
+    click.echo(f"Following {name} as node {node_id} for {', '.join(sorted(lists))}.")
+    click.echo(f"Its operator enrols this hub's key: {public}")
+    click.echo(
+        f"  hashhub node enrol {node_id} --public-key node.pub --lists {','.join(sorted(lists))}"
+    )
+    click.echo(f"then: hashhub upstream token {name} FILE (the token they send back).")
+
+
+@upstream_group.command(name="token")
+@click.argument("name", metavar="NAME")
+@click.argument("path", metavar="FILE")
+@home_option
+def upstream_token(name: str, path: str, home: Path) -> None:
+    """Keep the token the upstream NAME enrolled this hub with ('-' reads stdin)."""
+    token = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8", "replace")
+    with _open(home) as hub:
+        hub.upstreams.set_token(name, token, who=_who())
+    click.echo(f"Kept the token for upstream {name}.")
+
+
+@upstream_group.command(name="unfollow")
+@click.argument("name", metavar="NAME")
+@home_option
+def upstream_unfollow(name: str, home: Path) -> None:
+    """Stop following NAME (its selections go; entries already carried over stay)."""
+    with _open(home) as hub:
+        hub.upstreams.unfollow(name, who=_who())
+    click.echo(f"No longer following {name}.")
+
+
+@upstream_group.command(name="select")
+@click.argument("name", metavar="NAME")
+@click.option("--from", "upstream_list", required=True, metavar="ID", help="The upstream list.")
+@click.option("--into", "list_id", required=True, metavar="ID", help="This hub's entries list.")
+@click.option(
+    "--category", "categories", multiple=True, metavar="TERM", help="Take only these (repeat)."
+)
+@click.option(
+    "--classification",
+    "classifications",
+    multiple=True,
+    metavar="TERM",
+    help="Take only these (repeat).",
+)
+@home_option
+def upstream_select(
+    name: str,
+    upstream_list: str,
+    list_id: str,
+    categories: tuple[str, ...],
+    classifications: tuple[str, ...],
+    home: Path,
+) -> None:
+    """Re-publish the entries of NAME's list --from into this hub's list --into."""
+    with _open(home) as hub:
+        selection = hub.upstreams.select(
+            name, upstream_list, list_id, categories, classifications, who=_who()
+        )
+    what = ", ".join(selection["categories"] + selection["classifications"]) or "every entry"
+    click.echo(f"Re-publishing {name}/{upstream_list} into {list_id}: {what}.")
+
+
+@upstream_group.command(name="unselect")
+@click.argument("name", metavar="NAME")
+@click.option("--from", "upstream_list", required=True, metavar="ID", help="The upstream list.")
+@click.option("--into", "list_id", required=True, metavar="ID", help="This hub's entries list.")
+@home_option
+def upstream_unselect(name: str, upstream_list: str, list_id: str, home: Path) -> None:
+    """Stop re-publishing NAME's list --from into --into (the next sync retracts)."""
+    with _open(home) as hub:
+        hub.upstreams.unselect(name, upstream_list, list_id, who=_who())
+    click.echo(f"No longer re-publishing {name}/{upstream_list} into {list_id}.")
+
+
+@upstream_group.command(name="sync")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@json_option
+@home_option
+def upstream_sync(names: tuple[str, ...], as_json: bool, home: Path) -> None:
+    """Follow each upstream (or NAMEs) once: verify its lists, carry the selected
+    entries over, publish what changed, acknowledge. Exits 1 on any problem."""
+    reports = _follow_now(home, list(names) or None)
+    if as_json:
+        _echo_json([r.to_dict() for r in reports])
+    else:
+        for report in reports:
+            for o in report.outcomes:
+                click.echo(
+                    f"{report.upstream}/{o.list_id}: {o.status} v{o.from_version} -> "
+                    f"v{o.to_version}"
+                )
+            if report.carried is not None:
+                c = report.carried
+                click.echo(
+                    f"{report.upstream}: carried over +{len(c.added)} ~{len(c.changed)} "
+                    f"-{len(c.retracted)}" + (f" ({len(c.skipped)} skipped)" if c.skipped else "")
+                )
+            for r in report.published:
+                click.echo(f"published {r.list} v{r.version} (+{r.adds} -{r.removes})")
+            if report.acked:
+                click.echo(f"{report.upstream}: acked seq {', '.join(map(str, report.acked))}")
+            for problem in report.problems:
+                click.echo(f"problem: {problem}", err=True)
+    if any(r.problems for r in reports):
+        sys.exit(1)
+
+
+def _follow_now(home: Path, names: list[str] | None) -> list[FollowReport]:
+    """Run ``hub.following.follow_upstreams`` once, on this process's hub."""
+
+    async def run(hub: Hub) -> list[FollowReport]:
+        async def call(fn: Any) -> Any:
+            return fn(hub)
+
+        async with aiohttp.ClientSession() as session:
+            return await follow_upstreams(
+                call, session=session, now=hub.now(), names=names, who=_who()
+            )
+
+    with _open(home) as hub:
+        return asyncio.run(run(hub))
+
+
+@upstream_group.command(name="status")
+@json_option
+@home_option
+def upstream_status(as_json: bool, home: Path) -> None:
+    """Each followed upstream: its lists' versions and errors, and the selections."""
+    with _open(home) as hub:
+        status = hub.upstreams.status()
+    if as_json:
+        _echo_json(status)
+        return
+    if not status:
+        click.echo("This hub follows no upstream.")
+    for up in status:
+        token = "token kept" if up["token"] else "no token yet"
+        click.echo(f"{up['upstream']}  as node {up['node']}  ({token})")
+        for item in up["lists"]:
+            error = f"  last error: {item['last_error']}" if item["last_error"] else ""
+            click.echo(
+                f"  {item['list']}  v{item['version']}  {item['records']} records  "
+                f"acked v{item['acked_version']}{error}"
+            )
+        for sel in up["selections"]:
+            terms = ", ".join(sel["categories"] + sel["classifications"]) or "all"
+            click.echo(f"  {sel['upstream_list']} -> {sel['list']}  ({terms})")
 
 
 @main.group(name="vocabulary")
@@ -1207,7 +1381,8 @@ def dispute_uphold(entry_id: str, note: str | None, home: Path) -> None:
 
 @main.group(name="contribution")
 def contribution_group() -> None:
-    """Review members' contributions: candidate entries their nodes signed and sent."""
+    """Review members' contributions: candidate entries their nodes signed and sent; trust
+    platforms to have theirs accepted on arrival."""
 
 
 @contribution_group.command(name="list")
@@ -1289,6 +1464,66 @@ def contribution_reject(node_id: str, seq: int, note: str, home: Path) -> None:
     with _open(home) as hub:
         hub.contributions.reject(node_id, seq, _who(), note)
     click.echo(f"Contribution {node_id}/{seq} rejected.")
+
+
+@contribution_group.command(name="trust")
+@click.argument("platform")
+@click.option(
+    "--list",
+    "list_id",
+    required=True,
+    help="A list of the entries collection its contributions go to (each hash to its type's).",
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Only contributions of this category (repeat for more; default: every category).",
+)
+@home_option
+def contribution_trust(
+    platform: str, list_id: str, categories: tuple[str, ...], home: Path
+) -> None:
+    """Accept PLATFORM's contributions on arrival, without review; trusting it again
+    replaces its list and categories."""
+    with _open(home) as hub:
+        trusted = hub.contributions.policy.trust(platform, list_id, categories, _who())
+    scope = ", ".join(trusted.categories) if trusted.categories else "every category"
+    click.echo(
+        f"Platform {platform} trusted: its contributions ({scope}) are accepted on arrival "
+        f"into the collection of {list_id}."
+    )
+
+
+@contribution_group.command(name="untrust")
+@click.argument("platform")
+@home_option
+def contribution_untrust(platform: str, home: Path) -> None:
+    """Stop trusting PLATFORM: its next contributions wait for review."""
+    with _open(home) as hub:
+        hub.contributions.policy.untrust(platform, _who())
+    click.echo(f"Platform {platform} is no longer trusted: its contributions wait for review.")
+
+
+@contribution_group.command(name="trusted")
+@json_option
+@home_option
+def contribution_trusted(as_json: bool, home: Path) -> None:
+    """The platforms whose contributions are accepted on arrival, by platform id."""
+    with _open(home) as hub:
+        rows = hub.contributions.policy.trusted()
+    if as_json:
+        _echo_json([t.to_dict() for t in rows])
+        return
+    if not rows:
+        click.echo("No platform is trusted.")
+        return
+    click.echo(
+        _table(
+            ["PLATFORM", "LIST", "CATEGORIES", "SINCE", "WHO"],
+            ([t.platform, t.list, ",".join(t.categories) or "all", t.since, t.who] for t in rows),
+        )
+    )
 
 
 # -- nodes and tokens -------------------------------------------------------------------

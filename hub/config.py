@@ -63,6 +63,11 @@ class HubConfig:
             the hub cannot see its own address behind a proxy, so it never guesses.
         publish_interval: seconds between scheduled publishes of staged changes (0: off).
         timestamp_interval: seconds between re-issued checkpoint co-signatures (0: off).
+        upstream_interval: seconds between runs following the upstream hubs this hub
+            follows (``hashhub upstream follow``; 0: off, ``hashhub upstream sync`` only).
+        max_entries_per_version: pending entries one version of an entries list takes
+            at most; more are published as several versions in one run (0: as many
+            as keep the body and provenance under the root's ``max_body_bytes``).
         root_expiry_days: how long each new root version is valid.
         max_checkpoint_age: policy: seconds after which a node calls a checkpoint stale.
         min_poll_interval: policy: seconds between a node's polls, at least.
@@ -103,6 +108,12 @@ class HubConfig:
         max_withdrawal_delay: root policy: the longest, in seconds, a withdrawal or
             an expiry may wait for the version that removes it (0: not written, the
             protocol's default of a day).
+        contribution_quorum: how many distinct platforms contributing the same hash
+            with the same category make the hub accept their contributions together,
+            as one entry, without an operator (0: off; at least 2, since one
+            platform alone is what ``hashhub contribution trust`` is for).
+        contribution_quorum_list: an entries list of the collection such an entry
+            goes to (checked against the root when the server starts).
     """
 
     name: str
@@ -112,6 +123,8 @@ class HubConfig:
     public_url: str = ""
     publish_interval: int = 300
     timestamp_interval: int = 3600
+    upstream_interval: int = 300
+    max_entries_per_version: int = 0
     root_expiry_days: int = 365
     max_checkpoint_age: int = 86_400
     min_poll_interval: int = 60
@@ -135,13 +148,26 @@ class HubConfig:
     withdrawal: str = "automatic"
     dispute_threshold: int = 0
     max_withdrawal_delay: int = 0
+    contribution_quorum: int = 0
+    contribution_quorum_list: str = ""
 
     def __post_init__(self) -> None:
         """Refuse a root policy no root could carry: each is 0 (not set) or at least 1,
-        so a typo fails at load rather than at the next root change."""
+        so a typo fails at load rather than at the next root change; and a quorum of
+        one platform. Whether ``contribution_quorum_list`` is an entries list is the
+        root's to say, checked when the server starts
+        (``Contributions.check_policy``)."""
+        for name in ("upstream_interval", "max_entries_per_version"):
+            if getattr(self, name) < 0:
+                raise InvalidRequest(f"{name} must be 0 (off) or at least 1")
         for name in _POLICY_SETTINGS:
             if getattr(self, name) < 0:
                 raise InvalidRequest(f"{name} must be 0 (not set) or at least 1")
+        if self.contribution_quorum < 0 or self.contribution_quorum == 1:
+            raise InvalidRequest(
+                "contribution_quorum must be 0 (off) or at least 2 distinct platforms "
+                "(trust a single platform with 'hashhub contribution trust')"
+            )
 
     def to_toml(self) -> str:
         """This configuration as ``hub.toml`` text that ``load`` reads back identically.

@@ -40,10 +40,12 @@ from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.ledger import Ledger
 from hub.services.lists import Lists
+from hub.services.origins import Origins
 from hub.services.publishing import Publishing
 from hub.services.reports import Reports
 from hub.services.roots import RootChanges
 from hub.services.sessions import WebSession, WebSessions
+from hub.services.upstreams import Upstreams
 from hub.store import open_database
 from protocol import ProtocolError, Role, Root, Vocabulary, root_files
 from protocol.root import validate_hub_name
@@ -78,6 +80,7 @@ class Hub:
         self.entries = Entries(self.ctx, self.keys, self.lists)
         self.roots = RootChanges(self.ctx, self.keys, self.lists, self.checkpoints)
         self.disputes = Disputes(self.ctx, self.entries)
+        self.origins = Origins(self.ctx)
         self.publishing = Publishing(
             self.ctx,
             self.keys,
@@ -86,6 +89,7 @@ class Hub:
             self.checkpoints,
             self.entries,
             self.disputes,
+            self.origins,
         )
         self.access = Access(self.ctx, self.lists)
         self.sessions = WebSessions(self.ctx, self.access)
@@ -97,6 +101,7 @@ class Hub:
         self.reports = Reports(self.ctx, self.keys, self.lists, self.access, self.ledger)
         self.cases = Cases(self.ctx, self.lists, self.entries)
         self.contributions = Contributions(self.ctx, self.keys, self.access, self.entries)
+        self.upstreams = Upstreams(self.ctx, self.keys, self.entries)
 
     # The context's parts, for callers that need the hub's home, settings or clock.
 

@@ -1,13 +1,17 @@
-"""The hub's schedule: publish staged changes, and re-issue checkpoint co-signatures.
+"""The hub's schedule: publish staged changes, re-issue checkpoint co-signatures, follow
+the upstream hubs.
 
-Two interval jobs on APScheduler 3.11's ``AsyncIOScheduler`` (4.0 is still a
+Three interval jobs on APScheduler 3.11's ``AsyncIOScheduler`` (4.0 is still a
 pre-release), started inside the HTTP app's event loop:
 
 - ``publish``: every ``publish_interval`` seconds, publish every list with staged
   changes (``Publishing.publish``);
 - ``timestamp``: every ``timestamp_interval`` seconds, re-sign every checkpoint's
   timestamp co-signature (``Checkpoints.refresh``), even when nothing changed,
-  so nodes can tell a live hub from a frozen one (PROTOCOL.md §13.3).
+  so nodes can tell a live hub from a frozen one (PROTOCOL.md §13.3);
+- ``upstreams``: every ``upstream_interval`` seconds, follow each upstream hub this
+  hub follows, carry the selected entries over and publish them
+  (``hub.following``; the job is the app's, which holds the HTTP session).
 
 An interval of 0 leaves that job out. Each job runs with ``max_instances=1`` (a
 slow publish is never overlapped by the next), ``coalesce=True`` (runs missed
@@ -27,7 +31,7 @@ the publish) would be lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -45,6 +49,7 @@ MAX_JITTER_SECONDS = 30.0
 
 PublishedHook = Callable[[list[PublishResult]], None]
 RefreshedHook = Callable[[int], None]
+FollowJob = Callable[[], Awaitable[object]]
 
 
 def jitter_for(interval: int) -> float:
@@ -78,11 +83,18 @@ class HubScheduler(GuardedScheduler):
         on_published: PublishedHook = _ignore,
         on_refreshed: RefreshedHook = _ignore,
         on_failed: FailedHook = _ignore,
+        upstream_interval: int = 0,
+        follow: FollowJob | None = None,
     ) -> None:
-        if publish_interval < 0 or timestamp_interval < 0:
+        if min(publish_interval, timestamp_interval, upstream_interval) < 0:
             raise ValueError("scheduler intervals are seconds ≥ 0 (0 turns a job off)")
         self._owner = owner
-        self._intervals = {"publish": publish_interval, "timestamp": timestamp_interval}
+        self._intervals = {
+            "publish": publish_interval,
+            "timestamp": timestamp_interval,
+            "upstreams": upstream_interval if follow is not None else 0,
+        }
+        self._follow = follow
         self._on_published = on_published
         self._on_refreshed = on_refreshed
         super().__init__(log, on_failed)
@@ -95,6 +107,7 @@ class HubScheduler(GuardedScheduler):
         jobs: dict[str, Job] = {
             "publish": self.publish_staged,
             "timestamp": self.refresh_checkpoints,
+            "upstreams": self.follow_upstreams,
         }
         for name, job in jobs.items():
             interval = self._intervals[name]
@@ -112,9 +125,11 @@ class HubScheduler(GuardedScheduler):
             )
         self._scheduler.start()
         log.info(
-            "scheduler started: publish every %ss, timestamp every %ss (0 = off)",
+            "scheduler started: publish every %ss, timestamp every %ss, upstreams every %ss "
+            "(0 = off)",
             self._intervals["publish"],
             self._intervals["timestamp"],
+            self._intervals["upstreams"],
         )
 
     async def publish_staged(self) -> list[PublishResult]:
@@ -133,3 +148,8 @@ class HubScheduler(GuardedScheduler):
         n = await self._owner.call(lambda hub: hub.checkpoints.refresh(who="scheduler"))
         self._on_refreshed(n)
         return n
+
+    async def follow_upstreams(self) -> None:
+        """Follow the upstream hubs once, as the scheduler (the app's job)."""
+        if self._follow is not None:
+            await self._follow()

@@ -44,7 +44,11 @@ What is stored, and why it is stored that way:
 - ``disputes``: each dispute of an entry, its state and the operator's decision
   and note (m011); ``acks.with_opinions`` marks the acks the opinion summaries fold.
 - ``contributions``: members' signed candidate entries, their bytes and sidecar,
-  and the operators' review (m012).
+  and the operators' review (m012); ``contribution_trust``, the platforms whose
+  contributions are accepted on arrival, and ``contribution_hashes``, each
+  contribution's hashes by type, so those carrying one hash are found (m013).
+- ``upstream_*``: following upstream hubs, the follower's store of each and which
+  upstream record each re-published entry came from (m014).
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
@@ -67,6 +71,7 @@ from sqlite_utils import Migrations
 
 from edge.database import BUSY_TIMEOUT, ImmediateDatabase, connect
 from protocol.ack import Ack
+from protocol.contribution import Contribution
 from protocol.counters import MAX_TOTAL, clamp_total, counter_growth
 from protocol.errors import ProtocolError
 from protocol.lists import HASH_TYPES
@@ -749,5 +754,147 @@ def m012_contributions(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (node, seq)
         );
         CREATE INDEX contributions_status ON contributions(status, node, seq);
+        """
+    )
+
+
+@migrations()
+def m013_contribution_policy(db: sqlite_utils.Database) -> None:
+    """Accepting members' contributions by policy (``hub.services.contribution_policy``).
+
+    - ``contribution_trust``: the platforms whose contributions are accepted on
+      arrival, each into the collection of ``list_id``, for the ``categories`` in
+      its JSON array (empty: every category), with who trusted it and ``since``.
+    - ``contribution_hashes``: each stored contribution's hash of each type, so the
+      contributions carrying one hash (a quorum of platforms) are found by an index
+      rather than by parsing every stored document; filled here from those stored
+      before.
+    """
+    db.executescript(
+        """
+        CREATE TABLE contribution_trust (
+            platform TEXT PRIMARY KEY,
+            list_id TEXT NOT NULL,
+            categories TEXT NOT NULL DEFAULT '[]',
+            who TEXT NOT NULL,
+            since TEXT NOT NULL
+        );
+        CREATE TABLE contribution_hashes (
+            node TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            hash_type TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            PRIMARY KEY (node, seq, hash_type),
+            FOREIGN KEY (node, seq) REFERENCES contributions(node, seq)
+        );
+        CREATE INDEX contribution_hashes_hash ON contribution_hashes(hash_type, hash);
+        """
+    )
+    rows = [
+        (node, seq, type_name, bytes.fromhex(given.hex))
+        for node, seq, data in db.execute("SELECT node, seq, bytes FROM contributions")
+        for type_name, given in Contribution.from_bytes(bytes(data)).hashes.items()
+    ]
+    db.conn.executemany(
+        "INSERT INTO contribution_hashes (node, seq, hash_type, hash) VALUES (?, ?, ?, ?)", rows
+    )
+
+
+@migrations()
+def m014_upstreams(db: sqlite_utils.Database) -> None:
+    """Following upstream hubs (``hub.services.upstreams``, ``hub.services.upstream_store``).
+
+    - ``upstream_follows``: how this hub follows each upstream its root declares: the
+      node id the upstream enrolled this hub under and the upstream lists it follows
+      (the key and token are files in ``upstreams/<name>/``, never rows);
+    - ``upstream_selections``: which upstream list feeds which of this hub's entries
+      lists, and which categories and classifications it takes (``[]``: all);
+    - ``upstream_roots``, ``upstream_lists``, ``upstream_headers``, ``upstream_records``,
+      ``upstream_evidence``: the follower's store of each upstream, as a node keeps
+      its hub's (``follow.FollowerStore``): verified roots, each list's trust record,
+      every verified header (the leaves an inclusion proof needs) and every record
+      with the version that added it and the one that removed it;
+    - ``upstream_origins``: which upstream record each re-published entry's record
+      came from, read by the provenance of every version adding one (§7.5) and by
+      the run that carries an upstream's retraction over.
+    """
+    db.executescript(
+        """
+        CREATE TABLE upstream_follows (
+            name TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            lists TEXT NOT NULL,
+            seq INTEGER NOT NULL DEFAULT 0,
+            selections_changed INTEGER NOT NULL DEFAULT 1,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE upstream_selections (
+            upstream TEXT NOT NULL,
+            upstream_list TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            categories TEXT NOT NULL DEFAULT '[]',
+            classifications TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (upstream, upstream_list, list_id)
+        );
+        CREATE TABLE upstream_roots (
+            upstream TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            PRIMARY KEY (upstream, version)
+        );
+        CREATE TABLE upstream_lists (
+            upstream TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            hash_type TEXT NOT NULL,
+            trust TEXT NOT NULL,
+            applied TEXT,
+            acked_version INTEGER NOT NULL DEFAULT 0,
+            carried_version INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_failure TEXT,
+            PRIMARY KEY (upstream, list_id)
+        );
+        CREATE TABLE upstream_headers (
+            upstream TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            bytes BLOB NOT NULL,
+            leaf BLOB NOT NULL,
+            PRIMARY KEY (upstream, list_id, version)
+        );
+        CREATE TABLE upstream_records (
+            upstream TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            line BLOB NOT NULL,
+            added_version INTEGER NOT NULL,
+            removed_version INTEGER,
+            reason TEXT
+        );
+        CREATE INDEX upstream_records_standing ON upstream_records(upstream, list_id, hash)
+            WHERE removed_version IS NULL;
+        CREATE INDEX upstream_records_added ON upstream_records(upstream, list_id, added_version);
+        CREATE TABLE upstream_evidence (
+            id INTEGER PRIMARY KEY,
+            upstream TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data BLOB,
+            other BLOB,
+            at TEXT NOT NULL
+        );
+        CREATE TABLE upstream_origins (
+            entry_id TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            upstream_list TEXT NOT NULL,
+            upstream_entry TEXT NOT NULL,
+            line BLOB NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (entry_id, list_id)
+        );
+        CREATE INDEX upstream_origins_entry ON upstream_origins(upstream, upstream_entry);
         """
     )

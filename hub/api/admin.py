@@ -43,7 +43,13 @@ from hub.api.admin_cases import (
     admin_reject_case,
     admin_withdrawals,
 )
-from hub.api.admin_contributions import admin_contributions, admin_decide_contribution
+from hub.api.admin_contributions import (
+    admin_contributions,
+    admin_decide_contribution,
+    admin_trust_platform,
+    admin_trusted_platforms,
+    admin_untrust_platform,
+)
 from hub.api.admin_disputes import admin_decide_dispute, admin_disputes
 from hub.api.admin_entries import (
     admin_add_entry,
@@ -154,6 +160,15 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute(
         "POST", "/v1/admin/contributions/{node}/{seq}", ("publisher",), admin_decide_contribution
     ),
+    # Trusting a platform's contributions is a standing policy, as enrolling its node: admin.
+    AdminRoute(
+        "GET",
+        "/v1/admin/contributions/trust",
+        ("viewer", "auditor", "publisher"),
+        admin_trusted_platforms,
+    ),
+    AdminRoute("POST", "/v1/admin/contributions/trust", (), admin_trust_platform),
+    AdminRoute("DELETE", "/v1/admin/contributions/trust/{platform}", (), admin_untrust_platform),
 )
 """Every operator route. ``admin`` may call all; ``roles`` names who else may.
 ``hashhub export`` has no route: it writes files on the hub's own machine."""

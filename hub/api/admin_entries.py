@@ -124,7 +124,14 @@ async def admin_change_entry(request: web.Request, principal: Principal) -> web.
     given = {name: body.text(name, max_len=256) for name in sorted(body.value) if name != "entry"}
 
     def change(hub: Hub) -> EntryView:
-        return hub.entries.change(entry_id, who=principal.subject, **given)
+        return hub.entries.change(
+            entry_id,
+            category=given.get("category"),
+            classification=given.get("classification"),
+            source=given.get("source"),
+            expires=given.get("expires"),
+            who=principal.subject,
+        )
 
     view = await request.app[HUB].call(change)
     return web.json_response(view.to_dict())

@@ -32,6 +32,7 @@ from protocol import (
     checkpoint_path,
     header_path,
     opinions_path,
+    provenance_path,
     root_path,
     sig_path,
     snapshot_path,
@@ -181,6 +182,11 @@ TREE_ROUTES: tuple[tuple[str, Callable[[Mapping[str, str]], str], bool], ...] = 
     (
         "/lists/{list_id}/opinions/{sha256}.json",
         lambda m: opinions_path(m["list_id"], check_sha256(m["sha256"])),
+        True,
+    ),
+    (
+        "/lists/{list_id}/provenance/{sha256}.json",
+        lambda m: provenance_path(m["list_id"], check_sha256(m["sha256"])),
         True,
     ),
     (

@@ -16,6 +16,12 @@ its hashes in the lists of the chosen collection that hold their types, of sourc
 The bytes and the sidecar stay with the row: they are what lets an auditor check
 that the platform named really contributed the entry (docs/adr/0020). The
 operator's note is the hub's own and never published.
+
+The hub's policy may accept a contribution as it arrives instead
+(``hub.services.contribution_policy``: a trusted platform, or a quorum of
+platforms sending the same hash); an acceptance, the operator's or the policy's,
+stages the entry by one path (``_accept_as_entry``), and the decision's ``who``
+says which (``policy:trusted``, ``policy:quorum`` or the operator).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Literal
 from hub.errors import (
     Conflict,
     Forbidden,
+    HubError,
     InvalidRequest,
     NotFound,
     SeqConflict,
@@ -34,6 +41,12 @@ from hub.errors import (
 )
 from hub.services.access import Access, Principal
 from hub.services.context import HubContext
+from hub.services.contribution_policy import (
+    BY_QUORUM,
+    BY_TRUST,
+    Acceptance,
+    ContributionPolicy,
+)
 from hub.services.entries import Entries, EntryDraft
 from hub.services.keys import Keys
 from protocol import HASH_TYPES, ProtocolError, format_time
@@ -87,14 +100,21 @@ class ContributionRecord:
     note: str | None = None
 
     def node_view(self) -> dict[str, Any]:
-        """What the contributing node may read: the decision, never the operator's words."""
-        return {
+        """What the contributing node may read: the decision, never the operator's words.
+
+        Once decided, ``who`` says how: the policy that accepted it, or ``operator`` —
+        never which operator, whose name is the hub's own.
+        """
+        view: dict[str, Any] = {
             "node": self.node,
             "seq": self.seq,
             "status": self.status,
             "entry": self.entry,
             "decided": self.decided,
         }
+        if self.decided is not None:
+            view["who"] = self.who if self.who in (BY_TRUST, BY_QUORUM) else "operator"
+        return view
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +128,7 @@ class Contributions:
         self.keys = keys
         self.access = access
         self.entries = entries
+        self.policy = ContributionPolicy(ctx, entries)
 
     # -- taking one in ------------------------------------------------------------------
 
@@ -170,7 +191,32 @@ class Contributions:
                     "status": "received",
                 }
             )
-        return ContributionReceipt(contribution.node, contribution.seq, False, "received")
+            self.ctx.db.conn.executemany(
+                "INSERT INTO contribution_hashes (node, seq, hash_type, hash) VALUES (?, ?, ?, ?)",
+                [
+                    (contribution.node, contribution.seq, name, bytes.fromhex(given.hex))
+                    for name, given in sorted(contribution.hashes.items())
+                ],
+            )
+            status = self._by_policy(contribution)
+        return ContributionReceipt(contribution.node, contribution.seq, False, status)
+
+    def _by_policy(self, contribution: Contribution) -> str:
+        """Accept the stored ``contribution`` (and what it completes) if the policy
+        says so; its status. Should the entry the policy chose not stage (the rules
+        of ``Entries.add`` are checked again there), the contribution waits for an
+        operator, as it would without the policy, rather than being refused: it
+        passed every rule of §10.8 and is kept."""
+        row = self._waiting(contribution.node, contribution.seq)
+        acceptance = self.policy.decide(row, contribution)
+        if acceptance is None:
+            return "received"
+        try:
+            with self.ctx.db.atomic():
+                self._accept_as_entry(acceptance, onto_standing=True)
+        except HubError:
+            return "received"
+        return "accepted"
 
     def last_seq(self, node: str) -> int:
         """The node's highest stored contribution ``seq`` (0 before its first)."""
@@ -251,28 +297,68 @@ class Contributions:
         """
         row = self._waiting(node, seq)
         contribution = Contribution.from_bytes(bytes(row["bytes"]))
+        hashes = {name: given.hex for name, given in contribution.hashes.items()}
+        acceptance = Acceptance(
+            who, list_id, (row,), hashes, contribution.classification, note=note
+        )
+        self._accept_as_entry(acceptance)
+        return self.status(node, seq)
+
+    def _accept_as_entry(self, acceptance: Acceptance, *, onto_standing: bool = False) -> str:
+        """The one path by which contributions become an entry, the operator's and the
+        policy's alike; the entry's id. Each hash goes to the list of the collection
+        holding its type; the source is ``member:<platform>`` of the first row, the
+        category theirs (one, by the policy's rules). Every row is marked accepted
+        with the entry. ``onto_standing``: when a standing entry of the collection
+        already holds one of the hashes, they are accepted onto it (the policy's
+        rule) instead of an operator being told of the conflict.
+
+        Raises:
+            InvalidRequest: ``list_id`` is no entries list, or its collection holds
+                none of the hashes' types; as ``Entries.add``.
+        """
+        first = Contribution.from_bytes(bytes(acceptance.rows[0]["bytes"]))
+        list_id = acceptance.list_id
         self.entries.entries_spec(list_id)
         root = self.keys.root()
         pairs = tuple(
-            (lid, contribution.hashes[root.lists[lid].hash_type].hex)
+            (lid, acceptance.hashes[root.lists[lid].hash_type])
             for lid in self.entries.siblings(list_id)
-            if root.lists[lid].hash_type in contribution.hashes
+            if root.lists[lid].hash_type in acceptance.hashes
         )
         if not pairs:
             raise InvalidRequest(
                 f"the collection of list {list_id} holds none of the contribution's hash "
-                f"types ({', '.join(sorted(contribution.hashes))})"
+                f"types ({', '.join(sorted(acceptance.hashes))})"
             )
-        draft = EntryDraft(
-            pairs,
-            category=contribution.category,
-            classification=contribution.classification,
-            source=f"{MEMBER_SOURCE}:{row['platform']}",
-        )
+        entry = self._standing_entry(pairs) if onto_standing else None
         with self.ctx.db.atomic():
-            view = self.entries.add(draft, who)
-            self._decide(node, seq, "accepted", who, note, entry=view.entry)
-        return self.status(node, seq)
+            if entry is None:
+                draft = EntryDraft(
+                    pairs,
+                    category=first.category,
+                    classification=acceptance.classification,
+                    source=f"{MEMBER_SOURCE}:{acceptance.rows[0]['platform']}",
+                )
+                entry = self.entries.add(draft, acceptance.who, sourced=True).entry
+            for row in acceptance.rows:
+                self._decide(
+                    row["node"],
+                    row["seq"],
+                    "accepted",
+                    acceptance.who,
+                    acceptance.note,
+                    entry=entry,
+                )
+        return entry
+
+    def _standing_entry(self, pairs: tuple[tuple[str, str], ...]) -> str | None:
+        """The standing entry that already holds one of these (list, hex) pairs, if any."""
+        for list_id, hex_hash in pairs:
+            holder = self.entries._hash_holder(list_id, bytes.fromhex(hex_hash))
+            if holder is not None:
+                return holder
+        return None
 
     def reject(self, node: str, seq: int, who: str, note: str = "") -> ContributionRecord:
         """Reject a waiting contribution: it is kept, as evidence of what was offered.

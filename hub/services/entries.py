@@ -41,6 +41,7 @@ from protocol import (
 from protocol.entries import ENTRY_ID_PATTERN, Reason
 from protocol.hashes import degenerate_reason
 from protocol.lists import hash_type
+from protocol.provenance import ORIGIN_KINDS
 
 __all__ = [
     "DEFAULT_VOCABULARY",
@@ -197,6 +198,30 @@ def _split_source(source: str) -> tuple[str, str | None]:
     return kind, (ref if sep else None)
 
 
+_IN_CHUNK = 500
+"""Hashes per ``IN (...)`` query: well under SQLite's limit on parameters."""
+
+
+def _where(n: int, drafts: Sequence[EntryDraft]) -> str:
+    """How an error names the draft it is about, when there are several."""
+    return f"entry {n + 1}: " if len(drafts) > 1 else ""
+
+
+def _check_source(source: str, sourced: bool) -> None:
+    """Refuse a source of kind ``hub`` or ``member`` set by hand: its records must carry
+    an origin in the version's provenance (PROTOCOL.md §7.5) that only the hub has."""
+    kind, _ = _split_source(source)
+    if kind in ORIGIN_KINDS and not sourced:
+        raise InvalidRequest(
+            f"source {source[:80]!r}: a source of kind {kind} is the hub's own, set when it "
+            + (
+                "re-publishes an upstream hub's entry ('hashhub upstream')"
+                if kind == "hub"
+                else "accepts a member's contribution ('hashhub contribution accept')"
+            )
+        )
+
+
 def _opinion_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``entry_opinions`` rows of one entry in the shape of ``Entries.opinions``."""
     return {
@@ -239,7 +264,11 @@ class Entries:
 
     def entries_spec(self, list_id: str) -> ListSpec:
         """The declaration of ``list_id``, which must hold entries."""
-        spec = self.lists.spec(list_id)
+        return self._entries_spec(list_id, None)
+
+    def _entries_spec(self, list_id: str, specs: Mapping[str, ListSpec] | None) -> ListSpec:
+        # An undeclared list is named by ``Lists.spec``'s own error.
+        spec = specs[list_id] if specs and list_id in specs else self.lists.spec(list_id)
         if not spec.entries:
             raise InvalidRequest(
                 f"list {list_id} holds bare hashes; stage them with 'hashhub add', not as entries"
@@ -278,9 +307,12 @@ class Entries:
             raise InvalidRequest(f"expires {text} is not in the future")
         return moment
 
-    def _collection(self, list_ids: Sequence[str]) -> str:
-        """The label the lists of one entry share (its collection)."""
-        labels = {self.entries_spec(list_id).label for list_id in list_ids}
+    def _collection(
+        self, list_ids: Sequence[str], specs: Mapping[str, ListSpec] | None = None
+    ) -> str:
+        """The label the lists of one entry share (its collection); ``specs``: the
+        newest root's lists, read once by a caller checking many entries."""
+        labels = {self._entries_spec(list_id, specs).label for list_id in list_ids}
         if len(labels) != 1 or (len(list_ids) > 1 and "" in labels):
             raise InvalidRequest(
                 f"lists {', '.join(list_ids)} are not one collection: an entry's lists "
@@ -299,12 +331,34 @@ class Entries:
 
     # -- staging ----------------------------------------------------------------------
 
-    def add(self, draft: EntryDraft, who: str = "operator") -> EntryView:
+    def add(self, draft: EntryDraft, who: str = "operator", *, sourced: bool = False) -> EntryView:
         """Stage one new entry; see ``add_many``."""
-        return self.add_many([draft], who)[0]
+        return self.add_many([draft], who, sourced=sourced)[0]
 
-    def add_many(self, drafts: Sequence[EntryDraft], who: str = "operator") -> list[EntryView]:
-        """Stage new entries, all or nothing, each with a new id and ``first_seen`` now.
+    def add_many(
+        self, drafts: Sequence[EntryDraft], who: str = "operator", *, sourced: bool = False
+    ) -> list[EntryView]:
+        """Stage new entries (``stage_many``) and show them."""
+        ids = self.stage_many(drafts, who, sourced=sourced)
+        return self._views(
+            list(
+                self.ctx.db.query(
+                    "SELECT * FROM entry_items WHERE id IN (SELECT value FROM json_each(?)) "
+                    "ORDER BY rowid",
+                    [json.dumps(ids)],
+                )
+            )
+        )
+
+    def stage_many(
+        self, drafts: Sequence[EntryDraft], who: str = "operator", *, sourced: bool = False
+    ) -> list[str]:
+        """Stage new entries, all or nothing, each with a new id and ``first_seen`` now;
+        their ids, in the drafts' order.
+
+        A source of kind ``hub`` or ``member`` claims an origin the version must prove
+        (PROTOCOL.md §7.5): only the hub sets it (``sourced``), when it re-publishes an
+        upstream's entry or accepts a contribution, with the origin on record.
 
         Raises:
             InvalidRequest: a list that does not hold entries, lists of different
@@ -315,53 +369,58 @@ class Entries:
         now = self.ctx.now()
         first_seen = parse_time(format_time(now), "now")  # the record's precision
         vocabulary = self.vocabulary()
+        specs = self.keys.root().lists
+        ids = self._new_ids(len(drafts))
         rows: list[tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]] = []
-        taken: dict[tuple[str, bytes], str] = {}
-        for n, draft in enumerate(drafts):
-            where = f"entry {n + 1}: " if len(drafts) > 1 else ""
+        for n, (entry_id, draft) in enumerate(zip(ids, drafts, strict=True)):
             try:
-                rows.append(self._check_draft(draft, first_seen, vocabulary, taken))
+                _check_source(draft.source, sourced)
+                rows.append(self._check_draft(entry_id, draft, first_seen, vocabulary, specs))
             except (InvalidRequest, Conflict) as e:
-                raise type(e)(f"{where}{e}") from e
+                raise type(e)(f"{_where(n, drafts)}{e}") from e
+        self._check_unlisted(rows, drafts)
+        stamp, created = format_time(first_seen), format_time(now)
+        conn = self.ctx.db.conn
         with self.ctx.db.atomic():
-            for entry_id, label, draft, expires, hashes in rows:
-                self.ctx.db.table("entry_items").insert(
-                    {
-                        "id": entry_id,
-                        "label": label,
-                        "category": draft.category,
-                        "classification": draft.classification,
-                        "source": draft.source,
-                        "first_seen": format_time(first_seen),
-                        "expires": format_time(expires) if expires else None,
-                        "who": who,
-                        "created": format_time(now),
-                    }
-                )
-                for list_id, h in hashes:
-                    self.ctx.db.execute(
-                        "INSERT INTO entry_hashes (entry_id, list_id, hash) VALUES (?, ?, ?)",
-                        [entry_id, list_id, h],
+            conn.executemany(
+                "INSERT INTO entry_items (id, label, category, classification, source, "
+                "first_seen, expires, who, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        entry_id,
+                        label,
+                        draft.category,
+                        draft.classification,
+                        draft.source,
+                        stamp,
+                        format_time(expires) if expires else None,
+                        who,
+                        created,
                     )
-                    self._mark(list_id, entry_id)
-            self.ctx.log("entry.add", who, {"entries": [r[0] for r in rows]})
-        return self._views(
-            list(
-                self.ctx.db.query(
-                    "SELECT * FROM entry_items WHERE id IN (SELECT value FROM json_each(?)) "
-                    "ORDER BY rowid",
-                    [json.dumps([r[0] for r in rows])],
-                )
+                    for entry_id, label, draft, expires, _ in rows
+                ],
             )
-        )
+            pairs = [(entry_id, lid, h) for entry_id, _, _, _, hashes in rows for lid, h in hashes]
+            conn.executemany(
+                "INSERT INTO entry_hashes (entry_id, list_id, hash) VALUES (?, ?, ?)", pairs
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO entry_pending (list_id, entry_id) VALUES (?, ?)",
+                [(lid, entry_id) for entry_id, lid, _ in pairs],
+            )
+            self.ctx.log("entry.add", who, {"entries": [r[0] for r in rows]})
+        return [r[0] for r in rows]
 
     def _check_draft(
         self,
+        entry_id: str,
         draft: EntryDraft,
         first_seen: datetime,
         vocabulary: Vocabulary,
-        taken: dict[tuple[str, bytes], str],
+        specs: Mapping[str, ListSpec],
     ) -> tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]:
+        """One draft checked on its own (every rule but the hashes other entries hold,
+        ``_check_unlisted``'s): its label, expiry and parsed hashes."""
         if not draft.hashes:
             raise InvalidRequest("an entry needs at least one list and hash")
         if len(draft.hashes) > MAX_HASHES_PER_ENTRY:
@@ -369,12 +428,11 @@ class Entries:
         list_ids = [list_id for list_id, _ in draft.hashes]
         if len(set(list_ids)) != len(list_ids):
             raise InvalidRequest("an entry has one hash per list: a list is named twice")
-        label = self._collection(list_ids)
-        entry_id = self._new_id()
+        label = self._collection(list_ids, specs)
         expires = self._expires(draft.expires, first_seen)
         hashes = []
         for list_id, text in draft.hashes:
-            spec = self.entries_spec(list_id)
+            spec = specs[list_id]
             try:
                 h = parse_hash(text, spec.hash_type)
             except InvalidRequest as e:
@@ -382,10 +440,6 @@ class Entries:
             reason = degenerate_reason(spec.hash_type, h)
             if reason is not None:
                 raise InvalidRequest(f"list {list_id}: {reason}")
-            holder = self._hash_holder(list_id, h) or taken.get((list_id, h))
-            if holder is not None:
-                raise Conflict(f"hash {h.hex()} is already listed in {list_id} (entry {holder})")
-            taken[(list_id, h)] = entry_id
             self._record(
                 entry_id,
                 h,
@@ -399,12 +453,55 @@ class Entries:
             hashes.append((list_id, h))
         return entry_id, label, draft, expires, hashes
 
-    def _new_id(self) -> str:
-        """An id no entry ever had (a retracted entry keeps its row, so its id too)."""
-        while True:
-            entry_id = new_entry_id()
-            if self.ctx.one("SELECT 1 FROM entry_items WHERE id = ?", [entry_id]) is None:
-                return entry_id
+    def _check_unlisted(
+        self,
+        rows: Sequence[tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]],
+        drafts: Sequence[EntryDraft],
+    ) -> None:
+        """No hash is one a standing entry, or an earlier draft of the same call, has in
+        that list: the first draft that breaks it is named, as one by one would.
+        Standing holders are read a few hundred hashes a query, not one each."""
+        wanted: dict[str, list[bytes]] = {}
+        for _, _, _, _, hashes in rows:
+            for list_id, h in hashes:
+                wanted.setdefault(list_id, []).append(h)
+        holders: dict[tuple[str, bytes], str] = {}
+        for list_id, values in wanted.items():
+            for start in range(0, len(values), _IN_CHUNK):
+                chunk = values[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                for row in self.ctx.db.query(
+                    "SELECT h.hash, h.entry_id FROM entry_hashes h JOIN entry_items i "  # noqa: S608
+                    f"ON i.id = h.entry_id WHERE h.list_id = ? AND h.hash IN ({marks}) "
+                    "AND i.retracted IS NULL",
+                    [list_id, *chunk],
+                ):
+                    holders[(list_id, bytes(row["hash"]))] = str(row["entry_id"])
+        for n, (entry_id, _, _, _, hashes) in enumerate(rows):
+            for list_id, h in hashes:
+                holder = holders.get((list_id, h))
+                if holder is not None:
+                    raise Conflict(
+                        f"{_where(n, drafts)}hash {h.hex()} is already listed in {list_id} "
+                        f"(entry {holder})"
+                    )
+                holders[(list_id, h)] = entry_id
+
+    def _new_ids(self, count: int) -> list[str]:
+        """``count`` ids no entry ever had (a retracted entry keeps its row, so its id
+        too): 128 random bits each, checked against the table in one query."""
+        ids: list[str] = []
+        while len(ids) < count:
+            fresh = list({new_entry_id() for _ in range(count - len(ids))} - set(ids))
+            used = {
+                str(r["id"])
+                for r in self.ctx.db.query(
+                    "SELECT id FROM entry_items WHERE id IN (SELECT value FROM json_each(?))",
+                    [json.dumps(fresh)],
+                )
+            }
+            ids += [i for i in fresh if i not in used]
+        return ids
 
     def _mark(self, list_id: str, entry_id: str) -> None:
         self.ctx.db.execute(
@@ -443,10 +540,12 @@ class Entries:
         source: str | None = None,
         expires: str | None = None,
         who: str = "operator",
+        sourced: bool = False,
     ) -> EntryView:
         """Set new metadata for an entry; each list that holds it publishes its record
         removed as ``changed`` and the new one added, ``first_seen`` kept. ``expires``
-        ``NEVER`` takes an expiry away.
+        ``NEVER`` takes an expiry away. A new source of kind ``hub`` or ``member`` is the
+        hub's own to set (``sourced``; see ``add_many``); one kept keeps its origin.
 
         Raises:
             InvalidRequest: nothing to change, or a value the record cannot carry.
@@ -465,6 +564,8 @@ class Entries:
                 "nothing to change: give a category, classification, source or expiry"
             )
         new = {**row, **given}
+        if source is not None:
+            _check_source(source, sourced)
         first_seen = parse_time(row["first_seen"], "first_seen")
         if expires == NEVER:  # the entry stops expiring
             until = None
@@ -718,11 +819,16 @@ class Entries:
         log position (``Lists.head``) with its records as the state."""
         return ListHead(state=self.state(list_id), **self.lists.position(list_id))
 
-    def changes(self, list_id: str) -> tuple[list[Removal], list[Entry]]:
-        """What the pending entries of ``list_id`` change in its records."""
+    def changes(
+        self, list_id: str, limit: int | None = None
+    ) -> tuple[list[Removal], list[Entry], str | None]:
+        """What the pending entries of ``list_id`` change in its records: the first
+        ``limit`` of them by entry id (None: all), and the last entry id read, up to
+        which ``consume`` then clears them (None: none were pending)."""
         kind = HASH_TYPES[self.lists.spec(list_id).hash_type]
         removes: list[Removal] = []
         adds: list[Entry] = []
+        last: str | None = None
         # One query: each pending entry with its hash and the record the list holds of
         # it now (if any), rather than a query per pending entry.
         for p in self.ctx.db.query(
@@ -731,9 +837,10 @@ class Entries:
             "JOIN entry_hashes h ON h.entry_id = p.entry_id AND h.list_id = p.list_id "
             "LEFT JOIN entry_records r ON r.list_id = p.list_id AND r.entry_id = p.entry_id "
             "AND r.removed_version IS NULL "
-            "WHERE p.list_id = ? ORDER BY p.entry_id",
-            [list_id],
+            "WHERE p.list_id = ? ORDER BY p.entry_id LIMIT ?",
+            [list_id, -1 if limit is None else limit],
         ):
+            last = str(p["id"])
             current = p["current"]
             old = None if current is None else Entry.from_line(bytes(current), kind)
             new = None if p["retracted"] is not None else self._published(p)
@@ -744,7 +851,7 @@ class Entries:
             elif old is not None and new is not None and old.line != new.line:
                 removes.append(Removal(old, "changed"))
                 adds.append(new)
-        return removes, adds
+        return removes, adds, last
 
     @staticmethod
     def _published(row: Mapping[str, Any]) -> Entry:
@@ -776,9 +883,16 @@ class Entries:
             [(list_id, e.entry_id, e.hash, e.line, version) for e in adds],
         )
 
-    def consume(self, list_id: str) -> None:
-        """The list's records match its entries: nothing pending for it."""
-        self.ctx.db.execute("DELETE FROM entry_pending WHERE list_id = ?", [list_id])
+    def consume(self, list_id: str, through: str | None = None) -> None:
+        """The list's records match its entries up to entry id ``through`` (None: all of
+        them): nothing pending for those."""
+        if through is None:
+            self.ctx.db.execute("DELETE FROM entry_pending WHERE list_id = ?", [list_id])
+        else:
+            self.ctx.db.execute(
+                "DELETE FROM entry_pending WHERE list_id = ? AND entry_id <= ?",
+                [list_id, through],
+            )
 
     # -- the vocabulary ---------------------------------------------------------------
 

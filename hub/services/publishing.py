@@ -16,7 +16,9 @@ of an entries list carries its opinion summary (PROTOCOL.md §10.7), built in th
 version's transaction from the acks stored by then; a run that publishes every
 list also makes a version that changes no record of an entries list whose
 platforms said something new since its last summary, so what they say is
-published with the next run, not with the next change of the list.
+published with the next run, not with the next change of the list. A version adding
+records re-published from an upstream or accepted from a member names their
+provenance (PROTOCOL.md §7.5, ``hub.services.origins``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from hub.services.entries import Entries
 from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.lists import Lists
+from hub.services.origins import Origins
 from protocol import (
+    HASH_TYPES,
     DeltaHeader,
     Entry,
     EntryOpinions,
@@ -50,8 +54,13 @@ from protocol import (
     header_path,
     opinions_path,
 )
+from protocol.entries import record_limit
 
 __all__ = ["PublishResult", "Publishing"]
+
+_ORIGIN_OVERHEAD = 256
+"""Bytes an origin of the provenance adds beyond its record line, at most: its entry
+id, kind, hub, list and version, with JSON's punctuation."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class Publishing:
         checkpoints: Checkpoints,
         entries: Entries,
         disputes: Disputes,
+        origins: Origins,
     ) -> None:
         self.ctx = ctx
         self.keys = keys
@@ -117,6 +127,7 @@ class Publishing:
         self.checkpoints = checkpoints
         self.entries = entries
         self.disputes = disputes
+        self.origins = origins
 
     def publish(
         self, list_ids: Sequence[str] | None = None, who: str = "operator"
@@ -150,8 +161,8 @@ class Publishing:
                 # lists, or none, even if the run stops between two of them.
                 collection = sorted({list_id, *self.entries.siblings(list_id)} & wanted)
                 with self.ctx.db.atomic():
-                    made = [self._publish_entries(member, who) for member in collection]
-                results += [result for result in made if result is not None]
+                    for member in collection:
+                        results += self._publish_entries(member, who)
                 done.update(collection)
             else:
                 result = self._publish_one(list_id, who)
@@ -159,19 +170,50 @@ class Publishing:
                     results.append(result)
         return results
 
-    def _publish_entries(self, list_id: str, who: str) -> PublishResult | None:
-        """Publish ``list_id``'s pending entries as one version, in one transaction
-        (read inside it, as ``_publish_one`` does). With none, a version that changes
-        no record is still made when what the platforms say of its entries moved since
-        the last summary: the summary travels only with a version (PROTOCOL.md §10.7)."""
+    def _publish_entries(self, list_id: str, who: str) -> list[PublishResult]:
+        """Publish ``list_id``'s pending entries, as one version or, when they are more
+        than a version may carry (``_per_version``), as several, each its own
+        transaction inside the caller's (``_publish_entry_version``)."""
+        results: list[PublishResult] = []
+        while True:
+            result = self._publish_entry_version(list_id, who)
+            if result is None:
+                return results
+            results.append(result)
+            if not self.entries.pending_count(list_id):
+                return results
+
+    def _per_version(self, list_id: str) -> int:
+        """Pending entries one version takes at most: its body and its provenance must
+        each stay under the root's ``max_body_bytes`` (PROTOCOL.md §7.5, §11), so a
+        million entries carried over from an upstream are published as several
+        versions a node can read, not one it must refuse. Each entry costs at most a
+        removal and an addition in the body, and a record line and its origin's
+        fixed members in the provenance (an upstream's header and proof are written
+        once per upstream version). ``max_entries_per_version`` may ask for fewer."""
+        kind = HASH_TYPES[self.lists.spec(list_id).hash_type]
+        per_entry = 2 * (record_limit(kind) + 16) + _ORIGIN_OVERHEAD
+        most = max(1, self.keys.root().policy.max_body_bytes // per_entry)
+        wanted = self.ctx.config.max_entries_per_version
+        return min(most, wanted) if wanted > 0 else most
+
+    def _publish_entry_version(self, list_id: str, who: str) -> PublishResult | None:
+        """Publish up to ``_per_version`` of ``list_id``'s pending entries as one
+        version, in one transaction (read inside it, as ``_publish_one`` does). With
+        none, a version that changes no record is still made when what the platforms
+        say of its entries moved since the last summary: the summary travels only with
+        a version (PROTOCOL.md §10.7)."""
         with self.ctx.db.atomic():
             spec = self.lists.spec(list_id)
             removes: list[Removal] = []
             adds: list[Entry] = []
+            through: str | None = None
             if self.entries.pending_count(list_id):
-                removes, adds = self.entries.changes(list_id)
+                removes, adds, through = self.entries.changes(list_id, self._per_version(list_id))
                 if not removes and not adds:
-                    self.entries.consume(list_id)
+                    self.entries.consume(list_id, through)
+                    if self.entries.pending_count(list_id):
+                        return self._publish_entry_version(list_id, who)
             head = self.entries.head(list_id)
             root = self.keys.root()
 
@@ -190,8 +232,9 @@ class Publishing:
                 adds=adds,
                 now=self.checkpoints.signing_time(list_id, root),
                 opinions=opinions,
+                provenance=self.origins.provenance(list_id, adds),
             )
-            self._store_entries(list_id, publication, removes, adds, who)
+            self._store_entries(list_id, publication, removes, adds, who, through)
         return PublishResult(
             list=list_id,
             version=publication.head.version,
@@ -245,12 +288,14 @@ class Publishing:
         removes: list[Removal],
         adds: list[Entry],
         who: str,
+        through: str | None,
     ) -> None:
-        """Keep a signed version of an entries list: files, head, records, in that order."""
+        """Keep a signed version of an entries list: files, head, records, in that order;
+        the pending entries it published (up to ``through``) are consumed."""
         self._keep(
             publication,
             record=lambda: self.entries.record(list_id, publication.head.version, removes, adds),
-            consume=lambda: self.entries.consume(list_id),
+            consume=lambda: self.entries.consume(list_id, through) if through else None,
             detail={
                 "adds": len(adds),
                 "removes": len(removes),

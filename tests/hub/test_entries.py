@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from hub.config import HubConfig
 from hub.core import Hub, utcnow
+from hub.errors import InvalidRequest
 from protocol import Entry, Root, Vocabulary, format_time
 from tests.hub.node_view import EntriesVersion, bootstrap_entries, follow_entries, from_hub
 from tests.hub.test_cli import Operator, pinned_sha256
@@ -186,7 +189,7 @@ def test_list_create_format_entries_declares_it_and_hashes_are_not_staged_to_it(
     assert "holds entries" in failed(op, "add", "ncii-md5", md5(1))
     assert "holds bare hashes" in failed(
         op, "entry", "add", "--list", "tid-md5", "--hash", md5(1), "--category", "ncii",
-        "--classification", "confirmed", "--source", "hub",
+        "--classification", "confirmed", "--source", "import",
     )  # fmt: skip
     assert op.run("list", "create", "x-md5", "--type", "md5", "--format", "rows").exit_code == 2
 
@@ -232,7 +235,7 @@ BAD_ADDS = [
 def test_entry_add_refuses_a_value_the_vocabulary_or_grammar_does_not_allow(
     op: Operator, change: list[str], message: str
 ) -> None:
-    args = {"--category": "ncii", "--classification": "confirmed", "--source": "hub"}
+    args = {"--category": "ncii", "--classification": "confirmed", "--source": "import"}
     args.update(dict(zip(change[::2], change[1::2], strict=True)))
     flat = [part for pair in args.items() for part in pair]
     err = failed(op, "entry", "add", "--list", "ncii-md5", "--hash", md5(1), *flat)
@@ -241,7 +244,7 @@ def test_entry_add_refuses_a_value_the_vocabulary_or_grammar_does_not_allow(
 
 
 def test_entry_add_refuses_bad_hashes_and_lists_and_stages_nothing(op: Operator) -> None:
-    base = ["--category", "ncii", "--classification", "confirmed", "--source", "hub"]
+    base = ["--category", "ncii", "--classification", "confirmed", "--source", "import"]
     assert "is not a md5 hash (32 hex digits)" in failed(
         op, "entry", "add", "--list", "ncii-md5", "--hash", "zz" * 16, *base
     )
@@ -444,11 +447,11 @@ def test_an_entry_that_expires_before_its_first_publish_is_never_listed(op: Oper
 def test_the_vocabulary_of_records_is_the_one_published_in_the_root(op: Operator) -> None:
     op.ok("vocabulary", "add", "categories", "spam")
     op.ok("entry", "add", "--list", "ncii-md5", "--hash", md5(9), "--category", "spam",
-          "--classification", "severe", "--source", "member:platform-a")  # fmt: skip
+          "--classification", "severe", "--source", "import:platform-a")  # fmt: skip
     op.ok("publish")
     (record,) = records(op, "ncii-md5")
     assert (record.category, record.source_kind, record.source_ref) == (
-        "spam", "member", "platform-a",
+        "spam", "import", "platform-a",
     )  # fmt: skip
     vocabulary = newest_root(op).vocabulary
     assert isinstance(vocabulary, Vocabulary)
@@ -576,3 +579,54 @@ def test_a_crash_in_the_second_list_of_a_collection_leaves_both_as_they_were(
         ]
     finally:
         hub.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("member:platform-a", "accepts a member's contribution"),
+        ("hub:helpline.example", "re-publishes an upstream hub's entry"),
+    ],
+)
+def test_a_source_that_claims_an_origin_is_never_set_by_hand(
+    op: Operator, source: str, why: str
+) -> None:
+    """A record of source kind member or hub must carry its origin in the version's
+    provenance (PROTOCOL.md §7.5); an operator typing one in has none to give."""
+    out = failed(op, "entry", "add", "--list", "ncii-md5", "--hash", md5(11), "--category",
+                 "ncii", "--classification", "confirmed", "--source", source)  # fmt: skip
+    assert f"a source of kind {source.split(':')[0]} is the hub's own, set when it {why}" in out
+    assert staged_rows(op) == (0, 0, 0)  # nothing staged
+    kept = add_entry(op, 12)
+    out = failed(op, "entry", "change", kept, "--source", source)
+    assert "is the hub's own" in out
+    assert json.loads(op.ok("entry", "show", kept, "--json"))["source"] == "import:batch-1"
+
+
+def test_more_pending_entries_than_a_version_takes_are_published_as_several(
+    op: Operator,
+) -> None:
+    """``max_entries_per_version``: five entries at two a version make three versions in
+    one run (each list of the collection), which a node verifies one by one, and the
+    records are all five."""
+    hub = op.open()
+    try:
+        config = replace(hub.config, max_entries_per_version=2)
+        (op.home / "hub.toml").write_text(config.to_toml())
+    finally:
+        hub.close()
+    added = [add_entry(op, n) for n in range(5)]
+    out = op.ok("publish")
+    for list_id in ("ncii-md5", "ncii-pdq"):
+        for version, adds, count in ((1, 2, 2), (2, 2, 4), (3, 1, 5)):
+            assert f"{list_id}: v{version}  +{adds} -0  {count} " in out
+        versions = follow(op, list_id)
+        assert [len(v.body.adds) for v in versions] == [2, 2, 1]
+        assert sorted(e.entry_id for e in versions[-1].state.entries()) == sorted(added)
+    assert staged_rows(op) == (5, 10, 0)  # nothing left pending
+
+
+def test_a_negative_upstream_interval_or_version_cap_is_refused() -> None:
+    for name in ("upstream_interval", "max_entries_per_version"):
+        with pytest.raises(InvalidRequest, match=f"{name} must be 0 \\(off\\) or at least 1"):
+            HubConfig(name="hub.test", **{name: -1})

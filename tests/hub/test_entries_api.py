@@ -35,7 +35,7 @@ def draft(n: object, **changes: Any) -> dict[str, Any]:
         "hashes": {MD5_LIST: md5(n).hex(), SHA_LIST: sha256(n).hex()},
         "category": "ncii",
         "classification": "confirmed",
-        "source": "member:platform-a",
+        "source": "import:platform-a",
         **changes,
     }
 
@@ -54,7 +54,7 @@ async def test_a_publisher_stages_changes_and_retracts_entries_a_node_verifies(
     assert first["entry"].startswith("e-")
     assert len(first["entry"]) == 28
     assert first["collection"] == "ncii"
-    assert first["source"] == "member:platform-a"
+    assert first["source"] == "import:platform-a"
     assert [i["list"] for i in first["lists"]] == [MD5_LIST, SHA_LIST]
     status, second = await post(client, "/v1/admin/entries", draft(2), token)
     assert status == 201
@@ -112,7 +112,7 @@ async def test_a_publisher_stages_changes_and_retracts_entries_a_node_verifies(
             )
             assert [(e.entry_id, e.classification) for e in v2.adds] == [(first["entry"], "severe")]
             (record,) = versions[-1].state.entries()
-            assert record.source == "member:platform-a"
+            assert record.source == "import:platform-a"
             # The hub's own records are the state the node verified, digest and all.
             assert hub.entries.state(list_id) == versions[-1].state
             head = hub.ctx.one(

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -40,9 +41,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-def scheduled_home(tmp_path: Path, *, publish: int = 1, timestamp: int = 1) -> Path:
+def scheduled_home(
+    tmp_path: Path, *, publish: int = 1, timestamp: int = 1, upstream: int = 300
+) -> Path:
     home = tmp_path / "hub"
     init_hub(home, publish_interval=publish, timestamp_interval=timestamp)
+    with opened(home) as hub:
+        hub.ctx.home.joinpath("hub.toml").write_text(
+            replace(hub.config, upstream_interval=upstream).to_toml()
+        )
     return home
 
 
@@ -88,7 +95,7 @@ async def test_staged_changes_publish_and_the_cosignature_advances_on_their_own(
     try:
         for job in app[SCHEDULER].jobs():
             assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, None)
-        assert app[SCHEDULER].job_ids() == ["publish", "timestamp"]
+        assert app[SCHEDULER].job_ids() == ["publish", "timestamp", "upstreams"]
         staged = await client.post(
             f"/v1/admin/lists/{LIST}/stage",
             json={"adds": [{"hash": md5("scheduled").hex()}]},
@@ -116,7 +123,7 @@ async def test_staged_changes_publish_and_the_cosignature_advances_on_their_own(
 
 
 async def test_an_interval_of_zero_leaves_its_job_out(tmp_path: Path) -> None:
-    app = create_app(scheduled_home(tmp_path, publish=0, timestamp=3600))
+    app = create_app(scheduled_home(tmp_path, publish=0, timestamp=3600, upstream=0))
     client = await started(app)
     try:
         assert app[SCHEDULER].job_ids() == ["timestamp"]

@@ -19,6 +19,8 @@ LAYERS = [
     "entries",
     "roots",
     "disputes",
+    "upstream_store",
+    "origins",
     "publishing",
     "access",
     "sessions",
@@ -27,7 +29,9 @@ LAYERS = [
     "acks",
     "reports",
     "cases",
+    "contribution_policy",
     "contributions",
+    "upstreams",
 ]
 """The services, lowest first: the order ``Hub.__init__`` builds them in."""
 

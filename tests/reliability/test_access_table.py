@@ -202,6 +202,12 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
     Call(
         "GET", "/lists/{list_id}/opinions/{sha256}.json", f"/lists/{LIST}/opinions/{'0' * 64}.json"
     ): private_file(present=INPUT),
+    # Nor provenance: nothing was re-published or contributed (INPUT).
+    Call(
+        "GET",
+        "/lists/{list_id}/provenance/{sha256}.json",
+        f"/lists/{LIST}/provenance/{'0' * 64}.json",
+    ): private_file(present=INPUT),
     # A file that does not exist is no different: the list's access is checked first, so
     # a node of another list cannot probe which versions of a private list exist.
     Call("GET", "/lists/{list_id}/snapshot/{version}.bin", f"/lists/{LIST}/snapshot/1.bin"): (
@@ -390,6 +396,22 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/v1/admin/contributions/no-such-node/1",
         body={"decision": "reject"},
     ): admin_api("publisher", allowed=INPUT),
+    # Trusted platforms: every operator reads who is trusted; only admin trusts (the body
+    # names a platform no node serves: 404) or stops trusting (none is trusted: 404).
+    Call("GET", "/v1/admin/contributions/trust", "/v1/admin/contributions/trust"): admin_api(
+        "viewer", "auditor", "publisher"
+    ),
+    Call(
+        "POST",
+        "/v1/admin/contributions/trust",
+        "/v1/admin/contributions/trust",
+        body={"platform": "no-such-platform", "list": LIST},
+    ): admin_api(allowed=INPUT),
+    Call(
+        "DELETE",
+        "/v1/admin/contributions/trust/{platform}",
+        "/v1/admin/contributions/trust/no-such-platform",
+    ): admin_api(allowed=INPUT),
     # -- health, metrics, the API document: public -----------------------------------------
     Call("GET", "/healthz", "/healthz"): everyone(OK),
     Call("GET", "/readyz", "/readyz"): everyone(OK),

@@ -72,6 +72,9 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/lists/{list_id}/delta/{version}.json.sig"): f"/lists/{PUBLIC_LIST}/delta/1.json.sig",
     ("GET", "/lists/{list_id}/body/{sha256}.txt"): f"/lists/{LIST}/body/{'0' * 64}.txt",
     ("GET", "/lists/{list_id}/opinions/{sha256}.json"): f"/lists/{LIST}/opinions/{'0' * 64}.json",
+    ("GET", "/lists/{list_id}/provenance/{sha256}.json"): (
+        f"/lists/{LIST}/provenance/{'0' * 64}.json"
+    ),
     ("GET", "/lists/{list_id}/snapshot/{version}.bin"): f"/lists/{LIST}/snapshot/2.bin",
     # Acks and the operator API, before any credential is checked.
     ("POST", "/v1/acks"): "/v1/acks",
@@ -117,6 +120,11 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/admin/disputes/{entry}"): "/v1/admin/disputes/e-no-such-entry",
     ("GET", "/v1/admin/contributions"): "/v1/admin/contributions",
     ("POST", "/v1/admin/contributions/{node}/{seq}"): "/v1/admin/contributions/no-such-node/1",
+    ("GET", "/v1/admin/contributions/trust"): "/v1/admin/contributions/trust",
+    ("POST", "/v1/admin/contributions/trust"): "/v1/admin/contributions/trust",
+    ("DELETE", "/v1/admin/contributions/trust/{platform}"): (
+        "/v1/admin/contributions/trust/no-such-platform"
+    ),
     # Health, metrics, the API document.
     ("GET", "/healthz"): "/healthz",
     ("GET", "/readyz"): "/readyz",
