@@ -148,9 +148,12 @@ class UpstreamStore:
         with self.ctx.db.atomic():
             self._save_roots(roots)
             if state is not None:
-                if versions is None:
+                if versions is not None:
+                    self._keep_versions(list_id, versions)
+                elif trust.version != self.applied_version(list_id):
+                    # Only a list stored for the first time at the version it has (0:
+                    # declared, nothing published yet) comes without versions.
                     raise StorageError(f"upstream list {list_id}: an update without its versions")
-                self._keep_versions(list_id, versions)
                 kept = self.state(list_id, state.kind)
                 if kept.digest() != trust.state:
                     raise StorageError(

@@ -349,6 +349,7 @@ def route_url(route: AdminRoute, case: str = "0" * 32) -> str:
         case=case,
         entry="e-no-such-entry",
         node=NODE_ID,
+        platform="platform-a",
         seq=1,
     )
 
