@@ -377,11 +377,13 @@ class Upstreams:
         carried = Carried()
         wanted = self._wanted(name, settings.own_name, store, root, carried)
         with self.ctx.db.atomic():
-            current = self._carried_entries(name)
+            current, kept_out = self._carried_entries(name)
             new: list[tuple[str, dict[str, _Wanted]]] = []
             for upstream_entry, records in sorted(wanted.items()):
                 held = current.pop(upstream_entry, None)
-                if held is None:
+                if held is None and upstream_entry in kept_out:
+                    carried.skipped.append(f"{upstream_entry}: retracted here")
+                elif held is None:
                     new.append((upstream_entry, records))
                 else:
                     self._follow_change(name, held, records, who, carried)
@@ -443,16 +445,24 @@ class Upstreams:
                 )
         return wanted
 
-    def _carried_entries(self, name: str) -> dict[str, dict[str, dict[str, Any]]]:
-        """Upstream entry id → this hub's list → origin row, of standing entries."""
-        out: dict[str, dict[str, dict[str, Any]]] = {}
+    def _carried_entries(self, name: str) -> tuple[dict[str, dict[str, dict[str, Any]]], set[str]]:
+        """Upstream entry id → this hub's list → origin row, of standing entries; and
+        the upstream entries whose entry here this hub retracted itself (withdrawn,
+        disputed, retracted by an operator, expired): those are never carried over
+        again, or an operator's retraction would be undone by the next run. An entry
+        retracted as ``upstream`` (by a carry-over) is neither."""
+        standing: dict[str, dict[str, dict[str, Any]]] = {}
+        kept_out: set[str] = set()
         for row in self.ctx.db.query(
-            "SELECT o.* FROM upstream_origins o JOIN entry_items i ON i.id = o.entry_id "
-            "WHERE o.upstream = ? AND i.retracted IS NULL",
+            "SELECT o.*, i.retracted FROM upstream_origins o "
+            "JOIN entry_items i ON i.id = o.entry_id WHERE o.upstream = ?",
             [name],
         ):
-            out.setdefault(row["upstream_entry"], {})[row["list_id"]] = row
-        return out
+            if row["retracted"] is None:
+                standing.setdefault(row["upstream_entry"], {})[row["list_id"]] = row
+            elif row["retracted"] != "upstream":
+                kept_out.add(row["upstream_entry"])
+        return standing, kept_out
 
     def _add(
         self,

@@ -461,3 +461,35 @@ async def test_the_operator_follows_selects_syncs_and_unselects_from_the_command
         assert op.ok("upstream", "status") == "This hub follows no upstream.\n"
     finally:
         await server.close()
+
+
+async def test_an_entry_this_hub_retracted_is_not_carried_over_again(
+    federation: Federation,
+) -> None:
+    """An operator of the downstream retracts a re-published entry (say, disputed here):
+    the next runs leave it out, though the upstream still lists it."""
+    fed = federation
+    await follow(fed.downstream)
+    with opened(fed.downstream) as hub:
+        (carried,) = [e for e in hub.entries.listed(DOWN_PDQ) if e.source == f"hub:{UPSTREAM}"]
+        hub.entries.retract(carried.entry, "disputed")
+        hub.publishing.publish()
+    with fed.upstream_changes() as hub:  # a new upstream version: the carry-over runs
+        hub.entries.add(
+            EntryDraft(((UP_PDQ, pdq(4)),), "ncii", "confirmed", source="import:batch-2")
+        )
+        hub.publishing.publish()
+    report = await follow(fed.downstream)
+    assert report.carried is not None
+    assert len(report.carried.added) == 1  # the new one only
+    assert report.carried.skipped == [f"{carried_upstream(fed)}: retracted here"]
+    held = records(fed.downstream, fed.down_pin, DOWN_PDQ)
+    assert pdq(1) not in held
+    assert pdq(4) in held
+
+
+def carried_upstream(fed: Federation) -> str:
+    """The upstream entry id of the upstream's ncii entry 1."""
+    with opened(fed.upstream) as hub:
+        (entry,) = [e for e in hub.entries.listed(UP_PDQ) if pdq(1) in [x["hash"] for x in e.lists]]
+        return entry.entry
