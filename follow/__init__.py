@@ -15,6 +15,7 @@ which is what lets the hub use it (docs/design.md §2.2).
 - ``follow.outcome``: ``ListOutcome``, what an update of one list did;
 - ``follow.store``: ``FollowerStore``, what the update asks of a store, and the
   stored lists it reads (``StoredList``, ``StoredEntries``);
+- ``follow.send``: ``post_ack``, an ack sent to the hub and its answer read;
 - ``follow.errors``: the follower's errors, by who is at fault, and ``describe``.
 """
 

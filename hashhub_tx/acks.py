@@ -27,7 +27,6 @@ Nothing else is counted; ``checked`` stays zero.
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import json
 import logging
@@ -41,14 +40,13 @@ from typing import Any
 
 import aiohttp
 
+from follow.send import post_ack
 from hashhub_tx._store import Followed, hash_set
 from hashhub_tx.errors import BridgeConfigError, OpinionError
 from node.config import NodeConfig, read_secret
 from node.errors import NodeConfigError
 from protocol import (
-    ACK_LAST_SEQ_HEADER,
     ACK_REFUSALS,
-    ACK_SIGNATURE_HEADER,
     HASH_TYPES,
     Ack,
     AppliedVersion,
@@ -364,24 +362,10 @@ class AckBook:
     async def _post(
         self, session: aiohttp.ClientSession, row: Mapping[str, Any]
     ) -> tuple[int, int | None, str]:
-        async with session.post(
-            f"{self.hub_url}/v1/acks",
-            data=b64decode(row["data"], "queued ack"),
-            headers={
-                "Authorization": f"Bearer {self.identity.token}",
-                ACK_SIGNATURE_HEADER: base64.b64encode(
-                    b64decode(row["sig"], "queued ack sig")
-                ).decode(),
-                "Content-Type": "application/json",
-            },
-            timeout=aiohttp.ClientTimeout(total=30),
-        ) as resp:
-            text = await resp.text()
-            raw = resp.headers.get(ACK_LAST_SEQ_HEADER, "")
-            last_seq = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
-            try:
-                error = json.loads(text)["error"]
-                said = f"{error['code']}: {error['message']}"
-            except (ValueError, KeyError, TypeError):
-                said = text[:300]
-            return resp.status, last_seq, said[:300]
+        return await post_ack(
+            session,
+            self.hub_url,
+            self.identity.token,
+            b64decode(row["data"], "queued ack"),
+            b64decode(row["sig"], "queued ack sig"),
+        )

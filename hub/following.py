@@ -26,9 +26,7 @@ the command line).
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,14 +43,13 @@ from follow import (
     ListOutcome,
     Syncer,
 )
+from follow.send import post_ack
 from hub.core import Hub
 from hub.services.publishing import PublishResult
 from hub.services.upstream_store import UpstreamStore, UpstreamVersions
 from hub.services.upstreams import Carried, FollowSettings, SignedAck
 from protocol import (
-    ACK_LAST_SEQ_HEADER,
     ACK_REFUSALS,
-    ACK_SIGNATURE_HEADER,
     EntryState,
     Limits,
     ListUpdate,
@@ -302,22 +299,4 @@ def _renumber(hub: Hub, *, name: str, last_seq: int) -> None:
 async def _post(
     session: aiohttp.ClientSession, settings: FollowSettings, ack: SignedAck
 ) -> tuple[int, int | None, str]:
-    async with session.post(
-        f"{settings.url.rstrip('/')}/v1/acks",
-        data=ack.data,
-        headers={
-            "Authorization": f"Bearer {settings.token}",
-            ACK_SIGNATURE_HEADER: base64.b64encode(ack.sig).decode("ascii"),
-            "Content-Type": "application/json",
-        },
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as resp:
-        text = await resp.text()
-        raw = resp.headers.get(ACK_LAST_SEQ_HEADER, "")
-        last_seq = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
-        try:
-            error = json.loads(text)["error"]
-            said = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            said = text[:300]
-        return resp.status, last_seq, said[:300]
+    return await post_ack(session, settings.url, settings.token, ack.data, ack.sig)
