@@ -866,15 +866,18 @@ def m014_upstreams(db: sqlite_utils.Database) -> None:
         CREATE TABLE upstream_records (
             upstream TEXT NOT NULL,
             list_id TEXT NOT NULL,
+            entry_id TEXT NOT NULL,
             hash BLOB NOT NULL,
             line BLOB NOT NULL,
             added_version INTEGER NOT NULL,
             removed_version INTEGER,
             reason TEXT
         );
-        CREATE INDEX upstream_records_standing ON upstream_records(upstream, list_id, hash)
-            WHERE removed_version IS NULL;
+        CREATE INDEX upstream_records_entry ON upstream_records(upstream, list_id, entry_id);
         CREATE INDEX upstream_records_added ON upstream_records(upstream, list_id, added_version);
+        CREATE INDEX upstream_records_removed
+            ON upstream_records(upstream, list_id, removed_version)
+            WHERE removed_version IS NOT NULL;
         CREATE TABLE upstream_evidence (
             id INTEGER PRIMARY KEY,
             upstream TEXT NOT NULL,

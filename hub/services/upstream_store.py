@@ -195,9 +195,9 @@ class UpstreamStore:
                 [(version, r.reason, self.upstream, list_id, r.entry.line) for r in body.removes],
             )
             conn.executemany(
-                "INSERT INTO upstream_records (upstream, list_id, hash, line, added_version) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(self.upstream, list_id, e.hash, e.line, version) for e in body.adds],
+                "INSERT INTO upstream_records (upstream, list_id, entry_id, hash, line, "
+                "added_version) VALUES (?, ?, ?, ?, ?, ?)",
+                [(self.upstream, list_id, e.entry_id, e.hash, e.line, version) for e in body.adds],
             )
 
     def record_failure(
@@ -259,16 +259,38 @@ class UpstreamStore:
         row = self._list(list_id)
         return None if row is None else ListTrust.from_dict(json.loads(row["trust"]))
 
-    def standing(self, list_id: str) -> list[tuple[bytes, int]]:
-        """Every standing record line of ``list_id`` and the version that added it."""
-        return [
-            (bytes(r["line"]), int(r["added_version"]))
-            for r in self.ctx.db.query(
+    def standing(
+        self, list_id: str, entry_ids: Iterable[str] | None = None
+    ) -> list[tuple[bytes, int]]:
+        """Every standing record line of ``list_id`` (of ``entry_ids`` only, when given)
+        and the version that added it."""
+        if entry_ids is None:
+            rows = self.ctx.db.query(
                 "SELECT line, added_version FROM upstream_records WHERE upstream = ? "
                 "AND list_id = ? AND removed_version IS NULL ORDER BY line",
                 [self.upstream, list_id],
             )
-        ]
+        else:
+            rows = self.ctx.db.query(
+                "SELECT line, added_version FROM upstream_records WHERE upstream = ? "
+                "AND list_id = ? AND removed_version IS NULL "
+                "AND entry_id IN (SELECT value FROM json_each(?)) ORDER BY line",
+                [self.upstream, list_id, json.dumps(sorted(entry_ids))],
+            )
+        return [(bytes(r["line"]), int(r["added_version"])) for r in rows]
+
+    def touched(self, list_id: str, since: int) -> set[str]:
+        """The entry ids whose records of ``list_id`` a version after ``since`` added or
+        removed: what a carry-over from ``since`` on must look at, and nothing else."""
+        return {
+            str(r["entry_id"])
+            for r in self.ctx.db.query(
+                "SELECT entry_id FROM upstream_records WHERE upstream = ? AND list_id = ? "
+                "AND added_version > ? UNION SELECT entry_id FROM upstream_records "
+                "WHERE upstream = ? AND list_id = ? AND removed_version > ?",
+                [self.upstream, list_id, since, self.upstream, list_id, since],
+            )
+        }
 
     def removal(self, list_id: str, line: bytes) -> tuple[int, str] | None:
         """The version that removed the record ``line`` and why; None while it stands."""

@@ -375,9 +375,10 @@ class Upstreams:
         store = self.store(name)
         root = self.keys.root()
         carried = Carried()
-        wanted = self._wanted(name, settings.own_name, store, root, carried)
+        touched = self._touched(name, store)
+        wanted = self._wanted(name, settings.own_name, store, root, carried, touched)
         with self.ctx.db.atomic():
-            current, kept_out = self._carried_entries(name)
+            current, kept_out = self._carried_entries(name, touched)
             new: list[tuple[str, dict[str, _Wanted]]] = []
             for upstream_entry, records in sorted(wanted.items()):
                 held = current.pop(upstream_entry, None)
@@ -407,10 +408,32 @@ class Upstreams:
                     k: len(v) for k, v in carried.to_dict().items() if k != "lists"}})  # fmt: skip
         return carried
 
+    def _touched(self, name: str, store: UpstreamStore) -> set[str] | None:
+        """The upstream entries a carry-over must look at: those whose records changed
+        since the last carry-over; None (all of them) when the selections changed since,
+        as they decide what is taken. A run that applied 10,000 new records to a list of
+        a million reads those 10,000, not the million."""
+        row = self.ctx.one("SELECT selections_changed FROM upstream_follows WHERE name = ?", [name])
+        if row is None or row["selections_changed"]:
+            return None
+        touched: set[str] = set()
+        for lst in self.ctx.db.query(
+            "SELECT list_id, carried_version FROM upstream_lists WHERE upstream = ?", [name]
+        ):
+            touched |= store.touched(lst["list_id"], int(lst["carried_version"]))
+        return touched
+
     def _wanted(
-        self, name: str, own: str, store: UpstreamStore, root: Root, carried: Carried
+        self,
+        name: str,
+        own: str,
+        store: UpstreamStore,
+        root: Root,
+        carried: Carried,
+        touched: set[str] | None,
     ) -> dict[str, dict[str, _Wanted]]:
-        """Upstream entry id → this hub's list → the record a selection takes for it."""
+        """Upstream entry id → this hub's list → the record a selection takes for it
+        (of the ``touched`` upstream entries only, unless None)."""
         wanted: dict[str, dict[str, _Wanted]] = {}
         for selection in self.selections(name):
             upstream_list, list_id = selection["upstream_list"], selection["list"]
@@ -431,7 +454,7 @@ class Upstreams:
                 continue
             kind = hash_type(spec.hash_type)
             categories, classifications = selection["categories"], selection["classifications"]
-            for line, version in store.standing(upstream_list):
+            for line, version in store.standing(upstream_list, touched):
                 record = Entry.from_line(line, kind)
                 if record.source_kind == "hub" and record.source_ref == own:
                     carried.skipped.append(f"{record.entry_id}: this hub's own entry (a loop)")
@@ -445,19 +468,26 @@ class Upstreams:
                 )
         return wanted
 
-    def _carried_entries(self, name: str) -> tuple[dict[str, dict[str, dict[str, Any]]], set[str]]:
+    def _carried_entries(
+        self, name: str, touched: set[str] | None = None
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], set[str]]:
         """Upstream entry id → this hub's list → origin row, of standing entries; and
         the upstream entries whose entry here this hub retracted itself (withdrawn,
         disputed, retracted by an operator, expired): those are never carried over
         again, or an operator's retraction would be undone by the next run. An entry
-        retracted as ``upstream`` (by a carry-over) is neither."""
+        retracted as ``upstream`` (by a carry-over) is neither. Of the ``touched``
+        upstream entries only, unless None."""
         standing: dict[str, dict[str, dict[str, Any]]] = {}
         kept_out: set[str] = set()
-        for row in self.ctx.db.query(
+        sql = (
             "SELECT o.*, i.retracted FROM upstream_origins o "
-            "JOIN entry_items i ON i.id = o.entry_id WHERE o.upstream = ?",
-            [name],
-        ):
+            "JOIN entry_items i ON i.id = o.entry_id WHERE o.upstream = ?"
+        )
+        params: list[Any] = [name]
+        if touched is not None:
+            sql += " AND o.upstream_entry IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(touched)))
+        for row in self.ctx.db.query(sql, params):
             if row["retracted"] is None:
                 standing.setdefault(row["upstream_entry"], {})[row["list_id"]] = row
             elif row["retracted"] != "upstream":

@@ -627,6 +627,9 @@ def test_more_pending_entries_than_a_version_takes_are_published_as_several(
 
 
 def test_a_negative_upstream_interval_or_version_cap_is_refused() -> None:
-    for name in ("upstream_interval", "max_entries_per_version"):
-        with pytest.raises(InvalidRequest, match=f"{name} must be 0 \\(off\\) or at least 1"):
-            HubConfig(name="hub.test", **{name: -1})
+    with pytest.raises(InvalidRequest, match=r"upstream_interval must be 0 \(off\) or at least 1"):
+        HubConfig(name="hub.test", upstream_interval=-1)
+    with pytest.raises(
+        InvalidRequest, match=r"max_entries_per_version must be 0 \(off\) or at least 1"
+    ):
+        HubConfig(name="hub.test", max_entries_per_version=-1)
