@@ -52,9 +52,11 @@ from follow import ListOutcome
 from node import content_import, reports
 from node import store as node_store
 from node.api.requests import MAX_LIMIT
-from node.config import NodeConfig, write_secret
+from node.cli_hubs import hub as hub_group
+from node.config import NodeConfig, hubs_of, write_secret
 from node.contributions import Contributions, Delivery
-from node.errors import InvalidContentError, OutcomeConflictError
+from node.errors import InvalidContentError, NodeConfigError, OutcomeConflictError
+from node.hubs import DEFAULT_HUB, HubSettings, shown_list, token_path
 from node.imaging import ImageRejected, file_hashes, hash_image
 from node.matching import DISPUTE_REASONS, OUTCOMES
 from node.policy import DECISIONS, DISPUTED_CHOICES, MAX_WHY, Target
@@ -112,6 +114,13 @@ new_home_option = edge_cli.home_option(
     "HASHHUB_NODE_HOME", "The directory to make the node in (created if absent; must hold no node)."
 )
 json_option = edge_cli.json_option
+hub_option = click.option(
+    "--hub",
+    "hub_name",
+    metavar="NAME",
+    default=None,
+    help="The followed hub (its name in node.toml); needed when the node follows several.",
+)
 _echo_json = edge_cli.echo_json
 _table = edge_cli.table
 
@@ -133,7 +142,8 @@ def _match_line(label: str, m: MatchResult) -> str:
     # The distance is the variant's: name it, and its hash, when the image was turned.
     variant = f"  variant {m.transform} {m.query.hex()}" if m.transform is not None else ""
     return (
-        f"{reports.printable(label)}: MATCH {m.list_id} v{m.version}  {m.hash_type} "
+        f"{reports.printable(label)}: MATCH {shown_list(m.hub, m.list_id)} v{m.version}  "
+        f"{m.hash_type} "
         f"distance {m.distance}  listed {m.hash.hex()}{variant}{_entry_text(m)}"
         f"{_opinions_text(m)}  {recorded}{_decision_text(m)}"
     )
@@ -301,17 +311,34 @@ def token() -> None:
 
 @token.command(name="set")
 @click.argument("value", metavar="TOKEN")
+@hub_option
 @home_option
-def token_set(value: str, home: Path) -> None:
+def token_set(value: str, hub_name: str | None, home: Path) -> None:
     """Store the hub token (TOKEN, or - to read it from standard input)."""
     if value == "-":
         value = sys.stdin.readline()
     value = value.strip()
     _check_token(value)
     with _reported():
-        NodeConfig.load(home)
-        write_secret(home / "hub-token", value)
-    click.echo(f"Stored the hub token in {home / 'hub-token'} (mode 0600).")
+        followed = _hub_settings(home, hub_name)
+        path = token_path(home, followed.name)
+        write_secret(path, value)
+    click.echo(f"Stored the hub token in {path} (mode 0600).")
+
+
+def _hub_settings(home: Path, name: str | None) -> HubSettings:
+    """The followed hub ``name`` as ``node.toml`` says (None: the only one), or the
+    error naming the hubs."""
+    hubs = {h.name: h for h in hubs_of(home, NodeConfig.load(home))}
+    if name is None and len(hubs) == 1:
+        return next(iter(hubs.values()))
+    if name is None:
+        raise NodeConfigError(
+            f"this node follows {len(hubs)} hubs ({', '.join(hubs)}): name one with --hub NAME"
+        )
+    if name not in hubs:
+        raise NodeConfigError(f"no hub named {name[:64]!r}; this node follows {', '.join(hubs)}")
+    return hubs[name]
 
 
 @main.group()
@@ -347,20 +374,22 @@ def key_rotate(home: Path) -> None:
     )
 
 
-def _outcome_line(o: ListOutcome) -> str:
+def _outcome_line(o: ListOutcome, hub: str = DEFAULT_HUB) -> str:
+    """One list's line of ``sync``: the list as ``hub/list`` unless the hub is ``default``."""
+    shown = shown_list(hub, o.list_id)
     if o.status == "updated":
         how = " from a snapshot" if o.rebuilt else ""
         change = f"+{len(o.added)} -{len(o.removed)}"
-        return f"{o.list_id}: updated v{o.from_version} -> v{o.to_version}{how} ({change})"
+        return f"{shown}: updated v{o.from_version} -> v{o.to_version}{how} ({change})"
     if o.status == "current":
-        return f"{o.list_id}: current at v{o.to_version}"
+        return f"{shown}: current at v{o.to_version}"
     if o.status == "rejected":
-        return f"{o.list_id}: REJECTED, still enforcing v{o.from_version}: {o.error}"
+        return f"{shown}: REJECTED, still enforcing v{o.from_version}: {o.error}"
     if o.cause == "config":
-        return f"{o.list_id}: CONFIGURATION ERROR, not followed: {o.error}"
+        return f"{shown}: CONFIGURATION ERROR, not followed: {o.error}"
     if o.cause:
-        return f"{o.list_id}: ACCESS DENIED, still enforcing v{o.from_version}: {o.error}"
-    return f"{o.list_id}: failed, still enforcing v{o.from_version}: {o.error}"
+        return f"{shown}: ACCESS DENIED, still enforcing v{o.from_version}: {o.error}"
+    return f"{shown}: failed, still enforcing v{o.from_version}: {o.error}"
 
 
 def _advice(outcomes: list[ListOutcome], node_id: str) -> list[str]:
@@ -405,52 +434,72 @@ def _sync_status(outcomes: list[ListOutcome]) -> int:
 
 
 async def _sync(
-    node: Node, ack_reasons: list[str]
-) -> tuple[list[ListOutcome], tuple[int, int], tuple[int, int]]:
+    node: Node, hubs: Sequence[str], ack_reasons: list[str]
+) -> tuple[dict[str, list[ListOutcome]], tuple[int, int], tuple[int, int]]:
+    """Each hub's update in turn (one hub's failure is its own), then each hub's acks."""
+    outcomes: dict[str, list[ListOutcome]] = {}
+    confirmed = failed = 0
     async with _session(node) as session:
-        outcomes = await run_sync(node, session)
-        acks = await flush_acks(node, session, reasons=ack_reasons)
+        for name in hubs:
+            outcomes[name] = await run_sync(node, session, name)
+            done, not_done = await flush_acks(node, session, hub=name, reasons=ack_reasons)
+            confirmed, failed = confirmed + done, failed + not_done
         hooks = (0, 0)
         if node.config.webhook_url:
             hooks = await deliver_webhooks(node, session)
-    return outcomes, acks, hooks
+    return outcomes, (confirmed, failed), hooks
 
 
 @main.command()
+@hub_option
 @home_option
-def sync(home: Path) -> None:
-    """Update every list once (then send acks and webhooks).
+def sync(hub_name: str | None, home: Path) -> None:
+    """Update every list once (then send acks and webhooks): of every hub, or --hub NAME's.
 
     \b
     Exit status (when several apply, the first in this order):
       3  an update was rejected: the published data broke a protocol rule
       7  access denied: the hub refused the token or a list; ask the hub operator
       8  node.toml names a list the hub does not declare; correct node.toml
-      4  an update failed (network, HTTP status, disk); tried again next run
+      4  an update failed (network, HTTP status, disk), tried again next run; or
+         a hub of several has no token yet (the others are updated)
       0  every list updated or current
     """
     ack_reasons: list[str] = []
     with _open(home) as node:
-        if not node.token:
-            raise click.ClickException(
-                "no hub token yet: once the hub operator has enrolled node.pub.pem, "
-                "run 'hashhub-node token set TOKEN'"
-            )
-        node_id = node.config.node_id
         with _reported():
-            outcomes, (confirmed, ack_failed), (delivered, hook_failed) = asyncio.run(
-                _sync(node, ack_reasons)
+            chosen = [node.hub(hub_name)] if hub_name is not None else list(node.hubs.values())
+        waiting = [hub.name for hub in chosen if not hub.token]
+        chosen = [hub for hub in chosen if hub.token]
+        if not chosen:  # else the hubs with a token are updated, and the others named
+            also = "" if len(node.hubs) == 1 else f" --hub {waiting[0]}"
+            raise click.ClickException(
+                f"no hub token yet{'' if len(node.hubs) == 1 else ' for ' + waiting[0]}: "
+                "once the hub operator has enrolled node.pub.pem, "
+                f"run 'hashhub-node token set{also} TOKEN'"
             )
-    for o in outcomes:
-        click.echo(_outcome_line(o))
-    for line in _advice(outcomes, node_id):
-        click.echo(line)
+        node_ids = {hub.name: hub.settings.node_id for hub in chosen}
+        with _reported():
+            by_hub, (confirmed, ack_failed), (delivered, hook_failed) = asyncio.run(
+                _sync(node, [hub.name for hub in chosen], ack_reasons)
+            )
+    outcomes = [o for found in by_hub.values() for o in found]
+    for name, found in by_hub.items():
+        for o in found:
+            click.echo(_outcome_line(o, name))
+        for line in _advice(found, node_ids[name]):
+            click.echo(line)
     click.echo(f"acks: {confirmed} confirmed, {ack_failed} failed")
     for reason in ack_reasons:
         click.echo(f"  ack {reports.printable(reason)}")
     if delivered or hook_failed:
         click.echo(f"webhooks: {delivered} delivered, {hook_failed} failed")
-    status = _sync_status(outcomes)
+    for name in waiting:
+        click.echo(
+            f"hub {name}: not updated, no token yet: once its operator has enrolled "
+            f"node.pub.pem, run 'hashhub-node token set --hub {name} TOKEN'"
+        )
+    status = _sync_status(outcomes) or (EXIT_FAILED if waiting else 0)
     if status:
         sys.exit(status)
 
@@ -505,13 +554,18 @@ def status(as_json: bool, home: Path) -> None:
     if as_json:
         _echo_json(info)
         return
-    click.echo(f"node {info['node']}  hub {info['hub']}  root v{info['root_version'] or '-'}")
+    for hub in info["hubs"]:
+        click.echo(
+            f"node {hub['node_id']}  hub {hub['url']}"
+            + (f" ({hub['name']})" if len(info["hubs"]) > 1 else "")
+            + f"  root v{hub['root_version'] or '-'}"
+        )
     rows = []
     for entry in info["lists"]:
         counts = entry["counts"]
         rows.append(
             [
-                entry["list"],
+                shown_list(entry["hub"], entry["list"]),
                 entry["version"],
                 entry["count"],
                 entry["checkpoint_time"],
@@ -543,11 +597,12 @@ def status(as_json: bool, home: Path) -> None:
         )
     )
     for entry in info["lists"]:
+        shown = shown_list(entry["hub"], entry["list"])
         if entry["last_error"]:
-            click.echo(f"{entry['list']}: last error: {entry['last_error']}")
+            click.echo(f"{shown}: last error: {entry['last_error']}")
         if entry["stale"] and entry["last_success"]:
             click.echo(
-                f"{entry['list']}: STALE: no verified checkpoint within the root's maximum "
+                f"{shown}: STALE: no verified checkpoint within the root's maximum "
                 f"age; still enforcing v{entry['version']}"
             )
     click.echo(
@@ -1085,7 +1140,7 @@ def matches(show_all: bool, limit: int, as_json: bool, home: Path) -> None:
             [
                 e["match_id"],
                 e["created"],
-                e["list"],
+                shown_list(e["hub"], e["list"]),
                 e["hash_type"],
                 e["distance"],
                 e["source"],
@@ -1117,20 +1172,22 @@ def evidence(as_json: bool, home: Path) -> None:
     """
     with _open(home) as node:
         kept = reports.evidence(node.store)
-        failed = reports.failures(node.store)
+        failed = reports.failures([hub.store for hub in node.hubs.values()])
     if as_json:
         _echo_json({"evidence": kept, "failures": failed})
         return
     for e in kept:
         click.echo(
-            f"#{e['id']}  {e['created']}  {reports.printable(e['list'])}  {e['kind']}  "
+            f"#{e['id']}  {e['created']}  {reports.printable(shown_list(e['hub'], e['list']))}  "
+            f"{e['kind']}  "
             f"from {e['source']}: {reports.printable(e['message'])}"
             + ("  [bytes kept]" if e["bytes_kept"] else "")
         )
     click.echo(f"{len(kept)} evidence row(s)")
     for f in failed:
         click.echo(
-            f"{reports.printable(f['list'])}: last update attempt {f['last_attempt']} failed "
+            f"{reports.printable(shown_list(f['hub'], f['list']))}: last update attempt "
+            f"{f['last_attempt']} failed "
             f"(last success {f['last_success'] or '-'}): {reports.printable(f['error'])}"
         )
 
@@ -1139,11 +1196,15 @@ def evidence(as_json: bool, home: Path) -> None:
 @home_option
 def verify(home: Path) -> None:
     """Recompute every stored list's digest against its trust record (exit 1 on a mismatch)."""
+    results = []
+    missing = []
     with _open(home) as node:
-        with _reported():
-            results = node.store.verify()
-        stored = {list_id for list_id, *_ in results}
-        missing = [list_id for list_id in node.config.lists if list_id not in stored]
+        for hub in node.hubs.values():
+            with _reported():
+                checked = hub.store.verify()
+            stored = {list_id for list_id, *_ in checked}
+            results += [(shown_list(hub.name, r[0]), *r[1:]) for r in checked]
+            missing += [shown_list(hub.name, i) for i in hub.settings.lists if i not in stored]
     bad = 0
     for list_id, ok, actual, trusted in results:
         if ok:
@@ -1173,23 +1234,31 @@ def acks() -> None:
 @click.option(
     "--sign", is_flag=True, help="First sign a fresh ack per list with the current counters."
 )
+@hub_option
 @home_option
-def acks_flush(sign: bool, home: Path) -> None:
-    """Send every due ack now (exit 4 if one could not be delivered)."""
+def acks_flush(sign: bool, hub_name: str | None, home: Path) -> None:
+    """Send every due ack now, each to its hub (--hub NAME: that hub's only; exit 4 if one
+    could not be delivered)."""
 
     reasons: list[str] = []
 
-    async def flush(node: Node) -> tuple[int, int]:
+    async def flush(node: Node, hubs: Sequence[str]) -> tuple[int, int]:
+        confirmed = failed = 0
         async with _session(node) as session:
-            return await flush_acks(node, session, reasons=reasons)
+            for name in hubs:
+                done, not_done = await flush_acks(node, session, hub=name, reasons=reasons)
+                confirmed, failed = confirmed + done, failed + not_done
+        return confirmed, failed
 
     with _open(home) as node:
-        if not node.token:
+        with _reported():
+            chosen = [node.hub(hub_name)] if hub_name is not None else list(node.hubs.values())
+        if not all(hub.token for hub in chosen):
             raise click.ClickException("no hub token yet: run 'hashhub-node token set TOKEN'")
         with _reported():
-            signed = node.acks.enqueue() if sign else []
-            confirmed, failed = asyncio.run(flush(node))
-            pending = node.status()["acks_pending"]
+            signed = [seq for hub in chosen for seq in (hub.acks.enqueue() if sign else [])]
+            confirmed, failed = asyncio.run(flush(node, [hub.name for hub in chosen]))
+            pending = sum(hub.acks.store.acks.pending() for hub in chosen)
     if signed:
         click.echo(f"signed {len(signed)} ack(s) (seq {', '.join(map(str, signed))})")
     click.echo(f"acks: {confirmed} confirmed, {failed} failed, {pending} pending")
@@ -1202,10 +1271,13 @@ def acks_flush(sign: bool, home: Path) -> None:
 # -- contributions ------------------------------------------------------------------------
 
 
-def _contributions(node: Node) -> Contributions:
-    if not node.token:
+def _contributions(node: Node, hub_name: str | None) -> Contributions:
+    """The contributions to one hub (None: the only one), numbered in its ``seq`` space."""
+    with _reported():
+        hub = node.hub(hub_name)
+    if not hub.token:
         raise click.ClickException("no hub token yet: run 'hashhub-node token set TOKEN'")
-    return Contributions(node.store, node.key, node.config.node_id, node.config.hub_url, node.token)
+    return Contributions(hub.store, node.key, hub.settings.node_id, hub.settings.url, hub.token)
 
 
 def _contributed_hashes(
@@ -1259,6 +1331,7 @@ def _contributed_hashes(
     required=True,
     help="What the platform did about it.",
 )
+@hub_option
 @home_option
 def contribute(
     file: Path | None,
@@ -1268,6 +1341,7 @@ def contribute(
     classification: str,
     by: str,
     action: str,
+    hub_name: str | None,
     home: Path,
 ) -> None:
     """Offer the hub an item your reviewers confirmed, as a signed candidate entry: its
@@ -1275,7 +1349,7 @@ def contribute(
     the hub could not be reached (it is kept, and 'contribution send' tries again)."""
     hashes = _contributed_hashes(file, hash_texts, quality)
     with _open(home) as node:
-        contributions = _contributions(node)
+        contributions = _contributions(node, hub_name)
         with _reported():
             seq = contributions.make(
                 hashes,
@@ -1309,11 +1383,12 @@ def contribution() -> None:
 
 @contribution.command(name="list")
 @json_option
+@hub_option
 @home_option
-def contribution_list(as_json: bool, home: Path) -> None:
-    """Every contribution signed here: its seq, when, and the hub's answer."""
-    with _open(home) as node:
-        rows = node.store.contributions.listed()
+def contribution_list(as_json: bool, hub_name: str | None, home: Path) -> None:
+    """Every contribution signed here for a hub: its seq, when, and the hub's answer."""
+    with _open(home) as node, _reported():
+        rows = node.hub(hub_name).store.contributions.listed()
     if as_json:
         _echo_json(rows)
         return
@@ -1327,11 +1402,12 @@ def contribution_list(as_json: bool, home: Path) -> None:
 
 
 @contribution.command(name="send")
+@hub_option
 @home_option
-def contribution_send(home: Path) -> None:
+def contribution_send(hub_name: str | None, home: Path) -> None:
     """Send every contribution not answered yet (exit 4 if one still is not)."""
     with _open(home) as node:
-        contributions = _contributions(node)
+        contributions = _contributions(node, hub_name)
 
         async def send() -> list[Delivery]:
             async with _session(node) as session:
@@ -1346,12 +1422,13 @@ def contribution_send(home: Path) -> None:
 @contribution.command(name="status")
 @click.argument("seq", type=click.IntRange(min=1))
 @json_option
+@hub_option
 @home_option
-def contribution_status(seq: int, as_json: bool, home: Path) -> None:
+def contribution_status(seq: int, as_json: bool, hub_name: str | None, home: Path) -> None:
     """What the hub decided of contribution SEQ: received, accepted (and the entry it
     became) or rejected."""
     with _open(home) as node:
-        contributions = _contributions(node)
+        contributions = _contributions(node, hub_name)
 
         async def ask() -> dict[str, object]:
             async with _session(node) as session:
@@ -1465,22 +1542,31 @@ def policy_enable(entry_id: str | None, home: Path) -> None:
 @click.argument("max_distance", metavar="N", type=int, required=False)
 @click.option("--by", help="Who decided (a reviewer's name); needed with N.")
 @click.option("--reset", is_flag=True, help="Go back to the list's signed max_distance.")
+@hub_option
 @home_option
 def policy_distance(
-    list_id: str, max_distance: int | None, by: str | None, reset: bool, home: Path
+    list_id: str,
+    max_distance: int | None,
+    by: str | None,
+    reset: bool,
+    hub_name: str | None,
+    home: Path,
 ) -> None:
-    """Match LIST at most at distance N: stricter only, never above its signed max_distance."""
+    """Match LIST (of --hub NAME) at most at distance N: stricter only, never above its
+    signed max_distance."""
     if reset == (max_distance is not None):
         raise click.UsageError("give N (with --by) or --reset")
     with _open(home) as node, _reported():
+        hub = node.hub(hub_name)
+        shown = shown_list(hub.name, list_id)
         if max_distance is None:
-            node.matching.policy.reset_distance(list_id)
-            click.echo(f"{list_id}: the signed max_distance applies")
+            hub.matching.policy.reset_distance(list_id)
+            click.echo(f"{shown}: the signed max_distance applies")
             return
         if by is None:
             raise click.UsageError("give --by WHO with N")
-        node.matching.policy.set_distance(list_id, max_distance, by)
-    click.echo(f"{list_id}: max_distance {max_distance}")
+        hub.matching.policy.set_distance(list_id, max_distance, by)
+    click.echo(f"{shown}: max_distance {max_distance}")
 
 
 @policy.command(name="release")
@@ -1545,7 +1631,8 @@ def policy_show(as_json: bool, home: Path) -> None:
         )
     for row in shown["distances"]:
         click.echo(
-            f"distance {row['list']} {row['max_distance']}  by {p(row['by'])} at {row['at']}"
+            f"distance {shown_list(row['hub'], row['list'])} {row['max_distance']}  "
+            f"by {p(row['by'])} at {row['at']}"
         )
     for row in shown["holds"]:
         state = (
@@ -1554,7 +1641,8 @@ def policy_show(as_json: bool, home: Path) -> None:
             else "HELD"
         )
         click.echo(
-            f"hold     {row['list']} {row['hash']}  entry {row['entry'] or '-'}  since "
+            f"hold     {shown_list(row['hub'], row['list'])} {row['hash']}  "
+            f"entry {row['entry'] or '-'}  since "
             f"{row['held_at']} ({row['last_hour']} in an hour)  {state}"
         )
     rule = shown["quarantine"]
@@ -1567,3 +1655,6 @@ def policy_show(as_json: bool, home: Path) -> None:
     click.echo(f"disputed entries: {chosen['choice']}{since}")
     counted = shown["counters"]
     click.echo("decisions: " + ", ".join(f"{d} {counted[d]}" for d in DECISIONS))
+
+
+main.add_command(hub_group)

@@ -32,6 +32,7 @@ from typing import Any, get_type_hints
 
 from edge import toml
 from node.errors import NodeConfigError
+from node.hubs import HubSettings, followed_hubs, hubs_toml, parse_hub_tables
 
 __all__ = [
     "CONFIG_NAME",
@@ -39,7 +40,10 @@ __all__ = [
     "INIT_ONLY",
     "NodeConfig",
     "env_variable",
+    "hubs_of",
+    "load_followed",
     "read_secret",
+    "rewrite_hubs",
     "write_secret",
 ]
 
@@ -66,10 +70,12 @@ class NodeConfig:
     """Settings of one node.
 
     Attributes:
-        node_id: the id the hub enrolled this node under.
-        hub_url: the hub's base URL (checkpoints and acks go here).
+        node_id: the id the hub enrolled this node under (the ``default`` hub's, and
+            the id of a ``[[hubs]]`` table that names none).
+        hub_url: the hub's base URL (checkpoints and acks go here): the hub named
+            ``default`` (``node.hubs``); "" in a file of ``[[hubs]]`` tables only.
         mirrors: base URLs tried first for immutable files (untrusted).
-        lists: the lists this node subscribes to.
+        lists: the lists this node subscribes to (from the ``default`` hub).
         pinned_root_sha256: SHA-256 of root v1, as given by the hub operator.
         database: the SQLite file, relative to the home directory.
         api_host, api_port: where ``hashhub-node run`` serves the match API.
@@ -177,8 +183,9 @@ class NodeConfig:
         except (OSError, ssl.SSLError) as e:
             raise NodeConfigError(f"ca_file {path}: not a PEM file of certificates ({e})") from e
 
-    def to_toml(self) -> str:
-        """This configuration as ``node.toml`` text that ``load`` reads back identically.
+    def to_toml(self, hubs: tuple[HubSettings, ...] = ()) -> str:
+        """This configuration as ``node.toml`` text that ``load`` reads back identically,
+        followed by ``hubs`` as ``[[hubs]]`` tables (``node.hubs``).
 
         Raises:
             NodeConfigError: a value TOML cannot hold (``edge.toml``), such as a
@@ -189,7 +196,7 @@ class NodeConfig:
             file=CONFIG_NAME,
             comment="hashhub node configuration (see docs/participant-guide.md)",
             error=NodeConfigError,
-        )
+        ) + hubs_toml(hubs)
 
     @classmethod
     def load(cls, home: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
@@ -201,15 +208,27 @@ class NodeConfig:
 
         Raises:
             NodeConfigError: no ``node.toml``, a malformed, missing or unknown setting
-                in it, or a variable whose value is not a valid value of its setting.
+                in it, a bad ``[[hubs]]`` table, or a variable whose value is not a
+                valid value of its setting.
         """
+        return load_followed(home, environ)[0]
+
+    @classmethod
+    def _load(
+        cls, home: Path, environ: Mapping[str, str] | None
+    ) -> tuple[NodeConfig, tuple[HubSettings, ...]]:
         path = home / CONFIG_NAME
         raw = toml.read_settings(
             path,
-            [f.name for f in fields(cls)],
+            [*(f.name for f in fields(cls)), "hubs"],
             error=NodeConfigError,
             not_home="not a node home (run 'hashhub-node init')",
         )
+        tables = raw.pop("hubs", None)
+        top_level = ("hub_url", "lists", "pinned_root_sha256")
+        if tables is not None and not any(key in raw for key in top_level):
+            # [[hubs]] tables only: no hub named default
+            raw |= {"hub_url": "", "lists": [], "pinned_root_sha256": ""}
         toml.require_settings(cls, raw, path, NodeConfigError)
         types = get_type_hints(cls)
         for key, value in raw.items():
@@ -230,7 +249,56 @@ class NodeConfig:
                 config = replace(config, **{setting: value})
             except TypeError as e:
                 raise NodeConfigError(f"{variable}: {e}") from e
-        return config
+        hubs: tuple[HubSettings, ...] = ()
+        if tables is not None:
+            hubs = parse_hub_tables(
+                tables, path, node_id=config.node_id, poll_interval=config.poll_interval
+            )
+            followed_hubs(config, hubs, str(path))  # two of one name, a bad default one
+        return config, hubs
+
+
+def load_followed(
+    home: Path, environ: Mapping[str, str] | None = None
+) -> tuple[NodeConfig, tuple[HubSettings, ...]]:
+    """``NodeConfig.load``, with the ``[[hubs]]`` tables of the file as they are written
+    (``node.hubs.HubSettings``; the top-level hub is not among them): what
+    ``hub add`` and ``hub remove`` rewrite.
+
+    Raises:
+        NodeConfigError: as ``NodeConfig.load``.
+    """
+    return NodeConfig._load(home, environ)
+
+
+def rewrite_hubs(home: Path, config: NodeConfig, tables: tuple[HubSettings, ...]) -> None:
+    """Write ``node.toml`` again as ``config`` (as the file holds it, no variable applied:
+    ``load_followed(home, {})``) followed by ``tables``, after checking the hubs it
+    names; atomically, so that a running node, which reads it again when it changes
+    (``Node.follow_config``), reads the old file or the new one, never half of one.
+
+    Raises:
+        NodeConfigError: the hubs break a rule (``node.hubs``): nothing is written.
+    """
+    followed_hubs(config, tables)
+    text = config.to_toml(tables)
+    path = home / CONFIG_NAME
+    staged = path.with_name(CONFIG_NAME + ".new")
+    staged.write_text(text, encoding="utf-8")
+    os.replace(staged, path)
+
+
+def hubs_of(home: Path, config: NodeConfig) -> tuple[HubSettings, ...]:
+    """Every hub ``config`` follows, in order: the top-level one (``default``) and the
+    ``[[hubs]]`` tables of ``node.toml`` in ``home`` (none when there is no file yet).
+
+    Raises:
+        NodeConfigError: two hubs of one name, a bad table, or no hub at all.
+    """
+    tables: tuple[HubSettings, ...] = ()
+    if (home / CONFIG_NAME).exists():
+        tables = load_followed(home, {})[1]
+    return followed_hubs(config, tables)
 
 
 _KIND: dict[Any, str] = {

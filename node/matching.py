@@ -50,6 +50,7 @@ from node.imaging import ImageLimits, dihedral_pdq, file_hashes, hash_image
 from node.matcher import ListIndex
 from node.policy import BLOCK, Policy, QuarantineRule, Verdict
 from node.store import (
+    DEFAULT_HUB,
     NO_STANCE,
     MatchSource,
     NodeStore,
@@ -226,6 +227,10 @@ class MatchResult:
 
     ``opinions`` is what the platforms say of the entry (``Stance``), read with the
     entry; None for a ``hashes`` list (``"opinions": null`` in ``to_dict``).
+
+    ``hub`` is the followed hub whose list it is (``"hub"`` beside ``"list"`` in
+    ``to_dict``): a list is named by the pair, and a hash two hubs list is a match
+    in each.
     """
 
     match_id: str
@@ -241,10 +246,12 @@ class MatchResult:
     entry: Entry | None = None
     verdict: Verdict = BLOCK
     opinions: Stance | None = None
+    hub: str = DEFAULT_HUB
 
     def to_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "match_id": self.match_id if self.recorded else None,
+            "hub": self.hub,
             "list": self.list_id,
             "hash_type": self.hash_type,
             "hash": self.hash.hex(),
@@ -294,11 +301,15 @@ def entry_members(entry: Entry | None) -> dict[str, Any]:
 
 
 class Matching:
-    """The match indexes of one node's lists, and the events and counters they produce.
+    """The match indexes of the lists a node follows from one hub, and the events and
+    counters they produce.
 
     ``indexes``, ``versions`` (the version each index follows) and ``damaged`` (lists
     whose stored state failed its digest) are in memory only: they are rebuilt from
-    the store by ``load_indexes``.
+    the store by ``load_indexes``. The hub is the store view's (``store.hub``); the
+    node matches across every hub it follows through ``node.matchings.Matchings``.
+    Match events are the node's, whichever hub listed what they matched: an outcome
+    and the newest events are read from any hub's ``Matching`` alike.
     """
 
     def __init__(
@@ -313,6 +324,7 @@ class Matching:
         quarantine: QuarantineRule | None = None,
     ) -> None:
         self.store = store
+        self.hub = store.hub
         self.policy = Policy(store, now=now, rule=quarantine or QuarantineRule())
         self.replica = replica
         self.lists = tuple(lists)
@@ -599,13 +611,24 @@ class Matching:
                             version,
                             False,
                             transform=turns[i] if turns is not None else None,
+                            hub=self.hub,
                         )
                     )
                 continue
             checked[list_id] = len(hashes)
             for query, matches in zip(hashes, index.match(hashes), strict=True):
                 hits.extend(
-                    MatchResult("", list_id, type_name, m.hash, query, m.distance, version, False)
+                    MatchResult(
+                        "",
+                        list_id,
+                        type_name,
+                        m.hash,
+                        query,
+                        m.distance,
+                        version,
+                        False,
+                        hub=self.hub,
+                    )
                     for m in matches
                 )
         return checked, self._judged(self._with_entries(hits), judge)
@@ -760,6 +783,7 @@ class Matching:
             event = self.store.matches.event(match_id)
             if event is None:
                 raise UnknownMatchError(match_id)
+            listing = self.store.view(event["hub"])  # the hub whose list it matched
             if event["outcome"] is not None:
                 if event["outcome"] == outcome:
                     return {"match_id": match_id, "outcome": outcome, "duplicate": True}
@@ -769,12 +793,12 @@ class Matching:
             self.store.matches.set_outcome(match_id, outcome, self.now())
             counter = _OUTCOME_COUNTER.get(outcome)
             if counter is not None:
-                self._bump(event["list_id"], "", counter)
-                self._bump(event["list_id"], bytes(event["hash"]).hex(), counter)
+                listing.matches.bump_counter(event["list_id"], "", counter)
+                listing.matches.bump_counter(event["list_id"], bytes(event["hash"]).hex(), counter)
             taken = opinion_of(outcome, reason)
             if event["entry"] is not None and taken is not None:
                 entry_id = str(json.loads(event["entry"])["entry"])
-                self.store.matches.set_opinion(event["list_id"], entry_id, *taken, self.now())
+                listing.matches.set_opinion(event["list_id"], entry_id, *taken, self.now())
         recorded: dict[str, Any] = {"match_id": match_id, "outcome": outcome, "duplicate": False}
         if reason is not None:
             recorded["reason"] = reason
@@ -790,14 +814,19 @@ class Matching:
         rows = self.store.matches.listing(limit, open_only=open_only)
         decided = self.store.policy.decisions_of([r["id"] for r in rows])
         entries = {
-            r["id"]: (r["list_id"], str(json.loads(r["entry"])["entry"]))
+            r["id"]: (r["hub"], r["list_id"], str(json.loads(r["entry"])["entry"]))
             for r in rows
             if r["entry"] is not None
         }
-        known = self.store.opinions.stances(entries.values())
+        known: dict[tuple[str, str, str], Stance] = {}
+        for hub in sorted({hub for hub, _, _ in entries.values()}):
+            pairs = [(list_id, entry) for h, list_id, entry in entries.values() if h == hub]
+            for (list_id, entry), stance in self.store.view(hub).opinions.stances(pairs).items():
+                known[(hub, list_id, entry)] = stance
         return [
             {
                 "match_id": r["id"],
+                "hub": r["hub"],
                 "list": r["list_id"],
                 "hash": bytes(r["hash"]).hex(),
                 "query": bytes(r["query"]).hex(),

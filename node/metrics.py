@@ -9,6 +9,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from node.hubs import shown_list
+
 __all__ = ["NodeMetrics"]
 
 
@@ -102,11 +104,13 @@ class NodeMetrics:
         )
 
     def refresh(self, status: Mapping[str, Any]) -> None:
-        """Set the gauges from ``Node.status()``."""
+        """Set the gauges from ``Node.status()``. A list's label is its id, or
+        ``hub/list`` for a hub other than ``default`` (``node.hubs.shown_list``)."""
         for entry in status["lists"]:
-            self.list_version.labels(entry["list"]).set(entry["version"])
-            self.list_hashes.labels(entry["list"]).set(entry["count"])
-            self.list_stale.labels(entry["list"]).set(1 if entry["stale"] else 0)
+            shown = shown_list(entry["hub"], entry["list"])
+            self.list_version.labels(shown).set(entry["version"])
+            self.list_hashes.labels(shown).set(entry["count"])
+            self.list_stale.labels(shown).set(1 if entry["stale"] else 0)
         self.stale.set(1 if status["stale"] else 0)
         self.acks_pending.set(status["acks_pending"])
         self.webhooks_pending.set(status["webhooks_pending"])

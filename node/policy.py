@@ -440,6 +440,7 @@ class Policy:
             ],
             "distances": [
                 {
+                    "hub": r["hub"],
                     "list": r["list_id"],
                     "max_distance": r["max_distance"],
                     "by": r["by"],
@@ -449,6 +450,7 @@ class Policy:
             ],
             "holds": [
                 {
+                    "hub": r["hub"],
                     "list": r["list_id"],
                     "hash": bytes(r["hash"]).hex(),
                     "entry": r["entry_id"],

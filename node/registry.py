@@ -32,6 +32,7 @@ from follow import ListOutcome
 from node.content_index import ContentIndex
 from node.errors import InvalidContentError
 from node.matching import Matching, MatchResult, entry_members, opinion_members
+from node.matchings import Matchings
 from node.outboxes import WebhookOutbox
 from node.store import ContentRows, NodeStore
 from protocol import ListSpec
@@ -71,7 +72,7 @@ class ContentRegistry:
     def __init__(
         self,
         store: NodeStore,
-        matching: Matching,
+        matching: Matchings,
         webhooks: WebhookOutbox,
         *,
         node_id: str,
@@ -126,18 +127,20 @@ class ContentRegistry:
         under that earlier event (``MatchResult.earlier``) instead of a new one.
         """
         rows = self.check(content_id, queries)
+        results: list[MatchResult] = []
         with self.store.atomic():
             known = self.store.matches.registered_of(content_id, rows)
-            earlier = self.store.matches.content_events(content_id) if known else {}
             registered = self.register(content_id, queries)
             fresh = {type_name for type_name, h in rows if (type_name, h) not in known}
-            results = self.matching.match_hashes(
-                queries,
-                content_id=content_id,
-                one_item=one_item,
-                checked_types=fresh,
-                earlier=earlier,
-            )
+            for matching in self.matching:  # every hub's lists
+                earlier = matching.store.matches.content_events(content_id) if known else {}
+                results += matching.match_hashes(
+                    queries,
+                    content_id=content_id,
+                    one_item=one_item,
+                    checked_types=fresh,
+                    earlier=earlier,
+                )
         return registered, results
 
     def check_rows(self, rows: Sequence[ContentRow]) -> None:
@@ -204,14 +207,18 @@ class ContentRegistry:
         only the types some list is of are matched, and only the hashes that hit are
         traced back to their content (a corpus is mostly misses).
         """
-        matched = {index.hash_type.name for index in self.matching.indexes.values()}
+        matched = {
+            index.hash_type.name
+            for matching in self.matching
+            for index in matching.indexes.values()
+        }
         queries = {
             t: list(dict.fromkeys(h for _, row_type, h in rows if row_type == t)) for t in matched
         }
         queries = {t: hashes for t, hashes in queries.items() if hashes}
         if not queries:
             return []
-        _, hits = self.matching.search(queries, judge=judge)
+        hits = [hit for m in self.matching for hit in m.search(queries, judge=judge)[1]]
         if not hits:
             return []
         hit = {(m.hash_type, m.query) for m in hits}
@@ -223,11 +230,12 @@ class ContentRegistry:
 
     def _count_checked(self, per_type: Mapping[str, int]) -> None:
         """Count each new row (``per_type``: how many of each type) as checked once per
-        list of its type."""
-        for list_id, index in sorted(self.matching.indexes.items()):
-            count = per_type.get(index.hash_type.name, 0)
-            if count:
-                self.store.matches.bump_counter(list_id, "", "checked", count)
+        list of its type, of every hub."""
+        for matching in self.matching:
+            for list_id, index in sorted(matching.indexes.items()):
+                count = per_type.get(index.hash_type.name, 0)
+                if count:
+                    matching.store.matches.bump_counter(list_id, "", "checked", count)
 
     def _record(self, hits: Sequence[tuple[str, MatchResult]]) -> list[tuple[str, MatchResult]]:
         """Record each hit as a match event, unless its content matched that listed hash
@@ -236,20 +244,23 @@ class ContentRegistry:
         A recorded hit is reported with the decision recorded with it, not the one its
         search saw: recording decides again, and may hold (the quarantine rule counts
         only recorded events)."""
-        earlier: dict[str, dict[tuple[str, bytes], str]] = {}
+        earlier: dict[tuple[str, str], dict[tuple[str, bytes], str]] = {}
         results = []
         for content_id, hit in hits:
-            events = earlier.get(content_id)
+            matching = self.matching.hub(hit.hub)
+            events = earlier.get((hit.hub, content_id))
             if events is None:
-                events = earlier[content_id] = self.store.matches.content_events(content_id)
+                events = earlier[(hit.hub, content_id)] = matching.store.matches.content_events(
+                    content_id
+                )
             seen = events.get((hit.list_id, hit.hash))
             if seen is not None:
-                hit = self.matching.looked(hit)
+                hit = matching.looked(hit)
                 results.append(
                     (content_id, replace(hit, match_id=seen, recorded=True, earlier=True))
                 )
                 continue
-            match_id, verdict = self.matching.recorded(
+            match_id, verdict = matching.recorded(
                 hit.list_id,
                 hit.hash,
                 hit.query,
@@ -319,8 +330,12 @@ class ContentRegistry:
             for content_id in holders.get(content_hash, [])
         ]
 
-    def retroactive(self, outcome: ListOutcome, spec: ListSpec) -> int:
-        """Search the registry for the hashes an update added; queue one webhook per hit.
+    def retroactive(
+        self, outcome: ListOutcome, spec: ListSpec, matching: Matching | None = None
+    ) -> int:
+        """Search the registry for the hashes an update of a list of ``matching``'s hub
+        (None: the node's only hub) added; queue one webhook per hit, naming the hub
+        beside the list.
 
         An exact type (md5, sha256) looks each added hash up by key; a perceptual one
         (``_near``) asks the content index, the added hashes its queries.
@@ -342,21 +357,20 @@ class ContentRegistry:
         else:
             hits = self._near(outcome, spec)
         queued = 0
-        now = self.matching.now()
+        matching = matching or self.matching.only()
+        now = matching.now()
         entries = (
-            self.matching.entries_of(
-                outcome.list_id, sorted({listed for _, listed, _, _ in hits}), now
-            )
+            matching.entries_of(outcome.list_id, sorted({listed for _, listed, _, _ in hits}), now)
             if spec.entries
             else {}
         )
-        stances = self.matching.stances([(outcome.list_id, e) for e in entries.values()])
+        stances = matching.stances([(outcome.list_id, e) for e in entries.values()])
         for content_id, listed, content_hash, distance in hits:
             entry = entries.get(listed)
             if spec.entries and entry is None:
                 continue  # expired by the node's clock: it matches nothing
             stance = None if entry is None else stances[(outcome.list_id, entry.entry_id)]
-            event, verdict = self.matching.recorded(
+            event, verdict = matching.recorded(
                 outcome.list_id,
                 listed,
                 content_hash,
@@ -366,12 +380,15 @@ class ContentRegistry:
                 entry,
                 stance=stance,
             )
-            key = f"{outcome.list_id}:{outcome.to_version}:{listed.hex()}:{content_id}"
+            key = (
+                f"{matching.hub}:{outcome.list_id}:{outcome.to_version}:{listed.hex()}:{content_id}"
+            )
             body = {
                 "type": "hashhub.retroactive_match.v1",
                 "node": self.node_id,
                 "match_id": event,
                 "content_id": content_id,
+                "hub": matching.hub,
                 "list": outcome.list_id,
                 "hash_type": spec.hash_type,
                 "hash": listed.hex(),

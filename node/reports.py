@@ -10,6 +10,7 @@ and must not be able to recolour, move or erase the lines around it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from node.store import NodeStore
@@ -38,6 +39,7 @@ def match_events(store: NodeStore, limit: int, *, open_only: bool) -> list[dict[
         {
             "match_id": r["id"],
             "created": r["created"],
+            "hub": r["hub"],
             "list": r["list_id"],
             "hash_type": r["hash_type"],
             "hash": bytes(r["hash"]).hex(),
@@ -59,6 +61,7 @@ def evidence(store: NodeStore) -> list[dict[str, Any]]:
         {
             "id": r["id"],
             "created": r["created"],
+            "hub": r["hub"],
             "list": r["list_id"],
             "kind": r["kind"],
             "source": EVIDENCE_SOURCES.get(r["kind"], "update"),
@@ -69,19 +72,22 @@ def evidence(store: NodeStore) -> list[dict[str, Any]]:
     ]
 
 
-def failures(store: NodeStore) -> list[dict[str, Any]]:
-    """Each list whose last update attempt failed or was rejected, with the error.
+def failures(stores: Iterable[NodeStore]) -> list[dict[str, Any]]:
+    """Each list whose last update attempt failed or was rejected, with the error: of
+    each store view's hub (``NodeStore.view``: the node's followed hubs).
 
     A failure that was no protocol rejection (the network, a deadline, a full disk)
     keeps no evidence row: this, the list's last error, is all that records it.
     """
     return [
         {
+            "hub": store.hub,
             "list": r["id"],
             "last_attempt": r["last_attempt"],
             "last_success": r["last_success"],
             "error": r["last_error"],
         }
+        for store in stores
         for r in store.list_rows()
         if r["last_error"]
     ]

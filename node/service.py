@@ -10,6 +10,12 @@ builds the services that share them:
 - ``AckOutbox`` and ``WebhookOutbox`` (``node/outboxes.py``): signed acks for the
   hub and webhook calls for the platform, durable until confirmed.
 
+A node follows one hub or several (``node.hubs``, ADR 20): each followed hub is a
+``FollowedHub`` (``node/followed.py``) with a store view scoped to it, its own
+``Matching``, ack outbox and token; ``matching`` (``node.matchings.Matchings``)
+matches across them all, and the registry and webhooks span them. ``run_sync`` and
+``flush_acks`` work one hub at a time, so one hub's failure is its own.
+
 What spans them stays here: ``absorb`` (after a sync), ``status``, and the
 ``async`` functions that run a sync, send acks and deliver webhooks, reading what
 to send from the store, sending it, and writing the result back. ``Node`` is
@@ -30,7 +36,6 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +44,20 @@ import aiohttp
 from edge.clock import utcnow
 from edge.database import DatabaseThread
 from follow import Fetcher, ListOutcome, cannot_connect
-from node.config import CONFIG_NAME, NodeConfig, read_secret, write_secret
+from node.config import CONFIG_NAME, NodeConfig, hubs_of, read_secret, write_secret
 from node.errors import NodeConfigError
 from node.fleet import check_replica, content_shard
+from node.followed import FollowedHub
+from node.hubs import HubSettings, token_path
 from node.imaging import ImageLimits
-from node.matching import OUTCOMES, Matching, MatchResult, newest_root
+from node.matching import OUTCOMES, Matching, MatchResult
+from node.matchings import Matchings
 from node.outboxes import AckOutbox, WebhookOutbox
 from node.policy import QuarantineRule
 from node.registry import ContentRegistry
 from node.store import NodeStore
 from node.sync import NodeSyncer
-from protocol import Limits, ProtocolError, Root, SigningKey, parse_time
+from protocol import Limits, ProtocolError, Root, SigningKey
 from protocol.ack import ACK_LAST_SEQ_HEADER, ACK_REFUSALS, ACK_SIGNATURE_HEADER, NODE_ID_PATTERN
 from protocol.keyfile import load_private_key, write_private_key, write_public_key
 from protocol.lists import validate_list_id
@@ -78,42 +86,35 @@ class Node:
     The few methods here are what needs more than one of them, or the node's home.
     """
 
-    def __init__(self, home: Path, config: NodeConfig, *, now: Any = utcnow) -> None:
+    def __init__(
+        self,
+        home: Path,
+        config: NodeConfig,
+        *,
+        now: Any = utcnow,
+        hubs: Sequence[HubSettings] | None = None,
+    ) -> None:
         self.home = home
         self.config = config
         self.now = now
         self.replica = check_replica(config.replica)
         self.shard = content_shard(config.content_shard)
+        settings = tuple(hubs) if hubs is not None else hubs_of(home, config)
         self.store = NodeStore(home / config.database)
         self.key = load_private_key(home / "node.key")
-        token_file = home / "hub-token"
-        self.token = read_secret(token_file) if token_file.exists() else ""
-        self._credentials = self._credential_files()
         self.api_token = read_secret(home / "api-token")
-        self.matching = Matching(
-            self.store,
-            config.lists,
-            now=now,
-            image_limits=ImageLimits(max_bytes=config.max_upload_bytes),
-            dihedral=config.dihedral,
-            replica=self.replica,
-            quarantine=QuarantineRule(config.quarantine_matches_per_hour, config.quarantine_factor),
-        )
+        self.hubs: dict[str, FollowedHub] = {}
+        for hub in settings:
+            self.hubs[hub.name] = self._followed(hub)
+        self._credentials = self._credential_files()
+        self._config_file = _stamp(home / CONFIG_NAME)
+        self.matching = Matchings({name: hub.matching for name, hub in self.hubs.items()})
         self.webhooks = WebhookOutbox(
             self.store,
             url=config.webhook_url,
             secret=read_secret(home / "webhook-secret"),
             max_backoff=config.max_backoff,
             now=now,
-        )
-        self.acks = AckOutbox(
-            self.store,
-            self.key,
-            node_id=config.node_id,
-            lists=config.lists,
-            max_backoff=config.max_backoff,
-            now=now,
-            before_counting=self.matching.write_checked,
         )
         self.registry = ContentRegistry(
             self.store,
@@ -125,19 +126,118 @@ class Node:
         )
         self.matching.load_indexes()
 
+    # -- the hubs it follows -----------------------------------------------------------
+
+    def _followed(self, settings: HubSettings) -> FollowedHub:
+        """One hub's services over a store view of its own: its lists' indexes and
+        counters, its ack outbox (its ``seq`` space), its token."""
+        config = self.config
+        store = self.store.view(settings.name)
+        matching = Matching(
+            store,
+            settings.lists,
+            now=self.now,
+            image_limits=ImageLimits(max_bytes=config.max_upload_bytes),
+            dihedral=config.dihedral,
+            replica=self.replica,
+            quarantine=QuarantineRule(config.quarantine_matches_per_hour, config.quarantine_factor),
+        )
+        acks = AckOutbox(
+            store,
+            self.key,
+            node_id=settings.node_id,
+            lists=settings.lists,
+            max_backoff=config.max_backoff,
+            now=self.now,
+            before_counting=matching.write_checked,
+        )
+        token = token_path(self.home, settings.name)
+        return FollowedHub(
+            settings, store, matching, acks, read_secret(token) if token.exists() else ""
+        )
+
+    def hub(self, name: str | None = None) -> FollowedHub:
+        """The followed hub ``name``; with None, the only one.
+
+        Raises:
+            NodeConfigError: no hub of that name, or None while the node follows
+                several (the message names them: ``--hub NAME``).
+        """
+        if name is None:
+            if len(self.hubs) == 1:
+                return next(iter(self.hubs.values()))
+            raise NodeConfigError(
+                f"this node follows {len(self.hubs)} hubs ({', '.join(self.hubs)}): "
+                "name one with --hub NAME"
+            )
+        found = self.hubs.get(name)
+        if found is None:
+            raise NodeConfigError(
+                f"no hub named {name[:64]!r}; this node follows {', '.join(self.hubs)}"
+            )
+        return found
+
+    @property
+    def acks(self) -> AckOutbox:
+        """The ack outbox of the first hub (a node of one hub has no other)."""
+        return next(iter(self.hubs.values())).acks
+
+    @property
+    def token(self) -> str:
+        """The first hub's token ("" until ``token set``)."""
+        return next(iter(self.hubs.values())).token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        next(iter(self.hubs.values())).token = value
+
+    def follow_hubs(self) -> tuple[list[str], list[str]]:
+        """Take up the hubs ``node.toml`` names now (``hub add``, ``hub remove`` by
+        another process): a new hub's indexes are built from the store, a removed
+        hub's lists stop matching at once (its evidence and events stay). A changed
+        hub (same name, other settings) is followed anew. Returns (added, removed).
+
+        Raises:
+            NodeConfigError: ``node.toml`` no longer reads (nothing changes then).
+        """
+        settings = {hub.name: hub for hub in hubs_of(self.home, self.config)}
+        kept = {name: hub for name, hub in self.hubs.items() if settings.get(name) == hub.settings}
+        added = [name for name in settings if name not in kept]
+        removed = [name for name in self.hubs if name not in settings]
+        for name, hub in self.hubs.items():
+            if name not in kept:  # the misses' checks counted for it, before it goes
+                hub.matching.write_checked()
+        hubs = {name: kept.get(name) or self._followed(hub) for name, hub in settings.items()}
+        for name in added:
+            hubs[name].matching.load_indexes()
+        self.hubs = hubs
+        self.matching.by_hub = {name: hub.matching for name, hub in hubs.items()}
+        self._credentials = self._credential_files()
+        return added, removed
+
+    def follow_config(self) -> tuple[list[str], list[str]]:
+        """``follow_hubs`` if ``node.toml`` changed on disk since this node last read it
+        (a cheap ``stat``, so a running node asks every few seconds). Returns (added,
+        removed).
+
+        Raises:
+            NodeConfigError: ``node.toml`` changed and no longer reads (raised once;
+                it is read again when it changes next; the hubs stay as they were).
+        """
+        stamp = _stamp(self.home / CONFIG_NAME)
+        if stamp == self._config_file:
+            return [], []
+        self._config_file = stamp
+        return self.follow_hubs()
+
     # -- setup ---------------------------------------------------------------------
 
     def _credential_files(self) -> tuple[tuple[int, int, int] | None, ...]:
         """What identifies the key and token files' contents on disk, cheaply."""
-
-        def stamp(path: Path) -> tuple[int, int, int] | None:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                return None
-            return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-        return stamp(self.home / "node.key"), stamp(self.home / "hub-token")
+        return (
+            _stamp(self.home / "node.key"),
+            *(_stamp(token_path(self.home, name)) for name in self.hubs),
+        )
 
     def follow_credentials(self) -> bool:
         """Take up a key or token another process wrote: ``key rotate``, ``token set``.
@@ -152,9 +252,10 @@ class Node:
         if now == self._credentials:
             return False
         self.key = load_private_key(self.home / "node.key")
-        self.acks.key = self.key
-        token_file = self.home / "hub-token"
-        self.token = read_secret(token_file) if token_file.exists() else ""
+        for hub in self.hubs.values():
+            hub.acks.key = self.key
+            token_file = token_path(self.home, hub.name)
+            hub.token = read_secret(token_file) if token_file.exists() else ""
         self._credentials = now
         return True
 
@@ -176,7 +277,10 @@ class Node:
         write_public_key(self.home / "node.pub.pem", new.public)
         self.key = new
         self._credentials = self._credential_files()
-        return old.keyid, new.keyid, self.acks.resign(new)
+        resigned = []
+        for hub in self.hubs.values():
+            resigned += hub.acks.resign(new)
+        return old.keyid, new.keyid, resigned
 
     @classmethod
     def init(
@@ -228,14 +332,16 @@ class Node:
             self.store.close()
 
     def newest_root(self) -> Root | None:
-        """The newest verified root (None before the first update)."""
-        return newest_root(self.store)
+        """The newest verified root of the first hub (None before its first update)."""
+        return next(iter(self.hubs.values())).newest_root()
 
     # -- after a sync ----------------------------------------------------------------
 
-    def absorb(self, outcomes: Iterable[ListOutcome]) -> int:
-        """Follow applied updates: indexes, retroactive matches, acks. Returns new webhooks."""
-        root = self.newest_root()
+    def absorb(self, outcomes: Iterable[ListOutcome], hub: str | None = None) -> int:
+        """Follow applied updates of one hub's lists (``hub``: None, the only one):
+        indexes, retroactive matches, acks to that hub. Returns new webhooks."""
+        followed = self.hub(hub)
+        root = followed.newest_root()
         if root is None:  # not even root v1 verified yet: the first update failed
             return 0
         webhooks = 0
@@ -244,67 +350,51 @@ class Node:
             if outcome.status != "updated":
                 continue
             spec = root.list_spec(outcome.list_id)
-            self.matching.follow(outcome, spec)
-            webhooks += self.registry.retroactive(outcome, self.matching.stricter(spec))
+            followed.matching.follow(outcome, spec)
+            webhooks += self.registry.retroactive(
+                outcome, followed.matching.stricter(spec), followed.matching
+            )
             updated.append(outcome.list_id)
         if updated:
-            self.acks.enqueue(updated)
+            followed.acks.enqueue(updated)
         return webhooks
-
-    # -- entry points the platform's scripts drive -------------------------------------
 
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """What the node enforces and what waits: the status page, ``status`` command
-        and metrics all read this one dictionary."""
+        and metrics all read this one dictionary. ``lists`` holds every hub's lists,
+        each naming its ``hub``; ``hubs`` one line per hub; ``hub`` and
+        ``root_version`` are the first hub's (a node of one hub has no other)."""
         self.matching.write_checked()
-        root = self.newest_root()
         now = self.now()
-        rows = {r["id"]: r for r in self.store.list_rows()}
-        lists = [
-            self._list_status(list_id, rows.get(list_id), root, now)
-            for list_id in self.config.lists
-        ]
+        hubs = [hub.status(now) for hub in self.hubs.values()]
+        lists = [entry for hub in hubs for entry in hub["lists"]]
         return {
             "node": self.config.node_id,
             "replica": self.replica or None,
             "content_shard": str(self.shard) if self.shard else None,
-            "hub": self.config.hub_url,
-            "root_version": root.version if root else None,
+            "hub": hubs[0]["url"],
+            "root_version": hubs[0]["root_version"],
+            "hubs": [{k: v for k, v in hub.items() if k != "lists"} for hub in hubs],
             "lists": lists,
             "stale": any(entry["stale"] for entry in lists),
             "damaged": sorted(self.matching.damaged),
-            "acks_pending": self.store.acks.pending(),
+            "acks_pending": sum(hub["acks_pending"] for hub in hubs),
             "webhooks_pending": self.store.webhooks.pending(),
             "matches_awaiting_outcome": self.store.matches.awaiting_outcome(),
             "evidence": len(self.store.evidence()),
             "policy": self.matching.policy.counters(),
         }
 
-    def _list_status(
-        self, list_id: str, row: Any, root: Root | None, now: datetime
-    ) -> dict[str, Any]:
-        """One list's line of ``status``. Stale: no verified checkpoint, or one older
-        than the root's ``max_checkpoint_age`` (the list is still enforced)."""
-        trust = json.loads(row["trust"]) if row else None
-        max_age = root.policy.max_checkpoint_age if root else 0
-        checkpoint_time = trust.get("checkpoint_time") if trust else None
-        stale = checkpoint_time is None or now - parse_time(checkpoint_time, "status") > timedelta(
-            seconds=max_age
-        )
-        return {
-            "list": list_id,
-            "version": trust["version"] if trust else 0,
-            "count": row["count"] if row else 0,
-            "state_sha256": row["sha256"] if row else None,
-            "last_success": row["last_success"] if row else None,
-            "last_attempt": row["last_attempt"] if row else None,
-            "last_error": row["last_error"] if row else None,
-            "checkpoint_time": checkpoint_time,
-            "stale": stale,
-            "counts": self.acks.counts(list_id).to_dict() | {"hashes": None},
-        }
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What identifies a file's contents on disk, cheaply (None: no such file)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _checked_settings(
@@ -339,35 +429,44 @@ def _checked_settings(
 # -- the network parts -----------------------------------------------------------------
 
 
-async def run_sync(node: Node, session: aiohttp.ClientSession) -> list[ListOutcome]:
-    """One update of every subscribed list (docs/design.md §4.2), then indexes, registry, acks.
+async def run_sync(
+    node: Node, session: aiohttp.ClientSession, hub: str | None = None
+) -> list[ListOutcome]:
+    """One update of every list followed from one hub (docs/design.md §4.2), then
+    indexes, registry, acks. ``hub``: None, the only one.
+
+    The update runs ``follow.Syncer`` over a store view scoped to the hub, with the
+    hub's pin, token and mirrors: what it verifies, applies, refuses or keeps as
+    evidence is the hub's alone, and another hub's lists are not touched.
 
     The update's store work and heavy steps run on a thread of their own, with a
     connection of their own (``edge.database.DatabaseThread``): the match API, on
     this loop, keeps answering while a million-hash snapshot is read, replayed and
     committed. The node's own connection sees the commit once it is made (WAL).
     """
+    followed = node.hub(hub)
+    settings = followed.settings
     fetcher = Fetcher(
         session,
-        node.config.hub_url,
-        mirrors=node.config.mirrors,
-        token=node.token,
+        settings.url,
+        mirrors=settings.mirrors,
+        token=followed.token,
         limits=Limits(fetch_timeout=node.config.fetch_timeout),
     )
     path = node.home / node.config.database
-    worker = DatabaseThread(lambda: NodeStore(path), name="hashhub-sync")
+    worker = DatabaseThread(lambda: NodeStore(path, hub=settings.name), name="hashhub-sync")
     try:
         syncer = NodeSyncer(
             worker,
             fetcher,
-            node.config.lists,
-            pinned_root_sha256=node.config.pinned_root_sha256,
+            settings.lists,
+            pinned_root_sha256=settings.pinned_root_sha256,
             snapshot_lag=node.config.snapshot_lag,
         )
         outcomes = await syncer.sync(node.now())
     finally:
         worker.close(NodeStore.close)
-    node.absorb(outcomes)
+    node.absorb(outcomes, settings.name)
     return outcomes
 
 
@@ -375,27 +474,46 @@ async def flush_acks(
     node: Node,
     session: aiohttp.ClientSession,
     *,
+    hub: str | None = None,
     renumber: bool = True,
     reasons: list[str] | None = None,
 ) -> tuple[int, int]:
-    """Send every due ack in ``seq`` order; returns (confirmed, failed).
+    """Send every due ack in ``seq`` order, each to the hub whose list it is (``hub``:
+    that hub's only; None, every hub's in turn); returns (confirmed, failed).
 
     ``reasons``, if given, receives one line per failed ack (``seq N (list): why``,
-    the error stored with it), so that a command can show why rather than a count.
+    the error stored with it; ``hub: seq N (list): why`` on a node of several hubs),
+    so that a command can show why rather than a count.
 
     A 409 ``seq_conflict`` naming a last ``seq`` at or above the refused one means the
     hub holds acks this node no longer remembers: the queue is re-signed above that
-    ``seq`` (``AckOutbox.renumber``) and sent again, once per call.
+    ``seq`` (``AckOutbox.renumber``) and sent again, once per call. One hub's failure
+    leaves the others' acks to go.
     """
     confirmed = failed = 0
-    for row in node.acks.due():
+    names = [node.hub(hub).name] if hub is not None else list(node.hubs)
+    for name in names:
+        said: list[str] = []
+        done, not_done = await _flush_hub_acks(node.hubs[name], session, renumber, said)
+        confirmed += done
+        failed += not_done
+        if reasons is not None:
+            reasons.extend(f"{name}: {line}" if len(node.hubs) > 1 else line for line in said)
+    return confirmed, failed
+
+
+async def _flush_hub_acks(
+    hub: FollowedHub, session: aiohttp.ClientSession, renumber: bool, reasons: list[str]
+) -> tuple[int, int]:
+    confirmed = failed = 0
+    for row in hub.acks.due():
         sidecar = base64.b64encode(bytes(row["sig"])).decode()
         try:
             async with session.post(
-                f"{node.config.hub_url}/v1/acks",
+                f"{hub.settings.url}/v1/acks",
                 data=bytes(row["bytes"]),
                 headers={
-                    "Authorization": f"Bearer {node.token}",
+                    "Authorization": f"Bearer {hub.token}",
                     ACK_SIGNATURE_HEADER: sidecar,
                     "Content-Type": "application/json",
                 },
@@ -405,19 +523,19 @@ async def flush_acks(
                 ok = resp.status == 200
                 hub_last = last_seq(resp, row["seq"]) if resp.status == 409 else None
                 if hub_last is not None and renumber:
-                    node.acks.renumber(hub_last)
-                    more_confirmed, more_failed = await flush_acks(
-                        node, session, renumber=False, reasons=reasons
+                    hub.acks.renumber(hub_last)
+                    more_confirmed, more_failed = await _flush_hub_acks(
+                        hub, session, False, reasons
                     )
                     return confirmed + more_confirmed, failed + more_failed
                 error = "" if ok else _ack_refusal(resp.status, text)
                 suspended = resp.status == 403 and _error_code(text) == "node_suspended"
                 if resp.status in ACK_REFUSALS and not suspended:
-                    node.acks.refused(row["seq"], error)
+                    hub.acks.refused(row["seq"], error)
                     _note(reasons, row, f"refused for good: {error}")
                     failed += 1
                     continue
-                node.acks.sent(
+                hub.acks.sent(
                     row["seq"],
                     ok,
                     error,
@@ -425,8 +543,8 @@ async def flush_acks(
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
             ok = False
-            error = _unsent(node.config.hub_url, e)
-            node.acks.sent(row["seq"], False, error)
+            error = _unsent(hub.settings.url, e)
+            hub.acks.sent(row["seq"], False, error)
         if not ok:
             _note(reasons, row, f"not delivered, tried again later: {error}")
         if ok:

@@ -58,6 +58,7 @@ from edge.http import CleanupContext
 from node.api.keys import NODE
 from node.errors import NodeError
 from node.fleet import Worker
+from node.hubs import shown_list
 from node.matching import build_index
 from node.service import Node
 
@@ -90,27 +91,30 @@ class WorkerDiedError(NodeError):
 
 
 async def take_up(node: Node) -> list[str]:
-    """Bring this process's indexes to the versions another process applied.
+    """Bring this process's indexes to the versions another process applied, and to
+    the hubs ``node.toml`` names now (``hub add``, ``hub remove``).
 
     Only the lists whose stored version differs from the indexed one are read; each
     new index is built on a thread, so this worker's loop keeps answering with the
-    old index until the new one is swapped in. Returns the lists taken up.
+    old index until the new one is swapped in. Returns the lists taken up
+    (``list vN``; ``hub/list vN`` for a hub other than ``default``).
     """
-    stale = node.matching.stale_lists()
-    root = node.newest_root() if stale else None
-    if root is None:
-        return []
     taken = []
-    for list_id in stale:
-        spec = root.lists.get(list_id)
-        if spec is None:
+    for hub in list(node.hubs.values()):
+        stale = hub.matching.stale_lists()
+        root = hub.newest_root() if stale else None
+        if root is None:
             continue
-        stored = node.store.stored_list(list_id, spec.hash_type)
-        index, intact = await asyncio.to_thread(build_index, spec, stored)
-        if node.matching.versions.get(list_id, 0) >= stored.trust.version:
-            continue  # worker 0's own update got there first (``Node.absorb``)
-        node.matching.install(stored, index, intact)
-        taken.append(f"{list_id} v{stored.trust.version}")
+        for list_id in stale:
+            spec = root.lists.get(list_id)
+            if spec is None:
+                continue
+            stored = hub.store.stored_list(list_id, spec.hash_type)
+            index, intact = await asyncio.to_thread(build_index, spec, stored)
+            if hub.matching.versions.get(list_id, 0) >= stored.trust.version:
+                continue  # worker 0's own update got there first (``Node.absorb``)
+            hub.matching.install(stored, index, intact)
+            taken.append(f"{shown_list(hub.name, list_id)} v{stored.trust.version}")
     return taken
 
 
@@ -124,6 +128,9 @@ async def _keep_up(app: web.Application, worker: Worker, parent: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
             return
         try:
+            added, removed = node.follow_config()  # hashhub-node hub add|remove
+            if added or removed:
+                log.info("worker %d follows the hubs %s", worker.index, ", ".join(node.hubs))
             node.matching.write_checked()
             now = node.store.commits_elsewhere()
             if now != seen:

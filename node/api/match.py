@@ -17,6 +17,7 @@ from edge.errors import ApiError
 from edge.http import read_body
 from node.api.keys import CONFIG, METRICS, NODE
 from node.api.requests import flag, hash_queries, invalid, json_object, known_query
+from node.hubs import shown_list
 from node.imaging import ImageRejected
 from node.service import MatchResult
 
@@ -88,7 +89,7 @@ def count_matches(app: web.Application, results: list[MatchResult], source: str)
     """
     for result in results:
         if not result.earlier:
-            app[METRICS].matches.labels(result.list_id, source).inc()
+            app[METRICS].matches.labels(shown_list(result.hub, result.list_id), source).inc()
 
 
 async def post_match(request: web.Request) -> web.StreamResponse:

@@ -37,6 +37,8 @@ import os
 from collections.abc import Generator
 from pathlib import Path
 
+import sqlite_utils
+
 from edge.database import BUSY_TIMEOUT, connect
 from follow.errors import storage_error
 from node.store.contributions import ContributionTables
@@ -46,9 +48,11 @@ from node.store.opinions import NO_STANCE, OpinionTables, Stance
 from node.store.outbox import AckTables, WebhookTables
 from node.store.policy import PolicyTables
 from node.store.schema import migrations
+from node.store.tables import DEFAULT_HUB
 
 __all__ = [
     "BUSY_TIMEOUT",
+    "DEFAULT_HUB",
     "NO_STANCE",
     "STATE_LOG_FRACTION",
     "AckTables",
@@ -73,23 +77,42 @@ class NodeStore(ListTables):
     The list and root methods are the store's own (``ListTables``: a sync uses
     them throughout); the rest are grouped by what they keep, over the same
     connection: ``matches``, ``acks``, ``webhooks``, ``policy`` and ``opinions``.
+    Each instance is scoped to one followed hub (``hub``, ``DEFAULT_HUB`` unless
+    given; ``view`` gives another hub's over the same connection).
     """
 
-    def __init__(self, path: Path) -> None:
-        if not path.exists():
-            # The registry says what content the platform hosts: owner-only, like the keys.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = connect(path, timeout=BUSY_TIMEOUT)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        migrations.apply(db)
-        super().__init__(db)
-        self.matches = MatchTables(db)
-        self.acks = AckTables(db)
-        self.webhooks = WebhookTables(db)
-        self.policy = PolicyTables(db)
-        self.opinions = OpinionTables(db)
-        self.contributions = ContributionTables(db)
+    def __init__(
+        self, path: Path, *, hub: str = DEFAULT_HUB, db: sqlite_utils.Database | None = None
+    ) -> None:
+        if db is None:
+            if not path.exists():
+                # The registry says what content the platform hosts: owner-only, like the keys.
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            db = connect(path, timeout=BUSY_TIMEOUT)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            migrations.apply(db)
+        self.path = path
+        super().__init__(db, hub)
+        self.matches = MatchTables(db, hub)
+        self.acks = AckTables(db, hub)
+        self.webhooks = WebhookTables(db, hub)
+        self.policy = PolicyTables(db, hub)
+        self.opinions = OpinionTables(db, hub)
+        self.contributions = ContributionTables(db, hub)
+
+    def view(self, hub: str) -> NodeStore:
+        """This store scoped to another followed hub, over the same connection: what
+        its syncer, ack outbox and counters read and write (``Tables``). Closing a
+        view closes the connection, so only the store that opened it is closed."""
+        return self if hub == self.hub else NodeStore(self.path, hub=hub, db=self.db)
+
+    def hubs(self) -> list[str]:
+        """Every hub the store holds lists or roots of, followed now or not."""
+        return [
+            r["hub"]
+            for r in self.db.query("SELECT hub FROM lists UNION SELECT hub FROM roots ORDER BY hub")
+        ]
 
     def close(self) -> None:
         self.db.close()

@@ -22,25 +22,29 @@ class ContributionTables(Tables):
     """The ``contributions`` table, over the store's connection (``store.contributions``)."""
 
     def next_seq(self) -> int:
-        row = self._one("SELECT max(seq) AS seq FROM contributions")
+        row = self._one("SELECT max(seq) AS seq FROM contributions WHERE hub = ?", [self.hub])
         return int(row["seq"] or 0) + 1 if row is not None else 1
 
     def add(self, seq: int, data: bytes, sig: bytes, made: str) -> None:
         self.db.execute(
-            "INSERT INTO contributions (seq, bytes, sig, made, state) "
-            "VALUES (?, ?, ?, ?, 'pending')",
-            [seq, data, sig, made],
+            "INSERT INTO contributions (hub, seq, bytes, sig, made, state) "
+            "VALUES (?, ?, ?, ?, ?, 'pending')",
+            [self.hub, seq, data, sig, made],
         )
 
     def pending(self) -> list[dict[str, Any]]:
         """The contributions not yet answered for good, in ``seq`` order."""
         return list(
-            self.db.query("SELECT * FROM contributions WHERE state = 'pending' ORDER BY seq")
+            self.db.query(
+                "SELECT * FROM contributions WHERE hub = ? AND state = 'pending' ORDER BY seq",
+                [self.hub],
+            )
         )
 
     def answered(self, seq: int, state: str, answer: str) -> None:
         self.db.execute(
-            "UPDATE contributions SET state = ?, answer = ? WHERE seq = ?", [state, answer, seq]
+            "UPDATE contributions SET state = ?, answer = ? WHERE hub = ? AND seq = ?",
+            [state, answer, self.hub, seq],
         )
 
     def resigned(self, rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
@@ -48,11 +52,14 @@ class ContributionTables(Tables):
         new seq, bytes, sidecar) each, highest first so no two rows meet."""
         for old, new, data, sig in sorted(rows, key=lambda r: r[1], reverse=True):
             self.db.execute(
-                "UPDATE contributions SET seq = ?, bytes = ?, sig = ? WHERE seq = ?",
-                [new, data, sig, old],
+                "UPDATE contributions SET seq = ?, bytes = ?, sig = ? WHERE hub = ? AND seq = ?",
+                [new, data, sig, self.hub, old],
             )
 
     def listed(self) -> list[dict[str, Any]]:
         return list(
-            self.db.query("SELECT seq, made, state, answer FROM contributions ORDER BY seq")
+            self.db.query(
+                "SELECT seq, made, state, answer FROM contributions WHERE hub = ? ORDER BY seq",
+                [self.hub],
+            )
         )

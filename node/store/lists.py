@@ -63,12 +63,15 @@ class ListTables(Tables):
     def roots(self) -> list[tuple[bytes, bytes]]:
         return [
             (bytes(r["bytes"]), bytes(r["sig"]))
-            for r in self.db.query("SELECT bytes, sig FROM roots ORDER BY version")
+            for r in self.db.query(
+                "SELECT bytes, sig FROM roots WHERE hub = ? ORDER BY version", [self.hub]
+            )
         ]
 
     def _save_roots(self, roots: Iterable[tuple[int, bytes, bytes]]) -> None:
         self.db.conn.executemany(
-            "INSERT OR IGNORE INTO roots (version, bytes, sig) VALUES (?, ?, ?)", list(roots)
+            "INSERT OR IGNORE INTO roots (hub, version, bytes, sig) VALUES (?, ?, ?, ?)",
+            [(self.hub, *root) for root in roots],
         )
 
     def save_roots(self, roots: Iterable[tuple[int, bytes, bytes]]) -> None:
@@ -80,7 +83,7 @@ class ListTables(Tables):
     def stored_list(self, list_id: str, type_name: str) -> StoredList | StoredEntries:
         """The list as stored (``StoredEntries`` for a list stored in the ``entries``
         format), or an empty ``StoredList`` (version 0) if never applied."""
-        row = self._one("SELECT * FROM lists WHERE id = ?", [list_id])
+        row = self._one("SELECT * FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id])
         width = hash_type(type_name).length
         if row is None:
             return StoredList(list_id, type_name, ListTrust(list_id), ListState(width))
@@ -102,8 +105,9 @@ class ListTables(Tables):
         changes = [
             (bytes(c["removes"]), bytes(c["adds"]))
             for c in self.db.query(
-                "SELECT removes, adds FROM state_changes WHERE list_id = ? ORDER BY seq",
-                [list_id],
+                "SELECT removes, adds FROM state_changes "
+                "WHERE hub = ? AND list_id = ? ORDER BY seq",
+                [self.hub, list_id],
             )
         ]
         state = replay(kind, blob, changes)
@@ -154,7 +158,7 @@ class ListTables(Tables):
                 return {}
             if isinstance(kind, _RowsUnusable):
                 return kind
-            lines = record_table.lookup(self.db, list_id, kind, hashes)
+            lines = record_table.lookup(self.db, self.hub, list_id, kind, hashes)
         try:
             return {h: Entry.from_line(line, kind) for h, line in lines.items()}
         except ProtocolError:
@@ -165,11 +169,13 @@ class ListTables(Tables):
         list), else why they cannot be read."""
         # Only columns stored before the state blob: reading one after it would walk
         # the blob's overflow pages.
-        row = self._one("SELECT hash_type, trust FROM lists WHERE id = ?", [list_id])
+        row = self._one(
+            "SELECT hash_type, trust FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id]
+        )
         if row is None:
             return None
         trusted = ListTrust.from_dict(json.loads(row["trust"])).state
-        held = record_table.rows_state(self.db, list_id)
+        held = record_table.rows_state(self.db, self.hub, list_id)
         if held is None or held.trusted != trusted.sha256:
             return _STALE
         if held.held != trusted:
@@ -188,13 +194,16 @@ class ListTables(Tables):
             if kind is None:
                 return 0
             if not isinstance(kind, _RowsUnusable):
-                return record_table.expiring(self.db, list_id, start, end)
+                return record_table.expiring(self.db, self.hub, list_id, start, end)
         if kind is _STALE and not self.db.conn.in_transaction:
             self._rebuild_rows(list_id)
             with self.snapshot():
                 if isinstance(self._rows_kind(list_id), HashType):
-                    return record_table.expiring(self.db, list_id, start, end)
-        row = self._one("SELECT hash_type, format, state FROM lists WHERE id = ?", [list_id])
+                    return record_table.expiring(self.db, self.hub, list_id, start, end)
+        row = self._one(
+            "SELECT hash_type, format, state FROM lists WHERE hub = ? AND id = ?",
+            [self.hub, list_id],
+        )
         if row is None or row["format"] != "entries":
             return 0
         state = self._entry_state(list_id, row["hash_type"], bytes(row["state"]))
@@ -204,14 +213,15 @@ class ListTables(Tables):
         """The list's rows built again from its stored state (blob and log)."""
         with self.db.atomic():
             row = self._one(
-                "SELECT hash_type, format, trust, state FROM lists WHERE id = ?", [list_id]
+                "SELECT hash_type, format, trust, state FROM lists WHERE hub = ? AND id = ?",
+                [self.hub, list_id],
             )
             if row is None or row["format"] != "entries":
                 return
             trust = ListTrust.from_dict(json.loads(row["trust"]))
             state = self._entry_state(list_id, row["hash_type"], bytes(row["state"]))
             record_table.write_all(
-                self.db, list_id, state.kind, state.lines(), trust.state, state.digest()
+                self.db, self.hub, list_id, state.kind, state.lines(), trust.state, state.digest()
             )
 
     def _entries_from_state(self, list_id: str, hashes: Sequence[bytes]) -> dict[bytes, Entry]:
@@ -222,7 +232,9 @@ class ListTables(Tables):
         of milliseconds for 1M records, 100 MB), so a request's hits cost one walk."""
         found: dict[bytes, Entry] = {}
         with self.snapshot():
-            row = self._one("SELECT rowid, hash_type FROM lists WHERE id = ?", [list_id])
+            row = self._one(
+                "SELECT rowid, hash_type FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id]
+            )
             if row is None:
                 return found
             kind = hash_type(row["hash_type"])
@@ -260,7 +272,8 @@ class ListTables(Tables):
         if not wanted:
             return said
         for change in self.db.query(
-            "SELECT removes, adds FROM state_changes WHERE list_id = ? ORDER BY seq", [list_id]
+            "SELECT removes, adds FROM state_changes WHERE hub = ? AND list_id = ? ORDER BY seq",
+            [self.hub, list_id],
         ):
             for line in bytes(change["removes"]).split(b"\n"):
                 h = wanted.get(line[:width])
@@ -281,7 +294,8 @@ class ListTables(Tables):
         """
         state = ListState(width, blob)
         changes = self.db.query(
-            "SELECT removes, adds FROM state_changes WHERE list_id = ? ORDER BY seq", [list_id]
+            "SELECT removes, adds FROM state_changes WHERE hub = ? AND list_id = ? ORDER BY seq",
+            [self.hub, list_id],
         )
         try:
             for change in changes:
@@ -294,16 +308,19 @@ class ListTables(Tables):
 
     def applied_version(self, list_id: str) -> int:
         """The version of ``list_id`` the node enforces (0 if none was ever applied)."""
-        row = self._one("SELECT trust FROM lists WHERE id = ?", [list_id])
+        row = self._one("SELECT trust FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id])
         return 0 if row is None else ListTrust.from_dict(json.loads(row["trust"])).version
 
     def list_ids(self) -> list[str]:
-        return [r["id"] for r in self.db.query("SELECT id FROM lists ORDER BY id")]
+        return [
+            r["id"]
+            for r in self.db.query("SELECT id FROM lists WHERE hub = ? ORDER BY id", [self.hub])
+        ]
 
     def list_rows(self) -> list[dict[str, Any]]:
         return [
             {k: v for k, v in r.items() if k != "state"}
-            for r in self.db.query("SELECT * FROM lists ORDER BY id")
+            for r in self.db.query("SELECT * FROM lists WHERE hub = ? ORDER BY id", [self.hub])
         ]
 
     def verify(self) -> list[tuple[str, bool, StateDigest, StateDigest]]:
@@ -312,7 +329,10 @@ class ListTables(Tables):
         from it when they differ."""
         out = []
         for row in list(
-            self.db.query("SELECT id, hash_type, format, trust, state FROM lists ORDER BY id")
+            self.db.query(
+                "SELECT id, hash_type, format, trust, state FROM lists WHERE hub = ? ORDER BY id",
+                [self.hub],
+            )
         ):
             trust = ListTrust.from_dict(json.loads(row["trust"]))
             state = self._stored_state(
@@ -322,7 +342,7 @@ class ListTables(Tables):
             out.append((row["id"], actual == trust.state, actual, trust.state))
             if isinstance(state, EntryState):
                 record_table.check(
-                    self.db, row["id"], state.kind, state.lines(), trust.state, actual
+                    self.db, self.hub, row["id"], state.kind, state.lines(), trust.state, actual
                 )
         return out
 
@@ -330,7 +350,7 @@ class ListTables(Tables):
         """The applied version of every stored list (another process may have applied one)."""
         return {
             row["id"]: json.loads(row["trust"])["version"]
-            for row in self.db.query("SELECT id, trust FROM lists")
+            for row in self.db.query("SELECT id, trust FROM lists WHERE hub = ?", [self.hub])
         }
 
     # -- committing an update ----------------------------------------------------------
@@ -379,14 +399,14 @@ class ListTables(Tables):
             if isinstance(state, EntryState):
                 self._update_rows(list_id, state, changes, before, digest)
                 if opinions is not None:
-                    summary_rows.replace_summary(self.db, opinions)
+                    summary_rows.replace_summary(self.db, self.hub, opinions)
                 else:
-                    summary_rows.keep_held(self.db, list_id, state.entry_ids)
+                    summary_rows.keep_held(self.db, self.hub, list_id, state.entry_ids)
             else:
-                record_table.drop(self.db, list_id)
+                record_table.drop(self.db, self.hub, list_id)
 
     def _trusted_state(self, list_id: str) -> StateDigest | None:
-        row = self._one("SELECT trust FROM lists WHERE id = ?", [list_id])
+        row = self._one("SELECT trust FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id])
         return None if row is None else ListTrust.from_dict(json.loads(row["trust"])).state
 
     def _update_rows(
@@ -400,22 +420,24 @@ class ListTables(Tables):
         """The list's rows brought to ``state`` in the same transaction: by the net
         ``changes`` when the rows held the state before them (whether the changes
         were logged or the blob written whole), else written whole from ``state``."""
-        held = record_table.rows_state(self.db, list_id)
+        held = record_table.rows_state(self.db, self.hub, list_id)
         if (
             changes is not None
             and before is not None
             and held == record_table.RowsState(before.sha256, before)
         ):
-            record_table.apply_changes(self.db, list_id, state.kind, *changes, digest)
+            record_table.apply_changes(self.db, self.hub, list_id, state.kind, *changes, digest)
         else:
-            record_table.write_all(self.db, list_id, state.kind, state.lines(), digest, digest)
+            record_table.write_all(
+                self.db, self.hub, list_id, state.kind, state.lines(), digest, digest
+            )
 
     def _refresh_trust(self, list_id: str, trust: ListTrust, stamp: str) -> bool:
         """A new trust record for the stored state; False if the list was never stored."""
         updated = self.db.execute(
             "UPDATE lists SET trust = ?, last_attempt = ?, last_success = ?, "
-            "last_error = NULL WHERE id = ?",
-            [json.dumps(trust.to_dict()), stamp, stamp, list_id],
+            "last_error = NULL WHERE hub = ? AND id = ?",
+            [json.dumps(trust.to_dict()), stamp, stamp, self.hub, list_id],
         ).rowcount
         return bool(updated == 1)
 
@@ -426,17 +448,17 @@ class ListTables(Tables):
         removes, adds = (_blob(state, sorted(side)) for side in changes)
         logged = self._one(
             "SELECT count(*) AS n, coalesce(sum(length(removes) + length(adds)), 0) AS bytes, "
-            "coalesce(max(seq), 0) AS last FROM state_changes WHERE list_id = ?",
-            [list_id],
+            "coalesce(max(seq), 0) AS last FROM state_changes WHERE hub = ? AND list_id = ?",
+            [self.hub, list_id],
         )
-        stored = self._one("SELECT format FROM lists WHERE id = ?", [list_id])
+        stored = self._one("SELECT format FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id])
         if logged is None or stored is None or stored["format"] != _format(state):
             return False
         if (logged["bytes"] + len(removes) + len(adds)) * STATE_LOG_FRACTION > _size(state):
             return False
         self.db.execute(
-            "INSERT INTO state_changes (list_id, seq, removes, adds) VALUES (?, ?, ?, ?)",
-            [list_id, logged["last"] + 1, removes, adds],
+            "INSERT INTO state_changes (hub, list_id, seq, removes, adds) VALUES (?, ?, ?, ?, ?)",
+            [self.hub, list_id, logged["last"] + 1, removes, adds],
         )
         return True
 
@@ -446,7 +468,7 @@ class ListTables(Tables):
         """The trust record of a state whose changes went to the log: the blob stays."""
         self.db.execute(
             "UPDATE lists SET trust = ?, count = ?, sha256 = ?, applied = ?, "
-            "last_attempt = ?, last_success = ?, last_error = NULL WHERE id = ?",
+            "last_attempt = ?, last_success = ?, last_error = NULL WHERE hub = ? AND id = ?",
             [
                 json.dumps(trust.to_dict()),
                 digest.count,
@@ -454,6 +476,7 @@ class ListTables(Tables):
                 stamp,
                 stamp,
                 stamp,
+                self.hub,
                 list_id,
             ],
         )
@@ -468,15 +491,18 @@ class ListTables(Tables):
         stamp: str,
     ) -> None:
         """The whole state as one blob with its trust record; the log it replaces goes."""
-        self.db.execute("DELETE FROM state_changes WHERE list_id = ?", [list_id])
         self.db.execute(
-            "INSERT INTO lists (id, hash_type, format, trust, state, count, sha256, applied, "
-            "last_attempt, last_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET format = excluded.format, trust = excluded.trust, "
+            "DELETE FROM state_changes WHERE hub = ? AND list_id = ?", [self.hub, list_id]
+        )
+        self.db.execute(
+            "INSERT INTO lists (hub, id, hash_type, format, trust, state, count, sha256, "
+            "applied, last_attempt, last_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(hub, id) DO UPDATE SET format = excluded.format, trust = excluded.trust, "
             "state = excluded.state, count = excluded.count, sha256 = excluded.sha256, "
             "applied = excluded.applied, last_attempt = excluded.last_attempt, "
             "last_success = excluded.last_success, last_error = NULL",
             [
+                self.hub,
                 list_id,
                 type_name,
                 _format(state),
@@ -507,12 +533,13 @@ class ListTables(Tables):
         message = describe(error)
         with self.db.atomic():
             self.db.execute(
-                "UPDATE lists SET last_attempt = ?, last_error = ? WHERE id = ?",
-                [stamp, message, list_id],
+                "UPDATE lists SET last_attempt = ?, last_error = ? WHERE hub = ? AND id = ?",
+                [stamp, message, self.hub, list_id],
             )
             if evidence:
                 self.db.table("evidence").insert(
                     {
+                        "hub": self.hub,
                         "list_id": list_id,
                         "kind": type(error).__name__,
                         "message": str(error),
@@ -529,6 +556,7 @@ class ListTables(Tables):
         with self.db.atomic():
             self.db.table("evidence").insert(
                 {
+                    "hub": self.hub,
                     "list_id": list_id,
                     "kind": kind,
                     "message": message,

@@ -267,12 +267,13 @@ class MatchTables(Tables):
         }
 
     def content_events(self, content_id: str) -> dict[tuple[str, bytes], str]:
-        """The first match event of registered content per (list, listed hash), by id."""
+        """The first match event of registered content per (list, listed hash) of the
+        view's hub, by id."""
         found: dict[tuple[str, bytes], str] = {}
         for r in self.db.query(
-            "SELECT id, list_id, hash FROM match_events WHERE content_id = ? "
+            "SELECT id, list_id, hash FROM match_events WHERE hub = ? AND content_id = ? "
             "ORDER BY created, rowid",
-            [content_id],
+            [self.hub, content_id],
         ):
             found.setdefault((r["list_id"], bytes(r["hash"])), r["id"])
         return found
@@ -297,6 +298,7 @@ class MatchTables(Tables):
         self.db.table("match_events").insert(
             {
                 "id": match_id,
+                "hub": self.hub,
                 "list_id": list_id,
                 "hash": listed,
                 "query": query,
@@ -316,12 +318,13 @@ class MatchTables(Tables):
     def listing(self, limit: int, *, open_only: bool = False) -> list[dict[str, Any]]:
         """The newest match events first, each with its list's hash type (``hash_type``,
         None for a list the store no longer holds); with ``open_only`` those awaiting an
-        outcome. Events of the same instant come newest-recorded first."""
+        outcome. Events of the same instant come newest-recorded first. Every hub's
+        events: a match is the platform's, whichever hub listed what it matched."""
         where = "WHERE e.outcome IS NULL " if open_only else ""
         return list(
             self.db.query(
                 "SELECT e.*, l.hash_type AS hash_type FROM match_events AS e "  # noqa: S608
-                f"LEFT JOIN lists AS l ON l.id = e.list_id {where}"
+                f"LEFT JOIN lists AS l ON l.hub = e.hub AND l.id = e.list_id {where}"
                 "ORDER BY e.created DESC, e.rowid DESC LIMIT ?",
                 [limit],
             )
@@ -347,17 +350,18 @@ class MatchTables(Tables):
         marked for the next ack when it differs from the one held. Returns whether it
         changed."""
         held = self._one(
-            "SELECT position, reason FROM entry_opinions WHERE list_id = ? AND entry = ?",
-            [list_id, entry],
+            "SELECT position, reason FROM entry_opinions "
+            "WHERE hub = ? AND list_id = ? AND entry = ?",
+            [self.hub, list_id, entry],
         )
         if held is not None and (held["position"], held["reason"]) == (position, reason):
             return False
         self.db.execute(
-            "INSERT INTO entry_opinions (list_id, entry, position, reason, at, changed) "
-            "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (list_id, entry) DO UPDATE SET "
+            "INSERT INTO entry_opinions (hub, list_id, entry, position, reason, at, changed) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (hub, list_id, entry) DO UPDATE SET "
             "position = excluded.position, reason = excluded.reason, at = excluded.at, "
             "changed = 1",
-            [list_id, entry, position, reason, format_time(now)],
+            [self.hub, list_id, entry, position, reason, format_time(now)],
         )
         return True
 
@@ -367,16 +371,16 @@ class MatchTables(Tables):
             r["entry"]: (r["position"], r["reason"])
             for r in self.db.query(
                 "SELECT entry, position, reason FROM entry_opinions "
-                "WHERE list_id = ? AND changed = 1 ORDER BY entry LIMIT ?",
-                [list_id, limit],
+                "WHERE hub = ? AND list_id = ? AND changed = 1 ORDER BY entry LIMIT ?",
+                [self.hub, list_id, limit],
             )
         }
 
     def opinions_sent(self, list_id: str, entries: Iterable[str]) -> None:
         """Positions an ack now carries: no longer changed since the last ack."""
         self.db.conn.executemany(
-            "UPDATE entry_opinions SET changed = 0 WHERE list_id = ? AND entry = ?",
-            [(list_id, e) for e in entries],
+            "UPDATE entry_opinions SET changed = 0 WHERE hub = ? AND list_id = ? AND entry = ?",
+            [(self.hub, list_id, e) for e in entries],
         )
 
     def awaiting_outcome(self) -> int:
@@ -388,9 +392,10 @@ class MatchTables(Tables):
     def bump_counter(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
         """Add ``by`` to a cumulative counter (``hex_hash`` '' for the list's total)."""
         self.db.execute(
-            "INSERT INTO counters (list_id, hash, name, value, changed) VALUES (?, ?, ?, ?, 1) "
-            "ON CONFLICT(list_id, hash, name) DO UPDATE SET value = value + ?, changed = 1",
-            [list_id, hex_hash, name, by, by],
+            "INSERT INTO counters (hub, list_id, hash, name, value, changed) "
+            "VALUES (?, ?, ?, ?, ?, 1) "
+            "ON CONFLICT(hub, list_id, hash, name) DO UPDATE SET value = value + ?, changed = 1",
+            [self.hub, list_id, hex_hash, name, by, by],
         )
 
     def counters(self, list_id: str) -> list[dict[str, Any]]:
@@ -398,13 +403,14 @@ class MatchTables(Tables):
         and ``changed``."""
         return list(
             self.db.query(
-                "SELECT hash, name, value, changed FROM counters WHERE list_id = ?", [list_id]
+                "SELECT hash, name, value, changed FROM counters WHERE hub = ? AND list_id = ?",
+                [self.hub, list_id],
             )
         )
 
     def counters_sent(self, list_id: str, hex_hashes: Iterable[str]) -> None:
         """Per-hash counters an ack now carries: no longer changed since the last ack."""
         self.db.conn.executemany(
-            "UPDATE counters SET changed = 0 WHERE list_id = ? AND hash = ?",
-            [(list_id, h) for h in hex_hashes],
+            "UPDATE counters SET changed = 0 WHERE hub = ? AND list_id = ? AND hash = ?",
+            [(self.hub, list_id, h) for h in hex_hashes],
         )

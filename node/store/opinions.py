@@ -52,9 +52,9 @@ NO_STANCE = Stance()
 """An entry no summary speaks of: nobody confirmed or disputed it."""
 
 
-def replace_summary(db: sqlite_utils.Database, summary: OpinionSummary) -> None:
-    """The list's rows become ``summary``'s, in the caller's transaction."""
-    db.execute("DELETE FROM summary_opinions WHERE list_id = ?", [summary.list_id])
+def replace_summary(db: sqlite_utils.Database, hub: str, summary: OpinionSummary) -> None:
+    """The list's rows (of ``hub``) become ``summary``'s, in the caller's transaction."""
+    db.execute("DELETE FROM summary_opinions WHERE hub = ? AND list_id = ?", [hub, summary.list_id])
     rows = []
     for entry_id, said in sorted(summary.entries.items()):
         reasons = {
@@ -63,6 +63,7 @@ def replace_summary(db: sqlite_utils.Database, summary: OpinionSummary) -> None:
         }
         rows.append(
             (
+                hub,
                 summary.list_id,
                 entry_id,
                 summary.version,
@@ -74,13 +75,15 @@ def replace_summary(db: sqlite_utils.Database, summary: OpinionSummary) -> None:
         )
     db.conn.executemany(
         "INSERT INTO summary_opinions "
-        "(list_id, entry, version, confirmed, disputed, reasons, dispute) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "(hub, list_id, entry, version, confirmed, disputed, reasons, dispute) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
 
-def keep_held(db: sqlite_utils.Database, list_id: str, held: Callable[[], frozenset[str]]) -> None:
+def keep_held(
+    db: sqlite_utils.Database, hub: str, list_id: str, held: Callable[[], frozenset[str]]
+) -> None:
     """Drop the list's rows of entries it no longer holds, in the caller's transaction.
 
     ``held`` is called only when the list has rows: the entry ids of a large state
@@ -88,7 +91,9 @@ def keep_held(db: sqlite_utils.Database, list_id: str, held: Callable[[], frozen
     """
     stored = [
         r["entry"]
-        for r in db.query("SELECT entry FROM summary_opinions WHERE list_id = ?", [list_id])
+        for r in db.query(
+            "SELECT entry FROM summary_opinions WHERE hub = ? AND list_id = ?", [hub, list_id]
+        )
     ]
     if not stored:
         return
@@ -96,9 +101,9 @@ def keep_held(db: sqlite_utils.Database, list_id: str, held: Callable[[], frozen
     gone = [entry for entry in stored if entry not in ids]
     if gone:
         db.execute(
-            "DELETE FROM summary_opinions WHERE list_id = ? "
+            "DELETE FROM summary_opinions WHERE hub = ? AND list_id = ? "
             "AND entry IN (SELECT value FROM json_each(?))",
-            [list_id, json.dumps(gone)],
+            [hub, list_id, json.dumps(gone)],
         )
 
 
@@ -122,9 +127,9 @@ class OpinionTables(Tables):
             (r["list_id"], r["entry"]): Stance(r["confirmed"], r["disputed"], r["dispute"])
             for r in self.db.query(
                 "SELECT list_id, entry, confirmed, disputed, dispute FROM summary_opinions "
-                "WHERE (list_id, entry) IN (SELECT json_extract(value, '$[0]'), "
+                "WHERE hub = ? AND (list_id, entry) IN (SELECT json_extract(value, '$[0]'), "
                 "json_extract(value, '$[1]') FROM json_each(?))",
-                [json.dumps(wanted)],
+                [self.hub, json.dumps(wanted)],
             )
         }
 
@@ -134,7 +139,7 @@ class OpinionTables(Tables):
             r | {"reasons": json.loads(r["reasons"])}
             for r in self.db.query(
                 "SELECT entry, version, confirmed, disputed, reasons, dispute "
-                "FROM summary_opinions WHERE list_id = ? ORDER BY entry",
-                [list_id],
+                "FROM summary_opinions WHERE hub = ? AND list_id = ? ORDER BY entry",
+                [self.hub, list_id],
             )
         ]

@@ -21,13 +21,15 @@ __all__ = ["AckTables", "WebhookTables"]
 
 
 class AckTables(Tables):
-    """Queued acks in ``seq`` order, and the ``seq`` numbers the hub confirmed."""
+    """Queued acks in ``seq`` order, and the ``seq`` numbers the hub confirmed: of the
+    view's hub only, since each hub numbers the acks it receives on its own."""
 
     def next_seq(self) -> int:
         """One above every ``seq`` queued or confirmed."""
         row = self._one(
-            "SELECT max((SELECT coalesce(max(seq), 0) FROM ack_outbox), "
-            "(SELECT coalesce(max(seq), 0) FROM acks_confirmed)) AS last"
+            "SELECT max((SELECT coalesce(max(seq), 0) FROM ack_outbox WHERE hub = ?), "
+            "(SELECT coalesce(max(seq), 0) FROM acks_confirmed WHERE hub = ?)) AS last",
+            [self.hub, self.hub],
         )
         return 1 + (row["last"] if row else 0)
 
@@ -37,6 +39,7 @@ class AckTables(Tables):
         """Queue signed ack bytes, due at once."""
         self.db.table("ack_outbox").insert(
             {
+                "hub": self.hub,
                 "seq": seq,
                 "list_id": list_id,
                 "bytes": data,
@@ -48,11 +51,13 @@ class AckTables(Tables):
 
     def queued(self) -> list[dict[str, Any]]:
         """Every queued ack in ``seq`` order."""
-        return list(self.db.query("SELECT * FROM ack_outbox ORDER BY seq"))
+        return list(
+            self.db.query("SELECT * FROM ack_outbox WHERE hub = ? ORDER BY seq", [self.hub])
+        )
 
     def get(self, seq: int) -> dict[str, Any] | None:
         """The queued ack ``seq``, or None (confirmed or dropped meanwhile)."""
-        return self._one("SELECT * FROM ack_outbox WHERE seq = ?", [seq])
+        return self._one("SELECT * FROM ack_outbox WHERE hub = ? AND seq = ?", [self.hub, seq])
 
     def due(self, now: datetime) -> list[dict[str, Any]]:
         """The acks to send now, in ``seq`` order.
@@ -68,25 +73,32 @@ class AckTables(Tables):
     def confirmed(self, seq: int, list_id: str, version: int, now: datetime) -> None:
         """The hub accepted ack ``seq``: remember it as confirmed, free the queue."""
         self.db.table("acks_confirmed").insert(
-            {"seq": seq, "list_id": list_id, "version": version, "confirmed": format_time(now)},
+            {
+                "hub": self.hub,
+                "seq": seq,
+                "list_id": list_id,
+                "version": version,
+                "confirmed": format_time(now),
+            },
             replace=True,
         )
         self.drop(seq)
 
     def retry_later(self, seq: int, attempts: int, next_attempt: datetime, error: str) -> None:
         self.db.execute(
-            "UPDATE ack_outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ?",
-            [attempts, format_time(next_attempt), error, seq],
+            "UPDATE ack_outbox SET attempts = ?, next_attempt = ?, last_error = ? "
+            "WHERE hub = ? AND seq = ?",
+            [attempts, format_time(next_attempt), error, self.hub, seq],
         )
 
     def drop(self, seq: int) -> None:
-        self.db.execute("DELETE FROM ack_outbox WHERE seq = ?", [seq])
+        self.db.execute("DELETE FROM ack_outbox WHERE hub = ? AND seq = ?", [self.hub, seq])
 
     def drop_all(self) -> None:
-        self.db.execute("DELETE FROM ack_outbox")
+        self.db.execute("DELETE FROM ack_outbox WHERE hub = ?", [self.hub])
 
     def pending(self) -> int:
-        return self._count("SELECT count(*) AS n FROM ack_outbox")
+        return self._count("SELECT count(*) AS n FROM ack_outbox WHERE hub = ?", [self.hub])
 
 
 class WebhookTables(Tables):

@@ -75,24 +75,29 @@ class PolicyTables(Tables):
 
     def put_distance(self, list_id: str, max_distance: int, by: str, now: datetime) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO policy_distances (list_id, max_distance, by, at) "
-            "VALUES (?, ?, ?, ?)",
-            [list_id, max_distance, by, format_time(now)],
+            "INSERT OR REPLACE INTO policy_distances (hub, list_id, max_distance, by, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [self.hub, list_id, max_distance, by, format_time(now)],
         )
 
     def drop_distance(self, list_id: str) -> bool:
-        cursor = self.db.execute("DELETE FROM policy_distances WHERE list_id = ?", [list_id])
+        cursor = self.db.execute(
+            "DELETE FROM policy_distances WHERE hub = ? AND list_id = ?", [self.hub, list_id]
+        )
         return cursor.rowcount > 0
 
     def distances(self) -> dict[str, int]:
-        """Each list's stricter maximum distance."""
+        """Each list's stricter maximum distance (the view's hub's lists)."""
         return {
             r["list_id"]: int(r["max_distance"])
-            for r in self.db.query("SELECT list_id, max_distance FROM policy_distances")
+            for r in self.db.query(
+                "SELECT list_id, max_distance FROM policy_distances WHERE hub = ?", [self.hub]
+            )
         }
 
     def distance_rows(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM policy_distances ORDER BY list_id"))
+        """Every hub's stricter distances (each row names its ``hub``)."""
+        return list(self.db.query("SELECT * FROM policy_distances ORDER BY hub, list_id"))
 
     # -- quarantine -------------------------------------------------------------------
 
@@ -100,14 +105,15 @@ class PolicyTables(Tables):
         """Match events of one listed hash created in [start, end)."""
         row = self._one(
             "SELECT count(*) AS n FROM match_events "
-            "WHERE list_id = ? AND hash = ? AND created >= ? AND created < ?",
-            [list_id, listed, format_time(start), format_time(end)],
+            "WHERE hub = ? AND list_id = ? AND hash = ? AND created >= ? AND created < ?",
+            [self.hub, list_id, listed, format_time(start), format_time(end)],
         )
         return 0 if row is None else int(row["n"])
 
     def hold(self, list_id: str, listed: bytes) -> dict[str, Any] | None:
         return self._one(
-            "SELECT * FROM policy_holds WHERE list_id = ? AND hash = ?", [list_id, listed]
+            "SELECT * FROM policy_holds WHERE hub = ? AND list_id = ? AND hash = ?",
+            [self.hub, list_id, listed],
         )
 
     def put_hold(
@@ -122,8 +128,9 @@ class PolicyTables(Tables):
         """Hold a listed hash (a released hold of it begins again)."""
         self.db.execute(
             "INSERT OR REPLACE INTO policy_holds "
-            "(list_id, hash, entry_id, held_at, last_hour, week_average) VALUES (?, ?, ?, ?, ?, ?)",
-            [list_id, listed, entry_id, format_time(now), last_hour, week_average],
+            "(hub, list_id, hash, entry_id, held_at, last_hour, week_average) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [self.hub, list_id, listed, entry_id, format_time(now), last_hour, week_average],
         )
 
     def release_holds(
@@ -176,9 +183,9 @@ class PolicyTables(Tables):
 
     def count_kept(self, list_id: str, reason: str) -> None:
         self.db.execute(
-            "INSERT INTO policy_kept (list_id, reason, value) VALUES (?, ?, 1) "
-            "ON CONFLICT(list_id, reason) DO UPDATE SET value = value + 1",
-            [list_id, reason],
+            "INSERT INTO policy_kept (hub, list_id, reason, value) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT(hub, list_id, reason) DO UPDATE SET value = value + 1",
+            [self.hub, list_id, reason],
         )
 
     def kept(self, list_id: str) -> dict[str, int]:
@@ -186,9 +193,9 @@ class PolicyTables(Tables):
         return {
             r["reason"]: int(r["value"])
             for r in self.db.query(
-                "SELECT reason, value FROM policy_kept WHERE list_id = ? AND value > 0 "
+                "SELECT reason, value FROM policy_kept WHERE hub = ? AND list_id = ? AND value > 0 "
                 "ORDER BY reason",
-                [list_id],
+                [self.hub, list_id],
             )
         }
 

@@ -69,10 +69,11 @@ class RowsState:
     held: StateDigest
 
 
-def rows_state(db: sqlite_utils.Database, list_id: str) -> RowsState | None:
+def rows_state(db: sqlite_utils.Database, hub: str, list_id: str) -> RowsState | None:
     """What the rows of ``list_id`` say they hold; None when there are none."""
     row = db.execute(
-        "SELECT trusted, count, sha256 FROM entry_records_state WHERE list_id = ?", [list_id]
+        "SELECT trusted, count, sha256 FROM entry_records_state WHERE hub = ? AND list_id = ?",
+        [hub, list_id],
     ).fetchone()
     if row is None:
         return None
@@ -85,23 +86,26 @@ def _split(line: bytes, kind: HashType) -> tuple[bytes, bytes]:
     return bytes.fromhex(line[:width].decode("ascii")), line[width + 1 :]
 
 
-def _mark(db: sqlite_utils.Database, list_id: str, trusted: StateDigest, held: StateDigest) -> None:
+def _mark(
+    db: sqlite_utils.Database, hub: str, list_id: str, trusted: StateDigest, held: StateDigest
+) -> None:
     db.execute(
-        "INSERT INTO entry_records_state (list_id, trusted, count, sha256) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(list_id) DO UPDATE SET trusted = excluded.trusted, "
-        "count = excluded.count, sha256 = excluded.sha256",
-        [list_id, trusted.sha256, held.count, held.sha256],
+        "INSERT INTO entry_records_state (hub, list_id, trusted, count, sha256) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(hub, list_id) DO UPDATE SET "
+        "trusted = excluded.trusted, count = excluded.count, sha256 = excluded.sha256",
+        [hub, list_id, trusted.sha256, held.count, held.sha256],
     )
 
 
-def drop(db: sqlite_utils.Database, list_id: str) -> None:
+def drop(db: sqlite_utils.Database, hub: str, list_id: str) -> None:
     """No rows for ``list_id`` (its state is written whole, or it holds bare hashes)."""
-    db.execute("DELETE FROM entry_records WHERE list_id = ?", [list_id])
-    db.execute("DELETE FROM entry_records_state WHERE list_id = ?", [list_id])
+    db.execute("DELETE FROM entry_records WHERE hub = ? AND list_id = ?", [hub, list_id])
+    db.execute("DELETE FROM entry_records_state WHERE hub = ? AND list_id = ?", [hub, list_id])
 
 
 def write_all(
     db: sqlite_utils.Database,
+    hub: str,
     list_id: str,
     kind: HashType,
     lines: Sequence[bytes],
@@ -110,18 +114,19 @@ def write_all(
 ) -> None:
     """The rows of ``list_id`` replaced by ``lines`` (sorted, so the B-tree is filled
     in key order), holding the state of digest ``held``; the caller's transaction."""
-    drop(db, list_id)
+    drop(db, hub, list_id)
     conn = db.conn
     for start in range(0, len(lines), _BATCH):
         conn.executemany(
-            "INSERT INTO entry_records (list_id, hash, rest) VALUES (?, ?, ?)",
-            ((list_id, *_split(line, kind)) for line in lines[start : start + _BATCH]),
+            "INSERT INTO entry_records (hub, list_id, hash, rest) VALUES (?, ?, ?, ?)",
+            ((hub, list_id, *_split(line, kind)) for line in lines[start : start + _BATCH]),
         )
-    _mark(db, list_id, trusted, held)
+    _mark(db, hub, list_id, trusted, held)
 
 
 def apply_changes(
     db: sqlite_utils.Database,
+    hub: str,
     list_id: str,
     kind: HashType,
     removes: Iterable[bytes],
@@ -132,49 +137,51 @@ def apply_changes(
     old record removed and its new one added under the same hash)."""
     conn = db.conn
     conn.executemany(
-        "DELETE FROM entry_records WHERE list_id = ? AND hash = ?",
-        ((list_id, _split(line, kind)[0]) for line in removes),
+        "DELETE FROM entry_records WHERE hub = ? AND list_id = ? AND hash = ?",
+        ((hub, list_id, _split(line, kind)[0]) for line in removes),
     )
     conn.executemany(
-        "INSERT INTO entry_records (list_id, hash, rest) VALUES (?, ?, ?)",
-        ((list_id, *_split(line, kind)) for line in adds),
+        "INSERT INTO entry_records (hub, list_id, hash, rest) VALUES (?, ?, ?, ?)",
+        ((hub, list_id, *_split(line, kind)) for line in adds),
     )
-    _mark(db, list_id, digest, digest)
+    _mark(db, hub, list_id, digest, digest)
 
 
 def lookup(
-    db: sqlite_utils.Database, list_id: str, kind: HashType, hashes: Sequence[bytes]
+    db: sqlite_utils.Database, hub: str, list_id: str, kind: HashType, hashes: Sequence[bytes]
 ) -> dict[bytes, bytes]:
     """The record lines of ``hashes`` held in the rows, by hash (one probe each)."""
     found: dict[bytes, bytes] = {}
     conn = db.conn
     for h in hashes:
         row = conn.execute(
-            "SELECT rest FROM entry_records WHERE list_id = ? AND hash = ?", [list_id, h]
+            "SELECT rest FROM entry_records WHERE hub = ? AND list_id = ? AND hash = ?",
+            [hub, list_id, h],
         ).fetchone()
         if row is not None:
             found[h] = h.hex().encode() + b" " + bytes(row[0])
     return found
 
 
-def expiring(db: sqlite_utils.Database, list_id: str, start: bytes, end: bytes) -> int:
+def expiring(db: sqlite_utils.Database, hub: str, list_id: str, start: bytes, end: bytes) -> int:
     """How many rows' ``expires`` is after ``start`` and at or before ``end`` (record
     times, compared as the text they are). A record ends with its ``expires``, 20
     bytes when it has one; one without ends in `` -``, which no time equals."""
     row = db.execute(
-        "SELECT count(*) FROM entry_records WHERE list_id = ? "
+        "SELECT count(*) FROM entry_records WHERE hub = ? AND list_id = ? "
         "AND substr(rest, -20) > ? AND substr(rest, -20) <= ? AND substr(rest, -2) != ?",
-        [list_id, start, end, b" -"],
+        [hub, list_id, start, end, b" -"],
     ).fetchone()
     return int(row[0])
 
 
-def _held(db: sqlite_utils.Database, list_id: str, kind: HashType) -> StateDigest:
+def _held(db: sqlite_utils.Database, hub: str, list_id: str, kind: HashType) -> StateDigest:
     """The digest of the records the rows hold, recomputed (the state's own rule)."""
     sha = hashlib.sha256()
     count = 0
     for h, rest in db.conn.execute(
-        "SELECT hash, rest FROM entry_records WHERE list_id = ? ORDER BY hash", [list_id]
+        "SELECT hash, rest FROM entry_records WHERE hub = ? AND list_id = ? ORDER BY hash",
+        [hub, list_id],
     ):
         sha.update(bytes(h).hex().encode() + b" " + bytes(rest) + b"\n")
         count += 1
@@ -183,6 +190,7 @@ def _held(db: sqlite_utils.Database, list_id: str, kind: HashType) -> StateDiges
 
 def check(
     db: sqlite_utils.Database,
+    hub: str,
     list_id: str,
     kind: HashType,
     lines: Sequence[bytes],
@@ -191,10 +199,10 @@ def check(
 ) -> bool:
     """Whether the rows hold exactly the stored state ``lines`` (digest ``state``) for
     the trust record ``trusted``; when not, they are rebuilt from ``lines``."""
-    if rows_state(db, list_id) == RowsState(trusted.sha256, state) and (
-        _held(db, list_id, kind) == state
+    if rows_state(db, hub, list_id) == RowsState(trusted.sha256, state) and (
+        _held(db, hub, list_id, kind) == state
     ):
         return True
     with db.atomic():
-        write_all(db, list_id, kind, lines, trusted, state)
+        write_all(db, hub, list_id, kind, lines, trusted, state)
     return False

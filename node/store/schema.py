@@ -319,3 +319,183 @@ def m010_contributions(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+_BY_HUB = {
+    "roots": """
+        CREATE TABLE roots (
+            hub TEXT NOT NULL DEFAULT 'default',
+            version INTEGER NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            PRIMARY KEY (hub, version)
+        )""",
+    "lists": """
+        CREATE TABLE lists (
+            hub TEXT NOT NULL DEFAULT 'default',
+            id TEXT NOT NULL,
+            hash_type TEXT NOT NULL,
+            trust TEXT NOT NULL,
+            state BLOB NOT NULL,
+            count INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            applied TEXT,
+            last_attempt TEXT,
+            last_success TEXT,
+            last_error TEXT,
+            format TEXT NOT NULL DEFAULT 'hashes',
+            UNIQUE (hub, id)
+        )""",
+    "counters": """
+        CREATE TABLE counters (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            hash TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            changed INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (hub, list_id, hash, name)
+        )""",
+    "ack_outbox": """
+        CREATE TABLE ack_outbox (
+            hub TEXT NOT NULL DEFAULT 'default',
+            seq INTEGER NOT NULL,
+            list_id TEXT NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT,
+            PRIMARY KEY (hub, seq)
+        )""",
+    "acks_confirmed": """
+        CREATE TABLE acks_confirmed (
+            hub TEXT NOT NULL DEFAULT 'default',
+            seq INTEGER NOT NULL,
+            list_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            confirmed TEXT NOT NULL,
+            PRIMARY KEY (hub, seq)
+        )""",
+    "state_changes": """
+        CREATE TABLE state_changes (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            removes BLOB NOT NULL,
+            adds BLOB NOT NULL,
+            PRIMARY KEY (hub, list_id, seq)
+        )""",
+    "policy_distances": """
+        CREATE TABLE policy_distances (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            max_distance INTEGER NOT NULL,
+            by TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (hub, list_id)
+        )""",
+    "policy_holds": """
+        CREATE TABLE policy_holds (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            entry_id TEXT,
+            held_at TEXT NOT NULL,
+            last_hour INTEGER NOT NULL,
+            week_average REAL NOT NULL,
+            released_at TEXT,
+            released_by TEXT,
+            PRIMARY KEY (hub, list_id, hash)
+        )""",
+    "policy_kept": """
+        CREATE TABLE policy_kept (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            PRIMARY KEY (hub, list_id, reason)
+        )""",
+    "entry_records": """
+        CREATE TABLE entry_records (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            rest BLOB NOT NULL,
+            PRIMARY KEY (hub, list_id, hash)
+        ) WITHOUT ROWID""",
+    "entry_records_state": """
+        CREATE TABLE entry_records_state (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            trusted TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (hub, list_id)
+        )""",
+    "entry_opinions": """
+        CREATE TABLE entry_opinions (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            position TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL,
+            changed INTEGER NOT NULL,
+            PRIMARY KEY (hub, list_id, entry)
+        )""",
+    "summary_opinions": """
+        CREATE TABLE summary_opinions (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            confirmed INTEGER NOT NULL,
+            disputed INTEGER NOT NULL,
+            reasons TEXT NOT NULL,
+            dispute TEXT CHECK (dispute IN ('open', 'dismissed')),
+            PRIMARY KEY (hub, list_id, entry)
+        ) WITHOUT ROWID""",
+    "contributions": """
+        CREATE TABLE contributions (
+            hub TEXT NOT NULL DEFAULT 'default',
+            seq INTEGER NOT NULL,
+            bytes BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            made TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'refused')),
+            answer TEXT,
+            PRIMARY KEY (hub, seq)
+        )""",
+}
+"""The tables keyed by a list (or by a hub's ``seq``) as ``m011_hubs`` rebuilds them:
+the hub first in each key."""
+
+
+@migrations()
+def m011_hubs(db: sqlite_utils.Database) -> None:
+    """A node follows several hubs (ADR 20): a list is named by the pair (hub, list
+    id), and roots, acks and contributions are numbered per hub. Every table keyed by
+    a list or a hub's ``seq`` gains ``hub``, first in its key; the rows already there
+    are the one hub a node followed before, ``default``. ``evidence`` and
+    ``match_events`` only gain the column (their keys are their own). A table whose
+    key changes is built again under its new key and its rows copied, since SQLite
+    cannot change a primary key in place; ``lists`` keeps a rowid, which the blob reads
+    of its state go by."""
+    for table, create in _BY_HUB.items():
+        columns = [c.name for c in db[table].columns]
+        names = ", ".join(columns)
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_hubs")
+        db.execute(create)
+        # The names are the schema's own (the dictionary above and the old columns).
+        db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_before_hubs")  # noqa: S608
+        db.execute(f"DROP TABLE {table}_before_hubs")
+    db.executescript(
+        """
+        ALTER TABLE evidence ADD COLUMN hub TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE match_events ADD COLUMN hub TEXT NOT NULL DEFAULT 'default';
+        DROP INDEX match_events_by_hash;
+        CREATE INDEX match_events_by_hash ON match_events(hub, list_id, hash, created);
+        """
+    )

@@ -50,6 +50,7 @@ from aiohttp import hdrs, web
 from edge.web import STYLESHEET as SHARED_STYLESHEET
 from edge.web import stylesheet as shared_stylesheet
 from node.errors import NodeConfigError, NodeError, OutcomeConflictError, UnknownMatchError
+from node.hubs import shown_list
 from node.limits import LIMITS, client_address, is_the_api_token
 from node.matching import MATCH_ID
 from node.service import OUTCOMES, Node
@@ -128,8 +129,13 @@ def duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class ListRow:
-    """One subscribed list as the page shows it (from ``Node.status()`` and the root)."""
+    """One subscribed list as the page shows it (from ``Node.status()`` and its hub's root).
 
+    ``shown`` names it as every page and command does: its id for the ``default``
+    hub, ``hub/list`` for another (a list is named by the pair)."""
+
+    hub: str
+    shown: str
     list_id: str
     hash_type: str
     version: int
@@ -174,16 +180,21 @@ def _schedule(snapshot: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def list_rows(node: Node, status: Mapping[str, Any], now: datetime) -> list[ListRow]:
-    root = node.newest_root()
-    max_age = root.policy.max_checkpoint_age if root is not None else None
+    roots = {name: hub.newest_root() for name, hub in node.hubs.items()}
+    damaged = {(hub["name"], list_id) for hub in status["hubs"] for list_id in hub["damaged"]}
     rows = []
     for entry in status["lists"]:
+        hub = node.hubs.get(entry["hub"])
+        root = roots.get(entry["hub"])
+        max_age = root.policy.max_checkpoint_age if root is not None else None
         spec = root.lists.get(entry["list"]) if root is not None else None
         checkpoint_time = entry["checkpoint_time"]
         age = now - parse_time(checkpoint_time, "checkpoint time") if checkpoint_time else None
         counts = {k: v for k, v in entry["counts"].items() if k != "hashes"}
         rows.append(
             ListRow(
+                hub=entry["hub"],
+                shown=shown_list(entry["hub"], entry["list"]),
                 list_id=entry["list"],
                 hash_type=spec.hash_type if spec is not None else "—",
                 version=entry["version"],
@@ -197,12 +208,12 @@ def list_rows(node: Node, status: Mapping[str, Any], now: datetime) -> list[List
                 stale=entry["stale"],
                 stale_reason=_stale_reason(entry, max_age, age) if entry["stale"] else "",
                 never_synced=entry["last_success"] is None,
-                damaged=entry["list"] in status["damaged"],
+                damaged=(entry["hub"], entry["list"]) in damaged,
                 counts=counts,
                 entries=spec is not None and spec.entries,
                 expiring=(
-                    node.store.entries_expiring(entry["list"], now, EXPIRING_WITHIN)
-                    if spec is not None and spec.entries
+                    hub.store.entries_expiring(entry["list"], now, EXPIRING_WITHIN)
+                    if hub is not None and spec is not None and spec.entries
                     else 0
                 ),
             )

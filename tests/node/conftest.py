@@ -8,6 +8,7 @@
 - ``hub_server``: the hub's real HTTP app served on 127.0.0.1 at a free port; a
   ``HubServer`` that publishes through the hub's admin API (so the app's own
   caches follow at once), enrols nodes and reads the hub's ``status()``.
+  ``serving_hub(home)`` serves another hub the same way (a node following several).
 - ``node_home``: a node initialised in ``tmp_path``, pinned to the hub's root v1,
   subscribed to both lists, its key enrolled at the hub and its token stored.
   ``init_node_home`` makes more (another id, a webhook URL, other settings).
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -66,11 +68,11 @@ def opened_hub(home: Path) -> Hub:
     return Hub.open(home)
 
 
-def init_hub(home: Path) -> None:
+def init_hub(home: Path, name: str = HUB_NAME) -> None:
     """A hub in ``home`` with ``MD5_LIST`` and ``PDQ_LIST`` published (version 1 each)."""
     hub = Hub.init(
         home,
-        HUB_NAME,
+        name,
         root_keys=1,
         root_threshold=1,
         publish_interval=0,
@@ -150,8 +152,9 @@ def hub_home(tmp_path: Path) -> Path:
     return home
 
 
-@pytest.fixture
-async def hub_server(hub_home: Path) -> AsyncIterator[HubServer]:
+@contextlib.asynccontextmanager
+async def serving_hub(hub_home: Path) -> AsyncIterator[HubServer]:
+    """The hub in ``hub_home`` served on loopback (a free port), with an admin token."""
     hub = opened_hub(hub_home)
     try:
         admin_token = hub.access.create_operator_token("admin", "tests")
@@ -167,6 +170,12 @@ async def hub_server(hub_home: Path) -> AsyncIterator[HubServer]:
         yield HubServer(hub_home, f"http://{host}:{port}", app, admin_token)
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def hub_server(hub_home: Path) -> AsyncIterator[HubServer]:
+    async with serving_hub(hub_home) as served:
+        yield served
 
 
 def offline_node(
@@ -228,7 +237,8 @@ def node(node_home: Path) -> Iterator[Node]:
         opened.close()
 
 
-async def sync(node: Node) -> list[ListOutcome]:
-    """One update of every subscribed list, through a fresh client session."""
+async def sync(node: Node, hub: str | None = None) -> list[ListOutcome]:
+    """One update of every list of one followed hub (None: the only one), through a
+    fresh client session."""
     async with aiohttp.ClientSession() as session:
-        return await run_sync(node, session)
+        return await run_sync(node, session, hub)

@@ -282,7 +282,9 @@ class StoreImage:
         changes = tuple(
             tuple(r.values()) for r in db.query("SELECT * FROM state_changes ORDER BY list_id, seq")
         )
-        return cls(rows, roots, evidence, tuple(sorted(node.matching.versions.items())), changes)
+        return cls(
+            rows, roots, evidence, tuple(sorted(node.hub().matching.versions.items())), changes
+        )
 
     def unchanged(self, node: Node, *, new_evidence: int = 0) -> None:
         """Assert the store still enforces and trusts exactly this, with ``new_evidence`` rows."""

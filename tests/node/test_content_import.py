@@ -422,7 +422,7 @@ def test_a_batch_that_fails_to_write_is_rolled_back_whole(
             raise sqlite3.OperationalError("database or disk is full")
 
         # The rows are inserted, then counting them as checked fails: none may stay.
-        node.matching.indexes[MD5_LIST] = ListIndex.from_snapshot("md5", 0, b"")
+        node.hub().matching.indexes[MD5_LIST] = ListIndex.from_snapshot("md5", 0, b"")
         monkeypatch.setattr(node.store.matches, "bump_counter", refuse)
         with pytest.raises(sqlite3.OperationalError):
             node.registry.register_batch([("b", "md5", md5(2)), ("c", "md5", md5(3))])
@@ -541,7 +541,7 @@ def test_an_exact_lists_retroactive_pass_looks_up_by_key_and_finds_what_a_scan_f
             + [("post-dup", hosted[5], hosted[5], 0)]
         )
         assert len(scanned) == 50 + 2  # hosted[5] is registered under two content ids
-        queued = node.registry.retroactive(outcome, spec)
+        queued = node.registry.retroactive(outcome, spec, node.hub().matching)
         events = sorted(
             (r["content_id"], bytes(r["hash"]), bytes(r["query"]), r["distance"])
             for r in node.store.db.query(

@@ -13,8 +13,8 @@ LIST = "tid-pdq"
 
 def _node(tmp_path: Path, listed: list[bytes]) -> Node:
     node = offline_node(tmp_path / "node", [LIST], node_id="node-a")
-    node.matching.indexes[LIST] = ListIndex.from_snapshot("pdq", 31, b"".join(sorted(listed)))
-    node.matching.versions[LIST] = 1
+    node.hub().matching.indexes[LIST] = ListIndex.from_snapshot("pdq", 31, b"".join(sorted(listed)))
+    node.hub().matching.versions[LIST] = 1
     return node
 
 

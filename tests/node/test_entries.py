@@ -217,7 +217,7 @@ async def test_a_restart_reads_the_records_from_the_store(hub: EntriesHub, tmp_p
     served = len(hub.server.requests)
 
     async with api_client(home, hub) as (client, app):
-        assert app[NODE].matching.versions == {LIST: 3}
+        assert app[NODE].hub().matching.versions == {LIST: 3}
         assert len(hub.server.requests) == served  # nothing fetched to enforce the list
         found = await match(client, home, "b", "c", "a")
         assert [(m["hash"], m["entry"]) for m in found] == [
@@ -490,11 +490,11 @@ async def test_an_index_missing_at_a_delta_is_built_from_the_stored_records(
     t = hub.clock()
     hub.publish(LIST, adds=[record(f"k{i}", t) for i in range(40)])
     await sync_once(node)
-    del node.matching.indexes[LIST]
-    del node.matching.versions[LIST]
+    del node.hub().matching.indexes[LIST]
+    del node.hub().matching.versions[LIST]
     hub.publish(LIST, adds=[record("late", t)])
     (outcome,), _ = await sync_once(node)
     assert (outcome.status, outcome.rebuilt, outcome.state) == ("updated", False, None)
-    assert node.matching.versions[LIST] == 2
+    assert node.hub().matching.versions[LIST] == 2
     found = node.matching.look({"md5": [md5("late"), md5("k3")]})
     assert [m.entry for m in found] == [record("late", t), record("k3", t)]

@@ -143,7 +143,7 @@ async def test_a_resync_from_a_snapshot_rewrites_the_rows(hub: EntriesHub, node:
     assert (outcome.status, outcome.rebuilt) == ("updated", True)
     assert rows(node) == rows_of(current(hub))
     assert node.store.entry(LIST, md5("a")) == record("a", t)
-    held = record_table.rows_state(node.store.db, LIST)
+    held = record_table.rows_state(node.store.db, node.store.hub, LIST)
     digest = hub.heads[LIST].state.digest()
     assert held == record_table.RowsState(digest.sha256, digest)
 
@@ -154,8 +154,8 @@ async def test_a_resync_from_a_snapshot_rewrites_the_rows(hub: EntriesHub, node:
         "DELETE FROM entry_records",
         "DELETE FROM entry_records_state",
         "DROP TABLE entry_records_state; CREATE TABLE entry_records_state "
-        "(list_id TEXT PRIMARY KEY, trusted TEXT NOT NULL, count INTEGER NOT NULL, "
-        "sha256 TEXT NOT NULL)",
+        "(hub TEXT NOT NULL, list_id TEXT NOT NULL, trusted TEXT NOT NULL, "
+        "count INTEGER NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (hub, list_id))",
         "UPDATE entry_records_state SET trusted = 'x'",
         "UPDATE entry_records SET rest = CAST('not a record' AS BLOB)",
     ],

@@ -251,7 +251,7 @@ async def test_a_list_is_made_stricter_never_looser(
     assert node.matching.match_hashes({"pdq": [near]}) == []
     closer = node.matching.match_hashes({"pdq": [flipped(original_pdq(), 8)]})
     assert [m.distance for m in closer] == [8]
-    assert node.matching.stricter(root.lists[PDQ_LIST]).max_distance == 8
+    assert node.hub().matching.stricter(root.lists[PDQ_LIST]).max_distance == 8
 
     await cli_ok(node_home, "policy", "distance", PDQ_LIST, "--reset")
     assert [m.distance for m in node.matching.look({"pdq": [near]})] == [10]

@@ -399,8 +399,8 @@ async def test_endless_data_is_cut_at_its_cap_and_nothing_is_applied(
     evil = (await servers.serving(hub.home)).on(target, behaviour)
     if "snapshot" in target:
         node.store.db.execute("DELETE FROM lists")  # a node bootstrapping from the snapshot
-        node.matching.indexes.clear()
-        node.matching.versions.clear()
+        node.hub().matching.indexes.clear()
+        node.hub().matching.versions.clear()
     before = StoreImage.of(node)
     started = time.monotonic()
 

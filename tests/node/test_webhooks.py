@@ -166,6 +166,7 @@ async def test_content_registered_before_its_delta_gets_exactly_one_signed_webho
         "node": node.config.node_id,
         "match_id": registry_events(node)[0]["id"],
         "content_id": "post-17",
+        "hub": "default",
         "list": LIST,
         "hash_type": "md5",
         "hash": md5("hosted").hex(),

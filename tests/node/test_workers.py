@@ -284,14 +284,14 @@ async def test_a_serving_worker_rebuilds_only_the_lists_another_process_moved(
     try:
         await sync(syncing)
         assert await take_up(serving) == [f"{MD5_LIST} v1", f"{PDQ_LIST} v1"]
-        pdq_index = serving.matching.indexes[PDQ_LIST]
+        pdq_index = serving.hub().matching.indexes[PDQ_LIST]
         assert await take_up(serving) == []  # nothing moved: nothing read
 
         await hub_server.publish(MD5_LIST, adds=[md5("new")])
         await sync(syncing)
         assert serving.matching.look({"md5": [md5("new")]}) == []  # still version 1
         assert await take_up(serving) == [f"{MD5_LIST} v2"]
-        assert serving.matching.indexes[PDQ_LIST] is pdq_index  # untouched
+        assert serving.hub().matching.indexes[PDQ_LIST] is pdq_index  # untouched
         [hit] = serving.matching.look({"md5": [md5("new")]})
         assert hit.version == 2
     finally:
