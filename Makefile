@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-once demo-protocol test lint typecheck pytest bench vectors system-deps clean
+.PHONY: demo demo-once demo-federation demo-protocol test lint typecheck pytest bench vectors system-deps clean
 
 # The virtual environment, rebuilt when the project's dependencies change. The install
 # also compiles the matcher's multi-index kernel (node/kernel_build.py, a hatchling
@@ -44,6 +44,12 @@ demo: $(STAMP)
 
 demo-once: $(STAMP)
 	$(BIN)/python scripts/demo.py --no-serve
+
+# A federation: three hubs (a helpline, a hotline, a regional hub re-publishing both)
+# and three platforms, a contribution, a withdrawal through the chain, the auditor's
+# check of the chain and of a tampered copy. Its files stay in demo-federation-out/.
+demo-federation: $(STAMP)
+	$(BIN)/python -m scripts.demo_federation
 
 # The signed files by hand: keys, three versions, verification, openssl.
 demo-protocol: $(STAMP) system-deps

@@ -50,6 +50,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "matcher": (["matcher_bench.py", "--json"], ["--quick"]),
     "load": (["load_bench.py", "--json"], ["--quick"]),
     "upload": (["upload_bench.py", "--json"], ["--quick"]),
+    "federation": (["federation_bench.py", "--json"], ["--quick"]),
 }
 """Each bench: its script and arguments, and what ``--quick`` adds."""
 
@@ -501,6 +502,8 @@ Each bench also runs alone and prints a table (`--json` for JSON):
   (the registry rows need about 5 GB of free memory, most of it for the full scan
   they compare with), `--quick`.
 - `bench/hub_bench.py`: `--clients 100`, `--quick` (100k/10k hashes, 5 s load phases).
+- `bench/federation_bench.py`: `--entries 1000000` (each upstream list), `--delta
+  10000`, `--quick` (100k entries, a 1k delta).
 - `bench/load_bench.py`: `--nodes 500`, `--seconds 600` (the soak), `--poll-interval 1`,
   `--publish-every 3`, `--quick` (60 s).
 - `bench/upload_bench.py`: `--seconds 15`, `--connections 64`, `--image-connections 8`,
@@ -1061,6 +1064,28 @@ def _upload_cores_note(doc: dict[str, Any], servers: dict[str, str]) -> str:
     )
 
 
+FEDERATION_PROSE = """## Federation: a regional hub following two upstream lists of 1M entries
+
+`bench/federation_bench.py` builds two upstream hubs (a helpline with a PDQ entries
+list, a hotline with an MD5 entries list), each with 1M entries, serves them from
+real `hashhub serve` processes on loopback, and has a regional hub enrolled at each
+follow both lists and re-publish every entry with its provenance
+(`hub.following`). Side by side, the baseline of following the same lists: a node's
+`hashhub-node sync` from the same servers. The regional hub reads every body and no
+snapshot (the version that added each record must be known for its provenance),
+then stages and publishes its own versions (at most as many entries per version as
+keep a body and its provenance under the root's `max_body_bytes`), then acks. The
+delta row is one upstream version of 10k new entries, from the regional hub's poll
+to its own new versions published; each run times its steps (`FollowReport.seconds`).
+"""
+
+
+def render_federation(doc: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    rows = [[r["case"], num(r["value"], 2), r["unit"], r["note"]] for r in doc["rows"]]
+    body = table(["case", "value", "unit", "note"], rows, "lrll")
+    return FEDERATION_PROSE + "\n### Figures\n\n" + body + "\n", []
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[list[str]]]]] = {
     "protocol": render_protocol,
     "matcher": render_matcher,
@@ -1068,6 +1093,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, list[list[str]]]]] = 
     "hub": render_hub,
     "load": render_load,
     "upload": render_upload,
+    "federation": render_federation,
 }
 
 
@@ -1075,7 +1101,7 @@ def render(info: dict[str, Any], docs: dict[str, dict[str, Any]]) -> str:
     """The whole page from the machine description and each bench's JSON document."""
     sections = []
     aims: list[list[str]] = []
-    for name in ("protocol", "matcher", "node", "hub", "load", "upload"):
+    for name in ("protocol", "matcher", "node", "hub", "load", "upload", "federation"):
         if name in docs:
             text, rows = RENDERERS[name](docs[name])
             sections.append(text)

@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
