@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,15 +37,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.hub_bench import _free_port, _wait_ready  # noqa: E402
 from hub.core import Hub  # noqa: E402
-from hub.following import FollowReport, follow_upstreams  # noqa: E402
+from hub.following import FollowReport, follow_upstreams, in_place  # noqa: E402
 from hub.services.entries import EntryDraft  # noqa: E402
 from node.config import write_secret  # noqa: E402
 from node.service import Node  # noqa: E402
@@ -73,12 +72,6 @@ class Row:
 def _hash(kind: str, n: int) -> str:
     digest = hashlib.sha256(f"{kind} entry {n}".encode()).hexdigest()
     return digest if kind == "pdq" else digest[:32]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _stage(home: Path, list_id: str, kind: str, category: str, first: int, count: int) -> None:
@@ -116,29 +109,15 @@ def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    import urllib.request
-
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise RuntimeError("hashhub serve exited early")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("hashhub serve did not become ready")
+    _wait_ready(url, proc)
+    return proc, url
 
 
 async def _follow(home: Path) -> list[FollowReport]:
     hub = Hub.open(home)
     try:
-
-        async def call(fn: Any) -> Any:
-            return fn(hub)
-
         async with aiohttp.ClientSession() as session:
-            return await follow_upstreams(call, session=session, now=hub.now())
+            return await follow_upstreams(in_place(hub), session=session, now=hub.now())
     finally:
         hub.close()
 

@@ -32,7 +32,7 @@ from hub import store as hub_store
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import HubError, IntakeError
-from hub.following import FollowReport, follow_upstreams
+from hub.following import FollowReport, follow_upstreams, in_place
 from hub.intake import make_intake, parse_hash, parse_import
 from hub.services.access import NodeRecord
 from hub.services.cases import CASE_STATUSES
@@ -569,12 +569,9 @@ def _follow_now(home: Path, names: list[str] | None) -> list[FollowReport]:
     """Run ``hub.following.follow_upstreams`` once, on this process's hub."""
 
     async def run(hub: Hub) -> list[FollowReport]:
-        async def call(fn: Any) -> Any:
-            return fn(hub)
-
         async with aiohttp.ClientSession() as session:
             return await follow_upstreams(
-                call, session=session, now=hub.now(), names=names, who=_who()
+                in_place(hub), session=session, now=hub.now(), names=names, who=_who()
             )
 
     with _open(home) as hub:

@@ -57,7 +57,14 @@ from protocol import (
     TrustedHub,
 )
 
-__all__ = ["FollowReport", "HubCall", "UpstreamSyncer", "follow_upstream", "follow_upstreams"]
+__all__ = [
+    "FollowReport",
+    "HubCall",
+    "UpstreamSyncer",
+    "follow_upstream",
+    "follow_upstreams",
+    "in_place",
+]
 
 log = logging.getLogger("hashhub.upstreams")
 
@@ -102,6 +109,16 @@ class FollowReport:
             "problems": self.problems,
             "seconds": {step: round(t, 3) for step, t in self.seconds.items()},
         }
+
+
+def in_place(hub: Hub) -> HubCall:
+    """``call`` for a hub opened in this process (the command line, a script): each
+    ``fn(hub)`` runs at once, on the caller's thread."""
+
+    async def call(fn: Callable[[Hub], Any]) -> Any:
+        return fn(hub)
+
+    return call
 
 
 class _Runner:

@@ -142,16 +142,21 @@ class _UpstreamHeader:
     proof: tuple[bytes, ...]
 
 
+def _upstream_key(f: Fields) -> _UpstreamKey:
+    """The (hub, list, version) an upstream origin and its header record both name."""
+    return (
+        validate_hub_name(f.text("hub", max_len=128)),
+        f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
+        f.integer("version", minimum=1),
+    )
+
+
 def _upstream_header(value: Any, where: str) -> tuple[_UpstreamKey, _UpstreamHeader]:
     f = Fields(value, where)
     proof = f.array("proof", max_items=MAX_PROOF)
     if not all(isinstance(h, str) for h in proof):
         raise MalformedError(f"{where}: proof holds a non-string")
-    key = (
-        validate_hub_name(f.text("hub", max_len=128)),
-        f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
-        f.integer("version", minimum=1),
-    )
+    key = _upstream_key(f)
     found = _UpstreamHeader(
         header=b64decode(f.text("header", max_len=4 * _MAX_BLOB), f"{where}: header"),
         size=f.integer("size", minimum=1),
@@ -172,12 +177,7 @@ def _origin(value: Any, where: str) -> MemberOrigin | tuple[_UpstreamKey, bytes]
         record = f.text("record", max_len=1024)
         if not record.isascii():
             raise MalformedError(f"{where}: record is not ASCII")
-        key = (
-            validate_hub_name(f.text("hub", max_len=128)),
-            f.text("list", pattern=LIST_ID_PATTERN, max_len=64),
-            f.integer("version", minimum=1),
-        )
-        origin = (key, record.encode("ascii"))
+        origin = (_upstream_key(f), record.encode("ascii"))
     elif kind == "member":
         origin = MemberOrigin(
             contribution=b64decode(

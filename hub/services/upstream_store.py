@@ -279,6 +279,15 @@ class UpstreamStore:
             )
         return [(bytes(r["line"]), int(r["added_version"])) for r in rows]
 
+    def count(self, list_id: str) -> int:
+        """How many records of ``list_id`` stand."""
+        row = self.ctx.one(
+            "SELECT count(*) AS n FROM upstream_records WHERE upstream = ? AND list_id = ? "
+            "AND removed_version IS NULL",
+            [self.upstream, list_id],
+        )
+        return int(row["n"]) if row else 0
+
     def touched(self, list_id: str, since: int) -> set[str]:
         """The entry ids whose records of ``list_id`` a version after ``since`` added or
         removed: what a carry-over from ``since`` on must look at, and nothing else."""

@@ -348,7 +348,7 @@ class Upstreams:
                     {
                         "list": list_id,
                         "version": store.applied_version(list_id),
-                        "records": len(store.standing(list_id)),
+                        "records": store.count(list_id),
                         "applied": state["applied"] if state else None,
                         "acked_version": state["acked_version"] if state else 0,
                         "last_error": state["last_error"] if state else None,
@@ -619,8 +619,7 @@ class Upstreams:
                         counts=Counts(),
                     )
                 except ProtocolError as e:  # a list the newest root no longer declares
-                    carried = f"{list_id}: {e}"
-                    raise InvalidRequest(f"cannot sign an ack to {name} for {carried}") from e
+                    raise InvalidRequest(f"cannot sign an ack to {name} for {list_id}: {e}") from e
                 out.append(SignedAck(list_id, seq, trust.version, data, sig))
             self.ctx.db.execute("UPDATE upstream_follows SET seq = ? WHERE name = ?", [seq, name])
         return out

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -32,7 +31,7 @@ from click.testing import Result
 from hub.app import create_app
 from hub.appkeys import SCHEDULER
 from hub.core import Hub, utcnow
-from hub.following import FollowReport, follow_upstreams
+from hub.following import FollowReport, follow_upstreams, in_place
 from hub.http import invalidate_caches
 from hub.services.entries import EntryDraft
 from protocol import (
@@ -158,12 +157,8 @@ async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
 async def follow(home: Path) -> FollowReport:
     """One run of the downstream following its upstreams, as ``hashhub upstream sync``."""
     with opened(home) as hub:
-
-        async def call(fn: Any) -> Any:
-            return fn(hub)
-
         async with aiohttp.ClientSession() as session:
-            (report,) = await follow_upstreams(call, session=session, now=utcnow())
+            (report,) = await follow_upstreams(in_place(hub), session=session, now=utcnow())
     return report
 
 
