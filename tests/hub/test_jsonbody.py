@@ -113,10 +113,27 @@ async def test_a_large_body_is_parsed_without_stopping_the_event_loop() -> None:
     collector is paused for both: a full collection stops every thread for as long
     as the process's heap takes to walk (a fifth of a second late in the whole
     suite), whoever allocates, and that is not what is measured here.
+
+    The best of three runs is what is judged: on a loaded two-core machine the
+    operating system can take the process off the processor for tens of
+    milliseconds in any one run, whoever is parsing; a parse that blocks the loop
+    stalls it for the whole parse in every run.
     """
     body = json.dumps({"adds": [{"hash": secrets.token_hex(16)} for _ in range(300_000)]})
     data = body.encode()
     assert len(data) > 10 * YIELDING_BYTES
+    runs: list[tuple[float, float]] = []
+    for _ in range(3):
+        longest, blocking, value = await _longest_stall_while_parsing(body, data)
+        assert value == json.loads(body)
+        runs.append((longest, blocking))
+        if longest < blocking / 3:
+            break
+    assert any(longest < blocking / 3 for longest, blocking in runs), runs
+
+
+async def _longest_stall_while_parsing(body: str, data: bytes) -> tuple[float, float, Any]:
+    """The loop's longest stall while ``data`` is parsed, and ``json.loads``'s time on it."""
     longest = 0.0
     stop = asyncio.Event()
 
@@ -131,7 +148,7 @@ async def test_a_large_body_is_parsed_without_stopping_the_event_loop() -> None:
     gc.disable()
     try:
         started = time.perf_counter()
-        expected = json.loads(body)
+        json.loads(body)
         blocking = time.perf_counter() - started
         task = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
@@ -140,8 +157,7 @@ async def test_a_large_body_is_parsed_without_stopping_the_event_loop() -> None:
         await task
     finally:
         gc.enable()
-    assert value == expected
-    assert longest < blocking / 3, (longest, blocking)
+    return longest, blocking, value
 
 
 async def test_the_stage_route_reads_a_large_body_in_pieces_and_says_what_is_wrong(
