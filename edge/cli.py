@@ -17,6 +17,7 @@ Also here: ``opened`` (a role's home opened for one command and always closed),
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "one_line",
     "opened",
     "reported",
+    "shell_user",
     "table",
 ]
 
@@ -47,6 +49,14 @@ class Closable(Protocol):
 
 
 C = TypeVar("C", bound=Closable)
+
+
+def shell_user() -> str:
+    """Who an action log names for a command run from this shell: ``cli:<user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def one_line(text: str) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from edge import toml
+from edge.secretfile import write_secret
 from node.errors import NodeConfigError
 from node.hubs import HubSettings, followed_hubs, hubs_toml, parse_hub_tables
 
@@ -348,14 +349,6 @@ def _from_environment(
             raise TypeError(f"{variable}: the loader has no parser for {kind!r}")
         found.append((variable, setting, value))
     return found
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Create a 0600 file holding one secret line."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value + "\n")
-    os.chmod(path, 0o600)
 
 
 def read_secret(path: Path) -> str:

@@ -30,13 +30,13 @@ service only reads and writes the database.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge.secretfile import write_secret
 from hub.errors import Conflict, InvalidRequest, NotFound
 from hub.services.context import HubContext
 from hub.services.entries import Entries, EntryDraft
@@ -195,10 +195,7 @@ class Upstreams:
         token = token.strip()
         if not token or len(token) > 512 or not token.isascii() or not token.isprintable():
             raise InvalidRequest("the token is one line of printable ASCII, at most 512 long")
-        path = self._dir(name) / "token"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(token + "\n")
+        write_secret(self._dir(name) / "token", token)
         with self.ctx.db.atomic():
             self.ctx.log("upstream.token", who, {"upstream": name})
 
