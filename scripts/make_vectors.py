@@ -132,6 +132,8 @@ from protocol.layout import provenance_path
 from protocol.lists import hash_type
 from protocol.merkle import EMPTY_ROOT, CompactRange, inclusion_proof, leaf_hash
 from protocol.provenance import (
+    MAX_EXCHANGE_RECORD,
+    ExchangeOrigin,
     MemberOrigin,
     Provenance,
     UpstreamOrigin,
@@ -4565,12 +4567,27 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
 
 REGIONAL_HUB = "regional.example"
 """The downstream hub of the provenance cases: it re-publishes from ``entries.example``."""
+EXCHANGE = "stopncii"
+"""The name ``regional.example`` calls the hash exchange it takes entries from (§5.7)."""
 
 
-def _provenance_tree(keys: Mapping[str, SigningKey]) -> dict[str, Any]:
+def _exchange_record(n: int) -> dict[str, Any]:
+    """A record as StopNCII's API gives it (its member names), for item ``n``'s hash."""
+    return {
+        "CSPFeedbacks": [],
+        "caseNumbers": {"demo-ngo": f"case-{n:04d}"},
+        "hashStatus": "Active",
+        "hashValue": entries_hash(n).hex(),
+        "lastModtimestamp": int(_at(2.5).timestamp()),
+        "signalType": "ImagePDQ",
+    }
+
+
+def _provenance_tree(keys: Mapping[str, SigningKey], *, exchange: bool = False) -> dict[str, Any]:
     """``entries.example`` publishes v1 and v2; ``regional.example`` declares it as an
     upstream and publishes v1: item-2 re-published from the upstream's v2, a member's
-    contribution, and a record of its own import."""
+    contribution, and a record of its own import; with ``exchange``, also x-5, a record
+    taken from the exchange ``stopncii`` (its vocabulary then declares the source)."""
     upstream = _entries_root()
     up_data, up_sig = upstream.sign([keys[k] for k in ROOT1_SIGNERS])
     up_pub = Publisher(upstream, _online(keys, "delta"))
@@ -4585,7 +4602,10 @@ def _provenance_tree(keys: Mapping[str, SigningKey]) -> dict[str, Any]:
 
     root = _entries_root(
         name=REGIONAL_HUB,
-        vocabulary=replace(VOCABULARY, sources=(*VOCABULARY.sources, "hub")),
+        vocabulary=replace(
+            VOCABULARY,
+            sources=(*VOCABULARY.sources, "hub", *(("exchange",) if exchange else ())),
+        ),
         upstreams={
             ENTRIES_HUB: Upstream(hashlib.sha256(up_data).hexdigest(), "https://entries.example/")
         },
@@ -4606,7 +4626,8 @@ def _provenance_tree(keys: Mapping[str, SigningKey]) -> dict[str, Any]:
     contribution, sidecar = sign_contribution(offered, keys[NODE_ID])
     member = Entry(entries_hash(7), "m-1", "ncii", "high", "member", "platform-a", _at(2.5))
     own = _entry(8, entry_id="o-8")
-    origins: dict[str, UpstreamOrigin | MemberOrigin] = {
+    adds = [mine, member, own]
+    origins: dict[str, UpstreamOrigin | MemberOrigin | ExchangeOrigin] = {
         "r-2": UpstreamOrigin(
             ENTRIES_HUB,
             ENTRIES,
@@ -4618,9 +4639,18 @@ def _provenance_tree(keys: Mapping[str, SigningKey]) -> dict[str, Any]:
         ),
         "m-1": MemberOrigin(contribution, sidecar),
     }
+    if exchange:
+        adds.append(Entry(entries_hash(5), "x-5", "ncii", "high", "exchange", EXCHANGE, _at(2.75)))
+        origins["x-5"] = ExchangeOrigin(
+            exchange=EXCHANGE,
+            api="stopncii",
+            hash_hex=entries_hash(5).hex(),
+            fetched=_time(_at(2.75)),
+            record=_exchange_record(5),
+        )
     p = pub.publish_entries(
         ListHead.empty_entries(root, ENTRIES),
-        adds=[mine, member, own],
+        adds=adds,
         now=_at(3),
         provenance=lambda version: Provenance(ENTRIES, version, origins),
     )
@@ -4651,11 +4681,9 @@ def _provenance_check(inp: Mapping[str, Any]) -> Provenance:
     return verify_provenance(header, inp["provenance_text"].encode(), root, body, kind)
 
 
-def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
-    """A version whose records came from an upstream and from a member, with the proof
-    of each, and one negative case per rule of §7.5."""
-    cases: dict[str, dict[str, Any]] = {}
-    tree = _provenance_tree(keys)
+def _provenance_version(tree: Mapping[str, Any]) -> tuple[DeltaHeader, bytes, dict[str, str]]:
+    """A provenance tree's header v1, its provenance document, and the input every case
+    of it shares (the root, the header and the body)."""
     header: DeltaHeader = tree["header"]
     ref = header_provenance(header)
     assert ref is not None
@@ -4665,9 +4693,71 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         "header_text": _text(header.to_bytes()),
         "body_text": _text(tree["body"]),
     }
+    return header, data, base
+
+
+def _provenance_auditing(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """What a positive provenance case gives an auditor beyond the version."""
+    up = tree["upstream"]
+    return {
+        "upstream": {
+            "root_text": _text(up["root_data"]),
+            "root_sig_text": _text(up["root_sig"]),
+            "checkpoint_text": _text(up["checkpoint"]),
+            "body_text": _text(up["body"]),
+        },
+        "node_public_hex": tree["node_public_hex"],
+    }
+
+
+def _rebound(header: DeltaHeader, doc: bytes, member: Mapping[str, Any] | None = None) -> bytes:
+    """Header v with its ``provenance`` member naming ``doc`` (or set to ``member``): the
+    case takes the header as verified, so a negative's one fault is in the document."""
+    value = parse_canonical(header.to_bytes())
+    assert isinstance(value, dict)
+    value["provenance"] = (
+        {"length": len(doc), "sha256": hashlib.sha256(doc).hexdigest()}
+        if member is None
+        else member
+    )
+    return canonicalize(value)
+
+
+def _provenance_negative(
+    cases: dict[str, dict[str, Any]],
+    base: Mapping[str, str],
+    header: DeltaHeader,
+    name: str,
+    description: str,
+    rule: str,
+    error: type[ProtocolError],
+    doc: bytes,
+    head: bytes | None = None,
+) -> None:
+    """Case ``neg-provenance-<name>``: ``doc`` under header v re-pointed at it (or
+    ``head``), refused with ``error`` at ``rule``."""
+    case_inp = {
+        **base,
+        "header_text": _text(head or _rebound(header, doc)),
+        "provenance_text": _text(doc),
+    }
+    cases[f"neg-provenance-{name}"] = _case(
+        description,
+        "verify_provenance",
+        rules=[rule],
+        input=case_inp,
+        error=_expect(error, lambda: _provenance_check(case_inp)),
+    )
+
+
+def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
+    """A version whose records came from an upstream and from a member, with the proof
+    of each, and one negative case per rule of §7.5."""
+    cases: dict[str, dict[str, Any]] = {}
+    tree = _provenance_tree(keys)
+    header, data, base = _provenance_version(tree)
     inp = {**base, "provenance_text": _text(data)}
     checked = _provenance_check(inp)
-    up = tree["upstream"]
     cases["provenance"] = _case(
         f"{REGIONAL_HUB}'s root v1 declares {ENTRIES_HUB} as an upstream; its v1 of "
         f"{ENTRIES} adds r-2 (re-published from the upstream's v2: source "
@@ -4680,51 +4770,13 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         "contribution.",
         "verify_provenance",
         rules=["7.5"],
-        input={
-            **inp,
-            "upstream": {
-                "root_text": _text(up["root_data"]),
-                "root_sig_text": _text(up["root_sig"]),
-                "checkpoint_text": _text(up["checkpoint"]),
-                "body_text": _text(up["body"]),
-            },
-            "node_public_hex": tree["node_public_hex"],
-        },
+        input={**inp, **_provenance_auditing(tree)},
         expected={"origins": {e: type(o).__name__ for e, o in sorted(checked.origins.items())}},
     )
     good = parse_canonical(data)
     assert isinstance(good, dict)
-
-    def rebound(doc: bytes, member: Mapping[str, Any] | None = None) -> bytes:
-        value = parse_canonical(header.to_bytes())
-        assert isinstance(value, dict)
-        value["provenance"] = (
-            {"length": len(doc), "sha256": hashlib.sha256(doc).hexdigest()}
-            if member is None
-            else member
-        )
-        return canonicalize(value)
-
-    def neg(
-        name: str,
-        description: str,
-        rule: str,
-        error: type[ProtocolError],
-        doc: bytes,
-        head: bytes | None = None,
-    ) -> None:
-        case_inp = {
-            **base,
-            "header_text": _text(head or rebound(doc)),
-            "provenance_text": _text(doc),
-        }
-        cases[f"neg-provenance-{name}"] = _case(
-            description,
-            "verify_provenance",
-            rules=[rule],
-            input=case_inp,
-            error=_expect(error, lambda: _provenance_check(case_inp)),
-        )
+    rebound = partial(_rebound, header)
+    neg = partial(_provenance_negative, cases, base, header)
 
     def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
         return _edited(good, change)
@@ -4747,8 +4799,8 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
     )
     neg("wrong-type", "_type hashhub.provenance.v2.", "7.5.3", WrongTypeError,
         edited(_put("_type", "hashhub.provenance.v2")))  # fmt: skip
-    neg("kind", "An origin of kind 'exchange'.", "7.5.3", MalformedError,
-        edited(_put("origins/r-2/kind", "exchange")))  # fmt: skip
+    neg("kind", "An origin of kind 'import', a source kind that claims no origin.", "7.5.3",
+        MalformedError, edited(_put("origins/r-2/kind", "import")))  # fmt: skip
     neg("root-width", "The upstream root in 31 bytes.", "7.5.3", MalformedError,
         edited(_put("upstream_headers/0/root", b64encode(bytes(31)))))  # fmt: skip
     neg("header-unnamed", "r-2's origin naming upstream v1, whose header the document "
@@ -4821,6 +4873,77 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         ConsistencyError,
         edited(_put("origins/m-1/contribution", b64encode(moved.to_bytes()))),
     )
+    return cases
+
+
+def _provenance_exchange_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
+    """The provenance tree with a record taken from an exchange (§5.7), and one negative
+    case per check of rule 8 of §7.5, each a change to x-5's origin."""
+    cases: dict[str, dict[str, Any]] = {}
+    tree = _provenance_tree(keys, exchange=True)
+    header, data, base = _provenance_version(tree)
+    inp = {**base, "provenance_text": _text(data)}
+    checked = _provenance_check(inp)
+    cases["provenance-exchange"] = _case(
+        f"{REGIONAL_HUB}'s v1 of {ENTRIES} adds r-2, m-1 and o-8 as in provenance.json, "
+        f"and x-5, taken from the hash exchange it calls {EXCHANGE} (source "
+        f"exchange:{EXCHANGE}; its root's vocabulary declares the source kind exchange). "
+        "x-5's origin gives the API read, the hash, when the hub fetched the record "
+        f"({_time(_at(2.75))}, before header v1's created) and the record as StopNCII's API "
+        "gave it: the hub's own attestation, which an auditor checks with the exchange.",
+        "verify_provenance",
+        rules=["7.5"],
+        input={**inp, **_provenance_auditing(tree)},
+        expected={"origins": {e: type(o).__name__ for e, o in sorted(checked.origins.items())}},
+    )
+    good = parse_canonical(data)
+    assert isinstance(good, dict)
+    neg = partial(_provenance_negative, cases, base, header)
+
+    def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
+        return _edited(good, change)
+
+    def x5(member: str, value: Any) -> bytes:
+        return edited(_put(f"origins/x-5/{member}", value))
+
+    neg("exchange-record-type", "x-5's origin whose record is a string, not an object.",
+        "7.5.3", MalformedError, x5("record", "hashStatus=Active"))  # fmt: skip
+    neg("exchange-extra-member", "x-5's origin with a member not named for its kind (list).",
+        "7.5.3", MalformedError, x5("list", ENTRIES))  # fmt: skip
+    neg("exchange-name", "x-5's origin naming the exchange 'StopNCII', not a hub name.",
+        "7.5.8", MalformedError, x5("exchange", "StopNCII"))  # fmt: skip
+    neg("exchange-api", "x-5's origin reading the api 'StopNCII/v1', not a term.",
+        "7.5.8", MalformedError, x5("api", "StopNCII/v1"))  # fmt: skip
+    neg("exchange-hash-form", "x-5's origin giving its hash in upper-case hex.",
+        "7.5.8", MalformedError, x5("hash", entries_hash(5).hex().upper()))  # fmt: skip
+    neg("exchange-fetched", "x-5's origin fetched '2026-01-01 02:45:00', not a §3.2 time.",
+        "7.5.8", MalformedError, x5("fetched", "2026-01-01 02:45:00"))  # fmt: skip
+    big = _exchange_record(5)
+    big["caseNumbers"] = {"demo-ngo": ""}
+    pad = MAX_EXCHANGE_RECORD + 1 - len(canonicalize(big))
+    big["caseNumbers"] = {"demo-ngo": "c" * pad}
+    assert len(canonicalize(big)) == MAX_EXCHANGE_RECORD + 1
+    neg("exchange-record-size", "x-5's origin carrying a record of 65,537 bytes in canonical "
+        "form, one over the cap.", "7.5.8", LimitError, x5("record", big))  # fmt: skip
+    neg("exchange-source", "x-5's origin naming the exchange ncii.example; the record's "
+        f"source is exchange:{EXCHANGE}.", "7.5.8", ConsistencyError,
+        x5("exchange", "ncii.example"))  # fmt: skip
+    neg(
+        "exchange-for-member",
+        "m-1 (source member:platform-a) given an origin of kind exchange: x-5's, with m-1's hash.",
+        "7.5.8",
+        ConsistencyError,
+        edited(
+            lambda v: v["origins"].update(
+                {"m-1": {**v["origins"]["x-5"], "hash": entries_hash(7).hex()}}
+            )
+        ),
+    )
+    neg("exchange-other-hash", "x-5's origin giving the hash of item-6, not the record's.",
+        "7.5.8", ConsistencyError, x5("hash", entries_hash(6).hex()))  # fmt: skip
+    neg("exchange-fetched-late", f"x-5's origin fetched {_time(_at(3) + timedelta(seconds=1))}, "
+        "a second after header v1's created.", "7.5.8", ConsistencyError,
+        x5("fetched", _time(_at(3) + timedelta(seconds=1))))  # fmt: skip
     return cases
 
 
@@ -5112,9 +5235,9 @@ CHECKS = {
     "verify_provenance": "the provenance document `input.provenance_text` that header "
     "`input.header_text` (already verified) names, checked by §7.5 against the root "
     "`input.root_text` and the version's body `input.body_text` (a pdq list): accepted "
-    "(`expected.origins`: each origin's kind) or refused with `error`. The positive case "
-    "also gives `input.upstream` and `input.node_public_hex`: what an auditor checks "
-    "beyond the version.",
+    "(`expected.origins`: each origin's kind) or refused with `error`. The positive cases "
+    "also give `input.upstream` and `input.node_public_hex`: what an auditor checks "
+    "beyond the version (an `exchange` origin's record is checked with the exchange).",
     "verify_contribution": "verify `input.text` under the sidecar `input.sig_text` and "
     "`input.node_public_hex` (PROTOCOL.md §10.8), then parse it: accepted (`expected`: its "
     "`seq`, hashes and review) or refused with `error`.",
@@ -5293,6 +5416,7 @@ def build_vectors() -> dict[str, bytes]:
         **_upstream_cases(),
         **_contribution_cases(repo),
         **_provenance_cases(repo.keys),
+        **_provenance_exchange_cases(repo.keys),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)

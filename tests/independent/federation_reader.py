@@ -3,7 +3,8 @@
 Three parts of the spec let an entry travel between hubs and from platforms to a hub: a root's
 ``upstreams`` (§5.6) names the hubs this one re-publishes from, a member's contribution
 (§10.8) is a platform's signed offer of an item's hashes, and a version's provenance document
-(§7.5) proves where each re-published or contributed record came from. This module checks all
+(§7.5) proves where each re-published or contributed record came from, and says which record
+of a hash exchange (§5.7) the hub took each exchanged one from. This module checks all
 three by the text alone, sharing nothing with the ``protocol`` package; canonical JSON, roots,
 headers, entry records and bodies come from the other independent reader,
 :mod:`tests.independent.entries_reader`, written from the same text.
@@ -14,15 +15,16 @@ What it covers, by section of PROTOCOL.md:
 - §10.8 a contribution and its sidecar, rules 1–6 in their order, Ed25519 through
   ``cryptography`` (:func:`verify_contribution`), and the form of the request that carries it
   (§10.6 as §10.8 applies it: :func:`read_contribution_request`);
-- §7.5 the provenance document, rules 1–7 in their order (rules 6 and 7 origin by origin, in
-  ascending order of entry id), each upstream header carried once in ``upstream_headers``, with
-  the RFC 9162 inclusion proof of §9.1 computed here (:func:`verify_provenance`,
-  :func:`verify_inclusion`);
+- §7.5 the provenance document, rules 1–8 in their order (rules 6, 7 and 8 origin by origin,
+  in ascending order of entry id, each by its origin's kind: ``hub``, ``member``,
+  ``exchange``), each upstream header carried once in ``upstream_headers``, with the RFC 9162
+  inclusion proof of §9.1 computed here (:func:`verify_provenance`, :func:`verify_inclusion`);
 - what §7.5 leaves to an auditor, as far as bytes are at hand: the upstream's root under the
   pin the downstream root declares, its checkpoint note at the size of the upstream header the
   origin names (§9.2 signature lines, without freshness), the upstream body adding the record,
-  and the contribution's signature (:func:`audit_upstream_origin`,
-  :func:`audit_member_origin`); and what §5.6 asks of a re-published record that its
+  the contribution's signature, and how many records each exchange's origins vouch for
+  (:func:`audit_upstream_origin`, :func:`audit_member_origin`,
+  :func:`audit_exchange_origins`); and what §5.6 asks of a re-published record that its
   provenance shows (:func:`audit_republication`).
 
 Errors are those of :mod:`tests.independent.entries_reader`, named as §14 names them. Each rule
@@ -60,6 +62,7 @@ from tests.independent.entries_reader import (
     SignatureError,
     WrongTypeError,
     check_list_id,
+    encode_canonical,
     leaf_hash,
     parse_canonical,
     parse_entries_body,
@@ -457,9 +460,12 @@ PROVENANCE_MEMBERS: Mapping[str, type] = {
 UPSTREAM_MEMBERS = ("kind", "hub", "list", "version", "record")
 UPSTREAM_HEADER_MEMBERS = ("hub", "list", "version", "header", "size", "root", "proof")
 MEMBER_MEMBERS = ("kind", "contribution", "sig")
+EXCHANGE_MEMBERS = ("kind", "exchange", "api", "hash", "fetched", "record")
 MAX_PROOF = 64
 MAX_UPSTREAM_HEADERS = 65_536
-CLAIMING_KINDS = frozenset({"hub", "member"})
+MAX_EXCHANGE_RECORD = 65_536
+EXCHANGE_HASH = re.compile(r"[0-9a-f]{1,128}")
+CLAIMING_KINDS = frozenset({"hub", "member", "exchange"})
 
 UpstreamVersion = tuple[str, str, int]
 """An upstream version as §7.5 names it: (``hub``, ``list``, ``version``)."""
@@ -512,7 +518,20 @@ class MemberOrigin:
     sig: bytes
 
 
-Origin = UpstreamOrigin | MemberOrigin
+@dataclass(frozen=True)
+class ExchangeOrigin:
+    """A record taken from a hash exchange (§5.7), as the hub says it read it: the exchange's
+    name, the API, the hash, when it was fetched (the text, its form being rule 8's) and the
+    exchange's record. Nothing in it is signed by the exchange."""
+
+    exchange: str
+    api: str
+    hash_hex: str
+    fetched: str
+    record: Mapping[str, Any]
+
+
+Origin = UpstreamOrigin | MemberOrigin | ExchangeOrigin
 
 
 @dataclass(frozen=True)
@@ -628,7 +647,17 @@ def _origin(value: object, entry: str) -> Origin:
             _base64(record["contribution"], f"{what}.contribution"),
             _base64(record["sig"], f"{what}.sig"),
         )
-    raise MalformedError(f"{what}.kind {kind!r} is neither hub nor member")
+    if kind == "exchange":
+        # Rule 3 reads the members' JSON types only; their form is rule 8's.
+        _closed(record, EXCHANGE_MEMBERS, what)
+        return ExchangeOrigin(
+            _string(record["exchange"], f"{what}.exchange"),
+            _string(record["api"], f"{what}.api"),
+            _string(record["hash"], f"{what}.hash"),
+            _string(record["fetched"], f"{what}.fetched"),
+            _object(record["record"], f"{what}.record"),
+        )
+    raise MalformedError(f"{what}.kind {kind!r} is not hub, member or exchange")
 
 
 def _upstream_headers(
@@ -718,8 +747,33 @@ def _check_member_origin(entry: str, origin: MemberOrigin, context: VersionConte
         )
 
 
+def _check_exchange_origin(entry: str, origin: ExchangeOrigin, context: VersionContext) -> None:
+    """Rule 8 for one origin, in the order of its clauses: the form of its members and the
+    size of the record, then the record's source, its hash, and a fetch no later than header
+    v's ``created``."""
+    if not HUB_NAME.fullmatch(origin.exchange):
+        raise MalformedError(f"{entry}: exchange {origin.exchange!r} is not a hub name")
+    if not TERM.fullmatch(origin.api):
+        raise MalformedError(f"{entry}: api {origin.api!r} is not a term")
+    if not EXCHANGE_HASH.fullmatch(origin.hash_hex):
+        raise MalformedError(f"{entry}: hash is not 1 to 128 lowercase hex digits")
+    fetched = parse_time(origin.fetched)
+    size = len(encode_canonical(origin.record))
+    if size > MAX_EXCHANGE_RECORD:
+        raise LimitError(f"{entry}: the exchange's record is {size} bytes in canonical form")
+    added = context.claiming_records()[entry]
+    if added.source != f"exchange:{origin.exchange}":
+        raise ConsistencyError(
+            f"{entry}: source {added.source!r} is not exchange:{origin.exchange}"
+        )
+    if origin.hash_hex != added.hash_hex:
+        raise ConsistencyError(f"{entry}: the exchange's hash is not the record's")
+    if fetched > context.header.created:
+        raise ConsistencyError(f"{entry}: fetched {origin.fetched}, after header v's created")
+
+
 def verify_provenance(data: bytes, context: VersionContext) -> Provenance:
-    """§7.5 rules 1–7, in order, for the document header v names.
+    """§7.5 rules 1–8, in order, for the document header v names.
 
     Rule 5's clause for a header naming no document comes first, as the rule says; a header
     naming none while the version claims no origin has nothing to check, and bytes offered for
@@ -757,9 +811,12 @@ def verify_provenance(data: bytes, context: VersionContext) -> Provenance:
         if isinstance(origin, UpstreamOrigin):
             with rule("7.5.6"):
                 _check_upstream_origin(entry, origin, provenance.header_of(origin), context)
-        else:
+        elif isinstance(origin, MemberOrigin):
             with rule("7.5.7"):
                 _check_member_origin(entry, origin, context)
+        else:
+            with rule("7.5.8"):
+                _check_exchange_origin(entry, origin, context)
     return provenance
 
 
@@ -875,3 +932,14 @@ def audit_republication(added: EntryRecord, upstream_record: EntryRecord, hub_na
 def audit_member_origin(origin: MemberOrigin, node_public: bytes) -> Contribution:
     """An auditor's side of a member origin: ``sig`` verifies the contribution (§10.8)."""
     return verify_contribution(origin.contribution, origin.sig, node_public)
+
+
+def audit_exchange_origins(provenance: Provenance) -> dict[str, int]:
+    """An auditor's side of ``exchange`` origins without access to the exchanges: how many
+    records each exchange's origins vouch for (§7.5). Whether the exchange holds each record
+    is asked of the exchange itself."""
+    counts: dict[str, int] = {}
+    for origin in provenance.origins.values():
+        if isinstance(origin, ExchangeOrigin):
+            counts[origin.exchange] = counts.get(origin.exchange, 0) + 1
+    return counts

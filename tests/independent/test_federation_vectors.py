@@ -32,10 +32,12 @@ from tests.independent.federation_reader import (
     MAX_CONTRIBUTION_BYTES,
     Contribution,
     ContributionRequestError,
+    ExchangeOrigin,
     MemberOrigin,
     Provenance,
     UpstreamOrigin,
     VersionContext,
+    audit_exchange_origins,
     audit_member_origin,
     audit_republication,
     audit_upstream_origin,
@@ -57,7 +59,11 @@ CONTRIBUTION_FILES = sorted(
 )
 PROVENANCE_FILES = sorted({*CASES.glob("provenance*.json"), *CASES.glob("neg-provenance-*.json")})
 # The vectors name an origin's kind by the reference's class for it.
-ORIGIN_NAMES = {UpstreamOrigin: "UpstreamOrigin", MemberOrigin: "MemberOrigin"}
+ORIGIN_NAMES = {
+    UpstreamOrigin: "UpstreamOrigin",
+    MemberOrigin: "MemberOrigin",
+    ExchangeOrigin: "ExchangeOrigin",
+}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -91,7 +97,7 @@ def test_the_globs_find_the_cases() -> None:
     """A broken path would make every parametrized test vanish silently."""
     assert len(UPSTREAMS_FILES) >= 7
     assert len(CONTRIBUTION_FILES) >= 15
-    assert len(PROVENANCE_FILES) >= 16
+    assert len(PROVENANCE_FILES) >= 28
     names = {path.name for path in (*UPSTREAMS_FILES, *CONTRIBUTION_FILES, *PROVENANCE_FILES)}
     assert {
         "document-root-upstreams.json",
@@ -100,6 +106,9 @@ def test_the_globs_find_the_cases() -> None:
         "neg-provenance-header-unnamed.json",
         "neg-provenance-header-twice.json",
         "neg-provenance-header-version.json",
+        "provenance-exchange.json",
+        "neg-provenance-exchange-record-size.json",
+        "neg-provenance-exchange-fetched-late.json",
     } <= names
 
 
@@ -334,7 +343,9 @@ def check_what_an_auditor_checks(case_input: Mapping[str, Any], provenance: Prov
     the upstream's newest root, which §5.6 says must not declare this hub in turn; and that
     ``node_public_hex`` is a key ``node-1`` enrolled and that ``node-1`` served ``platform-a``,
     the platform the record's source names (§7.3, §7.5): the case gives the key, not the
-    enrolment.
+    enrolment; and, for an ``exchange`` origin, that the exchange holds the record (§5.7):
+    the count an auditor reports is checked, and that a StopNCII record gives the origin's
+    hash.
     """
     context = context_of(case_input)
     upstream = case_input["upstream"]
@@ -352,9 +363,17 @@ def check_what_an_auditor_checks(case_input: Mapping[str, Any], provenance: Prov
                 upstream["body_text"].encode("utf-8"),
             )
             audit_republication(added, record, context.root.root.name)
+        elif isinstance(origin, ExchangeOrigin):
+            assert (origin.api, origin.record["hashValue"]) == ("stopncii", added.hash_hex)
         else:
             contribution = audit_member_origin(origin, bytes.fromhex(case_input["node_public_hex"]))
             assert contribution.hashes["pdq"].hash_hex == added.hash_hex
+    vouched: dict[str, int] = {}
+    for record in context.claiming_records().values():
+        if record.source_kind == "exchange":
+            name = record.source.removeprefix("exchange:")
+            vouched[name] = vouched.get(name, 0) + 1
+    assert audit_exchange_origins(provenance) == vouched
 
 
 def test_an_auditor_refuses_an_upstream_body_without_the_record() -> None:
@@ -780,3 +799,101 @@ def test_what_section_5_6_asks_of_a_republished_record_is_an_auditors() -> None:
             upstream["body_text"].encode(),
         )
     assert "entries-pdq is of pdq, not sha256" in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# §7.5 rule 8: exchange origins beyond the vectors
+
+
+def exchange_variant(**members: Any) -> dict[str, Any]:
+    """``provenance-exchange.json`` with x-5's origin changed, header v re-pointed at it."""
+    case_input = load("provenance-exchange.json")["input"]
+    document = json.loads(case_input["provenance_text"])
+    for name, value in members.items():
+        if value is None:
+            del document["origins"]["x-5"][name]
+        else:
+            document["origins"]["x-5"][name] = value
+    text = encode_canonical(document).decode("utf-8")
+    return repointed(case_input, case_input["body_text"], text)
+
+
+def created_of(case_input: Mapping[str, Any]) -> str:
+    created: str = json.loads(case_input["header_text"])["created"]
+    return created
+
+
+def record_of_size(size: int) -> dict[str, Any]:
+    """x-5's StopNCII record padded (in ``caseNumbers``) to ``size`` bytes in canonical form."""
+    case_input = load("provenance-exchange.json")["input"]
+    record: dict[str, Any] = json.loads(case_input["provenance_text"])["origins"]["x-5"]["record"]
+    record["caseNumbers"] = {"demo-ngo": ""}
+    record["caseNumbers"]["demo-ngo"] = "c" * (size - len(encode_canonical(record)))
+    assert len(encode_canonical(record)) == size
+    return record
+
+
+def test_an_exchange_origin_at_its_limits_is_accepted() -> None:
+    """Rule 8's bounds are inclusive: fetched at header v's ``created`` (not after it), and a
+    record of exactly 65,536 bytes in canonical form."""
+    case_input = load("provenance-exchange.json")["input"]
+    accepted = exchange_variant(fetched=created_of(case_input), record=record_of_size(65_536))
+    origin = provenance_of(accepted).origins["x-5"]
+    assert isinstance(origin, ExchangeOrigin)
+    assert origin.fetched == created_of(case_input)
+    assert len(encode_canonical(origin.record)) == 65_536
+
+
+EXCHANGE_VARIANTS: list[tuple[dict[str, Any], str, str, str]] = [
+    # (x-5's origin changed, the class, the rule, what the error says)
+    ({"record": None}, "MalformedError", "7.5.3", "origins.x-5 has members"),
+    ({"fetched": 1767235500}, "MalformedError", "7.5.3", "x-5.fetched is not a string"),
+    ({"record": [1, 2]}, "MalformedError", "7.5.3", "x-5.record is not an object"),
+    ({"exchange": "-stopncii"}, "MalformedError", "7.5.8", "is not a hub name"),
+    ({"exchange": "stop_ncii"}, "MalformedError", "7.5.8", "is not a hub name"),
+    ({"api": ""}, "MalformedError", "7.5.8", "is not a term"),
+    ({"hash": "0" * 129}, "MalformedError", "7.5.8", "1 to 128 lowercase hex"),
+    ({"hash": ""}, "MalformedError", "7.5.8", "1 to 128 lowercase hex"),
+    ({"hash": "0" * 128}, "ConsistencyError", "7.5.8", "not the record's"),
+    ({"fetched": "2026-02-30T00:00:00Z"}, "MalformedError", "7.5.8", "not a valid time"),
+    ({"record": record_of_size(65_537)}, "LimitError", "7.5.8", "65537 bytes"),
+]
+
+
+@pytest.mark.parametrize(
+    ("members", "error", "rule_name", "said"),
+    EXCHANGE_VARIANTS,
+    ids=[f"{next(iter(m))}-{n}" for n, (m, *_) in enumerate(EXCHANGE_VARIANTS)],
+)
+def test_an_exchange_variant_fails_at_its_rule(
+    members: dict[str, Any], error: str, rule_name: str, said: str
+) -> None:
+    with pytest.raises(ProtocolError) as raised:
+        provenance_of(exchange_variant(**members))
+    fails_as({"error": error, "rules": [rule_name]}, raised.value)
+    assert said in str(raised.value)
+
+
+def test_an_exchange_origins_form_is_checked_after_rules_4_and_5() -> None:
+    """Rule 8 comes after rules 4 and 5: a document of another version whose exchange origin is
+    also malformed fails at rule 4, as ConsistencyError, not at its origin's form."""
+    case_input = load("provenance-exchange.json")["input"]
+    document = json.loads(case_input["provenance_text"])
+    document["version"] = 2
+    document["origins"]["x-5"]["exchange"] = "Not A Name"
+    with pytest.raises(ProtocolError) as raised:
+        provenance_of(
+            repointed(
+                case_input, case_input["body_text"], encode_canonical(document).decode("utf-8")
+            )
+        )
+    fails_as({"error": "ConsistencyError", "rules": ["7.5.4"]}, raised.value)
+    del document["origins"]["x-5"]
+    document["version"] = 1
+    with pytest.raises(ProtocolError) as raised:
+        provenance_of(
+            repointed(
+                case_input, case_input["body_text"], encode_canonical(document).decode("utf-8")
+            )
+        )
+    fails_as({"error": "ConsistencyError", "rules": ["7.5.5"]}, raised.value)
