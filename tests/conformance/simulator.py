@@ -18,6 +18,10 @@ simulator server, but with every part real and over HTTP on loopback:
   a root N+1 signed by any set of keys.
 - ``serve_from(home)``: the front serves another hub's tree instead (a fork of this
   hub that rewrote its history).
+- ``add_entries_list()``: a third list, ``ENTRIES``, of entries (md5 hashes with their
+  metadata) at version 1, for a hub following this one (a hub re-publishes entries
+  lists only). Not made by ``start``: it adds a root version, and the cases above
+  count roots.
 
 ``NodeUnderTest`` is a node made as a participant makes one — ``hashhub-node init``
 pinned to the hub's root v1, its key enrolled at the hub, ``hashhub-node token set``
@@ -49,6 +53,7 @@ from click.testing import CliRunner
 
 from follow import ListOutcome
 from hub.core import Hub, utcnow
+from hub.services.entries import EntryDraft
 from node.cli import main as node_cli
 from node.config import CONFIG_NAME, NodeConfig
 from node.service import Node
@@ -75,6 +80,9 @@ from tests.node.fixtures_sync import Clock, HubApp, md5, sync_once
 from tests.node.hostile import HostileServer
 
 __all__ = [
+    "ENTRIES",
+    "ENTRIES_FIRST",
+    "ENTRY_CATEGORY",
     "FIRST",
     "HUB_NAME",
     "LIST",
@@ -90,6 +98,7 @@ __all__ = [
     "StoreDump",
     "SyncRun",
     "md5",
+    "publish_entries",
 ]
 
 HUB_NAME = "hub.test"
@@ -102,6 +111,12 @@ FIRST = [md5(i) for i in range(5)]
 """What version 1 of ``LIST`` holds."""
 OTHER_FIRST = [md5(f"b{i}") for i in range(3)]
 """What version 1 of ``OTHER`` holds."""
+ENTRIES = "tid-entries"
+"""An entries list (``add_entries_list``): what a hub following this one reads."""
+ENTRIES_FIRST = [md5(f"e{i}") for i in range(3)]
+"""What version 1 of ``ENTRIES`` holds."""
+ENTRY_CATEGORY = "ncii"
+"""The category of every ``ENTRIES`` entry (what a following hub's selection takes)."""
 MAX_AGE = 3600
 """The hub's policy: a checkpoint co-signed longer ago than this is stale."""
 NODE_ID = "platform-a"
@@ -350,6 +365,28 @@ class SimulatorHub:
     ) -> int:
         """Publish the next version of a list at the real hub; returns it."""
         return self.origin.publish(list_id, adds=adds, removes=removes)
+
+    def add_entries_list(self) -> int:
+        """Declare ``ENTRIES`` (md5, entries) and publish its version 1 with an entry for
+        each of ``ENTRIES_FIRST``; returns the root version that declared it."""
+        with self.origin.opened() as hub:
+            root = hub.roots.create_list(ENTRIES, "md5", label="entries", list_format="entries")
+        publish_entries(self.origin, ENTRIES_FIRST)
+        return root.version
+
+
+def publish_entries(hub: HubApp, adds: Sequence[bytes]) -> int:
+    """Add an entry to ``ENTRIES`` for each of ``adds`` at ``hub`` (the simulator's real
+    hub or a fork of it) and publish them as its next version; returns that version."""
+    with hub.opened() as opened:
+        opened.entries.add_many(
+            [
+                EntryDraft(((ENTRIES, h.hex()),), ENTRY_CATEGORY, "confirmed", "import:sim")
+                for h in adds
+            ]
+        )
+        (result,) = opened.publishing.publish([ENTRIES])
+        return int(result.version)
 
 
 # -- the node ---------------------------------------------------------------------------
