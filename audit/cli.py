@@ -230,7 +230,11 @@ def _provenance_lines(r: ListReport) -> list[str]:
         return []
     kinds = {"hub": "from upstreams", "member": "from members"}
     followed = ", ".join(f"{r.origins.get(k, 0)} {words}" for k, words in kinds.items())
-    return [f"  provenance: {len(r.provenance)} document(s), origins checked: {followed}"]
+    lines = [f"  provenance: {len(r.provenance)} document(s), origins checked: {followed}"]
+    if r.attested:
+        said = ", ".join(f"{n} from exchange {name}" for name, n in sorted(r.attested.items()))
+        lines.append(f"  provenance attested by this hub alone (an exchange signs nothing): {said}")
+    return lines
 
 
 def _upstream_lines(report: TreeReport) -> list[str]:

@@ -17,13 +17,18 @@ auditor, and done here (``Chain.follow``) over a tree that verified:
   upstream's signed checkpoint, at or beyond ``size``) is ``root``; ``header`` is
   byte for byte the upstream's header at its version; that version's body adds
   exactly ``record``. Anything else is ``ForgedOrigin``: the upstream never
-  published that record there, whatever the downstream signed.
+  published that record there, whatever the downstream signed. A record
+  re-published with another category or classification than the upstream record
+  it names is ``AlteredOrigin`` (§5.6 rule 2: what the upstream said of an item
+  travels with it unchanged).
 - **Upstream retractions.** An upstream version that removes the entry an origin's
   record belongs to (without adding it again) obliges the downstream to remove
   what it re-published within its newest root's ``max_withdrawal_delay``, by the
   rule a withdrawal is held to (``audit.withdrawals.removed_in_time``): a version
   made later that still holds it, or the newest once the deadline has passed, is
   ``LateUpstreamRetraction``.
+- **Exchange origins** (``kind: exchange``) are counted per exchange: an exchange
+  signs nothing, so what the hub says it fetched is its own word (§5.7).
 - **Member origins** (``kind: member``). The contribution must verify (§10.8) under
   the key the contributing node was enrolled with, as the platform gives it to the
   auditor (``--node-key``, as for ``acks``): a signature that does not verify is
@@ -58,13 +63,19 @@ from protocol import DeltaHeader, EntriesBody, Entry, ProtocolError, PublicKey, 
 from protocol.contribution import Contribution, verify_contribution
 from protocol.lists import hash_type
 from protocol.merkle import leaf_hash, root_from_leaf_hashes
-from protocol.provenance import MemberOrigin, UpstreamOrigin
+from protocol.provenance import ExchangeOrigin, MemberOrigin, UpstreamOrigin
 
 __all__ = ["CHAIN_RULES", "Chain", "OpenUpstream", "UpstreamTree"]
 
 SECTION = PROVENANCE_SECTION
 CHAIN_RULES = frozenset(
-    {"ForgedOrigin", "ForgedContribution", "LateUpstreamRetraction", "UnreachableUpstream"}
+    {
+        "AlteredOrigin",
+        "ForgedOrigin",
+        "ForgedContribution",
+        "LateUpstreamRetraction",
+        "UnreachableUpstream",
+    }
 )
 """The findings only following the chain can make."""
 
@@ -152,11 +163,16 @@ class _ChainRun:
             retractions: set[tuple[str, int]] = set()
             for origins in listed.provenance:
                 for entry_id, origin in sorted(origins.document.origins.items()):
-                    kind = "hub" if isinstance(origin, UpstreamOrigin) else "member"
-                    listed.origins[kind] = listed.origins.get(kind, 0) + 1
-                    if isinstance(origin, UpstreamOrigin):
+                    if isinstance(origin, ExchangeOrigin):
+                        # An exchange signs nothing: what the hub says it fetched is
+                        # counted as its own attestation, not checked (§5.7).
+                        name = origin.exchange
+                        listed.attested[name] = listed.attested.get(name, 0) + 1
+                    elif isinstance(origin, UpstreamOrigin):
+                        listed.origins["hub"] = listed.origins.get("hub", 0) + 1
                         self._upstream_origin(listed, origins, entry_id, origin, told, retractions)
                     else:
+                        listed.origins["member"] = listed.origins.get("member", 0) + 1
                         self._member_origin(listed, origins, entry_id, origin)
         self.report.upstreams = [u.to_dict() for _, u in sorted(self.upstreams.items())]
 
@@ -205,6 +221,9 @@ class _ChainRun:
         if problem:
             self._finding(listed, origins.file, "ForgedOrigin", f"{where}, but {problem}")
             return
+        altered = _altered(listed, origins.version, entry_id, origin)
+        if altered:
+            self._finding(listed, origins.file, "AlteredOrigin", f"{where}, but {altered}")
         self._retraction(listed, origin, entry_id, theirs, version, retractions)
 
     def _upstream_list(
@@ -356,6 +375,25 @@ def _forged(
     if not isinstance(body, EntriesBody) or origin.record not in {e.line for e in body.adds}:
         return f"the upstream's v{version} does not add the record {origin.record.decode()!r}"
     return ""
+
+
+def _altered(listed: ListReport, version: int, entry_id: str, origin: UpstreamOrigin) -> str:
+    """Whether the record version ``version`` added for ``entry_id`` carries other terms
+    than the upstream record its origin names (§5.6 rule 2); "" when it does not."""
+    body = listed.bodies.get(version)
+    if not isinstance(body, EntriesBody):
+        return ""
+    added = next((e for e in body.adds if e.entry_id == entry_id), None)
+    if added is None:
+        return ""
+    theirs = Entry.from_line(origin.record, hash_type(listed.hash_type))
+    ours = (added.category, added.classification)
+    if ours == (theirs.category, theirs.classification):
+        return ""
+    return (
+        f"re-published it as {ours[0]}/{ours[1]} where the upstream's record says "
+        f"{theirs.category}/{theirs.classification}"
+    )
 
 
 def _retracted(theirs: ListReport, entry_id: str, after: int) -> tuple[int, datetime] | None:

@@ -120,6 +120,7 @@ HUB_RULES = frozenset(
         "LateWithdrawal",
         "UndecidedWithdrawal",
         "ForgedOrigin",
+        "AlteredOrigin",
         "ForgedContribution",
         "LateUpstreamRetraction",
         *OPINION_RULES,
@@ -232,6 +233,9 @@ class ListReport:
     """Of a list of entries: each provenance document that verified, in version order."""
     origins: dict[str, int] = field(default_factory=dict)
     """How many origins the chain checked, by kind (``hub``, ``member``)."""
+    attested: dict[str, int] = field(default_factory=dict)
+    """How many records each exchange's origins vouch for, by exchange name: the hub's
+    own word on what it fetched, which no signature checks (PROTOCOL.md §5.7)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -251,6 +255,7 @@ class ListReport:
             "provenance": {
                 "documents": [v.version for v in self.provenance],
                 "origins_checked": dict(sorted(self.origins.items())),
+                "exchange_attested": dict(sorted(self.attested.items())),
             },
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -695,7 +700,8 @@ def _check_provenance(
     """The provenance document a version names (§7.5), fetched as a body is (by its
     SHA-256, capped at the signed length) and verified against its header, the root
     that signed the header and the body. A version adding a record of source kind
-    ``hub`` or ``member`` MUST name one: without it nothing proves those origins."""
+    ``hub``, ``member`` or ``exchange`` MUST name one: without it nothing proves
+    those origins."""
     hpath = header_path(report.list_id, header.version)
     with run.step(report.findings, hpath, PROVENANCE_SECTION):
         ref = header_provenance(header)

@@ -36,8 +36,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && install -d -o hashhub -g hashhub -m 0755 /var/lib/hashhub /srv/hashhub-mirror \
     && install -d -o hashhub -g hashhub -m 0700 /var/lib/hashhub/hub
 # HASHHUB_HOME is where every hashhub command finds the hub; /srv/hashhub-mirror is
-# where `hashhub export` writes the tree a static server or CDN serves.
+# where `hashhub export` writes the tree a static server or CDN serves. TZ=UTC: the
+# NCMEC exchange client writes the times it asks for in local time.
 ENV HASHHUB_HOME=/var/lib/hashhub/hub \
+    TZ=UTC \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 VOLUME ["/var/lib/hashhub/hub"]

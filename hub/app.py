@@ -67,6 +67,7 @@ from hub.api.health import OPENAPI, healthz, metrics_handler, openapi, readyz
 from hub.api.middlewares import error_middleware, metrics_middleware
 from hub.api.tree import TREE_ROUTES, tree_handler
 from hub.appkeys import ACCESS_CACHE, CONFIG, FILE_CACHE, HUB, METRICS, SCHEDULER
+from hub.bridging import bridge_exchanges
 from hub.caches import AccessCache, PublishedCache
 from hub.config import HubConfig
 from hub.core import Hub, utcnow
@@ -125,7 +126,9 @@ def _scheduler(app: web.Application) -> HubScheduler:
         now = await owner.call(lambda hub: hub.now())
         async with aiohttp.ClientSession() as session:
             reports = await follow_upstreams(owner.call, session=session, now=now, who="scheduler")
+        bridged = await bridge_exchanges(owner.call, who="scheduler")
         published = [result for report in reports for result in report.published]
+        published += [result for report in bridged for result in report.published]
         if published:
             after_publish(app, published, "upstream")
 

@@ -14,7 +14,6 @@ Secrets are printed once and stored only as hashes: the admin token from
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import re
 import sys
@@ -29,6 +28,7 @@ from click.core import ParameterSource
 
 from edge import cli as edge_cli
 from hub import store as hub_store
+from hub.cli_exchanges import exchange as exchange_group
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import HubError, IntakeError
@@ -80,12 +80,7 @@ def _open(home: Path) -> AbstractContextManager[Hub]:
     return edge_cli.opened(lambda: Hub.open(home), busy_timeout=hub_store.BUSY_TIMEOUT)
 
 
-def _who() -> str:
-    """Who the action log names for a command run from this shell."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+_who = edge_cli.shell_user
 
 
 home_option = edge_cli.home_option(
@@ -2024,3 +2019,6 @@ def evidence(as_json: bool, home: Path) -> None:
                 f"{node}: at the cap of {cap} evidence items; {info['dropped']} more not kept "
                 f"(first {info['first']}, last {info['last']})"
             )
+
+
+main.add_command(exchange_group)

@@ -64,7 +64,9 @@ class HubConfig:
         publish_interval: seconds between scheduled publishes of staged changes (0: off).
         timestamp_interval: seconds between re-issued checkpoint co-signatures (0: off).
         upstream_interval: seconds between runs following the upstream hubs this hub
-            follows (``hashhub upstream follow``; 0: off, ``hashhub upstream sync`` only).
+            follows (``hashhub upstream follow``) and reading its exchanges (``hashhub
+            exchange add``); 0: off, ``hashhub upstream sync`` and ``hashhub exchange
+            sync`` only.
         max_entries_per_version: pending entries one version of an entries list takes
             at most; more are published as several versions in one run (0: as many
             as keep the body and provenance under the root's ``max_body_bytes``).

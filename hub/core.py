@@ -36,6 +36,7 @@ from hub.services.contributions import Contributions
 from hub.services.disputes import Disputes
 from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.evidence import ACK_PAGE_BYTES, Evidence
+from hub.services.exchanges import Exchanges
 from hub.services.files import PublishedFiles
 from hub.services.keys import Keys
 from hub.services.ledger import Ledger
@@ -102,6 +103,7 @@ class Hub:
         self.cases = Cases(self.ctx, self.lists, self.entries)
         self.contributions = Contributions(self.ctx, self.keys, self.access, self.entries)
         self.upstreams = Upstreams(self.ctx, self.keys, self.entries)
+        self.exchanges = Exchanges(self.ctx, self.keys, self.entries)
 
     # The context's parts, for callers that need the hub's home, settings or clock.
 

@@ -11,7 +11,8 @@ pre-release), started inside the HTTP app's event loop:
   so nodes can tell a live hub from a frozen one (PROTOCOL.md §13.3);
 - ``upstreams``: every ``upstream_interval`` seconds, follow each upstream hub this
   hub follows, carry the selected entries over and publish them
-  (``hub.following``; the job is the app's, which holds the HTTP session).
+  (``hub.following``), then read each exchange (``hub.bridging``); the job is the
+  app's, which holds the HTTP session.
 
 An interval of 0 leaves that job out. Each job runs with ``max_instances=1`` (a
 slow publish is never overlapped by the next), ``coalesce=True`` (runs missed

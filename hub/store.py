@@ -49,6 +49,9 @@ What is stored, and why it is stored that way:
   contribution's hashes by type, so those carrying one hash are found (m013).
 - ``upstream_*``: following upstream hubs, the follower's store of each and which
   upstream record each re-published entry came from (m014).
+- ``exchanges``, ``exchange_records``, ``exchange_origins``: the hash exchanges this
+  hub takes entries from, each record it read there and the entry it made, and what
+  each such entry's provenance names (m015).
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
@@ -899,5 +902,59 @@ def m014_upstreams(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (entry_id, list_id)
         );
         CREATE INDEX upstream_origins_entry ON upstream_origins(upstream, upstream_entry);
+        """
+    )
+
+
+@migrations()
+def m015_exchanges(db: sqlite_utils.Database) -> None:
+    """Taking entries from hash exchanges (``hub.services.exchanges``).
+
+    - ``exchanges``: each exchange this hub reads (its API, base URL, the entries
+      list each hash type goes into, the category and classification its entries
+      get) and where the next fetch resumes (``checkpoint``, the API's own); the
+      credentials are a file in ``exchanges/<name>/``, never a row;
+    - ``exchange_records``: every record read there, by the exchange's own key, with
+      its state (``active``, ``withdrawn``, ``deleted``) and the entry it made;
+    - ``exchange_origins``: what the provenance of each version adding such an
+      entry names (PROTOCOL.md §7.5, origin kind ``exchange``): the record as read
+      and when it was fetched, per list the entry has a hash in.
+    """
+    db.executescript(
+        """
+        CREATE TABLE exchanges (
+            name TEXT PRIMARY KEY,
+            api TEXT NOT NULL,
+            url TEXT NOT NULL,
+            lists TEXT NOT NULL,
+            category TEXT NOT NULL,
+            classification TEXT NOT NULL,
+            checkpoint TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            last_fetch TEXT,
+            last_error TEXT,
+            last_failure TEXT
+        );
+        CREATE TABLE exchange_records (
+            exchange TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            hashes TEXT NOT NULL,
+            record TEXT NOT NULL,
+            fetched TEXT NOT NULL,
+            entry_id TEXT,
+            PRIMARY KEY (exchange, key)
+        );
+        CREATE INDEX exchange_records_entry ON exchange_records(entry_id);
+        CREATE TABLE exchange_origins (
+            entry_id TEXT NOT NULL,
+            list_id TEXT NOT NULL,
+            exchange TEXT NOT NULL,
+            api TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            fetched TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (entry_id, list_id)
+        );
         """
     )

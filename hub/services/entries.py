@@ -60,7 +60,7 @@ __all__ = [
 DEFAULT_VOCABULARY = Vocabulary(
     categories=("ncii", "csam", "terrorism"),
     classifications=("unconfirmed", "confirmed", "severe"),
-    sources=("submission", "import", "member", "hub"),
+    sources=("submission", "import", "member", "hub", "exchange"),
 )
 """What ``hashhub init`` declares, and what a hub made without one gets when it
 first needs one (its first ``entries`` list or term)."""
@@ -208,18 +208,22 @@ def _where(n: int, drafts: Sequence[EntryDraft]) -> str:
 
 
 def _check_source(source: str, sourced: bool) -> None:
-    """Refuse a source of kind ``hub`` or ``member`` set by hand: its records must carry
-    an origin in the version's provenance (PROTOCOL.md §7.5) that only the hub has."""
+    """Refuse a source of kind ``hub``, ``member`` or ``exchange`` set by hand: its records
+    must carry an origin in the version's provenance (PROTOCOL.md §7.5) that only the hub
+    has."""
     kind, _ = _split_source(source)
     if kind in ORIGIN_KINDS and not sourced:
         raise InvalidRequest(
             f"source {source[:80]!r}: a source of kind {kind} is the hub's own, set when it "
-            + (
-                "re-publishes an upstream hub's entry ('hashhub upstream')"
-                if kind == "hub"
-                else "accepts a member's contribution ('hashhub contribution accept')"
-            )
+            + _SET_WHEN.get(kind, "records its origin")
         )
+
+
+_SET_WHEN = {
+    "hub": "re-publishes an upstream hub's entry ('hashhub upstream')",
+    "member": "accepts a member's contribution ('hashhub contribution accept')",
+    "exchange": "takes an exchange's record ('hashhub exchange')",
+}
 
 
 def _opinion_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ A version of an entries list that adds a record of source kind ``hub`` or
 - a ``member`` record's entry was made by accepting a contribution, whose bytes and
   sidecar the ``contributions`` table keeps with the entry it made (the first
   accepted, by when it was received, when several made one entry);
+- an ``exchange`` record's entry was taken from an exchange's record
+  (``exchange_origins``): the record as read and when it was fetched;
 - a ``hub`` record's entry was re-published from an upstream record
   (``upstream_origins``): the line, the version that added it, and the header with
   its inclusion proof at the size this hub trusts now
@@ -26,7 +28,13 @@ from hub.errors import Unprocessable
 from hub.services.context import HubContext
 from hub.services.upstream_store import UpstreamStore
 from protocol import Entry
-from protocol.provenance import ORIGIN_KINDS, MemberOrigin, Provenance, UpstreamOrigin
+from protocol.provenance import (
+    ORIGIN_KINDS,
+    ExchangeOrigin,
+    MemberOrigin,
+    Provenance,
+    UpstreamOrigin,
+)
 
 __all__ = ["Origins"]
 
@@ -47,14 +55,18 @@ class Origins:
         sourced = [e for e in adds if e.source_kind in ORIGIN_KINDS]
         if not sourced:
             return None
-        origins: dict[str, MemberOrigin | UpstreamOrigin] = {}
+        origins: dict[str, MemberOrigin | UpstreamOrigin | ExchangeOrigin] = {}
         upstream: list[Entry] = []
+        exchange: list[Entry] = []
         for entry in sourced:
             if entry.source_kind == "member":
                 origins[entry.entry_id] = self._member(entry)
+            elif entry.source_kind == "exchange":
+                exchange.append(entry)
             else:
                 upstream.append(entry)
         origins.update(self._upstream(list_id, upstream))
+        origins.update(self._exchange(list_id, exchange))
         return lambda version: Provenance(list_id, version, dict(origins))
 
     def _member(self, entry: Entry) -> MemberOrigin:
@@ -110,5 +122,34 @@ class Origins:
                 root=proof.root,
                 proof=proof.proof,
                 version=int(row["version"]),
+            )
+        return origins
+
+    def _exchange(self, list_id: str, entries: Sequence[Entry]) -> dict[str, ExchangeOrigin]:
+        """The origin of each record taken from an exchange: the record as read."""
+        if not entries:
+            return {}
+        rows = {
+            str(r["entry_id"]): r
+            for r in self.ctx.db.query(
+                "SELECT * FROM exchange_origins WHERE list_id = ? "
+                "AND entry_id IN (SELECT value FROM json_each(?))",
+                [list_id, json.dumps([e.entry_id for e in entries])],
+            )
+        }
+        origins = {}
+        for entry in entries:
+            row = rows.get(entry.entry_id)
+            if row is None or f"exchange:{row['exchange']}" != entry.source:
+                raise Unprocessable(
+                    f"entry {entry.entry_id} has source {entry.source} but no record of that "
+                    "exchange on file: nothing proves its origin (PROTOCOL.md §7.5)"
+                )
+            origins[entry.entry_id] = ExchangeOrigin(
+                exchange=str(row["exchange"]),
+                api=str(row["api"]),
+                hash_hex=str(row["hash"]),
+                fetched=str(row["fetched"]),
+                record=json.loads(row["record"]),
             )
         return origins

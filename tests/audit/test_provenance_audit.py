@@ -32,7 +32,15 @@ from hub.core import Hub, utcnow
 from hub.http import invalidate_caches
 from hub.services.access import Principal
 from hub.services.entries import EntryDraft
-from protocol import DeltaHeader, Entry, SigningKey, format_time, header_path
+from protocol import (
+    DeltaHeader,
+    EntriesBody,
+    Entry,
+    SigningKey,
+    body_path,
+    format_time,
+    header_path,
+)
 from protocol.contribution import ContributedHash, Contribution, Review, sign_contribution
 from protocol.merkle import leaf_hash, node_hash
 from protocol.provenance import MemberOrigin, Provenance, UpstreamOrigin
@@ -187,7 +195,11 @@ async def test_an_honest_chain_verifies_with_every_origin_checked_against_the_up
         listed = by_list(out)[list_id]
         assert listed["status"] == "verified"
         # v2 re-published entry 1, v3 its changed record; v4 removed it.
-        assert listed["provenance"] == {"documents": [2, 3], "origins_checked": {"hub": 2}}
+        assert listed["provenance"] == {
+            "documents": [2, 3],
+            "origins_checked": {"hub": 2},
+            "exchange_attested": {},
+        }
         assert listed["removed"] == {"changed": 1, "upstream": 1}
     (upstream,) = report["upstreams"]
     assert upstream["name"] == UPSTREAM
@@ -298,6 +310,42 @@ async def test_an_upstream_entry_the_upstream_never_published_is_a_forged_origin
     else:
         assert "its root at size 2 is not the upstream log's root" in message
     assert by_list(out)[DOWN_PDQ]["provenance"]["origins_checked"] == {"hub": 2}
+
+
+async def test_a_record_re_published_with_other_terms_than_the_upstreams_is_altered(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """The downstream re-publishes the upstream's real ``csam`` record — its real line,
+    header and inclusion proof, so §7.5's rules and the upstream's own log all agree —
+    as ``ncii``: §5.6 rule 2 says the upstream's terms travel unchanged."""
+    fed = federation
+    await follow(fed.downstream)
+    tree = export(fed.downstream, tmp_path / "tree")
+    first, second = upstream_header(fed, UP_PDQ, 1), upstream_header(fed, UP_PDQ, 2)
+    with opened(fed.upstream) as hub:
+        body = hub.files.get(body_path(UP_PDQ, DeltaHeader.from_bytes(second).body.sha256))
+    assert body is not None
+    (theirs,) = EntriesBody.from_bytes(body[0], "pdq").adds
+    assert (theirs.category, theirs.classification) == ("csam", "confirmed")
+    origin = UpstreamOrigin(
+        UPSTREAM, UP_PDQ, theirs.line, second, 2,
+        node_hash(leaf_hash(first), leaf_hash(second)), (leaf_hash(first),),
+    )  # fmt: skip
+    claimed = replace(
+        theirs, entry_id="e-altered", category="ncii", source_kind="hub", source_ref=UPSTREAM,
+        first_seen=utcnow().replace(microsecond=0),
+    )  # fmt: skip
+    version = forge(fed.downstream, tree, DOWN_PDQ, claimed, origin)
+
+    out = await verify(fed, tree, tmp_path)
+    assert out.code == EXIT_FAILED, out.stdout
+    (finding,) = out.findings()
+    assert finding["rule"] == "AlteredOrigin"
+    assert finding["section"] == "PROTOCOL.md §7.5"
+    assert finding["message"] == (
+        f"entry e-altered (v{version}) claims {UPSTREAM}'s {UP_PDQ} v2, but re-published it "
+        "as ncii/confirmed where the upstream's record says csam/confirmed"
+    )
 
 
 async def test_an_unreachable_upstream_leaves_the_audit_incomplete(
@@ -445,6 +493,7 @@ async def test_a_contribution_verifies_under_its_nodes_key_and_unverifiable_with
     assert by_list(out)[DOWN_MD5]["provenance"] == {
         "documents": [2],
         "origins_checked": {"member": 1},
+        "exchange_attested": {},
     }
     assert out.json()["upstreams"] == []
 

@@ -26,7 +26,7 @@ from tests.hub.test_cli import Operator, pinned_sha256
 DEFAULT = {
     "categories": ["ncii", "csam", "terrorism"],
     "classifications": ["unconfirmed", "confirmed", "severe"],
-    "sources": ["submission", "import", "member", "hub"],
+    "sources": ["submission", "import", "member", "hub", "exchange"],
 }
 ENTRY_ID = re.compile(r"\be-[a-z2-7]{26}\b")
 

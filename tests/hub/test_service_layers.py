@@ -32,6 +32,7 @@ LAYERS = [
     "contribution_policy",
     "contributions",
     "upstreams",
+    "exchanges",
 ]
 """The services, lowest first: the order ``Hub.__init__`` builds them in."""
 
