@@ -325,7 +325,7 @@ def main() -> None:
     multiple=True,
     metavar="NODE=FILE",
     help="A contributing node's public key (PEM file, or 64 hex digits), from its "
-    "platform (repeatable).",
+    "platform (repeatable; a node re-keyed: each of its keys).",
 )
 def verify(
     source: str,
@@ -352,7 +352,7 @@ def verify(
     tree = _source(source, token, timeout)
     chain = Chain(
         _upstreams(upstream_values, upstream_token_values, timeout),
-        _node_keys(node_key_values),
+        _node_key_sets(node_key_values),
     )
     with _reported():
         witness = Witness.load(witness_file or default_witness_path())
@@ -409,20 +409,29 @@ def _upstreams(
 
 
 def _node_keys(values: Sequence[str]) -> dict[str, PublicKey]:
-    keys: dict[str, PublicKey] = {}
+    """One key per node (for ``acks``, the hub's key periods say which key when; the
+    last given for a node is the one used)."""
+    return {node: keys[-1] for node, keys in _node_key_sets(values).items()}
+
+
+def _node_key_sets(values: Sequence[str]) -> dict[str, tuple[PublicKey, ...]]:
+    """Every key given for each node, in order: a node re-keyed signed its earlier
+    contributions with a key it no longer holds, so ``verify`` takes each."""
+    keys: dict[str, list[PublicKey]] = {}
     for value in values:
         node, sep, where = value.partition("=")
         if not sep or not node or not where:
             raise click.ClickException(f"--node-key {value!r}: expected NODE=FILE")
         if _HEX64.fullmatch(where):
             try:
-                keys[node] = PublicKey(bytes.fromhex(where))
+                key = PublicKey(bytes.fromhex(where))
             except ProtocolError as e:
                 raise click.ClickException(f"--node-key {node}: {e}") from e
-            continue
-        with _reported():
-            keys[node] = load_public_key(Path(where))
-    return keys
+        else:
+            with _reported():
+                key = load_public_key(Path(where))
+        keys.setdefault(node, []).append(key)
+    return {node: tuple(given) for node, given in keys.items()}
 
 
 def _acks_lines(tree: TreeReport, report: AcksReport) -> list[str]:

@@ -43,7 +43,7 @@ provenance is its own auditor's to follow.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,13 +131,16 @@ class Chain:
 
     Args:
         open_upstream: where each upstream is read from (its URL, or an override).
-        node_keys: each contributing node's public key, by node id, as its platform
-            gave it.
+        node_keys: each contributing node's public keys, by node id, as its platform
+            gave them: every key the node was enrolled with (a contribution is
+            signed with the key the node held when it sent it, §7.5).
     """
 
-    def __init__(self, open_upstream: OpenUpstream, node_keys: Mapping[str, PublicKey]) -> None:
+    def __init__(
+        self, open_upstream: OpenUpstream, node_keys: Mapping[str, Sequence[PublicKey]]
+    ) -> None:
         self.open_upstream = open_upstream
-        self.node_keys = dict(node_keys)
+        self.node_keys = {node: tuple(keys) for node, keys in node_keys.items()}
 
     def follow(self, report: TreeReport) -> None:
         _ChainRun(self, report).run()
@@ -316,8 +319,8 @@ class _ChainRun:
         """The contribution verified under its node's enrolled key (§10.8)."""
         node = Contribution.from_bytes(origin.contribution).node
         where = f"entry {entry_id} (v{origins.version}), contributed by node {node}"
-        key = self.chain.node_keys.get(node)
-        if key is None:
+        keys = self.chain.node_keys.get(node, ())
+        if not keys:
             self._finding(
                 listed,
                 origins.file,
@@ -326,16 +329,21 @@ class _ChainRun:
                 f"(give --node-key {node}=FILE, the key its platform enrolled)",
             )
             return
-        try:
-            verify_contribution(origin.contribution, origin.sig, node_key=key)
-        except ProtocolError as e:
-            self._finding(
-                listed,
-                origins.file,
-                "ForgedContribution",
-                f"{where}: the signature does not verify under the key given for "
-                f"{node} ({key.keyid[:16]}…): {type(e).__name__}: {e}",
-            )
+        problems = []
+        for key in keys:
+            try:
+                verify_contribution(origin.contribution, origin.sig, node_key=key)
+                return
+            except ProtocolError as e:
+                problems.append(f"{key.keyid[:16]}…: {type(e).__name__}: {e}")
+        given = "the key" if len(keys) == 1 else f"any of the {len(keys)} keys"
+        self._finding(
+            listed,
+            origins.file,
+            "ForgedContribution",
+            f"{where}: the signature does not verify under {given} given for {node} "
+            f"({'; '.join(problems)})",
+        )
 
     def _finding(self, listed: ListReport, file: str, rule: str, message: str) -> None:
         section = "PROTOCOL.md §7.5, §10.8" if "Contribution" in rule else SECTION

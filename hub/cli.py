@@ -554,6 +554,8 @@ def upstream_sync(names: tuple[str, ...], as_json: bool, home: Path) -> None:
                 click.echo(f"published {r.list} v{r.version} (+{r.adds} -{r.removes})")
             if report.acked:
                 click.echo(f"{report.upstream}: acked seq {', '.join(map(str, report.acked))}")
+            for unread in report.unchecked:
+                click.echo(f"{report.upstream}: loop check could not read {unread}", err=True)
             for problem in report.problems:
                 click.echo(f"problem: {problem}", err=True)
     if any(r.problems for r in reports):

@@ -48,6 +48,7 @@ from hub.core import Hub
 from hub.services.publishing import PublishResult
 from hub.services.upstream_store import UpstreamStore, UpstreamVersions
 from hub.services.upstreams import Carried, FollowSettings, SignedAck
+from hub.upstream_graph import walk_upstreams
 from protocol import (
     ACK_REFUSALS,
     EntryState,
@@ -87,8 +88,11 @@ class FollowReport:
     acked: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    """How long each step took (``sync``, ``carry``, ``publish``, ``acks``): what an
-    operator reads when a run is slow."""
+    """How long each step took (``loops``, ``sync``, ``carry``, ``publish``, ``acks``):
+    what an operator reads when a run is slow."""
+    unchecked: list[str] = field(default_factory=list)
+    """Hubs the loop check could not read (``hub.upstream_graph``): not a problem of
+    this run, but the check is incomplete."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +111,7 @@ class FollowReport:
             "published": [r.to_dict() for r in self.published],
             "acked": self.acked,
             "problems": self.problems,
+            "unchecked": self.unchecked,
             "seconds": {step: round(t, 3) for step, t in self.seconds.items()},
         }
 
@@ -145,16 +150,25 @@ class UpstreamSyncer(Syncer):
         *,
         pinned_root_sha256: str,
         own_name: str,
+        loop: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             runner, fetcher, lists, pinned_root_sha256=pinned_root_sha256, snapshots=False
         )
         self.own_name = own_name
+        self.loop = loop
+        """The hubs through which following this upstream comes back to this hub."""
 
     async def sync_list(self, hub: TrustedHub, list_id: str, now: datetime) -> ListOutcome:
         root = hub.root
         refusal: str | None = None
-        if self.own_name in root.upstreams:
+        if self.loop:
+            refusal = (
+                f"following {root.name} would loop back to this hub: "
+                f"{' -> '.join([*self.loop, self.own_name])} (each declares the next as its "
+                "upstream); an operator on the loop must remove a declaration"
+            )
+        elif self.own_name in root.upstreams:
             refusal = (
                 f"upstream {root.name} declares this hub ({self.own_name}) as an upstream of its "
                 f"own in root v{root.version}: following each other would loop; one of the two "
@@ -210,6 +224,18 @@ async def follow_upstream(
         )
         return report
     store: UpstreamStore = await call(lambda hub: hub.upstreams.store(name))
+    clock = time.monotonic()
+    walk = await walk_upstreams(
+        session,
+        name=name,
+        url=settings.url,
+        pin=settings.pinned_root_sha256,
+        own_pin=settings.own_pin,
+        now=now,
+        limits=limits,
+    )
+    report.unchecked = walk.unread
+    report.seconds["loops"] = time.monotonic() - clock
     fetcher = Fetcher(session, settings.url, token=settings.token, limits=limits or Limits())
     syncer = UpstreamSyncer(
         _Runner(call, store),
@@ -217,6 +243,7 @@ async def follow_upstream(
         settings.lists,
         pinned_root_sha256=settings.pinned_root_sha256,
         own_name=settings.own_name,
+        loop=walk.loop,
     )
     clock = time.monotonic()
     report.outcomes = await syncer.sync(now)
@@ -259,6 +286,8 @@ async def follow_upstreams(
         report = await follow_upstream(call, name, session=session, now=now, limits=limits, who=who)
         for problem in report.problems:
             log.warning("upstream %s", problem)
+        for unread in report.unchecked:
+            log.warning("upstream %s: loop check could not read %s", name, unread)
         reports.append(report)
     return reports
 

@@ -162,7 +162,8 @@ class UpstreamStore:
             self.ctx.db.execute(
                 "INSERT INTO upstream_lists (upstream, list_id, hash_type, trust, applied) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (upstream, list_id) DO UPDATE SET "
-                "trust = excluded.trust, applied = excluded.applied, last_error = NULL",
+                "hash_type = excluded.hash_type, trust = excluded.trust, "
+                "applied = excluded.applied, last_error = NULL",
                 [
                     self.upstream,
                     list_id,
@@ -213,11 +214,16 @@ class UpstreamStore:
         self._pending.pop(list_id, None)
         message = f"{type(error).__name__}: {error}"[:2000]
         with self.ctx.db.atomic():
+            # A list that never applied a version gets a row for its error alone (no
+            # ``applied``: ``_list`` does not see it), so the status shows why.
             self.ctx.db.execute(
-                "UPDATE upstream_lists SET last_error = ?, last_failure = ? "
-                "WHERE upstream = ? AND list_id = ?",
-                [message, format_time(now), self.upstream, list_id],
-            )
+                "INSERT INTO upstream_lists (upstream, list_id, hash_type, trust, last_error, "
+                "last_failure) VALUES (?, ?, '', ?, ?, ?) ON CONFLICT (upstream, list_id) "
+                "DO UPDATE SET last_error = excluded.last_error, "
+                "last_failure = excluded.last_failure",
+                [self.upstream, list_id, json.dumps(ListTrust(list_id).to_dict()), message,
+                 format_time(now)],
+            )  # fmt: skip
             if evidence:
                 self._evidence(list_id, type(error).__name__, message, now, data, other)
 
@@ -249,8 +255,11 @@ class UpstreamStore:
     # -- what the hub reads -------------------------------------------------------------
 
     def _list(self, list_id: str) -> dict[str, Any] | None:
+        """The row of an upstream list this hub applied a version of; a list that only
+        ever failed has a row for its error (``record_failure``), and no trust."""
         return self.ctx.one(
-            "SELECT * FROM upstream_lists WHERE upstream = ? AND list_id = ?",
+            "SELECT * FROM upstream_lists WHERE upstream = ? AND list_id = ? "
+            "AND applied IS NOT NULL",
             [self.upstream, list_id],
         )
 

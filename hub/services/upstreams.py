@@ -77,6 +77,9 @@ class FollowSettings:
     token: str | None
     own_name: str
     """This hub's name: a record of source ``hub:<own_name>`` came back round."""
+    own_pin: str = ""
+    """This hub's root v1 SHA-256: a hub declaring it is following this hub (a loop
+    through several hubs, ``hub.upstream_graph``)."""
 
 
 @dataclass
@@ -323,6 +326,7 @@ class Upstreams:
             lists=tuple(json.loads(row["lists"])),
             token=token,
             own_name=root.name,
+            own_pin=self.keys.root_sha256(1),
         )
 
     def store(self, name: str) -> UpstreamStore:

@@ -504,6 +504,43 @@ async def test_a_contribution_verifies_under_its_nodes_key_and_unverifiable_with
     assert f"--node-key {MEMBER}=FILE" in finding["message"]
 
 
+async def test_a_contribution_made_before_a_re_key_verifies_under_the_old_key(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """A node re-keyed after contributing: its contribution was signed with the key it
+    held then. Given only the new key the auditor cannot verify it and says so under
+    which key; given both (``--node-key`` twice), it verifies (PROTOCOL.md §7.5)."""
+    fed = federation
+    old, new = SigningKey.generate(), SigningKey.generate()
+    contributed(fed, old)
+    with opened(fed.downstream) as hub:
+        hub.access.rekey(MEMBER, new.public)
+    tree = export(fed.downstream, tmp_path / "tree")
+    old_pem = write_pem(tmp_path / "old.pub.pem", old)
+    new_pem = write_pem(tmp_path / "new.pub.pem", new)
+
+    only_new = await verify(fed, tree, tmp_path, "--node-key", f"{MEMBER}={new_pem}")
+    assert only_new.code == EXIT_FAILED, only_new.stdout
+    (finding,) = only_new.findings()
+    assert finding["rule"] == "ForgedContribution"
+    assert (
+        f"does not verify under the key given for {MEMBER} ({new.public.keyid[:16]}…"
+        in (finding["message"])
+    )
+
+    both = await verify(
+        fed,
+        tree,
+        tmp_path,
+        "--node-key",
+        f"{MEMBER}={new_pem}",
+        "--node-key",
+        f"{MEMBER}={old_pem}",
+    )
+    assert both.code == 0, both.stdout
+    assert by_list(both)[DOWN_MD5]["provenance"]["origins_checked"] == {"member": 1}
+
+
 async def test_a_contribution_signed_by_another_key_is_forged(
     federation: Federation, tmp_path: Path
 ) -> None:
