@@ -20,13 +20,17 @@ runs a page's fetch on a worker thread.
   marked as UTC, so the hub reads NCMEC only when its local time zone is UTC.
 
 A record whose hash is malformed, or of a type this hub does not take from the API,
-has no hash here; ``hub.services.exchanges`` skips it and says so.
+has no hash here; ``hub.services.exchanges`` skips it and says so. What a record
+keeps is small and bounded (counts of cases and of each feedback, the fingerprints
+this hub takes, the names of the others, strings cut short): it is published in a
+provenance document, whose origins the publisher budgets per entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -78,12 +82,11 @@ def _stopncii_record(r: stopncii.StopNCIIHashRecord) -> ExchangeRecord:
         hashes={type_name: hashed} if type_name and hashed else {},
         record={
             "cases": len(r.caseNumbers),
-            "feedback": sorted(
-                [{"source": f.source, "value": f.feedbackValue.value} for f in r.CSPFeedbacks],
-                key=lambda f: (f["source"], f["value"]),
+            "feedback": dict(
+                sorted(Counter(f.feedbackValue.value for f in r.CSPFeedbacks).items())
             ),
             "hashStatus": r.hashStatus.value,
-            "hashValue": r.hashValue,
+            "hashValue": r.hashValue[:128],
             "lastModtimestamp": r.lastModtimestamp,
             "signalType": r.signalType.value,
         },
@@ -142,11 +145,18 @@ def _ncmec_record(key: str, u: ncmec.NCMECEntryUpdate) -> ExchangeRecord:
         state="deleted" if u.deleted else "active",
         hashes=hashes,
         record={
-            "classification": u.classification,
+            "classification": (u.classification or "")[:32] or None,
             "deleted": u.deleted,
             "entry_type": u.entry_type.value,
-            "fingerprints": dict(sorted(u.fingerprints.items())),
-            "id": u.id,
+            "fingerprints": {
+                t: hashes[_NCMEC_TYPES[t]]
+                for t in sorted(_NCMEC_TYPES)
+                if _NCMEC_TYPES[t] in hashes
+            },
+            "other_fingerprints": sorted(
+                t[:32] for t in u.fingerprints if t.lower() not in _NCMEC_TYPES
+            )[:16],
+            "id": u.id[:64],
             "member_id": u.member_id,
         },
     )

@@ -145,6 +145,7 @@ async def test_a_stopncii_feed_becomes_entries_with_provenance_and_its_withdrawa
         server.add("ImagePDQ", pdq(1), case_number="case-b")  # a second person, one hash
         server.add("ImagePDQ", pdq(2).upper())  # StopNCII's hex in upper case
         server.add("VideoMD5", md5(3))
+        server.feedback("ImagePDQ", pdq(2).upper(), "Blocked", source="platform-a")
         server.add("VideoTMK", "ab" * 128)  # a type this hub does not take
         server.add("ImagePDQ", "not-a-pdq-hash")  # malformed: skipped, said why
         read_exchange(operator, server, "stopncii")
@@ -171,6 +172,9 @@ async def test_a_stopncii_feed_becomes_entries_with_provenance_and_its_withdrawa
         assert first.record["hashStatus"] == "Active"
         assert "caseNumbers" not in first.record
         assert "case-a" not in repr(first.record)
+        # Feedback as counts by value: bounded, whatever the number of platforms.
+        assert origins[pdq(2)].record["feedback"] == {"Blocked": 1}
+        assert "platform-a" not in repr(origins[pdq(2)].record)
 
         # Nothing new: the next run reads from its checkpoint and publishes nothing.
         asked = len(server.served)
@@ -216,6 +220,7 @@ async def test_an_ncmec_entry_is_one_entry_with_a_hash_in_each_list(operator: Op
         origins = provenance(home, pin, PDQ)
         assert origins[pdq(1)].record["member_id"] == 7
         assert origins[pdq(1)].record["classification"] == "A1"
+        assert origins[pdq(1)].record["fingerprints"] == {"md5": md5(1), "pdq": pdq(1)}
 
         # NCMEC stamps a deletion when it is made, and pytx reads up to five seconds
         # before its own clock: stamped just after the checkpoint, seen two seconds on.
