@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from edge import toml
-from edge.secretfile import write_secret
+from edge.ownerfile import write_secret
 from node.errors import NodeConfigError
 from node.hubs import HubSettings, followed_hubs, hubs_toml, parse_hub_tables
 

@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge.secretfile import write_secret
+from edge.ownerfile import write_secret
 from hub.errors import Conflict, InvalidRequest, NotFound
 from hub.services.context import HubContext
 from hub.services.entries import Entries, EntryDraft

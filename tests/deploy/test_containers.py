@@ -167,7 +167,11 @@ def test_image_is_built_in_one_stage_and_run_from_a_clean_one(dockerfile: str) -
     assert len(installs) == 1
     assert f"from={build.name}" in installs[0].flags.get("mount", "")
     assert "--no-index" in installs[0].args
-    assert not [i for i in final.all("RUN") if "apt-get" in i.raw or "g++" in i.raw]
+    # A runtime library may be installed (the node's FFmpeg, which its video hasher was
+    # built against); a compiler or a package to build against may not.
+    assert not [
+        i for i in final.all("RUN") if re.search(r"\bg\+\+|\bgcc\b|\bcmake\b|-dev\b", i.raw)
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", IMAGES)

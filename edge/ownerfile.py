@@ -1,4 +1,4 @@
-"""Secret files: one line, mode 0600, never a row.
+"""Files only their owner reads: one secret line, mode 0600, never a row.
 
 A token a hub was enrolled with, an exchange's API keys, a node's hub token: each is
 a file its owner alone can read, written so that there is no instant at which it
