@@ -4,17 +4,34 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-once demo-federation demo-protocol test lint typecheck pytest bench vectors system-deps clean
+.PHONY: demo demo-once demo-federation demo-protocol test lint typecheck pytest bench vectors system-deps build-deps clean
 
 # The virtual environment, rebuilt when the project's dependencies change. The install
 # also compiles the matcher's multi-index kernel (node/kernel_build.py, a hatchling
 # build hook; without a C compiler the node matches with numpy), so a change to its
 # source reinstalls too.
-$(STAMP): pyproject.toml node/multiindex_kernel.c node/kernel_build.py
+$(STAMP): pyproject.toml node/multiindex_kernel.c node/kernel_build.py | build-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[node,dev,tx]'
 	touch $(STAMP)
+
+# What the node's video hashing is built with: the vpdq package comes as source only
+# and pip builds it with cmake against FFmpeg's libraries (Debian's ffmpeg and its -dev
+# packages; ffmpeg itself also makes the tests' videos). Installed from the system
+# packages if absent, before the virtual environment.
+FFMPEG_DEV := libavcodec-dev libavformat-dev libavdevice-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
+build-deps:
+	@missing=""; \
+	for tool in ffmpeg cmake pkg-config; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	for lib in libavcodec libavformat libavdevice libavutil libswscale libswresample libavfilter; do \
+	  pkg-config --exists $$lib 2>/dev/null || { missing="$$missing $(FFMPEG_DEV)"; break; }; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	    ffmpeg cmake pkg-config $(FFMPEG_DEV) >/dev/null; \
+	fi
 
 # Programs the tests call that Python cannot install: openssl and jq (the auditor's
 # by-hand checks are tested with them), chromium (the web pages are tested in a

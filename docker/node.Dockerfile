@@ -5,7 +5,7 @@
 #   docker build -f docker/node.Dockerfile -t hashhub-node .    (from the repository root)
 #
 # Two stages. `build` turns the sources into wheels, compiling pdqhash (no wheel of it is
-# published) and the matcher's multi-index kernel (node/multiindex_kernel.c, by the build
+# published), vpdq (against Debian's FFmpeg libraries, with cmake) and the matcher's multi-index kernel (node/multiindex_kernel.c, by the build
 # hook node/kernel_build.py) with the C and C++ compilers that only this stage has; the
 # hashhub wheel then carries the kernel and is specific to the platform. `runtime`
 # installs the wheels into a clean Python and runs as an unprivileged user. Nothing
@@ -17,7 +17,9 @@ ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc g++ \
+    && apt-get install -y --no-install-recommends gcc g++ cmake pkg-config \
+       libavcodec-dev libavformat-dev libavdevice-dev libavutil-dev libswscale-dev \
+       libswresample-dev libavfilter-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -35,8 +37,13 @@ LABEL org.opencontainers.image.title="hashhub node" \
       org.opencontainers.image.licenses="Apache-2.0"
 # The wheels are mounted from the build stage for this one step, so they never become a
 # layer of this image (BuildKit, the default builder since Docker 23).
+# ffmpeg: the FFmpeg libraries the vpdq wheel was built against, and ffprobe, which reads
+# a video's duration before it is hashed.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels "hashhub[node]" \
+    apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir --no-index --find-links /wheels "hashhub[node]" \
     && groupadd --system --gid 10001 hashhub \
     && useradd --system --uid 10001 --gid hashhub --home-dir /var/lib/hashhub \
        --shell /usr/sbin/nologin hashhub \
