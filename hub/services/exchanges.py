@@ -39,7 +39,7 @@ from hub.errors import Conflict, InvalidRequest, NotFound
 from hub.services.context import HubContext
 from hub.services.entries import Entries, EntryDraft
 from hub.services.keys import Keys
-from protocol import format_time
+from protocol import ProtocolError, format_time
 from protocol.lists import hash_type
 from protocol.root import validate_hub_name
 
@@ -168,7 +168,7 @@ class Exchanges:
         """
         try:
             validate_hub_name(name)
-        except Exception as e:
+        except ProtocolError as e:
             raise InvalidRequest(f"exchange name: {e}") from e
         if api not in EXCHANGE_APIS:
             raise InvalidRequest(
@@ -192,6 +192,13 @@ class Exchanges:
                     "one list per hash type"
                 )
             by_type[spec.hash_type] = list_id
+        collection = set(self.entries.siblings(lists[0]))
+        strays = [lid for lid in lists if lid not in collection]
+        if strays:
+            raise InvalidRequest(
+                f"{', '.join(strays)} and {lists[0]} are not of one collection: an entry's "
+                "hashes are in the lists of its collection"
+            )
         vocabulary = self.entries.vocabulary()
         if "exchange" not in vocabulary.sources:
             raise InvalidRequest(

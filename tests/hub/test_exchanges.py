@@ -376,12 +376,16 @@ def test_adding_an_exchange_refuses_what_cannot_be_read(
 def test_two_lists_of_one_type_and_a_type_the_api_lacks_are_refused(operator: Operator) -> None:
     with opened(operator.home) as hub:
         hub.roots.create_list("other-pdq", "pdq", label="other", list_format="entries")
+        hub.roots.create_list("other-md5", "md5", label="other", list_format="entries")
         hub.roots.create_list("ncii-sha", "sha256", label="ncii", list_format="entries")
     base = ["exchange", "add", "x", "--api", "ncmec", "--url", "http://127.0.0.1:9",
             "--category", "ncii"]  # fmt: skip
     result = operator.run(*base, "--into", PDQ, "--into", "other-pdq")
     assert result.exit_code != 0
     assert "both hold pdq" in result.output
+    result = operator.run(*base, "--into", PDQ, "--into", "other-md5")
+    assert result.exit_code != 0
+    assert "other-md5 and ncii-pdq are not of one collection" in result.output
     result = operator.run(*base, "--into", "ncii-sha")
     assert result.exit_code != 0
     assert "ncii-sha holds sha256: ncmec gives pdq, md5" in result.output
