@@ -140,6 +140,14 @@ from protocol.provenance import (
     header_provenance,
     verify_provenance,
 )
+from protocol.video import (
+    MAX_FRAMES,
+    Frame,
+    decode_frames,
+    encode_frames,
+    frames_digest,
+    match_video,
+)
 
 __all__ = ["VERIFY_AT", "build_vectors", "key_seed", "main"]
 
@@ -5148,6 +5156,334 @@ def _root_fields(root: Root) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# Video frames (vPDQ): the frames encoding and the matching rule (PROTOCOL.md §6.3, §6.4)
+# --------------------------------------------------------------------------------------
+
+
+def video_pdq(label: str) -> bytes:
+    """A 32-byte stand-in for a frame's PDQ hash: SHA-256 of a label. Two such hashes
+    differ in about 128 bits, so unrelated frames never agree."""
+    return hashlib.sha256(f"hashhub vector video frame: {label}".encode()).digest()
+
+
+def _flip(pdq: bytes, bits: int) -> bytes:
+    """``pdq`` with its first ``bits`` bits (most significant first) inverted: a frame at
+    PDQ distance exactly ``bits``."""
+    mask = ((1 << bits) - 1) << (8 * len(pdq) - bits)
+    return (int.from_bytes(pdq, "big") ^ mask).to_bytes(len(pdq), "big")
+
+
+def _clip(
+    labels: Sequence[str], quality: int = 80, *, flip: int = 0, step_ms: int = 1000
+) -> list[Frame]:
+    """Frames of the hashes of ``labels`` (each moved ``flip`` bits), one every ``step_ms``."""
+    return [
+        Frame(millis=n * step_ms, pdq=_flip(video_pdq(label), flip), quality=quality)
+        for n, label in enumerate(labels)
+    ]
+
+
+def _retimed(*parts: Sequence[Frame], step_ms: int = 1000) -> list[Frame]:
+    """The frames of ``parts`` one after another, at times 0, ``step_ms``, … (a video
+    cut together from them)."""
+    frames = [f for part in parts for f in part]
+    return [Frame(n * step_ms, f.pdq, f.quality) for n, f in enumerate(frames)]
+
+
+def _labels(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}-{n}" for n in range(count)]
+
+
+def _frames_run(run: Mapping[str, Any]) -> bytes:
+    """The frames string a ``run`` input describes: ``count`` frames of one PDQ hash and
+    quality, the n-th at n × ``step_ms`` (a string too long to hold as hex)."""
+    frame = bytes.fromhex(run["pdq_hex"]) + bytes([run["quality"]])
+    return b"".join(frame + (n * run["step_ms"]).to_bytes(4, "big") for n in range(run["count"]))
+
+
+def _frames_input(inp: Mapping[str, Any], prefix: str = "") -> bytes:
+    """A case's frames string: ``<prefix>frames_hex``, or the ``<prefix>run`` it describes."""
+    if f"{prefix}run" in inp:
+        return _frames_run(inp[f"{prefix}run"])
+    return bytes.fromhex(inp[f"{prefix}frames_hex"])
+
+
+def _frames_fields(frames: Sequence[Frame]) -> list[dict[str, Any]]:
+    return [{"pdq_hex": f.pdq.hex(), "quality": f.quality, "millis": f.millis} for f in frames]
+
+
+def _video_frames_cases() -> dict[str, dict[str, Any]]:
+    """A frames string and its digest, then one string per rule of §6.3 that breaks it;
+    every negative case also gives the valid string it differs from in that one thing."""
+    still = video_pdq("scene-2")
+    frames = [
+        Frame(0, video_pdq("scene-0"), 0),
+        Frame(1000, video_pdq("scene-1"), 49),
+        Frame(2000, still, 50),
+        Frame(2500, still, 100),
+        Frame(2**32 - 1, video_pdq("scene-3"), 73),
+    ]
+    data = encode_frames(frames)
+    assert decode_frames(data) == tuple(frames)
+    cases: dict[str, dict[str, Any]] = {
+        "video-frames": _case(
+            "Five frames: qualities 0, 49, 50, 100 and 73, the third and fourth one PDQ hash "
+            "(a still scene) at different times, the last at the largest time 2^32 - 1 ms. "
+            "The SHA-256 of the string is the hash of its vpdq record.",
+            "video_frames",
+            rules=["6.3"],
+            input={"frames_hex": data.hex()},
+            expected={
+                "count": len(frames),
+                "frames": _frames_fields(frames),
+                "sha256": frames_digest(frames).hex(),
+            },
+        )
+    }
+    valid = encode_frames(_clip(_labels("rule", 3)))
+    frame_bytes = len(valid) // 3
+
+    def at(n: int) -> slice:
+        return slice(n * frame_bytes, (n + 1) * frame_bytes)
+
+    def with_frame(n: int, frame: bytes) -> bytes:
+        return valid[: at(n).start] + frame + valid[at(n).stop :]
+
+    second = valid[at(1)]
+    time_of_first = valid[at(0)][-4:]
+
+    def neg(
+        name: str,
+        description: str,
+        rule: str,
+        inp: dict[str, Any],
+        error: type[ProtocolError] = MalformedError,
+    ) -> None:
+        decode_frames(_frames_input(inp, "valid_"))
+        cases[f"neg-video-frames-{name}"] = _case(
+            description,
+            "video_frames",
+            rules=[rule],
+            input=inp,
+            error=_expect(error, partial(decode_frames, _frames_input(inp))),
+        )
+
+    def hexes(bad: bytes) -> dict[str, Any]:
+        return {"frames_hex": bad.hex(), "valid_frames_hex": valid.hex()}
+
+    neg(
+        "partial",
+        "Three frames without the last byte of the third: 110 bytes, not a whole number "
+        "of 37-byte frames.",
+        "6.3.1",
+        hexes(valid[:-1]),
+    )
+    neg("none", "No bytes: a video has at least one frame.", "6.3.2", hexes(b""))
+    neg(
+        "quality-101",
+        "The second of three frames with quality 101.",
+        "6.3.4",
+        hexes(with_frame(1, second[:32] + bytes([101]) + second[33:])),
+    )
+    neg(
+        "times-equal",
+        "The second of three frames at the time of the first (0 ms).",
+        "6.3.5",
+        hexes(with_frame(1, second[:33] + time_of_first)),
+    )
+    neg(
+        "times-descending",
+        "The three frames at 0, 2000 and 1000 ms: the third is earlier than the second.",
+        "6.3.5",
+        hexes(valid[at(0)] + valid[at(2)] + valid[at(1)]),
+    )
+    run = {"pdq_hex": video_pdq("long").hex(), "quality": 80, "step_ms": 1000}
+    neg(
+        "too-many",
+        f"{MAX_FRAMES + 1} frames, one a second: one above the cap of {MAX_FRAMES}. "
+        f"(`valid_run` is the same with {MAX_FRAMES}.)",
+        "6.3.3",
+        {"run": {**run, "count": MAX_FRAMES + 1}, "valid_run": {**run, "count": MAX_FRAMES}},
+        LimitError,
+    )
+    neg(
+        "too-many-before-order",
+        f"{MAX_FRAMES + 1} frames all at 0 ms: the cap (rule 3) is checked before the "
+        "order of times (rule 5), so the error is LimitError.",
+        "6.3.3",
+        {
+            "run": {**run, "count": MAX_FRAMES + 1, "step_ms": 0},
+            "valid_run": {**run, "count": MAX_FRAMES},
+        },
+        LimitError,
+    )
+    return cases
+
+
+def _video_match_cases() -> dict[str, dict[str, Any]]:
+    """Query and listed videos and the outcome of §6.4, one rule at a time."""
+    cases: dict[str, dict[str, Any]] = {}
+
+    def match(
+        name: str,
+        description: str,
+        rules: Sequence[str],
+        query: Sequence[Frame],
+        listed: Sequence[Frame],
+        *,
+        matched: bool,
+    ) -> None:
+        result = match_video(query, listed)
+        assert result.matched is matched, (name, result)
+        assert match_video(listed, query) == replace(
+            result, query_share=result.listed_share, listed_share=result.query_share
+        )
+        cases[f"video-match-{name}"] = _case(
+            description,
+            "video_match",
+            rules=["6.4", *rules],
+            input={
+                "query_hex": encode_frames(query).hex(),
+                "listed_hex": encode_frames(listed).hex(),
+            },
+            expected={
+                "query_share": list(result.query_share),
+                "listed_share": list(result.listed_share),
+                "match": result.matched,
+            },
+        )
+
+    listed = _labels("film", 10)
+    match(
+        "query-share",
+        "A re-encoded trimmed clip: the query is the last 5 of the listed 10 frames, each "
+        "moved 10 bits. Query share 5/5 matches; the listed share is 5/10.",
+        ["6.4.4", "6.4.7"],
+        _clip(listed[5:], flip=10),
+        _clip(listed),
+        matched=True,
+    )
+    match(
+        "listed-share",
+        "An upload that contains a listed clip: 3 other frames, the listed 5, 4 other "
+        "frames. Query share 5/12; listed share 5/5 matches.",
+        ["6.4.5", "6.4.7"],
+        _retimed(_clip(_labels("before", 3)), _clip(listed[:5]), _clip(_labels("after", 4))),
+        _clip(listed[:5]),
+        matched=True,
+    )
+    long_listed = _labels("long", 40)
+    match(
+        "at-boundary",
+        "Query share 16/20, exactly 4/5 (5*16 = 4*20): a match. Listed share 16/40.",
+        ["6.4.4", "6.4.7"],
+        _retimed(_clip(long_listed[:16]), _clip(_labels("other", 4))),
+        _clip(long_listed),
+        matched=True,
+    )
+    longer = _labels("longer", 60)
+    match(
+        "below-boundary",
+        "Query share 39/49, just below 4/5 (5*39 = 195 < 196 = 4*49): no match. Listed "
+        "share 39/60.",
+        ["6.4.4", "6.4.5", "6.4.7"],
+        _retimed(_clip(longer[:39]), _clip(_labels("other", 10))),
+        _clip(longer),
+        matched=False,
+    )
+    match(
+        "low-quality-ignored",
+        "Each side: 5 agreeing frames (the query's of quality 50, the listed's 80) and 5 "
+        "unrelated frames of quality 49. Left out, the low frames leave both shares 5/5: a "
+        "match (counted, they would make 5/10).",
+        ["6.4.1", "6.4.7"],
+        _retimed(_clip(listed[:5], quality=50), _clip(_labels("dark-q", 5), quality=49)),
+        _retimed(_clip(listed[:5]), _clip(_labels("dark-l", 5), quality=49)),
+        matched=True,
+    )
+    match(
+        "low-quality-not-compared",
+        "The query: one frame of the listed 5 at quality 80 and the other four identical "
+        "to listed frames but of quality 49. Only 1 distinct query frame is left: its share "
+        "does not count, and the listed share is 1/5: no match.",
+        ["6.4.1", "6.4.5", "6.4.6"],
+        _retimed(_clip(listed[:1]), _clip(listed[1:5], quality=49)),
+        _clip(listed[:5]),
+        matched=False,
+    )
+    still = _clip(["title-card"] * 6)
+    match(
+        "duplicates-once",
+        "The query: a title card held for 6 frames (one PDQ hash), then 4 listed frames. "
+        "Distinct query frames: 5, of which 4 agree: 4/5, a match (counting each frame, "
+        "4/10 would not). Listed share 4/10.",
+        ["6.4.2", "6.4.4", "6.4.7"],
+        _retimed(still, _clip(listed[:4])),
+        _clip(listed),
+        matched=True,
+    )
+    match(
+        "two-good-frames-query",
+        "The query: 2 frames of quality 80 that agree with listed frames and 3 of quality "
+        "10. Its share 2/2 does not count (fewer than 3 distinct frames); listed 2/10.",
+        ["6.4.6"],
+        _retimed(_clip(listed[:2]), _clip(_labels("blur", 3), quality=10)),
+        _clip(listed),
+        matched=False,
+    )
+    match(
+        "two-good-frames-listed",
+        "The listed video has 2 frames, both in the query of 10: the listed share 2/2 does "
+        "not count; the query share is 2/10.",
+        ["6.4.6"],
+        _clip(listed),
+        _clip(listed[3:5]),
+        matched=False,
+    )
+    match(
+        "three-good-frames-listed",
+        "The listed video has 3 frames, all in the query of 10: the listed share 3/3 "
+        "counts and matches.",
+        ["6.4.6", "6.4.7"],
+        _clip(listed),
+        _clip(listed[3:6]),
+        matched=True,
+    )
+    match(
+        "no-share-counts",
+        "One query frame identical to one of the two listed frames: neither side has 3 "
+        "distinct frames, so no share counts and there is no match.",
+        ["6.4.6", "6.4.7"],
+        _clip(listed[:1]),
+        _clip(listed[:2]),
+        matched=False,
+    )
+    match(
+        "distance-31",
+        "Each of the 5 query frames is a listed frame with 31 bits inverted: they agree "
+        "(distance <= 31). Both shares 5/5.",
+        ["6.4.3"],
+        _clip(listed[:5], flip=31),
+        _clip(listed[:5]),
+        matched=True,
+    )
+    match(
+        "distance-32",
+        "Each of the 5 query frames is a listed frame with 32 bits inverted: none agree. "
+        "Both shares 0/5.",
+        ["6.4.3"],
+        _clip(listed[:5], flip=32),
+        _clip(listed[:5]),
+        matched=False,
+    )
+    return cases
+
+
+def _video_cases() -> dict[str, dict[str, Any]]:
+    return {**_video_frames_cases(), **_video_match_cases()}
+
+
+# --------------------------------------------------------------------------------------
 # README
 # --------------------------------------------------------------------------------------
 
@@ -5281,6 +5617,15 @@ CHECKS = {
     "entries_update_root": "pin the root in `input.root_text`/`root_sig_text` as `root/1.json` at "
     "`input.now`, then present `next_root_text`/`next_sig_text` as its successor: "
     "`expected` (the root version and its vocabulary), or it is refused with `error`.",
+    "video_frames": "read the frames string (PROTOCOL.md §6.3) `input.frames_hex` — or, "
+    "where `input.run` is given instead, `run.count` frames each of PDQ hash "
+    "`run.pdq_hex` and quality `run.quality`, the n-th (from 0) at n × `run.step_ms` ms: "
+    "`expected` (its `count`, its `frames` in order and its `sha256`, the hash of its "
+    "`vpdq` record), or it is refused with `error`. A negative case also gives the valid "
+    "string it differs from in one thing (`valid_frames_hex` or `valid_run`).",
+    "video_match": "read `input.query_hex` and `input.listed_hex` as frames strings "
+    "(§6.3) and match the query against the listed video (§6.4): `expected.query_share` "
+    "and `listed_share` as [agreeing, distinct frames], and whether it is a `match`.",
 }
 
 
@@ -5417,6 +5762,7 @@ def build_vectors() -> dict[str, bytes]:
         **_contribution_cases(repo),
         **_provenance_cases(repo.keys),
         **_provenance_exchange_cases(repo.keys),
+        **_video_cases(),
     }
     for name, case in cases.items():
         out[f"cases/{name}.json"] = _dump(case)

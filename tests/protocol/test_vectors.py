@@ -78,6 +78,7 @@ from protocol.contribution import Contribution, verify_contribution
 from protocol.lists import hash_type
 from protocol.merkle import leaf_hash, root_from_leaf_hashes
 from protocol.provenance import ExchangeOrigin, Provenance, UpstreamOrigin, verify_provenance
+from protocol.video import decode_frames, frames_digest, match_video
 from scripts import make_vectors
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -1340,6 +1341,84 @@ def test_every_opinion_summary_rule_has_a_negative_and_a_positive_vector() -> No
     )
 
 
+# --------------------------------------------------------------------------------------
+# Video frames (vPDQ): the encoding (§6.3) and the matching rule (§6.4)
+# --------------------------------------------------------------------------------------
+
+
+def _frames_bytes(inp: dict[str, Any], prefix: str = "") -> bytes:
+    """A ``video_frames`` case's string: ``frames_hex``, or the ``run`` it describes
+    (``count`` frames of one hash and quality, the n-th at n × ``step_ms``)."""
+    run = inp.get(f"{prefix}run")
+    if run is None:
+        return bytes.fromhex(inp[f"{prefix}frames_hex"])
+    frame = bytes.fromhex(run["pdq_hex"]) + bytes([run["quality"]])
+    return b"".join(frame + (n * run["step_ms"]).to_bytes(4, "big") for n in range(run["count"]))
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="video_frames") if not n.startswith("neg-")]
+)
+def test_video_frames_case(name: str) -> None:
+    """The frames read as the case lists them, and their SHA-256 is the record's hash."""
+    spec = case(name)
+    data = _frames_bytes(spec["input"])
+    frames = decode_frames(data)
+    want = spec["expected"]
+    assert len(frames) == want["count"]
+    assert [
+        {"pdq_hex": f.pdq.hex(), "quality": f.quality, "millis": f.millis} for f in frames
+    ] == want["frames"]
+    assert frames_digest(frames).hex() == want["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def _neg_video_frames(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    decode_frames(_frames_bytes(inp, "valid_"))  # the one it differs from reads
+    _raises(error, partial(decode_frames, _frames_bytes(inp)))
+
+
+@pytest.mark.parametrize("name", case_names(check="video_match"))
+def test_video_match_case(name: str) -> None:
+    """§6.4 on the case's two videos gives its shares and outcome, and swapping the
+    sides swaps the shares and keeps the outcome."""
+    spec = case(name)
+    query = decode_frames(bytes.fromhex(spec["input"]["query_hex"]))
+    listed = decode_frames(bytes.fromhex(spec["input"]["listed_hex"]))
+    want = spec["expected"]
+    result = match_video(query, listed)
+    assert list(result.query_share) == want["query_share"]
+    assert list(result.listed_share) == want["listed_share"]
+    assert result.matched is want["match"]
+    swapped = match_video(listed, query)
+    assert (swapped.query_share, swapped.listed_share) == (
+        result.listed_share,
+        result.query_share,
+    )
+    assert swapped.matched is result.matched
+
+
+def test_every_video_frames_rule_has_a_negative_vector() -> None:
+    cited = {
+        rule
+        for n in case_names(prefix="neg-", check="video_frames")
+        for rule in case(n).get("rules", [])
+    }
+    assert [r for r in _numbered_rules("6.3") if r not in cited] == []
+
+
+def test_every_video_matching_rule_has_a_vector_and_every_cited_rule_exists() -> None:
+    """Each rule of §6.4 is shown by a ``video_match`` case; no case cites a rule of
+    §6.3 or §6.4 that the text does not number."""
+    cited = {r for n in case_names(check="video_match") for r in case(n).get("rules", [])}
+    assert [r for r in _numbered_rules("6.4") if r not in cited] == []
+    known = set(_numbered_rules("6.3") + _numbered_rules("6.4")) | {"6.3", "6.4"}
+    for name in case_names():
+        for rule in case(name).get("rules", []):
+            if rule.startswith(("6.3", "6.4")):
+                assert rule in known, (name, rule)
+
+
 NEGATIVE_RUNNERS: dict[str, Runner] = {
     "add_header": _neg_add_header,
     "add_header_after_roots": _neg_add_header_after_roots,
@@ -1373,6 +1452,7 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
         error, partial(_contribution_check, spec["input"])
     ),
     "opinions_summary": lambda spec, error: _raises(error, partial(_summary_check, spec["input"])),
+    "video_frames": _neg_video_frames,
 }
 
 
