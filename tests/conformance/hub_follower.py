@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +33,14 @@ from click.testing import Result
 from hub.core import Hub, utcnow
 from hub.following import FollowReport, follow_upstream, in_place
 from protocol import Limits
-from tests.conformance.simulator import ENTRIES, ENTRY_CATEGORY, HUB_NAME, SimulatorHub
+from tests.conformance.simulator import (
+    ENTRIES,
+    ENTRY_CATEGORY,
+    HUB_NAME,
+    Row,
+    SimulatorHub,
+    read_home,
+)
 from tests.hub.node_view import follow_entries, from_hub
 from tests.hub.test_cli import Operator
 
@@ -49,8 +54,6 @@ FOLLOWER_ID = "regional"
 DATABASE_FILES = ("hub.db", "hub.db-wal", "hub.db-shm")
 FAILURE_COLUMNS = ("last_error", "last_failure")
 """The ``upstream_lists`` columns a failed run writes on purpose: why, and when."""
-
-Row = tuple[tuple[str, Any], ...]
 
 
 @dataclass
@@ -136,34 +139,7 @@ class HubDump:
 
     @classmethod
     def of(cls, home: Path) -> HubDump:
-        conn = sqlite3.connect(f"file:{home / DATABASE_FILES[0]}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        try:
-            names = [
-                str(r["name"])
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-                )
-            ]
-            tables = {}
-            for table in names:
-                order = " ORDER BY rowid" if table == "upstream_evidence" else ""
-                rows = [
-                    tuple((k, r[k]) for k in r.keys())  # noqa: SIM118 (sqlite3.Row)
-                    for r in conn.execute(f'SELECT * FROM "{table}"{order}')
-                ]
-                # Evidence keeps its order (ids grow); other tables are compared as sets.
-                tables[table] = tuple(
-                    rows if table == "upstream_evidence" else sorted(rows, key=repr)
-                )
-        finally:
-            conn.close()
-        files = {
-            p.relative_to(home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(home.rglob("*"))
-            if p.is_file() and p.name not in DATABASE_FILES
-        }
-        return cls(tables, files)
+        return cls(*read_home(home, DATABASE_FILES, None, evidence="upstream_evidence"))
 
     def evidence(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.tables["upstream_evidence"]]

@@ -511,6 +511,38 @@ DATABASE_FILES = ("node.db", "node.db-wal", "node.db-shm")
 Row = tuple[tuple[str, Any], ...]
 
 
+def read_home(
+    home: Path, database: Sequence[str], tables: Sequence[str] | None, *, evidence: str
+) -> tuple[dict[str, tuple[Row, ...]], dict[str, str]]:
+    """Every row of ``tables`` (None: every table) of the SQLite database ``database[0]``
+    in ``home``, and the SHA-256 of every other file there (the database's own files,
+    ``database``, left out). The ``evidence`` table keeps its order (ids grow); the
+    others are compared as sets."""
+    conn = sqlite3.connect(f"file:{home / database[0]}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        every = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        names = (
+            list(tables) if tables is not None else [str(r["name"]) for r in conn.execute(every)]
+        )
+        found = {}
+        for table in names:
+            order = " ORDER BY rowid" if table == evidence else ""
+            rows = [
+                tuple((k, r[k]) for k in r.keys())  # noqa: SIM118 (sqlite3.Row)
+                for r in conn.execute(f'SELECT * FROM "{table}"{order}')
+            ]
+            found[table] = tuple(rows if table == evidence else sorted(rows, key=repr))
+    finally:
+        conn.close()
+    files = {
+        p.relative_to(home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and p.name not in database
+    }
+    return found, files
+
+
 @dataclass(frozen=True)
 class StoreDump:
     """Every row of every table of a node's store, and a digest of every other file."""
@@ -520,25 +552,7 @@ class StoreDump:
 
     @classmethod
     def of(cls, home: Path) -> StoreDump:
-        conn = sqlite3.connect(f"file:{home / 'node.db'}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        try:
-            tables = {}
-            for table in NODE_TABLES:
-                rows = [
-                    tuple((k, r[k]) for k in r.keys())  # noqa: SIM118 (sqlite3.Row)
-                    for r in conn.execute(f"SELECT * FROM {table}")
-                ]
-                # Evidence keeps its order (ids grow); other tables are compared as sets.
-                tables[table] = tuple(rows if table == "evidence" else sorted(rows, key=repr))
-        finally:
-            conn.close()
-        files = {
-            p.relative_to(home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(home.rglob("*"))
-            if p.is_file() and p.name not in DATABASE_FILES
-        }
-        return cls(tables, files)
+        return cls(*read_home(home, DATABASE_FILES, NODE_TABLES, evidence="evidence"))
 
     # -- reading ------------------------------------------------------------------------
 
