@@ -4375,14 +4375,7 @@ def _opinion_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any]]:
     def rebound(data: bytes, ref: Mapping[str, Any] | None = None) -> bytes:
         """Header v2 naming ``data`` (or the member ``ref``), so only the summary is wrong
         (a verifier checks the header's signature first, §13.4; here it is given)."""
-        value = parse_canonical(header2.to_bytes())
-        assert isinstance(value, dict)
-        value["opinions"] = (
-            {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            if ref is None
-            else ref
-        )
-        return canonicalize(value)
+        return _rebound(header2, data, ref, field="opinions")
 
     def neg(
         name: str,
@@ -4718,12 +4711,18 @@ def _provenance_auditing(tree: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rebound(header: DeltaHeader, doc: bytes, member: Mapping[str, Any] | None = None) -> bytes:
-    """Header v with its ``provenance`` member naming ``doc`` (or set to ``member``): the
+def _rebound(
+    header: DeltaHeader,
+    doc: bytes,
+    member: Mapping[str, Any] | None = None,
+    *,
+    field: str = "provenance",
+) -> bytes:
+    """Header v with its ``field`` member naming ``doc`` (or set to ``member``): the
     case takes the header as verified, so a negative's one fault is in the document."""
     value = parse_canonical(header.to_bytes())
     assert isinstance(value, dict)
-    value["provenance"] = (
+    value[field] = (
         {"length": len(doc), "sha256": hashlib.sha256(doc).hexdigest()}
         if member is None
         else member
