@@ -20,8 +20,6 @@ rows (and SQLite's ``sqlite_sequence`` counter that numbers them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +39,7 @@ from tests.conformance.simulator import (
     SimulatorHub,
     read_home,
 )
+from tests.hub.conftest import opened
 from tests.hub.node_view import follow_entries, from_hub
 from tests.hub.test_cli import Operator
 
@@ -119,15 +118,6 @@ class DownstreamHub:
         """The version of ``ENTRIES`` the downstream's store of the upstream holds."""
         with opened(self.home) as hub:
             return hub.upstreams.store(HUB_NAME).applied_version(ENTRIES)
-
-
-@contextlib.contextmanager
-def opened(home: Path) -> Iterator[Hub]:
-    hub = Hub.open(home)
-    try:
-        yield hub
-    finally:
-        hub.close()
 
 
 @dataclass(frozen=True)
