@@ -52,7 +52,7 @@ from node.imaging import hash_image
 from node.service import Node, flush_acks, run_sync
 from protocol import Entry
 from protocol.keyfile import load_public_key
-from protocol.provenance import Provenance, UpstreamOrigin
+from protocol.provenance import Origin, Provenance, UpstreamOrigin
 from scripts.demo import free_port, jpeg, picture, say, start, tell
 
 HELPLINE, HOTLINE, REGIONAL = "helpline.example", "hotline.example", "regional.example"
@@ -242,6 +242,34 @@ async def audit(fed: Federation, told: Told, name: str, tree: Path, *args: str) 
     tell(f"{name}: {'result: OK' if code == 0 else f'exit {code}, {len(findings)} finding(s)'}")
 
 
+def forged_version(
+    home: Path, tree: Path, list_id: str, entry: Entry, origin: Origin | None
+) -> int:
+    """Write into ``tree`` (a copy of the published tree of the hub in ``home``) one more
+    version of ``list_id`` adding ``entry``, signed with that hub's own keys, naming a
+    provenance document with ``origin`` (None: naming none): what a forging hub can
+    sign. Its version number."""
+    hub = Hub.open(home)
+    try:
+        head = hub.entries.head(list_id)
+        publisher = hub.checkpoints.publisher(hub.keys.root())
+    finally:
+        hub.close()
+    provenance = None
+    if origin is not None:
+        claimed = origin
+
+        def provenance(version: int) -> Provenance:
+            return Provenance(list_id, version, {entry.entry_id: claimed})
+
+    made = publisher.publish_entries(head, adds=(entry,), now=utcnow(), provenance=provenance)
+    for path, data in made.files.items():
+        target = tree / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return made.header.version
+
+
 def forge(fed: Federation, tree: Path) -> str:
     """A tampered copy of the regional hub's tree: one more version of its PDQ list,
     signed with its own keys, claiming an entry the hotline never published. The
@@ -253,8 +281,6 @@ def forge(fed: Federation, tree: Path) -> str:
         store = hub.upstreams.store(HOTLINE)
         ((_, version),) = store.standing(CSAM_PDQ)
         proof = store.proofs(CSAM_PDQ, [version])[version]
-        head = hub.entries.head(REG_PDQ)
-        publisher = hub.checkpoints.publisher(hub.keys.root())
     finally:
         hub.close()
     h = hash_image(fed.pictures["never listed"]).pdq
@@ -264,16 +290,7 @@ def forge(fed: Federation, tree: Path) -> str:
     origin = UpstreamOrigin(
         HOTLINE, CSAM_PDQ, line, proof.header, proof.size, proof.root, proof.proof, version
     )
-    made = publisher.publish_entries(
-        head,
-        adds=(claimed,),
-        now=utcnow(),
-        provenance=lambda v: Provenance(REG_PDQ, v, {claimed.entry_id: origin}),
-    )
-    for path, data in made.files.items():
-        target = tree / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    forged_version(home, tree, REG_PDQ, claimed, origin)
     return claimed.entry_id
 
 

@@ -43,7 +43,8 @@ from protocol import (
 )
 from protocol.contribution import ContributedHash, Contribution, Review, sign_contribution
 from protocol.merkle import leaf_hash, node_hash
-from protocol.provenance import MemberOrigin, Provenance, UpstreamOrigin
+from protocol.provenance import MemberOrigin, UpstreamOrigin
+from scripts.demo_federation import forged_version
 from tests.audit.support import Outcome, audit_async, export, write_pem
 from tests.hub import test_following as following
 from tests.hub.test_following import (
@@ -127,22 +128,7 @@ def forge(
     """Write into ``tree`` (a copy of the hub's published tree) one more version of
     ``list_id`` adding ``entry``, signed with the hub's own keys, naming a provenance
     document with ``origin`` (None: naming none); its version number."""
-    with opened(home) as hub:
-        head = hub.entries.head(list_id)
-        publisher = hub.checkpoints.publisher(hub.keys.root())
-    provenance = None
-    if origin is not None:
-        found = origin
-
-        def provenance(version: int) -> Provenance:
-            return Provenance(list_id, version, {entry.entry_id: found})
-
-    made = publisher.publish_entries(head, adds=(entry,), now=utcnow(), provenance=provenance)
-    for path, data in made.files.items():
-        target = tree / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return made.header.version
+    return forged_version(home, tree, list_id, entry, origin)
 
 
 def fabricated(source: str, entry_id: str = "e-fabricated") -> Entry:
