@@ -33,10 +33,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-import skimage.data
 import vpdq
-from PIL import Image
 
+from bench.video_clips import (
+    X264,
+    ffmpeg,
+    listed_photos,
+    pattern,
+    slideshow,
+    unrelated_photos,
+)
 from node.errors import NodeConfigError
 from node.video import (
     DEFAULT_VIDEO_LIMITS,
@@ -49,9 +55,6 @@ from node.video import (
 )
 from protocol.video import MAX_FRAMES, Frame, encode_frames
 
-PDQ = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pdq"
-LABELME = PDQ / "reg-test-input" / "labelme-subset"
-
 QUALITY_FLOOR = 50
 MATCH_DISTANCE = 31
 MATCH_SHARE = 0.8
@@ -61,39 +64,6 @@ SECONDS = 20
 """Every base clip's length: 10 % of it is two whole seconds."""
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
-
-
-def ffmpeg(*arguments: str | Path) -> None:
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, arguments)],
-        check=True,
-        capture_output=True,
-    )
-
-
-X264 = ("-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p")
-
-
-def slideshow(pictures: Sequence[Path], out: Path) -> Path:
-    """The pictures four seconds each at 480 × 360, each panned slowly, cut hard."""
-    inputs: list[str | Path] = []
-    chains = []
-    for n, picture in enumerate(pictures):
-        inputs += ["-loop", "1", "-framerate", "25", "-t", "4", "-i", picture]
-        chains.append(
-            f"[{n}:v]scale=560:420:force_original_aspect_ratio=increase,crop=560:420,"
-            f"crop=480:360:x='t*6':y='t*3',setsar=1,format=yuv420p[v{n}]"
-        )
-    joined = "".join(f"[v{n}]" for n in range(len(pictures)))
-    graph = ";".join(chains) + f";{joined}concat=n={len(pictures)}:v=1:a=0[out]"
-    ffmpeg(*inputs, "-filter_complex", graph, "-map", "[out]", *X264, "-crf", "20", out)
-    return out
-
-
-def pattern(out: Path, size: str = "480x360", seconds: int = SECONDS, rate: int = 25) -> Path:
-    source = f"testsrc2=size={size}:rate={rate}:duration={seconds}"
-    ffmpeg("-f", "lavfi", "-i", source, *X264, out)
-    return out
 
 
 @dataclass(frozen=True)
@@ -109,17 +79,11 @@ class Clips:
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     directory = tmp_path_factory.mktemp("videos")
-    photos = [PDQ / "bridge-mods" / "aaa-orig.jpg"]
-    for name in ("astronaut", "coffee", "chelsea", "camera"):
-        photo = directory / f"{name}.png"
-        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(photo)
-        photos.append(photo)
-    others = [LABELME / f"{name}.jpg" for name in ("q0122", "q0291", "q0746", "q1050", "q2821")]
     return Clips(
         directory=directory,
-        pictures=slideshow(photos, directory / "pictures.mp4"),
-        pattern=pattern(directory / "pattern.mp4"),
-        unrelated=slideshow(others, directory / "unrelated.mp4"),
+        pictures=slideshow(listed_photos(directory, 5), directory / "pictures.mp4"),
+        pattern=pattern(directory / "pattern.mp4", SECONDS),
+        unrelated=slideshow(unrelated_photos(), directory / "unrelated.mp4"),
     )
 
 
