@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import aiohttp
@@ -43,7 +43,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.hub_bench import _free_port, _wait_ready  # noqa: E402
+from bench.hub_bench import Row, _free_port, _wait_ready  # noqa: E402
 from hub.core import Hub  # noqa: E402
 from hub.following import FollowReport, follow_upstreams, in_place  # noqa: E402
 from hub.services.entries import EntryDraft  # noqa: E402
@@ -57,16 +57,6 @@ UPSTREAMS = (
 )
 REGIONAL = "regional.example"
 STAGE_CHUNK = 50_000
-
-
-@dataclass
-class Row:
-    case: str
-    value: float
-    unit: str
-    aim: str
-    met: bool | None
-    note: str
 
 
 def _hash(kind: str, n: int) -> str:

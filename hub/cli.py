@@ -29,6 +29,7 @@ from click.core import ParameterSource
 from edge import cli as edge_cli
 from hub import store as hub_store
 from hub.cli_exchanges import exchange as exchange_group
+from hub.cli_plumbing import home_option, open_hub
 from hub.config import CONFIG_NAME, HubConfig
 from hub.core import OPERATOR_ROLES, Hub
 from hub.errors import HubError, IntakeError
@@ -76,16 +77,10 @@ def _reported() -> AbstractContextManager[None]:
     return edge_cli.reported(busy_timeout=hub_store.BUSY_TIMEOUT)
 
 
-def _open(home: Path) -> AbstractContextManager[Hub]:
-    return edge_cli.opened(lambda: Hub.open(home), busy_timeout=hub_store.BUSY_TIMEOUT)
-
-
+_open = open_hub
 _who = edge_cli.shell_user
 
 
-home_option = edge_cli.home_option(
-    "HASHHUB_HOME", "The hub's home directory (made by 'hashhub init')."
-)
 json_option = edge_cli.json_option
 _echo_json = edge_cli.echo_json
 _table = edge_cli.table

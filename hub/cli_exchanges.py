@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import click
 
 from edge import cli as edge_cli
-from hub import store as hub_store
 from hub.bridging import BridgeReport, bridge_exchanges
+from hub.cli_plumbing import home_option, open_hub
 from hub.core import Hub
 from hub.following import in_place
 from hub.services.exchanges import EXCHANGE_APIS
 
 __all__ = ["exchange"]
-
-home_option = edge_cli.home_option(
-    "HASHHUB_HOME", "The hub's home directory (made by 'hashhub init')."
-)
-
-
-def _open(home: Path) -> AbstractContextManager[Hub]:
-    return edge_cli.opened(lambda: Hub.open(home), busy_timeout=hub_store.BUSY_TIMEOUT)
 
 
 @click.group()
@@ -75,7 +66,7 @@ def exchange_add(
     home: Path,
 ) -> None:
     """Read the exchange NAME (adding it again changes it; what was read stays read)."""
-    with _open(home) as hub:
+    with open_hub(home) as hub:
         hub.exchanges.add(
             name, api, url, list(lists), category, classification, who=edge_cli.shell_user()
         )
@@ -91,7 +82,7 @@ def exchange_credentials(name: str, path: str, home: Path) -> None:
     """Keep NAME's credentials ('-' reads stdin): StopNCII
     'fetch_function_key,subscription_key', NCMEC 'user:password'."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8", "replace")
-    with _open(home) as hub:
+    with open_hub(home) as hub:
         hub.exchanges.set_credentials(name, text, who=edge_cli.shell_user())
     click.echo(f"Kept the credentials for exchange {name}.")
 
@@ -101,7 +92,7 @@ def exchange_credentials(name: str, path: str, home: Path) -> None:
 @home_option
 def exchange_remove(name: str, home: Path) -> None:
     """Stop reading NAME (its entries stay; retract them by hand if they must go)."""
-    with _open(home) as hub:
+    with open_hub(home) as hub:
         hub.exchanges.remove(name, who=edge_cli.shell_user())
     click.echo(f"No longer reading {name}.")
 
@@ -111,7 +102,7 @@ def exchange_remove(name: str, home: Path) -> None:
 @home_option
 def exchange_status(as_json: bool, home: Path) -> None:
     """Each exchange: where it is read, into which lists, its records, its last error."""
-    with _open(home) as hub:
+    with open_hub(home) as hub:
         status = hub.exchanges.status()
     if as_json:
         edge_cli.echo_json(status)
@@ -142,7 +133,7 @@ def exchange_sync(names: tuple[str, ...], as_json: bool, home: Path) -> None:
             in_place(hub), names=list(names) or None, who=edge_cli.shell_user()
         )
 
-    with _open(home) as hub:
+    with open_hub(home) as hub:
         reports = asyncio.run(run(hub))
     if as_json:
         edge_cli.echo_json([r.to_dict() for r in reports])

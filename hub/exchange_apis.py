@@ -130,7 +130,7 @@ def ncmec_pages(url: str, credentials: str, checkpoint: Mapping[str, Any]) -> It
     resume = _ncmec_checkpoint(checkpoint)
     for delta in exchange.fetch_iter([PdqSignal, VideoMD5Signal], resume):
         records = [_ncmec_record(k, u) for k, u in sorted(delta.updates.items()) if u is not None]
-        yield records, _ncmec_checkpoint_dict(delta.checkpoint)
+        yield records, dataclasses.asdict(delta.checkpoint)
 
 
 def _ncmec_record(key: str, u: ncmec.NCMECEntryUpdate) -> ExchangeRecord:
@@ -170,10 +170,6 @@ def _ncmec_checkpoint(saved: Mapping[str, Any]) -> NCMECCheckpoint | None:
         get_entries_max_ts=int(saved["get_entries_max_ts"]),
         paging_info=_NCMECPagingInfo(**paging) if paging else None,
     )
-
-
-def _ncmec_checkpoint_dict(checkpoint: NCMECCheckpoint) -> dict[str, Any]:
-    return dataclasses.asdict(checkpoint)
 
 
 PAGES: Mapping[str, Callable[[str, str, Mapping[str, Any]], Iterator[Page]]] = {

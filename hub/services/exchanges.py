@@ -270,7 +270,9 @@ class Exchanges:
             str(r["name"]) for r in self.ctx.db.query("SELECT name FROM exchanges ORDER BY name")
         ]
 
-    def settings(self, name: str) -> ExchangeSettings:
+    def settings(self, name: str, *, credentials: bool = True) -> ExchangeSettings:
+        """What reading ``name`` needs; its credentials only when asked for (a fetch
+        reads them once, not each page it takes)."""
         row = self._row(name)
         secret = self._dir(name) / "credentials"
         return ExchangeSettings(
@@ -281,7 +283,9 @@ class Exchanges:
             category=row["category"],
             classification=row["classification"],
             checkpoint=json.loads(row["checkpoint"]),
-            credentials=secret.read_text("ascii").strip() if secret.exists() else None,
+            credentials=(
+                secret.read_text("ascii").strip() if credentials and secret.exists() else None
+            ),
         )
 
     def status(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -338,7 +342,7 @@ class Exchanges:
     ) -> Bridged:
         """Take one page of ``name``'s records and the checkpoint after it, in one
         transaction (the module's docstring)."""
-        settings = self.settings(name)
+        settings = self.settings(name, credentials=False)
         stamp = format_time(fetched)
         bridged = Bridged(records=len(records))
         with self.ctx.db.atomic():

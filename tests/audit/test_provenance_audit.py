@@ -47,6 +47,7 @@ from protocol.provenance import MemberOrigin, UpstreamOrigin
 from scripts.demo_federation import forged_version
 from tests.audit.support import Outcome, audit_async, export, write_pem
 from tests.hub import test_following as following
+from tests.hub.conftest import opened
 from tests.hub.test_following import (
     DOWN_MD5,
     DOWN_PDQ,
@@ -56,7 +57,6 @@ from tests.hub.test_following import (
     Federation,
     follow,
     md5,
-    opened,
     pdq,
 )
 from tests.hub.test_scheduler import sample

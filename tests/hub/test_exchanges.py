@@ -276,7 +276,6 @@ async def test_a_failed_fetch_takes_nothing_and_the_next_run_resumes(operator: O
         assert "stopncii" in report.problems[0]
         with opened(home) as hub:
             (status,) = hub.exchanges.status()
-            assert hub.keys.root().lists[PDQ].format == "entries"
             assert hub.files.get(header_path(PDQ, 1)) is None  # nothing published
         assert status["last_error"]
         assert status["last_failure"]

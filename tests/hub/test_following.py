@@ -51,6 +51,7 @@ from protocol.provenance import (
     header_provenance,
     verify_provenance,
 )
+from tests.hub.conftest import opened
 from tests.hub.node_view import follow_entries, from_hub, trusted_hub
 from tests.hub.test_cli import Operator
 from tests.hub.test_scheduler import eventually, sample
@@ -95,15 +96,6 @@ def add(home: Path, n: int, lists: tuple[str, str], category: str = "ncii") -> s
         entry = hub.entries.add(draft).entry
         hub.publishing.publish()
         return entry
-    finally:
-        hub.close()
-
-
-@contextmanager
-def opened(home: Path) -> Iterator[Hub]:
-    hub = Hub.open(home)
-    try:
-        yield hub
     finally:
         hub.close()
 

@@ -60,7 +60,6 @@ from tests.independent.entries_reader import (
     ProtocolError,
     Root,
     SignatureError,
-    WrongTypeError,
     check_list_id,
     encode_canonical,
     leaf_hash,
@@ -74,7 +73,13 @@ from tests.independent.entries_reader import (
     pin_root,
     read_checkpoint,
 )
-from tests.independent.opinions_reader import note_key_id
+from tests.independent.opinions_reader import (
+    _closed,
+    _object,
+    _string,
+    _type_first,
+    note_key_id,
+)
 
 # ---------------------------------------------------------------------------------------------
 # which rule failed
@@ -105,25 +110,6 @@ MAX_UPSTREAMS = 64
 MAX_URL = 2048
 
 
-def _object(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MalformedError(f"{what} is not an object")
-    return value
-
-
-def _closed(value: object, members: Sequence[str], what: str) -> dict[str, Any]:
-    record = _object(value, what)
-    if set(record) != set(members):
-        raise MalformedError(f"{what} has members {sorted(record)}, not {sorted(members)}")
-    return record
-
-
-def _string(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise MalformedError(f"{what} is not a string")
-    return value
-
-
 def _integer(value: object, what: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise MalformedError(f"{what} is not an integer")
@@ -151,16 +137,6 @@ def _hub_name(value: object, what: str) -> str:
     if not HUB_NAME.fullmatch(name):
         raise MalformedError(f"{what} {name!r} is not a hub name")
     return name
-
-
-def _type_first(document: object, expected: str) -> dict[str, Any]:
-    """§3.3: ``_type`` before anything else; missing is malformed, another is the wrong type."""
-    record = _object(document, "document")
-    if "_type" not in record:
-        raise MalformedError("document has no _type")
-    if record["_type"] != expected:
-        raise WrongTypeError(f"_type {record['_type']!r}, expected {expected!r}")
-    return record
 
 
 # ---------------------------------------------------------------------------------------------

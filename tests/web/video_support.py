@@ -19,14 +19,13 @@ seconds.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from aiohttp import web
 
+from bench.video_clips import ffmpeg
 from protocol.video import Frame
 from tests.web.hashing_support import HASHING_STATIC, PDQ_DATA
 
@@ -119,60 +118,19 @@ OTHER_VIDEO = Clip(  # a different video: nothing of it should match the clips
 )
 
 
-def ffmpeg() -> str:
-    found = shutil.which("ffmpeg")
-    if found is None:
-        raise RuntimeError("ffmpeg is not installed: `make system-deps` installs it")
-    return found
-
-
 def make_clip(clip: Clip, folder: Path, seconds: int = CLIP_SECONDS) -> Path:
     """Encode ``clip`` into ``folder`` with FFmpeg; no audio, ``seconds`` long."""
     path = folder / clip.name
     source = [part.format(rate=clip.rate_argument) for part in clip.source]
-    command = [
-        ffmpeg(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        *source,
-        "-t",
-        str(seconds),
-        "-vf",
-        clip.filters,
-        "-r",
-        clip.rate_argument,
-        "-an",
-        *clip.codec,
-        str(path),
-    ]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    ffmpeg(*source, "-t", str(seconds), "-vf", clip.filters, "-r", clip.rate_argument,
+           "-an", *clip.codec, path)  # fmt: skip
     return path
 
 
 def reencode(source: Path, target: Path) -> Path:
     """A copy as a platform might re-encode it: smaller (480 × 270), H.264, lower quality."""
-    command = [
-        ffmpeg(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-i",
-        str(source),
-        "-vf",
-        "scale=480:270",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "30",
-        str(target),
-    ]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    ffmpeg("-i", source, "-vf", "scale=480:270", "-an", "-c:v", "libx264", "-preset",
+           "veryfast", "-crf", "30", target)  # fmt: skip
     return target
 
 
@@ -180,21 +138,7 @@ def tag_rotation(source: Path, target: Path, degrees: int) -> Path:
     """A copy of an MP4 whose display matrix turns it ``degrees`` (as a phone held
     upright records), the frames untouched; a ``.mov`` target keeps the movie header
     at the end of the file, as a camera writes it."""
-    command = [
-        ffmpeg(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-i",
-        str(source),
-        "-c",
-        "copy",
-        "-metadata:s:v",
-        f"rotate={degrees}",
-        str(target),
-    ]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    ffmpeg("-i", source, "-c", "copy", "-metadata:s:v", f"rotate={degrees}", target)
     return target
 
 
