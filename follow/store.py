@@ -14,7 +14,7 @@ which. A store promises two things the trust rules rely on:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -76,11 +76,15 @@ class FollowerStore(Protocol):
         now: datetime,
         changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
         opinions: OpinionSummary | None = None,
+        frames: Mapping[bytes, bytes] | None = None,
     ) -> None:
         """Keep a verified update in one transaction: roots, trust record and ``state``
         (None: the stored state, for a list already current), with ``changes``
-        (removed, added) from the stored state when they are known and the verified
-        ``opinions`` of an entries list's newest version."""
+        (removed, added) from the stored state when they are known, the verified
+        ``opinions`` of an entries list's newest version and, for a ``vpdq`` list, the
+        verified ``frames`` of the records it adds by hash (of every record when
+        ``changes`` is None: the frames then held are exactly these). The frames of a
+        record the update removes are dropped with it."""
         ...
 
     def record_failure(

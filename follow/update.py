@@ -34,7 +34,9 @@ hashes listed and delisted (``Syncer._sync_entries``). When the newest version
 applied names an opinion summary (PROTOCOL.md §10.7), it is fetched like a body and
 verified against its header, the root that signed it and the state the version
 results in; it is stored in the same commit, and a summary that fails any check
-rejects the whole update, as a bad body does. Older versions' summaries are the
+rejects the whole update, as a bad body does. So are the frames files of the records
+a ``vpdq`` list adds (§6.3): fetched by the records' hashes, read, committed with the
+records or not at all. Older versions' summaries are the
 auditor's to read: a follower needs only what the platforms say now.
 
 What touches the store, and the heavy steps of the trust rules (reading and
@@ -47,12 +49,13 @@ which have no loop to keep free, they run in place (``InPlace``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from follow.errors import (
     FetchError,
@@ -96,13 +99,17 @@ from protocol import (
     verify_summary,
 )
 from protocol.entries import record_limit
-from protocol.layout import opinions_path
+from protocol.layout import frames_path, opinions_path
 from protocol.lists import hash_type as hash_kind
 from protocol.root import ListSpec
+from protocol.video import MAX_FRAMES_BYTES, read_frames_file
 
 __all__ = ["InPlace", "StoreRunner", "Syncer"]
 
 R = TypeVar("R")
+
+_FRAMES_AT_ONCE = 8
+"""Frames files fetched at once: enough to hide a round trip, few enough for a hub."""
 
 
 @runtime_checkable
@@ -353,7 +360,10 @@ class Syncer:
         new_state, trust = await self.run(lambda: update.apply_entries(base))
         changes = None if rebuilt else await self.run(lambda: net_entry_changes(update))
         summary = await self.opinion_summary(hub, update, list_id, new_state)
-        await self._commit(hub, list_id, spec.hash_type, new_state, trust, now, changes, summary)
+        frames = await self.frames(list_id, new_state, changes)
+        await self._commit(
+            hub, list_id, spec.hash_type, new_state, trust, now, changes, summary, frames
+        )
         old, new = stored.state, new_state
 
         def outcome() -> ListOutcome:
@@ -404,6 +414,47 @@ class Syncer:
             sha256=ref.sha256,
         )
         return await self.run(lambda: verify_summary(header, data, root, state))
+
+    async def frames(
+        self,
+        list_id: str,
+        state: EntryState,
+        changes: tuple[list[bytes], list[bytes]] | None,
+    ) -> dict[bytes, bytes] | None:
+        """For a list of a frames type (``vpdq``), the frames file of every record the
+        update adds (every record of ``state`` after a snapshot, when ``changes`` is
+        None), by the record's hash, fetched like a body (mirrors first, capped,
+        by its SHA-256) and read by PROTOCOL.md §6.3's rules; None for any other list.
+
+        Fetched a few at a time: a bootstrap of a list of thousands of videos is
+        thousands of small files.
+
+        Raises:
+            MissingFileError: no source has a record's frames (§11.1).
+            LimitError, ConsistencyError, MalformedError: a frames file that is not
+                the one its record names, or breaks a rule of the encoding.
+        """
+        kind = state.kind
+        if not kind.frames:
+            return None
+        if changes is None:
+            wanted = [entry.hash for entry in state.entries()]
+        else:
+            wanted = hash_changes(kind.length, *changes)[1]
+        limit = asyncio.Semaphore(_FRAMES_AT_ONCE)
+
+        async def one(record: bytes) -> tuple[bytes, bytes]:
+            async with limit:
+                data = await self.fetcher.fetch_promised(
+                    frames_path(list_id, record.hex()),
+                    MAX_FRAMES_BYTES,
+                    f"the record {record.hex()} names it",
+                    sha256=record.hex(),
+                )
+            read_frames_file(record, data)
+            return record, data
+
+        return dict(await asyncio.gather(*(one(record) for record in wanted)))
 
     def undeclared(self, hub: TrustedHub, list_id: str) -> FollowerConfigError:
         """The error of following ``list_id``, which the trusted root does not declare,
@@ -528,20 +579,21 @@ class Syncer:
         now: datetime,
         changes: tuple[list[bytes], list[bytes]] | None = None,
         opinions: OpinionSummary | None = None,
+        frames: dict[bytes, bytes] | None = None,
     ) -> None:
         """State, trust record and roots in one transaction: the only write of an update
         (``state`` None keeps the stored state, for a list already current), with the
-        verified ``opinions`` of an entries list (given to the store only when there is
-        one)."""
+        verified ``opinions`` of an entries list and the verified ``frames`` of the
+        records a ``vpdq`` list adds (each given to the store only when there is one)."""
         files = hub.root_files()
+        extra: dict[str, Any] = {}
+        if opinions is not None:
+            extra["opinions"] = opinions
+        if frames is not None:
+            extra["frames"] = frames
 
         def commit(store: FollowerStore) -> None:
-            if opinions is not None:
-                store.commit_update(
-                    list_id, hash_type, state, trust, files, now, changes, opinions=opinions
-                )
-            else:
-                store.commit_update(list_id, hash_type, state, trust, files, now, changes)
+            store.commit_update(list_id, hash_type, state, trust, files, now, changes, **extra)
 
         await self._write(commit)
 

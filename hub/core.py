@@ -38,6 +38,7 @@ from hub.services.entries import DEFAULT_VOCABULARY, Entries
 from hub.services.evidence import ACK_PAGE_BYTES, Evidence
 from hub.services.exchanges import Exchanges
 from hub.services.files import PublishedFiles
+from hub.services.frames import Frames
 from hub.services.keys import Keys
 from hub.services.ledger import Ledger
 from hub.services.lists import Lists
@@ -75,6 +76,7 @@ class Hub:
     ) -> None:
         self.ctx = HubContext(home, config, db, now)
         self.files = PublishedFiles(self.ctx)
+        self.frames = Frames(self.ctx)
         self.keys = Keys(self.ctx, self.files)
         self.lists = Lists(self.ctx, self.keys)
         self.checkpoints = Checkpoints(self.ctx, self.keys, self.files, self.lists)
@@ -91,6 +93,7 @@ class Hub:
             self.entries,
             self.disputes,
             self.origins,
+            self.frames,
         )
         self.access = Access(self.ctx, self.lists)
         self.sessions = WebSessions(self.ctx, self.access)

@@ -52,6 +52,9 @@ What is stored, and why it is stored that way:
 - ``exchanges``, ``exchange_records``, ``exchange_origins``: the hash exchanges this
   hub takes entries from, each record it read there and the entry it made, and what
   each such entry's provenance names (m015).
+- ``frames``: each video's frames, by their SHA-256, the hash of its ``vpdq``
+  records; published as a frames file beside each list that adds such a record
+  (m016).
 - ``web_sessions``: operators' dashboard logins, by the SHA-256 of the session id
   (the id itself is only in the operator's cookie), tied to the token that opened
   them: revoking the token ends its sessions.
@@ -955,6 +958,25 @@ def m015_exchanges(db: sqlite_utils.Database) -> None:
             fetched TEXT NOT NULL,
             record TEXT NOT NULL,
             PRIMARY KEY (entry_id, list_id)
+        );
+        """
+    )
+
+
+@migrations()
+def m016_frames(db: sqlite_utils.Database) -> None:
+    """Videos' frames (``hub.services.frames``): the frames of every ``vpdq`` record
+    the hub holds or may publish, by their SHA-256 — the record's hash, which names
+    them (PROTOCOL.md §6.3). One row per video, whichever lists and entries carry it:
+    the frames files a version publishes (``lists/<id>/frames/<hash>.bin``) are
+    read from here."""
+    db.executescript(
+        """
+        CREATE TABLE frames (
+            hash BLOB PRIMARY KEY,
+            data BLOB NOT NULL,
+            count INTEGER NOT NULL,
+            added TEXT NOT NULL
         );
         """
     )

@@ -22,6 +22,7 @@ __all__ = [
     "Limits",
     "body_path",
     "checkpoint_path",
+    "frames_path",
     "header_path",
     "opinions_path",
     "provenance_path",
@@ -72,6 +73,13 @@ def provenance_path(list_id: str, sha256: str) -> str:
     if not is_hex64(sha256):
         raise MalformedError("provenance address must be 64 lowercase hex digits")
     return f"lists/{validate_list_id(list_id)}/provenance/{sha256}.json"
+
+
+def frames_path(list_id: str, sha256: str) -> str:
+    """A ``vpdq`` record's frames, addressed by the record's hash (PROTOCOL.md §6.3)."""
+    if not is_hex64(sha256):
+        raise MalformedError("frames address must be 64 lowercase hex digits")
+    return f"lists/{validate_list_id(list_id)}/frames/{sha256}.bin"
 
 
 def snapshot_path(list_id: str, version: int) -> str:

@@ -29,6 +29,7 @@ from protocol.keys import SigningKey, sign_bytes
 from protocol.layout import (
     body_path,
     checkpoint_path,
+    frames_path,
     header_path,
     opinions_path,
     provenance_path,
@@ -42,6 +43,7 @@ from protocol.opinions import OpinionsRef, OpinionSummary
 from protocol.provenance import Provenance, verify_provenance
 from protocol.root import ROLE_NAMES, Root
 from protocol.state import ListState
+from protocol.video import read_frames_file
 
 __all__ = ["ListHead", "Publication", "Publisher", "root_files"]
 
@@ -171,6 +173,7 @@ class Publisher:
         now: datetime,
         opinions: Callable[[int, datetime, EntryState], OpinionSummary] | None = None,
         provenance: Callable[[int], Provenance] | None = None,
+        frames: Mapping[bytes, bytes] | None = None,
     ) -> Publication[EntryState]:
         """Make version ``head.version + 1`` of an ``entries`` list: ``removes`` (records
         by value, each with its reason) and ``adds``, checked by the rules a verifier
@@ -182,17 +185,24 @@ class Publisher:
         and it is published before the header, checked as a node would check it.
         ``provenance``, when given, makes the version's provenance document (§7.5)
         from its number, named by the header likewise and checked against the body.
+        ``frames`` holds the frames file of every record a list of a frames type
+        (``vpdq``) adds, by the record's hash; each is checked against its record
+        (``protocol.video.read_frames_file``) and published first, before the body
+        that names it (PROTOCOL.md §12).
 
         Raises:
             StateMismatchError: a removal absent, or an addition's hash or entry held.
             BodyRuleError: the changes break a body rule (``VocabularyError`` a term).
             ConsistencyError: the summary breaks a rule of §10.7.
+            MalformedError, ConsistencyError, LimitError: a frames file missing or
+                not the one its record names (§6.3).
         """
         spec = self.root.list_spec(head.list_id)
         if not spec.entries:
             raise MalformedError(f"list {head.list_id} holds bare hashes: publish")
         now = require_aware(now, "publish time")
         body = EntriesBody.build(spec.hash_type, removes, adds)
+        frames_files = self._frames_files(spec.list_id, body, frames or {})
         body.check_vocabulary(self.root.vocabulary)
         body.check_times(self._created(head, now))
         new_state = head.state.apply(body)
@@ -201,12 +211,30 @@ class Publisher:
             summary = opinions(head.version + 1, self._created(head, now), new_state)
         origins = provenance(head.version + 1) if provenance is not None else None
         publication = self._publish(
-            head, body.to_bytes(), body.ref(), new_state, now, summary, origins
+            head, body.to_bytes(), body.ref(), new_state, now, summary, origins, frames_files
         )
         if origins is not None:
             data = origins.to_bytes()
             verify_provenance(publication.header, data, self.root, body, hash_type(spec.hash_type))
         return publication
+
+    def _frames_files(
+        self, list_id: str, body: EntriesBody, frames: Mapping[bytes, bytes]
+    ) -> dict[str, bytes]:
+        """The frames file of each record ``body`` adds, by path, checked against the
+        record, for a list of a frames type; none for any other list."""
+        if not hash_type(self.root.list_spec(list_id).hash_type).frames:
+            return {}
+        files: dict[str, bytes] = {}
+        for entry in body.adds:
+            data = frames.get(entry.hash)
+            if data is None:
+                raise MalformedError(
+                    f"list {list_id}: no frames for the record of entry {entry.entry_id}"
+                )
+            read_frames_file(entry.hash, data)
+            files[frames_path(list_id, entry.hash.hex())] = data
+        return files
 
     @staticmethod
     def _created(head: ListHead[Any], now: datetime) -> datetime:
@@ -222,10 +250,12 @@ class Publisher:
         now: datetime,
         summary: OpinionSummary | None = None,
         origins: Provenance | None = None,
+        frames_files: Mapping[str, bytes] | None = None,
     ) -> Publication[S]:
         """The header, its signature, the snapshot when due and the checkpoint of the
         version whose body is ``body_bytes`` and whose state becomes ``new_state``;
-        with ``summary``, the opinion summary the header names, before the header."""
+        with ``summary``, the opinion summary the header names, before the header;
+        ``frames_files`` first of all, before the body whose records name them."""
         spec = self.root.list_spec(head.list_id)
         created = self._created(head, now)
         summary_bytes = summary.to_bytes() if summary is not None else b""
@@ -262,7 +292,8 @@ class Publisher:
             last_created=created,
         )
         hpath = header_path(head.list_id, header.version)
-        files = {body_path(head.list_id, header.body.sha256): body_bytes}
+        files = dict(frames_files or {})
+        files[body_path(head.list_id, header.body.sha256)] = body_bytes
         if summary is not None:
             files[opinions_path(head.list_id, hashlib.sha256(summary_bytes).hexdigest())] = (
                 summary_bytes

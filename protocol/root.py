@@ -162,6 +162,11 @@ class ListSpec:
                 f"list {self.list_id}: format {str(self.format)[:32]!r} is not one of "
                 f"{', '.join(LIST_FORMATS)}"
             )
+        if kind.frames and self.format != "entries":
+            raise MalformedError(
+                f"list {self.list_id}: a {kind.name} list holds entries (its records name "
+                "frames files), so its format is entries"
+            )
 
     @property
     def hash_length(self) -> int:

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from protocol.errors import LimitError, MalformedError
+from protocol.errors import ConsistencyError, LimitError, MalformedError
 
 __all__ = [
     "FRAME_BYTES",
     "MAX_FRAMES",
+    "MAX_FRAMES_BYTES",
     "MAX_FRAME_DISTANCE",
     "MIN_FRAMES",
     "MIN_FRAMES_FOR_SHARE",
@@ -38,6 +39,7 @@ __all__ = [
     "encode_frames",
     "frames_digest",
     "match_video",
+    "read_frames_file",
     "share_counts",
 ]
 
@@ -47,6 +49,8 @@ FRAME_BYTES = PDQ_BYTES + 1 + 4
 MIN_FRAMES = 1
 MAX_FRAMES = 36_000
 """Frames of one video at most: ten hours at one frame a second."""
+MAX_FRAMES_BYTES = MAX_FRAMES * FRAME_BYTES
+"""The cap on a frames file (PROTOCOL.md §11): 1,332,000 bytes."""
 MAX_MILLIS = 2**32 - 1
 
 
@@ -114,6 +118,28 @@ def decode_frames(data: bytes) -> tuple[Frame, ...]:
 def frames_digest(frames: Sequence[Frame]) -> bytes:
     """The SHA-256 of the frames' encoding: a ``vpdq`` record's hash."""
     return hashlib.sha256(encode_frames(frames)).digest()
+
+
+def read_frames_file(record_hash: bytes, data: bytes) -> tuple[Frame, ...]:
+    """The frames a ``vpdq`` record names, from its frames file (PROTOCOL.md §6.3).
+
+    The record, in a signed body or snapshot, is what vouches for the file: its bytes
+    must be the ones the record's hash names before a rule of the encoding is read.
+
+    Raises:
+        LimitError: more than ``MAX_FRAMES_BYTES`` (a reader stops at the cap).
+        ConsistencyError: the bytes' SHA-256 is not the record's hash.
+        MalformedError, LimitError: the bytes break a rule of the encoding
+            (``decode_frames``).
+    """
+    if len(data) > MAX_FRAMES_BYTES:
+        raise LimitError(f"frames file: above the cap of {MAX_FRAMES_BYTES} bytes")
+    if hashlib.sha256(data).digest() != record_hash:
+        raise ConsistencyError(
+            f"frames file {record_hash.hex()}: its bytes hash to "
+            f"{hashlib.sha256(data).hexdigest()}, not the record's hash"
+        )
+    return decode_frames(data)
 
 
 # --------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ from protocol.contribution import (
 from protocol.entries import record_limit
 from protocol.hashtypes import HASH_TYPES
 from protocol.keys import Signature
-from protocol.layout import provenance_path
+from protocol.layout import frames_path, provenance_path
 from protocol.lists import hash_type
 from protocol.merkle import EMPTY_ROOT, CompactRange, inclusion_proof, leaf_hash
 from protocol.provenance import (
@@ -142,11 +142,13 @@ from protocol.provenance import (
 )
 from protocol.video import (
     MAX_FRAMES,
+    MAX_FRAMES_BYTES,
     Frame,
     decode_frames,
     encode_frames,
     frames_digest,
     match_video,
+    read_frames_file,
 )
 
 __all__ = ["VERIFY_AT", "build_vectors", "key_seed", "main"]
@@ -1529,6 +1531,8 @@ def _hash_type_cases(repo: _Repo) -> dict[str, dict[str, Any]]:
     cases: dict[str, dict[str, Any]] = {}
     widths = {name: kind.length for name, kind in HASH_TYPES.items()}
     for type_name, width in widths.items():
+        if HASH_TYPES[type_name].frames:
+            continue  # a list of frames holds entries only: _video_list_cases
         made = sorted(
             hashlib.sha256(f"{type_name}-{i}".encode()).digest()[:width] for i in range(4)
         )
@@ -5478,8 +5482,182 @@ def _video_match_cases() -> dict[str, dict[str, Any]]:
     return cases
 
 
+VIDEOS = "entries-vpdq"
+"""The vpdq list of ``entries.example`` in the video vectors, in the pdq list's collection."""
+
+
+def _video_root(**video: Any) -> Root:
+    """``entries.example``'s root with a vpdq list beside its pdq list, both entries
+    lists of the collection ``demo``; ``video`` replaces members of its declaration."""
+    pdq = ListSpec(ENTRIES, "pdq", 31, label="demo", snapshot_every=2, format="entries")
+    fields = {"label": "demo", "snapshot_every": 2, "format": "entries", **video}
+    return _entries_root(lists={ENTRIES: pdq, VIDEOS: ListSpec(VIDEOS, "vpdq", 0, **fields)})
+
+
+def _video_list_cases() -> dict[str, dict[str, Any]]:
+    """A vpdq list: its declaration (§6.1), a body of its records (§7.4) and its frames
+    files (§6.5), with each rule of §6.5 refused once."""
+    cases: dict[str, dict[str, Any]] = {}
+    good = _video_root().to_bytes()
+    assert Root.from_bytes(good).to_bytes() == good
+    cases["document-root-vpdq"] = _case(
+        f"Root v1 of {ENTRIES_HUB} declaring {VIDEOS}, a vpdq list of the entries format "
+        f"(max_distance 0) in the collection of {ENTRIES}: kept and re-encoded as is.",
+        "parse_document",
+        rules=["6.1"],
+        input={"kind": "root", "text": _text(good)},
+        expected={"canonical_text": _text(good)},
+    )
+    valid = parse_canonical(good)
+    assert isinstance(valid, dict)
+    for name, what, edit, error in (
+        (
+            "hashes",
+            f"declares {VIDEOS} without format (a list of bare hashes)",
+            lambda v: v["lists"][VIDEOS].pop("format"),
+            MalformedError,
+        ),
+        (
+            "distance",
+            f"gives {VIDEOS} max_distance 31 (a vpdq record is matched by its frames)",
+            lambda v: v["lists"][VIDEOS].update(max_distance=31),
+            MalformedError,
+        ),
+    ):
+        bad = _edited(valid, edit)
+        cases[f"neg-root-vpdq-{name}"] = _case(
+            f"Root v1 of {ENTRIES_HUB} that {what}. (input.valid_text: the valid root it "
+            "differs from.)",
+            "parse_document",
+            rules=["6.1"],
+            input={"kind": "root", "text": _text(bad), "valid_text": _text(good)},
+            error=_expect(error, partial(Root.from_bytes, bad)),
+        )
+
+    first = _clip(_labels("listed", 6))
+    second = _clip(_labels("other", 4), quality=90, step_ms=500)
+    records = [
+        replace(_entry(20), hash=frames_digest(first), entry_id="video-1"),
+        replace(_entry(21, "extremism"), hash=frames_digest(second), entry_id="video-2"),
+    ]
+    body = EntriesBody.build("vpdq", [], records)
+    created = _at(1)
+    body.check_vocabulary(VOCABULARY)
+    body.check_times(created)
+    cases["entries-body-vpdq"] = _case(
+        f"A hashhub.body.v2 body of {VIDEOS} adding two videos: each record's hash is the "
+        "SHA-256 of the video's frames (the frames are the video-frames-file cases' files). "
+        "A vpdq body is any entries body; only its records' hashes name frames.",
+        "entries_body",
+        rules=["6.3", "7.4"],
+        input={
+            "hash_type": "vpdq",
+            "created": _time(created),
+            "vocabulary": VOCABULARY.to_dict(),
+            "removes": [],
+            "adds": [_line(e) for e in reversed(records)],
+        },
+        expected={"text": _text(body.to_bytes()), **body.ref().to_dict()},
+    )
+
+    def file_case(name: str, description: str, frames: Sequence[Frame], entry: Entry) -> None:
+        data = encode_frames(frames)
+        assert len(read_frames_file(entry.hash, data)) == len(frames)
+        cases[name] = _case(
+            description,
+            "video_frames_file",
+            rules=["6.5", "13.6.7"],
+            input={"list": VIDEOS, "record": _line(entry), "file_hex": data.hex()},
+            expected={
+                "path": frames_path(VIDEOS, entry.hash.hex()),
+                "count": len(frames),
+                "sha256": entry.hash.hex(),
+            },
+        )
+
+    file_case(
+        "video-frames-file",
+        f"The frames file of entry video-1 of {VIDEOS}: at lists/<id>/frames/<the record's "
+        "hash>.bin, its bytes the video's six frames; their SHA-256 is the record's hash.",
+        first,
+        records[0],
+    )
+    file_case(
+        "video-frames-file-second",
+        "The frames file of entry video-2: four frames, one every 500 ms.",
+        second,
+        records[1],
+    )
+    valid_hex = encode_frames(first).hex()
+
+    def neg(
+        name: str,
+        description: str,
+        rules: Sequence[str],
+        file: Mapping[str, Any],
+        error: type[ProtocolError],
+    ) -> None:
+        inp: dict[str, Any] = {
+            "list": VIDEOS,
+            "record": _line(records[0]),
+            **file,
+            "valid_file_hex": valid_hex,
+        }
+        data = _frames_input({"frames_hex": inp["file_hex"]} if "file_hex" in inp else inp)
+        cases[f"neg-video-frames-file-{name}"] = _case(
+            f"{description} (input.valid_file_hex: the record's own file.)",
+            "video_frames_file",
+            rules=[*rules, "13.6.7"],
+            input=inp,
+            error=_expect(error, partial(read_frames_file, records[0].hash, data)),
+        )
+
+    run = {"pdq_hex": video_pdq("long").hex(), "quality": 80, "step_ms": 1000}
+    neg(
+        "over-cap",
+        f"A file of {MAX_FRAMES + 1} frames ({(MAX_FRAMES + 1) * 37} bytes, given as `run`): "
+        f"over the cap of {MAX_FRAMES_BYTES} bytes, refused before its hash is computed.",
+        ["6.5.1"],
+        {"run": {**run, "count": MAX_FRAMES + 1}},
+        LimitError,
+    )
+    neg(
+        "other-video",
+        "The frames of entry video-2 served as video-1's: valid frames, but not the ones "
+        "the record names.",
+        ["6.5.2"],
+        {"file_hex": encode_frames(second).hex()},
+        ConsistencyError,
+    )
+    neg(
+        "one-frame-short",
+        "video-1's file without its last frame: a valid frames string of another hash.",
+        ["6.5.2"],
+        {"file_hex": valid_hex[: -2 * 37]},
+        ConsistencyError,
+    )
+    out_of_order = first[1].to_bytes() + first[0].to_bytes()
+    bad_record = replace(records[0], hash=hashlib.sha256(out_of_order).digest())
+    cases["neg-video-frames-file-signed-malformed"] = _case(
+        "A record whose hash is the SHA-256 of two frames in descending time (1000 then "
+        "0 ms): the file is the one the record names, and not frames (§6.3 rule 5): the hub "
+        "signed a record of no video. (input.valid_file_hex: a valid file of another "
+        "record.)",
+        "video_frames_file",
+        rules=["6.5.3", "6.3.5", "13.6.7"],
+        input={
+            "list": VIDEOS,
+            "record": _line(bad_record),
+            "file_hex": out_of_order.hex(),
+            "valid_file_hex": valid_hex,
+        },
+        error=_expect(MalformedError, partial(read_frames_file, bad_record.hash, out_of_order)),
+    )
+    return cases
+
+
 def _video_cases() -> dict[str, dict[str, Any]]:
-    return {**_video_frames_cases(), **_video_match_cases()}
+    return {**_video_frames_cases(), **_video_match_cases(), **_video_list_cases()}
 
 
 # --------------------------------------------------------------------------------------
@@ -5622,6 +5800,11 @@ CHECKS = {
     "`expected` (its `count`, its `frames` in order and its `sha256`, the hash of its "
     "`vpdq` record), or it is refused with `error`. A negative case also gives the valid "
     "string it differs from in one thing (`valid_frames_hex` or `valid_run`).",
+    "video_frames_file": "read `input.file_hex` (or the frames string `input.run` describes, "
+    "as for `video_frames`) as the frames file of the record `input.record` (an entry record "
+    "of the vpdq list `input.list`) by PROTOCOL.md §6.5: `expected` (the file's `path`, its "
+    "frames' `count` and `sha256`, the record's hash), or it is refused with `error`. A "
+    "negative case also gives `valid_file_hex`, a file that passes.",
     "video_match": "read `input.query_hex` and `input.listed_hex` as frames strings "
     "(§6.3) and match the query against the listed video (§6.4): `expected.query_share` "
     "and `listed_share` as [agreeing, distinct frames], and whether it is a `match`.",

@@ -35,6 +35,7 @@ from hub.services.context import HubContext
 from hub.services.disputes import Disputes
 from hub.services.entries import Entries
 from hub.services.files import PublishedFiles
+from hub.services.frames import Frames
 from hub.services.keys import Keys
 from hub.services.lists import Lists
 from hub.services.origins import Origins
@@ -119,6 +120,7 @@ class Publishing:
         entries: Entries,
         disputes: Disputes,
         origins: Origins,
+        frames: Frames,
     ) -> None:
         self.ctx = ctx
         self.keys = keys
@@ -128,6 +130,7 @@ class Publishing:
         self.entries = entries
         self.disputes = disputes
         self.origins = origins
+        self.frames = frames
 
     def publish(
         self, list_ids: Sequence[str] | None = None, who: str = "operator"
@@ -233,6 +236,7 @@ class Publishing:
                 now=self.checkpoints.signing_time(list_id, root),
                 opinions=opinions,
                 provenance=self.origins.provenance(list_id, adds),
+                frames=self._frames(spec.hash_type, adds),
             )
             self._store_entries(list_id, publication, removes, adds, who, through)
         return PublishResult(
@@ -245,6 +249,14 @@ class Publishing:
             snapshot=any("/snapshot/" in p for p in publication.files),
             hash_type=spec.hash_type,
         )
+
+    def _frames(self, hash_type: str, adds: Sequence[Entry]) -> dict[bytes, bytes] | None:
+        """For a list of a frames type (``vpdq``), the frames of each record added, by
+        hash: the publisher writes each as a file before the body (PROTOCOL.md §12) and
+        refuses the version if the hub holds a record's hash without its frames."""
+        if not HASH_TYPES[hash_type].frames:
+            return None
+        return self.frames.of(entry.hash for entry in adds)
 
     def _opinions_moved(
         self,

@@ -23,13 +23,14 @@ metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from follow import StorageError, StoredEntries, StoredList
 from hub.services.context import HubContext
+from hub.services.frames import Frames
 from protocol import (
     EntriesBody,
     EntryState,
@@ -138,15 +139,20 @@ class UpstreamStore:
         now: datetime,
         changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
         opinions: OpinionSummary | None = None,
+        frames: Mapping[bytes, bytes] | None = None,
     ) -> None:
         """Keep the roots, the trust record, and each version's headers and records, in
-        one transaction; the records kept must be ``state``, or nothing is."""
+        one transaction; the records kept must be ``state``, or nothing is. The frames
+        of a ``vpdq`` list's records go to the hub's own (``hub.services.frames``):
+        an entry re-published from them publishes its frames file from there."""
         del changes, opinions  # the versions' bodies say more; summaries are not re-published
         versions = self._pending.pop(list_id, None)
         if isinstance(state, ListState):
             raise StorageError(f"upstream list {list_id} holds bare hashes: only entries follow")
         with self.ctx.db.atomic():
             self._save_roots(roots)
+            for data in (frames or {}).values():
+                Frames(self.ctx).put(data)
             if state is not None:
                 if versions is not None:
                     self._keep_versions(list_id, versions)

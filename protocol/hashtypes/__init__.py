@@ -1,7 +1,7 @@
 """The hash types, one module each, and the registry every edge derives from.
 
 Each module of this package declares one ``HashType`` (``pdq.py``, ``phash.py``,
-``md5.py``, ``sha256.py``) and ``TYPES`` below registers it. Everything that offers,
+``md5.py``, ``sha256.py``, ``vpdq.py``) and ``TYPES`` below registers it. Everything that offers,
 checks, stores or computes hash types reads ``HASH_TYPES`` rather than naming
 types: the hub's intake quality floor and its public submission page, the
 database's list of known types, the CLIs' choices, the node's hashing of uploads,
@@ -16,7 +16,7 @@ it sees a type registered later (a test registers one of its own and removes it)
 
 from __future__ import annotations
 
-from protocol.hashtypes import md5, pdq, phash, sha256
+from protocol.hashtypes import md5, pdq, phash, sha256, vpdq
 from protocol.hashtypes._base import (
     NAME_PATTERN,
     WORD_BYTES,
@@ -40,7 +40,7 @@ __all__ = [
     "submission_types",
 ]
 
-TYPES: tuple[HashType, ...] = (pdq.PDQ, phash.PHASH, md5.MD5, sha256.SHA256)
+TYPES: tuple[HashType, ...] = (pdq.PDQ, phash.PHASH, md5.MD5, sha256.SHA256, vpdq.VPDQ)
 """The hash types this version ships, in the order they are listed everywhere."""
 
 HASH_TYPES: dict[str, HashType] = {}

@@ -71,6 +71,10 @@ class HashType:
         signal: the python-threatexchange ``SignalType`` the bridge maps it to, as
             ``"module:Class"`` (resolved only by ``hashhub_tx``, so ``protocol``
             never imports threatexchange), or ``None`` when pytx has none.
+        frames: a record's hash is the SHA-256 of a video's frames, published beside
+            the records and matched by them (PROTOCOL.md §6.3, §6.4), not by the
+            hash: the record matches nothing by distance, so the type is exact,
+            and its lists hold entries (a frames file belongs to a record).
     """
 
     name: str
@@ -83,6 +87,7 @@ class HashType:
     of_picture: PictureHasher | None = field(default=None, compare=False, repr=False)
     of_bytes: BytesHasher | None = field(default=None, compare=False, repr=False)
     signal: str | None = None
+    frames: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
@@ -102,5 +107,12 @@ class HashType:
             raise ValueError(f"{self.name}: hashed from the picture or the bytes, not both")
         if self.signal is not None and not re.fullmatch(r"[\w.]+:\w+", self.signal):
             raise ValueError(f"{self.name}: a signal is 'module:Class'")
+        if self.frames and (
+            self.perceptual or self.of_picture is not None or self.of_bytes is not None
+        ):
+            raise ValueError(
+                f"{self.name}: a type of frames matches by its frames: exact, and hashed "
+                "from a video, not a picture or the bytes"
+            )
         if not self.label:
             object.__setattr__(self, "label", self.name)

@@ -13,6 +13,7 @@ from tests.test_import_contract import REPO, import_graph, project_modules
 LAYERS = [
     "context",
     "files",
+    "frames",
     "keys",
     "lists",
     "checkpoints",

@@ -308,7 +308,7 @@ def _type_first(value: object, expected: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # §6.1 hash types
 
-HASH_WIDTHS: Mapping[str, int] = {"pdq": 32, "phash": 8, "md5": 16, "sha256": 32}
+HASH_WIDTHS: Mapping[str, int] = {"pdq": 32, "phash": 8, "md5": 16, "sha256": 32, "vpdq": 32}
 PERCEPTUAL = frozenset({"pdq", "phash"})
 
 

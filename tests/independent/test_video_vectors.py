@@ -20,7 +20,9 @@ from tests.independent.video_reader import (
     ProtocolError,
     VideoFrame,
     compare_videos,
+    frames_file_path,
     read_frames,
+    read_frames_file,
     record_hash,
     write_frames,
 )
@@ -61,6 +63,30 @@ def refuse_frames(case: Mapping[str, Any]) -> None:
     assert raised.value.rule in case["rules"], repr(raised.value)
 
 
+def frames_file(case_input: Mapping[str, Any], prefix: str = "") -> bytes:
+    """A ``video_frames_file`` case's file: ``file_hex``, or the frames ``run`` describes."""
+    if f"{prefix}file_hex" in case_input:
+        return bytes.fromhex(case_input[f"{prefix}file_hex"])
+    return frames_string(case_input, prefix)
+
+
+def check_frames_file(case: Mapping[str, Any]) -> None:
+    inp, want = case["input"], case["expected"]
+    frames = read_frames_file(inp["record"], frames_file(inp))
+    assert len(frames) == want["count"]
+    assert frames_file_path(inp["list"], inp["record"]) == want["path"]
+    assert inp["record"].startswith(want["sha256"] + " ")
+
+
+def refuse_frames_file(case: Mapping[str, Any]) -> None:
+    inp = case["input"]
+    read_frames(frames_file(inp, "valid_"))  # a file that reads, of some record
+    with pytest.raises(ProtocolError) as raised:
+        read_frames_file(inp["record"], frames_file(inp))
+    assert type(raised.value).__name__ == case["error"], repr(raised.value)
+    assert raised.value.rule in case["rules"], repr(raised.value)
+
+
 def check_match(case: Mapping[str, Any]) -> None:
     query = read_frames(bytes.fromhex(case["input"]["query_hex"]))
     listed = read_frames(bytes.fromhex(case["input"]["listed_hex"]))
@@ -77,6 +103,8 @@ def test_the_video_vectors_are_there() -> None:
     assert "video-frames" in names
     assert len([n for n in names if n.startswith("neg-video-frames-")]) >= 6
     assert len([n for n in names if n.startswith("video-match-")]) >= 10
+    assert "video-frames-file" in names
+    assert len([n for n in names if n.startswith("neg-video-frames-file-")]) >= 4
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.stem)
@@ -88,6 +116,11 @@ def test_video_case(path: Path) -> None:
             refuse_frames(case)
         else:
             check_frames(case)
+    elif check == "video_frames_file":
+        if "error" in case:
+            refuse_frames_file(case)
+        else:
+            check_frames_file(case)
     elif check == "video_match":
         check_match(case)
     else:

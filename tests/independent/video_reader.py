@@ -1,16 +1,17 @@
-"""A second, independent reader of a video's frames and of the vPDQ matching rule,
-written from PROTOCOL.md §6.3 and §6.4 alone.
+"""A second, independent reader of a video's frames, of a ``vpdq`` record's frames file
+and of the vPDQ matching rule, written from PROTOCOL.md §6.3, §6.4 and §6.5 alone.
 
 It shares nothing with the ``protocol`` package, so a vector the two read differently
 shows that the text is ambiguous or one reader is wrong. Every refusal names the
-numbered rule of §6.3 it breaks (``ProtocolError.rule``, ``"6.3.4"``), so a test can
+numbered rule of §6.3 or §6.5 it breaks (``ProtocolError.rule``, ``"6.3.4"``), so a test can
 check not only the §14 error class but that the reader failed where the case says.
 
 Errors, as §14 names them::
 
     ProtocolError
     ├── MalformedError   (§6.3 rules 1, 2, 4, 5)
-    └── LimitError       (§6.3 rule 3)
+    ├── LimitError       (§6.3 rule 3, §6.5 rule 1)
+    └── ConsistencyError (§6.5 rule 2)
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class MalformedError(ProtocolError):
 
 class LimitError(ProtocolError):
     """Larger than its cap."""
+
+
+class ConsistencyError(ProtocolError):
+    """Links that do not hold: here, a frames file that is not the one its record names."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,6 +90,29 @@ def record_hash(data: bytes) -> bytes:
     """A ``vpdq`` record's ``hash``: SHA-256 of the frames, once they read (§6.3)."""
     read_frames(data)
     return hashlib.sha256(data).digest()
+
+
+# ---------------------------------------------------------------------------------------------
+# §6.5 frames files
+
+FILE_CAP = 1_332_000
+"""§6.5 rule 1 (and §11): the largest frames file a reader takes."""
+
+
+def frames_file_path(list_id: str, record: str) -> str:
+    """Where the frames a record names are published: its ``hash`` is the record's first
+    field, 64 lowercase hex digits for a 32-byte type (§7.3)."""
+    return f"lists/{list_id}/frames/{record.split(' ', 1)[0]}.bin"
+
+
+def read_frames_file(record: str, data: bytes) -> list[VideoFrame]:
+    """The frames of the entry record ``record`` from its file, §6.5's rules in order."""
+    if len(data) > FILE_CAP:
+        raise LimitError("6.5.1", f"{len(data)} bytes, over the cap of {FILE_CAP}")
+    named = record.split(" ", 1)[0]
+    if hashlib.sha256(data).hexdigest() != named:
+        raise ConsistencyError("6.5.2", f"the file's SHA-256 is not the record's hash {named}")
+    return read_frames(data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,10 +75,12 @@ from protocol.checkpoint import (
     verify_note_signature,
 )
 from protocol.contribution import Contribution, verify_contribution
+from protocol.hashtypes import HASH_TYPES
+from protocol.layout import frames_path
 from protocol.lists import hash_type
 from protocol.merkle import leaf_hash, root_from_leaf_hashes
 from protocol.provenance import ExchangeOrigin, Provenance, UpstreamOrigin, verify_provenance
-from protocol.video import decode_frames, frames_digest, match_video
+from protocol.video import decode_frames, frames_digest, match_video, read_frames_file
 from scripts import make_vectors
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -1378,6 +1380,46 @@ def _neg_video_frames(spec: dict[str, Any], error: type[ProtocolError]) -> None:
     _raises(error, partial(decode_frames, _frames_bytes(inp)))
 
 
+def _frames_file(inp: dict[str, Any], prefix: str = "") -> bytes:
+    """A ``video_frames_file`` case's file: ``file_hex``, or the ``run`` it describes."""
+    if f"{prefix}file_hex" in inp:
+        return bytes.fromhex(inp[f"{prefix}file_hex"])
+    return _frames_bytes(inp, prefix)
+
+
+def _frames_record(inp: dict[str, Any]) -> Entry:
+    return Entry.from_line(inp["record"].encode("ascii"), HASH_TYPES["vpdq"])
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in case_names(check="video_frames_file") if not n.startswith("neg-")]
+)
+def test_video_frames_file_case(name: str) -> None:
+    """A record's frames file: where it is, and its frames read against the record."""
+    spec = case(name)
+    inp, want = spec["input"], spec["expected"]
+    record = _frames_record(inp)
+    frames = read_frames_file(record.hash, _frames_file(inp))
+    assert len(frames) == want["count"]
+    assert frames_path(inp["list"], record.hash.hex()) == want["path"]
+    assert record.hash.hex() == want["sha256"]
+
+
+def _neg_video_frames_file(spec: dict[str, Any], error: type[ProtocolError]) -> None:
+    inp = spec["input"]
+    decode_frames(_frames_file(inp, "valid_"))  # a file that reads, of some record
+    _raises(error, partial(read_frames_file, _frames_record(inp).hash, _frames_file(inp)))
+
+
+def test_every_frames_file_rule_has_a_negative_vector() -> None:
+    cited = {
+        rule
+        for n in case_names(prefix="neg-", check="video_frames_file")
+        for rule in case(n).get("rules", [])
+    }
+    assert [r for r in _numbered_rules("6.5") if r not in cited] == []
+
+
 @pytest.mark.parametrize("name", case_names(check="video_match"))
 def test_video_match_case(name: str) -> None:
     """§6.4 on the case's two videos gives its shares and outcome, and swapping the
@@ -1453,6 +1495,7 @@ NEGATIVE_RUNNERS: dict[str, Runner] = {
     ),
     "opinions_summary": lambda spec, error: _raises(error, partial(_summary_check, spec["input"])),
     "video_frames": _neg_video_frames,
+    "video_frames_file": _neg_video_frames_file,
 }
 
 

@@ -9,17 +9,25 @@ sides swaps the shares, and frames moved 32 bits away never agree.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
 from fractions import Fraction
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import LimitError, MalformedError
+from protocol import Entry, ListSpec, Publisher, Removal, Role, Root, SigningKey, Vocabulary
+from protocol.errors import ConsistencyError, LimitError, MalformedError
+from protocol.hashtypes import HASH_TYPES
+from protocol.layout import body_path, frames_path
+from protocol.publisher import ListHead
+from protocol.root import ROLE_NAMES
 from protocol.video import (
     FRAME_BYTES,
     MAX_FRAME_DISTANCE,
     MAX_FRAMES,
+    MAX_FRAMES_BYTES,
     MIN_FRAMES_FOR_SHARE,
     MIN_QUALITY,
     MIN_SHARE,
@@ -28,8 +36,10 @@ from protocol.video import (
     encode_frames,
     frames_digest,
     match_video,
+    read_frames_file,
     share_counts,
 )
+from tests.protocol.simulator import fixed_key
 
 
 def pdq(label: object) -> bytes:
@@ -291,3 +301,117 @@ def test_frames_moved_32_bits_never_agree(labels: list[int], data: st.DataObject
     assert result.query_share == (0, len(labels))
     assert result.listed_share == (0, len(labels))
     assert not result.matched
+
+
+# -- §6.5 frames files, and a vpdq list's declaration and publication ---------------------
+
+
+def test_a_frames_file_is_read_against_the_record_that_names_it() -> None:
+    data = encode_frames(clip(range(5)))
+    assert read_frames_file(hashlib.sha256(data).digest(), data) == decode_frames(data)
+
+
+def test_rule_1_a_frames_file_over_the_cap_is_refused_before_it_is_hashed() -> None:
+    over = bytes(MAX_FRAMES_BYTES + 1)
+    with pytest.raises(LimitError, match="cap of 1332000"):
+        read_frames_file(hashlib.sha256(over).digest(), over)
+    assert MAX_FRAMES_BYTES == MAX_FRAMES * FRAME_BYTES == 1_332_000
+
+
+def test_rule_2_a_frames_file_of_other_bytes_is_not_the_records() -> None:
+    data = encode_frames(clip(range(5)))
+    other = encode_frames(clip(range(4)))
+    with pytest.raises(ConsistencyError, match="not the record's hash"):
+        read_frames_file(hashlib.sha256(data).digest(), other)
+
+
+def test_rule_3_a_signed_record_of_bytes_that_are_no_frames_is_malformed() -> None:
+    backwards = frame_bytes(pdq(1), 80, 1000) + frame_bytes(pdq(2), 80, 0)
+    with pytest.raises(MalformedError, match="not after"):
+        read_frames_file(hashlib.sha256(backwards).digest(), backwards)
+
+
+def _video_root(**spec: object) -> tuple[Root, dict[str, list[SigningKey]]]:
+    keys = {role: [fixed_key(f"video/{role}")] for role in ROLE_NAMES}
+    fields: dict[str, object] = {"label": "tid", "format": "entries", **spec}
+    return Root(
+        version=1,
+        name="hub.example",
+        expires=datetime(2027, 1, 1, tzinfo=UTC),
+        keys={k.keyid: k.public for ks in keys.values() for k in ks},
+        roles={role: Role(tuple(k.keyid for k in keys[role]), 1) for role in ROLE_NAMES},
+        lists={"videos": ListSpec("videos", "vpdq", 0, **fields)},  # type: ignore[arg-type]
+        vocabulary=Vocabulary(categories=("csam",), classifications=("a1",), sources=("import",)),
+    ), keys
+
+
+def test_a_vpdq_list_holds_entries_and_matches_by_frames_not_distance() -> None:
+    assert HASH_TYPES["vpdq"].frames
+    assert not HASH_TYPES["vpdq"].perceptual
+    with pytest.raises(MalformedError, match="format is entries"):
+        ListSpec("videos", "vpdq", 0)
+    with pytest.raises(MalformedError, match="needs max_distance 0"):
+        ListSpec("videos", "vpdq", 31, format="entries")
+
+
+def _video_entry(frames: list[Frame], n: int = 1) -> Entry:
+    return Entry(
+        hash=frames_digest(frames),
+        entry_id=f"video-{n}",
+        category="csam",
+        classification="a1",
+        source_kind="import",
+        source_ref=None,
+        first_seen=datetime(2026, 6, 1, tzinfo=UTC),
+        expires=None,
+    )
+
+
+def test_the_publisher_writes_each_added_records_frames_file_before_the_body() -> None:
+    root, keys = _video_root()
+    frames = clip(range(6))
+    entry = _video_entry(frames)
+    head = ListHead.empty_entries(root, "videos")
+    now = datetime(2026, 6, 2, tzinfo=UTC)
+    publication = Publisher(root, keys).publish_entries(
+        head, adds=[entry], now=now, frames={entry.hash: encode_frames(frames)}
+    )
+    paths = list(publication.files)
+    frames_file = frames_path("videos", entry.hash.hex())
+    assert publication.files[frames_file] == encode_frames(frames)
+    assert paths.index(frames_file) < paths.index(
+        body_path("videos", publication.header.body.sha256)
+    )
+    # A metadata change keeps the record's hash: the next version adds the same file.
+    changed = replace(entry, expires=datetime(2027, 6, 1, tzinfo=UTC))
+    again = Publisher(root, keys).publish_entries(
+        publication.head,
+        removes=[Removal(entry, "changed")],
+        adds=[changed],
+        now=now,
+        frames={entry.hash: encode_frames(frames)},
+    )
+    assert again.files[frames_file] == publication.files[frames_file]
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        ({}, MalformedError, "no frames for the record of entry video-1"),
+        ("other", ConsistencyError, "not the record's hash"),
+    ],
+)
+def test_the_publisher_refuses_a_record_without_its_own_frames(
+    given: object, error: type[Exception], message: str
+) -> None:
+    root, keys = _video_root()
+    frames = clip(range(6))
+    entry = _video_entry(frames)
+    supplied = {} if given == {} else {entry.hash: encode_frames(clip(range(7)))}
+    with pytest.raises(error, match=message):
+        Publisher(root, keys).publish_entries(
+            ListHead.empty_entries(root, "videos"),
+            adds=[entry],
+            now=datetime(2026, 6, 2, tzinfo=UTC),
+            frames=supplied,
+        )
