@@ -21,7 +21,8 @@ gives every participant at init and enrolment).
 ``verify`` runs every rule of PROTOCOL.md §13 over the whole history: the root
 chain, every checkpoint, header, body and due snapshot, a replay of every list
 from empty, every opinion summary a header names (and the life of each dispute
-across them), and the checkpoints of earlier runs kept in a witness file (default
+across them), the frames file of every video a ``vpdq`` list adds (each once),
+and the checkpoints of earlier runs kept in a witness file (default
 ``$XDG_STATE_HOME/hashhub/audit-witness.json``; a tree that shrank or forked since
 is a failure), and follows every provenance document to its origins: each
 record re-published from an upstream against the upstream's own log (read at the
@@ -201,6 +202,13 @@ def _list_lines(r: ListReport) -> list[str]:
             f"(state {r.state.sha256[:16]}…), "
             f"checkpoint co-signed {r.checkpoint_time}, snapshots {snaps}",
             *([f"  removed: {removed}"] if removed else []),
+            # A list of a frames type: each video's frames file, read once and held to
+            # its record (PROTOCOL.md §6.3).
+            *(
+                [f"  frames: {r.frames_checked} file(s) checked"]
+                if r.frames_checked is not None
+                else []
+            ),
             *_opinion_lines(r),
             *_provenance_lines(r),
             *([f"  witness: {r.witness}"] if r.witness else []),

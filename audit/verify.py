@@ -28,19 +28,24 @@ the whole history (PROTOCOL.md §13), from a pinned root v1 and nothing else:
    one consistent life); and every provenance document a header names (§7.5),
    fetched likewise and verified against its header, root and body — a version
    that adds a record of source kind ``hub`` or ``member`` without one fails;
-6. every snapshot that is due (``ListUpdate.snapshots_due``: by the
+6. for a list of a frames type (``vpdq``), the frames file of every record a
+   version adds, each distinct file once (``audit.frames``, PROTOCOL.md §6.3): a
+   missing one is ``MissingFileError``, one over the cap ``LimitError``, one whose
+   bytes are not the record's ``ConsistencyError``, one that breaks the encoding
+   ``MalformedError``, each naming the list, version and entry;
+7. every snapshot that is due (``ListUpdate.snapshots_due``: by the
    ``snapshot_every`` of the root each header names, §8) or present, by
    ``ListUpdate.add_snapshot``, and equal to the replayed state; a due one that
    is missing is ``MissingFileError``;
-7. against the witness file of earlier runs: ``begin_update`` from the witnessed
+8. against the witness file of earlier runs: ``begin_update`` from the witnessed
    record (rollback, equivocation), and an RFC 9162 consistency proof from the
    witnessed tree to this one, built from the verified log;
-8. across the lists of entries of one collection (one ``label``): an entry held by
+9. across the lists of entries of one collection (one ``label``): an entry held by
    several of them carries the same metadata in each (§7.3), else an
    ``EntryMismatch`` finding on each list that holds it;
-9. given a ``chain`` (``audit.provenance.Chain``): what the provenance documents
-   claim, against the upstreams' own logs and the contributors' keys — what a
-   version alone cannot show (§7.5, last paragraph).
+10. given a ``chain`` (``audit.provenance.Chain``): what the provenance documents
+    claim, against the upstreams' own logs and the contributors' keys — what a
+    version alone cannot show (§7.5, last paragraph).
 
 Each check that fails becomes a ``Finding`` naming the file, the rule (the
 ``protocol`` error class) and the PROTOCOL.md section, and ends that list's
@@ -57,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn, Protocol
 
+from audit.frames import FRAMES_SECTION, frames_files, read_promised
 from audit.opinions import OPINION_RULES, SECTION, SummaryHistory
 from audit.source import FetchError, FolderSource, Source
 from audit.witness import Witness
@@ -221,6 +227,9 @@ class ListReport:
     findings: list[Finding] = field(default_factory=list)
     removed: dict[str, int] = field(default_factory=dict)
     """Of a list of entries: how many records were removed for each reason."""
+    frames_checked: int | None = None
+    """Of a list of a frames type: how many distinct frames files were read and held
+    to their records (None for any other list: it has none)."""
     # Kept for the other commands; not part of the report itself.
     leaves: list[bytes] = field(default_factory=list, repr=False)
     states: dict[int, ListState | EntryState] = field(default_factory=dict, repr=False)
@@ -251,6 +260,7 @@ class ListReport:
             "versions": [v.to_dict() for v in self.versions],
             "witness": self.witness,
             "removed": dict(sorted(self.removed.items())),
+            "frames_checked": self.frames_checked,
             "opinions": self.opinions.to_dict(),
             "provenance": {
                 "documents": [v.version for v in self.provenance],
@@ -495,6 +505,8 @@ def _verify_list(
         trust, digests = _replay_entries(run, hub, report, update, keep)
     else:
         trust, digests = _replay(run, report, update, spec.hash_length, keep)
+    if hash_type(spec.hash_type).frames:
+        _check_frames(run, report)
     _check_snapshots(run, hub, report, update, digests)
     _check_witness(run, report, update, witnessed)
     report.status = "verified"
@@ -724,6 +736,21 @@ def _check_provenance(
         kind = hash_type(root.list_spec(report.list_id).hash_type)
         document = verify_provenance(header, data, root, body, kind)
     report.provenance.append(VersionOrigins(header.version, path, document, root.upstreams))
+
+
+def _check_frames(run: _Run, report: ListReport) -> None:
+    """The frames file of every record the verified bodies add, each distinct one read
+    once (``audit.frames``): a body that adds a record promises its file, so a copy
+    without it fails as one without the body does (§11.1)."""
+    report.frames_checked = 0
+    bodies = {v: b for v, b in report.bodies.items() if isinstance(b, EntriesBody)}
+    for file in frames_files(report.list_id, bodies):
+        frames = None
+        with run.step(report.findings, file.path, FRAMES_SECTION):
+            frames = read_promised(run.source, file)
+        if frames is None:
+            run.missing(report.findings, file.path, f"{file.named_by} names it")
+        report.frames_checked += 1
 
 
 def _check_snapshots(
