@@ -17,6 +17,7 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import fields
 from pathlib import Path
@@ -52,6 +53,7 @@ from protocol import HASH_TYPES, ProtocolError, Vocabulary
 from protocol.entries import LIST_FORMATS
 from protocol.keyfile import load_public_key
 from protocol.root import ROLE_NAMES
+from protocol.video import MAX_FRAMES_BYTES
 
 __all__ = ["main"]
 
@@ -656,7 +658,7 @@ def _echo_entry(view: EntryView, as_json: bool) -> None:
         flags = ("listed" if item["listed"] else "not listed") + (
             ", changes at the next publish" if item["pending"] else ""
         )
-        click.echo(f"  {item['list']}  {item['hash']}  {flags}")
+        click.echo(f"  {item['list']}  {_shown_hash(item)}  {flags}")
     said = view.opinions
     if said.get("platforms"):
         click.echo(
@@ -669,6 +671,33 @@ def _echo_entry(view: EntryView, as_json: bool) -> None:
                 f"  {p['platform']}  {p['position']}{why}  ack {p['node']} seq {p['seq']} "
                 f"of {p['list']}, sent {p['sent']}"
             )
+
+
+def _shown_hash(item: Mapping[str, Any]) -> str:
+    """An entry's hash in one list; a video's (``vpdq``) is its record hash and how
+    many frames it names, never the frames themselves."""
+    if "frames" not in item:
+        return str(item["hash"])
+    count = "frames not held" if item["frames"] is None else f"{item['frames']} frames"
+    return f"{item['hash']} ({count})"
+
+
+def _hash_text(value: str) -> str:
+    """A ``--hash`` as given; ``@FILE``: the video's frames file FILE (the 37-byte-a-frame
+    encoding of PROTOCOL.md §6.3, as a hub publishes it), as the hex an entry takes,
+    since a long video's frames are megabytes, more than a command line holds."""
+    if not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        size = path.stat().st_size
+        if size > MAX_FRAMES_BYTES:
+            raise click.UsageError(
+                f"{path}: {size} bytes, above the cap of {MAX_FRAMES_BYTES} on a video's frames"
+            )
+        return path.read_bytes().hex()
+    except OSError as e:
+        raise click.UsageError(f"--hash {value}: {e.strerror or e}") from e
 
 
 @entry_group.command(name="add")
@@ -684,7 +713,8 @@ def _echo_entry(view: EntryView, as_json: bool) -> None:
     "hashes",
     multiple=True,
     required=True,
-    help="The hash in the --list at the same place.",
+    help="The hash in the --list at the same place; for a vpdq list the video's frames "
+    "as hex, the record hash of frames the hub holds, or @FILE, a frames file.",
 )
 @click.option("--category", required=True, help="A category of the vocabulary.")
 @click.option("--classification", required=True, help="A classification of the vocabulary.")
@@ -705,8 +735,9 @@ def entry_add(
     """Stage a new entry: its hash in each list of one collection, and its metadata."""
     if len(list_ids) != len(hashes):
         raise click.UsageError("give one --hash for each --list, in the same order")
+    texts = [_hash_text(value) for value in hashes]
     draft = EntryDraft(
-        tuple(zip(list_ids, hashes, strict=True)), category, classification, source, expires
+        tuple(zip(list_ids, texts, strict=True)), category, classification, source, expires
     )
     with _open(home) as hub:
         view = hub.entries.add(draft, who=_who())
@@ -807,7 +838,9 @@ def entry_list(list_id: str, limit: int, as_json: bool, home: Path) -> None:
         item = next(i for i in v.lists if i["list"] == list_id)
         state = f"retracted ({v.retracted})" if v.retracted else "standing"
         listed = "yes" if item["listed"] else "no"
-        rows.append([v.entry, item["hash"], v.category, v.classification, v.source, listed, state])
+        rows.append(
+            [v.entry, _shown_hash(item), v.category, v.classification, v.source, listed, state]
+        )
     click.echo(
         _table(["ENTRY", "HASH", "CATEGORY", "CLASSIFICATION", "SOURCE", "LISTED", "STATE"], rows)
     )
@@ -821,7 +854,8 @@ def entry_import(path: str, home: Path) -> None:
 
     FILE holds NDJSON, one entry a line: {"hashes": {"LIST": "HEX", ...},
     "category": ..., "classification": ..., "source": ..., "expires": ...}
-    ('expires' optional). '-' reads stdin.
+    ('expires' optional). A vpdq list's HEX is the video's frames, 74 hex digits
+    a frame, or the record hash of frames the hub holds. '-' reads stdin.
     """
     with _open(home) as hub:
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()

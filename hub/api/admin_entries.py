@@ -24,9 +24,11 @@ from hub.errors import InvalidRequest
 from hub.http import read_body
 from hub.services.entries import EntryView, draft_from_json, parse_entry_lines
 from protocol.entries import ENTRY_ID_PATTERN
+from protocol.video import MAX_FRAMES_BYTES
 
 __all__ = [
     "ENTRY_BODY_BYTES",
+    "NEW_ENTRY_BODY_BYTES",
     "admin_add_entry",
     "admin_add_term",
     "admin_change_entry",
@@ -38,6 +40,12 @@ __all__ = [
 
 ENTRY_BODY_BYTES = 16 * 1024
 """Cap on one entry's body: a few lists and hashes and four short terms."""
+
+NEW_ENTRY_BODY_BYTES = ENTRY_BODY_BYTES + 4 * MAX_FRAMES_BYTES
+"""Cap on a new entry's body: a video's hash is its frames as hex, up to
+2,664,000 digits for the longest video (36,000 frames), so room for two such (a
+collection with two ``vpdq`` lists) besides the rest; past it, a 413. Every other
+entry body keeps ``ENTRY_BODY_BYTES``."""
 
 
 def check_entry_id(value: str) -> str:
@@ -67,7 +75,7 @@ async def admin_add_term(request: web.Request, principal: Principal) -> web.Stre
 
 
 async def admin_add_entry(request: web.Request, principal: Principal) -> web.StreamResponse:
-    draft = draft_from_json(await json_object(request, ENTRY_BODY_BYTES))
+    draft = draft_from_json(await json_object(request, NEW_ENTRY_BODY_BYTES))
     view = await request.app[HUB].call(lambda hub: hub.entries.add(draft, who=principal.subject))
     return web.json_response(view.to_dict(), status=201)
 

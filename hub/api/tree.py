@@ -1,5 +1,5 @@
 """The published tree (PROTOCOL.md §11): roots, checkpoints, deltas, bodies, opinion
-summaries, snapshots.
+summaries, provenance documents, videos' frames files, snapshots.
 
 A group of its own because these are the routes every node and mirror polls: read
 only, cached, and served from ``PublishedFiles.get`` exactly as they were signed.
@@ -30,6 +30,7 @@ from hub.http import Handler
 from protocol import (
     body_path,
     checkpoint_path,
+    frames_path,
     header_path,
     opinions_path,
     provenance_path,
@@ -187,6 +188,11 @@ TREE_ROUTES: tuple[tuple[str, Callable[[Mapping[str, str]], str], bool], ...] = 
     (
         "/lists/{list_id}/provenance/{sha256}.json",
         lambda m: provenance_path(m["list_id"], check_sha256(m["sha256"])),
+        True,
+    ),
+    (
+        "/lists/{list_id}/frames/{sha256}.bin",
+        lambda m: frames_path(m["list_id"], check_sha256(m["sha256"])),
         True,
     ),
     (

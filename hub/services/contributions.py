@@ -7,8 +7,9 @@ the node the token authenticates; its ``seq`` strictly increases in a space of t
 node's contributions (the same ``seq`` with the same bytes is a retry, answered as a
 duplicate); then the hub's own rules, as for a public submission: each term in the
 newest root's vocabulary, each quality at or above its type's floor, no degenerate
-hash. A refused contribution is stored nowhere, so a node cannot fill the review
-queue with what the hub would never list.
+hash; a video's hash (``vpdq``) only when the hub holds its frames, which a
+contribution cannot carry. A refused contribution is stored nowhere, so a node
+cannot fill the review queue with what the hub would never list.
 
 A stored one waits as ``received`` until an operator accepts it — one entry with
 its hashes in the lists of the chosen collection that hold their types, of source
@@ -48,6 +49,7 @@ from hub.services.contribution_policy import (
     ContributionPolicy,
 )
 from hub.services.entries import Entries, EntryDraft
+from hub.services.frames import Frames, check_frames, degenerate_video
 from hub.services.keys import Keys
 from protocol import HASH_TYPES, ProtocolError, format_time
 from protocol.contribution import Contribution, verify_contribution
@@ -247,9 +249,32 @@ class Contributions:
                     "QualityError",
                     f"{type_name} quality {given.quality} is below the hub's floor {floor}",
                 )
+            if kind.frames:
+                self._check_video(type_name, bytes.fromhex(given.hex))
+                continue
             reason = degenerate_reason(type_name, bytes.fromhex(given.hex))
             if reason is not None:
                 raise _refused("DegenerateHash", f"the {type_name} hash is degenerate: {reason}")
+
+    def _check_video(self, type_name: str, record: bytes) -> None:
+        """A video's hash (``vpdq``) in a contribution is its record hash alone: a
+        contribution carries no frames (§10.8 bounds it to a few kilobytes, a video's
+        frames run to 1.3 MB), and a record hash without its frames could never be
+        published (PROTOCOL.md §6.3). So it is taken only when the hub already holds
+        the frames it names (listed here, by a submission or from an upstream), and
+        those frames could match (``degenerate_video``); refused otherwise, stored
+        nowhere, as every refusal."""
+        data = Frames(self.ctx).get(record)
+        if data is None:
+            raise _refused(
+                "UnknownFrames",
+                f"the hub holds no frames for the {type_name} hash {record.hex()}: a "
+                "contribution carries no frames, so a video is contributed only once the "
+                "hub holds them; send the video to the hub's operators",
+            )
+        reason = degenerate_video(check_frames(data))
+        if reason is not None:
+            raise _refused("DegenerateHash", f"the {type_name} hash is degenerate: {reason}")
 
     # -- reading --------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Any
 from hub.errors import Conflict, InvalidRequest, NotFound
 from hub.intake import parse_hash
 from hub.services.context import HubContext
+from hub.services.frames import Frames, check_frames, degenerate_video, parse_video_hash
 from hub.services.keys import Keys
 from hub.services.lists import Lists
 from protocol import (
@@ -246,6 +247,32 @@ def _opinion_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+class _Videos:
+    """The ``vpdq`` hashes of one staging call: the frames given (kept with the
+    entries, in the same transaction) and the bare record hashes, checked against
+    the frames the hub holds (``Entries._check_held``)."""
+
+    def __init__(self) -> None:
+        self.given: dict[bytes, tuple[bytes, int]] = {}
+        """Frames given, by record hash: their bytes and how many."""
+        self.named: list[tuple[int, str, bytes]] = []
+        """(draft number, list id, record hash) of each bare record hash."""
+        self.drafts: list[str] = []
+        """Entry ids of the drafts read so far: the next one's number."""
+
+    def read(self, text: str, list_id: str, n: int) -> bytes:
+        """The record hash of a video given as ``text`` (``parse_video_hash``)."""
+        video = parse_video_hash(text)
+        if video.frames is None:
+            self.named.append((n, list_id, video.record))
+            return video.record
+        reason = degenerate_video(video.decoded)
+        if reason is not None:
+            raise InvalidRequest(reason)
+        self.given[video.record] = (video.frames, len(video.decoded))
+        return video.record
+
+
 class Entries:
     """The ``entry_items``, ``entry_hashes``, ``entry_pending`` and ``entry_records`` tables."""
 
@@ -253,6 +280,7 @@ class Entries:
         self.ctx = ctx
         self.keys = keys
         self.lists = lists
+        self.frames = Frames(ctx)
 
     # -- checks -----------------------------------------------------------------------
 
@@ -376,16 +404,22 @@ class Entries:
         specs = self.keys.root().lists
         ids = self._new_ids(len(drafts))
         rows: list[tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]] = []
+        videos = _Videos()
         for n, (entry_id, draft) in enumerate(zip(ids, drafts, strict=True)):
             try:
                 _check_source(draft.source, sourced)
-                rows.append(self._check_draft(entry_id, draft, first_seen, vocabulary, specs))
+                rows.append(
+                    self._check_draft(entry_id, draft, first_seen, vocabulary, specs, videos)
+                )
             except (InvalidRequest, Conflict) as e:
                 raise type(e)(f"{_where(n, drafts)}{e}") from e
         self._check_unlisted(rows, drafts)
         stamp, created = format_time(first_seen), format_time(now)
         conn = self.ctx.db.conn
         with self.ctx.db.atomic():
+            self._check_held(videos, drafts)
+            for digest, (data, count) in videos.given.items():
+                self.frames.keep(digest, data, count)
             conn.executemany(
                 "INSERT INTO entry_items (id, label, category, classification, source, "
                 "first_seen, expires, who, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -422,9 +456,11 @@ class Entries:
         first_seen: datetime,
         vocabulary: Vocabulary,
         specs: Mapping[str, ListSpec],
+        videos: _Videos,
     ) -> tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]:
         """One draft checked on its own (every rule but the hashes other entries hold,
-        ``_check_unlisted``'s): its label, expiry and parsed hashes."""
+        ``_check_unlisted``'s, and the frames the hub holds, ``_check_held``'s): its
+        label, expiry and parsed hashes; the frames it gives go to ``videos``."""
         if not draft.hashes:
             raise InvalidRequest("an entry needs at least one list and hash")
         if len(draft.hashes) > MAX_HASHES_PER_ENTRY:
@@ -438,12 +474,15 @@ class Entries:
         for list_id, text in draft.hashes:
             spec = specs[list_id]
             try:
-                h = parse_hash(text, spec.hash_type)
+                if HASH_TYPES[spec.hash_type].frames:
+                    h = videos.read(text, list_id, len(videos.drafts))
+                else:
+                    h = parse_hash(text, spec.hash_type)
+                    reason = degenerate_reason(spec.hash_type, h)
+                    if reason is not None:
+                        raise InvalidRequest(reason)
             except InvalidRequest as e:
                 raise InvalidRequest(f"list {list_id}: {e}") from e
-            reason = degenerate_reason(spec.hash_type, h)
-            if reason is not None:
-                raise InvalidRequest(f"list {list_id}: {reason}")
             self._record(
                 entry_id,
                 h,
@@ -455,7 +494,27 @@ class Entries:
                 vocabulary,
             )
             hashes.append((list_id, h))
+        videos.drafts.append(entry_id)
         return entry_id, label, draft, expires, hashes
+
+    def _check_held(self, videos: _Videos, drafts: Sequence[EntryDraft]) -> None:
+        """Each bare record hash of a video names frames the hub holds, or frames given
+        in the same call; held frames that could never match are refused as given
+        ones are (``degenerate_video``). Called in the staging transaction, so the
+        frames checked are the ones the entry is staged with."""
+        for n, list_id, record in videos.named:
+            if record in videos.given:
+                continue
+            data = self.frames.get(record)
+            where = f"{_where(n, drafts)}list {list_id}: "
+            if data is None:
+                raise InvalidRequest(
+                    f"{where}the hub holds no frames for {record.hex()}; send the frames "
+                    "(the video's frames as hex, 74 digits a frame) instead of its record hash"
+                )
+            reason = degenerate_video(check_frames(data))
+            if reason is not None:
+                raise InvalidRequest(f"{where}{reason}")
 
     def _check_unlisted(
         self,
@@ -631,7 +690,9 @@ class Entries:
         """Stage an entry of an accepted public submission, with source ``submission``
         and no ref: the record never names the person or the case (the case keeps
         the link, ``hub.services.cases``). Its hash goes in every list of
-        ``list_id``'s collection that holds the same hash type.
+        ``list_id``'s collection that holds the same hash type. A video's ``h`` is
+        its record hash: the case keeps its frames in ``hub.frames`` first, and
+        staging refuses a record hash whose frames the hub does not hold.
 
         Raises:
             InvalidRequest, Conflict: as ``add_many``.
@@ -713,6 +774,7 @@ class Entries:
                     "pending": bool(row["pending"]),
                 }
             )
+        self._with_frame_counts(lists)
         said: dict[str, list[dict[str, Any]]] = {}
         for row in self.ctx.db.query(
             "SELECT entry_id, platform, position, reason, list_id, node, seq, sent "
@@ -737,6 +799,23 @@ class Entries:
             )
             for row in items
         ]
+
+    def _with_frame_counts(self, lists: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Give each hash of a video list (``vpdq``) its frame count: a video is shown
+        as its record hash and how many frames it has, never its frames (up to 1.3 MB).
+        The count is null should the hub hold no frames for the hash."""
+        specs = self.keys.root().lists
+        videos = [
+            item
+            for items in lists.values()
+            for item in items
+            if item["list"] in specs and HASH_TYPES[specs[item["list"]].hash_type].frames
+        ]
+        if not videos:
+            return
+        counts = self.frames.counts(bytes.fromhex(item["hash"]) for item in videos)
+        for item in videos:
+            item["frames"] = counts.get(bytes.fromhex(item["hash"]))
 
     def listed(self, list_id: str | None = None, limit: int = 1000) -> list[EntryView]:
         """The entries with a hash in ``list_id`` (None: every entry), standing or

@@ -7,12 +7,14 @@ and what a publish makes verified by the protocol's trust rules from root v1.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.api.admin_entries import NEW_ENTRY_BODY_BYTES
 from hub.core import utcnow
 from tests.hub.conftest import Client, bearer, count_rows, md5, opened, pinned, sha256
 from tests.hub.node_view import follow_entries, from_hub
@@ -158,8 +160,12 @@ async def test_bodies_that_are_not_utf8_json_or_too_large_are_refused(
     headers = {**bearer(admin_token), "Content-Type": "application/json"}
     response = await client.post("/v1/admin/entries", data=b'{"hashes": "\xff"}', headers=headers)
     assert_error(response.status, await response.json(), 400)
-    big = json.dumps(draft(1, source="hub" + " " * 20_000)).encode()
-    response = await client.post("/v1/admin/entries", data=big, headers=headers)
+    big = json.dumps({"entry": "e-" + "a" * 26, "source": "hub" + " " * 20_000}).encode()
+    response = await client.post("/v1/admin/entries/change", data=big, headers=headers)
+    assert_error(response.status, await response.json(), 413)
+    # A new entry may carry a long video's frames (megabytes of hex), not more.
+    bigger = json.dumps(draft(1, source=" " * NEW_ENTRY_BODY_BYTES)).encode()
+    response = await client.post("/v1/admin/entries", data=io.BytesIO(bigger), headers=headers)
     assert_error(response.status, await response.json(), 413)
     response = await client.post(
         "/v1/admin/entries/import",

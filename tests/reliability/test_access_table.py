@@ -208,6 +208,10 @@ HUB_TABLE: dict[Call, dict[str, str]] = {
         "/lists/{list_id}/provenance/{sha256}.json",
         f"/lists/{LIST}/provenance/{'0' * 64}.json",
     ): private_file(present=INPUT),
+    # Nor frames: the list holds no videos (INPUT).
+    Call(
+        "GET", "/lists/{list_id}/frames/{sha256}.bin", f"/lists/{LIST}/frames/{'0' * 64}.bin"
+    ): private_file(present=INPUT),
     # A file that does not exist is no different: the list's access is checked first, so
     # a node of another list cannot probe which versions of a private list exist.
     Call("GET", "/lists/{list_id}/snapshot/{version}.bin", f"/lists/{LIST}/snapshot/1.bin"): (

@@ -75,6 +75,7 @@ HUB_ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/lists/{list_id}/provenance/{sha256}.json"): (
         f"/lists/{LIST}/provenance/{'0' * 64}.json"
     ),
+    ("GET", "/lists/{list_id}/frames/{sha256}.bin"): f"/lists/{LIST}/frames/{'0' * 64}.bin",
     ("GET", "/lists/{list_id}/snapshot/{version}.bin"): f"/lists/{LIST}/snapshot/2.bin",
     # Acks and the operator API, before any credential is checked.
     ("POST", "/v1/acks"): "/v1/acks",
