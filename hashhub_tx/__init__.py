@@ -5,7 +5,8 @@ one ``SignalExchangeAPI``, named ``hashhub``, that follows the lists of a hashhu
 Every root, checkpoint, header, snapshot and body is verified by hashhub's own
 ``protocol`` rules — exactly as a ``hashhub-node`` does — before a single hash reaches
 python-threatexchange. PDQ hashes become ``pdq`` signals, MD5 ``video_md5``, SHA-256
-``video_sha256``; a removal becomes a tombstone; the checkpoint resumes exactly.
+``video_sha256``, videos (``vpdq``) ``vpdq`` signals of their frames
+(``hashhub_tx.video``); a removal becomes a tombstone; the checkpoint resumes exactly.
 
 The guide for python-threatexchange and HMA users is ``docs/threatexchange.md``:
 installing, the collaboration's fields, what is verified, acks and labels, and

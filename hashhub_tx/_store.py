@@ -13,11 +13,18 @@ with the header that names it, so the checkpoint can show, offline, that the hub
 signed it for a version of the trusted log. A version applied without a summary keeps
 the previous one, as the node does, and the headers since: they chain its header to
 the trusted last leaf.
+
+A ``vpdq`` list keeps the frames of each record it holds (``frames``: by list, the
+frames file of each standing record by the record's hash): the record's hash is the
+SHA-256 of its frames, and pytx knows the video only by its frames (its signal
+string, ``hashhub_tx.video``), so a record is added, sent again and tombstoned by
+them. An update passes the frames of the records it adds; a snapshot, of every
+record (``follow.FollowerStore.commit_update``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias
@@ -29,11 +36,15 @@ from protocol.delta import DeltaHeader
 from protocol.lists import hash_type
 from protocol.opinions import OpinionsRef, header_opinions
 
-__all__ = ["CheckpointStore", "Failure", "Followed", "KeptOpinions", "hash_set"]
+__all__ = ["CheckpointStore", "Failure", "Followed", "KeptOpinions", "ListFrames", "hash_set"]
 
 Followed: TypeAlias = StoredList | StoredEntries
 """A followed list as the bridge holds it: bare hashes, or entries (records with
 their metadata), each with its trust record."""
+
+ListFrames: TypeAlias = Mapping[bytes, bytes]
+"""A ``vpdq`` list's frames: the frames file of each record it holds, by the record's
+hash."""
 
 
 def hash_set(stored: Followed) -> ListState:
@@ -78,6 +89,7 @@ class CheckpointStore:
         roots: Sequence[tuple[bytes, bytes]],
         lists: dict[str, Followed],
         opinions: dict[str, KeptOpinions] | None = None,
+        frames: Mapping[str, ListFrames] | None = None,
     ) -> None:
         self._roots = list(roots)
         self.lists = dict(lists)
@@ -85,8 +97,12 @@ class CheckpointStore:
         self.opinions = dict(opinions or {})
         """The trusted opinion summaries, by list: the checkpoint's."""
         self.committed: dict[str, Followed] = {}
+        self.frames = dict(frames or {})
+        """The trusted frames, by ``vpdq`` list: the checkpoint's."""
         self.committed_opinions: dict[str, KeptOpinions | None] = {}
         """By list committed, its summary after the update (None: it has none)."""
+        self.committed_frames: dict[str, ListFrames] = {}
+        """By ``vpdq`` list committed, the frames of every record it holds after it."""
         self.applied_headers: dict[str, list[bytes]] = {}
         """By list of entries, the headers of the update in progress, oldest first."""
         self.failures: list[Failure] = []
@@ -126,13 +142,22 @@ class CheckpointStore:
         now: datetime,
         changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
         opinions: OpinionSummary | None = None,
+        frames: Mapping[bytes, bytes] | None = None,
     ) -> None:
         """Keep a verified update (``state`` None: only the checkpoint time moved), with
-        the verified ``opinions`` of the newest version of a list of entries."""
+        the verified ``opinions`` of the newest version of a list of entries and the
+        verified ``frames`` of the records a ``vpdq`` list adds (of all its records
+        when ``changes`` is None)."""
         if state is None:
             state = self.stored_list(list_id, type_name).state
         self.save_roots(roots)
         headers = self.applied_headers.pop(list_id, [])
+        if hash_type(type_name).frames:
+            # A snapshot's frames are all the list holds; no frames: no record added
+            # (only the checkpoint time moved).
+            rebuilt = changes is None and frames is not None
+            kept = {} if rebuilt else self.frames.get(list_id, {})
+            self.committed_frames[list_id] = _held_frames(list_id, state, kept, frames or {})
         if isinstance(state, EntryState):
             self.committed[list_id] = StoredEntries(list_id, type_name, trust, state)
             self.committed_opinions[list_id] = self._kept(list_id, opinions, headers, state)
@@ -182,3 +207,25 @@ class CheckpointStore:
         self, list_id: str, kind: str, message: str, now: datetime, data: bytes | None = None
     ) -> None:
         self.evidence.append(f"{list_id}: {kind}: {message}")
+
+
+def _held_frames(
+    list_id: str,
+    state: ListState | EntryState,
+    kept: ListFrames,
+    added: ListFrames,
+) -> dict[bytes, bytes]:
+    """The frames of every record ``state`` holds: the added ones, else the kept ones
+    (a record whose metadata changed keeps its frames); those of removed records go.
+
+    Raises:
+        CheckpointError: a record held without its frames (the follower passes the
+            frames of every record it adds, so this is a bridge fault, not the hub's).
+    """
+    held: dict[bytes, bytes] = {}
+    for record in state.as_hashes() if isinstance(state, EntryState) else state:
+        data = added.get(record, kept.get(record))
+        if data is None:
+            raise CheckpointError(f"list {list_id}: the record {record.hex()} came without frames")
+        held[record] = data
+    return held

@@ -16,7 +16,14 @@ in plain JSON types:
   hashes), less than pytx keeps for the same hashes as records;
 - for a list of entries, its newest opinion summary (PROTOCOL.md §10.7), the bytes of
   the header naming it and of the headers applied since without one: what the
-  platforms say of its entries, which each record carries (``hashhub_tx.entries``).
+  platforms say of its entries, which each record carries (``hashhub_tx.entries``);
+- for a ``vpdq`` list, the frames file of each record it holds (base64, by the
+  record's hash): pytx knows a video only by its frames (``hashhub_tx.video``), so a
+  record is sent again or tombstoned by them, and the follower fetches only the
+  frames of the records an update adds. They cost 37 bytes a frame (4/3 of that in
+  base64: about 296 MB for 100,000 videos of 60 frames), less than the JSON pytx
+  keeps for the same signals (about 80 bytes a frame), and every one is checked
+  against its record's hash when the checkpoint is opened.
 
 A checkpoint comes back from storage the bridge does not control, so it is verified
 before use (``open_checkpoint``), without the network: the pin must be this
@@ -40,7 +47,7 @@ from datetime import datetime
 from threatexchange.exchanges.fetch_state import FetchCheckpointBase
 
 from follow import StoredEntries, StoredList
-from hashhub_tx._store import Followed, KeptOpinions
+from hashhub_tx._store import Followed, KeptOpinions, ListFrames, hash_set
 from hashhub_tx.errors import CheckpointError
 from protocol import (
     HASH_TYPES,
@@ -60,6 +67,7 @@ from protocol.delta import DeltaHeader
 from protocol.entries import LIST_FORMATS, Vocabulary
 from protocol.errors import ConsistencyError
 from protocol.opinions import OpinionsRef, header_opinions
+from protocol.video import read_frames_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -103,6 +111,9 @@ class ListCheckpoint:
     """The headers applied since ``opinions_header`` without a summary (base64, oldest
     first): they keep the summary as the node does, and chain its header to the
     trusted last leaf."""
+    frames: dict[str, str] | None = None
+    """A ``vpdq`` list's frames: by record hash (hex), the record's frames file
+    (base64); exactly one for each record held. None for a list of another type."""
 
 
 @dataclass
@@ -142,14 +153,17 @@ def make_checkpoint(
     progress: int | None = None,
     fetched: datetime | None = None,
     opinions: Mapping[str, KeptOpinions] | None = None,
+    frames: Mapping[str, ListFrames] | None = None,
 ) -> HashhubCheckpoint:
-    """The checkpoint for trusted ``roots`` (oldest first), ``lists`` and the opinion
-    summaries of its lists of entries (``opinions``).
+    """The checkpoint for trusted ``roots`` (oldest first), ``lists``, the opinion
+    summaries of its lists of entries (``opinions``) and the frames of its ``vpdq``
+    lists (``frames``).
 
     ``progress`` is the previous checkpoint's: the new one is never below it.
     ``fetched`` is the time of the fetch making it.
     """
     kept = opinions or {}
+    videos = frames or {}
     times = [
         int(s.trust.checkpoint_time.timestamp()) for s in lists.values() if s.trust.checkpoint_time
     ]
@@ -159,7 +173,7 @@ def make_checkpoint(
         pinned_root_sha256=pinned_root_sha256,
         roots=[SignedRoot(b64encode(data), b64encode(sig)) for data, sig in roots],
         lists={
-            list_id: _list_checkpoint(stored, kept.get(list_id))
+            list_id: _list_checkpoint(stored, kept.get(list_id), videos.get(list_id))
             for list_id, stored in sorted(lists.items())
         },
         progress=max(times) if times else None,
@@ -167,7 +181,9 @@ def make_checkpoint(
     )
 
 
-def _list_checkpoint(stored: Followed, kept: KeptOpinions | None) -> ListCheckpoint:
+def _list_checkpoint(
+    stored: Followed, kept: KeptOpinions | None, frames: ListFrames | None
+) -> ListCheckpoint:
     out = ListCheckpoint(
         stored.hash_type,
         _trust_text(stored.trust),
@@ -178,6 +194,9 @@ def _list_checkpoint(stored: Followed, kept: KeptOpinions | None) -> ListCheckpo
         out.opinions = b64encode(kept.data)
         out.opinions_header = b64encode(kept.header)
         out.opinions_later = [b64encode(h) for h in kept.later]
+    if HASH_TYPES[stored.hash_type].frames:
+        held = frames or {}
+        out.frames = {record.hex(): b64encode(held[record]) for record in sorted(held)}
     return out
 
 
@@ -187,15 +206,22 @@ def open_checkpoint(
     *,
     now: datetime,
     limits: Limits | None = None,
-) -> tuple[list[tuple[bytes, bytes]], dict[str, Followed], dict[str, KeptOpinions]]:
-    """Verify a stored checkpoint offline; return its roots, lists and opinion summaries.
+) -> tuple[
+    list[tuple[bytes, bytes]],
+    dict[str, Followed],
+    dict[str, KeptOpinions],
+    dict[str, ListFrames],
+]:
+    """Verify a stored checkpoint offline; return its roots, lists, opinion summaries
+    and the frames of its ``vpdq`` lists.
 
     Raises:
         CheckpointError: another format or pin, a root chain that does not verify from
             the pin, a state that does not hash to its digest, a trusted version
             and compact range that no signed checkpoint note vouches for, or an
             opinion summary that is not the one a header chained to the list's last
-            leaf names, under the rules of §10.7.
+            leaf names, under the rules of §10.7; a ``vpdq`` list whose frames are
+            not exactly those of its records, each hashing to its record.
     """
     if checkpoint.format != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint format {checkpoint.format} is not {CHECKPOINT_FORMAT}")
@@ -223,13 +249,44 @@ def open_checkpoint(
     ]
     lists = {}
     opinions = {}
+    frames = {}
     for list_id, entry in checkpoint.lists.items():
         stored = _open_list(list_id, entry, verifiers, hub.root.vocabulary)
         lists[list_id] = stored
         kept = _open_opinions(list_id, entry, stored, hub)
         if kept is not None:
             opinions[list_id] = kept
-    return roots, lists, opinions
+        held = _open_frames(list_id, entry, stored)
+        if held is not None:
+            frames[list_id] = held
+    return roots, lists, opinions, frames
+
+
+def _open_frames(list_id: str, entry: ListCheckpoint, stored: Followed) -> ListFrames | None:
+    """A ``vpdq`` list's frames, verified offline: one file for each record it holds,
+    none for another, each hashing to its record and read by PROTOCOL.md §6.3's rules
+    (``read_frames_file``). None for a list of another type, which keeps none."""
+    where = f"checkpoint list {list_id!r}: frames"
+    if not HASH_TYPES[stored.hash_type].frames:
+        if entry.frames:
+            raise CheckpointError(f"{where}: a {stored.hash_type} list has no frames")
+        return None
+    kept = entry.frames or {}
+    records = set(hash_set(stored))
+    held: dict[bytes, bytes] = {}
+    try:
+        for record_hex, data in kept.items():
+            record = bytes.fromhex(record_hex)
+            if record not in records:
+                raise CheckpointError(f"{where}: {record_hex[:64]} is not a record the list holds")
+            held[record] = b64decode(data, where)
+            read_frames_file(record, held[record])
+    except (ValueError, ProtocolError) as e:
+        raise CheckpointError(f"{where}: {e}") from e
+    missing = records - held.keys()
+    if missing:
+        raise CheckpointError(f"{where}: none for the record {min(missing).hex()}")
+    return held
 
 
 def _open_list(

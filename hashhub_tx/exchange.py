@@ -11,7 +11,7 @@ the first yield: pytx stores no record and keeps its old checkpoint.
 
 What it yields: one ``FetchDelta`` per list that changed (and one first for lists no
 longer followed), each with the checkpoint that is exact after it, so a consumer that
-stops between deltas still resumes exactly. Keys are ``(signal type name, hex)``:
+stops between deltas still resumes exactly. Keys are ``(signal type name, signal)``:
 
     ============  =====================  ===========================
     hashhub type  pytx signal type       signal string
@@ -19,11 +19,16 @@ stops between deltas still resumes exactly. Keys are ``(signal type name, hex)``
     pdq           ``PdqSignal``          64 lowercase hex digits
     md5           ``VideoMD5Signal``     32 lowercase hex digits
     sha256        ``VideoSHA256Signal``  64 lowercase hex digits
+    vpdq          ``VPDQSignal``         pytx's JSON of the video's frames
     ============  =====================  ===========================
 
 The table is the registry's (``protocol.hashtypes``: each type's ``signal``, a
 ``"module:Class"`` name this module imports when it is first asked for); phash
-lists have no pytx signal type and are not followed. A value names every
+lists have no pytx signal type and are not followed. A ``vpdq`` record's hash is
+the SHA-256 of the video's frames, which pytx cannot match, so its signal string is
+the frames themselves as pytx writes them (``hashhub_tx.video``), from the frames
+files the follower fetched and verified for the records; the record's hash is in its
+metadata (``signal``). A value names every
 followed list holding the hash (``HashhubSignalMetadata.lists``); a hash no followed
 list holds any more gets a tombstone (``None``), so a hash in two lists survives its
 removal from one. A list of entries also gives the record the hash's entry (its
@@ -62,7 +67,7 @@ from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSi
 from threatexchange.signal_type.signal_base import SignalType
 
 from follow import Fetcher, FetchError, InPlace, ListOutcome, StoredEntries, Syncer
-from hashhub_tx._store import CheckpointStore, Followed, KeptOpinions, hash_set
+from hashhub_tx._store import CheckpointStore, Followed, KeptOpinions, ListFrames, hash_set
 from hashhub_tx.acks import OUTCOME_LABELS, AckBook, NodeIdentity
 from hashhub_tx.checkpoint import HashhubCheckpoint, make_checkpoint, open_checkpoint
 from hashhub_tx.config import API_NAME, HashhubCollabConfig
@@ -81,6 +86,7 @@ from hashhub_tx.errors import (
     UpdateFailedError,
     UpdateRejectedError,
 )
+from hashhub_tx.video import record_of_signal, signal_of_frames
 from protocol import HASH_TYPES, EntryState, Limits, OpinionSummary, ProtocolError, Root, TrustedHub
 from protocol.trust import ListUpdate
 
@@ -147,9 +153,10 @@ class HashhubSignalMetadata(FetchedSignalMetadata):
 
     lists: list[str] = field(default_factory=list)
     signal: str = field(default="", compare=False)
-    """The listed hash (hex), the record's own key again: pytx prints a match's
-    metadata but not the listed hash, and ``threatexchange label`` needs that hash.
-    Left out of equality: it adds nothing to what the record means."""
+    """The listed hash (hex), the record's own key again (for a ``vpdq`` record, the
+    record's hash, which names its frames): pytx prints a match's metadata but not the
+    listed hash, and ``threatexchange label`` needs that hash. Left out of equality:
+    it adds nothing to what the record means."""
     entries: dict[str, HashhubEntry] = field(default_factory=dict)
     """By list id, the entry of each list of entries in ``lists`` (none expired)."""
 
@@ -341,10 +348,7 @@ class HashhubSignalExchangeAPI(
         )
         if hash_type is None:
             raise OpinionError(f"{s_type.get_name()} signals are not followed from a hashhub hub")
-        try:
-            value = bytes.fromhex(signal)
-        except ValueError as e:
-            raise OpinionError(f"{signal[:80]!r} is not a hex hash") from e
+        value = _listed_hash(hash_type, signal)
         book = self._book(identity)
         book.record(hash_type, value, label)
         self._flush(book)
@@ -363,9 +367,12 @@ class HashhubSignalExchangeAPI(
         roots: list[tuple[bytes, bytes]] = []
         trusted: dict[str, Followed] = {}
         opinions: dict[str, KeptOpinions] = {}
+        frames: dict[str, ListFrames] = {}
         if checkpoint is not None:
-            roots, trusted, opinions = open_checkpoint(checkpoint, pin, now=now, limits=self.limits)
-        store = CheckpointStore(roots, trusted, opinions)
+            roots, trusted, opinions, frames = open_checkpoint(
+                checkpoint, pin, now=now, limits=self.limits
+            )
+        store = CheckpointStore(roots, trusted, opinions, frames)
         async with aiohttp.ClientSession() as session:
             fetcher = Fetcher(
                 session,
@@ -453,6 +460,12 @@ class HashhubSignalExchangeAPI(
         now = self.now()
         current = dict(store.lists)
         said = dict(store.opinions)
+        videos = dict(store.frames)
+        # Every frames file known, by record hash (content-addressed: one pool serves
+        # every list): a tombstone names a removed record by its frames too.
+        pool: dict[bytes, bytes] = {}
+        for held in [*store.frames.values(), *store.committed_frames.values()]:
+            pool.update(held)
         deltas: list[HashhubDelta] = []
 
         def checkpoint() -> HashhubCheckpoint:
@@ -463,6 +476,7 @@ class HashhubSignalExchangeAPI(
                 progress=progress,
                 fetched=now,
                 opinions=said,
+                frames=videos,
             )
 
         dropped = [list_id for list_id in current if list_id not in followed]
@@ -471,8 +485,9 @@ class HashhubSignalExchangeAPI(
             for list_id in dropped:
                 gone = current.pop(list_id)
                 said.pop(list_id, None)
+                videos.pop(list_id, None)
                 touched.setdefault(gone.hash_type, set()).update(hash_set(gone))
-            updates = _records(touched, current, said, now)
+            updates = _records(touched, current, said, now, pool)
             deltas.append(FetchDelta(updates, checkpoint()))
         sent: dict[str, set[bytes]] = {}
         for outcome in outcomes:
@@ -485,6 +500,8 @@ class HashhubSignalExchangeAPI(
             new_said = store.committed_opinions.get(outcome.list_id)
             if new_said is not None:
                 said[outcome.list_id] = new_said
+            if outcome.list_id in store.committed_frames:
+                videos[outcome.list_id] = store.committed_frames[outcome.list_id]
             hashes = {*outcome.added, *outcome.removed}
             if isinstance(new, StoredEntries) and (
                 old is None or old.trust.version != new.trust.version
@@ -492,14 +509,14 @@ class HashhubSignalExchangeAPI(
                 hashes |= changed_hashes(old, new)
                 hashes |= restated_hashes(old_said, new_said, new)
             sent.setdefault(new.hash_type, set()).update(hashes)
-            updates = _records({new.hash_type: hashes}, current, said, now)
+            updates = _records({new.hash_type: hashes}, current, said, now, pool)
             deltas.append(FetchDelta(updates, checkpoint()))
         expired = {
             hash_type: hashes - sent.get(hash_type, set())
             for hash_type, hashes in expired_hashes(current.values(), now, since).items()
         }
         if any(expired.values()):
-            deltas.append(FetchDelta(_records(expired, current, said, now), checkpoint()))
+            deltas.append(FetchDelta(_records(expired, current, said, now, pool), checkpoint()))
         if not deltas:
             deltas.append(FetchDelta({}, checkpoint()))
         return deltas, current
@@ -517,10 +534,12 @@ def _records(
     lists: Mapping[str, Followed],
     said: Mapping[str, KeptOpinions],
     now: datetime,
+    frames: Mapping[bytes, bytes],
 ) -> dict[RecordKey, HashhubSignalMetadata | None]:
     """The record of every touched hash: the lists now holding it (a list of entries
     only through an entry not expired at ``now``, with what its summary in ``said``
-    says of the entry), or a tombstone."""
+    says of the entry), or a tombstone. A ``vpdq`` record is keyed by its frames (in
+    ``frames``, by record hash) as pytx writes them."""
     updates: dict[RecordKey, HashhubSignalMetadata | None] = {}
     for hash_type, hashes in touched.items():
         if not hashes:
@@ -546,8 +565,10 @@ def _records(
                 if held:
                     holders[i].append(list_id)
         name = SIGNAL_TYPES[hash_type].get_name()
+        by_frames = HASH_TYPES[hash_type].frames
         for value, names, held_entries in zip(ordered, holders, entries, strict=True):
-            updates[(name, value.hex())] = (
+            key = signal_of_frames(frames[value]) if by_frames else value.hex()
+            updates[(name, key)] = (
                 HashhubSignalMetadata(names, value.hex(), held_entries) if names else None
             )
     return updates
@@ -567,3 +588,18 @@ def _outcome(opinion: SignalOpinion) -> str:
     if len(named) != 1:
         raise OpinionError(f"give exactly one outcome label (--labels), one of {choices}")
     return named[0]
+
+
+def _listed_hash(hash_type: str, signal: str) -> bytes:
+    """The listed hash a labelled signal names: its hex, or for a ``vpdq`` signal
+    either the record's hash (hex, as a match's metadata prints it) or the frames'
+    JSON, whose record is the SHA-256 of the frames it names (``hashhub_tx.video``)."""
+    if HASH_TYPES[hash_type].frames and signal.lstrip().startswith("["):
+        try:
+            return record_of_signal(signal)
+        except ValueError as e:
+            raise OpinionError(str(e)) from e
+    try:
+        return bytes.fromhex(signal)
+    except ValueError as e:
+        raise OpinionError(f"{signal[:80]!r} is not a hex hash") from e

@@ -14,6 +14,7 @@ import pytest
 from threatexchange.exchanges.fetch_state import SignalOpinion, SignalOpinionCategory
 from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
+from threatexchange.signal_type.signal_base import SignalType
 
 from hashhub_tx import HashhubSignalExchangeAPI, OpinionError
 from hashhub_tx.acks import STATE_DIR
@@ -42,7 +43,7 @@ def acks(hub: HubApp, bridge: Bridge) -> list[Ack]:
 
 
 async def opinion(
-    api: HashhubSignalExchangeAPI, signal: type[PdqSignal | VideoMD5Signal], value: str, *,
+    api: HashhubSignalExchangeAPI, signal: type[SignalType], value: str, *,
     category: SignalOpinionCategory = SignalOpinionCategory.POSITIVE_CLASS,
     tags: set[str] | None = None,
 ) -> None:  # fmt: skip

@@ -421,4 +421,9 @@ def test_the_public_surface_is_what_was_meant() -> None:
     )
     assert all(hasattr(hashhub_tx, name) for name in hashhub_tx.__all__)
     names = {kind: signal.get_name() for kind, signal in hashhub_tx.SIGNAL_TYPES.items()}
-    assert names == {"pdq": "pdq", "md5": "video_md5", "sha256": "video_sha256"}
+    assert names == {
+        "pdq": "pdq",
+        "md5": "video_md5",
+        "sha256": "video_sha256",
+        "vpdq": "vpdq",
+    }
