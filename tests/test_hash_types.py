@@ -97,15 +97,26 @@ def registry_disagreements() -> list[str]:
     expected = {
         name: (
             kind.length,
-            "Hamming distance ≤ `max_distance`" if kind.perceptual else "exact",
+            "by frames, §6.3 and §6.4"
+            if kind.frames
+            else "Hamming distance ≤ `max_distance`"
+            if kind.perceptual
+            else "exact",
             kind.default_max_distance,
         )
         for name, kind in HASH_TYPES.items()
     }
     if table != expected:
         problems.append(f"PROTOCOL.md §6.1: {table} is not {expected}")
-    for name in HASH_TYPES:
-        for case in (f"body-{name}", f"neg-body-{name}-width"):
+    for name, kind in HASH_TYPES.items():
+        # A list of frames holds entries only: its body is an entries body, its root the
+        # one declaration a verifier must refuse otherwise.
+        shown = (
+            (f"entries-body-{name}", f"neg-root-{name}-hashes")
+            if kind.frames
+            else (f"body-{name}", f"neg-body-{name}-width")
+        )
+        for case in shown:
             if not (VECTORS / f"{case}.json").is_file():
                 problems.append(f"docs/vectors: no {case}.json (scripts/make_vectors.py)")
     return problems
@@ -116,7 +127,7 @@ def test_the_documents_and_vectors_list_exactly_the_registered_types() -> None:
 
 
 def test_the_registry_is_the_shipped_types_in_order() -> None:
-    assert list(HASH_TYPES) == ["pdq", "phash", "md5", "sha256"]
+    assert list(HASH_TYPES) == ["pdq", "phash", "md5", "sha256", "vpdq"]
     assert tuple(HASH_TYPES.values()) == TYPES
     assert submission_types() == {"pdq": "image", "md5": "video"}
 
@@ -190,10 +201,17 @@ def test_the_intake_applies_each_types_quality_floor() -> None:
 
 
 def test_the_submission_page_offers_the_submittable_types() -> None:
+    """One choice per thing submitted, its types tried in order: every submittable type
+    is one choice's, a video's frames before the digest of its file."""
     choices = submission_choices()
-    assert {c["type"]: c["media"] for c in choices} == submission_types()
+    offered = {name: c["media"] for c in choices for name in c["types"]}
+    assert offered == submission_types()
+    assert len(choices) == len(set(submission_types().values()))
+    [video] = [c for c in choices if c["media"] == "video"]
+    assert video["types"] == ["vpdq", "md5"]
     for c in choices:
-        assert (REPO / "hub" / "web" / "static" / "hashing" / f"{c['type']}.js").is_file()
+        for name in c["types"]:
+            assert (REPO / "hub" / "web" / "static" / "hashing" / f"{name}.js").is_file()
 
 
 def test_a_node_computes_every_type_that_has_a_hasher() -> None:

@@ -2,7 +2,11 @@
 the person's withdrawal.
 
 The submission page sends only a hash (and, for PDQ, the quality the browser
-computed); the case number is the only key to the case. An accepted case is
+computed), or for a video hashed by vPDQ its frames (PROTOCOL.md §6.3): the frames
+are kept once in the ``frames`` table (``hub.services.frames``) and the case holds
+their SHA-256, the hash of the ``vpdq`` record that will name them, so accepting
+the case stages that record and publishing writes the frames file beside it. The
+case number is the only key to the case. An accepted case is
 staged like any other addition: into a ``hashes`` list with the case as its
 provenance; into an ``entries`` list as an entry of source ``submission`` with no
 ref, in every list of the collection that holds its hash type (the record never
@@ -31,13 +35,21 @@ from hub.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from hub.intake import Intake
 from hub.services.context import HubContext
 from hub.services.entries import Entries
+from hub.services.frames import Frames
 from hub.services.lists import Lists
-from protocol import HASH_TYPES, format_time
+from protocol import HASH_TYPES, ProtocolError, format_time
 from protocol.hashes import degenerate_reason
 from protocol.hashtypes import submission_types
+from protocol.video import (
+    FRAME_BYTES,
+    MIN_FRAMES_FOR_SHARE,
+    MIN_QUALITY,
+    decode_frames,
+)
 
 __all__ = [
     "CASE_STATUSES",
+    "SUBMISSION_MAX_FRAMES",
     "WITHDRAWAL_MISMATCH",
     "WITHDRAWAL_POLICIES",
     "WITHDRAWAL_STATES",
@@ -58,6 +70,15 @@ WITHDRAWAL_POLICIES = ("automatic", "review")
 """The values of the ``withdrawal`` setting."""
 WITHDRAWAL_MISMATCH = "That case number and withdrawal code do not match."
 """The one answer to a wrong case number or a wrong code: it never says which."""
+
+SUBMISSION_MAX_FRAMES = 3_600
+"""Frames of a video a person may submit: an hour at one frame a second.
+
+A tenth of what a list may carry (``protocol.video.MAX_FRAMES``, ten hours): the
+public page is open to anyone, so each case may cost the hub at most
+``SUBMISSION_MAX_FRAMES * FRAME_BYTES`` (133,200 bytes) of frames, and an hour
+covers the recordings the page is for. A longer video is sent as the MD5 of its
+file (the page says so), and operators may still list its frames themselves."""
 
 CODE_BYTES = 20
 """A withdrawal code's random bytes: 160 bits, 32 base32 characters."""
@@ -157,10 +178,14 @@ class CaseRecord(QueuedCase):
 class Cases:
     """The ``submissions`` table."""
 
-    def __init__(self, ctx: HubContext, lists: Lists, entries: Entries) -> None:
+    def __init__(
+        self, ctx: HubContext, lists: Lists, entries: Entries, frames: Frames | None = None
+    ) -> None:
         self.ctx = ctx
         self.lists = lists
         self.entries = entries
+        self.frames = frames if frames is not None else Frames(ctx)
+        """Where a video case's frames are kept (the same table whoever builds it)."""
 
     def submit(self, hash_type: str, value: bytes, quality: int | None) -> str:
         """Store one public submission and return its case number (``open_case``)."""
@@ -173,9 +198,13 @@ class Cases:
         (``withdrawal_digest``), so no one, operators included, can show it again.
 
         Only what the submission page sends is kept: the hash, its type (``pdq`` for
-        an image, ``md5`` for a video file) and, for PDQ, the quality the browser
-        computed. The case number is 128 random bits (32 hex digits): it is the
-        only key to the case, so it cannot be guessed or counted through.
+        an image; ``vpdq`` or ``md5`` for a video) and, for PDQ, the quality the
+        browser computed. For ``vpdq`` the value is the video's frames, not a hash:
+        they are kept in the ``frames`` table and the case's hash is their SHA-256
+        (the record hash), both in one transaction, so no case names frames the hub
+        lacks and no refused case leaves frames behind. The case number is 128
+        random bits (32 hex digits): it is the only key to the case, so it cannot
+        be guessed or counted through.
 
         The quality is the browser's claim and cannot be checked here: a claim below
         the type's ``min_quality`` is refused and the claim is kept for the reviewer, but no
@@ -185,32 +214,39 @@ class Cases:
         Raises:
             InvalidRequest: an unknown type, a hash of the wrong width, a degenerate
                 hash, a hash of a type with a quality floor (PDQ) without a quality
-                or below the floor (the intake rules).
+                or below the floor (the intake rules); frames that break a rule of
+                §6.3, more than ``SUBMISSION_MAX_FRAMES``, or fewer than
+                ``MIN_FRAMES_FOR_SHARE`` distinct frames of quality ``MIN_QUALITY``.
         """
         kind = HASH_TYPES.get(hash_type)
         allowed = submission_types()
         if hash_type not in allowed or kind is None:
             raise InvalidRequest(f"a submission is one of {', '.join(allowed)}")
-        if len(value) != kind.length:
+        if kind.frames:
+            _check_submitted_frames(value)
+        elif len(value) != kind.length:
             raise InvalidRequest(f"a {hash_type} hash is {kind.length} bytes")
-        # Whatever quality the browser claims: the hub cannot check a claim, only the hash.
-        reason = degenerate_reason(hash_type, value)
-        if reason is not None:
-            raise InvalidRequest(reason)
+        else:
+            # Whatever quality the browser claims: the hub cannot check a claim, only the hash.
+            reason = degenerate_reason(hash_type, value)
+            if reason is not None:
+                raise InvalidRequest(reason)
         _check_quality(hash_type, quality)
         case_number = secrets.token_hex(16)
         code = new_withdrawal_code()
-        self.ctx.db.table("submissions").insert(
-            {
-                "case_number": case_number,
-                "hash_type": hash_type,
-                "hash": value,
-                "quality": quality,
-                "status": "received",
-                "received": self.ctx.now().date().isoformat(),
-                "withdrawal_code": withdrawal_digest(code),
-            }
-        )
+        with self.ctx.db.atomic():
+            record = self.frames.put(value) if kind.frames else value
+            self.ctx.db.table("submissions").insert(
+                {
+                    "case_number": case_number,
+                    "hash_type": hash_type,
+                    "hash": record,
+                    "quality": quality,
+                    "status": "received",
+                    "received": self.ctx.now().date().isoformat(),
+                    "withdrawal_code": withdrawal_digest(code),
+                }
+            )
         return NewCase(case_number, code)
 
     def get(self, case_number: str) -> CaseView:
@@ -566,6 +602,39 @@ def _seen(row: dict[str, Any]) -> dict[str, Any]:
         "reviewed": row["reviewed"],
         "list": row["list_id"],
     }
+
+
+def _check_submitted_frames(data: bytes) -> None:
+    """A person's video frames: at most ``SUBMISSION_MAX_FRAMES``, and frames that can match.
+
+    Checked before the rules of the encoding (``Frames.put`` checks those again) so
+    that a long video is told the public page's cap, not the protocol's. A video
+    with fewer than ``MIN_FRAMES_FOR_SHARE`` distinct frames of quality
+    ``MIN_QUALITY`` or more has no share that counts (PROTOCOL.md §6.4): listed, it
+    could never match anything, so it is refused rather than reviewed. A frame whose
+    PDQ hash is degenerate counts for nothing, whatever quality the browser claims.
+    """
+    if len(data) > SUBMISSION_MAX_FRAMES * FRAME_BYTES:
+        raise InvalidRequest(
+            f"a video is sent as at most {SUBMISSION_MAX_FRAMES} frames (an hour at one "
+            f"frame a second); these are {len(data) // FRAME_BYTES}"
+        )
+    try:
+        frames = decode_frames(data)
+    except ProtocolError as e:
+        raise InvalidRequest(str(e)) from e
+    # A degenerate PDQ hash (all zeros, say) is no picture's, whatever quality it claims.
+    good = {
+        f.pdq
+        for f in frames
+        if f.quality >= MIN_QUALITY and degenerate_reason("pdq", f.pdq) is None
+    }
+    if len(good) < MIN_FRAMES_FOR_SHARE:
+        raise InvalidRequest(
+            f"frames: {len(good)} distinct frames of quality {MIN_QUALITY} or more with a "
+            f"PDQ hash that is not degenerate, fewer than the {MIN_FRAMES_FOR_SHARE} a video "
+            "needs to match anything"
+        )
 
 
 def _check_quality(hash_type: str, quality: int | None) -> None:

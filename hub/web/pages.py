@@ -3,16 +3,22 @@
 Public pages (no login):
 
 - ``GET /submit``: choose a picture or a video; the page hashes it in the browser
-  (``static/hashing/pdq.js`` for pictures, ``static/hashing/md5.js`` for videos)
-  and the form carries only ``type``, ``hash`` and, for PDQ, ``quality``. Which
-  types the page offers, for what, and which take a quality is the registry's
-  (``protocol.hashtypes``: ``submitted_as``, ``min_quality``); each offered type
-  brings its browser hasher, ``static/hashing/<type>.js``. The file
+  (``static/hashing/pdq.js`` for pictures; ``static/hashing/vpdq.js`` for videos,
+  the video's vPDQ frames, or ``static/hashing/md5.js``, the MD5 of the file, when
+  the browser cannot decode the video) and the form carries only ``type``,
+  ``hash`` and, for PDQ, ``quality``; for ``vpdq`` the ``hash`` field carries the
+  video's frames (PROTOCOL.md §6.3, hex), of which the hub keeps the frames and
+  their SHA-256 (``Cases.open_case``). Which types the page offers, for what, and
+  which take a quality is the registry's (``protocol.hashtypes``: ``submitted_as``,
+  ``min_quality``, ``frames``): one choice per thing submitted, whose types are
+  tried in order (``submission_choices``); each offered type brings its browser
+  hasher, ``static/hashing/<type>.js``. The file
   input has no ``name`` and sits outside the form, so a browser never sends the
   file, with or without the script. ``POST /submit`` takes only a
-  ``application/x-www-form-urlencoded`` body of at most ``FORM_BYTES`` (a
-  multipart body, the only kind that carries a file, is refused with 415) and
-  answers the case number.
+  ``application/x-www-form-urlencoded`` body of at most ``SUBMIT_FORM_BYTES``
+  (room for ``SUBMISSION_MAX_FRAMES`` frames in hex; every other form is capped
+  at ``FORM_BYTES``; a multipart body, the only kind that carries a file, is
+  refused with 415) and answers the case number.
   The ``quality`` is the browser's claim and the hub cannot check it: a claim
   below ``MIN_PDQ_QUALITY`` is refused (an honest page never sends one) and the
   claim is kept with the case for the reviewer to weigh, nothing more. It lets
@@ -31,12 +37,13 @@ Public pages (no login):
   form's bucket per address.
 
 What the public pages keep (``hub.privacy``): the case row only (hash, type, PDQ
-quality, status, the day it arrived). No request to ``/``, ``/submit``, ``/case``
-or ``/static/`` is written to the access log, and no log line names a case
-number or a hash. Each public form (submit, case lookup, login) has a bucket of
-its own per client address (``web_rate_burst``, ``web_rate_per_hour``; a crowd
-filling the submit bucket from a shared address does not keep an operator out of
-``/login``), and the buckets hold an HMAC of the address, never the address.
+quality, status, the day it arrived) and, for a video sent as frames, its frames. No
+request to ``/``, ``/submit``, ``/case`` or ``/static/`` is written to the access
+log, and no log line names a case number or a hash. Each public form (submit, case
+lookup, login) has a bucket of its own per client address (``web_rate_burst``,
+``web_rate_per_hour``; a crowd filling the submit bucket from a shared address does
+not keep an operator out of ``/login``), and the buckets hold an HMAC of the
+address, never the address.
 
 Operator pages: ``GET /login`` / ``POST /login`` (the operator's token, once, for a
 session cookie), ``POST /logout``, and the dashboard. The dashboard is one page per
@@ -107,12 +114,19 @@ from edge.web import stylesheet as shared_stylesheet_bytes
 from hub.api.requests import check_list_id, check_node_id, public_key_of
 from hub.appkeys import CONFIG, HUB
 from hub.core import Hub, Principal, WebSession
-from hub.errors import Forbidden, HubError, InvalidRequest, NotFound, Unauthorized
+from hub.errors import (
+    Forbidden,
+    HubError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from hub.http import Handler, after_publish, invalidate_caches, read_body
 from hub.intake import parse_hash
 from hub.limits import LIMITS, client_address
 from hub.privacy import is_public_page
-from hub.services.cases import WITHDRAWAL_POLICIES
+from hub.services.cases import SUBMISSION_MAX_FRAMES, WITHDRAWAL_POLICIES
 from hub.services.entries import EntryView
 from hub.services.ledger import FlaggedHash
 from hub.services.publishing import PublishResult
@@ -121,6 +135,7 @@ from hub.web.chart import line_chart
 from hub.web.limits import RateLimiter
 from protocol.authshape import session_id as shaped_session_id
 from protocol.hashtypes import HASH_TYPES, submission_types
+from protocol.video import FRAME_BYTES, MIN_FRAMES_FOR_SHARE, MIN_QUALITY
 
 __all__ = [
     "FORM_BYTES",
@@ -130,6 +145,7 @@ __all__ = [
     "READ_ROLES",
     "SECTIONS",
     "SESSION_COOKIE",
+    "SUBMIT_FORM_BYTES",
     "WITHDRAW_BURST",
     "WITHDRAW_LIMITER",
     "WITHDRAW_PER_HOUR",
@@ -151,6 +167,9 @@ SESSION_COOKIE = "hashhub_session"
 LOGIN_COOKIE = "hashhub_login"
 FORM_BYTES = 8 * 1024
 """Cap on a page form's body: hashes and a token are a few hundred bytes."""
+SUBMIT_FORM_BYTES = 2 * SUBMISSION_MAX_FRAMES * FRAME_BYTES + FORM_BYTES
+"""Cap on the submission form's body: a video's frames in hex (266,400 bytes for an
+hour), with ``FORM_BYTES`` for the other fields and the encoding."""
 MAX_FORM_FIELDS = 8
 SECURE_COOKIES = ("auto", "always")
 """The values of the ``secure_cookies`` setting."""
@@ -166,6 +185,8 @@ STYLESHEET = web.AppKey("web_stylesheet", bytes)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    # The submission page decodes a chosen video from a blob: URL on the device.
+    "media-src blob:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 _PAGE_HEADERS = {
@@ -176,6 +197,7 @@ _PAGE_HEADERS = {
 }
 _CASE = re.compile(r"[0-9a-f]{32}")
 _QUALITY = re.compile(r"[0-9]{1,3}")
+_HEX = re.compile(r"[0-9a-f]+")
 _NOTICES = {
     "published": "Published.",
     "nothing": "Nothing was staged: no new version.",
@@ -238,13 +260,14 @@ def _render(
     return aiohttp_jinja2.render_template(template, request, dict(context), status=status)
 
 
-async def _form(request: web.Request, allowed: set[str]) -> dict[str, str]:
-    """A small urlencoded form: each field at most once, no field outside ``allowed``."""
+async def _form(request: web.Request, allowed: set[str], cap: int = FORM_BYTES) -> dict[str, str]:
+    """A small urlencoded form of at most ``cap`` bytes: each field at most once, no
+    field outside ``allowed``."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise web.HTTPUnsupportedMediaType(
             text="this form is sent as application/x-www-form-urlencoded; files are never taken"
         )
-    data = await read_body(request, FORM_BYTES)
+    data = await read_body(request, cap)
     try:
         pairs = urllib.parse.parse_qsl(
             data.decode("ascii"),
@@ -407,25 +430,59 @@ _MEDIA = {
 """What each ``submitted_as`` is called on the page: the choice, the thing, the file hashed."""
 
 
+def _preference(name: str) -> int:
+    """Which of a thing's types the page tries first: a video's frames, which match
+    re-encoded and trimmed copies, before a digest of its file, which matches only
+    the same bytes (what a browser that cannot decode the video still computes)."""
+    kind = HASH_TYPES[name]
+    return 0 if kind.frames or kind.perceptual else 1
+
+
 def submission_choices() -> list[dict[str, Any]]:
-    """The page's choices, one per submittable type of the registry, pictures first."""
-    offered = sorted(submission_types().items(), key=lambda item: item[1] != "image")
-    return [
-        {
-            "type": name,
-            "media": media,
-            "choice": _MEDIA[media]["choice"],
-            "noun": _MEDIA[media]["noun"],
-            "preview": f"{HASH_TYPES[name].label} ({_MEDIA[media]['file']})",
-            "label": HASH_TYPES[name].label,
-            "min_quality": HASH_TYPES[name].min_quality,
-        }
-        for name, media in offered
-    ]
+    """The page's choices: one per thing the registry's types are submitted as,
+    pictures first, each with its types in the order the page tries them."""
+    by_media: dict[str, list[str]] = {}
+    for name, submitted_as in submission_types().items():
+        by_media.setdefault(submitted_as, []).append(name)
+    choices = []
+    for media in sorted(by_media, key=lambda m: m != "image"):
+        types = sorted(by_media[media], key=_preference)
+        kinds = [HASH_TYPES[name] for name in types]
+        choices.append(
+            {
+                "type": types[0],
+                "types": types,
+                "fallback": types[1] if len(types) > 1 else "",
+                "media": media,
+                "choice": _MEDIA[media]["choice"],
+                "noun": _MEDIA[media]["noun"],
+                "preview": f"{kinds[0].label} ({_MEDIA[media]['file']})",
+                "previews": {
+                    kind.name: f"{kind.label} ({_MEDIA[media]['file']})" for kind in kinds
+                },
+                "label": " or ".join(kind.label for kind in kinds),
+                "labels": {kind.name: kind.label for kind in kinds},
+                "min_quality": kinds[0].min_quality,
+                "max_frames": SUBMISSION_MAX_FRAMES if kinds[0].frames else None,
+                "good_frames": MIN_FRAMES_FOR_SHARE if kinds[0].frames else None,
+                "good_quality": MIN_QUALITY if kinds[0].frames else None,
+            }
+        )
+    return choices
+
+
+def submission_scripts() -> list[str]:
+    """The browser hashers the page loads, each once, pictures' first: ``vpdq.js``
+    calls ``pdq.js``'s hasher for each frame."""
+    return list(dict.fromkeys(name for c in submission_choices() for name in c["types"]))
 
 
 async def submit_form(request: web.Request) -> web.StreamResponse:
-    return _render(request, "submit.html", {"choices": submission_choices()})
+    return _render(
+        request,
+        "submit.html",
+        {"choices": submission_choices(), "scripts": submission_scripts()},
+    )
 
 
 def _quality(type_name: str, text: str) -> int | None:
@@ -439,18 +496,37 @@ def _quality(type_name: str, text: str) -> int | None:
     return int(text)
 
 
+def _submitted_value(type_name: str, text: str) -> bytes:
+    """The ``hash`` field's bytes: a hash of the type's width, or a video's frames
+    (``vpdq``) in hex, whose rules and cap ``Cases.open_case`` checks."""
+    if not HASH_TYPES[type_name].frames:
+        return parse_hash(text, type_name)
+    value = text.strip().lower()
+    if not value or len(value) % 2 or not _HEX.fullmatch(value):
+        raise InvalidRequest(
+            f"a {type_name} submission is a video's frames in hex "
+            f"({2 * FRAME_BYTES} hex digits a frame)"
+        )
+    return bytes.fromhex(value)
+
+
 async def submit(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
     _rate_limit(request, "submit")
-    form = await _form(request, {"type", "hash", "quality"})
+    try:
+        form = await _form(request, {"type", "hash", "quality"}, SUBMIT_FORM_BYTES)
+    except PayloadTooLarge as e:
+        raise PayloadTooLarge(
+            f"{e}: a video is sent as at most {SUBMISSION_MAX_FRAMES} frames (an hour at "
+            "one frame a second); a longer video is sent as the MD5 of its file"
+        ) from e
     type_name = form.get("type", "")
     offered = submission_types()
     if type_name not in offered:
         raise InvalidRequest(
-            "choose "
-            + " or ".join(f"a {c['noun']} ({c['label']} hash)" for c in submission_choices())
+            "choose " + " or ".join(f"a {c['noun']} ({c['label']})" for c in submission_choices())
         )
-    value = parse_hash(form.get("hash", ""), type_name)
+    value = _submitted_value(type_name, form.get("hash", ""))
     quality = _quality(type_name, form.get("quality", ""))
     new = await request.app[HUB].call(lambda hub: hub.cases.open_case(type_name, value, quality))
     # The only answer that ever shows the withdrawal code (no-store, as every page).
@@ -461,6 +537,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
             "case": group_case(new.case),
             "code": new.withdrawal_code,
             "media": offered[type_name],
+            "frames": HASH_TYPES[type_name].frames,
         },
     )
 

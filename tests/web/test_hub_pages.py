@@ -22,7 +22,7 @@ from hub.app import create_app
 from hub.core import Hub, utcnow
 from hub.intake import Intake
 from hub.web.limits import RateLimiter
-from hub.web.pages import FORM_BYTES, LOGIN_COOKIE, SECTIONS, SESSION_COOKIE
+from hub.web.pages import LOGIN_COOKIE, SECTIONS, SESSION_COOKIE, SUBMIT_FORM_BYTES
 from protocol import Counts, SigningKey
 from tests.hub.conftest import Follower, ack_headers
 from tests.web.hub_support import (
@@ -100,7 +100,8 @@ async def test_the_submission_page_can_never_send_the_file(client: Client) -> No
     assert 'type="file"' not in form.group(0)
     assert "enctype" not in form.group(0)  # urlencoded: a form that cannot carry a file
     assert set(re.findall(r'name="([^"]+)"', form.group(0))) == {"type", "hash", "quality"}
-    for script in ("/static/hashing/pdq.js", "/static/hashing/md5.js", "/static/submit.js"):
+    scripts = ("pdq.js", "vpdq.js", "md5.js")
+    for script in (*(f"/static/hashing/{name}" for name in scripts), "/static/submit.js"):
         assert f'src="{script}"' in page
         assert (await client.get(script)).status == 200
     assert "never leaves this device" in page
@@ -259,11 +260,13 @@ async def test_a_file_upload_is_refused_unread(client: Client, home: Path) -> No
 
 
 async def test_an_oversize_form_is_a_413_page(client: Client, home: Path) -> None:
-    body = f"type=md5&hash={MD5_HEX}&quality=" + "0" * FORM_BYTES
+    body = f"type=md5&hash={MD5_HEX}&quality=" + "0" * SUBMIT_FORM_BYTES
     response = await client.post(
         "/submit", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
-    assert_html_error(response.status, await response.text(), 413)
+    page = await response.text()
+    assert_html_error(response.status, page, 413)
+    assert "a video is sent as at most 3600 frames" in page
     assert rows(home, "submissions") == []
 
 

@@ -35,7 +35,9 @@
  * taken at instants a little off vpdq's.
  *
  * Caps, as the node's: a video of at most MAX_SECONDS (3 hours), at most
- * MAX_FRAMES frames (36,000) and MAX_PIXELS (3840 × 2160) a frame. A file the
+ * MAX_FRAMES frames (36,000) and MAX_PIXELS (3840 × 2160) a frame;
+ * options.maxFrames lowers the frame cap (the hub's public page takes an hour),
+ * checked before any frame is hashed, so a long video is refused at once. A file the
  * browser cannot decode rejects with an Error saying so.
  *
  * Known limits, where the node and the browser see different pictures: the
@@ -45,7 +47,7 @@
  * converter assumes BT.601 (a few bits).
  *
  * Interface (a plain <script src> after pdq.js):
- *   await hashhubVPDQ.fromFile(blob, {frameRate, seekTimeoutMs, onProgress, signal}?)
+ *   await hashhubVPDQ.fromFile(blob, {frameRate, seekTimeoutMs, maxFrames, onProgress, signal}?)
  *       -> {frames: [{millis, pdq, quality}], duration, width, height, frameRate}
  *   await hashhubVPDQ.encode(frames) -> {bytes, sha256}
  * encode gives PROTOCOL.md §6.3's encoding of the frames (37 bytes a frame: the
@@ -98,17 +100,22 @@
   }
 
   function checkedOptions(options) {
-    const { frameRate, seekTimeoutMs = SEEK_TIMEOUT_MS, onProgress, signal } = options || {};
+    const {
+      frameRate, seekTimeoutMs = SEEK_TIMEOUT_MS, maxFrames = MAX_FRAMES, onProgress, signal,
+    } = options || {};
     if (frameRate !== undefined && !(Number.isFinite(frameRate) && frameRate > 0)) {
       throw new TypeError("hashhubVPDQ: frameRate is a positive number of frames a second");
     }
     if (!(Number.isFinite(seekTimeoutMs) && seekTimeoutMs > 0)) {
       throw new TypeError("hashhubVPDQ: seekTimeoutMs is a positive number of milliseconds");
     }
+    if (!(Number.isInteger(maxFrames) && maxFrames >= 1 && maxFrames <= MAX_FRAMES)) {
+      throw new TypeError("hashhubVPDQ: maxFrames is a whole number from 1 to " + MAX_FRAMES);
+    }
     if (onProgress !== undefined && typeof onProgress !== "function") {
       throw new TypeError("hashhubVPDQ: onProgress is a function");
     }
-    return { frameRate, seekTimeoutMs, onProgress, signal };
+    return { frameRate, seekTimeoutMs, maxFrames, onProgress, signal };
   }
 
   function mediaError(video) {
@@ -413,7 +420,7 @@
    * when it could not be measured: whole seconds were sampled). Rejects with an Error when the browser cannot
    * decode it, when it breaks a cap, or when a seek times out.
    * @param {Blob} file
-   * @param {{frameRate?: number, seekTimeoutMs?: number,
+   * @param {{frameRate?: number, seekTimeoutMs?: number, maxFrames?: number,
    *          onProgress?: (done: number, total: number) => void, signal?: AbortSignal}} [options]
    * @returns {Promise<{frames: {millis: number, pdq: string, quality: number}[],
    *                    duration: number, width: number, height: number, frameRate: number|null}>}
@@ -425,7 +432,7 @@
     if (typeof root.hashhubPDQ === "undefined") {
       throw new Error("hashhubVPDQ needs pdq.js loaded first");
     }
-    const { frameRate, seekTimeoutMs, onProgress, signal } = checkedOptions(options);
+    const { frameRate, seekTimeoutMs, maxFrames, onProgress, signal } = checkedOptions(options);
     const url = URL.createObjectURL(file);
     let video = null;
     try {
@@ -446,8 +453,10 @@
       const seeker = seekerOf(video, seekTimeoutMs);
       const rate = frameRate !== undefined ? frameRate : await measuredFrameRate(seeker, duration);
       const instants = sampleInstants(duration, rate);
-      if (instants.length > MAX_FRAMES) {
-        throw new Error("This video has more than the limit of " + MAX_FRAMES + " frames to hash");
+      if (instants.length > maxFrames) {
+        throw new Error(
+          "This video has " + instants.length + " frames to hash, more than the limit of " + maxFrames,
+        );
       }
       const stored = drawingContext(width, height, await storedTurn(file));
       const frames = [];
