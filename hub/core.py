@@ -103,7 +103,7 @@ class Hub:
             self.ctx, self.keys, self.lists, self.access, self.ledger, self.evidence, self.disputes
         )
         self.reports = Reports(self.ctx, self.keys, self.lists, self.access, self.ledger)
-        self.cases = Cases(self.ctx, self.lists, self.entries)
+        self.cases = Cases(self.ctx, self.lists, self.entries, self.frames)
         self.contributions = Contributions(self.ctx, self.keys, self.access, self.entries)
         self.upstreams = Upstreams(self.ctx, self.keys, self.entries)
         self.exchanges = Exchanges(self.ctx, self.keys, self.entries)

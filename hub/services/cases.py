@@ -178,14 +178,12 @@ class CaseRecord(QueuedCase):
 class Cases:
     """The ``submissions`` table."""
 
-    def __init__(
-        self, ctx: HubContext, lists: Lists, entries: Entries, frames: Frames | None = None
-    ) -> None:
+    def __init__(self, ctx: HubContext, lists: Lists, entries: Entries, frames: Frames) -> None:
         self.ctx = ctx
         self.lists = lists
         self.entries = entries
-        self.frames = frames if frames is not None else Frames(ctx)
-        """Where a video case's frames are kept (the same table whoever builds it)."""
+        self.frames = frames
+        """Where a video case's frames are kept."""
 
     def submit(self, hash_type: str, value: bytes, quality: int | None) -> str:
         """Store one public submission and return its case number (``open_case``)."""
