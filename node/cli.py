@@ -53,6 +53,13 @@ from node import content_import, reports
 from node import store as node_store
 from node.api.requests import MAX_LIMIT
 from node.cli_hubs import hub as hub_group
+from node.cli_video import (
+    follows_videos,
+    is_video,
+    shares_text,
+    video_file_queries,
+    video_matches,
+)
 from node.config import NodeConfig, hubs_of, write_secret
 from node.contributions import Contributions, Delivery
 from node.errors import InvalidContentError, NodeConfigError, OutcomeConflictError
@@ -62,9 +69,13 @@ from node.matching import DISPUTE_REASONS, OUTCOMES
 from node.policy import DECISIONS, DISPUTED_CHOICES, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.store import NO_STANCE, ContentRows
+from node.video import VideoRejected
+from node.video_index import VideoQueries
 from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root, format_time
 from protocol.contribution import REVIEW_ACTIONS, REVIEWERS
+from protocol.errors import ProtocolError
+from protocol.video import decode_frames
 
 __all__ = [
     "EXIT_CONFIG",
@@ -141,10 +152,12 @@ def _match_line(label: str, m: MatchResult) -> str:
         recorded = f"match id {m.match_id}"
     # The distance is the variant's: name it, and its hash, when the image was turned.
     variant = f"  variant {m.transform} {m.query.hex()}" if m.transform is not None else ""
+    # A video agrees by its frames' shares, not by a distance.
+    closeness = shares_text(m) or f"distance {m.distance}"
     return (
         f"{reports.printable(label)}: MATCH {shown_list(m.hub, m.list_id)} v{m.version}  "
         f"{m.hash_type} "
-        f"distance {m.distance}  listed {m.hash.hex()}{variant}{_entry_text(m)}"
+        f"{closeness}  listed {m.hash.hex()}{variant}{_entry_text(m)}"
         f"{_opinions_text(m)}  {recorded}{_decision_text(m)}"
     )
 
@@ -613,17 +626,47 @@ def status(as_json: bool, home: Path) -> None:
     click.echo("decisions: " + ", ".join(f"{d} {info['policy'][d]}" for d in DECISIONS))
 
 
+def _is_file(path: Path) -> bool:
+    """Whether an argument names a file; a name too long for one (a video's frames
+    in hex run to thousands of digits) is none."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _frames_argument(text: str, value: bytes) -> bytes:
+    """A video's frames given in hex (PROTOCOL.md §6.3), checked."""
+    try:
+        decode_frames(value)
+    except ProtocolError as e:
+        raise click.ClickException(f"{text[:64]}: not a video's frames: {e}") from None
+    return value
+
+
+def _hash_query(type_name: str, value: bytes) -> dict[str, list[bytes]]:
+    """One hash argument's query: a video's frames go as ``VideoQueries``."""
+    if HASH_TYPES[type_name].frames:
+        return {type_name: VideoQueries([decode_frames(value)])}
+    return {type_name: [value]}
+
+
 def _hash_argument(text: str, type_name: str | None) -> tuple[str, bytes]:
     try:
         value = bytes.fromhex(text)
     except ValueError:
         raise click.ClickException(f"{text}: no such file, and not a hex hash") from None
+    if type_name is not None and HASH_TYPES[type_name].frames:
+        return type_name, _frames_argument(text, value)
+    # A video list's record hash names frames and matches nothing: only ``--type vpdq``
+    # with the frames is a video query.
+    widths = {n: kind for n, kind in HASH_TYPES.items() if not kind.frames}
     if type_name is None:
-        candidates = [n for n, kind in HASH_TYPES.items() if 2 * kind.length == len(text)]
+        candidates = [n for n, kind in widths.items() if 2 * kind.length == len(text)]
         if not candidates:
             raise click.ClickException(
                 f"{text}: {len(text)} hex digits is no hash type's width "
-                f"({', '.join(f'{n} {2 * k.length}' for n, k in sorted(HASH_TYPES.items()))})"
+                f"({', '.join(f'{n} {2 * k.length}' for n, k in sorted(widths.items()))})"
             )
         if len(candidates) > 1:
             raise click.ClickException(
@@ -638,14 +681,18 @@ def _hash_argument(text: str, type_name: str | None) -> tuple[str, bytes]:
 
 
 def _file_queries(node: Node, path: Path, dihedral: bool | None) -> dict[str, list[bytes]]:
-    """An image's hashes, or a file's digests when it is no picture the node can read."""
+    """An image's hashes; a video's frames and digests when the node follows a video
+    list (``node.cli_video``); else a file's digests when it is no picture the node
+    can read."""
     data = path.read_bytes()
     try:
         return node.matching.image_queries(data, dihedral=dihedral)
     except ImageRejected as e:
-        if e.reason == "unsupported":
-            return node.matching.file_queries(data)
-        raise
+        if e.reason != "unsupported":
+            raise
+    if is_video(path, data[:16]) and follows_videos(node.matching):
+        return video_file_queries(path)
+    return node.matching.file_queries(data)
 
 
 @main.command()
@@ -669,7 +716,8 @@ def match(
     as_json: bool,
     home: Path,
 ) -> None:
-    """Match files (images, or any file by MD5/SHA-256) or hex hashes; prints the matches.
+    """Match files (images; videos by their frames, when a video list is followed; any
+    file by MD5/SHA-256) or hex hashes; prints the matches.
 
     Each item counts as checked and each match is a match event counted as matched,
     as an upload to the API is: the hub receives these counts. --dry-run only looks.
@@ -684,12 +732,12 @@ def match(
         queries: list[tuple[str, dict[str, list[bytes]]]] = []
         for item in items:
             path = Path(item)
-            if path.is_file():
+            if _is_file(path):
                 with _reported():
                     queries.append((item, _file_queries(node, path, dihedral)))
             else:
                 hash_type, value = _hash_argument(item, type_name)
-                queries.append((item, {hash_type: [value]}))
+                queries.append((item, _hash_query(hash_type, value)))
         with _reported():
             find = node.matching.look if dry_run else node.matching.match_hashes
             answers = [(label, find(q, one_item=True)) for label, q in queries]
@@ -744,9 +792,11 @@ def scan(directory: Path, dihedral: bool | None, dry_run: bool, as_json: bool, h
                         continue
                     try:
                         queries = _file_queries(node, path, dihedral)
-                    except ImageRejected:
+                    except (ImageRejected, VideoRejected):
                         queries = node.matching.file_queries(path.read_bytes())
                     images += any(HASH_TYPES[t].of_picture is not None for t in queries)
+                    # The registry keeps hashes; a video's frames are matched beside it.
+                    videos = queries.pop("vpdq", None)
                     try:
                         if dry_run:
                             count = len(node.registry.check(content_id, queries))
@@ -759,6 +809,11 @@ def scan(directory: Path, dihedral: bool | None, dry_run: bool, as_json: bool, h
                         raise click.ClickException(f"{reports.printable(content_id)}: {e}") from e
                     registered += count
                     found.extend((content_id, m) for m in matches)
+                    if isinstance(videos, VideoQueries):
+                        seen = video_matches(
+                            node.matching, content_id, videos, dry_run=dry_run, new=count > 0
+                        )
+                        found.extend((content_id, m) for m in seen)
     new = sum(1 for _, m in found if m.recorded and not m.earlier)
     if as_json:
         _echo_json(

@@ -26,6 +26,14 @@ registry's retroactive matches go through too): a hit beyond a list's stricter
 distance is dropped, each other one carries its ``Verdict``, and a recorded one
 that is not ``block`` is kept at once with its reason.
 
+A ``vpdq`` list (a video's frames, PROTOCOL.md §6.3) is indexed by its records'
+frames, a ``node.video_index.VideoIndex`` built from the store's frames rows, and
+never by its records' hashes: a video query (``VideoQueries``: its frames and their
+digest) matches it by §6.4's shares, and nothing else does. Its hit is a match event
+like any other (its ``hash`` the record's, its ``query`` the query's frames digest,
+distance 0), carrying both shares. The video index is built again from the store
+at every applied update of the list: its records change by whole videos, rarely.
+
 A hit of an ``entries`` list also carries what the platforms say of its entry
 (``opinions``: confirming and disputing platforms, the dispute's state), as the
 list's newest verified opinion summary says it (``node.store.opinions``): read
@@ -57,14 +65,19 @@ from node.store import (
     Outcome,
     Stance,
 )
+from node.video import VideoHash
+from node.video_index import VideoIndex, VideoQueries
 from protocol import Entry, EntryState, ListSpec, ListState, Root
 from protocol.ack import OPINION_REASONS
+from protocol.lists import hash_type as hash_kind
+from protocol.video import Frame
 
 __all__ = [
     "DIHEDRAL_TRANSFORMS",
     "MATCH_ID",
     "OUTCOMES",
     "DihedralQueries",
+    "MatchIndex",
     "MatchResult",
     "Matching",
     "MisdirectedMatchError",
@@ -76,6 +89,7 @@ __all__ = [
     "newest_root",
     "opinion_members",
     "shown_match_id",
+    "video_queries",
 ]
 
 MATCH_ID = re.compile(
@@ -186,14 +200,42 @@ def newest_root(store: NodeStore) -> Root | None:
     return Root.from_bytes(roots[-1][0]) if roots else None
 
 
-def build_index(spec: ListSpec, stored: StoredList | StoredEntries) -> tuple[ListIndex, bool]:
+MatchIndex = ListIndex | VideoIndex
+"""A list's index: its hashes (``ListIndex``), or its videos' frames for a ``vpdq`` list."""
+
+
+def index_frames(
+    store: NodeStore, spec: ListSpec, stored: StoredList | StoredEntries
+) -> dict[str, Sequence[Frame]] | None:
+    """What a ``vpdq`` list's index is built from besides its state: the stored frames
+    of its standing records, by record hash in hex (read here, on the store's thread,
+    so that ``build_index`` touches no database); None for a list of any other type.
+
+    The index names a listed video by its record's hash, as a hit names what it
+    matched, and the hit's entry is read by that hash as any entries list's is."""
+    if not hash_kind(spec.hash_type).frames or not isinstance(stored.state, EntryState):
+        return None
+    found = store.standing_frames(spec.list_id, stored.state)
+    return {entry.hash.hex(): frames for entry, frames in found.items()}
+
+
+def build_index(
+    spec: ListSpec,
+    stored: StoredList | StoredEntries,
+    frames: Mapping[str, Sequence[Frame]] | None = None,
+) -> tuple[MatchIndex, bool]:
     """A match index of a stored list, and whether its state passed its digest.
 
     Touches no database, so that a worker process builds a large list's new index
     on a thread while its loop goes on answering with the old one. The SHA-256 pass
     costs about 20 ms for 1M PDQ hashes; a damaged state is enforced as far as it
     goes (its hashes sorted and deduplicated), and ``Matching.install`` reports it.
+
+    A ``vpdq`` list's index is a ``VideoIndex`` of ``frames`` (``index_frames``: its
+    records' frames by record hash; none given, an index that matches nothing).
     """
+    if hash_kind(spec.hash_type).frames:
+        return VideoIndex.build(frames or {}), stored.state.digest() == stored.trust.state
     state = stored.state
     intact = state.digest() == stored.trust.state
     if isinstance(state, EntryState):
@@ -231,6 +273,12 @@ class MatchResult:
     ``hub`` is the followed hub whose list it is (``"hub"`` beside ``"list"`` in
     ``to_dict``): a list is named by the pair, and a hash two hubs list is a match
     in each.
+
+    ``query_share`` and ``listed_share`` are a video's (PROTOCOL.md §6.4): ``(q, Q)``
+    of the query's distinct good frames agreeing with the listed video's, ``(l, L)``
+    of the listed video's agreeing with the query's (``"video"`` in ``to_dict``;
+    absent for any other match). ``hash`` is then the listed record's hash, ``query``
+    the query's frames digest and ``distance`` 0.
     """
 
     match_id: str
@@ -247,6 +295,8 @@ class MatchResult:
     verdict: Verdict = BLOCK
     opinions: Stance | None = None
     hub: str = DEFAULT_HUB
+    query_share: tuple[int, int] | None = None
+    listed_share: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -261,6 +311,11 @@ class MatchResult:
         }
         if self.transform is not None:
             answer["transform"] = self.transform
+        if self.query_share is not None and self.listed_share is not None:
+            answer["video"] = {
+                "query_share": list(self.query_share),
+                "listed_share": list(self.listed_share),
+            }
         return (
             answer
             | entry_members(self.entry)
@@ -332,6 +387,9 @@ class Matching:
         self.image_limits = image_limits
         self.dihedral = dihedral
         self.indexes: dict[str, ListIndex] = {}
+        self.videos: dict[str, VideoIndex] = {}
+        """The ``vpdq`` lists' indexes of frames: never in ``indexes``, whose lists
+        match by hash."""
         self.entries_lists: set[str] = set()
         """The indexed lists of the ``entries`` format: each hit is looked up in the store."""
         self.damaged: set[str] = set()
@@ -352,7 +410,8 @@ class Matching:
             if spec is None:
                 continue
             stored = self.store.stored_list(list_id, spec.hash_type)
-            self.install(stored, *build_index(spec, stored))
+            frames = index_frames(self.store, spec, stored)
+            self.install(stored, *build_index(spec, stored, frames))
 
     def stale_lists(self) -> list[str]:
         """The subscribed lists whose stored version is not the indexed one: another
@@ -364,7 +423,7 @@ class Matching:
             if stored.get(list_id, 0) != self.versions.get(list_id, 0)
         ]
 
-    def install(self, stored: StoredList | StoredEntries, index: ListIndex, intact: bool) -> None:
+    def install(self, stored: StoredList | StoredEntries, index: MatchIndex, intact: bool) -> None:
         """Enforce ``index``, built from ``stored`` by ``build_index``.
 
         A state damaged on disk (its SHA-256 pass against the trusted digest failed)
@@ -382,7 +441,12 @@ class Matching:
                 self.now(),
             )
             self.damaged.add(list_id)
-        self.indexes[list_id] = index
+        if isinstance(index, VideoIndex):
+            self.videos[list_id] = index
+            self.indexes.pop(list_id, None)
+        else:
+            self.indexes[list_id] = index
+            self.videos.pop(list_id, None)
         self._format(list_id, isinstance(stored, StoredEntries))
         self.versions[list_id] = stored.trust.version
 
@@ -401,6 +465,10 @@ class Matching:
         if self.versions.get(outcome.list_id) == outcome.to_version:
             return
         index = self.indexes.get(outcome.list_id)
+        if hash_kind(spec.hash_type).frames:
+            # A video list's index is of its frames, which only the store holds.
+            self.load_indexes([outcome.list_id])
+            return
         if spec.entries and outcome.state is None and (index is None or outcome.rebuilt):
             # A delta of an entries list carries no state: the store has it.
             self.load_indexes([outcome.list_id])
@@ -503,8 +571,7 @@ class Matching:
         if entry is not None and stance is None:
             stance = self.stances([(list_id, entry)])[(list_id, entry.entry_id)]
         match_id = f"{self.replica}.{uuid.uuid4()}" if self.replica else str(uuid.uuid4())
-        index = self.indexes.get(list_id)
-        hash_type = index.hash_type.name if index is not None else ""
+        hash_type = self.type_of(list_id)
         now = self.now()
         with self.store.atomic():
             verdict = self.policy.judge(
@@ -567,6 +634,13 @@ class Matching:
                     self._unwritten[list_id] = left
                 else:
                     self._unwritten.pop(list_id, None)
+
+    def type_of(self, list_id: str) -> str:
+        """The hash type of an indexed list ("" for a list not indexed)."""
+        if list_id in self.videos:
+            return "vpdq"
+        index = self.indexes.get(list_id)
+        return index.hash_type.name if index is not None else ""
 
     def _bump(self, list_id: str, hex_hash: str, name: str, by: int = 1) -> None:
         self.store.matches.bump_counter(list_id, hex_hash, name, by)
@@ -631,7 +705,40 @@ class Matching:
                     )
                     for m in matches
                 )
+        videos = queries.get("vpdq", ())
+        if isinstance(videos, VideoQueries) and videos:
+            for list_id, video_index in sorted(self.videos.items()):
+                checked[list_id] = len(videos)
+                hits.extend(self._video_hits(list_id, video_index, videos))
         return checked, self._judged(self._with_entries(hits), judge)
+
+    def _video_hits(
+        self, list_id: str, index: VideoIndex, videos: VideoQueries
+    ) -> list[MatchResult]:
+        """The listed videos each of ``videos`` matches (§6.4), unrecorded: each hit
+        names the listed record's hash (its entry is read with the others', and a
+        record removed since the index was built matches nothing)."""
+        version = self.versions.get(list_id, 0)
+        hits = []
+        for digest, frames in zip(videos, videos.frames, strict=True):
+            for found in index.match(frames):
+                listed = bytes.fromhex(found.entry)
+                hits.append(
+                    MatchResult(
+                        "",
+                        list_id,
+                        "vpdq",
+                        listed,
+                        digest,
+                        0,
+                        version,
+                        False,
+                        hub=self.hub,
+                        query_share=found.query_share,
+                        listed_share=found.listed_share,
+                    )
+                )
+        return hits
 
     def _judged(self, hits: list[MatchResult], judge: bool) -> list[MatchResult]:
         """``hits`` within each list's own stricter distance; with ``judge``, each with
@@ -697,7 +804,7 @@ class Matching:
         counted = {
             list_id: count
             for list_id, count in checked.items()
-            if checked_types is None or self.indexes[list_id].hash_type.name in checked_types
+            if checked_types is None or self.type_of(list_id) in checked_types
         }
         if not hits:
             # A miss, the upload path's common case, writes nothing: its checks are
@@ -844,3 +951,9 @@ class Matching:
             | _event_decision(decided.get(r["id"]))
             for r in rows
         ]
+
+
+def video_queries(video: VideoHash) -> dict[str, list[bytes]]:
+    """The queries a hashed video is matched by: its frames against every ``vpdq``
+    list (``VideoQueries``), MD5 and SHA-256 of its bytes against the exact lists."""
+    return {"md5": [video.md5], "sha256": [video.sha256], "vpdq": VideoQueries([video.frames])}

@@ -344,8 +344,8 @@ class ContentRegistry:
         entry has expired by the node's clock.
         Returns the webhooks queued.
         """
-        if not outcome.added:
-            return 0
+        if not outcome.added or HASH_TYPES[spec.hash_type].frames:
+            return 0  # a video list matches by frames, never by its records' hashes
         if not HASH_TYPES[spec.hash_type].perceptual:
             # An exact type: each added hash is one key lookup in the registry.
             hits = [

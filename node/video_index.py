@@ -27,6 +27,7 @@ compressed sparse row layout), so a hit on it counts for each of them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,10 +44,12 @@ from protocol.video import (
     MIN_QUALITY,
     MIN_SHARE,
     Frame,
+    decode_frames,
+    frames_digest,
     share_counts,
 )
 
-__all__ = ["VideoIndex", "VideoMatchResult", "distinct_good_frames"]
+__all__ = ["VideoIndex", "VideoMatchResult", "VideoQueries", "distinct_good_frames"]
 
 PDQ_BYTES = 32
 
@@ -61,6 +64,27 @@ def _probe_radius() -> int:
 
 
 _RADIUS = _probe_radius()
+
+
+class VideoQueries(list[bytes]):
+    """Videos to match, as a query list of the ``vpdq`` type: each item is the
+    video's frames digest (``protocol.video.frames_digest``, what a ``vpdq`` record
+    of it would hold, and what an answer shows), and ``frames[i]`` its frames.
+
+    A list, so that it goes wherever a query list goes (the API's ``hashes``, a
+    match's ``query``), as ``node.matching.DihedralQueries`` does for a picture's
+    turns; a ``vpdq`` list matches the frames, never the digest (PROTOCOL.md §6.4).
+    """
+
+    def __init__(self, videos: Sequence[Sequence[Frame]]) -> None:
+        self.frames: list[tuple[Frame, ...]] = [tuple(v) for v in videos]
+        super().__init__(frames_digest(v) for v in self.frames)
+
+    def add(self, encoded: bytes) -> None:
+        """One more video, from its frames' encoding (``decode_frames`` checks it)."""
+        frames = decode_frames(encoded)
+        self.frames.append(frames)
+        self.append(hashlib.sha256(encoded).digest())
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from node.api.keys import NODE
 from node.errors import NodeError
 from node.fleet import Worker
 from node.hubs import shown_list
-from node.matching import build_index
+from node.matching import build_index, index_frames
 from node.service import Node
 
 __all__ = [
@@ -110,7 +110,8 @@ async def take_up(node: Node) -> list[str]:
             if spec is None:
                 continue
             stored = hub.store.stored_list(list_id, spec.hash_type)
-            index, intact = await asyncio.to_thread(build_index, spec, stored)
+            frames = index_frames(hub.store, spec, stored)
+            index, intact = await asyncio.to_thread(build_index, spec, stored, frames)
             if hub.matching.versions.get(list_id, 0) >= stored.trust.version:
                 continue  # worker 0's own update got there first (``Node.absorb``)
             hub.matching.install(stored, index, intact)

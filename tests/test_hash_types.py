@@ -129,7 +129,7 @@ def test_the_documents_and_vectors_list_exactly_the_registered_types() -> None:
 def test_the_registry_is_the_shipped_types_in_order() -> None:
     assert list(HASH_TYPES) == ["pdq", "phash", "md5", "sha256", "vpdq"]
     assert tuple(HASH_TYPES.values()) == TYPES
-    assert submission_types() == {"pdq": "image", "md5": "video"}
+    assert submission_types() == {"pdq": "image", "md5": "video", "vpdq": "video"}
 
 
 def test_the_cli_choices_are_the_registry() -> None:

@@ -4,6 +4,13 @@ Its own module because it is the node's reason to exist and its hottest route,
 and because ``content`` matches the same way: hashing an upload by its content
 type (pictures on a worker thread, since they never touch the database), and the
 answer's ``hashes`` and match counters, are here and used by both.
+
+A ``video/*`` upload to ``/v1/match`` is hashed as a video (``node.video.hash_video``:
+vPDQ frames in a worker process, MD5 and SHA-256 of the bytes) when the node follows
+a ``vpdq`` list, whose videos only frames can match; otherwise, and for registered
+content (``/v1/content``, which keeps hashes, not frames), as a file: nothing is
+decoded that nothing could match. A video the hasher refuses is answered with its
+reason (``VIDEO_REJECTED``), and nothing is counted or recorded.
 """
 
 from __future__ import annotations
@@ -17,13 +24,17 @@ from edge.errors import ApiError
 from edge.http import read_body
 from node.api.keys import CONFIG, METRICS, NODE
 from node.api.requests import flag, hash_queries, invalid, json_object, known_query
+from node.errors import NodeConfigError
 from node.hubs import shown_list
 from node.imaging import ImageRejected
+from node.matching import video_queries
 from node.service import MatchResult
+from node.video import VideoLimits, VideoRejected, VideoRejectReason, hash_video
 
 __all__ = [
     "FILE_TYPES",
     "IMAGE_TYPES",
+    "VIDEO_REJECTED",
     "count_matches",
     "hex_queries",
     "post_match",
@@ -45,14 +56,34 @@ _REJECTED = {
 }
 """``ImageRejected.reason`` → the status and code it is answered with."""
 
+VIDEO_REJECTED: dict[VideoRejectReason, tuple[int, str]] = {
+    "too_large": (413, "payload_too_large"),
+    "too_long": (413, "video_too_long"),
+    "too_many_frames": (413, "video_too_many_frames"),
+    "too_big_picture": (413, "video_too_big_picture"),
+    "unsupported": (415, "unsupported_media_type"),
+    "corrupt": (400, "corrupt_video"),
+    "timeout": (422, "video_timeout"),
+}
+"""``VideoRejected.reason`` → the status and code it is answered with: a video past a
+limit is too large (413), one that is no video of an accepted container and codec
+unsupported (415), one that cannot be decoded corrupt (400), and one that could not
+be hashed in the time allowed unprocessable (422)."""
 
-async def upload_queries(request: web.Request) -> tuple[str, dict[str, list[bytes]]]:
-    """The hashes of an uploaded file by its content type: ``("image"|"file", queries)``."""
+
+async def upload_queries(
+    request: web.Request, *, videos: bool = False
+) -> tuple[str, dict[str, list[bytes]]]:
+    """The hashes of an uploaded file by its content type: ``("image"|"video"|"file",
+    queries)``; a ``video/*`` body is a video only with ``videos`` when the node
+    follows a ``vpdq`` list."""
     node = request.app[NODE]
     content_type = request.content_type
     major = content_type.partition("/")[0]
     if content_type in IMAGE_TYPES:
         kind = "image"
+    elif major == "video" and videos and any(m.videos for m in node.matching):
+        kind = "video"
     elif content_type in FILE_TYPES or major in ("video", "audio"):
         kind = "file"
     else:
@@ -68,12 +99,28 @@ async def upload_queries(request: web.Request) -> tuple[str, dict[str, list[byte
         raise invalid("the body is empty")
     if kind == "file":
         return kind, node.matching.file_queries(data)
+    if kind == "video":
+        return kind, await _video_queries(data, request.app[CONFIG].max_upload_bytes)
     try:
         queries = await asyncio.to_thread(node.matching.image_queries, data, dihedral=dihedral)
     except ImageRejected as e:
         status, code = _REJECTED[e.reason]
         raise ApiError(status, code, str(e)) from e
     return kind, queries
+
+
+async def _video_queries(data: bytes, max_bytes: int) -> dict[str, list[bytes]]:
+    """A video upload's frames and digests, hashed on a thread (``hash_video`` runs
+    FFmpeg in a worker process of its own; the loop only waits)."""
+    limits = VideoLimits(max_bytes=max(max_bytes, 1))
+    try:
+        video = await asyncio.to_thread(hash_video, data, limits)
+    except VideoRejected as e:
+        status, code = VIDEO_REJECTED[e.reason]
+        raise ApiError(status, code, str(e)) from e
+    except NodeConfigError as e:
+        raise ApiError(503, "video_unavailable", f"this node cannot hash videos: {e}") from e
+    return video_queries(video)
 
 
 def hex_queries(queries: Mapping[str, list[bytes]]) -> dict[str, list[str]]:
@@ -98,9 +145,9 @@ async def post_match(request: web.Request) -> web.StreamResponse:
     known_query(request, "dihedral")
     if request.content_type == "application/json":
         body = await json_object(request, {"hashes"})
-        kind, queries = "hashes", hash_queries(body.get("hashes"))
+        kind, queries = "hashes", hash_queries(body.get("hashes"), frames=True)
     else:
-        kind, queries = await upload_queries(request)
+        kind, queries = await upload_queries(request, videos=True)
     results = node.matching.match_hashes(queries, one_item=kind != "hashes")
     request.app[METRICS].checked.labels(kind).inc()
     count_matches(request.app, results, "upload")

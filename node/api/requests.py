@@ -15,7 +15,10 @@ from aiohttp import web
 
 from edge.errors import ApiError
 from edge.http import read_body
+from node.video_index import VideoQueries
+from protocol.errors import ProtocolError
 from protocol.lists import HASH_TYPES
+from protocol.video import decode_frames
 
 __all__ = [
     "JSON_BODY_BYTES",
@@ -58,8 +61,12 @@ async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]
     return value
 
 
-def hash_queries(value: object) -> dict[str, list[bytes]]:
-    """``[{"type": "pdq", "hash": "<hex>"}, …]`` → ``{type: [bytes, …]}``, strictly."""
+def hash_queries(value: object, *, frames: bool = False) -> dict[str, list[bytes]]:
+    """``[{"type": "pdq", "hash": "<hex>"}, …]`` → ``{type: [bytes, …]}``, strictly.
+
+    With ``frames`` (a match, not a registration), the ``hash`` of a type of frames
+    (``vpdq``) is a video's frames in hex, their one encoding (PROTOCOL.md §6.3),
+    read strictly: its query is a ``VideoQueries`` of them, matched by §6.4."""
     if not isinstance(value, list) or not value:
         raise invalid('\'hashes\' must be a non-empty list of {"type", "hash"} objects')
     if len(value) > MAX_QUERY_HASHES:
@@ -72,10 +79,27 @@ def hash_queries(value: object) -> dict[str, list[bytes]]:
         kind = HASH_TYPES.get(type_name) if isinstance(type_name, str) else None
         if kind is None:
             raise invalid(f"hashes[{i}]: unknown hash type; one of {sorted(HASH_TYPES)}")
+        if frames and kind.frames:
+            videos = queries.setdefault(kind.name, VideoQueries([]))
+            assert isinstance(videos, VideoQueries)
+            videos.add(_frames_of(i, kind.name, text))
+            continue
         if not isinstance(text, str) or len(text) != 2 * kind.length or not _HEX.fullmatch(text):
             raise invalid(f"hashes[{i}]: a {kind.name} hash is {2 * kind.length} hex digits")
         queries.setdefault(kind.name, []).append(bytes.fromhex(text))
     return queries
+
+
+def _frames_of(i: int, type_name: str, text: object) -> bytes:
+    """One video's frames from their hex, checked by ``decode_frames``."""
+    if not isinstance(text, str) or len(text) % 2 or not _HEX.fullmatch(text):
+        raise invalid(f"hashes[{i}]: a {type_name} query is a video's frames in hex")
+    data = bytes.fromhex(text)
+    try:
+        decode_frames(data)
+    except ProtocolError as e:
+        raise invalid(f"hashes[{i}]: {e}") from e
+    return data
 
 
 def known_query(request: web.Request, *names: str) -> None:

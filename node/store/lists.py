@@ -9,6 +9,8 @@
   one transaction, or not at all.
 - ``state_changes``: small updates logged beside the blob instead of rewriting
   it (ADR 13), hashes or record lines as the list holds.
+- ``frames``: a ``vpdq`` list's frames per record (``node.store.frames``), changed
+  with the records in the same transaction.
 - ``evidence``: every rejected update: which list, the error class and message,
   and the bytes that caused it where there are some (both notes of an
   equivocation).
@@ -22,12 +24,14 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 from follow.errors import describe
+from follow.outcome import hash_changes
 from follow.store import StoredEntries, StoredList
+from node.store import frames as frame_rows
 from node.store import opinions as summary_rows
 from node.store import record_table
 from node.store.records import find_record, join_lines, replay, split_lines
@@ -43,6 +47,7 @@ from protocol import (
     format_time,
 )
 from protocol.lists import HashType, hash_type
+from protocol.video import Frame
 
 __all__ = ["STATE_LOG_FRACTION", "ListTables", "State"]
 
@@ -365,6 +370,7 @@ class ListTables(Tables):
         now: datetime,
         changes: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
         opinions: OpinionSummary | None = None,
+        frames: Mapping[bytes, bytes] | None = None,
     ) -> None:
         """Store a verified update: new roots, trust record and (if changed) state, atomically.
 
@@ -380,6 +386,11 @@ class ListTables(Tables):
         newest version applied: the list's ``summary_opinions`` rows become its; without
         one, the rows of entries the state no longer holds are dropped
         (``node.store.opinions``). Same transaction.
+
+        For a list of a frames type (``vpdq``), ``frames`` are the verified frames
+        files of the records the update adds, by record hash (of every record when
+        ``changes`` is None: the list's frames become exactly those); the frames of
+        the records it removes are dropped (``node.store.frames``). Same transaction.
         """
         stamp = format_time(now)
         with self.db.atomic():
@@ -404,6 +415,54 @@ class ListTables(Tables):
                     summary_rows.keep_held(self.db, self.hub, list_id, state.entry_ids)
             else:
                 record_table.drop(self.db, self.hub, list_id)
+            self._update_frames(list_id, state, changes, frames)
+
+    def _update_frames(
+        self,
+        list_id: str,
+        state: State,
+        changes: tuple[Sequence[bytes], Sequence[bytes]] | None,
+        frames: Mapping[bytes, bytes] | None,
+    ) -> None:
+        """The list's frames rows brought to ``state``'s records: only the frames of
+        records that stand are ever kept, so a frames file given for a record the
+        state does not hold is not."""
+        if not isinstance(state, EntryState) or not state.kind.frames:
+            frame_rows.drop(self.db, self.hub, list_id)
+            return
+        given = frames or {}
+        if changes is None:
+            joined, width = state.hashes(), state.kind.length
+            standing = {joined[i : i + width] for i in range(0, len(joined), width)}
+            if frames is not None:
+                frame_rows.replace_all(
+                    self.db, self.hub, list_id, {h: d for h, d in given.items() if h in standing}
+                )
+            else:
+                held = frame_rows.held_hashes(self.db, self.hub, list_id)
+                frame_rows.forget(
+                    self.db, self.hub, list_id, [h for h in held if h not in standing]
+                )
+            return
+        removed, added = hash_changes(state.kind.length, list(changes[0]), list(changes[1]))
+        frame_rows.forget(self.db, self.hub, list_id, removed)
+        new = set(added)
+        frame_rows.keep(self.db, self.hub, list_id, {h: d for h, d in given.items() if h in new})
+
+    def frame_hashes(self, list_id: str) -> list[bytes]:
+        """The record hashes of ``list_id`` whose frames the store holds, in order."""
+        return frame_rows.held_hashes(self.db, self.hub, list_id)
+
+    def standing_frames(self, list_id: str, state: EntryState) -> dict[Entry, Sequence[Frame]]:
+        """The frames of each record standing in ``state`` (the list's stored state),
+        by its entry: what a video index of the list is built from."""
+        with self.snapshot():
+            return frame_rows.standing_frames(self.db, self.hub, list_id, state)
+
+    def frames_by_entry(self, list_id: str, state: EntryState) -> dict[str, Sequence[Frame]]:
+        """The frames of each record standing in ``state``, by entry id."""
+        found = self.standing_frames(list_id, state)
+        return {entry.entry_id: frames for entry, frames in found.items()}
 
     def _trusted_state(self, list_id: str) -> StateDigest | None:
         row = self._one("SELECT trust FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id])

@@ -499,3 +499,21 @@ def m011_hubs(db: sqlite_utils.Database) -> None:
         CREATE INDEX match_events_by_hash ON match_events(hub, list_id, hash, created);
         """
     )
+
+
+@migrations()
+def m012_frames(db: sqlite_utils.Database) -> None:
+    """The frames of each record of a ``vpdq`` list (PROTOCOL.md §6.3), by list and
+    record hash, as the verified frames file holds them (``node.store.frames``): what
+    the node matches videos by. A row lives exactly as long as its record stands."""
+    db.executescript(
+        """
+        CREATE TABLE frames (
+            hub TEXT NOT NULL DEFAULT 'default',
+            list_id TEXT NOT NULL,
+            hash BLOB NOT NULL,
+            frames BLOB NOT NULL,
+            PRIMARY KEY (hub, list_id, hash)
+        ) WITHOUT ROWID;
+        """
+    )

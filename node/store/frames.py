@@ -1,0 +1,91 @@
+"""The frames of a ``vpdq`` list's records (PROTOCOL.md §6.3): ``frames``.
+
+A ``vpdq`` record's hash is the SHA-256 of a video's frames, which travel beside the
+records, one file per record; the follower fetches and verifies the file of every
+record an update adds (``follow.update.Syncer.frames``). Here they are kept by list
+and record hash, as the file's bytes, and they change only with a committed update,
+in its transaction (``ListTables.commit_update``), so that the rows are always the
+frames of the records standing:
+
+- a delta inserts the frames of the records it adds and drops those of the records
+  it removes; a record replaced by one of the same hash (its entry's metadata
+  changed) keeps its frames, since the file is the same;
+- a rebuild from a snapshot makes the list's rows exactly the frames given;
+- a list that is no longer of a frames type loses its rows.
+
+The matcher reads them back by entry (``standing_frames``) to build its
+``node.video_index.VideoIndex``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import sqlite_utils
+
+from protocol import Entry, EntryState
+from protocol.video import Frame, decode_frames
+
+__all__ = ["drop", "forget", "held_hashes", "keep", "replace_all", "standing_frames"]
+
+
+def replace_all(
+    db: sqlite_utils.Database, hub: str, list_id: str, frames: Mapping[bytes, bytes]
+) -> None:
+    """The list's rows become exactly ``frames`` (record hash → file bytes)."""
+    drop(db, hub, list_id)
+    keep(db, hub, list_id, frames)
+
+
+def keep(db: sqlite_utils.Database, hub: str, list_id: str, frames: Mapping[bytes, bytes]) -> None:
+    """Hold ``frames`` of records the list adds (the same file again is no change)."""
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO frames (hub, list_id, hash, frames) VALUES (?, ?, ?, ?)",
+        [(hub, list_id, h, data) for h, data in sorted(frames.items())],
+    )
+
+
+def forget(db: sqlite_utils.Database, hub: str, list_id: str, hashes: Iterable[bytes]) -> None:
+    """Drop the frames of records the list removed."""
+    db.conn.executemany(
+        "DELETE FROM frames WHERE hub = ? AND list_id = ? AND hash = ?",
+        [(hub, list_id, h) for h in hashes],
+    )
+
+
+def drop(db: sqlite_utils.Database, hub: str, list_id: str) -> None:
+    """Every frames row of the list."""
+    db.execute("DELETE FROM frames WHERE hub = ? AND list_id = ?", [hub, list_id])
+
+
+def held_hashes(db: sqlite_utils.Database, hub: str, list_id: str) -> list[bytes]:
+    """The record hashes whose frames the list holds, in order."""
+    return [
+        bytes(r["hash"])
+        for r in db.query(
+            "SELECT hash FROM frames WHERE hub = ? AND list_id = ? ORDER BY hash", [hub, list_id]
+        )
+    ]
+
+
+def standing_frames(
+    db: sqlite_utils.Database, hub: str, list_id: str, state: EntryState
+) -> dict[Entry, Sequence[Frame]]:
+    """The frames of each record standing in ``state``, by its entry.
+
+    A record whose frames the store lacks is left out (it matches no video): the
+    follower commits a record only with its frames, so that is a store damaged by
+    hand, and the next snapshot repairs it.
+    """
+    held = {
+        bytes(r["hash"]): bytes(r["frames"])
+        for r in db.query(
+            "SELECT hash, frames FROM frames WHERE hub = ? AND list_id = ?", [hub, list_id]
+        )
+    }
+    found: dict[Entry, Sequence[Frame]] = {}
+    for entry in state.entries():
+        data = held.get(entry.hash)
+        if data is not None:
+            found[entry] = decode_frames(data)
+    return found
