@@ -5,7 +5,8 @@ by ``make system-deps``). Each test gets a fresh browser context that records ev
 request it makes (``requests``), so a test can prove from the browser's own network
 log what left the page. ``screenshot(page, name)`` saves a full-page PNG into the
 screenshot folder: ``HASHHUB_SCREENSHOTS`` if set (``docs/images`` is refreshed
-that way), else a temporary folder.
+that way), else a temporary folder. ``server`` serves the real hub whose home a test
+module's own ``home`` fixture makes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright
+
+from hub.app import create_app
 
 Screenshot = Callable[[Page, str], Awaitable[Path]]
 
@@ -98,3 +102,14 @@ def screenshot(screenshot_dir: Path) -> Screenshot:
         return path
 
     return take
+
+
+@pytest.fixture
+async def server(home: Path) -> AsyncIterator[TestServer]:
+    """The real hub app of the module's ``home`` on loopback, its scheduler off."""
+    started = TestServer(create_app(home, schedule=False), host="127.0.0.1")
+    await started.start_server()
+    try:
+        yield started
+    finally:
+        await started.close()

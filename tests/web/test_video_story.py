@@ -19,7 +19,6 @@ import hashlib
 import io
 import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Page, expect
 
-from hub.app import create_app as create_hub_app
 from node.api.keys import NODE, SESSION
 from node.app import create_app as create_node_app
 from node.config import read_secret, write_secret
@@ -57,16 +55,6 @@ def home(tmp_path: Path) -> Path:
         for list_id, hash_type in ((VIDEOS, "vpdq"), (VIDEO_MD5, "md5")):
             hub.roots.create_list(list_id, hash_type, label="ncii-videos", list_format="entries")
     return path
-
-
-@pytest.fixture
-async def server(home: Path) -> AsyncIterator[TestServer]:
-    started = TestServer(create_hub_app(home, schedule=False), host="127.0.0.1")
-    await started.start_server()
-    try:
-        yield started
-    finally:
-        await started.close()
 
 
 def enrol(hub_home: Path, hub_url: str, node_home: Path, node_id: str) -> None:

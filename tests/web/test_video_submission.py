@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +24,6 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 
 from bench.video_clips import ffmpeg
-from hub.app import create_app
 from node.video import hash_video
 from protocol.layout import frames_path
 from protocol.video import decode_frames, match_video
@@ -51,16 +49,6 @@ def home(tmp_path: Path) -> Path:
             VIDEO_LIST, "vpdq", label="videos", list_format="entries", public=True
         )
     return path
-
-
-@pytest.fixture
-async def server(home: Path) -> AsyncIterator[TestServer]:
-    started = TestServer(create_app(home, schedule=False), host="127.0.0.1")
-    await started.start_server()
-    try:
-        yield started
-    finally:
-        await started.close()
 
 
 def the_one_post(requests: list[RecordedRequest], server: TestServer) -> bytes:
