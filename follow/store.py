@@ -66,6 +66,11 @@ class FollowerStore(Protocol):
         """The version of the list that is enforced (0: none)."""
         ...
 
+    def frames_held(self, list_id: str, hashes: Sequence[bytes]) -> frozenset[bytes]:
+        """Which of ``hashes`` (records of a ``vpdq`` list) the store already holds the
+        verified frames of: the follower fetches only the others."""
+        ...
+
     def commit_update(
         self,
         list_id: str,
@@ -82,9 +87,11 @@ class FollowerStore(Protocol):
         (None: the stored state, for a list already current), with ``changes``
         (removed, added) from the stored state when they are known, the verified
         ``opinions`` of an entries list's newest version and, for a ``vpdq`` list, the
-        verified ``frames`` of the records it adds by hash (of every record when
-        ``changes`` is None: the frames then held are exactly these). The frames of a
-        record the update removes are dropped with it."""
+        verified ``frames`` of the records it adds by hash, but for those
+        ``frames_held`` said it holds (when ``changes`` is None, a rebuild from a
+        snapshot: of every record it did not hold). Afterwards it holds the frames of
+        exactly the records of ``state``: the frames of a record the update removes
+        are dropped with it."""
         ...
 
     def record_failure(

@@ -423,8 +423,9 @@ class Syncer:
     ) -> dict[bytes, bytes] | None:
         """For a list of a frames type (``vpdq``), the frames file of every record the
         update adds (every record of ``state`` after a snapshot, when ``changes`` is
-        None), by the record's hash, fetched like a body (mirrors first, capped,
-        by its SHA-256) and read by PROTOCOL.md §6.3's rules; None for any other list.
+        None) whose frames the store does not hold already (``frames_held``), by the
+        record's hash, fetched like a body (mirrors first, capped, by its SHA-256) and
+        read by PROTOCOL.md §6.5's rules; None for any other list.
 
         Fetched a few at a time: a bootstrap of a list of thousands of videos is
         thousands of small files.
@@ -438,9 +439,11 @@ class Syncer:
         if not kind.frames:
             return None
         if changes is None:
-            wanted = [entry.hash for entry in state.entries()]
+            candidates = [entry.hash for entry in state.entries()]
         else:
-            wanted = hash_changes(kind.length, *changes)[1]
+            candidates = hash_changes(kind.length, *changes)[1]
+        held = await self.runner.call(lambda store: store.frames_held(list_id, candidates))
+        wanted = [record for record in candidates if record not in held]
         limit = asyncio.Semaphore(_FRAMES_AT_ONCE)
 
         async def one(record: bytes) -> tuple[bytes, bytes]:

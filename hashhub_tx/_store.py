@@ -128,6 +128,10 @@ class CheckpointStore:
             )
         return stored
 
+    def frames_held(self, list_id: str, hashes: Sequence[bytes]) -> frozenset[bytes]:
+        """Which of ``hashes`` the trusted frames of ``list_id`` hold (the checkpoint's)."""
+        return frozenset(self.frames.get(list_id, {})) & frozenset(hashes)
+
     def applied_version(self, list_id: str) -> int:
         stored = self.lists.get(list_id)
         return 0 if stored is None else stored.trust.version
@@ -147,16 +151,15 @@ class CheckpointStore:
         """Keep a verified update (``state`` None: only the checkpoint time moved), with
         the verified ``opinions`` of the newest version of a list of entries and the
         verified ``frames`` of the records a ``vpdq`` list adds (of all its records
-        when ``changes`` is None)."""
+        when ``changes`` is None), but for those ``frames_held`` said it holds."""
         if state is None:
             state = self.stored_list(list_id, type_name).state
         self.save_roots(roots)
         headers = self.applied_headers.pop(list_id, [])
         if hash_type(type_name).frames:
-            # A snapshot's frames are all the list holds; no frames: no record added
-            # (only the checkpoint time moved).
-            rebuilt = changes is None and frames is not None
-            kept = {} if rebuilt else self.frames.get(list_id, {})
+            # The frames given are those of the records added that it did not hold
+            # (``frames_held``); those of records removed go.
+            kept = self.frames.get(list_id, {})
             self.committed_frames[list_id] = _held_frames(list_id, state, kept, frames or {})
         if isinstance(state, EntryState):
             self.committed[list_id] = StoredEntries(list_id, type_name, trust, state)

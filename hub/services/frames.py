@@ -126,6 +126,10 @@ def degenerate_video(frames: Sequence[Frame]) -> str | None:
     )
 
 
+_LOOKUP_BATCH = 500
+"""Record hashes looked up in one query: far below SQLite's limit on parameters."""
+
+
 class Frames:
     """The ``frames`` table: a video's frames by their SHA-256."""
 
@@ -172,6 +176,23 @@ class Frames:
             ):
                 found[bytes(row["hash"])] = int(row["count"])
         return found
+
+    def held(self, records: Iterable[bytes]) -> frozenset[bytes]:
+        """Which of ``records`` the hub holds the frames of, looked up by key a few
+        hundred at a time."""
+        wanted = list(records)
+        found: set[bytes] = set()
+        for start in range(0, len(wanted), _LOOKUP_BATCH):
+            batch = wanted[start : start + _LOOKUP_BATCH]
+            marks = ", ".join("?" * len(batch))
+            found.update(
+                bytes(row["hash"])
+                for row in self.ctx.db.query(
+                    f"SELECT hash FROM frames WHERE hash IN ({marks})",  # noqa: S608 (marks only)
+                    batch,
+                )
+            )
+        return frozenset(found)
 
     def of(self, records: Iterable[bytes]) -> dict[bytes, bytes]:
         """The frames of each of ``records`` the hub holds, by record hash."""

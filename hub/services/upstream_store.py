@@ -120,6 +120,12 @@ class UpstreamStore:
         )
         return EntryState(kind, lines)
 
+    def frames_held(self, list_id: str, hashes: Sequence[bytes]) -> frozenset[bytes]:
+        """Which of ``hashes`` the hub holds the frames of, from any list or source:
+        frames are kept by their SHA-256, once (``hub.services.frames``)."""
+        del list_id  # one table for every list
+        return Frames(self.ctx).held(hashes)
+
     def applied_version(self, list_id: str) -> int:
         row = self._list(list_id)
         return 0 if row is None else int(json.loads(row["trust"])["version"])

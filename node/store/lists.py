@@ -432,22 +432,24 @@ class ListTables(Tables):
             return
         given = frames or {}
         if changes is None:
+            # A rebuild: the frames held of records that still stand stay (the follower
+            # fetched only the others), the rest go.
             joined, width = state.hashes(), state.kind.length
             standing = {joined[i : i + width] for i in range(0, len(joined), width)}
-            if frames is not None:
-                frame_rows.replace_all(
-                    self.db, self.hub, list_id, {h: d for h, d in given.items() if h in standing}
-                )
-            else:
-                held = frame_rows.held_hashes(self.db, self.hub, list_id)
-                frame_rows.forget(
-                    self.db, self.hub, list_id, [h for h in held if h not in standing]
-                )
+            held = frame_rows.held_hashes(self.db, self.hub, list_id)
+            frame_rows.forget(self.db, self.hub, list_id, [h for h in held if h not in standing])
+            frame_rows.keep(
+                self.db, self.hub, list_id, {h: d for h, d in given.items() if h in standing}
+            )
             return
         removed, added = hash_changes(state.kind.length, list(changes[0]), list(changes[1]))
         frame_rows.forget(self.db, self.hub, list_id, removed)
         new = set(added)
         frame_rows.keep(self.db, self.hub, list_id, {h: d for h, d in given.items() if h in new})
+
+    def frames_held(self, list_id: str, hashes: Sequence[bytes]) -> frozenset[bytes]:
+        """Which of ``hashes`` the list holds the frames of (``follow.FollowerStore``)."""
+        return frozenset(self.frame_hashes(list_id)) & frozenset(hashes)
 
     def frame_hashes(self, list_id: str) -> list[bytes]:
         """The record hashes of ``list_id`` whose frames the store holds, in order."""
