@@ -58,7 +58,6 @@ from node.cli_video import (
     is_video,
     shares_text,
     video_file_queries,
-    video_matches,
 )
 from node.config import NodeConfig, hubs_of, write_secret
 from node.contributions import Contributions, Delivery
@@ -795,8 +794,7 @@ def scan(directory: Path, dihedral: bool | None, dry_run: bool, as_json: bool, h
                     except (ImageRejected, VideoRejected):
                         queries = node.matching.file_queries(path.read_bytes())
                     images += any(HASH_TYPES[t].of_picture is not None for t in queries)
-                    # The registry keeps hashes; a video's frames are matched beside it.
-                    videos = queries.pop("vpdq", None)
+                    # A video is registered by its frames, and matched by them.
                     try:
                         if dry_run:
                             count = len(node.registry.check(content_id, queries))
@@ -809,11 +807,6 @@ def scan(directory: Path, dihedral: bool | None, dry_run: bool, as_json: bool, h
                         raise click.ClickException(f"{reports.printable(content_id)}: {e}") from e
                     registered += count
                     found.extend((content_id, m) for m in matches)
-                    if isinstance(videos, VideoQueries):
-                        seen = video_matches(
-                            node.matching, content_id, videos, dry_run=dry_run, new=count > 0
-                        )
-                        found.extend((content_id, m) for m in seen)
     new = sum(1 for _, m in found if m.recorded and not m.earlier)
     if as_json:
         _echo_json(
@@ -856,9 +849,10 @@ def content() -> None:
 
     FILE (or - for standard input) holds one hash of one piece of content per line:
     CSV content_id,hash_type,hex (an optional header content_id,hash_type,hash) or
-    NDJSON {"content_id": ..., "hash_type": ..., "hash": ...}. Lines are read as they
-    come and written in batches, each one transaction: a malformed line is refused
-    with its line number, and nothing of its batch is written.
+    NDJSON {"content_id": ..., "hash_type": ..., "hash": ...}; a video's vpdq hex is
+    its frames (PROTOCOL.md §6.3), never the 64-digit SHA-256 of them. Lines are
+    read as they come and written in batches, each one transaction: a malformed
+    line is refused with its line number, and nothing of its batch is written.
     """
 
 
@@ -887,6 +881,9 @@ _SHOWN_REFUSALS = 20
 W = TypeVar("W")
 _Removal = tuple[str, tuple[str, bytes] | None]
 """A content id and the one hash of it to remove (None: every hash of it)."""
+_Imported = tuple[ContentRows, dict[bytes, bytes], int]
+"""A batch of an import set out: its rows, its videos' frames by their SHA-256, and
+how many lines were other shards'."""
 
 
 def _committed(batch: int, first_line: int, lines: int) -> str:
@@ -1010,19 +1007,26 @@ def content_import_command(
 
         shard = node.shard
 
-        def prepare(batch: list[content_import.ContentLine]) -> tuple[ContentRows, int]:
+        def prepare(batch: list[content_import.ContentLine]) -> _Imported:
             # On the reading thread: the rows set out, so that writing them is all
             # SQLite's (the lines were checked as they were read, by the registry's
-            # own rules).
+            # own rules); a video's frames go beside its row.
             mine = content_import.in_shard(batch, shard)
             rows = [(line.content_id, *line.hash) for line in mine if line.hash is not None]
-            return ContentRows.of(rows), len(batch) - len(mine)
+            frames = {
+                line.hash[1]: line.frames
+                for line in mine
+                if line.hash is not None and line.frames is not None
+            }
+            return ContentRows.of(rows), frames, len(batch) - len(mine)
 
-        def write(work: tuple[ContentRows, int]) -> None:
+        def write(work: _Imported) -> None:
             nonlocal registered, known, found, new, skipped
-            rows, others = work
+            rows, frames, others = work
             skipped += others
-            result = node.registry.register_batch(rows, dry_run=dry_run, checked=True)
+            result = node.registry.register_batch(
+                rows, dry_run=dry_run, checked=True, frames=frames
+            )
             registered += result.registered
             known += result.known
             found += len(result.matches)
@@ -1197,7 +1201,7 @@ def matches(show_all: bool, limit: int, as_json: bool, home: Path) -> None:
                 e["created"],
                 shown_list(e["hub"], e["list"]),
                 e["hash_type"],
-                e["distance"],
+                _closeness(e),
                 e["source"],
                 None if e["content_id"] is None else reports.printable(e["content_id"]),
             ]
@@ -1213,6 +1217,16 @@ def matches(show_all: bool, limit: int, as_json: bool, home: Path) -> None:
         click.echo(f"{total} match event(s), {waiting} awaiting an outcome; {shown}")
     else:
         click.echo(f"{waiting} match event(s) awaiting an outcome; {shown}")
+
+
+def _closeness(event: dict[str, Any]) -> object:
+    """A match event's distance, or a video's shares (query q/Q, listed l/L): a video
+    agrees by its frames, and its distance says nothing."""
+    video = event.get("video")
+    if video is None:
+        return event["distance"]
+    (q, total_q), (listed, total_l) = video["query_share"], video["listed_share"]
+    return f"frames {q}/{total_q} {listed}/{total_l}"
 
 
 @main.command()

@@ -8,11 +8,15 @@ them for the registry's one transaction per batch.
 A line is one hash of one piece of content, ``content_id,hash_type,hex`` (CSV,
 with an optional header ``content_id,hash_type,hash``) or
 ``{"content_id": …, "hash_type": …, "hash": …}`` (NDJSON); for ``remove`` the
-content id alone is enough (every hash of it). Blank lines are skipped. A line the
-registry could not hold is not an exception but a ``BadLine`` in the stream, with
-its line number and the reason, so that the caller decides: a real import stops
-before writing that line's batch, a dry run goes on and reports every one. A
-well-formed line of another replica's content shard is skipped (``in_shard``).
+content id alone is enough (every hash of it). A video's ``vpdq`` hash is its frames
+in hex (PROTOCOL.md §6.3), read strictly, and the line carries them: the registry
+keeps a video by its frames, and refuses a bare 64-digit ``vpdq`` hash (to remove
+one video of a content id, give its frames again: the row is found by their
+SHA-256). Blank lines are skipped. A line the registry could not hold is not an
+exception but a ``BadLine`` in the stream, with its line number and the reason, so
+that the caller decides: a real import stops before writing that line's batch, a
+dry run goes on and reports every one. A well-formed line of another replica's
+content shard is skipped (``in_shard``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gc
+import hashlib
 import json
 import re
 import threading
@@ -30,12 +35,15 @@ from typing import Any, BinaryIO, Generic, Literal, TypeVar
 
 from node.errors import InvalidContentError
 from node.fleet import ContentShard
-from node.registry import check_content_id
+from node.registry import BARE_VIDEO_HASH, check_content_id
 from protocol import HASH_TYPES
+from protocol.errors import ProtocolError
+from protocol.video import MAX_FRAMES_BYTES, decode_frames
 
 __all__ = [
     "DEFAULT_BATCH",
     "FORMATS",
+    "MAX_BATCH_FRAMES_BYTES",
     "MAX_LINE_BYTES",
     "BadLine",
     "Batch",
@@ -49,11 +57,16 @@ __all__ = [
     "read_lines",
 ]
 
-MAX_LINE_BYTES = 4096
-"""The longest line read, without its line break: a 256-character content id written
-as NDJSON escapes, a type and a 64-digit hash fit with room to spare. A longer one is
-refused (its rest is skipped unread into memory), so one runaway line cannot take the
-node's memory."""
+MAX_LINE_BYTES = 2 * MAX_FRAMES_BYTES + 4096
+"""The longest line read, without its line break: a video's frames at their cap in
+hex (2.7 MB) beside a 256-character content id written as NDJSON escapes and a type,
+with room to spare. A longer one is refused (its rest is skipped unread into memory),
+so one runaway line cannot take the node's memory."""
+
+MAX_BATCH_FRAMES_BYTES = 64 * 1024 * 1024
+"""Frames a batch holds at most: a batch of videos ends early when the next line's
+frames would pass this, so that a corpus of long videos is not held a hundred
+thousand at a time (a batch of ordinary lines is a few megabytes)."""
 
 DEFAULT_BATCH = 100_000
 """Lines per transaction. Each commit writes every database page its batch changed,
@@ -80,6 +93,8 @@ class ContentLine:
     number: int
     content_id: str
     hash: tuple[str, bytes] | None
+    frames: bytes | None = None
+    """A video's frames (a ``vpdq`` line), whose SHA-256 is its hash."""
 
 
 @dataclass(frozen=True)
@@ -93,16 +108,33 @@ class BadLine:
         return f"line {self.number}: {self.reason}"
 
 
-def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
+def batches(
+    items: Iterable[T],
+    size: int,
+    weight: Callable[[T], int] | None = None,
+    budget: int = 0,
+) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they are needed;
+    with ``weight``, a list also ends before the item that would take its weights
+    past ``budget`` (a list always holds at least one item)."""
     batch: list[T] = []
+    held = 0
     for item in items:
+        cost = weight(item) if weight is not None else 0
+        if batch and weight is not None and held + cost > budget:
+            yield batch
+            batch, held = [], 0
         batch.append(item)
+        held += cost
         if len(batch) == size:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
+
+
+def _frames_weight(line: ContentLine | BadLine) -> int:
+    return len(line.frames) if isinstance(line, ContentLine) and line.frames else 0
 
 
 def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
@@ -183,7 +215,12 @@ def read_batches(
         good = [line for line in lines if isinstance(line, ContentLine)]
         return Batch(lines[0].number, len(lines), bad, None if bad else prepare(good))
 
-    read = batches(read_lines(stream, fmt, hash_optional=hash_optional), size)
+    read = batches(
+        read_lines(stream, fmt, hash_optional=hash_optional),
+        size,
+        _frames_weight,
+        MAX_BATCH_FRAMES_BYTES,
+    )
     return read_ahead(sorted_out(lines) for lines in read)
 
 
@@ -342,8 +379,25 @@ def _checked(number: int, fields: list[str], *, hash_optional: bool) -> ContentL
         )
     if not _HEX.fullmatch(digits):
         raise InvalidContentError(f"the hash is not hexadecimal: {digits[:80]!r}")
+    if kind.frames:
+        frames = _video_frames(digits, kind.length)
+        return ContentLine(number, content_id, (type_name, hashlib.sha256(frames).digest()), frames)
     if len(digits) != 2 * kind.length:
         raise InvalidContentError(
             f"a {type_name} hash is {2 * kind.length} hex digits, found {len(digits)}"
         )
     return ContentLine(number, content_id, (type_name, bytes.fromhex(digits)))
+
+
+def _video_frames(digits: str, width: int) -> bytes:
+    """A video's frames from a line's hex, checked by ``decode_frames``."""
+    if len(digits) == 2 * width:
+        raise InvalidContentError(BARE_VIDEO_HASH)
+    if len(digits) % 2:
+        raise InvalidContentError("a video's frames are an even number of hex digits")
+    frames = bytes.fromhex(digits)
+    try:
+        decode_frames(frames)
+    except ProtocolError as e:
+        raise InvalidContentError(f"not a video's frames: {e}") from None
+    return frames

@@ -65,6 +65,7 @@ from node.store import (
     Outcome,
     Stance,
 )
+from node.store.matches import Shares, event_shares
 from node.video import VideoHash
 from node.video_index import VideoIndex, VideoQueries
 from protocol import Entry, EntryState, ListSpec, ListState, Root
@@ -278,7 +279,8 @@ class MatchResult:
     of the query's distinct good frames agreeing with the listed video's, ``(l, L)``
     of the listed video's agreeing with the query's (``"video"`` in ``to_dict``;
     absent for any other match). ``hash`` is then the listed record's hash, ``query``
-    the query's frames digest and ``distance`` 0.
+    the query's frames digest and ``distance`` 0. Its event keeps both
+    (``shares``), and the node's list of events shows them as ``to_dict`` does.
     """
 
     match_id: str
@@ -297,6 +299,13 @@ class MatchResult:
     hub: str = DEFAULT_HUB
     query_share: tuple[int, int] | None = None
     listed_share: tuple[int, int] | None = None
+
+    @property
+    def shares(self) -> Shares | None:
+        """Both shares of a video match, as its event keeps them (None otherwise)."""
+        if self.query_share is None or self.listed_share is None:
+            return None
+        return self.query_share, self.listed_share
 
     def to_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -563,11 +572,13 @@ class Matching:
         entry: Entry | None = None,
         *,
         stance: Stance | None = None,
+        shares: Shares | None = None,
     ) -> tuple[str, Verdict]:
         """``record_event``, and the policy's decision on the event: one not ``block``
         is recorded with the outcome ``kept`` and its reason, in the same transaction.
         ``stance`` is what the platforms say of ``entry`` when the caller read it with
-        others (``stances``); without it, it is read here."""
+        others (``stances``); without it, it is read here. ``shares``: a video
+        match's (query, listed), kept with the event."""
         if entry is not None and stance is None:
             stance = self.stances([(list_id, entry)])[(list_id, entry.entry_id)]
         match_id = f"{self.replica}.{uuid.uuid4()}" if self.replica else str(uuid.uuid4())
@@ -593,6 +604,7 @@ class Matching:
                 content_id,
                 now,
                 None if entry is None else json.dumps(entry.to_dict()),
+                shares,
             )
             self._bump(list_id, "", "matched")
             self._bump(list_id, listed.hex(), "matched")
@@ -832,6 +844,7 @@ class Matching:
                     content_id,
                     hit.entry,
                     stance=hit.opinions,
+                    shares=hit.shares,
                 )
                 results.append(replace(hit, match_id=match_id, recorded=True, verdict=verdict))
         self._forget(written)
@@ -944,6 +957,7 @@ class Matching:
                 "created": r["created"],
                 "outcome": r["outcome"],
             }
+            | event_shares(r["shares"])
             | _event_entry(r["entry"])
             | opinion_members(
                 known.get(entries[r["id"]], NO_STANCE) if r["id"] in entries else None

@@ -65,7 +65,8 @@ class NodeMetrics:
         """What the platform's checks found: the rate a list's effect is judged by."""
         self.checked = Counter(
             "hashhub_node_checks",
-            "Uploads and hash queries checked through the API, by kind (image, file, hashes).",
+            "Uploads and hash queries checked through the API, "
+            "by kind (image, video, file, hashes).",
             ["kind"],
             registry=r,
         )

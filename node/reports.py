@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from node.store import NodeStore
+from node.store.matches import event_shares
 
 __all__ = ["EVIDENCE_SOURCES", "evidence", "failures", "match_events", "printable"]
 
@@ -51,6 +52,7 @@ def match_events(store: NodeStore, limit: int, *, open_only: bool) -> list[dict[
             "outcome": r["outcome"],
             "outcome_at": r["outcome_at"],
         }
+        | event_shares(r["shares"])
         for r in store.matches.listing(limit, open_only=open_only)
     ]
 

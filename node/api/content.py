@@ -2,7 +2,10 @@
 
 Apart from ``match`` because a registration is stored and outlives the request:
 a later delta that lists its hashes raises a webhook (``node.registry``). It
-reads an upload and answers as ``match`` does, with the same helpers. A replica
+reads an upload and answers as ``match`` does, with the same helpers. A video is
+registered by its frames (``vpdq``: their hex in JSON, or a ``video/*`` upload
+hashed as ``match`` hashes one when the node follows a video list), never by a bare
+64-digit ``vpdq`` hash, which is refused: it could never match. A replica
 with a ``content_shard`` registers only its shard's content ids (``node.fleet``).
 """
 
@@ -43,11 +46,11 @@ async def post_content(request: web.Request) -> web.StreamResponse:
         body = await json_object(request, {"content_id", "hashes"})
         content_id = check_content_id(body.get("content_id"))
         check_shard(node, content_id)
-        kind, queries = "hashes", hash_queries(body.get("hashes"))
+        kind, queries = "hashes", hash_queries(body.get("hashes"), frames=True, registering=True)
     else:
         content_id = check_content_id(request.query.get("content_id"))
         check_shard(node, content_id)
-        kind, queries = await upload_queries(request)
+        kind, queries = await upload_queries(request, videos=True)
     # One transaction: a registration is stored with its matches or not at all.
     try:
         registered, results = node.registry.register_and_match(

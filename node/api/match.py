@@ -7,10 +7,11 @@ answer's ``hashes`` and match counters, are here and used by both.
 
 A ``video/*`` upload to ``/v1/match`` is hashed as a video (``node.video.hash_video``:
 vPDQ frames in a worker process, MD5 and SHA-256 of the bytes) when the node follows
-a ``vpdq`` list, whose videos only frames can match; otherwise, and for registered
-content (``/v1/content``, which keeps hashes, not frames), as a file: nothing is
-decoded that nothing could match. A video the hasher refuses is answered with its
-reason (``VIDEO_REJECTED``), and nothing is counted or recorded.
+a ``vpdq`` list, whose videos only frames can match (and so is one registered
+through ``/v1/content``, whose registry keeps the frames for later updates);
+otherwise as a file: nothing is decoded that nothing could match. A video the
+hasher refuses is answered with its reason (``VIDEO_REJECTED``), and nothing is
+counted or recorded.
 """
 
 from __future__ import annotations

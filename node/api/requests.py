@@ -15,6 +15,7 @@ from aiohttp import web
 
 from edge.errors import ApiError
 from edge.http import read_body
+from node.registry import BARE_VIDEO_HASH
 from node.video_index import VideoQueries
 from protocol.errors import ProtocolError
 from protocol.lists import HASH_TYPES
@@ -61,12 +62,16 @@ async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]
     return value
 
 
-def hash_queries(value: object, *, frames: bool = False) -> dict[str, list[bytes]]:
+def hash_queries(
+    value: object, *, frames: bool = False, registering: bool = False
+) -> dict[str, list[bytes]]:
     """``[{"type": "pdq", "hash": "<hex>"}, …]`` → ``{type: [bytes, …]}``, strictly.
 
-    With ``frames`` (a match, not a registration), the ``hash`` of a type of frames
-    (``vpdq``) is a video's frames in hex, their one encoding (PROTOCOL.md §6.3),
-    read strictly: its query is a ``VideoQueries`` of them, matched by §6.4."""
+    With ``frames``, the ``hash`` of a type of frames (``vpdq``) is a video's frames
+    in hex, their one encoding (PROTOCOL.md §6.3), read strictly: its query is a
+    ``VideoQueries`` of them, matched by §6.4. ``registering`` (``/v1/content``)
+    names the mistake of registering a video by a 64-digit hash (its digest, which
+    matches nothing) instead of reporting it as a frames encoding gone wrong."""
     if not isinstance(value, list) or not value:
         raise invalid('\'hashes\' must be a non-empty list of {"type", "hash"} objects')
     if len(value) > MAX_QUERY_HASHES:
@@ -82,6 +87,8 @@ def hash_queries(value: object, *, frames: bool = False) -> dict[str, list[bytes
         if frames and kind.frames:
             videos = queries.setdefault(kind.name, VideoQueries([]))
             assert isinstance(videos, VideoQueries)
+            if registering and isinstance(text, str) and len(text) == 2 * kind.length:
+                raise invalid(f"hashes[{i}]: {BARE_VIDEO_HASH}")
             videos.add(_frames_of(i, kind.name, text))
             continue
         if not isinstance(text, str) or len(text) != 2 * kind.length or not _HEX.fullmatch(text):

@@ -14,7 +14,8 @@ frames of the records standing:
 - a list that is no longer of a frames type loses its rows.
 
 The matcher reads them back by entry (``standing_frames``) to build its
-``node.video_index.VideoIndex``.
+``node.video_index.VideoIndex``; the content registry reads those of the records
+an update added (``frames_of``) to find the hosted videos they match.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ import sqlite_utils
 from protocol import Entry, EntryState
 from protocol.video import Frame, decode_frames
 
-__all__ = ["drop", "forget", "held_hashes", "keep", "replace_all", "standing_frames"]
+__all__ = [
+    "drop",
+    "forget",
+    "frames_of",
+    "held_hashes",
+    "keep",
+    "replace_all",
+    "standing_frames",
+]
 
 
 def replace_all(
@@ -66,6 +75,21 @@ def held_hashes(db: sqlite_utils.Database, hub: str, list_id: str) -> list[bytes
             "SELECT hash FROM frames WHERE hub = ? AND list_id = ? ORDER BY hash", [hub, list_id]
         )
     ]
+
+
+def frames_of(
+    db: sqlite_utils.Database, hub: str, list_id: str, hashes: Iterable[bytes]
+) -> dict[bytes, bytes]:
+    """The held frames files of some of the list's records (those an update added,
+    for the registry's retroactive pass), by record hash; one key lookup each."""
+    found: dict[bytes, bytes] = {}
+    for h in hashes:
+        for r in db.query(
+            "SELECT frames FROM frames WHERE hub = ? AND list_id = ? AND hash = ?",
+            [hub, list_id, h],
+        ):
+            found[h] = bytes(r["frames"])
+    return found
 
 
 def standing_frames(

@@ -2,6 +2,9 @@
 
 - ``content``: the platform's registry of hashes of content it hosts, for
   retroactive takedowns.
+- ``content_frames``: each registered video's frames (PROTOCOL.md §6.3), by their
+  SHA-256, the hash of its ``vpdq`` row in ``content``; a trigger drops them with
+  the last such row, and every change moves ``content_frames_generation``.
 - ``content_journal``: the perceptual hashes registered since the content index
   (``node.content_index``) last folded them in, one row per registering batch,
   written in the registration's own transaction.
@@ -22,17 +25,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from node.store import frames as frame_rows
 from node.store.tables import Tables
 from protocol import format_time
 from protocol.lists import HASH_TYPES
 
-__all__ = ["ContentRows", "MatchSource", "MatchTables", "Outcome"]
+__all__ = ["ContentRows", "MatchSource", "MatchTables", "Outcome", "Shares", "event_shares"]
 
 Outcome = Literal["actioned", "blocked", "false_positive", "kept"]
 """What a platform did about a match (``node.matching.OUTCOMES`` lists them)."""
 
 MatchSource = Literal["upload", "registry"]
 """What was matched: an upload, or registered content (the table's CHECK says the same)."""
+
+
+Shares = tuple[tuple[int, int], tuple[int, int]]
+"""A video match's shares (PROTOCOL.md §6.4): ``((q, Q), (l, L))``, the query's and the
+listed video's agreeing frames of their distinct good frames."""
+
+
+def event_shares(stored: str | None) -> dict[str, Any]:
+    """What a recorded event shows of its shares: ``{"video": {"query_share": [q, Q],
+    "listed_share": [l, L]}}`` for a video match (as a match's answer shows them),
+    nothing for any other, whose answer keeps its shape."""
+    if stored is None:
+        return {}
+    q, total_q, listed, total_l = json.loads(stored)
+    return {"video": {"query_share": [q, total_q], "listed_share": [listed, total_l]}}
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,38 @@ class MatchTables(Tables):
                 # keeps each hash once whatever the journal repeats.
                 self._journal(type_name, len(typed.hashes), typed.blob)
         return new
+
+    def keep_frames(self, frames: Iterable[tuple[bytes, bytes]]) -> None:
+        """Hold registered videos' frames, (SHA-256, encoding) each, in the caller's
+        transaction, after their ``vpdq`` rows: frames already held stay as they are
+        (the same SHA-256 is the same bytes)."""
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO content_frames (hash, frames) VALUES (?, ?)",
+            sorted(frames),
+        )
+
+    def frames_generation(self) -> int:
+        """A number that moves whenever a registered video's frames are added or
+        dropped, by any process (one row's read)."""
+        row = self._one("SELECT generation FROM content_frames_generation")
+        return 0 if row is None else int(row["generation"])
+
+    def registered_frames(self) -> tuple[int, dict[bytes, bytes]]:
+        """Every registered video's frames by their SHA-256, and the generation they
+        are of, read together."""
+        with self.snapshot():
+            generation = self.frames_generation()
+            held = {
+                bytes(r["hash"]): bytes(r["frames"])
+                for r in self.db.query("SELECT hash, frames FROM content_frames")
+            }
+        return generation, held
+
+    def listed_frames(self, list_id: str, hashes: Iterable[bytes]) -> dict[bytes, bytes]:
+        """The frames files the view's hub's ``vpdq`` list holds of some of its records
+        (those an update added), by record hash: what the registry's videos are
+        matched against (``node.store.frames``)."""
+        return frame_rows.frames_of(self.db, self.hub, list_id, hashes)
 
     def _journal(self, type_name: str, count: int, hashes: bytes) -> None:
         """Append a perceptual type's registered hashes (``count`` of them, concatenated)
@@ -292,9 +343,11 @@ class MatchTables(Tables):
         content_id: str | None,
         now: datetime,
         entry: str | None = None,
+        shares: Shares | None = None,
     ) -> None:
         """Store one match event (its counters are the caller's: ``bump_counter``);
-        ``entry``: the matched entry's members as JSON, for a list of entries."""
+        ``entry``: the matched entry's members as JSON, for a list of entries;
+        ``shares``: a video match's, kept as ``[q, Q, l, L]``."""
         self.db.table("match_events").insert(
             {
                 "id": match_id,
@@ -308,6 +361,7 @@ class MatchTables(Tables):
                 "content_id": content_id,
                 "created": format_time(now),
                 "entry": entry,
+                "shares": None if shares is None else json.dumps([*shares[0], *shares[1]]),
             }
         )
 

@@ -517,3 +517,45 @@ def m012_frames(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m013_content_frames(db: sqlite_utils.Database) -> None:
+    """Registered videos are kept by their frames (PROTOCOL.md §6.3), so that a
+    ``vpdq`` list that grows finds the hosted videos its new entries match (§6.4).
+
+    ``content_frames`` holds each registered video's frames once, by their SHA-256
+    (the ``hash`` of its ``vpdq`` row in ``content``): two pieces of content that are
+    one video share a row. A trigger drops the row when the last ``content`` row of
+    that hash goes, whatever removed it, so frames never outlive their content.
+    ``content_frames_generation`` counts every change, so that a process holding an
+    index of the frames (``node.registry``) knows, by one read, whether it is stale.
+
+    ``match_events.shares``: a video match's shares, ``[q, Q, l, L]`` as JSON (None
+    for any other match): what decided it, since its distance says nothing."""
+    db.executescript(
+        """
+        CREATE TABLE content_frames (
+            hash BLOB PRIMARY KEY,
+            frames BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE content_frames_generation (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation INTEGER NOT NULL
+        );
+        INSERT INTO content_frames_generation (id, generation) VALUES (1, 0);
+        CREATE TRIGGER content_frames_added AFTER INSERT ON content_frames BEGIN
+            UPDATE content_frames_generation SET generation = generation + 1;
+        END;
+        CREATE TRIGGER content_frames_dropped AFTER DELETE ON content_frames BEGIN
+            UPDATE content_frames_generation SET generation = generation + 1;
+        END;
+        CREATE TRIGGER content_frames_unregistered AFTER DELETE ON content
+        WHEN old.hash_type = 'vpdq' AND NOT EXISTS (
+            SELECT 1 FROM content WHERE hash_type = 'vpdq' AND hash = old.hash
+        ) BEGIN
+            DELETE FROM content_frames WHERE hash = old.hash;
+        END;
+        ALTER TABLE match_events ADD COLUMN shares TEXT;
+        """
+    )

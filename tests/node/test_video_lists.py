@@ -70,7 +70,11 @@ class Clips:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
-    directory = tmp_path_factory.mktemp("video-lists")
+    return make_clips(tmp_path_factory.mktemp("video-lists"))
+
+
+def make_clips(directory: Path) -> Clips:
+    """The clips, made in ``directory`` (a module's fixture calls it once)."""
     photos = listed_photos(directory, 5)
     listed = slideshow(photos[:3], directory / "listed.mp4", seconds_each=2)
     reencoded = directory / "reencoded.mp4"
