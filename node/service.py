@@ -31,6 +31,7 @@ same idempotency key).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -43,24 +44,26 @@ import aiohttp
 
 from edge.clock import utcnow
 from edge.database import DatabaseThread
-from follow import Fetcher, ListOutcome, cannot_connect
+from follow import Fetcher, ListOutcome, StoredEntries, StoredList, cannot_connect
 from node.config import CONFIG_NAME, NodeConfig, hubs_of, read_secret, write_secret
 from node.errors import NodeConfigError
 from node.fleet import check_replica, content_shard
 from node.followed import FollowedHub
 from node.hubs import HubSettings, token_path
 from node.imaging import ImageLimits
-from node.matching import OUTCOMES, Matching, MatchResult
+from node.matching import OUTCOMES, MatchIndex, Matching, MatchResult, build_index, index_frames
 from node.matchings import Matchings
 from node.outboxes import AckOutbox, WebhookOutbox
 from node.policy import QuarantineRule
 from node.registry import ContentRegistry
 from node.store import NodeStore
 from node.sync import NodeSyncer
-from protocol import Limits, ProtocolError, Root, SigningKey
+from protocol import Limits, ListSpec, ProtocolError, Root, SigningKey
 from protocol.ack import ACK_LAST_SEQ_HEADER, ACK_REFUSALS, ACK_SIGNATURE_HEADER, NODE_ID_PATTERN
 from protocol.keyfile import load_private_key, write_private_key, write_public_key
+from protocol.lists import hash_type as hash_kind
 from protocol.lists import validate_list_id
+from protocol.video import Frame
 
 __all__ = [
     "OUTCOMES",
@@ -464,10 +467,45 @@ async def run_sync(
             snapshot_lag=node.config.snapshot_lag,
         )
         outcomes = await syncer.sync(node.now())
+        videos = await _video_indexes(worker, followed, outcomes)
     finally:
         worker.close(NodeStore.close)
+    for stored, index, intact in videos:
+        followed.matching.install(stored, index, intact)
     node.absorb(outcomes, settings.name)
     return outcomes
+
+
+async def _video_indexes(
+    worker: DatabaseThread[NodeStore], followed: FollowedHub, outcomes: Sequence[ListOutcome]
+) -> list[tuple[StoredList | StoredEntries, MatchIndex, bool]]:
+    """New indexes of the ``vpdq`` lists an update changed, built off this loop.
+
+    A video list's index is rebuilt from its stored frames at every update (a
+    hundred thousand videos: seconds of decoding and indexing), so the frames are
+    read on the sync's own thread and the index built on another, and the match API
+    keeps answering with the old index until ``install`` swaps the new one in;
+    ``Matching.follow`` then finds the list at its version and leaves it.
+    """
+    root = followed.newest_root()
+    if root is None:
+        return []
+    built = []
+    for outcome in outcomes:
+        spec = root.lists.get(outcome.list_id)
+        if outcome.status != "updated" or spec is None or not hash_kind(spec.hash_type).frames:
+            continue
+
+        def read(
+            store: NodeStore, spec: ListSpec = spec
+        ) -> tuple[StoredList | StoredEntries, dict[str, Sequence[Frame]] | None]:
+            stored = store.stored_list(spec.list_id, spec.hash_type)
+            return stored, index_frames(store, spec, stored)
+
+        stored, frames = await worker.call(read)
+        index, intact = await asyncio.to_thread(build_index, spec, stored, frames)
+        built.append((stored, index, intact))
+    return built
 
 
 async def flush_acks(
