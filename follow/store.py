@@ -90,8 +90,9 @@ class FollowerStore(Protocol):
         verified ``frames`` of the records it adds by hash, but for those
         ``frames_held`` said it holds (when ``changes`` is None, a rebuild from a
         snapshot: of every record it did not hold). Afterwards it holds the frames of
-        exactly the records of ``state``: the frames of a record the update removes
-        are dropped with it."""
+        every record of ``state``; a store that keeps frames per list drops those of
+        the records the update removes (a hub keeps every video's frames once,
+        whichever list brought them)."""
         ...
 
     def record_failure(

@@ -454,7 +454,8 @@ class Syncer:
                     f"the record {record.hex()} names it",
                     sha256=record.hex(),
                 )
-            read_frames_file(record, data)
+            # Decoding a long video's frames is work for the runner, not this loop.
+            await self.run(functools.partial(read_frames_file, record, data))
             return record, data
 
         return dict(await asyncio.gather(*(one(record) for record in wanted)))

@@ -598,7 +598,12 @@ def _listed_hash(hash_type: str, signal: str) -> bytes:
         try:
             return record_of_signal(signal)
         except ValueError as e:
-            raise OpinionError(str(e)) from e
+            # pytx writes times to three significant digits, so a long video's JSON may
+            # not give its frames back; the record's hash always names it.
+            raise OpinionError(
+                f"{e}: label the match by its record hash instead (the last word "
+                "'threatexchange match' prints for it)"
+            ) from e
     try:
         return bytes.fromhex(signal)
     except ValueError as e:

@@ -80,7 +80,7 @@ class Hub:
         self.keys = Keys(self.ctx, self.files)
         self.lists = Lists(self.ctx, self.keys)
         self.checkpoints = Checkpoints(self.ctx, self.keys, self.files, self.lists)
-        self.entries = Entries(self.ctx, self.keys, self.lists)
+        self.entries = Entries(self.ctx, self.keys, self.lists, self.frames)
         self.roots = RootChanges(self.ctx, self.keys, self.lists, self.checkpoints)
         self.disputes = Disputes(self.ctx, self.entries)
         self.origins = Origins(self.ctx)

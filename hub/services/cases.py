@@ -35,16 +35,15 @@ from hub.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from hub.intake import Intake
 from hub.services.context import HubContext
 from hub.services.entries import Entries
-from hub.services.frames import Frames
+from hub.services.frames import Frames, check_frames, good_frames
 from hub.services.lists import Lists
-from protocol import HASH_TYPES, ProtocolError, format_time
+from protocol import HASH_TYPES, format_time
 from protocol.hashes import degenerate_reason
 from protocol.hashtypes import submission_types
 from protocol.video import (
     FRAME_BYTES,
     MIN_FRAMES_FOR_SHARE,
     MIN_QUALITY,
-    decode_frames,
 )
 
 __all__ = [
@@ -220,8 +219,9 @@ class Cases:
         allowed = submission_types()
         if hash_type not in allowed or kind is None:
             raise InvalidRequest(f"a submission is one of {', '.join(allowed)}")
+        frame_count = 0
         if kind.frames:
-            _check_submitted_frames(value)
+            frame_count = _check_submitted_frames(value)
         elif len(value) != kind.length:
             raise InvalidRequest(f"a {hash_type} hash is {kind.length} bytes")
         else:
@@ -233,7 +233,10 @@ class Cases:
         case_number = secrets.token_hex(16)
         code = new_withdrawal_code()
         with self.ctx.db.atomic():
-            record = self.frames.put(value) if kind.frames else value
+            record = value
+            if kind.frames:
+                record = hashlib.sha256(value).digest()
+                self.frames.keep(record, value, frame_count)
             self.ctx.db.table("submissions").insert(
                 {
                     "case_number": case_number,
@@ -602,37 +605,29 @@ def _seen(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_submitted_frames(data: bytes) -> None:
+def _check_submitted_frames(data: bytes) -> int:
     """A person's video frames: at most ``SUBMISSION_MAX_FRAMES``, and frames that can match.
 
-    Checked before the rules of the encoding (``Frames.put`` checks those again) so
-    that a long video is told the public page's cap, not the protocol's. A video
-    with fewer than ``MIN_FRAMES_FOR_SHARE`` distinct frames of quality
-    ``MIN_QUALITY`` or more has no share that counts (PROTOCOL.md §6.4): listed, it
-    could never match anything, so it is refused rather than reviewed. A frame whose
-    PDQ hash is degenerate counts for nothing, whatever quality the browser claims.
+    The cap is checked before the rules of the encoding so that a long video is told
+    the public page's cap, not the protocol's. A video with fewer than
+    ``MIN_FRAMES_FOR_SHARE`` distinct good frames (``good_frames``) has no share that
+    counts (PROTOCOL.md §6.4): listed, it could never match anything, so it is refused
+    rather than reviewed. Returns the number of frames.
     """
     if len(data) > SUBMISSION_MAX_FRAMES * FRAME_BYTES:
         raise InvalidRequest(
             f"a video is sent as at most {SUBMISSION_MAX_FRAMES} frames (an hour at one "
             f"frame a second); these are {len(data) // FRAME_BYTES}"
         )
-    try:
-        frames = decode_frames(data)
-    except ProtocolError as e:
-        raise InvalidRequest(str(e)) from e
-    # A degenerate PDQ hash (all zeros, say) is no picture's, whatever quality it claims.
-    good = {
-        f.pdq
-        for f in frames
-        if f.quality >= MIN_QUALITY and degenerate_reason("pdq", f.pdq) is None
-    }
+    frames = check_frames(data)
+    good = good_frames(frames)
     if len(good) < MIN_FRAMES_FOR_SHARE:
         raise InvalidRequest(
             f"frames: {len(good)} distinct frames of quality {MIN_QUALITY} or more with a "
             f"PDQ hash that is not degenerate, fewer than the {MIN_FRAMES_FOR_SHARE} a video "
             "needs to match anything"
         )
+    return len(frames)
 
 
 def _check_quality(hash_type: str, quality: int | None) -> None:

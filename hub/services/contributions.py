@@ -49,7 +49,7 @@ from hub.services.contribution_policy import (
     ContributionPolicy,
 )
 from hub.services.entries import Entries, EntryDraft
-from hub.services.frames import Frames, check_frames, degenerate_video
+from hub.services.frames import check_frames, degenerate_video
 from hub.services.keys import Keys
 from protocol import HASH_TYPES, ProtocolError, format_time
 from protocol.contribution import Contribution, verify_contribution
@@ -264,7 +264,7 @@ class Contributions:
         the frames it names (listed here, by a submission or from an upstream), and
         those frames could match (``degenerate_video``); refused otherwise, stored
         nowhere, as every refusal."""
-        data = Frames(self.ctx).get(record)
+        data = self.entries.frames.get(record)
         if data is None:
             raise _refused(
                 "UnknownFrames",

@@ -257,8 +257,6 @@ class _Videos:
         """Frames given, by record hash: their bytes and how many."""
         self.named: list[tuple[int, str, bytes]] = []
         """(draft number, list id, record hash) of each bare record hash."""
-        self.drafts: list[str] = []
-        """Entry ids of the drafts read so far: the next one's number."""
 
     def read(self, text: str, list_id: str, n: int) -> bytes:
         """The record hash of a video given as ``text`` (``parse_video_hash``)."""
@@ -276,11 +274,11 @@ class _Videos:
 class Entries:
     """The ``entry_items``, ``entry_hashes``, ``entry_pending`` and ``entry_records`` tables."""
 
-    def __init__(self, ctx: HubContext, keys: Keys, lists: Lists) -> None:
+    def __init__(self, ctx: HubContext, keys: Keys, lists: Lists, frames: Frames) -> None:
         self.ctx = ctx
         self.keys = keys
         self.lists = lists
-        self.frames = Frames(ctx)
+        self.frames = frames
 
     # -- checks -----------------------------------------------------------------------
 
@@ -409,7 +407,7 @@ class Entries:
             try:
                 _check_source(draft.source, sourced)
                 rows.append(
-                    self._check_draft(entry_id, draft, first_seen, vocabulary, specs, videos)
+                    self._check_draft(entry_id, draft, first_seen, vocabulary, specs, videos, n)
                 )
             except (InvalidRequest, Conflict) as e:
                 raise type(e)(f"{_where(n, drafts)}{e}") from e
@@ -457,6 +455,7 @@ class Entries:
         vocabulary: Vocabulary,
         specs: Mapping[str, ListSpec],
         videos: _Videos,
+        n: int,
     ) -> tuple[str, str, EntryDraft, datetime | None, list[tuple[str, bytes]]]:
         """One draft checked on its own (every rule but the hashes other entries hold,
         ``_check_unlisted``'s, and the frames the hub holds, ``_check_held``'s): its
@@ -475,7 +474,7 @@ class Entries:
             spec = specs[list_id]
             try:
                 if HASH_TYPES[spec.hash_type].frames:
-                    h = videos.read(text, list_id, len(videos.drafts))
+                    h = videos.read(text, list_id, n)
                 else:
                     h = parse_hash(text, spec.hash_type)
                     reason = degenerate_reason(spec.hash_type, h)
@@ -494,7 +493,6 @@ class Entries:
                 vocabulary,
             )
             hashes.append((list_id, h))
-        videos.drafts.append(entry_id)
         return entry_id, label, draft, expires, hashes
 
     def _check_held(self, videos: _Videos, drafts: Sequence[EntryDraft]) -> None:

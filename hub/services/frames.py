@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from hub.errors import InvalidRequest
 from hub.services.context import HubContext
@@ -34,6 +35,7 @@ __all__ = [
     "VideoHash",
     "check_frames",
     "degenerate_video",
+    "good_frames",
     "parse_video_hash",
 ]
 
@@ -106,19 +108,28 @@ def check_frames(data: bytes) -> tuple[Frame, ...]:
         raise InvalidRequest(str(e)) from e
 
 
+def good_frames(frames: Sequence[Frame]) -> set[bytes]:
+    """The distinct PDQ hashes of ``frames`` that §6.4 can compare: of quality
+    ``MIN_QUALITY`` or more, and not degenerate (a blank or flat picture,
+    ``protocol.hashes.degenerate_reason``), whatever quality is claimed for it: such a
+    frame agrees with every other such frame."""
+    return {
+        f.pdq
+        for f in frames
+        if f.quality >= MIN_QUALITY and degenerate_reason("pdq", f.pdq) is None
+    }
+
+
 def degenerate_video(frames: Sequence[Frame]) -> str | None:
     """Why a video could never match (PROTOCOL.md §6.4), or None.
 
     §6.4 compares only frames of quality ``MIN_QUALITY`` or more, so a video with
     none has no frame to agree on: listed, it would never match anything and would
-    only cost every node a file. A frame whose PDQ hash is degenerate (a blank or
-    flat picture, ``protocol.hashes.degenerate_reason``) agrees with every other such
-    frame, so it does not count either: a listed video of only black frames would
-    flag every dark upload. One good frame is enough, as §6.4 lets a query's own
-    share match a listed still.
+    only cost every node a file; a listed video of only black frames would flag every
+    dark upload. One good frame (``good_frames``) is enough, as §6.4 lets a query's
+    own share match a listed still.
     """
-    good = any(f.quality >= MIN_QUALITY and degenerate_reason("pdq", f.pdq) is None for f in frames)
-    if good:
+    if good_frames(frames):
         return None
     return (
         f"no frame of quality {MIN_QUALITY} or more with a PDQ hash that is not "
@@ -165,40 +176,26 @@ class Frames:
     def counts(self, records: Iterable[bytes]) -> dict[bytes, int]:
         """How many frames each of ``records`` names, for those the hub holds: what a
         page shows of a video rather than its frames."""
-        wanted = list(dict.fromkeys(records))
-        found: dict[bytes, int] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            for row in self.ctx.db.query(
-                f"SELECT hash, count FROM frames WHERE hash IN ({marks})",  # noqa: S608
-                chunk,
-            ):
-                found[bytes(row["hash"])] = int(row["count"])
-        return found
+        return {bytes(row["hash"]): int(row["count"]) for row in self._rows("count", records)}
 
     def held(self, records: Iterable[bytes]) -> frozenset[bytes]:
-        """Which of ``records`` the hub holds the frames of, looked up by key a few
-        hundred at a time."""
-        wanted = list(records)
-        found: set[bytes] = set()
-        for start in range(0, len(wanted), _LOOKUP_BATCH):
-            batch = wanted[start : start + _LOOKUP_BATCH]
-            marks = ", ".join("?" * len(batch))
-            found.update(
-                bytes(row["hash"])
-                for row in self.ctx.db.query(
-                    f"SELECT hash FROM frames WHERE hash IN ({marks})",  # noqa: S608 (marks only)
-                    batch,
-                )
-            )
-        return frozenset(found)
+        """Which of ``records`` the hub holds the frames of."""
+        return frozenset(self.counts(records))
 
     def of(self, records: Iterable[bytes]) -> dict[bytes, bytes]:
         """The frames of each of ``records`` the hub holds, by record hash."""
-        found: dict[bytes, bytes] = {}
-        for record in records:
-            data = self.get(record)
-            if data is not None:
-                found[record] = data
-        return found
+        return {bytes(row["hash"]): bytes(row["data"]) for row in self._rows("data", records)}
+
+    def _rows(
+        self, column: Literal["count", "data"], records: Iterable[bytes]
+    ) -> Iterator[dict[str, Any]]:
+        """The ``hash`` and ``column`` of the rows of ``records``, looked up by key a few
+        hundred at a time."""
+        wanted = list(dict.fromkeys(records))
+        for start in range(0, len(wanted), _LOOKUP_BATCH):
+            batch = wanted[start : start + _LOOKUP_BATCH]
+            marks = ", ".join("?" * len(batch))
+            yield from self.ctx.db.query(
+                f"SELECT hash, {column} FROM frames WHERE hash IN ({marks})",  # noqa: S608
+                batch,
+            )

@@ -42,6 +42,7 @@ from protocol import (
 from protocol.delta import DeltaHeader
 from protocol.lists import hash_type
 from protocol.merkle import inclusion_proof, leaf_hash, root_from_leaf_hashes
+from protocol.video import FRAME_BYTES
 
 __all__ = ["UpstreamProof", "UpstreamStore", "UpstreamVersions"]
 
@@ -157,8 +158,9 @@ class UpstreamStore:
             raise StorageError(f"upstream list {list_id} holds bare hashes: only entries follow")
         with self.ctx.db.atomic():
             self._save_roots(roots)
-            for data in (frames or {}).values():
-                Frames(self.ctx).put(data)
+            videos = Frames(self.ctx)
+            for record, data in (frames or {}).items():
+                videos.keep(record, data, len(data) // FRAME_BYTES)  # read by the follower
             if state is not None:
                 if versions is not None:
                     self._keep_versions(list_id, versions)

@@ -100,7 +100,7 @@ import re
 import secrets
 import traceback
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -471,17 +471,18 @@ def submission_choices() -> list[dict[str, Any]]:
     return choices
 
 
-def submission_scripts() -> list[str]:
-    """The browser hashers the page loads, each once, pictures' first: ``vpdq.js``
-    calls ``pdq.js``'s hasher for each frame."""
-    return list(dict.fromkeys(name for c in submission_choices() for name in c["types"]))
+def submission_scripts(choices: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The browser hashers the page loads for ``choices``, each once, pictures' first:
+    ``vpdq.js`` calls ``pdq.js``'s hasher for each frame."""
+    return list(dict.fromkeys(name for c in choices for name in c["types"]))
 
 
 async def submit_form(request: web.Request) -> web.StreamResponse:
+    choices = submission_choices()
     return _render(
         request,
         "submit.html",
-        {"choices": submission_choices(), "scripts": submission_scripts()},
+        {"choices": choices, "scripts": submission_scripts(choices)},
     )
 
 

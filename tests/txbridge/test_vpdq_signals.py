@@ -308,5 +308,12 @@ async def test_a_video_labelled_by_its_frames_or_its_record_is_counted_for_the_r
     last = [a for a in acks(videos.app, bridge) if a.list_id == VIDEOS][-1]
     assert last.counts.hashes == {digest.hex(): {"matched": 2, "blocked": 1, "actioned": 1}}
     twice = features((0, 90, 1.0), (1, 90, 1.0))
-    with pytest.raises(OpinionError, match="two frames at 1000 ms"):
+    with pytest.raises(OpinionError, match=r"two frames at 1000 ms.*by its record hash"):
         await opinion(api, VPDQSignal, twice, tags={"blocked"})
+    # pytx keeps three significant digits of a time: twenty minutes at one frame a
+    # second no longer read back as frames, and the error says to use the record hash.
+    long = signal_of_frames(
+        encode_frames([Frame(n * 1000, FRAME_PDQ[n % 2], 90) for n in range(1200)])
+    )
+    with pytest.raises(OpinionError, match="label the match by its record hash instead"):
+        await opinion(api, VPDQSignal, long, tags={"blocked"})
