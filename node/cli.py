@@ -53,12 +53,7 @@ from node import content_import, reports
 from node import store as node_store
 from node.api.requests import MAX_LIMIT
 from node.cli_hubs import hub as hub_group
-from node.cli_video import (
-    follows_videos,
-    is_video,
-    shares_text,
-    video_file_queries,
-)
+from node.cli_video import is_video, shares_text, video_file_queries
 from node.config import NodeConfig, hubs_of, write_secret
 from node.contributions import Contributions, Delivery
 from node.errors import InvalidContentError, NodeConfigError, OutcomeConflictError
@@ -68,13 +63,13 @@ from node.matching import DISPUTE_REASONS, OUTCOMES
 from node.policy import DECISIONS, DISPUTED_CHOICES, MAX_WHY, Target
 from node.service import MatchResult, Node, deliver_webhooks, flush_acks, run_sync
 from node.store import NO_STANCE, ContentRows
+from node.store.matches import shares_members
 from node.video import VideoRejected
+from node.video_hashes import FramesTextError, frames_from_hex
 from node.video_index import VideoQueries
 from node.workers import MAX_WORKERS
 from protocol import HASH_TYPES, Root, format_time
 from protocol.contribution import REVIEW_ACTIONS, REVIEWERS
-from protocol.errors import ProtocolError
-from protocol.video import decode_frames
 
 __all__ = [
     "EXIT_CONFIG",
@@ -152,7 +147,7 @@ def _match_line(label: str, m: MatchResult) -> str:
     # The distance is the variant's: name it, and its hash, when the image was turned.
     variant = f"  variant {m.transform} {m.query.hex()}" if m.transform is not None else ""
     # A video agrees by its frames' shares, not by a distance.
-    closeness = shares_text(m) or f"distance {m.distance}"
+    closeness = shares_text(shares_members(m.shares).get("video")) or f"distance {m.distance}"
     return (
         f"{reports.printable(label)}: MATCH {shown_list(m.hub, m.list_id)} v{m.version}  "
         f"{m.hash_type} "
@@ -634,29 +629,29 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _frames_argument(text: str, value: bytes) -> bytes:
-    """A video's frames given in hex (PROTOCOL.md §6.3), checked."""
+def _hash_query(text: str, type_name: str | None) -> dict[str, list[bytes]]:
+    """One hash argument's query: a video's frames (``--type vpdq``) go as
+    ``VideoQueries``, decoded once."""
+    hash_type, value = _hash_argument(text, type_name)
+    if not HASH_TYPES[hash_type].frames:
+        return {hash_type: [value]}
+    videos = VideoQueries([])
     try:
-        decode_frames(value)
-    except ProtocolError as e:
-        raise click.ClickException(f"{text[:64]}: not a video's frames: {e}") from None
-    return value
-
-
-def _hash_query(type_name: str, value: bytes) -> dict[str, list[bytes]]:
-    """One hash argument's query: a video's frames go as ``VideoQueries``."""
-    if HASH_TYPES[type_name].frames:
-        return {type_name: VideoQueries([decode_frames(value)])}
-    return {type_name: [value]}
+        videos.add(*frames_from_hex(text))
+    except FramesTextError as e:
+        raise click.ClickException(f"{text[:64]}: {e}") from None
+    return {hash_type: videos}
 
 
 def _hash_argument(text: str, type_name: str | None) -> tuple[str, bytes]:
+    """A hash argument's type and bytes; a video's frames (``--type vpdq``) are only
+    hex here, and ``_hash_query`` checks them."""
     try:
         value = bytes.fromhex(text)
     except ValueError:
         raise click.ClickException(f"{text}: no such file, and not a hex hash") from None
     if type_name is not None and HASH_TYPES[type_name].frames:
-        return type_name, _frames_argument(text, value)
+        return type_name, value
     # A video list's record hash names frames and matches nothing: only ``--type vpdq``
     # with the frames is a video query.
     widths = {n: kind for n, kind in HASH_TYPES.items() if not kind.frames}
@@ -689,7 +684,7 @@ def _file_queries(node: Node, path: Path, dihedral: bool | None) -> dict[str, li
     except ImageRejected as e:
         if e.reason != "unsupported":
             raise
-    if is_video(path, data[:16]) and follows_videos(node.matching):
+    if is_video(path, data[:16]) and node.matching.follows_videos:
         return video_file_queries(path)
     return node.matching.file_queries(data)
 
@@ -735,8 +730,7 @@ def match(
                 with _reported():
                     queries.append((item, _file_queries(node, path, dihedral)))
             else:
-                hash_type, value = _hash_argument(item, type_name)
-                queries.append((item, _hash_query(hash_type, value)))
+                queries.append((item, _hash_query(item, type_name)))
         with _reported():
             find = node.matching.look if dry_run else node.matching.match_hashes
             answers = [(label, find(q, one_item=True)) for label, q in queries]
@@ -1220,13 +1214,9 @@ def matches(show_all: bool, limit: int, as_json: bool, home: Path) -> None:
 
 
 def _closeness(event: dict[str, Any]) -> object:
-    """A match event's distance, or a video's shares (query q/Q, listed l/L): a video
-    agrees by its frames, and its distance says nothing."""
-    video = event.get("video")
-    if video is None:
-        return event["distance"]
-    (q, total_q), (listed, total_l) = video["query_share"], video["listed_share"]
-    return f"frames {q}/{total_q} {listed}/{total_l}"
+    """A match event's distance, or a video's shares: a video agrees by its frames,
+    and its distance says nothing."""
+    return shares_text(event.get("video")) or event["distance"]
 
 
 @main.command()

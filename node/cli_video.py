@@ -17,13 +17,13 @@ event's id and not counted twice.
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from node.matching import MatchResult, video_queries
-from node.matchings import Matchings
+from node.matching import video_queries
 from node.video import hash_video
 
-__all__ = ["follows_videos", "is_video", "shares_text", "video_file_queries"]
+__all__ = ["is_video", "shares_text", "video_file_queries"]
 
 _MAGIC = (
     (4, b"ftyp"),  # MP4, MOV, 3GP
@@ -44,20 +44,17 @@ def is_video(path: Path, head: bytes) -> bool:
     return any(head[at : at + len(magic)] == magic for at, magic in _MAGIC)
 
 
-def follows_videos(matchings: Matchings) -> bool:
-    """Whether any followed hub's lists include a ``vpdq`` list the node has applied."""
-    return any(matching.videos for matching in matchings)
-
-
 def video_file_queries(path: Path) -> dict[str, list[bytes]]:
     """A video file's queries: its frames, MD5 and SHA-256 (``VideoRejected`` when it
     is no video the hasher takes)."""
     return video_queries(hash_video(path))
 
 
-def shares_text(m: MatchResult) -> str:
-    """A video match's shares, as ``hashhub-node match`` and ``scan`` print them."""
-    if m.query_share is None or m.listed_share is None:
+def shares_text(video: Mapping[str, Sequence[int]] | None) -> str:
+    """A video match's shares (its ``"video"`` member: ``shares_members``), as
+    ``hashhub-node match``, ``scan`` and ``matches`` print them; "" for any other
+    match, which shows its distance instead."""
+    if video is None:
         return ""
-    (q, total_q), (listed, total_l) = m.query_share, m.listed_share
+    (q, total_q), (listed, total_l) = video["query_share"], video["listed_share"]
     return f"frames: query {q}/{total_q} listed {listed}/{total_l}"

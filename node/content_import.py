@@ -35,10 +35,10 @@ from typing import Any, BinaryIO, Generic, Literal, TypeVar
 
 from node.errors import InvalidContentError
 from node.fleet import ContentShard
-from node.registry import BARE_VIDEO_HASH, check_content_id
+from node.registry import check_content_id
+from node.video_hashes import FramesTextError, frames_from_hex
 from protocol import HASH_TYPES
-from protocol.errors import ProtocolError
-from protocol.video import MAX_FRAMES_BYTES, decode_frames
+from protocol.video import MAX_FRAMES_BYTES
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -380,24 +380,14 @@ def _checked(number: int, fields: list[str], *, hash_optional: bool) -> ContentL
     if not _HEX.fullmatch(digits):
         raise InvalidContentError(f"the hash is not hexadecimal: {digits[:80]!r}")
     if kind.frames:
-        frames = _video_frames(digits, kind.length)
-        return ContentLine(number, content_id, (type_name, hashlib.sha256(frames).digest()), frames)
+        try:
+            encoded, _ = frames_from_hex(digits, registering=True)
+        except FramesTextError as e:
+            raise InvalidContentError(str(e)) from None
+        digest = hashlib.sha256(encoded).digest()
+        return ContentLine(number, content_id, (type_name, digest), encoded)
     if len(digits) != 2 * kind.length:
         raise InvalidContentError(
             f"a {type_name} hash is {2 * kind.length} hex digits, found {len(digits)}"
         )
     return ContentLine(number, content_id, (type_name, bytes.fromhex(digits)))
-
-
-def _video_frames(digits: str, width: int) -> bytes:
-    """A video's frames from a line's hex, checked by ``decode_frames``."""
-    if len(digits) == 2 * width:
-        raise InvalidContentError(BARE_VIDEO_HASH)
-    if len(digits) % 2:
-        raise InvalidContentError("a video's frames are an even number of hex digits")
-    frames = bytes.fromhex(digits)
-    try:
-        decode_frames(frames)
-    except ProtocolError as e:
-        raise InvalidContentError(f"not a video's frames: {e}") from None
-    return frames

@@ -65,7 +65,7 @@ from node.store import (
     Outcome,
     Stance,
 )
-from node.store.matches import Shares, event_shares
+from node.store.matches import Shares, event_shares, shares_members
 from node.video import VideoHash
 from node.video_index import VideoIndex, VideoQueries
 from protocol import Entry, EntryState, ListSpec, ListState, Root
@@ -320,13 +320,9 @@ class MatchResult:
         }
         if self.transform is not None:
             answer["transform"] = self.transform
-        if self.query_share is not None and self.listed_share is not None:
-            answer["video"] = {
-                "query_share": list(self.query_share),
-                "listed_share": list(self.listed_share),
-            }
         return (
             answer
+            | shares_members(self.shares)
             | entry_members(self.entry)
             | opinion_members(self.opinions)
             | self.verdict.to_dict()

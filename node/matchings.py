@@ -73,6 +73,12 @@ class Matchings:
         return self.first.policy
 
     @property
+    def follows_videos(self) -> bool:
+        """Whether any followed hub's lists include a ``vpdq`` list the node has
+        applied: only then is a video hashed as one (else it is a file)."""
+        return any(m.videos for m in self)
+
+    @property
     def damaged(self) -> set[str]:
         """The ids of the lists whose stored state is damaged, of any hub (each hub's
         own are its ``Matching.damaged``)."""

@@ -48,23 +48,17 @@ from node.matching import Matching, MatchResult, entry_members, opinion_members
 from node.matchings import Matchings
 from node.outboxes import WebhookOutbox
 from node.store import ContentRows, NodeStore
-from node.store.matches import Shares
+from node.store.matches import Shares, shares_members
+from node.video_hashes import BARE_VIDEO_HASH
 from node.video_index import VideoIndex, VideoQueries
 from protocol import ListSpec
 from protocol.lists import HASH_TYPES
-from protocol.video import decode_frames, encode_frames
+from protocol.video import decode_frames
 
 __all__ = ["BatchResult", "ContentRegistry", "ContentRow", "check_content_id"]
 
 ContentRow = tuple[str, str, bytes]
 """One registered hash of one piece of content: (content id, hash type, hash)."""
-
-BARE_VIDEO_HASH = (
-    "a vpdq hash is registered as the video's frames, in hex of their one encoding "
-    "(PROTOCOL.md §6.3, 37 bytes a frame), not as the 64-digit SHA-256 of them: "
-    "a video list matches frames, never that hash"
-)
-"""Why a ``vpdq`` hash without its frames is refused, wherever it is given."""
 
 _Hit = tuple[str, bytes, bytes, int, Shares | None]
 """A retroactive hit: (content id, listed hash, content hash, distance, video shares)."""
@@ -72,10 +66,7 @@ _Hit = tuple[str, bytes, bytes, int, Shares | None]
 
 def video_frames(videos: VideoQueries) -> list[tuple[bytes, bytes]]:
     """(SHA-256, encoding) of each video of ``videos``: what the store keeps of it."""
-    return [
-        (digest, encode_frames(frames))
-        for digest, frames in zip(videos, videos.frames, strict=True)
-    ]
+    return list(zip(videos, videos.encodings, strict=True))
 
 
 def check_content_id(content_id: str) -> None:
@@ -276,9 +267,12 @@ class ContentRegistry:
         queries: dict[str, list[bytes]] = {
             t: list(dict.fromkeys(h for _, row_type, h in rows if row_type == t)) for t in matched
         }
-        if any(matching.videos for matching in self.matching):
+        if self.matching.follows_videos:
             digests = dict.fromkeys(h for _, t, h in rows if HASH_TYPES[t].frames)
-            queries["vpdq"] = VideoQueries([decode_frames(videos[h]) for h in digests])
+            queried = VideoQueries([])
+            for h in digests:
+                queried.add(videos[h], decode_frames(videos[h]))
+            queries["vpdq"] = queried
         queries = {t: hashes for t, hashes in queries.items() if hashes}
         if not queries:
             return []
@@ -394,7 +388,7 @@ class ContentRegistry:
         registered videos' index, so its result's shares are swapped (the query's
         share there is the listed entry's here). An added record whose frames the
         store lacks matches nothing (``node.store.frames.standing_frames`` says when)."""
-        listed = matching.store.matches.listed_frames(outcome.list_id, sorted(set(outcome.added)))
+        listed = matching.store.listed_frames(outcome.list_id, sorted(set(outcome.added)))
         if not listed:
             return []
         index = self.registered_videos()
@@ -510,8 +504,7 @@ class ContentRegistry:
                 "distance": distance,
                 "version": outcome.to_version,
             }
-            if shares is not None:  # a video's: what decided it, as a match shows it
-                body["video"] = {"query_share": list(shares[0]), "listed_share": list(shares[1])}
+            body |= shares_members(shares)  # a video's: what decided it, as a match shows it
             if entry is not None:  # a hashes list's webhook keeps its members
                 body |= entry_members(entry) | opinion_members(stance)
             if verdict.reason is not None:  # a blocked match's webhook keeps its members

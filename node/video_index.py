@@ -44,8 +44,7 @@ from protocol.video import (
     MIN_QUALITY,
     MIN_SHARE,
     Frame,
-    decode_frames,
-    frames_digest,
+    encode_frames,
     share_counts,
 )
 
@@ -69,7 +68,8 @@ _RADIUS = _probe_radius()
 class VideoQueries(list[bytes]):
     """Videos to match, as a query list of the ``vpdq`` type: each item is the
     video's frames digest (``protocol.video.frames_digest``, what a ``vpdq`` record
-    of it would hold, and what an answer shows), and ``frames[i]`` its frames.
+    of it would hold, and what an answer shows), ``frames[i]`` its frames and
+    ``encodings[i]`` their one encoding (what the registry keeps of a video).
 
     A list, so that it goes wherever a query list goes (the API's ``hashes``, a
     match's ``query``), as ``node.matching.DihedralQueries`` does for a picture's
@@ -78,12 +78,14 @@ class VideoQueries(list[bytes]):
 
     def __init__(self, videos: Sequence[Sequence[Frame]]) -> None:
         self.frames: list[tuple[Frame, ...]] = [tuple(v) for v in videos]
-        super().__init__(frames_digest(v) for v in self.frames)
+        self.encodings: list[bytes] = [encode_frames(v) for v in self.frames]
+        super().__init__(hashlib.sha256(e).digest() for e in self.encodings)
 
-    def add(self, encoded: bytes) -> None:
-        """One more video, from its frames' encoding (``decode_frames`` checks it)."""
-        frames = decode_frames(encoded)
+    def add(self, encoded: bytes, frames: tuple[Frame, ...]) -> None:
+        """One more video: its frames and their encoding, as the caller decoded
+        them (``node.video_hashes.frames_from_hex``), so neither is done again."""
         self.frames.append(frames)
+        self.encodings.append(encoded)
         self.append(hashlib.sha256(encoded).digest())
 
 

@@ -46,11 +46,11 @@ async def post_content(request: web.Request) -> web.StreamResponse:
         body = await json_object(request, {"content_id", "hashes"})
         content_id = check_content_id(body.get("content_id"))
         check_shard(node, content_id)
-        kind, queries = "hashes", hash_queries(body.get("hashes"), frames=True, registering=True)
+        kind, queries = "hashes", hash_queries(body.get("hashes"), registering=True)
     else:
         content_id = check_content_id(request.query.get("content_id"))
         check_shard(node, content_id)
-        kind, queries = await upload_queries(request, videos=True)
+        kind, queries = await upload_queries(request)
     # One transaction: a registration is stored with its matches or not at all.
     try:
         registered, results = node.registry.register_and_match(

@@ -72,18 +72,16 @@ unsupported (415), one that cannot be decoded corrupt (400), and one that could 
 be hashed in the time allowed unprocessable (422)."""
 
 
-async def upload_queries(
-    request: web.Request, *, videos: bool = False
-) -> tuple[str, dict[str, list[bytes]]]:
+async def upload_queries(request: web.Request) -> tuple[str, dict[str, list[bytes]]]:
     """The hashes of an uploaded file by its content type: ``("image"|"video"|"file",
-    queries)``; a ``video/*`` body is a video only with ``videos`` when the node
-    follows a ``vpdq`` list."""
+    queries)``; a ``video/*`` body is a video only when the node follows a ``vpdq``
+    list (else a file, by its digests)."""
     node = request.app[NODE]
     content_type = request.content_type
     major = content_type.partition("/")[0]
     if content_type in IMAGE_TYPES:
         kind = "image"
-    elif major == "video" and videos and any(m.videos for m in node.matching):
+    elif major == "video" and node.matching.follows_videos:
         kind = "video"
     elif content_type in FILE_TYPES or major in ("video", "audio"):
         kind = "file"
@@ -146,9 +144,9 @@ async def post_match(request: web.Request) -> web.StreamResponse:
     known_query(request, "dihedral")
     if request.content_type == "application/json":
         body = await json_object(request, {"hashes"})
-        kind, queries = "hashes", hash_queries(body.get("hashes"), frames=True)
+        kind, queries = "hashes", hash_queries(body.get("hashes"))
     else:
-        kind, queries = await upload_queries(request, videos=True)
+        kind, queries = await upload_queries(request)
     results = node.matching.match_hashes(queries, one_item=kind != "hashes")
     request.app[METRICS].checked.labels(kind).inc()
     count_matches(request.app, results, "upload")

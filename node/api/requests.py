@@ -15,11 +15,9 @@ from aiohttp import web
 
 from edge.errors import ApiError
 from edge.http import read_body
-from node.registry import BARE_VIDEO_HASH
+from node.video_hashes import FramesTextError, frames_from_hex
 from node.video_index import VideoQueries
-from protocol.errors import ProtocolError
 from protocol.lists import HASH_TYPES
-from protocol.video import decode_frames
 
 __all__ = [
     "JSON_BODY_BYTES",
@@ -62,16 +60,14 @@ async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]
     return value
 
 
-def hash_queries(
-    value: object, *, frames: bool = False, registering: bool = False
-) -> dict[str, list[bytes]]:
+def hash_queries(value: object, *, registering: bool = False) -> dict[str, list[bytes]]:
     """``[{"type": "pdq", "hash": "<hex>"}, …]`` → ``{type: [bytes, …]}``, strictly.
 
-    With ``frames``, the ``hash`` of a type of frames (``vpdq``) is a video's frames
-    in hex, their one encoding (PROTOCOL.md §6.3), read strictly: its query is a
-    ``VideoQueries`` of them, matched by §6.4. ``registering`` (``/v1/content``)
-    names the mistake of registering a video by a 64-digit hash (its digest, which
-    matches nothing) instead of reporting it as a frames encoding gone wrong."""
+    The ``hash`` of a type of frames (``vpdq``) is a video's frames in hex, their
+    one encoding (PROTOCOL.md §6.3), read strictly: its query is a ``VideoQueries``
+    of them, matched by §6.4. ``registering`` (``/v1/content``) names the mistake
+    of registering a video by a 64-digit hash (its digest, which matches nothing)
+    instead of reporting it as a frames encoding gone wrong."""
     if not isinstance(value, list) or not value:
         raise invalid('\'hashes\' must be a non-empty list of {"type", "hash"} objects')
     if len(value) > MAX_QUERY_HASHES:
@@ -84,29 +80,18 @@ def hash_queries(
         kind = HASH_TYPES.get(type_name) if isinstance(type_name, str) else None
         if kind is None:
             raise invalid(f"hashes[{i}]: unknown hash type; one of {sorted(HASH_TYPES)}")
-        if frames and kind.frames:
+        if kind.frames:
             videos = queries.setdefault(kind.name, VideoQueries([]))
             assert isinstance(videos, VideoQueries)
-            if registering and isinstance(text, str) and len(text) == 2 * kind.length:
-                raise invalid(f"hashes[{i}]: {BARE_VIDEO_HASH}")
-            videos.add(_frames_of(i, kind.name, text))
+            try:
+                videos.add(*frames_from_hex(text, registering=registering))
+            except FramesTextError as e:
+                raise invalid(f"hashes[{i}]: {e}") from e
             continue
         if not isinstance(text, str) or len(text) != 2 * kind.length or not _HEX.fullmatch(text):
             raise invalid(f"hashes[{i}]: a {kind.name} hash is {2 * kind.length} hex digits")
         queries.setdefault(kind.name, []).append(bytes.fromhex(text))
     return queries
-
-
-def _frames_of(i: int, type_name: str, text: object) -> bytes:
-    """One video's frames from their hex, checked by ``decode_frames``."""
-    if not isinstance(text, str) or len(text) % 2 or not _HEX.fullmatch(text):
-        raise invalid(f"hashes[{i}]: a {type_name} query is a video's frames in hex")
-    data = bytes.fromhex(text)
-    try:
-        decode_frames(data)
-    except ProtocolError as e:
-        raise invalid(f"hashes[{i}]: {e}") from e
-    return data
 
 
 def known_query(request: web.Request, *names: str) -> None:

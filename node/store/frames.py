@@ -10,17 +10,23 @@ frames of the records standing:
 - a delta inserts the frames of the records it adds and drops those of the records
   it removes; a record replaced by one of the same hash (its entry's metadata
   changed) keeps its frames, since the file is the same;
-- a rebuild from a snapshot makes the list's rows exactly the frames given;
+- a rebuild from a snapshot keeps the frames held of records that still stand
+  and adds those given (the follower fetches only what ``frames_held`` says is
+  missing), dropping the rest;
 - a list that is no longer of a frames type loses its rows.
 
 The matcher reads them back by entry (``standing_frames``) to build its
 ``node.video_index.VideoIndex``; the content registry reads those of the records
 an update added (``frames_of``) to find the hosted videos they match.
+
+A lookup by record hash goes ``_BATCH`` hashes to a query (``WHERE hash IN``),
+under SQLite's limit of bound parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 import sqlite_utils
 
@@ -31,19 +37,15 @@ __all__ = [
     "drop",
     "forget",
     "frames_of",
+    "held_among",
     "held_hashes",
     "keep",
-    "replace_all",
     "standing_frames",
 ]
 
 
-def replace_all(
-    db: sqlite_utils.Database, hub: str, list_id: str, frames: Mapping[bytes, bytes]
-) -> None:
-    """The list's rows become exactly ``frames`` (record hash → file bytes)."""
-    drop(db, hub, list_id)
-    keep(db, hub, list_id, frames)
+_BATCH = 500
+"""Record hashes looked up by one query."""
 
 
 def keep(db: sqlite_utils.Database, hub: str, list_id: str, frames: Mapping[bytes, bytes]) -> None:
@@ -77,19 +79,42 @@ def held_hashes(db: sqlite_utils.Database, hub: str, list_id: str) -> list[bytes
     ]
 
 
+def held_among(
+    db: sqlite_utils.Database, hub: str, list_id: str, hashes: Iterable[bytes]
+) -> set[bytes]:
+    """Which of ``hashes`` the list holds the frames of: only those are read, not
+    every hash the list holds (a follower asks of the few an update adds)."""
+    return {bytes(r["hash"]) for r in _rows_of(db, hub, list_id, "hash", hashes)}
+
+
 def frames_of(
     db: sqlite_utils.Database, hub: str, list_id: str, hashes: Iterable[bytes]
 ) -> dict[bytes, bytes]:
     """The held frames files of some of the list's records (those an update added,
-    for the registry's retroactive pass), by record hash; one key lookup each."""
-    found: dict[bytes, bytes] = {}
-    for h in hashes:
-        for r in db.query(
-            "SELECT frames FROM frames WHERE hub = ? AND list_id = ? AND hash = ?",
-            [hub, list_id, h],
-        ):
-            found[h] = bytes(r["frames"])
-    return found
+    for the registry's retroactive pass), by record hash."""
+    return {
+        bytes(r["hash"]): bytes(r["frames"])
+        for r in _rows_of(db, hub, list_id, "hash, frames", hashes)
+    }
+
+
+def _rows_of(
+    db: sqlite_utils.Database,
+    hub: str,
+    list_id: str,
+    columns: Literal["hash", "hash, frames"],
+    hashes: Iterable[bytes],
+) -> Iterator[dict[str, Any]]:
+    """The held rows of ``hashes`` (``columns`` of each), ``_BATCH`` hashes a query."""
+    wanted = sorted(set(hashes))
+    for start in range(0, len(wanted), _BATCH):
+        batch = wanted[start : start + _BATCH]
+        marks = ", ".join("?" * len(batch))  # only placeholders and this module's columns
+        yield from db.query(
+            f"SELECT {columns} FROM frames "  # noqa: S608
+            f"WHERE hub = ? AND list_id = ? AND hash IN ({marks})",
+            [hub, list_id, *batch],
+        )
 
 
 def standing_frames(

@@ -388,9 +388,11 @@ class ListTables(Tables):
         (``node.store.opinions``). Same transaction.
 
         For a list of a frames type (``vpdq``), ``frames`` are the verified frames
-        files of the records the update adds, by record hash (of every record when
-        ``changes`` is None: the list's frames become exactly those); the frames of
-        the records it removes are dropped (``node.store.frames``). Same transaction.
+        files of the records the update adds, by record hash; the frames of the
+        records it removes are dropped. When ``changes`` is None (a rebuild), the
+        frames held of records that still stand are kept and those given added for
+        the others (the follower fetched only what ``frames_held`` said was missing);
+        the rest go (``node.store.frames``). Same transaction.
         """
         stamp = format_time(now)
         with self.db.atomic():
@@ -434,8 +436,7 @@ class ListTables(Tables):
         if changes is None:
             # A rebuild: the frames held of records that still stand stay (the follower
             # fetched only the others), the rest go.
-            joined, width = state.hashes(), state.kind.length
-            standing = {joined[i : i + width] for i in range(0, len(joined), width)}
+            standing = set(_split(state.hashes(), state.kind.length))
             held = frame_rows.held_hashes(self.db, self.hub, list_id)
             frame_rows.forget(self.db, self.hub, list_id, [h for h in held if h not in standing])
             frame_rows.keep(
@@ -449,7 +450,7 @@ class ListTables(Tables):
 
     def frames_held(self, list_id: str, hashes: Sequence[bytes]) -> frozenset[bytes]:
         """Which of ``hashes`` the list holds the frames of (``follow.FollowerStore``)."""
-        return frozenset(self.frame_hashes(list_id)) & frozenset(hashes)
+        return frozenset(frame_rows.held_among(self.db, self.hub, list_id, hashes))
 
     def frame_hashes(self, list_id: str) -> list[bytes]:
         """The record hashes of ``list_id`` whose frames the store holds, in order."""
@@ -461,10 +462,10 @@ class ListTables(Tables):
         with self.snapshot():
             return frame_rows.standing_frames(self.db, self.hub, list_id, state)
 
-    def frames_by_entry(self, list_id: str, state: EntryState) -> dict[str, Sequence[Frame]]:
-        """The frames of each record standing in ``state``, by entry id."""
-        found = self.standing_frames(list_id, state)
-        return {entry.entry_id: frames for entry, frames in found.items()}
+    def listed_frames(self, list_id: str, hashes: Iterable[bytes]) -> dict[bytes, bytes]:
+        """The frames files the list holds of some of its records (those an update
+        added), by record hash: what the registry's videos are matched against."""
+        return frame_rows.frames_of(self.db, self.hub, list_id, hashes)
 
     def _trusted_state(self, list_id: str) -> StateDigest | None:
         row = self._one("SELECT trust FROM lists WHERE hub = ? AND id = ?", [self.hub, list_id])

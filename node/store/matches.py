@@ -25,12 +25,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from node.store import frames as frame_rows
 from node.store.tables import Tables
 from protocol import format_time
 from protocol.lists import HASH_TYPES
 
-__all__ = ["ContentRows", "MatchSource", "MatchTables", "Outcome", "Shares", "event_shares"]
+__all__ = [
+    "ContentRows",
+    "MatchSource",
+    "MatchTables",
+    "Outcome",
+    "Shares",
+    "event_shares",
+    "shares_members",
+]
 
 Outcome = Literal["actioned", "blocked", "false_positive", "kept"]
 """What a platform did about a match (``node.matching.OUTCOMES`` lists them)."""
@@ -44,14 +51,22 @@ Shares = tuple[tuple[int, int], tuple[int, int]]
 listed video's agreeing frames of their distinct good frames."""
 
 
+def shares_members(shares: Shares | None) -> dict[str, Any]:
+    """What a match shows of its shares, wherever it is shown (a match's answer,
+    an event, a webhook): ``{"video": {"query_share": [q, Q], "listed_share": [l, L]}}``
+    for a video match, nothing for any other, whose answer keeps its shape."""
+    if shares is None:
+        return {}
+    (q, total_q), (listed, total_l) = shares
+    return {"video": {"query_share": [q, total_q], "listed_share": [listed, total_l]}}
+
+
 def event_shares(stored: str | None) -> dict[str, Any]:
-    """What a recorded event shows of its shares: ``{"video": {"query_share": [q, Q],
-    "listed_share": [l, L]}}`` for a video match (as a match's answer shows them),
-    nothing for any other, whose answer keeps its shape."""
+    """``shares_members`` of a recorded event's shares, kept as ``[q, Q, l, L]``."""
     if stored is None:
         return {}
     q, total_q, listed, total_l = json.loads(stored)
-    return {"video": {"query_share": [q, total_q], "listed_share": [listed, total_l]}}
+    return shares_members(((q, total_q), (listed, total_l)))
 
 
 @dataclass(frozen=True)
@@ -167,12 +182,6 @@ class MatchTables(Tables):
                 for r in self.db.query("SELECT hash, frames FROM content_frames")
             }
         return generation, held
-
-    def listed_frames(self, list_id: str, hashes: Iterable[bytes]) -> dict[bytes, bytes]:
-        """The frames files the view's hub's ``vpdq`` list holds of some of its records
-        (those an update added), by record hash: what the registry's videos are
-        matched against (``node.store.frames``)."""
-        return frame_rows.frames_of(self.db, self.hub, list_id, hashes)
 
     def _journal(self, type_name: str, count: int, hashes: bytes) -> None:
         """Append a perceptual type's registered hashes (``count`` of them, concatenated)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -34,6 +36,7 @@ from node.config import read_secret
 from node.matching import video_queries
 from node.service import Node, run_sync
 from node.store import NodeStore
+from node.store import frames as frame_rows
 from node.video import VideoHash, hash_video
 from node.workers import take_up
 from protocol import Entry, EntryState, ListTrust
@@ -408,7 +411,8 @@ def test_the_stored_frames_are_always_those_of_the_standing_records(tmp_path: Pa
     def held() -> dict[str, Sequence[Frame]]:
         state = store.stored_list(VIDEOS, "vpdq").state
         assert isinstance(state, EntryState)
-        return store.frames_by_entry(VIDEOS, state)
+        found = store.standing_frames(VIDEOS, state)
+        return {entry.entry_id: frames for entry, frames in found.items()}
 
     # A snapshot: every record's frames; one given for no record is not kept.
     first = EntryState.from_entries(kind, [ea, eb])
@@ -427,7 +431,7 @@ def test_the_stored_frames_are_always_those_of_the_standing_records(tmp_path: Pa
     commit(third, ([eb.line], [eb2.line]), {})
     assert held() == {"e-b": b, "e-c": c}
 
-    # A rebuild from a snapshot: the frames become exactly those given.
+    # A rebuild from a snapshot: c's frames, held, stay; a's, given, are added.
     fourth = EntryState.from_entries(kind, [ea, ec])
     commit(fourth, None, {ea.hash: files[ea.hash], ec.hash: files[ec.hash]})
     assert held() == {"e-a": a, "e-c": c}
@@ -440,24 +444,43 @@ def test_the_stored_frames_are_always_those_of_the_standing_records(tmp_path: Pa
     store.close()
 
 
-def test_a_failed_commit_keeps_the_frames_as_they_were(tmp_path: Path) -> None:
+def test_a_failed_commit_keeps_the_frames_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kind = hash_type("vpdq")
     store = NodeStore(tmp_path / "node.db")
     now = datetime(2026, 12, 7, tzinfo=UTC)
-    a, b = video(1), video(2)
-    ea, eb = entry_of(a, "a"), entry_of(b, "b")
-    state = EntryState.from_entries(kind, [ea])
+    a, b, c = video(1), video(2), video(3)
+    ea, eb, ec = entry_of(a, "a"), entry_of(b, "b"), entry_of(c, "c")
+    first = EntryState.from_entries(kind, [ea, eb])
     store.commit_update(
-        VIDEOS, "vpdq", state, ListTrust(VIDEOS, state=state.digest()), [], now,
-        frames={ea.hash: encode_frames(a)},
+        VIDEOS, "vpdq", first, ListTrust(VIDEOS, state=first.digest()), [], now,
+        frames={ea.hash: encode_frames(a), eb.hash: encode_frames(b)},
     )  # fmt: skip
-    wrong = EntryState.from_entries(kind, [ea, eb])
-    with pytest.raises(ValueError, match="digest"):
+    before = rows(store)
+    written: list[bytes] = []
+
+    def keep_then_fail(
+        db: sqlite_utils.Database, hub: str, list_id: str, frames: dict[bytes, bytes]
+    ) -> None:
+        """The rows are written, then the disk fails before the commit."""
+        kept(db, hub, list_id, frames)
+        written.extend(frames)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    kept = frame_rows.keep
+    monkeypatch.setattr(frame_rows, "keep", keep_then_fail)
+    second = EntryState.from_entries(kind, [eb, ec])
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         store.commit_update(
-            VIDEOS, "vpdq", wrong, ListTrust(VIDEOS, state=state.digest()), [], now,
-            ([], [eb.line]), frames={eb.hash: encode_frames(b)},
+            VIDEOS, "vpdq", second, ListTrust(VIDEOS, state=second.digest()), [], now,
+            ([ea.line], [ec.line]), frames={ec.hash: encode_frames(c)},
         )  # fmt: skip
-    assert store.frame_hashes(VIDEOS) == [ea.hash]
+    assert written == [ec.hash]  # the failure came after the frames rows were written
+    assert rows(store) == before
+    assert store.frame_hashes(VIDEOS) == sorted([ea.hash, eb.hash])
+    stored = store.stored_list(VIDEOS, "vpdq").state
+    assert stored == first
     store.close()
 
 

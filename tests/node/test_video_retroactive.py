@@ -173,7 +173,7 @@ async def test_a_registered_video_is_matched_when_the_list_adds_a_copy_of_it(
     ]
     (q, total_q), (l_, total_l) = hit["video"]["query_share"], hit["video"]["listed_share"]
     table = ok(await invoke("matches", "--home", str(node.home)))
-    assert f"frames {q}/{total_q} {l_}/{total_l}" in table
+    assert f"frames: query {q}/{total_q} listed {l_}/{total_l}" in table
 
     # A sync that adds nothing queues nothing.
     assert await sync_node(node.client) == {VIDEOS: "current", VIDEO_MD5: "current"}
