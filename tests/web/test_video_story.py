@@ -37,7 +37,7 @@ from tests.audit.support import audit_async, export
 from tests.hub.conftest import bearer, opened
 from tests.web.conftest import RecordedRequest, Screenshot
 from tests.web.hub_support import init_web_hub, operator_token
-from tests.web.video_support import CLIPS, OTHER_VIDEO, make_clip, reencode
+from tests.web.video_support import CLIPS, OTHER_VIDEO, choose_video, make_clip, reencode
 
 pytestmark = pytest.mark.slow
 
@@ -105,9 +105,7 @@ async def test_a_video_submitted_in_the_browser_blocks_a_re_encoded_upload(
     assert hashlib.md5(copy.read_bytes(), usedforsecurity=False).digest() != md5
 
     # 1. The person: the page hashes the video's frames and sends only them.
-    await page.goto(str(server.make_url("/submit")))
-    await page.check("input[name=media][value=video]")
-    await page.set_input_files("#file", str(clip))
+    await choose_video(page, server, clip)
     await expect(page.locator("#send")).to_be_enabled(timeout=60_000)
     await expect(page.locator("#preview-type")).to_have_text("vPDQ (video file)")
     await screenshot(page, "story-video-submit")

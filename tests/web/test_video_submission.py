@@ -30,7 +30,7 @@ from protocol.video import decode_frames, match_video
 from tests.hub.conftest import bearer, opened
 from tests.web.conftest import RecordedRequest, Screenshot
 from tests.web.hub_support import init_web_hub, operator_token
-from tests.web.video_support import CLIP_SECONDS, CLIPS, make_clip
+from tests.web.video_support import CLIP_SECONDS, CLIPS, choose_video, make_clip
 
 pytestmark = pytest.mark.slow
 
@@ -85,9 +85,7 @@ async def test_a_video_is_sent_as_its_frames_matched_by_the_nodes_and_published(
     video = clip.read_bytes()
     node = hash_video(clip).frames
 
-    await page.goto(str(server.make_url("/submit")))
-    await page.check("input[name=media][value=video]")
-    await page.set_input_files("#file", str(clip))
+    await choose_video(page, server, clip)
     await expect(page.locator("#send")).to_be_enabled(timeout=60_000)
     await expect(page.locator("#hash-status")).to_contain_text("frames of the video were hashed")
     await expect(page.locator("#preview-type")).to_have_text("vPDQ (video file)")
@@ -163,9 +161,7 @@ async def test_a_video_the_browser_cannot_decode_is_sent_as_its_md5_and_the_page
     video = clip.read_bytes()
     expected = hashlib.md5(video, usedforsecurity=False).hexdigest()
 
-    await page.goto(str(server.make_url("/submit")))
-    await page.check("input[name=media][value=video]")
-    await page.set_input_files("#file", str(clip))
+    await choose_video(page, server, clip)
     await expect(page.locator("#preview-hash")).to_have_text(expected, timeout=60_000)
     status = page.locator("#hash-status")
     await expect(status).to_contain_text("could not be worked out in this browser")

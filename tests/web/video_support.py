@@ -24,6 +24,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Page
 
 from bench.video_clips import ffmpeg
 from protocol.video import Frame
@@ -168,3 +170,11 @@ def video_app(files: dict[str, bytes]) -> web.Application:
     app.router.add_get("/file/{name:.+}", file)
     app.router.add_static("/static/hashing/", HASHING_STATIC)
     return app
+
+
+async def choose_video(page: Page, server: TestServer, video: Path) -> None:
+    """On the hub's submission page, the person picks the video choice and the file;
+    the page starts hashing it on the device."""
+    await page.goto(str(server.make_url("/submit")))
+    await page.check("input[name=media][value=video]")
+    await page.set_input_files("#file", str(video))
