@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,6 +73,9 @@ import contextlib
 
 from node.video_index import VideoIndex
 from protocol.video import MAX_FRAME_DISTANCE, MIN_QUALITY, Frame
+
+Q = TypeVar("Q")
+H = TypeVar("H")
 
 __all__ = ["AIMS", "METHODS", "Config", "Row", "main", "make_videos", "reencode", "run"]
 
@@ -288,20 +291,32 @@ def run_ours(work: Workload, log: Callable[[str], None]) -> Row:
     row.index_bytes = index.nbytes
     log(f"ours: built in {row.build_s:.1f} s, {index.rows:,} distinct frames")
     index.match(unrelated[0])  # warm: the first call pages the arrays in
+    _time_queries(row, index.match, lambda r: r.entry, copies, unrelated)
+    return row
+
+
+def _time_queries(
+    row: Row,
+    query: Callable[[Q], Sequence[H]],
+    entry_of: Callable[[H], object],
+    copies: Sequence[tuple[object, Q]],
+    unrelated: Sequence[Q],
+) -> None:
+    """Time ``query`` on each copy (whose listed video's index it should find, by
+    ``entry_of`` each hit) and each unrelated video, into ``row``."""
     row.times = {"copy": [], "unrelated": []}
     row.matched = {"copy": 0, "unrelated": 0}
-    for want, frames in copies:
+    for want, item in copies:
         start = time.perf_counter()
-        results = index.match(frames)
+        results = query(item)
         row.times["copy"].append(time.perf_counter() - start)
         row.matched["copy"] += bool(results)
-        row.found += any(r.entry == want for r in results)
-    for frames in unrelated:
+        row.found += any(entry_of(r) == want for r in results)
+    for item in unrelated:
         start = time.perf_counter()
-        results = index.match(frames)
+        results = query(item)
         row.times["unrelated"].append(time.perf_counter() - start)
         row.matched["unrelated"] += bool(results)
-    return row
 
 
 def _peer_modules() -> tuple[Any, Any, str]:
@@ -338,17 +353,7 @@ def run_peer(work: Workload, log: Callable[[str], None]) -> Row:
     row.peak_bytes = _status("VmHWM") - base
     log(f"threatexchange: built in {row.build_s:.1f} s")
     index.query(unrelated[0])
-    for want, signal in copies:
-        start = time.perf_counter()
-        matches = index.query(signal)
-        row.times["copy"].append(time.perf_counter() - start)
-        row.matched["copy"] += bool(matches)
-        row.found += any(m.metadata == want for m in matches)
-    for signal in unrelated:
-        start = time.perf_counter()
-        matches = index.query(signal)
-        row.times["unrelated"].append(time.perf_counter() - start)
-        row.matched["unrelated"] += bool(matches)
+    _time_queries(row, index.query, lambda m: m.metadata, copies, unrelated)
     row.note = "faiss IndexBinaryFlat, one thread"
     return row
 

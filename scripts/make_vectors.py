@@ -4734,6 +4734,17 @@ def _rebound(
     return canonicalize(value)
 
 
+def _provenance_positive(
+    tree: Mapping[str, Any], base: Mapping[str, Any], data: bytes
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A positive provenance case's input (the version, the document ``data`` and what
+    an auditor checks beyond them) and its expected origins, checked here."""
+    inp = {**base, "provenance_text": _text(data)}
+    checked = _provenance_check(inp)
+    expected = {"origins": {e: type(o).__name__ for e, o in sorted(checked.origins.items())}}
+    return {**inp, **_provenance_auditing(tree)}, expected
+
+
 def _provenance_negative(
     cases: dict[str, dict[str, Any]],
     base: Mapping[str, str],
@@ -4767,8 +4778,7 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
     cases: dict[str, dict[str, Any]] = {}
     tree = _provenance_tree(keys)
     header, data, base = _provenance_version(tree)
-    inp = {**base, "provenance_text": _text(data)}
-    checked = _provenance_check(inp)
+    inp, expected = _provenance_positive(tree, base, data)
     cases["provenance"] = _case(
         f"{REGIONAL_HUB}'s root v1 declares {ENTRIES_HUB} as an upstream; its v1 of "
         f"{ENTRIES} adds r-2 (re-published from the upstream's v2: source "
@@ -4781,8 +4791,8 @@ def _provenance_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict[str, Any
         "contribution.",
         "verify_provenance",
         rules=["7.5"],
-        input={**inp, **_provenance_auditing(tree)},
-        expected={"origins": {e: type(o).__name__ for e, o in sorted(checked.origins.items())}},
+        input=inp,
+        expected=expected,
     )
     good = parse_canonical(data)
     assert isinstance(good, dict)
@@ -4893,8 +4903,7 @@ def _provenance_exchange_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict
     cases: dict[str, dict[str, Any]] = {}
     tree = _provenance_tree(keys, exchange=True)
     header, data, base = _provenance_version(tree)
-    inp = {**base, "provenance_text": _text(data)}
-    checked = _provenance_check(inp)
+    inp, expected = _provenance_positive(tree, base, data)
     cases["provenance-exchange"] = _case(
         f"{REGIONAL_HUB}'s v1 of {ENTRIES} adds r-2, m-1 and o-8 as in provenance.json, "
         f"and x-5, taken from the hash exchange it calls {EXCHANGE} (source "
@@ -4904,8 +4913,8 @@ def _provenance_exchange_cases(keys: Mapping[str, SigningKey]) -> dict[str, dict
         "gave it: the hub's own attestation, which an auditor checks with the exchange.",
         "verify_provenance",
         rules=["7.5"],
-        input={**inp, **_provenance_auditing(tree)},
-        expected={"origins": {e: type(o).__name__ for e, o in sorted(checked.origins.items())}},
+        input=inp,
+        expected=expected,
     )
     good = parse_canonical(data)
     assert isinstance(good, dict)

@@ -10,8 +10,6 @@ applies nothing and keeps enforcing its last good list.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,13 +19,11 @@ from protocol import SigningKey, checkpoint_path, header_path, sig_path
 from tests.conformance.simulator import (
     FIRST,
     LIST,
-    MAX_AGE,
     OTHER,
     NodeUnderTest,
     SimulatorHub,
     md5,
 )
-from tests.node.fixtures_sync import Clock
 from tests.node.hostile import Replace
 
 CHECKPOINT = checkpoint_path(LIST)
@@ -166,18 +162,6 @@ async def test_an_older_checkpoint_replayed_is_a_rollback(
 
 
 # -- freeze: a node whose hub seems to have stopped publishing ------------------------------
-
-
-@pytest.fixture
-async def sim_two_hours_ago(tmp_path: Path) -> AsyncIterator[SimulatorHub]:
-    """A hub whose version 1 was published two hours ago (twice the maximum age)."""
-    hub = await SimulatorHub.start(
-        tmp_path / "old-hub", clock=Clock(utcnow() - timedelta(seconds=2 * MAX_AGE))
-    )
-    try:
-        yield hub
-    finally:
-        await hub.close()
 
 
 async def test_a_stale_checkpoint_replayed_is_a_freeze_and_the_list_stays_enforced(

@@ -24,8 +24,7 @@ the downstream verifies.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,6 @@ from tests.conformance.simulator import (
     ENTRIES,
     ENTRIES_FIRST,
     HUB_NAME,
-    MAX_AGE,
     LyingLength,
     SimulatorHub,
     md5,
@@ -259,18 +257,6 @@ async def test_an_older_checkpoint_replayed_is_a_rollback(
     assert fetched(sim, "delta") == []
 
     await recovers(sim, down, 3, {*ENTRIES_FIRST, NEW, third})
-
-
-@pytest.fixture
-async def sim_two_hours_ago(tmp_path: Path) -> AsyncIterator[SimulatorHub]:
-    """A simulator hub whose versions were published two hours ago (twice the maximum age)."""
-    hub = await SimulatorHub.start(
-        tmp_path / "old-hub", clock=Clock(utcnow() - timedelta(seconds=2 * MAX_AGE))
-    )
-    try:
-        yield hub
-    finally:
-        await hub.close()
 
 
 async def test_a_stale_checkpoint_replayed_is_a_freeze(

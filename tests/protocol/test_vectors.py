@@ -561,6 +561,14 @@ def _numbered_rules(section: str) -> list[str]:
     return [f"{section}.{n}" for n in numbers]
 
 
+def _without_a_negative(section: str, check: str) -> list[str]:
+    """The numbered rules of ``section`` that no negative case of ``check`` cites."""
+    cited = {
+        rule for n in case_names(prefix="neg-", check=check) for rule in case(n).get("rules", [])
+    }
+    return [r for r in _numbered_rules(section) if r not in cited]
+
+
 def test_every_ack_parse_and_verification_rule_has_a_negative_vector() -> None:
     """§10.2 and §10.4 are what another verifier must refuse: each rule, a vector."""
     cited = {rule for n in case_names(prefix="neg-") for rule in case(n).get("rules", [])}
@@ -1287,13 +1295,7 @@ def test_provenance_case(name: str) -> None:
 
 
 def test_every_provenance_rule_has_a_negative_vector() -> None:
-    cited = {
-        rule
-        for n in case_names(prefix="neg-")
-        if case(n)["check"] == "verify_provenance"
-        for rule in case(n).get("rules", [])
-    }
-    assert [r for r in _numbered_rules("7.5") if r not in cited] == []
+    assert _without_a_negative("7.5", "verify_provenance") == []
 
 
 def _contribution_check(inp: dict[str, Any]) -> Contribution:
@@ -1319,13 +1321,7 @@ def test_contribution_case(name: str) -> None:
 
 
 def test_every_contribution_rule_has_a_negative_vector() -> None:
-    cited = {
-        rule
-        for n in case_names(prefix="neg-")
-        if case(n)["check"] == "verify_contribution"
-        for rule in case(n).get("rules", [])
-    }
-    assert [r for r in _numbered_rules("10.8") if r not in cited] == []
+    assert _without_a_negative("10.8", "verify_contribution") == []
 
 
 def test_every_opinion_summary_rule_has_a_negative_and_a_positive_vector() -> None:
@@ -1412,12 +1408,7 @@ def _neg_video_frames_file(spec: dict[str, Any], error: type[ProtocolError]) -> 
 
 
 def test_every_frames_file_rule_has_a_negative_vector() -> None:
-    cited = {
-        rule
-        for n in case_names(prefix="neg-", check="video_frames_file")
-        for rule in case(n).get("rules", [])
-    }
-    assert [r for r in _numbered_rules("6.5") if r not in cited] == []
+    assert _without_a_negative("6.5", "video_frames_file") == []
 
 
 @pytest.mark.parametrize("name", case_names(check="video_match"))
@@ -1441,12 +1432,7 @@ def test_video_match_case(name: str) -> None:
 
 
 def test_every_video_frames_rule_has_a_negative_vector() -> None:
-    cited = {
-        rule
-        for n in case_names(prefix="neg-", check="video_frames")
-        for rule in case(n).get("rules", [])
-    }
-    assert [r for r in _numbered_rules("6.3") if r not in cited] == []
+    assert _without_a_negative("6.3", "video_frames") == []
 
 
 def test_every_video_matching_rule_has_a_vector_and_every_cited_rule_exists() -> None:

@@ -16,16 +16,21 @@ Files are served by name from a dict, so a test can add pictures it makes.
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from PIL import Image
+from playwright.async_api import Page, async_playwright
 
 from node.imaging import decode_image, hash_image
 from tests.node.test_pdq_conformance import expected_rows
+from tests.web.conftest import chromium_path
 
 PDQ_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pdq"
 HASHING_STATIC = Path(__file__).resolve().parents[2] / "hub" / "web" / "static" / "hashing"
@@ -151,3 +156,25 @@ def hashing_app(files: dict[str, bytes]) -> web.Application:
     app.router.add_get("/pixels/{name:.+}", pixels)
     app.router.add_static("/static/hashing/", HASHING_STATIC)
     return app
+
+
+@asynccontextmanager
+async def hashing_page_of(
+    app: web.Application, ready: str
+) -> AsyncIterator[tuple[Page, list[str]]]:
+    """Chromium on ``app``'s page on loopback, once ``ready`` (a JavaScript expression)
+    holds, and the list every uncaught error of the page is appended to."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            async with TestServer(app, host="127.0.0.1") as server:
+                await page.goto(str(server.make_url("/")))
+                await page.wait_for_function(ready)
+                yield page, errors
+        finally:
+            await browser.close()

@@ -30,15 +30,14 @@ from functools import cache
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 from PIL import Image
-from playwright.async_api import FilePayload, Page, Request, async_playwright
+from playwright.async_api import FilePayload, Page, Request
 
-from tests.web.conftest import chromium_path
 from tests.web.hashing_support import (
     PDQ_DATA,
     encode,
     hashing_app,
+    hashing_page_of,
     node_hash,
     noise_png,
     pdq_distance,
@@ -106,20 +105,10 @@ class LoadedPage:
 async def loaded_page() -> AsyncIterator[LoadedPage]:
     """One browser and one loopback page for the whole module (a launch costs seconds)."""
     files = pdq_testdata_files() | made_files()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = await browser.new_page()
-            loaded = LoadedPage(page, [])
-            page.on("pageerror", lambda error: loaded.errors.append(str(error)))
-            async with TestServer(hashing_app(files), host="127.0.0.1") as server:
-                await page.goto(str(server.make_url("/")))
-                await page.wait_for_function("globalThis.hashhubPDQ && globalThis.hashhubMD5")
-                yield loaded
-        finally:
-            await browser.close()
+    async with hashing_page_of(
+        hashing_app(files), "globalThis.hashhubPDQ && globalThis.hashhubMD5"
+    ) as (page, errors):
+        yield LoadedPage(page, errors)
 
 
 @pytest.fixture

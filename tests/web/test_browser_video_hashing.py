@@ -49,13 +49,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
-from playwright.async_api import FilePayload, Page, Request, async_playwright
+from playwright.async_api import FilePayload, Page, Request
 
 from node.video import SECONDS_PER_FRAME, VideoHash, hash_video
 from protocol.video import Frame, encode_frames, frames_digest, match_video
-from tests.web.conftest import chromium_path
-from tests.web.hashing_support import pdq_distance
+from tests.web.hashing_support import hashing_page_of, pdq_distance
 from tests.web.video_support import (
     CLIP_SECONDS,
     CLIPS,
@@ -125,22 +123,13 @@ def served_files(folder: Path) -> dict[str, bytes]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def video_page(clip_folder: Path) -> AsyncIterator[VideoPage]:
     """One browser and one loopback page for the whole module (a launch costs seconds)."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = await browser.new_page()
-            loaded = VideoPage(page, clip_folder)
-            page.on("pageerror", lambda error: loaded.errors.append(str(error)))
-            async with TestServer(video_app(served_files(clip_folder)), host="127.0.0.1") as server:
-                await page.goto(str(server.make_url("/")))
-                await page.wait_for_function("globalThis.hashhubPDQ && globalThis.hashhubVPDQ")
-                for mime in (WEBM_VP9, MP4_H264):
-                    loaded.playable[mime] = await page.evaluate("playable", mime)
-                yield loaded
-        finally:
-            await browser.close()
+    async with hashing_page_of(
+        video_app(served_files(clip_folder)), "globalThis.hashhubPDQ && globalThis.hashhubVPDQ"
+    ) as (page, errors):
+        loaded = VideoPage(page, clip_folder, errors)
+        for mime in (WEBM_VP9, MP4_H264):
+            loaded.playable[mime] = await page.evaluate("playable", mime)
+        yield loaded
 
 
 @pytest.fixture
@@ -179,6 +168,20 @@ def node_frames(video_page: VideoPage, name: str) -> tuple[Frame, ...]:
     return video_page.node_hashes[name].frames
 
 
+async def side_by_side(
+    video_page: VideoPage, name: str
+) -> tuple[Answer, list[dict[str, object]], tuple[Frame, ...], str]:
+    """The browser's answer for clip ``name``, its frames, the node's frames of the same
+    file and the table of the two (printed, for the log)."""
+    answer = await browser_frames(video_page, name)
+    node = node_frames(video_page, name)
+    browser = answer["frames"]
+    assert isinstance(browser, list)
+    table = frame_table(name, browser, node)
+    print("\n" + table)
+    return answer, browser, node, table
+
+
 def frame_table(name: str, browser: list[dict[str, object]], node: tuple[Frame, ...]) -> str:
     """Rows of (ms browser, ms node, quality browser, quality node, bits apart)."""
     lines = [
@@ -201,12 +204,7 @@ async def test_the_browser_takes_the_nodes_frames(
 ) -> None:
     clip = clip_named(name)
     skip_unless_playable(video_page, clip)
-    answer = await browser_frames(video_page, name)
-    node = node_frames(video_page, name)
-    browser = answer["frames"]
-    assert isinstance(browser, list)
-    table = frame_table(name, browser, node)
-    print("\n" + table)
+    answer, browser, node, table = await side_by_side(video_page, name)
     assert (answer["width"], answer["height"]) == (640, 360)
     assert answer["duration"] == pytest.approx(CLIP_SECONDS, abs=0.1)
     assert answer["frameRate"] == pytest.approx(float(clip.rate), abs=1e-9)
@@ -249,12 +247,7 @@ async def test_a_video_turned_by_its_display_matrix_is_hashed_as_stored(
     turn them. The browser shows them turned; vpdq hashes them as stored, so the
     page turns them back (without that, 0 of 10 frames agreed at 90°)."""
     skip_unless_playable(video_page, clip_named(TURNED_SOURCE))
-    answer = await browser_frames(video_page, name)
-    node = node_frames(video_page, name)
-    browser = answer["frames"]
-    assert isinstance(browser, list)
-    table = frame_table(name, browser, node)
-    print("\n" + table)
+    answer, browser, node, table = await side_by_side(video_page, name)
     quarter = TURNED[name] % 180 == 90
     assert (answer["width"], answer["height"]) == ((360, 640) if quarter else (640, 360))
     assert len(browser) == len(node), table
